@@ -1,0 +1,198 @@
+"""Command line: ``cardiosim generate | info | recipe init | plot``.
+
+Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit status
+2; no partial output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._version import __version__
+from .errors import CardiosimError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, naming the subcommand and --help."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cardiosim", description="Physics-based simulator of wearable (shirt) ECG.")
+    parser.add_argument("--version", action="version", version=f"cardiosim {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="generate a labeled synthetic shirt-ECG dataset",
+                       description="Generate a labeled synthetic shirt-ECG dataset (netCDF). Options override "
+                                   "the recipe; with no recipe the embedded defaults are used.")
+    g.add_argument("--recipe", type=Path, help="recipe TOML file (see 'cardiosim recipe init')")
+    g.add_argument("--output", "-o", type=Path, default=Path("shirt_ecg.nc"),
+                   help="a .nc file, or a directory for sharded output (default: shirt_ecg.nc)")
+    g.add_argument("--records", "-n", type=_positive_int, help="number of records (ODE source)")
+    g.add_argument("--duration", type=_positive_float, help="seconds per record")
+    g.add_argument("--fs", "--sampling-rate", dest="fs", type=_positive_float,
+                   help="output sampling rate in Hz (default: the device's)")
+    g.add_argument("--device", help="device profile: shirt12_500hz, shirt3_250hz, patch_128hz or a TOML path")
+    g.add_argument("--seed", type=_nonneg_int, help="master seed")
+    g.add_argument("--source", help="cardiac sources: 'ode' (default), 'ptbxl:PATH', 'wfdb:PATH' or 'sph:PATH'")
+    g.add_argument("--variants", type=_positive_int, help="shirt variants per source record")
+    g.add_argument("--shard-size", type=_positive_int, help="records per shard (directory output)")
+    g.add_argument("--workers", "-j", type=_positive_int, default=1, help="local worker processes")
+    g.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
+    g.add_argument("--forward", choices=("bem", "infinite"), help="volume conductor model")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    g.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+
+    i = sub.add_parser("info", help="summarise a dataset file or shard directory")
+    i.add_argument("path", type=Path)
+
+    r = sub.add_parser("recipe", help="work with recipe files")
+    rsub = r.add_subparsers(dest="recipe_command", parser_class=_Parser, metavar="ACTION")
+    ri = rsub.add_parser("init", help="write a commented default recipe")
+    ri.add_argument("path", type=Path, nargs="?", default=Path("recipe.toml"))
+    ri.add_argument("--overwrite", action="store_true")
+    rc = rsub.add_parser("check", help="validate a recipe file")
+    rc.add_argument("path", type=Path)
+
+    p = sub.add_parser("plot", help="plot one record of a dataset to PNG")
+    p.add_argument("path", type=Path)
+    p.add_argument("--record", type=_nonneg_int, default=0, help="record position in the dataset")
+    p.add_argument("--output", "-o", type=Path, help="PNG file (default: <dataset>-record<N>.png)")
+    return parser
+
+
+def _recipe_from_args(args):
+    from .dataset import Recipe
+
+    recipe = Recipe.read(args.recipe) if args.recipe else Recipe()
+    data = recipe.to_dict()
+    for key, attr in (("records", "records"), ("duration", "duration"), ("seed", "seed"), ("device", "device"),
+                      ("forward", "forward")):
+        value = getattr(args, attr)
+        if value is not None:
+            data[key] = value
+    if args.fs is not None:
+        data["sampling_rate"] = args.fs
+    if args.source is not None:
+        kind, _, path = args.source.partition(":")
+        data["source"]["kind"] = kind
+        data["source"]["path"] = path
+        if kind != "ode" and args.variants is None and not args.recipe:
+            data["source"]["variants"] = 10
+    if args.variants is not None:
+        data["source"]["variants"] = args.variants
+    if args.shard_size is not None:
+        data["output"]["shard_size"] = args.shard_size
+    return Recipe.from_dict(data)
+
+
+def _cmd_generate(args) -> int:
+    from .dataset import generate
+
+    recipe = _recipe_from_args(args)
+    summary = generate(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
+                       progress=not args.no_progress, overwrite=args.overwrite)
+    print(summary)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .dataset import summarize
+
+    print(summarize(args.path))
+    return 0
+
+
+def _cmd_recipe(args) -> int:
+    from .dataset import Recipe, default_recipe_text
+    from .dataset.io import atomic_path
+    from .errors import ConfigError
+
+    if args.recipe_command == "init":
+        if args.path.exists() and not args.overwrite:
+            raise ConfigError(f"{str(args.path)!r} exists; pass --overwrite to replace it")
+        with atomic_path(args.path) as tmp:
+            tmp.write_text(default_recipe_text())
+        print(f"wrote default recipe to {args.path}")
+        return 0
+    if args.recipe_command == "check":
+        recipe = Recipe.read(args.path)
+        print(f"{args.path}: valid recipe ({recipe.source.kind} source, device {recipe.device})")
+        return 0
+    raise ConfigError("recipe needs an action: init or check")
+
+
+def _cmd_plot(args) -> int:
+    from .dataset import open_dataset
+    from .errors import ConfigError
+    from .plot import plot_12lead, save_png
+
+    ds = open_dataset(args.path)
+    try:
+        n = ds.sizes["record"]
+        if args.record >= n:
+            raise ConfigError(f"--record {args.record} is out of range; the dataset has {n} records")
+        rec = ds.isel(record=args.record)
+        fig = plot_12lead(rec["ecg"].values, float(ds.attrs["sampling_rate"]), [str(x) for x in ds["lead"].values],
+                          title=f"{rec['source_id'].item()}  (record {int(rec['record'])})")
+    finally:
+        ds.close()
+    out = args.output or args.path.with_name(f"{args.path.stem}-record{args.record}.png")
+    save_png(fig, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot}[args.command]
+    try:
+        return handler(args)
+    except CardiosimError as exc:
+        print(f"cardiosim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cardiosim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Which source, variant and split each record index gets: the dataset's plan.
+
+Record ``i`` is a pure function of (recipe, ``i``):
+
+* its source record is ``i // variants`` and its variant ``i % variants``;
+* the source (ODE patient and beats) draws from ``SeedSequence([seed, src, 1])``, so
+  every variant of a source shares the same heart;
+* everything else about the record (body, garment, motion, noise) draws from
+  ``SeedSequence([seed, i])``;
+* the split of a source record comes from ``SeedSequence([seed, src, 2])`` (or from
+  PTB-XL's ``strat_fold``), so variants of one source never straddle splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, SignalError
+from ..sources.base import CardiacSource
+from .recipe import Recipe
+
+SPLITS = ("train", "val", "test")
+
+
+def record_rng(seed: int, index: int) -> np.random.Generator:
+    """Generator for everything record ``index`` draws besides its source."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def source_rng(seed: int, src: int) -> np.random.Generator:
+    """Generator for the cardiac source ``src`` (shared by its variants)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, src, 1]))
+
+
+def _split_from_uniform(u: float, fractions: dict) -> str:
+    acc = 0.0
+    for name in SPLITS:
+        acc += fractions.get(name, 0.0)
+        if u < acc:
+            return name
+    return [n for n in SPLITS if fractions.get(n, 0.0) > 0][-1]
+
+
+@dataclass
+class SourcePlan:
+    """Maps record indices to sources, variants, splits and labels.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Label vocabulary (the ``class`` coordinate of the dataset).
+    n_sources : int
+    n_records : int
+    """
+
+    recipe: Recipe
+    classes: tuple
+    n_sources: int
+    n_records: int
+    _records: object = None  # lazy sequence of real recordings (None for ODE)
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(source index, variant) of record ``index``."""
+        if not 0 <= index < self.n_records:
+            raise IndexError(f"record index {index} outside 0..{self.n_records - 1}")
+        v = self.recipe.source.variants
+        return index // v, index % v
+
+    def split(self, src: int, metadata: dict | None = None) -> str:
+        fold = (metadata or {}).get("strat_fold")
+        if fold is not None and int(fold) > 0:
+            # PTB-XL's recommended split (Wagner et al. 2020): folds 1-8 train, 9 val, 10 test.
+            return "val" if int(fold) == 9 else "test" if int(fold) == 10 else "train"
+        u = np.random.default_rng(np.random.SeedSequence([self.recipe.seed, src, 2])).random()
+        return _split_from_uniform(float(u), self.recipe.splits)
+
+    def source(self, src: int, context) -> CardiacSource:
+        """Build cardiac source ``src`` for the reference body in ``context``."""
+        if self._records is None:
+            return _ode_source(self.recipe, src, context)
+        return _real_source(self.recipe, self._records, src, context)
+
+
+def make_plan(recipe: Recipe) -> SourcePlan:
+    """Plan the records of ``recipe`` (opens real datasets lazily)."""
+    kind = recipe.source.kind
+    if kind == "ode":
+        from ..ode import CLASSES
+        names = tuple(CLASSES)
+        for combo in recipe.source.classes:
+            for part in combo.split("+"):
+                if part not in names:
+                    raise ConfigError(f"source.classes: unknown ODE class {part!r} in {combo!r}; "
+                                      f"known classes: {', '.join(names)}")
+        n_sources = -(-recipe.records // recipe.source.variants)
+        return SourcePlan(recipe, names, n_sources, recipe.records)
+    from ..sources import open_source
+    spec = f"{kind}:{recipe.source.path}"
+    kwargs = {"label_map": recipe.source.label_map} if recipe.source.label_map else {}
+    records = open_source(spec, **kwargs)
+    n_sources = len(records)
+    if recipe.source.limit:
+        n_sources = min(n_sources, recipe.source.limit)
+    if n_sources == 0:
+        raise ConfigError(f"source {spec!r} holds no records")
+    return SourcePlan(recipe, tuple(records.classes), n_sources, n_sources * recipe.source.variants, records)
+
+
+def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
+    from ..inverse import dipole_from_vcg
+    from ..ode import synthesize
+
+    rng = source_rng(recipe.seed, src)
+    combos = sorted(recipe.source.classes)
+    w = np.array([recipe.source.classes[c] for c in combos], dtype=float)
+    combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
+    rhythm, morphology = combo.split("+")
+    beats = synthesize(recipe.duration, recipe.source_fs, rng, rhythm=rhythm, morphology=morphology)
+    dipole = dipole_from_vcg(beats.vcg, context.forward, context.frank_layout)
+    rr = np.asarray(beats.rr, dtype=float)
+    hr = float(60.0 / rr.mean()) if rr.size else float("nan")
+    meta = {"ode_class": combo}
+    meta.update({f"ode_{k}": v for k, v in beats.params.items() if isinstance(v, (int, float, str, bool))})
+    return CardiacSource(dipole=dipole, fs=float(beats.fs), source_id=f"ode:{src}", labels=tuple(beats.labels),
+                         heart_rate=hr, metadata=meta)
+
+
+def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:
+    from ..inverse import recording_to_source
+    from ..sources import resample
+
+    rec = records[src]
+    signal, fs = rec.signal, float(rec.fs)
+    if fs != recipe.source_fs:
+        signal = resample(signal, fs, recipe.source_fs)
+        fs = recipe.source_fs
+    n = int(round(recipe.duration * fs))
+    if signal.shape[1] < n:
+        raise SignalError(f"record {rec.source_id!r} lasts {signal.shape[1] / fs:.2f} s, shorter than the "
+                          f"recipe's duration {recipe.duration} s")
+    rec = dataclasses.replace(rec, signal=signal[:, :n], fs=fs)
+    from ..geometry import make_layout
+    return recording_to_source(rec, context.forward, make_layout("standard12", context.torso))

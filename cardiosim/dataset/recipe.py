@@ -1,0 +1,214 @@
+"""Recipes: one TOML file that fully describes a dataset.
+
+A record ``i`` of a dataset is a function of (recipe, seed, ``i``) alone, so the recipe
+plus the seed is the dataset: stored in the output's ``recipe`` attribute, it
+regenerates the same records bit for bit on any number of workers or shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import config as _config
+from ..errors import ConfigError, DataFormatError
+from ..simulate import SimulationConfig
+
+#: Default ODE class mix: (rhythm, morphology) combinations, equal weights.
+DEFAULT_ODE_CLASSES = {
+    "SR+NORM": 1.0, "SB+NORM": 1.0, "STACH+NORM": 1.0, "AF+NORM": 1.0, "AFL+NORM": 1.0,
+    "PVC+NORM": 1.0, "PAC+NORM": 1.0, "IAVB+NORM": 1.0, "SR+LBBB": 1.0, "SR+RBBB": 1.0,
+    "SR+STE": 1.0, "SR+STD": 1.0, "SR+TINV": 1.0, "SR+LVH": 1.0,
+}
+SOURCE_KINDS = ("ode", "ptbxl", "wfdb", "sph")
+
+
+@dataclass(frozen=True)
+class SourceRecipe:
+    """Where cardiac sources come from.
+
+    Attributes
+    ----------
+    kind : {'ode', 'ptbxl', 'wfdb', 'sph'}
+    path : str
+        Folder or file of a real dataset (not used by 'ode').
+    variants : int
+        Shirt variants generated from each source record (each with its own garment,
+        motion and noise draw).
+    limit : int
+        Use only the first ``limit`` source records (0: all).
+    classes : dict of str to float
+        ODE only: weights of ``RHYTHM+MORPHOLOGY`` combinations.
+    label_map : str
+        Real sources: label map name or TOML path ('' picks the default for the source).
+    """
+
+    kind: str = "ode"
+    path: str = ""
+    variants: int = 1
+    limit: int = 0
+    classes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ODE_CLASSES))
+    label_map: str = ""
+
+    def __post_init__(self):
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"source.kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
+        if self.kind != "ode" and not self.path:
+            raise ConfigError(f"source.path is required for source.kind = {self.kind!r}")
+        _config.check_range("source.variants", self.variants, 1, 10_000)
+        _config.check_range("source.limit", self.limit, 0)
+        if self.kind == "ode":
+            if not self.classes:
+                raise ConfigError("source.classes must name at least one RHYTHM+MORPHOLOGY class")
+            for name, w in self.classes.items():
+                _config.check_range(f"source.classes.{name}", w, 0.0)
+                if name.count("+") != 1:
+                    raise ConfigError(f"source.classes key {name!r} must look like RHYTHM+MORPHOLOGY, e.g. 'SR+NORM'")
+            if sum(self.classes.values()) <= 0:
+                raise ConfigError("source.classes weights must not all be zero")
+
+
+@dataclass(frozen=True)
+class OutputRecipe:
+    """How records are stored.
+
+    Attributes
+    ----------
+    shard_size : int
+        Records per netCDF shard when the output is a directory.
+    compression : {'zlib', 'none'}
+    complevel : int
+        zlib level 1-9.
+    pack_int16 : bool
+        Store ``ecg`` as int16 with a CF ``scale_factor`` (lossy, 4x smaller than float32
+        before compression).
+    """
+
+    shard_size: int = 1000
+    compression: str = "zlib"
+    complevel: int = 4
+    pack_int16: bool = False
+
+    def __post_init__(self):
+        _config.check_range("output.shard_size", self.shard_size, 1, 1_000_000)
+        if self.compression not in ("zlib", "none"):
+            raise ConfigError(f"output.compression must be 'zlib' or 'none', got {self.compression!r}")
+        _config.check_range("output.complevel", self.complevel, 1, 9)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole dataset: sources, bodies, garment, motion, noise, device, output, seed.
+
+    Attributes
+    ----------
+    seed : int
+        Master seed; record ``i`` draws from ``numpy.random.SeedSequence([seed, i])``.
+    records : int
+        Number of records for ODE sources (real sources: source records x variants).
+    duration : float, s
+    device : str
+        Device profile name or TOML path.
+    sampling_rate : float, Hz
+        Overrides the device's output rate (0: the device's own).
+    source_fs : float, Hz
+        Rate at which sources are synthesised or resampled before the device stage.
+    forward : {'bem', 'infinite'}
+    splits : dict of str to float
+        Fractions of source records (never of variants) in train / val / test.
+    """
+
+    seed: int = 0
+    records: int = 32
+    duration: float = 10.0
+    device: str = "shirt12_500hz"
+    sampling_rate: float = 0.0
+    source_fs: float = 500.0
+    forward: str = "bem"
+    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    source: SourceRecipe = field(default_factory=SourceRecipe)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    output: OutputRecipe = field(default_factory=OutputRecipe)
+
+    def __post_init__(self):
+        _config.check_range("seed", self.seed, 0, 2**63 - 1)
+        _config.check_range("records", self.records, 1, 100_000_000)
+        _config.check_range("duration", self.duration, 0.0, 3600.0, lo_open=True)
+        _config.check_range("sampling_rate", self.sampling_rate, 0.0, 100_000.0)
+        _config.check_range("source_fs", self.source_fs, 50.0, 10_000.0)
+        if self.forward not in ("bem", "infinite"):
+            raise ConfigError(f"forward must be 'bem' or 'infinite', got {self.forward!r}")
+        unknown = set(self.splits) - {"train", "val", "test"}
+        if unknown:
+            raise ConfigError(f"splits: unknown split {sorted(unknown)[0]!r}; use train, val, test")
+        for name, w in self.splits.items():
+            _config.check_range(f"splits.{name}", w, 0.0, 1.0)
+        if abs(sum(self.splits.values()) - 1.0) > 1e-6:
+            raise ConfigError(f"splits must sum to 1, got {sum(self.splits.values())!r}")
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data) -> "Recipe":
+        return _config.from_dict(cls, data)
+
+    @classmethod
+    def from_toml(cls, text: str) -> "Recipe":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"recipe is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def read(cls, path) -> "Recipe":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise DataFormatError(f"cannot read recipe {str(path)!r}: {exc.strerror or exc}") from None
+        try:
+            return cls.from_toml(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def replace(self, **changes) -> "Recipe":
+        return replace(self, **changes)
+
+    # -- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return _config.to_dict(self)
+
+    def to_toml(self) -> str:
+        return _config.dumps_toml(self.to_dict(), _COMMENTS)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical TOML: identifies the dataset this recipe makes."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()
+
+
+_COMMENTS = {
+    "seed": "master seed: record i uses numpy.random.SeedSequence([seed, i])",
+    "records": "number of records for ODE sources (real sources: source records x variants)",
+    "duration": "seconds per record",
+    "device": "device profile: shirt12_500hz, shirt3_250hz, patch_128hz or a TOML path",
+    "sampling_rate": "output sampling rate in Hz; 0 keeps the device's own",
+    "source_fs": "rate (Hz) at which sources are synthesised before the device stage",
+    "forward": "volume conductor: bem (boundary-element torso) or infinite (homogeneous medium)",
+    "simulation.activities": "weights of activity states: rest, sitting, walking, running, arm_movement, posture_change",
+    "splits": "fractions of source records in each split (variants of a record share its split)",
+    "source": "cardiac sources: kind = ode | ptbxl | wfdb | sph",
+    "source.classes": "ODE class mix, RHYTHM+MORPHOLOGY = weight",
+    "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
+    "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
+    "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",
+    "output": "storage: shard size, compression, optional int16 packing",
+}
+
+
+def default_recipe_text() -> str:
+    """The commented default recipe written by ``cardiosim recipe init``."""
+    header = ("# cardiosim recipe: everything that defines a dataset.\n"
+              "# Generate with: cardiosim generate --recipe THIS_FILE --output DIR\n\n")
+    return header + Recipe().to_toml()

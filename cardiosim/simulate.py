@@ -1,0 +1,395 @@
+"""One simulated record: source x body x garment x motion x noise x device.
+
+Implements DESIGN.md's one equation for every electrode ``e`` of the device's layout::
+
+    phi_e(t)  = L(r_e(t)) . R(t) p(t) + n_e(t)      electrode potential (mV)
+    lead_k(t) = sum_e M[k, e] phi_e(t) + residual_k  device montage (+ non-dipolar part)
+    recorded  = device(lead)                          band-pass, resample, gain, ADC
+
+``r_e(t)`` is the electrode position after garment fit (slip, rotation, stretch,
+jitter) and motion, landed back on the torso surface; ``R(t)`` turns the heart
+(a static per-record orientation change and respiration); ``n_e`` is born at the
+electrode-skin interface so it reaches every lead using that electrode.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from . import config as _config
+from .errors import ConfigError, SignalError
+from .frames import rotation_matrix
+from .sources.base import CardiacSource
+
+__all__ = ["GarmentConfig", "HeartConfig", "SimulationConfig", "SimulationContext", "SimulatedRecord",
+           "make_context", "simulate_record", "sample_garment_offsets"]
+
+
+@dataclass(frozen=True)
+class GarmentConfig:
+    """How the shirt sits on the body, drawn once per record (SDs of normal draws).
+
+    Attributes
+    ----------
+    slip_sd : float, m
+        Vertical shift of the whole garment.
+    rotation_sd_deg : float, degrees
+        Rotation of the garment about the body's long axis.
+    stretch_sd : float
+        Relative circumferential stretch (garment size mismatch); 0.05 = 5 %.
+    jitter_sd : float, m
+        Independent per-electrode placement error.  Wenger & Kligfield (1996) measured
+        2.9 cm mean misplacement by technicians; a woven electrode is fixed to the
+        fabric, so the default is smaller.
+    """
+
+    slip_sd: float = 0.01
+    rotation_sd_deg: float = 2.0
+    stretch_sd: float = 0.03
+    jitter_sd: float = 0.004
+
+    def __post_init__(self):
+        for name in ("slip_sd", "rotation_sd_deg", "stretch_sd", "jitter_sd"):
+            _config.check_range(name, getattr(self, name), 0.0)
+        _config.check_range("slip_sd", self.slip_sd, hi=0.1)
+        _config.check_range("jitter_sd", self.jitter_sd, hi=0.1)
+        _config.check_range("stretch_sd", self.stretch_sd, hi=0.5)
+
+
+@dataclass(frozen=True)
+class HeartConfig:
+    """Per-record variation of the heart's orientation.
+
+    Attributes
+    ----------
+    rotation_sd_deg : float, degrees
+        SD of a random static rotation of the dipole about each axis; Hoekema et al.
+        (1999) report a 5-9 degree spread of the heart's long axis (PHYSICS.md section 2).
+    respiration : bool
+        Rotate the heart with breathing (about 0.1 rad, PHYSICS.md section 2) when the
+        motion model provides it.
+    """
+
+    rotation_sd_deg: float = 5.0
+    respiration: bool = True
+
+    def __post_init__(self):
+        _config.check_range("rotation_sd_deg", self.rotation_sd_deg, 0.0, 45.0)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything per record that is not the source, the body or the device.
+
+    Attributes
+    ----------
+    garment, heart : GarmentConfig, HeartConfig
+    activities : dict of str to float
+        Weights of activity states ('rest', 'sitting', 'walking', 'running',
+        'arm_movement', 'posture_change'); one is drawn per record.
+    motion : bool
+        Simulate motion (breathing, activity) at all; False gives a static garment.
+    noise : dict
+        Settings of :class:`cardiosim.noise.NoiseConfig` (validated there).
+    add_noise : bool
+        False gives the noiseless physical projection (used by tests and for clean
+        references).
+    leadfield_rate : float, Hz
+        Rate at which lead fields are evaluated along electrode trajectories; they are
+        linearly interpolated in between (electrodes move at breathing/gait rates).
+    """
+
+    garment: GarmentConfig = field(default_factory=GarmentConfig)
+    heart: HeartConfig = field(default_factory=HeartConfig)
+    activities: dict[str, float] = field(default_factory=lambda: {"rest": 1.0})
+    motion: bool = True
+    noise: dict = field(default_factory=dict)
+    add_noise: bool = True
+    leadfield_rate: float = 25.0
+
+    def __post_init__(self):
+        _config.check_range("leadfield_rate", self.leadfield_rate, 0.0, lo_open=True)
+        if not self.activities or sum(self.activities.values()) <= 0:
+            raise ConfigError("activities must give a positive weight to at least one activity")
+        for name, w in self.activities.items():
+            _config.check_range(f"activities.{name}", w, 0.0)
+
+    def draw_activity(self, rng: np.random.Generator) -> str:
+        """Draw one activity state from :attr:`activities`."""
+        names = sorted(self.activities)
+        w = np.array([self.activities[n] for n in names], dtype=float)
+        return names[int(rng.choice(len(names), p=w / w.sum()))]
+
+    @classmethod
+    def from_dict(cls, data) -> "SimulationConfig":
+        return _config.from_dict(cls, data)
+
+    @classmethod
+    def noiseless(cls, **kw) -> "SimulationConfig":
+        """A config with the garment exactly in place, no motion and no noise."""
+        return cls(garment=GarmentConfig(0.0, 0.0, 0.0, 0.0), heart=HeartConfig(0.0, False),
+                   motion=False, add_noise=False, **kw)
+
+
+@dataclass(frozen=True)
+class SimulationContext:
+    """What stays the same across records: the body, its lead field, the device.
+
+    Build with :func:`make_context`; reuse for every record (the BEM solve is cached).
+    """
+
+    torso: object
+    forward: object
+    layout: object
+    device: object
+    frank_layout: object
+
+    @property
+    def montage(self):
+        from .leads import make_montage
+        return make_montage(self.device.montage)
+
+
+@dataclass(frozen=True)
+class SimulatedRecord:
+    """One simulated device recording and every parameter that shaped it.
+
+    Attributes
+    ----------
+    ecg : ndarray, shape (n_leads, T), float32, mV
+    fs : float, Hz
+    leads : tuple of str
+    electrodes : tuple of str
+    displacement : ndarray, shape (n_electrodes, 3), float32, m
+        Mean displacement of each electrode from its layout position (LPS).
+    snr_db : dict
+        Realised SNR per noise kind (dB).
+    heart_rate : float, bpm
+    labels : tuple of str
+    source_id : str
+    accelerometer : ndarray, shape (3, T), float32, m/s^2, or None
+    params : dict
+        Flat mapping of every random or physical parameter (JSON-serialisable).
+    """
+
+    ecg: np.ndarray
+    fs: float
+    leads: tuple
+    electrodes: tuple
+    displacement: np.ndarray
+    snr_db: dict
+    heart_rate: float
+    labels: tuple
+    source_id: str
+    accelerometer: np.ndarray | None
+    params: dict
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"parameter of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None,
+                 cache_dir=None) -> SimulationContext:
+    """Build the body, lead field and device shared by many records.
+
+    Parameters
+    ----------
+    device : str
+        Device profile name or TOML path (:func:`cardiosim.device.load_device`).
+    forward : {'bem', 'infinite'}
+        Volume conductor: boundary-element torso, or infinite homogeneous medium.
+    torso : TorsoMesh, optional
+        Defaults to :func:`cardiosim.geometry.make_torso` ().
+    """
+    from . import device as _device
+    from . import forward as _forward
+    from . import geometry as _geometry
+
+    profile = _device.load_device(device)
+    torso = _geometry.make_torso() if torso is None else torso
+    if forward == "bem":
+        model = _forward.make_bem_model(torso, cache_dir=cache_dir)
+    elif forward == "infinite":
+        model = _forward.make_infinite_model(torso.heart.position)
+    else:
+        raise ConfigError(f"unknown forward model {forward!r}; expected 'bem' or 'infinite'")
+    layout = _geometry.make_layout(profile.layout, torso)
+    frank = _geometry.make_layout("frank", torso)
+    return SimulationContext(torso=torso, forward=model, layout=layout, device=profile, frank_layout=frank)
+
+
+def sample_garment_offsets(positions: np.ndarray, center: np.ndarray, cfg: GarmentConfig,
+                           rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Draw how the garment sits: offsets ``(n, 3)`` m in LPS, before landing on the surface.
+
+    Slip is a vertical shift, rotation turns the garment about the body axis through
+    ``center``, stretch scales horizontal distances from the axis, jitter is per electrode.
+    """
+    n = positions.shape[0]
+    slip = rng.normal(0.0, cfg.slip_sd) if cfg.slip_sd else 0.0
+    angle = np.deg2rad(rng.normal(0.0, cfg.rotation_sd_deg)) if cfg.rotation_sd_deg else 0.0
+    stretch = rng.normal(0.0, cfg.stretch_sd) if cfg.stretch_sd else 0.0
+    jitter = rng.normal(0.0, cfg.jitter_sd, size=(n, 3)) if cfg.jitter_sd else np.zeros((n, 3))
+    rel = positions - center
+    rot = rotation_matrix("z", angle)
+    moved = (rel @ rot.T)
+    moved[:, :2] *= 1.0 + stretch
+    offsets = moved - rel + jitter
+    offsets[:, 2] += slip
+    params = {"garment_slip_m": float(slip), "garment_rotation_deg": float(np.rad2deg(angle)),
+              "garment_stretch": float(stretch)}
+    return offsets, params
+
+
+def _heart_rotation(cfg: HeartConfig, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    if cfg.rotation_sd_deg == 0:
+        return np.eye(3), {"heart_rot_x_deg": 0.0, "heart_rot_y_deg": 0.0, "heart_rot_z_deg": 0.0}
+    ang = rng.normal(0.0, cfg.rotation_sd_deg, size=3)
+    rot = rotation_matrix("z", np.deg2rad(ang[2])) @ rotation_matrix("y", np.deg2rad(ang[1])) @ \
+        rotation_matrix("x", np.deg2rad(ang[0]))
+    return rot, {"heart_rot_x_deg": float(ang[0]), "heart_rot_y_deg": float(ang[1]), "heart_rot_z_deg": float(ang[2])}
+
+
+def _rotate_small(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotate ``p [3, T]`` by time-varying angles ``[3, T]`` (rad) about x, then y, then z."""
+    cx, sx = np.cos(angles[0]), np.sin(angles[0])
+    cy, sy = np.cos(angles[1]), np.sin(angles[1])
+    cz, sz = np.cos(angles[2]), np.sin(angles[2])
+    x, y, z = p
+    y, z = cx * y - sx * z, sx * y + cx * z
+    x, z = cy * x + sy * z, -sy * x + cy * z
+    x, y = cz * x - sz * y, sz * x + cz * y
+    return np.stack([x, y, z])
+
+
+def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times_idx: np.ndarray,
+                          dipole: np.ndarray) -> np.ndarray:
+    """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3])."""
+    k, n_e, _ = positions_t.shape
+    lf = ctx.forward.lead_field(positions_t.reshape(-1, 3)).reshape(k, n_e, 3)  # V/(A m)
+    n_t = dipole.shape[1]
+    if k == 1:
+        phi = lf[0] @ dipole
+    else:
+        t = np.arange(n_t)
+        lf_t = np.empty((n_e, 3, n_t))
+        for e in range(n_e):
+            for j in range(3):
+                lf_t[e, j] = np.interp(t, times_idx, lf[:, e, j])
+        phi = np.einsum("ejt,jt->et", lf_t, dipole)
+    return phi * 1e3  # V -> mV
+
+
+def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context: SimulationContext | None = None,
+                    config: SimulationConfig | None = None) -> SimulatedRecord:
+    """Simulate what the context's device records from ``source``.
+
+    Parameters
+    ----------
+    source : CardiacSource
+        Dipole ``[3, T]`` in A m (LPS) at ``source.fs`` plus optional residual.
+    rng : numpy.random.Generator
+        The only source of randomness; the same generator state gives the same record.
+    context : SimulationContext, optional
+        Body, lead field and device (default: :func:`make_context` ()).
+    config : SimulationConfig, optional
+
+    Returns
+    -------
+    SimulatedRecord
+    """
+    from . import device as _device
+    from . import geometry as _geometry
+
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    ctx = default_context() if context is None else context
+    cfg = SimulationConfig() if config is None else config
+    fs = float(source.fs)
+    n_t = source.n_samples
+    montage = ctx.montage
+    layout = ctx.layout
+    electrodes = tuple(montage.electrodes)
+    base = layout.positions[[layout.electrodes.index(e) for e in electrodes]]
+    params: dict = {"source_fs": fs, "n_samples_source": n_t}
+
+    # Garment fit (static for the record) -> positions on the surface.
+    center = np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
+    offsets, p = sample_garment_offsets(base, center, cfg.garment, rng)
+    params.update(p)
+    fitted = _geometry.displace_on_surface(ctx.torso, base, offsets) if np.any(offsets) else base
+
+    # Motion: electrode trajectories, heart rotation with breath, accelerometer.
+    motion = None
+    # The source dipole is expressed in the LPS frame of the reference body; the per-record
+    # heart orientation change is a rotation about the heart's centre.
+    rot, p = _heart_rotation(cfg.heart, rng)
+    params.update(p)
+    dipole = rot @ source.dipole
+    if cfg.motion:
+        from . import motion as _motion
+        activity = cfg.draw_activity(rng)
+        params["activity"] = activity
+        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes))
+        params.update({f"motion_{k}": v for k, v in motion.params.items()})
+        if cfg.heart.respiration:
+            dipole = _rotate_small(dipole, motion.heart_rotation)
+        step = max(1, int(round(fs / cfg.leadfield_rate)))
+        times_idx = np.arange(0, n_t, step)
+        if times_idx[-1] != n_t - 1:
+            times_idx = np.append(times_idx, n_t - 1)
+        traj = np.moveaxis(motion.offsets[:, :, times_idx], 2, 0)  # [K, n_e, 3]
+        positions_t = _geometry.displace_on_surface(ctx.torso, fitted, traj)
+    else:
+        times_idx = np.array([0])
+        positions_t = fitted[None]
+    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole)
+    displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
+
+    clean_leads = montage.apply(phi)
+    snr_db: dict = {}
+    if cfg.add_noise:
+        from . import noise as _noise
+        ncfg = _noise.NoiseConfig.from_dict(cfg.noise)
+        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, ncfg, motion=motion,
+                                             clean=clean_leads, montage=montage)
+        phi = phi + en.noise
+        snr_db = dict(en.snr_db)
+        params.update({f"noise_{k}": v for k, v in en.params.items()})
+    leads = montage.apply(phi)
+    if source.residual is not None:
+        for row, name in enumerate(source.residual_leads):
+            if name in montage.leads:
+                leads[montage.leads.index(name)] += source.residual[row]
+    if not np.all(np.isfinite(leads)):
+        raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
+
+    recorded, info = _device.apply_device(ctx.device, leads, fs)
+    params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
+    accel = None
+    if motion is not None and getattr(motion, "accelerometer", None) is not None:
+        accel = _device.resample_signal(np.asarray(motion.accelerometer, dtype=np.float64), fs, ctx.device.fs) \
+            .astype(np.float32)
+    params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
+    return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=float(ctx.device.fs),
+                           leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,
+                           snr_db=snr_db, heart_rate=float(source.heart_rate), labels=tuple(source.labels),
+                           source_id=source.source_id, accelerometer=accel, params=params)
+
+
+@lru_cache(maxsize=4)
+def default_context() -> SimulationContext:
+    """The default body (BEM torso) with the default 12-lead shirt device, built once."""
+    return make_context()
