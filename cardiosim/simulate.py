@@ -23,6 +23,7 @@ import numpy as np
 from . import config as _config
 from .errors import ConfigError, SignalError
 from .frames import rotation_matrix
+from .noise import NoiseConfig
 from .sources.base import CardiacSource
 
 __all__ = ["GarmentConfig", "HeartConfig", "SimulationConfig", "SimulationContext", "SimulatedRecord",
@@ -93,8 +94,8 @@ class SimulationConfig:
         'arm_movement', 'posture_change'); one is drawn per record.
     motion : bool
         Simulate motion (breathing, activity) at all; False gives a static garment.
-    noise : dict
-        Settings of :class:`cardiosim.noise.NoiseConfig` (validated there).
+    noise : NoiseConfig
+        Electrode noise settings (:class:`cardiosim.noise.NoiseConfig`).
     add_noise : bool
         False gives the noiseless physical projection (used by tests and for clean
         references).
@@ -107,7 +108,7 @@ class SimulationConfig:
     heart: HeartConfig = field(default_factory=HeartConfig)
     activities: dict[str, float] = field(default_factory=lambda: {"rest": 1.0})
     motion: bool = True
-    noise: dict = field(default_factory=dict)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
     add_noise: bool = True
     leadfield_rate: float = 25.0
 
@@ -342,7 +343,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         from . import motion as _motion
         activity = cfg.draw_activity(rng)
         params["activity"] = activity
-        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes))
+        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
+                                         positions=fitted - center)
         params.update({f"motion_{k}": v for k, v in motion.params.items()})
         if cfg.heart.respiration:
             dipole = _rotate_small(dipole, motion.heart_rotation)
@@ -362,12 +364,13 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     snr_db: dict = {}
     if cfg.add_noise:
         from . import noise as _noise
-        ncfg = _noise.NoiseConfig.from_dict(cfg.noise)
-        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, ncfg, motion=motion,
-                                             clean=clean_leads, montage=montage)
-        phi = phi + en.noise
-        snr_db = dict(en.snr_db)
-        params.update({f"noise_{k}": v for k, v in en.params.items()})
+        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, cfg.noise, motion=motion)
+        # One gain per noise kind, applied at the electrodes, reaches the drawn target SNR
+        # in the leads while every lead keeps its electrodes' noise (montage-consistent).
+        en = en.scale_to_snr(montage, clean_leads)
+        phi = en.apply(phi)
+        snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
+        params.update({f"noise_{k}": v for k, v in en.params.items() if not k.startswith("_")})
     leads = montage.apply(phi)
     if source.residual is not None:
         for row, name in enumerate(source.residual_leads):
@@ -380,8 +383,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
     accel = None
     if motion is not None and getattr(motion, "accelerometer", None) is not None:
-        accel = _device.resample_signal(np.asarray(motion.accelerometer, dtype=np.float64), fs, ctx.device.fs) \
-            .astype(np.float32)
+        from .sources import resample
+        accel = resample(np.asarray(motion.accelerometer, dtype=np.float64), fs, ctx.device.fs)
+        accel = accel[:, :recorded.shape[1]].astype(np.float32)
     params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
     return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=float(ctx.device.fs),
                            leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,

@@ -66,9 +66,9 @@ def _state(recipe_toml: str):
 def _noise_kinds(recipe: Recipe) -> tuple:
     if not recipe.simulation.add_noise:
         return ()
-    from ..noise import NoiseConfig
+    from ..noise import SNR_KINDS
 
-    return tuple(NoiseConfig.from_dict(recipe.simulation.noise).enabled_kinds)
+    return tuple(k for k in recipe.simulation.noise.kinds if k in SNR_KINDS)
 
 
 def simulate_block(recipe_toml: str, start: int, stop: int):

@@ -1,0 +1,57 @@
+"""The command line end to end, and its errors: one line, exit status 2, no partial file."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "cardiosim", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)})
+
+
+def test_generate_then_info(tmp_path):
+    out = run("generate", "--records", "3", "--duration", "2", "--seed", "5", "--output", "d.nc", "--no-progress",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "wrote 3 records" in out.stdout
+    assert (tmp_path / "d.nc").is_file()
+    assert not list(tmp_path.glob(".*tmp")), "temporary files left behind"
+    info = run("info", "d.nc", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "records       3" in info.stdout and "V6" in info.stdout
+
+
+def test_recipe_init_and_check(tmp_path):
+    assert run("recipe", "init", "r.toml", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "r.toml").read_text()
+    assert text.startswith("# cardiosim recipe") and "[simulation.garment]" in text
+    ok = run("recipe", "check", "r.toml", cwd=tmp_path)
+    assert ok.returncode == 0 and "valid recipe" in ok.stdout
+    (tmp_path / "bad.toml").write_text(text.replace("slip_sd", "slipsd"))
+    bad = run("recipe", "check", "bad.toml", cwd=tmp_path)
+    assert bad.returncode == 2 and "slipsd" in bad.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--duration", "-3"], "--duration"),
+    (["--frobnicate"], "--frobnicate"),
+    (["--output", "no/such/dir/x.nc"], "does not exist"),
+    (["--records", "zero"], "--records"),
+    (["--device", "toaster_9000"], "toaster_9000"),
+])
+def test_bad_arguments_give_one_line_and_no_file(tmp_path, args, needle):
+    out = run("generate", "--records", "2", "--duration", "1", "--no-progress", *args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert needle in lines[0] and "error" in lines[0]
+    assert not any(p.suffix in (".nc", ".tmp") for p in tmp_path.rglob("*")), list(tmp_path.rglob("*"))
+
+
+def test_python_dash_m_shows_help(tmp_path):
+    out = run("--help", cwd=tmp_path)
+    assert out.returncode == 0 and "generate" in out.stdout

@@ -1,0 +1,108 @@
+"""The dataset builder: DESIGN schema, CF attributes, round trip, determinism, lead laws."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cardiosim.dataset import Recipe, generate, open_dataset, simulate_block
+from cardiosim.errors import ConfigError, DataFormatError
+
+
+def small_recipe(**changes) -> Recipe:
+    data = {"records": 4, "duration": 2.0, "seed": 11}
+    data.update(changes)
+    return Recipe.from_dict(data)
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ds") / "shirt.nc"
+    recipe = small_recipe()
+    generate(recipe, path, progress=False)
+    return recipe, path
+
+
+def test_schema_dims_dtypes_and_cf_attributes(written):
+    recipe, path = written
+    ds = open_dataset(path)
+    n, fs = 4, float(ds.attrs["sampling_rate"])
+    assert ds["ecg"].dims == ("record", "lead", "time") and ds["ecg"].dtype == np.float32
+    assert ds["ecg"].shape == (n, 12, int(round(2.0 * fs)))
+    assert ds["ecg"].attrs["units"] == "mV"
+    assert ds["label"].dims == ("record", "class") and ds["label"].dtype == np.int8
+    assert set(np.unique(ds["label"].values)) <= {0, 1}
+    assert ds["label"].values.sum(axis=1).min() >= 1, "every record carries at least one label"
+    assert ds["displacement"].dims == ("record", "electrode", "space") and ds["displacement"].attrs["units"] == "m"
+    assert ds["snr_db"].dims == ("record", "noise") and ds["snr_db"].attrs["units"] == "dB"
+    assert ds["heart_rate"].attrs["units"] == "beats per minute"
+    assert ds["time"].attrs["units"] == "s"
+    np.testing.assert_allclose(np.diff(ds["time"].values), 1 / fs)
+    assert list(ds["lead"].values) == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    assert list(ds["space"].values) == ["x", "y", "z"]
+    for key in ("sampling_rate", "device", "recipe", "seed", "cardiosim_version", "Conventions"):
+        assert key in ds.attrs, key
+    assert ds.attrs["Conventions"].startswith("CF-")
+    assert ds.attrs["seed"] == 11
+    assert Recipe.from_toml(ds.attrs["recipe"]) == recipe
+    for value in ds.attrs.values():
+        assert isinstance(value, (str, int, float, np.integer, np.floating))
+    assert np.all(np.isfinite(ds["ecg"].values))
+    ds.close()
+
+
+def test_netcdf_round_trip_is_identical(written):
+    recipe, path = written
+    in_memory = simulate_block(recipe.to_toml(), 0, recipe.records)
+    on_disk = open_dataset(path).load()
+    xr.testing.assert_identical(in_memory, on_disk)
+
+
+def test_same_seed_same_bytes_other_seed_other_data(written, tmp_path):
+    recipe, path = written
+    again = tmp_path / "again.nc"
+    generate(recipe, again, progress=False)
+    assert sha(again) == sha(path)
+    other = tmp_path / "other.nc"
+    generate(recipe.replace(seed=12), other, progress=False)
+    a, b = open_dataset(path), open_dataset(other)
+    assert not np.array_equal(a["ecg"].values, b["ecg"].values)
+    a.close(), b.close()
+
+
+def test_noiseless_output_obeys_einthoven_and_goldberger(tmp_path):
+    recipe = Recipe.from_dict({"records": 2, "duration": 2.0, "seed": 3, "simulation": {"add_noise": False}})
+    ds = simulate_block(recipe.to_toml(), 0, 2)
+    ecg = ds["ecg"]
+    lead = {str(k): ecg.sel(lead=k).values.astype(np.float64) for k in ds["lead"].values}
+    scale = np.abs(ecg.values).max()
+    # Each lead is quantised by the ADC on its own, so the laws hold to a few LSB plus float32 rounding.
+    tol = 4 * scale * np.finfo(np.float32).eps + 2e-3
+    np.testing.assert_allclose(lead["II"], lead["I"] + lead["III"], atol=tol)
+    np.testing.assert_allclose(lead["aVR"] + lead["aVL"] + lead["aVF"], 0.0, atol=tol)
+    np.testing.assert_allclose(lead["aVF"], (lead["II"] + lead["III"]) / 2, atol=tol)
+    assert scale > 0.2, "a noiseless ECG should still have a QRS of a few tenths of a mV"
+
+
+def test_generate_refuses_bad_outputs(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        generate(small_recipe(), tmp_path / "missing" / "x.nc", progress=False)
+    existing = tmp_path / "x.nc"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(ConfigError, match="exists"):
+        generate(small_recipe(), existing, progress=False)
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_open_dataset_reports_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(DataFormatError, match="bad.nc"):
+        open_dataset(bad)
+    with pytest.raises(DataFormatError, match="no dataset"):
+        open_dataset(tmp_path / "nothing.nc")
