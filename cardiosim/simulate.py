@@ -367,7 +367,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, cfg.noise, motion=motion)
         # One gain per noise kind, applied at the electrodes, reaches the drawn target SNR
         # in the leads while every lead keeps its electrodes' noise (montage-consistent).
-        en = en.scale_to_snr(montage, clean_leads)
+        r_peaks = _noise.detect_r_peaks(clean_leads, fs)  # once, not once per noise kind
+        en = en.scale_to_snr(montage, clean_leads, r_peaks=r_peaks)
         phi = en.apply(phi)
         snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
         params.update({f"noise_{k}": v for k, v in en.params.items() if not k.startswith("_")})

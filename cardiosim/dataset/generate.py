@@ -51,16 +51,48 @@ class GenerationSummary:
 
 @lru_cache(maxsize=2)
 def _state(recipe_toml: str):
-    """Per-process recipe, plan and simulation context (built once per worker)."""
+    """Per-process recipe, plan and reference-body context (built once per worker)."""
+    recipe = Recipe.from_toml(recipe_toml)
+    return recipe, make_plan(recipe), _body_context(recipe_toml, 0)
+
+
+@lru_cache(maxsize=64)
+def _body_context(recipe_toml: str, k: int):
+    """Simulation context of body ``k`` of the recipe's population (lead field cached on disk)."""
     import dataclasses
 
+    from ..geometry import make_torso
     from ..simulate import make_context
 
     recipe = Recipe.from_toml(recipe_toml)
-    ctx = make_context(recipe.device, forward=recipe.forward)
+    params = recipe.body.torso_params(recipe.seed, k)
+    torso = None if params is None else make_torso(params, name=f"body{k}")
+    ctx = make_context(recipe.device, forward=recipe.forward, torso=torso)
     if recipe.sampling_rate and recipe.sampling_rate != ctx.device.fs:
         ctx = dataclasses.replace(ctx, device=dataclasses.replace(ctx.device, fs=float(recipe.sampling_rate)))
-    return recipe, make_plan(recipe), ctx
+    return ctx
+
+
+@lru_cache(maxsize=256)
+def _body_params_cached(recipe_toml: str, body: int) -> tuple:
+    import dataclasses
+
+    recipe = Recipe.from_toml(recipe_toml)
+    params = recipe.body.torso_params(recipe.seed, body)
+    if params is None:
+        return ()
+    out = []
+    for k, v in dataclasses.asdict(params).items():
+        if isinstance(v, (tuple, list)):
+            out.extend((f"torso_{k}_{'xyz'[j]}", float(x)) for j, x in enumerate(v))
+        else:
+            out.append((f"torso_{k}", v))
+    return tuple(out)
+
+
+def _body_params(recipe: Recipe, body: int) -> dict:
+    """Torso parameters of body ``body`` for the record's stored parameters."""
+    return dict(_body_params_cached(recipe.to_toml(), body))
 
 
 def _noise_kinds(recipe: Recipe) -> tuple:
@@ -75,21 +107,27 @@ def simulate_block(recipe_toml: str, start: int, stop: int):
     """Simulate records ``start .. stop-1`` and return them as an ``xarray.Dataset``."""
     from ..simulate import simulate_record
 
-    recipe, plan, ctx = _state(recipe_toml)
+    recipe, plan, ref = _state(recipe_toml)
     records, splits, folds, variants = [], [], [], []
     cached = (None, None)
     for i in range(start, stop):
         src, variant = plan.locate(i)
         if cached[0] != src:
-            cached = (src, plan.source(src, ctx))
+            # Sources are estimated on the reference body, then projected through the source's body.
+            cached = (src, plan.source(src, ref))
         source = cached[1]
-        records.append(simulate_record(source, record_rng(recipe.seed, i), context=ctx, config=recipe.simulation))
+        body = plan.body(src)
+        rec = simulate_record(source, record_rng(recipe.seed, i), context=_body_context(recipe_toml, body),
+                              config=recipe.simulation)
+        rec.params["body_index"] = body
+        rec.params.update(_body_params(recipe, body))
+        records.append(rec)
         splits.append(plan.split(src, source.metadata))
         folds.append(int(source.metadata.get("strat_fold", -1)))
         variants.append(variant)
     return records_to_dataset(records, indices=range(start, stop), classes=plan.classes, splits=splits, folds=folds,
                               variants=variants, noise_kinds=_noise_kinds(recipe), recipe_toml=recipe_toml,
-                              seed=recipe.seed, device_name=ctx.device.name)
+                              seed=recipe.seed, device_name=ref.device.name)
 
 
 def _encoding(recipe: Recipe, ds, ctx) -> dict:

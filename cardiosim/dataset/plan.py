@@ -77,6 +77,13 @@ class SourcePlan:
         u = np.random.default_rng(np.random.SeedSequence([self.recipe.seed, src, 2])).random()
         return _split_from_uniform(float(u), self.recipe.splits)
 
+    def body(self, src: int) -> int:
+        """Body index of source ``src`` (shared by all its variants)."""
+        n = self.recipe.body.bodies
+        if n == 1:
+            return 0
+        return int(np.random.default_rng(np.random.SeedSequence([self.recipe.seed, src, 3])).integers(n))
+
     def source(self, src: int, context) -> CardiacSource:
         """Build cardiac source ``src`` for the reference body in ``context``."""
         if self._records is None:

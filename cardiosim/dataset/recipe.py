@@ -71,6 +71,55 @@ class SourceRecipe:
 
 
 @dataclass(frozen=True)
+class BodyRecipe:
+    """The population of bodies records are projected through.
+
+    Body 0 is the reference adult male torso (the body sources are estimated on);
+    bodies 1..n-1 are drawn once per dataset from ``SeedSequence([seed, k, 3])``: sex
+    from ``female_fraction``, every anthropometric breadth, depth and the torso length
+    scaled by ``1 + N(0, shape_sd)`` from that sex's defaults, the heart centre moved by
+    ``N(0, heart_offset_sd)`` per axis. Each body gets its own BEM lead field (cached on
+    disk). All variants of a source record share the source's body.
+
+    Attributes
+    ----------
+    bodies : int
+    female_fraction : float
+    shape_sd : float
+        Relative SD of body dimensions (adult anthropometry spreads about 5-8 %).
+    heart_offset_sd : float, m
+    """
+
+    bodies: int = 1
+    female_fraction: float = 0.5
+    shape_sd: float = 0.05
+    heart_offset_sd: float = 0.005
+
+    def __post_init__(self):
+        _config.check_range("body.bodies", self.bodies, 1, 1000)
+        _config.check_range("body.female_fraction", self.female_fraction, 0.0, 1.0)
+        _config.check_range("body.shape_sd", self.shape_sd, 0.0, 0.3)
+        _config.check_range("body.heart_offset_sd", self.heart_offset_sd, 0.0, 0.03)
+
+    def torso_params(self, seed: int, k: int):
+        """TorsoParams of body ``k`` (``None`` for the reference body 0)."""
+        if k == 0:
+            return None
+        import numpy as np
+
+        from ..geometry import TorsoParams
+
+        rng = np.random.default_rng(np.random.SeedSequence([seed, k, 3]))
+        sex = "female" if rng.random() < self.female_fraction else "male"
+        ref = TorsoParams(sex=sex).resolved()
+        dims = ("torso_length", "chest_width", "chest_depth", "waist_width", "waist_depth", "hip_width",
+                "shoulder_width")
+        scaled = {d: float(getattr(ref, d) * (1.0 + self.shape_sd * np.clip(rng.normal(), -2.5, 2.5))) for d in dims}
+        offset = tuple(float(v) for v in np.asarray(ref.heart_offset) + rng.normal(0.0, self.heart_offset_sd, 3))
+        return TorsoParams(sex=sex, heart_offset=offset, **scaled)
+
+
+@dataclass(frozen=True)
 class OutputRecipe:
     """How records are stored.
 
@@ -129,6 +178,7 @@ class Recipe:
     forward: str = "bem"
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
     source: SourceRecipe = field(default_factory=SourceRecipe)
+    body: BodyRecipe = field(default_factory=BodyRecipe)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     output: OutputRecipe = field(default_factory=OutputRecipe)
 
@@ -200,6 +250,7 @@ _COMMENTS = {
     "splits": "fractions of source records in each split (variants of a record share its split)",
     "source": "cardiac sources: kind = ode | ptbxl | wfdb | sph",
     "source.classes": "ODE class mix, RHYTHM+MORPHOLOGY = weight",
+    "body": "population of torsos: body 0 is the reference torso, others vary shape and heart position",
     "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
     "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",
