@@ -327,7 +327,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     params: dict = {"source_fs": fs, "n_samples_source": n_t}
 
     # Garment fit (static for the record) -> positions on the surface.
-    center = np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
+    # Garment rotation and stretch act about the body's long axis (a landmark of the torso).
+    center = np.asarray(ctx.torso.landmarks["body_axis"], dtype=float) if "body_axis" in ctx.torso.landmarks else \
+        np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
     offsets, p = sample_garment_offsets(base, center, cfg.garment, rng)
     params.update(p)
     fitted = _geometry.displace_on_surface(ctx.torso, base, offsets) if np.any(offsets) else base

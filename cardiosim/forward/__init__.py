@@ -1,0 +1,12 @@
+"""Lead fields of volume conductors: infinite medium, analytic sphere, BEM torso.
+
+Every model has ``.lead_field(points (..., 3) m) -> (..., 3) V/(A·m)`` for unit dipoles
+along x, y, z at ``.source_position``: ``phi = lead_field(r) @ p`` (docs/ARCHITECTURE.md).
+"""
+
+from .bem import BEMModel, default_cache_dir, make_bem_model, solve_bem
+from .models import (InfiniteModel, SphereModel, infinite_lead_field, make_infinite_model, make_sphere_model,
+                     rotate_lead_field)
+
+__all__ = ["BEMModel", "InfiniteModel", "SphereModel", "default_cache_dir", "infinite_lead_field",
+           "make_bem_model", "make_infinite_model", "make_sphere_model", "rotate_lead_field", "solve_bem"]

@@ -1,0 +1,175 @@
+"""Numba kernels of the forward layer, each with a plain NumPy twin (the test oracle).
+
+* :func:`linear_collocation_matrix` / :func:`linear_collocation_matrix_numpy` -- the
+  solid-angle matrix of the linear-collocation BEM: ``omega[i, j]`` is the solid angle of
+  the surface seen from node ``i``, apportioned to node ``j`` by the linear basis
+  function of ``j``, with the analytic integrals of de Munck (IEEE TBME 1992;39:986), in
+  the form used by MNE-Python (``mne/bem.py``, ``_lin_pot_coeff``). Entries for the
+  triangles that contain node ``i`` are zero here; the caller fills them from the
+  requirement that every row sums to 2 pi (the auto-solid-angle correction).
+* :func:`interpolate_transfer` / :func:`interpolate_transfer_numpy` -- barycentric
+  interpolation of per-triangle corner lead fields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _lin_coeff_kernel(rr, faces, tri_nn, tri_area, out):
+    n = rr.shape[0]
+    for t in range(faces.shape[0]):
+        i0, i1, i2 = faces[t, 0], faces[t, 1], faces[t, 2]
+        area2 = 2.0 * tri_area[t]
+        n2 = 1.0 / (area2 * area2)
+        nx, ny, nz = tri_nn[t, 0], tri_nn[t, 1], tri_nn[t, 2]
+        # Edge unit vectors and lengths (independent of the field point).
+        e = np.empty((3, 3))
+        el = np.empty(3)
+        corners = (i0, i1, i2)
+        for k in range(3):
+            a = corners[k]
+            b = corners[(k + 1) % 3]
+            ex, ey, ez = rr[b, 0] - rr[a, 0], rr[b, 1] - rr[a, 1], rr[b, 2] - rr[a, 2]
+            ln = np.sqrt(ex * ex + ey * ey + ez * ez)
+            el[k] = ln
+            e[k, 0], e[k, 1], e[k, 2] = ex / ln, ey / ln, ez / ln
+        v = np.empty((3, 3))
+        lv = np.empty(3)
+        for i in range(n):
+            if i == i0 or i == i1 or i == i2:
+                continue
+            for k in range(3):
+                c = corners[k]
+                v[k, 0] = rr[c, 0] - rr[i, 0]
+                v[k, 1] = rr[c, 1] - rr[i, 1]
+                v[k, 2] = rr[c, 2] - rr[i, 2]
+                lv[k] = np.sqrt(v[k, 0] ** 2 + v[k, 1] ** 2 + v[k, 2] ** 2)
+            # triple = v1 . (v2 x v3)
+            cx = v[1, 1] * v[2, 2] - v[1, 2] * v[2, 1]
+            cy = v[1, 2] * v[2, 0] - v[1, 0] * v[2, 2]
+            cz = v[1, 0] * v[2, 1] - v[1, 1] * v[2, 0]
+            triple = v[0, 0] * cx + v[0, 1] * cy + v[0, 2] * cz
+            d01 = v[0, 0] * v[1, 0] + v[0, 1] * v[1, 1] + v[0, 2] * v[1, 2]
+            d02 = v[0, 0] * v[2, 0] + v[0, 1] * v[2, 1] + v[0, 2] * v[2, 2]
+            d12 = v[1, 0] * v[2, 0] + v[1, 1] * v[2, 1] + v[1, 2] * v[2, 2]
+            ss = lv[0] * lv[1] * lv[2] + d01 * lv[2] + d02 * lv[1] + d12 * lv[0]
+            half_solid = np.arctan2(triple, ss)
+            if abs(half_solid) < np.pi / 1e6:
+                continue
+            beta0 = 0.0
+            beta1 = 0.0
+            beta2 = 0.0
+            for k in range(3):
+                kk = (k + 1) % 3
+                num = lv[k] + v[k, 0] * e[k, 0] + v[k, 1] * e[k, 1] + v[k, 2] * e[k, 2]
+                den = lv[kk] + v[kk, 0] * e[k, 0] + v[kk, 1] * e[k, 1] + v[kk, 2] * e[k, 2]
+                bk = np.log(num / den) / el[k]
+                if k == 0:
+                    beta0 = bk
+                elif k == 1:
+                    beta1 = bk
+                else:
+                    beta2 = bk
+            wx = (beta2 - beta0) * v[0, 0] + (beta0 - beta1) * v[1, 0] + (beta1 - beta2) * v[2, 0]
+            wy = (beta2 - beta0) * v[0, 1] + (beta0 - beta1) * v[1, 1] + (beta1 - beta2) * v[2, 1]
+            wz = (beta2 - beta0) * v[0, 2] + (beta0 - beta1) * v[1, 2] + (beta1 - beta2) * v[2, 2]
+            for k in range(3):
+                a = (k + 1) % 3   # idx[k + 1]
+                b = (k + 2) % 3   # idx[k - 1]
+                dx, dy, dz = v[b, 0] - v[a, 0], v[b, 1] - v[a, 1], v[b, 2] - v[a, 2]
+                # zdots = (v_a x v_b) . n
+                zx = v[a, 1] * v[b, 2] - v[a, 2] * v[b, 1]
+                zy = v[a, 2] * v[b, 0] - v[a, 0] * v[b, 2]
+                zz = v[a, 0] * v[b, 1] - v[a, 1] * v[b, 0]
+                zdots = zx * nx + zy * ny + zz * nz
+                om = -n2 * (area2 * zdots * 2.0 * half_solid - triple * (dx * wx + dy * wy + dz * wz))
+                out[i, corners[k]] -= om
+
+
+def linear_collocation_matrix(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Linear-collocation solid-angle matrix (n, n), auto terms left at zero (de Munck 1992).
+
+    Parameters
+    ----------
+    rr : ndarray, shape (n, 3), metres
+    faces : ndarray, shape (m, 3), int64, outward CCW
+
+    Returns
+    -------
+    ndarray, shape (n, n): ``out[i, j]`` = solid angle (sr) seen from node i weighted by
+    the linear basis of node j, summed over triangles not containing i.
+    """
+    rr = np.ascontiguousarray(rr, dtype=np.float64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    tri = rr[faces]
+    cr = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = 0.5 * np.linalg.norm(cr, axis=1)
+    nn = cr / (2 * area[:, None])
+    out = np.zeros((len(rr), len(rr)))
+    _lin_coeff_kernel(rr, faces, nn, area, out)
+    return out
+
+
+def linear_collocation_matrix_numpy(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`linear_collocation_matrix` (vectorised over field points, as in
+    MNE-Python's ``_lin_pot_coeff``)."""
+    rr = np.asarray(rr, dtype=np.float64)
+    tri_all = rr[faces]
+    cr = np.cross(tri_all[:, 1] - tri_all[:, 0], tri_all[:, 2] - tri_all[:, 0])
+    area = 0.5 * np.linalg.norm(cr, axis=1)
+    nn = cr / (2 * area[:, None])
+    out = np.zeros((len(rr), len(rr)))
+    ids = np.arange(len(rr))
+    for t, tri in enumerate(faces):
+        v = [tri_all[t, k][None] - rr for k in range(3)]
+        lv = [np.linalg.norm(x, axis=1) for x in v]
+        triple = (v[0] * np.cross(v[1], v[2])).sum(1)
+        ss = lv[0] * lv[1] * lv[2] + (v[0] * v[1]).sum(1) * lv[2] + (v[0] * v[2]).sum(1) * lv[1] \
+            + (v[1] * v[2]).sum(1) * lv[0]
+        half = np.arctan2(triple, ss)
+        bad = (np.abs(half) < np.pi / 1e6) | np.isin(ids, tri)
+        lv = [np.where(bad, 1.0, x) for x in lv]
+        beta = []
+        for k in range(3):
+            kk = (k + 1) % 3
+            edge = tri_all[t, kk] - tri_all[t, k]
+            size = np.linalg.norm(edge)
+            edge = edge / size
+            with np.errstate(divide="ignore", invalid="ignore"):
+                beta.append(np.log((lv[k] + v[k] @ edge) / (lv[kk] + v[kk] @ edge)) / size)
+        w = (beta[2] - beta[0])[:, None] * v[0] + (beta[0] - beta[1])[:, None] * v[1] \
+            + (beta[1] - beta[2])[:, None] * v[2]
+        area2 = 2.0 * area[t]
+        for k in range(3):
+            a, b = (k + 1) % 3, (k + 2) % 3
+            zdots = np.cross(v[a], v[b]) @ nn[t]
+            om = -(area2 * zdots * 2.0 * half - triple * ((v[b] - v[a]) * w).sum(1)) / area2 ** 2
+            om[bad] = 0.0
+            out[:, tri[k]] -= om
+    return out
+
+
+@njit(cache=True)
+def _interp_kernel(tri_index, bary, tri_transfer, out):
+    for i in range(tri_index.shape[0]):
+        t = tri_index[i]
+        for j in range(3):
+            out[i, j] = (bary[i, 0] * tri_transfer[t, 0, j] + bary[i, 1] * tri_transfer[t, 1, j]
+                         + bary[i, 2] * tri_transfer[t, 2, j])
+
+
+def interpolate_transfer(tri_index: np.ndarray, bary: np.ndarray, tri_transfer: np.ndarray) -> np.ndarray:
+    """Lead field (n, 3) at points given by triangle index (n,) and barycentric (n, 3) from
+    corner transfers ``tri_transfer (m, 3 corners, 3 components)``."""
+    out = np.empty((tri_index.shape[0], 3))
+    _interp_kernel(np.ascontiguousarray(tri_index, dtype=np.int64), np.ascontiguousarray(bary, dtype=np.float64),
+                   tri_transfer, out)
+    return out
+
+
+def interpolate_transfer_numpy(tri_index, bary, tri_transfer):
+    """NumPy twin of :func:`interpolate_transfer`."""
+    return np.einsum("nk,nkj->nj", bary, tri_transfer[tri_index])

@@ -1,0 +1,20 @@
+"""Torso surfaces, landmarks, heart, electrode layouts and points on the surface (LPS, metres).
+
+Public API (docs/ARCHITECTURE.md): :class:`TorsoMesh`, :class:`Heart`, :func:`make_torso`,
+:class:`TorsoParams`, :func:`read_torso`, :func:`make_sphere_mesh`, :class:`ElectrodeLayout`,
+:func:`make_layout`, :func:`displace_on_surface` and the garment helpers
+(:func:`slip_garment`, :func:`stretch_garment`, :func:`jitter_electrodes`,
+:func:`move_intercostal`).
+"""
+
+from .figure import plot_torso
+from .layouts import ElectrodeLayout, layout_names, make_layout, move_intercostal
+from .mesh import Heart, TorsoMesh, check_surface, heart_long_axis, heart_rotation, make_sphere_mesh, read_torso
+from .surface import (displace_on_surface, intercostal_spacing, jitter_electrodes, project_to_surface,
+                      slip_garment, stretch_garment)
+from .torso import TorsoParams, make_torso, torso_circumference
+
+__all__ = ["ElectrodeLayout", "Heart", "TorsoMesh", "TorsoParams", "check_surface", "displace_on_surface",
+           "heart_long_axis", "heart_rotation", "intercostal_spacing", "jitter_electrodes", "layout_names",
+           "make_layout", "make_sphere_mesh", "make_torso", "move_intercostal", "plot_torso", "project_to_surface",
+           "read_torso", "slip_garment", "stretch_garment", "torso_circumference"]
