@@ -201,7 +201,7 @@ def _json_default(obj):
     raise TypeError(f"parameter of type {type(obj).__name__} is not JSON-serialisable")
 
 
-def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None,
+def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None, layout: str | None = None,
                  cache_dir=None) -> SimulationContext:
     """Build the body, lead field and device shared by many records.
 
@@ -213,6 +213,9 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
         Volume conductor: boundary-element torso, or infinite homogeneous medium.
     torso : TorsoMesh, optional
         Defaults to :func:`cardiosim.geometry.make_torso` ().
+    layout : str, optional
+        Electrode layout name or TOML path overriding the device's own (e.g.
+        ``'standard12'`` to put the shirt's electrodes exactly at the standard positions).
     """
     from . import device as _device
     from . import forward as _forward
@@ -226,7 +229,7 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
         model = _forward.make_infinite_model(torso.heart.position)
     else:
         raise ConfigError(f"unknown forward model {forward!r}; expected 'bem' or 'infinite'")
-    layout = _geometry.make_layout(profile.layout, torso)
+    layout = _geometry.make_layout(profile.layout if layout is None else layout, torso)
     frank = _geometry.make_layout("frank", torso)
     return SimulationContext(torso=torso, forward=model, layout=layout, device=profile, frank_layout=frank)
 
@@ -294,7 +297,7 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
 
 
 def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context: SimulationContext | None = None,
-                    config: SimulationConfig | None = None) -> SimulatedRecord:
+                    config: SimulationConfig | None = None, device_stage: bool = True) -> SimulatedRecord:
     """Simulate what the context's device records from ``source``.
 
     Parameters
@@ -306,6 +309,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     context : SimulationContext, optional
         Body, lead field and device (default: :func:`make_context` ()).
     config : SimulationConfig, optional
+    device_stage : bool
+        False skips the device (filter, resampling, ADC) and returns the leads at the
+        source rate: the physical signal at the electrodes, for validation.
 
     Returns
     -------
@@ -382,15 +388,19 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     if not np.all(np.isfinite(leads)):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
 
-    recorded, info = _device.apply_device(ctx.device, leads, fs)
-    params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
+    if device_stage:
+        recorded, info = _device.apply_device(ctx.device, leads, fs)
+        params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
+        fs_out = float(info.get("fs", ctx.device.fs))
+    else:
+        recorded, fs_out = leads.astype(np.float32), fs
     accel = None
     if motion is not None and getattr(motion, "accelerometer", None) is not None:
         from .sources import resample
-        accel = resample(np.asarray(motion.accelerometer, dtype=np.float64), fs, ctx.device.fs)
+        accel = resample(np.asarray(motion.accelerometer, dtype=np.float64), fs, fs_out)
         accel = accel[:, :recorded.shape[1]].astype(np.float32)
     params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
-    return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=float(ctx.device.fs),
+    return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=fs_out,
                            leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,
                            snr_db=snr_db, heart_rate=float(source.heart_rate), labels=tuple(source.labels),
                            source_id=source.source_id, accelerometer=accel, params=params)

@@ -1,0 +1,84 @@
+"""One record end to end: physical identities of the whole pipeline."""
+
+import numpy as np
+import pytest
+
+from cardiosim.errors import SignalError
+from cardiosim.simulate import SimulationConfig, make_context, simulate_record
+from cardiosim.sources import CardiacSource, read_wfdb, recording_to_source
+
+
+@pytest.fixture(scope="module")
+def standard_context():
+    return make_context("shirt12_500hz", layout="standard12")
+
+
+@pytest.fixture(scope="module")
+def shirt_context():
+    return make_context("shirt12_500hz")
+
+
+def _real_source(data_dir, ctx, name="HR06000"):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = read_wfdb(data_dir / "cinc2021" / name)
+    return rec, recording_to_source(rec, ctx.forward, ctx.layout)
+
+
+@pytest.mark.parametrize("name", ["HR06000", "JS20000"])
+def test_shirt_at_standard_positions_reproduces_the_real_ecg(data_dir, standard_context, name):
+    rec, source = _real_source(data_dir, standard_context, name)
+    out = simulate_record(source, np.random.default_rng(0), context=standard_context,
+                          config=SimulationConfig.noiseless(), device_stage=False)
+    expected = rec.signal[[rec.leads.index(k) for k in out.leads]].astype(np.float32)
+    err = np.linalg.norm(out.ecg - expected) / np.linalg.norm(expected)
+    assert err < 1e-5, f"relative error {err:.2e}"
+    assert out.fs == rec.fs
+
+
+def test_moved_electrodes_change_what_the_dipole_part_records(data_dir, standard_context, shirt_context):
+    rec, source = _real_source(data_dir, standard_context)
+    a = simulate_record(source, np.random.default_rng(0), context=standard_context,
+                        config=SimulationConfig.noiseless(), device_stage=False)
+    b = simulate_record(source, np.random.default_rng(0), context=shirt_context,
+                        config=SimulationConfig.noiseless(), device_stage=False)
+    rel = np.linalg.norm(a.ecg - b.ecg, axis=1) / np.linalg.norm(a.ecg, axis=1)
+    lead = dict(zip(a.leads, rel))
+    # The shirt differs from the standard placement in its limb electrodes (Mason-Likar style,
+    # PHYSICS.md section 2), so limb leads change; V leads change only through the WCT.
+    assert lead["II"] > 0.02 and lead["aVF"] > 0.02
+    assert max(lead[f"V{k}"] for k in range(1, 7)) < max(lead["I"], lead["II"], lead["III"]) + 0.5
+
+
+def test_noise_born_at_electrodes_reaches_leads_through_the_montage(shirt_context):
+    from cardiosim.inverse import dipole_from_vcg
+    from cardiosim.ode import synthesize
+
+    beats = synthesize(5.0, 500.0, np.random.default_rng(1))
+    dipole = dipole_from_vcg(beats.vcg, shirt_context.forward, shirt_context.frank_layout)
+    source = CardiacSource(dipole=dipole, fs=500.0, source_id="ode-test")
+    cfg = SimulationConfig(motion=False)
+    noisy = simulate_record(source, np.random.default_rng(5), context=shirt_context, config=cfg, device_stage=False)
+    clean = simulate_record(source, np.random.default_rng(5), context=shirt_context,
+                            config=SimulationConfig(motion=False, add_noise=False), device_stage=False)
+    noise = noisy.ecg.astype(np.float64) - clean.ecg
+    lead = dict(zip(noisy.leads, noise))
+    # Einthoven's and Goldberger's laws hold for the noise too: it is born at RA, LA, LL.
+    np.testing.assert_allclose(lead["II"], lead["I"] + lead["III"], atol=1e-4)
+    np.testing.assert_allclose(lead["aVR"] + lead["aVL"] + lead["aVF"], 0, atol=1e-4)
+    assert np.std(lead["I"]) > 1e-3
+    # The noise is not common to all leads: each lead sees its own electrodes' noise.
+    assert np.corrcoef(lead["I"], lead["V2"])[0, 1] < 0.99
+
+
+def test_source_with_nan_is_rejected():
+    with pytest.raises(SignalError, match="NaN"):
+        CardiacSource(dipole=np.full((3, 10), np.nan), fs=500.0, source_id="bad")
+
+
+def test_rng_must_be_a_generator(shirt_context):
+    source = CardiacSource(dipole=np.zeros((3, 100)), fs=500.0, source_id="z")
+    with pytest.raises(TypeError, match="Generator"):
+        simulate_record(source, 42, context=shirt_context)
