@@ -1,4 +1,4 @@
-"""Command line: ``cardiosim generate | info | recipe init | plot``.
+"""Command line: ``cardiosim generate | info | recipe init|check | plot | bench``.
 
 Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit status
 2; no partial output file is left behind.
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     ri.add_argument("--overwrite", action="store_true")
     rc = rsub.add_parser("check", help="validate a recipe file")
     rc.add_argument("path", type=Path)
+
+    b = sub.add_parser("bench", help="measure generator speed on this machine (records/s)")
+    b.add_argument("--records", type=_positive_int, default=32)
+    b.add_argument("--duration", type=_positive_float, default=10.0)
 
     p = sub.add_parser("plot", help="plot one record of a dataset to PNG")
     p.add_argument("path", type=Path)
@@ -177,13 +181,42 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    import tempfile
+    import time
+
+    from .dataset import Recipe, generate
+    from .dataset.generate import _state, simulate_block
+
+    recipe = Recipe.from_dict({"records": args.records, "duration": args.duration, "seed": 0})
+    text = recipe.to_toml()
+    t0 = time.perf_counter()
+    _state(text)
+    simulate_block(text, 0, 1)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    simulate_block(text, 0, args.records)
+    sim = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        generate(recipe, f"{tmp}/bench", progress=False)
+        full = time.perf_counter() - t0
+    n = args.records
+    print(f"records: {n} x {args.duration:g} s, 12 leads, {recipe.device}")
+    print(f"  set-up (lead field, JIT)      {setup:8.2f} s")
+    print(f"  simulate only                 {n / sim:8.1f} records/s")
+    print(f"  simulate + write netCDF shards {n / full:7.1f} records/s  ({full / sim:.2f}x the time)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot}[args.command]
+    handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
+               "bench": _cmd_bench}[args.command]
     try:
         return handler(args)
     except CardiosimError as exc:

@@ -178,3 +178,52 @@ def test_malformed_toml_is_a_config_error():
         Recipe.from_toml("seed = = 3")
     with pytest.raises(CardiosimError, match="nothing.toml"):
         Recipe.read("/nonexistent/nothing.toml")
+
+
+# --- real sources ------------------------------------------------------------------------
+
+def test_ptbxl_source_keeps_labels_folds_and_splits(ptbxl_folder, tmp_path):
+    import pandas as pd
+
+    r = Recipe.from_dict({"duration": 10.0, "seed": 2, "source": {"kind": "ptbxl", "path": str(ptbxl_folder),
+                                                                  "variants": 2, "label_map": "ptbxl_superclasses"},
+                          "output": {"shard_size": 4}})
+    out = tmp_path / "ptbxl"
+    generate(r, out, progress=False)
+    ds = load(out)
+    assert ds.sizes["record"] == 10
+    assert set(map(str, ds["class"].values)) == {"NORM", "MI", "STTC", "CD", "HYP"}
+    db = pd.read_csv(ptbxl_folder / "ptbxl_database.csv", index_col="ecg_id")
+    for k in range(10):
+        sid = str(ds["source_id"].values[k])
+        ecg_id = int(ds["parameters"].values[k].split('"source_ecg_id": ')[1].split(",")[0]) \
+            if '"source_ecg_id"' in ds["parameters"].values[k] else None
+        fold = int(ds["fold"].values[k])
+        assert fold in set(db["strat_fold"]), (sid, fold)
+        expected = "val" if fold == 9 else "test" if fold == 10 else "train"
+        assert str(ds["split"].values[k]) == expected
+        if ecg_id is not None:
+            assert db.loc[ecg_id, "strat_fold"] == fold
+    # Both variants of a record carry the same labels and fold, different shirts.
+    np.testing.assert_array_equal(ds["label"].values[0::2], ds["label"].values[1::2])
+    assert ds["label"].values.sum() > 0
+    assert not np.array_equal(ds["ecg"].values[0], ds["ecg"].values[1])
+
+
+def test_failed_source_records_are_skipped_and_reported(ptbxl_folder, tmp_path):
+    import shutil
+
+    bad = tmp_path / "ptbxl_bad"
+    shutil.copytree(ptbxl_folder, bad)
+    dat = next(iter(sorted((bad / "records500").rglob("*.dat"))))
+    dat.write_bytes(dat.read_bytes()[:1000])  # truncate the first record's signal file
+    r = Recipe.from_dict({"duration": 10.0, "seed": 2, "source": {"kind": "ptbxl", "path": str(bad), "variants": 2},
+                          "output": {"shard_size": 3}})
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="skipped because their source failed"):
+        summary = generate(r, out, progress=False)
+    assert summary.n_failed == 2 and summary.n_records == 8
+    ds = load(out)
+    assert list(ds["record"].values) == list(range(2, 10))
+    failed = [f for e in read_manifest(out)["shards"].values() for f in e["failed"]]
+    assert [f["record"] for f in failed] == [0, 1] and all("truncated" in f["error"] or "DataFormatError" in f["error"] for f in failed)

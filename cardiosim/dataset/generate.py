@@ -20,11 +20,15 @@ from pathlib import Path
 import multiprocessing as mp
 
 from .._version import __version__
-from ..errors import ConfigError, DataFormatError
+from ..errors import CardiosimError, ConfigError, DataFormatError
 from . import io as _io
 from .plan import make_plan, record_rng
 from .recipe import Recipe
 from .schema import encoding_for, records_to_dataset
+
+
+class SourceFailureWarning(UserWarning):
+    """Some source records could not be read or reconstructed; their records were skipped."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,14 @@ class GenerationSummary:
     class_counts: tuple
     bytes_written: int
     seconds: float
+    n_failed: int = 0
 
     def __str__(self) -> str:
         rate = self.n_generated / self.seconds if self.seconds > 0 else float("nan")
         counts = ", ".join(f"{c} {n}" for c, n in zip(self.classes, self.class_counts) if n)
-        resumed = "" if self.n_generated == self.n_records else f" ({self.n_records - self.n_generated} already done)"
+        resumed = "" if self.n_generated >= self.n_records else f" ({self.n_records - self.n_generated} already done)"
+        if self.n_failed:
+            resumed += f"; {self.n_failed} skipped (source failed, listed in the manifest)"
         return (f"wrote {self.n_records} records{resumed} to {self.output} in {self.n_shards} "
                 f"file{'s' if self.n_shards != 1 else ''}, {self.bytes_written / 1e6:.1f} MB, "
                 f"{self.seconds:.1f} s ({rate:.1f} records/s)\n  classes: {counts or 'none'}")
@@ -103,29 +110,46 @@ def _noise_kinds(recipe: Recipe) -> tuple:
     return tuple(k for k in recipe.simulation.noise.kinds if k in SNR_KINDS)
 
 
-def simulate_block(recipe_toml: str, start: int, stop: int):
-    """Simulate records ``start .. stop-1`` and return them as an ``xarray.Dataset``."""
+def simulate_block(recipe_toml: str, start: int, stop: int, failures: list | None = None):
+    """Simulate records ``start .. stop-1`` and return them as an ``xarray.Dataset``.
+
+    With ``failures`` (a list), records whose real source record cannot be read or
+    reconstructed are skipped and ``(index, source, message)`` appended to it -- the
+    output then has gaps in its ``record`` coordinate and ``None`` is returned if no
+    record of the block succeeded. Without it, the first such error is raised.
+    """
     from ..simulate import simulate_record
 
     recipe, plan, ref = _state(recipe_toml)
-    records, splits, folds, variants = [], [], [], []
-    cached = (None, None)
+    records, indices, splits, folds, variants = [], [], [], [], []
+    cached = (None, None, None)
     for i in range(start, stop):
         src, variant = plan.locate(i)
         if cached[0] != src:
             # Sources are estimated on the reference body, then projected through the source's body.
-            cached = (src, plan.source(src, ref))
+            try:
+                cached = (src, plan.source(src, ref), None)
+            except CardiosimError as exc:
+                if failures is None or recipe.source.kind == "ode":
+                    raise
+                cached = (src, None, f"{type(exc).__name__}: {exc}")
         source = cached[1]
+        if source is None:
+            failures.append((i, f"{recipe.source.kind}:{src}", cached[2]))
+            continue
         body = plan.body(src)
         rec = simulate_record(source, record_rng(recipe.seed, i), context=_body_context(recipe_toml, body),
                               config=recipe.simulation)
         rec.params["body_index"] = body
         rec.params.update(_body_params(recipe, body))
         records.append(rec)
+        indices.append(i)
         splits.append(plan.split(src, source.metadata))
         folds.append(int(source.metadata.get("strat_fold", -1)))
         variants.append(variant)
-    return records_to_dataset(records, indices=range(start, stop), classes=plan.classes, splits=splits, folds=folds,
+    if not records:
+        return None
+    return records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
                               variants=variants, noise_kinds=_noise_kinds(recipe), recipe_toml=recipe_toml,
                               seed=recipe.seed, device_name=ref.device.name)
 
@@ -136,12 +160,21 @@ def _encoding(recipe: Recipe, ds, ctx) -> dict:
                         full_scale_mv=getattr(ctx.device, "adc_range_mv", None))
 
 
-def write_block(recipe_toml: str, start: int, stop: int, path: str) -> tuple[str, str, int]:
-    """Simulate a block and write it atomically to ``path``; return (name, sha256, n_records)."""
-    ds = simulate_block(recipe_toml, start, stop)
-    recipe, _, ctx = _state(recipe_toml)
-    _io.write_netcdf(ds, path, _encoding(recipe, ds, ctx))
-    return Path(path).name, _io.sha256_file(path), stop - start
+def write_block(recipe_toml: str, start: int, stop: int, path: str) -> dict:
+    """Simulate a block and write it atomically to ``path``.
+
+    Returns the block's manifest entry: ``sha256`` (None when every record failed and
+    no file was written), ``start``, ``stop``, ``n_records`` and ``failed``.
+    """
+    failures: list = []
+    ds = simulate_block(recipe_toml, start, stop, failures)
+    entry = {"start": start, "stop": stop, "n_records": 0, "sha256": None,
+             "failed": [{"record": i, "source": s, "error": e} for i, s, e in failures]}
+    if ds is not None:
+        recipe, _, ctx = _state(recipe_toml)
+        _io.write_netcdf(ds, path, _encoding(recipe, ds, ctx))
+        entry.update(sha256=_io.sha256_file(path), n_records=int(ds.sizes["record"]))
+    return entry
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -250,30 +283,37 @@ def _generate_file(recipe, recipe_toml, plan, output, n, workers, scheduler, pro
 
     # Blocks of the file are independent of the worker count; 64 records keep workers busy.
     blocks = _blocks(n, 64)
-    parts = {}
+    parts, failures = {}, {}
     executor = _executor(workers, scheduler)
     bar = _progress(n, progress)
     try:
         if executor is None:
             for k, a, b in blocks:
-                parts[k] = simulate_block(recipe_toml, a, b)
+                failures[k] = []
+                parts[k] = simulate_block(recipe_toml, a, b, failures[k])
                 bar.update(b - a)
         else:
-            futures = {executor.submit(simulate_block, recipe_toml, a, b): (k, a, b) for k, a, b in blocks}
+            futures = {executor.submit(_simulate_block_reporting, recipe_toml, a, b): (k, a, b) for k, a, b in blocks}
             for fut in _completed(executor, futures):
                 k, a, b = futures[fut]
-                parts[k] = fut.result()
+                parts[k], failures[k] = fut.result()
                 bar.update(b - a)
     finally:
         bar.close()
         if executor is not None:
             executor.shutdown()
-    ds = xr.concat([parts[k] for k, _, _ in blocks], dim="record", data_vars="minimal", coords="minimal",
-                   compat="override", join="override", combine_attrs="override") if len(blocks) > 1 else parts[0]
+    failed = [f for k, _, _ in blocks for f in failures[k]]
+    kept = [parts[k] for k, _, _ in blocks if parts[k] is not None]
+    _report_failures(failed)
+    if not kept:
+        raise DataFormatError(f"every record failed; first error: {failed[0][1]}: {failed[0][2]}")
+    ds = xr.concat(kept, dim="record", data_vars="minimal", coords="minimal", compat="override", join="override",
+                   combine_attrs="override") if len(kept) > 1 else kept[0]
     _, _, ctx = _state(recipe_toml)
     _io.write_netcdf(ds, output, _encoding(recipe, ds, ctx))
     counts = tuple(int(c) for c in ds["label"].values.sum(axis=0))
-    return GenerationSummary(output, n, n, 1, plan.classes, counts, output.stat().st_size, time.perf_counter() - t0)
+    return GenerationSummary(output, int(ds.sizes["record"]), int(ds.sizes["record"]), 1, plan.classes, counts,
+                             output.stat().st_size, time.perf_counter() - t0, len(failed))
 
 
 def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, progress, t0):
@@ -295,7 +335,7 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
     done = {}
     for name, info in manifest["shards"].items():
         path = output / name
-        if path.exists() and _io.sha256_file(path) == info["sha256"]:
+        if info["sha256"] is None or (path.exists() and _io.sha256_file(path) == info["sha256"]):
             done[name] = info
     todo = [(k, a, b) for k, a, b in blocks if _io.shard_name(k) not in done]
     already = sum(b - a for k, a, b in blocks if _io.shard_name(k) in done)
@@ -303,34 +343,52 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
     executor = _executor(workers, scheduler)
     bar = _progress(n, progress, initial=already)
 
-    def record(name, sha, count, a, b):
-        manifest["shards"][name] = {"sha256": sha, "start": a, "stop": b}
+    def record(k, entry):
+        # Listed only after the shard file is complete and renamed into place.
+        manifest["shards"][_io.shard_name(k)] = entry
         _io.write_json_atomic(manifest, output / _io.MANIFEST)
-        bar.update(count)
+        bar.update(entry["stop"] - entry["start"])
 
     try:
         if executor is None:
             for k, a, b in todo:
-                name, sha, count = write_block(recipe_toml, a, b, str(output / _io.shard_name(k)))
-                record(name, sha, count, a, b)
+                record(k, write_block(recipe_toml, a, b, str(output / _io.shard_name(k))))
         else:
-            futures = {executor.submit(write_block, recipe_toml, a, b, str(output / _io.shard_name(k))): (a, b)
+            futures = {executor.submit(write_block, recipe_toml, a, b, str(output / _io.shard_name(k))): k
                        for k, a, b in todo}
             for fut in _completed(executor, futures):
-                a, b = futures[fut]
-                name, sha, count = fut.result()
-                record(name, sha, count, a, b)
+                record(futures[fut], fut.result())
     finally:
         bar.close()
         if executor is not None:
             executor.shutdown()
     for stale in output.glob(".shard-*.tmp"):
         stale.unlink()
+    failed = [(f["record"], f["source"], f["error"]) for e in manifest["shards"].values() for f in e["failed"]]
+    _report_failures(failed)
     ds = _io.open_dataset(output)
     try:
         counts = tuple(int(c) for c in ds["label"].sum(dim="record").values)
+        n_ok = int(ds.sizes["record"])
     finally:
         ds.close()
     size = sum(f.stat().st_size for f in output.glob(_io.SHARD_GLOB))
-    return GenerationSummary(output, n, n - already, len(blocks), plan.classes, counts, size,
-                             time.perf_counter() - t0)
+    n_files = sum(1 for e in manifest["shards"].values() if e["sha256"] is not None)
+    return GenerationSummary(output, n_ok, n - already, n_files, plan.classes, counts, size,
+                             time.perf_counter() - t0, len(failed))
+
+
+def _simulate_block_reporting(recipe_toml: str, start: int, stop: int):
+    failures: list = []
+    return simulate_block(recipe_toml, start, stop, failures), failures
+
+
+def _report_failures(failed) -> None:
+    """Warn (once, with the first few) about source records that could not be used."""
+    if not failed:
+        return
+    import warnings
+
+    first = "; ".join(f"record {i} ({s}): {e}" for i, s, e in failed[:3])
+    warnings.warn(f"{len(failed)} record(s) skipped because their source failed: {first}"
+                  + (" ..." if len(failed) > 3 else ""), SourceFailureWarning, stacklevel=3)

@@ -104,7 +104,9 @@ def open_dataset(path, *, verify: bool = False) -> xr.Dataset:
     if len(shards) != manifest.get("n_shards"):
         raise DataFormatError(f"dataset {str(path)!r} is incomplete: {len(shards)} of {manifest.get('n_shards')} "
                               f"shards finished; rerun the same generate command to resume")
-    files = [path / name for name in sorted(shards)]
+    files = [path / name for name in sorted(shards) if shards[name].get("sha256") is not None]
+    if not files:
+        raise DataFormatError(f"dataset {str(path)!r} holds no records (every source failed; see {MANIFEST})")
     for f in files:
         if not f.exists():
             raise DataFormatError(f"shard {str(f)!r} listed in the manifest is missing")
@@ -125,6 +127,7 @@ def summarize(path) -> str:
     try:
         size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.glob(SHARD_GLOB))
         n_shards = 1 if path.is_file() else len(list(path.glob(SHARD_GLOB)))
+        failed = 0 if path.is_file() else sum(len(e.get("failed", [])) for e in read_manifest(path)["shards"].values())
         labels = ds["label"].values
         classes = [str(c) for c in ds["class"].values]
         counts = labels.sum(axis=0)
@@ -144,6 +147,8 @@ def summarize(path) -> str:
         hr = ds["heart_rate"].values
         lines.append(f"  heart rate    {float(hr.min()):.0f}-{float(hr.max()):.0f} bpm (median {float(_median(hr)):.0f})")
         lines.append(f"  noise kinds   {', '.join(map(str, ds['noise'].values)) or 'none'}")
+        if failed:
+            lines.append(f"  skipped       {failed} records whose source failed (listed in {MANIFEST})")
         return "\n".join(lines)
     finally:
         ds.close()

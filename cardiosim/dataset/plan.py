@@ -136,7 +136,7 @@ def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:
-    from ..inverse import recording_to_source
+    from ..sources import recording_to_source
     from ..sources import resample
 
     rec = records[src]
