@@ -9,6 +9,13 @@
 * :func:`solid_angle_sum` / :func:`solid_angle_sum_numpy` -- total solid angle a closed
   triangle mesh subtends at points (van Oosterom & Strackee, IEEE TBME 1983;30:125):
   4 pi inside, 0 outside, 2 pi on a smooth part of the surface.
+* :func:`surface_walk` -- the step-and-project surface walk of
+  :func:`cardiosim.geometry.displace_on_surface`; its NumPy twin (global closest point at
+  every step) is ``cardiosim.geometry.surface._displace_on_surface_numpy``. Each step is
+  re-located by a greedy search over triangle adjacency starting at the previous step's
+  triangle (the walk's own warm start) plus a flood fill of the small ball that any closer
+  triangle must meet, so a step costs a few triangle tests instead of a grid-cell scan;
+  the grid is only a fallback.
 """
 
 from __future__ import annotations
@@ -250,3 +257,285 @@ def solid_angle_sum_numpy(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
     triple = (a * np.cross(b, c)).sum(-1)
     den = la * lb * lc + (a * b).sum(-1) * lc + (a * c).sum(-1) * lb + (b * c).sum(-1) * la
     return (2.0 * np.arctan2(triple, den)).sum(axis=1)
+
+
+# ----------------------------------------------------------------------------- surface walk
+class WalkTopology:
+    """Triangle adjacency for :func:`surface_walk`.
+
+    Parameters
+    ----------
+    vertices : ndarray, shape (nv, 3), metres
+    faces : ndarray, shape (m, 3), int
+
+    Attributes
+    ----------
+    adjacent : ndarray (m, 3) int64
+        Triangle across the edge opposite corner ``k`` (-1 on a boundary or non-manifold edge).
+    ring_start, ring_items : ndarray int64
+        CSR list of the triangles around each vertex (its one-ring).
+    altitude : ndarray (m, 3) metres
+        Height of each triangle over the edge opposite corner ``k``: a point of barycentric
+        coordinate ``b_k`` is ``b_k * altitude[k]`` from that edge's line.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        v = np.ascontiguousarray(vertices, dtype=np.float64)
+        f = np.ascontiguousarray(faces, dtype=np.int64)
+        m, nv = len(f), len(v)
+        tri = v[f]
+        opposite = np.linalg.norm(tri[:, [2, 0, 1]] - tri[:, [1, 2, 0]], axis=2)
+        area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        self.altitude = area2[:, None] / opposite
+        a = f[:, [1, 2, 0]].ravel()            # edge opposite corner k joins corners k+1, k+2
+        b = f[:, [2, 0, 1]].ravel()
+        key = np.minimum(a, b) * nv + np.maximum(a, b)
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        adj = np.full(3 * m, -1, dtype=np.int64)
+        # A manifold edge is shared by exactly two half-edges: pair them up.
+        first = np.r_[True, ks[1:] != ks[:-1]]
+        group = np.cumsum(first) - 1
+        pair = np.bincount(group)[group] == 2
+        lo = order[first & pair]
+        hi = order[np.r_[first[1:], True] & pair]
+        adj[lo] = hi // 3
+        adj[hi] = lo // 3
+        self.adjacent = adj.reshape(m, 3)
+        flat = f.ravel()
+        self.ring_start = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=nv))]).astype(np.int64)
+        self.ring_items = (np.argsort(flat, kind="stable") // 3).astype(np.int64)
+
+
+@njit(cache=True, inline="always")
+def _dist2_on(tri, t, px, py, pz):
+    u, v, w = _closest_on_triangle(px, py, pz,
+                                   tri[t, 0, 0], tri[t, 0, 1], tri[t, 0, 2],
+                                   tri[t, 1, 0], tri[t, 1, 1], tri[t, 1, 2],
+                                   tri[t, 2, 0], tri[t, 2, 1], tri[t, 2, 2])
+    qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
+    qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
+    qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
+    return (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2, u, v, w
+
+
+@njit(cache=True)
+def _greedy_locate(tri, faces, adjacent, ring_start, ring_items, t, px, py, pz, max_iter):
+    """Greedy closest-point search over triangle adjacency, starting at triangle ``t``.
+
+    Moves to a neighbour only when it is strictly closer; the closest point on a
+    triangle can only improve across the edge (or around the corner) it lies on, so those
+    are the only neighbours examined. Returns (t, u, v, w, d2, iterations left).
+    """
+    d2, u, v, w = _dist2_on(tri, t, px, py, pz)
+    while max_iter > 0:
+        max_iter -= 1
+        nz = (u == 0.0) + (v == 0.0) + (w == 0.0)
+        if nz == 0:
+            break
+        best_t = -1
+        best = d2
+        bu = bv = bw = 0.0
+        if nz == 1:
+            k = 0 if u == 0.0 else (1 if v == 0.0 else 2)
+            nb = adjacent[t, k]
+            if nb >= 0:
+                e2, eu, ev, ew = _dist2_on(tri, nb, px, py, pz)
+                if e2 < best:
+                    best, best_t, bu, bv, bw = e2, nb, eu, ev, ew
+        else:
+            k = 0 if u == 1.0 else (1 if v == 1.0 else 2)
+            vert = faces[t, k]
+            for j in range(ring_start[vert], ring_start[vert + 1]):
+                nb = ring_items[j]
+                if nb == t:
+                    continue
+                e2, eu, ev, ew = _dist2_on(tri, nb, px, py, pz)
+                if e2 < best:
+                    best, best_t, bu, bv, bw = e2, nb, eu, ev, ew
+        if best_t < 0:
+            break
+        t, u, v, w, d2 = best_t, bu, bv, bw, best
+    return t, u, v, w, d2, max_iter
+
+
+@njit(cache=True, inline="always")
+def _seg_dist2(tri, t, k, qx, qy, qz):
+    """Squared distance from q to the edge of triangle t opposite corner k."""
+    i, j = (k + 1) % 3, (k + 2) % 3
+    ax, ay, az = tri[t, i, 0], tri[t, i, 1], tri[t, i, 2]
+    ex, ey, ez = tri[t, j, 0] - ax, tri[t, j, 1] - ay, tri[t, j, 2] - az
+    s = ((qx - ax) * ex + (qy - ay) * ey + (qz - az) * ez) / (ex * ex + ey * ey + ez * ez)
+    s = min(1.0, max(0.0, s))
+    return (qx - ax - s * ex) ** 2 + (qy - ay - s * ey) ** 2 + (qz - az - s * ez) ** 2
+
+
+@njit(cache=True)
+def _locate_local(tri, faces, adjacent, ring_start, ring_items, altitude, stack, t, px, py, pz, max_iter):
+    """Closest surface point to p near triangle ``t``.
+
+    A greedy search finds a local minimum (triangle t, point q at distance d). A closer
+    triangle must meet the ball of radius d about p, hence the ball B of radius 2d about q;
+    a flood fill over edges that cut B visits every triangle of the surface patch in B
+    (one sheet of surface for d much smaller than the curvature radius and fold spacing).
+    This catches what the greedy search cannot see: across a valley, or across a ridge
+    from below, a neighbour can be closer while q is inside t. If the fill finds a closer
+    triangle the search restarts there. ``stack`` is scratch space; returns
+    (t, u, v, w, d2, converged) -- not converged if the budget or the stack ran out.
+    """
+    cap = stack.shape[0]
+    for _ in range(4):
+        t, u, v, w, d2, left = _greedy_locate(tri, faces, adjacent, ring_start, ring_items, t, px, py, pz, max_iter)
+        if left <= 0:
+            return t, u, v, w, d2, False
+        qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
+        qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
+        qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
+        r2 = 4.0 * d2
+        stack[0] = t
+        n_seen = 1
+        head = 0
+        best_t, best = -1, d2
+        while head < n_seen:
+            f = stack[head]
+            head += 1
+            for k in range(3):
+                nb = adjacent[f, k]
+                if nb < 0:
+                    continue
+                if head == 1:
+                    # q lies in t: its distance to an edge's line, from barycentrics, is a
+                    # cheap lower bound of the distance to the edge.
+                    bk = u if k == 0 else (v if k == 1 else w)
+                    if (bk * altitude[t, k]) ** 2 > r2:
+                        continue
+                elif _seg_dist2(tri, f, k, qx, qy, qz) > r2:
+                    continue
+                seen = False
+                for j in range(n_seen):
+                    if stack[j] == nb:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                if n_seen == cap:
+                    return t, u, v, w, d2, False
+                stack[n_seen] = nb
+                n_seen += 1
+                e2 = _dist2_on(tri, nb, px, py, pz)[0]
+                if e2 < best:
+                    best, best_t = e2, nb
+        if best_t < 0:
+            return t, u, v, w, d2, True
+        t = best_t                   # closer triangle found: descend again from there
+    return t, u, v, w, d2, False
+
+
+@njit(cache=True)
+def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items, altitude,
+                         g_origin, g_cell, g_shape, g_start, g_items,
+                         raw, start_p, start_t, start_b, offsets, step, max_iter, out, n_fallback):
+    n_t, n = offsets.shape[0], offsets.shape[1]
+    stack = np.empty(64, dtype=np.int64)
+    one = np.empty((1, 3))
+    o_tri = np.empty(1, dtype=np.int64)
+    o_bary = np.empty((1, 3))
+    o_d2 = np.empty(1)
+    for k in range(n_t):
+        for i in range(n):
+            ox, oy, oz = offsets[k, i, 0], offsets[k, i, 1], offsets[k, i, 2]
+            if ox == 0.0 and oy == 0.0 and oz == 0.0:
+                out[k, i, 0], out[k, i, 1], out[k, i, 2] = raw[i, 0], raw[i, 1], raw[i, 2]
+                continue
+            if k > 0 and ox == offsets[k - 1, i, 0] and oy == offsets[k - 1, i, 1] and oz == offsets[k - 1, i, 2]:
+                # Held trajectory (e.g. a garment offset constant over time): same walk.
+                out[k, i, 0], out[k, i, 1], out[k, i, 2] = out[k - 1, i, 0], out[k - 1, i, 1], out[k - 1, i, 2]
+                continue
+            px, py, pz = start_p[i, 0], start_p[i, 1], start_p[i, 2]
+            t = start_t[i]
+            u, v, w = start_b[i, 0], start_b[i, 1], start_b[i, 2]
+            # Walked length = tangential length at the start, in equal steps <= step.
+            a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+            nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
+            ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
+            nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
+            inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
+            nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+            on = ox * nx + oy * ny + oz * nzz
+            length = np.sqrt((ox - on * nx) ** 2 + (oy - on * ny) ** 2 + (oz - on * nzz) ** 2)
+            if length > 0.0:
+                n_steps = max(1, int(np.ceil(length / step)))
+                h = length / n_steps
+                for _s in range(n_steps):
+                    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+                    nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
+                    ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
+                    nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
+                    inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
+                    nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+                    on = ox * nx + oy * ny + oz * nzz
+                    dx, dy, dz = ox - on * nx, oy - on * ny, oz - on * nzz
+                    dn = np.sqrt(dx * dx + dy * dy + dz * dz)
+                    if dn == 0.0:
+                        dn = 1.0
+                    cx, cy, cz = px + dx / dn * h, py + dy / dn * h, pz + dz / dn * h
+                    t2, u2, v2, w2, _d2, ok = _locate_local(tri, faces, adjacent, ring_start, ring_items,
+                                                            altitude, stack, t, cx, cy, cz, max_iter)
+                    if not ok:
+                        # Pathological mesh region: exact grid answer instead.
+                        one[0, 0], one[0, 1], one[0, 2] = cx, cy, cz
+                        _closest_point_grid_kernel(one, tri, g_origin, g_cell, g_shape, g_start, g_items,
+                                                   o_tri, o_bary, o_d2)
+                        n_fallback[0] += 1
+                        if o_tri[0] >= 0 and o_d2[0] <= _d2:
+                            t2, u2, v2, w2 = o_tri[0], o_bary[0, 0], o_bary[0, 1], o_bary[0, 2]
+                    t, u, v, w = t2, u2, v2, w2
+                    px = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
+                    py = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
+                    pz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
+            out[k, i, 0], out[k, i, 1], out[k, i, 2] = px, py, pz
+
+
+def surface_walk(tri: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray, topo: WalkTopology,
+                 grid: TriangleGrid, raw: np.ndarray, start_p: np.ndarray, start_t: np.ndarray,
+                 start_b: np.ndarray, offsets: np.ndarray, step: float, max_iter: int = 64):
+    """Walk points over a triangle surface by the tangential part of their offsets.
+
+    Each offset of tangential length ``L`` (tangential at the start point's interpolated
+    normal) is walked in ``ceil(L / step)`` equal steps; every step goes along the
+    offset's projection on the current interpolated normal's tangent plane and is
+    projected back to the closest surface point (local search from the previous step's
+    triangle, see :class:`WalkTopology`; grid fallback if it does not converge).
+
+    Parameters
+    ----------
+    tri : ndarray (m, 3, 3) m; faces : ndarray (m, 3) int64; vertex_normals : ndarray (nv, 3)
+    topo : WalkTopology of the mesh; grid : TriangleGrid of ``tri`` (fallback locator)
+    raw : ndarray (n, 3) m
+        Positions returned unchanged where an offset is exactly zero.
+    start_p, start_t, start_b : ndarray (n, 3) m, (n,) int64, (n, 3)
+        Closest surface point of each position: point, triangle, barycentric coordinates.
+    offsets : ndarray (T, n, 3) m
+    step : float, m
+        Largest step.
+    max_iter : int
+        Budget of triangle moves of the local search per step; when it runs out the step
+        is located by the grid instead (``max_iter=0``: always the grid, i.e. exactly the
+        NumPy twin's global closest point).
+
+    Returns
+    -------
+    out : ndarray (T, n, 3) m
+    n_fallback : int
+        Number of steps the local search handed to the grid.
+    """
+    off = np.ascontiguousarray(offsets, dtype=np.float64)
+    out = np.empty_like(off)
+    nfb = np.zeros(1, dtype=np.int64)
+    _surface_walk_kernel(np.ascontiguousarray(tri, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64),
+                         np.ascontiguousarray(vertex_normals, dtype=np.float64), topo.adjacent, topo.ring_start,
+                         topo.ring_items, topo.altitude, grid.origin, grid.cell, grid.shape, grid.start, grid.items,
+                         np.ascontiguousarray(raw, dtype=np.float64), np.ascontiguousarray(start_p, dtype=np.float64),
+                         np.ascontiguousarray(start_t, dtype=np.int64),
+                         np.ascontiguousarray(start_b, dtype=np.float64), off, float(step), int(max_iter), out, nfb)
+    return out, int(nfb[0])

@@ -2,7 +2,8 @@
 
 :func:`displace_on_surface` moves points by the tangential part of an offset and lands
 them back on the mesh, in small steps so that a long move follows the curved surface
-(each step is re-projected on the local tangent plane and onto the mesh). It is
+(each step is re-projected on the local tangent plane and onto the mesh); the walk is a
+numba kernel whose per-step closest-point search starts at the previous step's triangle. It is
 vectorised over any leading (time, record) axes. The garment helpers turn a rigid slip
 (vertical shift), a rotation about the body axis, a size mismatch (circumferential
 stretch from the anterior midline) and per-electrode jitter into such moves.
@@ -10,9 +11,12 @@ stretch from the anterior midline) and per-electrode jitter into such moves.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..errors import GeometryError
+from ._kernels import WalkTopology, surface_walk
 from .mesh import TorsoMesh
 
 #: Largest single step (m) of the surface walk; re-projection keeps it on the mesh.
@@ -35,9 +39,45 @@ def project_to_surface(torso: TorsoMesh, points: np.ndarray, max_distance: float
     return proj
 
 
+def _check_displace_args(positions, offsets):
+    pos = np.asarray(positions, dtype=np.float64)
+    off = np.asarray(offsets, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise GeometryError(f"positions must have shape (n, 3) in metres, got {pos.shape}")
+    if off.shape[-2:] != pos.shape:
+        raise GeometryError(f"offsets must have shape (..., {pos.shape[0]}, 3) matching positions, got {off.shape}")
+    if not np.all(np.isfinite(off)):
+        raise GeometryError("offsets contain NaN or infinite values")
+    if np.abs(off).max(initial=0.0) > 0.5:
+        raise GeometryError(f"offset of {np.abs(off).max():.3g} m is larger than half a metre -- "
+                            "offsets are in metres (2 cm = 0.02)")
+    return pos, off
+
+
+def _check_step(step):
+    if not (np.isfinite(step) and step > 0):
+        raise GeometryError(f"walk step must be a positive length in metres, got {step!r}")
+
+
+_TOPOLOGY: weakref.WeakKeyDictionary[TorsoMesh, WalkTopology] = weakref.WeakKeyDictionary()
+
+
+def _topology(torso: TorsoMesh) -> WalkTopology:
+    topo = _TOPOLOGY.get(torso)
+    if topo is None:
+        topo = _TOPOLOGY[torso] = WalkTopology(torso.vertices, torso.faces)
+    return topo
+
+
 def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.ndarray,
                         step: float = STEP) -> np.ndarray:
     """Move electrodes by the tangential part of ``offsets`` and land back on the surface.
+
+    Each offset's tangential length ``L`` (at the start point's interpolated normal) is
+    walked in ``ceil(L / step)`` equal steps; each step follows the offset projected on
+    the current tangent plane and is projected back onto the mesh (numba kernel
+    :func:`cardiosim.geometry._kernels.surface_walk`). The step count is per offset, so a
+    result does not depend on the other offsets of the batch.
 
     Parameters
     ----------
@@ -55,17 +95,25 @@ def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.nda
     ndarray, shape (..., n, 3), metres, on the surface. Where an offset is exactly zero
     the input position is returned unchanged.
     """
-    pos = np.asarray(positions, dtype=np.float64)
-    off = np.asarray(offsets, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[1] != 3:
-        raise GeometryError(f"positions must have shape (n, 3) in metres, got {pos.shape}")
-    if off.shape[-2:] != pos.shape:
-        raise GeometryError(f"offsets must have shape (..., {pos.shape[0]}, 3) matching positions, got {off.shape}")
-    if not np.all(np.isfinite(off)):
-        raise GeometryError("offsets contain NaN or infinite values")
-    if np.abs(off).max(initial=0.0) > 0.5:
-        raise GeometryError(f"offset of {np.abs(off).max():.3g} m is larger than half a metre -- "
-                            "offsets are in metres (2 cm = 0.02)")
+    pos, off = _check_displace_args(positions, offsets)
+    _check_step(step)
+    start, tri, bary, _ = torso.closest_point(pos, max_distance=ON_SURFACE_TOL)
+    out, _ = surface_walk(torso.triangles, torso.faces, torso.vertex_normals, _topology(torso), torso.grid(),
+                          pos, start, tri, bary, off.reshape((int(np.prod(off.shape[:-2])),) + pos.shape), step)
+    return out.reshape(off.shape)
+
+
+def _displace_on_surface_numpy(torso: TorsoMesh, positions: np.ndarray, offsets: np.ndarray,
+                               step: float = STEP, per_point_steps: bool = False) -> np.ndarray:
+    """NumPy twin (test oracle) of :func:`displace_on_surface`: the same walk, with the
+    exact global closest point (grid + brute force) at every step, vectorised over points.
+
+    By default this is the original implementation: all offsets of a call are walked in
+    the same number of steps, ``ceil(max L / step)`` (the batch maximum), so in a batch
+    the shorter walks take smaller steps than in the kernel (sub-millimetre effect).
+    ``per_point_steps=True`` uses the kernel's ``ceil(L / step)`` per offset.
+    """
+    pos, off = _check_displace_args(positions, offsets)
     start, tri, bary, _ = torso.closest_point(pos, max_distance=ON_SURFACE_TOL)
     shape = off.shape
     o = off.reshape(-1, pos.shape[0], 3)
@@ -77,10 +125,14 @@ def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.nda
     n0 = surface_normals(torso, t, b)
     o_t = o - (o * n0).sum(1, keepdims=True) * n0
     length = np.linalg.norm(o_t, axis=1)
-    n_steps = max(1, int(np.ceil(length.max(initial=0.0) / step)))
-    step_len = length / n_steps
-    idx = np.nonzero(moving & (length > 0))[0]
-    for _ in range(n_steps):
+    if per_point_steps:
+        n_i = np.maximum(1, np.ceil(length / step)).astype(np.int64)
+    else:
+        n_i = np.full(length.shape, max(1, int(np.ceil(length.max(initial=0.0) / step))), dtype=np.int64)
+    step_len = length / n_i
+    walking = np.nonzero(moving & (length > 0))[0]
+    for s in range(int(n_i.max(initial=1))):
+        idx = walking[n_i[walking] > s]
         nrm = surface_normals(torso, t[idx], b[idx])
         d = o[idx] - (o[idx] * nrm).sum(1, keepdims=True) * nrm
         dn = np.linalg.norm(d, axis=1, keepdims=True)
