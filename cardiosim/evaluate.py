@@ -1,0 +1,383 @@
+"""Evaluation helpers: does a synthetic set look like a real one, and copy none of it?
+
+* :func:`detect_r_peaks` -- a Pan-Tompkins style QRS detector (Pan & Tompkins, IEEE TBME
+  1985;32:230): 5-15 Hz band-pass, derivative, squaring, 150 ms moving-window
+  integration, adaptive threshold with a 200 ms refractory period and search-back.
+* :func:`heart_rates` -- mean heart rate per record from the detected RR intervals.
+* :func:`measure_intervals` / :func:`interval_table` -- PR, QRS and QT by wavelet
+  delineation (NeuroKit2's ``ecg_delineate(method="dwt")``, Makowski et al. 2021;
+  optional dependency).
+* :func:`average_psd` -- Welch spectrum averaged over records (per lead).
+* :func:`compare_samples` -- two-sample Kolmogorov-Smirnov test and 1-Wasserstein distance.
+* :func:`compare_sets` -- heart-rate and spectral comparison of two ECG sets.
+* :func:`nearest_source_distances` / :func:`check_near_copies` -- for every synthetic
+  record, the normalised distance to the closest source record after the best time
+  shift; a near-copy is a distance far below what the recipe's physics produces.
+
+All ECG arrays are ``(n_records, n_leads, T)`` in mV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, SignalError
+
+
+def _check_fs(fs):
+    if not (np.isfinite(fs) and fs > 0):
+        raise SignalError(f"sampling rate must be positive, got {fs!r}")
+
+
+def _check_set(x, name):
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3:
+        raise SignalError(f"{name} must have shape (n_records, n_leads, T), got {x.shape}")
+    if x.shape[0] == 0 or x.shape[2] < 2:
+        raise SignalError(f"{name} is empty: shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise SignalError(f"{name} contains NaN or infinite samples")
+    return x
+
+
+# --------------------------------------------------------------------------- R peaks
+def detect_r_peaks(signal, fs: float, *, refractory: float = 0.2) -> np.ndarray:
+    """Sample indices of QRS complexes (R peaks) in one lead.
+
+    Parameters
+    ----------
+    signal : array, shape (T,), mV
+    fs : float, Hz (>= 50)
+    refractory : float, s
+        Minimum distance between two beats.
+
+    Returns
+    -------
+    ndarray of int, shape (n_beats,)
+        Index of the largest absolute deflection (after baseline removal) within
+        +-60 ms of each detection.
+    """
+    from scipy.signal import butter, filtfilt, find_peaks
+
+    x = np.asarray(signal, dtype=np.float64)
+    _check_fs(fs)
+    if x.ndim != 1:
+        raise SignalError(f"signal must be one lead of shape (T,), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise SignalError("signal contains NaN or infinite samples")
+    if fs < 50:
+        raise SignalError(f"sampling rate {fs} Hz is too low for QRS detection (need >= 50 Hz)")
+    if x.size < int(fs):
+        return np.zeros(0, dtype=np.int64)
+    b, a = butter(2, [5.0 / (fs / 2), min(15.0 / (fs / 2), 0.99)], btype="band")
+    y = filtfilt(b, a, x)
+    d = np.gradient(y) * fs
+    w = max(1, round(0.15 * fs))
+    integ = np.convolve(d * d, np.ones(w) / w, mode="same")
+    dist = max(1, round(refractory * fs))
+    cand, _ = find_peaks(integ, distance=dist)
+    if cand.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    # adaptive thresholds on signal/noise peak levels (Pan & Tompkins), initialised on 2 s
+    init = integ[: int(2 * fs)]
+    spk, npk = 0.25 * init.max(), 0.5 * np.mean(init)
+    beats: list[int] = []
+    for c in cand:
+        thr = npk + 0.25 * (spk - npk)
+        if integ[c] <= thr:
+            npk = 0.125 * integ[c] + 0.875 * npk
+            continue
+        beats.append(int(c))
+        spk = 0.125 * integ[c] + 0.875 * spk
+        # search back: a gap over 1.66 x the recent mean RR is re-searched at half threshold
+        if len(beats) >= 3 and beats[-1] - beats[-2] > 1.66 * np.diff(beats[-9:-1]).mean():
+            lo = np.searchsorted(cand, beats[-2] + dist, side="right")
+            hi = np.searchsorted(cand, beats[-1] - dist, side="left")
+            missed = [int(m) for m in cand[lo:hi] if integ[m] > 0.5 * thr]
+            beats[-1:-1] = missed
+    beats = np.unique(np.asarray(beats, dtype=np.int64))
+    # refine to the R peak on the baseline-free signal; the integrator lags the QRS by ~w/2
+    base = x - np.convolve(x, np.ones(int(fs * 0.6)) / int(fs * 0.6), mode="same")
+    half = round(0.06 * fs)
+    out = []
+    for c in beats:
+        lo, hi = max(0, c - w // 2 - half), min(x.size, c + half)
+        out.append(lo + int(np.argmax(np.abs(base[lo:hi]))))
+    out = np.unique(np.asarray(out, dtype=np.int64))
+    if out.size > 1:  # two refinements landing on one QRS
+        keep = np.concatenate([[True], np.diff(out) > dist // 2])
+        out = out[keep]
+    return out
+
+
+def heart_rates(ecg, fs: float, *, lead: int = 1) -> np.ndarray:
+    """Mean heart rate (bpm) of each record, from R peaks detected in ``lead``.
+
+    Parameters
+    ----------
+    ecg : array, shape (n_records, n_leads, T), mV
+    fs : float, Hz
+    lead : int
+        Row used for detection (default 1, lead II in the standard order).
+
+    Returns
+    -------
+    ndarray, shape (n_records,), bpm; NaN where fewer than two beats were found.
+    """
+    ecg = _check_set(ecg, "ecg")
+    if not 0 <= lead < ecg.shape[1]:
+        raise ConfigError(f"lead index {lead} out of range for {ecg.shape[1]} leads")
+    out = np.full(ecg.shape[0], np.nan)
+    for i, rec in enumerate(ecg):
+        peaks = detect_r_peaks(rec[lead], fs)
+        if peaks.size >= 2:
+            out[i] = 60.0 * fs / np.median(np.diff(peaks))
+    return out
+
+
+# --------------------------------------------------------------------------- intervals
+def measure_intervals(signal, fs: float) -> dict:
+    """Median PR, QRS and QT intervals (s) of one lead by wavelet delineation.
+
+    Uses NeuroKit2 (``ecg_delineate``, discrete wavelet method) on the R peaks of
+    :func:`detect_r_peaks`. PR = P onset to QRS onset, QRS = QRS onset to offset,
+    QT = QRS onset to T offset. NaN where a wave was not delineated.
+
+    Raises
+    ------
+    ImportError
+        If neurokit2 is not installed (``pip install neurokit2``).
+    """
+    try:
+        import neurokit2 as nk
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("interval measurement needs neurokit2: pip install neurokit2") from None
+    import warnings
+
+    x = np.asarray(signal, dtype=np.float64)
+    peaks = detect_r_peaks(x, fs)
+    nan = {"pr": np.nan, "qrs": np.nan, "qt": np.nan}
+    if peaks.size < 3:
+        return nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NeuroKit warns on edge beats it cannot delineate
+        try:
+            _, waves = nk.ecg_delineate(x, {"ECG_R_Peaks": peaks}, sampling_rate=round(fs), method="dwt")
+        except (ValueError, IndexError, KeyError):
+            return nan
+
+    def get(key):
+        a = np.asarray(waves.get(key, []), dtype=float)
+        return np.sort(a[np.isfinite(a)])
+
+    p_on, r_on, r_off, t_off = get("ECG_P_Onsets"), get("ECG_R_Onsets"), get("ECG_R_Offsets"), get("ECG_T_Offsets")
+
+    # pair each QRS onset with the nearest P onset before it / offsets after it (the
+    # delineator's lists need not be aligned beat by beat), within physiological limits
+    def paired(before, after, limit_s, reverse=False):
+        out = []
+        for r in r_on:
+            if reverse:
+                i = np.searchsorted(before, r) - 1
+                d = r - before[i] if i >= 0 else np.inf
+            else:
+                i = np.searchsorted(after, r, side="right")
+                d = after[i] - r if i < after.size else np.inf
+            if 0 < d <= limit_s * fs:
+                out.append(d)
+        return float(np.median(out) / fs) if out else np.nan
+
+    return {"pr": paired(p_on, None, 0.40, reverse=True), "qrs": paired(None, r_off, 0.25),
+            "qt": paired(None, t_off, 0.70)}
+
+
+def interval_table(ecg, fs: float, *, lead: int = 1) -> dict:
+    """:func:`measure_intervals` of every record: ``{"pr", "qrs", "qt"}`` -> ndarray (n_records,) s."""
+    ecg = _check_set(ecg, "ecg")
+    if not 0 <= lead < ecg.shape[1]:
+        raise ConfigError(f"lead index {lead} out of range for {ecg.shape[1]} leads")
+    rows = [measure_intervals(rec[lead], fs) for rec in ecg]
+    return {k: np.array([r[k] for r in rows]) for k in ("pr", "qrs", "qt")}
+
+
+# --------------------------------------------------------------------------- spectra
+def average_psd(ecg, fs: float, *, seconds: float = 4.0):
+    """Welch PSD averaged over records, per lead.
+
+    Returns
+    -------
+    f : ndarray, shape (F,), Hz
+    psd : ndarray, shape (n_leads, F), mV**2/Hz
+    """
+    from scipy.signal import welch
+
+    ecg = _check_set(ecg, "ecg")
+    _check_fs(fs)
+    nper = min(ecg.shape[2], int(seconds * fs))
+    f, p = welch(ecg, fs=fs, nperseg=nper, axis=-1)
+    return f, p.mean(axis=0)
+
+
+def log_spectral_distance(psd_a, psd_b, f, band=(0.5, 40.0)) -> float:
+    """RMS difference of ``10 log10`` PSDs over ``band`` (dB), averaged over leads."""
+    sel = (f >= band[0]) & (f <= band[1])
+    if not sel.any():
+        raise ConfigError(f"band {band} Hz holds no frequency bins")
+    da = 10 * np.log10(np.maximum(psd_a[..., sel], 1e-30))
+    db = 10 * np.log10(np.maximum(psd_b[..., sel], 1e-30))
+    return float(np.sqrt(np.mean((da - db) ** 2)))
+
+
+# --------------------------------------------------------------------------- statistics
+def compare_samples(synthetic, real) -> dict:
+    """Two-sample comparison of a scalar feature.
+
+    Returns
+    -------
+    dict with ``ks`` (Kolmogorov-Smirnov statistic), ``p_value``, ``wasserstein``
+    (1-Wasserstein distance, feature units), ``synthetic_mean/std``, ``real_mean/std``,
+    ``n_synthetic``, ``n_real``. NaNs are not allowed (drop them explicitly first).
+    """
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    a = np.asarray(synthetic, dtype=float).ravel()
+    b = np.asarray(real, dtype=float).ravel()
+    for name, v in (("synthetic", a), ("real", b)):
+        if v.size == 0:
+            raise SignalError(f"{name} sample is empty")
+        if not np.all(np.isfinite(v)):
+            raise SignalError(f"{name} sample contains {int((~np.isfinite(v)).sum())} NaN/inf values")
+    ks = ks_2samp(a, b)
+    return {"ks": float(ks.statistic), "p_value": float(ks.pvalue),
+            "wasserstein": float(wasserstein_distance(a, b)),
+            "synthetic_mean": float(a.mean()), "synthetic_std": float(a.std()),
+            "real_mean": float(b.mean()), "real_std": float(b.std()),
+            "n_synthetic": int(a.size), "n_real": int(b.size)}
+
+
+def compare_sets(synthetic, real, fs: float, *, lead: int = 1, band=(0.5, 40.0), intervals: bool = False) -> dict:
+    """Heart-rate and spectral comparison of a synthetic and a real ECG set.
+
+    Parameters
+    ----------
+    synthetic, real : array, shape (n, n_leads, T), mV, same leads and ``fs``
+    fs : float, Hz
+    lead : int
+        Lead used for R-peak detection.
+
+    Returns
+    -------
+    dict with ``heart_rate`` (:func:`compare_samples` of the per-record rates, records
+    without two detected beats dropped and counted in ``heart_rate_undetected``),
+    ``psd`` (``f``, ``synthetic``, ``real`` averaged PSDs) and ``log_spectral_distance_db``;
+    with ``intervals=True`` also ``pr``, ``qrs``, ``qt`` (:func:`compare_samples` of the
+    per-record intervals in seconds, undelineated records dropped; needs neurokit2).
+    """
+    synthetic = _check_set(synthetic, "synthetic")
+    real = _check_set(real, "real")
+    if synthetic.shape[1] != real.shape[1]:
+        raise SignalError(f"synthetic has {synthetic.shape[1]} leads, real has {real.shape[1]}")
+    hs, hr = heart_rates(synthetic, fs, lead=lead), heart_rates(real, fs, lead=lead)
+    seconds = min(synthetic.shape[2], real.shape[2], int(4 * fs)) / fs   # same frequency grid
+    f, ps = average_psd(synthetic, fs, seconds=seconds)
+    _, pr = average_psd(real, fs, seconds=seconds)
+    out = {"heart_rate": compare_samples(hs[np.isfinite(hs)], hr[np.isfinite(hr)]),
+           "heart_rate_undetected": {"synthetic": int((~np.isfinite(hs)).sum()),
+                                     "real": int((~np.isfinite(hr)).sum())},
+           "psd": {"f": f, "synthetic": ps, "real": pr},
+           "log_spectral_distance_db": log_spectral_distance(ps, pr, f, band)}
+    if intervals:
+        it_s, it_r = interval_table(synthetic, fs, lead=lead), interval_table(real, fs, lead=lead)
+        for k in ("pr", "qrs", "qt"):
+            a, b = it_s[k][np.isfinite(it_s[k])], it_r[k][np.isfinite(it_r[k])]
+            out[k] = compare_samples(a, b) if a.size and b.size else None
+    return out
+
+
+# --------------------------------------------------------------------------- near copies
+def _standardise(x):
+    x = x - x.mean(axis=-1, keepdims=True)
+    s = x.std(axis=-1, keepdims=True)
+    return np.divide(x, s, out=np.zeros_like(x), where=s > 0)
+
+
+@dataclass(frozen=True)
+class NearestSource:
+    """Result of :func:`nearest_source_distances` (arrays of shape (n_synthetic,)).
+
+    distance : normalised distance ``sqrt(2 (1 - rho))`` to the nearest source, where
+        ``rho`` is the lead-averaged correlation of the z-scored records at the best lag;
+        0 for an exact (shifted, rescaled) copy, about sqrt(2) for unrelated records.
+    index : index of that source record.
+    lag : its best shift in samples (positive: the synthetic record lags the source).
+    """
+
+    distance: np.ndarray
+    index: np.ndarray
+    lag: np.ndarray
+
+
+def nearest_source_distances(synthetic, sources, *, max_lag: int = 0, exclude=None) -> NearestSource:
+    """Nearest source record of each synthetic record, after alignment and normalisation.
+
+    Each lead of each record is z-scored (removing gain and offset), then the
+    correlation ``rho(lag) = mean over leads and samples of x(t) y(t - lag)`` is
+    maximised over ``|lag| <= max_lag`` (circular shifts, via FFT).
+
+    Parameters
+    ----------
+    synthetic : array, shape (N, n_leads, T)
+    sources : array, shape (M, n_leads, T), same leads and length
+    max_lag : int, samples
+    exclude : sequence of int or None, length N
+        Source index to ignore for each synthetic record (the source the recipe
+        derived it from), or -1 / None for none.
+
+    Returns
+    -------
+    NearestSource
+    """
+    s = _standardise(_check_set(synthetic, "synthetic"))
+    r = _standardise(_check_set(sources, "sources"))
+    if s.shape[1:] != r.shape[1:]:
+        raise SignalError(f"synthetic records {s.shape[1:]} and sources {r.shape[1:]} differ in leads/length")
+    n, nl, t = s.shape
+    if not 0 <= max_lag < t:
+        raise ConfigError(f"max_lag must be in [0, {t}), got {max_lag}")
+    if exclude is not None:
+        exclude = np.asarray([-1 if e is None else e for e in exclude], dtype=np.int64)
+        if exclude.shape != (n,):
+            raise ConfigError(f"exclude must have one entry per synthetic record ({n}), got {exclude.shape}")
+    fr = np.conj(np.fft.rfft(r, axis=-1))                       # (M, L, F)
+    lags = np.r_[0:max_lag + 1, t - max_lag:t] if max_lag else np.array([0])
+    dist = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    lag = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        cc = np.fft.irfft((np.fft.rfft(s[i], axis=-1)[None] * fr).sum(axis=1), n=t, axis=-1)  # (M, t)
+        rho = cc[:, lags] / (nl * t)
+        best = rho.max(axis=1)
+        if exclude is not None and exclude[i] >= 0:
+            best[exclude[i]] = -np.inf
+        j = int(np.argmax(best))
+        k = int(np.argmax(rho[j]))
+        idx[i], dist[i] = j, np.sqrt(max(0.0, 2.0 * (1.0 - best[j])))
+        lag[i] = lags[k] if lags[k] <= max_lag else lags[k] - t
+    return NearestSource(dist, idx, lag)
+
+
+def check_near_copies(synthetic, sources, *, threshold: float, max_lag: int = 0, exclude=None) -> np.ndarray:
+    """Indices of synthetic records closer than ``threshold`` to a source record.
+
+    ``threshold`` is the normalised distance (see :class:`NearestSource`) below which a
+    record counts as a near-copy; set it from what the recipe intends, e.g. below the
+    distances produced by the smallest electrode displacement and noise of the recipe.
+    Pass ``exclude`` to ignore each record's own source. Returns an empty array when no
+    record is a near-copy.
+    """
+    if not threshold > 0:
+        raise ConfigError(f"threshold must be positive, got {threshold!r}")
+    res = nearest_source_distances(synthetic, sources, max_lag=max_lag, exclude=exclude)
+    return np.flatnonzero(res.distance < threshold)
