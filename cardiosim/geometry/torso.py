@@ -13,6 +13,22 @@ heart itself sits left and anterior of the axis). Defaults (adult male: chest 0.
 magnitude of adult anthropometry; the precordial levels are set so that the V1-V6
 spacings of the default torso fall inside the population of PHYSICS.md section 2
 (Bender et al., 25 statistical-shape torsos).
+
+Heart height. The "heart centre" is the source of the QRS dipole, i.e. the centroid of
+the *ventricles*, not of the whole heart outline (whose upper part is atria and great
+vessels). Two anatomical estimates of its level, both relative to the rib landmarks of
+this torso, bracket it: (a) the centroid of the ventricular part of the frontal heart
+outline (textbook surface anatomy, e.g. Gray's Anatomy: atrioventricular groove from the
+3rd left to the 6th right costal cartilage at the sternum, inferior border to the apex
+in the 5th intercostal space on the midclavicular line) lies about 2.5 cm below the 4th
+intercostal space at the sternal border; (b) the apex under V4 (apex beat, 5th space,
+midclavicular line), the long axis at 27 deg to the transverse plane (Hoekema 1999,
+PHYSICS.md section 2) and the centroid 4.5-5.3 cm up the axis from the apex (half to
+five eighths of an adult left-ventricular length of about 8.5 cm) put it 2.0-2.4 cm
+above V4, i.e. 5.5-6 cm below that intercostal space. The torso takes the mean,
+4 cm (``_ICS4_ABOVE_HEART``). An earlier value of 1.5 cm (whole-heart level) left V4-V6
+6.4 cm below the dipole and made their lead vectors point toward the feet (Frank Y
+0.6 against Dower's 0.1, cosine to the Dower rows 0.78-0.84; tests/test_torso_calibration.py).
 """
 
 from __future__ import annotations
@@ -99,14 +115,17 @@ class _Shape:
     def __init__(self, p: TorsoParams):
         L = p.torso_length
         # Levels relative to the heart centre (z = 0), as fractions of torso length 0.60 m.
+        # They were first set about the whole-heart level; the body is raised by
+        # ``_BODY_RAISE`` so that the origin is the ventricular centroid (module docstring).
         s = L / 0.60
-        self.z_top = 0.16 * s           # top of the shoulders
+        self.dz = _BODY_RAISE * s
+        self.z_top = 0.16 * s + self.dz  # top of the shoulders
         self.z_bot = self.z_top - L     # groin
         self.cap_top = 0.05 * s
         self.cap_bot = 0.07 * s
         zt, zb = self.z_top - self.cap_top, self.z_bot + self.cap_bot
         self.z_side_top, self.z_side_bot = zt, zb
-        z = np.array([zb, -0.25 * s, -0.10 * s, 0.0, 0.07 * s, zt])
+        z = np.array([zb, -0.25 * s + self.dz, -0.10 * s + self.dz, self.dz, 0.07 * s + self.dz, zt])
         a = np.array([p.hip_width, p.waist_width, 0.5 * (p.waist_width + p.chest_width), p.chest_width,
                       p.chest_width + 0.25 * (p.shoulder_width - p.chest_width), p.shoulder_width]) / 2
         b = np.array([0.5 * (p.waist_depth + 0.5 * (p.hip_width * 0.62 + p.waist_depth)), p.waist_depth,
@@ -235,7 +254,12 @@ def _build_mesh(shape: _Shape, h: float):
 _ICS_SPACING = 0.028      # m between consecutive intercostal spaces at the sternal border
 _ICS_SLOPE = 0.70         # m of descent per m lateral from the sternal border
 _STERNAL_HALF = 0.022     # m, sternal border distance from the midline
-_ICS4_Z = 0.015           # m, 4th intercostal space at the sternal border, above heart centre
+# m, 4th intercostal space at the sternal border above the heart centre (the ventricular
+# centroid): mean of two anatomical estimates, 2.5 and 5.5-6 cm (module docstring).
+_ICS4_ABOVE_HEART = 0.040
+# m (at torso length 0.60 m) by which the body levels sit higher than in the first version
+# of this torso, which had the 4th intercostal space 1.5 cm above the heart.
+_BODY_RAISE = _ICS4_ABOVE_HEART - 0.015
 
 
 def _landmarks(torso_v, torso_f, shape: _Shape, p: TorsoParams) -> dict:
@@ -261,7 +285,7 @@ def _landmarks(torso_v, torso_f, shape: _Shape, p: TorsoParams) -> dict:
         return hit
 
     def ics_z(k, x):
-        return (_ICS4_Z - (k - 4) * _ICS_SPACING) * s - _ICS_SLOPE * max(abs(x) - _STERNAL_HALF, 0.0)
+        return (_ICS4_ABOVE_HEART - (k - 4) * _ICS_SPACING) * s - _ICS_SLOPE * max(abs(x) - _STERNAL_HALF, 0.0)
 
     x_mcl = 0.45 * p.shoulder_width / 2 + 0.005   # midpoint of the clavicle, about 9-10 cm
     for k in range(1, 7):
@@ -300,7 +324,7 @@ def _landmarks(torso_v, torso_f, shape: _Shape, p: TorsoParams) -> dict:
     z_icl = lm["jugular_notch"][2] + np.tan(np.deg2rad(15.0)) * (x_icl - _STERNAL_HALF) - 0.03 * s
     lm["infraclavicular_right"] = front(-x_icl, z_icl)
     lm["infraclavicular_left"] = front(x_icl, z_icl)
-    z_ll = -0.21 * s
+    z_ll = -0.21 * s + shape.dz
     a_ll, _ = shape.ab(z_ll)
     lm["left_lower_abdomen"] = front(0.8 * a_ll, z_ll)
     lm["right_lower_abdomen"] = front(-0.8 * a_ll, z_ll)
