@@ -23,6 +23,12 @@ def test_generate_then_info(tmp_path):
     info = run("info", "d.nc", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert "records       3" in info.stdout and "V6" in info.stdout
+    plot = run("plot", "d.nc", "--record", "2", "--output", "r2.png", cwd=tmp_path)
+    assert plot.returncode == 0, plot.stderr
+    png = (tmp_path / "r2.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    bad = run("plot", "d.nc", "--record", "3", cwd=tmp_path)
+    assert bad.returncode == 2 and "out of range" in bad.stderr
 
 
 def test_recipe_init_and_check(tmp_path):

@@ -2,24 +2,21 @@
 
 The PTB-XL example gets a native PTB-XL folder built in tmp from the real PTB-XL
 signals of the CinC 2021 records and the first rows of PTB-XL's real database table
-(the same construction as tests/test_sources.py); it is skipped without the shared data.
+(the conftest fixture ptbxl_folder); it is skipped without the shared data.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 from conftest import PROJECT_ROOT
 
 EXAMPLES = PROJECT_ROOT / "examples"
-PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 
 def run_example(name, *args, cwd, timeout=300):
@@ -107,31 +104,11 @@ def test_distributed_matches_single_process(tmp_path):
     assert "identical to the single-process run: True" in out
 
 
-@pytest.fixture
-def ptbxl_folder(data_dir, tmp_path):
-    pd = pytest.importorskip("pandas")
-    wfdb = pytest.importorskip("wfdb")
-    from cardiosim.errors import LabelMappingWarning
-    from cardiosim.sources import read_wfdb
-    root = tmp_path / "ptbxl"
-    root.mkdir()
-    meta = data_dir / "ptbxl-metadata"
-    db = pd.read_csv(meta / "ptbxl_database_first520.csv").iloc[:5]
-    db.to_csv(root / "ptbxl_database.csv", index=False)
-    shutil.copy(meta / "scp_statements.csv", root / "scp_statements.csv")
-    for k, row in enumerate(db.itertuples()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LabelMappingWarning)
-            sig = read_wfdb(data_dir / "cinc2021" / f"HR0600{k}").signal.astype(np.float64)
-        path = root / row.filename_hr
-        path.parent.mkdir(parents=True, exist_ok=True)
-        wfdb.wrsamp(path.name, fs=500, units=["mV"] * 12, sig_name=PTBXL_NAMES, p_signal=sig.T, fmt=["16"] * 12,
-                    adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(path.parent))
-    return root, db
-
-
 def test_ptbxl_to_shirt(ptbxl_folder, tmp_path):
-    folder, db = ptbxl_folder
+    import pandas as pd
+
+    folder = ptbxl_folder  # conftest: native PTB-XL layout built from real signals
+    db = pd.read_csv(folder / "ptbxl_database.csv")
     out_dir = tmp_path / "shirt"
     run_example("ptbxl_to_shirt.py", folder, "--small", "--out", out_dir, cwd=tmp_path)
     from cardiosim.dataset import open_dataset
