@@ -285,16 +285,3 @@ def test_off_surface_positions_raise(torso):
 def test_layout_rejects_bad_shapes():
     with pytest.raises(GeometryError, match="positions shape"):
         ElectrodeLayout("x", ("a", "b"), np.zeros((3, 3)))
-
-
-def test_plot_torso_writes_png(torso, tmp_path):
-    pytest.importorskip("matplotlib")
-    from cardiosim.geometry import plot_torso
-    std = make_layout("standard12", torso)
-    moved = move_intercostal(torso, std, ["V1", "V2"], 2)
-    path = tmp_path / "torso.png"
-    fig = plot_torso(torso, [std, moved], path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(fig.axes) == 2
-    import matplotlib.pyplot as plt
-    plt.close(fig)

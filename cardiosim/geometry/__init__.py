@@ -7,7 +7,6 @@ Public API (docs/ARCHITECTURE.md): :class:`TorsoMesh`, :class:`Heart`, :func:`ma
 :func:`move_intercostal`).
 """
 
-from .figure import plot_torso
 from .layouts import ElectrodeLayout, layout_names, make_layout, move_intercostal
 from .mesh import Heart, TorsoMesh, check_surface, heart_long_axis, heart_rotation, make_sphere_mesh, read_torso
 from .surface import (displace_on_surface, intercostal_spacing, jitter_electrodes, project_to_surface,
@@ -16,5 +15,5 @@ from .torso import TorsoParams, make_torso, torso_circumference
 
 __all__ = ["ElectrodeLayout", "Heart", "TorsoMesh", "TorsoParams", "check_surface", "displace_on_surface",
            "heart_long_axis", "heart_rotation", "intercostal_spacing", "jitter_electrodes", "layout_names",
-           "make_layout", "make_sphere_mesh", "make_torso", "move_intercostal", "plot_torso", "project_to_surface",
+           "make_layout", "make_sphere_mesh", "make_torso", "move_intercostal", "project_to_surface",
            "read_torso", "slip_garment", "stretch_garment", "torso_circumference"]
