@@ -1,0 +1,13 @@
+"""Recording devices: montage, sampling rate, analog band-pass, gain / magnification, ADC.
+
+Public API: ``DeviceProfile``, ``load_device(name_or_path)``, ``device_names()``,
+``apply_device(profile, leads_mV, fs_in) -> (recorded float32 [n_leads, T'], info)``.
+Shipped profiles (``cardiosim/device/profiles/*.toml``): ``shirt12_500hz``,
+``patch_128hz``, ``shirt3_250hz``.
+"""
+
+from .apply import analog_filter, apply_device, quantize
+from .profile import PROFILE_DIR, DeviceProfile, device_names, load_device
+
+__all__ = ["DeviceProfile", "load_device", "device_names", "apply_device", "analog_filter", "quantize",
+           "PROFILE_DIR"]

@@ -1,0 +1,26 @@
+"""Electrode-level noise of textile (and gel) electrodes, SNR control, noise fitted to
+recordings, and classic augmentations for comparison.
+
+Public API
+----------
+NoiseConfig, NOISE_KINDS
+simulate_electrode_noise(n_electrodes, n_samples, fs, rng, config, *, motion=None) -> ElectrodeNoise
+scale_to_snr, measure_snr, snr_gain, signal_power, noise_power, detect_r_peaks
+fit_noise_model(recording, fs, ...) -> NoiseModel; synthesize_noise(model, n_samples, rng)
+read_nstdb_noise, nstdb_noise_model
+"""
+
+from .config import DEFAULT_KINDS, NOISE_KINDS, SNR_KINDS, NoiseConfig
+from .electrode import ElectrodeNoise, common_mode_voltage, powerline_from_impedance, simulate_electrode_noise
+from .fit import (NoiseModel, fit_noise_model, nstdb_noise_model, read_nstdb_noise, recorded_noise_model,
+                  synthesize_noise)
+from .snr import detect_r_peaks, measure_snr, noise_power, scale_to_snr, signal_power, snr_gain
+from .spectra import log_spectral_distance, psd_shape, welch_psd
+
+__all__ = [
+    "NOISE_KINDS", "DEFAULT_KINDS", "SNR_KINDS", "recorded_noise_model", "NoiseConfig", "ElectrodeNoise", "simulate_electrode_noise",
+    "common_mode_voltage", "powerline_from_impedance",
+    "NoiseModel", "fit_noise_model", "synthesize_noise", "read_nstdb_noise", "nstdb_noise_model",
+    "detect_r_peaks", "measure_snr", "noise_power", "scale_to_snr", "signal_power", "snr_gain",
+    "log_spectral_distance", "psd_shape", "welch_psd",
+]

@@ -1,0 +1,317 @@
+"""Numba kernels of the noise module, each with a plain NumPy twin (the test oracle).
+
+Kernels write into an ``out`` argument; the public wrappers in :mod:`cardiosim.noise`
+validate and allocate. ``KERNELS`` pairs every kernel with its reference so tests and
+benchmarks share one table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from scipy import signal as _signal
+
+
+@njit(cache=True, nogil=True)
+def ar_filter_kernel(e, a, seg_len, out):  # pragma: no cover - compiled
+    """Time-varying all-pole (AR) synthesis ``out[t] = e[t] - sum_k a[s, k] out[t-1-k]``.
+
+    e : float64 [T] innovations (already scaled); a : float64 [n_seg, p] AR coefficients
+    (``1 + a1 z^-1 + ...`` convention, as scipy.signal.lfilter's ``a[1:]``); segment ``s``
+    covers samples ``[s*seg_len, (s+1)*seg_len)``; the last segment extends to the end.
+    """
+    n = e.shape[0]
+    n_seg, p = a.shape
+    for t in range(n):
+        s = t // seg_len
+        if s >= n_seg:
+            s = n_seg - 1
+        acc = e[t]
+        for k in range(p):
+            j = t - 1 - k
+            if j < 0:
+                break
+            acc -= a[s, k] * out[j]
+        out[t] = acc
+
+
+def ar_filter_ref(e, a, seg_len):
+    """NumPy/SciPy twin of :func:`ar_filter_kernel` (lfilter per segment, state carried over)."""
+    e = np.asarray(e, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    n = e.shape[0]
+    n_seg, p = a.shape
+    out = np.zeros(n)
+    zi = np.zeros(p)
+    for s in range(n_seg):
+        lo = s * seg_len
+        hi = n if s == n_seg - 1 else min(n, (s + 1) * seg_len)
+        if lo >= n:
+            break
+        den = np.concatenate([[1.0], a[s]])
+        # Rebuild the direct-form-II-transposed state from the last p outputs so the
+        # recursion continues across coefficient changes exactly as the kernel does.
+        past = out[max(0, lo - p):lo][::-1]
+        past = np.concatenate([past, np.zeros(p - past.size)])
+        zi = np.array([-np.dot(den[k + 1:], past[:p - k]) for k in range(p)])
+        out[lo:hi], _ = _signal.lfilter([1.0], den, e[lo:hi], zi=zi)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def contact_kernel(starts, durations, levels, taus, fs, ramp_s, mask, offset):  # pragma: no cover
+    """Contact loss / pop waveforms of one electrode; events sorted by ``starts``.
+
+    For event ``i``: during ``[starts[i], starts[i]+durations[i])`` (samples) the contact
+    ``mask`` is 0 and ``offset`` is ``levels[i]`` mV (flat: the electrode keeps a held
+    half-cell offset; saturated: a rail-size value). After it, contact returns over
+    ``ramp_s`` seconds (linear) and the offset decays as ``levels[i] * exp(-dt / taus[i])``
+    (re-equilibration of the half-cell potential, an RC recovery). A new event resets the
+    electrode: it ends the previous one (and its recovery) where it starts.
+    ``mask`` must start at 1 and ``offset`` at 0.
+    """
+    n = mask.shape[0]
+    ramp = max(1, int(ramp_s * fs))
+    m_ev = starts.shape[0]
+    for i in range(m_ev):
+        s0 = max(0, starts[i])
+        nxt = n
+        if i + 1 < m_ev:
+            nxt = min(n, starts[i + 1])
+        s1 = min(nxt, starts[i] + durations[i])
+        for t in range(s0, s1):
+            mask[t] = 0.0
+            offset[t] = levels[i]
+        tau = taus[i] * fs
+        t_end = min(nxt, s1 + int(14.0 * tau) + 1)
+        # exponential tail by recursion (one multiply per sample instead of an exp);
+        # re-anchored every 256 samples so rounding cannot accumulate
+        step = np.exp(-1.0 / tau)
+        v = levels[i]
+        for t in range(s1, t_end):
+            dt = t - s1
+            if dt % 256 == 0:
+                v = levels[i] * np.exp(-dt / tau)
+            offset[t] = v
+            v *= step
+            if dt < ramp:
+                mask[t] = dt / ramp
+
+
+def contact_ref(starts, durations, levels, taus, fs, ramp_s, n):
+    """NumPy twin of :func:`contact_kernel`; returns ``(mask, offset)`` of length ``n``."""
+    t = np.arange(n)
+    mask = np.ones(n)
+    offset = np.zeros(n)
+    ramp = max(1, int(ramp_s * fs))
+    starts = np.asarray(starts)
+    for i, (s0, d, lev, tau) in enumerate(zip(starts, durations, levels, taus)):
+        nxt = min(n, starts[i + 1]) if i + 1 < len(starts) else n
+        s1 = min(nxt, s0 + d)
+        during = (t >= s0) & (t < s1)
+        mask[during] = 0.0
+        offset[during] = lev
+        tau_n = tau * fs
+        t_end = min(nxt, s1 + int(14.0 * tau_n) + 1)
+        after = (t >= s1) & (t < t_end)
+        dt = t[after] - s1
+        offset[after] = lev * np.exp(-dt / tau_n)
+        r = after & (t - s1 < ramp)
+        mask[r] = (t[r] - s1) / ramp
+    return mask, offset
+
+
+# --- Gaussian random numbers: Marsaglia & Tsang's ziggurat on the caller's raw bits -------
+#
+# numpy's Generator.standard_normal is the bottleneck of noise synthesis (about 8 ns per
+# float32 value); this ziggurat (Marsaglia & Tsang, J Stat Softw 2000;5(8), "RNOR", 128
+# layers) reads the 32-bit halves of the caller's bit generator's raw 64-bit outputs
+# (``rng.bit_generator.random_raw``), so every draw still comes from the caller's Generator
+# and is reproducible from its state.
+
+def _ziggurat_tables():
+    m1 = 2147483648.0
+    dn = tn = 3.442619855899
+    vn = 9.91256303526217e-3
+    kn = np.zeros(128, np.int64)
+    wn = np.zeros(128)
+    fn = np.zeros(128)
+    q = vn / np.exp(-0.5 * dn * dn)
+    kn[0] = int((dn / q) * m1)
+    wn[0], wn[127] = q / m1, dn / m1
+    fn[0], fn[127] = 1.0, np.exp(-0.5 * dn * dn)
+    for i in range(126, 0, -1):
+        dn = np.sqrt(-2 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
+        kn[i + 1] = int((dn / tn) * m1)
+        tn = dn
+        fn[i] = np.exp(-0.5 * dn * dn)
+        wn[i] = dn / m1
+    return kn, wn, fn
+
+
+ZIG_KN, ZIG_WN, ZIG_FN = _ziggurat_tables()
+ZIG_R = 3.442619855899
+_U32 = 4294967296.0
+
+
+@njit(cache=True, nogil=True)
+def ziggurat_kernel(u, out, start, kn, wn, fn):  # pragma: no cover - compiled
+    """Fill ``out[start:]`` with standard normal values from the uint32 stream ``u``.
+
+    Returns ``(filled, used)``: ``filled == out.size`` when done; otherwise the stream ran
+    out and the sample at index ``filled`` must be redrawn from a new stream.
+    """
+    n_u = u.shape[0]
+    n = out.shape[0]
+    i = start
+    pos = 0
+    while i < n:
+        if pos >= n_u:
+            return i, pos
+        hz = np.int64(np.int32(u[pos]))
+        pos += 1
+        iz = hz & 127
+        if abs(hz) < kn[iz]:
+            out[i] = hz * wn[iz]
+            i += 1
+            continue
+        while True:                                   # slow path: wedges and the tail
+            x = hz * wn[iz]
+            if iz == 0:                               # tail beyond R (Marsaglia 1964)
+                while True:
+                    if pos + 2 > n_u:
+                        return i, pos
+                    x = -np.log((u[pos] + 0.5) / 4294967296.0) / 3.442619855899
+                    y = -np.log((u[pos + 1] + 0.5) / 4294967296.0)
+                    pos += 2
+                    if y + y >= x * x:
+                        break
+                x = 3.442619855899 + x if hz > 0 else -3.442619855899 - x
+                break
+            if pos + 2 > n_u:
+                return i, pos
+            uu = (u[pos] + 0.5) / 4294967296.0
+            pos += 1
+            if fn[iz] + uu * (fn[iz - 1] - fn[iz]) < np.exp(-0.5 * x * x):
+                break
+            hz = np.int64(np.int32(u[pos]))
+            pos += 1
+            iz = hz & 127
+            if abs(hz) < kn[iz]:
+                x = hz * wn[iz]
+                break
+        out[i] = x
+        i += 1
+    return i, pos
+
+
+def ziggurat_ref(u, n):
+    """Pure-Python twin of :func:`ziggurat_kernel` (same stream -> same values); returns
+    ``(values float64 [<= n], used)``."""
+    u = [int(v) for v in np.asarray(u, dtype=np.uint32)]
+    kn, wn, fn = ZIG_KN, ZIG_WN, ZIG_FN
+    out, pos = [], 0
+
+    def s32(v):
+        return v - (1 << 32) if v >= (1 << 31) else v
+
+    while len(out) < n:
+        if pos >= len(u):
+            break
+        hz = s32(u[pos]); pos += 1
+        iz = hz & 127
+        if abs(hz) < kn[iz]:
+            out.append(hz * wn[iz]); continue
+        while True:
+            x = hz * wn[iz]
+            if iz == 0:
+                while True:
+                    if pos + 2 > len(u):
+                        return np.array(out), pos
+                    x = -np.log((u[pos] + 0.5) / _U32) / ZIG_R
+                    y = -np.log((u[pos + 1] + 0.5) / _U32)
+                    pos += 2
+                    if y + y >= x * x:
+                        break
+                x = ZIG_R + x if hz > 0 else -ZIG_R - x
+                break
+            if pos + 2 > len(u):
+                return np.array(out), pos
+            uu = (u[pos] + 0.5) / _U32; pos += 1
+            if fn[iz] + uu * (fn[iz - 1] - fn[iz]) < np.exp(-0.5 * x * x):
+                break
+            hz = s32(u[pos]); pos += 1
+            iz = hz & 127
+            if abs(hz) < kn[iz]:
+                x = hz * wn[iz]
+                break
+        out.append(x)
+    return np.array(out), pos
+
+
+def standard_normal(rng, shape, dtype=np.float32) -> np.ndarray:
+    """Standard normal array of ``shape`` drawn with :func:`ziggurat_kernel` from ``rng``
+    (a numpy.random.Generator): its bit generator's raw outputs feed the ziggurat."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    n = 1
+    for s_ in shape:
+        n *= int(s_)
+    out = np.empty(n, dtype=dtype)
+    filled = 0
+    while filled < n:
+        k = (n - filled) * 21 // 20 + 64         # ~2.5 % of candidates are rejected
+        u = rng.bit_generator.random_raw((k + 1) // 2).view(np.uint32)
+        filled, _ = ziggurat_kernel(u, out, filled, ZIG_KN, ZIG_WN, ZIG_FN)
+    return out.reshape(shape)
+
+
+# --- periodic cubic (Catmull-Rom) upsampling by an integer factor ----------------------
+
+@njit(cache=True, nogil=True)
+def upsample_cubic_kernel(x, factor, out):  # pragma: no cover - compiled
+    """Upsample each row of the periodic signal ``x [rows, m]`` by ``factor`` into
+    ``out [rows, n]`` (``n <= m * factor``; the tail beyond ``n`` is not written) with
+    Catmull-Rom cubic interpolation; indices wrap around, as the spectral synthesis it
+    serves produces periodic signals."""
+    rows, m = x.shape
+    n = out.shape[1]
+    # Catmull-Rom weights of the four neighbours at each fractional position u = q / factor
+    w = np.empty((factor, 4))
+    for q in range(factor):
+        u = q / factor
+        u2 = u * u
+        u3 = u2 * u
+        w[q, 0] = -0.5 * u3 + u2 - 0.5 * u
+        w[q, 1] = 1.5 * u3 - 2.5 * u2 + 1.0
+        w[q, 2] = -1.5 * u3 + 2.0 * u2 + 0.5 * u
+        w[q, 3] = 0.5 * u3 - 0.5 * u2
+    for r in range(rows):
+        for j in range(m):
+            base = j * factor
+            if base >= n:
+                break
+            p0 = x[r, j - 1] if j >= 1 else x[r, m - 1]
+            p1 = x[r, j]
+            p2 = x[r, j + 1] if j + 1 < m else x[r, j + 1 - m]
+            p3 = x[r, j + 2] if j + 2 < m else x[r, j + 2 - m]
+            qmax = min(factor, n - base)
+            for q in range(qmax):
+                out[r, base + q] = w[q, 0] * p0 + w[q, 1] * p1 + w[q, 2] * p2 + w[q, 3] * p3
+
+
+def upsample_cubic_ref(x, factor, n=None):
+    """NumPy twin of :func:`upsample_cubic_kernel` (returns ``[rows, n]``, default ``m * factor``)."""
+    x = np.asarray(x)
+    p0, p1, p2, p3 = (np.roll(x, s, axis=1) for s in (1, 0, -1, -2))
+    a = -0.5 * p0 + 1.5 * p1 - 1.5 * p2 + 0.5 * p3
+    b = p0 - 2.5 * p1 + 2.0 * p2 - 0.5 * p3
+    c = -0.5 * p0 + 0.5 * p2
+    u = (np.arange(factor) / factor)[None, None, :]
+    y = ((a[..., None] * u + b[..., None]) * u + c[..., None]) * u + p1[..., None]
+    y = y.reshape(x.shape[0], -1)
+    return y if n is None else y[:, :n]
+
+
+KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_kernel, contact_ref),
+           "ziggurat": (ziggurat_kernel, ziggurat_ref), "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}

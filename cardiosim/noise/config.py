@@ -1,0 +1,177 @@
+"""Configuration of the electrode noise model (a frozen dataclass, unknown keys raise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..config import check_range, from_dict, to_dict
+from ..errors import ConfigError
+
+#: Noise kinds, in the order they are generated. Names follow NSTDB where one exists
+#: (``bw`` baseline wander, ``em`` electrode motion); ``emg`` is the muscle artifact
+#: (NSTDB ``ma``), ``white`` the amplifier/thermal floor, ``powerline`` the mains
+#: interference, ``contact`` contact loss and pops, ``recorded`` noise synthesised from a
+#: model fitted to a real noise recording (NSTDB or the user's own).
+NOISE_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "contact", "recorded")
+
+#: Kinds enabled by default (``recorded`` needs a source, see ``NoiseConfig.recorded_source``).
+DEFAULT_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "contact")
+
+#: Kinds whose amplitude may be set by a target SNR (the others are physical only:
+#: powerline follows the impedance mismatch, contact events are rail-size by nature).
+SNR_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "recorded")
+
+
+def _default_snr() -> dict:
+    # NSTDB's stress-test levels span 24 ... -6 dB (Moody et al. 1984); wearables sit at
+    # the noisy end for motion and muscle, white amplifier noise is far below.
+    return {"white": (30.0, 45.0), "bw": (6.0, 24.0), "em": (6.0, 24.0), "emg": (12.0, 30.0)}
+
+
+def _range(key: str, value, lo=None, hi=None, *, lo_open=False) -> None:
+    a, b = value
+    check_range(f"{key}[0]", a, lo, hi, lo_open=lo_open)
+    check_range(f"{key}[1]", b, lo, hi, lo_open=lo_open)
+    if b < a:
+        raise ConfigError(f"{key} must be (low, high) with low <= high, got {tuple(value)!r}")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Settings of :func:`cardiosim.noise.simulate_electrode_noise`.
+
+    Ranges ``(low, high)`` are drawn uniformly per record (log-uniformly for impedances);
+    every drawn value is stored in ``ElectrodeNoise.params``.
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        Noise kinds enabled, a subset of :data:`NOISE_KINDS`.
+    snr_db : dict kind -> (low, high) dB
+        Target SNR per kind (drawn per record), applied by ``ElectrodeNoise.scale_to_snr``.
+        Kinds absent keep their physical amplitude.
+    snr_definition : {'nstdb', 'power'}
+        See :mod:`cardiosim.noise.snr`.
+    electrode : {'textile', 'gel'}
+        Skin-electrode impedance distribution (PHYSICS.md section 6): textile 93-350 kOhm
+        when donned, falling to 20-56 kOhm after an hour of wear; gel 0.3-1 kOhm, no drift.
+    hydration_tau_s : float
+        Time constant of the impedance fall as sweat hydrates the skin (s). 1200 s puts
+        the textile impedance within 10 % of its hydrated value after about an hour.
+    wear_time_s : (low, high)
+        Time since the garment was put on at the start of the record (s).
+    powerline_hz : {50, 60}
+    powerline_harmonics : int
+        Number of odd harmonics (1 = fundamental only, 2 = + 3rd, 3 = + 5th ...).
+    cm_voltage_mv : (low, high)
+        Amplitude of the body's mains common-mode voltage (mV).
+    input_impedance_ohm : float
+        Amplifier common-mode input impedance per input (Ohm); the potential divider
+        ``Z_e / (Z_e + Z_in)`` turns the common-mode voltage into a differential one
+        when ``Z_e`` differ between electrodes (Huhta & Webster 1973).
+    white_uv : (low, high)
+        Amplifier input noise, RMS per electrode (microvolt).
+    bw_mv, em_mv, emg_mv : (low, high)
+        Physical RMS amplitudes per electrode (mV) before any SNR scaling; ``em`` at a
+        reference impedance of 100 kOhm (it scales with impedance), ``emg`` at full
+        activity intensity.
+    breathing_coupling : (low, high)
+        Fraction of the baseline-wander power carried by the breathing-locked component.
+    contact_loss_rate_per_min : float
+        Contact-loss events per electrode per minute at rest (scaled up by activity).
+    contact_loss_s : (low, high)
+        Duration of a contact-loss event (s), log-uniform.
+    contact_loss_mode : {'flat', 'saturated', 'mixed'}
+    saturation_mv : float
+        Offset of a saturated (lead-off) electrode (mV): the input swings to the rail.
+    pop_rate_per_min : float
+        Short (20-80 ms) contact pops per electrode per minute at rest.
+    recorded_source : str
+        Source of the ``recorded`` kind: ``'nstdb:bw'``, ``'nstdb:em'``, ``'nstdb:ma'``
+        (MIT-BIH Noise Stress Test Database under ``$CARDIOSIM_DATA``) or
+        ``'wfdb:<record path>'`` (a WFDB recording of the user's own device noise, in mV).
+    recorded_method : {'psd', 'ar'}
+        Model fitted to the source (:func:`cardiosim.noise.fit_noise_model`).
+    recorded_rms_mv : (low, high)
+        Physical RMS per electrode of the ``recorded`` kind before SNR scaling (mV).
+    """
+
+    kinds: tuple[str, ...] = DEFAULT_KINDS
+    snr_db: dict[str, tuple[float, float]] = field(default_factory=_default_snr)
+    snr_definition: str = "nstdb"
+    electrode: str = "textile"
+    hydration_tau_s: float = 1200.0
+    wear_time_s: tuple[float, float] = (0.0, 3600.0)
+    powerline_hz: int = 50
+    powerline_harmonics: int = 3
+    cm_voltage_mv: tuple[float, float] = (20.0, 200.0)
+    input_impedance_ohm: float = 1.0e8
+    white_uv: tuple[float, float] = (2.0, 10.0)
+    bw_mv: tuple[float, float] = (0.05, 0.3)
+    em_mv: tuple[float, float] = (0.02, 0.2)
+    emg_mv: tuple[float, float] = (0.005, 0.05)
+    breathing_coupling: tuple[float, float] = (0.2, 0.6)
+    contact_loss_rate_per_min: float = 0.1
+    contact_loss_s: tuple[float, float] = (0.2, 3.0)
+    contact_loss_mode: str = "mixed"
+    saturation_mv: float = 1000.0
+    pop_rate_per_min: float = 0.5
+    recorded_source: str = "nstdb:ma"
+    recorded_method: str = "psd"
+    recorded_rms_mv: tuple[float, float] = (0.05, 0.2)
+
+    def __post_init__(self):
+        kinds = tuple(self.kinds)
+        for k in kinds:
+            if k not in NOISE_KINDS:
+                raise ConfigError(f"kinds: unknown noise kind {k!r}; known kinds: {', '.join(NOISE_KINDS)}")
+        object.__setattr__(self, "kinds", kinds)
+        snr = {}
+        for k, rng in dict(self.snr_db).items():
+            if k not in SNR_KINDS:
+                raise ConfigError(f"snr_db.{k}: unknown or non-scalable noise kind {k!r}; "
+                                  f"SNR can be set for: {', '.join(SNR_KINDS)}")
+            rng = tuple(float(v) for v in rng)
+            if len(rng) != 2:
+                raise ConfigError(f"snr_db.{k} must be (low, high), got {rng!r}")
+            _range(f"snr_db.{k}", rng, -60.0, 120.0)
+            snr[k] = rng
+        object.__setattr__(self, "snr_db", snr)
+        if self.snr_definition not in ("nstdb", "power"):
+            raise ConfigError(f"snr_definition must be 'nstdb' or 'power', got {self.snr_definition!r}")
+        if self.electrode not in ("textile", "gel"):
+            raise ConfigError(f"electrode must be 'textile' or 'gel', got {self.electrode!r}")
+        if self.powerline_hz not in (50, 60):
+            raise ConfigError(f"powerline_hz must be 50 or 60, got {self.powerline_hz!r}")
+        check_range("powerline_harmonics", self.powerline_harmonics, 1, 10)
+        check_range("hydration_tau_s", self.hydration_tau_s, 0.0, lo_open=True)
+        check_range("input_impedance_ohm", self.input_impedance_ohm, 0.0, lo_open=True)
+        check_range("contact_loss_rate_per_min", self.contact_loss_rate_per_min, 0.0)
+        check_range("pop_rate_per_min", self.pop_rate_per_min, 0.0)
+        check_range("saturation_mv", self.saturation_mv, 0.0, lo_open=True)
+        if self.contact_loss_mode not in ("flat", "saturated", "mixed"):
+            raise ConfigError(f"contact_loss_mode must be 'flat', 'saturated' or 'mixed', "
+                              f"got {self.contact_loss_mode!r}")
+        for key in ("wear_time_s", "cm_voltage_mv", "white_uv", "bw_mv", "em_mv", "emg_mv"):
+            _range(key, getattr(self, key), 0.0)
+        _range("contact_loss_s", self.contact_loss_s, 0.0, lo_open=True)
+        _range("breathing_coupling", self.breathing_coupling, 0.0, 1.0)
+        _range("recorded_rms_mv", self.recorded_rms_mv, 0.0)
+        src = self.recorded_source
+        if not (src in ("nstdb:bw", "nstdb:em", "nstdb:ma") or (src.startswith("wfdb:") and len(src) > 5)):
+            raise ConfigError(f"recorded_source must be 'nstdb:bw', 'nstdb:em', 'nstdb:ma' or "
+                              f"'wfdb:<record path>', got {src!r}")
+        if self.recorded_method not in ("psd", "ar"):
+            raise ConfigError(f"recorded_method must be 'psd' or 'ar', got {self.recorded_method!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "NoiseConfig":
+        """Build from a mapping (a TOML table); unknown keys raise ConfigError naming the key."""
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (inverse of :meth:`from_dict`)."""
+        d = to_dict(self)
+        d["snr_db"] = {k: list(v) for k, v in self.snr_db.items()}
+        return d

@@ -1,0 +1,457 @@
+"""Electrode-level noise of dry textile (or gel) electrodes.
+
+Noise is born at each electrode, so after the device montage every lead that uses an
+electrode carries its noise (lead I noise = LA noise - RA noise). The model, per
+electrode ``e`` (PHYSICS.md section 6):
+
+* impedance ``Z_e(t)``: drawn from the textile (93-350 kOhm donned, 20-56 kOhm hydrated)
+  or gel (0.3-1 kOhm) distribution, falling exponentially as the skin hydrates, and
+  modulated by contact pressure (``Z ~ pressure^-1/2``: more pressure, more contact area);
+* ``white``: amplifier input voltage noise (flat);
+* ``bw``: baseline wander, a drift of the half-cell potential with the NSTDB ``bw``
+  spectrum plus a component locked to breathing (chest expansion stretches the skin);
+* ``em``: electrode motion: skin-stretch and half-cell potential changes driven by
+  contact-pressure changes (from :mod:`cardiosim.motion` when given) with the spectral
+  shape of NSTDB ``em``, amplitude proportional to the electrode impedance;
+* ``emg``: muscle noise with the NSTDB ``ma`` spectrum, amplitude-modulated by the
+  activity's muscle envelope (bursts at each step or arm movement);
+* ``powerline``: the body's mains common-mode voltage ``V_cm(t)`` (50/60 Hz and odd
+  harmonics) divided between electrode impedance and amplifier input impedance,
+  ``v_e = V_cm Z_e / (Z_e + Z_in)``; the differential part is proportional to the
+  impedance mismatch, and zero for equal impedances (Huhta & Webster, IEEE TBME 1973);
+* ``contact``: contact loss (lead-off: flat, or saturated at the rail, then an RC
+  recovery) and short pops; the electrode's cardiac potential is gated by ``contact``;
+* ``recorded`` (optional): independent draws per electrode from a model fitted to a real
+  noise recording (NSTDB ``bw``/``em``/``ma`` or the user's own WFDB record).
+
+All per-kind arrays are float32 (signals); Gaussian numbers come from the caller's
+Generator through a numba ziggurat (:mod:`cardiosim.noise._kernels`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from scipy import signal as _signal
+
+from ..errors import ConfigError, SignalError, SamplingRateError
+from . import _kernels
+from .config import NOISE_KINDS, NoiseConfig
+from .snr import _noise_power, signal_power
+from .spectra import normals_needed, shaped_noise_multi
+
+_Z_REF_OHM = 1.0e5  # impedance at which the em amplitude of NoiseConfig.em_mv applies
+
+
+@dataclass(frozen=True, eq=False)
+class ElectrodeNoise:
+    """Noise of ``n_electrodes`` electrodes over ``T`` samples.
+
+    Attributes
+    ----------
+    noise : ndarray, shape (n_electrodes, T), float64, mV
+        Sum of all kinds (additive part); computed on first access.
+    by_kind : dict str -> ndarray (n_electrodes, T), float64, mV
+        Each enabled kind separately (``contact`` holds the lead-off / pop offsets).
+    contact : ndarray, shape (n_electrodes, T), float64 in [0, 1]
+        Contact quality; the cardiac potential reaching the amplifier is ``contact * phi``.
+    impedance : ndarray, shape (n_electrodes, T), float64, Ohm
+    fs : float, Hz
+    params : dict
+        Flat ``name -> number`` of everything drawn (``impedance0_ohm.e3``, ``snr_target_db.em``...).
+    snr_targets : dict kind -> dB
+        The per-record SNR targets (also in ``params`` as ``snr_target_db.<kind>``).
+    """
+
+    by_kind: dict
+    contact: np.ndarray
+    impedance: np.ndarray
+    fs: float
+    params: dict = field(default_factory=dict)
+    snr_targets: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def noise(self) -> np.ndarray:
+        total32 = None
+        for v in self.by_kind.values():
+            total32 = v.astype(np.float32, copy=True) if total32 is None else total32 + v
+        if total32 is None:
+            return np.zeros(self.contact.shape)
+        return total32.astype(np.float64)
+
+    @property
+    def n_electrodes(self) -> int:
+        return self.contact.shape[0]
+
+    def apply(self, potentials: np.ndarray) -> np.ndarray:
+        """Noisy electrode potentials ``contact * potentials + noise`` ([..., n_e, T] mV).
+
+        float32 potentials give a float32 result (summed in float32), others float64.
+        """
+        p = np.asarray(potentials)
+        if p.shape[-2:] != self.contact.shape:
+            raise SignalError(f"potentials shape {p.shape} does not end with the noise shape {self.contact.shape}")
+        if p.dtype == np.float32:
+            c = self.contact
+            trivial = c.strides == (0, 0) and c.size and c.flat[0] == 1
+            out = p.copy() if trivial else p * c
+            for v in self.by_kind.values():
+                out += v
+            return out
+        return p.astype(np.float64) * self.contact + self.noise
+
+    def scale_to_snr(self, montage, clean_leads, *, r_peaks=None, definition: str | None = None,
+                     snr_db: Mapping[str, float] | None = None) -> "ElectrodeNoise":
+        """Scale each kind (one gain per kind, applied at the electrodes so the montage stays
+        consistent) to its target SNR against ``clean_leads`` [n_leads, T] mV.
+
+        Targets are ``snr_db`` when given, else the per-record draws ``params['snr_target_db.<kind>']``.
+        ``montage`` is a :class:`cardiosim.leads.Montage` (or any object with ``apply``).
+        A kind that is identically zero in the leads (e.g. powerline with matched
+        impedances) keeps gain 1 and an achieved SNR of ``inf``, recorded in ``params``.
+        """
+        definition = definition or self.params.get("_snr_definition", "nstdb")
+        targets = dict(snr_db) if snr_db is not None else self.snr_targets
+        by_kind = dict(self.by_kind)
+        params = dict(self.params)
+        for kind, target in targets.items():
+            if kind not in by_kind:
+                raise ConfigError(f"snr_db.{kind}: noise kind {kind!r} is not enabled ({', '.join(by_kind)})")
+            if not np.isfinite(target):
+                raise ConfigError(f"snr_db.{kind} must be finite, got {target!r}")
+        if not targets:
+            return self
+        s_tot = float(signal_power(clean_leads, definition=definition, fs=self.fs, r_peaks=r_peaks).sum())
+        kinds = list(targets)
+        stack = np.stack([by_kind[k] for k in kinds])                  # [n_kinds, n_e, T]
+        matrix = getattr(montage, "matrix", None)
+        # lead = M @ phi for every kind at once (matmul, much faster than a generic einsum)
+        leads = np.asarray(matrix, dtype=stack.dtype) @ stack if matrix is not None else montage.apply(stack)
+        n_tot = _noise_power(leads, definition, self.fs).sum(axis=-1)  # [n_kinds]
+        for kind, target, nt in zip(kinds, targets.values(), n_tot):
+            if nt > 0:
+                g = float(np.sqrt(s_tot / nt / 10 ** (float(target) / 10)))
+                by_kind[kind] = by_kind[kind] * by_kind[kind].dtype.type(g)
+                params[f"snr_db.{kind}"] = float(target)
+            else:
+                g = 1.0
+                params[f"snr_db.{kind}"] = float("inf")
+            params[f"snr_gain.{kind}"] = g
+        return dataclasses.replace(self, by_kind=by_kind, params=params)
+
+
+def _check_motion(motion, n_electrodes, n_samples, fs):
+    if motion is None:
+        return None
+    mfs = float(getattr(motion, "fs"))
+    if abs(mfs - fs) > 1e-9 * fs:
+        raise SamplingRateError(f"motion.fs = {mfs} Hz differs from the noise rate fs = {fs} Hz")
+    for name, shape in (("breathing", (n_samples,)), ("contact_pressure", (n_electrodes, n_samples)),
+                        ("muscle", (n_samples,))):
+        a = np.asarray(getattr(motion, name))
+        if a.shape != shape:
+            raise SignalError(f"motion.{name} has shape {a.shape}, expected {shape}")
+    return motion
+
+
+def _loguniform(rng, lo, hi, size=None):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+_F32 = np.float32
+
+
+def _draw_impedance(rng, cfg: NoiseConfig, n_e, t, pressure):
+    """Impedance [n_e, T] Ohm (float32), and the drawn parameters (PHYSICS.md section 6)."""
+    if cfg.electrode == "textile":
+        z0 = _loguniform(rng, 93e3, 350e3, n_e)       # freshly donned dry textile
+        zinf = _loguniform(rng, 20e3, 56e3, n_e)      # after about an hour of wear
+    else:
+        z0 = _loguniform(rng, 300.0, 1000.0, n_e)     # wet gel: about 1 kOhm or less
+        zinf = z0.copy()
+    wear = rng.uniform(*cfg.wear_time_s)
+    decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * np.exp(t * _F32(-1.0 / cfg.hydration_tau_s))  # [T]
+    z = zinf.astype(_F32)[:, None] + (z0 - zinf).astype(_F32)[:, None] * decay[None, :]
+    if pressure is not None:
+        z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
+    return z, z0, zinf, wear
+
+
+def _envelope_without_motion(rng, n, fs):
+    """Muscle envelope at rest without a motion model: a low tone plus a few random bursts."""
+    env = np.full(n, 0.1, dtype=_F32)
+    n_burst = rng.poisson(n / fs / 10.0)
+    for _ in range(n_burst):
+        c = rng.uniform(0, n)
+        w = rng.uniform(0.2, 1.0) * fs
+        lo, hi = max(0, int(c - 3 * w)), min(n, int(c + 3 * w) + 1)
+        idx = np.arange(lo, hi, dtype=_F32)
+        env[lo:hi] += rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
+    return env
+
+
+def _breathing_without_motion(rng, n, fs):
+    """A breathing-like signal (rate 12-20 /min, slow rate variability), unit amplitude."""
+    t = np.arange(n, dtype=_F32) / _F32(fs)
+    rate = rng.uniform(0.2, 0.33)
+    fm, ph_m, ph = rng.uniform(0.01, 0.05), rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)
+    phase = _F32(2 * np.pi * rate) * t + _F32(0.3) * np.sin(_F32(2 * np.pi * fm) * t + _F32(ph_m))
+    return np.sin(phase + _F32(ph))
+
+
+@functools.lru_cache(maxsize=256)
+def _keys(name: str, n_e: int) -> tuple:
+    return tuple(f"{name}.e{e}" for e in range(n_e))
+
+
+def _per_electrode(params, name, values):
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    params.update(zip(_keys(name, len(values)), values))
+
+
+def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: np.random.Generator,
+                             config: NoiseConfig | Mapping[str, Any] | None = None, *,
+                             motion=None) -> ElectrodeNoise:
+    """Simulate the noise at each electrode (see the module docstring for the physics).
+
+    Parameters
+    ----------
+    n_electrodes, n_samples : int
+    fs : float, Hz
+    rng : numpy.random.Generator
+    config : NoiseConfig or mapping (``NoiseConfig.from_dict``), default ``NoiseConfig()``
+    motion : cardiosim.motion.Motion, optional
+        Supplies ``breathing [T]``, ``contact_pressure [n_electrodes, T]`` and the muscle
+        envelope ``muscle [T]`` at the same ``fs``. Without it, the subject is at rest.
+
+    Returns
+    -------
+    ElectrodeNoise
+        Physical amplitudes (``by_kind`` float32, ``noise`` float64); per-record SNR
+        targets are drawn into ``params`` and applied by :meth:`ElectrodeNoise.scale_to_snr`
+        once the clean leads are known.
+    """
+    if config is None:
+        config = _DEFAULT_CONFIG
+    elif not isinstance(config, NoiseConfig):
+        config = NoiseConfig.from_dict(config)
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if int(n_electrodes) != n_electrodes or n_electrodes < 1:
+        raise ConfigError(f"n_electrodes must be a positive integer, got {n_electrodes!r}")
+    if int(n_samples) != n_samples or n_samples < 2:
+        raise ConfigError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    if not (np.isfinite(fs) and fs > 0):
+        raise ConfigError(f"fs must be a positive number of Hz, got {fs!r}")
+    n_e, n, fs = int(n_electrodes), int(n_samples), float(fs)
+    motion = _check_motion(motion, n_e, n, fs)
+    cfg = config
+    t = np.arange(n, dtype=_F32) / _F32(fs)
+    params: dict[str, Any] = {"fs": fs, "n_electrodes": n_e, "_snr_definition": cfg.snr_definition}
+
+    # Per-record SNR targets first, so they do not depend on which kinds are enabled later.
+    targets = {}
+    for kind in NOISE_KINDS:
+        if kind in cfg.snr_db:
+            v = rng.uniform(*cfg.snr_db[kind])
+            if kind in cfg.kinds:
+                targets[kind] = float(v)
+                params[f"snr_target_db.{kind}"] = float(v)
+
+    if motion is not None:
+        pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
+        if np.any(pressure <= 0) or not np.all(np.isfinite(pressure)):
+            raise SignalError("motion.contact_pressure must be positive and finite")
+        breathing = np.asarray(motion.breathing, dtype=_F32)
+        muscle = np.asarray(motion.muscle, dtype=_F32)
+    else:
+        pressure = None
+        # only the kinds that use them pay for the at-rest breathing and muscle signals
+        breathing = _breathing_without_motion(rng, n, fs) if "bw" in cfg.kinds else None
+        muscle = _envelope_without_motion(rng, n, fs) if ("emg" in cfg.kinds or "contact" in cfg.kinds) else None
+    z, z0, zinf, wear = _draw_impedance(rng, cfg, n_e, t, pressure)
+    params["wear_time_s"] = float(wear)
+    _per_electrode(params, "impedance0_ohm", z0)
+    _per_electrode(params, "impedance_inf_ohm", zinf)
+
+    by_kind: dict[str, np.ndarray] = {}
+    contact = None
+    # the three spectrally shaped kinds share one inverse FFT
+    shaped_kinds = [k for k in ("bw", "em", "emg") if k in cfg.kinds]
+    # one draw of all the Gaussian numbers of the record (white first, then shaped kinds)
+    n_white = n_e * n if "white" in cfg.kinds else 0
+    normals = _kernels.standard_normal(rng, n_white + normals_needed(shaped_kinds, n_e, n, fs))
+    shaped = dict(zip(shaped_kinds, shaped_noise_multi(shaped_kinds, n_e, n, fs, rng, normals[n_white:])))
+    for kind in cfg.kinds:
+        if kind == "white":
+            amp = rng.uniform(*cfg.white_uv, n_e) * 1e-3
+            x = normals[:n_white].reshape(n_e, n)
+            x *= amp.astype(_F32)[:, None]
+            by_kind[kind] = x
+            _per_electrode(params, "white_rms_mv", amp)
+        elif kind == "bw":
+            amp = rng.uniform(*cfg.bw_mv, n_e)
+            frac = rng.uniform(*cfg.breathing_coupling, n_e)
+            x = shaped["bw"]
+            mu = float(breathing.sum(dtype=np.float64)) / n
+            sd = float(np.sqrt(max(float(np.dot(breathing, breathing)) / n - mu * mu, 0.0)))
+            b = (breathing - _F32(mu)) * _F32(1.0 / sd if sd > 0 else 1.0)
+            sign = np.where(rng.random(n_e) < 0.5, -1.0, 1.0)
+            x *= (amp * np.sqrt(1 - frac)).astype(_F32)[:, None]
+            x += (amp * sign * np.sqrt(frac)).astype(_F32)[:, None] * b[None, :]
+            by_kind[kind] = x
+            _per_electrode(params, "bw_rms_mv", amp)
+            _per_electrode(params, "bw_breathing_fraction", frac)
+        elif kind == "em":
+            amp = rng.uniform(*cfg.em_mv, n_e)
+            x = shaped["em"]
+            if motion is not None:
+                # Skin stretch / half-cell change follows pressure changes (Tam & Webster
+                # 1977); band-limit the drive to the em band so it carries the em shape.
+                dp = np.log(pressure)
+                dp = dp - dp.mean(axis=1, keepdims=True)
+                sos = _signal.butter(2, [0.3, min(20.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+                drive = _signal.sosfiltfilt(sos, dp, axis=1)
+                sd = drive.std(axis=1, keepdims=True)
+                moving = sd[:, 0] > 1e-12
+                drive = np.where(moving[:, None], drive / np.where(moving[:, None], sd, 1.0), 0.0)
+                w_m = np.where(moving, 0.8, 0.0)[:, None]     # 64 % of em power from the motion
+                x = (np.sqrt(1 - w_m ** 2) * x + w_m * drive).astype(_F32)
+            x *= amp.astype(_F32)[:, None] / _F32(_Z_REF_OHM)
+            x *= z
+            by_kind[kind] = x
+            _per_electrode(params, "em_rms_mv", amp)
+        elif kind == "emg":
+            amp = rng.uniform(*cfg.emg_mv, n_e)
+            x = shaped["emg"]
+            x *= amp.astype(_F32)[:, None]
+            x *= muscle[None, :]
+            by_kind[kind] = x
+            _per_electrode(params, "emg_rms_mv", amp)
+        elif kind == "powerline":
+            v = common_mode_voltage(rng, cfg, t, fs, params)
+            by_kind[kind] = powerline_from_impedance(v, z, cfg.input_impedance_ohm)
+        elif kind == "contact":
+            off, contact = _contact(rng, cfg, n_e, n, fs, muscle, params)
+            by_kind[kind] = off
+        elif kind == "recorded":
+            from .fit import recorded_noise_model, select_channels, synthesize_noise
+            model = recorded_noise_model(cfg.recorded_source, cfg.recorded_method)
+            chans = rng.integers(0, model.n_channels, n_e)
+            x = synthesize_noise(select_channels(model, chans), n, rng, fs=fs)
+            x = x - x.mean(axis=1, keepdims=True)
+            sd = x.std(axis=1, keepdims=True)
+            amp = rng.uniform(*cfg.recorded_rms_mv, n_e)
+            by_kind[kind] = (x * (amp[:, None] / np.where(sd > 0, sd, 1.0))).astype(_F32)
+            _per_electrode(params, "recorded_rms_mv", amp)
+            _per_electrode(params, "recorded_channel", chans.astype(float))
+    if contact is None:
+        contact = np.broadcast_to(_F32(1.0), (n_e, n))
+    return ElectrodeNoise(by_kind=by_kind, contact=contact, impedance=z, fs=fs, params=params,
+                          snr_targets=targets)
+
+
+_DEFAULT_CONFIG = NoiseConfig()
+
+
+@functools.lru_cache(maxsize=32)
+def _mains_phasor(n: int, fs: float, f_hz: float):
+    """cos and sin of ``2 pi f t`` on ``n`` samples at ``fs`` (float32, read-only, cached:
+    the random phase is applied by the caller). The phase is reduced modulo one cycle in
+    float64 first so float32 stays exact over long records."""
+    cyc = np.mod(np.arange(n, dtype=np.float64) * (f_hz / fs), 1.0) * (2 * np.pi)
+    c, s = np.cos(cyc).astype(_F32), np.sin(cyc).astype(_F32)
+    c.setflags(write=False)
+    s.setflags(write=False)
+    return c, s
+
+
+def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params: dict) -> np.ndarray:
+    """Mains common-mode voltage of the body [T] mV (float32): fundamental and odd harmonics
+    below Nyquist (harmonics at or above it are recorded in ``params`` and left out, since
+    the simulation rate cannot carry them), with a slow (0.05-0.3 Hz) amplitude modulation
+    as the body moves relative to the mains wiring."""
+    a = rng.uniform(*cfg.cm_voltage_mv)
+    params["cm_voltage_mv"] = float(a)
+    ph0 = rng.uniform(0, 2 * np.pi)
+    v = np.zeros(t.shape, dtype=_F32)
+    for h in range(cfg.powerline_harmonics):
+        k = 2 * h + 1
+        rel = 1.0 if k == 1 else rng.uniform(0.02, 0.3) / h
+        ph = k * ph0 if k == 1 else rng.uniform(0, 2 * np.pi)
+        params[f"powerline_harmonic_rel.{k}"] = float(rel)
+        if k * cfg.powerline_hz >= fs / 2:
+            params[f"powerline_harmonic_above_nyquist.{k}"] = 1.0
+            continue
+        cos_k, sin_k = _mains_phasor(t.size, fs, k * cfg.powerline_hz)
+        # rel * sin(w_k t + ph) = rel (cos ph sin w_k t + sin ph cos w_k t)
+        v += _F32(rel * np.cos(ph)) * sin_k
+        v += _F32(rel * np.sin(ph)) * cos_k
+    fm = rng.uniform(0.05, 0.3)
+    depth = rng.uniform(0.0, 0.3)
+    params["cm_modulation_hz"], params["cm_modulation_depth"] = float(fm), float(depth)
+    mod = _F32(1.0) + _F32(depth) * np.sin(_F32(2 * np.pi * fm) * t + _F32(rng.uniform(0, 2 * np.pi)))
+    v *= _F32(a) * mod
+    return v
+
+
+def powerline_from_impedance(v_cm: np.ndarray, impedance: np.ndarray, input_impedance_ohm: float) -> np.ndarray:
+    """Potential-divider powerline at each electrode: ``v_cm * Z_e / (Z_e + Z_in)``.
+
+    v_cm [T] mV; impedance [n_e, T] or [n_e] Ohm -> [n_e, T] mV. The differential between
+    two electrodes is ``v_cm * Z_in (Z_a - Z_b) / ((Z_a + Z_in)(Z_b + Z_in))``: zero for
+    equal impedances, about ``v_cm (Z_a - Z_b) / Z_in`` for small mismatches.
+    """
+    z = np.asarray(impedance)
+    if z.ndim == 1:
+        z = z[:, None]
+    z = z.astype(np.result_type(z.dtype, np.float32), copy=False)
+    v = np.asarray(v_cm)
+    return v.astype(z.dtype, copy=False)[None, :] * (z / (z + z.dtype.type(input_impedance_ohm)))
+
+
+def _contact(rng, cfg, n_e, n, fs, muscle, params):
+    """Contact-loss and pop offsets [n_e, T] mV and the contact mask [n_e, T] (float32)."""
+    dur_s = n / fs
+    activity = float(np.mean(muscle))
+    scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
+    k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
+    k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
+    params["contact_events"] = int(k_loss.sum() + k_pop.sum())
+    if params["contact_events"] == 0:
+        # nothing happened: read-only broadcast views cost no memory or time
+        _per_electrode(params, "contact_losses", [0] * n_e)
+        _per_electrode(params, "contact_pops", [0] * n_e)
+        _per_electrode(params, "contact_lost_fraction", [0.0] * n_e)
+        return np.broadcast_to(_F32(0.0), (n_e, n)), np.broadcast_to(_F32(1.0), (n_e, n))
+    offsets = np.zeros((n_e, n), dtype=_F32)
+    mask = np.ones((n_e, n), dtype=_F32)
+    for e in range(n_e):
+        kl, kp = int(k_loss[e]), int(k_pop[e])
+        params[f"contact_losses.e{e}"] = kl
+        params[f"contact_pops.e{e}"] = kp
+        if kl + kp == 0:
+            params[f"contact_lost_fraction.e{e}"] = 0.0
+            continue
+        starts = np.concatenate([rng.uniform(0, n, kl), rng.uniform(0, n, kp)]).astype(np.int64)
+        durs = np.concatenate([_loguniform(rng, *cfg.contact_loss_s, kl), rng.uniform(0.02, 0.08, kp)])
+        durs = np.maximum(1, (durs * fs).astype(np.int64))
+        if cfg.contact_loss_mode == "mixed":
+            sat = rng.random(kl) < 0.5
+        else:
+            sat = np.full(kl, cfg.contact_loss_mode == "saturated")
+        sign = np.where(rng.random(kl + kp) < 0.5, -1.0, 1.0)
+        lv_loss = np.where(sat, cfg.saturation_mv, rng.uniform(0.0, 5.0, kl))  # flat: small held offset
+        lv_pop = rng.uniform(0.5, 5.0, kp)                                    # pop: mV-size half-cell step
+        levels = sign * np.concatenate([lv_loss, lv_pop])
+        taus = np.concatenate([rng.uniform(0.3, 2.0, kl), rng.uniform(0.1, 0.5, kp)])
+        order = np.argsort(starts, kind="stable")
+        _kernels.contact_kernel(starts[order], durs[order], levels[order], taus[order], fs, 0.05,
+                                mask[e], offsets[e])
+        params[f"contact_lost_fraction.e{e}"] = float(np.count_nonzero(mask[e] == 0)) / n
+    return offsets, mask

@@ -1,0 +1,134 @@
+"""Device profiles and apply_device: rates, gain/magnification, anti-aliasing, ADC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from cardiosim.device import DeviceProfile, apply_device, device_names, load_device
+from cardiosim.errors import ConfigError, DataFormatError, SamplingRateError, SignalError
+from cardiosim.leads import make_montage
+
+
+def _tone(f0, fs, dur=10.0, amp=1.0):
+    t = np.arange(int(dur * fs)) / fs
+    return amp * np.sin(2 * np.pi * f0 * t)[None, :]
+
+
+def test_shipped_profiles():
+    assert {"shirt12_500hz", "patch_128hz", "shirt3_250hz"} <= set(device_names())
+    p = load_device("patch_128hz")
+    assert (p.fs, p.montage, p.gain) == (128.0, "patch", 100.0)
+    assert load_device("shirt12_500hz").montage == "standard12"
+    s3 = load_device("shirt3_250hz")
+    assert (s3.fs, s3.montage) == (250.0, "limb3")
+    assert make_montage(s3.montage).leads == ("I", "II", "III")
+
+
+@pytest.mark.parametrize("fs_in", [500.0, 360.0, 1000.0])
+def test_patch_rate_and_gain(fs_in):
+    p = load_device("patch_128hz")
+    x = _tone(10.0, fs_in, amp=1.0)
+    y, info = apply_device(p, x, fs_in)
+    assert info["fs"] == 128.0
+    assert y.dtype == np.float32
+    assert y.shape == (1, int(np.ceil(x.shape[1] * 128 / fs_in)))
+    # expected passband gain at 10 Hz from the analog Butterworth prototypes
+    w = 2 * np.pi * 10.0
+    _, hh = signal.freqs(*signal.butter(2, 2 * np.pi * 0.5, "highpass", analog=True), worN=[w])
+    _, hl = signal.freqs(*signal.butter(2, 2 * np.pi * 40.0, "lowpass", analog=True), worN=[w])
+    expected = abs(hh[0] * hl[0])
+    steady = y[0, 3 * 128:-128]
+    amp = np.sqrt(2) * steady.std()
+    assert amp == pytest.approx(expected, rel=0.01)
+    # magnification convention: raw output / magnification = recorded mV
+    np.testing.assert_allclose(info["raw"] / p.gain, y, rtol=1e-6)
+    assert np.abs(info["raw"]).max() == pytest.approx(100.0 * np.abs(y).max(), rel=1e-5)
+    assert info["n_saturated"] == 0
+
+
+def test_patch_no_aliasing_above_nyquist():
+    """A 90 Hz tone (above 64 Hz) must not fold to 128 - 90 = 38 Hz."""
+    p = load_device("patch_128hz")
+    fs_in = 512.0
+    x = _tone(90.0, fs_in, dur=20.0, amp=1.0)
+    y, _ = apply_device(p, x, fs_in)
+    f, pxx = signal.periodogram(y[0, 256:], 128.0, scaling="spectrum")
+    alias = np.sqrt(2 * pxx[np.argmin(np.abs(f - 38.0))])
+    # naive decimation (no anti-aliasing) would put the whole 1 mV tone at 38 Hz
+    fn, pn = signal.periodogram(x[0, ::4], 128.0, scaling="spectrum")
+    naive = np.sqrt(2 * pn[np.argmin(np.abs(fn - 38.0))])
+    assert naive > 0.9
+    assert alias < 1e-3, alias          # < -60 dB
+    assert np.sqrt(2) * y[0, 256:].std() < 2e-3
+
+
+def test_patch_saturates_at_adc_range():
+    p = load_device("patch_128hz")
+    assert p.input_range_mv == pytest.approx(10.0)
+    x = _tone(10.0, 512.0, amp=20.0)     # twice the +-10 mV input range
+    y, info = apply_device(p, x, 512.0)
+    assert info["n_saturated"] > 0
+    lsb = p.lsb_mv
+    assert y.max() == pytest.approx(10.0 - lsb, abs=1e-4)
+    assert y.min() == pytest.approx(-10.0, abs=1e-4)
+    # flagged exactly where the filtered signal crosses the range
+    assert np.all(np.abs(y[info["saturated"]]) >= 10.0 - 2 * lsb)
+    assert 0 < info["saturated_fraction"][0] < 1
+
+
+def test_quantisation_step_and_error():
+    p = load_device("shirt3_250hz")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5000)) * 2.0
+    y, info = apply_device(p, x, 500.0)
+    k = y.astype(np.float64) / p.lsb_mv
+    np.testing.assert_allclose(k, np.round(k), atol=1e-3)
+    # against the same chain without an ADC: error at most half a step
+    from cardiosim.device import analog_filter
+    ref = signal.resample_poly(analog_filter(p, x, 500.0), 1, 2, axis=-1)
+    assert np.max(np.abs(y - ref)) <= 0.5 * p.lsb_mv * 1.001 + 1e-6
+
+
+def test_shirt12_einthoven_after_device(rng):
+    p = load_device("shirt12_500hz")
+    m = make_montage(p.montage)
+    phi = rng.standard_normal((9, 5000)).cumsum(axis=1) * 0.01
+    y, info = apply_device(p, m.apply(phi), 500.0)
+    assert y.shape == (12, 5000)
+    assert np.max(np.abs(y[1] - y[0] - y[2])) <= 2 * p.lsb_mv
+
+
+def test_profile_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown device"):
+        load_device("holter_1khz")
+    bad = tmp_path / "x.toml"
+    bad.write_text((load_device.__globals__["PROFILE_DIR"] / "patch_128hz.toml").read_text() + "\nbits = 3\n")
+    with pytest.raises(ConfigError, match="bits"):
+        load_device(bad)
+    bad.write_text("name = [")
+    with pytest.raises(DataFormatError):
+        load_device(bad)
+    with pytest.raises(DataFormatError):
+        load_device(tmp_path / "missing.toml")
+    good = dict(load_device("patch_128hz").to_dict())
+    with pytest.raises(ConfigError, match="band_hz"):
+        DeviceProfile.from_dict({**good, "band_hz": [0.5, 70.0]})
+    with pytest.raises(ConfigError, match="montage"):
+        DeviceProfile.from_dict({**good, "montage": "holter"})
+    p = load_device("patch_128hz")
+    with pytest.raises(SignalError):
+        apply_device(p, np.zeros((2, 100)), 500.0)
+    with pytest.raises(SignalError):
+        apply_device(p, np.full((1, 100), np.nan), 500.0)
+    with pytest.raises(SamplingRateError):
+        apply_device(p, np.zeros((1, 100)), 64.0)
+
+
+def test_profile_toml_round_trip():
+    import tomllib
+    from cardiosim.config import dumps_toml
+    for name in device_names():
+        p = load_device(name)
+        assert DeviceProfile.from_dict(tomllib.loads(dumps_toml(p.to_dict()))) == p

@@ -1,0 +1,98 @@
+"""Numba kernels of cardiosim.noise agree with their NumPy twins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cardiosim.noise._kernels import KERNELS
+
+
+def _stable_ar(rng, p):
+    # random poles inside the unit circle -> stable polynomial 1 + a1 z^-1 + ...
+    poles = []
+    for _ in range(p // 2):
+        r, th = rng.uniform(0.3, 0.97), rng.uniform(0, np.pi)
+        poles += [r * np.exp(1j * th), r * np.exp(-1j * th)]
+    if p % 2:
+        poles.append(rng.uniform(-0.9, 0.9))
+    return np.real(np.poly(poles))[1:]
+
+
+@pytest.mark.parametrize("p,n_seg", [(1, 1), (2, 1), (12, 1), (6, 5)])
+def test_ar_filter_twin(rng, p, n_seg):
+    kern, ref = KERNELS["ar_filter"]
+    n = 3000
+    a = np.stack([_stable_ar(rng, p) for _ in range(n_seg)])
+    e = rng.standard_normal(n)
+    seg = int(np.ceil(n / n_seg))
+    out = np.zeros(n)
+    kern(e, a, seg, out)
+    np.testing.assert_allclose(out, ref(e, a, seg), rtol=1e-9, atol=1e-9)
+
+
+def test_contact_twin(rng):
+    kern, ref = KERNELS["contact"]
+    n, fs = 20000, 500.0
+    for _ in range(5):
+        k = rng.integers(0, 8)
+        starts = np.sort(rng.integers(-100, n, k)).astype(np.int64)
+        durs = rng.integers(1, 2000, k).astype(np.int64)
+        levels = rng.uniform(-1000, 1000, k)
+        taus = rng.uniform(0.05, 2.0, k)
+        m, o = np.ones(n), np.zeros(n)
+        kern(starts, durs, levels, taus, fs, 0.05, m, o)
+        m2, o2 = ref(starts, durs, levels, taus, fs, 0.05, n)
+        np.testing.assert_allclose(m, m2, atol=1e-12)
+        np.testing.assert_allclose(o, o2, rtol=1e-10, atol=1e-10)
+
+
+def test_ziggurat_twin(rng):
+    kern, ref = KERNELS["ziggurat"]
+    from cardiosim.noise._kernels import ZIG_FN, ZIG_KN, ZIG_WN
+    u = rng.bit_generator.random_raw(6000).view(np.uint32)
+    out = np.empty(10000)
+    filled, used = kern(u, out, 0, ZIG_KN, ZIG_WN, ZIG_FN)
+    vals, used_ref = ref(u, 10000)
+    assert filled == vals.size == 10000 and used == used_ref
+    np.testing.assert_array_equal(out, vals)
+    # a stream that runs out stops cleanly and reports how far it got
+    filled, used = kern(u[:100], np.empty(500), 0, ZIG_KN, ZIG_WN, ZIG_FN)
+    assert filled <= used <= 100
+
+
+def test_ziggurat_is_standard_normal():
+    from scipy import stats
+    from cardiosim.noise._kernels import standard_normal
+    x = standard_normal(np.random.default_rng(11), (400_000,), dtype=np.float64)
+    assert abs(x.mean()) < 5 * np.sqrt(1 / x.size)
+    assert abs(x.var() - 1) < 5 * np.sqrt(2 / x.size)
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    tail = np.mean(np.abs(x) > 3.5)                      # tail algorithm beyond R = 3.44
+    expect = 2 * stats.norm.sf(3.5)
+    assert abs(tail - expect) < 5 * np.sqrt(expect / x.size)
+    # reproducible from the generator state, float32 by default
+    a = standard_normal(np.random.default_rng(3), (9, 100))
+    b = standard_normal(np.random.default_rng(3), (9, 100))
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4, 5])
+def test_upsample_cubic_twin_and_accuracy(rng, factor):
+    kern, ref = KERNELS["upsample_cubic"]
+    x = rng.standard_normal((3, 200))
+    out = np.empty((3, 200 * factor))
+    kern(x, factor, out)
+    np.testing.assert_allclose(out, ref(x, factor), rtol=1e-12, atol=1e-12)
+    short = np.empty((3, 200 * factor - factor // 2))           # cropped output
+    kern(x, factor, short)
+    np.testing.assert_allclose(short, ref(x, factor, short.shape[1]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(out[:, ::factor], x)                 # interpolating
+    # a band-limited periodic signal well below the low-rate Nyquist is reproduced
+    m = 400
+    t_lo = np.arange(m) / m
+    t_hi = np.arange(m * factor) / (m * factor)
+    lo = np.sin(2 * np.pi * 5 * t_lo)[None]
+    hi = np.empty((1, m * factor))
+    kern(lo, factor, hi)
+    np.testing.assert_allclose(hi[0], np.sin(2 * np.pi * 5 * t_hi), atol=2e-3)

@@ -1,0 +1,112 @@
+"""SNR definitions (NSTDB and power) against an analytic case and an independent
+implementation; requested SNR reached within 0.5 dB, per kind at the electrodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cardiosim.errors import ConfigError, SignalError
+from cardiosim.leads import make_montage
+from cardiosim.noise import (NoiseConfig, detect_r_peaks, measure_snr, scale_to_snr,
+                             simulate_electrode_noise)
+
+FS = 500.0
+
+
+def _qrs_train(n, fs, rr_s=0.8, amp=1.5, n_leads=1, rng=None):
+    """Triangular QRS complexes (+amp/2 R, -amp/2 S: peak-to-peak ``amp``) every rr_s."""
+    x = np.zeros((n_leads, n))
+    r = np.arange(int(0.4 * fs), n - int(0.2 * fs), int(rr_s * fs))
+    w = int(0.02 * fs)
+    tri = np.concatenate([np.linspace(0, 1, w, endpoint=False), np.linspace(1, -1, 2 * w, endpoint=False),
+                          np.linspace(-1, 0, w + 1)]) * amp / 2
+    for p in r:
+        x[:, p - w:p - w + tri.size] += tri
+    if rng is not None:
+        x *= rng.uniform(0.5, 1.5, (n_leads, 1))
+    return x, r
+
+
+def _nstdb_oracle(noise, clean, r, fs):
+    """Independent, loop-based NSTDB SNR (Moody et al. 1984; PHYSICS.md section 6), pooled."""
+    h = int(round(0.1 * fs / 2))
+    s_tot = n_tot = 0.0
+    for k in range(clean.shape[0]):
+        pps = [clean[k, p - h:p + h + 1].max() - clean[k, p - h:p + h + 1].min() for p in r]
+        s_tot += (sum(pps) / len(pps)) ** 2 / 8
+        c = int(fs)
+        rms = sorted(float(np.sqrt(np.mean(noise[k, i:i + c] ** 2))) for i in range(0, noise.shape[1] - c + 1, c))
+        cut = int(0.05 * len(rms))
+        kept = rms[cut:len(rms) - cut]
+        n_tot += (sum(kept) / len(kept)) ** 2
+    return 10 * np.log10(s_tot / n_tot)
+
+
+def test_nstdb_analytic_white_noise(rng):
+    n = int(60 * FS)
+    clean, r = _qrs_train(n, FS, amp=1.5)
+    sigma = 0.05
+    noise = rng.standard_normal((1, n)) * sigma
+    expected = 10 * np.log10(1.5 ** 2 / 8 / sigma ** 2)     # S = pp^2/8, N = sigma^2
+    assert measure_snr(noise, clean, fs=FS, r_peaks=r) == pytest.approx(expected, abs=0.1)
+    p = measure_snr(noise, clean, definition="power")
+    assert p == pytest.approx(10 * np.log10(clean.var() / sigma ** 2), abs=0.1)
+
+
+@pytest.mark.parametrize("definition", ["nstdb", "power"])
+@pytest.mark.parametrize("target", [-6.0, 0.0, 12.0, 24.0])
+def test_scale_to_snr_reaches_target(rng, definition, target):
+    n = int(20 * FS)
+    clean, r = _qrs_train(n, FS, n_leads=3, rng=rng)
+    noise = rng.standard_normal((3, n)).cumsum(axis=1) * 0.01 + rng.standard_normal((3, n))
+    scaled, g = scale_to_snr(noise, clean, target, definition, fs=FS, r_peaks=r, return_gain=True)
+    np.testing.assert_allclose(scaled, g * noise)
+    if definition == "nstdb":
+        got = _nstdb_oracle(scaled, clean, r, FS)
+    else:
+        c = clean - clean.mean(axis=1, keepdims=True)
+        got = 10 * np.log10(np.sum(c ** 2) / np.sum(scaled ** 2))
+    assert abs(got - target) < 0.5, got
+
+
+def test_detect_r_peaks(rng):
+    clean, r = _qrs_train(int(10 * FS), FS, n_leads=2, rng=rng)
+    found = detect_r_peaks(clean, FS)
+    assert found.size == r.size
+    assert np.max(np.abs(found - r)) <= 2
+    n = rng.standard_normal(clean.shape) * 0.1
+    assert measure_snr(n, clean, fs=FS) == pytest.approx(measure_snr(n, clean, fs=FS, r_peaks=r), abs=0.05)
+
+
+def test_electrode_noise_scaled_per_kind(rng):
+    m = make_montage("standard12")
+    n = int(10 * FS)
+    phi, r = _qrs_train(n, FS, n_leads=9, rng=rng)
+    phi *= rng.choice([-1, 1], (9, 1)) * rng.uniform(0.2, 1.0, (9, 1))
+    clean = m.apply(phi)
+    en = simulate_electrode_noise(9, n, FS, rng, NoiseConfig(kinds=("white", "bw", "em", "emg", "powerline"),
+                                                             snr_db={"bw": (0, 10), "em": (5, 5), "emg": (20, 25)}))
+    scaled = en.scale_to_snr(m, clean, r_peaks=r)
+    for kind in ("bw", "em", "emg"):
+        target = en.params[f"snr_target_db.{kind}"]
+        got = _nstdb_oracle(m.apply(scaled.by_kind[kind]), clean, r, FS)
+        assert abs(got - target) < 0.5, (kind, got, target)
+        assert scaled.params[f"snr_db.{kind}"] == target
+    assert en.params["snr_target_db.em"] == 5.0
+    # powerline has no target: physical amplitude kept
+    np.testing.assert_array_equal(scaled.by_kind["powerline"], en.by_kind["powerline"])
+    # still consistent with the montage: lead I = LA - RA
+    np.testing.assert_allclose(m.apply(scaled.noise)[0], scaled.noise[1] - scaled.noise[0], atol=1e-12)
+
+
+def test_snr_errors(rng):
+    clean, r = _qrs_train(2000, FS)
+    with pytest.raises(SignalError):
+        scale_to_snr(np.zeros_like(clean), clean, 10.0, fs=FS, r_peaks=r)
+    with pytest.raises(ConfigError, match="fs"):
+        measure_snr(clean, clean)
+    with pytest.raises(ConfigError, match="definition"):
+        measure_snr(clean, clean, definition="peak")
+    with pytest.raises(SignalError):
+        measure_snr(clean * np.nan, clean, fs=FS)
