@@ -1,0 +1,119 @@
+"""ODE beat synthesis speed, side by side with its baselines in one run.
+
+1. Seconds of ECG generated per wall-second: cardiosim.ode (dipole model, 3 channels;
+   and its ECGSYN RK4, 1 lead) against NeuroKit2's ``ecg_simulate(method="ecgsyn")``
+   (1 lead, scipy ``solve_ivp``), all at 500 Hz. Target >= 1000x.
+2. 12-lead samples per second: cardiosim.ode dipole records projected to 12 leads by the
+   Dower matrix (PHYSICS.md §1) against the closed-form Gaussian sum ``synthetic_ecg`` of
+   the PyPI package ecg-augmentations (torch). Target >= 3x.
+
+Run: ``python benchmarks/bench_ode.py`` (writes benchmarks/results/ode.json).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import best_time, report  # noqa: E402
+
+from cardiosim.ode import ecgsyn, sample_patient, synthesize, synthesize_batch  # noqa: E402
+
+FS = 500.0
+DUR = 10.0
+
+# 12 leads from Frank X, Y, Z: Dower rows V1..V6, I, II; III, aVR, aVL, aVF from I and II
+_D = np.array([[-0.515, 0.157, -0.917], [0.044, 0.164, -1.387], [0.882, 0.098, -1.277],
+               [1.213, 0.127, -0.601], [1.125, 0.127, -0.086], [0.831, 0.076, 0.230],
+               [0.632, -0.235, 0.059], [0.235, 1.066, -0.132]])
+L1, L2 = _D[6], _D[7]  # leads I, II
+DOWER12 = np.vstack([L1, L2, L2 - L1, -(L1 + L2) / 2, L1 - L2 / 2, L2 - L1 / 2, _D[:6]])
+
+
+def main():
+    import neurokit2 as nk
+    import numba
+
+    rows = []
+    # warm up the numba kernels (compiled once, cached)
+    synthesize_batch(2, 2.0, FS, np.random.default_rng(0))
+    ecgsyn(2.0, FS, np.random.default_rng(0))
+
+    t_nk = best_time(lambda: nk.ecg_simulate(duration=DUR, sampling_rate=int(FS), noise=0,
+                                             heart_rate=70, method="ecgsyn", random_state=1),
+                     repeat=3)
+    nk_rate = DUR / t_nk
+    rows.append({"generator": "neurokit2 ecgsyn (solve_ivp)", "what": "1 lead, 10 s",
+                 "ecg_s_per_s": nk_rate, "ratio_vs_nk": 1.0})
+
+    t = best_time(lambda: ecgsyn(DUR, FS, np.random.default_rng(1), heart_rate=70), repeat=3)
+    rows.append({"generator": "cardiosim ecgsyn (RK4 2 kHz)", "what": "1 lead, 10 s",
+                 "ecg_s_per_s": DUR / t, "ratio_vs_nk": DUR / t / nk_rate})
+
+    n_rec = 64
+    rng = np.random.default_rng(2)
+    # like the baselines (one fixed parameter set), one patient for all records ...
+    patient = sample_patient(np.random.default_rng(3))
+    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng, patient=patient), repeat=3)
+    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, fixed patient",
+                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
+    # ... and a new patient from the fitted prior for every record (rejection sampling)
+    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng), repeat=3)
+    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, prior draws",
+                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
+
+    t = best_time(lambda: synthesize(600.0, FS, rng, patient=patient), repeat=3)
+    rows.append({"generator": "cardiosim dipole synthesize", "what": "1 x 600 s, XYZ, fixed patient",
+                 "ecg_s_per_s": 600.0 / t, "ratio_vs_nk": 600.0 / t / nk_rate})
+
+    # ---- 12-lead samples per second vs ecg-augmentations' closed form -----------------
+    try:
+        import torch
+        from ecg_augmentations import synthetic_ecg
+        baseline = "ecg-augmentations synthetic_ecg (torch)"
+
+        def run_aug(i):
+            synthetic_ecg(duration=DUR, fs=int(FS), heart_rate=70.0, n_leads=12, seed=i)
+    except ImportError:  # pragma: no cover - reported in the table
+        torch = None
+        baseline = None
+
+    n_samp = int(DUR * FS)
+    rows12 = []
+    if baseline is not None:
+        n_aug = 20
+        t = best_time(lambda: [run_aug(i) for i in range(n_aug)], repeat=3)
+        aug_rate = 12 * n_samp * n_aug / t
+        rows12.append({"generator": baseline, "what": f"{n_aug} x 10 s, 12 leads",
+                       "leadsamples_per_s": aug_rate, "ratio_vs_aug": 1.0})
+
+        for what, kw in (("fixed patient", {"patient": patient}), ("prior draws", {})):
+            def ours12(kw=kw):
+                recs = synthesize_batch(n_rec, DUR, FS, rng, **kw)
+                return [(DOWER12 @ r.vcg).astype(np.float32) for r in recs]
+
+            t = best_time(ours12, repeat=3)
+            rate = 12 * n_samp * n_rec / t
+            rows12.append({"generator": "cardiosim dipole + Dower 12-lead",
+                           "what": f"{n_rec} x 10 s, 12 leads, {what}",
+                           "leadsamples_per_s": rate, "ratio_vs_aug": rate / aug_rate})
+    for r in rows12:
+        r["ecg_s_per_s"] = None
+    notes = (f"fs={FS:g} Hz; numba threads={numba.get_num_threads()}; "
+             f"torch threads={torch.get_num_threads() if torch is not None else 'n/a'}; "
+             f"cpu count={os.cpu_count()} (shared machine: ratios are what counts)")
+    for r in rows:
+        r["leadsamples_per_s"] = None
+    report("ode", rows + rows12, ["generator", "what", "ecg_s_per_s", "ratio_vs_nk",
+                                  "leadsamples_per_s", "ratio_vs_aug"], notes)
+
+
+if __name__ == "__main__":
+    main()

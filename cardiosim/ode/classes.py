@@ -1,0 +1,124 @@
+"""The labeled classes the ODE source can synthesize, with the criteria they encode.
+
+Names are the shared class vocabulary of cardiosim's label maps. SNOMED CT codes are
+those of the PhysioNet/CinC Challenge 2021 ``dx_mapping_scored.csv`` /
+``dx_mapping_unscored.csv`` (Reyna et al. 2021); SCP codes are PTB-XL's
+``scp_statements.csv`` (Wagner et al. 2020). Equivalent codes the Challenge scores as
+the same diagnosis are listed after the primary one.
+
+Interval criteria (seconds) are what the generator guarantees on noise-free output and
+what ``tests/test_ode_classes.py`` measures: ``pr`` P onset → QRS onset, ``qrs`` QRS
+onset → offset, ``qtc`` QT corrected with Fridericia (QT / RR^(1/3)), ``hr`` bpm.
+Numbers follow the AHA/ACCF/HRS recommendations for the standardisation and
+interpretation of the ECG (Surawicz et al. 2009, Rautaharju et al. 2009 parts III–V)
+and the ESC AF/flutter definitions, simplified to what a dipole model can express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One synthesizable class.
+
+    Attributes
+    ----------
+    name : str
+        Shared vocabulary name ("SR", "AF", "LBBB", ...).
+    kind : str
+        "rhythm" or "morphology".
+    description : str
+    criteria : str
+        The rule, in words, the generator encodes.
+    snomed : tuple of str
+        SNOMED CT codes (first is primary), as in the CinC 2021 headers' ``# Dx:`` line.
+    scp : str
+        PTB-XL SCP statement code, or "" when PTB-XL has none.
+    limits : dict
+        Measurable bounds ``{quantity: (low, high)}`` (s or bpm) guaranteed on
+        noise-free output; ``None`` for an open side.
+    """
+
+    name: str
+    kind: str
+    description: str
+    criteria: str
+    snomed: tuple[str, ...]
+    scp: str
+    limits: dict = field(default_factory=dict)
+
+
+_NORMAL_INTERVALS = {"pr": (0.12, 0.20), "qrs": (0.06, 0.11), "qtc": (0.35, 0.46)}
+_NORMAL_QRS = {"qrs": (0.06, 0.11)}
+
+CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
+    # --- rhythms -----------------------------------------------------------------
+    ClassInfo("SR", "rhythm", "normal sinus rhythm",
+              "P before every QRS, regular RR with McSharry LF/HF variability, rate 60-100 bpm",
+              ("426783006",), "SR", {"hr": (60.0, 100.0), **_NORMAL_INTERVALS}),
+    ClassInfo("SB", "rhythm", "sinus bradycardia",
+              "sinus rhythm at 40-59 bpm (< 60 bpm)", ("426177001",), "SBRAD",
+              {"hr": (40.0, 60.0), **_NORMAL_INTERVALS}),
+    ClassInfo("STACH", "rhythm", "sinus tachycardia",
+              "sinus rhythm at 101-150 bpm (> 100 bpm)", ("427084000",), "STACH",
+              {"hr": (100.0, 150.0), **_NORMAL_QRS}),
+    ClassInfo("AF", "rhythm", "atrial fibrillation",
+              "no P waves; fibrillatory f-waves 4-9 Hz, 0.03-0.12 mV; RR intervals independent "
+              "(coefficient of variation 0.15-0.30), ventricular rate 60-130 bpm",
+              ("164889003",), "AFIB", {"hr": (60.0, 130.0), **_NORMAL_QRS}),
+    ClassInfo("AFL", "rhythm", "atrial flutter",
+              "no P waves; saw-tooth flutter waves at 260-340 /min, 0.05-0.15 mV (dipole), "
+              "negative in the inferior leads; fixed 2:1, 3:1 or 4:1 conduction (regular RR)",
+              ("164890007",), "AFLT", {"hr": (62.5, 175.0), **_NORMAL_QRS}),
+    ClassInfo("PVC", "rhythm", "premature ventricular complexes",
+              "sinus rhythm with ectopic ventricular beats: no P, wide QRS (>= 0.12 s, "
+              "0.14-0.17 s), T discordant to the QRS, coupling 0.55-0.70 RR, full compensatory "
+              "pause (pre + post = 2 RR); ectopics follow FECGSYN's two-state Markov chain",
+              ("427172004", "17338001"), "PVC", {"pvc_qrs": (0.12, None)}),
+    ClassInfo("PAC", "rhythm", "premature atrial complexes",
+              "sinus rhythm with early beats of an ectopic (inverted-axis) P wave, normal QRS, "
+              "coupling 0.60-0.80 RR, non-compensatory pause (sinus node reset)",
+              ("284470004", "63593006"), "PAC", dict(_NORMAL_QRS)),
+    ClassInfo("IAVB", "rhythm", "first-degree AV block",
+              "sinus rhythm with PR > 0.20 s (0.22-0.32 s), every P conducted",
+              ("270492004",), "1AVB", {"pr": (0.20, None), **_NORMAL_QRS}),
+    # --- morphologies -------------------------------------------------------------
+    ClassInfo("NORM", "morphology", "normal ECG",
+              "patient drawn from the fitted normal prior; PR 0.12-0.20 s, QRS < 0.11 s, "
+              "QTc 0.35-0.46 s", (), "NORM", dict(_NORMAL_INTERVALS)),
+    ClassInfo("LBBB", "morphology", "complete left bundle branch block",
+              "QRS >= 0.12 s (0.13-0.17 s), broad notched R directed left-posterior, no septal "
+              "q, ST-T discordant to the QRS", ("164909002", "733534002"), "CLBBB",
+              {"qrs": (0.12, None)}),
+    ClassInfo("RBBB", "morphology", "complete right bundle branch block",
+              "QRS >= 0.12 s (0.12-0.15 s), late terminal forces directed right-anterior "
+              "(rSR' in V1, wide S in I/V6)", ("59118001", "713427006"), "CRBBB",
+              {"qrs": (0.12, None)}),
+    ClassInfo("STE", "morphology", "ST elevation",
+              "ST segment (J + 60 ms) shifted 0.10-0.30 mV along the QRS axis", ("164931005",),
+              "STE_", {**_NORMAL_QRS, "st": (0.10, None)}),
+    ClassInfo("STD", "morphology", "ST depression",
+              "ST segment (J + 60 ms) shifted 0.10-0.25 mV against the QRS axis", ("429622005",),
+              "STD_", {**_NORMAL_QRS, "st": (None, -0.10)}),
+    ClassInfo("TINV", "morphology", "T-wave inversion",
+              "T vector within 30 deg of the reversed QRS axis (QRS-T angle > 120 deg), T "
+              "amplitude 0.2-0.5 mV "
+              "(CinC 2021 scores 'T wave abnormal' 164934002 as a separate class)",
+              ("59931005",), "INVT", {**_NORMAL_QRS, "qrs_t_angle": (120.0, None)}),
+    ClassInfo("LVH", "morphology", "left ventricular hypertrophy",
+              "QRS voltage x1.8-2.6 of normal (max spatial QRS vector > 2.5 mV), "
+              "QRS 0.09-0.11 s", ("164873001", "55827005"), "LVH",
+              {"qrs": (0.06, 0.12), "qrs_peak_mv": (2.5, None)}),
+]}
+
+RHYTHMS = tuple(n for n, c in CLASSES.items() if c.kind == "rhythm")
+MORPHOLOGIES = tuple(n for n, c in CLASSES.items() if c.kind == "morphology")
+
+# Long names accepted by synthesize(rhythm=..., morphology=...).
+RHYTHM_ALIASES = {"sinus": "SR", "normal": "SR", "bradycardia": "SB", "tachycardia": "STACH",
+                  "af": "AF", "afib": "AF", "flutter": "AFL", "afl": "AFL", "pvc": "PVC",
+                  "pac": "PAC", "iavb": "IAVB", "1avb": "IAVB"}
+MORPHOLOGY_ALIASES = {"normal": "NORM", "norm": "NORM", "lbbb": "LBBB", "rbbb": "RBBB",
+                      "ste": "STE", "std": "STD", "tinv": "TINV", "lvh": "LVH"}

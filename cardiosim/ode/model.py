@@ -1,0 +1,332 @@
+"""The Gaussian-wave dipole beat: one patient's parameters and the class morphologies.
+
+Sameni et al.'s three-channel model (EURASIP J Adv Signal Process 2007:43407,
+PHYSICS.md §5): each Frank axis ``X, Y, Z`` (mV; X left, Y feet, Z back) is a sum of
+its own Gaussians ``Σ_i α_i exp(-Δθ_i² / 2 b_i²)``. Here every axis has the same 11
+wave slots with fixed roles — P1 P2 (atria), QRS1-QRS6 (depolarisation), ST, T1 T2
+(repolarisation) — and the parameters are expressed in time at RR = 1 s: centre
+``tau`` (s from the R-peak fiducial) and width ``sigma`` (s). For a beat of interval
+``RR`` the phase model's angles are ``θ = 2π tau(RR) / RR`` and widths
+``b = 2π sigma(RR) / RR``; ST/T timing and width scale with ``RR^(1/3)`` (Fridericia's
+QT-RR relation) — the physiological form of ECGSYN's ``√(HR/60)`` width and
+``(HR/60)^¼`` angle factors — while P and QRS timing stay fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+WAVES = ("P1", "P2", "QRS1", "QRS2", "QRS3", "QRS4", "QRS5", "QRS6", "ST", "T1", "T2")
+NW = len(WAVES)
+P_WAVES = (0, 1)
+QRS_WAVES = (2, 3, 4, 5, 6, 7)
+ST_WAVES = (8,)
+T_WAVES = (9, 10)
+REPOL = (8, 9, 10)  # timing scales with RR^(1/3)
+EDGE = 2.5  # a lone Gaussian starts/ends about EDGE sigma from its centre (4.4 % of its peak)
+AXES = "XYZ"
+QRS_VELOCITY_REL = 0.15  # QRS on/offset: spatial velocity at 15 % of its maximum
+
+# Support of each slot (the fit's bounds and the prior's truncation): centre, s from R at
+# RR = 1 s, and width, s. P and T are smooth waves (P 80-110 ms long), hence their
+# minimum widths; the QRS slots stay within ±60 ms of the R fiducial and are no narrower
+# than one sample of the 250 Hz fits (4 ms), so intervals do not depend on the output rate.
+_TB = {"P": (-0.30, -0.04), "QRS": (-0.06, 0.06), "ST": (0.03, 0.25), "T1": (0.08, 0.50),
+       "T2": (0.12, 0.55)}
+_SB = {"P": (0.012, 0.04), "QRS": (0.004, 0.02), "ST": (0.015, 0.06), "T1": (0.02, 0.10),
+       "T2": (0.015, 0.08)}
+_ROLE = ["P", "P"] + ["QRS"] * 6 + ["ST", "T1", "T2"]
+TAU_BOUNDS = np.array([_TB[r] for r in _ROLE])
+SIGMA_BOUNDS = np.array([_SB[r] for r in _ROLE])
+
+
+@dataclass(frozen=True)
+class Patient:
+    """One heart's beat parameters (fixed for a record).
+
+    Attributes
+    ----------
+    tau : ndarray, shape (3, 11), s — Gaussian centres per axis and wave slot, relative
+        to the R-peak fiducial, at RR = 1 s
+    sigma : ndarray, shape (3, 11), s — widths at RR = 1 s
+    amp : ndarray, shape (3, 11), mV — amplitudes (Frank X, Y, Z rows)
+    """
+
+    tau: np.ndarray
+    sigma: np.ndarray
+    amp: np.ndarray
+
+    def __post_init__(self):
+        arrs = {}
+        for name in ("tau", "sigma", "amp"):
+            v = np.array(getattr(self, name), dtype=float)
+            if v.shape != (3, NW):
+                raise ConfigError(f"patient {name} must have shape (3, {NW}), got {v.shape}")
+            if not np.all(np.isfinite(v)):
+                raise ConfigError(f"patient {name} has non-finite values: {v}")
+            arrs[name] = v
+        if np.any(arrs["sigma"] <= 0):
+            raise ConfigError(f"patient sigma must be positive, got min {arrs['sigma'].min()}")
+        for name, v in arrs.items():
+            v.flags.writeable = False
+            object.__setattr__(self, name, v)
+
+    # --- flat vector <-> patient (the space priors live in) ---------------------
+    def in_support(self) -> bool:
+        """All centres and widths inside the slots' TAU_BOUNDS / SIGMA_BOUNDS (RR = 1 s)."""
+        return bool(np.all((self.tau >= TAU_BOUNDS[:, 0]) & (self.tau <= TAU_BOUNDS[:, 1])
+                           & (self.sigma >= SIGMA_BOUNDS[:, 0]) & (self.sigma <= SIGMA_BOUNDS[:, 1])))
+
+    def to_vector(self) -> np.ndarray:
+        """``[tau (33), log sigma (33), amp (33)]`` row-major (axis, wave) — prior space."""
+        return np.concatenate([self.tau.ravel(), np.log(self.sigma).ravel(), self.amp.ravel()])
+
+    @classmethod
+    def from_vector(cls, v) -> Patient:
+        v = np.asarray(v, float)
+        m = 3 * NW
+        if v.shape != (3 * m,):
+            raise ConfigError(f"patient vector must have shape ({3 * m},), got {v.shape}")
+        return cls(v[:m].reshape(3, NW), np.exp(v[m:2 * m]).reshape(3, NW), v[2 * m:].reshape(3, NW))
+
+    def to_params(self, prefix="patient") -> dict:
+        """Flat ``{name: float}`` dict to store with a record."""
+        out = {}
+        for j, ax in enumerate(AXES):
+            for i, w in enumerate(WAVES):
+                out[f"{prefix}.{ax}.{w}.tau_s"] = float(self.tau[j, i])
+                out[f"{prefix}.{ax}.{w}.sigma_s"] = float(self.sigma[j, i])
+                out[f"{prefix}.{ax}.{w}.amp_mV"] = float(self.amp[j, i])
+        return out
+
+    def replace(self, tau=None, sigma=None, amp=None) -> Patient:
+        return Patient(self.tau if tau is None else tau, self.sigma if sigma is None else sigma,
+                       self.amp if amp is None else amp)
+
+    # --- waveform of groups, intervals -------------------------------------------
+    def render(self, t, waves=None, rr=1.0) -> np.ndarray:
+        """The beat's VCG (3, len(t)) mV at times ``t`` (s from R) for interval ``rr``."""
+        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
+        idx = list(range(NW)) if waves is None else list(waves)
+        t = np.asarray(t, float)
+        g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
+        return np.einsum("ai,ait->at", self.amp[:, idx], g)
+
+    def span(self, waves, rr=1.0, rel=0.05, fs=2000.0) -> tuple[float, float]:
+        """(start, end) s of a wave group, measured on the rendered group so tiny or
+        cancelling Gaussians from a fit do not stretch it; (nan, nan) if silent.
+
+        P, T: where the spatial magnitude exceeds ``rel`` (5 %) of its maximum (a lone
+        Gaussian's ±2.45 sigma). QRS (``waves == QRS_WAVES``): where the spatial velocity
+        |dV/dt| exceeds 15 % of its maximum, the usual VCG criterion, which also holds
+        in the full signal where ST-T overlaps the QRS end.
+        """
+        idx = list(waves)
+        if np.abs(self.amp[:, idx]).max() < 1e-6:
+            return np.nan, np.nan
+        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
+        t = np.arange((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
+                      1.0 / fs)
+        v = self.render(t, idx, rr)
+        if tuple(waves) == QRS_WAVES:
+            m = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
+            rel = QRS_VELOCITY_REL
+        else:
+            m = np.linalg.norm(v, axis=0)
+        above = np.flatnonzero(m >= rel * m.max())
+        return float(t[above[0]]), float(t[above[-1]])
+
+    def max_velocity(self, waves, fs=1000.0) -> float:
+        """Peak spatial velocity |dV/dt| (mV/s) of a wave group at RR = 1 s."""
+        idx = list(waves)
+        t = np.arange((self.tau[:, idx] - 5 * self.sigma[:, idx]).min(),
+                      (self.tau[:, idx] + 5 * self.sigma[:, idx]).max(), 1.0 / fs)
+        v = self.render(t, idx)
+        return float(np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0).max())
+
+    def t_end(self, rr=1.0, fs=2000.0) -> float:
+        """End of the T wave (s) by the tangent method (Lepeschkin & Surawicz 1952): where
+        the steepest descending tangent of the repolarisation (ST + T slots) magnitude
+        after its peak meets zero."""
+        lo, hi = self.span(REPOL, rr, rel=0.001)
+        if not np.isfinite(lo):
+            return np.nan
+        t = np.arange(lo, hi, 1.0 / fs)
+        m = np.linalg.norm(self.render(t, REPOL, rr), axis=0)
+        k = int(np.argmax(m))
+        d = np.gradient(m, 1.0 / fs)
+        j = k + int(np.argmin(d[k:]))
+        return float(t[j] + m[j] / -d[j]) if d[j] < 0 else float(t[-1])
+
+    def intervals(self, rr=1.0) -> dict:
+        """Model intervals at RR ``rr`` (s): pr, qrs, qt (T end by the tangent method),
+        qtc (Fridericia, QT / RR^(1/3))."""
+        p0, _ = self.span(P_WAVES, rr)
+        q0, q1 = self.span(QRS_WAVES, rr)
+        t1 = self.t_end(rr)
+        qt = t1 - q0
+        return {"pr": q0 - p0, "qrs": q1 - q0, "qt": qt, "qtc": qt / rr ** (1 / 3)}
+
+    def peak_vector(self, waves, fs=2000.0) -> np.ndarray:
+        """Spatial vector (3,) mV of a wave group at its maximum magnitude."""
+        lo, hi = self.span(waves)
+        t = np.arange(lo, hi + 0.5 / fs, 1.0 / fs)
+        v = self.render(t, waves)
+        return v[:, np.argmax(np.linalg.norm(v, axis=0))]
+
+    def qrs_axis(self, fs=2000.0) -> np.ndarray:
+        """Unit vector of the QRS area (mean QRS) vector, ∫ V dt over the QRS: the
+        direction ST shifts and T inversion refer to (stable where the peak vector flips
+        between near-equal R and S lobes)."""
+        lo, hi = self.span(QRS_WAVES)
+        v = self.render(np.arange(lo, hi, 1.0 / fs), QRS_WAVES).sum(axis=1)
+        return v / np.linalg.norm(v)
+
+
+def scaled_timing(tau, sigma, rr):
+    """Centres and widths (s) at interval ``rr`` (s): ST/T scale with RR^(1/3)."""
+    f = np.ones(NW)
+    f[list(REPOL)] = float(rr) ** (1.0 / 3.0)
+    return tau * f, sigma * f
+
+
+def default_patient() -> Patient:
+    """A hand-set adult normal beat (used by tests and as the fit's starting point).
+
+    Directions follow the normal spatial VCG (Draper et al., Circulation 1964; Frank
+    axes): P and main QRS left-inferior, QRS slightly posterior, septal forces
+    right-anterior, terminal forces right-superior-posterior, T left-inferior-anterior;
+    QRS ≈ 95 ms, PR ≈ 170 ms, QT ≈ 410 ms at 60 bpm. Same timing on the three axes.
+    """
+    tau = [-0.170, -0.130, -0.025, -0.012, 0.0, 0.012, 0.025, 0.035, 0.10, 0.22, 0.29]
+    sigma = [0.020, 0.020, 0.009, 0.008, 0.011, 0.008, 0.009, 0.008, 0.04, 0.055, 0.035]
+    vec = {0: [0.05, 0.08, -0.03], 1: [0.06, 0.06, 0.04], 2: [-0.10, -0.05, -0.15],
+           4: [1.0, 0.5, 0.5], 6: [-0.25, -0.15, 0.4], 9: [0.20, 0.12, -0.10], 10: [0.15, 0.10, -0.10]}
+    amp = np.zeros((3, NW))
+    for i, v in vec.items():
+        amp[:, i] = v
+    return Patient(np.tile(tau, (3, 1)), np.tile(sigma, (3, 1)), amp)
+
+
+def _unit(v):
+    return v / np.linalg.norm(v)
+
+
+def _stretch(p: Patient, waves, target: float) -> Patient:
+    """Stretch a wave group in time about the R fiducial so it lasts ``target`` s."""
+    lo, hi = p.span(waves)
+    f = target / (hi - lo)
+    tau, sigma = p.tau.copy(), p.sigma.copy()
+    idx = list(waves)
+    tau[:, idx] *= f
+    sigma[:, idx] *= f
+    return p.replace(tau=tau, sigma=sigma)
+
+
+def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
+    """Put shared-timing dipole waves (vector (3,) each) into ``slots``."""
+    for s, t_, s_, v in zip(slots, taus, sigmas, vectors):
+        tau[:, s] = t_
+        sigma[:, s] = s_
+        amp[:, s] = v
+
+
+def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
+    """Turn a normal patient into one of class ``morphology`` (see ``classes.CLASSES``).
+
+    Returns the new patient and the drawn class parameters.
+    """
+    prm = {}
+    amp, tau, sigma = p.amp.copy(), p.tau.copy(), p.sigma.copy()
+    axis = p.qrs_axis()
+    r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
+    t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
+    q_slots = list(QRS_WAVES)
+    if morphology == "NORM":
+        return p, prm
+    if morphology == "LBBB":
+        qrs = rng.uniform(0.13, 0.17)
+        mag = r_mag * rng.uniform(1.0, 1.4)
+        # main forces left-posterior (Frank +X, +Z), slow and notched; septal q lost
+        d = _unit(np.array([0.75, rng.uniform(-0.1, 0.3), rng.uniform(0.5, 0.8)]))
+        amp[:, q_slots] = 0.0
+        _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, 0.0, 0.025], [0.014, 0.014, 0.012],
+                   [0.8 * mag * d + 0.1 * mag * _unit(rng.normal(size=3)), mag * d,
+                    0.15 * mag * _unit(np.array([0.3, -0.3, 1.0]))])
+        # secondary ST-T changes, discordant to the QRS
+        tt = max(t_mag, 0.25)
+        _set_waves(tau, sigma, amp, [8, 9, 10], [0.12, 0.24, 0.30], [0.05, 0.06, 0.04],
+                   [-rng.uniform(0.05, 0.15) * d, -0.6 * tt * d, -0.4 * tt * d])
+        p = _stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs)
+        prm.update(qrs_s=qrs, r_mV=mag)
+        return p, prm
+    if morphology == "RBBB":
+        qrs = rng.uniform(0.125, 0.15)
+        # normal initial forces (septal, main left-inferior), then late slow terminal forces
+        # to the right and anterior (Frank -X, -Z) that widen the QRS
+        term = rng.uniform(0.5, 0.9) * _unit(np.array([-0.7, rng.uniform(-0.2, 0.2), -0.7]))
+        amp[:, q_slots] = 0.0
+        _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
+                   [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
+        p = _stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs)
+        prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
+        return p, prm
+    if morphology in ("STE", "STD"):
+        st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
+        # broad plateau from the J point into the T wave, along the QRS axis, sized so the
+        # whole beat at J + 60 ms sits ``st`` from baseline along that axis
+        _, q1 = p.span(QRS_WAVES)
+        amp[:, 8] = 0.0
+        here = float(p.replace(amp=amp).render([q1 + 0.06])[:, 0] @ axis)
+        _set_waves(tau, sigma, amp, [8], [q1 + 0.06], [0.05], [(st - here) * axis])
+        prm.update(st_mV=st)
+        return p.replace(amp=amp, tau=tau, sigma=sigma), prm
+    if morphology == "TINV":
+        t_amp = rng.uniform(0.2, 0.5)
+        d = _unit(-axis + 0.2 * rng.normal(size=3))
+        if np.dot(d, -axis) < np.cos(np.radians(30)):
+            d = -axis
+        t1 = float(np.mean(tau[:, 9]))
+        _set_waves(tau, sigma, amp, [8, 9, 10], [0.1, t1, t1 + 0.06], [0.04, 0.055, 0.035],
+                   [0.0 * d, 0.6 * t_amp * d, 0.6 * t_amp * d])
+        prm.update(t_mV=t_amp)
+        return p.replace(amp=amp, tau=tau, sigma=sigma), prm
+    if morphology == "LVH":
+        f = max(rng.uniform(1.8, 2.6), 2.8 / max(r_mag, 1e-6))
+        amp[:, q_slots] *= f
+        p = p.replace(amp=amp)
+        q0, q1 = p.span(QRS_WAVES)
+        if q1 - q0 < 0.09:  # hypertrophy prolongs activation slightly
+            p = _stretch(p, QRS_WAVES, 0.09 + 0.015 * rng.uniform())
+        prm.update(voltage_factor=f)
+        return p, prm
+    raise ConfigError(f"unknown morphology {morphology!r}")
+
+
+def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
+    """A premature ventricular beat of the same heart: no P, wide QRS, discordant T."""
+    qrs = rng.uniform(0.14, 0.17)
+    mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES))) * rng.uniform(1.2, 1.8)
+    d = _unit(rng.normal(size=3))
+    amp = np.zeros((3, NW))
+    tau, sigma = p.tau.copy(), p.sigma.copy()
+    q = list(QRS_WAVES)
+    # one broad, slowly turning activation front (overlapping waves: no notch in velocity)
+    _set_waves(tau, sigma, amp, q[:3], [-0.02, 0.0, 0.02], [0.016, 0.016, 0.016],
+               [0.5 * mag * _unit(d + 0.3 * rng.normal(size=3)), mag * d,
+                0.4 * mag * _unit(d + 0.3 * rng.normal(size=3))])
+    _set_waves(tau, sigma, amp, [9, 10], [0.26, 0.32], [0.06, 0.04], [-0.35 * mag * d, -0.15 * mag * d])
+    e = _stretch(Patient(tau, sigma, amp), QRS_WAVES, qrs)
+    return e, {"pvc_qrs_s": qrs, "pvc_r_mV": mag}
+
+
+def ectopic_atrial(p: Patient, rng) -> tuple[Patient, dict]:
+    """A premature atrial beat: ectopic (low atrial) focus → P vector inverted, same QRS-T."""
+    amp = p.amp.copy()
+    f = rng.uniform(0.6, 1.0)
+    amp[:, list(P_WAVES)] *= -f
+    return p.replace(amp=amp), {"pac_p_scale": -f}

@@ -1,0 +1,155 @@
+"""RR tachograms and beat schedules of the rhythm classes.
+
+The sinus tachogram is McSharry's bimodal-spectrum process (IEEE TBME 2003;50:289,
+PHYSICS.md §5): Gaussian spectral peaks at ``lf_hz`` (Mayer waves, 0.1 Hz) and at the
+breathing frequency (respiratory sinus arrhythmia, default 15 breaths/min = 0.25 Hz),
+LF/HF power ratio 0.5, random phases, scaled to the requested RR standard deviation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import _kernels, _reference
+
+# beat type codes (MIT-BIH letters) of a schedule
+NORMAL, VENTRICULAR, ATRIAL = "N", "V", "A"
+
+
+def _backend(name):
+    if name not in ("numba", "numpy"):
+        raise ConfigError(f"unknown backend {name!r}; expected 'numba' or 'numpy'")
+    return _kernels if name == "numba" else _reference
+
+
+def _check_positive(name, value):
+    if not (np.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def rr_process(duration, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_ratio=0.5,
+               lf_hz=0.1, hf_hz=0.25, lf_width_hz=0.01, hf_width_hz=0.01, fs_rr=4.0):
+    """McSharry's RR process ``RR(t)`` sampled at ``fs_rr``.
+
+    Returns
+    -------
+    rr : ndarray, shape (n,), seconds — RR interval as a function of time
+        ``t = arange(n) / fs_rr``, mean ``60 / heart_rate``, standard deviation
+        ``60 * heart_rate_std / heart_rate**2`` (McSharry's first-order conversion).
+    """
+    for name, v in [("duration", duration), ("heart_rate", heart_rate), ("fs_rr", fs_rr),
+                    ("lf_hz", lf_hz), ("hf_hz", hf_hz), ("lf_width_hz", lf_width_hz),
+                    ("hf_width_hz", hf_width_hz), ("lf_hf_ratio", lf_hf_ratio)]:
+        _check_positive(name, v)
+    if not (np.isfinite(heart_rate_std) and heart_rate_std >= 0):
+        raise ConfigError(f"heart_rate_std must be >= 0, got {heart_rate_std!r}")
+    if hf_hz >= fs_rr / 2:
+        raise ConfigError(f"hf_hz={hf_hz} must be below the Nyquist frequency of fs_rr={fs_rr}")
+    n = int(2 ** np.ceil(np.log2(max(duration * fs_rr, 64))))
+    f = np.fft.rfftfreq(n, 1.0 / fs_rr)
+    power = (lf_hf_ratio * np.exp(-0.5 * ((f - lf_hz) / lf_width_hz) ** 2) / lf_width_hz
+             + np.exp(-0.5 * ((f - hf_hz) / hf_width_hz) ** 2) / hf_width_hz)
+    phases = rng.uniform(0.0, 2 * np.pi, f.shape[0])
+    spec = np.sqrt(power) * np.exp(1j * phases)
+    spec[0] = 0.0
+    x = np.fft.irfft(spec, n)
+    rr_mean = 60.0 / heart_rate
+    rr_std = 60.0 * heart_rate_std / heart_rate ** 2
+    sd = x.std()
+    return rr_mean + (x / sd * rr_std if sd > 0 else 0.0 * x)
+
+
+def rr_tachogram(n_beats, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_ratio=0.5,
+                 lf_hz=0.1, breathing_rate=15.0, lf_width_hz=0.01, hf_width_hz=0.01,
+                 backend="numba"):
+    """RR intervals of ``n_beats`` consecutive sinus beats (seconds).
+
+    Beat ``k+1`` follows beat ``k`` after ``RR(t_k)`` of :func:`rr_process`, with the HF
+    (respiratory sinus arrhythmia) peak at ``breathing_rate / 60`` Hz.
+
+    Parameters
+    ----------
+    n_beats : int
+    rng : numpy.random.Generator
+    heart_rate : float, bpm;  heart_rate_std : float, bpm
+    lf_hf_ratio, lf_hz, lf_width_hz, hf_width_hz : McSharry's spectrum (PHYSICS.md §5)
+    breathing_rate : float, breaths per minute (sets the HF peak)
+    backend : "numba" or "numpy" (kernel twin)
+
+    Returns
+    -------
+    rr : ndarray, shape (n_beats,), seconds
+    """
+    if int(n_beats) != n_beats or n_beats < 1:
+        raise ConfigError(f"n_beats must be a positive integer, got {n_beats!r}")
+    _check_positive("breathing_rate", breathing_rate)
+    _check_positive("heart_rate", heart_rate)
+    fs_rr = 4.0
+    duration = (n_beats + 4) * 60.0 / heart_rate * 1.5 + 16
+    rr_t = rr_process(duration, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
+                      lf_hf_ratio=lf_hf_ratio, lf_hz=lf_hz, hf_hz=breathing_rate / 60.0,
+                      lf_width_hz=lf_width_hz, hf_width_hz=hf_width_hz, fs_rr=fs_rr)
+    rr = np.empty(int(n_beats))
+    _backend(backend).tachogram_walk_kernel(rr_t, fs_rr, rr)
+    if np.any(rr <= 0.2):
+        raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
+                          f"{heart_rate} bpm: RR intervals below 0.2 s")
+    return rr
+
+
+def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing_rate,
+                  lf_hf_ratio, rhythm_params):
+    """R-peak intervals and beat types of a rhythm class.
+
+    Returns
+    -------
+    rr : ndarray (n_beats,), s — interval from beat k to beat k+1
+    types : ndarray (n_beats,) of str — "N" sinus/conducted, "V" ventricular, "A" atrial ectopic
+    params : dict — what was drawn (coupling, conduction ratio, ...)
+    """
+    params = {}
+    types = np.full(n_beats, NORMAL, dtype="<U1")
+    if rhythm == "AF":
+        # RR in AF are nearly independent draws (no sinus-node memory); gamma-distributed
+        # intervals with coefficient of variation 0.15-0.30
+        cv = rhythm_params.get("af_rr_cv", rng.uniform(0.15, 0.30))
+        shape = 1.0 / cv ** 2
+        rr = rng.gamma(shape, (60.0 / heart_rate) / shape, n_beats)
+        rr = np.maximum(rr, 0.25)  # refractory period of the AV node
+        params["af_rr_cv"] = float(cv)
+        return rr, types, params
+    if rhythm == "AFL":
+        flutter_rate = rhythm_params["flutter_rate"]
+        conduction = rhythm_params["conduction"]
+        rr = np.full(n_beats, conduction * 60.0 / flutter_rate)
+        return rr, types, params
+    rr = rr_tachogram(n_beats, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
+                      lf_hf_ratio=lf_hf_ratio, breathing_rate=breathing_rate)
+    if rhythm in ("PVC", "PAC"):
+        # FECGSYN: two-state Markov chain, P(normal -> normal) 0.7-0.8; an ectopic is never
+        # followed directly by another (no couplets).
+        p_nn = rhythm_params.get("p_normal_normal", rng.uniform(0.75, 0.85))
+        coupling = rhythm_params.get("coupling",
+                                     rng.uniform(0.55, 0.70) if rhythm == "PVC" else rng.uniform(0.6, 0.8))
+        code = VENTRICULAR if rhythm == "PVC" else ATRIAL
+        u = rng.uniform(size=n_beats)
+        prev = NORMAL
+        for k in range(2, n_beats):
+            if prev == NORMAL and types[k - 1] == NORMAL and u[k] > p_nn:
+                types[k] = code
+            prev = types[k]
+        if not np.any(types[2:-2] == code):  # the label promises at least one ectopic
+            types[2 + int(rng.integers(0, max(n_beats - 4, 1)))] = code
+        for k in np.flatnonzero(types == code):
+            if k + 1 >= n_beats or k < 1:
+                continue
+            base = rr[k - 1]
+            rr[k - 1] = coupling * base  # premature
+            if code == VENTRICULAR:
+                rr[k] = (2.0 - coupling) * base  # full compensatory pause
+            else:
+                rr[k] = base * rng.uniform(1.0, 1.1)  # sinus node reset: non-compensatory
+        params.update(p_normal_normal=float(p_nn), coupling=float(coupling),
+                      n_ectopic=int(np.sum(types == code)))
+    return rr, types, params

@@ -1,0 +1,346 @@
+"""``synthesize``: labeled multi-beat dipole (VCG) records of one patient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import sawtooth
+
+from ..errors import ConfigError
+from .classes import CLASSES, MORPHOLOGY_ALIASES, RHYTHM_ALIASES
+from .dipole import DEFAULT_CUTOFF, render_dipole, render_dipole_batch
+from .model import (
+    NW,
+    P_WAVES,
+    QRS_WAVES,
+    REPOL,
+    Patient,
+    ectopic_atrial,
+    ectopic_ventricular,
+)
+from .prior import sample_patient
+from .rhythm import NORMAL, beat_schedule
+
+ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
+
+# default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
+_HR_RANGE = {"SR": (62.0, 95.0), "SB": (42.0, 57.0), "STACH": (105.0, 145.0), "AF": (70.0, 120.0),
+             "PVC": (60.0, 90.0), "PAC": (60.0, 90.0), "IAVB": (60.0, 90.0)}
+
+
+@dataclass(frozen=True)
+class Beats:
+    """A synthesized record.
+
+    Attributes
+    ----------
+    vcg : ndarray, shape (3, T), float64, mV — dipole in Frank axes (X left, Y feet, Z back)
+    fs : float, Hz
+    rr : ndarray, shape (n_beats,), s — interval from each beat (R peak in the window) to
+        the next beat
+    annotations : dict of str -> ndarray (n_beats,) int64 sample indices
+        ``P_onset, P_peak, QRS_onset, R_peak, QRS_offset, T_peak, T_offset``; -1 where the
+        wave is absent (no P in AF/AFL/PVC beats) or falls outside the record.
+    labels : tuple of str — (rhythm class, morphology class), see ``classes.CLASSES``
+    params : dict of str -> float | int | str — everything drawn, to store with the record
+    beat_types : ndarray (n_beats,) of str — "N" sinus/conducted, "V" ventricular, "A" atrial
+    """
+
+    vcg: np.ndarray
+    fs: float
+    rr: np.ndarray
+    annotations: dict
+    labels: tuple
+    params: dict = field(default_factory=dict)
+    beat_types: np.ndarray = field(default_factory=lambda: np.array([], "<U1"))
+
+    @property
+    def heart_rate(self) -> float:
+        """Mean heart rate over the record, bpm."""
+        return float(60.0 / np.mean(self.rr)) if len(self.rr) else float("nan")
+
+
+def _resolve(name, aliases, kind):
+    key = aliases.get(str(name).lower(), str(name).upper())
+    if key not in CLASSES or CLASSES[key].kind != kind:
+        raise ConfigError(f"unknown {kind} {name!r}; expected one of "
+                          f"{[n for n, c in CLASSES.items() if c.kind == kind]} or {sorted(aliases)}")
+    return key
+
+
+@dataclass
+class _Plan:
+    """Everything one record needs before rendering (all random draws done)."""
+    r_times: np.ndarray
+    types: np.ndarray
+    centres: np.ndarray
+    widths: np.ndarray
+    amps: np.ndarray
+    chans: np.ndarray
+    fid: np.ndarray  # (n_beats_all, 7) absolute times (s) of ANNOTATION_KEYS, inf if absent
+    atrial: tuple | None
+    params: dict
+    labels: tuple
+
+
+def _fiducials(p: Patient) -> np.ndarray:
+    """Times (s from R at RR = 1 s) of ANNOTATION_KEYS for a beat template; inf if absent.
+
+    Onsets/offsets are where the group's spatial magnitude crosses 5 % of its maximum
+    (QRS: spatial velocity at 15 %, ``Patient.span``), T offset by the tangent method
+    (``Patient.t_end``); peaks are where the group's magnitude is largest. Cached on the
+    (immutable) patient.
+    """
+    cached = p.__dict__.get("_fiducials")
+    if cached is not None:
+        return cached
+    out = np.full(len(ANNOTATION_KEYS), np.inf)
+    for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, None, 4), QRS_WAVES),
+                                     ((None, 5, 6), REPOL)):
+        lo, hi = p.span(grp)
+        if not np.isfinite(lo):
+            continue
+        if on_i is not None:
+            out[on_i] = lo
+        if off_i is not None:
+            out[off_i] = hi
+        if pk_i is not None:
+            t = np.arange(lo, hi, 0.0005)
+            out[pk_i] = t[np.argmax(np.linalg.norm(p.render(t, grp), axis=0))]
+    out[3] = 0.0  # R_peak: the beat fiducial
+    out[6] = p.t_end() if np.isfinite(out[6]) else np.inf  # T_offset by the tangent method
+    out.flags.writeable = False
+    object.__setattr__(p, "_fiducials", out)
+    return out
+
+
+def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
+          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation):
+    if not (np.isfinite(duration) and duration > 0):
+        raise ConfigError(f"duration must be positive, got {duration!r}")
+    if not (np.isfinite(fs) and fs > 0):
+        raise ConfigError(f"fs must be positive, got {fs!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    rhythm = _resolve(rhythm, RHYTHM_ALIASES, "rhythm")
+    morphology = _resolve(morphology, MORPHOLOGY_ALIASES, "morphology")
+    params = {"rhythm": rhythm, "morphology": morphology}
+
+    if patient is None:
+        patient = sample_patient(rng, morphology=morphology, prior=prior)
+        params["patient_source"] = "prior"
+    else:
+        if not isinstance(patient, Patient):
+            raise ConfigError(f"patient must be a cardiosim.ode.Patient, got {type(patient).__name__}")
+        params["patient_source"] = "given"
+
+    rhythm_params = {}
+    if rhythm == "AFL":
+        flutter_rate = rng.uniform(260.0, 340.0)
+        if heart_rate is None:
+            conduction = int(rng.choice([2, 3, 4]))
+        else:
+            conduction = int(round(flutter_rate / heart_rate))
+            if conduction not in (2, 3, 4):
+                raise ConfigError(f"heart_rate={heart_rate} bpm is not a 2:1-4:1 conduction of "
+                                  f"atrial flutter at 260-340 /min")
+            flutter_rate = heart_rate * conduction
+        heart_rate = flutter_rate / conduction
+        rhythm_params.update(flutter_rate=flutter_rate, conduction=conduction)
+        params.update(flutter_rate_per_min=float(flutter_rate), conduction_ratio=conduction)
+    elif heart_rate is None:
+        heart_rate = float(rng.uniform(*_HR_RANGE[rhythm]))
+    else:
+        lo, hi = CLASSES[rhythm].limits.get("hr", (20.0, 250.0))
+        if not (np.isfinite(heart_rate) and lo <= heart_rate <= hi):
+            raise ConfigError(f"heart_rate={heart_rate!r} bpm is outside the {rhythm} range "
+                              f"{lo}-{hi} bpm ({CLASSES[rhythm].criteria})")
+    if heart_rate_std is None:
+        heart_rate_std = float(rng.uniform(0.5, 2.5))
+    if breathing_rate is None:
+        breathing_rate = float(rng.uniform(10.0, 20.0))
+    params.update(heart_rate_bpm=float(heart_rate), heart_rate_std_bpm=float(heart_rate_std),
+                  breathing_rate_per_min=float(breathing_rate), lf_hf_ratio=float(lf_hf_ratio),
+                  beat_jitter=float(beat_jitter))
+
+    # rhythm-specific changes to the patient's own beat
+    if rhythm == "IAVB":
+        pr_target = rng.uniform(0.23, 0.30)
+        shift = pr_target - patient.intervals()["pr"]
+        tau = patient.tau.copy()
+        tau[:, list(P_WAVES)] -= shift
+        patient = patient.replace(tau=tau)
+        params["pr_s"] = float(pr_target)
+    if rhythm in ("AF", "AFL"):
+        amp = patient.amp.copy()
+        amp[:, list(P_WAVES)] = 0.0
+        patient = patient.replace(amp=amp)
+    ectopic = None
+    if rhythm == "PVC":
+        ectopic, ep = ectopic_ventricular(patient, rng)
+        params.update({f"class.{k}": float(v) for k, v in ep.items()})
+    elif rhythm == "PAC":
+        ectopic, ep = ectopic_atrial(patient, rng)
+
+    # beats from 1.5 s before to 1.5 s after the window so edge waves are complete
+    pad = 1.5
+    n_beats = int(np.ceil((duration + 2 * pad + 2) * heart_rate / 60.0 * 1.6)) + 6
+    rr, types, rp = beat_schedule(rhythm, n_beats, rng, heart_rate, heart_rate_std=heart_rate_std,
+                                  breathing_rate=breathing_rate, lf_hf_ratio=lf_hf_ratio,
+                                  rhythm_params=rhythm_params)
+    params.update({f"rhythm.{k}": v for k, v in rp.items()})
+    r_times = -pad - rng.uniform(0.0, 1.0) * rr[0] + np.concatenate([[0.0], np.cumsum(rr)])
+    keep = np.searchsorted(r_times, duration + pad) + 1
+    r_times, types = r_times[:keep + 1], types[:keep]
+    if r_times[-1] <= duration + pad:
+        raise ConfigError("internal: beat schedule too short")  # pragma: no cover
+
+    # per-beat Gaussians (beat-to-beat variability: amplitude jitter + respiratory modulation)
+    nb = types.shape[0]
+    resp_phase = rng.uniform(0, 2 * np.pi)
+    resp_depth = rng.uniform(0.02, 0.08) if resp_modulation is None else float(resp_modulation)
+    params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
+    jitter = 1.0 + beat_jitter * rng.standard_normal((nb, 1, NW))
+    # per-beat Gaussians, vectorised over beats x axes x waves
+    ect = patient if ectopic is None else ectopic
+    is_n = (types == NORMAL)[:, None, None]
+    tau0 = np.where(is_n, patient.tau, ect.tau)
+    sig0 = np.where(is_n, patient.sigma, ect.sigma)
+    amp0 = np.where(is_n, patient.amp, ect.amp)
+    rr_next = np.diff(r_times)[:nb]
+    rr_prev = np.concatenate([rr_next[:1], rr_next[:-1]])
+    f = np.ones((nb, 1, NW))
+    f[:, :, list(REPOL)] = rr_next[:, None, None] ** (1.0 / 3.0)
+    tau = tau0 * f
+    side = np.where(tau >= 0, rr_next[:, None, None], rr_prev[:, None, None])
+    mod = 1.0 + resp_depth * np.sin(2 * np.pi * breathing_rate / 60.0 * r_times[:nb] + resp_phase)
+    a = amp0 * jitter * mod[:, None, None]
+    on = np.abs(amp0) > 1e-9
+    k = np.arange(nb)[:, None, None]
+    centres = (2 * np.pi * (k + tau / side))[on]
+    widths = (2 * np.pi * sig0 * f / side)[on]
+    chans = np.broadcast_to(np.arange(3)[None, :, None], on.shape)[on]
+    # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
+    fid_n, fid_e = _fiducials(patient), _fiducials(ect)
+    fid = np.where((types == NORMAL)[:, None], fid_n, fid_e)
+    scale_t = np.where(np.arange(len(ANNOTATION_KEYS)) >= 5, rr_next[:, None] ** (1.0 / 3.0), 1.0)
+    fid = r_times[:nb, None] + fid * scale_t
+    params.update(patient.to_params())
+    if ectopic is not None and rhythm == "PVC":
+        params.update(ectopic.to_params("pvc"))
+    params.update(n_beats=int(np.sum((r_times[:nb] >= 0) & (r_times[:nb] < duration))),
+                  cutoff_widths=DEFAULT_CUTOFF)
+
+    atrial = None
+    if rhythm == "AF":
+        f0 = rng.uniform(4.5, 8.0)
+        a0 = rng.uniform(0.03, 0.12)
+        d = rng.normal([-0.3, 0.4, -0.85], 0.2)
+        atrial = ("AF", f0, a0, d / np.linalg.norm(d), rng.uniform(0, 2 * np.pi),
+                  rng.standard_normal(int(np.ceil(duration)) + 3), rng.standard_normal(int(np.ceil(duration)) + 3))
+        params.update(fwave_hz=float(f0), fwave_mV=float(a0))
+    elif rhythm == "AFL":
+        a0 = rng.uniform(0.05, 0.15)
+        d = rng.normal([0.1, 1.0, 0.2], 0.1)
+        atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
+                  rng.uniform(0, 2 * np.pi), None, None)
+        params.update(flutter_mV=float(a0))
+    return _Plan(r_times, types, centres, widths, a[on], chans, fid, atrial, params,
+                 (rhythm, morphology))
+
+
+def _atrial_signal(atrial, n, fs):
+    """AF f-waves / flutter saw-tooth along a fixed atrial direction, (3, n) mV."""
+    kind, f0, a0, d, ph, fm, am = atrial
+    t = np.arange(n) / fs
+    if kind == "AF":
+        # dominant frequency and amplitude wander slowly (knots 1 s apart)
+        knots = np.arange(fm.shape[0]) - 1.0
+        f = f0 * (1.0 + 0.08 * np.interp(t, knots, fm))
+        phase = ph + 2 * np.pi * np.cumsum(f) / fs
+        a = a0 * np.clip(1.0 + 0.3 * np.interp(t, knots, am), 0.2, None)
+        s = a * np.sin(phase)
+    else:
+        # negative saw-tooth in the inferior direction: slow descent (70 % of the cycle),
+        # quicker upstroke
+        s = -a0 * sawtooth(2 * np.pi * f0 * t + ph, width=0.7)
+    return d[:, None] * s[None, :]
+
+
+def _finish(plan, vcg, fs):
+    n = vcg.shape[1]
+    if plan.atrial is not None:
+        vcg = vcg + _atrial_signal(plan.atrial, n, fs)
+    nb = plan.types.shape[0]
+    r = plan.r_times[:nb]
+    idx = np.flatnonzero((r >= 0) & (np.round(r * fs) < n))
+    ann = {}
+    for j, key in enumerate(ANNOTATION_KEYS):
+        tv = plan.fid[idx, j]
+        s = np.full(tv.shape, -1, np.int64)
+        ok = np.isfinite(tv) & (tv >= 0) & (np.round(tv * fs) < n)
+        s[ok] = np.round(tv[ok] * fs).astype(np.int64)
+        ann[key] = s
+    rr = np.diff(plan.r_times)[idx]
+    return Beats(vcg=vcg, fs=float(fs), rr=rr, annotations=ann, labels=plan.labels,
+                 params=dict(plan.params), beat_types=plan.types[idx].copy())
+
+
+def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",
+               patient=None, prior=None, heart_rate_std=None, breathing_rate=None,
+               lf_hf_ratio=0.5, beat_jitter=0.03, resp_modulation=None, backend="numba") -> Beats:
+    """Synthesize a labeled dipole (VCG) record of one patient.
+
+    Parameters
+    ----------
+    duration : float, s;  fs : float, Hz (output rate; the model is exact at any rate)
+    rng : numpy.random.Generator — the only source of randomness
+    heart_rate : float, bpm, optional — drawn inside the rhythm's range when None; must lie
+        inside the class range (``CLASSES[rhythm].limits["hr"]``)
+    rhythm : "SR"/"sinus", "SB", "STACH", "AF", "AFL", "PVC", "PAC", "IAVB"
+    morphology : "NORM"/"normal", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"
+    patient : Patient, optional — fixed beat parameters (drawn from ``prior`` otherwise);
+        used as is (the morphology is then only a label)
+    prior : Prior, optional — default: the shipped normal prior
+    heart_rate_std : float, bpm — McSharry RR variability (drawn 0.5-2.5 when None)
+    breathing_rate : float, breaths/min — HF (RSA) peak and amplitude modulation
+        (drawn 10-20 when None; stored as ``breathing_rate_per_min`` for motion/noise)
+    lf_hf_ratio : float — McSharry LF/HF power ratio
+    beat_jitter : float — relative beat-to-beat amplitude variability per wave
+    resp_modulation : float, optional — relative amplitude modulation by breathing
+        (drawn 0.02-0.08 when None)
+    backend : "numba" or "numpy"
+
+    Returns
+    -------
+    Beats
+    """
+    plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
+                 heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation)
+    n = int(round(duration * fs))
+    vcg = render_dipole(plan.r_times, plan.centres, plan.widths, plan.amps, plan.chans, n, fs,
+                        backend=backend)
+    return _finish(plan, vcg, fs)
+
+
+def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
+    """``n_records`` independent records rendered in parallel (numba ``prange``).
+
+    All random draws happen first, in record order, from ``rng`` (so the result does
+    not depend on the number of threads); keyword arguments as :func:`synthesize`
+    (except ``backend``, always numba).
+    """
+    if int(n_records) != n_records or n_records < 1:
+        raise ConfigError(f"n_records must be a positive integer, got {n_records!r}")
+    kw = dict(heart_rate=None, rhythm="sinus", morphology="normal", patient=None, prior=None,
+              heart_rate_std=None, breathing_rate=None, lf_hf_ratio=0.5, beat_jitter=0.03,
+              resp_modulation=None)
+    unknown = set(kwargs) - set(kw)
+    if unknown:
+        raise ConfigError(f"unknown synthesize_batch option(s) {sorted(unknown)}")
+    kw.update(kwargs)
+    plans = [_plan(duration, fs, rng, **kw) for _ in range(int(n_records))]
+    n = int(round(duration * fs))
+    vcgs = render_dipole_batch([(p.r_times, p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
+    return [_finish(p, v, fs) for p, v in zip(plans, vcgs)]

@@ -1,0 +1,135 @@
+"""Each class's documented criteria, measured on generated records by a simple
+delineator written here (independent of the generator's own annotation code)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import find_peaks
+
+from cardiosim.ode import CLASSES, synthesize
+
+FS = 500.0
+
+
+def delineate(vcg, fs, r, rr):
+    """Intervals of one beat of a noise-free VCG (baseline 0) around R-peak sample ``r``.
+
+    QRS: the run of samples (gaps < 40 ms) around the fastest one where the spatial
+    velocity |dV/dt| exceeds 15 % of its peak within [R - 120 ms, R + 160 ms]. P: peak of |V| in the 300 ms before the QRS, onset where
+    |V| falls below 5 % of that peak (P: the largest peak of |V| above 0.02 mV, prominence 0.01 mV, 280-30 ms before
+    the QRS onset). T: peak of |V| after the QRS, end by the tangent
+    method (steepest descent extrapolated to zero). Returns a dict (s, mV, degrees).
+    """
+    v = vcg
+    m = np.linalg.norm(v, axis=0)
+    sv = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
+    a, b = r - int(0.12 * fs), r + int(0.16 * fs)
+    w = sv[a:b]
+    hot = w >= 0.15 * w.max()
+    # the connected run (gaps < 40 ms) of fast samples around the fastest one
+    gap = int(0.04 * fs)
+    q_on = q_off = int(np.argmax(w))
+    while q_on > 0 and hot[max(q_on - gap, 0):q_on].any():
+        q_on -= 1 + int(np.argmax(hot[max(q_on - gap, 0):q_on][::-1]))
+    while q_off < w.size - 1 and hot[q_off + 1:q_off + 1 + gap].any():
+        q_off += 1 + int(np.argmax(hot[q_off + 1:q_off + 1 + gap]))
+    q_on, q_off = a + q_on, a + q_off
+    out = {"qrs": (q_off - q_on) / fs}
+    kq = q_on + int(np.argmax(m[q_on:q_off + 1]))
+    out["qrs_peak_mv"] = m[kq]
+    area = v[:, q_on:q_off + 1].sum(axis=1)  # QRS area (mean QRS) vector
+    axis = area / np.linalg.norm(area)
+    out["st"] = float(v[:, min(q_off + int(0.06 * fs), v.shape[1] - 1)] @ axis)
+    p0, p1 = max(q_on - int(0.28 * fs), 0), q_on - int(0.03 * fs)
+    if p1 - p0 > 5:
+        peaks, prop = find_peaks(m[p0:p1], prominence=0.01)
+        keep = m[p0 + peaks] > 0.02
+        if keep.any():
+            j = np.flatnonzero(keep)[np.argmax(m[p0 + peaks[keep]])]  # the main P peak
+            kp = p0 + peaks[j]
+            below = np.flatnonzero(m[p0:kp] < 0.05 * m[kp])
+            # P onset: |V| below 5 % of the P peak, or the trough before P when P sits on T
+            onset = p0 + (below[-1] if below.size else prop["left_bases"][j])
+            out["pr"] = (q_on - onset) / fs
+    t0, t1 = q_off + int(0.04 * fs), min(r + int(min(0.6, 0.85 * rr) * fs), v.shape[1] - 1)
+    if t1 - t0 > 10:
+        kt = t0 + int(np.argmax(m[t0:t1]))
+        d = np.gradient(m, 1.0 / fs)
+        j = kt + int(np.argmin(d[kt:t1]))
+        if d[j] < 0:
+            qt = (j + m[j] / -d[j] / (1.0 / fs) - q_on) / fs
+            out["qtc"] = qt / rr ** (1.0 / 3.0)
+            cosang = (v[:, kt] @ axis) / m[kt]  # QRS area vector vs T peak vector
+            out["qrs_t_angle"] = float(np.degrees(np.arccos(np.clip(cosang, -1, 1))))
+    return out
+
+
+def measure(b, beat_type="N"):
+    """Delineate the beats of one type. After a short interval the previous T overlaps
+    this beat's P (RR < 0.7 s) or QRS (RR < 0.35 s): those values are not measurable."""
+    r = b.annotations["R_peak"]
+    res = []
+    for i, ri in enumerate(r):
+        if b.beat_types[i] != beat_type or ri < 0.45 * FS or ri > b.vcg.shape[1] - 0.7 * FS:
+            continue
+        prev = (ri - r[i - 1]) / b.fs if i > 0 else 0.0
+        if prev < 0.35:
+            continue
+        d = delineate(b.vcg, b.fs, ri, b.rr[i])
+        if prev < 0.7:
+            d.pop("pr", None)
+        res.append(d)
+    return res
+
+
+# delineation uncertainty of this simple threshold delineator (one-sample jitter, P on
+# T, wave tails): intervals ±10 ms, ST ±0.02 mV, angles ±10°, voltage ±0.1 mV
+TOL = {"pr": 0.010, "qrs": 0.010, "qtc": 0.010, "st": 0.02, "qrs_t_angle": 10.0, "qrs_peak_mv": 0.1}
+
+
+def _check(values, key, limits, name):
+    lo, hi = limits
+    x = np.array([v[key] for v in values if key in v])
+    assert x.size >= 3, (name, key, "not measurable")
+    tol = TOL[key if key in TOL else "qrs"]
+    if lo is not None:
+        assert x.min() >= lo - tol, (name, key, x.min(), lo)
+    if hi is not None:
+        assert x.max() <= hi + tol, (name, key, x.max(), hi)
+
+
+MEASURED = ("pr", "qrs", "qtc", "st", "qrs_t_angle", "qrs_peak_mv")
+
+
+@pytest.mark.parametrize("name", ["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"])
+def test_morphology_criteria(name):
+    limits = CLASSES[name].limits
+    for seed in range(3):
+        b = synthesize(8.0, FS, np.random.default_rng(100 + seed), rhythm="SR", morphology=name,
+                       heart_rate=70.0)
+        vals = measure(b)
+        for key in MEASURED:
+            if key in limits:
+                _check(vals, key, limits[key], name)
+
+
+@pytest.mark.parametrize("name", ["SR", "SB", "STACH", "AF", "AFL", "PAC", "IAVB", "PVC"])
+def test_rhythm_criteria(name):
+    limits = CLASSES[name].limits
+    for seed in range(3):
+        # P is measured only where the previous T leaves it clear (RR >= 0.7 s)
+        hr = 70.0 if name in ("SR", "IAVB", "PAC", "PVC") else None
+        dur = 20.0 if name == "PVC" else 10.0  # enough ectopics away from the edges
+        b = synthesize(dur, FS, np.random.default_rng(200 + seed), rhythm=name, heart_rate=hr)
+        vals = measure(b)
+        for key in MEASURED:
+            if key in limits:
+                _check(vals, key, limits[key], name)
+        if "hr" in limits and hr is None:
+            lo, hi = limits["hr"]
+            assert lo <= b.heart_rate <= hi
+        if name == "PVC":
+            v = measure(b, "V")
+            assert len(v) >= 1
+            _check(v * 3, "qrs", limits["pvc_qrs"], name)  # every ectopic (>= 1) must comply

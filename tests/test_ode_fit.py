@@ -1,0 +1,135 @@
+"""Fitting the dipole beat: parameters in -> parameters out, a real PTB VCG, priors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfiltfilt
+
+from cardiosim.errors import ConfigError, DataFormatError
+from cardiosim.ode import (
+    Patient,
+    Prior,
+    default_prior,
+    fit_beat,
+    fit_prior,
+    sample_patient,
+    synthesize,
+)
+from cardiosim.ode.fit import beat_window, median_beat
+from cardiosim.ode.model import NW, P_WAVES, QRS_WAVES, T_WAVES
+from cardiosim.ode.prior import NORMAL_BOUNDS, read_prior, write_prior
+
+
+def _truth():
+    """A beat whose 11 slots per axis are all active and separated enough in time to be
+    identifiable (a biphasic P of two overlapping opposite Gaussians is not)."""
+    base = np.array([-0.19, -0.15, -0.05, -0.03, -0.01, 0.01, 0.03, 0.05, 0.12, 0.24, 0.30])
+    sig = np.array([0.015, 0.015, 0.006, 0.006, 0.006, 0.006, 0.006, 0.006, 0.02, 0.04, 0.03])
+    off = np.array([[0.0], [0.002], [-0.002]])
+    amp = np.array([[0.06, 0.08, -0.15, 0.3, 0.9, 0.5, -0.3, -0.1, 0.05, 0.2, 0.12],
+                    [0.08, 0.05, -0.1, 0.2, 0.6, 0.2, -0.2, -0.08, 0.04, 0.15, 0.1],
+                    [-0.05, -0.06, -0.2, -0.3, 0.4, 0.6, 0.3, 0.1, -0.03, -0.12, -0.1]])
+    return Patient(base + off, np.tile(sig, (3, 1)), amp)
+
+
+def test_fit_recovers_parameters_of_a_synthesized_beat():
+    truth = _truth()
+    fs = 500.0
+    b = synthesize(12.0, fs, np.random.default_rng(0), patient=truth, heart_rate=60.0,
+                   heart_rate_std=0.0, beat_jitter=0.0, resp_modulation=0.0)
+    before, after = beat_window(1.0)
+    beat, ri, rr = median_beat(b.vcg, fs, b.annotations["R_peak"], before, after)
+    res = fit_beat(beat, fs, r_index=ri, rr=rr, rng=np.random.default_rng(1), n_restarts=4)
+    assert res.residual < 1e-3
+    big = np.abs(truth.amp) > 0.05
+    # the R fiducial is the sample nearest the true R time: one common shift < 1 sample
+    d = res.patient.tau - truth.tau
+    assert abs(np.median(d)) <= 1.0 / fs
+    np.testing.assert_allclose(d[big], np.median(d), atol=0.001)
+    np.testing.assert_allclose(res.patient.sigma[big], truth.sigma[big], rtol=0.05)
+    np.testing.assert_allclose(res.patient.amp[big], truth.amp[big], rtol=0.05, atol=0.01)
+
+
+def test_single_lead_fit_gives_min_norm_dipole():
+    truth = _truth()
+    t = np.arange(-0.3, 0.55, 1 / 250.0)
+    lead = np.array([0.235, 1.066, -0.132])  # Dower lead II
+    y = lead @ truth.render(t)
+    res = fit_beat(y[None], 250.0, r_index=int(0.3 * 250), lead_vectors=lead[None],
+                   rng=np.random.default_rng(0), n_restarts=1)
+    assert res.residual < 0.02
+    # the dipole is along the lead vector and reproduces the lead
+    amp = res.patient.amp
+    np.testing.assert_allclose(np.cross(amp.T, lead), 0.0, atol=1e-9)
+    np.testing.assert_allclose(lead @ res.patient.render(t), y, atol=0.03 * np.abs(y).max())
+
+
+def test_fit_real_ptb_vcg_residual_below_5_percent(data_dir):
+    wfdb = pytest.importorskip("wfdb")
+    nk = pytest.importorskip("neurokit2")
+    rec = wfdb.rdrecord(str(data_dir / "ptbdb" / "s0010_re"), channel_names=["vx", "vy", "vz"])
+    assert rec.units == ["mV"] * 3 and rec.fs == 1000
+    x = rec.p_signal.T
+    sos = butter(2, [0.5, 40.0], btype="band", fs=1000, output="sos")
+    x = sosfiltfilt(sos, x, axis=1)[:, ::4]  # 0.5-40 Hz, 250 Hz
+    _, info = nk.ecg_peaks(nk.ecg_clean(rec.p_signal[:, 2], sampling_rate=1000), sampling_rate=1000)
+    peaks = np.asarray(info["ECG_R_Peaks"]) // 4
+    assert len(peaks) > 40
+    before, after = beat_window(np.median(np.diff(peaks)) / 250.0)
+    beat, ri, rr = median_beat(x, 250.0, peaks, before, after)
+    res = fit_beat(beat, 250.0, r_index=ri, rr=rr, rng=np.random.default_rng(0), n_restarts=2)
+    assert res.residual < 0.05, res.residual
+    # the fitted beat explains the real beat point by point, not just on average
+    assert np.corrcoef(res.model.ravel(), beat.ravel())[0, 1] > 0.998
+
+
+def test_fit_prior_recovers_mean_and_covariance():
+    rng = np.random.default_rng(3)
+    mu = _truth().to_vector()
+    sd = np.concatenate([np.full(3 * NW, 0.003), np.full(3 * NW, 0.05), np.full(3 * NW, 0.05)])
+    fits = [Patient.from_vector(mu + sd * rng.standard_normal(mu.size)) for _ in range(2000)]
+    prior = fit_prior(fits, shrinkage=0.0)
+    assert np.all(np.abs(prior.mean - mu) <= 4.5 * sd / np.sqrt(2000))
+    floor = np.concatenate([np.full(3 * NW, 0.002 ** 2), np.full(3 * NW, 0.03 ** 2),
+                            np.full(3 * NW, 0.01 ** 2)])
+    np.testing.assert_allclose(np.diag(prior.cov) - floor, sd ** 2, rtol=0.15)
+    # a grouped fit weighs records equally, whatever their number of beats
+    g = [0] * 1500 + [1] * 500
+    shifted = fits[:1500] + [Patient.from_vector(f.to_vector() + 1e-3) for f in fits[1500:]]
+    p2 = fit_prior(shifted, groups=g)
+    # record means: (m0 + m1 + 1e-3) / 2, so the shift is 0.5e-3, not 0.25e-3 (pooled beats)
+    m0 = np.mean([f.to_vector() for f in fits[:1500]], axis=0)
+    m1 = np.mean([f.to_vector() for f in fits[1500:]], axis=0)
+    np.testing.assert_allclose(p2.mean, (m0 + m1 + 1e-3) / 2, atol=1e-12)
+
+
+def test_shipped_prior_is_fitted_to_real_records_and_samples_normal_patients(tmp_path):
+    prior = default_prior()
+    assert prior.morphology == "NORM" and prior.n_records >= 3 and prior.n_beats > prior.n_records
+    assert "ptbdb/s0010_re" in prior.sources
+    assert any(s.startswith("cinc2021/") for s in prior.sources)
+    used = [k for k, v in prior.meta["records"].items() if v["used"]]
+    assert all(prior.meta["records"][k]["residual"] < 0.1 for k in used)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        p = sample_patient(rng, prior=prior)
+        iv = p.intervals()
+        for k, (lo, hi) in NORMAL_BOUNDS.items():
+            assert lo <= iv[k] <= hi
+        assert p.span(P_WAVES)[1] < p.span(QRS_WAVES)[0] < p.span(T_WAVES)[0]
+    write_prior(prior, tmp_path / "p.json")
+    back = read_prior(tmp_path / "p.json")
+    np.testing.assert_array_equal(back.cov, prior.cov)
+    assert back.sources == prior.sources
+
+
+def test_bad_fit_and_prior_inputs():
+    with pytest.raises(ConfigError, match="lead_vectors"):
+        fit_beat(np.zeros((2, 100)) + np.arange(100), 250.0, r_index=50)
+    with pytest.raises(ConfigError, match="r_index"):
+        fit_beat(np.random.default_rng(0).normal(size=(3, 100)), 250.0, r_index=200)
+    with pytest.raises(ConfigError, match="covariance"):
+        Prior(np.zeros(9 * NW), -np.eye(9 * NW))
+    with pytest.raises(DataFormatError, match="not found"):
+        read_prior("/nonexistent/prior.json")

@@ -1,0 +1,128 @@
+"""Numba kernels of cardiosim.ode against their NumPy twins and against the ODE itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from cardiosim.errors import ConfigError, SignalError
+from cardiosim.ode import _kernels, _reference, default_patient
+from cardiosim.ode.dipole import phase_from_r_peaks, render_dipole, render_dipole_batch
+
+
+def _random_gaussians(rng, n_beats, n_ch=3):
+    r = np.cumsum(rng.uniform(0.5, 1.2, n_beats + 1)) - 1.0
+    g = 11 * n_ch * n_beats
+    k = rng.integers(0, n_beats, g)
+    centres = 2 * np.pi * (k + rng.uniform(-0.45, 0.45, g))
+    widths = rng.uniform(0.02, 0.5, g)
+    return r, centres, widths, rng.normal(0, 0.5, g), rng.integers(0, n_ch, g)
+
+
+def test_phase_kernel_twin_and_r_peaks(rng):
+    r, *_ = _random_gaussians(rng, 12)
+    a = phase_from_r_peaks(r, 4000, 500.0, t0=-0.3)
+    b = phase_from_r_peaks(r, 4000, 500.0, t0=-0.3, backend="numpy")
+    np.testing.assert_allclose(a, b, atol=1e-9)
+    # phase is 2πk at each R peak inside the window (exact piecewise-linear integral)
+    fs = 1000.0
+    grid = phase_from_r_peaks(r, int((r[-1] + 0.5) * fs), fs)
+    k = np.flatnonzero(r >= 0)
+    idx = np.round(r[k] * fs).astype(int)
+    np.testing.assert_allclose(grid[idx], 2 * np.pi * k, atol=2 * np.pi / (fs * 0.5))
+
+
+def test_gaussian_sum_numba_equals_numpy_twin(rng):
+    r, c, w, a, ch = _random_gaussians(rng, 15)
+    x1 = render_dipole(r, c, w, a, ch, 6000, 500.0)
+    x2 = render_dipole(r, c, w, a, ch, 6000, 500.0, backend="numpy")
+    assert np.abs(x1).max() > 0.5
+    np.testing.assert_allclose(x1, x2, atol=1e-6, rtol=0)
+
+
+def test_cutoff_truncation_is_below_documented_bound(rng):
+    r, c, w, a, ch = _random_gaussians(rng, 8)
+    exact = render_dipole(r, c, w, a, ch, 4000, 500.0, cutoff=40.0, backend="numpy")
+    cut = render_dipole(r, c, w, a, ch, 4000, 500.0, cutoff=5.0)
+    bound = np.exp(-12.5) * np.abs(a).sum()
+    assert np.abs(exact - cut).max() <= bound
+
+
+def test_batch_kernel_equals_single_records(rng):
+    recs = [_random_gaussians(rng, n) for n in (6, 9, 12)]
+    batch = render_dipole_batch(recs, 3000, 250.0)
+    twin = render_dipole_batch(recs, 3000, 250.0, backend="numpy")
+    for i, rec in enumerate(recs):
+        np.testing.assert_allclose(batch[i], render_dipole(*rec, 3000, 250.0), atol=1e-12)
+    np.testing.assert_allclose(batch, twin, atol=1e-6)
+
+
+def test_direct_form_solves_the_sameni_ode():
+    """x(θ) = Σ α exp(-Δθ²/2b²) must equal a fine RK45 solution of Sameni's ODE
+    dx/dt = -Σ α ω/b² Δθ exp(-Δθ²/2b²), dθ/dt = ω, with ω changing at every beat."""
+    p = default_patient()
+    rr = np.array([0.9, 0.7, 1.1, 0.8])
+    r = np.concatenate([[0.0], np.cumsum(rr)])
+    fs = 500.0
+    tau, sig, amp = p.tau[0], p.sigma[0], p.amp[0]
+    on = amp != 0
+    # same Gaussians in every beat, angles from the beat's RR on each side of R
+    cen, wid, amps = [], [], []
+    for k in range(1, 4):
+        side = np.where(tau >= 0, rr[k], rr[k - 1])
+        cen.append(2 * np.pi * (k + tau[on] / side[on]))
+        wid.append(2 * np.pi * sig[on] / side[on])
+        amps.append(amp[on])
+    cen, wid, amps = map(np.concatenate, (cen, wid, amps))
+    t0, t1 = r[1] - 0.35, r[3] + 0.5
+    n = int((t1 - t0) * fs)
+    direct = render_dipole(r, cen, wid, amps, np.zeros(cen.size, int), n, fs, t0=t0, n_channels=1,
+                           cutoff=40.0)[0]
+    theta = phase_from_r_peaks(r, n, fs, t0=t0)
+
+    def rhs(t, x):
+        k = min(np.searchsorted(r, t, side="right") - 1, len(rr) - 1)
+        om = 2 * np.pi / rr[k]
+        th = np.interp(t, t0 + np.arange(n) / fs, theta)
+        d = th - cen
+        return [-np.sum(amps * om / wid ** 2 * d * np.exp(-0.5 * (d / wid) ** 2))]
+
+    tt = t0 + np.arange(n) / fs
+    sol = solve_ivp(rhs, (tt[0], tt[-1]), [direct[0]], t_eval=tt, rtol=1e-10, atol=1e-12,
+                    max_step=1 / fs)
+    np.testing.assert_allclose(sol.y[0], direct, atol=1e-5)
+
+
+def test_tachogram_walk_twin(rng):
+    rr_t = 0.8 + 0.05 * rng.standard_normal(400)
+    a = np.empty(50)
+    b = np.empty(50)
+    _kernels.tachogram_walk_kernel(rr_t, 4.0, a)
+    _reference.tachogram_walk_kernel(rr_t, 4.0, b)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_ecgsyn_rk4_twin():
+    omega = np.full(4000, 2 * np.pi / 0.8)
+    ti = np.radians([-70.0, -15.0, 0.0, 15.0, 100.0])
+    ai = np.array([1.2, -5.0, 30.0, -7.5, 0.75])
+    bi = np.array([0.25, 0.1, 0.1, 0.1, 0.4])
+    x0 = np.array([1.0, 0.0, 0.04])
+    a = np.empty(1500)
+    b = np.empty(1500)
+    _kernels.ecgsyn_kernel(omega, 2000.0, ti, ai, bi, x0, 0.005, 0.25, 750.0, a)
+    _reference.ecgsyn_kernel(omega, 2000.0, ti, ai, bi, x0, 0.005, 0.25, 750.0, b)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.ptp(a) > 0.01
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(SignalError, match="strictly increasing"):
+        phase_from_r_peaks([0.0, 0.0, 1.0], 10, 100.0)
+    with pytest.raises(SignalError, match="widths"):
+        render_dipole([0.0, 1.0], [0.0], [-0.1], [1.0], [0], 10, 100.0)
+    with pytest.raises(SignalError, match="channel"):
+        render_dipole([0.0, 1.0], [0.0], [0.1], [1.0], [3], 10, 100.0)
+    with pytest.raises(ConfigError, match="backend"):
+        render_dipole([0.0, 1.0], [0.0], [0.1], [1.0], [0], 10, 100.0, backend="cuda")

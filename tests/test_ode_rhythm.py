@@ -1,0 +1,107 @@
+"""Rhythms checked by an independent beat detector (wfdb XQRS) and by spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from cardiosim.errors import ConfigError
+from cardiosim.ode import rr_process, rr_tachogram, synthesize
+
+wfdb_processing = pytest.importorskip("wfdb.processing")
+
+# Dower lead II from Frank X, Y, Z (PHYSICS.md §1): an ordinary lead to detect beats on
+LEAD_II = np.array([0.235, 1.066, -0.132])
+
+
+def _detect(b):
+    ecg = LEAD_II @ b.vcg
+    # XQRS knows nothing of the generator; it sees a lead-II-like signal at 250 Hz
+    peaks = wfdb_processing.xqrs_detect(ecg, fs=b.fs, verbose=False)
+    return np.sort(peaks)
+
+
+@pytest.mark.parametrize("rhythm,hr", [("SR", 72.0), ("SB", 50.0), ("STACH", 125.0), ("IAVB", 66.0),
+                                       ("AF", 95.0)])
+def test_detected_heart_rate_within_2_bpm(rhythm, hr):
+    b = synthesize(60.0, 250.0, np.random.default_rng(5), rhythm=rhythm, heart_rate=hr,
+                   heart_rate_std=1.0)
+    peaks = _detect(b)
+    measured = 60.0 * b.fs / np.mean(np.diff(peaks))
+    assert abs(measured - hr) <= 2.0, (rhythm, measured)
+    # and the detector finds each generated beat (within 60 ms)
+    r = b.annotations["R_peak"]
+    d = np.abs(peaks[:, None] - r[None, :]).min(axis=1)
+    assert np.mean(d <= 0.06 * b.fs) > 0.95
+
+
+def test_rr_irregularity_af_vs_sinus():
+    cv = {}
+    for rhythm in ("SR", "AF"):
+        b = synthesize(60.0, 250.0, np.random.default_rng(9), rhythm=rhythm, heart_rate=80.0,
+                       heart_rate_std=2.0)
+        rr = np.diff(_detect(b)) / b.fs
+        # successive-difference irregularity (RMSSD / mean RR), the usual AF feature
+        cv[rhythm] = np.sqrt(np.mean(np.diff(rr) ** 2)) / rr.mean()
+    assert cv["AF"] > 0.15
+    assert cv["SR"] < 0.05
+
+
+def test_flutter_regular_ventricular_rate_and_sawtooth():
+    b = synthesize(20.0, 250.0, np.random.default_rng(2), rhythm="AFL")
+    rr = np.diff(_detect(b)) / b.fs
+    assert rr.std() / rr.mean() < 0.02  # fixed conduction ratio
+    conduction = b.params["conduction_ratio"]
+    flutter_hz = b.params["flutter_rate_per_min"] / 60.0
+    np.testing.assert_allclose(rr.mean(), conduction / flutter_hz, rtol=0.02)
+    f, p = welch(LEAD_II @ b.vcg, fs=b.fs, nperseg=2048)
+    band = (f > 3.5) & (f < 7.0)
+    assert abs(f[band][np.argmax(p[band])] - flutter_hz) < 0.15
+
+
+def test_ectopic_pauses():
+    pvc = synthesize(60.0, 250.0, np.random.default_rng(4), rhythm="PVC", heart_rate=70.0,
+                     heart_rate_std=0.5)
+    t = pvc.beat_types
+    k = np.array([i for i in range(2, len(t) - 1) if t[i] == "V" and t[i - 1] == t[i - 2] == "N"])
+    assert k.size >= 2
+    r = pvc.annotations["R_peak"] / pvc.fs
+    pre, post, base = r[k] - r[k - 1], r[k + 1] - r[k], r[k - 1] - r[k - 2]
+    np.testing.assert_allclose(pre + post, 2 * base, rtol=0.05)  # full compensatory pause
+    assert np.all(pre < 0.75 * base)
+    pac = synthesize(60.0, 250.0, np.random.default_rng(4), rhythm="PAC", heart_rate=70.0,
+                     heart_rate_std=0.5)
+    t = pac.beat_types
+    k = np.array([i for i in range(2, len(t) - 1) if t[i] == "A" and t[i - 1] == t[i - 2] == "N"])
+    assert k.size >= 2
+    r = pac.annotations["R_peak"] / pac.fs
+    pre, post, base = r[k] - r[k - 1], r[k + 1] - r[k], r[k - 1] - r[k - 2]
+    assert np.all(pre + post < 1.95 * base)  # non-compensatory
+
+
+def test_tachogram_spectrum_peaks_at_mayer_and_breathing_frequency():
+    rng = np.random.default_rng(1)
+    rr = rr_tachogram(2000, rng, heart_rate=60.0, heart_rate_std=3.0, breathing_rate=18.0,
+                      lf_hf_ratio=0.5)
+    np.testing.assert_allclose(rr.mean(), 1.0, rtol=0.01)
+    np.testing.assert_allclose(rr.std(), 60 * 3.0 / 60 ** 2, rtol=0.15)
+    t = np.cumsum(rr)
+    grid = np.arange(t[0], t[-1], 0.25)
+    f, p = welch(np.interp(grid, t, rr), fs=4.0, nperseg=512)
+    lf = (f > 0.04) & (f < 0.15)
+    hf = (f > 0.15) & (f < 0.4)
+    assert abs(f[lf][np.argmax(p[lf])] - 0.1) < 0.02
+    assert abs(f[hf][np.argmax(p[hf])] - 18.0 / 60.0) < 0.02
+    # LF/HF power ratio of the underlying process (beat sampling attenuates HF)
+    x = rr_process(4096.0, rng, heart_rate=60.0, heart_rate_std=3.0, hf_hz=0.3, lf_hf_ratio=0.5)
+    f, p = welch(x, fs=4.0, nperseg=1024)
+    ratio = p[(f > 0.04) & (f < 0.15)].sum() / p[(f > 0.15) & (f < 0.4)].sum()
+    assert 0.45 < ratio < 0.55
+
+
+def test_tachogram_rejects_bad_values():
+    with pytest.raises(ConfigError, match="heart_rate"):
+        rr_tachogram(10, np.random.default_rng(0), heart_rate=0.0)
+    with pytest.raises(ConfigError, match="n_beats"):
+        rr_tachogram(2.5, np.random.default_rng(0))
