@@ -221,13 +221,19 @@ def average_psd(ecg, fs: float, *, seconds: float = 4.0):
 
 
 def log_spectral_distance(psd_a, psd_b, f, band=(0.5, 40.0)) -> float:
-    """RMS difference of ``10 log10`` PSDs over ``band`` (dB), averaged over leads."""
-    sel = (f >= band[0]) & (f <= band[1])
-    if not sel.any():
+    """RMS difference of the PSDs in dB over ``band``, averaged over leads (``[..., freq]``).
+
+    Uses :func:`cardiosim.noise.log_spectral_distance` (log-spaced grid, absolute levels)
+    per lead, so the two modules measure spectra the same way.
+    """
+    from .noise import log_spectral_distance as _lsd
+
+    f = np.asarray(f, dtype=np.float64)
+    if not np.any((f >= band[0]) & (f <= band[1])):
         raise ConfigError(f"band {band} Hz holds no frequency bins")
-    da = 10 * np.log10(np.maximum(psd_a[..., sel], 1e-30))
-    db = 10 * np.log10(np.maximum(psd_b[..., sel], 1e-30))
-    return float(np.sqrt(np.mean((da - db) ** 2)))
+    a = np.asarray(psd_a, dtype=np.float64).reshape(-1, f.size)
+    b = np.asarray(psd_b, dtype=np.float64).reshape(-1, f.size)
+    return float(np.mean([_lsd(f, x, y, band=band, normalize=False) for x, y in zip(a, b)]))
 
 
 # --------------------------------------------------------------------------- statistics
