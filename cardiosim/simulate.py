@@ -351,8 +351,10 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         from . import motion as _motion
         activity = cfg.draw_activity(rng)
         params["activity"] = activity
+        # The chest breathes at the rate that modulates the heart (RSA) when the source knows it.
+        breathing_rate = source.breathing_rate if np.isfinite(source.breathing_rate) else None
         motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
-                                         positions=fitted - center)
+                                         positions=fitted - center, breathing_rate=breathing_rate)
         params.update({f"motion_{k}": v for k, v in motion.params.items()})
         if cfg.heart.respiration:
             dipole = _rotate_small(dipole, motion.heart_rotation)

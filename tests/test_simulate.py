@@ -82,3 +82,10 @@ def test_rng_must_be_a_generator(shirt_context):
     source = CardiacSource(dipole=np.zeros((3, 100)), fs=500.0, source_id="z")
     with pytest.raises(TypeError, match="Generator"):
         simulate_record(source, 42, context=shirt_context)
+
+
+def test_chest_breathes_at_the_rate_that_modulates_the_heart(shirt_context):
+    source = CardiacSource(dipole=np.zeros((3, 2500)) + 1e-6, fs=500.0, source_id="z", breathing_rate=21.5)
+    rec = simulate_record(source, np.random.default_rng(2), context=shirt_context,
+                          config=SimulationConfig(add_noise=False), device_stage=False)
+    assert rec.params["motion_breathing_rate_bpm"] == pytest.approx(21.5)

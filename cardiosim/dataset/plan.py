@@ -132,7 +132,8 @@ def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
     meta = {"ode_class": combo}
     meta.update({f"ode_{k}": v for k, v in beats.params.items() if isinstance(v, (int, float, str, bool))})
     return CardiacSource(dipole=dipole, fs=float(beats.fs), source_id=f"ode:{src}", labels=tuple(beats.labels),
-                         heart_rate=hr, metadata=meta)
+                         heart_rate=hr, breathing_rate=float(beats.params.get("breathing_rate_per_min", np.nan)),
+                         metadata=meta)
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

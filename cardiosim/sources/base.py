@@ -32,6 +32,9 @@ class CardiacSource:
         Lead names of the rows of ``residual``.
     heart_rate : float
         Mean heart rate in beats per minute (NaN if unknown).
+    breathing_rate : float
+        Breathing rate in breaths per minute that modulates this source (respiratory sinus
+        arrhythmia), NaN if unknown; the motion model then breathes at the same rate.
     metadata : dict
         Everything else worth storing (patient id, fold, SCP codes, ODE parameters...).
         Values must be str, int, float or bool so they can be written to netCDF.
@@ -44,6 +47,7 @@ class CardiacSource:
     residual: np.ndarray | None = None
     residual_leads: tuple[str, ...] = ()
     heart_rate: float = float("nan")
+    breathing_rate: float = float("nan")
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
