@@ -26,7 +26,7 @@ from .frames import rotation_matrix
 from .noise import NoiseConfig
 from .sources.base import CardiacSource
 
-__all__ = ["GarmentConfig", "HeartConfig", "SimulationConfig", "SimulationContext", "SimulatedRecord",
+__all__ = ["ClassicAugmentConfig", "GarmentConfig", "HeartConfig", "SimulationConfig", "SimulationContext", "SimulatedRecord",
            "make_context", "simulate_record", "sample_garment_offsets"]
 
 
@@ -83,6 +83,65 @@ class HeartConfig:
 
 
 @dataclass(frozen=True)
+class ClassicAugmentConfig:
+    """Naive augmentations applied to the device output, for comparison with physics.
+
+    All are off by default. They are the usual ones of ECG augmentation libraries
+    (:mod:`cardiosim.noise.augment`); set ``SimulationConfig.noiseless()``-like physics
+    and a standard layout to get the classic "hospital ECG + random augmentation" baseline.
+
+    Attributes
+    ----------
+    amplitude_scale : (low, high)
+        Uniform gain range; (1, 1) is off.
+    time_warp : float
+        Maximum relative local time stretch; 0 is off.
+    lead_dropout : float
+        Probability that a lead is zeroed; 0 is off.
+    lead_mixing : float
+        Strength of random mixing between leads; 0 is off.
+    """
+
+    amplitude_scale: tuple[float, float] = (1.0, 1.0)
+    time_warp: float = 0.0
+    lead_dropout: float = 0.0
+    lead_mixing: float = 0.0
+
+    def __post_init__(self):
+        lo, hi = self.amplitude_scale
+        _config.check_range("augment.amplitude_scale[0]", lo, 0.0, lo_open=True)
+        _config.check_range("augment.amplitude_scale[1]", hi, lo)
+        _config.check_range("augment.time_warp", self.time_warp, 0.0, 0.5)
+        _config.check_range("augment.lead_dropout", self.lead_dropout, 0.0, 1.0)
+        _config.check_range("augment.lead_mixing", self.lead_mixing, 0.0, 1.0)
+
+    @property
+    def enabled(self) -> bool:
+        return (self.amplitude_scale != (1.0, 1.0) or self.time_warp > 0 or self.lead_dropout > 0
+                or self.lead_mixing > 0)
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        """Augment ``x [n_leads, T]``; returns the new array and the drawn parameters."""
+        from .noise import augment
+
+        params: dict = {}
+        steps = [(self.amplitude_scale != (1.0, 1.0), augment.amplitude_scale, {"scale": self.amplitude_scale}),
+                 (self.time_warp > 0, augment.time_warp, {"max_warp": self.time_warp}),
+                 (self.lead_dropout > 0, augment.lead_dropout, {"p": self.lead_dropout}),
+                 (self.lead_mixing > 0, augment.lead_mixing, {"alpha": self.lead_mixing})]
+        for on, fn, kw in steps:
+            if on:
+                x, p = fn(x, rng, **kw)
+                params.update({f"classic_{fn.__name__}_{k}": _plain(v) for k, v in p.items()})
+        return x, params
+
+
+def _plain(v):
+    v = np.asarray(v)
+    return v.item() if v.ndim == 0 else v.tolist()
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """Everything per record that is not the source, the body or the device.
 
@@ -102,6 +161,8 @@ class SimulationConfig:
     leadfield_rate : float, Hz
         Rate at which lead fields are evaluated along electrode trajectories; they are
         linearly interpolated in between (electrodes move at breathing/gait rates).
+    augment : ClassicAugmentConfig
+        Naive augmentations after the device, off by default (for comparisons).
     """
 
     garment: GarmentConfig = field(default_factory=GarmentConfig)
@@ -111,6 +172,7 @@ class SimulationConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     add_noise: bool = True
     leadfield_rate: float = 25.0
+    augment: ClassicAugmentConfig = field(default_factory=ClassicAugmentConfig)
 
     def __post_init__(self):
         _config.check_range("leadfield_rate", self.leadfield_rate, 0.0, lo_open=True)
@@ -396,6 +458,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         fs_out = float(info.get("fs", ctx.device.fs))
     else:
         recorded, fs_out = leads.astype(np.float32), fs
+    if cfg.augment.enabled:
+        recorded, p = cfg.augment.apply(recorded, rng)
+        params.update(p)
     accel = None
     if motion is not None and getattr(motion, "accelerometer", None) is not None:
         from .sources import resample

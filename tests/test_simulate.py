@@ -89,3 +89,20 @@ def test_chest_breathes_at_the_rate_that_modulates_the_heart(shirt_context):
     rec = simulate_record(source, np.random.default_rng(2), context=shirt_context,
                           config=SimulationConfig(add_noise=False), device_stage=False)
     assert rec.params["motion_breathing_rate_bpm"] == pytest.approx(21.5)
+
+
+def test_classic_augmentations_are_optional_and_applied_after_the_device(shirt_context):
+    from cardiosim.simulate import ClassicAugmentConfig
+
+    source = CardiacSource(dipole=1e-5 * np.random.default_rng(0).standard_normal((3, 2500)), fs=500.0,
+                           source_id="z")
+    plain = simulate_record(source, np.random.default_rng(4), context=shirt_context,
+                            config=SimulationConfig(add_noise=False))
+    cfg = SimulationConfig(add_noise=False, augment=ClassicAugmentConfig(amplitude_scale=(2.0, 2.0)))
+    scaled = simulate_record(source, np.random.default_rng(4), context=shirt_context, config=cfg)
+    np.testing.assert_allclose(scaled.ecg, 2.0 * plain.ecg, rtol=1e-6, atol=1e-7)
+    assert scaled.params["classic_amplitude_scale_scale"] == 2.0
+    assert not any(k.startswith("classic_") for k in plain.params)
+    from cardiosim.errors import ConfigError
+    with pytest.raises(ConfigError, match="lead_dropout"):
+        ClassicAugmentConfig(lead_dropout=1.5)

@@ -74,7 +74,7 @@ def _body_context(recipe_toml: str, k: int):
     recipe = Recipe.from_toml(recipe_toml)
     params = recipe.body.torso_params(recipe.seed, k)
     torso = None if params is None else make_torso(params, name=f"body{k}")
-    ctx = make_context(recipe.device, forward=recipe.forward, torso=torso)
+    ctx = make_context(recipe.device, forward=recipe.forward, torso=torso, layout=recipe.layout or None)
     if recipe.sampling_rate and recipe.sampling_rate != ctx.device.fs:
         ctx = dataclasses.replace(ctx, device=dataclasses.replace(ctx.device, fs=float(recipe.sampling_rate)))
     return ctx

@@ -161,6 +161,9 @@ class Recipe:
     duration : float, s
     device : str
         Device profile name or TOML path.
+    layout : str
+        Electrode layout overriding the device's own ('' keeps it); e.g. 'standard12' puts
+        the electrodes exactly at the standard positions (the hospital-ECG baseline).
     sampling_rate : float, Hz
         Overrides the device's output rate (0: the device's own).
     source_fs : float, Hz
@@ -174,6 +177,7 @@ class Recipe:
     records: int = 32
     duration: float = 10.0
     device: str = "shirt12_500hz"
+    layout: str = ""
     sampling_rate: float = 0.0
     source_fs: float = 500.0
     forward: str = "bem"
@@ -244,6 +248,7 @@ _COMMENTS = {
     "records": "number of records for ODE sources (real sources: source records x variants)",
     "duration": "seconds per record",
     "device": "device profile: shirt12_500hz, shirt3_250hz, patch_128hz or a TOML path",
+    "layout": "electrode layout overriding the device's ('' keeps it), e.g. standard12",
     "sampling_rate": "output sampling rate in Hz; 0 keeps the device's own",
     "source_fs": "rate (Hz) at which sources are synthesised before the device stage",
     "forward": "volume conductor: bem (boundary-element torso) or infinite (homogeneous medium)",
@@ -255,6 +260,7 @@ _COMMENTS = {
     "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
     "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",
+    "simulation.augment": "classic augmentations after the device, for comparison (all off by default)",
     "output": "storage: shard size, compression, optional int16 packing",
 }
 
