@@ -7,6 +7,9 @@
    Dower matrix (PHYSICS.md §1) against the closed-form Gaussian sum ``synthetic_ecg`` of
    the PyPI package ecg-augmentations (torch). Target >= 3x.
 
+3. Drawing one patient (ms): ``sample_patient`` against the previous per-draw sampler
+   (kept here as the baseline), with the acceptance of both screens.
+
 Run: ``python benchmarks/bench_ode.py`` (writes benchmarks/results/ode.json).
 """
 
@@ -35,6 +38,40 @@ _D = np.array([[-0.515, 0.157, -0.917], [0.044, 0.164, -1.387], [0.882, 0.098, -
                [0.632, -0.235, 0.059], [0.235, 1.066, -0.132]])
 L1, L2 = _D[6], _D[7]  # leads I, II
 DOWER12 = np.vstack([L1, L2, L2 - L1, -(L1 + L2) / 2, L1 - L2 / 2, L2 - L1 / 2, _D[:6]])
+
+
+def _sample_patient_v1(rng):
+    """The sampler before the numba screen (cardiosim 018c95c): one prior draw at a time,
+    projected onto the slots' support, kept if ``Patient``'s own delineation meets
+    NORMAL_BOUNDS with slow P/ST-T (no whole-beat checks)."""
+    from cardiosim.ode import default_prior
+    from cardiosim.ode.model import P_WAVES, QRS_WAVES, REPOL, Patient
+    from cardiosim.ode.prior import NORMAL_BOUNDS, SLOW_WAVE_REL, _project
+
+    prior = default_prior()
+    while True:
+        p = _project(Patient.from_vector(prior.sample_vector(rng)))
+        q0, q1 = p.span(QRS_WAVES, fs=1000.0)
+        if not NORMAL_BOUNDS["qrs"][0] <= q1 - q0 <= NORMAL_BOUNDS["qrs"][1]:
+            continue
+        p0, p1 = p.span(P_WAVES, fs=1000.0)
+        if not (NORMAL_BOUNDS["pr"][0] <= q0 - p0 <= NORMAL_BOUNDS["pr"][1] and p1 < q0):
+            continue
+        if not NORMAL_BOUNDS["qtc"][0] <= p.t_end(fs=1000.0) - q0 <= NORMAL_BOUNDS["qtc"][1]:
+            continue
+        vq = SLOW_WAVE_REL * p.max_velocity(QRS_WAVES)
+        if p.max_velocity(P_WAVES) < vq and p.max_velocity(REPOL) < vq:
+            return p
+
+
+def _acceptance(n=20000):
+    """Fraction of prior draws accepted by the v1 criteria (codes 0 and 5-7 of the screen:
+    they pass NORMAL_BOUNDS) and by the full screen."""
+    from cardiosim.ode import default_prior
+    from cardiosim.ode.prior import _candidates, screen_candidates
+
+    codes, _ = screen_candidates(*_candidates(default_prior(), np.random.default_rng(0), n))
+    return float(np.mean((codes == 0) | (codes >= 5))), float(np.mean(codes == 0))
 
 
 def main():
@@ -68,6 +105,20 @@ def main():
     t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng), repeat=3)
     rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, prior draws",
                  "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
+
+    # ---- drawing a patient: the previous sampler (one draw at a time, Patient-method
+    # delineation, NORMAL_BOUNDS only) against the batched numba screen -------------------
+    n_pat = 20
+    t_old = best_time(lambda: [_sample_patient_v1(np.random.default_rng(i)) for i in range(n_pat)],
+                      repeat=3) / n_pat
+    t_new = best_time(lambda: [sample_patient(np.random.default_rng(i)) for i in range(5 * n_pat)],
+                      repeat=3) / (5 * n_pat)
+    acc_old, acc_new = _acceptance()
+    rows.append({"generator": "sample_patient v1 (per draw, NumPy)", "what": f"acceptance {acc_old:.2%}",
+                 "ms_per_patient": 1e3 * t_old, "ratio_vs_v1": 1.0})
+    rows.append({"generator": "sample_patient (batched numba screen)",
+                 "what": f"acceptance {acc_new:.2%} (+ whole-beat checks)",
+                 "ms_per_patient": 1e3 * t_new, "ratio_vs_v1": t_old / t_new})
 
     t = best_time(lambda: synthesize(600.0, FS, rng, patient=patient), repeat=3)
     rows.append({"generator": "cardiosim dipole synthesize", "what": "1 x 600 s, XYZ, fixed patient",
@@ -110,9 +161,15 @@ def main():
              f"torch threads={torch.get_num_threads() if torch is not None else 'n/a'}; "
              f"cpu count={os.cpu_count()} (shared machine: ratios are what counts)")
     for r in rows:
-        r["leadsamples_per_s"] = None
+        r.setdefault("leadsamples_per_s", None)
+        r.setdefault("ecg_s_per_s", None)
+    for r in rows + rows12:
+        r.setdefault("ms_per_patient", None)
+        r.setdefault("ratio_vs_v1", None)
+        r.setdefault("ratio_vs_nk", None)
     report("ode", rows + rows12, ["generator", "what", "ecg_s_per_s", "ratio_vs_nk",
-                                  "leadsamples_per_s", "ratio_vs_aug"], notes)
+                                  "leadsamples_per_s", "ratio_vs_aug", "ms_per_patient",
+                                  "ratio_vs_v1"], notes)
 
 
 if __name__ == "__main__":

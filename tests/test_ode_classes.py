@@ -3,6 +3,8 @@ delineator written here (independent of the generator's own annotation code)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from scipy.signal import find_peaks
@@ -101,35 +103,47 @@ def _check(values, key, limits, name):
 
 MEASURED = ("pr", "qrs", "qtc", "st", "qrs_t_angle", "qrs_peak_mv")
 
+# Besides 3 fixed seeds, N_FRESH more records per class come from an entropy fixed once
+# (the date this test was written) and never tuned: the criteria must hold for records the
+# generator was not adjusted to, and CI must be deterministic. To scan more, run with
+# CARDIOSIM_FRESH_ENTROPY set to any integer.
+N_FRESH = 15
+FRESH = int(os.environ.get("CARDIOSIM_FRESH_ENTROPY", "20261125"))
+
+
+def _seeds(base):
+    return [base + k for k in range(3)] + [[FRESH, base, k] for k in range(N_FRESH)]
+
 
 @pytest.mark.parametrize("name", ["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"])
 def test_morphology_criteria(name):
     limits = CLASSES[name].limits
-    for seed in range(3):
-        b = synthesize(8.0, FS, np.random.default_rng(100 + seed), rhythm="SR", morphology=name,
+    for seed in _seeds(100):
+        b = synthesize(8.0, FS, np.random.default_rng(seed), rhythm="SR", morphology=name,
                        heart_rate=70.0)
         vals = measure(b)
         for key in MEASURED:
             if key in limits:
-                _check(vals, key, limits[key], name)
+                _check(vals, key, limits[key], (name, f"seed {seed}"))
 
 
 @pytest.mark.parametrize("name", ["SR", "SB", "STACH", "AF", "AFL", "PAC", "IAVB", "PVC"])
 def test_rhythm_criteria(name):
     limits = CLASSES[name].limits
-    for seed in range(3):
+    for seed in _seeds(200):
         # P is measured only where the previous T leaves it clear (RR >= 0.7 s)
         hr = 70.0 if name in ("SR", "IAVB", "PAC", "PVC") else None
         dur = 20.0 if name == "PVC" else 10.0  # enough ectopics away from the edges
-        b = synthesize(dur, FS, np.random.default_rng(200 + seed), rhythm=name, heart_rate=hr)
+        b = synthesize(dur, FS, np.random.default_rng(seed), rhythm=name, heart_rate=hr)
         vals = measure(b)
+        name_seed = (name, f"seed {seed}")
         for key in MEASURED:
             if key in limits:
-                _check(vals, key, limits[key], name)
+                _check(vals, key, limits[key], name_seed)
         if "hr" in limits and hr is None:
             lo, hi = limits["hr"]
-            assert lo <= b.heart_rate <= hi
+            assert lo <= b.heart_rate <= hi, (name_seed, b.heart_rate)
         if name == "PVC":
             v = measure(b, "V")
-            assert len(v) >= 1
-            _check(v * 3, "qrs", limits["pvc_qrs"], name)  # every ectopic (>= 1) must comply
+            assert len(v) >= 1, name_seed
+            _check(v * 3, "qrs", limits["pvc_qrs"], name_seed)  # every ectopic (>= 1) must comply

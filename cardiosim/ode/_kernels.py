@@ -193,3 +193,427 @@ def tachogram_walk_kernel(rr_t, fs_rr, out):
             v = rr_t[i] + f * (rr_t[i + 1] - rr_t[i])
         out[k] = v
         t += v
+
+
+SCREEN_CUTOFF = 5.0  # waves rendered within ±5 widths, as records are (dipole.DEFAULT_CUTOFF)
+
+
+@njit(cache=True, nogil=True)
+def _add_gaussian(row, al, c, sig, start, delta):
+    """Add ``al exp(-(t - c)² / 2 sig²)`` at ``t = start + i delta`` to ``row`` within
+    SCREEN_CUTOFF widths of ``c``, by the exact exp recurrence of
+    :func:`gaussian_sum_kernel` (restarted every RUN samples)."""
+    if al == 0.0:
+        return
+    n = row.shape[0]
+    inv = 1.0 / sig
+    lo = max(math.ceil((c - SCREEN_CUTOFF * sig - start) / delta), 0)
+    hi = min(math.floor((c + SCREEN_CUTOFF * sig - start) / delta) + 1, n)
+    dd = delta * inv
+    q = math.exp(-dd * dd)
+    # two independent recurrences (window halves) per loop: twice the throughput of one
+    # multiply chain
+    half = (hi - lo + 1) // 2
+    j = 0
+    while j < half:
+        m = min(RUN, half - j)
+        d = (start + (lo + j) * delta - c) * inv
+        e = math.exp(-0.5 * d * d)
+        r = math.exp(-d * dd - 0.5 * dd * dd)
+        d2 = (start + (lo + half + j) * delta - c) * inv
+        e2 = math.exp(-0.5 * d2 * d2)
+        r2 = math.exp(-d2 * dd - 0.5 * dd * dd)
+        i0 = lo + j
+        i2 = lo + half + j
+        m2 = max(min(m, hi - i2), 0)
+        for k in range(m2):
+            row[i0 + k] += al * e
+            row[i2 + k] += al * e2
+            e *= r
+            r *= q
+            e2 *= r2
+            r2 *= q
+        for k in range(m2, m):
+            row[i0 + k] += al * e
+            e *= r
+            r *= q
+        j += RUN
+
+
+@njit(cache=True, nogil=True)
+def _render_group(tau, sigma, amp, w0, w1, fs):
+    """One wave group (slots ``w0:w1``) of one beat at RR = 1 s on the grid
+    ``np.arange(min(tau - 5 sigma), max(tau + 5 sigma), 1 / fs)`` of ``Patient.span``.
+
+    Returns (start s, grid step s, v (3, n) mV, max |amp| mV) (:func:`_add_gaussian`)."""
+    start = np.inf
+    stop = -np.inf
+    amax = 0.0
+    for a in range(3):
+        for w in range(w0, w1):
+            start = min(start, tau[a, w] - 5.0 * sigma[a, w])
+            stop = max(stop, tau[a, w] + 5.0 * sigma[a, w])
+            amax = max(amax, abs(amp[a, w]))
+    step = 1.0 / fs
+    n = max(math.ceil((stop - start) / step), 0)
+    delta = (start + step) - start  # numpy.arange's step
+    v = np.zeros((3, n))
+    for a in range(3):
+        for w in range(w0, w1):
+            _add_gaussian(v[a], amp[a, w], tau[a, w], sigma[a, w], start, delta)
+    return start, delta, v, amax
+
+
+@njit(cache=True, nogil=True)
+def _norm3(v, i):
+    return math.sqrt(v[0, i] * v[0, i] + v[1, i] * v[1, i] + v[2, i] * v[2, i])
+
+
+@njit(cache=True, nogil=True)
+def _speed2(v, fs):
+    """Squared spatial velocity |dV/dt|² ((mV/s)²) with numpy.gradient's differences
+    (central inside, one-sided at the ends); squared, so thresholds compare squares."""
+    n = v.shape[1]
+    out = np.empty(n)
+    f = 0.5 * fs
+    for i in range(1, n - 1):
+        d0 = (v[0, i + 1] - v[0, i - 1]) * f
+        d1 = (v[1, i + 1] - v[1, i - 1]) * f
+        d2 = (v[2, i + 1] - v[2, i - 1]) * f
+        out[i] = d0 * d0 + d1 * d1 + d2 * d2
+    for i, j in ((0, 1), (n - 1, n - 2)):
+        d0 = (v[0, i] - v[0, j]) * fs
+        d1 = (v[1, i] - v[1, j]) * fs
+        d2 = (v[2, i] - v[2, j]) * fs
+        out[i] = d0 * d0 + d1 * d1 + d2 * d2
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _speed(v, fs):
+    """Spatial velocity |dV/dt| (mV/s), numpy.gradient's differences."""
+    return np.sqrt(_speed2(v, fs))
+
+
+@njit(cache=True, nogil=True)
+def _first_last(x, thr):
+    i0 = -1
+    i1 = -1
+    for i in range(x.shape[0]):
+        if x[i] >= thr:
+            if i0 < 0:
+                i0 = i
+            i1 = i
+    return i0, i1
+
+
+# robust delineation of the whole beat (_robust): thresholds of a delineator moved so
+# beat-to-beat jitter (3 % per wave), respiration, f-waves and a previous T cannot move
+# the measured intervals out of the class criteria
+ROBUST_REL = 1.25  # upper QRS threshold 15 % x 1.25 of the peak spatial velocity
+ROBUST_LO = 1.4  # lower QRS threshold 15 % / 1.4: T-on-QRS and f-waves add velocity
+ROBUST_GAP = 0.03  # s, longest pause of the QRS velocity above threshold
+ROBUST_PEAK = 0.85  # the T peak stands above any other repolarisation maximum by 1/0.85
+ROBUST_TEND = 0.015  # s, spread of T ends from tangents at least 80 % as steep
+ROBUST_AREA = 0.15  # |QRS area vector| / area of |V| (a cancelling R and S has no axis)
+P_REL = 1.2  # P onset threshold 5 % x/÷ P_REL of the P peak
+P_MIN_MV = 0.03  # P peak, mV (delineators look for P above ~0.02 mV)
+RR_PREV = 0.8  # s: P is delineable after RR >= 0.8 s (P on T at shorter RR is allowed)
+
+
+@njit(cache=True, nogil=True)
+def _robust(tau, sigma, amp, lims, fs):
+    """Whole-beat delineation (all 11 slots summed, RR = 1 s) stays inside the bounds
+    under perturbed thresholds, so a threshold delineator of the generated record, where
+    beat-to-beat amplitude jitter, f-waves and overlapping slow waves move the signal a
+    little, measures intervals inside the class criteria ``lims[7:13]`` (QRS, PR, QTc
+    low/high): QRS width (spatial velocity) at 15 % / ROBUST_LO and x ROBUST_REL of its
+    peak, with no pause >= ROBUST_GAP, and a QRS area vector (the class axis) of at least
+    ROBUST_AREA of the area under |V| pointing the same way (20°) at either threshold; one
+    dominant T peak after the QRS and a T end (tangent method) that does not jump between
+    descents, QT from every QRS onset; a P peak >= P_MIN_MV with PR at P-onset thresholds
+    5 % x/÷ P_REL, the previous beat's ST-T (RR = RR_PREV) included. Returns 0 if robust,
+    else 1 (QRS), 2 (T), 3 (P)."""
+    start, delta, v, _ = _render_group(tau, sigma, amp, 0, 11, fs)
+    n = v.shape[1]
+    if n < 4:
+        return 1
+    sp = _speed(v, fs)
+    m = np.empty(n)
+    for i in range(n):
+        m[i] = _norm3(v, i)
+    w0 = max(math.ceil((-0.15 - start) / delta), 0)
+    w1 = min(math.floor((0.20 - start) / delta) + 1, n)
+    if w1 - w0 < 4:
+        return 1
+    smax = sp[w0:w1].max()
+    on_min = np.inf
+    on_max = -np.inf
+    off_min = np.inf
+    off_max = -np.inf
+    for thr in (0.15 / ROBUST_LO, 0.15 * ROBUST_REL):
+        first = -1
+        last = -1
+        for i in range(w0, w1):
+            if sp[i] >= thr * smax:
+                if first >= 0 and (i - last) * delta >= ROBUST_GAP:
+                    return 1
+                if first < 0:
+                    first = i
+                last = i
+        width = (last - first) * delta
+        if not (lims[7] <= width <= lims[8]):
+            return 1
+        on = start + first * delta
+        on_min = min(on_min, on)
+        on_max = max(on_max, on)
+        off_min = min(off_min, start + last * delta)
+        off_max = max(off_max, start + last * delta)
+    # the QRS area (mean QRS) vector, the axis ST shift and T inversion refer to, is
+    # well defined: not a near-cancellation of R and S, same direction in both windows
+    area = np.zeros((2, 3))
+    for k in range(2):
+        ia = round(((on_max if k == 0 else on_min) - start) / delta)
+        ib = round(((off_min if k == 0 else off_max) - start) / delta)
+        tot = 0.0
+        for i in range(ia, ib + 1):
+            tot += m[i]
+            for c in range(3):
+                area[k, c] += v[c, i]
+        an = math.sqrt(area[k, 0] ** 2 + area[k, 1] ** 2 + area[k, 2] ** 2)
+        if an < ROBUST_AREA * tot:
+            return 1
+    cosang = (area[0, 0] * area[1, 0] + area[0, 1] * area[1, 1] + area[0, 2] * area[1, 2])
+    if cosang < math.cos(math.radians(20.0)) * math.sqrt((area[0] ** 2).sum() * (area[1] ** 2).sum()):
+        return 1
+    # T: one dominant peak of |V| between J + 30 ms and R + 600 ms, not at the window start
+    a = max(math.ceil((off_min + 0.03 - start) / delta), 0)
+    z = min(math.floor((0.6 - start) / delta) + 1, n)
+    if z - a < 4:
+        return 2
+    kt = a
+    for i in range(a, z):
+        if m[i] > m[kt]:
+            kt = i
+    if m[a] >= ROBUST_PEAK * m[kt]:
+        return 2
+    inside = False
+    runs = 0
+    for i in range(a, z):
+        hot = m[i] >= ROBUST_PEAK * m[kt]
+        if hot and not inside:
+            runs += 1
+        inside = hot
+    if runs != 1:
+        return 2
+    # steepest descent after the peak; other descents nearly as steep must agree
+    dmin = 0.0
+    j = -1
+    for i in range(kt, z):
+        d = (m[min(i + 1, n - 1)] - m[i - 1]) * fs / (min(i + 1, n - 1) - i + 1)
+        if d < dmin:
+            dmin = d
+            j = i
+    if j < 0:
+        return 2
+    t_end = start + j * delta + m[j] / -dmin
+    for i in range(kt, z):
+        d = (m[min(i + 1, n - 1)] - m[i - 1]) * fs / (min(i + 1, n - 1) - i + 1)
+        if d <= 0.8 * dmin and abs(start + i * delta + m[i] / -d - t_end) > ROBUST_TEND:
+            return 2
+    if not (lims[11] <= t_end - on_max and t_end - on_min <= lims[12]):
+        return 2
+    # P: main peak of |V| 280-30 ms before the QRS onset, onset at 5 % x/÷ P_REL of it, with
+    # the previous beat's ST-T (at RR_PREV, the shortest RR at which P is delineated)
+    # under it
+    f = RR_PREV ** (1.0 / 3.0)
+    for c in range(3):
+        for w in range(8, 11):
+            _add_gaussian(v[c], amp[c, w], tau[c, w] * f - RR_PREV, sigma[c, w] * f, start, delta)
+    for i in range(n):
+        m[i] = _norm3(v, i)
+    p0 = max(math.ceil((on_min - 0.28 - start) / delta), 0)
+    p1 = min(math.floor((on_max - 0.03 - start) / delta) + 1, n)
+    if p1 - p0 < 4:
+        return 3
+    kp = p0
+    for i in range(p0, p1):
+        if m[i] > m[kp]:
+            kp = i
+    if m[kp] < P_MIN_MV or kp == p0 or kp == p1 - 1:
+        return 3
+    for rel in (0.05 / P_REL, 0.05 * P_REL):
+        i = kp
+        while i >= 0 and m[i] >= rel * m[kp]:
+            i -= 1
+        if i < 0:
+            return 3
+        onset = start + i * delta
+        if not (lims[9] <= on_min - onset and on_max - onset <= lims[10]):
+            return 3
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _screen_qrs(tb, sb, ab, lims, fs, row):
+    """Stage 1 of the screen (QRS width of the QRS slots alone); only the QRS slots of
+    ``tb, sb, ab`` are read. Returns (passed, QRS onset s, squared peak velocity)."""
+    row[3] = 1.0
+    start, delta, v, amax = _render_group(tb, sb, ab, 2, 8, fs)
+    if amax < 1e-6 or v.shape[1] < 2:
+        return False, 0.0, 0.0
+    sq = _speed2(v, fs)  # squared: no square roots on the hot path
+    vq2 = sq.max()
+    i0, i1 = _first_last(sq, 0.15 * 0.15 * vq2)  # QRS_VELOCITY_REL
+    q0 = start + i0 * delta
+    qrs = (start + i1 * delta) - q0
+    row[0] = qrs
+    return lims[0] <= qrs <= lims[1], q0, vq2
+
+
+@njit(cache=True, nogil=True)
+def _screen_rest(tb, sb, ab, lims, fs, q0, vq2, row):
+    """Stages 2-5 of the screen (PR, QTc, slow waves, whole beat); True if accepted."""
+    row[3] = 2.0
+    start, delta, v, amax = _render_group(tb, sb, ab, 0, 2, fs)
+    if amax < 1e-6 or v.shape[1] < 2:
+        return False
+    n = v.shape[1]
+    m = np.empty(n)
+    for i in range(n):
+        m[i] = v[0, i] * v[0, i] + v[1, i] * v[1, i] + v[2, i] * v[2, i]
+    i0, i1 = _first_last(m, 0.05 * 0.05 * m.max())  # squared magnitudes
+    pr = q0 - (start + i0 * delta)
+    row[1] = pr
+    if not (lims[2] <= pr <= lims[3] and start + i1 * delta < q0):
+        return False
+    vp2 = _speed2(v, fs).max()
+    row[3] = 3.0
+    start, delta, v, amax = _render_group(tb, sb, ab, 8, 11, fs)
+    if amax < 1e-6 or v.shape[1] < 2:
+        return False
+    n = v.shape[1]
+    m = np.empty(n)
+    for i in range(n):
+        m[i] = _norm3(v, i)
+    i0, i1 = _first_last(m, 0.001 * m.max())
+    # T end by the tangent method on the samples [i0, i1) (Patient.t_end)
+    k = i0
+    for i in range(i0, i1):
+        if m[i] > m[k]:
+            k = i
+    j = k
+    dj = np.inf
+    for i in range(k, i1):
+        lo = max(i - 1, i0)
+        hi = min(i + 1, i1 - 1)
+        d = (m[hi] - m[lo]) * fs / (hi - lo)
+        if d < dj:
+            dj = d
+            j = i
+    t_end = start + j * delta + m[j] / -dj if dj < 0 else start + (i1 - 1) * delta
+    qt = t_end - q0
+    row[2] = qt
+    if not (lims[4] <= qt <= lims[5]):
+        return False
+    row[3] = 4.0
+    if not (vp2 < lims[6] ** 2 * vq2 and _speed2(v, fs).max() < lims[6] ** 2 * vq2):
+        return False
+    rc = _robust(tb, sb, ab, lims, fs)
+    if rc:
+        row[3] = 4.0 + rc
+        return False
+    row[3] = 0.0
+    return True
+
+
+@njit(cache=True, nogil=True)
+def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
+    """Normal-beat screen of candidate patients (``prior.screen_candidates``, RR = 1 s).
+
+    tau, sigma (B, 3, 11) s, amp (B, 3, 11) mV; lims (13,) = QRS, PR, QTc (low, high) s,
+    the slow-wave velocity ratio, then the class criteria QRS, PR, QTc (low, high) s;
+    fs Hz, the delineation grid. ``out`` (B, 4) receives QRS,
+    PR, QT (s; nan where not reached) and a code: 0 accepted, 1 QRS, 2 PR / P after QRS
+    onset, 3 QTc, 4 P or ST-T slope too steep, 5/6/7 whole beat not robustly delineable
+    at its QRS / T / P (:func:`_robust`), -1 not screened. Slots: P 0:2, QRS 2:8,
+    ST-T 8:11 (``model.P_WAVES, QRS_WAVES, REPOL``). With ``first_only`` stops at the first
+    accepted candidate. Returns its index, or -1.
+    """
+    for b in range(tau.shape[0]):
+        out[b, 0] = np.nan
+        out[b, 1] = np.nan
+        out[b, 2] = np.nan
+        out[b, 3] = -1.0
+    for b in range(tau.shape[0]):
+        out[b, 0] = np.nan
+        out[b, 1] = np.nan
+        out[b, 2] = np.nan
+        out[b, 3] = -1.0
+    for b in range(tau.shape[0]):
+        ok, q0, vq2 = _screen_qrs(tau[b], sigma[b], amp[b], lims, fs, out[b])
+        if ok and _screen_rest(tau[b], sigma[b], amp[b], lims, fs, q0, vq2, out[b]) and first_only:
+            return b
+    for b in range(tau.shape[0]):
+        if out[b, 3] == 0.0:
+            return b
+    return -1
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _affine(z, mean, sqrt_cov, idx, x):
+    """``x[k] = mean[k] + sqrt_cov[k] · z`` for the vector entries ``idx`` (fastmath: the
+    dot products are vectorised, summation order free, ~1e-16 relative)."""
+    for k in idx:
+        s = 0.0
+        for j in range(z.shape[0]):
+            s += sqrt_cov[k, j] * z[j]
+        x[k] = mean[k] + s
+
+
+@njit(cache=True, nogil=True)
+def _unpack(x, idx, tau_b, sig_b, tb, sb, ab):
+    """Vector entries ``idx`` of ``[tau, log sigma, amp]`` (3 x 11 each) into the patient
+    arrays, timing clipped onto the slots' support ``tau_b, sig_b`` (11, 2)."""
+    for k in idx:
+        blk = k // 33
+        a = (k % 33) // 11
+        w = k % 11
+        if blk == 0:
+            tb[a, w] = min(max(x[k], tau_b[w, 0]), tau_b[w, 1])
+        elif blk == 1:
+            sb[a, w] = min(max(math.exp(x[k]), sig_b[w, 0]), sig_b[w, 1])
+        else:
+            ab[a, w] = x[k]
+
+
+@njit(cache=True, nogil=True)
+def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, x, out):
+    """Prior draws ``mean + sqrt_cov z[b]`` screened one by one until one is accepted.
+
+    z (B, 99) standard normals; mean (99,), sqrt_cov (99, 99); tau_b, sig_b (11, 2) slot
+    support; qrs_idx / rest_idx: vector entries of the QRS slots / all others. Only the
+    QRS entries are computed before stage 1 of the screen (which rejects most draws), the
+    rest only for draws that pass it. x (99,) receives the accepted vector (timing not
+    yet clipped); out (B, 4) as in :func:`screen_kernel`. Returns the accepted index or -1.
+    """
+    tb = np.empty((3, 11))
+    sb = np.empty((3, 11))
+    ab = np.empty((3, 11))
+    for b in range(z.shape[0]):
+        out[b, 0] = np.nan
+        out[b, 1] = np.nan
+        out[b, 2] = np.nan
+        out[b, 3] = -1.0
+    for b in range(z.shape[0]):
+        zb = z[b]
+        _affine(zb, mean, sqrt_cov, qrs_idx, x)
+        _unpack(x, qrs_idx, tau_b, sig_b, tb, sb, ab)
+        ok, q0, vq2 = _screen_qrs(tb, sb, ab, lims, fs, out[b])
+        if not ok:
+            continue
+        _affine(zb, mean, sqrt_cov, rest_idx, x)
+        _unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
+        if _screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
+            return b
+    return -1

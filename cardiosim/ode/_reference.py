@@ -67,3 +67,127 @@ def tachogram_walk_kernel(rr_t, fs_rr, out):
     for k in range(out.shape[0]):
         out[k] = np.interp(t, grid, rr_t)
         t += out[k]
+
+
+def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
+    # the normal-beat screen written with Patient's own delineation methods
+    from .model import P_WAVES, QRS_WAVES, REPOL, Patient
+
+    out[:, :3] = np.nan
+    out[:, 3] = -1.0
+    first = -1
+    for b in range(tau.shape[0]):
+        p = Patient(tau[b], sigma[b], amp[b])
+        out[b, 3] = 1.0
+        q0, q1 = p.span(QRS_WAVES, fs=fs)
+        out[b, 0] = q1 - q0
+        if not lims[0] <= q1 - q0 <= lims[1]:
+            continue
+        out[b, 3] = 2.0
+        p0, p1 = p.span(P_WAVES, fs=fs)
+        out[b, 1] = q0 - p0
+        if not (lims[2] <= q0 - p0 <= lims[3] and p1 < q0):
+            continue
+        out[b, 3] = 3.0
+        out[b, 2] = p.t_end(fs=fs) - q0
+        if not lims[4] <= out[b, 2] <= lims[5]:
+            continue
+        out[b, 3] = 4.0
+        vq = lims[6] * p.max_velocity(QRS_WAVES, fs=fs)
+        if not (p.max_velocity(P_WAVES, fs=fs) < vq and p.max_velocity(REPOL, fs=fs) < vq):
+            continue
+        rc = _robust(p, lims, fs)
+        if rc:
+            out[b, 3] = 4.0 + rc
+            continue
+        out[b, 3] = 0.0
+        if first < 0:
+            first = b
+            if first_only:
+                return b
+    return first
+
+
+
+def _robust(p, lims, fs):
+    # whole-beat delineation under perturbed thresholds, vectorised with NumPy
+    from ._kernels import (
+        P_MIN_MV,
+        P_REL,
+        ROBUST_AREA,
+        ROBUST_GAP,
+        ROBUST_LO,
+        ROBUST_PEAK,
+        ROBUST_REL,
+        ROBUST_TEND,
+        RR_PREV,
+    )
+
+    t = np.arange((p.tau - 5 * p.sigma).min(), (p.tau + 5 * p.sigma).max(), 1.0 / fs)
+    v = p.render(t)
+    sp = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
+    m = np.linalg.norm(v, axis=0)
+    w = (t >= -0.15 - 0.5e-9 / fs) & (t <= 0.20)
+    smax = sp[w].max()
+    ons, offs = [], []
+    for thr in (0.15 / ROBUST_LO, 0.15 * ROBUST_REL):
+        hot = np.flatnonzero(w & (sp >= thr * smax))
+        if np.any(np.diff(t[hot]) >= ROBUST_GAP):
+            return 1
+        if not lims[7] <= t[hot[-1]] - t[hot[0]] <= lims[8]:
+            return 1
+        ons.append(t[hot[0]])
+        offs.append(t[hot[-1]])
+    areas = []
+    for a, b in ((max(ons), min(offs)), (min(ons), max(offs))):
+        sel = (t >= a - 0.5 / fs) & (t <= b + 0.5 / fs)
+        area = v[:, sel].sum(axis=1)
+        if np.linalg.norm(area) < ROBUST_AREA * m[sel].sum():
+            return 1
+        areas.append(area)
+    if areas[0] @ areas[1] < np.cos(np.radians(20)) * np.linalg.norm(areas[0]) * np.linalg.norm(areas[1]):
+        return 1
+    win = np.flatnonzero((t >= min(offs) + 0.03 - 0.5 / fs) & (t <= 0.6))
+    kt = win[np.argmax(m[win])]
+    hot = m[win] >= ROBUST_PEAK * m[kt]
+    if hot[0] or np.sum(np.diff(hot.astype(int)) == 1) != 1:
+        return 2
+    seg = np.arange(kt, win[-1] + 1)
+    d = (m[np.minimum(seg + 1, m.size - 1)] - m[seg - 1]) * fs / (np.minimum(seg + 1, m.size - 1) - seg + 1)
+    j = int(np.argmin(d))
+    if d[j] >= 0:
+        return 2
+    ends = t[seg] + m[seg] / -d
+    t_end = ends[j]
+    steep = d <= 0.8 * d[j]
+    if np.any(np.abs(ends[steep] - t_end) > ROBUST_TEND):
+        return 2
+    if not (lims[11] <= t_end - max(ons) and t_end - min(ons) <= lims[12]):
+        return 2
+    from .model import REPOL
+
+    # the previous beat's ST-T at RR = RR_PREV under the P wave
+    m = np.linalg.norm(v + p.render(t + RR_PREV, REPOL, rr=RR_PREV), axis=0)
+    pw = np.flatnonzero((t >= min(ons) - 0.28 - 0.5 / fs) & (t <= max(ons) - 0.03 + 0.5 / fs))
+    kp = pw[np.argmax(m[pw])]
+    if m[kp] < P_MIN_MV or kp in (pw[0], pw[-1]):
+        return 3
+    for rel in (0.05 / P_REL, 0.05 * P_REL):
+        below = np.flatnonzero(m[:kp + 1] < rel * m[kp])
+        if below.size == 0:
+            return 3
+        onset = t[below[-1]]
+        if not (lims[9] <= min(ons) - onset and max(ons) - onset <= lims[10]):
+            return 3
+    return 0
+
+
+def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, x, out):
+    v = mean + z.astype(np.float64) @ sqrt_cov.T
+    n = v.shape[0]
+    tau = np.clip(v[:, :33].reshape(n, 3, 11), tau_b[:, 0], tau_b[:, 1])
+    sigma = np.clip(np.exp(v[:, 33:66]).reshape(n, 3, 11), sig_b[:, 0], sig_b[:, 1])
+    i = screen_kernel(tau, sigma, v[:, 66:].reshape(n, 3, 11), lims, fs, True, out)
+    if i >= 0:
+        x[:] = v[i]
+    return i

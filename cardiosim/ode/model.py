@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .classes import CLASSES
 
 WAVES = ("P1", "P2", "QRS1", "QRS2", "QRS3", "QRS4", "QRS5", "QRS6", "ST", "T1", "T2")
 NW = len(WAVES)
@@ -212,6 +213,17 @@ def default_patient() -> Patient:
     return Patient(np.tile(tau, (3, 1)), np.tile(sigma, (3, 1)), amp)
 
 
+def _robust_qrs(p: Patient, qrs) -> bool:
+    """Whole-beat robust delineation (``_kernels._robust``) with QRS limits ``qrs`` (s)
+    and the normal PR / QTc criteria."""
+    from . import _kernels
+
+    crit = CLASSES["NORM"].limits
+    lims = np.array([0, 0, 0, 0, 0, 0, 0, *qrs, *crit["pr"], *crit["qtc"]], dtype=np.float64)
+    return _kernels._robust(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
+                            np.ascontiguousarray(p.amp), lims, 1000.0) == 0
+
+
 def _unit(v):
     return v / np.linalg.norm(v)
 
@@ -241,13 +253,13 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     Returns the new patient and the drawn class parameters.
     """
     prm = {}
+    if morphology == "NORM":
+        return p, prm
     amp, tau, sigma = p.amp.copy(), p.tau.copy(), p.sigma.copy()
     axis = p.qrs_axis()
     r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
     t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
     q_slots = list(QRS_WAVES)
-    if morphology == "NORM":
-        return p, prm
     if morphology == "LBBB":
         qrs = rng.uniform(0.13, 0.17)
         mag = r_mag * rng.uniform(1.0, 1.4)
@@ -268,7 +280,9 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         qrs = rng.uniform(0.125, 0.15)
         # normal initial forces (septal, main left-inferior), then late slow terminal forces
         # to the right and anterior (Frank -X, -Z) that widen the QRS
-        term = rng.uniform(0.5, 0.9) * _unit(np.array([-0.7, rng.uniform(-0.2, 0.2), -0.7]))
+        # (at least 0.4 of the main vector, so the slow terminal forces stay well above the
+        # 15 % spatial-velocity threshold that delineates the QRS, whatever the R size)
+        term = max(rng.uniform(0.5, 0.9), 0.4 * r_mag) * _unit(np.array([-0.7, rng.uniform(-0.2, 0.2), -0.7]))
         amp[:, q_slots] = 0.0
         _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
@@ -296,12 +310,24 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         prm.update(t_mV=t_amp)
         return p.replace(amp=amp, tau=tau, sigma=sigma), prm
     if morphology == "LVH":
-        f = max(rng.uniform(1.8, 2.6), 2.8 / max(r_mag, 1e-6))
+        # peak >= 3.0 mV in the template: > 2.5 mV in every beat despite respiratory (up to
+        # -8 %) and beat-to-beat (3 % per wave) amplitude modulation
+        f = max(rng.uniform(1.8, 2.6), 3.0 / max(r_mag, 1e-6))
         amp[:, q_slots] *= f
         p = p.replace(amp=amp)
         q0, q1 = p.span(QRS_WAVES)
+        target = 0.09 + 0.015 * rng.uniform()
         if q1 - q0 < 0.09:  # hypertrophy prolongs activation slightly
-            p = _stretch(p, QRS_WAVES, 0.09 + 0.015 * rng.uniform())
+            s = _stretch(p, QRS_WAVES, target)
+            # stretching about R moves the QRS onset earlier: move P with it (same PR, and
+            # the P end does not run into the QRS onset)
+            tau = s.tau.copy()
+            tau[:, list(P_WAVES)] -= q0 - s.span(QRS_WAVES)[0]
+            s = s.replace(tau=tau)
+            # kept only if its whole beat stays robustly delineable within the LVH QRS
+            # limits (stretching can detach a small initial lobe from the QRS)
+            if _robust_qrs(s, CLASSES["LVH"].limits["qrs"]):
+                p = s
         prm.update(voltage_factor=f)
         return p, prm
     raise ConfigError(f"unknown morphology {morphology!r}")

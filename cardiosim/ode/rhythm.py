@@ -98,8 +98,29 @@ def rr_tachogram(n_beats, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_rat
     return rr
 
 
+def _truncated_gamma_scale(shape, mean, floor):
+    """Scale of a gamma(shape) whose truncation to ``>= floor`` has mean ``mean`` (s):
+    ``E[X | X >= f] = k θ Q(k+1, f/θ) / Q(k, f/θ)`` (Q the regularised upper incomplete
+    gamma) solved by bisection; ``mean / shape`` (untruncated) if ``floor >= mean``."""
+    from scipy.special import gammaincc
+
+    hi = mean / shape
+    if floor >= mean:
+        return hi
+    lo = 1e-9
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        q = gammaincc(shape, floor / mid)
+        m = shape * mid * gammaincc(shape + 1, floor / mid) / q if q > 0 else floor
+        if m > mean:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
 def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing_rate,
-                  lf_hf_ratio, rhythm_params):
+                  lf_hf_ratio, rhythm_params, force_range=None):
     """R-peak intervals and beat types of a rhythm class.
 
     Returns
@@ -107,6 +128,9 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
     rr : ndarray (n_beats,), s — interval from beat k to beat k+1
     types : ndarray (n_beats,) of str — "N" sinus/conducted, "V" ventricular, "A" atrial ectopic
     params : dict — what was drawn (coupling, conduction ratio, ...)
+
+    ``force_range`` (lo, hi): beat indices that fall inside the record; PVC/PAC schedules
+    get at least one ectopic among them (default: any beat but the first and last two).
     """
     params = {}
     types = np.full(n_beats, NORMAL, dtype="<U1")
@@ -115,9 +139,19 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         # intervals with coefficient of variation 0.15-0.30
         cv = rhythm_params.get("af_rr_cv", rng.uniform(0.15, 0.30))
         shape = 1.0 / cv ** 2
-        rr = rng.gamma(shape, (60.0 / heart_rate) / shape, n_beats)
-        rr = np.maximum(rr, 0.25)  # refractory period of the AV node
-        params["af_rr_cv"] = float(cv)
+        # no conducted beat inside the refractory period: the AV node's (0.25 s) or the
+        # ventricles' (rhythm_params["rr_floor"], the end of the patient's ST-T); shorter
+        # intervals are redrawn (truncated gamma, its scale set so the mean RR stays 60/HR)
+        floor = max(0.25, float(rhythm_params.get("rr_floor", 0.25)))
+        scale = _truncated_gamma_scale(shape, 60.0 / heart_rate, floor)
+        rr = rng.gamma(shape, scale, n_beats)
+        for _ in range(100):
+            bad = rr < floor
+            if not bad.any():
+                break
+            rr[bad] = rng.gamma(shape, scale, int(bad.sum()))
+        rr = np.maximum(rr, floor)  # after 100 redraws (never reached at floor << mean RR)
+        params.update(af_rr_cv=float(cv), af_rr_floor_s=floor)
         return rr, types, params
     if rhythm == "AFL":
         flutter_rate = rhythm_params["flutter_rate"]
@@ -139,8 +173,15 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
             if prev == NORMAL and types[k - 1] == NORMAL and u[k] > p_nn:
                 types[k] = code
             prev = types[k]
-        if not np.any(types[2:-2] == code):  # the label promises at least one ectopic
-            types[2 + int(rng.integers(0, max(n_beats - 4, 1)))] = code
+        # the label promises at least one ectopic inside the record (beats force_range)
+        lo, hi = (2, n_beats - 2) if force_range is None else force_range
+        lo, hi = max(int(lo), 2), min(int(hi), n_beats - 2)
+        if hi <= lo:
+            lo, hi = 2, max(n_beats - 2, 3)
+        if not np.any(types[lo:hi] == code):
+            k = lo + int(rng.integers(0, hi - lo))
+            types[k] = code
+            types[k - 1] = types[k + 1] = NORMAL  # no couplets
         for k in np.flatnonzero(types == code):
             if k + 1 >= n_beats or k < 1:
                 continue

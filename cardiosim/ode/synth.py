@@ -26,7 +26,8 @@ ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_
 
 # default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
 _HR_RANGE = {"SR": (62.0, 95.0), "SB": (42.0, 57.0), "STACH": (105.0, 145.0), "AF": (70.0, 120.0),
-             "PVC": (60.0, 90.0), "PAC": (60.0, 90.0), "IAVB": (60.0, 90.0)}
+             "PVC": (60.0, 90.0), "PAC": (60.0, 90.0), "IAVB": (55.0, 75.0)}
+# (IAVB: at faster rates a PR > 0.2 s puts the P wave on the previous T wave)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def _resolve(name, aliases, kind):
 class _Plan:
     """Everything one record needs before rendering (all random draws done)."""
     r_times: np.ndarray
+    grid: np.ndarray  # phase knots (s, 1 s apart) the Gaussians are rendered on
     types: np.ndarray
     centres: np.ndarray
     widths: np.ndarray
@@ -115,6 +117,31 @@ def _fiducials(p: Patient) -> np.ndarray:
     return out
 
 
+def _iavb_pr_max(patient, heart_rate, heart_rate_std):
+    """Longest PR (s) keeping the P onset 20 ms after the previous beat's ST-T has fallen
+    below 2 % of its peak, at the short RR of heart rate + 2 SD."""
+    rr_s = 60.0 / (heart_rate + 2.0 * heart_rate_std)
+    t_tail = patient.span(REPOL, rr=rr_s, rel=0.02)[1]
+    return patient.span(QRS_WAVES)[0] + rr_s - t_tail - 0.02
+
+
+def _ventricular_refractory(patient):
+    """Shortest RR (s) whose next QRS onset comes 80 ms after this beat's T end (tangent
+    method, scaled by RR^(1/3)): the ventricles are refractory until repolarised, and the
+    T's steep descent must not merge with the next QRS onset (a QRS on the T wave would be
+    delineated too wide)."""
+    q0 = patient.span(QRS_WAVES)[0]
+    t_hi = patient.t_end()  # at RR = 1 s
+    lo, hi = 0.2, 3.0
+    for _ in range(40):  # bisection of rr + q0 - 0.08 - t_hi rr^(1/3) = 0 (increasing)
+        mid = 0.5 * (lo + hi)
+        if mid + q0 - 0.08 >= t_hi * mid ** (1.0 / 3.0):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
           breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation):
     if not (np.isfinite(duration) and duration > 0):
@@ -136,6 +163,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         params["patient_source"] = "given"
 
     rhythm_params = {}
+    if rhythm == "AF":
+        rhythm_params["rr_floor"] = _ventricular_refractory(patient)
     if rhythm == "AFL":
         flutter_rate = rng.uniform(260.0, 340.0)
         if heart_rate is None:
@@ -166,7 +195,16 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
 
     # rhythm-specific changes to the patient's own beat
     if rhythm == "IAVB":
-        pr_target = rng.uniform(0.23, 0.30)
+        # the P wave moves earlier but stays clear of the previous T wave (else P sits on T
+        # and no PR interval is measurable); a drawn patient whose T tail leaves no room
+        # for PR >= 0.235 s at this heart rate is redrawn
+        pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
+        for _ in range(50 if params["patient_source"] == "prior" else 0):
+            if pr_max >= 0.235:
+                break
+            patient = sample_patient(rng, morphology=morphology, prior=prior)
+            pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
+        pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
         shift = pr_target - patient.intervals()["pr"]
         tau = patient.tau.copy()
         tau[:, list(P_WAVES)] -= shift
@@ -188,7 +226,9 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     n_beats = int(np.ceil((duration + 2 * pad + 2) * heart_rate / 60.0 * 1.6)) + 6
     rr, types, rp = beat_schedule(rhythm, n_beats, rng, heart_rate, heart_rate_std=heart_rate_std,
                                   breathing_rate=breathing_rate, lf_hf_ratio=lf_hf_ratio,
-                                  rhythm_params=rhythm_params)
+                                  rhythm_params=rhythm_params,
+                                  force_range=(int(np.ceil((pad + 2.0) * heart_rate / 60.0)) + 1,
+                                               int((pad + duration - 1.5) * heart_rate / 60.0)))
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
     r_times = -pad - rng.uniform(0.0, 1.0) * rr[0] + np.concatenate([[0.0], np.cumsum(rr)])
     keep = np.searchsorted(r_times, duration + pad) + 1
@@ -209,17 +249,18 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     sig0 = np.where(is_n, patient.sigma, ect.sigma)
     amp0 = np.where(is_n, patient.amp, ect.amp)
     rr_next = np.diff(r_times)[:nb]
-    rr_prev = np.concatenate([rr_next[:1], rr_next[:-1]])
     f = np.ones((nb, 1, NW))
     f[:, :, list(REPOL)] = rr_next[:, None, None] ** (1.0 / 3.0)
     tau = tau0 * f
-    side = np.where(tau >= 0, rr_next[:, None, None], rr_prev[:, None, None])
     mod = 1.0 + resp_depth * np.sin(2 * np.pi * breathing_rate / 60.0 * r_times[:nb] + resp_phase)
     a = amp0 * jitter * mod[:, None, None]
     on = np.abs(amp0) > 1e-9
-    k = np.arange(nb)[:, None, None]
-    centres = (2 * np.pi * (k + tau / side))[on]
-    widths = (2 * np.pi * sig0 * f / side)[on]
+    # Gaussians in time, rendered on a phase linear in time (knots 1 s apart): a wave
+    # keeps its shape when the RR interval changes across it (a phase with its rate
+    # switching at each R peak would stretch one side of the QRS by RR_prev / RR_next)
+    grid = np.arange(np.floor(r_times[0]) - 1.0, np.ceil(r_times[-1]) + 2.0)
+    centres = (2 * np.pi * (r_times[:nb, None, None] - grid[0] + tau))[on]
+    widths = (2 * np.pi * sig0 * f)[on]
     chans = np.broadcast_to(np.arange(3)[None, :, None], on.shape)[on]
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
     fid_n, fid_e = _fiducials(patient), _fiducials(ect)
@@ -246,7 +287,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
                   rng.uniform(0, 2 * np.pi), None, None)
         params.update(flutter_mV=float(a0))
-    return _Plan(r_times, types, centres, widths, a[on], chans, fid, atrial, params,
+    return _Plan(r_times, grid, types, centres, widths, a[on], chans, fid, atrial, params,
                  (rhythm, morphology))
 
 
@@ -319,7 +360,7 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
                  heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation)
     n = int(round(duration * fs))
-    vcg = render_dipole(plan.r_times, plan.centres, plan.widths, plan.amps, plan.chans, n, fs,
+    vcg = render_dipole(plan.grid, plan.centres, plan.widths, plan.amps, plan.chans, n, fs,
                         backend=backend)
     return _finish(plan, vcg, fs)
 
@@ -342,5 +383,5 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
     kw.update(kwargs)
     plans = [_plan(duration, fs, rng, **kw) for _ in range(int(n_records))]
     n = int(round(duration * fs))
-    vcgs = render_dipole_batch([(p.r_times, p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
+    vcgs = render_dipole_batch([(p.grid, p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
     return [_finish(p, v, fs) for p, v in zip(plans, vcgs)]
