@@ -141,9 +141,13 @@ def test_intervals_match_ode_annotations():
     got = ev.interval_table(np.array(recs)[:, None, :], fs, lead=0)
     # Tolerances: two wave boundaries per interval, each within the typical error of wavelet
     # delineation (Martinez et al., IEEE TBME 2004;51:570: SD 5-16 ms per boundary), plus the
-    # ODE's own boundary definition (2.5 sigma of a Gaussian, 4.4 % of its peak).
-    np.testing.assert_allclose(got["pr"], truth["pr"], atol=0.03)
-    np.testing.assert_allclose(got["qrs"], truth["qrs"], atol=0.03)
+    # ODE's own boundary definitions: P at 5 % of its peak magnitude, QRS where the spatial
+    # velocity passes 15 % of its maximum (cardiosim.ode.model.Patient.span). A wavelet
+    # delineator puts the QRS onset where the slope first rises from baseline -- on this
+    # patient 18 ms before the 15 % point (the 5 % velocity point) -- so PR reads shorter and
+    # QRS wider by about that much; hence 45 ms for the intervals that contain the QRS onset.
+    np.testing.assert_allclose(got["pr"], truth["pr"], atol=0.045)
+    np.testing.assert_allclose(got["qrs"], truth["qrs"], atol=0.045)
     np.testing.assert_allclose(got["qt"], truth["qt"], atol=0.04)
     # and the measurement follows the physiology: QT shortens as the rate rises (60 -> 80 bpm)
     assert got["qt"][1] < got["qt"][0]
