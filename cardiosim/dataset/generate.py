@@ -173,7 +173,8 @@ def write_block(recipe_toml: str, start: int, stop: int, path: str) -> dict:
     if ds is not None:
         recipe, _, ctx = _state(recipe_toml)
         _io.write_netcdf(ds, path, _encoding(recipe, ds, ctx))
-        entry.update(sha256=_io.sha256_file(path), n_records=int(ds.sizes["record"]))
+        entry.update(sha256=_io.sha256_file(path), n_records=int(ds.sizes["record"]),
+                     label_counts=[int(c) for c in ds["label"].values.sum(axis=0)])
     return entry
 
 
@@ -366,12 +367,11 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
         stale.unlink()
     failed = [(f["record"], f["source"], f["error"]) for e in manifest["shards"].values() for f in e["failed"]]
     _report_failures(failed)
-    ds = _io.open_dataset(output)
-    try:
-        counts = tuple(int(c) for c in ds["label"].sum(dim="record").values)
-        n_ok = int(ds.sizes["record"])
-    finally:
-        ds.close()
+    # Totals come from the manifest: reopening every shard would cost memory and time
+    # proportional to the dataset.
+    counts = tuple(int(sum(e.get("label_counts", [0] * len(plan.classes))[c] for e in manifest["shards"].values()))
+                   for c in range(len(plan.classes)))
+    n_ok = sum(int(e["n_records"]) for e in manifest["shards"].values())
     size = sum(f.stat().st_size for f in output.glob(_io.SHARD_GLOB))
     n_files = sum(1 for e in manifest["shards"].values() if e["sha256"] is not None)
     return GenerationSummary(output, n_ok, n - already, n_files, plan.classes, counts, size,
