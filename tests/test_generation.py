@@ -227,3 +227,21 @@ def test_failed_source_records_are_skipped_and_reported(ptbxl_folder, tmp_path):
     assert list(ds["record"].values) == list(range(2, 10))
     failed = [f for e in read_manifest(out)["shards"].values() for f in e["failed"]]
     assert [f["record"] for f in failed] == [0, 1] and all("truncated" in f["error"] or "DataFormatError" in f["error"] for f in failed)
+
+
+def test_int16_packing_keeps_samples_within_half_a_step(tmp_path):
+    import netCDF4
+
+    base = recipe(records=4, output={"shard_size": 4})
+    packed = recipe(records=4, output={"shard_size": 4, "pack_int16": True})
+    generate(base, tmp_path / "f", progress=False)
+    generate(packed, tmp_path / "p", progress=False)
+    with netCDF4.Dataset(tmp_path / "p" / "shard-00000.nc") as nc:
+        var = nc.variables["ecg"]
+        assert var.dtype == np.int16
+        step = float(var.scale_factor)
+    a, b = load(tmp_path / "f"), load(tmp_path / "p")
+    # CF packing: the scale is the device's input range / 32767, the same in every shard.
+    assert step == pytest.approx(400.0 / 32767, rel=1e-6)
+    np.testing.assert_allclose(b["ecg"].values, a["ecg"].values, atol=step / 2 + 1e-6)
+    assert b["ecg"].dtype == np.float32 or b["ecg"].dtype == np.float64

@@ -157,7 +157,7 @@ def simulate_block(recipe_toml: str, start: int, stop: int, failures: list | Non
 def _encoding(recipe: Recipe, ds, ctx) -> dict:
     out = recipe.output
     return encoding_for(ds, compression=out.compression, complevel=out.complevel, pack_int16=out.pack_int16,
-                        full_scale_mv=getattr(ctx.device, "adc_range_mv", None))
+                        full_scale_mv=ctx.device.input_range_mv)
 
 
 def write_block(recipe_toml: str, start: int, stop: int, path: str) -> dict:

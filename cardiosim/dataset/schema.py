@@ -124,8 +124,9 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
     """netCDF4 encodings: one chunk per record for ``ecg`` (random access by record).
 
     With ``pack_int16``, ``ecg`` is stored as int16 with CF ``scale_factor =
-    full_scale_mv / 32767`` -- the device's ADC range, so the packing never clips a
-    sample the device could record and is the same in every shard.
+    full_scale_mv / 32767`` -- the device's body-referred input range (ADC range / gain),
+    so the packing never clips a sample the device could record and is the same in every
+    shard (12 uV steps for the 12-lead shirt's +-400 mV).
     """
     enc: dict = {}
     zlib = compression == "zlib"
