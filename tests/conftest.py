@@ -10,6 +10,14 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+try:  # property tests draw the same examples on every run: CI is reproducible
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("cardiosim", derandomize=True, database=None)
+    _hyp_settings.load_profile("cardiosim")
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
 
 def _data_dir() -> Path:
     return Path(os.environ.get("CARDIOSIM_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
