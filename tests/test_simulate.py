@@ -106,3 +106,20 @@ def test_classic_augmentations_are_optional_and_applied_after_the_device(shirt_c
     from cardiosim.errors import ConfigError
     with pytest.raises(ConfigError, match="lead_dropout"):
         ClassicAugmentConfig(lead_dropout=1.5)
+
+
+def test_synthetic_source_reproduces_the_ode_vcg_through_the_frank_network(shirt_context):
+    from cardiosim.leads import make_montage
+    from cardiosim.ode import synthesize
+    from cardiosim.sources import synthetic_source
+
+    src = synthetic_source(4.0, 500.0, np.random.default_rng(9), shirt_context.forward, shirt_context.frank_layout,
+                           rhythm="AF", morphology="LBBB", source_id="ode:9")
+    beats = synthesize(4.0, 500.0, np.random.default_rng(9), rhythm="AF", morphology="LBBB")
+    frank = make_montage("frank")
+    lay = shirt_context.frank_layout
+    lf = shirt_context.forward.lead_field(lay.positions[[lay.electrodes.index(e) for e in frank.electrodes]])
+    vcg = frank.apply(lf @ src.dipole) * 1e3  # V -> mV
+    np.testing.assert_allclose(vcg, beats.vcg, atol=1e-9 * np.abs(beats.vcg).max() + 1e-12)
+    assert src.labels == ("AF", "LBBB") and src.source_id == "ode:9"
+    assert 30 < src.heart_rate < 200 and np.isfinite(src.breathing_rate)

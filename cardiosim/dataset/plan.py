@@ -117,23 +117,15 @@ def make_plan(recipe: Recipe) -> SourcePlan:
 
 
 def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
-    from ..inverse import dipole_from_vcg
-    from ..ode import synthesize
+    from ..sources import synthetic_source
 
     rng = source_rng(recipe.seed, src)
     combos = sorted(recipe.source.classes)
     w = np.array([recipe.source.classes[c] for c in combos], dtype=float)
     combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
     rhythm, morphology = combo.split("+")
-    beats = synthesize(recipe.duration, recipe.source_fs, rng, rhythm=rhythm, morphology=morphology)
-    dipole = dipole_from_vcg(beats.vcg, context.forward, context.frank_layout)
-    rr = np.asarray(beats.rr, dtype=float)
-    hr = float(60.0 / rr.mean()) if rr.size else float("nan")
-    meta = {"ode_class": combo}
-    meta.update({f"ode_{k}": v for k, v in beats.params.items() if isinstance(v, (int, float, str, bool))})
-    return CardiacSource(dipole=dipole, fs=float(beats.fs), source_id=f"ode:{src}", labels=tuple(beats.labels),
-                         heart_rate=hr, breathing_rate=float(beats.params.get("breathing_rate_per_min", np.nan)),
-                         metadata=meta)
+    return synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
+                            rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}")
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

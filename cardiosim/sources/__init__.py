@@ -10,6 +10,7 @@ from .ptbxl import read_ptbxl, scp_label_map_toml
 from .recording import (REQUIRED_12, Recording, check_leads, check_limb_consistency, from_array,
                         resample)
 from .sph import read_sph
+from .synthetic import synthetic_source
 from .wfdb_reader import open_wfdb, read_wfdb
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "SOURCE_KINDS", "check_leads", "check_limb_consistency", "from_array", "load_label_map",
     "open_source", "open_wfdb", "parse_label_map", "read_ptbxl", "read_sph", "read_wfdb",
     "estimate_heart_rate", "recording_to_source", "resample", "scp_label_map_toml", "shipped_label_maps",
+    "synthetic_source",
 ]
