@@ -71,23 +71,21 @@ def test_flutter_regular_ventricular_rate_and_sawtooth():
     assert 0.05 <= np.ptp(plan.atrial[3] @ atrial) / 2 <= 0.15 + 1e-9  # flutter amplitude, mV
 
 
-def test_ectopic_pauses():
-    pvc = synthesize(60.0, 250.0, np.random.default_rng(4), rhythm="PVC", heart_rate=70.0,
-                     heart_rate_std=0.5)
-    t = pvc.beat_types
-    k = np.array([i for i in range(2, len(t) - 1) if t[i] == "V" and t[i - 1] == t[i - 2] == "N"])
+def _coupling_around_ectopics(rhythm, kind):
+    """(pre, post, base) intervals (s) around ectopic beats of ``kind`` preceded by two normal beats."""
+    b = synthesize(60.0, 250.0, np.random.default_rng(4), rhythm=rhythm, heart_rate=70.0, heart_rate_std=0.5)
+    t = b.beat_types
+    k = np.array([i for i in range(2, len(t) - 1) if t[i] == kind and t[i - 1] == t[i - 2] == "N"])
     assert k.size >= 2
-    r = pvc.annotations["R_peak"] / pvc.fs
-    pre, post, base = r[k] - r[k - 1], r[k + 1] - r[k], r[k - 1] - r[k - 2]
+    r = b.annotations["R_peak"] / b.fs
+    return r[k] - r[k - 1], r[k + 1] - r[k], r[k - 1] - r[k - 2]
+
+
+def test_ectopic_pauses():
+    pre, post, base = _coupling_around_ectopics("PVC", "V")
     np.testing.assert_allclose(pre + post, 2 * base, rtol=0.05)  # full compensatory pause
     assert np.all(pre < 0.75 * base)
-    pac = synthesize(60.0, 250.0, np.random.default_rng(4), rhythm="PAC", heart_rate=70.0,
-                     heart_rate_std=0.5)
-    t = pac.beat_types
-    k = np.array([i for i in range(2, len(t) - 1) if t[i] == "A" and t[i - 1] == t[i - 2] == "N"])
-    assert k.size >= 2
-    r = pac.annotations["R_peak"] / pac.fs
-    pre, post, base = r[k] - r[k - 1], r[k + 1] - r[k], r[k - 1] - r[k - 2]
+    pre, post, base = _coupling_around_ectopics("PAC", "A")
     assert np.all(pre + post < 1.95 * base)  # non-compensatory
 
 
