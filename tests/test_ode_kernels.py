@@ -8,7 +8,13 @@ from scipy.integrate import solve_ivp
 
 from cardiosim.errors import ConfigError, SignalError
 from cardiosim.ode import _kernels, _reference, default_patient
-from cardiosim.ode.dipole import phase_from_r_peaks, render_dipole, render_dipole_batch
+from cardiosim.ode.dipole import (
+    phase_from_r_peaks,
+    render_dipole,
+    render_dipole_batch,
+    render_gaussians,
+    render_gaussians_batch,
+)
 
 
 def _random_gaussians(rng, n_beats, n_ch=3):
@@ -56,6 +62,41 @@ def test_batch_kernel_equals_single_records(rng):
     for i, rec in enumerate(recs):
         np.testing.assert_allclose(batch[i], render_dipole(*rec, 3000, 250.0), atol=1e-12)
     np.testing.assert_allclose(batch, twin, atol=1e-6)
+
+
+def _time_gaussians(rng, g, duration):
+    # widths from 0.4 ms (under one sample: the direct-exp path) to 80 ms
+    return (rng.uniform(-0.5, duration + 0.5, g), np.exp(rng.uniform(np.log(4e-4), np.log(0.08), g)),
+            rng.normal(0, 0.5, g), rng.integers(0, 3, g))
+
+
+@pytest.mark.parametrize("cutoff", [5.0, 40.0])
+def test_time_kernel_numba_equals_numpy_twin(rng, cutoff):
+    """The four-lane exp recurrence equals exp evaluated at every sample (NumPy twin),
+    including windows shorter than four samples and cutoffs past its 30-width clamp."""
+    c, w, a, ch = _time_gaussians(rng, 4000, 12.0)
+    for fs, n in ((500.0, 6000), (128.0, 1536)):
+        x1 = render_gaussians(c, w, a, ch, n, fs, t0=-0.13, cutoff=cutoff)
+        x2 = render_gaussians(c, w, a, ch, n, fs, t0=-0.13, cutoff=cutoff, backend="numpy")
+        assert np.abs(x2).max() > 1.0
+        np.testing.assert_allclose(x1, x2, atol=1e-9, rtol=0)
+
+
+def test_time_kernel_parallel_and_batch_equal_serial(rng):
+    c, w, a, ch = _time_gaussians(rng, 30000, 240.0)
+    n = 120_001  # > 100k samples: rendered with the channels on separate threads
+    long = render_gaussians(c, w, a, ch, n, 500.0)
+    serial = np.zeros((3, n))
+    _kernels.gaussian_time_kernel(0.0, 500.0, c, w, a, ch.astype(np.int64), 5.0, serial)
+    np.testing.assert_array_equal(long, serial)
+    recs = [_time_gaussians(rng, k, 10.0) for k in (50, 400, 1)]
+    batch = render_gaussians_batch(recs, 5000, 500.0)
+    for i, rec in enumerate(recs):
+        np.testing.assert_array_equal(batch[i], render_gaussians(*rec, 5000, 500.0))
+    with pytest.raises(SignalError, match="widths must be positive"):
+        render_gaussians([0.1], [0.0], [1.0], [0], 100, 500.0)
+    with pytest.raises(ConfigError, match="fs must be positive"):
+        render_gaussians_batch(recs, 100, -1.0)
 
 
 def test_direct_form_solves_the_sameni_ode():

@@ -35,6 +35,30 @@ def batch_dipole_kernel(r_times, r_offsets, t0, fs, centres, widths, amps, chans
         gaussian_sum_kernel(phase[i], centres[sl], widths[sl], amps[sl], chans[sl], cutoff, out[i])
 
 
+def add_gaussian(row, al, c, sig, start, delta, cutoff):
+    i = np.arange(row.shape[0])
+    t = start + i * delta
+    sel = np.abs(t - c) <= cutoff * sig
+    row[sel] += al * np.exp(-0.5 * ((t[sel] - c) / sig) ** 2)
+
+
+def gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
+    t = t0 + np.arange(out.shape[1]) / fs
+    for c, w, a, ch in zip(centres, widths, amps, chans):
+        sel = np.abs(t - c) <= cutoff * w
+        out[ch, sel] += a * np.exp(-0.5 * ((t[sel] - c) / w) ** 2)
+
+
+def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
+    gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out)
+
+
+def gaussian_time_batch_kernel(t0, fs, centres, widths, amps, chans, g_offsets, cutoff, out):
+    for i in range(out.shape[0]):
+        sl = slice(g_offsets[i], g_offsets[i + 1])
+        gaussian_time_kernel(t0, fs, centres[sl], widths[sl], amps[sl], chans[sl], cutoff, out[i])
+
+
 def _deriv(t, s, w, ti, ai, bi, z0_amp, z0_freq):
     x, y, z = s
     a0 = 1.0 - np.hypot(x, y)

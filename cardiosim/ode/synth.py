@@ -9,7 +9,7 @@ from scipy.signal import sawtooth
 
 from ..errors import ConfigError
 from .classes import CLASSES, MORPHOLOGY_ALIASES, RHYTHM_ALIASES
-from .dipole import DEFAULT_CUTOFF, render_dipole, render_dipole_batch
+from .dipole import DEFAULT_CUTOFF, render_gaussians, render_gaussians_batch
 from .model import (
     NW,
     P_WAVES,
@@ -74,10 +74,9 @@ def _resolve(name, aliases, kind):
 class _Plan:
     """Everything one record needs before rendering (all random draws done)."""
     r_times: np.ndarray
-    grid: np.ndarray  # phase knots (s, 1 s apart) the Gaussians are rendered on
     types: np.ndarray
-    centres: np.ndarray
-    widths: np.ndarray
+    centres: np.ndarray  # s
+    widths: np.ndarray  # s
     amps: np.ndarray
     chans: np.ndarray
     fid: np.ndarray  # (n_beats_all, 7) absolute times (s) of ANNOTATION_KEYS, inf if absent
@@ -91,14 +90,16 @@ def _fiducials(p: Patient) -> np.ndarray:
 
     Onsets/offsets are where the group's spatial magnitude crosses 5 % of its maximum
     (QRS: spatial velocity at 15 %, ``Patient.span``), T offset by the tangent method
-    (``Patient.t_end``); peaks are where the group's magnitude is largest. Cached on the
+    (``Patient.t_end``); peaks (R_peak: of the QRS) are where the group's magnitude is
+    largest, so R_peak is where the QRS peaks even when the beat's timing reference
+    (t = 0, the R of the fitted beats) sits elsewhere in a drawn patient. Cached on the
     (immutable) patient.
     """
     cached = p.__dict__.get("_fiducials")
     if cached is not None:
         return cached
     out = np.full(len(ANNOTATION_KEYS), np.inf)
-    for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, None, 4), QRS_WAVES),
+    for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, 3, 4), QRS_WAVES),
                                      ((None, 5, 6), REPOL)):
         lo, hi = p.span(grp)
         if not np.isfinite(lo):
@@ -110,7 +111,6 @@ def _fiducials(p: Patient) -> np.ndarray:
         if pk_i is not None:
             t = np.arange(lo, hi, 0.0005)
             out[pk_i] = t[np.argmax(np.linalg.norm(p.render(t, grp), axis=0))]
-    out[3] = 0.0  # R_peak: the beat fiducial
     out[6] = p.t_end() if np.isfinite(out[6]) else np.inf  # T_offset by the tangent method
     out.flags.writeable = False
     object.__setattr__(p, "_fiducials", out)
@@ -255,12 +255,11 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     mod = 1.0 + resp_depth * np.sin(2 * np.pi * breathing_rate / 60.0 * r_times[:nb] + resp_phase)
     a = amp0 * jitter * mod[:, None, None]
     on = np.abs(amp0) > 1e-9
-    # Gaussians in time, rendered on a phase linear in time (knots 1 s apart): a wave
-    # keeps its shape when the RR interval changes across it (a phase with its rate
-    # switching at each R peak would stretch one side of the QRS by RR_prev / RR_next)
-    grid = np.arange(np.floor(r_times[0]) - 1.0, np.ceil(r_times[-1]) + 2.0)
-    centres = (2 * np.pi * (r_times[:nb, None, None] - grid[0] + tau))[on]
-    widths = (2 * np.pi * sig0 * f)[on]
+    # Gaussians in time (the dipole ODE on a phase linear in time): a wave keeps its
+    # shape when the RR interval changes across it (a phase with its rate switching at
+    # each R peak would stretch one side of the QRS by RR_prev / RR_next)
+    centres = (r_times[:nb, None, None] + tau)[on]
+    widths = (sig0 * f)[on]
     chans = np.broadcast_to(np.arange(3)[None, :, None], on.shape)[on]
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
     fid_n, fid_e = _fiducials(patient), _fiducials(ect)
@@ -287,7 +286,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
                   rng.uniform(0, 2 * np.pi), None, None)
         params.update(flutter_mV=float(a0))
-    return _Plan(r_times, grid, types, centres, widths, a[on], chans, fid, atrial, params,
+    return _Plan(r_times, types, centres, widths, a[on], chans, fid, atrial, params,
                  (rhythm, morphology))
 
 
@@ -360,8 +359,7 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
                  heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation)
     n = int(round(duration * fs))
-    vcg = render_dipole(plan.grid, plan.centres, plan.widths, plan.amps, plan.chans, n, fs,
-                        backend=backend)
+    vcg = render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, n, fs, backend=backend)
     return _finish(plan, vcg, fs)
 
 
@@ -383,5 +381,5 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
     kw.update(kwargs)
     plans = [_plan(duration, fs, rng, **kw) for _ in range(int(n_records))]
     n = int(round(duration * fs))
-    vcgs = render_dipole_batch([(p.grid, p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
+    vcgs = render_gaussians_batch([(p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
     return [_finish(p, v, fs) for p, v in zip(plans, vcgs)]
