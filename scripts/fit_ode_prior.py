@@ -21,7 +21,12 @@ draws to the NORM interval bounds. The PTB record is an
 acute infero-lateral MI patient, but it is the only measured (not reconstructed) VCG,
 so it is included; ``sample_patient`` truncates draws to the normal interval criteria.
 
-Usage: ``python scripts/fit_ode_prior.py [--data DIR] [--out PATH]``
+Finally a sampling proposal is fitted to 20,000 exact normal-screened draws of the prior
+(``cardiosim.ode.prior.fit_proposal``: ~0.3 % of prior draws pass the screen, ~2 % of
+proposal draws), so drawing a patient screens seven times fewer candidates.
+
+Usage: ``python scripts/fit_ode_prior.py [--data DIR] [--out PATH]``;
+``--proposal-only`` refits only the proposal of the prior already at ``--out``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from cardiosim.errors import SignalError  # noqa: E402
 from cardiosim.inverse import kors  # noqa: E402
 from cardiosim.ode.fit import beat_window, fit_beat, fit_prior, median_beat  # noqa: E402
-from cardiosim.ode.prior import DEFAULT_PRIOR_PATH, write_prior  # noqa: E402
+from cardiosim.ode.prior import DEFAULT_PRIOR_PATH, fit_proposal, read_prior, write_prior  # noqa: E402
 
 FS_FIT = 250.0
 EXCLUDE = {"JS20000": "PAC, NSIVCB 698252002, ST changes 55930002",
@@ -88,8 +93,15 @@ def main(argv=None):
     ap.add_argument("--group", type=int, default=4, help="beats per sub-median")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shrinkage", type=float, default=0.05, help="weight of the diagonal target")
+    ap.add_argument("--proposal-only", action="store_true",
+                    help="keep the prior at --out, refit only its sampling proposal")
+    ap.add_argument("--proposal-draws", type=int, default=20_000,
+                    help="screened prior draws the proposal is fitted to")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
+    if args.proposal_only:
+        write_with_proposal(read_prior(args.out), args)
+        return
     fits, groups, used, report = [], [], [], {}
     for name, vcg, fs, how in load_records(args.data):
         stem = name.split("/")[-1]
@@ -131,9 +143,16 @@ def main(argv=None):
     prior = fit_prior(fits, groups, morphology="NORM", shrinkage=args.shrinkage, sources=tuple(used),
                       meta={"script": "scripts/fit_ode_prior.py", "fs_fit_hz": FS_FIT,
                             "band_hz": [0.5, 40.0], "records": report})
+    print(json.dumps({k: v.get("residual") for k, v in report.items()}, indent=1))
+    write_with_proposal(prior, args)
+
+
+def write_with_proposal(prior, args):
+    t0 = time.time()
+    prior = fit_proposal(prior, np.random.default_rng([args.seed, 1]), n_accepted=args.proposal_draws)
+    print(f"proposal [{time.time() - t0:.0f} s]: {json.dumps(prior.meta['proposal'])}")
     write_prior(prior, args.out)
     print(f"wrote {args.out}: {prior.n_beats} fits from {prior.n_records} records")
-    print(json.dumps({k: v.get("residual") for k, v in report.items()}, indent=1))
 
 
 if __name__ == "__main__":
