@@ -51,6 +51,8 @@ _nonneg_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .simulate import FORWARD_MODELS
+
     parser = _Parser(prog="cardiosim", description="Physics-based simulator of wearable (shirt) ECG.")
     parser.add_argument("--version", action="version", version=f"cardiosim {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard-size", type=_positive_int, help="records per shard (directory output)")
     g.add_argument("--workers", "-j", type=_positive_int, default=1, help="local worker processes")
     g.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
-    g.add_argument("--forward", choices=("bem", "infinite"), help="volume conductor model")
+    g.add_argument("--forward", choices=FORWARD_MODELS, help="volume conductor model")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 

@@ -263,6 +263,9 @@ def _json_default(obj):
     raise TypeError(f"parameter of type {type(obj).__name__} is not JSON-serialisable")
 
 
+FORWARD_MODELS = ("bem", "bem-lungs", "infinite")
+
+
 def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None, layout: str | None = None,
                  cache_dir=None) -> SimulationContext:
     """Build the body, lead field and device shared by many records.
@@ -271,8 +274,10 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
     ----------
     device : str
         Device profile name or TOML path (:func:`cardiosim.device.load_device`).
-    forward : {'bem', 'infinite'}
-        Volume conductor: boundary-element torso, or infinite homogeneous medium.
+    forward : {'bem', 'bem-lungs', 'infinite'}
+        Volume conductor: homogeneous boundary-element torso; the same torso with two
+        lungs of lower conductivity (0.05 vs 0.2 S/m, :func:`cardiosim.forward.make_multilayer_bem_model`);
+        or infinite homogeneous medium.
     torso : TorsoMesh, optional
         Defaults to :func:`cardiosim.geometry.make_torso` ().
     layout : str, optional
@@ -287,10 +292,12 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
     torso = _geometry.make_torso() if torso is None else torso
     if forward == "bem":
         model = _forward.make_bem_model(torso, cache_dir=cache_dir)
+    elif forward == "bem-lungs":
+        model = _forward.make_multilayer_bem_model(torso, cache_dir=cache_dir)
     elif forward == "infinite":
         model = _forward.make_infinite_model(torso.heart.position)
     else:
-        raise ConfigError(f"unknown forward model {forward!r}; expected 'bem' or 'infinite'")
+        raise ConfigError(f"unknown forward model {forward!r}; expected one of {FORWARD_MODELS}")
     layout = _geometry.make_layout(profile.layout if layout is None else layout, torso)
     frank = _geometry.make_layout("frank", torso)
     return SimulationContext(torso=torso, forward=model, layout=layout, device=profile, frank_layout=frank)

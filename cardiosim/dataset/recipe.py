@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import config as _config
 from ..errors import ConfigError, DataFormatError
-from ..simulate import SimulationConfig
+from ..simulate import FORWARD_MODELS, SimulationConfig
 
 #: Default ODE class mix: (rhythm, morphology) combinations, equal weights.
 DEFAULT_ODE_CLASSES = {
@@ -170,7 +170,7 @@ class Recipe:
         Overrides the device's output rate (0: the device's own).
     source_fs : float, Hz
         Rate at which sources are synthesised or resampled before the device stage.
-    forward : {'bem', 'infinite'}
+    forward : {'bem', 'bem-lungs', 'infinite'}
     splits : dict of str to float
         Fractions of source records (never of variants) in train / val / test.
     """
@@ -195,8 +195,8 @@ class Recipe:
         _config.check_range("duration", self.duration, 0.0, 3600.0, lo_open=True)
         _config.check_range("sampling_rate", self.sampling_rate, 0.0, 100_000.0)
         _config.check_range("source_fs", self.source_fs, 50.0, 10_000.0)
-        if self.forward not in ("bem", "infinite"):
-            raise ConfigError(f"forward must be 'bem' or 'infinite', got {self.forward!r}")
+        if self.forward not in FORWARD_MODELS:
+            raise ConfigError(f"forward must be one of {FORWARD_MODELS}, got {self.forward!r}")
         unknown = set(self.splits) - {"train", "val", "test"}
         if unknown:
             raise ConfigError(f"splits: unknown split {sorted(unknown)[0]!r}; use train, val, test")
@@ -253,7 +253,7 @@ _COMMENTS = {
     "layout": "electrode layout overriding the device's ('' keeps it), e.g. standard12",
     "sampling_rate": "output sampling rate in Hz; 0 keeps the device's own",
     "source_fs": "rate (Hz) at which sources are synthesised before the device stage",
-    "forward": "volume conductor: bem (boundary-element torso) or infinite (homogeneous medium)",
+    "forward": "volume conductor: bem (boundary-element torso), bem-lungs (the torso with lungs) or infinite (homogeneous medium)",
     "simulation.activities": "weights of activity states: rest, sitting, walking, running, arm_movement, posture_change",
     "splits": "fractions of source records in each split (variants of a record share its split)",
     "source": "cardiac sources: kind = ode | ptbxl | wfdb | sph",
