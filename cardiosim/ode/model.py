@@ -15,6 +15,7 @@ QT-RR relation) — the physiological form of ECGSYN's ``√(HR/60)`` width and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -43,6 +44,11 @@ _SB = {"P": (0.012, 0.04), "QRS": (0.004, 0.02), "ST": (0.015, 0.06), "T1": (0.0
 _ROLE = ["P", "P"] + ["QRS"] * 6 + ["ST", "T1", "T2"]
 TAU_BOUNDS = np.array([_TB[r] for r in _ROLE])
 SIGMA_BOUNDS = np.array([_SB[r] for r in _ROLE])
+
+
+@lru_cache(maxsize=8)
+def _param_names(prefix):
+    return tuple(f"{prefix}.{ax}.{w}.{q}" for ax in AXES for w in WAVES for q in ("tau_s", "sigma_s", "amp_mV"))
 
 
 @dataclass(frozen=True)
@@ -95,14 +101,10 @@ class Patient:
         return cls(v[:m].reshape(3, NW), np.exp(v[m:2 * m]).reshape(3, NW), v[2 * m:].reshape(3, NW))
 
     def to_params(self, prefix="patient") -> dict:
-        """Flat ``{name: float}`` dict to store with a record."""
-        out = {}
-        for j, ax in enumerate(AXES):
-            for i, w in enumerate(WAVES):
-                out[f"{prefix}.{ax}.{w}.tau_s"] = float(self.tau[j, i])
-                out[f"{prefix}.{ax}.{w}.sigma_s"] = float(self.sigma[j, i])
-                out[f"{prefix}.{ax}.{w}.amp_mV"] = float(self.amp[j, i])
-        return out
+        """Flat ``{name: float}`` dict to store with a record (axis-major, then wave,
+        then tau_s / sigma_s / amp_mV)."""
+        values = np.stack([self.tau, self.sigma, self.amp], axis=-1).ravel().tolist()
+        return dict(zip(_param_names(prefix), values))
 
     def replace(self, tau=None, sigma=None, amp=None) -> Patient:
         return Patient(self.tau if tau is None else tau, self.sigma if sigma is None else sigma,

@@ -8,6 +8,9 @@ LF/HF power ratio 0.5, random phases, scaled to the requested RR standard deviat
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -47,17 +50,29 @@ def rr_process(duration, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_rati
     if hf_hz >= fs_rr / 2:
         raise ConfigError(f"hf_hz={hf_hz} must be below the Nyquist frequency of fs_rr={fs_rr}")
     n = int(2 ** np.ceil(np.log2(max(duration * fs_rr, 64))))
-    f = np.fft.rfftfreq(n, 1.0 / fs_rr)
-    power = (lf_hf_ratio * np.exp(-0.5 * ((f - lf_hz) / lf_width_hz) ** 2) / lf_width_hz
-             + np.exp(-0.5 * ((f - hf_hz) / hf_width_hz) ** 2) / hf_width_hz)
-    phases = rng.uniform(0.0, 2 * np.pi, f.shape[0])
-    spec = np.sqrt(power) * np.exp(1j * phases)
-    spec[0] = 0.0
+    amplitude = _spectrum_amplitude(n, float(fs_rr), float(lf_hz), float(hf_hz), float(lf_width_hz),
+                                    float(hf_width_hz), float(lf_hf_ratio))
+    phases = rng.uniform(0.0, 2 * np.pi, amplitude.shape[0])
+    spec = amplitude * np.exp(1j * phases)
     x = np.fft.irfft(spec, n)
     rr_mean = 60.0 / heart_rate
     rr_std = 60.0 * heart_rate_std / heart_rate ** 2
-    sd = x.std()
-    return rr_mean + (x / sd * rr_std if sd > 0 else 0.0 * x)
+    x -= x.mean()  # zero already (no DC term); removes rounding
+    sd = math.sqrt(float(np.dot(x, x)) / n)
+    return rr_mean + (x * (rr_std / sd) if sd > 0 else 0.0 * x)
+
+
+@lru_cache(maxsize=64)
+def _spectrum_amplitude(n, fs_rr, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio):
+    """sqrt of McSharry's bimodal power spectrum on the rfft grid of ``n`` samples, DC
+    removed (read-only, cached: records of one recipe share it)."""
+    f = np.fft.rfftfreq(n, 1.0 / fs_rr)
+    power = (lf_hf_ratio * np.exp(-0.5 * ((f - lf_hz) / lf_width_hz) ** 2) / lf_width_hz
+             + np.exp(-0.5 * ((f - hf_hz) / hf_width_hz) ** 2) / hf_width_hz)
+    amp = np.sqrt(power)
+    amp[0] = 0.0
+    amp.flags.writeable = False
+    return amp
 
 
 def rr_tachogram(n_beats, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_ratio=0.5,

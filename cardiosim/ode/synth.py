@@ -260,7 +260,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     # each R peak would stretch one side of the QRS by RR_prev / RR_next)
     centres = (r_times[:nb, None, None] + tau)[on]
     widths = (sig0 * f)[on]
-    chans = np.broadcast_to(np.arange(3)[None, :, None], on.shape)[on]
+    chans = np.nonzero(on)[1]  # the axis of each Gaussian
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
     fid_n, fid_e = _fiducials(patient), _fiducials(ect)
     fid = np.where((types == NORMAL)[:, None], fid_n, fid_e)
@@ -269,7 +269,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     params.update(patient.to_params())
     if ectopic is not None and rhythm == "PVC":
         params.update(ectopic.to_params("pvc"))
-    params.update(n_beats=int(np.sum((r_times[:nb] >= 0) & (r_times[:nb] < duration))),
+    params.update(n_beats=int(np.count_nonzero((r_times[:nb] >= 0) & (r_times[:nb] < duration))),
                   cutoff_widths=DEFAULT_CUTOFF)
 
     atrial = None
@@ -315,14 +315,13 @@ def _finish(plan, vcg, fs):
     nb = plan.types.shape[0]
     r = plan.r_times[:nb]
     idx = np.flatnonzero((r >= 0) & (np.round(r * fs) < n))
-    ann = {}
-    for j, key in enumerate(ANNOTATION_KEYS):
-        tv = plan.fid[idx, j]
-        s = np.full(tv.shape, -1, np.int64)
-        ok = np.isfinite(tv) & (tv >= 0) & (np.round(tv * fs) < n)
-        s[ok] = np.round(tv[ok] * fs).astype(np.int64)
-        ann[key] = s
-    rr = np.diff(plan.r_times)[idx]
+    # all annotation kinds at once: sample index, -1 where absent (inf) or outside
+    with np.errstate(invalid="ignore"):
+        s = np.round(plan.fid[idx].T * fs)
+    s[~((s >= 0) & (s < n))] = -1  # also catches inf and nan
+    s = s.astype(np.int64)
+    ann = dict(zip(ANNOTATION_KEYS, s))
+    rr = (plan.r_times[idx + 1] - plan.r_times[idx])
     return Beats(vcg=vcg, fs=float(fs), rr=rr, annotations=ann, labels=plan.labels,
                  params=dict(plan.params), beat_types=plan.types[idx].copy())
 
