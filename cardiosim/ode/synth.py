@@ -25,9 +25,11 @@ from .rhythm import NORMAL, beat_schedule
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
 
 # default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
-_HR_RANGE = {"SR": (62.0, 95.0), "SB": (42.0, 57.0), "STACH": (105.0, 145.0), "AF": (70.0, 120.0),
+_HR_RANGE = {"SR": (62.0, 95.0), "SB": (42.0, 57.0), "STACH": (105.0, 145.0), "AF": (70.0, 110.0),
              "PVC": (60.0, 90.0), "PAC": (60.0, 90.0), "IAVB": (55.0, 75.0)}
-# (IAVB: at faster rates a PR > 0.2 s puts the P wave on the previous T wave)
+# (IAVB: at faster rates a PR > 0.2 s puts the P wave on the previous T wave; AF: the mean
+# of ~15 independent gamma intervals in a 10-s window scatters by up to ~10 %, so the drawn
+# rate stays 10 % inside the class's 60-130 bpm)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,11 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if rhythm == "AFL":
         flutter_rate = rng.uniform(260.0, 340.0)
         if heart_rate is None:
-            conduction = int(rng.choice([2, 3, 4]))
+            # conduction ratios whose (regular) RR leaves the ventricles repolarised before
+            # the next QRS (as AF's rr_floor); 4:1 at 260-340 /min (RR >= 0.7 s) always does
+            floor = _ventricular_refractory(patient)
+            allowed = [c for c in (2, 3, 4) if c * 60.0 / flutter_rate >= floor] or [4]
+            conduction = int(rng.choice(allowed))
         else:
             conduction = int(round(flutter_rate / heart_rate))
             if conduction not in (2, 3, 4):
