@@ -215,13 +215,15 @@ def default_patient() -> Patient:
     return Patient(np.tile(tau, (3, 1)), np.tile(sigma, (3, 1)), amp)
 
 
-def _robust_qrs(p: Patient, qrs) -> bool:
-    """Whole-beat robust delineation (``_kernels._robust``) with QRS limits ``qrs`` (s)
-    and the normal PR / QTc criteria."""
+def robust_beat(p: Patient, qrs=None, pr=None) -> bool:
+    """Whole-beat robust delineation (``_kernels._robust``) inside QRS limits ``qrs``, PR
+    limits ``pr`` (s; default: the normal criteria) and the normal QTc criteria."""
     from . import _kernels
 
     crit = CLASSES["NORM"].limits
-    lims = np.array([0, 0, 0, 0, 0, 0, 0, *qrs, *crit["pr"], *crit["qtc"]], dtype=np.float64)
+    qrs = crit["qrs"] if qrs is None else qrs
+    pr = crit["pr"] if pr is None else pr
+    lims = np.array([0, 0, 0, 0, 0, 0, 0, *qrs, *pr, *crit["qtc"]], dtype=np.float64)
     return _kernels._robust(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
                             np.ascontiguousarray(p.amp), lims, 1000.0) == 0
 
@@ -328,7 +330,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
             s = s.replace(tau=tau)
             # kept only if its whole beat stays robustly delineable within the LVH QRS
             # limits (stretching can detach a small initial lobe from the QRS)
-            if _robust_qrs(s, CLASSES["LVH"].limits["qrs"]):
+            if robust_beat(s, qrs=CLASSES["LVH"].limits["qrs"]):
                 p = s
         prm.update(voltage_factor=f)
         return p, prm

@@ -18,6 +18,7 @@ from .model import (
     Patient,
     ectopic_atrial,
     ectopic_ventricular,
+    robust_beat,
 )
 from .prior import sample_patient
 from .rhythm import NORMAL, beat_schedule
@@ -127,6 +128,13 @@ def _iavb_pr_max(patient, heart_rate, heart_rate_std):
     return patient.span(QRS_WAVES)[0] + rr_s - t_tail - 0.02
 
 
+def _move_p(patient, shift):
+    """The patient with its P wave moved ``shift`` s earlier."""
+    tau = patient.tau.copy()
+    tau[:, list(P_WAVES)] -= shift
+    return patient.replace(tau=tau)
+
+
 def _ventricular_refractory(patient):
     """Shortest RR (s) whose next QRS onset comes 80 ms after this beat's T end (tangent
     method, scaled by RR^(1/3)): the ventricles are refractory until repolarised, and the
@@ -204,17 +212,22 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         # the P wave moves earlier but stays clear of the previous T wave (else P sits on T
         # and no PR interval is measurable); a drawn patient whose T tail leaves no room
         # for PR >= 0.235 s at this heart rate is redrawn
-        pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
-        for _ in range(50 if params["patient_source"] == "prior" else 0):
-            if pr_max >= 0.235:
-                break
-            patient = sample_patient(rng, morphology=morphology, prior=prior)
+        # for PR >= 0.235 s at this heart rate, or whose moved P is not robustly the main
+        # wave before the QRS (a later bump would be delineated as P), is redrawn
+        for attempt in range(51 if params["patient_source"] == "prior" else 1):
+            if attempt:
+                patient = sample_patient(rng, morphology=morphology, prior=prior)
             pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
-        pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
-        shift = pr_target - patient.intervals()["pr"]
-        tau = patient.tau.copy()
-        tau[:, list(P_WAVES)] -= shift
-        patient = patient.replace(tau=tau)
+            if pr_max < 0.235:
+                continue
+            pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
+            moved = _move_p(patient, pr_target - patient.intervals()["pr"])
+            if robust_beat(moved, pr=(0.20, 0.32)):
+                break
+        else:  # a given patient (or 50 redraws) without room: PR as long as it allows
+            pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
+            moved = _move_p(patient, pr_target - patient.intervals()["pr"])
+        patient = moved
         params["pr_s"] = float(pr_target)
     if rhythm in ("AF", "AFL"):
         amp = patient.amp.copy()
