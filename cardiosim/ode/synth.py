@@ -23,6 +23,8 @@ from .model import (
 from .prior import sample_patient
 from .rhythm import NORMAL, beat_schedule
 
+ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
+
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
 
 # default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
@@ -133,6 +135,28 @@ def _move_p(patient, shift):
     tau = patient.tau.copy()
     tau[:, list(P_WAVES)] -= shift
     return patient.replace(tau=tau)
+
+
+def _af_rate_inside_class(rr, r_times, start, duration, floor, params):
+    """AF's independent gamma intervals occasionally give a short window a mean rate
+    outside the class's range (about 1 record in 1,000: a run of long pauses). Then the
+    intervals are scaled, never below the refractory ``floor``, so the window's rate sits
+    2 bpm inside it; the factor is stored as ``rhythm.af_rate_scale``."""
+    lo, hi = CLASSES["AF"].limits["hr"]
+    factor = 1.0
+    for _ in range(3):
+        inside = (r_times[:-1] >= 0.0) & (r_times[:-1] < duration)
+        if not inside.any():
+            break
+        rate = 60.0 / rr[inside].mean()
+        target = min(max(rate, lo + 2.0), hi - 2.0)
+        if abs(target - rate) < 1e-9:
+            break
+        rr = np.maximum(rr * (rate / target), floor)
+        factor *= rate / target
+        r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
+    params["rhythm.af_rate_scale"] = float(factor)
+    return rr, r_times
 
 
 def _ventricular_refractory(patient):
@@ -249,7 +273,10 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                                   force_range=(int(np.ceil((pad + 2.0) * heart_rate / 60.0)) + 1,
                                                int((pad + duration - 1.5) * heart_rate / 60.0)))
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
-    r_times = -pad - rng.uniform(0.0, 1.0) * rr[0] + np.concatenate([[0.0], np.cumsum(rr)])
+    start = -pad - rng.uniform(0.0, 1.0) * rr[0]
+    r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
+    if rhythm == "AF":
+        rr, r_times = _af_rate_inside_class(rr, r_times, start, duration, rp["af_rr_floor_s"], params)
     keep = np.searchsorted(r_times, duration + pad) + 1
     r_times, types = r_times[:keep + 1], types[:keep]
     if r_times[-1] <= duration + pad:
@@ -292,15 +319,23 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                   cutoff_widths=DEFAULT_CUTOFF)
 
     atrial = None
+    # atrial waves stay slow next to the QRS: their peak slope at most ATRIAL_SLOPE_REL of
+    # the QRS's peak spatial velocity, else they add to the QRS's own slope around its
+    # onset and end and a velocity-threshold delineator measures a wider QRS (the cap only
+    # binds for small, slow QRS complexes: >= 0.058 mV for every patient of the prior)
+    if rhythm in ("AF", "AFL"):
+        vq = patient.max_velocity(QRS_WAVES)
     if rhythm == "AF":
         f0 = rng.uniform(4.5, 8.0)
-        a0 = rng.uniform(0.03, 0.12)
+        a0 = rng.uniform(0.03, float(np.clip(ATRIAL_SLOPE_REL * vq / (2 * np.pi * f0), 0.03, 0.12)))
         d = rng.normal([-0.3, 0.4, -0.85], 0.2)
         atrial = ("AF", f0, a0, d / np.linalg.norm(d), rng.uniform(0, 2 * np.pi),
                   rng.standard_normal(int(np.ceil(duration)) + 3), rng.standard_normal(int(np.ceil(duration)) + 3))
         params.update(fwave_hz=float(f0), fwave_mV=float(a0))
     elif rhythm == "AFL":
-        a0 = rng.uniform(0.05, 0.15)
+        # saw-tooth upstroke (30 % of the cycle): slope 2 a0 f / 0.3
+        f_fl = rhythm_params["flutter_rate"] / 60.0
+        a0 = rng.uniform(0.05, float(np.clip(ATRIAL_SLOPE_REL * vq * 0.3 / (2 * f_fl), 0.05, 0.15)))
         d = rng.normal([0.1, 1.0, 0.2], 0.1)
         atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
                   rng.uniform(0, 2 * np.pi), None, None)
