@@ -128,3 +128,90 @@ def test_config_toml_round_trip():
     from cardiosim.config import dumps_toml
     for cfg in (ActivityConfig(kind="running", cadence_hz=3.0), BreathingConfig(rate_bpm=(8.0, 10.0))):
         assert type(cfg).from_dict(tomllib.loads(dumps_toml(cfg.to_dict()))) == cfg
+
+
+# --- numba kernels against the code they replaced -------------------------------------------
+
+def _assert_same_motion(new, ref):
+    """Same Motion to 1e-12 of each array's scale (bit for bit on x86-64 with this NumPy)."""
+    for f in ("offsets", "heart_rotation", "breathing", "contact_pressure", "muscle", "accelerometer"):
+        a, b = getattr(new, f), getattr(ref, f)
+        assert a.shape == b.shape and a.dtype == b.dtype, f
+        scale = float(np.max(np.abs(b))) if b.size else 1.0
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * scale, err_msg=f)
+    assert new.params.keys() == ref.params.keys()
+    for k, v in ref.params.items():
+        assert new.params[k] == pytest.approx(v, rel=1e-12, abs=1e-15), k
+
+
+@pytest.mark.parametrize("fs", [40.0, 128.0, 500.0])
+@pytest.mark.parametrize("activity", ACTIVITIES)
+def test_matches_numpy_twin_for_the_same_generator(fs, activity):
+    """simulate_motion (numba kernels) = the pre-kernel NumPy/SciPy code kept in
+    cardiosim.motion._reference: same draws in the same order, same output."""
+    from cardiosim.motion._reference import simulate_motion_ref
+    pos = np.random.default_rng(5).normal(0, 0.1, (9, 3))
+    for positions in (None, pos):
+        g_new, g_ref = np.random.default_rng(11), np.random.default_rng(11)
+        new = simulate_motion(6.0, fs, g_new, activity=activity, n_electrodes=9, positions=positions)
+        ref = simulate_motion_ref(6.0, fs, g_ref, activity=activity, n_electrodes=9, positions=positions)
+        _assert_same_motion(new, ref)
+        # the same number of draws: the generator continues identically (reproducible datasets)
+        assert g_new.bit_generator.state == g_ref.bit_generator.state
+
+
+def test_kernel_twins(rng):
+    from cardiosim.motion._kernels import KERNELS
+    kern, ref = KERNELS["ou"]
+    a = float(np.exp(-1.0 / (0.5 * 50.0)))
+    c = float(np.sqrt(1 - a * a))
+    e = rng.standard_normal((5, 300))
+    out = np.empty_like(e)
+    kern(e, a, c, 0.3, out)
+    np.testing.assert_allclose(out, ref(e, a, c, 0.3), rtol=1e-12, atol=1e-15)
+    kern(e, a, c, 0.3, e)                                          # in place
+    np.testing.assert_allclose(e, out, rtol=0, atol=0)
+
+    from cardiosim.motion._kernels import interpolation_table
+    kern, ref = KERNELS["slow_ou_affine"]
+    up_kern, _ = KERNELS["upsample_linear_add"]
+    n = 1001
+    basis = rng.standard_normal((3, n))
+    coef = rng.standard_normal((6, 3))
+    coef[::2, 1] = 0.0                                             # zero terms are skipped
+    for ratio, m in ((10.0, 103), (7.2, 141), (0.0, n)):
+        e = rng.standard_normal((6, m))
+        tables = interpolation_table(n, ratio)
+        for fill, k in ((True, 3), (False, 3), (False, 0)):
+            base = rng.standard_normal((6, n))
+            got = base.copy()
+            kern(np.ascontiguousarray(coef[:, :k]), np.ascontiguousarray(basis[:k]), e, a, c, 0.2, *tables, fill, got)
+            want = ref(coef[:, :k], basis[:k], e, a, c, 0.2, *tables, fill, base.copy())
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        if ratio > 0:  # the table interpolation is the on-the-fly one of upsample_linear_add
+            base = rng.standard_normal((6, n))
+            got, want = base.copy(), base.copy()
+            kern(np.zeros((6, 0)), np.zeros((0, n)), e, a, c, 0.2, *tables, False, got)
+            up_kern(KERNELS["ou"][1](e, a, c, 0.2), ratio, want)
+            np.testing.assert_array_equal(got, want)
+
+    kern, ref = KERNELS["breathing"]
+    rv = 0.1 * rng.standard_normal(2000)
+    b, cyc = np.empty(2000), np.empty(2000)
+    kern(rv, 0.25, 100.0, 0.37, 0.4, b, cyc)
+    b_ref, cyc_ref = ref(rv, 0.25, 100.0, 0.37, 0.4)
+    np.testing.assert_allclose(cyc, cyc_ref, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-12, atol=1e-15)
+    assert b.min() >= 0 and b.max() <= 1
+
+
+def test_ornstein_uhlenbeck_is_the_exact_ar1_process(rng):
+    """The OU kernel is the AR(1) recursion x[t] = a x[t-1] + sqrt(1 - a^2) e[t] (unit variance,
+    lag-k correlation a^k): checked against the closed form on a long run."""
+    from cardiosim.motion import ornstein_uhlenbeck
+    x = ornstein_uhlenbeck(np.random.default_rng(2), 20, 5000, 100.0, tau_s=0.2, sd=1.5)
+    assert x.std() == pytest.approx(1.5, rel=0.03)
+    a = np.exp(-1.0 / (0.2 * 100.0))
+    for k in (1, 10, 40):
+        r = np.mean([np.corrcoef(row[:-k], row[k:])[0, 1] for row in x])
+        assert r == pytest.approx(a ** k, abs=0.03)

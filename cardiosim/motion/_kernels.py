@@ -1,9 +1,52 @@
-"""Numba kernels of the motion module, each with a plain NumPy twin (the test oracle)."""
+"""Numba kernels of the motion module, each with a plain NumPy twin (the test oracle).
+
+Every kernel takes its random numbers already drawn (``numpy.random.Generator`` calls
+stay in :mod:`cardiosim.motion.simulate`, in the order they always had), and performs the
+same floating-point operations in the same order as its twin, so kernel and twin agree
+bit for bit (the tests allow 1e-12 relative for other platforms' ``cos``).
+
+Kernels (name -> (kernel, twin) in :data:`KERNELS`):
+
+* ``ou`` -- the exact AR(1) discretisation of a stationary Ornstein-Uhlenbeck process
+  (what ``scipy.signal.lfilter([c], [1, -a], e)`` computes, with ``e[:, 0]`` divided by ``c``
+  so the process starts in its stationary distribution), scaled by ``sd``;
+* ``upsample_linear_add`` -- linear interpolation from the slow grid, added to ``out`` (the
+  f76115c kernel, loops swapped; :func:`interpolation_table` holds the same weights);
+* ``slow_ou_affine`` -- an affine combination of a few basis signals (e.g. garment rotation,
+  breathing stretch, vertical slip for the electrode offsets) plus ``ou`` on the slow grid
+  interpolated to the output rate, one output row at a time so it stays in cache: the
+  electrode offsets, contact pressure and every slow process in one kernel call each;
+* ``breathing`` -- the breathing waveform from the rate-variability process.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from scipy import signal as _signal
+
+
+# --- Ornstein-Uhlenbeck recursion ----------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def ou_kernel(e, a, c, sd, out):  # pragma: no cover - compiled
+    """``out[r] = sd * y`` with ``y[0] = c * (e[r, 0] / c)``, ``y[t] = c * e[r, t] + a * y[t - 1]``:
+    the stationary AR(1) process with pole ``a`` and input gain ``c = sqrt(1 - a^2)`` driven by
+    the standard normals ``e [rows, m]`` (not modified). ``out`` may be ``e``."""
+    rows, m = e.shape
+    for r in range(rows):
+        y = c * (e[r, 0] / c)
+        out[r, 0] = sd * y
+        for t in range(1, m):
+            y = c * e[r, t] + a * y
+            out[r, t] = sd * y
+
+
+def ou_ref(e, a, c, sd):
+    """NumPy twin of :func:`ou_kernel` (the pre-numba code path, ``scipy.signal.lfilter``)."""
+    e = np.array(e, dtype=np.float64)
+    e[:, 0] /= c
+    return sd * _signal.lfilter([c], [1.0, -a], e, axis=1)
 
 
 @njit(cache=True, nogil=True)
@@ -11,11 +54,11 @@ def upsample_linear_add_kernel(x, ratio, out):  # pragma: no cover - compiled
     """``out[r, t] += x[r, t / ratio]`` (linear interpolation), ``x [rows, m]`` sampled
     ``ratio`` times more slowly than ``out [rows, n]``; needs ``m >= (n - 1) / ratio + 2``."""
     rows, n = out.shape
-    for t in range(n):
-        p = t / ratio
-        i = int(p)
-        w = p - i
-        for r in range(rows):
+    for r in range(rows):
+        for t in range(n):
+            p = t / ratio
+            i = int(p)
+            w = p - i
             out[r, t] += x[r, i] * (1.0 - w) + x[r, i + 1] * w
 
 
@@ -25,7 +68,112 @@ def upsample_linear_add_ref(x, ratio, out):
     p = np.arange(n) / ratio
     i = p.astype(np.intp)
     w = p - i
-    return out + x[:, i] * (1.0 - w) + x[:, i + 1] * w
+    return out + (x[:, i] * (1.0 - w) + x[:, i + 1] * w)
 
 
-KERNELS = {"upsample_linear_add": (upsample_linear_add_kernel, upsample_linear_add_ref)}
+def interpolation_table(n, ratio):
+    """``(idx, w0, w1)`` of the linear interpolation from a grid ``ratio`` times coarser to
+    ``n`` samples: sample ``t`` lies at ``p = t / ratio``, between slow samples ``idx = int(p)``
+    and ``idx + 1`` with weights ``w0 = 1 - w1`` and ``w1 = p - idx`` (the values
+    :func:`upsample_linear_add_kernel` computes on the fly). Empty arrays for ``ratio <= 0``
+    (no interpolation)."""
+    if ratio <= 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0)
+    p = np.arange(n) / ratio
+    idx = p.astype(np.intp)
+    w1 = p - idx
+    return idx, 1.0 - w1, w1
+
+
+@njit(cache=True, nogil=True)
+def slow_ou_affine_kernel(coef, basis, e, a, c, sd, idx, w0, w1, fill, out):  # pragma: no cover - compiled
+    """Affine combination of basis signals plus an Ornstein-Uhlenbeck process, one output
+    row at a time (the row stays in cache between its passes)::
+
+        out[r, t] = (((out[r, t] or 0) + coef[r, 0] basis[0, t]) + ... + coef[r, K-1] basis[K-1, t])
+                    + (x[idx[t]] w0[t] + x[idx[t] + 1] w1[t]),   x = ou(e[r], a, c, sd)
+
+    summed left to right, zero coefficients skipped. ``out [rows, n]`` starts from 0 if
+    ``fill`` else from its values; ``coef [rows, K]``, ``basis [K, n]`` (``K`` may be 0);
+    ``e [rows, m]`` standard normals on the slow grid, turned into the process by the
+    :func:`ou_kernel` recursion and interpolated with the :func:`interpolation_table`
+    ``idx, w0, w1`` (``idx[-1] + 1 < m``); empty tables add the process sample by sample
+    (``m == n``)."""
+    rows, m = e.shape
+    n = out.shape[1]
+    n_basis = coef.shape[1]
+    direct = idx.size == 0
+    x = np.empty(m)
+    for r in range(rows):
+        y = c * (e[r, 0] / c)
+        x[0] = sd * y
+        for t in range(1, m):
+            y = c * e[r, t] + a * y
+            x[t] = sd * y
+        o = out[r]
+        if fill:
+            o[:] = 0.0
+        for k in range(n_basis):
+            ck = coef[r, k]
+            if ck != 0.0:  # a zero term is skipped, as the NumPy code it replaces never added it
+                b = basis[k]
+                for t in range(n):
+                    o[t] += ck * b[t]
+        if direct:
+            for t in range(n):
+                o[t] += x[t]
+        else:
+            for t in range(n):
+                i = idx[t]
+                o[t] += x[i] * w0[t] + x[i + 1] * w1[t]
+
+
+def slow_ou_affine_ref(coef, basis, e, a, c, sd, idx, w0, w1, fill, out):
+    """NumPy twin of :func:`slow_ou_affine_kernel` (updates and returns ``out``)."""
+    if fill:
+        out[...] = 0.0
+    for k in range(coef.shape[1]):
+        rows = coef[:, k] != 0.0
+        out[rows] += coef[rows, k, None] * basis[k][None, :]
+    x = ou_ref(e, a, c, sd)
+    if idx.size == 0:
+        out += x
+    else:
+        out += x[:, idx] * w0 + x[:, idx + 1] * w1
+    return out
+
+
+# --- breathing waveform ------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def breathing_kernel(rv, rate_hz, fs, phase0, ti, b, cyc):  # pragma: no cover - compiled
+    """Breathing waveform: instantaneous rate ``rate_hz * max(0.2, 1 + rv[t])``, cycle count
+    ``cyc[t] = cumsum(rate)[t] / fs + phase0``, and ``b[t]`` in [0, 1] a half-cosine rise over
+    the first ``ti`` of each cycle and a half-cosine fall over the rest."""
+    s = 0.0
+    for t in range(rv.size):
+        s += rate_hz * max(0.2, 1.0 + rv[t])
+        q = s / fs + phase0
+        cyc[t] = q
+        u = q % 1.0
+        if u < ti:
+            b[t] = 0.5 * (1 - np.cos(np.pi * u / ti))
+        else:
+            b[t] = 0.5 * (1 + np.cos(np.pi * (u - ti) / (1 - ti)))
+
+
+def breathing_ref(rv, rate_hz, fs, phase0, ti):
+    """NumPy twin of :func:`breathing_kernel`; returns ``(b, cyc)``."""
+    inst = rate_hz * np.maximum(0.2, 1.0 + rv)
+    cyc = np.cumsum(inst) / fs + phase0
+    u = cyc % 1.0
+    b = np.where(u < ti, 0.5 * (1 - np.cos(np.pi * u / ti)), 0.5 * (1 + np.cos(np.pi * (u - ti) / (1 - ti))))
+    return b, cyc
+
+
+KERNELS = {
+    "ou": (ou_kernel, ou_ref),
+    "upsample_linear_add": (upsample_linear_add_kernel, upsample_linear_add_ref),
+    "slow_ou_affine": (slow_ou_affine_kernel, slow_ou_affine_ref),
+    "breathing": (breathing_kernel, breathing_ref),
+}

@@ -10,13 +10,13 @@ not depend on the mesh.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
-from scipy import signal as _signal
 
 from ..errors import ConfigError, GeometryError
-from ._kernels import upsample_linear_add_kernel
+from ._kernels import breathing_kernel, interpolation_table, ou_kernel, slow_ou_affine_kernel
 from .config import ActivityConfig, BreathingConfig
 
 G = 9.80665  # standard gravity, m/s^2
@@ -63,37 +63,72 @@ class Motion:
 
 
 _DEFAULT_BREATHING = BreathingConfig()
+_NO_COEF = np.zeros((1, 0))   # slow_ou without an affine part
+_NO_BASIS = np.zeros((0, 1))
+
+
+@lru_cache(maxsize=None)
+def _preset_activity(kind: str) -> ActivityConfig:
+    """The (frozen) preset config of an activity name; raises ConfigError for unknown names."""
+    return ActivityConfig(kind=kind)
+
+
 _SLOW_FS = 50.0  # rate of the slow random processes (all correlation times >= 0.3 s)
 
 
-def ornstein_uhlenbeck(rng, n_rows, n, fs, tau_s, sd=1.0):
-    """Stationary Ornstein-Uhlenbeck process ``[n_rows, n]`` (exact AR(1) discretisation)."""
+def _ou_coefficients(fs, tau_s):
+    """Pole ``a = exp(-1 / (tau fs))`` and input gain ``c = sqrt(1 - a^2)`` of the exact AR(1)
+    discretisation of an Ornstein-Uhlenbeck process with correlation time ``tau_s``."""
     a = np.exp(-1.0 / (tau_s * fs))
+    return float(a), float(np.sqrt(1 - a * a))
+
+
+def ornstein_uhlenbeck(rng, n_rows, n, fs, tau_s, sd=1.0):
+    """Stationary Ornstein-Uhlenbeck process ``[n_rows, n]`` (exact AR(1) discretisation),
+    started in its stationary distribution; draws ``rng.standard_normal((n_rows, n))``."""
+    a, c = _ou_coefficients(fs, tau_s)
     e = rng.standard_normal((n_rows, n))
-    e[:, 0] /= np.sqrt(1 - a * a)  # start in the stationary distribution
-    x = _signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], e, axis=1)
-    return sd * x
+    ou_kernel(e, a, c, float(sd), e)  # in place
+    return e
 
 
-def slow_ou(rng, n_rows, n, fs, tau_s, sd=1.0, out=None):
+def slow_ou(rng, n_rows, n, fs, tau_s, sd=1.0, out=None, coef=None, basis=None):
     """Ornstein-Uhlenbeck process ``[n_rows, n]`` at ``fs``, drawn at ``min(fs, 50 Hz)`` and
     linearly interpolated: garment and skin move smoothly (correlation times >= 0.3 s put
     the process's power above 25 Hz 30 dB or more below its low-frequency level), and
     drawing it at the full rate would cost 10x more for white-noise roughness no fabric has.
-    With ``out`` (float64 ``[n_rows, n]``) the process is added to it in place."""
+
+    With ``out`` (C-contiguous float64 ``[n_rows, n]``) the process is added to it in place.
+    With ``coef [n_rows, K]`` and ``basis [K, n]`` the result is
+    ``coef @ basis + process`` (summed term by term, into ``out`` if given, which is then
+    overwritten), in one call of :func:`~cardiosim.motion._kernels.slow_ou_affine_kernel`.
+    Draws ``rng.standard_normal((n_rows, m))`` with ``m`` the slow-grid length."""
     if fs <= _SLOW_FS:
-        x = ornstein_uhlenbeck(rng, n_rows, n, fs, tau_s, sd)
-        if out is None:
-            return x
-        out += x
-        return out
-    ratio = fs / _SLOW_FS
-    n_slow = int(np.ceil((n - 1) / ratio)) + 2
-    x = ornstein_uhlenbeck(rng, n_rows, n_slow, _SLOW_FS, tau_s, sd)
+        m, ratio, a_fs = n, 0.0, fs
+    else:
+        ratio = fs / _SLOW_FS
+        m, a_fs = int(np.ceil((n - 1) / ratio)) + 2, _SLOW_FS
+    a, c = _ou_coefficients(a_fs, tau_s)
+    e = rng.standard_normal((n_rows, m))
+    fill = out is None or coef is not None
     if out is None:
-        out = np.zeros((n_rows, n))
-    upsample_linear_add_kernel(x, float(ratio), out)
+        out = np.empty((n_rows, n))
+    if coef is None:
+        coef, basis = _NO_COEF, _NO_BASIS
+    idx, w0, w1 = _interpolation_table(n, float(ratio))
+    slow_ou_affine_kernel(np.ascontiguousarray(coef, dtype=np.float64), np.ascontiguousarray(basis, dtype=np.float64),
+                          e, a, c, float(sd), idx, w0, w1, fill, out)
     return out
+
+
+@lru_cache(maxsize=16)
+def _interpolation_table(n: int, ratio: float):
+    """:func:`~cardiosim.motion._kernels.interpolation_table`, computed once per record
+    length and rate (read-only arrays)."""
+    tables = interpolation_table(n, ratio)
+    for arr in tables:
+        arr.flags.writeable = False
+    return tables
 
 
 def breathing_signal(rng, n, fs, rate_hz, cfg: BreathingConfig):
@@ -101,11 +136,10 @@ def breathing_signal(rng, n, fs, rate_hz, cfg: BreathingConfig):
     of the cycle, expiration a half-cosine fall) with breath-to-breath rate variability.
     Returns (b01 [T], phase [T] cycles)."""
     rv = slow_ou(rng, 1, n, fs, tau_s=4.0 / max(rate_hz, 1e-3), sd=cfg.rate_variability)[0]
-    inst = rate_hz * np.maximum(0.2, 1.0 + rv)
-    cyc = np.cumsum(inst) / fs + rng.uniform(0, 1)
-    u = cyc % 1.0
-    ti = cfg.inspiration_fraction
-    b = np.where(u < ti, 0.5 * (1 - np.cos(np.pi * u / ti)), 0.5 * (1 + np.cos(np.pi * (u - ti) / (1 - ti))))
+    phase0 = rng.uniform(0, 1)
+    b = np.empty(n)
+    cyc = np.empty(n)
+    breathing_kernel(rv, float(rate_hz), float(fs), float(phase0), float(cfg.inspiration_fraction), b, cyc)
     return b, cyc
 
 
@@ -152,7 +186,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     if int(n_electrodes) != n_electrodes or n_electrodes < 1:
         raise ConfigError(f"n_electrodes must be a positive integer, got {n_electrodes!r}")
     if isinstance(activity, str):
-        act = ActivityConfig(kind=activity)
+        act = _preset_activity(activity)
     elif isinstance(activity, ActivityConfig):
         act = activity
     else:
@@ -231,29 +265,33 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
                  posture_to_upright=float(upright_to))
 
     # --- electrode offsets -------------------------------------------------------------
-    offsets = np.zeros((n_e, 3, n))
+    # rows e*3 + k of coef @ basis: k = 0, 1 from the rotation and the stretch, k = 2 vertical
+    coef = np.zeros((n_e, 3, 3))
     if positions is None:
-        offsets[:, 0, :] += _NOMINAL_RADIUS_M * rot[None, :]          # rotation -> lateral
+        coef[:, 0, 0] = _NOMINAL_RADIUS_M                               # rotation -> lateral
+        eps = np.zeros(n)
     else:
         # rotation by angle a about the body (z) axis: d = a * (z_hat x r) = a * (-y, x, 0)
-        offsets[:, 0, :] += -positions[:, 1:2] * rot[None, :]
-        offsets[:, 1, :] += positions[:, 0:1] * rot[None, :]
+        coef[:, 0, 0] = -positions[:, 1]
+        coef[:, 1, 0] = positions[:, 0]
         # circumferential breathing stretch: radial in the transverse plane
         eps = br.strain * (breath - breath.min())
-        offsets[:, 0, :] += positions[:, 0:1] * eps[None, :]
-        offsets[:, 1, :] += positions[:, 1:2] * eps[None, :]
-    offsets[:, 2, :] += slip[None, :] + br.rise_m * breath[None, :]
-    slow_ou(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, out=offsets.reshape(n_e * 3, n))  # jitter, in place
+        coef[:, 0, 1] = positions[:, 0]
+        coef[:, 1, 1] = positions[:, 1]
+    coef[:, 2, 2] = 1.0
+    basis = np.stack([rot, eps, slip + br.rise_m * breath])
+    offsets = slow_ou(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, coef=coef.reshape(n_e * 3, 3),
+                      basis=basis).reshape(n_e, 3, n)                 # + per-electrode jitter
 
     # --- contact pressure: breathing presses front electrodes, steps and jitter shake --
     g_b = rng.uniform(0.5, 1.0, n_e)
-    logp = 0.1 * g_b[:, None] * bc[None, :]
-    slow_ou(rng, n_e, n, fs, 0.3, act.pressure_sd, out=logp)
+    logp = slow_ou(rng, n_e, n, fs, 0.3, act.pressure_sd, coef=(0.1 * g_b)[:, None], basis=bc[None, :])
     if cad > 0:
         h = rng.uniform(0.5, 1.5, n_e)
         pulses = _step_pulses(t, cad, step_phase, 0.04)
         logp += act.pressure_sd * h[:, None] * (pulses - pulses.mean())[None, :] * 2.0
-    pressure = np.exp(logp - logp.mean(axis=1, keepdims=True))
+    logp -= logp.mean(axis=1, keepdims=True)
+    pressure = np.exp(logp, out=logp)  # in place: no page-faulting temporaries
 
     # --- accelerometer (specific force in LPS) -------------------------------------------
     acc = np.zeros((3, n))
@@ -273,7 +311,9 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         acc[0] += 0.4 * a * np.sin(0.5 * ph)                        # mediolateral sway at the stride rate
     elif a > 0:
         acc += slow_ou(rng, 3, n, fs, 0.3, 0.3 * a) * np.maximum(muscle, 0)[None, :]
-    acc += rng.standard_normal((3, n)) * 0.02                       # sensor noise (white), m/s^2
+    noise = rng.standard_normal((3, n))
+    noise *= 0.02
+    acc += noise                                                    # sensor noise (white), m/s^2
     p.update(cadence_hz=cad, intensity=act.intensity, step_phase=step_phase,
              slip_sd_m=act.slip_sd_m, rotation_sd_rad=act.rotation_sd_rad, jitter_sd_m=act.jitter_sd_m,
              mean_offset_m=float(np.linalg.norm(offsets.mean(axis=2), axis=1).mean()))
