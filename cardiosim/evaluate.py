@@ -1,8 +1,9 @@
 """Evaluation helpers: does a synthetic set look like a real one, and copy none of it?
 
-* :func:`detect_r_peaks` -- a Pan-Tompkins style QRS detector (Pan & Tompkins, IEEE TBME
-  1985;32:230): 5-15 Hz band-pass, derivative, squaring, 150 ms moving-window
-  integration, adaptive threshold with a 200 ms refractory period and search-back.
+* :func:`detect_r_peaks` -- the Pan-Tompkins style QRS detector of :mod:`cardiosim.qrs`
+  (Pan & Tompkins, IEEE TBME 1985;32:230): 5-15 Hz band-pass, derivative, squaring,
+  150 ms moving-window integration, adaptive threshold with a 200 ms refractory period
+  and search-back (the same detector the NSTDB SNR definition uses).
 * :func:`heart_rates` -- mean heart rate per record from the detected RR intervals.
 * :func:`measure_intervals` / :func:`interval_table` -- PR, QRS and QT by wavelet
   delineation (NeuroKit2's ``ecg_delineate(method="dwt")``, Makowski et al. 2021;
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import qrs as _qrs
 from .errors import ConfigError, SignalError
 
 
@@ -44,11 +46,12 @@ def _check_set(x, name):
 
 # --------------------------------------------------------------------------- R peaks
 def detect_r_peaks(signal, fs: float, *, refractory: float = 0.2) -> np.ndarray:
-    """Sample indices of QRS complexes (R peaks) in one lead.
+    """Sample indices of QRS complexes (R peaks): :func:`cardiosim.qrs.detect_r_peaks`, the
+    one detector of cardiosim (Pan-Tompkins style, see the module docstring).
 
     Parameters
     ----------
-    signal : array, shape (T,), mV
+    signal : array, shape (T,) (one lead) or (n_leads, T), mV
     fs : float, Hz (>= 50)
     refractory : float, s
         Minimum distance between two beats.
@@ -57,59 +60,9 @@ def detect_r_peaks(signal, fs: float, *, refractory: float = 0.2) -> np.ndarray:
     -------
     ndarray of int, shape (n_beats,)
         Index of the largest absolute deflection (after baseline removal) within
-        +-60 ms of each detection.
+        +-60 ms of each detection (of the most energetic lead).
     """
-    from scipy.signal import butter, filtfilt, find_peaks
-
-    x = np.asarray(signal, dtype=np.float64)
-    _check_fs(fs)
-    if x.ndim != 1:
-        raise SignalError(f"signal must be one lead of shape (T,), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise SignalError("signal contains NaN or infinite samples")
-    if fs < 50:
-        raise SignalError(f"sampling rate {fs} Hz is too low for QRS detection (need >= 50 Hz)")
-    if x.size < int(fs):
-        return np.zeros(0, dtype=np.int64)
-    b, a = butter(2, [5.0 / (fs / 2), min(15.0 / (fs / 2), 0.99)], btype="band")
-    y = filtfilt(b, a, x)
-    d = np.gradient(y) * fs
-    w = max(1, round(0.15 * fs))
-    integ = np.convolve(d * d, np.ones(w) / w, mode="same")
-    dist = max(1, round(refractory * fs))
-    cand, _ = find_peaks(integ, distance=dist)
-    if cand.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    # adaptive thresholds on signal/noise peak levels (Pan & Tompkins), initialised on 2 s
-    init = integ[: int(2 * fs)]
-    spk, npk = 0.25 * init.max(), 0.5 * np.mean(init)
-    beats: list[int] = []
-    for c in cand:
-        thr = npk + 0.25 * (spk - npk)
-        if integ[c] <= thr:
-            npk = 0.125 * integ[c] + 0.875 * npk
-            continue
-        beats.append(int(c))
-        spk = 0.125 * integ[c] + 0.875 * spk
-        # search back: a gap over 1.66 x the recent mean RR is re-searched at half threshold
-        if len(beats) >= 3 and beats[-1] - beats[-2] > 1.66 * np.diff(beats[-9:-1]).mean():
-            lo = np.searchsorted(cand, beats[-2] + dist, side="right")
-            hi = np.searchsorted(cand, beats[-1] - dist, side="left")
-            missed = [int(m) for m in cand[lo:hi] if integ[m] > 0.5 * thr]
-            beats[-1:-1] = missed
-    beats = np.unique(np.asarray(beats, dtype=np.int64))
-    # refine to the R peak on the baseline-free signal; the integrator lags the QRS by ~w/2
-    base = x - np.convolve(x, np.ones(int(fs * 0.6)) / int(fs * 0.6), mode="same")
-    half = round(0.06 * fs)
-    out = []
-    for c in beats:
-        lo, hi = max(0, c - w // 2 - half), min(x.size, c + half)
-        out.append(lo + int(np.argmax(np.abs(base[lo:hi]))))
-    out = np.unique(np.asarray(out, dtype=np.int64))
-    if out.size > 1:  # two refinements landing on one QRS
-        keep = np.concatenate([[True], np.diff(out) > dist // 2])
-        out = out[keep]
-    return out
+    return _qrs.detect_r_peaks(signal, fs, refractory=refractory)
 
 
 def heart_rates(ecg, fs: float, *, lead: int = 1) -> np.ndarray:

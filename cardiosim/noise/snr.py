@@ -16,8 +16,8 @@ mean ECG power over channels, PHYSICS.md section 6):
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal as _signal
 
+from .. import qrs as _qrs
 from ..errors import ConfigError, SignalError
 
 DEFINITIONS = ("nstdb", "power")
@@ -37,30 +37,23 @@ def _as_leads(x, name) -> np.ndarray:
 
 
 def detect_r_peaks(clean_leads, fs: float, *, min_rr_s: float = 0.3) -> np.ndarray:
-    """Simple R-peak detector for clean (simulated) ECG, used when no annotation is given.
+    """R peaks of clean (simulated) leads, used when no annotation is given: the one
+    detector of cardiosim, :func:`cardiosim.qrs.detect_r_peaks` (Pan-Tompkins style, QRS
+    energy pooled over the leads), with ``min_rr_s`` as its refractory period.
 
-    Energy of the first difference summed over leads, smoothed over 80 ms, peaks at least
-    ``min_rr_s`` apart and above 30 % of the 99th percentile; each peak is then moved to
-    the largest absolute deflection of the most energetic lead within +-50 ms.
+    Parameters
+    ----------
+    clean_leads : array [n_leads, T] or [T], mV
+    fs : float, Hz (>= 50)
+    min_rr_s : float, s
+        Minimum distance between two beats.
 
     Returns
     -------
-    ndarray of int, sample indices.
+    ndarray of int64, sample indices (empty for records shorter than 1 s).
     """
     x = _as_leads(clean_leads, "clean_leads")
-    d = np.diff(x - x.mean(axis=1, keepdims=True), axis=1, prepend=x[:, :1])
-    e = (d ** 2).sum(axis=0)
-    w = max(1, int(0.08 * fs))
-    e = np.convolve(e, np.ones(w) / w, mode="same")
-    peaks, _ = _signal.find_peaks(e, height=0.3 * np.percentile(e, 99), distance=max(1, int(min_rr_s * fs)))
-    lead = int(np.argmax((d ** 2).sum(axis=1)))
-    h = max(1, int(0.05 * fs))
-    out = []
-    for p in peaks:
-        lo, hi = max(0, p - h), min(x.shape[1], p + h + 1)
-        seg = x[lead, lo:hi] - np.median(x[lead])
-        out.append(lo + int(np.argmax(np.abs(seg))))
-    return np.unique(np.asarray(out, dtype=np.int64))
+    return _qrs.detect_r_peaks(x, fs, refractory=min_rr_s)
 
 
 def signal_power(clean_leads, *, definition: str = "nstdb", fs: float | None = None,
