@@ -97,11 +97,6 @@ def _body_params_cached(recipe_toml: str, body: int) -> tuple:
     return tuple(out)
 
 
-def _body_params(recipe: Recipe, body: int) -> dict:
-    """Torso parameters of body ``body`` for the record's stored parameters."""
-    return dict(_body_params_cached(recipe.to_toml(), body))
-
-
 def _noise_kinds(recipe: Recipe) -> tuple:
     if not recipe.simulation.add_noise:
         return ()
@@ -141,7 +136,7 @@ def simulate_block(recipe_toml: str, start: int, stop: int, failures: list | Non
         rec = simulate_record(source, record_rng(recipe.seed, i), context=_body_context(recipe_toml, body),
                               config=recipe.simulation)
         rec.params["body_index"] = body
-        rec.params.update(_body_params(recipe, body))
+        rec.params.update(_body_params_cached(recipe_toml, body))
         records.append(rec)
         indices.append(i)
         splits.append(plan.split(src, source.metadata))

@@ -214,6 +214,13 @@ def _per_electrode(params, name, values):
     params.update(zip(_keys(name, len(values)), values))
 
 
+@functools.lru_cache(maxsize=16)
+def _em_band(fs: float) -> np.ndarray:
+    """Second-order 0.3-20 Hz Butterworth band-pass (sos) of the em drive (designed once
+    per rate: the design costs more than the filtering)."""
+    return _signal.butter(2, [0.3, min(20.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+
+
 def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: np.random.Generator,
                              config: NoiseConfig | Mapping[str, Any] | None = None, *,
                              motion=None) -> ElectrodeNoise:
@@ -315,8 +322,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
                 # 1977); band-limit the drive to the em band so it carries the em shape.
                 dp = np.log(pressure)
                 dp = dp - dp.mean(axis=1, keepdims=True)
-                sos = _signal.butter(2, [0.3, min(20.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
-                drive = _signal.sosfiltfilt(sos, dp, axis=1)
+                drive = _signal.sosfiltfilt(_em_band(float(fs)), dp, axis=1)
                 sd = drive.std(axis=1, keepdims=True)
                 moving = sd[:, 0] > 1e-12
                 drive = np.where(moving[:, None], drive / np.where(moving[:, None], sd, 1.0), 0.0)
