@@ -13,15 +13,15 @@ change.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import signal as _signal
 
-from ..errors import ConfigError, GeometryError
+from ..errors import ConfigError
 from ._kernels import upsample_linear_add_ref
-from .config import ActivityConfig, BreathingConfig
-from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion
+from .config import BreathingConfig
+from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _checked_inputs
 
 _DEFAULT_BREATHING = BreathingConfig()
 
@@ -76,64 +76,12 @@ def _step_pulses_ref(t, cadence, phase, width_s):
     return np.exp(-0.5 * (d / width_s) ** 2)
 
 
-def simulate_motion_ref(duration: float, fs: float, rng: np.random.Generator, *,
-                    activity: str | ActivityConfig | Mapping[str, Any] = "rest",
-                    breathing: BreathingConfig | Mapping[str, Any] | None = None,
-                    breathing_rate: float | None = None, n_electrodes: int = 9,
-                    positions: np.ndarray | None = None) -> Motion:
-    """Simulate wearer and garment motion.
-
-    Parameters
-    ----------
-    duration : float, s
-    fs : float, Hz (the device or simulation rate)
-    rng : numpy.random.Generator
-    activity : activity name (:data:`ACTIVITIES`), ActivityConfig, or its dict
-    breathing : BreathingConfig or dict (default ``BreathingConfig()``)
-    breathing_rate : float, breaths/min, optional -- overrides the drawn resting rate and
-        the activity factor
-    n_electrodes : int
-    positions : ndarray (n_electrodes, 3) m LPS, optional
-        Nominal electrode positions, relative to the body axis (x = y = 0). Used to turn
-        garment rotation and circumferential breathing stretch into per-electrode
-        displacements; without them every electrode is treated as lying on the front of
-        a 0.15-m-radius chest (rotation -> lateral shift, no stretch).
-
-    Returns
-    -------
-    Motion
-    """
-    if not isinstance(rng, np.random.Generator):
-        raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if not (np.isfinite(duration) and duration > 0):
-        raise ConfigError(f"duration must be > 0 s, got {duration!r}")
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs must be a positive number of Hz, got {fs!r}")
-    if int(n_electrodes) != n_electrodes or n_electrodes < 1:
-        raise ConfigError(f"n_electrodes must be a positive integer, got {n_electrodes!r}")
-    if isinstance(activity, str):
-        act = ActivityConfig(kind=activity)
-    elif isinstance(activity, ActivityConfig):
-        act = activity
-    else:
-        act = ActivityConfig.from_dict(activity)
-    if breathing is None:
-        br = _DEFAULT_BREATHING
-    elif isinstance(breathing, BreathingConfig):
-        br = breathing
-    else:
-        br = BreathingConfig.from_dict(breathing)
-    n_e = int(n_electrodes)
-    n = int(round(duration * fs))
-    if n < 2:
-        raise ConfigError(f"duration * fs gives {n} samples; need at least 2")
-    if positions is not None:
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.shape != (n_e, 3) or not np.all(np.isfinite(positions)):
-            raise GeometryError(f"positions must be finite with shape ({n_e}, 3) m, got {positions.shape}")
-        if np.max(np.abs(positions)) > 2.0:
-            raise GeometryError(f"positions look like millimetres (max |value| {np.max(np.abs(positions)):.1f}); "
-                                "give metres")
+def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, breathing_rate=None,
+                        n_electrodes=9, positions=None) -> Motion:
+    """NumPy twin of :func:`cardiosim.motion.simulate_motion` (same arguments, same draws
+    in the same order, same result): the algorithm before its numba kernels."""
+    act, br, n_e, n, positions = _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes,
+                                                 positions)
     t = np.arange(n) / fs
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 

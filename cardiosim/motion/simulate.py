@@ -150,33 +150,9 @@ def _step_pulses(t, cadence, phase, width_s):
     return np.exp(-0.5 * (d / width_s) ** 2)
 
 
-def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
-                    activity: str | ActivityConfig | Mapping[str, Any] = "rest",
-                    breathing: BreathingConfig | Mapping[str, Any] | None = None,
-                    breathing_rate: float | None = None, n_electrodes: int = 9,
-                    positions: np.ndarray | None = None) -> Motion:
-    """Simulate wearer and garment motion.
-
-    Parameters
-    ----------
-    duration : float, s
-    fs : float, Hz (the device or simulation rate)
-    rng : numpy.random.Generator
-    activity : activity name (:data:`ACTIVITIES`), ActivityConfig, or its dict
-    breathing : BreathingConfig or dict (default ``BreathingConfig()``)
-    breathing_rate : float, breaths/min, optional -- overrides the drawn resting rate and
-        the activity factor
-    n_electrodes : int
-    positions : ndarray (n_electrodes, 3) m LPS, optional
-        Nominal electrode positions, relative to the body axis (x = y = 0). Used to turn
-        garment rotation and circumferential breathing stretch into per-electrode
-        displacements; without them every electrode is treated as lying on the front of
-        a 0.15-m-radius chest (rotation -> lateral shift, no stretch).
-
-    Returns
-    -------
-    Motion
-    """
+def _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes, positions):
+    """Validated inputs of :func:`simulate_motion` (shared with its NumPy twin):
+    (activity config, breathing config, n_electrodes, n_samples, positions)."""
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if not (np.isfinite(duration) and duration > 0):
@@ -208,6 +184,38 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         if np.max(np.abs(positions)) > 2.0:
             raise GeometryError(f"positions look like millimetres (max |value| {np.max(np.abs(positions)):.1f}); "
                                 "give metres")
+    return act, br, n_e, n, positions
+
+
+def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
+                    activity: str | ActivityConfig | Mapping[str, Any] = "rest",
+                    breathing: BreathingConfig | Mapping[str, Any] | None = None,
+                    breathing_rate: float | None = None, n_electrodes: int = 9,
+                    positions: np.ndarray | None = None) -> Motion:
+    """Simulate wearer and garment motion.
+
+    Parameters
+    ----------
+    duration : float, s
+    fs : float, Hz (the device or simulation rate)
+    rng : numpy.random.Generator
+    activity : activity name (:data:`ACTIVITIES`), ActivityConfig, or its dict
+    breathing : BreathingConfig or dict (default ``BreathingConfig()``)
+    breathing_rate : float, breaths/min, optional -- overrides the drawn resting rate and
+        the activity factor
+    n_electrodes : int
+    positions : ndarray (n_electrodes, 3) m LPS, optional
+        Nominal electrode positions, relative to the body axis (x = y = 0). Used to turn
+        garment rotation and circumferential breathing stretch into per-electrode
+        displacements; without them every electrode is treated as lying on the front of
+        a 0.15-m-radius chest (rotation -> lateral shift, no stretch).
+
+    Returns
+    -------
+    Motion
+    """
+    act, br, n_e, n, positions = _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes,
+                                                 positions)
     t = np.arange(n) / fs
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 
