@@ -195,3 +195,33 @@ def test_bad_fit_and_prior_inputs():
         Prior(np.zeros(9 * NW), -np.eye(9 * NW))
     with pytest.raises(DataFormatError, match="not found"):
         read_prior("/nonexistent/prior.json")
+
+
+def test_bad_proposal_inputs(tmp_path):
+    from cardiosim.ode.prior import fit_proposal
+
+    prior = default_prior()
+    with pytest.raises(ConfigError, match="both proposal_mean and proposal_cov"):
+        Prior(prior.mean, prior.cov, proposal_mean=prior.mean)
+    with pytest.raises(ConfigError, match="proposal covariance"):
+        Prior(prior.mean, prior.cov, proposal_mean=prior.mean, proposal_cov=-np.eye(9 * NW))
+    with pytest.raises(ConfigError, match="has no proposal"):
+        sample_patient(np.random.default_rng(0), prior=prior.without_proposal(), method="proposal")
+    with pytest.raises(ConfigError, match="unknown sampling method"):
+        sample_patient(np.random.default_rng(0), method="mcmc")
+    with pytest.raises(ConfigError, match="inflation"):
+        fit_proposal(prior, np.random.default_rng(0), inflation=0.5)
+    # a prior without a proposal is sampled by rejection ("auto"), and the proposal
+    # survives a JSON round trip
+    a = sample_patient(np.random.default_rng(4), prior=prior.without_proposal())
+    b = sample_patient(np.random.default_rng(4), method="rejection")
+    np.testing.assert_array_equal(a.to_vector(), b.to_vector())
+    write_prior(prior, tmp_path / "p.json")
+    back = read_prior(tmp_path / "p.json")
+    np.testing.assert_array_equal(back.proposal_cov, prior.proposal_cov)
+    (tmp_path / "bad.json").write_text('{"format": "cardiosim.ode.Prior/1", "mean": [')
+    with pytest.raises(DataFormatError, match="not valid JSON"):
+        read_prior(tmp_path / "bad.json")
+    (tmp_path / "short.json").write_text('{"format": "cardiosim.ode.Prior/1", "mean": []}')
+    with pytest.raises(DataFormatError, match="lacks the field"):
+        read_prior(tmp_path / "short.json")
