@@ -119,7 +119,7 @@ def main():
     t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng), repeat=3)
     rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, prior draws",
                  "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
-    t = best_time(lambda: synthesize(LONG, FS, rng, patient=patient), repeat=5)
+    t = best_time(lambda: synthesize(LONG, FS, rng, patient=patient), repeat=20)
     rows.append({"generator": "cardiosim dipole synthesize", "what": f"1 x {LONG:g} s, XYZ, fixed patient",
                  "ecg_s_per_s": LONG / t, "ratio_vs_nk": LONG / t / nk_long})
 

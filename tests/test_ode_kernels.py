@@ -84,11 +84,12 @@ def test_time_kernel_numba_equals_numpy_twin(rng, cutoff):
 
 def test_time_kernel_parallel_and_batch_equal_serial(rng):
     c, w, a, ch = _time_gaussians(rng, 30000, 240.0)
-    n = 120_001  # > 100k samples: rendered with the channels on separate threads
+    n = 120_001  # > 100k samples: chunks of the time axis rendered on separate threads
     long = render_gaussians(c, w, a, ch, n, 500.0)
     serial = np.zeros((3, n))
     _kernels.gaussian_time_kernel(0.0, 500.0, c, w, a, ch.astype(np.int64), 5.0, serial)
-    np.testing.assert_array_equal(long, serial)
+    # runs restart at chunk borders: rounding-level differences only
+    np.testing.assert_allclose(long, serial, rtol=0, atol=1e-10 * np.abs(serial).max())
     recs = [_time_gaussians(rng, k, 10.0) for k in (50, 400, 1)]
     batch = render_gaussians_batch(recs, 5000, 500.0)
     for i, rec in enumerate(recs):

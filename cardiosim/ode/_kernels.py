@@ -291,15 +291,28 @@ def gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
 
 
 @njit(cache=True, parallel=True)
-def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
-    """:func:`gaussian_time_kernel` with the channels on separate threads (each thread
-    owns a row of ``out``: no write races); for one long record."""
+def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, n_chunks, out):
+    """:func:`gaussian_time_kernel` for one long record, its time axis cut into chunks
+    rendered on separate threads (each thread owns a sample range of ``out``: no write
+    races, and balanced work whatever the number of channels). A Gaussian straddling a
+    chunk border is evaluated in each chunk on that chunk's samples only: the same
+    values, since :func:`add_gaussian` places its window and runs by arithmetic on the
+    sample grid (runs restart at the border, a rounding-level difference)."""
+    n = out.shape[1]
+    size = (n + n_chunks - 1) // n_chunks
     delta = 1.0 / fs
-    for ch in prange(out.shape[0]):
-        row = out[ch]
+    for k in prange(n_chunks):
+        s0 = k * size
+        s1 = min(n, s0 + size)
+        if s0 >= s1:
+            continue
+        start = t0 + s0 * delta
         for g in range(centres.shape[0]):
-            if chans[g] == ch:
-                add_gaussian(row, amps[g], centres[g], widths[g], t0, delta, cutoff)
+            reach = MAX_CUTOFF * widths[g] if cutoff > MAX_CUTOFF else cutoff * widths[g]
+            # skip Gaussians whose window misses this chunk (cheap test before the call)
+            if centres[g] + reach < start - delta or centres[g] - reach > t0 + s1 * delta:
+                continue
+            add_gaussian(out[chans[g], s0:s1], amps[g], centres[g], widths[g], start, delta, cutoff)
 
 
 @njit(cache=True, parallel=True)

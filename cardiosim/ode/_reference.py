@@ -49,7 +49,7 @@ def gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
         out[ch, sel] += a * np.exp(-0.5 * ((t[sel] - c) / w) ** 2)
 
 
-def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
+def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, n_chunks, out):
     gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out)
 
 

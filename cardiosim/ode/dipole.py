@@ -15,6 +15,7 @@ is linear in time, so the window of each Gaussian is found by arithmetic, not se
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..errors import ConfigError, SignalError
@@ -135,9 +136,13 @@ def render_gaussians(centres, widths, amps, chans, n_samples, fs, t0=0.0, n_chan
     centres, widths, amps, chans = _check_gaussians(centres, widths, amps, chans, n_channels)
     out = np.zeros((int(n_channels), int(n_samples)))
     kern = _backend(backend)
-    # long records: channels on separate threads; short ones: thread start-up costs more
-    fn = kern.gaussian_time_parallel_kernel if n_samples > 100_000 else kern.gaussian_time_kernel
-    fn(float(t0), float(fs), centres, widths, amps, chans, float(cutoff), out)
+    # long records: chunks of the time axis on separate threads; short ones: thread
+    # start-up costs more than it saves
+    if n_samples > 100_000:
+        kern.gaussian_time_parallel_kernel(float(t0), float(fs), centres, widths, amps, chans, float(cutoff),
+                                           2 * numba.get_num_threads(), out)
+    else:
+        kern.gaussian_time_kernel(float(t0), float(fs), centres, widths, amps, chans, float(cutoff), out)
     return out
 
 

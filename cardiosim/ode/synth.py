@@ -290,10 +290,13 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     jitter = 1.0 + beat_jitter * rng.standard_normal((nb, 1, NW))
     # per-beat Gaussians, vectorised over beats x axes x waves
     ect = patient if ectopic is None else ectopic
-    is_n = (types == NORMAL)[:, None, None]
-    tau0 = np.where(is_n, patient.tau, ect.tau)
-    sig0 = np.where(is_n, patient.sigma, ect.sigma)
-    amp0 = np.where(is_n, patient.amp, ect.amp)
+    if ectopic is None:  # every beat the patient's own (views, no copies)
+        tau0, sig0, amp0 = (np.broadcast_to(x, (nb, 3, NW)) for x in (patient.tau, patient.sigma, patient.amp))
+    else:
+        is_n = (types == NORMAL)[:, None, None]
+        tau0 = np.where(is_n, patient.tau, ect.tau)
+        sig0 = np.where(is_n, patient.sigma, ect.sigma)
+        amp0 = np.where(is_n, patient.amp, ect.amp)
     rr_next = np.diff(r_times)[:nb]
     f = np.ones((nb, 1, NW))
     f[:, :, list(REPOL)] = rr_next[:, None, None] ** (1.0 / 3.0)
@@ -304,9 +307,10 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     # Gaussians in time (the dipole ODE on a phase linear in time): a wave keeps its
     # shape when the RR interval changes across it (a phase with its rate switching at
     # each R peak would stretch one side of the QRS by RR_prev / RR_next)
-    centres = (r_times[:nb, None, None] + tau)[on]
-    widths = (sig0 * f)[on]
-    chans = np.nonzero(on)[1]  # the axis of each Gaussian
+    flat = np.flatnonzero(on)
+    centres = (r_times[:nb, None, None] + tau).ravel()[flat]
+    widths = (sig0 * f).ravel()[flat]
+    chans = (flat // NW) % 3  # the axis of each Gaussian
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
     fid_n, fid_e = _fiducials(patient), _fiducials(ect)
     fid = np.where((types == NORMAL)[:, None], fid_n, fid_e)
@@ -340,7 +344,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
                   rng.uniform(0, 2 * np.pi), None, None)
         params.update(flutter_mV=float(a0))
-    return _Plan(r_times, types, centres, widths, a[on], chans, fid, atrial, params,
+    return _Plan(r_times, types, centres, widths, a.ravel()[flat], chans, fid, atrial, params,
                  (rhythm, morphology))
 
 
