@@ -119,6 +119,30 @@ class Patient:
         g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
         return np.einsum("ai,ait->at", self.amp[:, idx], g)
 
+    def track(self, waves, rr=1.0, fs=2000.0):
+        """A wave group rendered on the grid its measures use: ``t = arange(min(tau -
+        5 sigma), max(tau + 5 sigma), 1 / fs)`` and the (3, len(t)) mV waveform; None if
+        the group is silent."""
+        idx = list(waves)
+        if np.abs(self.amp[:, idx]).max() < 1e-6:
+            return None
+        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
+        t = np.arange((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
+                      1.0 / fs)
+        return t, self.render(t, idx, rr)
+
+    @staticmethod
+    def span_of(t, v, waves, rel=0.05, fs=2000.0):
+        """Indices (first, last) of the samples of a :meth:`track` inside the group (see
+        :meth:`span`)."""
+        if tuple(waves) == QRS_WAVES:
+            m = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
+            rel = QRS_VELOCITY_REL
+        else:
+            m = np.linalg.norm(v, axis=0)
+        above = np.flatnonzero(m >= rel * m.max())
+        return int(above[0]), int(above[-1])
+
     def span(self, waves, rr=1.0, rel=0.05, fs=2000.0) -> tuple[float, float]:
         """(start, end) s of a wave group, measured on the rendered group so tiny or
         cancelling Gaussians from a fit do not stretch it; (nan, nan) if silent.
@@ -128,20 +152,11 @@ class Patient:
         |dV/dt| exceeds 15 % of its maximum, the usual VCG criterion, which also holds
         in the full signal where ST-T overlaps the QRS end.
         """
-        idx = list(waves)
-        if np.abs(self.amp[:, idx]).max() < 1e-6:
+        tr = self.track(waves, rr, fs)
+        if tr is None:
             return np.nan, np.nan
-        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
-        t = np.arange((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
-                      1.0 / fs)
-        v = self.render(t, idx, rr)
-        if tuple(waves) == QRS_WAVES:
-            m = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
-            rel = QRS_VELOCITY_REL
-        else:
-            m = np.linalg.norm(v, axis=0)
-        above = np.flatnonzero(m >= rel * m.max())
-        return float(t[above[0]]), float(t[above[-1]])
+        i0, i1 = self.span_of(*tr, waves, rel, fs)
+        return float(tr[0][i0]), float(tr[0][i1])
 
     def max_velocity(self, waves, fs=1000.0) -> float:
         """Peak spatial velocity |dV/dt| (mV/s) of a wave group at RR = 1 s."""
@@ -151,15 +166,18 @@ class Patient:
         v = self.render(t, idx)
         return float(np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0).max())
 
-    def t_end(self, rr=1.0, fs=2000.0) -> float:
+    def t_end(self, rr=1.0, fs=2000.0, track=None) -> float:
         """End of the T wave (s) by the tangent method (Lepeschkin & Surawicz 1952): where
         the steepest descending tangent of the repolarisation (ST + T slots) magnitude
-        after its peak meets zero."""
-        lo, hi = self.span(REPOL, rr, rel=0.001)
-        if not np.isfinite(lo):
+        after its peak meets zero. ``track``: the repolarisation's :meth:`track` at this
+        ``rr`` and ``fs``, if already rendered."""
+        tr = self.track(REPOL, rr, fs) if track is None else track
+        if tr is None:
             return np.nan
-        t = np.arange(lo, hi, 1.0 / fs)
-        m = np.linalg.norm(self.render(t, REPOL, rr), axis=0)
+        t, v = tr
+        i0, i1 = self.span_of(t, v, REPOL, 0.001, fs)
+        # the samples from the 0.1 % onset up to (not including) the 0.1 % end
+        t, m = t[i0:i1], np.linalg.norm(v[:, i0:i1], axis=0)
         k = int(np.argmax(m))
         d = np.gradient(m, 1.0 / fs)
         j = k + int(np.argmin(d[k:]))

@@ -106,17 +106,19 @@ def _fiducials(p: Patient) -> np.ndarray:
     out = np.full(len(ANNOTATION_KEYS), np.inf)
     for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, 3, 4), QRS_WAVES),
                                      ((None, 5, 6), REPOL)):
-        lo, hi = p.span(grp)
-        if not np.isfinite(lo):
+        tr = p.track(grp)  # each group rendered once (0.5-ms grid) for all its measures
+        if tr is None:
             continue
+        t, v = tr
+        i0, i1 = p.span_of(t, v, grp)
         if on_i is not None:
-            out[on_i] = lo
+            out[on_i] = t[i0]
         if off_i is not None:
-            out[off_i] = hi
-        if pk_i is not None:
-            t = np.arange(lo, hi, 0.0005)
-            out[pk_i] = t[np.argmax(np.linalg.norm(p.render(t, grp), axis=0))]
-    out[6] = p.t_end() if np.isfinite(out[6]) else np.inf  # T_offset by the tangent method
+            out[off_i] = t[i1]
+        if i1 > i0:  # the peak of |V| from the onset up to (not including) the end
+            out[pk_i] = t[i0 + int(np.argmax(np.linalg.norm(v[:, i0:i1], axis=0)))]
+        if grp == REPOL:
+            out[6] = p.t_end(track=tr)  # T_offset by the tangent method
     out.flags.writeable = False
     object.__setattr__(p, "_fiducials", out)
     return out
