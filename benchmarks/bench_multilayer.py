@@ -13,7 +13,7 @@ what the lungs do to the default torso's lead vectors.
 
     python benchmarks/bench_multilayer.py [--fine]     (--fine adds 5,120-triangle shells)
 
-Prints tables only (writes no result file).
+Prints tables and writes benchmarks/results/multilayer_*.json.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import report  # noqa: E402
 from test_forward_multilayer import RADII, SIGMAS, shells_vs_analytic
 
 from cardiosim.forward import make_bem_model, make_multilayer_bem_model
@@ -37,16 +39,6 @@ from cardiosim.frames import FRANK_FROM_LPS
 from cardiosim.geometry import TorsoParams, make_layout, make_sphere_mesh, make_torso
 from cardiosim.geometry.organs import make_lungs
 from cardiosim.inverse import DOWER, DOWER_LEADS, lead_transfer, model_frank
-
-
-def _table(title, rows, columns):
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
-    print(f"\n== {title} ==")
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for r in rows:
-        print("  ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in columns))
 
 
 def spheres(fine: bool):
@@ -64,8 +56,8 @@ def spheres(fine: bool):
             for kind, (rdm, mag) in errs.items():
                 rows.append({"model": name, "triangles/shell": 20 * 4 ** sub, "dipole": kind,
                              "RDM %": 100 * rdm, "MAG": mag, "build+ref s": dt})
-    _table("multilayer BEM vs concentric-sphere series, dipole at 0.5 of the inner radius", rows,
-           ["model", "triangles/shell", "dipole", "RDM %", "MAG", "build+ref s"])
+    report("multilayer_spheres", rows, ["model", "triangles/shell", "dipole", "RDM %", "MAG", "build+ref s"],
+           "multilayer BEM vs concentric-sphere series, dipole at 0.5 of the inner radius")
 
 
 def _cos(a, b):
@@ -141,8 +133,8 @@ def torso():
         if r is not None:
             row.update({"r X": r[0], "r Y": r[1], "r Z": r[2]})
         rows.append(row)
-    _table("cosine of lead vectors to Dower rows; model-based Frank r on PTB s0010_re", rows,
-           ["model", *DOWER_LEADS, "min via Frank", "scale", "resid", "r X", "r Y", "r Z"])
+    report("multilayer_torso", rows, ["model", *DOWER_LEADS, "min via Frank", "scale", "resid", "r X", "r Y", "r Z"],
+           "cosine of lead vectors to Dower rows; model-based Frank r on PTB s0010_re")
     print("\nunit lead vectors (Frank X, Y, Z):")
     for k, lead in enumerate(DOWER_LEADS):
         d = DOWER[k] / np.linalg.norm(DOWER[k])
