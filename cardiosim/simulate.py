@@ -356,12 +356,15 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
     if k == 1:
         phi = lf[0] @ dipole
     else:
-        t = np.arange(n_t)
-        lf_t = np.empty((n_e, 3, n_t))
-        for e in range(n_e):
-            for j in range(3):
-                lf_t[e, j] = np.interp(t, times_idx, lf[:, e, j])
-        phi = np.einsum("ejt,jt->et", lf_t, dipole)
+        # linear interpolation of the lead field between trajectory samples (np.interp's,
+        # for all electrodes and axes at once; held at the end values outside)
+        t = np.arange(n_t, dtype=np.float64)
+        xp = np.asarray(times_idx, dtype=np.float64)
+        i1 = np.clip(np.searchsorted(xp, t, side="right"), 1, k - 1)
+        i0 = i1 - 1
+        w = np.clip((t - xp[i0]) / (xp[i1] - xp[i0]), 0.0, 1.0)[:, None, None]
+        lf_t = lf[i0] * (1.0 - w) + lf[i1] * w  # [T, n_e, 3]
+        phi = np.einsum("tej,jt->et", lf_t, dipole)
     return phi * 1e3  # V -> mV
 
 
