@@ -20,8 +20,9 @@ def delineate(vcg, fs, r, rr):
     QRS: the run of samples (gaps < 40 ms) around the fastest one where the spatial
     velocity |dV/dt| exceeds 15 % of its peak within [R - 120 ms, R + 160 ms]. P: peak of |V| in the 300 ms before the QRS, onset where
     |V| falls below 5 % of that peak (P: the largest peak of |V| above 0.02 mV, prominence 0.01 mV, 280-30 ms before
-    the QRS onset). T: peak of |V| after the QRS, end by the tangent
-    method (steepest descent extrapolated to zero). Returns a dict (s, mV, degrees).
+    the QRS onset). T: peak of |V| after the QRS and before the next beat's P (up to
+    R + 0.6 s, 0.85 RR, and RR - 0.3 s when RR >= 0.7 s), end by the tangent method
+    (steepest descent extrapolated to zero). Returns a dict (s, mV, degrees).
     """
     v = vcg
     m = np.linalg.norm(v, axis=0)
@@ -55,6 +56,8 @@ def delineate(vcg, fs, r, rr):
             onset = p0 + (below[-1] if below.size else prop["left_bases"][j])
             out["pr"] = (q_on - onset) / fs
     t0, t1 = q_off + int(0.04 * fs), min(r + int(min(0.6, 0.85 * rr) * fs), v.shape[1] - 1)
+    if rr >= 0.7:  # the next beat's P (up to 0.3 s before its R) is not searched for T
+        t1 = min(t1, r + int((rr - 0.3) * fs))
     if t1 - t0 > 10:
         kt = t0 + int(np.argmax(m[t0:t1]))
         d = np.gradient(m, 1.0 / fs)
