@@ -125,7 +125,8 @@ def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
     combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
     rhythm, morphology = combo.split("+")
     return synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
-                            rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}")
+                            rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}",
+                            patient_sampler=recipe.source.patient_sampler)
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

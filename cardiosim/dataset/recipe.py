@@ -43,6 +43,9 @@ class SourceRecipe:
         ODE only: weights of ``RHYTHM+MORPHOLOGY`` combinations.
     label_map : str
         Real sources: label map name or TOML path ('' picks the default for the source).
+    patient_sampler : {'auto', 'proposal', 'rejection'}
+        ODE only: how patients are drawn from the fitted prior — its screened proposal
+        ('auto', fast) or exact rejection from the prior itself (four times slower).
     """
 
     kind: str = "ode"
@@ -51,6 +54,7 @@ class SourceRecipe:
     limit: int = 0
     classes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ODE_CLASSES))
     label_map: str = ""
+    patient_sampler: str = "auto"
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -59,6 +63,9 @@ class SourceRecipe:
             raise ConfigError(f"source.path is required for source.kind = {self.kind!r}")
         _config.check_range("source.variants", self.variants, 1, 10_000)
         _config.check_range("source.limit", self.limit, 0)
+        if self.patient_sampler not in ("auto", "proposal", "rejection"):
+            raise ConfigError(f"source.patient_sampler must be 'auto', 'proposal' or 'rejection', "
+                              f"got {self.patient_sampler!r}")
         if self.kind == "ode":
             if not self.classes:
                 raise ConfigError("source.classes must name at least one RHYTHM+MORPHOLOGY class")

@@ -20,7 +20,7 @@ from .model import (
     ectopic_ventricular,
     robust_beat,
 )
-from .prior import sample_patient
+from .prior import default_prior, sample_patient
 from .rhythm import NORMAL, beat_schedule
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
@@ -179,7 +179,7 @@ def _ventricular_refractory(patient):
 
 
 def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
-          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation):
+          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto"):
     if not (np.isfinite(duration) and duration > 0):
         raise ConfigError(f"duration must be positive, got {duration!r}")
     if not (np.isfinite(fs) and fs > 0):
@@ -191,8 +191,11 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     params = {"rhythm": rhythm, "morphology": morphology}
 
     if patient is None:
-        patient = sample_patient(rng, morphology=morphology, prior=prior)
+        patient = sample_patient(rng, morphology=morphology, prior=prior, method=patient_sampler)
         params["patient_source"] = "prior"
+        used = prior if prior is not None else default_prior()
+        params["patient_sampler"] = ("rejection" if patient_sampler == "rejection" or used.proposal_mean is None
+                                     else "proposal")
     else:
         if not isinstance(patient, Patient):
             raise ConfigError(f"patient must be a cardiosim.ode.Patient, got {type(patient).__name__}")
@@ -242,7 +245,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         # wave before the QRS (a later bump would be delineated as P), is redrawn
         for attempt in range(51 if params["patient_source"] == "prior" else 1):
             if attempt:
-                patient = sample_patient(rng, morphology=morphology, prior=prior)
+                patient = sample_patient(rng, morphology=morphology, prior=prior, method=patient_sampler)
             pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
             if pr_max < 0.235:
                 continue
@@ -388,7 +391,8 @@ def _finish(plan, vcg, fs):
 
 def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",
                patient=None, prior=None, heart_rate_std=None, breathing_rate=None,
-               lf_hf_ratio=0.5, beat_jitter=0.03, resp_modulation=None, backend="numba") -> Beats:
+               lf_hf_ratio=0.5, beat_jitter=0.03, resp_modulation=None, patient_sampler="auto",
+               backend="numba") -> Beats:
     """Synthesize a labeled dipole (VCG) record of one patient.
 
     Parameters
@@ -409,6 +413,8 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     beat_jitter : float — relative beat-to-beat amplitude variability per wave
     resp_modulation : float, optional — relative amplitude modulation by breathing
         (drawn 0.02-0.08 when None)
+    patient_sampler : {"auto", "proposal", "rejection"} — how a patient is drawn from the
+        prior (``prior.sample_patient``'s ``method``; stored as ``patient_sampler``)
     backend : "numba" or "numpy"
 
     Returns
@@ -416,7 +422,7 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     Beats
     """
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
-                 heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation)
+                 heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler)
     n = int(round(duration * fs))
     vcg = render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, n, fs, backend=backend)
     return _finish(plan, vcg, fs)
@@ -433,7 +439,7 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
         raise ConfigError(f"n_records must be a positive integer, got {n_records!r}")
     kw = dict(heart_rate=None, rhythm="sinus", morphology="normal", patient=None, prior=None,
               heart_rate_std=None, breathing_rate=None, lf_hf_ratio=0.5, beat_jitter=0.03,
-              resp_modulation=None)
+              resp_modulation=None, patient_sampler="auto")
     unknown = set(kwargs) - set(kw)
     if unknown:
         raise ConfigError(f"unknown synthesize_batch option(s) {sorted(unknown)}")
