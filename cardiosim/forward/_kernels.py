@@ -18,8 +18,13 @@ from numba import njit
 
 
 @njit(cache=True)
-def _lin_coeff_kernel(rr, faces, tri_nn, tri_area, out):
-    n = rr.shape[0]
+def _lin_coeff_kernel(points, own, rr, faces, tri_nn, tri_area, out):
+    # de Munck's integrals from each field point to the corners of every triangle of the
+    # surface ``rr, faces``. ``own``: the points are the surface's own nodes, and a node's
+    # own triangles are skipped (their share is the auto term); otherwise (another
+    # surface of a multi-compartment model) only triangles whose solid angle is
+    # negligible are skipped (as MNE-Python does).
+    n = points.shape[0]
     for t in range(faces.shape[0]):
         i0, i1, i2 = faces[t, 0], faces[t, 1], faces[t, 2]
         area2 = 2.0 * tri_area[t]
@@ -39,13 +44,13 @@ def _lin_coeff_kernel(rr, faces, tri_nn, tri_area, out):
         v = np.empty((3, 3))
         lv = np.empty(3)
         for i in range(n):
-            if i == i0 or i == i1 or i == i2:
+            if own and (i == i0 or i == i1 or i == i2):
                 continue
             for k in range(3):
                 c = corners[k]
-                v[k, 0] = rr[c, 0] - rr[i, 0]
-                v[k, 1] = rr[c, 1] - rr[i, 1]
-                v[k, 2] = rr[c, 2] - rr[i, 2]
+                v[k, 0] = rr[c, 0] - points[i, 0]
+                v[k, 1] = rr[c, 1] - points[i, 1]
+                v[k, 2] = rr[c, 2] - points[i, 2]
                 lv[k] = np.sqrt(v[k, 0] ** 2 + v[k, 1] ** 2 + v[k, 2] ** 2)
             # triple = v1 . (v2 x v3)
             cx = v[1, 1] * v[2, 2] - v[1, 2] * v[2, 1]
@@ -89,6 +94,14 @@ def _lin_coeff_kernel(rr, faces, tri_nn, tri_area, out):
                 out[i, corners[k]] -= om
 
 
+def _triangle_frame(rr, faces):
+    """Unit normals (m, 3) and areas (m,) of the triangles."""
+    tri = rr[faces]
+    cr = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = 0.5 * np.linalg.norm(cr, axis=1)
+    return cr / (2 * area[:, None]), area
+
+
 def linear_collocation_matrix(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Linear-collocation solid-angle matrix (n, n), auto terms left at zero (de Munck 1992).
 
@@ -104,33 +117,29 @@ def linear_collocation_matrix(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """
     rr = np.ascontiguousarray(rr, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
-    tri = rr[faces]
-    cr = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = 0.5 * np.linalg.norm(cr, axis=1)
-    nn = cr / (2 * area[:, None])
+    nn, area = _triangle_frame(rr, faces)
     out = np.zeros((len(rr), len(rr)))
-    _lin_coeff_kernel(rr, faces, nn, area, out)
+    _lin_coeff_kernel(rr, True, rr, faces, nn, area, out)
     return out
 
 
-def linear_collocation_matrix_numpy(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`linear_collocation_matrix` (vectorised over field points, as in
+def _lin_coeff_numpy(points, own, rr, faces):
+    """NumPy twin of ``_lin_coeff_kernel`` (vectorised over field points, as in
     MNE-Python's ``_lin_pot_coeff``)."""
-    rr = np.asarray(rr, dtype=np.float64)
     tri_all = rr[faces]
-    cr = np.cross(tri_all[:, 1] - tri_all[:, 0], tri_all[:, 2] - tri_all[:, 0])
-    area = 0.5 * np.linalg.norm(cr, axis=1)
-    nn = cr / (2 * area[:, None])
-    out = np.zeros((len(rr), len(rr)))
-    ids = np.arange(len(rr))
+    nn, area = _triangle_frame(rr, faces)
+    out = np.zeros((len(points), len(rr)))
+    ids = np.arange(len(points))
     for t, tri in enumerate(faces):
-        v = [tri_all[t, k][None] - rr for k in range(3)]
+        v = [tri_all[t, k][None] - points for k in range(3)]
         lv = [np.linalg.norm(x, axis=1) for x in v]
         triple = (v[0] * np.cross(v[1], v[2])).sum(1)
         ss = lv[0] * lv[1] * lv[2] + (v[0] * v[1]).sum(1) * lv[2] + (v[0] * v[2]).sum(1) * lv[1] \
             + (v[1] * v[2]).sum(1) * lv[0]
         half = np.arctan2(triple, ss)
-        bad = (np.abs(half) < np.pi / 1e6) | np.isin(ids, tri)
+        bad = np.abs(half) < np.pi / 1e6
+        if own:
+            bad |= np.isin(ids, tri)
         lv = [np.where(bad, 1.0, x) for x in lv]
         beta = []
         for k in range(3):
@@ -150,6 +159,12 @@ def linear_collocation_matrix_numpy(rr: np.ndarray, faces: np.ndarray) -> np.nda
             om[bad] = 0.0
             out[:, tri[k]] -= om
     return out
+
+
+def linear_collocation_matrix_numpy(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`linear_collocation_matrix`."""
+    rr = np.asarray(rr, dtype=np.float64)
+    return _lin_coeff_numpy(rr, True, rr, faces)
 
 
 @njit(cache=True)
@@ -176,75 +191,6 @@ def interpolate_transfer_numpy(tri_index, bary, tri_transfer):
 
 
 # ------------------------------------------------------------------ cross-surface coefficients
-@njit(cache=True)
-def _lin_coeff_cross_kernel(points, rr, faces, tri_nn, tri_area, out):
-    # Same de Munck integrals as _lin_coeff_kernel, for field points that are not nodes of
-    # the triangulated surface (another surface of a multi-compartment model): no triangle
-    # is skipped as "own", only those whose solid angle is negligible (as MNE-Python does).
-    n = points.shape[0]
-    for t in range(faces.shape[0]):
-        i0, i1, i2 = faces[t, 0], faces[t, 1], faces[t, 2]
-        area2 = 2.0 * tri_area[t]
-        n2 = 1.0 / (area2 * area2)
-        nx, ny, nz = tri_nn[t, 0], tri_nn[t, 1], tri_nn[t, 2]
-        e = np.empty((3, 3))
-        el = np.empty(3)
-        corners = (i0, i1, i2)
-        for k in range(3):
-            a = corners[k]
-            b = corners[(k + 1) % 3]
-            ex, ey, ez = rr[b, 0] - rr[a, 0], rr[b, 1] - rr[a, 1], rr[b, 2] - rr[a, 2]
-            ln = np.sqrt(ex * ex + ey * ey + ez * ez)
-            el[k] = ln
-            e[k, 0], e[k, 1], e[k, 2] = ex / ln, ey / ln, ez / ln
-        v = np.empty((3, 3))
-        lv = np.empty(3)
-        beta = np.empty(3)
-        for i in range(n):
-            for k in range(3):
-                c = corners[k]
-                v[k, 0] = rr[c, 0] - points[i, 0]
-                v[k, 1] = rr[c, 1] - points[i, 1]
-                v[k, 2] = rr[c, 2] - points[i, 2]
-                lv[k] = np.sqrt(v[k, 0] ** 2 + v[k, 1] ** 2 + v[k, 2] ** 2)
-            cx = v[1, 1] * v[2, 2] - v[1, 2] * v[2, 1]
-            cy = v[1, 2] * v[2, 0] - v[1, 0] * v[2, 2]
-            cz = v[1, 0] * v[2, 1] - v[1, 1] * v[2, 0]
-            triple = v[0, 0] * cx + v[0, 1] * cy + v[0, 2] * cz
-            d01 = v[0, 0] * v[1, 0] + v[0, 1] * v[1, 1] + v[0, 2] * v[1, 2]
-            d02 = v[0, 0] * v[2, 0] + v[0, 1] * v[2, 1] + v[0, 2] * v[2, 2]
-            d12 = v[1, 0] * v[2, 0] + v[1, 1] * v[2, 1] + v[1, 2] * v[2, 2]
-            ss = lv[0] * lv[1] * lv[2] + d01 * lv[2] + d02 * lv[1] + d12 * lv[0]
-            half_solid = np.arctan2(triple, ss)
-            if abs(half_solid) < np.pi / 1e6:
-                continue
-            for k in range(3):
-                kk = (k + 1) % 3
-                num = lv[k] + v[k, 0] * e[k, 0] + v[k, 1] * e[k, 1] + v[k, 2] * e[k, 2]
-                den = lv[kk] + v[kk, 0] * e[k, 0] + v[kk, 1] * e[k, 1] + v[kk, 2] * e[k, 2]
-                beta[k] = np.log(num / den) / el[k]
-            wx = (beta[2] - beta[0]) * v[0, 0] + (beta[0] - beta[1]) * v[1, 0] + (beta[1] - beta[2]) * v[2, 0]
-            wy = (beta[2] - beta[0]) * v[0, 1] + (beta[0] - beta[1]) * v[1, 1] + (beta[1] - beta[2]) * v[2, 1]
-            wz = (beta[2] - beta[0]) * v[0, 2] + (beta[0] - beta[1]) * v[1, 2] + (beta[1] - beta[2]) * v[2, 2]
-            for k in range(3):
-                a = (k + 1) % 3
-                b = (k + 2) % 3
-                dx, dy, dz = v[b, 0] - v[a, 0], v[b, 1] - v[a, 1], v[b, 2] - v[a, 2]
-                zx = v[a, 1] * v[b, 2] - v[a, 2] * v[b, 1]
-                zy = v[a, 2] * v[b, 0] - v[a, 0] * v[b, 2]
-                zz = v[a, 0] * v[b, 1] - v[a, 1] * v[b, 0]
-                zdots = zx * nx + zy * ny + zz * nz
-                om = -n2 * (area2 * zdots * 2.0 * half_solid - triple * (dx * wx + dy * wy + dz * wz))
-                out[i, corners[k]] -= om
-
-
-def _triangle_frame(rr, faces):
-    tri = rr[faces]
-    cr = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = 0.5 * np.linalg.norm(cr, axis=1)
-    return cr / (2 * area[:, None]), area
-
-
 def linear_collocation_cross_matrix(points: np.ndarray, rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Solid-angle coefficients (n_points, n_nodes) of a surface seen from points off it.
 
@@ -271,39 +217,11 @@ def linear_collocation_cross_matrix(points: np.ndarray, rr: np.ndarray, faces: n
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     nn, area = _triangle_frame(rr, faces)
     out = np.zeros((len(pts), len(rr)))
-    _lin_coeff_cross_kernel(pts, rr, faces, nn, area, out)
+    _lin_coeff_kernel(pts, False, rr, faces, nn, area, out)
     return out
 
 
 def linear_collocation_cross_matrix_numpy(points: np.ndarray, rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`linear_collocation_cross_matrix` (vectorised over field points)."""
+    """NumPy twin of :func:`linear_collocation_cross_matrix`."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    rr = np.asarray(rr, dtype=np.float64)
-    tri_all = rr[faces]
-    nn, area = _triangle_frame(rr, faces)
-    out = np.zeros((len(pts), len(rr)))
-    for t, tri in enumerate(faces):
-        v = [tri_all[t, k][None] - pts for k in range(3)]
-        lv = [np.linalg.norm(x, axis=1) for x in v]
-        triple = (v[0] * np.cross(v[1], v[2])).sum(1)
-        ss = lv[0] * lv[1] * lv[2] + (v[0] * v[1]).sum(1) * lv[2] + (v[0] * v[2]).sum(1) * lv[1] \
-            + (v[1] * v[2]).sum(1) * lv[0]
-        half = np.arctan2(triple, ss)
-        bad = np.abs(half) < np.pi / 1e6
-        beta = []
-        for k in range(3):
-            kk = (k + 1) % 3
-            edge = tri_all[t, kk] - tri_all[t, k]
-            size = np.linalg.norm(edge)
-            edge = edge / size
-            beta.append(np.log((lv[k] + v[k] @ edge) / (lv[kk] + v[kk] @ edge)) / size)
-        w = (beta[2] - beta[0])[:, None] * v[0] + (beta[0] - beta[1])[:, None] * v[1] \
-            + (beta[1] - beta[2])[:, None] * v[2]
-        area2 = 2.0 * area[t]
-        for k in range(3):
-            a, b = (k + 1) % 3, (k + 2) % 3
-            zdots = np.cross(v[a], v[b]) @ nn[t]
-            om = -(area2 * zdots * 2.0 * half - triple * ((v[b] - v[a]) * w).sum(1)) / area2 ** 2
-            om[bad] = 0.0
-            out[:, tri[k]] -= om
-    return out
+    return _lin_coeff_numpy(pts, False, np.asarray(rr, dtype=np.float64), faces)
