@@ -171,17 +171,24 @@ def make_bem_model(torso: TorsoMesh, conductivity: float = 0.2, source_position=
     src = _check_position(source_position)
     check_inside(torso, src, what="dipole source (heart)")
     key = cache_key(torso, sigma, src)
-    path = Path(cache_dir or default_cache_dir()) / f"bem-{key[:32]}.npz"
-    node_lf = None
+    node_lf = cached_node_lead_field(f"bem-{key[:32]}.npz", key, cache_dir, use_cache,
+                                     lambda: solve_bem(torso.vertices, torso.faces, src, sigma))
+    return BEMModel(torso, node_lf, src, sigma)
+
+
+def cached_node_lead_field(name: str, key: str, cache_dir, use_cache: bool, solve) -> np.ndarray:
+    """The node lead field stored as ``name`` in the cache folder under ``key``, or
+    ``solve()``'s, saved there atomically (a corrupt or mismatching entry is rebuilt and
+    replaced)."""
+    path = Path(cache_dir or default_cache_dir()) / name
     if use_cache and path.is_file():
         try:
             with np.load(path) as z:
                 if str(z["key"]) == key:
-                    node_lf = z["node_lead_field"]
+                    return z["node_lead_field"]
         except (OSError, ValueError, KeyError):
-            node_lf = None      # a corrupt entry is rebuilt and replaced
-    if node_lf is None:
-        node_lf = solve_bem(torso.vertices, torso.faces, src, sigma)
-        if use_cache:
-            _atomic_save(path, node_lead_field=node_lf, key=np.array(key))
-    return BEMModel(torso, node_lf, src, sigma)
+            pass
+    node_lf = solve()
+    if use_cache:
+        _atomic_save(path, node_lead_field=node_lf, key=np.array(key))
+    return node_lf

@@ -45,7 +45,6 @@ radius: RDM 0.78 % / 0.21 %, MAG 1.020 / 1.005 at 320 / 1,280 triangles per shel
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 
@@ -53,13 +52,7 @@ from ..errors import ConfigError, GeometryError
 from ..geometry.mesh import TorsoMesh, check_inside
 from ..geometry.organs import make_lungs, surface_nesting
 from ._kernels import linear_collocation_cross_matrix, linear_collocation_matrix
-from .bem import (
-    BEMModel,
-    _atomic_save,
-    _auto_correct,
-    default_cache_dir,
-    node_area_weights,
-)
+from .bem import BEMModel, _auto_correct, cached_node_lead_field, node_area_weights
 from .models import _check_position, infinite_lead_field
 
 _METHOD = "multilayer-linear-collocation-demunck-v1"
@@ -261,17 +254,6 @@ def make_multilayer_bem_model(torso: TorsoMesh, lungs=None, conductivities=None,
             raise GeometryError(f"dipole source at {src.tolist()} m is {d[0] * 1000:.1f} mm from the surface of "
                                 f"{s.name!r} (need {SOURCE_MARGIN * 1000:.0f} mm)")
     key = cache_key(surfaces, sig, src)
-    path = Path(cache_dir or default_cache_dir()) / f"bem-multilayer-{key[:32]}.npz"
-    node_lf = None
-    if use_cache and path.is_file():
-        try:
-            with np.load(path) as z:
-                if str(z["key"]) == key:
-                    node_lf = z["node_lead_field"]
-        except (OSError, ValueError, KeyError):
-            node_lf = None      # a corrupt entry is rebuilt and replaced
-    if node_lf is None:
-        node_lf = solve_multilayer_bem(surfaces, sig, src, parents=parents)
-        if use_cache:
-            _atomic_save(path, node_lead_field=node_lf, key=np.array(key))
+    node_lf = cached_node_lead_field(f"bem-multilayer-{key[:32]}.npz", key, cache_dir, use_cache,
+                                     lambda: solve_multilayer_bem(surfaces, sig, src, parents=parents))
     return MultilayerBEMModel(torso, inner, node_lf, src, sig, parents)
