@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 from scipy import signal as _signal
 
-from ..errors import ConfigError
 from ._kernels import upsample_linear_add_ref
 from .config import BreathingConfig
-from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _checked_inputs
+from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _breathing_draws, _checked_inputs
 
 _DEFAULT_BREATHING = BreathingConfig()
 
@@ -86,13 +85,7 @@ def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, b
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 
     # --- breathing -------------------------------------------------------------------
-    if breathing_rate is not None:
-        if not (np.isfinite(breathing_rate) and 0 < breathing_rate <= 80):
-            raise ConfigError(f"breathing_rate must be in (0, 80] breaths/min, got {breathing_rate!r}")
-        rate_bpm = float(breathing_rate)
-    else:
-        rate_bpm = rng.uniform(*br.rate_bpm) * act.breathing_rate_factor
-    depth = rng.uniform(*br.depth) * (1.0 + act.intensity)
+    rate_bpm, depth = _breathing_draws(rng, act, br, breathing_rate)
     b01, _ = breathing_signal_ref(rng, n, fs, rate_bpm / 60.0, br)
     breath = depth * b01
     bc = breath - breath.mean()

@@ -187,6 +187,18 @@ def _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes, positi
     return act, br, n_e, n, positions
 
 
+def _breathing_draws(rng, act, br, breathing_rate):
+    """Breathing rate (breaths/min; the given one, or drawn and scaled by the activity)
+    and depth (scaled by the activity's intensity); shared with the NumPy twin."""
+    if breathing_rate is not None:
+        if not (np.isfinite(breathing_rate) and 0 < breathing_rate <= 80):
+            raise ConfigError(f"breathing_rate must be in (0, 80] breaths/min, got {breathing_rate!r}")
+        rate_bpm = float(breathing_rate)
+    else:
+        rate_bpm = rng.uniform(*br.rate_bpm) * act.breathing_rate_factor
+    return rate_bpm, rng.uniform(*br.depth) * (1.0 + act.intensity)
+
+
 def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
                     activity: str | ActivityConfig | Mapping[str, Any] = "rest",
                     breathing: BreathingConfig | Mapping[str, Any] | None = None,
@@ -220,13 +232,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 
     # --- breathing -------------------------------------------------------------------
-    if breathing_rate is not None:
-        if not (np.isfinite(breathing_rate) and 0 < breathing_rate <= 80):
-            raise ConfigError(f"breathing_rate must be in (0, 80] breaths/min, got {breathing_rate!r}")
-        rate_bpm = float(breathing_rate)
-    else:
-        rate_bpm = rng.uniform(*br.rate_bpm) * act.breathing_rate_factor
-    depth = rng.uniform(*br.depth) * (1.0 + act.intensity)
+    rate_bpm, depth = _breathing_draws(rng, act, br, breathing_rate)
     b01, _ = breathing_signal(rng, n, fs, rate_bpm / 60.0, br)
     breath = depth * b01
     bc = breath - breath.mean()

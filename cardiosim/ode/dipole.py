@@ -43,6 +43,13 @@ def phase_from_r_peaks(r_times, n_samples, fs, t0=0.0, backend="numba"):
     return out
 
 
+def _check_rate_and_cutoff(fs, cutoff):
+    if not (np.isfinite(fs) and fs > 0):
+        raise ConfigError(f"fs must be positive, got {fs!r}")
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise ConfigError(f"cutoff must be positive, got {cutoff!r}")
+
+
 def _check_gaussians(centres, widths, amps, chans, n_ch):
     centres = np.ascontiguousarray(centres, np.float64)
     widths = np.ascontiguousarray(widths, np.float64)
@@ -75,10 +82,7 @@ def render_dipole(r_times, centres, widths, amps, chans, n_samples, fs, t0=0.0, 
     -------
     ndarray (n_channels, n_samples) float64, mV
     """
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs must be positive, got {fs!r}")
-    if not (np.isfinite(cutoff) and cutoff > 0):
-        raise ConfigError(f"cutoff must be positive, got {cutoff!r}")
+    _check_rate_and_cutoff(fs, cutoff)
     centres, widths, amps, chans = _check_gaussians(centres, widths, amps, chans, n_channels)
     phase = phase_from_r_peaks(r_times, n_samples, fs, t0, backend)
     out = np.zeros((int(n_channels), int(n_samples)))
@@ -95,6 +99,7 @@ def render_dipole_batch(records, n_samples, fs, t0=0.0, cutoff=DEFAULT_CUTOFF, b
     records : list of (r_times, centres, widths, amps, chans) as in :func:`render_dipole`.
     Returns ndarray (n_records, 3, n_samples) float64, mV.
     """
+    _check_rate_and_cutoff(fs, cutoff)
     n = len(records)
     r_off = np.zeros(n + 1, np.int64)
     g_off = np.zeros(n + 1, np.int64)
@@ -129,10 +134,7 @@ def render_gaussians(centres, widths, amps, chans, n_samples, fs, t0=0.0, n_chan
     -------
     ndarray (n_channels, n_samples) float64, mV
     """
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs must be positive, got {fs!r}")
-    if not (np.isfinite(cutoff) and cutoff > 0):
-        raise ConfigError(f"cutoff must be positive, got {cutoff!r}")
+    _check_rate_and_cutoff(fs, cutoff)
     centres, widths, amps, chans = _check_gaussians(centres, widths, amps, chans, n_channels)
     out = np.zeros((int(n_channels), int(n_samples)))
     kern = _backend(backend)
@@ -152,8 +154,7 @@ def render_gaussians_batch(records, n_samples, fs, t0=0.0, cutoff=DEFAULT_CUTOFF
     records : list of (centres, widths, amps, chans) as in :func:`render_gaussians`.
     Returns ndarray (n_records, 3, n_samples) float64, mV.
     """
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs must be positive, got {fs!r}")
+    _check_rate_and_cutoff(fs, cutoff)
     g_off = np.zeros(len(records) + 1, np.int64)
     checked = []
     for i, rec in enumerate(records):
