@@ -96,6 +96,10 @@ def test_time_kernel_parallel_and_batch_equal_serial(rng):
         np.testing.assert_array_equal(batch[i], render_gaussians(*rec, 5000, 500.0))
     with pytest.raises(SignalError, match="widths must be positive"):
         render_gaussians([0.1], [0.0], [1.0], [0], 100, 500.0)
+    with pytest.raises(SignalError, match="amps must be finite"):
+        render_gaussians([0.1], [0.01], [np.nan], [0], 100, 500.0)
+    with pytest.raises(SignalError, match="centres must be finite"):
+        render_gaussians_batch([([np.inf], [0.01], [1.0], [0])], 100, 500.0)
     with pytest.raises(ConfigError, match="fs must be positive"):
         render_gaussians_batch(recs, 100, -1.0)
 

@@ -58,6 +58,9 @@ def _check_gaussians(centres, widths, amps, chans, n_ch):
     if not (centres.ndim == 1 and centres.shape == widths.shape == amps.shape == chans.shape):
         raise SignalError(f"centres {centres.shape}, widths {widths.shape}, amps {amps.shape}, "
                           f"chans {chans.shape} must be equal 1-D shapes")
+    for name, x in (("centres", centres), ("widths", widths), ("amps", amps)):
+        if not np.all(np.isfinite(x)):
+            raise SignalError(f"Gaussian {name} must be finite, got {int(np.sum(~np.isfinite(x)))} NaN/inf")
     if widths.size and widths.min() <= 0:
         raise SignalError(f"Gaussian widths must be positive, got min {widths.min()}")
     if chans.size and (chans.min() < 0 or chans.max() >= n_ch):
