@@ -1,16 +1,27 @@
-"""Signal-to-noise ratio: definitions, measurement and scaling.
+"""Signal-to-noise ratio: definitions, measurement and scaling, per lead and pooled.
 
-Two definitions, both pooled over leads (``SNR = 10 log10(sum_k S_k / sum_k N_k)``, so one
-gain per noise kind keeps the montage consistent; FECGSYN likewise sets SNR against the
-mean ECG power over channels, PHYSICS.md section 6):
+Two definitions:
 
 ``'nstdb'`` -- the MIT-BIH Noise Stress Test Database definition (Moody, Muldrow & Mark
-    1984; PHYSICS.md section 6): ``S = (mean QRS peak-to-peak amplitude)^2 / 8`` (the power
-    of a sine of that peak-to-peak amplitude), QRS peak-to-peak measured in a window of
-    ``qrs_window_s`` centred on each R peak; ``N`` = the square of the trimmed mean
-    (``trim`` = 5 % cut at each end) of the RMS of the noise in consecutive 1-s chunks.
+    1984; PHYSICS.md section 6), as the WFDB ``nst`` program computes it through
+    ``sigamp``: ``S = A^2 / 8`` (the power of a sine of peak-to-peak amplitude ``A``),
+    ``A`` = trimmed mean of the QRS peak-to-peak amplitudes, each measured in the window
+    ``[r - 0.05 s, r + 0.05 s]`` (both ends included) around an R peak (normal beats,
+    when the caller has annotations); ``N = a^2``, ``a`` = trimmed mean of the RMS of the
+    noise in consecutive, non-overlapping 1-s chunks, **each chunk's own mean removed
+    before its RMS** (``sigamp``'s ``getrms``). Trimmed means drop ``n // 20`` values at
+    each end of the sorted measurements (``trim = 0.05``). ``sigamp`` stops after 300
+    measurements by default (``max_measurements``); the default here uses them all.
 ``'power'`` -- mean power: ``S = mean(clean^2)`` (after removing each lead's mean),
     ``N = mean(noise^2)``.
+
+Per lead and pooled: ``SNR_k = 10 log10(S_k / N_k)`` per lead ``k``; the pooled SNR is
+``10 log10(sum_k S_k / sum_k N_k)`` (FECGSYN sets SNR against the mean ECG power over
+channels, PHYSICS.md section 6). NSTDB itself sets one gain per channel, i.e. targets
+the per-lead SNR. Noise born at the electrodes reaches several leads, so one gain per
+electrode cannot always give every lead its target: :func:`electrode_gains` fits the
+gains in dB (exact where the montage allows, least squares elsewhere) and reports the
+per-lead SNR it reached.
 """
 
 from __future__ import annotations
@@ -21,6 +32,10 @@ from .. import qrs as _qrs
 from ..errors import ConfigError, SignalError
 
 DEFINITIONS = ("nstdb", "power")
+TARGETING = ("per_lead", "pooled")
+
+#: Half-width of sigamp's QRS window around each beat annotation (s).
+QRS_HALF_WINDOW_S = 0.05
 
 
 def _as_leads(x, name) -> np.ndarray:
@@ -56,12 +71,34 @@ def detect_r_peaks(clean_leads, fs: float, *, min_rr_s: float = 0.3) -> np.ndarr
     return _qrs.detect_r_peaks(x, fs, refractory=min_rr_s)
 
 
+def qrs_amplitudes(clean_leads, fs: float, r_peaks, *, qrs_window_s: float = 2 * QRS_HALF_WINDOW_S) -> np.ndarray:
+    """Peak-to-peak amplitude of every QRS complex, ``[n_leads, n_beats]`` mV (``sigamp -a``).
+
+    The window is ``[r - h, r + h]`` samples, both ends included, ``h = round(qrs_window_s
+    * fs / 2)``; windows are clipped to the record.
+    """
+    x = _as_leads(clean_leads, "clean_leads")
+    r = np.asarray(r_peaks, dtype=np.int64).ravel()
+    if r.size == 0:
+        raise SignalError("no R peaks given or found in clean_leads; the 'nstdb' SNR needs QRS complexes")
+    if np.any((r < 0) | (r >= x.shape[1])):
+        raise SignalError(f"r_peaks outside [0, {x.shape[1]}): {r[(r < 0) | (r >= x.shape[1])][:5]}")
+    h = max(1, int(round(qrs_window_s * fs / 2)))
+    # one gather instead of a loop over beats; the window offset on the middle axis so
+    # max/min run as elementwise passes
+    idx = np.clip(np.arange(-h, h + 1)[:, None] + r[None, :], 0, x.shape[1] - 1)
+    seg = x[:, idx]                                               # [n_leads, 2h+1, n_beats]
+    return seg.max(axis=1).astype(np.float64) - seg.min(axis=1)
+
+
 def signal_power(clean_leads, *, definition: str = "nstdb", fs: float | None = None,
-                 r_peaks=None, qrs_window_s: float = 0.1) -> np.ndarray:
+                 r_peaks=None, qrs_window_s: float = 2 * QRS_HALF_WINDOW_S, trim: float = 0.05,
+                 max_measurements: int | None = None) -> np.ndarray:
     """Per-lead signal power ``S_k`` (mV^2) under ``definition`` (see module docstring).
 
-    ``r_peaks`` (sample indices) is used by 'nstdb'; when ``None`` they are found with
-    :func:`detect_r_peaks`.
+    ``r_peaks`` (sample indices; pass the normal beats of an annotation to follow
+    ``sigamp -a`` exactly) is used by 'nstdb'; when ``None`` they are found with
+    :func:`detect_r_peaks`. ``max_measurements`` keeps the first beats only (``sigamp -n``).
     """
     x = _as_leads(clean_leads, "clean_leads")
     _check_def(definition)
@@ -69,61 +106,77 @@ def signal_power(clean_leads, *, definition: str = "nstdb", fs: float | None = N
         return np.mean((x - x.mean(axis=1, keepdims=True)) ** 2, axis=1)
     fs = _check_fs(fs)
     r = detect_r_peaks(x, fs) if r_peaks is None else np.asarray(r_peaks, dtype=np.int64).ravel()
-    if r.size == 0:
-        raise SignalError("no R peaks given or found in clean_leads; the 'nstdb' SNR needs QRS complexes")
-    if np.any((r < 0) | (r >= x.shape[1])):
-        raise SignalError(f"r_peaks outside [0, {x.shape[1]}): {r[(r < 0) | (r >= x.shape[1])][:5]}")
-    h = max(1, int(round(qrs_window_s * fs / 2)))
-    # windows [r - h, r + h] clipped to the record: one gather instead of a loop over beats;
-    # window offset on the middle axis, so max/min run as fast elementwise passes
-    idx = np.clip(np.arange(-h, h + 1)[:, None] + r[None, :], 0, x.shape[1] - 1)
-    seg = x[:, idx]                                               # [n_leads, 2h+1, n_beats]
-    pp = seg.max(axis=1).astype(np.float64) - seg.min(axis=1)
-    return pp.mean(axis=1) ** 2 / 8.0
+    if max_measurements is not None:
+        r = r[:_check_nmax(max_measurements)]
+    pp = qrs_amplitudes(x, fs, r, qrs_window_s=qrs_window_s)
+    return trimmed_mean(pp, trim) ** 2 / 8.0
 
 
 def noise_power(noise_leads, *, definition: str = "nstdb", fs: float | None = None,
-                trim: float = 0.05) -> np.ndarray:
-    """Per-lead noise power ``N_k`` (mV^2) under ``definition`` (see module docstring)."""
+                trim: float = 0.05, max_measurements: int | None = None) -> np.ndarray:
+    """Per-lead noise power ``N_k`` (mV^2) under ``definition`` (see module docstring).
+
+    ``max_measurements`` keeps the first 1-s chunks only (``sigamp -n``; 'nstdb' only).
+    """
     n = _as_leads(noise_leads, "noise_leads")
     _check_def(definition)
-    return _noise_power(n, definition, None if definition == "power" else _check_fs(fs), trim)
+    if definition == "power":
+        return _noise_power(n, definition, None)
+    fs = _check_fs(fs)
+    if max_measurements is not None:
+        n = n[:, :_check_nmax(max_measurements) * int(round(fs))]
+    return _noise_power(n, definition, fs, trim)
+
+
+def chunk_rms(n, fs: float) -> np.ndarray:
+    """RMS of consecutive 1-s chunks, each chunk's own mean removed (``sigamp``'s
+    ``getrms``), of ``n`` ``[..., T]`` -> ``[..., T // round(fs)]`` float64; the incomplete
+    last chunk is not measured."""
+    c = int(round(fs))
+    k = n.shape[-1] // c
+    if k == 0:
+        raise SignalError(f"the 'nstdb' noise power needs at least one 1-s chunk ({c} samples), got {n.shape[-1]}")
+    x = np.asarray(n[..., :k * c], dtype=np.float64).reshape(n.shape[:-1] + (k, c))
+    ones = np.full(c, 1.0 / c)
+    # chunk means and mean squares by matrix products (BLAS), much faster than reductions
+    # over the last axis; the chunk's first sample is subtracted first so the variance
+    # E[x^2] - E[x]^2 does not cancel catastrophically under a large baseline offset
+    x = x - x[..., :1]
+    m = x @ ones
+    var = np.square(x) @ ones - np.square(m)
+    return np.sqrt(np.maximum(var, 0.0))
 
 
 def _noise_power(n, definition, fs, trim=0.05):
     """:func:`noise_power` on ``[..., n_leads, T]`` without validation -> ``[..., n_leads]``."""
     if definition == "power":
         return np.mean(np.square(n), axis=-1, dtype=np.float64)
-    c = int(round(fs))
-    k = n.shape[-1] // c
-    if k == 0:
-        raise SignalError(f"the 'nstdb' noise power needs at least one 1-s chunk ({c} samples), got {n.shape[-1]}")
-    sq = np.square(n[..., :k * c]).reshape(n.shape[:-1] + (k, c))
-    # chunk sums by a matrix product (BLAS): much faster than a reduction over the last axis
-    rms = np.sqrt((sq @ np.ones(c, dtype=sq.dtype)).astype(np.float64) / c)
-    return trimmed_mean(rms, trim) ** 2
+    return trimmed_mean(chunk_rms(n, fs), trim) ** 2
 
 
 def trimmed_mean(a, trim: float = 0.05) -> np.ndarray:
     """Mean along the last axis after cutting ``int(trim * n)`` values at each end (as
-    ``scipy.stats.trim_mean``, without its per-call overhead)."""
+    ``sigamp``'s ``n / 20`` for ``trim = 0.05`` and ``scipy.stats.trim_mean``, without
+    its per-call overhead)."""
     a = np.sort(np.asarray(a, dtype=np.float64), axis=-1)
     n = a.shape[-1]
     cut = int(trim * n)
-    if 2 * cut >= n:
+    if not (0 <= trim < 0.5) or 2 * cut >= n:
         raise ConfigError(f"trim = {trim} leaves no values out of {n}")
     return a[..., cut:n - cut].mean(axis=-1)
 
 
 def measure_snr(noise_leads, clean_leads, *, definition: str = "nstdb", fs: float | None = None,
-                r_peaks=None, per_lead: bool = False, qrs_window_s: float = 0.1, trim: float = 0.05):
+                r_peaks=None, per_lead: bool = False, qrs_window_s: float = 2 * QRS_HALF_WINDOW_S,
+                trim: float = 0.05, max_measurements: int | None = None):
     """SNR in dB of ``noise_leads`` against ``clean_leads`` (both ``[n_leads, T]`` mV).
 
-    Returns the pooled SNR ``10 log10(sum S / sum N)`` (float), or per lead when
-    ``per_lead``. Zero noise gives ``inf``.
+    Returns the pooled SNR ``10 log10(sum S / sum N)`` (float), or the per-lead SNR
+    ``[n_leads]`` when ``per_lead``. Zero noise gives ``inf``.
     """
-    s = signal_power(clean_leads, definition=definition, fs=fs, r_peaks=r_peaks, qrs_window_s=qrs_window_s)
-    nz = noise_power(noise_leads, definition=definition, fs=fs, trim=trim)
+    s = signal_power(clean_leads, definition=definition, fs=fs, r_peaks=r_peaks, qrs_window_s=qrs_window_s,
+                     trim=trim, max_measurements=max_measurements)
+    nz = noise_power(noise_leads, definition=definition, fs=fs, trim=trim, max_measurements=max_measurements)
     if s.shape != nz.shape:
         raise SignalError(f"noise_leads has {nz.size} leads, clean_leads {s.size}")
     with np.errstate(divide="ignore"):
@@ -133,23 +186,27 @@ def measure_snr(noise_leads, clean_leads, *, definition: str = "nstdb", fs: floa
 
 
 def snr_gain(noise_leads, clean_leads, snr_db: float, *, definition: str = "nstdb", fs=None,
-             r_peaks=None, qrs_window_s: float = 0.1, trim: float = 0.05) -> float:
+             r_peaks=None, per_lead: bool = False, **kwargs):
     """The factor ``g`` such that ``g * noise_leads`` has SNR ``snr_db`` (both definitions
-    are quadratic in the noise amplitude, so the target is met exactly). Zero noise -> ``nan``."""
+    are homogeneous of degree 2 in the noise amplitude, so the target is met exactly):
+    one float for the pooled SNR, ``[n_leads]`` gains (as ``nst``) when ``per_lead``.
+    Zero noise -> ``nan``. ``kwargs``: ``qrs_window_s``, ``trim``, ``max_measurements``."""
     if not np.isfinite(snr_db):
         raise ConfigError(f"snr_db must be finite, got {snr_db!r}")
     cur = measure_snr(noise_leads, clean_leads, definition=definition, fs=fs, r_peaks=r_peaks,
-                      qrs_window_s=qrs_window_s, trim=trim)
-    if not np.isfinite(cur):
-        return float("nan")
-    return float(10 ** ((cur - snr_db) / 20.0))
+                      per_lead=per_lead, **kwargs)
+    g = np.where(np.isfinite(cur), 10 ** ((np.asarray(cur) - snr_db) / 20.0), np.nan)
+    return g if per_lead else float(g)
 
 
 def scale_to_snr(noise_leads, clean_leads, snr_db: float, definition: str = "nstdb", *, fs=None,
-                 r_peaks=None, return_gain: bool = False, qrs_window_s: float = 0.1, trim: float = 0.05):
-    """Scale ``noise_leads`` [n_leads, T] mV so its SNR against ``clean_leads`` is ``snr_db``.
+                 r_peaks=None, return_gain: bool = False, per_lead: bool = False, **kwargs):
+    """Scale ``noise_leads`` [n_leads, T] mV so its SNR against ``clean_leads`` is ``snr_db``:
+    pooled over the leads (one gain), or in every lead (one gain per lead, as ``nst``) when
+    ``per_lead``. For noise born at electrodes (shared between leads) see
+    :func:`electrode_gains`.
 
-    Returns the scaled noise (float64), and the gain when ``return_gain``.
+    Returns the scaled noise (float64), and the gain(s) when ``return_gain``.
 
     Raises
     ------
@@ -157,16 +214,195 @@ def scale_to_snr(noise_leads, clean_leads, snr_db: float, definition: str = "nst
         If the noise is identically zero (no gain can reach a finite SNR).
     """
     g = snr_gain(noise_leads, clean_leads, snr_db, definition=definition, fs=fs, r_peaks=r_peaks,
-                 qrs_window_s=qrs_window_s, trim=trim)
-    if not np.isfinite(g):
-        raise SignalError("noise_leads is identically zero; it cannot be scaled to a finite SNR")
-    out = np.asarray(noise_leads, dtype=np.float64) * g
+                 per_lead=per_lead, **kwargs)
+    if not np.all(np.isfinite(g)):
+        raise SignalError("noise_leads is identically zero (in some lead); it cannot be scaled to a finite SNR")
+    out = np.asarray(noise_leads, dtype=np.float64) * (np.asarray(g)[:, None] if per_lead else g)
     return (out, g) if return_gain else out
+
+
+def _lead_noise_power_fn(matrix, noise_e, definition, fs, trim):
+    """``P(gains [n_e]) -> ([n_leads] noise power, d log P / d log gains [n_leads, n_e])``
+    of ``matrix @ (gains * noise_e)``, exact and cheap: per 1-s chunk the lead variance is
+    a quadratic form of the electrodes' chunk covariance (each chunk's mean removed, as the
+    definition asks), so the record is read once."""
+    x = np.asarray(noise_e, dtype=np.float64)
+    if definition == "power":
+        cov = (x @ x.T / x.shape[1])[None]                              # [1, n_e, n_e]
+    else:
+        c = int(round(fs))
+        k = x.shape[1] // c
+        if k == 0:
+            raise SignalError(f"the 'nstdb' noise power needs at least one 1-s chunk ({c} samples)")
+        ch = x[:, :k * c].reshape(x.shape[0], k, c).transpose(1, 0, 2)  # [k, n_e, c]
+        ch = ch - ch.mean(axis=-1, keepdims=True)
+        cov = ch @ ch.transpose(0, 2, 1) / c                            # [k, n_e, n_e]
+    m = np.asarray(matrix, dtype=np.float64)
+    n_chunks = cov.shape[0]
+    cut = int(trim * n_chunks) if definition == "nstdb" else 0
+    if 2 * cut >= n_chunks:
+        raise ConfigError(f"trim = {trim} leaves no values out of {n_chunks}")
+
+    def power(g):
+        a = m * g[None, :]                                              # [L, n_e]
+        ca = np.einsum("kef,lf->lke", cov, a)                           # [L, k, n_e]
+        var = np.maximum(np.einsum("le,lke->lk", a, ca), 1e-300)        # [L, k]
+        if definition == "power":
+            return var[:, 0], 2 * a * ca[:, 0] / var[:, :1]
+        rms = np.sqrt(var)
+        order = np.argsort(rms, axis=1)[:, cut:n_chunks - cut]          # the trimmed mean's chunks
+        keep = np.zeros_like(rms)
+        np.put_along_axis(keep, order, 1.0, axis=1)
+        tm = (rms * keep).sum(axis=1) / keep.sum(axis=1)
+        # d rms / d log g_e = a_e (C a)_e / rms
+        drms = np.einsum("lk,lke->le", keep / rms, a[:, None, :] * ca) / keep.sum(axis=1)[:, None]
+        return tm ** 2, 2 * drms / tm[:, None]
+    return power
+
+
+def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, definition: str = "nstdb",
+                    targeting: str = "per_lead", trim: float = 0.05):
+    """Gains per electrode that bring electrode-born noise to ``snr_db`` in the leads.
+
+    Parameters
+    ----------
+    matrix : array [n_leads, n_e]
+        Lead matrix (lead = ``matrix @ electrode potentials``).
+    noise_e : array [n_e, T], mV
+        One noise kind at the electrodes.
+    signal_lead : array [n_leads], mV^2
+        ``S_k`` of every lead (:func:`signal_power`).
+    snr_db : float
+    targeting : {'per_lead', 'pooled'}
+        'pooled': one gain for every electrode, pooled SNR exactly ``snr_db``.
+        'per_lead': one gain per electrode fitted so every lead's SNR is ``snr_db`` where
+        the montage allows it (least squares in dB otherwise, from the pooled solution;
+        electrodes no lead uses keep the pooled gain).
+
+    Returns
+    -------
+    gains : ndarray [n_e] (all 1 when the noise is zero in every lead)
+    snr_lead : ndarray [n_leads], dB, realised per lead (``inf`` for a noise-free lead,
+        ``nan`` for a lead with no signal)
+    snr_pooled : float, dB, realised
+    """
+    _check_def(definition)
+    if targeting not in TARGETING:
+        raise ConfigError(f"unknown SNR targeting {targeting!r}; expected one of {TARGETING}")
+    if not np.isfinite(snr_db):
+        raise ConfigError(f"snr_db must be finite, got {snr_db!r}")
+    m = np.asarray(matrix, dtype=np.float64)
+    s = np.asarray(signal_lead, dtype=np.float64)
+    n_e = m.shape[1]
+    power = _lead_noise_power_fn(m, noise_e, definition, fs, trim)
+    ones = np.ones(n_e)
+    p1 = power(ones)[0]
+    if not np.any(p1 > 1e-300):
+        return ones, np.full(s.shape, np.inf), float("inf")
+    g = ones * np.sqrt(s.sum() / p1.sum() / 10 ** (snr_db / 10.0))
+    if targeting == "per_lead":
+        use = (s > 0) & (p1 > 1e-300)
+        free = np.any(m[use] != 0, axis=0)
+        if np.any(use) and np.any(free):
+            from scipy.optimize import least_squares
+            db = 10 / np.log(10)
+            x0 = np.log(g[free])
+
+            def full(log_g):
+                gg = g.copy()
+                gg[free] = np.exp(log_g)
+                return power(gg)
+
+            def resid(log_g):
+                return db * np.log(s[use] / full(log_g)[0][use]) - snr_db
+
+            def jac(log_g):
+                return -db * full(log_g)[1][use][:, free]
+            # gains within +-60 dB of the pooled one: a lead whose target is out of reach
+            # (noise shared through a reference) must not drive a gain to 0 or infinity
+            sol = least_squares(resid, x0, jac=jac, bounds=(x0 - 7.0, x0 + 7.0), loss="soft_l1", f_scale=0.25,
+                                xtol=1e-8, ftol=1e-8,
+                                max_nfev=50)
+            g[free] = np.exp(sol.x)
+    p = power(g)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)
+        pooled = float(10 * np.log10(s.sum() / p.sum()))
+    return g, snr_lead, pooled
+
+
+def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=None, definition: str | None = None,
+                          targeting: str = "per_lead", trim: float = 0.05):
+    """Scale each kind of an :class:`~cardiosim.noise.ElectrodeNoise` to its target SNR in the leads.
+
+    Gains are applied at the electrodes (one per kind, or one per kind and electrode for
+    ``targeting='per_lead'``; see :func:`electrode_gains`), so every lead keeps its
+    electrodes' noise and the montage stays consistent.
+
+    Parameters
+    ----------
+    noise : ElectrodeNoise
+    montage : Montage (``matrix [n_leads, n_e]``) and ``leads`` names
+    clean_leads : array [n_leads, T], mV
+    r_peaks : sample indices of the beats (default: detected on ``clean_leads``)
+    snr_db : mapping kind -> dB (default the record's draws ``noise.snr_targets``)
+    definition : 'nstdb' or 'power' (default the noise config's)
+    targeting : 'per_lead' (default; NSTDB sets one gain per channel) or 'pooled'
+
+    Returns
+    -------
+    ElectrodeNoise with scaled kinds and, in ``params``: ``snr_db.<kind>`` realised pooled
+    SNR, ``snr_lead_db.<kind>.<lead>`` realised per lead, ``snr_spread_db.<kind>`` the
+    largest |realised - target| over the leads (0 where the montage allows every lead its
+    target), ``snr_gain.<kind>.<i>`` per electrode, ``snr_targeting`` and ``snr_definition``.
+    A kind that is zero in every lead keeps gain 1 and SNR ``inf``.
+    """
+    import dataclasses
+
+    definition = definition or noise.params.get("_snr_definition", "nstdb")
+    _check_def(definition)
+    targets = dict(snr_db) if snr_db is not None else dict(noise.snr_targets)
+    by_kind = dict(noise.by_kind)
+    for kind, target in targets.items():
+        if kind not in by_kind:
+            raise ConfigError(f"snr_db.{kind}: noise kind {kind!r} is not enabled ({', '.join(by_kind)})")
+        if not np.isfinite(target):
+            raise ConfigError(f"snr_db.{kind} must be finite, got {target!r}")
+    if not targets:
+        return noise
+    matrix = np.asarray(montage.matrix, dtype=np.float64)
+    leads = list(getattr(montage, "leads", range(matrix.shape[0])))
+    s = signal_power(clean_leads, definition=definition, fs=noise.fs, r_peaks=r_peaks, trim=trim)
+    if s.shape[0] != matrix.shape[0]:
+        raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
+    params = dict(noise.params)
+    params["snr_targeting"] = targeting
+    params["snr_definition"] = definition
+    for kind, target in targets.items():
+        g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(target), fs=noise.fs,
+                                              definition=definition, targeting=targeting, trim=trim)
+        arr = by_kind[kind]
+        by_kind[kind] = arr * g.astype(arr.dtype)[:, None]
+        params[f"snr_db.{kind}"] = pooled
+        finite = np.isfinite(snr_lead)
+        params[f"snr_spread_db.{kind}"] = (float(np.max(np.abs(snr_lead[finite] - float(target))))
+                                           if np.any(finite) else float("nan"))
+        for name, v in zip(leads, snr_lead):
+            params[f"snr_lead_db.{kind}.{name}"] = float(v)
+        for i, gi in enumerate(g):
+            params[f"snr_gain.{kind}.{i}"] = float(gi)
+    return dataclasses.replace(noise, by_kind=by_kind, params=params)
 
 
 def _check_def(definition):
     if definition not in DEFINITIONS:
         raise ConfigError(f"unknown SNR definition {definition!r}; expected one of {DEFINITIONS}")
+
+
+def _check_nmax(n):
+    if int(n) != n or n < 1:
+        raise ConfigError(f"max_measurements must be a positive integer, got {n!r}")
+    return int(n)
 
 
 def _check_fs(fs):
