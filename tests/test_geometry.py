@@ -171,14 +171,14 @@ def test_read_torso_roundtrip_and_units(torso, tmp_path):
     import meshio
     path = tmp_path / "t.obj"
     meshio.write(path, meshio.Mesh(torso.vertices, [("triangle", torso.faces)]))
-    t = read_torso(path, heart=torso.heart, landmarks=torso.landmarks)
+    t = read_torso(path, units="m", heart=torso.heart, landmarks=torso.landmarks)
     np.testing.assert_allclose(t.vertices, torso.vertices, atol=1e-6)
     np.testing.assert_array_equal(t.faces, torso.faces)
     mm = tmp_path / "mm.ply"
     meshio.write(mm, meshio.Mesh(torso.vertices * 1000, [("triangle", torso.faces)]))
-    with pytest.raises(GeometryError, match="millimetres"):
-        read_torso(mm)
-    t2 = read_torso(mm, scale=1e-3)
+    with pytest.raises(GeometryError, match="did you mean units='mm'"):
+        read_torso(mm, units="m")
+    t2 = read_torso(mm, units="mm")
     assert abs(t2.vertices.max() - torso.vertices.max()) < 1e-6
 
 

@@ -539,3 +539,115 @@ def surface_walk(tri: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray,
                          np.ascontiguousarray(start_t, dtype=np.int64),
                          np.ascontiguousarray(start_b, dtype=np.float64), off, float(step), int(max_iter), out, nfb)
     return out, int(nfb[0])
+
+
+# ----------------------------------------------------------------------------- self-intersection
+# Two non-coplanar triangles that intersect meet along a segment whose two ends each lie on
+# an edge of one of them, so "some edge passes through a triangle it shares no vertex with"
+# is a complete test for a surface crossing itself (touching only at a shared vertex is the
+# mesh's own connectivity and is not reported). Segment-triangle test: Moller & Trumbore
+# (J Graphics Tools 1997), the same arithmetic in the kernel and its NumPy twin.
+@njit(cache=True)
+def _edges_through_triangles_kernel(verts, edges, faces, origin, cell, shape, start, items, out):
+    ny, nz = shape[1], shape[2]
+    for e in range(edges.shape[0]):
+        a, b = edges[e, 0], edges[e, 1]
+        ox, oy, oz = verts[a, 0], verts[a, 1], verts[a, 2]
+        dx, dy, dz = verts[b, 0] - ox, verts[b, 1] - oy, verts[b, 2] - oz
+        lo = np.empty(3, np.int64)
+        hi = np.empty(3, np.int64)
+        for k in range(3):
+            p, q = verts[a, k], verts[b, k]
+            lo[k] = max(int(np.floor((min(p, q) - origin[k]) / cell)), 0)
+            hi[k] = min(int(np.floor((max(p, q) - origin[k]) / cell)), shape[k] - 1)
+        out[e] = -1
+        for ix in range(lo[0], hi[0] + 1):
+            for iy in range(lo[1], hi[1] + 1):
+                for iz in range(lo[2], hi[2] + 1):
+                    c = (ix * ny + iy) * nz + iz
+                    for s in range(start[c], start[c + 1]):
+                        t = items[s]
+                        f0, f1, f2 = faces[t, 0], faces[t, 1], faces[t, 2]
+                        if a == f0 or a == f1 or a == f2 or b == f0 or b == f1 or b == f2:
+                            continue
+                        if _segment_hits_triangle(ox, oy, oz, dx, dy, dz, verts[f0], verts[f1], verts[f2]):
+                            if out[e] < 0 or t < out[e]:
+                                out[e] = t
+
+
+@njit(cache=True, inline="always")
+def _segment_hits_triangle(ox, oy, oz, dx, dy, dz, p0, p1, p2):
+    e1x, e1y, e1z = p1[0] - p0[0], p1[1] - p0[1], p1[2] - p0[2]
+    e2x, e2y, e2z = p2[0] - p0[0], p2[1] - p0[1], p2[2] - p0[2]
+    hx, hy, hz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
+    det = e1x * hx + e1y * hy + e1z * hz
+    scale = (np.sqrt(e1x * e1x + e1y * e1y + e1z * e1z) * np.sqrt(e2x * e2x + e2y * e2y + e2z * e2z)
+             * np.sqrt(dx * dx + dy * dy + dz * dz))
+    if abs(det) <= 1e-12 * scale:
+        return False          # edge parallel to the triangle's plane
+    inv = 1.0 / det
+    sx, sy, sz = ox - p0[0], oy - p0[1], oz - p0[2]
+    u = inv * (sx * hx + sy * hy + sz * hz)
+    if u < 0.0 or u > 1.0:
+        return False
+    qx, qy, qz = sy * e1z - sz * e1y, sz * e1x - sx * e1z, sx * e1y - sy * e1x
+    v = inv * (dx * qx + dy * qy + dz * qz)
+    if v < 0.0 or u + v > 1.0:
+        return False
+    w = inv * (e2x * qx + e2y * qy + e2z * qz)
+    return 0.0 <= w <= 1.0
+
+
+def edges_through_triangles(vertices: np.ndarray, faces: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """For each edge, the lowest index of a triangle it passes through (sharing no vertex), or -1.
+
+    Parameters
+    ----------
+    vertices : ndarray, shape (n, 3), metres
+    faces : ndarray, shape (m, 3), int
+    edges : ndarray, shape (k, 2), int
+        Vertex index pairs (typically every undirected edge of ``faces`` once).
+
+    Returns
+    -------
+    ndarray (k,) int64
+    """
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    f = np.ascontiguousarray(faces, dtype=np.int64)
+    e = np.ascontiguousarray(edges, dtype=np.int64)
+    grid = TriangleGrid(v[f], 0.0)         # broad phase: triangles registered by bounding box
+    out = np.empty(len(e), dtype=np.int64)
+    _edges_through_triangles_kernel(v, e, f, grid.origin, grid.cell, grid.shape, grid.start, grid.items, out)
+    return out
+
+
+def edges_through_triangles_numpy(vertices: np.ndarray, faces: np.ndarray, edges: np.ndarray,
+                                  chunk: int = 128) -> np.ndarray:
+    """NumPy twin of :func:`edges_through_triangles`: every edge against every triangle."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    e = np.asarray(edges, dtype=np.int64)
+    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    e1, e2 = p1 - p0, p2 - p0
+    n1, n2 = np.linalg.norm(e1, axis=1), np.linalg.norm(e2, axis=1)
+    out = np.full(len(e), -1, dtype=np.int64)
+    for s in range(0, len(e), chunk):
+        ee = e[s:s + chunk]
+        o = v[ee[:, 0]][:, None]                   # (c, 1, 3)
+        d = (v[ee[:, 1]] - v[ee[:, 0]])[:, None]
+        h = np.cross(d, e2[None])
+        det = (e1[None] * h).sum(-1)
+        ok = np.abs(det) > 1e-12 * n1[None] * n2[None] * np.linalg.norm(d, axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / det
+            sv = o - p0[None]
+            u = inv * (sv * h).sum(-1)
+            q = np.cross(sv, e1[None])
+            w_ = inv * (d * q).sum(-1)
+            t = inv * (e2[None] * q).sum(-1)
+        hit = ok & (u >= 0) & (u <= 1) & (w_ >= 0) & (u + w_ <= 1) & (t >= 0) & (t <= 1)
+        shares = (f[None, :, :, None] == ee[:, None, None, :]).any(axis=(2, 3))
+        hit &= ~shares
+        any_hit = hit.any(axis=1)
+        out[s:s + chunk][any_hit] = np.argmax(hit[any_hit], axis=1)
+    return out

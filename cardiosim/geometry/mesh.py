@@ -10,13 +10,11 @@ enclosed volume), total solid angle not 4 pi from inside, millimetre coordinates
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFormatError, GeometryError
+from ..errors import GeometryError
 from ._kernels import TriangleGrid, closest_point_brute_numpy, solid_angle_sum
 
 #: Hoekema et al., J Electrocardiol 1999 (PHYSICS.md section 2): the long axis of the
@@ -380,40 +378,3 @@ def make_sphere_mesh(radius: float = 0.1, subdivisions: int = 3, center=(0.0, 0.
         f = np.array(nf, dtype=np.int64)
     c = np.asarray(center, dtype=float)
     return TorsoMesh(np.array(verts) * radius + c, f, name="sphere", landmarks={"center": c})
-
-
-def read_torso(path, *, landmarks: dict | None = None, heart: Heart | None = None, name: str | None = None,
-               scale: float = 1.0) -> TorsoMesh:
-    """Read a closed triangle surface (any format meshio reads: STL, OBJ, PLY, OFF, VTK, ...).
-
-    Coordinates must be LPS metres (pass ``scale=0.001`` for a millimetre file; an
-    unscaled millimetre file raises :class:`GeometryError`). Landmarks and the heart may
-    come from a JSON sidecar ``<path>.json`` with keys ``landmarks`` ({name: [x, y, z]}),
-    ``heart_position`` and optional ``heart_orientation``; arguments override it.
-    """
-    import meshio
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"torso mesh file {str(path)!r} not found")
-    try:
-        mesh = meshio.read(path)
-    except Exception as exc:  # meshio raises many kinds of errors on bad files
-        raise DataFormatError(f"cannot read torso mesh {str(path)!r}: {exc}") from exc
-    tris = [c.data for c in mesh.cells if c.type == "triangle"]
-    if not tris:
-        raise GeometryError(f"{path}: no triangle cells (found {[c.type for c in mesh.cells]})")
-    faces = np.concatenate(tris).astype(np.int64)
-    used = np.unique(faces)
-    remap = np.full(len(mesh.points), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    vertices = np.asarray(mesh.points, dtype=np.float64)[used][:, :3] * float(scale)
-    side = path.with_name(path.name + ".json")
-    meta = json.loads(side.read_text()) if side.is_file() else {}
-    lm = {k: np.asarray(p, dtype=float) for k, p in meta.get("landmarks", {}).items()}
-    if landmarks:
-        lm.update(landmarks)
-    if heart is None and "heart_position" in meta:
-        heart = Heart(np.asarray(meta["heart_position"], dtype=float),
-                      np.asarray(meta.get("heart_orientation", np.eye(3)), dtype=float))
-    return TorsoMesh(vertices, remap[faces], name=name or path.stem, landmarks=lm, heart=heart)
