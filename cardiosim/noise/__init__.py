@@ -8,8 +8,10 @@ simulate_electrode_noise(n_electrodes, n_samples, fs, rng, config, *, motion=Non
 scale_to_snr, measure_snr, snr_gain, signal_power, noise_power, detect_r_peaks
 fit_noise_model(recording, fs, ...) -> NoiseModel; synthesize_noise(model, n_samples, rng)
 read_nstdb_noise, nstdb_noise_model
+BurstParams, burst_envelope, modulate (artefact bursts, :mod:`cardiosim.noise.bursts`)
 """
 
+from .bursts import BurstParams, burst_envelope, lognormal_sigma, modulate
 from .config import DEFAULT_KINDS, NOISE_KINDS, SNR_KINDS, NoiseConfig
 from .electrode import ElectrodeNoise, common_mode_voltage, powerline_from_impedance, simulate_electrode_noise
 from .fit import (NoiseModel, fit_noise_model, nstdb_noise_model, read_nstdb_noise, recorded_noise_model,
@@ -23,4 +25,5 @@ __all__ = [
     "NoiseModel", "fit_noise_model", "synthesize_noise", "read_nstdb_noise", "nstdb_noise_model",
     "detect_r_peaks", "measure_snr", "noise_power", "scale_to_snr", "signal_power", "snr_gain",
     "log_spectral_distance", "psd_shape", "welch_psd",
+    "BurstParams", "burst_envelope", "lognormal_sigma", "modulate",
 ]
