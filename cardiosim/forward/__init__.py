@@ -5,7 +5,7 @@ along x, y, z at ``.source_position``: ``phi = lead_field(r) @ p`` (docs/ARCHITE
 The piecewise-homogeneous torso with lungs (:func:`make_multilayer_bem_model`) is opt-in.
 """
 
-from .bem import BEMModel, default_cache_dir, make_bem_model, solve_bem
+from .bem import BEMModel, BEMSolver, default_cache_dir, make_bem_model, make_bem_solver, solve_bem
 from .models import (
     InfiniteModel,
     SphereModel,
@@ -16,6 +16,6 @@ from .models import (
 )
 from .multilayer import MultilayerBEMModel, make_multilayer_bem_model, solve_multilayer_bem
 
-__all__ = ["BEMModel", "InfiniteModel", "MultilayerBEMModel", "SphereModel", "default_cache_dir",
-           "infinite_lead_field", "make_bem_model", "make_infinite_model", "make_multilayer_bem_model",
+__all__ = ["BEMModel", "BEMSolver", "InfiniteModel", "MultilayerBEMModel", "SphereModel", "default_cache_dir",
+           "infinite_lead_field", "make_bem_model", "make_bem_solver", "make_infinite_model", "make_multilayer_bem_model",
            "make_sphere_model", "rotate_lead_field", "solve_bem", "solve_multilayer_bem"]

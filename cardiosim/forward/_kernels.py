@@ -9,6 +9,8 @@
   requirement that every row sums to 2 pi (the auto-solid-angle correction).
 * :func:`interpolate_transfer` / :func:`interpolate_transfer_numpy` -- barycentric
   interpolation of per-triangle corner lead fields.
+* :func:`interpolate_nodes` / :func:`interpolate_nodes_numpy` -- the same for any number of
+  per-node columns (a distributed source's surface transfer).
 """
 
 from __future__ import annotations
@@ -188,6 +190,30 @@ def interpolate_transfer(tri_index: np.ndarray, bary: np.ndarray, tri_transfer: 
 def interpolate_transfer_numpy(tri_index, bary, tri_transfer):
     """NumPy twin of :func:`interpolate_transfer`."""
     return np.einsum("nk,nkj->nj", bary, tri_transfer[tri_index])
+
+
+@njit(cache=True)
+def _interp_nodes_kernel(tri_index, bary, faces, values, out):
+    for i in range(tri_index.shape[0]):
+        f = faces[tri_index[i]]
+        b0, b1, b2 = bary[i, 0], bary[i, 1], bary[i, 2]
+        for j in range(values.shape[1]):
+            out[i, j] = b0 * values[f[0], j] + b1 * values[f[1], j] + b2 * values[f[2], j]
+
+
+def interpolate_nodes(tri_index: np.ndarray, bary: np.ndarray, faces: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear (barycentric) interpolation of per-node values (n_nodes, q) at points given by
+    triangle index (n,) and barycentric coordinates (n, 3); returns (n, q) float64."""
+    vals = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty((tri_index.shape[0], vals.shape[1]))
+    _interp_nodes_kernel(np.ascontiguousarray(tri_index, dtype=np.int64), np.ascontiguousarray(bary, dtype=np.float64),
+                         np.ascontiguousarray(faces, dtype=np.int64), vals, out)
+    return out
+
+
+def interpolate_nodes_numpy(tri_index, bary, faces, values):
+    """NumPy twin of :func:`interpolate_nodes`."""
+    return np.einsum("nk,nkj->nj", bary, np.asarray(values, dtype=np.float64)[np.asarray(faces)[tri_index]])
 
 
 # ------------------------------------------------------------------ cross-surface coefficients

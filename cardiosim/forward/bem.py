@@ -66,19 +66,82 @@ def _auto_correct(mat: np.ndarray, faces: np.ndarray) -> None:
             np.add.at(mat, (own, faces[:, other]), share[own])
 
 
+def _system_matrix(rr: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The deflated BEM matrix ``I - Omega / 2 pi + 1/N`` (PHYSICS.md section 4)."""
+    omega = linear_collocation_matrix(rr, faces)
+    _auto_correct(omega, faces)
+    n = len(rr)
+    return np.eye(n) - omega / (2 * np.pi) + 1.0 / n
+
+
 def solve_bem(vertices: np.ndarray, faces: np.ndarray, source_position: np.ndarray,
               conductivity: float = 0.2) -> np.ndarray:
     """Node lead field (n, 3), V/(A·m), of a homogeneous closed conductor (reference: zero
     area-weighted mean over the surface)."""
     rr = np.asarray(vertices, dtype=np.float64)
-    omega = linear_collocation_matrix(rr, faces)
-    _auto_correct(omega, faces)
-    n = len(rr)
-    a = np.eye(n) - omega / (2 * np.pi) + 1.0 / n
+    a = _system_matrix(rr, faces)
     rhs = 2.0 * infinite_lead_field(rr, source_position, conductivity)
     phi = np.linalg.solve(a, rhs)
     w = node_area_weights(rr, faces)
     return phi - (w @ phi) / w.sum()
+
+
+class BEMSolver:
+    """The homogeneous-torso BEM matrix, LU-factored once, for any number of source points.
+
+    The system matrix depends only on the surface, so one factorisation (O(N^3)) serves
+    every dipole position; each further source point costs three triangular solves
+    (O(N^2)). This is what a distributed source (many dipoles in the heart) needs.
+
+    Attributes
+    ----------
+    torso : TorsoMesh
+    conductivity : float, S/m
+    """
+
+    def __init__(self, torso: TorsoMesh, conductivity: float = 0.2):
+        from scipy.linalg import lu_factor
+
+        self.torso = torso
+        self.conductivity = _check_conductivity(conductivity)
+        rr = torso.vertices
+        self._lu = lu_factor(_system_matrix(rr, torso.faces), check_finite=False)
+        w = node_area_weights(rr, torso.faces)
+        self._w = w / w.sum()
+
+    def lead_fields(self, source_points: np.ndarray) -> np.ndarray:
+        """Node lead fields of unit dipoles at ``source_points``.
+
+        Parameters
+        ----------
+        source_points : ndarray, shape (k, 3), metres, inside the torso
+
+        Returns
+        -------
+        ndarray, shape (n_vertices, k, 3), V/(A·m), zero area-weighted mean over the surface
+        (the reference of :func:`solve_bem`, which gives the same values for one point).
+        """
+        from scipy.linalg import lu_solve
+
+        src = _check_points(source_points).reshape(-1, 3)
+        rr = self.torso.vertices
+        d = rr[:, None, :] - src[None, :, :]                                  # (N, k, 3)
+        r3 = np.linalg.norm(d, axis=-1, keepdims=True) ** 3
+        if np.any(r3 < 1e-18):
+            raise GeometryError("a source point lies on a surface node (distance < 1 micrometre)")
+        rhs = (2.0 / (4 * np.pi * self.conductivity)) * (d / r3)            # 2 phi_inf
+        phi = lu_solve(self._lu, rhs.reshape(len(rr), -1), check_finite=False)
+        phi -= self._w @ phi
+        return phi.reshape(len(rr), len(src), 3)
+
+
+def make_bem_solver(torso: TorsoMesh, conductivity: float = 0.2) -> BEMSolver:
+    """The factored BEM of ``torso`` (kept on the mesh object, so built once per torso)."""
+    key = ("bem-solver", float(conductivity))
+    solver = torso._cache.get(key)
+    if solver is None:
+        solver = torso._cache[key] = BEMSolver(torso, conductivity)
+    return solver
 
 
 def node_area_weights(vertices, faces) -> np.ndarray:
