@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", "-j", type=_positive_int, default=1, help="local worker processes")
     g.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
     g.add_argument("--forward", choices=FORWARD_MODELS, help="volume conductor model")
+    g.add_argument("--mesh", help="your torso mesh (OBJ, PLY, STL, VTK; LPS frame) instead of the parametric torso")
+    g.add_argument("--mesh-units", choices=("m", "cm", "mm"), help="unit of --mesh coordinates (required with it)")
+    g.add_argument("--electrodes", help="electrode coordinates (CSV name,x,y,z or TOML) replacing the device layout")
+    g.add_argument("--electrode-units", choices=("m", "cm", "mm"),
+                   help="unit of --electrodes (default: the file's own, else --mesh-units)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
@@ -122,6 +127,13 @@ def _recipe_from_args(args):
         data["source"]["variants"] = args.variants
     if args.shard_size is not None:
         data["output"]["shard_size"] = args.shard_size
+    for key, attr in (("mesh", "mesh"), ("units", "mesh_units"), ("electrodes", "electrodes"),
+                      ("electrode_units", "electrode_units")):
+        value = getattr(args, attr)
+        if value is not None:
+            data["body"][key] = value
+            if key in ("mesh", "electrodes"):
+                data["body"][f"{key}_sha256"] = ""   # a file named on the command line is pinned afresh
     return Recipe.from_dict(data)
 
 

@@ -266,7 +266,7 @@ def _json_default(obj):
 FORWARD_MODELS = ("bem", "bem-lungs", "infinite")
 
 
-def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None, layout: str | None = None,
+def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=None, layout=None,
                  cache_dir=None) -> SimulationContext:
     """Build the body, lead field and device shared by many records.
 
@@ -280,9 +280,11 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
         or infinite homogeneous medium.
     torso : TorsoMesh, optional
         Defaults to :func:`cardiosim.geometry.make_torso` ().
-    layout : str, optional
+    layout : str or ElectrodeLayout, optional
         Electrode layout name or TOML path overriding the device's own (e.g.
-        ``'standard12'`` to put the shirt's electrodes exactly at the standard positions).
+        ``'standard12'`` to put the shirt's electrodes exactly at the standard positions),
+        or electrodes already on ``torso`` (:func:`cardiosim.geometry.read_electrodes`); it
+        must hold every electrode of the device's montage.
     """
     from . import device as _device
     from . import forward as _forward
@@ -298,7 +300,14 @@ def make_context(device: str = "shirt12_500hz", *, forward: str = "bem", torso=N
         model = _forward.make_infinite_model(torso.heart.position)
     else:
         raise ConfigError(f"unknown forward model {forward!r}; expected one of {FORWARD_MODELS}")
-    layout = _geometry.make_layout(profile.layout if layout is None else layout, torso)
+    if not isinstance(layout, _geometry.ElectrodeLayout):
+        layout = _geometry.make_layout(profile.layout if layout is None else layout, torso)
+    from .leads import make_montage
+    missing = [e for e in make_montage(profile.montage).electrodes if e not in layout.electrodes]
+    if missing:
+        from .errors import LeadError
+        raise LeadError(f"electrode layout {layout.name!r} lacks {missing} needed by device {profile.name!r} "
+                        f"(montage {profile.montage!r}); it has {list(layout.electrodes)}")
     frank = _geometry.make_layout("frank", torso)
     return SimulationContext(torso=torso, forward=model, layout=layout, device=profile, frank_layout=frank)
 

@@ -73,8 +73,10 @@ def _body_context(recipe_toml: str, k: int):
 
     recipe = Recipe.from_toml(recipe_toml)
     params = recipe.body.torso_params(recipe.seed, k)
-    torso = None if params is None else make_torso(params, name=f"body{k}")
-    ctx = make_context(recipe.device, forward=recipe.forward, torso=torso, layout=recipe.layout or None)
+    torso, electrodes = recipe.body.user_body()  # a user's mesh / electrode file, else (None, None)
+    torso = torso if params is None else make_torso(params, name=f"body{k}")
+    layout = electrodes if electrodes is not None else recipe.layout or None
+    ctx = make_context(recipe.device, forward=recipe.forward, torso=torso, layout=layout)
     if recipe.sampling_rate and recipe.sampling_rate != ctx.device.fs:
         ctx = dataclasses.replace(ctx, device=dataclasses.replace(ctx.device, fs=float(recipe.sampling_rate)))
     return ctx
@@ -262,6 +264,7 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
     output = Path(output)
     _check_output(output, overwrite)
     t0 = time.perf_counter()
+    recipe = recipe.pinned()  # a user's body: absolute paths and SHA-256 into the stored recipe
     recipe_toml = recipe.to_toml()
     _, plan, ctx = _state(recipe_toml)  # validates sources and builds the lead field once here
     n = plan.n_records

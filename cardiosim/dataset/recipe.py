@@ -88,6 +88,12 @@ class BodyRecipe:
     ``N(0, heart_offset_sd)`` per axis. Each body gets its own BEM lead field (cached on
     disk). All variants of a source record share the source's body.
 
+    A user's body replaces the parametric one when ``mesh`` is set (one body,
+    :func:`cardiosim.geometry.read_torso`); ``electrodes`` replaces the device's layout
+    by explicit coordinates (:func:`cardiosim.geometry.read_electrodes`). Relative paths
+    are relative to the recipe file. Generation pins both files: it stores their absolute
+    paths and SHA-256 in the dataset's recipe, and refuses a file whose content changed.
+
     Attributes
     ----------
     bodies : int
@@ -95,22 +101,85 @@ class BodyRecipe:
     shape_sd : float
         Relative SD of body dimensions (adult anthropometry spreads about 5-8 %).
     heart_offset_sd : float, m
+    mesh : str
+        Torso mesh file (OBJ, PLY, STL, VTK, ...; LPS frame); '' for the parametric torso.
+    units : {'m', 'cm', 'mm'}
+        Unit of the mesh (required with ``mesh``) and of ``heart``.
+    heart : list of 3 floats
+        Heart centre in ``units`` ([] for the mesh's sidecar or the proportional default).
+    electrodes : str
+        Electrode coordinate file (CSV ``name,x,y,z`` or TOML); '' keeps the device's layout.
+    electrode_units : {'', 'm', 'cm', 'mm'}
+        Unit of the electrode file ('' : the file's own, else ``units``).
+    mesh_sha256, electrodes_sha256 : str
+        Filled in by generation; a mismatch with the file raises.
     """
 
     bodies: int = 1
     female_fraction: float = 0.5
     shape_sd: float = 0.05
     heart_offset_sd: float = 0.005
+    mesh: str = ""
+    units: str = ""
+    heart: tuple[float, ...] = ()
+    electrodes: str = ""
+    electrode_units: str = ""
+    mesh_sha256: str = ""
+    electrodes_sha256: str = ""
 
     def __post_init__(self):
+        from ..geometry.io import UNITS
+
         _config.check_range("body.bodies", self.bodies, 1, 1000)
         _config.check_range("body.female_fraction", self.female_fraction, 0.0, 1.0)
         _config.check_range("body.shape_sd", self.shape_sd, 0.0, 0.3)
         _config.check_range("body.heart_offset_sd", self.heart_offset_sd, 0.0, 0.03)
+        for key in ("units", "electrode_units"):
+            if getattr(self, key) not in ("", *UNITS):
+                raise ConfigError(f"body.{key} must be one of {', '.join(UNITS)}, got {getattr(self, key)!r}")
+        if self.mesh and not self.units:
+            raise ConfigError(f"body.units is required with body.mesh = {self.mesh!r}: 'm', 'cm' or 'mm'")
+        if self.mesh and self.bodies != 1:
+            raise ConfigError(f"body.bodies must be 1 with a user mesh (body.mesh = {self.mesh!r}), got {self.bodies}")
+        if self.heart and (len(self.heart) != 3 or not self.mesh):
+            raise ConfigError(f"body.heart must be [x, y, z] in body.units, with body.mesh; got {list(self.heart)}")
+        if (self.mesh_sha256 and not self.mesh) or (self.electrodes_sha256 and not self.electrodes):
+            raise ConfigError("body.mesh_sha256 / body.electrodes_sha256 need body.mesh / body.electrodes")
+
+    def relative_to(self, folder) -> "BodyRecipe":
+        """The same body with relative file paths taken relative to ``folder``."""
+        fix = {k: str(Path(folder) / getattr(self, k)) for k in ("mesh", "electrodes")
+               if getattr(self, k) and not Path(getattr(self, k)).is_absolute()}
+        return replace(self, **fix) if fix else self
+
+    def pinned(self) -> "BodyRecipe":
+        """Absolute file paths and their SHA-256 filled in (raises if a stored hash differs)."""
+        fix = {}
+        for key in ("mesh", "electrodes"):
+            if getattr(self, key):
+                path = Path(getattr(self, key)).resolve()
+                fix[key], fix[f"{key}_sha256"] = str(path), _file_hash(path, key, getattr(self, f"{key}_sha256"))
+        return replace(self, **fix) if fix else self
+
+    def user_body(self):
+        """``(torso, electrodes)`` read from the files (``None`` for what is not set), hashes checked."""
+        from ..geometry import read_electrodes, read_torso
+
+        torso = layout = None
+        if self.mesh:
+            _file_hash(Path(self.mesh), "mesh", self.mesh_sha256)
+            torso = read_torso(self.mesh, units=self.units, heart=list(self.heart) or None)
+        if self.electrodes:
+            _file_hash(Path(self.electrodes), "electrodes", self.electrodes_sha256)
+            if torso is None:
+                from ..geometry import make_torso
+                torso = make_torso()
+            layout = read_electrodes(self.electrodes, torso, units=self.electrode_units or self.units or None)
+        return torso, layout
 
     def torso_params(self, seed: int, k: int):
-        """TorsoParams of body ``k`` (``None`` for the reference body 0)."""
-        if k == 0:
+        """TorsoParams of body ``k`` (``None`` for the reference body 0 and for a user mesh)."""
+        if k == 0 or self.mesh:
             return None
         import numpy as np
 
@@ -124,6 +193,18 @@ class BodyRecipe:
         scaled = {d: float(getattr(ref, d) * (1.0 + self.shape_sd * np.clip(rng.normal(), -2.5, 2.5))) for d in dims}
         offset = tuple(float(v) for v in np.asarray(ref.heart_offset) + rng.normal(0.0, self.heart_offset_sd, 3))
         return TorsoParams(sex=sex, heart_offset=offset, **scaled)
+
+
+def _file_hash(path: Path, key: str, expected: str) -> str:
+    from ..geometry import file_sha256
+
+    if not path.is_file():
+        raise DataFormatError(f"body.{key}: file {str(path)!r} not found")
+    digest = file_sha256(path)
+    if expected and digest != expected:
+        raise ConfigError(f"body.{key}: {str(path)!r} changed since the recipe was written (SHA-256 {digest[:12]}..., "
+                          f"recipe says {expected[:12]}...); restore the file or clear body.{key}_sha256")
+    return digest
 
 
 @dataclass(frozen=True)
@@ -233,9 +314,10 @@ class Recipe:
         except OSError as exc:
             raise DataFormatError(f"cannot read recipe {str(path)!r}: {exc.strerror or exc}") from None
         try:
-            return cls.from_toml(text)
+            recipe = cls.from_toml(text)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        return replace(recipe, body=recipe.body.relative_to(path.parent))
 
     def replace(self, **changes) -> "Recipe":
         return replace(self, **changes)
@@ -246,6 +328,11 @@ class Recipe:
 
     def to_toml(self) -> str:
         return _config.dumps_toml(self.to_dict(), _COMMENTS)
+
+    def pinned(self) -> "Recipe":
+        """The recipe with the body's files pinned (absolute paths, SHA-256): see :class:`BodyRecipe`."""
+        body = self.body.pinned()
+        return self if body == self.body else replace(self, body=body)
 
     def digest(self) -> str:
         """SHA-256 of the canonical TOML: identifies the dataset this recipe makes."""
@@ -265,7 +352,7 @@ _COMMENTS = {
     "splits": "fractions of source records in each split (variants of a record share its split)",
     "source": "cardiac sources: kind = ode | ptbxl | wfdb | sph",
     "source.classes": "ODE class mix, RHYTHM+MORPHOLOGY = weight",
-    "body": "population of torsos: body 0 is the reference torso, others vary shape and heart position",
+    "body": "population of torsos: body 0 is the reference torso, others vary shape and heart position; or a user's mesh (mesh, units) and electrode file",
     "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
     "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",

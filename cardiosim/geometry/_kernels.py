@@ -122,16 +122,17 @@ class TriangleGrid:
         tlo = np.floor((tri.min(axis=1) - reach - lo) / self.cell).astype(np.int64)
         thi = np.floor((tri.max(axis=1) + reach - lo) / self.cell).astype(np.int64)
         thi = np.minimum(thi, self.shape - 1)
-        cells, owners = [], []
         ny, nz = self.shape[1], self.shape[2]
-        for t in range(tri.shape[0]):
-            gx, gy, gz = np.meshgrid(np.arange(tlo[t, 0], thi[t, 0] + 1), np.arange(tlo[t, 1], thi[t, 1] + 1),
-                                     np.arange(tlo[t, 2], thi[t, 2] + 1), indexing="ij")
-            c = ((gx * ny + gy) * nz + gz).ravel()
-            cells.append(c)
-            owners.append(np.full(c.size, t, dtype=np.int64))
-        cells = np.concatenate(cells)
-        owners = np.concatenate(owners)
+        # Every (triangle, cell of its box) pair at once, x slowest and z fastest per triangle.
+        size = thi - tlo + 1
+        per = size.prod(axis=1)
+        owners = np.repeat(np.arange(tri.shape[0], dtype=np.int64), per)
+        k = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+        sy, sz = size[owners, 1], size[owners, 2]
+        gz = tlo[owners, 2] + k % sz
+        gy = tlo[owners, 1] + (k // sz) % sy
+        gx = tlo[owners, 0] + k // (sy * sz)
+        cells = (gx * ny + gy) * nz + gz
         order = np.argsort(cells, kind="stable")
         n_cells = int(np.prod(self.shape))
         counts = np.bincount(cells, minlength=n_cells)
@@ -645,7 +646,7 @@ def edges_through_triangles_numpy(vertices: np.ndarray, faces: np.ndarray, edges
             q = np.cross(sv, e1[None])
             w_ = inv * (d * q).sum(-1)
             t = inv * (e2[None] * q).sum(-1)
-        hit = ok & (u >= 0) & (u <= 1) & (w_ >= 0) & (u + w_ <= 1) & (t >= 0) & (t <= 1)
+            hit = ok & (u >= 0) & (u <= 1) & (w_ >= 0) & (u + w_ <= 1) & (t >= 0) & (t <= 1)
         shares = (f[None, :, :, None] == ee[:, None, None, :]).any(axis=(2, 3))
         hit &= ~shares
         any_hit = hit.any(axis=1)

@@ -29,11 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, DataFormatError, GeometryError
+from ._kernels import closest_point_brute_numpy
 from .layouts import ElectrodeLayout
 from .mesh import Heart, TorsoMesh
 from .surface import ON_SURFACE_TOL
@@ -88,25 +90,28 @@ def proportional_anatomy(vertices: np.ndarray, faces: np.ndarray) -> tuple[Heart
     -------
     heart : Heart (identity orientation); landmarks : dict name -> ndarray (3,) metres
     """
-    from .torso import make_torso
-
-    ref = make_torso()
-    lo, hi = ref.vertices.min(0), ref.vertices.max(0)
+    lo, hi, heart, names, on_surface, axis = _reference_anatomy()
     lo2, hi2 = vertices.min(0), vertices.max(0)
 
     def carry(p):
-        return (np.asarray(p) - lo) / (hi - lo) * (hi2 - lo2) + lo2
+        return (p - lo) / (hi - lo) * (hi2 - lo2) + lo2
 
-    names = [k for k in ref.landmarks if k != "body_axis"]
-    on = np.array([carry(ref.landmarks[k]) for k in names])
-    from ._kernels import closest_point_brute_numpy
     tri = vertices[faces]
-    idx, bary, _ = closest_point_brute_numpy(on, tri)
-    proj = np.einsum("nk,nkj->nj", bary, tri[idx])
-    landmarks = dict(zip(names, proj))
-    if "body_axis" in ref.landmarks:
-        landmarks["body_axis"] = carry(ref.landmarks["body_axis"])
-    return Heart(carry(ref.heart.position)), landmarks
+    idx, bary, _ = closest_point_brute_numpy(carry(on_surface), tri)
+    landmarks = dict(zip(names, np.einsum("nk,nkj->nj", bary, tri[idx])))
+    landmarks["body_axis"] = carry(axis)
+    return Heart(carry(heart)), landmarks
+
+
+@lru_cache(maxsize=1)
+def _reference_anatomy():
+    """Bounding box, heart centre and landmarks of the built-in adult torso (built once)."""
+    from .torso import make_torso
+
+    ref = make_torso()
+    names = tuple(k for k in ref.landmarks if k != "body_axis")
+    return (ref.vertices.min(0), ref.vertices.max(0), ref.heart.position, names,
+            np.array([ref.landmarks[k] for k in names]), ref.landmarks["body_axis"])
 
 
 def _read_triangles(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +234,7 @@ def read_torso(path, *, units: str, name: str | None = None, heart=None, landmar
 
 
 # --------------------------------------------------------------------------------- electrodes
-_NAME_COLUMNS = ("name", "electrode", "label")
+_NAME_COLUMNS = ("name", "electrode", "label", "channel")
 
 
 def _electrodes_from_csv(path: Path, units):
@@ -291,7 +296,7 @@ def read_electrodes(path, torso: TorsoMesh, *, units: str | None = None, name: s
     Parameters
     ----------
     path : str or Path
-        ``.csv`` with a header: a name column (``name``, ``electrode`` or ``label``) and
+        ``.csv`` with a header: a name column (``name``, ``electrode``, ``label`` or ``channel``) and
         ``x, y, z`` (or ``x_mm, y_mm, z_mm``, ``_cm``, ``_m``: the suffix gives the units);
         or ``.toml``::
 
