@@ -289,3 +289,21 @@ def test_generate_with_a_user_mesh_matches_the_built_in_torso(torso, tmp_path):
     with pytest.raises(ConfigError, match="changed since the recipe was written"):
         generate(stored, tmp_path / "c.nc", progress=False)
     assert not (tmp_path / "c.nc").exists()
+
+
+def test_command_line_and_recipe_file_name_the_body(tmp_path):
+    """--mesh/--mesh-units/--electrodes set [body]; a recipe's relative paths are relative to it."""
+    from cardiosim.cli import _recipe_from_args, build_parser
+    from cardiosim.dataset import Recipe
+
+    args = build_parser().parse_args(["generate", "--mesh", "b.obj", "--mesh-units", "mm",
+                                      "--electrodes", "e.csv", "--electrode-units", "cm"])
+    body = _recipe_from_args(args).body
+    assert (body.mesh, body.units, body.electrodes, body.electrode_units) == ("b.obj", "mm", "e.csv", "cm")
+    (tmp_path / "r.toml").write_text('[body]\nmesh = "scans/b.obj"\nunits = "mm"\nheart = [1, 2, 3]\n')
+    body = Recipe.read(tmp_path / "r.toml").body
+    assert body.mesh == str(tmp_path / "scans" / "b.obj") and body.heart == (1.0, 2.0, 3.0)
+    with pytest.raises(ConfigError, match="body.bodies must be 1 with a user mesh"):
+        Recipe.from_dict({"body": {"mesh": "b.obj", "units": "mm", "bodies": 3}})
+    with pytest.raises(ConfigError, match="body.units must be one of"):
+        Recipe.from_dict({"body": {"mesh": "b.obj", "units": "inch"}})

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataFormatError, GeometryError
-from ._kernels import closest_point_brute_numpy
+from ._kernels import TriangleGrid, closest_point_brute_numpy
 from .layouts import ElectrodeLayout
 from .mesh import Heart, TorsoMesh
 from .surface import ON_SURFACE_TOL
@@ -97,7 +97,11 @@ def proportional_anatomy(vertices: np.ndarray, faces: np.ndarray) -> tuple[Heart
         return (p - lo) / (hi - lo) * (hi2 - lo2) + lo2
 
     tri = vertices[faces]
-    idx, bary, _ = closest_point_brute_numpy(carry(on_surface), tri)
+    pts = carry(on_surface)
+    idx, bary, _ = TriangleGrid(tri, 0.1).query(pts)     # carried landmarks lie within centimetres
+    miss = idx < 0
+    if np.any(miss):
+        idx[miss], bary[miss], _ = closest_point_brute_numpy(pts[miss], tri)
     landmarks = dict(zip(names, np.einsum("nk,nkj->nj", bary, tri[idx])))
     landmarks["body_axis"] = carry(axis)
     return Heart(carry(heart)), landmarks
@@ -353,14 +357,48 @@ def read_electrodes(path, torso: TorsoMesh, *, units: str | None = None, name: s
     if not np.all(np.isfinite(pos)):
         bad = names[int(np.argmax(~np.isfinite(pos).all(axis=1)))]
         raise DataFormatError(f"{path}: electrode {bad!r} has a missing or non-finite coordinate")
-    pos = pos * factor
+    proj = snap_to_surface(torso, pos * factor, names, max_distance=max_distance,
+                           context=f"{path}: ", hint=f"check the units ({units!r}) and that the electrodes and "
+                                                     "the mesh share a frame")
+    return ElectrodeLayout(name or file_name or path.stem, tuple(names), proj)
+
+
+def snap_to_surface(torso: TorsoMesh, positions: np.ndarray, names=None, *, max_distance: float = ON_SURFACE_TOL,
+                    context: str = "", hint: str = "check units (metres) and frame") -> np.ndarray:
+    """Closest surface points of electrodes, naming every one farther than ``max_distance``.
+
+    Parameters
+    ----------
+    torso : TorsoMesh
+    positions : ndarray, shape (n, 3), metres
+    names : sequence of n str, optional
+        Electrode names for the message (default: their indices).
+    max_distance : float, metres
+    context, hint : str
+        Prefix and advice of the error message.
+
+    Returns
+    -------
+    ndarray (n, 3), metres, on the surface.
+
+    Raises
+    ------
+    GeometryError
+        ``"electrode off the surface of torso 'x' (allowed 1 cm): 'V3' is 2.5 cm away"``.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise GeometryError(f"{context}electrode positions must have shape (n, 3) in metres, got {pos.shape}")
+    names = [str(i) for i in range(len(pos))] if names is None else list(names)
+    bad = ~np.isfinite(pos).all(axis=1)
+    if np.any(bad):
+        raise GeometryError(f"{context}electrode {names[int(np.argmax(bad))]!r} has a NaN or infinite coordinate")
     proj, _, _, dist = torso.closest_point(pos)
     off = np.nonzero(dist > max_distance)[0]
     if len(off):
         off = off[np.argsort(-dist[off])]
         listed = ", ".join(f"{names[i]!r} is {dist[i] * 100:.1f} cm away" for i in off[:8])
         more = f" and {len(off) - 8} more" if len(off) > 8 else ""
-        raise GeometryError(f"{path}: electrode{'s' if len(off) > 1 else ''} off the surface of torso "
-                            f"{torso.name!r} (allowed {max_distance * 100:g} cm): {listed}{more}; check the "
-                            f"units ({units!r}) and that the electrodes and the mesh share a frame")
-    return ElectrodeLayout(name or file_name or path.stem, tuple(names), proj)
+        raise GeometryError(f"{context}electrode{'s' if len(off) > 1 else ''} off the surface of torso "
+                            f"{torso.name!r} (allowed {max_distance * 100:g} cm): {listed}{more}; {hint}")
+    return proj
