@@ -14,6 +14,7 @@ Montages defined here:
 * ``easi`` -- Dower's EASI bipolar leads ES, AS, AI on electrodes E, A, S, I
   (Dower et al., J Electrocardiol 1988).
 * ``limb3`` -- I, II, III on RA, LA, LL (3-lead shirts).
+* ``lead_i`` -- lead I alone, LA - RA (handheld devices held in both hands).
 * ``patch`` -- one bipolar lead between the two electrodes of a chest patch.
 """
 
@@ -143,15 +144,20 @@ def _limb3() -> Montage:
     return Montage("limb3", ("I", "II", "III"), ("RA", "LA", "LL"), m)
 
 
+def _lead_i() -> Montage:
+    return Montage("lead_i", ("I",), ("RA", "LA"), np.array([[-1.0, 1.0]]))
+
+
 def _patch() -> Montage:
     return Montage("patch", ("ECG",), ("P+", "P-"), np.array([[1.0, -1.0]]))
 
 
-_MONTAGES = {"standard12": _standard12, "frank": _frank, "easi": _easi, "limb3": _limb3, "patch": _patch}
+_MONTAGES = {"standard12": _standard12, "frank": _frank, "easi": _easi, "limb3": _limb3, "lead_i": _lead_i,
+              "patch": _patch}
 
 
 def make_montage(name: str) -> Montage:
-    """Return a named montage: ``standard12``, ``frank``, ``easi``, ``limb3`` or ``patch``."""
+    """Return a named montage: ``standard12``, ``frank``, ``easi``, ``limb3``, ``lead_i`` or ``patch``."""
     try:
         return _MONTAGES[name]()
     except KeyError:

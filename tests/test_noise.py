@@ -208,8 +208,12 @@ def test_reproducible_and_params(rng):
     b = simulate_electrode_noise(3, 1000, FS, np.random.default_rng(7))
     np.testing.assert_array_equal(a.noise, b.noise)
     assert set(a.by_kind) == set(DEFAULT_KINDS)
-    assert "impedance0_ohm.e2" in a.params and "snr_target_db.em" in a.params
+    assert "impedance0_ohm.e2" in a.params and not any(k.startswith("snr_target_db") for k in a.params)
     assert all(isinstance(v, (int, float, str)) for v in a.params.values())
+    # per-record SNR targets are an option (issue 14): asked for, they are drawn and stored
+    c = simulate_electrode_noise(3, 1000, FS, np.random.default_rng(7),
+                                 NoiseConfig(kinds=("white", "em"), snr_db={"em": (6.0, 24.0)}))
+    assert 6.0 <= c.params["snr_target_db.em"] <= 24.0
     total = sum(v.astype(np.float64) for v in a.by_kind.values())
     assert a.noise.dtype == np.float64 and all(v.dtype == np.float32 for v in a.by_kind.values())
     np.testing.assert_allclose(a.noise, total, rtol=1e-6, atol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import signal as _signal
 
 from ._kernels import upsample_linear_add_ref
-from .config import BreathingConfig
+from .config import ARM_ACTIVITIES, BreathingConfig
 from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _breathing_draws, _checked_inputs
 
 _DEFAULT_BREATHING = BreathingConfig()
@@ -106,7 +106,7 @@ def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, b
     muscle = act.intensity * (0.6 + 0.4 * _step_pulses_ref(t, cad, step_phase, 0.08)) if cad > 0 \
         else np.full(n, act.intensity)
     upright_to = None
-    if act.kind == "arm_movement":
+    if act.kind in ARM_ACTIVITIES:
         n_raise = max(1, rng.poisson(duration / 3.0))
         centres = rng.uniform(0, duration, n_raise)
         widths = rng.uniform(0.4, 1.0, n_raise)

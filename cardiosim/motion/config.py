@@ -8,7 +8,27 @@ from typing import Any, Mapping
 from ..config import check_range, from_dict, to_dict
 from ..errors import ConfigError
 
-ACTIVITIES: tuple[str, ...] = ("rest", "sitting", "walking", "running", "arm_movement", "posture_change")
+#: Activities of the real textile recordings (``rest``, ``arms``, ``walk`` 4 km/h, ``run``
+#: 8 km/h, ``squats``) first, then the older names, still accepted as their own presets.
+ACTIVITIES: tuple[str, ...] = ("rest", "arms", "walk", "run", "squats",
+                               "sitting", "walking", "running", "arm_movement", "posture_change")
+
+#: The activity of the textile recordings (:mod:`cardiosim.noise.textile`) whose fitted noise
+#: an activity takes: older names map onto the nearest recorded activity.
+NOISE_ACTIVITY: dict[str, str] = {"rest": "rest", "arms": "arms", "walk": "walk", "run": "run", "squats": "squats",
+                                  "sitting": "rest", "walking": "walk", "running": "run",
+                                  "arm_movement": "arms", "posture_change": "squats"}
+
+#: Activities with the arm-raise pattern (bursts of garment lift and muscle activity).
+ARM_ACTIVITIES: tuple[str, ...] = ("arms", "arm_movement")
+
+#: Heart rate while doing the activity (bpm, drawn per record), for sources whose rate can
+#: follow it: resting adults 60-80; walking 4 km/h about 90-110; running 8 km/h 130-160;
+#: squats and arm exercise 95-125 (ordinary exercise-physiology ranges, ACSM guidelines).
+HEART_RATE_BPM: dict[str, tuple[float, float]] = {
+    "rest": (60.0, 80.0), "sitting": (60.0, 85.0), "arms": (80.0, 105.0), "arm_movement": (80.0, 105.0),
+    "walk": (90.0, 110.0), "walking": (90.0, 110.0), "run": (130.0, 160.0), "running": (130.0, 160.0),
+    "squats": (95.0, 125.0), "posture_change": (70.0, 95.0)}
 
 # Per-activity defaults. Cadence in steps/s (walking about 1.8, running about 2.7; ordinary
 # gait literature); vertical trunk acceleration amplitude in m/s^2 (about 0.25 g walking,
@@ -17,6 +37,15 @@ _PRESETS: dict[str, dict[str, float]] = {
     #                cadence intensity slip_sd bounce rot_sd  jitter  acc   press  breath_rate_x
     "rest":          dict(cadence_hz=0.0, intensity=0.02, slip_sd_m=0.001, bounce_m=0.0, rotation_sd_rad=0.005,
                           jitter_sd_m=0.0003, accel_amp_ms2=0.0, pressure_sd=0.02, breathing_rate_factor=1.0),
+    # the recorded protocol: walking 4 km/h, running 8 km/h, squats about one per 2.5 s
+    "walk":          dict(cadence_hz=1.8, intensity=0.4, slip_sd_m=0.004, bounce_m=0.002, rotation_sd_rad=0.02,
+                          jitter_sd_m=0.001, accel_amp_ms2=2.5, pressure_sd=0.15, breathing_rate_factor=1.3),
+    "run":           dict(cadence_hz=2.7, intensity=0.9, slip_sd_m=0.008, bounce_m=0.005, rotation_sd_rad=0.04,
+                          jitter_sd_m=0.002, accel_amp_ms2=9.0, pressure_sd=0.3, breathing_rate_factor=1.8),
+    "arms":          dict(cadence_hz=0.0, intensity=0.5, slip_sd_m=0.003, bounce_m=0.0, rotation_sd_rad=0.02,
+                          jitter_sd_m=0.0015, accel_amp_ms2=0.5, pressure_sd=0.2, breathing_rate_factor=1.1),
+    "squats":        dict(cadence_hz=0.4, intensity=0.6, slip_sd_m=0.004, bounce_m=0.01, rotation_sd_rad=0.015,
+                          jitter_sd_m=0.001, accel_amp_ms2=4.0, pressure_sd=0.2, breathing_rate_factor=1.4),
     "sitting":       dict(cadence_hz=0.0, intensity=0.08, slip_sd_m=0.002, bounce_m=0.0, rotation_sd_rad=0.01,
                           jitter_sd_m=0.0005, accel_amp_ms2=0.0, pressure_sd=0.04, breathing_rate_factor=1.0),
     "walking":       dict(cadence_hz=1.8, intensity=0.4, slip_sd_m=0.004, bounce_m=0.002, rotation_sd_rad=0.02,
@@ -64,6 +93,8 @@ class ActivityConfig:
     def __post_init__(self):
         if self.kind not in ACTIVITIES:
             raise ConfigError(f"activity kind: unknown activity {self.kind!r}; known: {', '.join(ACTIVITIES)}")
+        # (older names 'walking', 'running', 'arm_movement' keep their own presets; the
+        # recorded ones are 'walk', 'run', 'arms', 'squats')
         for k, v in _PRESETS[self.kind].items():
             if getattr(self, k) is None:
                 object.__setattr__(self, k, float(v))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, GeometryError
 from ._kernels import breathing_kernel, interpolation_table, ou_kernel, slow_ou_affine_kernel
-from .config import ActivityConfig, BreathingConfig
+from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
 
 G = 9.80665  # standard gravity, m/s^2
 _NOMINAL_RADIUS_M = 0.15  # chest radius used for rotations when no positions are given
@@ -253,7 +253,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     muscle = act.intensity * (0.6 + 0.4 * _step_pulses(t, cad, step_phase, 0.08)) if cad > 0 \
         else np.full(n, act.intensity)
     upright_to = None
-    if act.kind == "arm_movement":
+    if act.kind in ARM_ACTIVITIES:
         n_raise = max(1, rng.poisson(duration / 3.0))
         centres = rng.uniform(0, duration, n_raise)
         widths = rng.uniform(0.4, 1.0, n_raise)

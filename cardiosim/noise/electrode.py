@@ -22,7 +22,10 @@ electrode ``e`` (PHYSICS.md section 6):
 * ``contact``: contact loss (lead-off: flat, or saturated at the rail, then an RC
   recovery) and short pops; the electrode's cardiac potential is gated by ``contact``;
 * ``recorded`` (optional): independent draws per electrode from a model fitted to a real
-  noise recording (NSTDB ``bw``/``em``/``ma`` or the user's own WFDB record).
+  noise recording (NSTDB ``bw``/``em``/``ma`` or the user's own WFDB record);
+* ``activity`` (default): the noise of a worn device fitted per electrode type x activity
+  to real single-lead chest recordings (:mod:`cardiosim.noise.textile`): level, 2-s level
+  changes, bursts and spectrum as measured, shared envelope across electrodes.
 
 All per-kind arrays are float32 (signals); Gaussian numbers come from the caller's
 Generator through a numba ziggurat (:mod:`cardiosim.noise._kernels`).
@@ -170,6 +173,9 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, t, pressure):
     if cfg.electrode == "textile":
         z0 = _loguniform(rng, 93e3, 350e3, n_e)       # freshly donned dry textile
         zinf = _loguniform(rng, 20e3, 56e3, n_e)      # after about an hour of wear
+    elif cfg.electrode == "dry":
+        z0 = _loguniform(rng, 200e3, 1000e3, n_e)     # dry metal on dry skin
+        zinf = _loguniform(rng, 50e3, 150e3, n_e)     # sweat under the metal
     else:
         z0 = _loguniform(rng, 300.0, 1000.0, n_e)     # wet gel: about 1 kOhm or less
         zinf = z0.copy()
@@ -345,6 +351,13 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
         elif kind == "contact":
             off, contact = _contact(rng, cfg, n_e, n, fs, muscle, params)
             by_kind[kind] = off
+        elif kind == "activity":
+            from ..motion.config import NOISE_ACTIVITY
+            from .textile import simulate_activity_noise
+            act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
+            by_kind[kind] = simulate_activity_noise(rng, n_e, n, fs, electrode=cfg.electrode,
+                                                    activity=NOISE_ACTIVITY[act], scale=cfg.activity_level_scale,
+                                                    params=params)
         elif kind == "recorded":
             from .fit import recorded_noise_model, select_channels, synthesize_noise
             model = recorded_noise_model(cfg.recorded_source, cfg.recorded_method)

@@ -1,0 +1,453 @@
+"""Noise as a single-lead chest device records it, measured the same way on real and
+simulated recordings, and fitted per electrode type x activity.
+
+The real recordings (``$CARDIOSIM_DATA/textile``, Kalouskova's wearable-sensor set: 5
+subjects x Ag/AgCl gel / dry chrome-nickel / textile electrodes x rest, arms, walk, run,
+squats, ~60 s at 500 Hz in raw 12-bit ADC counts, gain unknown, every 2-s segment graded
+1-4 for artefact by hand) fix what the simulated noise must look like. Because the gain is
+unknown, everything is a ratio to the record's own QRS or a spectral *shape*:
+
+* ``noise_to_qrs``: per 2-s segment, the RMS of the non-cardiac residual divided by the
+  record's QRS peak-to-peak amplitude. The residual is the 1-40 Hz band-passed signal
+  minus the record's median beat placed (least-squares amplitude) at every detected beat.
+* ``kurtosis``: excess kurtosis of the record's residual between beats (bursts make it
+  large; +-100 ms around each R peak is left out).
+* ``psd``: Welch PSD of the residual, normalised to unit power over 1-40 Hz.
+* ``rail``: fraction of segments touching an ADC rail; ``contact``: fraction of segments
+  with >= 0.1 s at a rail or flat (a lost contact).
+* a grading rule: thresholds on ``log(noise_to_qrs)`` fitted to the graders' 1-4 labels.
+
+Fitting uses subjects 01-03 only (:data:`FIT_SUBJECTS`); subjects 04-05
+(:data:`HELD_OUT_SUBJECTS`) are kept for the comparison in ``tests/test_noise_textile.py``
+and the README table. :func:`fit_textile` writes the fitted numbers shipped in
+``cardiosim/noise/data/textile_fit.json`` (refit with ``python scripts/fit_textile_noise.py``,
+which also measures the simulated chest strap's QRS size that turns ratios into mV).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as _signal
+from scipy import stats as _stats
+
+from ..errors import ConfigError, DataFormatError, SignalError
+
+#: Electrode types and activities of the real recordings (names as in the simulator).
+ELECTRODES: tuple[str, ...] = ("gel", "dry", "textile")
+ACTIVITIES: tuple[str, ...] = ("rest", "arms", "walk", "run", "squats")
+#: File-name spelling of the electrode types in ``textile/``.
+FILE_ELECTRODE = {"gel": "AgAgCl", "dry": "CrNi", "textile": "textile"}
+FIT_SUBJECTS: tuple[str, ...] = ("01", "02", "03")
+HELD_OUT_SUBJECTS: tuple[str, ...] = ("04", "05")
+SEGMENT_S = 2.0
+BAND_HZ = (1.0, 40.0)
+FIT_FILE = Path(__file__).resolve().parent / "data" / "textile_fit.json"
+_PSD_NPERSEG_S = 2.0
+
+
+@dataclass(frozen=True)
+class RecordMeasures:
+    """What :func:`measure_record` finds in one single-lead record.
+
+    Attributes
+    ----------
+    noise_to_qrs : ndarray (n_segments,) -- residual RMS / record QRS peak-to-peak
+    qrs_pp : float -- QRS peak-to-peak of the median beat (signal units)
+    kurtosis : float -- excess kurtosis of the residual over the record
+    f, psd : ndarray -- Welch PSD of the residual (Hz, unit power over 1-40 Hz)
+    rail : ndarray (n_segments,) bool -- segment touches a rail
+    contact : ndarray (n_segments,) bool -- segment has >= 0.1 s railed or flat
+    n_beats : int
+    """
+
+    noise_to_qrs: np.ndarray
+    qrs_pp: float
+    kurtosis: float
+    f: np.ndarray
+    psd: np.ndarray
+    rail: np.ndarray
+    contact: np.ndarray
+    n_beats: int
+
+
+@functools.lru_cache(maxsize=8)
+def _band(fs: float):
+    return _signal.butter(2, BAND_HZ, "bandpass", fs=fs, output="sos")
+
+
+def _run_mask(flags: np.ndarray, min_len: int) -> np.ndarray:
+    """True on samples inside runs of ``flags`` at least ``min_len`` long."""
+    out = np.zeros(flags.size, dtype=bool)
+    if not flags.any():
+        return out
+    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    for a, b in zip(starts, stops):
+        if b - a >= min_len:
+            out[a:b] = True
+    return out
+
+
+def residual(x: np.ndarray, fs: float):
+    """Non-cardiac residual of one lead: band-pass 1-40 Hz (zero phase); detect the beats
+    (T waves as steep as a QRS are rejected), align each to the median beat (+-3 samples)
+    and subtract the median of its 9 neighbouring beats with a least-squares amplitude.
+
+    Returns ``(residual, y, template, r_peaks, qrs_pp)``; ``qrs_pp`` is the peak-to-peak
+    of the median beat within -60 ... +80 ms of R.
+    """
+    from ..qrs import detect_r_peaks
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size < 4 * fs:
+        raise SignalError(f"need one lead of at least 4 s, got shape {x.shape} at {fs} Hz")
+    if not np.all(np.isfinite(x)):
+        raise SignalError("signal contains NaN or infinite samples")
+    y = _signal.sosfiltfilt(_band(float(fs)), x - np.median(x))
+    r = detect_r_peaks(y, fs, refractory=0.25)
+    # a chest lead's T wave can rival its QRS in size but not in steepness: drop detections
+    # whose steepest slope (+-40 ms) is under 40 % of the steep beats'
+    if r.size:
+        d = np.abs(np.gradient(y))
+        w = int(0.04 * fs)
+        slope = np.array([d[max(0, i - w): i + w + 1].max() for i in r])
+        r = r[slope >= 0.4 * np.percentile(slope, 90)]
+    # windows long enough to tile every RR up to 1.2 s (50 bpm) with the midpoint boundaries
+    pre, post = int(round(0.4 * fs)), int(round(0.8 * fs))
+    if r.size < 3:
+        raise SignalError(f"fewer than 3 beats detected in the record ({r.size})")
+    # zero padding lets beats near the ends be fitted too (their windows are cut)
+    pad = pre + post + 3
+    yp = np.pad(y, pad)
+    rp = r + pad
+    # each beat aligned (+-3 samples) to the median beat, then fitted by the median of its
+    # 9 neighbours (slow morphology changes with breathing and rate are cardiac, not noise)
+    lag = np.arange(-pre, post)
+    template = np.median(yp[rp[:, None] + lag[None, :]], axis=0)
+    shifts = np.arange(-3, 4)
+    for j, i in enumerate(rp):
+        c = [float(yp[i + k + lag] @ template) for k in shifts]
+        rp[j] = i + shifts[int(np.argmax(c))]
+    beats = yp[rp[:, None] + lag[None, :]]
+    template = np.median(beats, axis=0)
+    fit = np.zeros_like(yp)
+    # at fast rates the windows overlap: the boundary between two beats is the midpoint,
+    # moved into their windows' overlap (so no sample between them is left unfitted)
+    mid = np.clip((rp[1:] + rp[:-1]) // 2, rp[1:] - pre, rp[:-1] + post)
+    mid = np.concatenate([[0], mid, [yp.size]])
+    for j, i in enumerate(rp):
+        local = np.median(beats[max(0, j - 4): j + 5], axis=0)
+        tt = float(local @ local)
+        a = float(np.clip(beats[j] @ local / tt, 0.5, 1.5)) if tt > 0 else 1.0
+        lo, hi = max(i - pre, mid[j]), min(i + post, mid[j + 1])
+        fit[lo:hi] = a * local[lo - i + pre: hi - i + pre]
+    fit = fit[pad: pad + y.size]
+    r = rp - pad
+    q = template[pre - int(0.06 * fs): pre + int(0.08 * fs)]
+    return y - fit, y, template, r, float(q.max() - q.min())
+
+
+def measure_record(x: np.ndarray, fs: float, *, rails: tuple[float, float] | None = None) -> RecordMeasures:
+    """Measures of one single-lead record (see the module docstring).
+
+    Parameters
+    ----------
+    x : ndarray (T,) -- the recorded lead (ADC counts or mV: only ratios are used)
+    fs : float, Hz
+    rails : (low, high), optional -- values at which the ADC saturates; ``None``: no rails
+    """
+    x = np.asarray(x, dtype=np.float64)
+    res, _, _, r, qrs_pp = residual(x, fs)
+    if not qrs_pp > 0:
+        raise SignalError("QRS peak-to-peak of the median beat is zero")
+    seg = int(round(SEGMENT_S * fs))
+    n_seg = x.size // seg
+    if n_seg < 1:
+        raise SignalError(f"record shorter than one {SEGMENT_S}-s segment")
+    # the first and last 0.5 s carry the band-pass's edge transients: left out
+    edge = int(0.5 * fs)
+    rs = res[: n_seg * seg].copy()
+    rs[:edge] = np.nan
+    rs[max(0, res.size - edge):] = np.nan
+    rs = rs[: n_seg * seg].reshape(n_seg, seg)
+    ratio = np.sqrt(np.nanmean(rs ** 2, axis=1)) / qrs_pp
+    railed = np.zeros(x.size, dtype=bool) if rails is None else (x <= rails[0]) | (x >= rails[1])
+    flat = np.concatenate([[False], np.diff(x) == 0])
+    lost = _run_mask(railed | flat, int(0.1 * fs)) & (_run_mask(flat, int(0.1 * fs)) | railed)
+    rail = railed[: n_seg * seg].reshape(n_seg, seg).any(axis=1)
+    contact = lost[: n_seg * seg].reshape(n_seg, seg).any(axis=1)
+    # kurtosis between beats: +-100 ms around each R left out, where beat-to-beat QRS
+    # changes leave template-mismatch spikes that are cardiac, not noise
+    between = np.ones(res.size, dtype=bool)
+    h = int(0.1 * fs)
+    for i in r:
+        between[max(0, i - h): i + h] = False
+    between[:edge] = False
+    between[res.size - edge:] = False
+    k = float(_stats.kurtosis(res[between], fisher=True))
+    f, p = _signal.welch(res[edge: res.size - edge], fs=fs, nperseg=int(_PSD_NPERSEG_S * fs))
+    inband = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    p = p / np.trapezoid(p[inband], f[inband])
+    return RecordMeasures(ratio, qrs_pp, k, f, p, rail, contact, int(r.size))
+
+
+# -- real recordings ------------------------------------------------------------------------------
+
+def read_textile_record(folder, subject: str, electrode: str, activity: str):
+    """One real record: ``(signal float64 counts [T], fs, grades int [n_segments])``."""
+    import wfdb
+
+    if electrode not in FILE_ELECTRODE:
+        raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)}, got {electrode!r}")
+    if activity not in ACTIVITIES:
+        raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)}, got {activity!r}")
+    stem = Path(folder) / f"{subject}_{FILE_ELECTRODE[electrode]}_{activity}"
+    try:
+        rec = wfdb.rdrecord(str(stem), physical=False)
+        lab = np.loadtxt(f"{stem}.artifact.csv", delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read textile record {stem}: {exc}") from None
+    seg = int(round(SEGMENT_S * rec.fs))
+    grades = np.zeros(rec.sig_len // seg, dtype=np.int64)
+    for a, _, g in lab:
+        if a // seg < grades.size:
+            grades[a // seg] = g
+    return rec.d_signal[:, 0].astype(np.float64), float(rec.fs), grades
+
+
+REAL_RAILS = (0.0, 4095.0)  # 12-bit ADC of the real sensor
+
+
+def measure_real(folder, subjects) -> dict:
+    """``{(electrode, activity): {'measures': [RecordMeasures], 'grades': [ndarray]}}``."""
+    out = {}
+    for e in ELECTRODES:
+        for a in ACTIVITIES:
+            ms, gs = [], []
+            for s in subjects:
+                x, fs, g = read_textile_record(folder, s, e, a)
+                m = measure_record(x, fs, rails=REAL_RAILS)
+                n = min(m.noise_to_qrs.size, g.size)
+                ms.append(m)
+                gs.append(g[:n])
+            out[(e, a)] = {"measures": ms, "grades": gs}
+    return out
+
+
+# -- summaries and the grading rule ---------------------------------------------------------------
+
+def summarize(measures) -> dict:
+    """Pooled summary of a list of :class:`RecordMeasures` (one electrode x activity)."""
+    r = np.concatenate([m.noise_to_qrs for m in measures])
+    q25, q50, q75 = np.percentile(r, [25, 50, 75])
+    f = measures[0].f
+    psd = np.exp(np.mean([np.log(np.interp(f, m.f, m.psd) + 1e-30) for m in measures], axis=0))
+    return {"median": float(q50), "iqr": float(q75 - q25), "q25": float(q25), "q75": float(q75),
+            "kurtosis": float(np.median([m.kurtosis for m in measures])),
+            "rail_fraction": float(np.mean(np.concatenate([m.rail for m in measures]))),
+            "contact_fraction": float(np.mean(np.concatenate([m.contact for m in measures]))),
+            "f": f, "psd": psd, "n_segments": int(r.size)}
+
+
+def fit_grading_rule(ratios: np.ndarray, grades: np.ndarray) -> np.ndarray:
+    """Thresholds ``t1 < t2 < t3`` on ``noise_to_qrs`` (grade = 1 + #thresholds exceeded)
+    that maximise agreement with the graders' labels (each threshold in turn, on the
+    log-ratio grid of the data, repeated until stable)."""
+    lr = np.log(np.asarray(ratios, dtype=np.float64))
+    g = np.asarray(grades)
+    grid = np.unique(np.percentile(lr, np.linspace(0, 100, 401)))
+    t = np.array([np.percentile(lr, p) for p in (50, 75, 90)])
+
+    def acc(tt):
+        return np.mean(1 + (lr[:, None] > tt[None, :]).sum(axis=1) == g)
+
+    for _ in range(10):
+        old = t.copy()
+        for k in range(3):
+            lo = t[k - 1] if k > 0 else -np.inf
+            hi = t[k + 1] if k < 2 else np.inf
+            cand = grid[(grid > lo) & (grid < hi)]
+            if cand.size:
+                scores = [acc(np.concatenate([t[:k], [c], t[k + 1:]])) for c in cand]
+                t[k] = cand[int(np.argmax(scores))]
+        if np.array_equal(t, old):
+            break
+    return np.exp(t)
+
+
+def grade(noise_to_qrs, thresholds) -> np.ndarray:
+    """Artefact grade 1-4 from noise-to-QRS ratios and the rule's thresholds (int8)."""
+    r = np.asarray(noise_to_qrs, dtype=np.float64)
+    return (1 + (r[..., None] > np.asarray(thresholds)[None, :]).sum(axis=-1)).astype(np.int8)
+
+
+def grade_fractions(grades) -> list[float]:
+    g = np.asarray(grades)
+    return [float(np.mean(g == k)) for k in (1, 2, 3, 4)]
+
+
+# -- the fitted file ------------------------------------------------------------------------------
+
+def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
+    """Fit the per electrode x activity targets and the grading rule on ``subjects``.
+
+    Returns the JSON-ready dict written to :data:`FIT_FILE` by :func:`write_fit`.
+    """
+    real = measure_real(folder, subjects)
+    all_r = np.concatenate([np.concatenate([m.noise_to_qrs[: g.size] for m, g in zip(v["measures"], v["grades"])])
+                            for v in real.values()])
+    all_g = np.concatenate([np.concatenate(v["grades"]) for v in real.values()])
+    thr = fit_grading_rule(all_r, all_g)
+    rho = float(_stats.spearmanr(all_r, all_g).statistic)
+    table = {}
+    f_out = np.round(np.geomspace(BAND_HZ[0], BAND_HZ[1], 24), 3)
+    # Noise is fitted in units of the typical QRS of all fit records (one sensor, one gain),
+    # not record by record: the noise in mV follows activity and electrode, and the ratio
+    # to a record's own QRS then varies with the body as it does in the real records.
+    q_typ = float(np.median([m.qrs_pp for v in real.values() for m in v["measures"]]))
+    # The spread of the level between records (subject, skin, fit) is pooled over all
+    # cells: three records per cell cannot estimate it (one loose strap dominates).
+    cell_logs = {k: [np.log(m.noise_to_qrs * m.qrs_pp / q_typ) for m in v["measures"]] for k, v in real.items()}
+    dev = np.concatenate([(lambda rm: rm - np.median(rm))(np.array([np.median(lr) for lr in logs]))
+                          for logs in cell_logs.values()])
+    sd_between = float(1.4826 * np.median(np.abs(dev)))
+    for (e, a), v in real.items():
+        s = summarize(v["measures"])
+        psd = np.interp(f_out, s["f"], s["psd"])
+        logs = cell_logs[(e, a)]
+        within = [np.subtract(*np.percentile(lr, [75, 25])) / 1.349 for lr in logs]
+        table[f"{e}/{a}"] = {
+            "log_level_mean": float(np.median(np.concatenate(logs))),
+            "log_level_sd_between_records": sd_between,
+            "log_level_sd_within_record": float(np.median(within)),
+            "noise_to_qrs_median": s["median"], "noise_to_qrs_q25": s["q25"], "noise_to_qrs_q75": s["q75"],
+            "residual_kurtosis": s["kurtosis"], "rail_fraction": s["rail_fraction"],
+            "contact_fraction": s["contact_fraction"], "n_segments": s["n_segments"],
+            "grade_fractions": grade_fractions(np.concatenate(v["grades"])),
+            "psd_db": [round(float(10 * np.log10(p)), 2) for p in psd],
+        }
+    return {
+        "about": ("Noise targets per electrode type x activity measured on the textile wearable recordings "
+                  "(Kalouskova, GPL-3.0) by cardiosim.noise.textile; fitted on subjects "
+                  f"{', '.join(subjects)} only, subjects {', '.join(HELD_OUT_SUBJECTS)} held out for validation. "
+                  "Refit: python scripts/fit_textile_noise.py [DATA_DIR]"),
+        "fit_subjects": list(subjects),
+        "segment_s": SEGMENT_S,
+        "band_hz": list(BAND_HZ),
+        "grading_rule": {"thresholds_noise_to_qrs": [float(t) for t in thr],
+                         "accuracy_fit": float(np.mean(grade(all_r, thr) == all_g)),
+                         "spearman_fit": rho},
+        "psd_f_hz": [float(f) for f in f_out],
+        "qrs_pp_typical_counts": q_typ,
+        "table": table,
+    }
+
+
+def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fit, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+@functools.lru_cache(maxsize=1)
+def load_fit() -> dict:
+    """The shipped fit (:data:`FIT_FILE`)."""
+    try:
+        return json.loads(FIT_FILE.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read the textile noise fit {FIT_FILE}: {exc}") from None
+
+
+# -- synthesis of the fitted noise ----------------------------------------------------------------
+
+_SLOW_TAU_S = 2.0    # correlation time of the segment-to-segment level changes
+_FAST_TAU_S = 0.15   # correlation time of the artefact bursts inside a segment
+_MAX_FAST_SD = 1.0
+
+
+def _ou(rng, n_rows: int, n: int, fs: float, tau: float, rate: float) -> np.ndarray:
+    """Unit-variance Ornstein-Uhlenbeck rows [n_rows, n] sampled at ``rate`` Hz, linearly
+    interpolated to ``fs``."""
+    m = int(np.ceil(n / fs * rate)) + 2
+    a = np.exp(-1.0 / (rate * tau))
+    y0 = rng.standard_normal((n_rows, 1))                    # stationary start
+    w = rng.standard_normal((n_rows, m - 1))
+    y = np.empty((n_rows, m))
+    y[:, :1] = y0
+    y[:, 1:] = _signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], w, axis=1, zi=a * y0)[0]
+    tk = np.arange(m) / rate
+    t = np.arange(n) / fs
+    return np.stack([np.interp(t, tk, row) for row in y])
+
+
+@functools.lru_cache(maxsize=64)
+def _spectrum(electrode: str, activity: str, n: int, fs: float):
+    """Amplitude spectrum [n // 2 + 1] on the rfft grid of the fitted residual (the
+    measurement band-pass divided out; flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope
+    continued above 40 Hz), scaled so the 1-40 Hz band-passed noise has unit variance."""
+    fit = load_fit()
+    row = fit["table"][f"{electrode}/{activity}"]
+    fk = np.asarray(fit["psd_f_hz"])
+    pk = 10 ** (np.asarray(row["psd_db"]) / 10)
+    _, h = _signal.sosfreqz(_band(fs), worN=fk, fs=fs)
+    src = pk / np.maximum(np.abs(h) ** 2, 1e-3)          # zero-phase filter: |H|^2
+    f = np.fft.rfftfreq(n, 1 / fs)
+    lf = np.log(np.maximum(f, 1e-6))
+    hi = fk >= 20.0
+    slope = min(-1.0, float(np.polyfit(np.log(fk[hi]), np.log(src[hi]), 1)[0]))
+    s = np.exp(np.interp(lf, np.log(fk), np.log(src)))
+    above = f > fk[-1]
+    s[above] = src[-1] * (f[above] / fk[-1]) ** slope
+    s[f < 0.3] = 0.0
+    _, hg = _signal.sosfreqz(_band(fs), worN=f, fs=fs)
+    var_f = 4.0 / n ** 2 * float(np.sum(s * np.abs(hg) ** 2))
+    amp = np.sqrt(s / var_f)
+    amp.setflags(write=False)
+    return amp
+
+
+def reference_qrs_pp_mv() -> float:
+    """QRS peak-to-peak (mV) of the simulated chest strap on the reference body, stored in
+    the fit: the fitted noise-to-QRS ratios become mV through it."""
+    return float(load_fit()["qrs_pp_reference_mv"])
+
+
+def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int, fs: float, *, electrode: str,
+                            activity: str, scale: float = 1.0, params: dict | None = None) -> np.ndarray:
+    """Noise [n_electrodes, n] mV (float32) of a worn device, fitted per electrode type x activity.
+
+    Each electrode carries independent Gaussian noise with the fitted residual spectrum,
+    under an envelope shared by all electrodes (one body moves): a per-record level drawn
+    from the between-record spread, 2-s scale level changes (the within-record spread of
+    the segment ratios) and short bursts that give the fitted kurtosis. A bipolar lead of
+    two electrodes then has, in the median 2-s segment, the fitted noise-to-QRS ratio times
+    :func:`reference_qrs_pp_mv` times ``scale``.
+    """
+    if electrode not in ELECTRODES:
+        raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)}, got {electrode!r}")
+    if activity not in ACTIVITIES:
+        raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)} for the fitted noise, got {activity!r}")
+    row = load_fit()["table"][f"{electrode}/{activity}"]
+    level = np.exp(row["log_level_mean"] + row["log_level_sd_between_records"] * rng.standard_normal())
+    sd_w = row["log_level_sd_within_record"]
+    k = max(row["residual_kurtosis"], 0.0)
+    sd_f = float(np.sqrt(np.clip(np.log1p(k / 3.0) / 4.0 - sd_w ** 2, 0.0, _MAX_FAST_SD ** 2)))
+    env = sd_w * _ou(rng, 1, n, fs, _SLOW_TAU_S, 10.0)[0]
+    if sd_f > 0:
+        env += sd_f * _ou(rng, 1, n, fs, _FAST_TAU_S, 50.0)[0] - sd_f ** 2
+    amp = _spectrum(electrode, activity, n, fs)
+    z = rng.standard_normal((n_electrodes, amp.size)) + 1j * rng.standard_normal((n_electrodes, amp.size))
+    x = np.fft.irfft(z * amp, n=n, axis=1)
+    rms = level * reference_qrs_pp_mv() * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
+    x *= rms * np.exp(env)[None, :]
+    if params is not None:
+        params.update({"activity_noise_electrode": electrode, "activity_noise_activity": activity,
+                       "activity_noise_to_qrs": float(level * scale), "activity_noise_rms_mv": float(rms),
+                       "activity_noise_burst_sd": sd_f})
+    return x.astype(np.float32)
