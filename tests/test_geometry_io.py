@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cardiosim.errors import ConfigError, DataFormatError, GeometryError
-from cardiosim.geometry import (TorsoParams, file_sha256, make_layout, make_sphere_mesh, make_torso,
+from cardiosim.geometry import (TorsoParams, make_layout, make_sphere_mesh, make_torso,
                                 proportional_anatomy, read_electrodes, read_torso)
 from cardiosim.geometry._kernels import edges_through_triangles, edges_through_triangles_numpy
 from cardiosim.geometry.topology import prepare_surface
@@ -271,6 +271,7 @@ def test_generate_with_a_user_mesh_matches_the_built_in_torso(torso, tmp_path):
     import xarray as xr
 
     from cardiosim.dataset import Recipe, generate
+    from cardiosim.dataset.io import sha256_file as file_sha256
     from cardiosim.dataset.recipe import BodyRecipe
 
     mesh = _write(tmp_path / "torso.obj", torso.vertices * 1000.0, torso.faces[:, ::-1])

@@ -196,11 +196,11 @@ class BodyRecipe:
 
 
 def _file_hash(path: Path, key: str, expected: str) -> str:
-    from ..geometry import file_sha256
+    from .io import sha256_file
 
     if not path.is_file():
         raise DataFormatError(f"body.{key}: file {str(path)!r} not found")
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     if expected and digest != expected:
         raise ConfigError(f"body.{key}: {str(path)!r} changed since the recipe was written (SHA-256 {digest[:12]}..., "
                           f"recipe says {expected[:12]}...); restore the file or clear body.{key}_sha256")

@@ -26,7 +26,6 @@ is not a human chest), so for a real body pass the heart position if you know it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from functools import lru_cache
@@ -51,15 +50,6 @@ def _unit_factor(units, what: str) -> float:
     if units not in UNITS:
         raise ConfigError(f"{what}: units must be one of {', '.join(map(repr, UNITS))}, got {units!r}")
     return UNITS[units]
-
-
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes (hex): stored with a dataset so a changed mesh is detected."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_body_size(vertices_m: np.ndarray, units: str, name: str) -> None:
