@@ -102,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--record", type=_nonneg_int, default=0, help="record position in the dataset")
     p.add_argument("--output", "-o", type=Path, help="PNG file (default: <dataset>-record<N>.png)")
+
+    s = sub.add_parser("sim2real", help="sim-to-real benchmark: train on simulated data, test on real recordings",
+                       description="Train the same small model under each condition (clean, classic augmentation, "
+                                   "physics, real) and score it on real recordings ($CARDIOSIM_DATA).")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", choices=("af", "quality", "beats"))
+    which.add_argument("--all", action="store_true", help="every task, plus summary.md and sim2real.png")
+    s.add_argument("--output", "-o", type=Path, default=Path("report"), help="report folder (default: report/)")
+    s.add_argument("--budget", choices=("full", "quick"), default="full", help="quick: seconds, for development")
+    s.add_argument("--conditions", help="comma-separated condition keys (default: all registered)")
+    s.add_argument("--data", type=Path, help="folder of real recordings (default: $CARDIOSIM_DATA)")
     return parser
 
 
@@ -222,6 +233,21 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_sim2real(args) -> int:
+    from . import sim2real
+
+    conditions = None if not args.conditions else [c.strip() for c in args.conditions.split(",") if c.strip()]
+    kw = dict(budget=args.budget, conditions=conditions, data_dir=args.data)
+    if args.all:
+        sim2real.run_all(args.output, **kw)
+        print(f"wrote {args.output / 'summary.md'} and {args.output / 'sim2real.png'}")
+    else:
+        result = sim2real.run(args.task, args.output, **kw)
+        print((args.output / args.task / "table.md").read_text())
+        print("\n".join(result["findings"]))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -229,7 +255,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
-               "bench": _cmd_bench}[args.command]
+               "bench": _cmd_bench, "sim2real": _cmd_sim2real}[args.command]
     try:
         return handler(args)
     except CardiosimError as exc:
