@@ -23,6 +23,7 @@ import numpy as np
 from . import config as _config
 from .errors import ConfigError, SignalError
 from .frames import rotation_matrix
+from .device.failures import FailureConfig
 from .noise import NoiseConfig
 from .sources.base import CardiacSource
 
@@ -161,6 +162,10 @@ class SimulationConfig:
     leadfield_rate : float, Hz
         Rate at which lead fields are evaluated along electrode trajectories; they are
         linearly interpolated in between (electrodes move at breathing/gait rates).
+    failures : FailureConfig
+        Rates of whole-record front-end failures (missing electrode or ground, dead
+        channel or device; :mod:`cardiosim.device.failures`), all 0 by default; the drawn
+        failure is stored as ``params['failure']``.
     augment : ClassicAugmentConfig
         Naive augmentations after the device, off by default (for comparisons).
     """
@@ -173,6 +178,7 @@ class SimulationConfig:
     add_noise: bool = True
     leadfield_rate: float = 25.0
     augment: ClassicAugmentConfig = field(default_factory=ClassicAugmentConfig)
+    failures: FailureConfig = field(default_factory=FailureConfig)
 
     def __post_init__(self):
         _config.check_range("leadfield_rate", self.leadfield_rate, 0.0, lo_open=True)
@@ -472,11 +478,20 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
 
     if device_stage:
-        recorded, info = _device.apply_device(ctx.device, leads, fs)
+        failure = cfg.failures.draw(rng, electrodes, ctx.device.measured_leads or montage.leads)
+        params["failure"] = failure.label
+        recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None)
         params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
         fs_out = float(info.get("fs", ctx.device.fs))
     else:
         recorded, fs_out = leads.astype(np.float32), fs
+    if cfg.add_noise:
+        # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
+        # graders of real chest-strap records (noise.textile.artefact_grades)
+        from .noise.textile import artefact_grades
+        ref = _device.apply_device(ctx.device, clean_leads, fs)[0] if device_stage else clean_leads
+        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, ref, fs_out)
+        params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
     if cfg.augment.enabled:
         recorded, p = cfg.augment.apply(recorded, rng)
         params.update(p)

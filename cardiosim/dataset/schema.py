@@ -11,6 +11,7 @@
 | displacement   | record, electrode, space   | float32 | mean electrode displacement on the body, m|
 | snr_db         | record, noise              | float32 | realised SNR per noise kind, dB (NaN: off)|
 | heart_rate     | record                     | float32 | bpm                                       |
+| artefact_grade | record (, segment)         | int8    | artefact grade 1-4 per record (2-s segment)|
 | accelerometer  | record, axis, time         | float32 | device accelerometer, m s-2 (if simulated)|
 | parameters     | record                     | str     | JSON of every parameter of the record     |
 
@@ -90,6 +91,7 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
         "parameters": (("record",), np.array([r.params_json() for r in records], dtype=object),
                        {"long_name": "JSON of every random or physical parameter that shaped the record"}),
     }
+    data_vars.update(_grade_variables(records, n_t, fs))
     if all(r.accelerometer is not None for r in records):
         acc = np.stack([r.accelerometer[:, :n_t] for r in records]).astype(np.float32)
         data_vars["accelerometer"] = (("record", "axis", "time"), acc,
@@ -117,6 +119,25 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
         "source": "cardiosim physics-based simulation (https://github.com/cardiosim/cardiosim)",
     }
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+
+
+def _grade_variables(records, n_t: int, fs: float) -> dict:
+    """Artefact grade 1-4 per record and per 2-s segment (:func:`cardiosim.noise.textile.artefact_grades`),
+    when the records carry them (noisy simulations)."""
+    if not records or not all("artefact_grade" in r.params for r in records):
+        return {}
+    n_seg = int(n_t // round(2.0 * fs))
+    seg = np.zeros((len(records), n_seg), dtype=np.int8)
+    for i, r in enumerate(records):
+        digits = str(r.params.get("artefact_grade_segments", ""))
+        if len(digits) != n_seg:
+            raise SignalError(f"record {r.source_id!r} has {len(digits)} segment grades, expected {n_seg}")
+        seg[i] = [int(c) for c in digits]
+    about = "1 little or no artefact ... 4 severe; rule fitted to human graders of real chest-strap records"
+    return {"artefact_grade": (("record",), np.array([r.params["artefact_grade"] for r in records], dtype=np.int8),
+                               {"long_name": "artefact grade of the record", "comment": about}),
+            "artefact_grade_segment": (("record", "segment"), seg,
+                                       {"long_name": "artefact grade per 2-s segment", "comment": about})}
 
 
 def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 4, pack_int16: bool = False,

@@ -63,10 +63,16 @@ def quantize(v_adc: np.ndarray, bits: int, range_mv: float):
     return np.clip(c, lo, hi).astype(np.int64), sat
 
 
-def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float):
+def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None):
     """Record ``leads_mV`` [n_leads, T] (mV, at ``fs_in`` Hz) with ``profile``.
 
-    Steps: analog band-pass at the input rate (causal), anti-aliased polyphase resampling
+    ``failure`` (:class:`cardiosim.device.FrontEndFailure`, optional): electrodes, ground,
+    channels or the whole device failed for the whole record; the channels concerned read
+    the profile's lead-off code (or 0), as the device records them.
+
+    A ``coupling = 'dc'`` profile goes through :func:`cardiosim.device.frontend.apply_dc_frontend`
+    (clipping at the input range before digital filtering, derived leads after the ADC).
+    Otherwise, steps: analog band-pass at the input rate (causal), anti-aliased polyphase resampling
     to ``profile.fs`` (``scipy.signal.resample_poly``, Kaiser-windowed FIR), gain, ADC
     quantisation to ``adc_bits`` over ``+-adc_range_mv`` with saturation, back to mV
     (raw / gain, see :mod:`cardiosim.device.profile`).
@@ -93,12 +99,20 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     if x.shape[0] != n_leads_expected:
         raise SignalError(f"device {profile.name!r} ({profile.montage}) records {n_leads_expected} leads, "
                           f"got {x.shape[0]}")
-    y = analog_filter(profile, x, float(fs_in))
-    up, down = _ratio(profile.fs, float(fs_in))
-    if up != down:
-        y = _signal.resample_poly(y, up, down, axis=-1)
-    v = y * profile.gain
-    codes, sat = quantize(v, profile.adc_bits, profile.adc_range_mv)
+    extra = {}
+    if profile.coupling == "dc":
+        from .frontend import apply_dc_frontend
+        codes, sat, extra = apply_dc_frontend(profile, x, float(fs_in), failure)
+        up, down = _ratio(profile.fs, float(fs_in))
+    else:
+        y = analog_filter(profile, x, float(fs_in))
+        up, down = _ratio(profile.fs, float(fs_in))
+        if up != down:
+            y = _signal.resample_poly(y, up, down, axis=-1)
+        v = y * profile.gain
+        codes, sat = quantize(v, profile.adc_bits, profile.adc_range_mv)
+        if failure is not None and failure.any:
+            codes, sat, extra = _ac_failure(profile, codes, sat, failure)
     lsb = 2.0 * profile.adc_range_mv / 2 ** profile.adc_bits
     raw = codes * lsb
     recorded = (raw / profile.gain).astype(np.float32)
@@ -108,4 +122,26 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         "saturated_fraction": sat.mean(axis=1), "n_saturated": int(sat.sum()),
         "lsb_mv": profile.lsb_mv, "input_range_mv": profile.input_range_mv,
     }
+    info.update(extra)
     return recorded, info
+
+
+def _ac_failure(profile: DeviceProfile, codes, sat, failure):
+    """Whole-record failures of a device that forms every lead in analog: each lead using a
+    lost electrode (every lead when the ground is lost) reads the lead-off code."""
+    from .frontend import lead_off_channels
+
+    montage = profile.make_montage()
+    lo, hi = -(2 ** (profile.adc_bits - 1)), 2 ** (profile.adc_bits - 1) - 1
+    off = lead_off_channels(montage, np.arange(len(montage.leads)), failure)
+    codes, sat = codes.copy(), sat.copy()
+    codes[off] = {"negative": lo, "positive": hi, "zero": 0}[profile.lead_off_code]
+    sat[off] = profile.lead_off_code != "zero"
+    for name in failure.channels_flat:
+        if name not in montage.leads:
+            raise SignalError(f"channel {name!r} is not a lead of device {profile.name!r} {montage.leads}")
+        codes[montage.leads.index(name)] = 0
+    if failure.device_flat:
+        codes[:] = 0
+        sat[:] = False
+    return codes, sat, {"lead_off_channels": int(off.sum()), "failure": failure.label}

@@ -42,6 +42,19 @@ class DeviceProfile:
     adc_range_mv : float -- ADC full scale +- at its input, mV
     powerline_hz : {50, 60} -- mains frequency where the device is used (notch, noise)
     notch : bool -- apply a second-order notch at ``powerline_hz`` (Q = 30)
+    coupling : {'ac', 'dc'}
+        'ac' (default): analog band-pass before the ADC, every lead formed before it.
+        'dc': the front end of a DC-coupled ECG ADC (:mod:`cardiosim.device.frontend`):
+        the measured leads are digitised over ``+-input_range_mv`` (clipping there, before
+        any filtering), band-passed digitally, and the other leads derived digitally from
+        the measured codes.
+    measured_leads : tuple of str
+        Leads the ADC measures ('dc' only; empty: all). For a 12-lead device I, II, V1-V6;
+        III, aVR, aVL, aVF are then derived after the ADC (Einthoven, Goldberger).
+    lead_off_code : {'negative', 'positive', 'zero'}
+        What a measured channel reads when one of its electrodes (or the ground) is off:
+        the negative or positive full-scale code (lead-off detection pulls the input to a
+        rail), or 0.
     """
 
     name: str
@@ -56,6 +69,9 @@ class DeviceProfile:
     powerline_hz: int = 50
     notch: bool = False
     description: str = ""
+    coupling: str = "ac"
+    measured_leads: tuple[str, ...] = ()
+    lead_off_code: str = "negative"
 
     def __post_init__(self):
         if self.montage not in montage_names():
@@ -74,6 +90,19 @@ class DeviceProfile:
         check_range("adc_range_mv", self.adc_range_mv, 0.0, lo_open=True)
         if self.powerline_hz not in (50, 60):
             raise ConfigError(f"powerline_hz must be 50 or 60, got {self.powerline_hz!r}")
+        if self.coupling not in ("ac", "dc"):
+            raise ConfigError(f"coupling must be 'ac' or 'dc', got {self.coupling!r}")
+        if self.lead_off_code not in ("negative", "positive", "zero"):
+            raise ConfigError(f"lead_off_code must be 'negative', 'positive' or 'zero', got {self.lead_off_code!r}")
+        measured = tuple(self.measured_leads)
+        object.__setattr__(self, "measured_leads", measured)
+        if measured:
+            if self.coupling != "dc":
+                raise ConfigError("measured_leads needs coupling = 'dc' (an 'ac' device forms every lead in analog)")
+            leads = self.make_montage().leads
+            bad = [m for m in measured if m not in leads]
+            if bad:
+                raise ConfigError(f"measured_leads: lead {bad[0]!r} is not a lead of montage {self.montage!r} {leads}")
 
     @property
     def input_range_mv(self) -> float:

@@ -283,12 +283,54 @@ def fit_grading_rule(ratios: np.ndarray, grades: np.ndarray) -> np.ndarray:
 def grade(noise_to_qrs, thresholds) -> np.ndarray:
     """Artefact grade 1-4 from noise-to-QRS ratios and the rule's thresholds (int8)."""
     r = np.asarray(noise_to_qrs, dtype=np.float64)
-    return (1 + (r[..., None] > np.asarray(thresholds)[None, :]).sum(axis=-1)).astype(np.int8)
+    return (1 + (r[..., None] > np.asarray(thresholds, dtype=np.float64)).sum(axis=-1)).astype(np.int8)
 
 
 def grade_fractions(grades) -> list[float]:
     g = np.asarray(grades)
     return [float(np.mean(g == k)) for k in (1, 2, 3, 4)]
+
+
+def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
+    """Artefact grade (1-4, the rule fitted to the graders' labels) of a simulated record,
+    per 2-s segment and for the whole record.
+
+    In a simulation the non-cardiac part is known: ``recorded - clean`` (the same device
+    applied to the leads without electrode noise), band-passed 1-40 Hz as in
+    :func:`measure_record`; each lead's QRS size is the median over segments of the
+    band-passed clean lead's peak-to-peak. Per segment the ratio is the median over the
+    leads; the record's grade is the grade of its median segment ratio.
+
+    Parameters
+    ----------
+    recorded, clean : ndarray [n_leads, T] mV
+    fs : float, Hz
+
+    Returns
+    -------
+    grades : ndarray [n_segments] int8 (empty for records shorter than one segment)
+    record_grade : int
+    ratio : ndarray [n_segments] float64 -- noise-to-QRS per segment
+    """
+    rec = np.atleast_2d(np.asarray(recorded, dtype=np.float64))
+    cl = np.atleast_2d(np.asarray(clean, dtype=np.float64))
+    if rec.shape != cl.shape:
+        raise SignalError(f"recorded {rec.shape} and clean {cl.shape} leads differ in shape")
+    seg = int(round(SEGMENT_S * fs))
+    n_seg = rec.shape[1] // seg
+    thr = load_fit()["grading_rule"]["thresholds_noise_to_qrs"]
+    if n_seg == 0 or rec.shape[1] < 64:
+        return np.zeros(0, dtype=np.int8), 1, np.zeros(0)
+    sos = _band(float(fs))
+    noise = _signal.sosfiltfilt(sos, rec - cl, axis=1)[:, : n_seg * seg].reshape(rec.shape[0], n_seg, seg)
+    c = _signal.sosfiltfilt(sos, cl, axis=1)[:, : n_seg * seg].reshape(rec.shape[0], n_seg, seg)
+    qrs = np.median(np.ptp(c, axis=2), axis=1)                     # [n_leads]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(np.mean(noise ** 2, axis=2)) / qrs[:, None]
+    r = np.where(np.isfinite(r), r, np.inf)                        # a lead with no QRS at all: unreadable
+    ratio = np.median(r, axis=0)
+    g = grade(ratio, thr)
+    return g, int(grade(np.median(ratio), thr)), ratio
 
 
 # -- the fitted file ------------------------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""The front end of a DC-coupled ECG device, as built.
+
+Mobile and many modern 12-lead devices (the PhysioNet/CinC 2011 phones among them) digitise
+only the independent leads -- I, II and V1-V6 -- with a DC-coupled ADC of limited input
+range (about +-80 mV there), and form III, aVR, aVL and aVF digitally from the codes::
+
+    codes_m = clip(round(g * lead_m / lsb))          measured leads, clipped at the rails
+    codes_m = clip(round(digital band-pass(codes_m)))   filtering comes after the clipping
+    codes_d = clip(round(D @ codes_m))               III = II - I, aVR = -(I + II)/2, ...
+
+so a channel whose input sits beyond the range stays at the rail, and a railed measured
+lead makes the derived leads that use it rail or sit at fixed fractions of the rail. When an
+electrode is off, the lead-off detection pulls each measured channel that uses it (for
+Wilson's terminal: every precordial channel when RA, LA or LL is off; every channel when
+the ground / right-leg drive is off) to a full-scale code for as long as it is off.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy import signal as _signal
+
+from ..errors import ConfigError, SamplingRateError
+from .failures import FrontEndFailure
+
+
+@lru_cache(maxsize=32)
+def derivation_matrix(montage_name: str, measured: tuple[str, ...]):
+    """``(measured_idx, derived_idx, D)``: rows of the montage measured by the ADC, the rows
+    derived from them, and ``D`` [n_derived, n_measured] with ``M[derived] = D @ M[measured]``
+    exactly (ConfigError when a lead cannot be derived from the measured ones)."""
+    from ..leads import make_montage
+
+    m = make_montage(montage_name)
+    mi = np.array([m.leads.index(x) for x in measured], dtype=np.intp)
+    di = np.array([k for k in range(len(m.leads)) if k not in set(mi.tolist())], dtype=np.intp)
+    if di.size == 0:
+        return mi, di, np.zeros((0, mi.size))
+    a = m.matrix[mi]                                    # [n_m, n_e]
+    d, *_ = np.linalg.lstsq(a.T, m.matrix[di].T, rcond=None)
+    d = d.T
+    err = np.abs(d @ a - m.matrix[di]).max()
+    if err > 1e-9:
+        raise ConfigError(f"leads {[m.leads[k] for k in di]} cannot all be derived from the measured leads "
+                          f"{measured} of montage {montage_name!r}")
+    d = np.where(np.abs(d) < 1e-12, 0.0, d)
+    d.setflags(write=False)
+    return mi, di, d
+
+
+def lead_off_channels(montage, measured_idx, failure: FrontEndFailure | None) -> np.ndarray:
+    """Bool [n_measured] of the measured channels that read the lead-off code: those with
+    a nonzero coefficient on an electrode that is off (every channel when the ground is off)."""
+    out = np.zeros(len(measured_idx), dtype=bool)
+    if failure is None:
+        return out
+    if failure.ground_off:
+        out[:] = True
+        return out
+    for e in failure.electrodes_off:
+        if e not in montage.electrodes:
+            raise ConfigError(f"electrode {e!r} is not one of the device's electrodes {montage.electrodes}")
+        col = montage.electrodes.index(e)
+        out |= np.abs(montage.matrix[measured_idx, col]) > 0
+    return out
+
+
+def _digital_filter(profile, codes: np.ndarray, fs: float) -> np.ndarray:
+    """Digital band-pass (Butterworth high- and low-pass of ``profile.filter_order``, optional
+    notch) on the codes, started in steady state at the first sample."""
+    from .apply import _filter_design
+
+    lo, hi = profile.band_hz
+    sos, zi = _filter_design(profile.filter_order, float(lo), float(hi), float(fs),
+                             int(profile.powerline_hz) if profile.notch else 0)
+    y, _ = _signal.sosfilt(sos, codes, axis=-1, zi=zi[:, None, :] * codes[None, :, :1])
+    return y
+
+
+def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: FrontEndFailure | None = None):
+    """Record ``leads_mv`` [n_leads, T] (all leads of the montage, mV at ``fs_in``) with a
+    DC-coupled ``profile`` (see the module docstring). Returns ``(codes int64 [n_leads, T'],
+    saturated bool [n_leads, T'], info)``; ``T' = ceil(T fs / fs_in)``."""
+    from .apply import _ratio
+
+    montage = profile.make_montage()
+    measured = profile.measured_leads or montage.leads
+    mi, di, d = derivation_matrix(profile.montage, tuple(measured))
+    lo_code, hi_code = -(2 ** (profile.adc_bits - 1)), 2 ** (profile.adc_bits - 1) - 1
+    lsb = 2.0 * profile.adc_range_mv / 2 ** profile.adc_bits
+    x = leads_mv[mi]
+    # anti-aliasing: the analog low-pass alone (a DC-coupled input has no analog high-pass)
+    hi = profile.band_hz[1]
+    if hi >= fs_in / 2:
+        raise SamplingRateError(f"input rate {fs_in} Hz is too low for the device's {hi} Hz anti-aliasing "
+                                f"low-pass (needs fs_in > {2 * hi} Hz)")
+    sos = _signal.butter(profile.filter_order, hi, "lowpass", fs=fs_in, output="sos")
+    x, _ = _signal.sosfilt(sos, x, axis=-1, zi=_signal.sosfilt_zi(sos)[:, None, :] * x[None, :, :1])
+    up, down = _ratio(profile.fs, float(fs_in))
+    if up != down:
+        x = _signal.resample_poly(x, up, down, axis=-1)
+    raw = np.round(x * profile.gain / lsb)
+    sat_m = (raw < lo_code) | (raw > hi_code)
+    codes_m = np.clip(raw, lo_code, hi_code)                        # the ADC clips first ...
+    codes_m = _digital_filter(profile, codes_m, profile.fs)         # ... then the digital filter
+    codes_m = np.clip(np.round(codes_m), lo_code, hi_code)
+    failure = failure if failure is not None else FrontEndFailure()
+    off = lead_off_channels(montage, mi, failure)
+    code_off = {"negative": lo_code, "positive": hi_code, "zero": 0}[profile.lead_off_code]
+    codes_m[off] = code_off
+    sat_m[off] = profile.lead_off_code != "zero"
+    for name in failure.channels_flat:
+        if name not in measured:
+            raise ConfigError(f"channel {name!r} is not a measured channel of {profile.name!r} {tuple(measured)}")
+        codes_m[list(measured).index(name)] = 0
+    n_out = codes_m.shape[1]
+    codes = np.empty((len(montage.leads), n_out))
+    sat = np.zeros((len(montage.leads), n_out), dtype=bool)
+    codes[mi], sat[mi] = codes_m, sat_m
+    if di.size:
+        dv = np.round(d @ codes_m)                                    # derived after the ADC
+        sat[di] = (dv < lo_code) | (dv > hi_code)
+        codes[di] = np.clip(dv, lo_code, hi_code)
+    if failure.device_flat:
+        codes[:] = 0
+        sat[:] = False
+    info = {"measured_leads": ",".join(measured), "lead_off_channels": int(off.sum()), "failure": failure.label}
+    return codes.astype(np.int64), sat, info

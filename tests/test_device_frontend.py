@@ -1,0 +1,161 @@
+"""The DC-coupled front end of a mobile 12-lead device and whole-record failures, against
+the unacceptable records of the PhysioNet/CinC Challenge 2011 (``$CARDIOSIM_DATA/cinc2011``)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from cardiosim.device import (FailureConfig, FrontEndFailure, apply_device, channel_states, derivation_matrix,
+                              load_device)
+from cardiosim.errors import ConfigError
+from cardiosim.leads import STANDARD_LEADS
+
+CINC_RAIL = 16000          # the challenge's codes: 200 per mV, rails at +-80 mV
+
+
+def _states_mv(ecg_mv, rail_mv=80.0):
+    lsb = rail_mv / CINC_RAIL
+    return channel_states(np.round(np.asarray(ecg_mv) / lsb).astype(np.int64), CINC_RAIL)
+
+
+@pytest.fixture(scope="module")
+def cinc_states(data_dir):
+    import wfdb
+
+    folder = data_dir / "cinc2011"
+    if not folder.is_dir():
+        pytest.skip(f"CinC 2011 records not found at {folder}")
+    with open(folder / "REFERENCE.csv") as fh:
+        ref = {r["record"]: r["quality"] for r in csv.DictReader(fh)}
+    out = {}
+    for rec_name, quality in ref.items():
+        rec = wfdb.rdrecord(str(folder / rec_name), physical=False)
+        assert tuple(rec.sig_name) == STANDARD_LEADS
+        out[rec_name] = (quality, channel_states(rec.d_signal.T.astype(np.int64), CINC_RAIL))
+    return out
+
+
+@pytest.fixture(scope="module")
+def mobile():
+    from cardiosim.simulate import make_context
+    from cardiosim.sources import synthetic_source
+
+    ctx = make_context("mobile12_500hz")
+    src = synthetic_source(10.0, 500.0, np.random.default_rng(11), ctx.forward, ctx.frank_layout, rhythm="SR",
+                           morphology="NORM", source_id="frontend")
+    return ctx, src
+
+
+def _simulate(mobile, failures: FailureConfig, seed=3):
+    from cardiosim.simulate import SimulationConfig, simulate_record
+
+    ctx, src = mobile
+    return simulate_record(src, np.random.default_rng(seed), context=ctx, config=SimulationConfig(failures=failures))
+
+
+def test_derived_leads_are_einthoven_and_goldberger():
+    """III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2 (Einthoven's law and
+    Goldberger's definitions, PHYSICS.md section 1), found from the montage alone."""
+    p = load_device("mobile12_500hz")
+    mi, di, d = derivation_matrix(p.montage, p.measured_leads)
+    assert [STANDARD_LEADS[k] for k in di] == ["III", "aVR", "aVL", "aVF"]
+    np.testing.assert_allclose(d[:, :2], [[-1, 1], [-0.5, -0.5], [1, -0.5], [-0.5, 1]], atol=1e-12)
+    assert not d[:, 2:].any()
+    with pytest.raises(ConfigError, match="cannot all be derived"):
+        derivation_matrix("standard12", ("I", "V1"))
+
+
+def test_clipping_at_the_input_range_before_filtering_and_derivation():
+    """A lead beyond +-80 mV is clipped by the ADC (not at the old +-400 mV), and the
+    derived leads are computed from the clipped codes (III = II - I holds on the output
+    to one code)."""
+    p = load_device("mobile12_500hz")
+    fs, n = 500.0, 5000
+    t = np.arange(n) / fs
+    leads = np.zeros((12, n))
+    leads[0] = 0.5 * np.sin(2 * np.pi * 1.0 * t)                 # I
+    leads[1] = 0.8 * np.sin(2 * np.pi * 1.0 * t + 0.3)           # II
+    leads[1, 2500:] += 300.0                                     # II jumps far beyond the range
+    y, info = apply_device(p, leads, fs)
+    i, ii, iii = y[0].astype(float), y[1].astype(float), y[2].astype(float)
+    assert ii.max() <= 80.0 + 1e-3 and ii[2505:2510].min() > 75.0   # at the rail right after the jump
+    np.testing.assert_allclose(iii, ii - i, atol=p.lsb_mv * 1.01)
+    assert info["saturated"][1].any() and not info["saturated"][0].any()
+    # the old AC shirt clips at its own +-400 mV input range
+    assert load_device("shirt12_500hz").input_range_mv == pytest.approx(400.0)
+
+
+def test_lost_electrodes_rail_the_channels_in_the_cinc2011_pattern(mobile, cinc_states):
+    """Every whole-record failure pattern of the unacceptable CinC 2011 records is what the
+    simulated mobile 12-lead records with the corresponding electrode, ground or device
+    failure (channel by channel: railed, zero, half-rail or live)."""
+    sim = {}
+    for name, fc in {"RA": FailureConfig(electrode_off_by_name={"RA": 1.0}),
+                     "ground": FailureConfig(ground_off=1.0),
+                     "LA": FailureConfig(electrode_off_by_name={"LA": 1.0}),
+                     "LL": FailureConfig(electrode_off_by_name={"LL": 1.0}),
+                     "V5": FailureConfig(electrode_off_by_name={"V5": 1.0}),
+                     "V6": FailureConfig(electrode_off_by_name={"V6": 1.0}),
+                     "device": FailureConfig(device_flat=1.0)}.items():
+        rec = _simulate(mobile, fc)
+        sim[name] = _states_mv(rec.ecg)
+    assert sim["RA"] == sim["ground"]                 # indistinguishable, as in the real records
+    bad = [s for q, s in cinc_states.values() if q == "unacceptable"]
+    ra_pattern = sum(s == sim["RA"] for s in bad)
+    assert ra_pattern >= 10, "the commonest failure: every measured channel at the negative rail"
+    assert sim["device"] in bad                        # the device at 0
+    # a single precordial electrode lost: that channel railed, the others alive
+    assert any(s == sim["V5"] for s in bad) and any(s == sim["V6"] for s in bad)
+
+    def same_railed(a, b):
+        return [x == "-rail" for x in a] == [x == "-rail" for x in b]
+
+    # LA and LL lost: the channels railed exactly as in the real records (the derived
+    # leads, partly clipped, are alive in both)
+    assert any(same_railed(s, sim["LA"]) for s in bad)
+    assert any(same_railed(s, sim["LL"]) for s in bad)
+    explained = sum(any(s == v for v in sim.values()) or any(same_railed(s, sim[k]) for k in ("LA", "LL"))
+                    for s in bad)
+    assert explained >= 16, explained                 # 17 of the 30 unacceptable records are whole-record failures
+
+
+def test_no_failure_no_rail(mobile, cinc_states):
+    """Without failures no channel is stuck, as in all but two acceptable real records."""
+    rec = _simulate(mobile, FailureConfig())
+    assert set(_states_mv(rec.ecg)) == {"live"} and rec.params["failure"] == "none"
+    good = [s for q, s in cinc_states.values() if q == "acceptable"]
+    assert sum(set(s) != {"live"} for s in good) <= 2
+
+
+def test_ac_device_rails_every_lead_using_the_lost_electrode():
+    p = load_device("shirt12_500hz")
+    x = 0.5 * np.sin(2 * np.pi * np.arange(5000) / 500.0)[None, :].repeat(12, axis=0)
+    y, info = apply_device(p, x, 500.0, failure=FrontEndFailure(electrodes_off=("RA",)))
+    railed = [STANDARD_LEADS[k] for k in range(12) if np.ptp(y[k]) == 0 and y[k, 0] < -399]
+    assert railed == ["I", "II", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]   # all but III = LL - LA
+    assert info["failure"] == "electrode_off:RA"
+
+
+def test_failure_rates_labels_and_errors():
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert not FailureConfig().draw(rng, ("RA", "LA"), ("I",)).any
+    assert rng.bit_generator.state == state           # nothing drawn when nothing can fail
+    fc = FailureConfig(ground_off=0.2, electrode_off=0.05)
+    draws = [fc.draw(rng, ("RA", "LA", "LL"), ("I", "II")) for _ in range(4000)]
+    assert np.mean([d.ground_off for d in draws]) == pytest.approx(0.2, abs=0.025)
+    assert np.mean([len(d.electrodes_off) for d in draws]) == pytest.approx(0.15, abs=0.025)
+    assert FrontEndFailure(electrodes_off=("RA", "V1"), channels_flat=("V2",)).label == \
+        "electrode_off:RA,V1;channel_flat:V2"
+    with pytest.raises(ConfigError, match="ground_off"):
+        FailureConfig(ground_off=1.5)
+    with pytest.raises(ConfigError, match="'XX'"):
+        FailureConfig(electrode_off_by_name={"XX": 0.1}).draw(rng, ("RA",), ("I",))
+    with pytest.raises(ConfigError, match="coupling"):
+        from cardiosim.device import DeviceProfile
+        DeviceProfile.from_dict({**load_device("mobile12_500hz").to_dict(), "coupling": "optical"})
+    c = FailureConfig.cinc2011()
+    assert c.electrode_off_by_name["RA"] + c.ground_off == pytest.approx(11 / 120)
