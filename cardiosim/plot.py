@@ -182,6 +182,57 @@ def plot_overlay(clean, shirt, fs: float, leads, *, labels=("clean", "shirt"), d
     return fig
 
 
+def plot_median_beats(real, synthetic, fs: float, leads=STANDARD_LEADS, *, title: str | None = None,
+                      labels=("real", "synthetic"), dpi: int = 100):
+    """Median beats of real and synthetic records of one class, overlaid per lead.
+
+    Each record's beat is drawn thin, the median over records thick (real black,
+    synthetic red), on a 3 x 4 grid of the standard leads (or one panel per lead).
+
+    Parameters
+    ----------
+    real, synthetic : array, shape (n_records, n_leads, n_samples), mV — median beats
+        aligned on the R peak (e.g. ``cardiosim.ode.realism.measure(...)["beat_b"]``)
+    fs : float, Hz
+    leads : sequence of str, length n_leads
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    real = _check_signal(real, "real", ndim=3)
+    synthetic = _check_signal(synthetic, "synthetic", ndim=3)
+    if real.shape[1:] != synthetic.shape[1:]:
+        raise SignalError(f"real {real.shape[1:]} and synthetic {synthetic.shape[1:]} beats "
+                          "must have the same (leads, samples)")
+    _check_fs(fs)
+    leads = _check_leads(leads, real.shape[1], "real")
+    grid = _LAYOUT_3X4 if sorted(leads) == sorted(STANDARD_LEADS) else tuple((ld,) for ld in leads)
+    t = 1e3 * np.arange(real.shape[2]) / fs
+    fig = _figure(3.0 * len(grid[0]) + 0.5, 2.2 * len(grid) + 0.6, dpi)
+    axes = fig.subplots(len(grid), len(grid[0]), sharex=True, squeeze=False)
+    for r, row in enumerate(grid):
+        for c, name in enumerate(row):
+            ax, k = axes[r, c], leads.index(name)
+            for data, color, lab in ((real, "k", labels[0]), (synthetic, "tab:red", labels[1])):
+                for beat in data[:, k]:
+                    ax.plot(t, beat, color=color, lw=0.4, alpha=0.25)
+                ax.plot(t, np.median(data[:, k], axis=0), color=color, lw=1.6,
+                        label=f"{lab} (n={data.shape[0]})")
+            ax.set_title(name, fontsize=9, loc="left")
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ms)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mV", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_noise_spectra(noise: dict, fs: float, *, nperseg: int | None = None, dpi: int = 100):
     """Welch power spectral densities of noise kinds on log-log axes.
 

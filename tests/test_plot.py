@@ -162,3 +162,19 @@ def test_bad_input_raises():
         plot.plot_12lead(ecg[:6], 250.0, STANDARD_LEADS[:6], layout="3x4")
     with pytest.raises(ConfigError, match="faces"):
         plot.plot_torso(np.zeros((3, 3)), np.array([[0, 1, 7]]), np.zeros((1, 3)), ["V1"])
+
+
+def test_median_beats_overlay_png(tmp_path, rng):
+    beat = synthetic_12lead(fs=250.0, duration=1.0 / 1.2, hr=72.0)
+    real = beat[None] * rng.uniform(0.8, 1.2, (5, 1, 1))
+    syn = beat[None] * rng.uniform(0.6, 1.4, (7, 1, 1))
+    fig = plot.plot_median_beats(real, syn, 250.0, STANDARD_LEADS, title="NORM")
+    assert len(fig.axes) == 12
+    ax_v1 = fig.axes[2]  # 3 x 4 grid: I, aVR, V1, V4 on the first row
+    assert ax_v1.get_title(loc="left") == "V1"
+    # per lead: 5 + 7 thin beats and the two medians; the real median drawn exactly
+    assert len(ax_v1.lines) == 5 + 1 + 7 + 1
+    np.testing.assert_allclose(ax_v1.lines[5].get_ydata(), np.median(real[:, 6], axis=0))
+    _check_png(plot.save_png(fig, tmp_path / "median_beats.png"), fig)
+    with pytest.raises(SignalError):
+        plot.plot_median_beats(real, syn[:, :, :-1], 250.0)

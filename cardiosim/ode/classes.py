@@ -65,21 +65,23 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "sinus rhythm at 101-150 bpm (> 100 bpm)", ("427084000",), "STACH",
               {"hr": (100.0, 150.0), **_NORMAL_QRS}),
     ClassInfo("AF", "rhythm", "atrial fibrillation",
-              "no P waves; fibrillatory f-waves 4-9 Hz, 0.03-0.12 mV; RR intervals independent "
-              "(coefficient of variation 0.15-0.30), ventricular rate 60-130 bpm",
-              ("164889003",), "AFIB", {"hr": (60.0, 130.0), **_NORMAL_QRS}),
+              "no P waves; fibrillatory f-waves 4-9 Hz, 0.03-0.12 mV; RR intervals independent, "
+              "ventricular rate 50-170 bpm and RR coefficient of variation 0.08-0.45 drawn jointly "
+              "from the prior fitted to CPSC 2021 AF episodes (rhythm_prior.py)",
+              ("164889003",), "AFIB", {"hr": (50.0, 170.0), **_NORMAL_QRS}),
     ClassInfo("AFL", "rhythm", "atrial flutter",
               "no P waves; saw-tooth flutter waves at 260-340 /min, 0.05-0.15 mV (dipole), "
               "negative in the inferior leads; fixed 2:1, 3:1 or 4:1 conduction (regular RR)",
               ("164890007",), "AFLT", {"hr": (62.5, 175.0), **_NORMAL_QRS}),
     ClassInfo("PVC", "rhythm", "premature ventricular complexes",
               "sinus rhythm with ectopic ventricular beats: no P, wide QRS (>= 0.12 s, "
-              "0.14-0.17 s), T discordant to the QRS, coupling 0.55-0.70 RR, full compensatory "
+              "0.14-0.17 s), T discordant to the QRS, coupling 0.45-0.85 RR, full compensatory "
               "pause (pre + post = 2 RR); ectopics follow FECGSYN's two-state Markov chain",
               ("427172004", "17338001"), "PVC", {"pvc_qrs": (0.12, None)}),
     ClassInfo("PAC", "rhythm", "premature atrial complexes",
               "sinus rhythm with early beats of an ectopic (inverted-axis) P wave, normal QRS, "
-              "coupling 0.60-0.80 RR, non-compensatory pause (sinus node reset)",
+              "coupling 0.45-0.88 RR (fitted to MIT-BIH/CPSC 2021 annotated PACs), non-compensatory "
+              "pause (sinus node reset)",
               ("284470004", "63593006"), "PAC", dict(_NORMAL_QRS)),
     ClassInfo("IAVB", "rhythm", "first-degree AV block",
               "sinus rhythm with PR > 0.20 s (0.22-0.32 s), every P conducted",

@@ -22,6 +22,7 @@ from .model import (
 )
 from .prior import default_prior, sample_patient
 from .rhythm import NORMAL, beat_schedule
+from .rhythm_prior import draw_af, draw_coupling
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
 
@@ -221,6 +222,17 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         heart_rate = flutter_rate / conduction
         rhythm_params.update(flutter_rate=flutter_rate, conduction=conduction)
         params.update(flutter_rate_per_min=float(flutter_rate), conduction_ratio=conduction)
+    elif rhythm == "AF" and heart_rate is None:
+        # ventricular rate and RR irregularity drawn jointly from the fitted rhythm prior
+        # (CPSC 2021 AF episodes, rhythm_prior.py): slow regular to fast irregular AF
+        # a rate whose RR (mean - 1 SD) leaves the ventricles repolarised (rr_floor): fast
+        # AF is drawn for patients whose ST-T allows it, as fast AF is seen with short QT
+        floor = max(0.25, rhythm_params["rr_floor"])
+        for _ in range(50):
+            heart_rate, cv = draw_af(rng)
+            if 60.0 / heart_rate * (1.0 - cv) >= floor:
+                break
+        rhythm_params["af_rr_cv"] = cv
     elif heart_rate is None:
         heart_rate = float(rng.uniform(*_HR_RANGE[rhythm]))
     else:
@@ -228,6 +240,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         if not (np.isfinite(heart_rate) and lo <= heart_rate <= hi):
             raise ConfigError(f"heart_rate={heart_rate!r} bpm is outside the {rhythm} range "
                               f"{lo}-{hi} bpm ({CLASSES[rhythm].criteria})")
+        if rhythm == "AF":  # a given rate: the irregularity still from the prior
+            rhythm_params["af_rr_cv"] = draw_af(rng)[1]
     if heart_rate_std is None:
         heart_rate_std = float(rng.uniform(0.5, 2.5))
     if breathing_rate is None:
@@ -268,6 +282,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         params.update({f"class.{k}": float(v) for k, v in ep.items()})
     elif rhythm == "PAC":
         ectopic, ep = ectopic_atrial(patient, rng)
+    if rhythm in ("PVC", "PAC"):  # coupling ratio from the fitted rhythm prior
+        rhythm_params["coupling"] = draw_coupling(rhythm, rng)
 
     # beats from 1.5 s before to 1.5 s after the window so edge waves are complete
     pad = 1.5

@@ -1,0 +1,160 @@
+"""Rhythm priors fitted to annotated real records: AF ventricular rate and RR irregularity,
+ectopic coupling intervals.
+
+- AF: every 10-s window of consecutive beats inside an ``(AFIB`` episode of the CPSC 2021
+  records (beat annotations, 200 Hz) gives a mean rate (bpm) and an RR coefficient of
+  variation; (log rate, log CV) is modelled as a bivariate Gaussian, each window weighted
+  so every record counts the same, its standard deviations widened by ``WIDEN`` (a few
+  patients: the population is broader), truncated to the physiological box AF_BOUNDS.
+- PVC / PAC coupling: ``RR(ectopic) / RR(preceding sinus)`` of every ``V`` / ``A`` beat
+  preceded by two normal beats (MIT-BIH 100 and CPSC 2021), a normal distribution per
+  kind, widened and truncated the same way (COUPLING_BOUNDS); with fewer than
+  MIN_COUPLINGS annotated beats of a kind (outside AF), uniform over its bounds.
+
+Records of the patients in HELD_OUT_PATIENTS are not used (reported on instead). The
+shipped fit is ``data/rhythm_prior.json`` (``scripts/fit_ode_prior.py``, or
+``cardiosim prior fit``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataFormatError
+
+DEFAULT_RHYTHM_PRIOR_PATH = Path(__file__).parent / "data" / "rhythm_prior.json"
+HELD_OUT_PATIENTS = ("21", "84")  # CPSC 2021 patients data_21_* (non-AF) and data_84_* (AF)
+WIDEN = 1.25
+AF_BOUNDS = {"hr": (50.0, 170.0), "cv": (0.08, 0.45)}  # bpm; RR SD / mean
+COUPLING_BOUNDS = {"PVC": (0.45, 0.85), "PAC": (0.45, 0.88)}
+MIN_COUPLINGS = 5  # fewer annotated ectopics of a kind: uniform over its bounds
+
+
+def af_windows(rr_s, in_af, win=10.0):
+    """(rate bpm, CV) of consecutive ``win``-s runs of AF intervals ``rr_s`` (s)."""
+    out, i = [], 0
+    t = np.concatenate([[0.0], np.cumsum(rr_s)])
+    while i < len(rr_s):
+        j = int(np.searchsorted(t, t[i] + win))
+        if j > len(rr_s):
+            break
+        if in_af[i:j].all() and j - i >= 5:
+            r = rr_s[i:j]
+            out.append((60.0 / r.mean(), r.std() / r.mean()))
+        i = max(j, i + 1)
+    return out
+
+
+def _annotated(path):
+    import wfdb
+
+    a = wfdb.rdann(str(path), "atr")
+    h = wfdb.rdheader(str(path))
+    sym = np.array(a.symbol)
+    state, states = None, []
+    for s, aux in zip(sym, a.aux_note):
+        if aux.startswith("("):
+            state = aux.strip("\x00")
+        states.append(state)
+    beat = np.isin(sym, list("NVAaLRJjEeF"))
+    return np.array(a.sample)[beat] / h.fs, sym[beat], np.array(states, dtype=object)[beat]
+
+
+def fit_rhythm_prior(data_dir, held_out=HELD_OUT_PATIENTS) -> dict:
+    """Fit the rhythm prior (see module docstring) from ``data_dir/cpsc2021`` and
+    ``data_dir/mitdb/100``; returns the JSON-ready dict."""
+    data_dir = Path(data_dir)
+    recs = sorted((data_dir / "cpsc2021").glob("*.hea")) + [data_dir / "mitdb" / "100.hea"]
+    recs = [r for r in recs if r.is_file()]
+    if not recs:
+        raise ConfigError(f"no cpsc2021 or mitdb records in {data_dir}")
+    af, weights, coup, used = [], [], {"PVC": [], "PAC": []}, []
+    for hea in recs:
+        name = f"{hea.parent.name}/{hea.stem}"
+        if hea.parent.name == "cpsc2021" and hea.stem.split("_")[1] in held_out:
+            continue
+        t, sym, st = _annotated(hea.with_suffix(""))
+        rr = np.diff(t)
+        w = af_windows(rr, st[:-1] == "(AFIB")
+        af += w
+        weights += [1.0 / max(len(w), 1)] * len(w)
+        for i in range(2, len(sym) - 1):
+            kind = {"V": "PVC", "A": "PAC"}.get(sym[i])
+            if kind and sym[i - 1] == "N" and sym[i - 2] == "N" and st[i] != "(AFIB":
+                coup[kind].append((t[i] - t[i - 1]) / (t[i - 1] - t[i - 2]))
+        used.append(name)
+    if len(af) < 3:
+        raise ConfigError(f"fewer than 3 AF windows in {data_dir} (need annotated (AFIB episodes)")
+    x = np.log(np.array(af))
+    wts = np.array(weights) / np.sum(weights)
+    mean = wts @ x
+    cov = ((x - mean).T * wts) @ (x - mean) * WIDEN ** 2
+    out = {"format": "cardiosim.ode.RhythmPrior/1", "sources": used, "held_out_patients": list(held_out),
+           "widen": WIDEN,
+           "af": {"log_hr_cv_mean": mean.tolist(), "log_hr_cv_cov": cov.tolist(), "bounds": AF_BOUNDS,
+                  "n_windows": len(af), "observed_hr_range": [float(np.exp(x[:, 0]).min()), float(np.exp(x[:, 0]).max())],
+                  "observed_cv_range": [float(np.exp(x[:, 1]).min()), float(np.exp(x[:, 1]).max())]},
+           "coupling": {}}
+    for kind, c in coup.items():
+        c = np.array(c)
+        if c.size < MIN_COUPLINGS:  # too few to fit a spread: uniform over the bounds
+            out["coupling"][kind] = {"uniform": True, "bounds": COUPLING_BOUNDS[kind], "n": int(c.size),
+                                     "observed": c.tolist()}
+            continue
+        out["coupling"][kind] = {"mean": float(c.mean()), "sd": float(c.std(ddof=1) * WIDEN),
+                                 "bounds": COUPLING_BOUNDS[kind], "n": int(c.size),
+                                 "observed_range": [float(c.min()), float(c.max())]}
+    return out
+
+
+def write_rhythm_prior(d, path):
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(d, indent=1))
+    tmp.replace(path)
+
+
+def read_rhythm_prior(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"rhythm prior file not found: {path}")
+    d = json.loads(path.read_text())
+    if d.get("format") != "cardiosim.ode.RhythmPrior/1":
+        raise DataFormatError(f"{path} is not a cardiosim rhythm prior")
+    return d
+
+
+@lru_cache(maxsize=1)
+def default_rhythm_prior() -> dict:
+    return read_rhythm_prior(DEFAULT_RHYTHM_PRIOR_PATH)
+
+
+def _truncated(draw, lo, hi, what):
+    for _ in range(1000):
+        v = draw()
+        if np.all((v >= lo) & (v <= hi)):
+            return v
+    raise ConfigError(f"the {what} prior puts (almost) no mass inside {lo}-{hi}")  # pragma: no cover
+
+
+def draw_af(rng, prior=None):
+    """(ventricular rate bpm, RR coefficient of variation) of one AF record."""
+    af = (prior or default_rhythm_prior())["af"]
+    m, c = np.array(af["log_hr_cv_mean"]), np.array(af["log_hr_cv_cov"])
+    b = af["bounds"]
+    lo, hi = np.array([b["hr"][0], b["cv"][0]]), np.array([b["hr"][1], b["cv"][1]])
+    v = _truncated(lambda: np.exp(rng.multivariate_normal(m, c)), lo, hi, "AF rate/CV")
+    return float(v[0]), float(v[1])
+
+
+def draw_coupling(kind, rng, prior=None):
+    """Coupling ratio RR(ectopic) / RR(sinus) of a PVC or PAC record."""
+    c = (prior or default_rhythm_prior())["coupling"][kind]
+    lo, hi = c["bounds"]
+    if c.get("uniform"):
+        return float(rng.uniform(lo, hi))
+    return float(_truncated(lambda: rng.normal(c["mean"], c["sd"]), lo, hi, f"{kind} coupling"))
