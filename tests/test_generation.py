@@ -245,3 +245,63 @@ def test_int16_packing_keeps_samples_within_half_a_step(tmp_path):
     assert step == pytest.approx(400.0 / 32767, rel=1e-6)
     np.testing.assert_allclose(b["ecg"].values, a["ecg"].values, atol=step / 2 + 1e-6)
     assert b["ecg"].dtype == np.float32 or b["ecg"].dtype == np.float64
+
+
+def _children(pid: int) -> set:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.add(int(d))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_workers_die_with_a_killed_main_process(tmp_path):
+    """Issue 17 #4: killing the main process left its workers finishing shards for minutes."""
+    # Shards of 200 ten-second records take far longer than the 5 s allowed below.
+    args = [sys.executable, "-m", "cardiosim", "generate", "--records", "400", "--duration", "10", "--seed", "4",
+            "--shard-size", "200", "--workers", "2", "--no-progress", "--output", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        workers: set = set()
+        # Wait until both workers are up, then give them time to import and take a block.
+        while time.time() < deadline and proc.poll() is None:
+            workers = {p for p in _children(proc.pid) if _alive(p)}
+            if len(workers) >= 2:
+                break
+            time.sleep(0.1)
+        time.sleep(4.0)
+        assert proc.poll() is None and len(workers) >= 2, "workers never started"
+        workers = {p for p in _children(proc.pid) if _alive(p)}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        t_end = time.time() + 5
+        while time.time() < t_end and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        left = [p for p in workers if _alive(p)]
+        assert not left, f"workers {left} outlived the killed main process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in _children(proc.pid):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass

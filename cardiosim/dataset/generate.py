@@ -14,6 +14,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from collections import OrderedDict
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from . import io as _io
 from .plan import make_plan, record_rng
 from .recipe import Recipe
 from .schema import encoding_for, records_to_dataset
+from .storage import quantise_signals, resolve_compression
 
 
 class SourceFailureWarning(UserWarning):
@@ -56,22 +59,93 @@ class GenerationSummary:
                 f"{self.seconds:.1f} s ({rate:.1f} records/s)\n  classes: {counts or 'none'}")
 
 
-@lru_cache(maxsize=2)
-def _state(recipe_toml: str):
-    """Per-process recipe, plan and reference-body context (built once per worker)."""
-    recipe = Recipe.from_toml(recipe_toml)
-    return recipe, make_plan(recipe), _body_context(recipe_toml, 0)
+@dataclass(frozen=True)
+class PreparedRecipe:
+    """A recipe parsed once, with the TOML text stored in the output's ``recipe`` attribute.
+
+    This (picklable) object is what blocks receive, in this process, in local worker
+    processes or on dask workers: the TOML is parsed once where the run starts, never again
+    per block or per record.
+    """
+
+    recipe: Recipe
+    toml: str
+
+    @classmethod
+    def of(cls, recipe) -> "PreparedRecipe":
+        """From a :class:`Recipe`, its TOML text or a ``PreparedRecipe``."""
+        if isinstance(recipe, PreparedRecipe):
+            return recipe
+        if isinstance(recipe, Recipe):
+            return cls(recipe, recipe.to_toml())
+        if isinstance(recipe, str):
+            return _parse_recipe(recipe)
+        raise TypeError(f"recipe must be a Recipe, its TOML text or a PreparedRecipe, got {type(recipe).__name__}")
 
 
-@lru_cache(maxsize=64)
-def _body_context(recipe_toml: str, k: int):
-    """Simulation context of body ``k`` of the recipe's population (lead field cached on disk)."""
+@lru_cache(maxsize=4)
+def _parse_recipe(text: str) -> PreparedRecipe:
+    return PreparedRecipe(Recipe.from_toml(text), text)
+
+
+class _BlockState:
+    """What one process needs to simulate blocks of one recipe, built once per process:
+    the plan, the reference body's context and (lazily) the other bodies' contexts."""
+
+    _MAX_BODIES = 64  # each context holds a body's lead field; keep a bounded number
+
+    def __init__(self, prepared: PreparedRecipe):
+        self.recipe, self.toml = prepared.recipe, prepared.toml
+        self.plan = make_plan(self.recipe)
+        self._contexts: OrderedDict = OrderedDict()
+        self._body_params: dict = {}
+        self.ref = self.context(0)
+        self.noise_kinds = _noise_kinds(self.recipe)
+
+    def context(self, k: int):
+        """Simulation context of body ``k`` of the recipe's population (lead field cached on disk)."""
+        ctx = self._contexts.get(k)
+        if ctx is None:
+            ctx = self._contexts[k] = _make_body_context(self.recipe, k)
+            while len(self._contexts) > self._MAX_BODIES:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(k)
+        return ctx
+
+    def body_params(self, k: int) -> tuple:
+        """Body ``k``'s torso parameters as ``(name, value)`` pairs for the record parameters."""
+        out = self._body_params.get(k)
+        if out is None:
+            out = self._body_params[k] = _torso_param_items(self.recipe, k)
+        return out
+
+
+_STATES: OrderedDict = OrderedDict()  # recipe TOML -> _BlockState (the last two recipes used)
+
+
+def _block_state(recipe) -> _BlockState:
+    prepared = PreparedRecipe.of(recipe)
+    state = _STATES.get(prepared.toml)
+    if state is None:
+        state = _STATES[prepared.toml] = _BlockState(prepared)
+        while len(_STATES) > 2:
+            _STATES.popitem(last=False)
+    return state
+
+
+def _state(recipe):
+    """``(recipe, plan, reference context)`` of a recipe (or its TOML), built once per process."""
+    st = _block_state(recipe)
+    return st.recipe, st.plan, st.ref
+
+
+def _make_body_context(recipe: Recipe, k: int):
     import dataclasses
 
     from ..geometry import make_torso
     from ..simulate import make_context
 
-    recipe = Recipe.from_toml(recipe_toml)
     params = recipe.body.torso_params(recipe.seed, k)
     torso, electrodes = recipe.body.user_body()  # a user's mesh / electrode file, else (None, None)
     torso = torso if params is None else make_torso(params, name=f"body{k}")
@@ -82,11 +156,9 @@ def _body_context(recipe_toml: str, k: int):
     return ctx
 
 
-@lru_cache(maxsize=256)
-def _body_params_cached(recipe_toml: str, body: int) -> tuple:
+def _torso_param_items(recipe: Recipe, body: int) -> tuple:
     import dataclasses
 
-    recipe = Recipe.from_toml(recipe_toml)
     params = recipe.body.torso_params(recipe.seed, body)
     if params is None:
         return ()
@@ -107,70 +179,103 @@ def _noise_kinds(recipe: Recipe) -> tuple:
     return tuple(k for k in recipe.simulation.noise.kinds if k in SNR_KINDS)
 
 
-def simulate_block(recipe_toml: str, start: int, stop: int, failures: list | None = None):
+@contextmanager
+def _one_blas_thread():
+    """Run NumPy's BLAS on one thread inside a block.
+
+    A record's matrix products are small (12 x 9 by 9 x 5000); on a busy 2-core machine
+    OpenBLAS's worker threads spin-wait against the other processes and made the whole
+    record 3.5x slower (124 vs 37 ms measured). Parallelism comes from the worker processes.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def simulate_block(recipe, start: int, stop: int, failures: list | None = None):
     """Simulate records ``start .. stop-1`` and return them as an ``xarray.Dataset``.
 
-    With ``failures`` (a list), records whose real source record cannot be read or
-    reconstructed are skipped and ``(index, source, message)`` appended to it -- the
-    output then has gaps in its ``record`` coordinate and ``None`` is returned if no
-    record of the block succeeded. Without it, the first such error is raised.
+    ``recipe`` is a :class:`Recipe`, its TOML text or a :class:`PreparedRecipe`; the
+    output's ``recipe`` attribute is that TOML. With ``failures`` (a list), records whose
+    real source record cannot be read or reconstructed are skipped and ``(index, source,
+    message)`` appended to it -- the output then has gaps in its ``record`` coordinate and
+    ``None`` is returned if no record of the block succeeded. Without it, the first such
+    error is raised.
     """
     from ..simulate import simulate_record
 
-    recipe, plan, ref = _state(recipe_toml)
+    st = _block_state(recipe)
+    recipe, plan, ref = st.recipe, st.plan, st.ref
     records, indices, splits, folds, variants = [], [], [], [], []
     cached = (None, None, None)
-    for i in range(start, stop):
-        src, variant = plan.locate(i)
-        if cached[0] != src:
-            # Sources are estimated on the reference body, then projected through the source's body.
-            try:
-                cached = (src, plan.source(src, ref), None)
-            except CardiosimError as exc:
-                if failures is None or recipe.source.kind == "ode":
-                    raise
-                cached = (src, None, f"{type(exc).__name__}: {exc}")
-        source = cached[1]
-        if source is None:
-            failures.append((i, f"{recipe.source.kind}:{src}", cached[2]))
-            continue
-        body = plan.body(src)
-        rec = simulate_record(source, record_rng(recipe.seed, i), context=_body_context(recipe_toml, body),
-                              config=recipe.simulation)
-        rec.params["body_index"] = body
-        rec.params.update(_body_params_cached(recipe_toml, body))
-        records.append(rec)
-        indices.append(i)
-        splits.append(plan.split(src, source.metadata))
-        folds.append(int(source.metadata.get("strat_fold", -1)))
-        variants.append(variant)
+    with _one_blas_thread():
+        for i in range(start, stop):
+            src, variant = plan.locate(i)
+            if cached[0] != src:
+                # Sources are estimated on the reference body, then projected through the source's body.
+                try:
+                    cached = (src, plan.source(src, ref), None)
+                except CardiosimError as exc:
+                    if failures is None or recipe.source.kind == "ode":
+                        raise
+                    cached = (src, None, f"{type(exc).__name__}: {exc}")
+            source = cached[1]
+            if source is None:
+                failures.append((i, f"{recipe.source.kind}:{src}", cached[2]))
+                continue
+            body = plan.body(src)
+            rec = simulate_record(source, record_rng(recipe.seed, i), context=st.context(body),
+                                  config=recipe.simulation, clean=recipe.output.store_clean)
+            rec.params["body_index"] = body
+            rec.params.update(st.body_params(body))
+            records.append(rec)
+            indices.append(i)
+            splits.append(plan.split(src, source.metadata))
+            folds.append(int(source.metadata.get("strat_fold", -1)))
+            variants.append(variant)
     if not records:
         return None
-    return records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
-                              variants=variants, noise_kinds=_noise_kinds(recipe), recipe_toml=recipe_toml,
-                              seed=recipe.seed, device_name=ref.device.name)
+    ds = records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
+                              variants=variants, noise_kinds=st.noise_kinds, recipe_toml=st.toml,
+                              seed=recipe.seed, device_name=ref.device.name, label_map=plan.label_map)
+    if recipe.output.pack_int16:
+        # Quantised in memory exactly as a CF reader decodes the int16 file: a block and its
+        # file hold the same float32 numbers (cardiosim.dataset.storage).
+        ds, _ = quantise_signals(ds, ref.device.input_range_mv)
+    return ds
 
 
 def _encoding(recipe: Recipe, ds, ctx) -> dict:
     out = recipe.output
-    return encoding_for(ds, compression=out.compression, complevel=out.complevel, pack_int16=out.pack_int16,
-                        full_scale_mv=ctx.device.input_range_mv)
+    return encoding_for(ds, compression=_compression(out.compression), complevel=out.complevel,
+                        pack_int16=out.pack_int16, full_scale_mv=ctx.device.input_range_mv)
 
 
-def write_block(recipe_toml: str, start: int, stop: int, path: str) -> dict:
+@lru_cache(maxsize=8)
+def _compression(requested: str) -> str:
+    """The filter this process writes (``requested`` or the zlib fallback, warned once)."""
+    return resolve_compression(requested)
+
+
+def write_block(recipe, start: int, stop: int, path: str) -> dict:
     """Simulate a block and write it atomically to ``path``.
 
     Returns the block's manifest entry: ``sha256`` (None when every record failed and
     no file was written), ``start``, ``stop``, ``n_records`` and ``failed``.
     """
     failures: list = []
-    ds = simulate_block(recipe_toml, start, stop, failures)
+    ds = simulate_block(recipe, start, stop, failures)
     entry = {"start": start, "stop": stop, "n_records": 0, "sha256": None,
              "failed": [{"record": i, "source": s, "error": e} for i, s, e in failures]}
     if ds is not None:
-        recipe, _, ctx = _state(recipe_toml)
-        _io.write_netcdf(ds, path, _encoding(recipe, ds, ctx))
-        entry.update(sha256=_io.sha256_file(path), n_records=int(ds.sizes["record"]),
+        st = _block_state(recipe)
+        _io.write_netcdf(ds, path, _encoding(st.recipe, ds, st.ref))
+        # bytes: the cheap integrity check of open_dataset / info (a truncated shard changes size).
+        entry.update(sha256=_io.sha256_file(path), bytes=os.path.getsize(path), n_records=int(ds.sizes["record"]),
                      label_counts=[int(c) for c in ds["label"].values.sum(axis=0)])
     return entry
 
@@ -209,7 +314,40 @@ def _executor(workers: int, scheduler: str | None):
     if workers <= 1:
         return None
     # spawn: numba's threading layer and forked parents do not mix safely.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _die_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Worker initializer: end this worker as soon as the generating process is gone.
+
+    Without it a killed ``cardiosim generate`` leaves its workers finishing shards that no
+    manifest will list. On Linux the kernel sends SIGKILL on the parent's death
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also polls the parent's pid
+    (a reparented worker sees another ``getppid()``).
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no usable libc: the poll below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="cardiosim-parent-watch", daemon=True).start()
 
 
 class _DaskExecutor:
@@ -264,20 +402,23 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
     output = Path(output)
     _check_output(output, overwrite)
     t0 = time.perf_counter()
-    recipe = recipe.pinned()  # a user's body: absolute paths and SHA-256 into the stored recipe
-    recipe_toml = recipe.to_toml()
-    _, plan, ctx = _state(recipe_toml)  # validates sources and builds the lead field once here
+    prepared = PreparedRecipe.of(recipe)  # parsed once; blocks and workers receive it parsed
+    pinned = prepared.recipe.pinned()  # a user's body: absolute paths and SHA-256 into the stored recipe
+    if pinned is not prepared.recipe:
+        prepared = PreparedRecipe.of(pinned)
+    recipe = prepared.recipe
+    plan = _block_state(prepared).plan  # validates sources and builds the lead field once here
     n = plan.n_records
     if output.suffix == ".nc":
-        return _generate_file(recipe, recipe_toml, plan, output, n, workers, scheduler, progress, t0)
-    return _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, progress, t0)
+        return _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0)
+    return _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0)
 
 
 def _blocks(n: int, size: int):
     return [(k, k * size, min(n, (k + 1) * size)) for k in range(-(-n // size))]
 
 
-def _generate_file(recipe, recipe_toml, plan, output, n, workers, scheduler, progress, t0):
+def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0):
     import xarray as xr
 
     # Blocks of the file are independent of the worker count; 64 records keep workers busy.
@@ -289,10 +430,10 @@ def _generate_file(recipe, recipe_toml, plan, output, n, workers, scheduler, pro
         if executor is None:
             for k, a, b in blocks:
                 failures[k] = []
-                parts[k] = simulate_block(recipe_toml, a, b, failures[k])
+                parts[k] = simulate_block(prepared, a, b, failures[k])
                 bar.update(b - a)
         else:
-            futures = {executor.submit(_simulate_block_reporting, recipe_toml, a, b): (k, a, b) for k, a, b in blocks}
+            futures = {executor.submit(_simulate_block_reporting, prepared, a, b): (k, a, b) for k, a, b in blocks}
             for fut in _completed(executor, futures):
                 k, a, b = futures[fut]
                 parts[k], failures[k] = fut.result()
@@ -308,14 +449,13 @@ def _generate_file(recipe, recipe_toml, plan, output, n, workers, scheduler, pro
         raise DataFormatError(f"every record failed; first error: {failed[0][1]}: {failed[0][2]}")
     ds = xr.concat(kept, dim="record", data_vars="minimal", coords="minimal", compat="override", join="override",
                    combine_attrs="override") if len(kept) > 1 else kept[0]
-    _, _, ctx = _state(recipe_toml)
-    _io.write_netcdf(ds, output, _encoding(recipe, ds, ctx))
+    _io.write_netcdf(ds, output, _encoding(recipe, ds, _block_state(prepared).ref))
     counts = tuple(int(c) for c in ds["label"].values.sum(axis=0))
     return GenerationSummary(output, int(ds.sizes["record"]), int(ds.sizes["record"]), 1, plan.classes, counts,
                              output.stat().st_size, time.perf_counter() - t0, len(failed))
 
 
-def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, progress, t0):
+def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0):
     output.mkdir(exist_ok=True)
     digest = recipe.digest()
     blocks = _blocks(n, recipe.output.shard_size)
@@ -325,8 +465,8 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
             raise ConfigError(f"output directory {str(output)!r} is not empty and has no {_io.MANIFEST}; "
                               f"choose an empty or new directory")
         manifest = {"format": "cardiosim-shards-1", "cardiosim_version": __version__, "recipe_sha256": digest,
-                    "recipe": recipe_toml, "n_records": n, "shard_size": recipe.output.shard_size,
-                    "n_shards": len(blocks), "shards": {}}
+                    "recipe": prepared.toml, "n_records": n, "shard_size": recipe.output.shard_size,
+                    "n_shards": len(blocks), "compression": _compression(recipe.output.compression), "shards": {}}
         _io.write_json_atomic(manifest, output / _io.MANIFEST)
     elif manifest.get("recipe_sha256") != digest:
         raise ConfigError(f"output directory {str(output)!r} holds a dataset made with a different recipe; "
@@ -351,9 +491,9 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
     try:
         if executor is None:
             for k, a, b in todo:
-                record(k, write_block(recipe_toml, a, b, str(output / _io.shard_name(k))))
+                record(k, write_block(prepared, a, b, str(output / _io.shard_name(k))))
         else:
-            futures = {executor.submit(write_block, recipe_toml, a, b, str(output / _io.shard_name(k))): k
+            futures = {executor.submit(write_block, prepared, a, b, str(output / _io.shard_name(k))): k
                        for k, a, b in todo}
             for fut in _completed(executor, futures):
                 record(futures[fut], fut.result())
@@ -376,9 +516,9 @@ def _generate_shards(recipe, recipe_toml, plan, output, n, workers, scheduler, p
                              time.perf_counter() - t0, len(failed))
 
 
-def _simulate_block_reporting(recipe_toml: str, start: int, stop: int):
+def _simulate_block_reporting(recipe, start: int, stop: int):
     failures: list = []
-    return simulate_block(recipe_toml, start, stop, failures), failures
+    return simulate_block(recipe, start, stop, failures), failures
 
 
 def _report_failures(failed) -> None:

@@ -15,9 +15,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import netCDF4
+import numpy as np
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from ..errors import DataFormatError
+from .schema import _INT_FILL, decode_cf, encode_cf
 
 MANIFEST = "manifest.json"
 SHARD_GLOB = "shard-*.nc"
@@ -40,6 +45,8 @@ def atomic_path(final: Path):
     """Yield a temporary path beside ``final``; rename it onto ``final`` only on success."""
     final = Path(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    # mkstemp creates 0600 files; the output gets the mode open() would give it (0666 & ~umask).
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -50,12 +57,43 @@ def atomic_path(final: Path):
             tmp.unlink()
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (the only portable way to read it)
+    os.umask(mask)
+    return mask
+
+
 def write_netcdf(ds: xr.Dataset, path, encoding: dict | None = None) -> Path:
     """Write ``ds`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
+    out = encode_cf(ds)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding or {})
+        out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoded_names(encoding or {}, out))
     return path
+
+
+def _encoded_names(encoding: dict, out: xr.Dataset) -> dict:
+    """``encoding`` keyed by the on-disk names :func:`encode_cf` gave the variables."""
+    from . import schema
+
+    renamed = {"time": getattr(schema, "ELAPSED_TIME", "time")}
+    enc = {}
+    for name, e in encoding.items():
+        for disk in (name, f"{name}_name", renamed.get(name)):
+            if disk in out.variables:
+                enc[disk] = e
+                break
+        else:
+            raise DataFormatError(f"encoding given for {name!r}, which the dataset does not hold")
+    return enc
 
 
 def write_json_atomic(obj, path) -> None:
@@ -77,26 +115,85 @@ def read_manifest(directory) -> dict | None:
 def open_dataset(path, *, verify: bool = False) -> xr.Dataset:
     """Open a cardiosim dataset (one file or a shard directory) lazily as one ``xarray.Dataset``.
 
+    Needs only the core dependencies (no dask). A shard directory becomes one dataset
+    whose per-record variables are lazy: indexing them reads only the shards (and, with
+    one chunk per record, only the records) asked for, through one handle per shard opened
+    on first use -- a random record costs about as much as reading it with netCDF4 itself.
+    Use :class:`RecordReader` for the fastest per-record access (training loops).
+
     Parameters
     ----------
     path : str or Path
         A ``.nc`` file or a directory written by :func:`cardiosim.dataset.generate`.
     verify : bool
-        Check every shard's SHA-256 against the manifest first.
+        Check every shard's SHA-256 against the manifest first. Without it, every shard's
+        size (against the manifest) and HDF5 signature are still checked: cheap, and it
+        catches truncated and overwritten files.
 
     Raises
     ------
     DataFormatError
-        Missing path, corrupt file, or a directory whose shards are incomplete.
+        Missing path, corrupt file (named), or a directory whose shards are incomplete.
     """
     path = Path(path)
     if not path.exists():
         raise DataFormatError(f"no dataset at {str(path)!r}")
     if path.is_file():
-        try:
-            return xr.open_dataset(path, engine="netcdf4")
-        except Exception as exc:  # netCDF4 raises OSError/RuntimeError variants for corrupt files
-            raise DataFormatError(f"cannot read {str(path)!r} as netCDF: {exc}") from None
+        check_file(path)
+        return decode_cf(_open_file(path))
+    files, indices = _shard_files(path, verify=verify)
+    shards = _ShardSet(files, [len(ix) for ix in indices])
+    try:
+        return decode_cf(_combine_shards(shards, np.concatenate(indices)))
+    except DataFormatError:
+        shards.close()
+        raise
+    except Exception as exc:
+        shards.close()
+        raise DataFormatError(f"cannot open the shards of {str(path)!r}: {exc}") from None
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_file(path, *, size: int | None = None, sha256: str | None = None) -> None:
+    """Cheap integrity check of one netCDF-4 file: its size (when known) and its HDF5
+    signature; its SHA-256 too when ``sha256`` is given.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        actual = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(len(_HDF5_SIGNATURE))
+    except FileNotFoundError:
+        raise DataFormatError(f"file {str(path)!r} is missing") from None
+    except OSError as exc:
+        raise DataFormatError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if size is not None and actual != size:
+        raise DataFormatError(f"file {str(path)!r} is corrupt: {actual} bytes, the manifest says {size} "
+                              f"(truncated or overwritten); regenerate it (delete it and rerun the same generate "
+                              f"command)")
+    if head != _HDF5_SIGNATURE:
+        raise DataFormatError(f"file {str(path)!r} is corrupt: not a netCDF-4/HDF5 file (bad signature)")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise DataFormatError(f"file {str(path)!r} does not match its checksum in the manifest (corrupt); "
+                              f"delete it and rerun the same generate command")
+
+
+def _open_file(path: Path) -> xr.Dataset:
+    try:
+        return xr.open_dataset(path, engine="netcdf4", cache=False)
+    except Exception as exc:  # netCDF4 raises OSError/RuntimeError variants for corrupt files
+        raise DataFormatError(f"cannot read {str(path)!r} as netCDF: {exc}") from None
+
+
+def _shard_files(path: Path, *, verify: bool) -> tuple[list, list]:
+    """The finished shard files of a directory dataset, checked, and each one's record indices."""
     manifest = read_manifest(path)
     if manifest is None:
         raise DataFormatError(f"{str(path)!r} is a directory without {MANIFEST}; not a cardiosim dataset")
@@ -104,20 +201,271 @@ def open_dataset(path, *, verify: bool = False) -> xr.Dataset:
     if len(shards) != manifest.get("n_shards"):
         raise DataFormatError(f"dataset {str(path)!r} is incomplete: {len(shards)} of {manifest.get('n_shards')} "
                               f"shards finished; rerun the same generate command to resume")
-    files = [path / name for name in sorted(shards) if shards[name].get("sha256") is not None]
-    if not files:
-        raise DataFormatError(f"dataset {str(path)!r} holds no records (every source failed; see {MANIFEST})")
-    for f in files:
+    files, indices = [], []
+    for name in sorted(shards):
+        info = shards[name]
+        if info.get("sha256") is None:
+            continue  # every record of this block failed; nothing was written
+        f = path / name
         if not f.exists():
             raise DataFormatError(f"shard {str(f)!r} listed in the manifest is missing")
-        if verify and sha256_file(f) != shards[f.name]["sha256"]:
-            raise DataFormatError(f"shard {str(f)!r} does not match its checksum in the manifest")
-    try:
-        return xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim="record",
-                                 data_vars="minimal", coords="minimal", compat="override",
-                                 join="override", combine_attrs="override", parallel=False)
-    except Exception as exc:
-        raise DataFormatError(f"cannot open the shards of {str(path)!r}: {exc}") from None
+        check_file(f, size=info.get("bytes"), sha256=info["sha256"] if verify else None)
+        failed = {int(e["record"]) for e in info.get("failed", [])}
+        ix = np.array([i for i in range(int(info["start"]), int(info["stop"])) if i not in failed], dtype=np.int64)
+        if len(ix) != int(info.get("n_records", len(ix))):
+            raise DataFormatError(f"manifest {str(path / MANIFEST)!r}: shard {name} lists {info.get('n_records')} "
+                                  f"records but its range and failures give {len(ix)}")
+        files.append(f)
+        indices.append(ix)
+    if not files:
+        raise DataFormatError(f"dataset {str(path)!r} holds no records (every source failed; see {MANIFEST})")
+    return files, indices
+
+
+class _ShardSet:
+    """Record position -> (shard, row), and one lazily opened xarray handle per shard.
+
+    Handles stay open until :meth:`close` (closing and reopening netCDF4 handles of files
+    whose string variables were read crashes some netCDF-C builds; xarray's file cache
+    still bounds the number of OS-level open files).
+    """
+
+    def __init__(self, files: list, counts: list):
+        self.files = list(files)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._handles: dict = {}
+
+    @property
+    def n_records(self) -> int:
+        return int(self.offsets[-1])
+
+    def handle(self, k: int) -> xr.Dataset:
+        ds = self._handles.get(k)
+        if ds is None:
+            ds = self._handles[k] = _open_file(self.files[k])
+        return ds
+
+    def locate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(shard, row)`` arrays of record positions ``0 .. n_records-1``."""
+        k = np.searchsorted(self.offsets, positions, side="right") - 1
+        return k, positions - self.offsets[k]
+
+    def names(self, k: int) -> set:
+        """On-disk variable names of shard ``k`` (read from its header with netCDF4, cheaply)."""
+        f = self.files[k]
+        try:
+            with netCDF4.Dataset(f) as nc:
+                return set(nc.variables)
+        except OSError as exc:
+            raise DataFormatError(f"cannot read {str(f)!r} as netCDF: {exc}") from None
+
+    def read(self, name: str, k: int, key: tuple, missing=None) -> np.ndarray:
+        """``name[key]`` of shard ``k`` as a NumPy array (CF-decoded), naming the file on error.
+
+        A shard without ``name`` (per-record parameters a shard's records never drew)
+        gives ``missing(shape)`` when given."""
+        try:
+            ds = self.handle(k)
+            if name not in ds.variables and missing is not None:
+                return missing(ds, key)
+            return np.asarray(ds[name].variable[key].values)
+        except DataFormatError:
+            raise
+        except Exception as exc:
+            raise DataFormatError(f"cannot read {name!r} from shard {str(self.files[k])!r} "
+                                  f"(corrupt file?): {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        for ds in self._handles.values():
+            ds.close()
+        self._handles.clear()
+
+
+class _ShardedArray(BackendArray):
+    """One per-record variable of a shard directory, indexed lazily (outer indexing)."""
+
+    def __init__(self, shards: _ShardSet, name: str, shape: tuple, dtype, int_fill=None):
+        self.shards, self.name, self.shape, self.dtype = shards, name, shape, np.dtype(dtype)
+        self.int_fill = int_fill  # an integer variable xarray decoded to float with NaN: give it back
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._getitem)
+
+    def _getitem(self, key: tuple) -> np.ndarray:
+        rows = np.arange(self.shape[0])[key[0]]
+        scalar = np.ndim(rows) == 0
+        rows = np.atleast_1d(rows)
+        rest = tuple(key[1:])
+        k, local = self.shards.locate(rows)
+        pieces = []
+        # Consecutive runs of one shard are read with one call each (a slice when contiguous).
+        cuts = np.flatnonzero(np.diff(k)) + 1
+        for run_k, run_rows in zip(np.split(k, cuts), np.split(local, cuts)):
+            if not len(run_k):
+                continue
+            sel = slice(int(run_rows[0]), int(run_rows[-1]) + 1) if np.all(np.diff(run_rows) == 1) else run_rows
+            pieces.append(self.shards.read(self.name, int(run_k[0]), (sel,) + rest, self._missing))
+        if not pieces:
+            return np.empty((0,) + _indexed_shape(self.shape[1:], rest), dtype=self.dtype)
+        out = np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+        if self.int_fill is not None:
+            out = np.where(np.isnan(out), self.int_fill, out).astype(self.dtype)
+        return out[0] if scalar else out
+
+
+    def _missing(self, ds, key) -> np.ndarray:
+        """Fill for a shard that lacks this variable: NaN, the integer fill, or ''."""
+        rows = np.arange(ds.sizes["record"])[key[0]]
+        shape = np.shape(rows) + _indexed_shape(self.shape[1:], key[1:])
+        if self.dtype.kind == "f":
+            return np.full(shape, np.nan, dtype=self.dtype)
+        if self.int_fill is not None:
+            return np.full(shape, np.nan)  # turned into the integer fill by the caller
+        if self.dtype.kind == "O":
+            return np.full(shape, "", dtype=object)
+        raise DataFormatError(f"shard {str(ds.encoding.get('source', '?'))!r} lacks variable {self.name!r}")
+
+
+def _indexed_shape(shape: tuple, key: tuple) -> tuple:
+    out = []
+    for n, k in zip(shape, key):
+        if isinstance(k, slice):
+            out.append(len(range(*k.indices(n))))
+        elif np.ndim(k):
+            out.append(len(k))
+    return tuple(out) + tuple(shape[len(key):])
+
+
+def _combine_shards(shards: _ShardSet, record_index: np.ndarray) -> xr.Dataset:
+    """One lazy dataset over all shards: per-record variables read on demand from the shard
+    holding each record. The layout is the first shard's, plus variables that only later
+    shards hold (per-record parameters drawn by none of the first shard's records), found
+    from the shards' headers; records of shards without such a variable read as missing."""
+    first = shards.handle(0)
+    n = shards.n_records
+    variables, coord_names = {}, set(first.coords)
+    layout = dict(first.variables)
+    known = set(layout)
+    for k in range(1, len(shards.files)):
+        extra = shards.names(k) - known
+        if extra:
+            other = shards.handle(k)
+            for name in sorted(extra):
+                if name in other.variables:  # netCDF dimension-only names are not variables here
+                    layout[name] = other[name].variable
+            known |= extra
+    for name, var in layout.items():
+        if name == "record":
+            continue
+        if "record" not in var.dims:
+            variables[name] = var.load().copy()
+            continue
+        if var.dims[0] != "record":
+            raise DataFormatError(f"shard {str(shards.files[0])!r}: variable {name!r} has dims {var.dims}; "
+                                  f"'record' must come first")
+        shape = (n,) + var.shape[1:]
+        dtype, int_fill = var.dtype, None
+        enc = var.encoding
+        # Integers with a -1 fill come back as integers (schema.decode_cf's rule, applied per
+        # read here so that opening does not read these variables from every shard).
+        if (enc.get("dtype") is not None and np.dtype(enc["dtype"]).kind == "i" and var.dtype.kind == "f"
+                and enc.get("_FillValue") == _INT_FILL and "scale_factor" not in enc):
+            dtype, int_fill = np.dtype(enc["dtype"]), _INT_FILL
+        lazy = indexing.LazilyIndexedArray(_ShardedArray(shards, name, shape, dtype, int_fill))
+        variables[name] = xr.Variable(var.dims, lazy, attrs=dict(var.attrs), encoding=dict(var.encoding))
+    rec = first["record"].variable
+    variables["record"] = xr.Variable(("record",), record_index, attrs=dict(rec.attrs), encoding=dict(rec.encoding))
+    ds = xr.Dataset({k: v for k, v in variables.items() if k not in coord_names},
+                    coords={k: v for k, v in variables.items() if k in coord_names or k == "record"},
+                    attrs=dict(first.attrs))
+    ds.set_close(shards.close)
+    return ds
+
+
+class RecordReader:
+    """Fast random access to single records of a dataset (a file or a shard directory).
+
+    For shuffling training loops: ``reader[i]`` returns record position ``i``'s variables
+    (default ``ecg`` and ``label``) as NumPy arrays, reading one chunk per variable from
+    the shard that holds it through a handle opened once. Thread-compatible, not
+    thread-safe; open one reader per DataLoader worker (handles are per process).
+
+    Parameters
+    ----------
+    path : str or Path
+    variables : sequence of str
+        Per-record variables to return.
+    """
+
+    def __init__(self, path, variables=("ecg", "label")):
+        path = Path(path)
+        if not path.exists():
+            raise DataFormatError(f"no dataset at {str(path)!r}")
+        self.path, self.variables = path, tuple(variables)
+        self._nc: dict = {}  # shard -> netCDF4.Dataset, opened on first use, kept open
+        self._vars: dict = {}
+        if path.is_file():
+            check_file(path)
+            n = len(self._handle_of(path, 0).dimensions["record"])
+            self._index = _ShardSet([path], [n])
+            self.record = None
+        else:
+            files, indices = _shard_files(path, verify=False)
+            self._index = _ShardSet(files, [len(ix) for ix in indices])
+            self.record = np.concatenate(indices)  # dataset record index of each position
+
+    def __len__(self) -> int:
+        return self._index.n_records
+
+    def _handle_of(self, f: Path, k: int):
+        nc = self._nc.get(k)
+        if nc is None:
+            try:
+                nc = netCDF4.Dataset(f)
+            except OSError as exc:
+                raise DataFormatError(f"cannot read {str(f)!r} as netCDF: {exc}") from None
+            nc.set_always_mask(False)  # plain arrays; CF scale_factor is still applied
+            self._nc[k] = nc
+        return nc
+
+    def _variable(self, k: int, name: str):
+        var = self._vars.get((k, name))
+        if var is None:
+            f = self._index.files[k]
+            try:
+                var = self._vars[(k, name)] = self._handle_of(f, k).variables[name]
+            except KeyError:
+                raise DataFormatError(f"{str(f)!r} has no variable {name!r}") from None
+        return var
+
+    def __getitem__(self, i: int) -> dict:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"record position {i} outside 0..{n - 1}")
+        k, row = self._index.locate(np.array([int(i) % n]))
+        k, row = int(k[0]), int(row[0])
+        out = {}
+        for name in self.variables:
+            var = self._variable(k, name)
+            try:
+                # netCDF4 applies scale_factor (int16 * float32 -> float32) as xarray does.
+                out[name] = np.asarray(var[row])
+            except (OSError, RuntimeError, IndexError) as exc:
+                raise DataFormatError(f"cannot read {name!r} of record position {i} from "
+                                      f"{str(self._index.files[k])!r} (corrupt file?): {exc}") from None
+        return out
+
+    def close(self) -> None:
+        self._vars.clear()
+        for nc in self._nc.values():
+            nc.close()
+        self._nc.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def summarize(path) -> str:

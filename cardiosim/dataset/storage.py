@@ -1,0 +1,152 @@
+"""Storage encodings: HDF5 compression filters and int16 quantisation of the signals.
+
+Compression (``[output] compression`` in the recipe):
+
+* ``'zstd'`` (default) -- HDF5 byte shuffle + Zstandard level ``complevel``;
+* ``'blosc_lz4'`` -- Blosc with LZ4 and its own byte shuffle (fastest to write, larger);
+* ``'zlib'`` -- byte shuffle + deflate, readable by every netCDF-4 / HDF5 reader;
+* ``'none'``.
+
+zstd and Blosc are HDF5 plugin filters. The netCDF4 wheels on PyPI (1.6.4+) ship them,
+so plain ``xarray.open_dataset`` / ``netCDF4.Dataset`` read such files wherever the
+filter is present; a netCDF-C library built without them cannot read the ``ecg``
+variable (h5py needs ``hdf5plugin``). When the netCDF4 library *writing* the file lacks
+the filter, :func:`resolve_compression` falls back to ``'zlib'`` with a
+:class:`CompressionFallbackWarning`, and the manifest records the compression used.
+
+Quantisation (``[output] pack_int16``, default on): ``ecg`` and ``clean_ecg`` are stored as
+int16 with CF ``scale_factor = q`` where ``q = input_range_mv / 32767`` -- the device's
+body-referred input range (ADC range / gain), so no sample the device can record is ever
+clipped, and ``q`` is the same in every shard: 12.2 uV for ``shirt12_500hz`` (+-400 mV),
+6.1 uV for ``shirt3_250hz``, 0.31 uV for ``patch_128hz``. The generator quantises the
+signals *in memory* before writing (:func:`quantise`), so what a block returns and what a
+reader decodes are the same float32 numbers bit for bit, each within ``q / 2`` of the
+simulated value. ``accelerometer`` is stored as int16 over +-16 g (the largest standard
+range of MEMS accelerometers; 4.79 mm s-2 steps); a sample beyond it raises.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import ConfigError, SignalError
+
+COMPRESSIONS = ("zstd", "blosc_lz4", "zlib", "none")
+INT16_MAX = 32767
+#: int16 fill value (never produced by :func:`quantise`, whose codes stay within +-32767).
+INT16_FILL = np.int16(-32768)
+STANDARD_GRAVITY = 9.80665
+#: Full scale of the stored accelerometer, m s-2 (+-16 g).
+ACCEL_FULL_SCALE = 16.0 * STANDARD_GRAVITY
+SIGNALS = ("ecg", "clean_ecg")
+
+
+class CompressionFallbackWarning(UserWarning):
+    """The requested HDF5 filter is not available here; zlib was used instead."""
+
+
+def filter_available(compression: str) -> bool:
+    """Whether this netCDF4 library can write ``compression``."""
+    if compression in ("zlib", "none"):
+        return True
+    import netCDF4
+
+    probe = {"zstd": "has_zstd_filter", "blosc_lz4": "has_blosc_filter"}[compression]
+    # The has_*_filter methods live on Dataset objects; a diskless dataset costs ~0.1 ms.
+    with netCDF4.Dataset("cardiosim-filter-probe.nc", "w", diskless=True, persist=False) as nc:
+        return bool(getattr(nc, probe)())
+
+
+def resolve_compression(compression: str) -> str:
+    """The compression that will actually be written: ``compression``, or ``'zlib'`` with a
+    :class:`CompressionFallbackWarning` when its HDF5 filter is missing."""
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"output.compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    if filter_available(compression):
+        return compression
+    warnings.warn(f"output.compression = {compression!r}: this netCDF4 library has no {compression} HDF5 filter; "
+                  f"writing zlib instead (pip install -U netCDF4 for wheels that ship it)",
+                  CompressionFallbackWarning, stacklevel=3)
+    return "zlib"
+
+
+#: Chunks smaller than this get zlib instead of Blosc: netCDF-C's Blosc filter fails the
+#: whole write ("Buffer is uncompressible", HDF error) on small chunks it cannot shrink.
+BLOSC_MIN_CHUNK = 4096
+
+
+def filter_encoding(compression: str, complevel: int, chunk_nbytes: int | None = None) -> dict:
+    """netCDF4 encoding keys (as xarray passes them) for one variable's filters.
+
+    Byte shuffling groups the bytes of each sample by significance before compression:
+    on int16 ECG the high bytes are nearly constant and compress to almost nothing.
+    ``chunk_nbytes`` (bytes of one chunk, when known) keeps Blosc off small chunks.
+    """
+    if compression == "blosc_lz4" and (chunk_nbytes is None or chunk_nbytes < BLOSC_MIN_CHUNK):
+        compression = "zlib"
+    if compression == "none":
+        return {"zlib": False}
+    if compression == "zlib":
+        return {"zlib": True, "complevel": int(complevel), "shuffle": True}
+    if compression == "zstd":
+        return {"compression": "zstd", "complevel": int(complevel), "shuffle": True}
+    if compression == "blosc_lz4":
+        # Blosc shuffles inside its own filter; complevel 1-9 (5 is Blosc's default balance).
+        return {"compression": "blosc_lz4", "complevel": int(complevel), "blosc_shuffle": 1}
+    raise ConfigError(f"output.compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+
+
+def quantum(full_scale: float) -> float:
+    """int16 step for a signed range ``+-full_scale`` (``full_scale / 32767``)."""
+    if not full_scale or not np.isfinite(full_scale) or full_scale <= 0:
+        raise ConfigError(f"int16 packing needs a positive full-scale range, got {full_scale!r}")
+    return float(full_scale) / INT16_MAX
+
+
+def quantise(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV") -> np.ndarray:
+    """Round ``x`` to the int16 grid of step ``q`` and return it as float32, exactly as a CF
+    reader decodes ``int16 * float32(q)``.
+
+    Raises
+    ------
+    SignalError
+        A sample lies beyond ``+-32767 q`` (it would be clipped) or is not finite.
+    """
+    x = np.asarray(x)
+    codes = quantise_codes(x, q, name=name, unit=unit)
+    return codes.astype(np.float32) * np.float32(q)
+
+
+def quantise_codes(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV") -> np.ndarray:
+    """int16 codes ``round(x / float32(q))`` (what netCDF4 stores for ``x``); see :func:`quantise`."""
+    if x.size and not np.all(np.isfinite(x)):
+        raise SignalError(f"{name} has non-finite samples; cannot pack it as int16")
+    scaled = np.rint(np.asarray(x, dtype=np.float64) / np.float64(np.float32(q)))
+    peak = float(np.max(np.abs(scaled))) if scaled.size else 0.0
+    if peak > INT16_MAX:
+        raise SignalError(f"{name} reaches {peak * q:.4g} {unit}, beyond the int16 packing range "
+                          f"+-{INT16_MAX * q:.4g} {unit}; set [output] pack_int16 = false")
+    return scaled.astype(np.int16)
+
+
+def pack_encoding(q: float) -> dict:
+    """Encoding keys storing a variable as int16 with ``scale_factor = q``."""
+    return {"dtype": "int16", "scale_factor": np.float32(q), "_FillValue": INT16_FILL}
+
+
+def quantise_signals(ds, signal_full_scale_mv: float):
+    """``ds`` with ``ecg`` / ``clean_ecg`` / ``accelerometer`` on their int16 grids (in place
+    of the float values; see the module docstring). Returns ``(ds, {name: q})``."""
+    steps = {}
+    for name in SIGNALS:
+        if name in ds:
+            steps[name] = quantum(signal_full_scale_mv)
+    if "accelerometer" in ds:
+        steps["accelerometer"] = quantum(ACCEL_FULL_SCALE)
+    for name, q in steps.items():
+        unit = "m s-2" if name == "accelerometer" else "mV"
+        var = ds[name]
+        ds[name] = var.copy(data=quantise(var.values, q, name=name, unit=unit))
+    return ds, steps

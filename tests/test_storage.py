@@ -1,0 +1,223 @@
+"""Storage: compression filters, int16 quantisation, file modes, dask-free and random-access
+reading, corrupt shards named (issue 16 part 2; issue 17 first-hour failures 2, 3 and 6)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from cardiosim.dataset import Recipe, generate, open_dataset, simulate_block, summarize
+from cardiosim.dataset.io import RecordReader, read_manifest, write_json_atomic, write_netcdf
+from cardiosim.dataset.schema import encoding_for
+from cardiosim.dataset.storage import (COMPRESSIONS, CompressionFallbackWarning, filter_available, quantise,
+                                       resolve_compression)
+from cardiosim.device import load_device
+from cardiosim.errors import ConfigError, DataFormatError, SignalError
+from conftest import PROJECT_ROOT
+
+BASE = {"records": 6, "duration": 1.0, "seed": 5, "output": {"shard_size": 2}}
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("st") / "ds"
+    generate(Recipe.from_dict(BASE), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def float_block():
+    """A block simulated without int16 packing (the float32 reference)."""
+    r = Recipe.from_dict({**BASE, "records": 2, "output": {"pack_int16": False}})
+    return simulate_block(r, 0, 2)
+
+
+def _shirt_quantum_mv():
+    dev = load_device("shirt12_500hz")
+    return dev.adc_range_mv / dev.gain / 32767  # body-referred input range / int16 max
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_compression_round_trips_and_plain_netcdf4_reads_it(float_block, tmp_path, compression):
+    if not filter_available(compression):
+        pytest.skip(f"this netCDF4 build has no {compression} filter")
+    path = tmp_path / f"{compression}.nc"
+    enc = encoding_for(float_block, compression=compression, complevel=1)
+    write_netcdf(float_block, path, enc)
+    with netCDF4.Dataset(path) as nc:  # a plain reader, no cardiosim
+        filters = nc.variables["ecg"].filters()
+        ecg = nc.variables["ecg"][:]
+    expect = {"zstd": "zstd", "blosc_lz4": "blosc", "zlib": "zlib"}.get(compression)
+    if expect:
+        assert filters[expect], filters
+    else:
+        assert not any(filters[k] for k in ("zlib", "zstd", "blosc"))
+    np.testing.assert_array_equal(np.asarray(ecg), float_block["ecg"].values)  # lossless for float32
+
+
+def test_missing_filter_falls_back_to_zlib_with_a_warning(monkeypatch):
+    import cardiosim.dataset.storage as storage
+
+    monkeypatch.setattr(storage, "filter_available", lambda c: c in ("zlib", "none"))
+    with pytest.warns(CompressionFallbackWarning, match="zstd"):
+        assert storage.resolve_compression("zstd") == "zlib"
+    assert resolve_compression("none") == "none"
+    with pytest.raises(ConfigError, match="output.compression"):
+        resolve_compression("lzma")
+    with pytest.raises(ConfigError, match="output.compression"):
+        Recipe.from_dict({"output": {"compression": "gzip"}})
+
+
+def test_int16_packing_is_lossless_within_half_a_step_and_decodes_bit_for_bit(sharded, float_block):
+    q = _shirt_quantum_mv()
+    assert q * 1e3 == pytest.approx(12.208, abs=1e-3)  # the documented 12.2 uV of shirt12_500hz
+    packed = simulate_block(Recipe.from_dict(BASE), 0, 2)
+    diff = np.abs(packed["ecg"].values.astype(np.float64) - float_block["ecg"].values)
+    assert diff.max() <= q / 2 * (1 + 1e-5) + 1e-7
+    assert diff.max() > q / 10, "values were not quantised at all"
+    # On disk: int16 codes round(x / q) with scale_factor q; decoded == the block, bit for bit.
+    with netCDF4.Dataset(sharded / "shard-00000.nc") as nc:
+        var = nc.variables["ecg"]
+        assert var.dtype == np.int16 and float(var.scale_factor) == pytest.approx(q, rel=1e-6)
+        var.set_auto_maskandscale(False)
+        codes = var[:]
+    np.testing.assert_array_equal(codes, np.rint(float_block["ecg"].values / np.float32(q)).astype(np.int16))
+    on_disk = open_dataset(sharded)
+    np.testing.assert_array_equal(on_disk["ecg"].values[:2], packed["ecg"].values)
+    acc_q = 16 * 9.80665 / 32767
+    np.testing.assert_allclose(on_disk["accelerometer"].values[:2], float_block["accelerometer"].values,
+                               atol=acc_q / 2 * (1 + 1e-5))
+    on_disk.close()
+
+
+def test_quantise_refuses_out_of_range_and_non_finite():
+    q = 0.01
+    np.testing.assert_array_equal(quantise(np.array([0.004, 0.006, -0.015]), q),
+                                  np.array([0.0, 0.01, -0.02], dtype=np.float32))
+    with pytest.raises(SignalError, match="beyond the int16 packing range"):
+        quantise(np.array([0.0, 32767.6 * q]), q)
+    with pytest.raises(SignalError, match="non-finite"):
+        quantise(np.array([np.nan]), q)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_files_honour_the_umask(tmp_path, umask, float_block):
+    """Issue 17 #6: files were 0600 (mkstemp's mode) whatever the umask."""
+    old = os.umask(umask)
+    try:
+        write_netcdf(float_block, tmp_path / "a.nc", {})
+        write_json_atomic({"a": 1}, tmp_path / "m.json")
+    finally:
+        os.umask(old)
+    for name in ("a.nc", "m.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_folder_dataset_reads_without_dask(sharded):
+    """Issue 17 #2: after `pip install .` (no dask) folder datasets could not be opened."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["dask"] = None  # as if not installed: import fails, find_spec gives None
+        from cardiosim.dataset import open_dataset, summarize
+        ds = open_dataset({str(sharded)!r})
+        print(ds.sizes["record"], float(abs(ds["ecg"].values).sum()))
+        print(summarize({str(sharded)!r}).splitlines()[1])
+        assert sys.modules["dask"] is None
+    """)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    n, total = res.stdout.splitlines()[0].split()
+    ref = open_dataset(sharded)
+    assert int(n) == 6 and float(total) == pytest.approx(float(abs(ref["ecg"].values).sum()), rel=1e-6)
+    ref.close()
+    assert "records       6" in res.stdout
+
+
+def test_lazy_folder_dataset_equals_xarray_concat_and_reads_only_needed_shards(sharded):
+    files = sorted(sharded.glob("shard-*.nc"))
+    parts = [xr.open_dataset(f).load() for f in files]
+    ds = open_dataset(sharded)
+    one = ds["ecg"].isel(record=3).values  # record 3 lives in shard 1
+    from cardiosim.dataset.io import _ShardSet  # noqa: F401  (the lazy handle set)
+    opened = ds["ecg"].variable._data
+    while not hasattr(opened, "shards"):
+        opened = opened.array
+    assert sorted(opened.shards._handles) == [0, 1], "only the first (layout) and the needed shard are opened"
+    np.testing.assert_array_equal(one, parts[1]["ecg"].values[1])
+    ref = xr.concat(parts, dim="record", data_vars="minimal", coords="minimal", compat="override",
+                    join="override", combine_attrs="override")
+    loaded = ds.load()
+    for name in ("ecg", "label", "accelerometer", "displacement", "heart_rate"):
+        np.testing.assert_array_equal(loaded[name].values, ref[name].values, err_msg=name)
+    assert list(loaded["record"].values) == list(range(6))
+    # fancy, reversed and strided selections across shards
+    np.testing.assert_array_equal(ds["ecg"].isel(record=[5, 0, 3]).values, ref["ecg"].values[[5, 0, 3]])
+    np.testing.assert_array_equal(ds["ecg"].isel(record=slice(None, None, -2), lead=[0, 6]).values,
+                                  ref["ecg"].values[::-2][:, [0, 6]])
+    ds.close()
+
+
+def test_record_reader_returns_the_same_records_as_open_dataset(sharded):
+    ds = open_dataset(sharded).load()
+    rng = np.random.default_rng(0)
+    with RecordReader(sharded, variables=("ecg", "label", "heart_rate")) as reader:
+        assert len(reader) == 6 and list(reader.record) == list(range(6))
+        for i in rng.permutation(6):
+            rec = reader[int(i)]
+            np.testing.assert_array_equal(rec["ecg"], ds["ecg"].values[i])
+            np.testing.assert_array_equal(rec["label"], ds["label"].values[i])
+            assert rec["heart_rate"] == ds["heart_rate"].values[i]
+        with pytest.raises(IndexError):
+            reader[6]
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_truncated_shard_is_named_by_info_and_open(sharded, tmp_path):
+    """Issue 17 #3: a corrupted shard passed `cardiosim info`; reading it then failed with a
+    raw netCDF error that did not name the file."""
+    bad = _copy(sharded, tmp_path / "bad")
+    shard = bad / "shard-00001.nc"
+    shard.write_bytes(shard.read_bytes()[:-500])
+    with pytest.raises(DataFormatError, match="shard-00001.nc.*corrupt"):
+        open_dataset(bad)
+    with pytest.raises(DataFormatError, match="shard-00001.nc"):
+        summarize(bad)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    res = subprocess.run([sys.executable, "-m", "cardiosim", "info", str(bad)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 2 and "shard-00001.nc" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_same_size_corruption_is_named_on_read_and_caught_by_verify(sharded, tmp_path):
+    bad = _copy(sharded, tmp_path / "bad")
+    shard = bad / "shard-00002.nc"
+    data = bytearray(shard.read_bytes())
+    data[8:] = bytes(len(data) - 8)  # keep the size and the HDF5 signature, destroy the rest
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="checksum"):
+        open_dataset(bad, verify=True)
+    ds = open_dataset(bad)  # the layout comes from shard 0; shard 2 is opened on first read
+    with pytest.raises(DataFormatError, match="shard-00002.nc"):
+        ds["ecg"].isel(record=5).values
+    ds.close()
+    with pytest.raises(DataFormatError, match="shard-00002.nc"):
+        RecordReader(bad)[4]
+
+
+def test_manifest_records_size_and_compression(sharded):
+    m = read_manifest(sharded)
+    assert m["compression"] in COMPRESSIONS
+    for name, info in m["shards"].items():
+        assert info["bytes"] == (sharded / name).stat().st_size
