@@ -208,12 +208,30 @@ def frank_from_dipole(dipole: np.ndarray, forward, frank_layout, montage="frank"
     return project_dipole(dipole, forward, frank_layout, montage)
 
 
-def model_frank(ecg_mV: np.ndarray, leads, forward, layout, frank_layout) -> np.ndarray:
-    """Model-based 12-lead -> Frank VCG: least-squares dipole, then the torso's Frank network.
+def model_frank(ecg_mV: np.ndarray, leads, forward, layout, frank_layout, *, source: str = "dipole") -> np.ndarray:
+    """Model-based 12-lead -> Frank VCG: a source fitted on the torso, then its Frank network.
+
+    ``source='dipole'``: the least-squares dipole; ``'surface'``: the distributed source of
+    :func:`cardiosim.inverse.fit_surface_source` fitted to the nine electrodes (heart region
+    around the torso's heart, as :func:`cardiosim.sources.recording_to_source` does; needs
+    ``forward.torso``), read at the Frank electrodes.
 
     Returns
     -------
     ndarray, shape (3, T), float64, mV, Frank X, Y, Z
     """
-    p, _ = estimate_dipole(ecg_mV, leads, forward, layout)
-    return frank_from_dipole(p, forward, frank_layout)
+    if source == "dipole":
+        p, _ = estimate_dipole(ecg_mV, leads, forward, layout)
+        return frank_from_dipole(p, forward, frank_layout)
+    if source != "surface":
+        raise ConfigError(f"unknown model_frank source {source!r}; expected 'dipole' or 'surface'")
+    from .surface import ELECTRODES_12, fit_surface_source, standard12_potentials
+    torso = getattr(forward, "torso", None)
+    if torso is None:
+        raise ConfigError("model_frank(source='surface') needs a forward model with a torso (BEM)")
+    x, names = _check_ecg(ecg_mV, leads)
+    heart = torso.heart.position if torso.heart is not None else None
+    model = fit_surface_source(torso, _electrode_positions(layout, ELECTRODES_12), standard12_potentials(x, names),
+                               heart=heart)
+    frank = make_montage("frank")
+    return frank.matrix @ (model.transfer(_electrode_positions(frank_layout, frank.electrodes)) @ model.coefficients)

@@ -54,6 +54,29 @@ LAMBDA_GRID = np.logspace(-9.0, 1.0, 61)
 _MV_PER_V = 1e3
 
 
+# The nine electrodes of the standard 12-lead and the eight independent leads they give.
+ELECTRODES_12 = ("RA", "LA", "LL", "V1", "V2", "V3", "V4", "V5", "V6")
+INDEPENDENT_12 = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def standard12_potentials(signal: np.ndarray, leads) -> np.ndarray:
+    """Potentials (9, T) mV of RA, LA, LL, V1-V6 against the Wilson terminal, from I, II, V1-V6.
+
+    Exact: with WCT = (RA + LA + LL) / 3, RA = -(I + II)/3, LA = (2 I - II)/3,
+    LL = (2 II - I)/3, and Vk is already referenced to WCT.
+    """
+    from ..leads import normalize_lead_name
+
+    x = np.asarray(signal, dtype=np.float64)
+    leads = tuple(normalize_lead_name(n) for n in leads)
+    missing = [n for n in INDEPENDENT_12 if n not in leads]
+    if missing:
+        raise LeadError(f"electrode potentials need leads {INDEPENDENT_12}; missing {missing}")
+    i, ii = x[leads.index("I")], x[leads.index("II")]
+    v = x[[leads.index(f"V{k}") for k in range(1, 7)]]
+    return np.vstack([-(i + ii) / 3, (2 * i - ii) / 3, (2 * ii - i) / 3, v])
+
+
 # ------------------------------------------------------------------------------ checks
 def _check_positions(positions, torso) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pos = np.asarray(positions, dtype=np.float64)
@@ -160,36 +183,73 @@ def source_space(torso, heart, spacing: float = SOURCE_SPACING, radius: float = 
     return pts
 
 
+def _positions_key(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _cache_put(torso, key, value, keep: int = 32):
+    """Store ``value`` in the mesh's cache, keeping the newest ``keep`` entries of its kind."""
+    same = [k for k in torso._cache if isinstance(k, tuple) and k[0] == key[0]]
+    for k in same[:max(0, len(same) - keep + 1)]:
+        del torso._cache[k]
+    torso._cache[key] = value
+    return value
+
+
 def estimate_heart_position(torso, positions, potentials, conductivity: float = 0.2) -> np.ndarray:
     """Location (3,) m of the single dipole that best explains the fitting signals.
 
     A coarse 3 cm grid over the inside of the torso (at least 3 cm from the surface), then a
     1 cm grid within 2 cm of the best coarse point; the criterion is the fraction of
-    ``potentials`` (referenced to their mean) a free dipole time course at the point leaves
-    unexplained.
+    the first difference of ``potentials`` (referenced to their mean) a free dipole time
+    course at the point leaves unexplained. Lead fields at the electrodes are cached per torso and electrode set.
     """
     pos, tri, bary = _check_positions(positions, torso)
     y = _check_potentials(potentials, len(pos))
-    u, s, _ = np.linalg.svd(y, full_matrices=False)
-    ys = u * s                                              # same column space and energy as y
+    return _estimate(torso, pos, tri, bary, y, conductivity)
+
+
+def _estimate(torso, pos, tri, bary, y, conductivity):
+    # The first difference weights the fast heart signal (QRS) over baseline wander, which is
+    # not a heart source and otherwise pulls the estimate anywhere in the body.
+    y = np.diff(y, axis=1) if y.shape[1] > 2 else y
+    ev, u = np.linalg.eigh(y @ y.T)                         # (n, n): y's column space and energy
+    ys = u * np.sqrt(np.clip(ev, 0.0, None))                 # without an SVD of the long (n, T) array
     solver = make_bem_solver(torso, conductivity)
 
-    def best(cands):
-        lf = solver.lead_fields(cands)                      # (N, k, 3)
-        a = interpolate_nodes(tri, bary, torso.faces, lf.reshape(len(lf), -1)).reshape(len(pos), len(cands), 3)
-        a = np.moveaxis(a - a.mean(axis=0), 1, 0)           # (k, n, 3) referenced
-        q, _ = np.linalg.qr(a)
+    def electrode_fields(cands, tag):
+        key = ("surface-candidates", tag, _positions_key(pos, cands), conductivity)
+        a = torso._cache.get(key)
+        if a is None:
+            lf = solver.lead_fields(cands)                  # (N, k, 3)
+            a = interpolate_nodes(tri, bary, torso.faces, lf.reshape(len(lf), -1)).reshape(len(pos), len(cands), 3)
+            a = np.moveaxis(a - a.mean(axis=0), 1, 0)       # (k, n, 3) referenced
+            a = _cache_put(torso, key, np.linalg.qr(a)[0], keep=64)
+        return a
+
+    def best(cands, tag):
+        q = electrode_fields(cands, tag)
         explained = np.einsum("kni,nt->kit", q, ys)
         res = (ys ** 2).sum() - (explained ** 2).sum(axis=(1, 2))
         return cands[int(np.argmin(res))]
 
-    v = torso.vertices
-    coarse = _keep_inside(torso, _grid_inside(v, torso.faces, 0.03), margin=0.03)
-    if len(coarse) == 0:
-        coarse = _keep_inside(torso, _grid_inside(v, torso.faces, 0.015), margin=0.015)
-    c0 = best(coarse)
-    fine = _keep_inside(torso, _ball(c0, 0.02, 0.01), margin=0.02)
-    return best(fine) if len(fine) else c0
+    key = ("surface-coarse-grid",)
+    coarse = torso._cache.get(key)
+    if coarse is None:
+        v = torso.vertices
+        coarse = _keep_inside(torso, _grid_inside(v, torso.faces, 0.03), margin=0.03)
+        if len(coarse) == 0:
+            coarse = _keep_inside(torso, _grid_inside(v, torso.faces, 0.015), margin=0.015)
+        torso._cache[key] = coarse
+    c0 = best(coarse, "coarse")
+    key = ("surface-fine-grid", _positions_key(c0))
+    fine = torso._cache.get(key)
+    if fine is None:
+        fine = _cache_put(torso, key, _keep_inside(torso, _ball(c0, 0.02, 0.01), margin=0.02), keep=256)
+    return best(fine, "fine") if len(fine) else c0
 
 
 # ------------------------------------------------------------------------- the operator
@@ -206,9 +266,8 @@ class _Operator:
     centre: np.ndarray
 
 
-def _operator(torso, tri, bary, pts, conductivity) -> _Operator:
+def _operator(torso, tri, bary, pts, centre, conductivity) -> _Operator:
     solver = make_bem_solver(torso, conductivity)
-    centre = pts.mean(axis=0)
     lf = solver.lead_fields(np.vstack([pts, centre[None]]))          # (N, k + 1, 3)
     n_nodes = len(torso.vertices)
     a_nodes = lf[:, :-1].reshape(n_nodes, -1)
@@ -225,22 +284,18 @@ def _operator(torso, tri, bary, pts, conductivity) -> _Operator:
 
 
 def _cached_operator(torso, pos, tri, bary, heart, conductivity, spacing, radius) -> _Operator:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(pos).tobytes())
     if hasattr(heart, "vertices"):
-        h.update(np.ascontiguousarray(heart.vertices, dtype=np.float64).tobytes())
-        h.update(np.ascontiguousarray(heart.faces, dtype=np.int64).tobytes())
+        hv = np.asarray(heart.vertices, dtype=np.float64)
+        key = ("surface-operator", _positions_key(pos, hv, np.asarray(heart.faces, dtype=np.float64),
+                                                  [conductivity, spacing, radius]))
     else:
-        h.update(np.asarray(heart, dtype=np.float64).tobytes())
-    h.update(np.asarray([conductivity, spacing, radius]).tobytes())
-    key = ("surface-operator", h.hexdigest())
+        key = ("surface-operator", _positions_key(pos, heart, [conductivity, spacing, radius]))
     op = torso._cache.get(key)
     if op is None:
-        op = _operator(torso, tri, bary, source_space(torso, heart, spacing, radius), conductivity)
-        stale = [k for k in torso._cache if isinstance(k, tuple) and k[0] == "surface-operator"]
-        for k in stale[:-7]:                                          # keep the last few layouts
-            del torso._cache[k]
-        torso._cache[key] = op
+        pts = source_space(torso, heart, spacing, radius)
+        # the total moment sits at the hint point, or the centre of a heart mesh's source grid
+        centre = pts.mean(axis=0) if hasattr(heart, "vertices") else np.asarray(heart, dtype=np.float64)
+        op = _cache_put(torso, key, _operator(torso, tri, bary, pts, centre, conductivity))
     return op
 
 
@@ -331,6 +386,31 @@ class SurfaceSource:
         node = self.node_transfer - _MV_PER_V * (self.node_dipole @ self.moment)
         return interpolate_nodes(tri, bary, self.torso.faces, node)
 
+    def with_dipole(self, node_lead_field: np.ndarray) -> "SurfaceSource":
+        """The same field split at another dipole: ``moment`` becomes the dipole whose field
+        through ``node_lead_field`` (n_vertices, 3) V/(A·m) -- e.g. a forward model's lead field
+        at the torso's heart position -- best matches the source's potential over the whole
+        surface (area-weighted least squares, constant offset free); ``nondipolar_transfer``
+        is the rest. Predictions do not change.
+        """
+        from ..forward.bem import node_area_weights
+
+        lf = np.asarray(node_lead_field, dtype=np.float64)
+        if lf.shape != (len(self.torso.vertices), 3) or not np.all(np.isfinite(lf)):
+            raise GeometryError(f"node lead field must be finite with shape ({len(self.torso.vertices)}, 3), "
+                                f"got {lf.shape}")
+        w = node_area_weights(self.torso.vertices, self.torso.faces)
+        w = w / w.sum()
+        sw = np.sqrt(w)[:, None]
+        a = sw * (_MV_PER_V * (lf - w @ lf))
+        b = sw * (self.node_transfer - w @ self.node_transfer)
+        moment = np.linalg.lstsq(a, b, rcond=None)[0]                 # (3, n) A·m per mV
+        return SurfaceSource(torso=self.torso, positions=self.positions, coefficients=self.coefficients,
+                             node_transfer=self.node_transfer, node_dipole=lf, moment=moment,
+                             source_points=self.source_points, centre=self.centre,
+                             regularization=self.regularization, heart_estimated=self.heart_estimated,
+                             _grid=self._grid)
+
     def predict(self, points: np.ndarray) -> np.ndarray:
         """Potentials ``(m, T)`` float32 mV at surface ``points (m, 3)`` m, referenced to the
         mean of the fitting electrodes."""
@@ -344,7 +424,7 @@ class SurfaceSource:
 
 def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity: float = 0.2,
                        spacing: float = SOURCE_SPACING, radius: float = HEART_RADIUS,
-                       regularization: float | None = None) -> SurfaceSource:
+                       regularization: float | str = "discrepancy") -> SurfaceSource:
     """Fit a distributed heart source to body-surface potentials (module docstring).
 
     Parameters
@@ -361,8 +441,11 @@ def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity
         Scales the source strength only; predictions do not depend on it.
     spacing, radius : float, m
         Source grid spacing; ball radius around a point hint.
-    regularization : float, optional
-        Fixed relative Tikhonov lambda instead of GCV.
+    regularization : {'discrepancy', 'gcv'} or float
+        How lambda is chosen, from the fitting electrodes alone: ``'discrepancy'`` (default,
+        Morozov) leaves a misfit equal to the noise estimated from the signals themselves
+        (:func:`noise_level`); ``'gcv'`` minimises generalised cross-validation; a number
+        fixes the relative lambda.
 
     Returns
     -------
@@ -381,22 +464,55 @@ def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity
     pos, tri, bary = _check_positions(positions, torso)
     y = _check_potentials(potentials, len(pos))
     estimated = heart is None
-    if estimated:
-        heart = estimate_heart_position(torso, pos, y, conductivity)
-        op = _operator(torso, tri, bary, source_space(torso, heart, spacing, radius), conductivity)
-    else:
-        op = _cached_operator(torso, pos, tri, bary, heart, conductivity, spacing, radius)
+    if estimated:            # a point of a fixed 1 cm lattice, so its operator is cached too
+        heart = _estimate(torso, pos, tri, bary, y, conductivity)
+    op = _cached_operator(torso, pos, tri, bary, heart, conductivity, spacing, radius)
     return _solve(torso, pos, y, op, regularization, estimated)
 
 
+def noise_level(y: np.ndarray) -> np.ndarray:
+    """Per-electrode white-noise SD (mV) of ``y (n, T)``: the median absolute deviation of the
+    first difference, / (0.6745 sqrt 2). The median ignores the few steep QRS samples, so the
+    slow heart signal barely contributes (Donoho & Johnstone 1994 use the same MAD rule)."""
+    d = np.diff(np.asarray(y, dtype=np.float64), axis=1)
+    mad = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
+    return mad / (0.6745 * np.sqrt(2.0))
+
+
+def discrepancy_lambda(u: np.ndarray, s: np.ndarray, y: np.ndarray, sigma: np.ndarray,
+                       lambdas: np.ndarray = LAMBDA_GRID) -> float:
+    """Morozov's discrepancy principle: the largest relative lambda whose misfit does not
+    exceed the noise, ``||y - H y||^2 <= T (n - 1)/n * sum(sigma^2)`` (the mean-referenced
+    noise energy); the smallest lambda of the grid if none does."""
+    uy2 = ((u.T @ y) ** 2).sum(axis=1)
+    outside = max(float((y ** 2).sum() - uy2.sum()), 0.0)
+    s2 = s ** 2
+    f = s2 / (s2 + np.asarray(lambdas)[:, None] * s2.mean())
+    misfit = ((1 - f) ** 2 * uy2).sum(axis=1) + outside
+    n, t = y.shape
+    ok = np.nonzero(misfit <= t * (n - 1) / n * float((sigma ** 2).sum()))[0]
+    return float(lambdas[ok.max()]) if len(ok) else float(lambdas[0])
+
+
 def _solve(torso, pos, y, op: _Operator, regularization, estimated) -> SurfaceSource:
-    if regularization is None:
-        score = gcv_curve(op.u, op.s, y)
-        rel = float(LAMBDA_GRID[int(np.argmin(score))])
+    if regularization == "gcv":
+        rel = float(LAMBDA_GRID[int(np.argmin(gcv_curve(op.u, op.s, y)))])
+    elif regularization == "discrepancy":
+        sigma = noise_level(y)
+        if (sigma ** 2).sum() * y.shape[1] > 0.25 * (y ** 2).sum():
+            # noise "estimate" above half the RMS: the signals are not oversampled (the MAD
+            # of differences measures the signal itself), so fall back to GCV
+            rel = float(LAMBDA_GRID[int(np.argmin(gcv_curve(op.u, op.s, y)))])
+        else:
+            rel = discrepancy_lambda(op.u, op.s, y, sigma)
     else:
-        rel = float(regularization)
+        try:
+            rel = float(regularization)
+        except (TypeError, ValueError):
+            rel = float("nan")
         if not (np.isfinite(rel) and rel >= 0):
-            raise SignalError(f"regularization must be a non-negative number, got {regularization!r}")
+            raise SignalError(f"regularization must be 'discrepancy', 'gcv' or a non-negative number, "
+                              f"got {regularization!r}")
     s2 = op.s ** 2
     g = op.s / (s2 + rel * s2.mean())
     w = g[:, None] * op.u.T                                           # (r, n)
