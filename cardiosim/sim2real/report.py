@@ -101,13 +101,14 @@ def beat_metrics(counts_per_seed, n_boot: int) -> dict:
 # --------------------------------------------------------------------------- table
 #: Headline columns per task: (test set, metric, column title).
 HEADLINE = {
-    "af": [("cpsc2021", "auroc", "CPSC 2021 AUROC"), ("cpsc2021", "f1", "F1"),
+    "af": [("cpsc2021", "auroc", "CPSC 2021 AUROC"), ("cpsc2021", "f1", "CPSC 2021 F1"),
+           ("cpsc2021_heldout", "auroc", "held-out patients AUROC"),
            ("cpsc2021_noisy", "called_af", "noisy windows called AF")],
-    "quality": [("textile", "auroc", "textile AUROC (grade>=3)"), ("textile", "f1", "F1"),
+    "quality": [("textile", "auroc", "textile AUROC (grade>=3)"), ("textile", "f1", "textile F1"),
                 ("cinc2011", "auroc", "CinC 2011 AUROC"), ("cpsc2021_af_clean", "called_unacceptable",
                                                           "clean AF windows called unacceptable")],
-    "beats": [("mitdb_nstdb", "sensitivity", "MIT-BIH 100 + NSTDB Se"), ("mitdb_nstdb", "ppv", "PPV"),
-              ("textile", "sensitivity", "textile Se"), ("textile", "ppv", "PPV"),
+    "beats": [("mitdb_nstdb", "sensitivity", "MIT-BIH 100 + NSTDB Se"), ("mitdb_nstdb", "ppv", "MIT-BIH 100 + NSTDB PPV"),
+              ("textile", "sensitivity", "textile Se"), ("textile", "ppv", "textile PPV"),
               ("textile_noisy", "rate_ratio", "beats/min grade>=3 / grade 1")],
 }
 
@@ -129,7 +130,7 @@ def table(result: dict) -> str:
         cells = []
         for test, metric, _ in cols:
             m = cond.get("metrics", {}).get(test, {}).get(metric)
-            cells.append(fmt(m) if cond.get("status") == "ok" else "n/a")
+            cells.append(fmt(m) if cond.get("status") == "ok" else cond.get("status", "n/a"))
         lines.append(f"| ({key}) {cond['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,7 +215,8 @@ def figure(results: list, path: Path) -> Path:
             if m and np.isfinite(m["mean"]):
                 lo = m["mean"] - m["lo"] if np.isfinite(m["lo"]) else 0
                 hi = m["hi"] - m["mean"] if np.isfinite(m["hi"]) else 0
-                ax.errorbar([j], [m["mean"]], yerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", capsize=3)
+                ax.errorbar([j], [m["mean"]], yerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", capsize=3,
+                            color=f"C{j % 10}")
             else:
                 ax.text(j, 0.5, "n/a", ha="center", va="center", transform=ax.get_xaxis_transform(), fontsize=8)
         ax.set_xticks(range(len(keys)), [f"({k})\n{r['conditions'][k]['name']}" for k in keys], fontsize=7)

@@ -54,20 +54,20 @@ class Budget:
 
     name: str
     fs: float = 100.0
-    n_train: dict = field(default_factory=lambda: {"af": 600, "quality": 1200, "beats": 400})
-    epochs: int = 8
+    n_train: dict = field(default_factory=lambda: {"af": 480, "quality": 960, "beats": 320})
+    epochs: int = 6
     batch: int = 32
     lr: float = 3e-3
     seeds: tuple = (0, 1, 2)
-    widths: tuple = (16, 32, 64)
-    beat_widths: tuple = (16, 32)
-    real_variants: int = 4
+    widths: tuple = (8, 16, 32)
+    beat_widths: tuple = (8, 16)
+    real_variants: int = 2
     forward: str = "bem"
     cv_folds: int = 3
     n_boot: int = 1000
     af_records: tuple | None = None
     cinc2011_limit: int | None = None
-    mitdb_seconds: float | None = None
+    mitdb_seconds: float | None = 600.0
     mitdb_snrs: tuple = (12.0, 6.0, 0.0)
     textile_electrodes: tuple | None = None
     textile_train_activities: tuple | None = None
@@ -84,7 +84,7 @@ BUDGETS = {
     # seconds per task: for development and the test suite, not for conclusions
     "quick": Budget("quick", n_train={"af": 24, "quality": 48, "beats": 16}, epochs=2, batch=16, widths=(8, 16),
                     beat_widths=(8, 16), real_variants=0, forward="bem", cv_folds=2, n_boot=100,
-                    af_records=("data_101_6", "data_8_4", "data_92_12", "data_35_6"), cinc2011_limit=8,
+                    af_records=("data_101_6", "data_8_4", "data_21_7", "data_84_3"), cinc2011_limit=8,
                     mitdb_seconds=60.0, mitdb_snrs=(6.0,), textile_electrodes=("textile",),
                     textile_train_activities=("rest", "walk"), data_per_seed=False),
 }
