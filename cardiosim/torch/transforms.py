@@ -1,10 +1,23 @@
 """Online physical augmentation: a new shirt recording of a clean source on every call.
 
-Each call runs the full simulator (:func:`cardiosim.simulate.simulate_record`): a new
-garment fit (slip, rotation, stretch, electrode jitter), heart orientation, motion and
-electrode noise, seen through the device -- so an epoch of training sees physically
-different shirt variants of the same clean records rather than the fixed set a
-pre-generated dataset holds.
+Two engines behind one :class:`ShirtTransform`:
+
+* ``mode="full"`` runs the full simulator per record (:func:`cardiosim.simulate.simulate_record`):
+  a new garment fit (slip, rotation, stretch, electrode jitter), heart orientation, motion
+  and electrode noise, seen through the device (about 20 ms a 10-s 12-lead record).
+* ``mode="batch"`` takes a block of records per call (:meth:`ShirtTransform.batch`, or
+  :meth:`ShirtTransform.collate` as a DataLoader ``collate_fn``) through numba kernels
+  (:mod:`cardiosim.torch._kernels`): the same garment fit and heart orientation, the
+  boundary-element lead field at the displaced electrodes, electrode-level noise (amplifier
+  white noise, mains through the electrode impedance mismatch, breathing-locked and slow
+  baseline wander) and the device's analog band-pass, gain and ADC. It leaves out what
+  needs per-record planning: electrode motion within the record, contact events, the
+  fitted activity noise and SNR targets (a config asking for them is refused, naming
+  them). Every record draws from its own seed, so a record is bit-identical whether it is
+  transformed alone or in any batch; see ``benchmarks/bench_transform.py`` for its speed.
+
+An epoch of training thus sees physically different shirt variants of the same clean
+records rather than the fixed set a pre-generated dataset holds.
 
 Randomness is explicit and reproducible: the transform owns one
 ``numpy.random.Generator`` built from the seed or generator it is given. In DataLoader
@@ -19,8 +32,11 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, LeadError
+from ..errors import ConfigError, LeadError, SamplingRateError, SignalError
 from ._torch import torch
+
+#: Noise kinds the batched engine models (the others need per-record planning).
+BATCH_NOISE_KINDS = ("white", "powerline", "bw")
 
 
 def _entropy(generator) -> int:
@@ -39,8 +55,130 @@ def _entropy(generator) -> int:
                       f"got {type(generator).__name__}")
 
 
+def default_batch_config():
+    """The simulator's defaults without what the batched engine does not model: no motion
+    within a record, noise kinds white, powerline and baseline wander."""
+    from ..noise import NoiseConfig
+    from ..simulate import SimulationConfig
+
+    return SimulationConfig(motion=False, noise=NoiseConfig(kinds=BATCH_NOISE_KINDS))
+
+
+class _BatchEngine:
+    """What the batched kernels need from a context and a config, checked once."""
+
+    def __init__(self, context, config):
+        from ..device.apply import _filter_design
+        from ..noise.config import ELECTRODE_TYPES
+        from . import _kernels
+
+        cfg = config
+        refused = []
+        if cfg.motion:
+            refused.append("motion = true (electrode motion within a record)")
+        extra = [k for k in cfg.noise.kinds if k not in BATCH_NOISE_KINDS]
+        if cfg.add_noise and extra:
+            refused.append(f"noise kinds {extra}")
+        if cfg.add_noise and cfg.noise.snr_db:
+            refused.append(f"noise.snr_db targets {sorted(cfg.noise.snr_db)}")
+        if cfg.augment.enabled:
+            refused.append("simulation.augment")
+        dev = context.device
+        if dev.coupling != "ac":
+            refused.append(f"device {dev.name!r} coupling {dev.coupling!r}")
+        if refused:
+            raise ConfigError("ShirtTransform(mode='batch') does not model " + "; ".join(refused) +
+                              f": use mode='full', or a config without them (default_batch_config(); batch "
+                              f"noise kinds: {', '.join(BATCH_NOISE_KINDS)})")
+        assert cfg.noise.electrode in ELECTRODE_TYPES
+        self.kernels = _kernels
+        self.context = context
+        montage = context.montage
+        layout = context.layout
+        self.base = layout.positions[layout.index(montage.electrodes)]
+        lm = context.torso.landmarks
+        v = context.torso.vertices
+        self.center = np.asarray(lm["body_axis"], dtype=float) if "body_axis" in lm else \
+            np.array([v[:, 0].mean(), v[:, 1].mean(), 0.0])
+        self.montage = np.asarray(montage.matrix, dtype=np.float64)
+        self.leads = tuple(montage.leads)
+        nz = cfg.noise
+        (z0, zinf) = _kernels.IMPEDANCE_OHM[nz.electrode]
+        self.spec = _Spec(
+            sds=np.array([cfg.garment.slip_sd, cfg.garment.rotation_sd_deg, cfg.garment.stretch_sd,
+                          cfg.garment.jitter_sd, cfg.heart.rotation_sd_deg], dtype=float),
+            z_rng=np.array([*z0, *zinf], dtype=float), wear_rng=np.array(nz.wear_time_s, dtype=float),
+            tau=float(nz.hydration_tau_s), white_rng=np.array(nz.white_uv, dtype=float),
+            cm_rng=np.array(nz.cm_voltage_mv, dtype=float), bw_rng=np.array(nz.bw_mv, dtype=float),
+            coupling_rng=np.array(nz.breathing_coupling, dtype=float), zin=float(nz.input_impedance_ohm),
+            n_harm=int(nz.powerline_harmonics))
+        on = cfg.add_noise
+        self.flags = np.array([on and "white" in nz.kinds, on and "powerline" in nz.kinds, on and "bw" in nz.kinds,
+                               nz.powerline_hz / 50.0], dtype=float)
+        lo, hi = dev.band_hz
+        if hi >= dev.fs / 2 or (dev.notch and dev.powerline_hz >= dev.fs / 2):
+            raise SamplingRateError(f"device {dev.name!r}: its {hi} Hz low-pass (or notch) needs more than "
+                                    f"{dev.fs} Hz")
+        sos, zi = _filter_design(dev.filter_order, float(lo), float(hi), float(dev.fs),
+                                 int(dev.powerline_hz) if dev.notch else 0)
+        lsb = 2.0 * dev.adc_range_mv / 2 ** dev.adc_bits
+        self.device = (sos, zi, float(dev.gain), lsb, float(-(2 ** (dev.adc_bits - 1))),
+                       float(2 ** (dev.adc_bits - 1) - 1))
+
+    def run(self, sources, seeds, rows, device_stage=True):
+        from ..geometry import displace_on_surface
+
+        k = self.kernels
+        n_rec = len(sources)
+        fs = float(self.context.device.fs)
+        n = sources[0].n_samples
+        for src in sources:
+            if float(src.fs) != fs:
+                raise SamplingRateError(f"source {src.source_id!r} is at {src.fs} Hz; mode='batch' needs sources at "
+                                        f"the device's {fs} Hz (resample them first, or use mode='full')")
+            if src.n_samples != n:
+                raise SignalError(f"a batch needs sources of one length: {sources[0].source_id!r} has {n} samples, "
+                                  f"{src.source_id!r} {src.n_samples}")
+        p = k.draw_params(seeds, self.base, self.center, self.spec)
+        fitted = displace_on_surface(self.context.torso, self.base, p.offsets)
+        lf = self.context.forward.lead_field(fitted.reshape(-1, 3)).reshape(n_rec, -1, 3)
+        surfaces = [getattr(src, "surface", None) for src in sources]
+        q = 3 + max((sf.coefficients.shape[0] for sf in surfaces if sf is not None), default=0)
+        g = k.transfer(lf, p.rot, q)
+        src_rows = np.zeros((n_rec, q, n))
+        for b, src in enumerate(sources):
+            src_rows[b, :3] = src.dipole
+        has_res = np.array([src.residual is not None for src in sources])
+        residual = np.zeros((n_rec, len(self.leads), n) if has_res.any() else (n_rec, 0, 0))
+        for b, (src, sf) in enumerate(zip(sources, surfaces)):
+            if sf is not None:    # a real source's non-dipolar field moves with the electrodes (not the heart)
+                self._check_surface(sf)
+                m = sf.coefficients.shape[0]
+                g[b, :, 3:3 + m] = sf.nondipolar_transfer(fitted[b])
+                src_rows[b, 3:3 + m] = sf.coefficients
+            if src.residual is not None:
+                for row, name in enumerate(src.residual_leads):
+                    if name in self.leads:
+                        residual[b, self.leads.index(name)] = src.residual[row]
+        out = k.render(src_rows, g, residual, has_res, self.montage, rows, seeds, p, self.flags, fs,
+                       self.device if device_stage else None)
+        return out, p, fitted
+
+    def _check_surface(self, sf):
+        t = self.context.torso
+        if sf.torso is not t and not (sf.torso.vertices.shape == t.vertices.shape
+                                      and np.array_equal(sf.torso.vertices, t.vertices)):
+            raise ConfigError(f"the source's surface field was fitted on torso {sf.torso.name!r}, not on the "
+                              f"context's {t.name!r}")
+
+
+class _Spec:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
 class ShirtTransform:
-    """Turn a clean :class:`~cardiosim.sources.CardiacSource` into a random shirt recording.
+    """Turn clean :class:`~cardiosim.sources.CardiacSource` records into random shirt recordings.
 
     Parameters
     ----------
@@ -49,25 +187,37 @@ class ShirtTransform:
     context : cardiosim.simulate.SimulationContext, optional
         Body, lead field and device (default: :func:`cardiosim.simulate.make_context` ()).
     config : cardiosim.simulate.SimulationConfig, optional
-        Garment, heart, motion and noise settings (default: the simulator's defaults).
+        Garment, heart, motion and noise settings (default: the simulator's defaults for
+        ``mode="full"``, :func:`default_batch_config` for ``mode="batch"``).
     leads : sequence of str, optional
         Leads to return, in this order (default: all of the device's leads).
     output : {"tensor", "record"}
-        ``"tensor"``: a float32 tensor ``(n_leads, T)`` in mV; ``"record"``: the full
-        :class:`~cardiosim.simulate.SimulatedRecord` (parameters, displacement, SNR...).
+        ``"tensor"``: a float32 tensor ``(n_leads, T)`` in mV; ``"record"`` (``mode="full"``
+        only): the full :class:`~cardiosim.simulate.SimulatedRecord`.
+    mode : {"full", "batch"}
+        The per-record simulator, or the batched numba engine (module docstring).
 
     Calling ``transform(source)`` returns a new variant each time; ``transform(source,
-    rng=...)`` uses the given numpy Generator instead of the transform's own.
+    rng=...)`` (full) uses the given numpy Generator, ``transform(source, seed=...)``
+    (batch) the given record seed. ``transform.batch(sources, seeds=None)`` returns
+    ``(B, n_leads, T)``; record ``j`` equals ``transform(sources[j], seed=seeds[j])`` bit
+    for bit.
     """
 
-    def __init__(self, generator, *, context=None, config=None, leads=None, output: str = "tensor"):
+    def __init__(self, generator, *, context=None, config=None, leads=None, output: str = "tensor",
+                 mode: str = "full"):
         from .. import simulate as _simulate
 
         if output not in ("tensor", "record"):
             raise ConfigError(f"unknown output {output!r}; expected 'tensor' or 'record'")
+        if mode not in ("full", "batch"):
+            raise ConfigError(f"unknown mode {mode!r}; expected 'full' or 'batch'")
+        if mode == "batch" and output == "record":
+            raise ConfigError("output='record' needs mode='full' (the batched engine returns tensors)")
         self._simulate = _simulate
         self.context = context if context is not None else _simulate.default_context()
-        self.config = config
+        self.mode = mode
+        self.config = config if config is not None or mode == "full" else default_batch_config()
         self.output = output
         self.seed = _entropy(generator)
         device_leads = tuple(self.context.montage.leads)
@@ -81,6 +231,7 @@ class ShirtTransform:
                                 f"{device_leads}")
             self.leads = tuple(leads)
             self._rows = [device_leads.index(x) for x in leads]
+        self._engine = _BatchEngine(self.context, self.config) if mode == "batch" else None
         self._rng = np.random.default_rng(self.seed)
         self._pid = os.getpid()
 
@@ -97,7 +248,15 @@ class ShirtTransform:
             self._pid = os.getpid()
         return self._rng
 
-    def __call__(self, source, rng: np.random.Generator | None = None):
+    def draw_seeds(self, n: int) -> np.ndarray:
+        """``n`` record seeds (uint64) from the transform's generator."""
+        return self._generator().integers(0, 2 ** 63 - 1, size=n, dtype=np.uint64)
+
+    def __call__(self, source, rng: np.random.Generator | None = None, *, seed: int | None = None):
+        if self.mode == "batch":
+            if rng is not None:
+                raise ConfigError("mode='batch' draws from record seeds: pass seed=, not rng=")
+            return self.batch([source], None if seed is None else [seed])[0]
         rng = self._generator() if rng is None else rng
         rec = self._simulate.simulate_record(source, rng, context=self.context, config=self.config)
         if self.output == "record":
@@ -105,9 +264,44 @@ class ShirtTransform:
         ecg = rec.ecg if self._rows is None else rec.ecg[self._rows]
         return torch.from_numpy(np.ascontiguousarray(ecg, dtype=np.float32))
 
+    def batch(self, sources, seeds=None):
+        """A new shirt variant of each of ``sources``: float32 tensor ``(B, n_leads, T)`` mV.
+
+        Parameters
+        ----------
+        sources : sequence of CardiacSource
+            One sampling rate (the device's, for ``mode="batch"``) and one length.
+        seeds : sequence of int, optional
+            One seed per record (``mode="batch"``); default: drawn from the transform's
+            generator. The same seed gives the same record in any batch.
+        """
+        sources = list(sources)
+        if not sources:
+            raise SignalError("batch needs at least one source")
+        if self.mode == "full":
+            if seeds is not None:
+                raise ConfigError("mode='full' draws from the transform's generator; seeds= needs mode='batch'")
+            return torch.stack([self(src) for src in sources])
+        if seeds is None:
+            seeds = self.draw_seeds(len(sources))
+        seeds = np.asarray(seeds)
+        if seeds.shape != (len(sources),) or (seeds.dtype.kind not in "ui") or np.any(seeds < 0):
+            raise ConfigError(f"seeds must be {len(sources)} non-negative integers, got {seeds!r}")
+        rows = np.arange(len(self.leads)) if self._rows is None else np.asarray(self._rows)
+        out, _, _ = self._engine.run(sources, seeds.astype(np.uint64), rows)
+        return torch.from_numpy(out)
+
+    def collate(self, items):
+        """DataLoader ``collate_fn``: a list of sources, or of ``(source, label)`` pairs, becomes
+        the batch tensor (and the stacked labels), so each worker transforms whole batches."""
+        if items and isinstance(items[0], tuple):
+            sources, labels = zip(*items)
+            return self.batch(sources), torch.utils.data.default_collate(list(labels))
+        return self.batch(items)
+
     def __repr__(self) -> str:
         return (f"ShirtTransform(device={self.context.device.name!r}, leads={len(self.leads)}, seed={self.seed}, "
-                f"output={self.output!r})")
+                f"mode={self.mode!r}, output={self.output!r})")
 
 
 class OnlineShirtDataset(torch.utils.data.Dataset):

@@ -1,0 +1,193 @@
+"""ShirtTransform(mode="batch"): blocks of records through numba kernels (issue 16, part 3).
+
+References: the NumPy twins of the kernels (cardiosim.torch._kernels), the full per-record
+simulator for the noiseless projection, and an independent NumPy re-computation of the
+physics (lead field at the displaced electrodes, heart rotation, montage, apply_device)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cardiosim.errors import ConfigError, SamplingRateError, SignalError  # noqa: E402
+from cardiosim.simulate import GarmentConfig, HeartConfig, SimulationConfig, make_context, simulate_record  # noqa: E402
+from cardiosim.sources import CardiacSource  # noqa: E402
+from cardiosim.torch import ShirtTransform  # noqa: E402
+from cardiosim.torch import _kernels as K  # noqa: E402
+from cardiosim.torch.transforms import default_batch_config  # noqa: E402
+
+FS = 500.0
+
+
+def _source(i: int, n: int = 1500, residual: bool = False) -> CardiacSource:
+    t = np.arange(n) / FS
+    p = np.zeros((3, n))
+    for c in np.arange(0.2 + 0.01 * i, n / FS - 0.4, 0.75 + 0.02 * i):
+        p += np.array([1e-4, 4e-5, -3e-5 * (1 + i % 3)])[:, None] * np.exp(-0.5 * ((t - c) / 0.012) ** 2)
+        p += np.array([2e-5, 1e-5, 0.0])[:, None] * np.exp(-0.5 * ((t - c - 0.3) / 0.05) ** 2)
+    kw = {}
+    if residual:
+        kw = dict(residual=0.05 * np.sin(2 * np.pi * 1.3 * t)[None].repeat(2, 0), residual_leads=("V1", "II"))
+    return CardiacSource(dipole=p, fs=FS, source_id=f"toy{i}", **kw)
+
+
+@pytest.fixture(scope="module")
+def context():
+    return make_context()          # reference torso, BEM, shirt12_500hz
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return [_source(i, residual=(i % 2 == 1)) for i in range(5)]
+
+
+def test_batch_equals_per_record_bit_for_bit_and_is_reproducible(context, sources):
+    t = ShirtTransform(3, context=context, mode="batch", leads=["V2", "I", "aVF"])
+    seeds = np.array([11, 2 ** 63 - 5, 0, 7, 123456789], dtype=np.uint64)
+    batch = t.batch(sources, seeds=seeds)
+    assert batch.shape == (5, 3, 1500) and batch.dtype == torch.float32
+    for j, s in enumerate(sources):
+        assert torch.equal(t(s, seed=int(seeds[j])), batch[j])
+    # any split of the batch, another transform object: the same records
+    t2 = ShirtTransform(99, context=context, mode="batch", leads=["V2", "I", "aVF"])
+    assert torch.equal(torch.cat([t2.batch(sources[:2], seeds=seeds[:2]), t2.batch(sources[2:], seeds=seeds[2:])]),
+                       batch)
+    # seeds drawn from the generator: reproducible from the transform's seed, new on each call
+    a, b = ShirtTransform(5, context=context, mode="batch"), ShirtTransform(5, context=context, mode="batch")
+    x1, x2 = a.batch(sources), a.batch(sources)
+    assert torch.equal(x1, b.batch(sources)) and not torch.equal(x1, x2)
+    assert not torch.equal(batch[0], batch[2][[0, 1, 2]]) and torch.isfinite(batch).all()
+
+
+def test_kernels_match_their_numpy_twins(context):
+    t = ShirtTransform(1, context=context, mode="batch")
+    e = t._engine
+    seeds = np.array([5, 2 ** 62 + 7, 31], dtype=np.uint64)
+    p = K.draw_params(seeds, e.base, e.center, e.spec)
+    for j, s in enumerate(seeds):
+        q = K.params_numpy(int(s), e.base, e.center, e.spec)
+        for name in ("offsets", "rot", "white", "pl", "divider", "breath", "bwe"):
+            np.testing.assert_allclose(getattr(p, name)[j], getattr(q, name)[0], rtol=1e-12, atol=1e-15, err_msg=name)
+    rng = np.random.default_rng(0)
+    src, g = rng.normal(0, 1e-4, (1, 3, 1200)), rng.normal(0, 50, (1, 9, 3))
+    res = rng.normal(0, 0.1, (1, 12, 1200))
+    rows = np.array([0, 1, 6, 11])
+    one = K.draw_params(seeds[:1], e.base, e.center, e.spec)
+    flags = np.array([1.0, 1.0, 1.0, 1.2])             # all kinds, 60 Hz mains
+    for dev in (None, e.device):
+        fast = K.render(src, g, res, np.ones(1, bool), e.montage, rows, seeds[:1], one, flags, FS, dev)[0]
+        slow = K.render_numpy(src[0], g[0], res[0], e.montage, rows, int(seeds[0]), one, flags, FS, dev)
+        lsb = 0.0 if dev is None else dev[3] / dev[2]
+        np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-9 + 1.01 * lsb)
+
+
+def test_noiseless_in_place_equals_the_full_simulator(context, sources):
+    still = SimulationConfig(garment=GarmentConfig(0.0, 0.0, 0.0, 0.0), heart=HeartConfig(0.0, False),
+                             motion=False, add_noise=False)
+    t = ShirtTransform(0, context=context, mode="batch", config=still)
+    got = t.batch(sources).numpy()
+    for j, s in enumerate(sources):
+        ref = simulate_record(s, np.random.default_rng(j), context=context, config=still).ecg
+        np.testing.assert_allclose(got[j], ref, rtol=0, atol=2e-6)
+
+
+def test_displaced_and_rotated_physics_against_numpy(context, sources):
+    """Garment fit and heart rotation on, noise off: the output is the device recording of
+    montage @ (L(r) @ R @ p) at the displaced electrodes, recomputed here with NumPy and
+    cardiosim.device.apply_device."""
+    from cardiosim.device import apply_device
+    from cardiosim.geometry import displace_on_surface
+
+    cfg = SimulationConfig(garment=GarmentConfig(0.02, 5.0, 0.05, 0.008), heart=HeartConfig(8.0, False),
+                           motion=False, add_noise=False)
+    t = ShirtTransform(0, context=context, mode="batch", config=cfg)
+    seeds = np.arange(1, 6, dtype=np.uint64)
+    got = t.batch(sources, seeds=seeds).numpy()
+    e = t._engine
+    p = K.draw_params(seeds, e.base, e.center, e.spec)
+    moved = 0.0
+    for j, s in enumerate(sources):
+        r = displace_on_surface(context.torso, e.base, p.offsets[j])
+        moved = max(moved, float(np.linalg.norm(r - e.base, axis=1).max()))
+        phi = 1e3 * context.forward.lead_field(r) @ p.rot[j] @ s.dipole
+        leads = context.montage.apply(phi)
+        if s.residual is not None:
+            for row, name in enumerate(s.residual_leads):
+                leads[context.montage.leads.index(name)] += s.residual[row]
+        ref, _ = apply_device(context.device, leads, FS)
+        np.testing.assert_allclose(got[j], ref, rtol=1e-6, atol=2e-6)
+    assert moved > 0.005                                 # the electrodes did move (cm scale)
+
+
+def test_white_noise_level_and_mains_reach_the_leads(context):
+    """Only white noise, no device: lead I = LA - RA carries sqrt(w_LA^2 + w_RA^2) RMS; with
+    only mains, lead I is a 50 Hz line of amplitude v_cm |d_LA - d_RA| (potential divider)."""
+    zero = CardiacSource(dipole=np.zeros((3, 20000)), fs=FS, source_id="zero")
+    from cardiosim.noise import NoiseConfig
+
+    for kinds in (("white",), ("powerline",)):
+        cfg = SimulationConfig(garment=GarmentConfig(0.0, 0.0, 0.0, 0.0), heart=HeartConfig(0.0, False),
+                               motion=False, noise=NoiseConfig(kinds=kinds, powerline_harmonics=1))
+        t = ShirtTransform(0, context=context, mode="batch", config=cfg, leads=["I"])
+        e = t._engine
+        seeds = np.arange(4, dtype=np.uint64)
+        out, p, _ = e.run([zero] * 4, seeds, np.array([0]), device_stage=False)
+        ra, la = context.montage.electrodes.index("RA"), context.montage.electrodes.index("LA")
+        for j in range(4):
+            x = out[j, 0].astype(np.float64)
+            if kinds == ("white",):
+                expect = np.hypot(p.white[j, la], p.white[j, ra])
+                np.testing.assert_allclose(x.std(), expect, rtol=0.03)
+            else:
+                spec = np.abs(np.fft.rfft(x)) * 2 / x.size
+                f = np.fft.rfftfreq(x.size, 1 / FS)
+                assert f[np.argmax(spec)] == pytest.approx(50.0, abs=0.05)
+                amp = p.pl[j, 0] * abs(p.divider[j, la] - p.divider[j, ra])
+                depth = p.pl[j, 4]
+                assert amp * (1 - depth) * 0.95 <= spec.max() <= amp * (1 + depth) * 1.05
+
+
+def test_refusals_name_what_is_wrong(context, sources):
+    with pytest.raises(ConfigError, match=r"motion = true.*noise kinds \['activity', 'contact'\]"):
+        ShirtTransform(0, context=context, mode="batch", config=SimulationConfig())
+    with pytest.raises(ConfigError, match="output='record' needs mode='full'"):
+        ShirtTransform(0, context=context, mode="batch", output="record")
+    t = ShirtTransform(0, context=context, mode="batch")
+    assert t.config == default_batch_config()
+    with pytest.raises(SamplingRateError, match="toy250"):
+        t.batch([CardiacSource(dipole=np.zeros((3, 500)), fs=250.0, source_id="toy250")])
+    with pytest.raises(SignalError, match="one length"):
+        t.batch([sources[0], _source(9, n=1000)])
+    with pytest.raises(ConfigError, match="seeds must be 2"):
+        t.batch(sources[:2], seeds=[1])
+    with pytest.raises(ConfigError, match="pass seed="):
+        t(sources[0], rng=np.random.default_rng(0))
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, sources):
+        self.sources = sources
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.sources[i % len(self.sources)], torch.tensor(float(i))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_collate_is_reproducible(context, sources, workers):
+    def run():
+        torch.manual_seed(7)
+        t = ShirtTransform(1, context=context, mode="batch")
+        dl = torch.utils.data.DataLoader(_Items(sources), batch_size=4, num_workers=workers, collate_fn=t.collate)
+        return [(x.clone(), y.clone()) for x, y in dl]
+
+    a, b = run(), run()
+    assert len(a) == 2 and a[0][0].shape == (4, 12, 1500)
+    assert torch.equal(a[1][1], torch.arange(4.0, 8.0))
+    for (x1, y1), (x2, y2) in zip(a, b):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(a[0][0][0], a[1][0][1])      # items 0 and 5 are both source 0: new variants
