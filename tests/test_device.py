@@ -132,3 +132,24 @@ def test_profile_toml_round_trip():
     for name in device_names():
         p = load_device(name)
         assert DeviceProfile.from_dict(tomllib.loads(dumps_toml(p.to_dict()))) == p
+
+
+def test_chest_strap_and_handheld_profiles():
+    """The single-lead devices of issue 14: a 500-Hz chest strap with the mains notch, and a
+    handheld lead I (LA - RA from the two hands) at 300 Hz with a 0.5-40 Hz band."""
+    strap, hand = load_device("chest_strap_500hz"), load_device("handheld_300hz")
+    assert (strap.fs, strap.montage, strap.layout, strap.adc_bits, strap.notch) == (500.0, "patch", "chest_strap", 12, True)
+    assert (hand.fs, tuple(hand.band_hz), make_montage(hand.montage).leads) == (300.0, (0.5, 40.0), ("I",))
+    np.testing.assert_array_equal(make_montage(hand.montage).matrix, [[-1.0, 1.0]])   # LA - RA
+    fs_in = 1500.0
+    for f0 in (10.0, 0.1, 120.0):
+        y, info = apply_device(hand, _tone(f0, fs_in, dur=20.0, amp=1.0), fs_in)
+        assert info["fs"] == 300.0 and y.shape[1] == 6000
+        amp = np.sqrt(2) * y[0, 3000:].std()
+        # the analog Butterworth prototypes' gain at f0 (0.5 Hz high-pass, 40 Hz low-pass)
+        w = 2 * np.pi * f0
+        _, hh = signal.freqs(*signal.butter(2, 2 * np.pi * 0.5, "highpass", analog=True), worN=[w])
+        _, hl = signal.freqs(*signal.butter(2, 2 * np.pi * 40.0, "lowpass", analog=True), worN=[w])
+        assert amp == pytest.approx(abs(hh[0] * hl[0]), abs=0.02), (f0, amp)
+    y, _ = apply_device(strap, _tone(50.0, 5000.0, dur=10.0, amp=1.0), 5000.0)
+    assert np.sqrt(2) * y[0, 2500:].std() < 0.05            # mains removed by the notch and the 40 Hz low-pass
