@@ -150,8 +150,9 @@ class SimulationConfig:
     ----------
     garment, heart : GarmentConfig, HeartConfig
     activities : dict of str to float
-        Weights of activity states ('rest', 'sitting', 'walking', 'running',
-        'arm_movement', 'posture_change'); one is drawn per record.
+        Weights of activity states ('rest', 'arms', 'walk', 'run', 'squats' as in the
+        real textile recordings; the older 'sitting', 'walking', 'running',
+        'arm_movement', 'posture_change' still work); one is drawn per record.
     motion : bool
         Simulate motion (breathing, activity) at all; False gives a static garment.
     noise : NoiseConfig
