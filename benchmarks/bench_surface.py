@@ -1,0 +1,173 @@
+"""Surface source (issue 12): accuracy on the torso tank, and speed.
+
+Accuracy -- the Utah torso tank (``$CARDIOSIM_DATA/tank``; one beat, 192 surface electrodes):
+fit :func:`cardiosim.inverse.fit_surface_source` on 9 electrodes placed like a 12-lead
+(RA, LA, LL, V1-V6), and on 9, 16 and 32 spread like a shirt (farthest-point sampling),
+predict every other electrode; median r and relative RMS error binned by the distance to
+the nearest fitting electrode, against copying the nearest fitting electrode and Laplacian
+interpolation over the surface, side by side. The cage potentials are never used; the cage
+mesh is one of the heart hints compared (``none`` = estimated, ``cage``, ``point`` = cage centre).
+
+Speed, side by side in one run on the default torso:
+
+- fitting a 10-s 12-lead record at 500 Hz (what ``recording_to_source`` does) against the
+  least-squares dipole (``estimate_dipole``). Target: <= 50 ms on one core;
+- the field at displaced positions (``SurfaceSource.transfer``: grid closest point +
+  numba interpolation of 9 columns) against the dipole lead field (``BEMModel.lead_field``).
+  Target: >= 1 million positions per second.
+
+    python benchmarks/bench_surface.py [--figure docs/surface_tank.png] [--positions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _harness import best_time, report  # noqa: E402
+
+from cardiosim.inverse import estimate_dipole, fit_surface_source  # noqa: E402
+from cardiosim.inverse.holdout import (holdout_scores, laplacian_interpolation, nearest_copy,  # noqa: E402
+                                       spread_subset, twelve_lead_like_subset)
+from cardiosim.inverse.surface import ELECTRODES_12, standard12_potentials  # noqa: E402
+
+DATA = Path(os.environ.get("CARDIOSIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def load_tank(folder: Path):
+    import pandas as pd
+
+    from cardiosim.geometry import read_torso
+
+    torso = read_torso(folder / "tank.obj", units="mm")
+    cage = read_torso(folder / "cage.obj", units="mm", name="cage")
+    el = pd.read_csv(folder / "tank_electrodes.csv")
+    pos = el[["x_mm", "y_mm", "z_mm"]].to_numpy() * 1e-3
+    return torso, cage, pos, np.load(folder / "tank_potentials_mV.npy").astype(np.float64)
+
+
+def tank_rows(folder: Path) -> list[dict]:
+    torso, cage, pos, pot = load_tank(folder)
+    centre = cage.vertices.mean(axis=0)
+    subsets = {"12-lead-like 9": twelve_lead_like_subset(pos, centre), "spread 9": spread_subset(pos, 9),
+               "spread 16": spread_subset(pos, 16), "spread 32": spread_subset(pos, 32)}
+    rows = []
+    for name, fit in subsets.items():
+        meas = pot - pot[fit].mean(axis=0)
+        preds = {}
+        for hint, heart in (("none", None), ("cage", cage), ("point", centre)):
+            preds[f"surface ({hint})"] = fit_surface_source(torso, pos[fit], pot[fit], heart=heart).predict(pos)
+        preds["nearest copy"] = nearest_copy(pos[fit], pot[fit], pos)
+        preds["Laplacian"] = laplacian_interpolation(torso, pos[fit], pot[fit], pos)
+        for method, pred in preds.items():
+            pred = np.asarray(pred, dtype=np.float64)
+            sc = holdout_scores(pred - pred[fit].mean(axis=0), meas, pos, fit)
+            row = {"subset": name, "method": method}
+            for b in sc["bins"]:
+                tag = f"{b['lo_cm']:.0f}-{b['hi_cm']:.0f}" if np.isfinite(b["hi_cm"]) else f">{b['lo_cm']:.0f}"
+                row[f"r {tag}"] = b["median_r"]
+                row[f"rel {tag}"] = b["median_rel_rms"]
+                row[f"n {tag}"] = b["n"]
+            row["B-A r"] = sc["pairs"]["median_r"]
+            rows.append(row)
+    return rows
+
+
+def speed_rows(n_positions: int) -> list[dict]:
+    from cardiosim.forward import make_bem_model
+    from cardiosim.geometry import make_layout, make_torso
+    from cardiosim.leads import STANDARD_LEADS
+
+    torso = make_torso()
+    fwd = make_bem_model(torso)
+    std = make_layout("standard12", torso)
+    rng = np.random.default_rng(0)
+    t = np.arange(5000) / 500.0                                    # 10 s at 500 Hz
+    p = np.stack([np.sin(2 * np.pi * 1.2 * t), np.cos(2 * np.pi * 1.2 * t), np.sin(2 * np.pi * 2.4 * t)]) * 1e-4
+    pos = std.positions[std.index(ELECTRODES_12)]
+    from cardiosim.inverse import project_dipole
+    ecg = project_dipole(p, fwd, std) + rng.normal(0, 0.01, (12, 5000))
+    pots = standard12_potentials(ecg, STANDARD_LEADS)
+    heart = torso.heart.position
+    fit_surface_source(torso, pos, pots, heart=heart)             # build + cache the operator
+    t_fit = best_time(lambda: fit_surface_source(torso, pos, pots, heart=heart), repeat=5)
+    t_dip = best_time(lambda: estimate_dipole(ecg, STANDARD_LEADS, fwd, std), repeat=5)
+    model = fit_surface_source(torso, pos, pots, heart=heart)
+    base = std.positions[rng.integers(0, len(std.positions), n_positions)]
+    pts = base + rng.normal(0, 0.01, base.shape)
+    from cardiosim.geometry import project_to_surface
+    pts = project_to_surface(torso, pts, max_distance=0.05)
+    model.transfer(pts[:10])
+    fwd.lead_field(pts[:10])
+    t_tr = best_time(lambda: model.transfer(pts), repeat=3)
+    t_lf = best_time(lambda: fwd.lead_field(pts), repeat=3)
+    return [{"task": "fit 10-s 12-lead record (500 Hz)", "surface source": f"{t_fit * 1e3:.2f} ms",
+             "baseline": f"lstsq dipole {t_dip * 1e3:.2f} ms", "target": "<= 50 ms",
+             "ok": t_fit <= 0.05},
+            {"task": f"field at {n_positions:,} displaced positions",
+             "surface source": f"{n_positions / t_tr / 1e6:.2f} M positions/s",
+             "baseline": f"dipole lead field {n_positions / t_lf / 1e6:.2f} M/s", "target": ">= 1 M/s",
+             "ok": n_positions / t_tr >= 1e6}]
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = ["0-2", "2-3", "3-5", ">5"]
+    subsets = ["12-lead-like 9", "spread 16", "spread 32"]
+    methods = {"surface (none)": ("C0", "surface source (heart estimated)"),
+               "surface (cage)": ("C2", "surface source (cage mesh as hint)"),
+               "nearest copy": ("C3", "copy nearest fitting electrode"),
+               "Laplacian": ("C1", "Laplacian interpolation")}
+    fig, axes = plt.subplots(2, len(subsets), figsize=(11, 5.5), sharey="row")
+    for j, sub in enumerate(subsets):
+        for m, (color, label) in methods.items():
+            row = next(r for r in rows if r["subset"] == sub and r["method"] == m)
+            ok = [b for b in bins if row[f"n {b}"] > 0]
+            x = [bins.index(b) for b in ok]
+            axes[0, j].plot(x, [row[f"rel {b}"] for b in ok], "o-", color=color, label=label)
+            axes[1, j].plot(x, [row[f"r {b}"] for b in ok], "o-", color=color, label=label)
+        axes[0, j].set_title(f"tank, fit on {sub}")
+        for i in (0, 1):
+            axes[i, j].set_xticks(range(len(bins)), [f"{b} cm" for b in bins])
+            axes[i, j].grid(alpha=0.3)
+        axes[0, j].axhline(0.25, color="k", lw=0.8, ls=":")
+        axes[1, j].axhline(0.97, color="k", lw=0.8, ls=":")
+    axes[0, 0].set_ylabel("median relative RMS error")
+    axes[1, 0].set_ylabel("median correlation r")
+    axes[1, 0].set_ylim(0.8, 1.0)
+    axes[1, 1].set_xlabel("distance of the held-out electrode to the nearest fitting electrode")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--figure", type=Path, default=None, help="write the tank figure (PNG) here")
+    ap.add_argument("--positions", type=int, default=200_000)
+    args = ap.parse_args(argv)
+    folder = DATA / "tank"
+    if folder.is_dir():
+        rows = tank_rows(folder)
+        cols = ["subset", "method"] + [f"{k} {b}" for b in ("2-3", "3-5", "2-5", ">5") for k in ("r", "rel")] + ["B-A r"]
+        report("bench_surface_tank", rows, cols,
+               notes="median over held-out electrodes per distance bin; fitted on the subset only")
+        if args.figure:
+            figure(rows, args.figure)
+    else:
+        print(f"tank data not found in {folder}; accuracy part skipped")
+    report("bench_surface_speed", speed_rows(args.positions), ["task", "surface source", "baseline", "target", "ok"])
+
+
+if __name__ == "__main__":
+    main()
