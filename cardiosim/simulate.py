@@ -364,13 +364,28 @@ def _rotate_small(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times_idx: np.ndarray,
-                          dipole: np.ndarray) -> np.ndarray:
-    """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3])."""
+                          dipole: np.ndarray, surface=None) -> np.ndarray:
+    """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3]).
+
+    ``surface`` (a real source's fitted non-dipolar field, ``CardiacSource.surface``) adds
+    ``nondipolar_transfer(r_e(t)) @ coefficients``: it moves with the electrodes but does
+    not turn with the heart.
+    """
     k, n_e, _ = positions_t.shape
-    lf = ctx.forward.lead_field(positions_t.reshape(-1, 3)).reshape(k, n_e, 3)  # V/(A m)
+    lf = 1e3 * ctx.forward.lead_field(positions_t.reshape(-1, 3)).reshape(k, n_e, 3)  # mV/(A m)
+    src = dipole
+    if surface is not None:
+        st = surface.torso
+        if st is not ctx.torso and not (st.vertices.shape == ctx.torso.vertices.shape
+                                        and np.array_equal(st.vertices, ctx.torso.vertices)):
+            raise ConfigError(f"the source's surface field was fitted on torso {st.name!r}, not on the "
+                              f"context's {ctx.torso.name!r}; convert the record with the context's torso")
+        tr = surface.nondipolar_transfer(positions_t.reshape(-1, 3)).reshape(k, n_e, -1)
+        lf = np.concatenate([lf, tr], axis=2)
+        src = np.concatenate([dipole, surface.coefficients], axis=0)
     n_t = dipole.shape[1]
     if k == 1:
-        phi = lf[0] @ dipole
+        phi = lf[0] @ src
     else:
         # linear interpolation of the lead field between trajectory samples (np.interp's,
         # for all electrodes and axes at once; held at the end values outside)
@@ -379,9 +394,9 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
         i1 = np.clip(np.searchsorted(xp, t, side="right"), 1, k - 1)
         i0 = i1 - 1
         w = np.clip((t - xp[i0]) / (xp[i1] - xp[i0]), 0.0, 1.0)[:, None, None]
-        lf_t = lf[i0] * (1.0 - w) + lf[i1] * w  # [T, n_e, 3]
-        phi = np.einsum("tej,jt->et", lf_t, dipole)
-    return phi * 1e3  # V -> mV
+        lf_t = lf[i0] * (1.0 - w) + lf[i1] * w  # [T, n_e, 3 (+ q)]
+        phi = np.einsum("tej,jt->et", lf_t, src)
+    return phi
 
 
 def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context: SimulationContext | None = None,
@@ -455,7 +470,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     else:
         times_idx = np.array([0])
         positions_t = fitted[None]
-    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole)
+    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None))
     displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
 
     clean_leads = montage.apply(phi)

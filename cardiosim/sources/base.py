@@ -30,6 +30,12 @@ class CardiacSource:
         the same name so a shirt at the standard positions reproduces the input.
     residual_leads : tuple of str
         Lead names of the rows of ``residual``.
+    surface : SurfaceSource, optional
+        The non-dipolar part of a real recording as a field over the body surface
+        (:func:`cardiosim.inverse.fit_surface_source`): electrode ``e`` at ``r`` gets
+        ``surface.nondipolar_transfer(r) @ surface.coefficients`` (mV) on top of the dipole,
+        so it changes when the electrode moves; ``residual`` then holds only what the
+        fitted field misses at the standard positions.
     heart_rate : float
         Mean heart rate in beats per minute (NaN if unknown).
     breathing_rate : float
@@ -49,6 +55,7 @@ class CardiacSource:
     heart_rate: float = float("nan")
     breathing_rate: float = float("nan")
     metadata: dict = field(default_factory=dict)
+    surface: object = None
 
     def __post_init__(self):
         p = np.asarray(self.dipole, dtype=np.float64)
@@ -66,6 +73,9 @@ class CardiacSource:
                                   f"{len(self.residual_leads)} leads x {p.shape[1]} samples")
             if not np.all(np.isfinite(r)):
                 raise SignalError(f"source {self.source_id!r}: residual contains NaN or infinite samples")
+        if self.surface is not None and self.surface.n_samples != p.shape[1]:
+            raise SignalError(f"source {self.source_id!r}: surface field has {self.surface.n_samples} samples, "
+                              f"the dipole {p.shape[1]}")
 
     @property
     def n_samples(self) -> int:
