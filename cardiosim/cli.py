@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="summarise a dataset file or shard directory")
     i.add_argument("path", type=Path)
+    i.add_argument("--verify", action="store_true",
+                   help="check every shard's SHA-256 (done by default up to 256 MB; sizes always)")
 
     r = sub.add_parser("recipe", help="work with recipe files")
     rsub = r.add_subparsers(dest="recipe_command", parser_class=_Parser, metavar="ACTION")
@@ -161,7 +163,7 @@ def _cmd_generate(args) -> int:
 def _cmd_info(args) -> int:
     from .dataset import summarize
 
-    print(summarize(args.path))
+    print(summarize(args.path, verify=True if args.verify else None))
     return 0
 
 
