@@ -387,15 +387,10 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
     if k == 1:
         phi = lf[0] @ src
     else:
-        # linear interpolation of the lead field between trajectory samples (np.interp's,
-        # for all electrodes and axes at once; held at the end values outside)
-        t = np.arange(n_t, dtype=np.float64)
-        xp = np.asarray(times_idx, dtype=np.float64)
-        i1 = np.clip(np.searchsorted(xp, t, side="right"), 1, k - 1)
-        i0 = i1 - 1
-        w = np.clip((t - xp[i0]) / (xp[i1] - xp[i0]), 0.0, 1.0)[:, None, None]
-        lf_t = lf[i0] * (1.0 - w) + lf[i1] * w  # [T, n_e, 3 (+ q)]
-        phi = np.einsum("tej,jt->et", lf_t, src)
+        # the lead field interpolated linearly between trajectory samples (np.interp's weights),
+        # one numba pass (forward._kernels; its NumPy twin is the oracle)
+        from .forward._kernels import potentials_along_trajectory
+        phi = potentials_along_trajectory(lf, times_idx, src)
     return phi
 
 

@@ -251,3 +251,66 @@ def linear_collocation_cross_matrix_numpy(points: np.ndarray, rr: np.ndarray, fa
     """NumPy twin of :func:`linear_collocation_cross_matrix`."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     return _lin_coeff_numpy(pts, False, np.asarray(rr, dtype=np.float64), faces)
+
+
+# --- potentials along electrode trajectories -------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _trajectory_potentials_kernel(lf, xp, src, out):  # pragma: no cover - compiled
+    k, n_e, n_j = lf.shape
+    n_t = src.shape[1]
+    seg = 0
+    for t in range(n_t):
+        while seg < k - 2 and xp[seg + 1] <= t:
+            seg += 1
+        w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
+        w = 0.0 if w < 0.0 else 1.0 if w > 1.0 else w
+        for e in range(n_e):
+            acc = 0.0
+            for j in range(n_j):
+                acc += (lf[seg, e, j] * (1.0 - w) + lf[seg + 1, e, j] * w) * src[j, t]
+            out[e, t] = acc
+
+
+def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Electrode potentials with the lead field interpolated linearly in time.
+
+    ``phi[e, t] = sum_j L_t[e, j] src[j, t]`` where ``L_t`` interpolates ``lf`` between the
+    trajectory samples ``times_idx`` (held at the end values outside them, as
+    ``numpy.interp``). One pass, no ``[T, n_e, n_j]`` temporary (the NumPy twin builds it).
+
+    Parameters
+    ----------
+    lf : ndarray, shape (K, n_e, n_j)
+        Lead field (or any transfer) at the K trajectory samples, K >= 2.
+    times_idx : ndarray, shape (K,)
+        Increasing sample indices of the trajectory samples.
+    src : ndarray, shape (n_j, T)
+        Source time courses (dipole components, and any extra source coefficients).
+
+    Returns
+    -------
+    ndarray, shape (n_e, T), float64, in the units of ``lf * src``
+    """
+    lf = np.ascontiguousarray(lf, dtype=np.float64)
+    xp = np.ascontiguousarray(times_idx, dtype=np.float64)
+    src = np.ascontiguousarray(src, dtype=np.float64)
+    if lf.ndim != 3 or lf.shape[0] < 2 or xp.shape != (lf.shape[0],) or src.ndim != 2 or src.shape[0] != lf.shape[2]:
+        raise ValueError(f"lead field {lf.shape}, times {xp.shape} and source {src.shape} do not match")
+    out = np.empty((lf.shape[1], src.shape[1]))
+    _trajectory_potentials_kernel(lf, xp, src, out)
+    return out
+
+
+def potentials_along_trajectory_numpy(lf: np.ndarray, times_idx: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`potentials_along_trajectory` (np.interp's weights for all
+    electrodes and components at once)."""
+    k = lf.shape[0]
+    n_t = src.shape[1]
+    t = np.arange(n_t, dtype=np.float64)
+    xp = np.asarray(times_idx, dtype=np.float64)
+    i1 = np.clip(np.searchsorted(xp, t, side="right"), 1, k - 1)
+    i0 = i1 - 1
+    w = np.clip((t - xp[i0]) / (xp[i1] - xp[i0]), 0.0, 1.0)[:, None, None]
+    lf_t = lf[i0] * (1.0 - w) + lf[i1] * w  # [T, n_e, n_j]
+    return np.einsum("tej,jt->et", lf_t, src)
