@@ -129,19 +129,8 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
 def _ac_failure(profile: DeviceProfile, codes, sat, failure):
     """Whole-record failures of a device that forms every lead in analog: each lead using a
     lost electrode (every lead when the ground is lost) reads the lead-off code."""
-    from .frontend import lead_off_channels
+    from .frontend import apply_failure_codes
 
     montage = profile.make_montage()
-    lo, hi = -(2 ** (profile.adc_bits - 1)), 2 ** (profile.adc_bits - 1) - 1
-    off = lead_off_channels(montage, np.arange(len(montage.leads)), failure)
-    codes, sat = codes.copy(), sat.copy()
-    codes[off] = {"negative": lo, "positive": hi, "zero": 0}[profile.lead_off_code]
-    sat[off] = profile.lead_off_code != "zero"
-    for name in failure.channels_flat:
-        if name not in montage.leads:
-            raise SignalError(f"channel {name!r} is not a lead of device {profile.name!r} {montage.leads}")
-        codes[montage.leads.index(name)] = 0
-    if failure.device_flat:
-        codes[:] = 0
-        sat[:] = False
-    return codes, sat, {"lead_off_channels": int(off.sum()), "failure": failure.label}
+    codes, sat, n_off = apply_failure_codes(profile, montage, np.arange(len(montage.leads)), codes, sat, failure)
+    return codes, sat, {"lead_off_channels": n_off, "failure": failure.label}

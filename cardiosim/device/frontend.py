@@ -67,6 +67,27 @@ def lead_off_channels(montage, measured_idx, failure: FrontEndFailure | None) ->
     return out
 
 
+def apply_failure_codes(profile, montage, rows, codes, sat, failure: FrontEndFailure, *, device: bool = True):
+    """Set the channels ``rows`` of ``codes`` / ``sat`` [len(rows), T] as the device records
+    them under ``failure``: lead-off channels at the profile's lead-off code, dead channels
+    at 0, and (``device``) everything at 0 when the whole device is dead. Returns copies and
+    the number of lead-off channels."""
+    lo, hi = -(2 ** (profile.adc_bits - 1)), 2 ** (profile.adc_bits - 1) - 1
+    off = lead_off_channels(montage, rows, failure)
+    codes, sat = codes.copy(), sat.copy()
+    codes[off] = {"negative": lo, "positive": hi, "zero": 0}[profile.lead_off_code]
+    sat[off] = profile.lead_off_code != "zero"
+    names = [montage.leads[k] for k in rows]
+    for name in failure.channels_flat:
+        if name not in names:
+            raise ConfigError(f"channel {name!r} is not a measured channel of {profile.name!r} {tuple(names)}")
+        codes[names.index(name)] = 0
+    if device and failure.device_flat:
+        codes[:] = 0
+        sat[:] = False
+    return codes, sat, int(off.sum())
+
+
 def _digital_filter(profile, codes: np.ndarray, fs: float) -> np.ndarray:
     """Digital band-pass (Butterworth high- and low-pass of ``profile.filter_order``, optional
     notch) on the codes, started in steady state at the first sample."""
@@ -107,14 +128,7 @@ def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: Fron
     codes_m = _digital_filter(profile, codes_m, profile.fs)         # ... then the digital filter
     codes_m = np.clip(np.round(codes_m), lo_code, hi_code)
     failure = failure if failure is not None else FrontEndFailure()
-    off = lead_off_channels(montage, mi, failure)
-    code_off = {"negative": lo_code, "positive": hi_code, "zero": 0}[profile.lead_off_code]
-    codes_m[off] = code_off
-    sat_m[off] = profile.lead_off_code != "zero"
-    for name in failure.channels_flat:
-        if name not in measured:
-            raise ConfigError(f"channel {name!r} is not a measured channel of {profile.name!r} {tuple(measured)}")
-        codes_m[list(measured).index(name)] = 0
+    codes_m, sat_m, n_off = apply_failure_codes(profile, montage, mi, codes_m, sat_m, failure, device=False)
     n_out = codes_m.shape[1]
     codes = np.empty((len(montage.leads), n_out))
     sat = np.zeros((len(montage.leads), n_out), dtype=bool)
@@ -126,5 +140,5 @@ def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: Fron
     if failure.device_flat:
         codes[:] = 0
         sat[:] = False
-    info = {"measured_leads": ",".join(measured), "lead_off_channels": int(off.sum()), "failure": failure.label}
+    info = {"measured_leads": ",".join(measured), "lead_off_channels": n_off, "failure": failure.label}
     return codes.astype(np.int64), sat, info
