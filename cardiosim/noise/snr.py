@@ -333,7 +333,8 @@ def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, d
 
 def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=None, definition: str | None = None,
                           targeting: str = "per_lead", trim: float = 0.05):
-    """Scale each kind of an :class:`~cardiosim.noise.ElectrodeNoise` to its target SNR in the leads.
+    """Scale each kind of an :class:`~cardiosim.noise.ElectrodeNoise` to its target SNR in the
+    leads, and measure the realised SNR of every kind, per lead and pooled.
 
     Gains are applied at the electrodes (one per kind, or one per kind and electrode for
     ``targeting='per_lead'``; see :func:`electrode_gains`), so every lead keeps its
@@ -352,15 +353,21 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     Returns
     -------
     ElectrodeNoise with scaled kinds and, in ``params``: ``snr_db.<kind>`` realised pooled
-    SNR, ``snr_lead_db.<kind>.<lead>`` realised per lead, ``snr_spread_db.<kind>`` the
-    largest |realised - target| over the leads (0 where the montage allows every lead its
-    target), ``snr_gain.<kind>.<i>`` per electrode, ``snr_targeting`` and ``snr_definition``.
-    A kind that is zero in every lead keeps gain 1 and SNR ``inf``.
+    SNR and ``snr_lead_db.<kind>.<lead>`` realised per lead, for every kind (kinds without
+    a target keep their physical amplitude and are only measured; ``contact`` lead-off
+    offsets are not noise with an SNR); for targeted kinds ``snr_spread_db.<kind>``, the
+    largest |realised - target| over the leads (about 0 where the montage allows every
+    lead its target) and ``snr_gain.<kind>.<i>`` per electrode; ``snr_targeting``
+    ('per_lead', 'pooled' or 'none' without targets) and ``snr_definition``. A kind that
+    is zero in every lead keeps gain 1 and SNR ``inf``. Without QRS complexes in
+    ``clean_leads`` the SNR is undefined: NaN, unless a target asks for it (SignalError).
     """
     import dataclasses
 
     definition = definition or noise.params.get("_snr_definition", "nstdb")
     _check_def(definition)
+    if targeting not in TARGETING:
+        raise ConfigError(f"unknown SNR targeting {targeting!r}; expected one of {TARGETING}")
     targets = dict(snr_db) if snr_db is not None else dict(noise.snr_targets)
     by_kind = dict(noise.by_kind)
     for kind, target in targets.items():
@@ -368,29 +375,43 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
             raise ConfigError(f"snr_db.{kind}: noise kind {kind!r} is not enabled ({', '.join(by_kind)})")
         if not np.isfinite(target):
             raise ConfigError(f"snr_db.{kind} must be finite, got {target!r}")
-    if not targets:
-        return noise
     matrix = np.asarray(montage.matrix, dtype=np.float64)
     leads = list(getattr(montage, "leads", range(matrix.shape[0])))
-    s = signal_power(clean_leads, definition=definition, fs=noise.fs, r_peaks=r_peaks, trim=trim)
-    if s.shape[0] != matrix.shape[0]:
-        raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
     params = dict(noise.params)
-    params["snr_targeting"] = targeting
+    params["snr_targeting"] = targeting if targets else "none"
     params["snr_definition"] = definition
-    for kind, target in targets.items():
-        g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(target), fs=noise.fs,
-                                              definition=definition, targeting=targeting, trim=trim)
-        arr = by_kind[kind]
-        by_kind[kind] = arr * g.astype(arr.dtype)[:, None]
+    try:
+        s = signal_power(clean_leads, definition=definition, fs=noise.fs, r_peaks=r_peaks, trim=trim)
+    except SignalError:
+        if targets:
+            raise
+        s = None           # nothing to measure against (no QRS): SNR not defined, noise untouched
+    if s is not None and s.shape[0] != matrix.shape[0]:
+        raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
+    for kind in by_kind:
+        if kind == "contact" and kind not in targets:
+            continue       # lead-off offsets, not noise with an SNR
+        if s is None:
+            params[f"snr_db.{kind}"] = float("nan")
+            continue
+        if kind in targets:
+            g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(targets[kind]), fs=noise.fs,
+                                                  definition=definition, targeting=targeting, trim=trim)
+            arr = by_kind[kind]
+            by_kind[kind] = arr * g.astype(arr.dtype)[:, None]
+            finite = np.isfinite(snr_lead)
+            params[f"snr_spread_db.{kind}"] = (float(np.max(np.abs(snr_lead[finite] - float(targets[kind]))))
+                                               if np.any(finite) else float("nan"))
+            for i, gi in enumerate(g):
+                params[f"snr_gain.{kind}.{i}"] = float(gi)
+        else:              # physical amplitude kept: measured only
+            p = _lead_noise_power_fn(matrix, by_kind[kind], definition, noise.fs, trim)(np.ones(matrix.shape[1]))[0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)
+                pooled = float(10 * np.log10(s.sum() / p.sum()))
         params[f"snr_db.{kind}"] = pooled
-        finite = np.isfinite(snr_lead)
-        params[f"snr_spread_db.{kind}"] = (float(np.max(np.abs(snr_lead[finite] - float(target))))
-                                           if np.any(finite) else float("nan"))
         for name, v in zip(leads, snr_lead):
             params[f"snr_lead_db.{kind}.{name}"] = float(v)
-        for i, gi in enumerate(g):
-            params[f"snr_gain.{kind}.{i}"] = float(gi)
     return dataclasses.replace(noise, by_kind=by_kind, params=params)
 
 

@@ -74,8 +74,12 @@ def _comment_value(comments, key):
     return None
 
 
-def read_wfdb_signal(path, expected_fs=None, *, required_leads=None, leads=None, channels=None):
+def read_wfdb_signal(path, expected_fs=None, *, required_leads=None, leads=None, channels=None,
+                     lead_names: bool = True):
     """Signals of a WFDB record in mV, checked; no labels (used by every WFDB-based reader).
+
+    ``lead_names=False`` keeps the header's channel names as they are (records whose
+    channels are not ECG leads, e.g. noise recordings).
 
     Returns
     -------
@@ -116,7 +120,10 @@ def read_wfdb_signal(path, expected_fs=None, *, required_leads=None, leads=None,
             raise DataFormatError(f"record {sid!r}: channel {name!r} has units {unit!r}; expected mV, uV or V")
         scale.append(_TO_MV[u])
     sig = sig * np.asarray(scale)[:, None]
+    names = lead_names
     lead_names = list(leads) if leads is not None else list(rec.sig_name)
+    if not names:
+        return sig, float(rec.fs), lead_names, rec
     if len(lead_names) != sig.shape[0]:
         raise LeadError(f"record {sid!r}: {len(lead_names)} lead names given for {sig.shape[0]} channels")
     try:
