@@ -35,7 +35,7 @@ def test_interpolate_nodes_matches_numpy_twin(rng):
 
 
 def test_factored_bem_gives_solve_bem_for_every_source_point():
-    sphere = make_sphere_mesh(0.1, 2)
+    sphere = make_sphere_mesh(0.1, 1)
     pts = np.array([[0.0, 0.0, 0.0], [0.03, -0.02, 0.01], [-0.05, 0.04, 0.02]])
     lf = make_bem_solver(sphere).lead_fields(pts)
     for k, p in enumerate(pts):
@@ -62,11 +62,11 @@ def test_gcv_curve_equals_the_explicit_hat_matrix_formula(rng):
 def test_predicts_the_analytic_sphere_potential_away_from_the_electrodes(rng):
     """Dipole in a homogeneous sphere (Lütkenhöner A.17, PHYSICS.md section 4): fitted on 24
     surface points, the source predicts 200 other points (shape and amplitude)."""
-    sphere = make_sphere_mesh(0.1, 3)
+    sphere = make_sphere_mesh(0.1, 2)
     src = np.array([0.02, -0.01, 0.015])
     truth = make_sphere_model(0.1, src)
-    pts = rng.standard_normal((224, 3))
-    pts = 0.1 * pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    pts = sphere.closest_point(rng.standard_normal((224, 3)) * 0.1)[0]   # on the mesh
+    pts = 0.1 * pts / np.linalg.norm(pts, axis=1, keepdims=True)        # and on the sphere (< 1 cm apart)
     p = rng.standard_normal((3, 40)) * 1e-4
     phi = 1e3 * truth.lead_field(pts) @ p                # mV
     fit, held = np.arange(24), np.arange(24, 224)
