@@ -470,9 +470,12 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
 
     clean_leads = montage.apply(phi)
     snr_db: dict = {}
+    contact_lost = None
     if cfg.add_noise:
         from . import noise as _noise
         en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, cfg.noise, motion=motion)
+        if ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
+            contact_lost = np.asarray(en.contact) < 0.5
         # One gain per noise kind, applied at the electrodes, reaches the drawn target SNR
         # in the leads while every lead keeps its electrodes' noise (montage-consistent).
         r_peaks = _noise.detect_r_peaks(clean_leads, fs)  # once, not once per noise kind
@@ -491,6 +494,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     if device_stage:
         failure = cfg.failures.draw(rng, electrodes, ctx.device.measured_leads or montage.leads)
         params["failure"] = failure.label
+        if contact_lost is not None and contact_lost.any():
+            import dataclasses
+            failure = dataclasses.replace(failure, contact_lost=contact_lost)
         recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None)
         params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
         fs_out = float(info.get("fs", ctx.device.fs))

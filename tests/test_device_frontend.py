@@ -159,3 +159,22 @@ def test_failure_rates_labels_and_errors():
         DeviceProfile.from_dict({**load_device("mobile12_500hz").to_dict(), "coupling": "optical"})
     c = FailureConfig.cinc2011()
     assert c.electrode_off_by_name["RA"] + c.ground_off == pytest.approx(11 / 120)
+
+
+def test_contact_lost_during_the_record_sits_at_the_rail_and_returns():
+    """While V2's electrode has lost contact (1.0-2.5 s) only V2 reads the negative rail,
+    exactly and without noise or decay (the old shirt decayed off the rail in ~3 s), and it
+    is alive again afterwards."""
+    p = load_device("mobile12_500hz")
+    fs, n = 500.0, 5000
+    rng = np.random.default_rng(4)
+    leads = 0.3 * rng.standard_normal((12, n))
+    lost = np.zeros((9, n), dtype=bool)
+    lost[4, 500:1250] = True                                     # electrodes RA, LA, LL, V1, V2, ...
+    y, info = apply_device(p, leads, fs, failure=FrontEndFailure(contact_lost=lost))
+    v2 = STANDARD_LEADS.index("V2")
+    np.testing.assert_array_equal(y[v2, 500:1250], -80.0)
+    assert np.ptp(y[v2, 1300:]) > 0.5 and (np.abs(y[v2, 1300:]) < 10).all()
+    others = [k for k in range(12) if k != v2]
+    assert not (np.abs(y[others]) >= 79.9).any()
+    assert FrontEndFailure(contact_lost=lost).label == "none"    # a whole-record label only

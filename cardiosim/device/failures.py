@@ -36,16 +36,22 @@ class FrontEndFailure:
     ground_off : bool -- the ground / right-leg-drive electrode is missing
     channels_flat : tuple of str -- measured channels stuck at 0 (a dead input)
     device_flat : bool -- the whole device records 0
+    contact_lost : ndarray (n_electrodes, T_in) bool, optional
+        Samples (at the device's input rate, electrodes in montage order) where an electrode
+        has lost contact during the record; a DC-coupled device's lead-off detection puts
+        the channels using it at the lead-off code for that time. Not part of the label.
     """
 
     electrodes_off: tuple[str, ...] = ()
     ground_off: bool = False
     channels_flat: tuple[str, ...] = ()
     device_flat: bool = False
+    contact_lost: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def any(self) -> bool:
-        return bool(self.electrodes_off or self.ground_off or self.channels_flat or self.device_flat)
+        return bool(self.electrodes_off or self.ground_off or self.channels_flat or self.device_flat
+                    or (self.contact_lost is not None and self.contact_lost.any()))
 
     @property
     def label(self) -> str:

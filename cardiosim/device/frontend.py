@@ -10,9 +10,11 @@ range (about +-80 mV there), and form III, aVR, aVL and aVF digitally from the c
 
 so a channel whose input sits beyond the range stays at the rail, and a railed measured
 lead makes the derived leads that use it rail or sit at fixed fractions of the rail. When an
-electrode is off, the lead-off detection pulls each measured channel that uses it (for
-Wilson's terminal: every precordial channel when RA, LA or LL is off; every channel when
-the ground / right-leg drive is off) to a full-scale code for as long as it is off.
+electrode is off -- for the whole record, or while it has lost contact during it -- the
+lead-off detection pulls each measured channel that uses it (for Wilson's terminal: every
+precordial channel when RA, LA or LL is off; every channel when the ground / right-leg
+drive is off) to a full-scale code for as long as it is off: a lost contact sits at the
+rail and returns, it does not decay off the rail through a high-pass, and carries no noise.
 """
 
 from __future__ import annotations
@@ -88,6 +90,26 @@ def apply_failure_codes(profile, montage, rows, codes, sat, failure: FrontEndFai
     return codes, sat, int(off.sum())
 
 
+def _intermittent_lead_off(profile, montage, rows, codes, sat, contact_lost, fs_in: float):
+    """Lead-off detection during the record: while an electrode has lost contact, every
+    measured channel using it reads the lead-off code (nearest input sample per output sample)."""
+    lost = np.asarray(contact_lost, dtype=bool)
+    if lost.ndim != 2 or lost.shape[0] != len(montage.electrodes):
+        raise ConfigError(f"contact_lost must have shape (n_electrodes={len(montage.electrodes)}, T), "
+                          f"got {lost.shape}")
+    n_out = codes.shape[1]
+    idx = np.minimum((np.arange(n_out) * (fs_in / profile.fs)).astype(np.int64), lost.shape[1] - 1)
+    uses = np.abs(montage.matrix[rows]) > 0                          # [n_rows, n_e]
+    chan = (uses.astype(np.int64) @ lost[:, idx].astype(np.int64)) > 0   # [n_rows, T']
+    if not chan.any():
+        return codes, sat
+    lo, hi = -(2 ** (profile.adc_bits - 1)), 2 ** (profile.adc_bits - 1) - 1
+    codes, sat = codes.copy(), sat.copy()
+    codes[chan] = {"negative": lo, "positive": hi, "zero": 0}[profile.lead_off_code]
+    sat[chan] = profile.lead_off_code != "zero"
+    return codes, sat
+
+
 def _digital_filter(profile, codes: np.ndarray, fs: float) -> np.ndarray:
     """Digital band-pass (Butterworth high- and low-pass of ``profile.filter_order``, optional
     notch) on the codes, started in steady state at the first sample."""
@@ -129,6 +151,8 @@ def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: Fron
     codes_m = np.clip(np.round(codes_m), lo_code, hi_code)
     failure = failure if failure is not None else FrontEndFailure()
     codes_m, sat_m, n_off = apply_failure_codes(profile, montage, mi, codes_m, sat_m, failure, device=False)
+    if failure.contact_lost is not None:
+        codes_m, sat_m = _intermittent_lead_off(profile, montage, mi, codes_m, sat_m, failure.contact_lost, fs_in)
     n_out = codes_m.shape[1]
     codes = np.empty((len(montage.leads), n_out))
     sat = np.zeros((len(montage.leads), n_out), dtype=bool)
