@@ -60,7 +60,7 @@ def _surface_fit(recording, forward, layout, montage, torso):
     """Surface source of a 12-lead record and the dipole / residual that go with it."""
     pos = _electrode_positions(layout, ELECTRODES_12)
     # The heart region is the torso's heart (a ball around it): estimating it per record from
-    # nine electrodes on a generic torso scattered it by up to 13 cm on the CinC records and
+    # nine electrodes on a generic torso scattered it by up to 18 cm on the CinC records and
     # worsened the Mason-Likar limb-lead changes (docs/PHYSICS.md "Surface source").
     heart = torso.heart.position if torso.heart is not None else None
     model = fit_surface_source(torso, pos, standard12_potentials(recording.signal, recording.leads), heart=heart)
