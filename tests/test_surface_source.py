@@ -320,3 +320,17 @@ def test_mason_likar_limb_lead_changes_on_real_records(data_dir, body):
           + ", ".join(f"{k} {v:+.3f}" for k, v in med.items()))
     assert med["II"] > 0.05 and med["III"] > 0.05 and med["aVF"] > 0.05
     assert abs(med["I"]) < 0.05 and abs(med["aVL"]) < 0.05     # not the published fall (see docstring)
+
+
+def test_pickled_model_predicts_the_same_without_the_mesh_caches(sphere_case):
+    import pickle
+
+    sphere, pts, y = sphere_case
+    m = fit_surface_source(sphere, pts, y, heart=[0, 0, 0])
+    m.predict(pts)                                       # fills the mesh caches (BEM LU, grids)
+    blob = pickle.dumps(m)
+    back = pickle.loads(blob)
+    import dataclasses
+    bare = len(pickle.dumps(dataclasses.replace(sphere)))  # the mesh without caches
+    assert len(blob) < bare + m.node_transfer.nbytes + m.coefficients.nbytes + 100_000
+    np.testing.assert_array_equal(back.predict(sphere.vertices[:20]), m.predict(sphere.vertices[:20]))

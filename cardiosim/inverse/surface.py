@@ -356,6 +356,20 @@ class SurfaceSource:
     def n_samples(self) -> int:
         return self.coefficients.shape[1]
 
+    def __getstate__(self):
+        # The mesh travels without its caches (BEM factorisation, search grids: megabytes);
+        # they are rebuilt on first use after unpickling.
+        import dataclasses
+
+        state = dict(self.__dict__)
+        state["torso"] = dataclasses.replace(self.torso)
+        state["_grid"] = None
+        return state
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     @property
     def dipole(self) -> np.ndarray:
         """Total dipole moment of the source, ``(3, T)`` A·m (patient frame)."""
