@@ -512,10 +512,10 @@ def _solve(torso, pos, y, op: _Operator, regularization, estimated) -> SurfaceSo
     if regularization == "gcv":
         rel = float(LAMBDA_GRID[int(np.argmin(gcv_curve(op.u, op.s, y)))])
     elif regularization == "discrepancy":
-        sigma = noise_level(y)
-        if (sigma ** 2).sum() * y.shape[1] > 0.25 * (y ** 2).sum():
-            # noise "estimate" above half the RMS: the signals are not oversampled (the MAD
-            # of differences measures the signal itself), so fall back to GCV
+        sigma = noise_level(y) if y.shape[1] >= 3 else None
+        if sigma is None or (sigma ** 2).sum() * y.shape[1] > 0.25 * (y ** 2).sum():
+            # too few samples, or a noise "estimate" above half the RMS: the signals are not
+            # oversampled (the MAD of differences measures the signal itself); GCV instead
             rel = float(LAMBDA_GRID[int(np.argmin(gcv_curve(op.u, op.s, y)))])
         else:
             rel = discrepancy_lambda(op.u, op.s, y, sigma)
