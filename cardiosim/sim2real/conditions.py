@@ -25,7 +25,11 @@ Unreadable records (the negative class of issue 15): a simulated record is *unre
 when its noise, combined over kinds, leaves an NSTDB SNR below
 :data:`UNREADABLE_SNR_DB` (at 6 dB NSTDB-stressed QRS detectors already lose beats;
 Moody, Muldrow & Mark 1984), or when an electrode lost contact. The threshold is fixed
-a priori and never fitted to the real test sets.
+a priori and never fitted to the real test sets. For the ``quality`` task a record is
+*unacceptable* when the package's artefact grade of its known noise is 3 or more
+(:func:`cardiosim.noise.textile.artefact_grades`, a rule fitted to the human graders of
+textile subjects 01-03; the test set holds subjects 04-05), or an electrode lost
+contact; (b) and (c) are labelled by the same rule.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from ..errors import ConfigError
 
 #: Combined NSTDB SNR (dB) below which a record is too noisy to read.
 UNREADABLE_SNR_DB = 6.0
+#: Artefact grade (1-4) from which a simulated record is unacceptable (task ``quality``),
+#: as in the real textile test set (:data:`cardiosim.sim2real.tasks.UNACCEPTABLE_GRADE`).
+UNACCEPTABLE_GRADE = 3
 #: Noise kinds whose SNR counts toward the combined SNR of a physics record.
 _SNR_KINDS = ("white", "bw", "em", "emg", "powerline", "recorded")
 
@@ -280,6 +287,29 @@ def unreadable_flags(sim: dict) -> np.ndarray:
     return (combined_snr_db(snrs) < UNREADABLE_SNR_DB) | lost
 
 
+def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float) -> int:
+    """Worst 2-s artefact grade (1-4) of a simulated record whose noiseless twin is known: the
+    package's grading rule (:func:`cardiosim.noise.textile.artefact_grades`, fitted to human
+    graders of textile subjects 01-03 only); 0 when the package has no grading rule."""
+    try:
+        from ..noise.textile import artefact_grades
+    except ImportError:  # pragma: no cover - older package without a grading rule
+        return 0
+    grades, record_grade, _ = artefact_grades(recorded, clean, fs)
+    return int(max(grades.max(initial=0), record_grade))
+
+
+def unacceptable_flags(sim: dict, noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Quality label: artefact grade >= 3 (from the known noise) or lost contact; falls back to
+    :func:`unreadable_flags` (SNR) where the package has no grading rule."""
+    grades = np.array([artefact_grade(noisy[i], clean[i], sim["fs"]) for i in range(len(noisy))])
+    if np.all(grades == 0):
+        return unreadable_flags(sim)
+    lost = sim.get("contact_lost")
+    lost = np.zeros(len(noisy), bool) if lost is None else np.asarray(lost, bool)
+    return (grades >= UNACCEPTABLE_GRADE) | lost
+
+
 def simulate(recipe, leads) -> dict:
     """Run ``recipe`` in memory (:func:`cardiosim.dataset.simulate_block`) and keep ``leads``.
 
@@ -302,15 +332,17 @@ def simulate(recipe, leads) -> dict:
            "fs": float(ds.attrs["sampling_rate"])}
     lost = [v for v in ds.data_vars if str(v).startswith("param_noise_contact_lost_fraction")]
     if lost:
-        out["contact_lost"] = np.any(np.stack([np.nan_to_num(ds[v].values.astype(float)) > 0 for v in lost]), axis=0)
+        n = x.shape[0]  # a variable may carry an electrode axis besides the record axis
+        out["contact_lost"] = np.concatenate([np.nan_to_num(ds[v].values.astype(float)).reshape(n, -1) > 0
+                                              for v in lost], axis=1).any(axis=1)
     if recipe.simulation.add_noise and ("clean_ecg" not in ds or not lost):  # older schema: JSON parameters
         out["params"] = _params(ds)
     if "beat_r_peak" in ds:
         rp = ds["beat_r_peak"].values
         out["r_peaks"] = [r[(r >= 0) & (r < x.shape[-1])].astype(np.int64) for r in rp]
     if "clean_ecg" in ds:
-        out["snr_db"] = _realised_snr(x, np.ascontiguousarray(ds["clean_ecg"].values[:, idx, :]), out["fs"],
-                                      out.get("r_peaks"))
+        out["clean"] = np.ascontiguousarray(ds["clean_ecg"].values[:, idx, :], dtype=np.float32)
+        out["snr_db"] = _realised_snr(x, out["clean"], out["fs"], out.get("r_peaks"))
     return out
 
 
@@ -368,7 +400,11 @@ def build_clean(task, budget, seed, data_dir=None) -> TrainingSet:
 def build_physics(task, budget, seed, data_dir=None) -> TrainingSet:
     recipes = physics_recipes(task, budget, seed, data_dir)
     sims = [simulate(r, TASK_SETUP[task]["leads"]) for r in recipes]
-    return _assemble(task, recipes, sims, [unreadable_flags(s) for s in sims])
+    if task == "quality" and all("clean" in s for s in sims):
+        flags = [unacceptable_flags(s, s["x"], s["clean"]) for s in sims]
+    else:
+        flags = [unreadable_flags(s) for s in sims]
+    return _assemble(task, recipes, sims, flags)
 
 
 # --------------------------------------------------------------------------- classic noise
@@ -430,9 +466,14 @@ def build_classic(task, budget, seed, data_dir=None) -> TrainingSet:
         for i in range(len(s["x"])):
             rng = np.random.default_rng(np.random.SeedSequence([seed, k, i, 11]))
             rp = s.get("r_peaks", [None] * len(s["x"]))[i]
-            s["x"][i], snr = classic_noise(s["x"][i], s["fs"], rng, r_peaks=rp)
+            clean = s["x"][i].copy()
+            s["x"][i], snr = classic_noise(clean, s["fs"], rng, r_peaks=rp)
             # a dropped lead (all zeros) is the classic stand-in for a lost electrode
-            flags[i] = snr < UNREADABLE_SNR_DB or bool(np.any(np.all(s["x"][i] == 0, axis=-1)))
+            dropped = bool(np.any(np.all(clean == 0, axis=-1)))
+            if task == "quality" and artefact_grade(s["x"][i], clean, s["fs"]):  # same rule as (c)
+                flags[i] = artefact_grade(s["x"][i], clean, s["fs"]) >= UNACCEPTABLE_GRADE or dropped
+            else:
+                flags[i] = snr < UNREADABLE_SNR_DB or dropped
         unreadable.append(flags)
     return _assemble(task, recipes, sims, unreadable, {"classic_noise.json": json.dumps(CLASSIC_NOISE, indent=1)})
 

@@ -135,7 +135,7 @@ def _chunk_counts(ref, det, mask, fs, chunk_s=10.0) -> np.ndarray:
     det = np.asarray(det, dtype=np.int64)
     ref = ref[mask[np.clip(ref, 0, len(mask) - 1)]] if ref.size else ref
     det = det[mask[np.clip(det, 0, len(mask) - 1)]] if det.size else det
-    m_ref, m_det = match_flags(ref, det, fs)
+    m_ref, m_det = _tasks.match_beats(ref, det, fs)
     c = int(round(chunk_s * fs))
     n_chunks = -(-len(mask) // c)
     out = np.zeros((n_chunks, 3), np.int64)
@@ -144,27 +144,6 @@ def _chunk_counts(ref, det, mask, fs, chunk_s=10.0) -> np.ndarray:
     np.add.at(out[:, 2], ref[~m_ref] // c, 1)
     has = np.add.reduceat(mask.astype(int), np.arange(0, len(mask), c)) > 0
     return out[has]
-
-
-def match_flags(ref, det, fs, tol_s=_tasks.BEAT_TOLERANCE_S):
-    """Boolean 'matched' flags of reference and detected beats (one-to-one, time order)."""
-    ref = np.asarray(ref)
-    det = np.asarray(det)
-    mr = np.zeros(len(ref), bool)
-    md = np.zeros(len(det), bool)
-    tol = tol_s * fs
-    i = j = 0
-    while i < len(ref) and j < len(det):
-        d = det[j] - ref[i]
-        if abs(d) <= tol:
-            mr[i] = md[j] = True
-            i += 1
-            j += 1
-        elif d < 0:
-            j += 1
-        else:
-            i += 1
-    return mr, md
 
 
 def score_beats(detector, sets: dict, fs: float) -> dict:

@@ -140,24 +140,33 @@ def label_windows(intervals, n_samples: int, window: int) -> np.ndarray:
     return np.where(frac == 1.0, 1, np.where(frac == 0.0, 0, -1)).astype(np.int8)
 
 
-def beat_agreement(ref, det, fs: float, tol_s: float = BEAT_TOLERANCE_S) -> tuple[int, int, int]:
-    """(TP, FP, FN) of detected beats ``det`` against reference beats ``ref`` (sample indices),
-    one-to-one matching in time order within ``tol_s``."""
-    ref = np.sort(np.asarray(ref, dtype=np.int64))
-    det = np.sort(np.asarray(det, dtype=np.int64))
+def match_beats(ref, det, fs: float, tol_s: float = BEAT_TOLERANCE_S) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching in time order of detected beats ``det`` to reference beats ``ref``
+    (sorted sample indices) within ``tol_s``: boolean 'matched' flags of each."""
+    ref = np.asarray(ref, dtype=np.int64)
+    det = np.asarray(det, dtype=np.int64)
+    mr = np.zeros(len(ref), bool)
+    md = np.zeros(len(det), bool)
     tol = tol_s * fs
-    i = j = tp = 0
+    i = j = 0
     while i < len(ref) and j < len(det):
         d = det[j] - ref[i]
         if abs(d) <= tol:
-            tp += 1
+            mr[i] = md[j] = True
             i += 1
             j += 1
         elif d < 0:
             j += 1
         else:
             i += 1
-    return tp, len(det) - tp, len(ref) - tp
+    return mr, md
+
+
+def beat_agreement(ref, det, fs: float, tol_s: float = BEAT_TOLERANCE_S) -> tuple[int, int, int]:
+    """(TP, FP, FN) of detected beats ``det`` against reference beats ``ref`` (sample indices)."""
+    mr, md = match_beats(np.sort(np.asarray(ref, dtype=np.int64)), np.sort(np.asarray(det, dtype=np.int64)), fs,
+                         tol_s)
+    return int(mr.sum()), int((~md).sum()), int((~mr).sum())
 
 
 def bsqi(ref, det, fs: float) -> float:
