@@ -25,6 +25,11 @@ ShirtTransform, OnlineShirtDataset
 ResNet1dSE, set_trainable_stages, gradual_unfreezing, layerwise_param_groups, train_mode,
 weighted_bce
     A compact SE-ResNet classifier and sim-to-real fine-tuning helpers.
+Refiner, fit_refiner, refine, save_refiner, load_refiner
+    SimGAN-style refiner trained on the user's unlabeled device recordings, with the
+    Euler loss as its physics term (:mod:`cardiosim.torch.refine`).
+pretrain_encoder
+    Masked-autoencoder pre-training of the SE-ResNet encoder (:mod:`cardiosim.torch.pretrain`).
 """
 
 from __future__ import annotations
@@ -53,10 +58,22 @@ _NAMES = {
     "layerwise_param_groups": "models",
     "train_mode": "models",
     "weighted_bce": "models",
+    "Refiner": "refine",
+    "fit_refiner": "refine",
+    "refine": "refine",
+    "save_refiner": "refine",
+    "load_refiner": "refine",
+    "pretrain_encoder": "pretrain",
 }
 
 __all__ = [
     "GaussianWaveDipole",
+    "Refiner",
+    "fit_refiner",
+    "load_refiner",
+    "pretrain_encoder",
+    "refine",
+    "save_refiner",
     "OnlineShirtDataset",
     "ResNet1dSE",
     "ShirtECGDataset",

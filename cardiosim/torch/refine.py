@@ -1,0 +1,457 @@
+"""A SimGAN-style refiner: simulated device records made to look like a user's own device.
+
+Shrivastava et al., "Learning from Simulated and Unsupervised Images through Adversarial
+Training", CVPR 2017 (SimGAN): a refiner ``R`` maps a simulated sample ``x`` to
+``R(x)``; a discriminator ``D`` learns to tell refined samples from real unlabeled
+ones; ``R`` is trained to fool ``D`` (local, patch-wise adversarial loss) while a
+*self-regularisation* term ``|R(x) - x|_1`` keeps it close to its input so that the
+simulation's labels stay valid; ``D`` also sees a history buffer of earlier refined
+samples, so ``R`` cannot oscillate between artefacts. For ECG, Golany, Radinsky &
+Freedman (ICML 2020) add the simulator's ODE as a physics term (the "Euler loss",
+:func:`cardiosim.torch.euler_loss`).
+
+The physics term here. The refined record is ``x + r`` with ``x = clean + noise``
+(both known for a simulated record: ``clean_ecg`` and ``ecg`` of a cardiosim dataset).
+Its cardiac part is therefore ``clean + r``. For every record the Gaussian-wave model
+(Sameni et al. 2007, PHYSICS.md section 5) is fitted to ``clean`` *in lead space*: the
+phase ``theta(t)`` runs linearly from one true R peak to the next (0 at each R peak),
+the 27 wave centres and widths are the adult set's (all three Frank axes pooled, since a
+lead mixes the axes linearly), and each lead's 27 amplitudes are the least-squares fit.
+The physics loss is the Euler residual of ``clean + r`` under that record's own ODE,
+relative to the residual of ``clean`` itself. For a small change ``r`` it grows with the
+change's *derivative* against the ODE's: a refinement that steepens, notches or moves
+the QRS or T (what defines a label) costs much; slow changes between beats (wander,
+electrode drift) cost little and are held back by the self-regularisation only. Whether
+labels keep their defining features is checked directly (tests: beat correlation with
+the input, and the nearest-neighbour privacy check of
+:func:`cardiosim.evaluate.nearest_source_distances`).
+
+Public API: :class:`Refiner`, :class:`PatchDiscriminator`, :func:`lead_ode_targets`,
+:func:`fit_refiner`, :func:`refine`, :func:`save_refiner`, :func:`load_refiner`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataFormatError, SignalError
+from ._torch import torch
+from .dipole import ADULT_PARAMETERS
+from .losses import euler_loss
+
+nn = torch.nn
+
+#: File format version written by :func:`save_refiner`.
+FORMAT_VERSION = 1
+
+
+def _check_records(x, name: str, n_leads: int | None = None) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[0] < 1 or x.shape[-1] < 8:
+        raise SignalError(f"{name} must have shape (n_records, n_leads, T) with T >= 8, got {x.shape}")
+    if n_leads is not None and x.shape[1] != n_leads:
+        raise SignalError(f"{name} has {x.shape[1]} leads, the refiner was built for {n_leads}")
+    if not np.all(np.isfinite(x)):
+        raise SignalError(f"{name} contains NaN or inf samples")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _zscore(x):
+    return (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-3)
+
+
+class Refiner(nn.Module):
+    """Residual 1-D convolutional refiner ``R(x) = x + s(x) * net(z(x))``.
+
+    ``z`` z-scores every lead of every record and ``s`` is that lead's standard
+    deviation, so the refiner works the same on mV and on ADC counts, and the change it
+    makes scales with the record. The last convolution starts at zero: an untrained
+    refiner is the identity.
+
+    Parameters
+    ----------
+    n_leads : int
+    channels : int
+    blocks : int
+        Residual blocks (two convolutions each, no normalisation: batch statistics of
+        simulated and real records differ, which is what is being learned).
+    kernel : int, odd
+
+    Input and output ``(batch, n_leads, T)``, same units.
+    """
+
+    def __init__(self, n_leads: int, channels: int = 32, blocks: int = 3, kernel: int = 9):
+        super().__init__()
+        if n_leads < 1 or channels < 1 or blocks < 1:
+            raise ConfigError(f"n_leads, channels and blocks must be >= 1, got {n_leads}, {channels}, {blocks}")
+        if kernel % 2 == 0:
+            raise ConfigError(f"kernel must be odd, got {kernel}")
+        self.config = {"n_leads": n_leads, "channels": channels, "blocks": blocks, "kernel": kernel}
+        pad = kernel // 2
+        self.stem = nn.Conv1d(n_leads, channels, kernel, padding=pad)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(channels, channels, kernel, padding=pad),
+                          nn.LeakyReLU(0.2), nn.Conv1d(channels, channels, kernel, padding=pad))
+            for _ in range(blocks))
+        self.out = nn.Conv1d(channels, n_leads, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        scale = x.std(dim=-1, keepdim=True) + 1e-3
+        h = self.stem((x - x.mean(dim=-1, keepdim=True)) / scale)
+        for block in self.blocks:
+            h = h + block(h)
+        return x + self.out(torch.nn.functional.leaky_relu(h, 0.2)) * scale
+
+
+class PatchDiscriminator(nn.Module):
+    """Local discriminator: one real/refined logit per receptive field (SimGAN's local
+    adversarial loss), on z-scored leads so that an unknown device gain gives nothing away.
+
+    Output ``(batch, n_patches)`` logits.
+    """
+
+    def __init__(self, n_leads: int, channels: int = 32, layers: int = 4, kernel: int = 9):
+        super().__init__()
+        mods, c = [], n_leads
+        for i in range(layers):
+            w = channels * min(4, 2 ** i)
+            mods += [nn.Conv1d(c, w, kernel, stride=2, padding=kernel // 2), nn.LeakyReLU(0.2)]
+            c = w
+        mods.append(nn.Conv1d(c, 1, 3, padding=1))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.net(_zscore(x))[:, 0]
+
+
+# --------------------------------------------------------------------------- physics term
+def _wave_set():
+    """The adult set's 27 waves, all three axes pooled: centres and widths (rad)."""
+    centers = np.concatenate([np.asarray(ADULT_PARAMETERS[a][0], float) for a in "XYZ"])
+    widths = np.concatenate([np.asarray(ADULT_PARAMETERS[a][2], float) for a in "XYZ"])
+    return centers, widths
+
+
+def phase_from_r_peaks(r_peaks, n_samples: int, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cardiac phase ``theta`` (rad, unwrapped, 0 at every R peak) and ``omega`` (rad/s).
+
+    Linear in time between consecutive R peaks; before the first and after the last
+    peak the neighbouring RR interval is extended.
+
+    Parameters
+    ----------
+    r_peaks : int array, sample indices (>= 2 beats)
+    n_samples : int
+    fs : float, Hz
+
+    Returns
+    -------
+    theta, omega : ndarray, shape (n_samples,), float64
+    """
+    r = np.unique(np.asarray(r_peaks, dtype=np.int64))
+    r = r[(r >= 0) & (r < n_samples)]
+    if r.size < 2:
+        raise SignalError(f"the physics term needs at least 2 R peaks per record, got {r.size}")
+    t = np.arange(n_samples, dtype=float)
+    beat = np.arange(r.size, dtype=float)
+    # extend one RR at each end so np.interp extrapolates linearly
+    knots = np.concatenate([[r[0] - (r[1] - r[0])], r, [r[-1] + (r[-1] - r[-2])]]).astype(float)
+    phases = 2 * np.pi * np.concatenate([[-1.0], beat, [beat[-1] + 1.0]])
+    lo = knots[0] - (knots[1] - knots[0]) * 10
+    hi = knots[-1] + (knots[-1] - knots[-2]) * 10
+    knots = np.concatenate([[lo], knots, [hi]])
+    phases = np.concatenate([[phases[0] - 2 * np.pi * 10], phases, [phases[-1] + 2 * np.pi * 10]])
+    theta = np.interp(t, knots, phases)
+    omega = np.gradient(theta) * fs
+    return theta, omega
+
+
+def lead_ode_targets(clean, r_peaks, fs: float, *, ridge: float = 1e-5) -> dict:
+    """Fit each record's Gaussian-wave ODE in lead space (see the module docstring).
+
+    Parameters
+    ----------
+    clean : array, shape (n, n_leads, T), mV
+        Noiseless simulated records.
+    r_peaks : sequence of n int arrays
+        True R-peak sample indices of each record.
+    fs : float, Hz
+    ridge : float
+        Tikhonov weight relative to the Gram matrix' mean diagonal (keeps overlapping
+        waves from trading huge opposite amplitudes).
+
+    Returns
+    -------
+    dict of ndarray
+        ``phase (n, T)``, ``omega (n, T)``, ``alphas (n, n_leads, 27)`` mV,
+        ``centers (27,)``, ``widths (27,)`` rad, and ``fit_r2 (n, n_leads)`` -- how
+        much of each clean lead the fitted ODE explains.
+    """
+    clean = _check_records(clean, "clean")
+    if len(r_peaks) != len(clean):
+        raise ConfigError(f"{len(r_peaks)} R-peak arrays for {len(clean)} records")
+    if not fs > 0:
+        raise SignalError(f"sampling rate fs must be positive, got {fs!r}")
+    centers, widths = _wave_set()
+    n, n_leads, n_t = clean.shape
+    phase = np.empty((n, n_t))
+    omega = np.empty((n, n_t))
+    alphas = np.empty((n, n_leads, centers.size))
+    r2 = np.empty((n, n_leads))
+    for i in range(n):
+        phase[i], omega[i] = phase_from_r_peaks(r_peaks[i], n_t, fs)
+        d = np.remainder(phase[i][:, None] - centers[None, :] + np.pi, 2 * np.pi) - np.pi
+        # 27 waves + a constant (a lead's offset is no wave and has no derivative)
+        g = np.concatenate([np.exp(-0.5 * (d / widths) ** 2), np.ones((n_t, 1))], axis=1)   # (T, 28)
+        gram = g.T @ g
+        lam = ridge * np.trace(gram) / gram.shape[0] * np.eye(gram.shape[0])
+        lam[-1, -1] = 0.0
+        y = clean[i].astype(float)
+        a = np.linalg.solve(gram + lam, g.T @ y.T).T                 # (leads, 28)
+        alphas[i] = a[:, :-1]
+        resid = y - a @ g.T
+        yc = y - y.mean(axis=-1, keepdims=True)
+        r2[i] = 1 - (resid ** 2).sum(-1) / np.maximum((yc ** 2).sum(-1), 1e-12)
+    return {"phase": phase, "omega": omega, "alphas": alphas, "centers": centers, "widths": widths, "fit_r2": r2}
+
+
+def physics_loss(cardiac, targets: dict, index, fs: float):
+    """Euler residual of ``cardiac (batch, leads, T)`` under the records' own fitted ODEs
+    (:func:`lead_ode_targets`, rows ``index``), in mV^2 per sample."""
+    idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+    dev, dt = cardiac.device, cardiac.dtype
+    phase = torch.as_tensor(targets["phase"], dtype=dt)[idx].to(dev)
+    omega = torch.as_tensor(targets["omega"], dtype=dt)[idx].to(dev)
+    alphas = torch.as_tensor(targets["alphas"], dtype=dt)[idx].to(dev)
+    n_leads = cardiac.shape[1]
+    centers = torch.as_tensor(targets["centers"], dtype=dt, device=dev).expand(len(idx), n_leads, -1)
+    widths = torch.as_tensor(targets["widths"], dtype=dt, device=dev).expand(len(idx), n_leads, -1)
+    return euler_loss(cardiac, phase, omega, fs, centers, alphas, widths)
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class RefinerResult:
+    """What :func:`fit_refiner` returns.
+
+    Attributes
+    ----------
+    refiner : Refiner (eval mode)
+    history : dict of lists
+        Per step: ``adversarial``, ``regularisation``, ``physics`` (relative Euler
+        residual, 1 = as much as the clean record's own), ``discriminator``.
+    settings : dict
+        Everything that shaped the training (stored with the saved refiner).
+    """
+
+    refiner: Refiner
+    history: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random ``n_t``-sample crops of each record (all records when already that long)."""
+    if x.shape[-1] == n_t:
+        return x, np.zeros(len(x), dtype=np.int64)
+    start = rng.integers(0, x.shape[-1] - n_t + 1, size=len(x))
+    return np.stack([x[i, :, s:s + n_t] for i, s in enumerate(start)]), start
+
+
+def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: int = 300, batch: int = 16,
+                lr: float = 1e-3, lambda_reg: float = 0.2, lambda_physics: float = 1.0, history: int = 256,
+                channels: int = 32, seed: int = 0, device=None, progress: bool = False) -> RefinerResult:
+    """Train a refiner that makes ``simulated`` records look like ``real`` ones.
+
+    Parameters
+    ----------
+    simulated : array (n, n_leads, T), mV
+        Simulated device records (``ecg`` of a cardiosim dataset).
+    real : array (m, n_leads, T_real)
+        The user's unlabeled device recordings, any gain (the discriminator z-scores);
+        ``T_real >= T`` (longer ones are cropped at random).
+    fs : float, Hz
+        Sampling rate of both.
+    clean, r_peaks : optional
+        ``clean_ecg`` (n, n_leads, T) and true R peaks of the simulated records: enable
+        the physics term (``lambda_physics``).
+    steps, batch, lr : training schedule (Adam, both networks)
+    lambda_reg : float
+        Weight of the self-regularisation ``mean |R(x) - x| / std(x)``.
+    lambda_physics : float
+        Weight of the relative Euler residual of the refined cardiac part.
+    history : int
+        Size of the discriminator's buffer of earlier refined records (SimGAN).
+    seed : int
+        Seeds torch and the batch order (``numpy.random.SeedSequence([seed])``).
+    device : torch device or None (CUDA when present, else CPU)
+
+    Returns
+    -------
+    RefinerResult
+    """
+    x = _check_records(simulated, "simulated")
+    n, n_leads, n_t = x.shape
+    xr = _check_records(real, "real", n_leads)
+    if xr.shape[-1] < n_t:
+        raise SignalError(f"real recordings ({xr.shape[-1]} samples) are shorter than the simulated records ({n_t})")
+    if not fs > 0:
+        raise SignalError(f"sampling rate fs must be positive, got {fs!r}")
+    for name, v, lo in (("steps", steps, 1), ("batch", batch, 2), ("history", history, 0)):
+        if int(v) != v or v < lo:
+            raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if lambda_reg < 0 or lambda_physics < 0:
+        raise ConfigError(f"loss weights must be >= 0, got lambda_reg={lambda_reg}, lambda_physics={lambda_physics}")
+    targets = None
+    if lambda_physics > 0:
+        if clean is None or r_peaks is None:
+            raise ConfigError("lambda_physics > 0 needs the clean records and their R peaks "
+                              "(store_clean = true in the recipe); pass lambda_physics=0 to train without it")
+        clean = _check_records(clean, "clean", n_leads)
+        if clean.shape != x.shape:
+            raise SignalError(f"clean {clean.shape} and simulated {x.shape} differ in shape")
+        targets = lead_ode_targets(clean, r_peaks, fs)
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed]))
+    ref = Refiner(n_leads, channels=channels).to(device)
+    disc = PatchDiscriminator(n_leads, channels=channels // 2 or 1).to(device)
+    opt_r = torch.optim.Adam(ref.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
+    bce = nn.functional.binary_cross_entropy_with_logits
+    buf: list = []
+    hist = {"adversarial": [], "regularisation": [], "physics": [], "discriminator": []}
+    xt = torch.as_tensor(x)
+    ct = None if targets is None else torch.as_tensor(clean)
+    base = None
+    if targets is not None:  # each record's own Euler residual: the physics term's unit
+        with torch.no_grad():
+            base = physics_loss(ct.double(), targets, np.arange(n), fs).item()
+    it = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="refiner", unit="step")
+    for _ in it:
+        idx = rng.choice(n, size=min(batch, n), replace=False)
+        xb = xt[idx].to(device)
+        real_b, _ = _crop(xr[rng.choice(len(xr), size=len(idx), replace=len(xr) < len(idx))], n_t, rng)
+        real_b = torch.as_tensor(real_b).to(device)
+        # refiner step
+        ref.train()
+        refined = ref(xb)
+        logits = disc(refined)
+        adv = bce(logits, torch.ones_like(logits))
+        scale = xb.std(dim=-1, keepdim=True) + 1e-3
+        reg = ((refined - xb).abs() / scale).mean()
+        loss = adv + lambda_reg * reg
+        phys = torch.zeros(())
+        if targets is not None:
+            cardiac = ct[idx].to(device) + (refined - xb)
+            phys = physics_loss(cardiac.double(), targets, idx, fs) / max(base, 1e-12)
+            loss = loss + lambda_physics * phys.float()
+        opt_r.zero_grad()
+        loss.backward()
+        opt_r.step()
+        # discriminator step: half fresh refined records, half from the history buffer
+        fake = refined.detach()
+        if history and buf:
+            k = len(fake) // 2
+            old = torch.stack([buf[j] for j in rng.choice(len(buf), size=k)]) if k else fake[:0]
+            fake_d = torch.cat([fake[:len(fake) - k], old.to(device)])
+        else:
+            fake_d = fake
+        if history:
+            buf.extend(fake.cpu())
+            if len(buf) > history:
+                del buf[:len(buf) - history]
+        lr_ = disc(real_b)
+        lf = disc(fake_d)
+        d_loss = bce(lr_, torch.ones_like(lr_)) + bce(lf, torch.zeros_like(lf))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        hist["adversarial"].append(adv.item())
+        hist["regularisation"].append(reg.item())
+        hist["physics"].append(phys.item())
+        hist["discriminator"].append(d_loss.item())
+    ref.eval()
+    settings = {"fs": float(fs), "n_leads": n_leads, "n_samples": n_t, "steps": steps, "batch": batch, "lr": lr,
+                "lambda_reg": lambda_reg, "lambda_physics": lambda_physics, "history": history,
+                "channels": channels, "seed": seed, "n_simulated": n, "n_real": int(len(xr)),
+                "physics_fit_r2_median": None if targets is None else float(np.median(targets["fit_r2"]))}
+    return RefinerResult(ref, hist, settings)
+
+
+def refine(refiner: Refiner, x, *, batch: int = 64, device=None) -> np.ndarray:
+    """Apply a trained refiner to records ``x (n, n_leads, T)``; returns float32, same units."""
+    xs = _check_records(x, "x", refiner.config["n_leads"])
+    if device is None:
+        device = next(refiner.parameters()).device
+    refiner = refiner.to(device).eval()
+    out = np.empty_like(xs)
+    with torch.no_grad():
+        for i in range(0, len(xs), batch):
+            out[i:i + batch] = refiner(torch.as_tensor(xs[i:i + batch]).to(device)).cpu().numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- files
+def save_refiner(result_or_refiner, path, *, settings: dict | None = None) -> Path:
+    """Write a refiner (and the settings that trained it) atomically to ``path`` (``.pt``)."""
+    if isinstance(result_or_refiner, RefinerResult):
+        model, settings = result_or_refiner.refiner, {**result_or_refiner.settings, **(settings or {})}
+    else:
+        model, settings = result_or_refiner, dict(settings or {})
+    if not isinstance(model, Refiner):
+        raise ConfigError(f"expected a Refiner or RefinerResult, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": "cardiosim-refiner", "version": FORMAT_VERSION, "config": model.config,
+               "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "settings": settings}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_refiner(path, *, fs: float | None = None, n_leads: int | None = None) -> tuple[Refiner, dict]:
+    """Read a refiner written by :func:`save_refiner`; returns ``(refiner, settings)``.
+
+    ``fs`` and ``n_leads``, when given, must match what the refiner was trained for
+    (a refiner learned at 100 Hz does not know what 500-Hz records look like).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"refiner file {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataFormatError(f"refiner file {str(path)!r} is not a readable torch file: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != "cardiosim-refiner":
+        raise DataFormatError(f"{str(path)!r} is not a cardiosim refiner (written by save_refiner)")
+    if payload.get("version") != FORMAT_VERSION:
+        raise DataFormatError(f"{str(path)!r}: refiner format {payload.get('version')}, this cardiosim reads "
+                              f"{FORMAT_VERSION}")
+    model = Refiner(**payload["config"])
+    model.load_state_dict(payload["state"])
+    model.eval()
+    settings = payload.get("settings", {})
+    if fs is not None and "fs" in settings and not math.isclose(float(settings["fs"]), float(fs)):
+        from ..errors import SamplingRateError
+        raise SamplingRateError(f"refiner {str(path)!r} was trained at {settings['fs']} Hz, the records are at {fs} Hz")
+    if n_leads is not None and model.config["n_leads"] != n_leads:
+        raise SignalError(f"refiner {str(path)!r} takes {model.config['n_leads']} leads, the records have {n_leads}")
+    return model, settings
