@@ -317,31 +317,13 @@ def _render_kernel(src, g, residual, has_res, montage, rows, seeds, white, pl, d
     nw = n // 2 + n // 32 + 64            # ~2.5 % of ziggurat candidates are rejected
     words = np.empty(nw, dtype=np.uint64)
     u32 = np.empty(2 * nw, dtype=np.uint32)
-    dc = np.empty(n_e)
-    ds = np.empty(n_e)
-    dcw = np.empty(n_e)
-    dsw = np.empty(n_e)
     z1 = np.empty((n_sec, n_r))
     z2 = np.empty((n_sec, n_r))
     fs = flags[4]
     for b in range(n_rec):
-        # -- electrode potentials of the source through the displaced, rotated transfer
-        for e in range(n_e):
-            for t in range(n):
-                phi[e, t] = 0.0
-            for q in range(q_max):
-                w = g[b, e, q]
-                if w != 0.0:
-                    for t in range(n):
-                        phi[e, t] += w * src[b, q, t]
-        # -- electrode noise (mV)
-        if flags[0]:      # amplifier white noise
-            for e in range(n_e):
-                _white(_stream_key(seeds[b], 1 + e), n, z, words, u32)
-                a = white[b, e]
-                for t in range(n):
-                    phi[e, t] += a * z[t]
-        if flags[1]:      # mains common mode (odd harmonics, slow amplitude modulation) x divider
+        # -- record-wide noise signals: mains common mode (odd harmonics, slow amplitude
+        #    modulation) and the breathing-locked wander
+        if flags[1]:
             for t in range(n):
                 vcm[t] = 0.0
             for h in range(n_harm):
@@ -357,25 +339,42 @@ def _render_kernel(src, g, residual, has_res, montage, rows, seeds, white, pl, d
             for t in range(n):
                 vcm[t] *= amp * (1.0 + depth * s)
                 c, s = _rotate(c, s, cw, sw)
-            for e in range(n_e):
-                a = divider[b, e]
-                for t in range(n):
-                    phi[e, t] += a * vcm[t]
-        if flags[2]:      # baseline wander: breathing-locked sine + slow drift sine per electrode
+        else:
+            for t in range(n):
+                vcm[t] = 0.0
+        if flags[2]:
             wstep = 2.0 * np.pi * breath[b, 0] / fs
             cw, sw = np.cos(wstep), np.sin(wstep)
             c, s = np.cos(breath[b, 1]), np.sin(breath[b, 1])
             for t in range(n):
                 breathing[t] = s
                 c, s = _rotate(c, s, cw, sw)
-            for e in range(n_e):
-                wstep = 2.0 * np.pi * bwe[b, e, 2] / fs
-                dcw[e], dsw[e] = np.cos(wstep), np.sin(wstep)
-                dc[e], ds[e] = np.cos(bwe[b, e, 3]), np.sin(bwe[b, e, 3])
+        else:
             for t in range(n):
-                for e in range(n_e):
-                    phi[e, t] += bwe[b, e, 0] * breathing[t] + bwe[b, e, 1] * ds[e]
-                    dc[e], ds[e] = _rotate(dc[e], ds[e], dcw[e], dsw[e])
+                breathing[t] = 0.0
+        # -- per electrode, one pass: the source through the displaced, rotated transfer,
+        #    amplifier white noise, mains through the impedance divider, breathing wander and
+        #    a slow drift (mV)
+        for e in range(n_e):
+            if flags[0]:
+                _white(_stream_key(seeds[b], 1 + e), n, z, words, u32)
+                a_w = white[b, e]
+            else:
+                a_w = 0.0
+                for t in range(n):
+                    z[t] = 0.0
+            a_pl = divider[b, e] if flags[1] else 0.0
+            a_b = bwe[b, e, 0] if flags[2] else 0.0
+            a_d = bwe[b, e, 1] if flags[2] else 0.0
+            wstep = 2.0 * np.pi * bwe[b, e, 2] / fs
+            cw, sw = np.cos(wstep), np.sin(wstep)
+            c, s = np.cos(bwe[b, e, 3]), np.sin(bwe[b, e, 3])
+            for t in range(n):
+                acc = a_w * z[t] + a_pl * vcm[t] + a_b * breathing[t] + a_d * s
+                for q in range(q_max):
+                    acc += g[b, e, q] * src[b, q, t]
+                phi[e, t] = acc
+                c, s = _rotate(c, s, cw, sw)
         # -- montage for the leads wanted (and the source's non-dipolar residual, fixed per lead)
         for r in range(n_r):
             lead = rows[r]
@@ -438,7 +437,7 @@ def mains_table(n: int, fs: float, mains_hz: float, n_harm: int) -> np.ndarray:
     return tab
 
 
-def render(src, g, residual, has_res, montage, rows, seeds, params: Params, flags, fs, device) -> np.ndarray:
+def render(src, g, residual, has_res, montage, rows, seeds, params: Params, flags, fs, device, out=None) -> np.ndarray:
     """Leads of every record of a batch, float32 ``(B, len(rows), T)`` mV (numba).
 
     Parameters
@@ -454,9 +453,13 @@ def render(src, g, residual, has_res, montage, rows, seeds, params: Params, flag
     flags : ndarray (4,) -- white, powerline, baseline wander on/off; mains frequency / 50
     fs : float, Hz
     device : None or (sos (S, 6), zi (S, 2), gain, lsb mV, code lo, code hi)
+    out : ndarray (B, R, T) float32, optional -- written in place (e.g. shared memory)
     """
     b, _, n = src.shape
-    out = np.empty((b, len(rows), n), dtype=np.float32)
+    if out is None:
+        out = np.empty((b, len(rows), n), dtype=np.float32)
+    elif out.shape != (b, len(rows), n) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 {(b, len(rows), n)}, got {out.dtype} {out.shape}")
     if device is None:
         sos, zi, gain, lsb, lo, hi, on = np.zeros((0, 6)), np.zeros((0, 2)), 1.0, 1.0, 0.0, 0.0, False
     else:

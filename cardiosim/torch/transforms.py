@@ -93,6 +93,7 @@ class _BatchEngine:
         assert cfg.noise.electrode in ELECTRODE_TYPES
         self.kernels = _kernels
         self.context = context
+        self._buffers: dict = {}
         montage = context.montage
         layout = context.layout
         self.base = layout.positions[layout.index(montage.electrodes)]
@@ -125,7 +126,7 @@ class _BatchEngine:
         self.device = (sos, zi, float(dev.gain), lsb, float(-(2 ** (dev.adc_bits - 1))),
                        float(2 ** (dev.adc_bits - 1) - 1))
 
-    def run(self, sources, seeds, rows, device_stage=True):
+    def run(self, sources, seeds, rows, device_stage=True, out=None):
         from ..geometry import displace_on_surface
 
         k = self.kernels
@@ -145,11 +146,13 @@ class _BatchEngine:
         surfaces = [getattr(src, "surface", None) for src in sources]
         q = 3 + max((sf.coefficients.shape[0] for sf in surfaces if sf is not None), default=0)
         g = k.transfer(lf, p.rot, q)
-        src_rows = np.zeros((n_rec, q, n))
+        src_rows = self._buffer("src", (n_rec, q, n))     # reused: fresh pages cost page faults
         for b, src in enumerate(sources):
             src_rows[b, :3] = src.dipole
+            src_rows[b, 3:] = 0.0
         has_res = np.array([src.residual is not None for src in sources])
-        residual = np.zeros((n_rec, len(self.leads), n) if has_res.any() else (n_rec, 0, 0))
+        residual = self._buffer("res", (n_rec, len(self.leads), n) if has_res.any() else (n_rec, 0, 0))
+        residual[has_res] = 0.0
         for b, (src, sf) in enumerate(zip(sources, surfaces)):
             if sf is not None:    # a real source's non-dipolar field moves with the electrodes (not the heart)
                 self._check_surface(sf)
@@ -161,8 +164,14 @@ class _BatchEngine:
                     if name in self.leads:
                         residual[b, self.leads.index(name)] = src.residual[row]
         out = k.render(src_rows, g, residual, has_res, self.montage, rows, seeds, p, self.flags, fs,
-                       self.device if device_stage else None)
+                       self.device if device_stage else None, out)
         return out, p, fitted
+
+    def _buffer(self, key, shape):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[key] = np.empty(shape)
+        return buf
 
     def _check_surface(self, sf):
         t = self.context.torso
@@ -288,8 +297,16 @@ class ShirtTransform:
         if seeds.shape != (len(sources),) or (seeds.dtype.kind not in "ui") or np.any(seeds < 0):
             raise ConfigError(f"seeds must be {len(sources)} non-negative integers, got {seeds!r}")
         rows = np.arange(len(self.leads)) if self._rows is None else np.asarray(self._rows)
-        out, _, _ = self._engine.run(sources, seeds.astype(np.uint64), rows)
-        return torch.from_numpy(out)
+        shape = (len(sources), len(rows), sources[0].n_samples)
+        if torch.utils.data.get_worker_info() is not None:
+            # a DataLoader worker: write straight into shared memory, so the batch reaches the
+            # main process without the copy (and page faults) of share_memory_()
+            storage = torch.UntypedStorage._new_shared(4 * int(np.prod(shape)))
+            out = torch.empty(0, dtype=torch.float32).set_(storage, 0, shape)
+        else:
+            out = torch.empty(shape, dtype=torch.float32)
+        self._engine.run(sources, seeds.astype(np.uint64), rows, out=out.numpy())
+        return out
 
     def collate(self, items):
         """DataLoader ``collate_fn``: a list of sources, or of ``(source, label)`` pairs, becomes
