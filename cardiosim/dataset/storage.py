@@ -82,9 +82,14 @@ def filter_encoding(compression: str, complevel: int, chunk_nbytes: int | None =
 
     Byte shuffling groups the bytes of each sample by significance before compression:
     on int16 ECG the high bytes are nearly constant and compress to almost nothing.
-    ``chunk_nbytes`` (bytes of one chunk, when known) keeps Blosc off small chunks.
+    ``chunk_nbytes`` is the size of one per-record chunk; ``None`` marks a variable that is
+    not chunked by record (per-record scalars): it is stored contiguous and unfiltered --
+    filters on hundreds of such small variables cost more than they save (19 % larger
+    files measured with them, on 48 default records).
     """
-    if compression == "blosc_lz4" and (chunk_nbytes is None or chunk_nbytes < BLOSC_MIN_CHUNK):
+    if chunk_nbytes is None:
+        return {"contiguous": True}
+    if compression == "blosc_lz4" and chunk_nbytes < BLOSC_MIN_CHUNK:
         compression = "zlib"
     if compression == "none":
         return {"zlib": False}
