@@ -278,9 +278,9 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
             "--shard-size", "200", "--workers", "2", "--no-progress", "--output", str(tmp_path / "out")]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set = set()
     try:
         deadline = time.time() + 90
-        workers: set = set()
         # Wait until both workers are up, then give them time to import and take a block.
         while time.time() < deadline and proc.poll() is None:
             workers = {p for p in _children(proc.pid) if _alive(p)}
@@ -300,8 +300,9 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-        for p in _children(proc.pid):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        for p in workers:  # reparented after the kill: not children of proc any more
+            if _alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
