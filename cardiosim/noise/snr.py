@@ -136,15 +136,14 @@ def chunk_rms(n, fs: float) -> np.ndarray:
     k = n.shape[-1] // c
     if k == 0:
         raise SignalError(f"the 'nstdb' noise power needs at least one 1-s chunk ({c} samples), got {n.shape[-1]}")
-    x = np.asarray(n[..., :k * c], dtype=np.float64).reshape(n.shape[:-1] + (k, c))
-    ones = np.full(c, 1.0 / c)
-    # chunk means and mean squares by matrix products (BLAS), much faster than reductions
-    # over the last axis; the chunk's first sample is subtracted first so the variance
-    # E[x^2] - E[x]^2 does not cancel catastrophically under a large baseline offset
-    x = x - x[..., :1]
-    m = x @ ones
-    var = np.square(x) @ ones - np.square(m)
-    return np.sqrt(np.maximum(var, 0.0))
+    x = np.asarray(n[..., :k * c])
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    x = x.reshape(n.shape[:-1] + (k, c))
+    # two passes (mean, then squared deviations): no cancellation under a large baseline
+    # offset, so float32 noise can stay float32 (5x faster than a float64 copy, measured)
+    d = x - x.mean(axis=-1, keepdims=True)
+    return np.sqrt(np.einsum("...i,...i->...", d, d).astype(np.float64) / c)
 
 
 def _noise_power(n, definition, fs, trim=0.05):
@@ -308,21 +307,22 @@ def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, d
             db = 10 / np.log(10)
             x0 = np.log(g[free])
 
-            def full(log_g):
-                gg = g.copy()
-                gg[free] = np.exp(log_g)
-                return power(gg)
+            memo = {}
 
-            def resid(log_g):
-                return db * np.log(s[use] / full(log_g)[0][use]) - snr_db
-
-            def jac(log_g):
-                return -db * full(log_g)[1][use][:, free]
-            # gains within +-60 dB of the pooled one: a lead whose target is out of reach
-            # (noise shared through a reference) must not drive a gain to 0 or infinity
-            sol = least_squares(resid, x0, jac=jac, bounds=(x0 - 7.0, x0 + 7.0), loss="soft_l1", f_scale=0.25,
-                                xtol=1e-8, ftol=1e-8,
-                                max_nfev=50)
+            def resid_jac(log_g):
+                key = log_g.tobytes()
+                if key not in memo:              # scipy asks for r and J separately: one pass
+                    gg = g.copy()
+                    gg[free] = np.exp(log_g)
+                    p, dlog = power(gg)
+                    memo.clear()
+                    memo[key] = (db * np.log(s[use] / p[use]) - snr_db, -db * dlog[use][:, free])
+                return memo[key]
+            # soft-L1 loss: a lead that cannot reach its target (residual >> 0.25 dB) stops
+            # pulling on the others, which then reach theirs
+            sol = least_squares(lambda x: resid_jac(x)[0], x0, jac=lambda x: resid_jac(x)[1],
+                                bounds=(x0 - 7.0, x0 + 7.0), loss="soft_l1", f_scale=0.25,
+                                xtol=1e-8, ftol=1e-8, max_nfev=50)
             g[free] = np.exp(sol.x)
     p = power(g)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -388,30 +388,32 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
         s = None           # nothing to measure against (no QRS): SNR not defined, noise untouched
     if s is not None and s.shape[0] != matrix.shape[0]:
         raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
-    for kind in by_kind:
-        if kind == "contact" and kind not in targets:
-            continue       # lead-off offsets, not noise with an SNR
-        if s is None:
-            params[f"snr_db.{kind}"] = float("nan")
-            continue
-        if kind in targets:
-            g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(targets[kind]), fs=noise.fs,
-                                                  definition=definition, targeting=targeting, trim=trim)
-            arr = by_kind[kind]
-            by_kind[kind] = arr * g.astype(arr.dtype)[:, None]
-            finite = np.isfinite(snr_lead)
-            params[f"snr_spread_db.{kind}"] = (float(np.max(np.abs(snr_lead[finite] - float(targets[kind]))))
-                                               if np.any(finite) else float("nan"))
-            for i, gi in enumerate(g):
-                params[f"snr_gain.{kind}.{i}"] = float(gi)
-        else:              # physical amplitude kept: measured only
-            p = _lead_noise_power_fn(matrix, by_kind[kind], definition, noise.fs, trim)(np.ones(matrix.shape[1]))[0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)
-                pooled = float(10 * np.log10(s.sum() / p.sum()))
+    kinds = [k for k in by_kind if k != "contact" or k in targets]   # lead-off offsets have no SNR
+    if s is None:
+        params.update({f"snr_db.{kind}": float("nan") for kind in kinds})
+        kinds = []
+    for kind in (k for k in kinds if k in targets):
+        g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(targets[kind]), fs=noise.fs,
+                                              definition=definition, targeting=targeting, trim=trim)
+        arr = by_kind[kind]
+        by_kind[kind] = arr * g.astype(arr.dtype)[:, None]
+        finite = np.isfinite(snr_lead)
+        params[f"snr_spread_db.{kind}"] = (float(np.max(np.abs(snr_lead[finite] - float(targets[kind]))))
+                                           if np.any(finite) else float("nan"))
+        params.update({f"snr_gain.{kind}.{i}": float(gi) for i, gi in enumerate(g)})
         params[f"snr_db.{kind}"] = pooled
-        for name, v in zip(leads, snr_lead):
-            params[f"snr_lead_db.{kind}.{name}"] = float(v)
+        params.update({f"snr_lead_db.{kind}.{name}": float(v) for name, v in zip(leads, snr_lead)})
+    measured = [k for k in kinds if k not in targets]
+    if measured:           # physical amplitude kept: measured only, every kind in one pass
+        stack = np.stack([by_kind[k] for k in measured])                  # [n_kinds, n_e, T]
+        # c_einsum beats (batched) BLAS matmul at these sizes (12 x 9 x 5000), measured
+        p = _noise_power(np.einsum("le,ket->klt", matrix.astype(stack.dtype), stack), definition, noise.fs, trim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
+            pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
+        for kind, row, pk in zip(measured, snr_lead, pooled):
+            params[f"snr_db.{kind}"] = float(pk)
+            params.update({f"snr_lead_db.{kind}.{name}": float(v) for name, v in zip(leads, row)})
     return dataclasses.replace(noise, by_kind=by_kind, params=params)
 
 
