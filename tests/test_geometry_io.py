@@ -128,6 +128,12 @@ def test_non_manifold_vertex_degenerate_and_pieces_are_refused(tmp_path):
     apart = np.vstack([a.vertices, b.vertices + [0.1, 0, 0]])
     with pytest.raises(GeometryError, match="2 separate closed pieces"):
         prepare_surface(apart, f, name="two")
+    # two tetrahedra sharing one edge: that edge joins four triangles
+    v2 = np.array([[0, 0, 0], [0.1, 0, 0], [0.05, 0.1, 0.02], [0.05, 0.03, 0.1], [0.05, -0.1, 0.02],
+                   [0.05, -0.03, -0.1]], dtype=float)
+    f2 = np.array([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2], [0, 1, 4], [0, 5, 1], [1, 5, 4], [0, 4, 5]])
+    with pytest.raises(GeometryError, match="non-manifold edge .* shared by 4 triangles"):
+        prepare_surface(v2, f2, name="bowtie")
     flat = a.vertices.copy()
     flat[a.faces[0, 2]] = 0.5 * (flat[a.faces[0, 0]] + flat[a.faces[0, 1]])   # a zero-area triangle
     with pytest.raises(GeometryError, match="degenerate"):
