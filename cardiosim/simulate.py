@@ -244,6 +244,14 @@ class SimulatedRecord:
     accelerometer : ndarray, shape (3, T), float32, m/s^2, or None
     params : dict
         Flat mapping of every random or physical parameter (JSON-serialisable).
+    annotations : dict of str -> ndarray (n_beats,) int64
+        Ground truth in the output's time base (sample indices of ``ecg``, -1 where a beat
+        lacks the wave): the keys of ``cardiosim.ode.Beats.annotations`` for ODE sources,
+        ``R_peak`` for real ones (QRS detector on the noiseless projection).
+    beat_types : tuple of str
+        WFDB symbol per beat (``N``, ``V``, ``A``; ``Q`` unclassified).
+    clean_ecg : ndarray, shape (n_leads, T), float32, mV, or None
+        The same recording without electrode noise (``simulate_record(clean=True)``).
     """
 
     ecg: np.ndarray
@@ -257,6 +265,9 @@ class SimulatedRecord:
     source_id: str
     accelerometer: np.ndarray | None
     params: dict
+    annotations: dict = field(default_factory=dict)
+    beat_types: tuple = ()
+    clean_ecg: np.ndarray | None = None
 
     def params_json(self) -> str:
         return json.dumps(self.params, sort_keys=True, default=_json_default)
@@ -383,7 +394,6 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
         tr = surface.nondipolar_transfer(positions_t.reshape(-1, 3)).reshape(k, n_e, -1)
         lf = np.concatenate([lf, tr], axis=2)
         src = np.concatenate([dipole, surface.coefficients], axis=0)
-    n_t = dipole.shape[1]
     if k == 1:
         phi = lf[0] @ src
     else:
@@ -395,7 +405,8 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
 
 
 def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context: SimulationContext | None = None,
-                    config: SimulationConfig | None = None, device_stage: bool = True) -> SimulatedRecord:
+                    config: SimulationConfig | None = None, device_stage: bool = True,
+                    clean: bool = False) -> SimulatedRecord:
     """Simulate what the context's device records from ``source``.
 
     Parameters
@@ -410,6 +421,9 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     device_stage : bool
         False skips the device (filter, resampling, ADC) and returns the leads at the
         source rate: the physical signal at the electrodes, for validation.
+    clean : bool
+        Also record the leads without electrode noise through the same device
+        (``SimulatedRecord.clean_ecg``): the denoising target of the noisy ``ecg``.
 
     Returns
     -------
@@ -476,10 +490,11 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, cfg.noise, motion=motion)
         if ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
             contact_lost = np.asarray(en.contact) < 0.5
-        # One gain per noise kind, applied at the electrodes, reaches the drawn target SNR
-        # in the leads while every lead keeps its electrodes' noise (montage-consistent).
+        # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
+        # kind to its drawn target SNR in every lead the montage allows; the realised SNR of
+        # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
         r_peaks = _noise.detect_r_peaks(clean_leads, fs)  # once, not once per noise kind
-        en = en.scale_to_snr(montage, clean_leads, r_peaks=r_peaks)
+        en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
         phi = en.apply(phi)
         snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
         params.update({f"noise_{k}": v for k, v in en.params.items() if not k.startswith("_")})
@@ -488,9 +503,11 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         for row, name in enumerate(source.residual_leads):
             if name in montage.leads:
                 leads[montage.leads.index(name)] += source.residual[row]
+                clean_leads[montage.leads.index(name)] += source.residual[row]
     if not np.all(np.isfinite(leads)):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
 
+    clean_recorded = None
     if device_stage:
         failure = cfg.failures.draw(rng, electrodes, ctx.device.measured_leads or montage.leads)
         params["failure"] = failure.label
@@ -500,15 +517,21 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None)
         params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
         fs_out = float(info.get("fs", ctx.device.fs))
+        if clean:
+            clean_recorded = _device.apply_device(ctx.device, clean_leads, fs)[0]
     else:
         recorded, fs_out = leads.astype(np.float32), fs
+        if clean:
+            clean_recorded = clean_leads.astype(np.float32)
     if cfg.add_noise:
         # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
         # graders of real chest-strap records (noise.textile.artefact_grades)
         from .noise.textile import artefact_grades
-        ref = _device.apply_device(ctx.device, clean_leads, fs)[0] if device_stage else clean_leads
+        ref = clean_recorded if clean_recorded is not None else (
+            _device.apply_device(ctx.device, clean_leads, fs)[0] if device_stage else clean_leads)
         seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, ref, fs_out)
         params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
+    annotations, beat_types = _annotations_at(source, clean_leads, fs, fs_out, recorded.shape[1])
     if cfg.augment.enabled:
         recorded, p = cfg.augment.apply(recorded, rng)
         params.update(p)
@@ -521,7 +544,34 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=fs_out,
                            leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,
                            snr_db=snr_db, heart_rate=float(source.heart_rate), labels=tuple(source.labels),
-                           source_id=source.source_id, accelerometer=accel, params=params)
+                           source_id=source.source_id, accelerometer=accel, params=params,
+                           annotations=annotations, beat_types=beat_types,
+                           clean_ecg=None if clean_recorded is None else np.ascontiguousarray(clean_recorded,
+                                                                                             dtype=np.float32))
+
+
+def _annotations_at(source: CardiacSource, clean_leads: np.ndarray, fs: float, fs_out: float,
+                    n_out: int) -> tuple[dict, tuple]:
+    """Source annotations moved to the output's time base (sample ``i`` at ``fs`` -> ``round(i fs_out / fs)``).
+
+    Sources without annotations (real recordings) get R peaks from the QRS detector on
+    the noiseless leads (source rate), beat type ``Q``. The device's causal analog filter
+    delays the recorded waves by its group delay (~1-2 ms for the shipped profiles); the
+    annotations mark the physiological instants, as a reference annotator would.
+    """
+    ann = dict(source.annotations)
+    types = tuple(source.beat_types)
+    if not ann:
+        from .qrs import detect_r_peaks
+        ann = {"R_peak": np.asarray(detect_r_peaks(clean_leads, fs), dtype=np.int64)} if clean_leads.shape[1] >= fs \
+            else {"R_peak": np.zeros(0, dtype=np.int64)}
+        types = ("Q",) * len(ann["R_peak"])
+    out = {}
+    for key, idx in ann.items():
+        idx = np.asarray(idx, dtype=np.int64)
+        moved = np.where(idx >= 0, np.round(idx * (fs_out / fs)).astype(np.int64), -1)
+        out[key] = np.where(moved < n_out, moved, -1)
+    return out, types
 
 
 @lru_cache(maxsize=4)

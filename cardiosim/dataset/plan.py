@@ -51,9 +51,12 @@ class SourcePlan:
     Attributes
     ----------
     classes : tuple of str
-        Label vocabulary (the ``class`` coordinate of the dataset).
+        Label vocabulary (the ``class`` coordinate of the dataset): the label map's
+        classes, the same for ODE and real sources.
     n_sources : int
     n_records : int
+    label_map : LabelMap
+        Maps source codes (ODE classes, SCP, SNOMED...) to ``classes``.
     """
 
     recipe: Recipe
@@ -61,6 +64,7 @@ class SourcePlan:
     n_sources: int
     n_records: int
     _records: object = None  # lazy sequence of real recordings (None for ODE)
+    label_map: object = None
 
     def locate(self, index: int) -> tuple[int, int]:
         """(source index, variant) of record ``index``."""
@@ -87,13 +91,16 @@ class SourcePlan:
     def source(self, src: int, context) -> CardiacSource:
         """Build cardiac source ``src`` for the reference body in ``context``."""
         if self._records is None:
-            return _ode_source(self.recipe, src, context)
+            return _ode_source(self.recipe, src, context, self.label_map)
         return _real_source(self.recipe, self._records, src, context)
 
 
 def make_plan(recipe: Recipe) -> SourcePlan:
     """Plan the records of ``recipe`` (opens real datasets lazily)."""
+    from ..sources import load_label_map
+
     kind = recipe.source.kind
+    label_map = load_label_map(recipe.source.label_map or "ten_class")
     if kind == "ode":
         from ..ode import CLASSES
         names = tuple(CLASSES)
@@ -102,8 +109,11 @@ def make_plan(recipe: Recipe) -> SourcePlan:
                 if part not in names:
                     raise ConfigError(f"source.classes: unknown ODE class {part!r} in {combo!r}; "
                                       f"known classes: {', '.join(names)}")
+        unmapped = sorted(set(names) - set(label_map.table["ode"]) - label_map.ignore["ode"])
+        if unmapped:
+            raise ConfigError(f"label map {label_map.name!r} has no [ode] entry for ODE classes {unmapped}")
         n_sources = -(-recipe.records // recipe.source.variants)
-        return SourcePlan(recipe, names, n_sources, recipe.records)
+        return SourcePlan(recipe, label_map.classes, n_sources, recipe.records, label_map=label_map)
     from ..sources import open_source
     spec = f"{kind}:{recipe.source.path}"
     kwargs = {"label_map": recipe.source.label_map} if recipe.source.label_map else {}
@@ -113,10 +123,11 @@ def make_plan(recipe: Recipe) -> SourcePlan:
         n_sources = min(n_sources, recipe.source.limit)
     if n_sources == 0:
         raise ConfigError(f"source {spec!r} holds no records")
-    return SourcePlan(recipe, tuple(records.classes), n_sources, n_sources * recipe.source.variants, records)
+    return SourcePlan(recipe, tuple(records.classes), n_sources, n_sources * recipe.source.variants, records,
+                      label_map=getattr(records, "label_map", label_map))
 
 
-def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
+def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..sources import synthetic_source
 
     rng = source_rng(recipe.seed, src)
@@ -124,9 +135,12 @@ def _ode_source(recipe: Recipe, src: int, context) -> CardiacSource:
     w = np.array([recipe.source.classes[c] for c in combos], dtype=float)
     combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
     rhythm, morphology = combo.split("+")
-    return synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
-                            rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}",
-                            patient_sampler=recipe.source.patient_sampler)
+    source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
+                              rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}",
+                              patient_sampler=recipe.source.patient_sampler)
+    # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
+    labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
+    return dataclasses.replace(source, labels=labels)
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

@@ -1,41 +1,231 @@
 """The output dataset: simulated records -> ``xarray.Dataset`` in the DESIGN.md schema.
 
-| name           | dims                       | dtype   | meaning                                   |
-| -------------- | -------------------------- | ------- | ----------------------------------------- |
-| ecg            | record, lead, time         | float32 | simulated device recording, mV            |
-| label          | record, class              | int8    | multi-hot labels                          |
-| source_id      | record                     | str     | provenance of the cardiac source          |
-| split          | record                     | str     | train / val / test (per source record)    |
-| fold           | record                     | int16   | PTB-XL strat_fold, -1 when none           |
-| variant        | record                     | int32   | variant number of the source record       |
-| displacement   | record, electrode, space   | float32 | mean electrode displacement on the body, m|
-| snr_db         | record, noise              | float32 | realised SNR per noise kind, dB (NaN: off)|
-| heart_rate     | record                     | float32 | bpm                                       |
-| artefact_grade | record (, segment)         | int8    | artefact grade 1-4 per record (2-s segment)|
-| accelerometer  | record, axis, time         | float32 | device accelerometer, m s-2 (if simulated)|
-| parameters     | record                     | str     | JSON of every parameter of the record     |
+In memory (what :func:`records_to_dataset` returns and :func:`cardiosim.dataset.open_dataset`
+gives back):
+
+| name             | dims                     | dtype   | meaning                                             |
+| ---------------- | ------------------------ | ------- | --------------------------------------------------- |
+| ecg              | record, lead, time       | float32 | simulated device recording, mV                      |
+| clean_ecg        | record, lead, time       | float32 | the same device recording without noise (optional)  |
+| label            | record, class            | int8    | multi-hot labels (flag_values 0 1)                  |
+| source_id        | record                   | str     | provenance of the cardiac source                    |
+| split            | record                   | str     | train / val / test (per source record)              |
+| fold             | record                   | int16   | PTB-XL strat_fold, -1 (the _FillValue) when none    |
+| variant          | record                   | int32   | variant number of the source record                 |
+| displacement     | record, electrode, space | float32 | mean electrode displacement on the body, m          |
+| snr_db           | record, noise            | float32 | realised SNR per noise kind, dB (NaN: off)          |
+| heart_rate       | record                   | float32 | min-1 (beats per minute)                            |
+| artefact_grade   | record (, segment)       | int8    | artefact grade 1-4 per record (per 2-s segment)     |
+| accelerometer    | record, axis, time       | float32 | device accelerometer, m s-2 (if simulated)          |
+| beat_<wave>      | record, beat             | int32   | ground-truth sample index at the output rate, -1 none|
+| beat_type        | record, beat             | str     | WFDB beat symbol (N, V, A, Q), "" past the last beat|
+| param_<name>     | record                   | float64 or str | one variable per simulation parameter        |
+
+``beat_<wave>`` are ``p_onset, p_peak, qrs_onset, r_peak, qrs_offset, t_peak, t_offset``
+(ODE sources: the generator's own delineation, :class:`cardiosim.ode.Beats`; real sources:
+``r_peak`` only, from the QRS detector on the noiseless projection). The ``beat`` axis is
+sized for 300 beats/min over the record, so it is the same in every shard of a recipe.
+:func:`parameters` turns the ``param_*`` variables into a pandas DataFrame.
+
+Coordinates ``record`` (int), ``time`` (s) and the string labels ``lead``, ``class``,
+``electrode``, ``space``, ``noise``, ``axis``; ``class_snomed`` and ``class_scp`` give the
+SNOMED CT and SCP-ECG codes of each class (space-separated, from the label map).
+
+On disk (:func:`encode_cf`, applied by :func:`cardiosim.dataset.write_netcdf`) the files
+follow CF-1.11: the string labels become auxiliary coordinate variables ``lead_name(lead)``,
+``class_name(class)``, ... (CF section 6.1: coordinate variables are numeric), the time
+axis is called ``elapsed_time`` (CF keeps ``time`` for dates), units are UDUNITS, and
+integer variables with missing entries carry ``_FillValue``.
+:func:`decode_cf` restores the in-memory form.
 
 Attributes: ``sampling_rate``, ``device``, ``recipe`` (TOML), ``seed``,
-``cardiosim_version``, ``Conventions`` (CF-1.10), ``title``, ``history``.
+``cardiosim_version``, ``Conventions``, ``title``, ``history``, ``source``.
 Only strings and numbers are stored as attributes; storage settings live in ``.encoding``.
 No wall-clock time is written, so the same recipe gives a byte-identical file.
 """
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..errors import SignalError
+from ..errors import ConfigError, SignalError
 
 SPACE = ("x", "y", "z")
 AXIS = ("x", "y", "z")
+CONVENTIONS = "CF-1.11"
+#: Ground-truth waves stored per beat (keys of :attr:`SimulatedRecord.annotations`).
+ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
+#: Highest heart rate the ``beat`` axis has room for (beats per minute).
+MAX_BEAT_RATE = 300.0
+_STRING_AXES = ("lead", "class", "electrode", "space", "noise", "axis", "vcg_lead", "ode_wave")
+_PARAM_PREFIX = "param_"
+_INT_FILL = -1
+ELAPSED_TIME = "elapsed_time"  # the name of the time axis on disk (encode_cf)
+
+
+def annotation_variable(key: str) -> str:
+    """Dataset variable of an annotation key: ``'QRS_onset'`` -> ``'beat_qrs_onset'``."""
+    return "beat_" + key.lower()
+
+
+def beat_capacity(n_samples: int, fs: float) -> int:
+    """Size of the ``beat`` axis for records of ``n_samples`` at ``fs`` Hz (MAX_BEAT_RATE)."""
+    return int(math.ceil(n_samples / fs * MAX_BEAT_RATE / 60.0)) + 1
+
+
+def _flat_params(params: dict) -> dict:
+    """Scalars as they are; arrays/lists spread into ``key[i,j]`` entries; None dropped."""
+    out = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, np.ndarray)):
+            arr = np.asarray(value)
+            for idx in np.ndindex(arr.shape):
+                out[f"{key}[{','.join(map(str, idx))}]"] = arr[idx].item()
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
+
+
+def _param_var_name(key: str) -> str:
+    return _PARAM_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
+# Parameter families stored as arrays rather than one variable per member:
+# ``<family>.e<k>`` per electrode k, and ``<family>.<X|Y|Z>.<wave>.<quantity>`` per Frank
+# axis and ODE wave (the Gaussian-wave patient). Their axes are the same in every shard.
+_ELECTRODE_KEY = re.compile(r"^(?P<fam>[^.\[\]]+)\.e(?P<i>\d+)$")
+_WAVE_KEY = re.compile(r"^(?P<fam>[^.\[\]]+)\.(?P<ax>[XYZ])\.(?P<wave>[A-Za-z0-9]+)\.(?P<q>[A-Za-z0-9_]+)$")
+VCG_LEADS = ("X", "Y", "Z")
+
+
+def _ode_waves() -> tuple:
+    from ..ode import WAVES
+    return tuple(WAVES)
+
+
+def _family_of(key: str, n_electrodes: int, waves: tuple):
+    """``(variable name, dims after record, index)`` of a family member, or None for a scalar."""
+    m = _ELECTRODE_KEY.match(key)
+    if m and int(m["i"]) < n_electrodes:
+        return _param_var_name(m["fam"]), ("electrode",), (int(m["i"]),)
+    m = _WAVE_KEY.match(key)
+    if m and m["wave"] in waves:
+        return (_param_var_name(f"{m['fam']}_{m['q']}"), ("vcg_lead", "ode_wave"),
+                (VCG_LEADS.index(m["ax"]), waves.index(m["wave"])))
+    return None
+
+
+def _parameter_variables(records, n_electrodes: int) -> dict:
+    """Typed variables holding every record's parameters (NaN / "" where a record lacks one).
+
+    Numbers (int, float, bool) are float64 with ``parameter_type`` telling which they were;
+    strings stay strings; families (see ``_family_of``) become arrays over ``electrode`` or
+    (``vcg_lead``, ``ode_wave``). Attribute ``parameter`` gives the original key (with
+    ``{electrode}`` or ``{axis}``/``{wave}`` placeholders for families).
+    """
+    waves = _ode_waves()
+    flat = [_flat_params(r.params) for r in records]
+    keys = sorted(set().union(*flat))
+    n = len(records)
+    out, owner = {}, {}
+    families: dict = {}
+    for key in keys:
+        values = [f.get(key) for f in flat]
+        kinds = {type(v) for v in values if v is not None}
+        fam = _family_of(key, n_electrodes, waves) if kinds <= {bool, int, float} else None
+        if fam is not None:
+            name, dims, idx = fam
+            entry = families.setdefault(name, {"dims": dims, "kinds": set(), "template": key,
+                                               "data": np.full((n,) + tuple(
+                                                   {"electrode": n_electrodes, "vcg_lead": 3,
+                                                    "ode_wave": len(waves)}[d] for d in dims), np.nan)})
+            entry["kinds"] |= kinds
+            for i, v in enumerate(values):
+                if v is not None:
+                    entry["data"][(i,) + idx] = float(v)
+            continue
+        name = _param_var_name(key)
+        if name in owner:
+            raise ConfigError(f"parameters {owner[name]!r} and {key!r} map to the same variable {name!r}")
+        owner[name] = key
+        if kinds <= {str}:
+            data, kind = np.array(["" if v is None else v for v in values], dtype=object), "str"
+        elif kinds <= {bool, int, float}:
+            kind = _number_kind(kinds)
+            data = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        else:
+            raise ConfigError(f"parameter {key!r} mixes value types {sorted(k.__name__ for k in kinds)}")
+        out[name] = (("record",), data, {"long_name": f"simulation parameter {key}", "parameter": key,
+                                          "parameter_type": kind})
+    for name, entry in families.items():
+        if name in owner:
+            raise ConfigError(f"parameter family {entry['template']!r} and {owner[name]!r} map to {name!r}")
+        m = _ELECTRODE_KEY.match(entry["template"])
+        pattern = f"{m['fam']}.e{{electrode}}" if m else \
+            "{fam}.{{axis}}.{{wave}}.{q}".format(**_WAVE_KEY.match(entry["template"]).groupdict())
+        out[name] = (("record",) + entry["dims"], entry["data"], {
+            "long_name": f"simulation parameter {pattern}", "parameter": pattern,
+            "parameter_type": _number_kind(entry["kinds"])})
+    return out
+
+
+def _number_kind(kinds: set) -> str:
+    return "bool" if kinds == {bool} else "int" if kinds <= {bool, int} else "float"
+
+
+def _annotation_variables(records, n_t: int, fs: float) -> dict:
+    cap = beat_capacity(n_t, fs)
+    n = len(records)
+    arrays = {k: np.full((n, cap), _INT_FILL, dtype=np.int32) for k in ANNOTATION_KEYS}
+    types = np.full((n, cap), "", dtype=object)
+    for i, r in enumerate(records):
+        ann = r.annotations or {}
+        n_beats = len(r.beat_types)
+        if n_beats > cap:
+            raise SignalError(f"record {r.source_id!r} has {n_beats} beats, more than the {cap} a "
+                              f"{n_t / fs:g}-s record holds at {MAX_BEAT_RATE:g} beats/min")
+        types[i, :n_beats] = [str(t) for t in r.beat_types]
+        for k in ANNOTATION_KEYS:
+            if k in ann:
+                v = np.asarray(ann[k], dtype=np.int64)
+                if v.shape != (n_beats,):
+                    raise SignalError(f"record {r.source_id!r}: annotation {k} has {v.size} entries for "
+                                      f"{n_beats} beats")
+                if np.any((v < -1) | (v >= n_t)):
+                    raise SignalError(f"record {r.source_id!r}: annotation {k} outside 0..{n_t - 1}")
+                arrays[k][i, :n_beats] = v
+    out = {}
+    for k in ANNOTATION_KEYS:
+        out[annotation_variable(k)] = (("record", "beat"), arrays[k], {
+            "long_name": f"ground-truth {k.replace('_', ' ')} of each beat, as a sample index along time",
+            "units": "1", "comment": "index i is at time i / sampling_rate; -1: no such wave or no beat"})
+    out["beat_type"] = (("record", "beat"), types, {
+        "long_name": "WFDB beat annotation symbol (N normal/conducted, V ventricular, A atrial premature, "
+                     "Q unclassified); empty past the last beat"})
+    return out
+
+
+def _class_code_coords(classes, label_map) -> dict:
+    coords = {}
+    for system, label in (("snomed", "SNOMED CT concept ids"), ("scp", "SCP-ECG statement codes")):
+        codes = [" ".join(label_map.codes_for(c, system)) if label_map is not None else "" for c in classes]
+        coords[f"class_{system}"] = ("class", np.array(codes, dtype=object),
+                                     {"long_name": f"{label} of each class (space-separated; empty: none)"})
+    return coords
 
 
 def records_to_dataset(records, *, indices, classes, splits, folds, variants, noise_kinds, recipe_toml: str,
-                       seed: int, device_name: str) -> xr.Dataset:
-    """Assemble simulated records into one ``xarray.Dataset``.
+                       seed: int, device_name: str, label_map=None) -> xr.Dataset:
+    """Assemble simulated records into one ``xarray.Dataset`` (in-memory form, module docstring).
 
     Parameters
     ----------
@@ -48,6 +238,8 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
     splits, folds, variants : sequences, one per record
     noise_kinds : sequence of str
         The ``noise`` coordinate (constant over the dataset).
+    label_map : LabelMap, optional
+        Source of the ``class_snomed`` / ``class_scp`` codes (empty codes without it).
     """
     if len(records) == 0:
         raise SignalError("cannot build a dataset from zero records")
@@ -75,41 +267,58 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
     data_vars = {
         "ecg": (("record", "lead", "time"), np.stack([r.ecg for r in records]).astype(np.float32, copy=False),
                 {"units": "mV", "long_name": "simulated device ECG"}),
-        "label": (("record", "class"), label, {"long_name": "multi-hot class labels", "flag_values": "0 1"}),
+        "label": (("record", "class"), label, {"long_name": "multi-hot class labels",
+                                               "flag_values": np.array([0, 1], dtype=np.int8),
+                                               "flag_meanings": "absent present"}),
         "source_id": (("record",), np.array([r.source_id for r in records], dtype=object),
                       {"long_name": "provenance of the cardiac source"}),
         "split": (("record",), np.array(list(splits), dtype=object),
                   {"long_name": "data split; all variants of a source record share it"}),
-        "fold": (("record",), np.asarray(folds, dtype=np.int16), {"long_name": "PTB-XL strat_fold (-1: none)"}),
+        "fold": (("record",), np.asarray(folds, dtype=np.int16),
+                 {"long_name": "PTB-XL strat_fold", "comment": "-1 (the _FillValue on disk): no fold"}),
         "variant": (("record",), np.asarray(variants, dtype=np.int32),
                     {"long_name": "shirt variant number of the source record"}),
         "displacement": (("record", "electrode", "space"), np.stack([r.displacement for r in records]).astype(np.float32),
                          {"units": "m", "long_name": "mean electrode displacement from the layout position (LPS frame)"}),
-        "snr_db": (("record", "noise"), snr, {"units": "dB", "long_name": "realised signal-to-noise ratio per noise kind"}),
+        "snr_db": (("record", "noise"), snr, {
+            "units": "1", "long_name": "realised signal-to-noise ratio per noise kind, in decibels",
+            "comment": "10 log10(signal power / noise power); UDUNITS has no decibel, hence units 1; NaN: noise off"}),
         "heart_rate": (("record",), np.array([r.heart_rate for r in records], dtype=np.float32),
-                       {"units": "beats per minute", "long_name": "mean heart rate of the source"}),
-        "parameters": (("record",), np.array([r.params_json() for r in records], dtype=object),
-                       {"long_name": "JSON of every random or physical parameter that shaped the record"}),
+                       {"units": "min-1", "long_name": "mean heart rate of the source, beats per minute"}),
     }
-    data_vars.update(_grade_variables(records, n_t, fs))
+    if any(r.clean_ecg is not None for r in records):
+        if not all(r.clean_ecg is not None and r.clean_ecg.shape == first.ecg.shape for r in records):
+            raise SignalError("either every record of a dataset carries clean_ecg of the ecg's shape or none")
+        data_vars["clean_ecg"] = (("record", "lead", "time"), np.stack([r.clean_ecg for r in records]).astype(np.float32),
+                                  {"units": "mV", "long_name": "simulated device ECG without noise",
+                                   "comment": "same record, garment, motion and device as ecg; no electrode noise"})
     if all(r.accelerometer is not None for r in records):
         acc = np.stack([r.accelerometer[:, :n_t] for r in records]).astype(np.float32)
         data_vars["accelerometer"] = (("record", "axis", "time"), acc,
                                       {"units": "m s-2", "long_name": "device accelerometer (LPS axes)"})
+    data_vars.update(_annotation_variables(records, n_t, fs))
+    data_vars.update(_grade_variables(records, n_t, fs))
+    data_vars.update(_parameter_variables(records, len(first.electrodes)))
     coords = {
         "record": ("record", np.asarray(indices, dtype=np.int64), {"long_name": "record index in the dataset"}),
         "lead": ("lead", np.array(first.leads, dtype=object), {"long_name": "device lead"}),
-        "time": ("time", np.arange(n_t, dtype=np.float64) / fs, {"units": "s", "long_name": "time"}),
+        "time": ("time", np.arange(n_t, dtype=np.float64) / fs,
+                 {"units": "s", "long_name": "time since the start of the record"}),
         "class": ("class", np.array(classes, dtype=object), {"long_name": "label class"}),
         "electrode": ("electrode", np.array(first.electrodes, dtype=object), {"long_name": "electrode"}),
         "space": ("space", np.array(SPACE, dtype=object), {"long_name": "LPS axis (+x left, +y posterior, +z superior)"}),
         "noise": ("noise", np.array(noise_kinds, dtype=object), {"long_name": "noise kind"}),
     }
+    coords.update(_class_code_coords(classes, label_map))
     if "accelerometer" in data_vars:
         coords["axis"] = ("axis", np.array(AXIS, dtype=object), {"long_name": "accelerometer axis"})
+    if any("vcg_lead" in v[0] for v in data_vars.values()):
+        coords["vcg_lead"] = ("vcg_lead", np.array(VCG_LEADS, dtype=object), {"long_name": "Frank VCG lead"})
+        coords["ode_wave"] = ("ode_wave", np.array(_ode_waves(), dtype=object),
+                              {"long_name": "Gaussian wave of the ODE beat model"})
     attrs = {
         "title": "cardiosim synthetic wearable ECG",
-        "Conventions": "CF-1.10",
+        "Conventions": CONVENTIONS,
         "sampling_rate": fs,
         "device": device_name,
         "recipe": recipe_toml,
@@ -144,33 +353,135 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
                  full_scale_mv: float | None = None) -> dict:
     """netCDF4 encodings: one chunk per record for ``ecg`` (random access by record).
 
-    With ``pack_int16``, ``ecg`` is stored as int16 with CF ``scale_factor =
-    full_scale_mv / 32767`` -- the device's body-referred input range (ADC range / gain),
-    so the packing never clips a sample the device could record and is the same in every
-    shard (12 uV steps for the 12-lead shirt's +-400 mV).
+    With ``pack_int16``, ``ecg`` (and ``clean_ecg``; ``accelerometer`` over +-16 g, see
+    :mod:`cardiosim.dataset.storage`) is stored as int16 with CF
+    ``scale_factor = full_scale_mv / 32767`` -- the device's body-referred input range
+    (ADC range / gain), so the packing never clips a sample the device could record and
+    is the same in every shard (12 uV steps for the 12-lead shirt's +-400 mV).
+    Integer variables with missing entries (``fold``, ``beat_*``) get ``_FillValue = -1``.
     """
+    from .storage import filter_encoding, pack_encoding, quantum
+
     enc: dict = {}
-    zlib = compression == "zlib"
     for name, var in ds.data_vars.items():
         if var.dtype == object:
             continue
-        # Byte shuffling before zlib groups the float32 exponents: 2x faster and ~12 % smaller
-        # than zlib alone on noisy ECG (measured on 64 ten-second 12-lead records).
-        e: dict = {"zlib": True, "complevel": complevel, "shuffle": True} if zlib else {"zlib": False}
+        # HDF5 filters (zstd / blosc_lz4 / zlib, with byte shuffle): see cardiosim.dataset.storage.
+        chunk = None
         if "record" in var.dims and var.ndim > 1:
-            e["chunksizes"] = tuple(1 if d == "record" else ds.sizes[d] for d in var.dims)
+            chunk = tuple(1 if d == "record" else ds.sizes[d] for d in var.dims)
+        e: dict = filter_encoding(compression, complevel, var.dtype.itemsize * int(np.prod(chunk)) if chunk else None)
+        if chunk:
+            e["chunksizes"] = chunk
         if var.dtype.kind == "f":
-            e["_FillValue"] = None if name != "snr_db" else np.float32(np.nan)
+            e["_FillValue"] = np.float32(np.nan) if name == "snr_db" else \
+                np.float64(np.nan) if str(name).startswith(_PARAM_PREFIX) else None
+        if name == "fold" or str(name).startswith("beat_"):
+            e["_FillValue"] = var.dtype.type(_INT_FILL)
         enc[name] = e
     if pack_int16:
         if not full_scale_mv or full_scale_mv <= 0:
-            raise ValueError("pack_int16 needs the device's full-scale range in mV")
-        peak = float(np.max(np.abs(ds["ecg"].values))) if ds["ecg"].size else 0.0
-        if peak > full_scale_mv:
-            raise SignalError(f"ecg reaches {peak:.3f} mV, beyond the int16 packing range +-{full_scale_mv} mV")
-        scale = full_scale_mv / 32767.0
-        enc["ecg"].update({"dtype": "int16", "scale_factor": np.float32(scale), "_FillValue": np.int16(-32768)})
+            raise ConfigError("pack_int16 needs the device's full-scale range in mV")
+        from .storage import ACCEL_FULL_SCALE
+
+        for name in ("ecg", "clean_ecg", "accelerometer"):
+            if name not in ds:
+                continue
+            full = ACCEL_FULL_SCALE if name == "accelerometer" else full_scale_mv
+            peak = float(np.max(np.abs(ds[name].values))) if ds[name].size else 0.0
+            if peak > full * (1 + 1e-6):
+                raise SignalError(f"{name} reaches {peak:.4g}, beyond the int16 packing range +-{full:.4g}")
+            enc[name].update(pack_encoding(quantum(full)))
     for name in ds.coords:
         if ds[name].dtype.kind == "f":
             enc[name] = {"_FillValue": None}
     return enc
+
+
+def encode_cf(ds: xr.Dataset) -> xr.Dataset:
+    """The on-disk (CF) form of a dataset in the in-memory form.
+
+    String dimension coordinates become auxiliary coordinates ``<dim>_name`` (CF 6.1), and
+    the ``time`` axis becomes ``elapsed_time``: CF reserves a dimension called ``time``
+    for a time coordinate with a reference date (``units = "s since ..."``), and a
+    record's time is seconds since its own start, not a date.
+    """
+    rename = {d: f"{d}_name" for d in _STRING_AXES if d in ds.coords and d in ds.dims}
+    out = ds.rename_vars(rename)
+    for old, new in rename.items():
+        out[new].encoding = dict(ds[old].encoding)
+    if "time" in out.dims:
+        out = out.rename({"time": ELAPSED_TIME})
+    return out
+
+
+def decode_cf(ds: xr.Dataset) -> xr.Dataset:
+    """The in-memory form of a dataset read from disk (inverse of :func:`encode_cf`).
+
+    Also gives back the integer type (with -1 for missing) of ``fold`` and ``beat_*``,
+    which xarray's CF decoding turned into floats with NaN.
+    """
+    if ELAPSED_TIME in ds.dims and "time" not in ds.dims:
+        ds = ds.rename({ELAPSED_TIME: "time"})
+    rename = {f"{d}_name": d for d in _STRING_AXES
+              if f"{d}_name" in ds.variables and ds[f"{d}_name"].dims == (d,)}
+    ds = ds.rename_vars(rename)
+    for d in rename.values():
+        if d not in ds.indexes:  # a lazily opened variable is renamed without an index
+            ds = ds.set_xindex(d)
+    for name, var in ds.data_vars.items():
+        enc = var.encoding
+        dtype = enc.get("dtype")
+        if (dtype is not None and np.dtype(dtype).kind == "i" and var.dtype.kind == "f"
+                and enc.get("_FillValue") == _INT_FILL and "scale_factor" not in enc):
+            new = var.fillna(_INT_FILL).astype(dtype)
+            new.attrs, new.encoding = var.attrs, enc
+            ds[name] = new
+    return ds
+
+
+def parameters(ds: xr.Dataset):
+    """Per-record simulation parameters of ``ds`` as a ``pandas.DataFrame``.
+
+    One row per record (index: the ``record`` coordinate), one column per parameter with
+    its original name (``'garment_slip_m'``, ``'noise_bw_rms_mv.e3'``,
+    ``'source_ode_patient.X.QRS3.amp_mV'``...). Integer and boolean parameters come back
+    as pandas' nullable ``Int64`` / ``boolean``; a record that lacks a parameter has a
+    missing value there (and a family member missing from every record has no column).
+    """
+    import pandas as pd
+
+    columns = {}
+    for n in sorted(str(k) for k in ds.data_vars if str(k).startswith(_PARAM_PREFIX)):
+        var = ds[n]
+        if var.dims[0] != "record" or "parameter" not in var.attrs:
+            continue
+        kind = var.attrs.get("parameter_type", "float")
+        values = np.asarray(var.values)
+        pattern = var.attrs["parameter"]
+        if var.ndim == 1:
+            columns[pattern] = _typed_column(values, kind)
+            continue
+        for idx in np.ndindex(values.shape[1:]):
+            col = values[(slice(None),) + idx]
+            if np.all(np.isnan(col)):
+                continue
+            names = dict(zip(var.dims[1:], idx))
+            key = pattern.format(electrode=names.get("electrode"),
+                                 axis=VCG_LEADS[names["vcg_lead"]] if "vcg_lead" in names else None,
+                                 wave=str(ds["ode_wave"].values[names["ode_wave"]]) if "ode_wave" in names else None)
+            columns[key] = _typed_column(col, kind)
+    index = pd.Index(np.asarray(ds["record"].values), name="record") if "record" in ds.coords else None
+    return pd.DataFrame({k: columns[k] for k in sorted(columns)}, index=index)
+
+
+def _typed_column(values: np.ndarray, kind: str):
+    import pandas as pd
+
+    if kind == "str":
+        return pd.array([str(v) if v != "" else None for v in values], dtype="string")
+    if kind == "int":
+        return pd.array([None if np.isnan(v) else int(v) for v in values], dtype="Int64")
+    if kind == "bool":
+        return pd.array([None if np.isnan(v) else bool(v) for v in values], dtype="boolean")
+    return values.astype(np.float64)

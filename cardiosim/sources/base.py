@@ -44,6 +44,11 @@ class CardiacSource:
     metadata : dict
         Everything else worth storing (patient id, fold, SCP codes, ODE parameters...).
         Values must be str, int, float or bool so they can be written to netCDF.
+    annotations : dict of str -> ndarray (n_beats,) int64
+        Ground-truth wave positions as sample indices of ``dipole`` (-1: absent), keys as in
+        ``cardiosim.ode.Beats.annotations``; empty when unknown (real recordings).
+    beat_types : tuple of str
+        WFDB beat symbol of each annotated beat.
     """
 
     dipole: np.ndarray
@@ -56,6 +61,8 @@ class CardiacSource:
     breathing_rate: float = float("nan")
     metadata: dict = field(default_factory=dict)
     surface: object = None
+    annotations: dict = field(default_factory=dict)
+    beat_types: tuple = ()
 
     def __post_init__(self):
         p = np.asarray(self.dipole, dtype=np.float64)

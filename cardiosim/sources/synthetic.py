@@ -47,4 +47,5 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
     meta.update({f"ode_{k}": v for k, v in beats.params.items() if isinstance(v, (int, float, str, bool))})
     return CardiacSource(dipole=dipole, fs=float(beats.fs), source_id=source_id, labels=tuple(beats.labels),
                          heart_rate=hr, breathing_rate=float(beats.params.get("breathing_rate_per_min", np.nan)),
-                         metadata=meta)
+                         metadata=meta, annotations={k: np.asarray(v, dtype=np.int64) for k, v in beats.annotations.items()},
+                         beat_types=tuple(str(t) for t in beats.beat_types))

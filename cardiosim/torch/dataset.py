@@ -69,11 +69,14 @@ def close_files() -> None:
 def _open(path: Path):
     xr = _import_xarray()
     try:
-        return xr.open_dataset(path, engine="netcdf4", cache=False)
+        ds = xr.open_dataset(path, engine="netcdf4", cache=False)
     except FileNotFoundError:
         raise DataFormatError(f"dataset file {str(path)!r} does not exist") from None
     except OSError as exc:
         raise DataFormatError(f"cannot open dataset file {str(path)!r}: {exc}") from exc
+    from ..dataset.schema import decode_cf
+
+    return decode_cf(ds)  # the on-disk CF form (lead_name, elapsed_time...) back to lead, time
 
 
 def _shard_paths(directory: Path) -> list[Path]:
