@@ -5,7 +5,8 @@ CPSC 2021 ambulatory records, signal quality in graded wearable and CinC 2011 re
 R peaks in MIT-BIH 100 with NSTDB noise and in wearable recordings during motion. Each
 is trained the same way under every registered condition
 (:mod:`cardiosim.sim2real.conditions`: (a) clean, (b) classic augmentation, (c) physics,
-(d) real by cross-validation, and any added with :func:`register_condition`).
+(d) real by cross-validation, (e) physics + refiner and (f) physics + masked pre-training
+(:mod:`cardiosim.sim2real.learned`), and any added with :func:`register_condition`).
 
     from cardiosim.sim2real import run, run_all
     result = run("af", "report/", budget="quick")     # or run_all("report/")
@@ -15,6 +16,7 @@ textile beat reference.
 """
 
 from .conditions import CONDITIONS, Condition, NotApplicable, TrainingSet, register_condition
+from . import learned  # noqa: E402,F401  (registers (e) refiner and (f) masked pre-training)
 from .run import TASKS, run, run_all
 from .train import BUDGETS, Budget
 

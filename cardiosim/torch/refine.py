@@ -317,7 +317,16 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         clean = _check_records(clean, "clean", n_leads)
         if clean.shape != x.shape:
             raise SignalError(f"clean {clean.shape} and simulated {x.shape} differ in shape")
-        targets = lead_ode_targets(clean, r_peaks, fs)
+        if len(r_peaks) != n:
+            raise ConfigError(f"{len(r_peaks)} R-peak arrays for {n} simulated records")
+        # records with fewer than two beats have no phase: they get no physics term
+        ok = np.array([np.unique(np.asarray(p)[(np.asarray(p) >= 0) & (np.asarray(p) < n_t)]).size >= 2
+                       for p in r_peaks])
+        if not ok.any():
+            raise SignalError("no simulated record holds two R peaks: the physics term has nothing to fit")
+        row = np.full(n, -1)
+        row[ok] = np.arange(int(ok.sum()))
+        targets = lead_ode_targets(clean[ok], [p for p, k in zip(r_peaks, ok) if k], fs)
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
@@ -334,7 +343,7 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     base = None
     if targets is not None:  # each record's own Euler residual: the physics term's unit
         with torch.no_grad():
-            base = physics_loss(ct.double(), targets, np.arange(n), fs).item()
+            base = physics_loss(ct[ok].double(), targets, np.arange(int(ok.sum())), fs).item()
     it = range(steps)
     if progress:
         from tqdm.auto import tqdm
@@ -353,9 +362,10 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         reg = ((refined - xb).abs() / scale).mean()
         loss = adv + lambda_reg * reg
         phys = torch.zeros(())
-        if targets is not None:
-            cardiac = ct[idx].to(device) + (refined - xb)
-            phys = physics_loss(cardiac.double(), targets, idx, fs) / max(base, 1e-12)
+        sel = np.flatnonzero(row[idx] >= 0) if targets is not None else []
+        if len(sel):
+            cardiac = ct[idx[sel]].to(device) + (refined - xb)[sel]
+            phys = physics_loss(cardiac.double(), targets, row[idx[sel]], fs) / max(base, 1e-12)
             loss = loss + lambda_physics * phys.float()
         opt_r.zero_grad()
         loss.backward()
