@@ -52,6 +52,8 @@ MIN_ELECTRODES = 4
 #: Relative Tikhonov parameters searched by GCV (times the mean squared singular value).
 LAMBDA_GRID = np.logspace(-9.0, 1.0, 61)
 _MV_PER_V = 1e3
+#: An electrode whose peak-to-peak is below this (mV) is flat: a dead channel, or the reference.
+FLAT_PTP_MV = 1e-3
 
 
 # The nine electrodes of the standard 12-lead and the eight independent leads they give.
@@ -111,6 +113,12 @@ def _check_potentials(potentials, n: int) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         bad = np.nonzero(~np.isfinite(y).all(axis=1))[0].tolist()
         raise SignalError(f"potentials contain NaN or infinite samples at electrodes {bad}")
+    # One electrode may read flat (the common reference itself); two or more are dead channels.
+    flat = np.nonzero(np.ptp(y, axis=1) < FLAT_PTP_MV)[0]
+    if len(flat) > 1:
+        raise SignalError(f"electrodes {flat.tolist()} are flat (peak-to-peak < {FLAT_PTP_MV * 1e3:g} uV): "
+                          "disconnected or dead channels cannot be fitted (one flat electrode is allowed: "
+                          "the reference)")
     y = y - y.mean(axis=0)
     if np.abs(y).max() < 1e-9:
         raise SignalError("potentials are flat: every electrode reads the same value at every sample "

@@ -6,14 +6,16 @@ below ``sources`` in the layer order and must not import it.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
 from scipy.signal import butter, find_peaks, sosfilt
 
-from ..errors import ConfigError, LeadError
+from ..errors import ConfigError, ConsistencyWarning, LeadError
 from ..inverse.dipole import _electrode_positions, estimate_dipole
-from ..inverse.surface import ELECTRODES_12, INDEPENDENT_12, fit_surface_source, standard12_potentials
+from ..inverse.surface import (ELECTRODES_12, FLAT_PTP_MV, INDEPENDENT_12, fit_surface_source,
+                               standard12_potentials)
 from ..leads import STANDARD_LEADS, make_montage
 from .base import CardiacSource
 from .recording import Recording
@@ -97,7 +99,8 @@ def recording_to_source(recording: Recording, forward, layout, *, montage="stand
     rest of its field rides along as ``source.surface``; the residual -- what stays fixed when
     the electrodes move -- is only what that field misses at the standard positions (measured
     on the shared CinC and PTB records: docs/PHYSICS.md "Surface source"). It needs a torso
-    (``torso=`` or ``forward.torso``) and the 8 independent leads; otherwise, and with
+    (``torso=`` or ``forward.torso``) and the 8 independent leads, none of them flat (a dead
+    channel: ``ConsistencyWarning``, metadata ``surface_skipped``); otherwise, and with
     ``source_model='dipole'``, the dipole is the least-squares fit of
     :func:`cardiosim.inverse.estimate_dipole` and the residual carries the rest (the metadata
     ``source_model`` says which was used).
@@ -139,6 +142,16 @@ def recording_to_source(recording: Recording, forward, layout, *, montage="stand
     use_surface = (source_model == "surface" and torso is not None and method == "lstsq" and fit_leads is None
                    and all(n in recording.leads for n in INDEPENDENT_12))
     meta = dict(recording.metadata)
+    if use_surface:
+        x = recording.signal
+        flat = [n for n in INDEPENDENT_12 if np.ptp(x[recording.leads.index(n)]) < FLAT_PTP_MV]
+        if flat:
+            # A dead channel would be fitted as a real zero potential and drive a field that
+            # moves with the electrodes; the dipole plus a fixed residual carries it unchanged.
+            warnings.warn(f"record {recording.source_id!r}: leads {flat} are flat (dead channels); "
+                          "using the dipole source model for this record", ConsistencyWarning, stacklevel=2)
+            meta["surface_skipped"] = f"flat leads {','.join(flat)}"
+            use_surface = False
     surface = None
     if use_surface:
         surface, p, residual = _surface_fit(recording, forward, layout, montage, torso)
