@@ -7,17 +7,19 @@ torso (:class:`cardiosim.forward.BEMSolver`, factored once for all source points
 
     s = A_f^T (A_f A_f^T + lambda I)^-1 y,      A_f = lead fields at the electrodes
 
-(both sides referenced to the mean of the ``n`` electrodes), with ``lambda`` chosen by
-generalised cross-validation on the fitting electrodes alone (Golub, Heath & Wahba,
-Technometrics 1979). The potential at any surface point ``r`` is then
-``phi(r, t) = A(r) s(t) = transfer(r) @ y(t)`` -- a linear map of the fitted electrode
-signals, so prediction costs one interpolation of an ``(N_nodes, n)`` table per point.
+(both sides referenced to the mean of the ``n`` electrodes), with ``lambda`` chosen from
+the fitting electrodes alone: Morozov's discrepancy principle against the noise estimated
+from the signals (MAD of their first difference), or generalised cross-validation (Golub,
+Heath & Wahba, Technometrics 1979) when the signals are too short or not oversampled. The
+potential at any surface point ``r`` is then ``phi(r, t) = A(r) s(t) = transfer(r) @ y(t)``
+-- a linear map of the fitted electrode signals, so prediction costs one interpolation of
+an ``(N_nodes, n)`` table per point.
 
-Why this source (measured on the Utah torso tank, docs/PHYSICS.md "Surface source"):
-from 9 electrodes it predicts electrodes 2-5 cm away at median r 0.99 and relative
-RMS error 0.08-0.16, where copying the nearest electrode gives 0.28-0.44 and Laplacian
-interpolation 0.48-0.58; a single fixed dipole cannot represent what a third to a half
-of a real 12-lead record carries (issue 12).
+Why this source (measured on the Utah torso tank, docs/PHYSICS.md section 7): from 9
+electrodes placed like a 12-lead it predicts electrodes 2-5 cm away at median r 0.994 and
+relative RMS error 0.13-0.17, where copying the nearest electrode gives 0.51 and Laplacian
+interpolation 0.50; a single fixed dipole leaves 19-83 % of a real 12-lead record as a
+residual that cannot move with the electrodes (issue 12).
 
 The heart region comes from a hint -- a heart (or cage) surface mesh, or a point (a ball of
 radius 4.5 cm around it) -- or, without one, from the best single-dipole location over a
@@ -49,7 +51,7 @@ MAX_SOURCE_POINTS = 800
 #: Fewest electrodes: with a common reference, n electrodes carry n - 1 independent
 #: signals; fewer than 3 cannot even determine a dipole.
 MIN_ELECTRODES = 4
-#: Relative Tikhonov parameters searched by GCV (times the mean squared singular value).
+#: Relative Tikhonov parameters searched (times the mean squared singular value).
 LAMBDA_GRID = np.logspace(-9.0, 1.0, 61)
 _MV_PER_V = 1e3
 #: An electrode whose peak-to-peak is below this (mV) is flat: a dead channel, or the reference.
