@@ -71,6 +71,8 @@ def test_kernels_match_their_numpy_twins(context):
         for name in ("offsets", "rot", "white", "pl", "divider", "breath", "bwe"):
             np.testing.assert_allclose(getattr(p, name)[j], getattr(q, name)[0], rtol=1e-12, atol=1e-15, err_msg=name)
     rng = np.random.default_rng(0)
+    lf = rng.normal(0, 0.05, (3, 9, 3))
+    np.testing.assert_allclose(K.transfer(lf, p.rot, 5), K.transfer_numpy(lf, p.rot, 5), rtol=1e-13)
     src, g = rng.normal(0, 1e-4, (1, 3, 1200)), rng.normal(0, 50, (1, 9, 3))
     res = rng.normal(0, 0.1, (1, 12, 1200))
     rows = np.array([0, 1, 6, 11])

@@ -277,6 +277,13 @@ def transfer(lead_field: np.ndarray, rot: np.ndarray, q: int = 3) -> np.ndarray:
     return out
 
 
+def transfer_numpy(lead_field: np.ndarray, rot: np.ndarray, q: int = 3) -> np.ndarray:
+    """NumPy twin of :func:`transfer`."""
+    out = np.zeros(lead_field.shape[:2] + (q,))
+    out[..., :3] = 1e3 * np.einsum("bek,bkj->bej", lead_field, rot)
+    return out
+
+
 # ------------------------------------------------------------------------------ render
 @njit(cache=True, inline="always")
 def _rotate(c, s, cw, sw):
