@@ -148,3 +148,39 @@ def test_masked_pretraining_beats_interpolation_on_held_out_records():
     assert np.mean(res.history["masked_mse"][-20:]) < np.mean(res.history["masked_mse"][:20])
     with pytest.raises(SignalError, match="takes 2 leads"):
         pretrain_encoder(ResNet1dSE(2, 1), x[:4, :1], fs=FS, steps=1)
+
+
+def test_refiner_trained_from_a_dataset_and_a_folder_of_wfdb_recordings(tmp_path):
+    """The user's path: a cardiosim dataset (with clean_ecg and true R peaks) and a folder
+    of WFDB recordings of another rate -> a saved refiner that refines the dataset."""
+    wfdb = pytest.importorskip("wfdb")
+    from cardiosim.dataset import Recipe, generate, open_dataset
+    from cardiosim.torch.refine import read_device_recordings, train_refiner_from_files
+
+    recipe = Recipe.from_dict({"records": 3, "duration": 4.0, "seed": 3, "device": "patch_128hz",
+                               "output": {"store_clean": True}})
+    generate(recipe, tmp_path / "sim.nc", progress=False)
+    ds = open_dataset(tmp_path / "sim.nc")
+    assert "clean_ecg" in ds and "beat_r_peak" in ds
+    rng = np.random.default_rng(6)
+    rec_dir = tmp_path / "device"
+    rec_dir.mkdir()
+    for k in range(2):  # 20 s at 256 Hz, one channel in mV
+        sig = (0.1 * rng.standard_normal((5120, 1))).astype(np.float64)
+        wfdb.wrsamp(f"r{k}", fs=256, units=["mV"], sig_name=["ECG"], p_signal=sig, fmt=["16"], adc_gain=[1000.0],
+                    baseline=[0], write_dir=str(rec_dir))
+    fs = float(ds.attrs["sampling_rate"])
+    n_t = ds.sizes["time"]
+    w = read_device_recordings(rec_dir, fs=fs, leads=[str(v) for v in ds["lead"].values], n_samples=n_t)
+    assert w.shape == (2 * int(20 * fs) // n_t, 1, n_t) and w.dtype == np.float32
+    res = train_refiner_from_files(tmp_path / "sim.nc", rec_dir, tmp_path / "refiner.pt", steps=3, batch=2,
+                                   channels=4, seed=0, device="cpu")
+    back, settings = load_refiner(tmp_path / "refiner.pt", fs=fs, n_leads=1)
+    assert settings["dataset"].endswith("sim.nc") and settings["lambda_physics"] > 0
+    x = ds["ecg"].values
+    assert np.array_equal(refine(back, x), refine(res.refiner, x))
+    with pytest.raises(SignalError, match="channels"):
+        read_device_recordings(rec_dir, fs=fs, leads=["I", "II"], n_samples=n_t)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="no WFDB"):
+        read_device_recordings(tmp_path / "empty", fs=fs, leads=["I"], n_samples=n_t)

@@ -465,3 +465,112 @@ def load_refiner(path, *, fs: float | None = None, n_leads: int | None = None) -
     if n_leads is not None and model.config["n_leads"] != n_leads:
         raise SignalError(f"refiner {str(path)!r} takes {model.config['n_leads']} leads, the records have {n_leads}")
     return model, settings
+
+
+# --------------------------------------------------------------------------- from files
+def read_device_recordings(path, *, fs: float, leads, n_samples: int) -> np.ndarray:
+    """The user's unlabeled device recordings as ``(m, len(leads), n_samples)`` windows.
+
+    Parameters
+    ----------
+    path : folder or file
+        WFDB records (``.hea``, read with the project's WFDB reader) and/or cardiosim
+        netCDF datasets (``.nc``, their ``ecg``); a folder is searched recursively.
+    fs : float, Hz
+        Rate of the simulated records: recordings are resampled to it
+        (:func:`cardiosim.sources.resample`).
+    leads : sequence of str
+        Leads of the simulated records. A recording must hold them all by name, or have
+        exactly as many channels as ``leads`` (a single-lead device's one channel).
+    n_samples : int
+        Window length: each recording is cut into non-overlapping windows.
+    """
+    from ..errors import LeadError
+    from ..leads import normalize_lead_name
+    from ..sources import resample
+    from ..sources.wfdb_reader import read_wfdb_signal
+
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"device recordings {str(path)!r} do not exist")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".hea", ".nc"))
+    if not files:
+        raise DataFormatError(f"no WFDB (.hea) or netCDF (.nc) recordings under {str(path)!r}")
+    leads = list(leads)
+    out = []
+    for f in files:
+        if f.suffix == ".hea":
+            x, fs0, raw, _ = read_wfdb_signal(f.with_suffix(""), lead_names=False)
+            names = []
+            for name in raw:  # canonical lead names where the header uses them ('MLII' stays)
+                try:
+                    names.append(normalize_lead_name(name))
+                except LeadError:
+                    names.append(str(name))
+            chunks = [(np.asarray(x, dtype=np.float64), float(fs0), names)]
+        elif f.suffix == ".nc":
+            from ..dataset import open_dataset
+            ds = open_dataset(f)
+            names = [str(v) for v in ds["lead"].values]
+            fs0 = float(ds.attrs["sampling_rate"])
+            chunks = [(np.asarray(ds["ecg"].isel(record=i).values, dtype=np.float64), fs0, names)
+                      for i in range(ds.sizes["record"])]
+        else:
+            raise DataFormatError(f"{str(f)!r}: expected a WFDB header (.hea) or a netCDF file (.nc)")
+        for x, fs0, names in chunks:
+            if all(ld in names for ld in leads):
+                x = x[[names.index(ld) for ld in leads]]
+            elif x.shape[0] != len(leads):
+                raise SignalError(f"{str(f)!r} has channels {names}; the simulated records have leads {leads}")
+            if not np.all(np.isfinite(x)):
+                raise SignalError(f"{str(f)!r} contains NaN or inf samples")
+            x = resample(x, fs0, fs)
+            k = x.shape[-1] // n_samples
+            out.extend(x[:, i * n_samples:(i + 1) * n_samples] for i in range(k))
+    if len(out) < 2:
+        raise SignalError(f"the recordings under {str(path)!r} give {len(out)} window(s) of {n_samples} samples; "
+                          "need at least 2")
+    return np.stack(out).astype(np.float32)
+
+
+def train_refiner_from_files(dataset, recordings, output, **kwargs) -> RefinerResult:
+    """Train a refiner from a cardiosim dataset and a folder of unlabeled device recordings.
+
+    Parameters
+    ----------
+    dataset : path
+        A cardiosim dataset (file or shard folder). With ``clean_ecg`` and ``beat_r_peak``
+        (``store_clean = true``) the physics term is used; without them pass
+        ``lambda_physics=0``.
+    recordings : path
+        WFDB and/or netCDF recordings of the user's device (see :func:`read_device_recordings`).
+    output : path
+        Where the refiner is written (``.pt``, atomically).
+    **kwargs
+        Passed to :func:`fit_refiner` (``steps``, ``lambda_reg``, ``seed``, ...).
+
+    Returns
+    -------
+    RefinerResult (also saved, with the dataset's and recordings' paths in its settings)
+    """
+    from ..dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    fs = float(ds.attrs["sampling_rate"])
+    leads = [str(v) for v in ds["lead"].values]
+    x = np.asarray(ds["ecg"].values, dtype=np.float32)
+    clean = np.asarray(ds["clean_ecg"].values, dtype=np.float32) if "clean_ecg" in ds else None
+    peaks = None
+    if "beat_r_peak" in ds:
+        rp = np.asarray(ds["beat_r_peak"].values)
+        peaks = [r[(r >= 0) & (r < x.shape[-1])].astype(np.int64) for r in rp]
+    if clean is None or peaks is None:
+        kwargs.setdefault("lambda_physics", 0.0)
+        if kwargs["lambda_physics"] > 0:
+            raise ConfigError(f"dataset {str(dataset)!r} stores no clean_ecg/beat_r_peak: generate it with "
+                              "store_clean = true, or pass lambda_physics=0")
+    real = read_device_recordings(recordings, fs=fs, leads=leads, n_samples=x.shape[-1])
+    res = fit_refiner(x, real, fs=fs, clean=clean, r_peaks=peaks, **kwargs)
+    res.settings.update(dataset=str(dataset), recordings=str(recordings), leads=leads)
+    save_refiner(res, output)
+    return res
