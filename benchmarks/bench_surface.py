@@ -159,7 +159,8 @@ def main(argv=None):
     folder = DATA / "tank"
     if folder.is_dir():
         rows = tank_rows(folder)
-        cols = ["subset", "method"] + [f"{k} {b}" for b in ("2-3", "3-5", "2-5", ">5") for k in ("r", "rel")] + ["B-A r"]
+        cols = (["subset", "method"] + [f"{k} {b}" for b in ("2-3", "3-5", "2-5", ">5") for k in ("r", "rel")]
+                + ["B-A r"])
         report("bench_surface_tank", rows, cols,
                notes="median over held-out electrodes per distance bin; fitted on the subset only")
         if args.figure:

@@ -13,6 +13,7 @@ from .transforms import (DOWER, DOWER_LEADS, INVERSE_DOWER, KORS, KORS_LEADS, do
 
 __all__ = [
     "DOWER", "DOWER_LEADS", "METHODS", "INVERSE_DOWER", "KORS", "KORS_LEADS", "SurfaceSource",
-    "default_fit_leads", "dipole_from_vcg", "dower", "estimate_dipole", "estimate_heart_position", "fit_surface_source", "frank_from_dipole",
+    "default_fit_leads", "dipole_from_vcg", "dower", "estimate_dipole", "estimate_heart_position",
+    "fit_surface_source", "frank_from_dipole",
     "inverse_dower", "kors", "lead_transfer", "model_frank", "project_dipole", "select_leads", "source_space",
 ]

@@ -189,7 +189,8 @@ def source_space(torso, heart, spacing: float = SOURCE_SPACING, radius: float = 
     pts = _keep_inside(torso, pts)
     if len(pts) < 4:
         raise GeometryError(f"the heart region ({what}) leaves {len(pts)} source points at least "
-                            f"{SURFACE_MARGIN * 100:.0f} cm inside the torso {torso.name!r}; is it in the same frame and units?")
+                            f"{SURFACE_MARGIN * 100:.0f} cm inside the torso {torso.name!r}; "
+                            "is it in the same frame and units?")
     return pts
 
 
@@ -541,6 +542,7 @@ def _solve(torso, pos, y, op: _Operator, regularization, estimated) -> SurfaceSo
     g = op.s / (s2 + rel * s2.mean())
     w = g[:, None] * op.u.T                                           # (r, n)
     return SurfaceSource(torso=torso, positions=pos, coefficients=y, node_transfer=op.node_v @ w,
-                         node_dipole=op.node_dipole, moment=(op.moment_v @ w) / _MV_PER_V, source_points=op.source_points,
+                         node_dipole=op.node_dipole, moment=(op.moment_v @ w) / _MV_PER_V,
+                         source_points=op.source_points,
                          centre=op.centre, regularization=rel, heart_estimated=estimated,
                          _grid=torso.grid(MAX_DISTANCE))
