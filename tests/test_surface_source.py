@@ -389,3 +389,24 @@ def test_v3_v5_of_real_records_predicted_from_the_other_seven_electrodes(data_di
     assert len(r["surface"]) >= 40
     assert np.median(r["surface"]) > np.median(r["dipole"])
     assert np.median(err["surface"]) < np.median(err["dipole"])
+
+
+def test_holdout_baselines_and_scores_on_known_answers(rng):
+    """Laplacian interpolation keeps the fitting values and constants; perfect predictions
+    score r = 1 and zero error; the nearest copy is the nearest electrode's signal."""
+    sphere = make_sphere_mesh(0.1, 2)
+    pos = sphere.vertices
+    fit = spread_subset(pos, 12)
+    y = rng.standard_normal((len(pos), 30))
+    lap = laplacian_interpolation(sphere, pos[fit], y[fit], pos)
+    np.testing.assert_allclose(lap[fit], y[fit], atol=1e-10)
+    const = laplacian_interpolation(sphere, pos[fit], np.full((12, 3), 2.5), pos)
+    np.testing.assert_allclose(const, 2.5, atol=1e-10)
+    near = nearest_copy(pos[fit], y[fit], pos)
+    j = np.argmin(np.linalg.norm(pos[:, None] - pos[fit][None], axis=2), axis=1)
+    np.testing.assert_array_equal(near, y[fit][j])
+    sc = holdout_scores(y, y, pos, fit)
+    populated = [b for b in sc["bins"] if b["n"]]
+    assert populated and all(b["median_r"] == pytest.approx(1.0) and b["median_rel_rms"] == 0 for b in populated)
+    assert sc["pairs"]["n"] > 0 and sc["pairs"]["median_r"] == pytest.approx(1.0)
+    assert len(np.unique(fit)) == 12
