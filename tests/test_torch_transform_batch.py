@@ -193,3 +193,14 @@ def test_dataloader_collate_is_reproducible(context, sources, workers):
     for (x1, y1), (x2, y2) in zip(a, b):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(a[0][0][0], a[1][0][1])      # items 0 and 5 are both source 0: new variants
+
+
+def test_transform_pickles_for_spawned_workers(context, sources):
+    import pickle
+
+    t = ShirtTransform(2, context=context, mode="batch")
+    clone = pickle.loads(pickle.dumps(t))
+    seeds = np.array([3, 4], dtype=np.uint64)
+    assert torch.equal(clone.batch(sources[:2], seeds=seeds), t.batch(sources[:2], seeds=seeds))
+    full = pickle.loads(pickle.dumps(ShirtTransform(2, context=context)))
+    assert full(sources[0]).shape == (12, 1500)

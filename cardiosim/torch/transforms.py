@@ -91,7 +91,6 @@ class _BatchEngine:
                               f": use mode='full', or a config without them (default_batch_config(); batch "
                               f"noise kinds: {', '.join(BATCH_NOISE_KINDS)})")
         assert cfg.noise.electrode in ELECTRODE_TYPES
-        self.kernels = _kernels
         self.context = context
         self._buffers: dict = {}
         montage = context.montage
@@ -128,8 +127,8 @@ class _BatchEngine:
 
     def run(self, sources, seeds, rows, device_stage=True, out=None):
         from ..geometry import displace_on_surface
+        from . import _kernels as k
 
-        k = self.kernels
         n_rec = len(sources)
         fs = float(self.context.device.fs)
         n = sources[0].n_samples
@@ -206,6 +205,9 @@ class ShirtTransform:
     mode : {"full", "batch"}
         The per-record simulator, or the batched numba engine (module docstring).
 
+    A transform is picklable (DataLoader workers started by ``spawn``) but not meant to
+    be called from several threads at once (the batched engine reuses its buffers).
+
     Calling ``transform(source)`` returns a new variant each time; ``transform(source,
     rng=...)`` (full) uses the given numpy Generator, ``transform(source, seed=...)``
     (batch) the given record seed. ``transform.batch(sources, seeds=None)`` returns
@@ -223,7 +225,6 @@ class ShirtTransform:
             raise ConfigError(f"unknown mode {mode!r}; expected 'full' or 'batch'")
         if mode == "batch" and output == "record":
             raise ConfigError("output='record' needs mode='full' (the batched engine returns tensors)")
-        self._simulate = _simulate
         self.context = context if context is not None else _simulate.default_context()
         self.mode = mode
         self.config = config if config is not None or mode == "full" else default_batch_config()
@@ -266,8 +267,10 @@ class ShirtTransform:
             if rng is not None:
                 raise ConfigError("mode='batch' draws from record seeds: pass seed=, not rng=")
             return self.batch([source], None if seed is None else [seed])[0]
+        from ..simulate import simulate_record
+
         rng = self._generator() if rng is None else rng
-        rec = self._simulate.simulate_record(source, rng, context=self.context, config=self.config)
+        rec = simulate_record(source, rng, context=self.context, config=self.config)
         if self.output == "record":
             return rec
         ecg = rec.ecg if self._rows is None else rec.ecg[self._rows]
