@@ -19,7 +19,7 @@ order of precedence, from the arguments, from a JSON sidecar ``<mesh file>.json`
 from :func:`proportional_anatomy`: the built-in adult torso's heart and landmarks carried
 over by the affine map between the two bounding boxes (landmarks then projected onto the
 user's surface). On the parametric female torso this puts the heart 4.4 mm from its own
-(landmarks median 2.4 mm, worst 12 mm, before projection); on the Utah torso tank it puts
+(landmarks median 2.4 mm, worst 12 mm; standard-12 electrodes within 12 mm); on the Utah torso tank it puts
 the heart 49 mm from the centroid of the electrode cage around the real heart (the tank
 is not a human chest), so for a real body pass the heart position if you know it.
 """
