@@ -145,7 +145,8 @@ def read_torso(path, *, units: str, name: str | None = None, heart=None, landmar
     ----------
     path : str or Path
         OBJ, PLY, STL, VTK, VTU, OFF or any surface format meshio reads; triangles or quads
-        (quads are split in two). Vertices in the LPS frame.
+        (quads are split in two; point and line cells, which carry no surface, are
+        ignored; volume or polygon cells raise). Vertices in the LPS frame.
     units : {'m', 'cm', 'mm'}
         Unit of the file's coordinates. Required: a mesh file does not say, and a wrong
         guess makes every electrode position wrong by 10-1000x.
