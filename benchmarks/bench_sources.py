@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import report  # noqa: E402
+from _harness import report, skip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,6 +79,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=100)
     args = ap.parse_args()
+    needed = [DATA / "ptbxl-metadata" / "ptbxl_database_first520.csv", DATA / "cinc2021" / "HR06000.hea"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        skip(f"shared recordings not found ({', '.join(missing)}); set CARDIOSIM_DATA to the shared data folder")
     import pandas as pd
     import wfdb
 

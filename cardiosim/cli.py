@@ -1,4 +1,4 @@
-"""Command line: ``cardiosim generate | info | recipe init|check | plot | bench``.
+"""Command line: ``cardiosim generate | info | recipe init|check | prior fit | plot | bench``.
 
 Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit status
 2; no partial output file is left behind.
@@ -7,11 +7,28 @@ Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from ._version import __version__
 from .errors import CardiosimError
+
+
+_log = logging.getLogger("cardiosim")
+
+
+def _configure_logging(args) -> None:
+    """--verbose: DEBUG records of every cardiosim logger on stderr; --quiet: errors only."""
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.ERROR if args.quiet else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+    _log.handlers[:] = [handler]
+    _log.setLevel(level)
+    _log.propagate = False
+    if args.quiet:
+        import warnings
+        warnings.simplefilter("ignore")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="cardiosim", description="Physics-based simulator of wearable (shirt) ECG.")
     parser.add_argument("--version", action="version", version=f"cardiosim {__version__}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", "-q", action="store_true", help="print only errors (no summary, no progress bar)")
+    loud.add_argument("--verbose", "-v", action="store_true", help="log every step (logger 'cardiosim') on stderr")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="generate a labeled synthetic shirt-ECG dataset",
@@ -81,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--electrode-units", choices=("m", "cm", "mm"),
                    help="unit of --electrodes (default: the file's own, else --mesh-units)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    g.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    g.add_argument("--no-progress", action="store_true",
+                   help="do not show the progress bar (shown only when stderr is a terminal)")
+    g.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                   help="print only errors")
 
     i = sub.add_parser("info", help="summarise a dataset file or shard directory")
     i.add_argument("path", type=Path)
@@ -96,9 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("check", help="validate a recipe file")
     rc.add_argument("path", type=Path)
 
+    pr = sub.add_parser("prior", help="fit the ODE's normal-beat prior to your own records")
+    prsub = pr.add_subparsers(dest="prior_command", parser_class=_Parser, metavar="ACTION")
+    pf = prsub.add_parser("fit", help="fit a NORM patient prior to real 12-lead records",
+                          description="Fit the ODE's NORM patient prior (cardiosim.ode.fit.fit_records_prior) "
+                                      "to the records labelled only NORM of a real source; use it with "
+                                      "'[source] prior = \"PATH\"' in a recipe.")
+    pf.add_argument("--source", required=True, help="'ptbxl:PATH', 'sph:PATH' or 'wfdb:PATH'")
+    pf.add_argument("--output", "-o", type=Path, required=True, help="prior file (.json or .npz)")
+    pf.add_argument("--max-records", type=_positive_int, default=200, help="normal records to fit (default 200)")
+    pf.add_argument("--exclude-folds", default="9,10",
+                    help="PTB-XL strat_fold values left out for evaluation (default 9,10; '' for none)")
+    pf.add_argument("--seed", type=_nonneg_int, default=0)
+    pf.add_argument("--proposal-draws", type=_nonneg_int, default=60_000,
+                    help="draws per round of the sampling proposal's fit (0: no proposal)")
+
     b = sub.add_parser("bench", help="measure generator speed on this machine (records/s)")
     b.add_argument("--records", type=_positive_int, default=32)
     b.add_argument("--duration", type=_positive_float, default=10.0)
+
+    e = sub.add_parser("export", help="export a dataset to WFDB records with annotations",
+                       description="Write one WFDB record per dataset record (.hea/.dat, mV) with its "
+                                   "ground-truth beat (.atr) and wave (.wave) annotations, and a RECORDS list.")
+    e.add_argument("path", type=Path, help="dataset file or shard directory")
+    e.add_argument("--format", choices=("wfdb",), default="wfdb")
+    e.add_argument("--output", "-o", type=Path, required=True, help="directory to create")
+    e.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
 
     p = sub.add_parser("plot", help="plot one record of a dataset to PNG")
     p.add_argument("path", type=Path)
@@ -154,16 +200,36 @@ def _cmd_generate(args) -> int:
     from .dataset import generate
 
     recipe = _recipe_from_args(args)
+    # A progress bar only where someone watches it: not into logs, pipes or CI output.
+    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    _log.info("generating %d records into %s (workers %d, scheduler %s)", recipe.records, args.output,
+              args.workers, args.scheduler)
     summary = generate(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
-                       progress=not args.no_progress, overwrite=args.overwrite)
-    print(summary)
+                       progress=progress, overwrite=args.overwrite)
+    _say(args, summary)
+    return 0
+
+
+def _say(args, text) -> None:
+    """Print a command's result on stdout unless --quiet."""
+    if not args.quiet:
+        print(text)
+
+
+def _cmd_export(args) -> int:
+    from .dataset.export import export_dataset
+
+    _log.info("exporting %s to %s as %s", args.path, args.output, args.format)
+    names = export_dataset(args.path, args.output, format=args.format, overwrite=args.overwrite)
+    _say(args, f"wrote {len(names)} {args.format.upper()} records to {args.output}")
     return 0
 
 
 def _cmd_info(args) -> int:
     from .dataset import summarize
 
-    print(summarize(args.path, verify=True if args.verify else None))
+    _log.debug("summarising %s", args.path)
+    _say(args, summarize(args.path, verify=True if args.verify else None))
     return 0
 
 
@@ -177,13 +243,54 @@ def _cmd_recipe(args) -> int:
             raise ConfigError(f"{str(args.path)!r} exists; pass --overwrite to replace it")
         with atomic_path(args.path) as tmp:
             tmp.write_text(default_recipe_text())
-        print(f"wrote default recipe to {args.path}")
+        _say(args, f"wrote default recipe to {args.path}")
         return 0
     if args.recipe_command == "check":
         recipe = Recipe.read(args.path)
-        print(f"{args.path}: valid recipe ({recipe.source.kind} source, device {recipe.device})")
+        _say(args, f"{args.path}: valid recipe ({recipe.source.kind} source, device {recipe.device})")
         return 0
     raise ConfigError("recipe needs an action: init or check")
+
+
+def _cmd_prior(args) -> int:
+    import numpy as np
+
+    from .errors import ConfigError, LeadError
+    from .leads import STANDARD_LEADS
+    from .ode.fit import fit_records_prior
+    from .ode.prior import fit_adaptive_proposal, write_prior
+    from .ode.realism import lead_matrix
+    from .sources import open_source
+
+    if args.prior_command != "fit":
+        raise ConfigError("prior needs an action: fit")
+    folds = {int(f) for f in args.exclude_folds.split(",") if f.strip()}
+    seq = open_source(args.source)
+
+    def normal_records():
+        n = 0
+        for k in range(len(seq)):
+            rec = seq[k]
+            if set(rec.labels) != {"NORM"} or int(rec.metadata.get("strat_fold", 0) or 0) in folds:
+                continue
+            missing = [ld for ld in STANDARD_LEADS if ld not in rec.leads]
+            if missing:
+                raise LeadError(f"record {rec.source_id!r} lacks the standard leads {missing}")
+            idx = [rec.leads.index(ld) for ld in STANDARD_LEADS]
+            yield rec.source_id, np.asarray(rec.signal, np.float64)[idx], float(rec.fs)
+            n += 1
+            if n >= args.max_records:
+                return
+
+    rng = np.random.default_rng(args.seed)
+    prior = fit_records_prior(normal_records(), lead_matrix(), rng, log=print,
+                              meta={"command": "cardiosim prior fit --source " + args.source,
+                                    "excluded_folds": sorted(folds)})
+    if args.proposal_draws:
+        prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 1]), round_draws=args.proposal_draws)
+    write_prior(prior, args.output)
+    print(f"wrote {args.output}: {prior.n_beats} fits from {prior.n_records} records")
+    return 0
 
 
 def _cmd_plot(args) -> int:
@@ -198,12 +305,12 @@ def _cmd_plot(args) -> int:
             raise ConfigError(f"--record {args.record} is out of range; the dataset has {n} records")
         rec = ds.isel(record=args.record)
         fig = plot_12lead(rec["ecg"].values, float(ds.attrs["sampling_rate"]), [str(x) for x in ds["lead"].values],
-                          title=f"{rec['source_id'].item()}  (record {int(rec['record'])})")
+                          title=f"{rec['source_id'].values}  (record {int(rec['record'].values)})")
     finally:
         ds.close()
     out = args.output or args.path.with_name(f"{args.path.stem}-record{args.record}.png")
     save_png(fig, out)
-    print(f"wrote {out}")
+    _say(args, f"wrote {out}")
     return 0
 
 
@@ -256,8 +363,11 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    args.quiet = getattr(args, "quiet", False)
+    _configure_logging(args)
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
-               "bench": _cmd_bench, "sim2real": _cmd_sim2real}[args.command]
+               "export": _cmd_export,
+               "bench": _cmd_bench, "sim2real": _cmd_sim2real, "prior": _cmd_prior}[args.command]
     try:
         return handler(args)
     except CardiosimError as exc:

@@ -299,6 +299,9 @@ def _progress(total: int, enabled: bool, initial: int = 0):
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
+SCHEDULER_TIMEOUT_S = 5.0
+
+
 def _executor(workers: int, scheduler: str | None):
     if scheduler is not None:
         try:
@@ -310,7 +313,13 @@ def _executor(workers: int, scheduler: str | None):
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             return _DaskExecutor(Client(cluster), cluster)
-        return _DaskExecutor(Client(scheduler), None)
+        try:
+            # A scheduler that does not answer within seconds is down or mistyped: say so in one line.
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the dask scheduler {scheduler!r} within {SCHEDULER_TIMEOUT_S:g} s "
+                              f"({type(exc).__name__}); check --scheduler") from None
+        return _DaskExecutor(client, None)
     if workers <= 1:
         return None
     # spawn: numba's threading layer and forked parents do not mix safely.
