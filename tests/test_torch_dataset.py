@@ -134,10 +134,11 @@ def test_dataloader_with_two_workers_reads_every_record_once(shard_dir):
 def test_dataset_generated_by_cardiosim_dataset(tmp_path):
     """End to end: shards written by cardiosim.dataset.generate, read back identically to
     cardiosim.dataset.open_dataset, also through two DataLoader workers."""
-    dsmod = pytest.importorskip("cardiosim.dataset")
+    import cardiosim.dataset as dsmod
+
     recipe = dsmod.Recipe(seed=3, records=6, duration=2.0, forward="infinite",
                           source=dsmod.SourceRecipe(kind="ode", classes={"SR+NORM": 1.0, "AF+NORM": 1.0}),
-                          output=dsmod.OutputRecipe(shard_size=4))
+                          output=dsmod.OutputRecipe(shard_size=4, store_clean=True))
     out = tmp_path / "shards"
     dsmod.generate(recipe, out, progress=False)
     ref = dsmod.open_dataset(out).load()
@@ -153,6 +154,27 @@ def test_dataset_generated_by_cardiosim_dataset(tmp_path):
     (ecg, label), = list(loader)
     np.testing.assert_array_equal(ecg.numpy(), ref["ecg"].values)
     assert label.sum(dim=1).min() >= 1
+    # the clean signal and the ground-truth beats on request, as stored
+    pairs = ShirtECGDataset(out, leads=["II", "V2"], return_clean=True, return_annotations=True)
+    for i in range(6):
+        ecg, label, extra = pairs[i]
+        assert set(extra) == {"clean_ecg", "annotations", "beat_type"}
+        np.testing.assert_array_equal(extra["clean_ecg"].numpy(), ref["clean_ecg"].values[i][[1, 7]])
+        n = len(extra["beat_type"])
+        assert n >= 1 and extra["beat_type"] == [str(t) for t in ref["beat_type"].values[i][:n]]
+        np.testing.assert_array_equal(extra["annotations"]["R_peak"].numpy(), ref["beat_r_peak"].values[i][:n])
+        np.testing.assert_array_equal(extra["annotations"]["QRS_onset"].numpy(), ref["beat_qrs_onset"].values[i][:n])
+        assert np.all(ref["beat_r_peak"].values[i][n:] == -1)
+    with pytest.raises(DataFormatError, match="store_clean"):
+        ShirtECGDataset(_without_clean(tmp_path), return_clean=True)
+
+
+def _without_clean(tmp_path):
+    import cardiosim.dataset as dsmod
+
+    out = tmp_path / "plain.nc"
+    dsmod.generate(dsmod.Recipe(seed=3, records=1, duration=1.0, forward="infinite"), out, progress=False)
+    return out
 
 
 def test_file_replaced_on_disk_is_reread(tmp_path, rng):

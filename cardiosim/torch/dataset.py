@@ -129,9 +129,17 @@ class ShirtECGDataset(torch.utils.data.Dataset):
     label_dtype : torch.dtype
         dtype of the returned multi-hot label (float32 suits ``BCEWithLogitsLoss``).
     transform : callable, optional
-        Applied to the ``ecg`` tensor of every item (cropping, scaling, ...).
+        Applied to the ``ecg`` tensor of every item (cropping, scaling, ...); not to
+        ``clean_ecg``, which comes as stored.
+    return_clean : bool
+        Also return ``clean_ecg`` (Tensor (n_leads, T), mV): the same record without
+        electrode noise; the file must hold it (``[output] store_clean = true``).
+    return_annotations : bool
+        Also return ``annotations``: dict of ``P_onset, P_peak, QRS_onset, R_peak,
+        QRS_offset, T_peak, T_offset`` -> LongTensor (n_beats,) of sample indices into
+        ``ecg`` (-1: the beat lacks the wave), and ``beat_type`` (list of str).
 
-    Item ``i`` is ``(ecg, label)`` or ``(ecg, label, metadata)``:
+    Item ``i`` is ``(ecg, label)`` or, when any ``return_*`` is set, ``(ecg, label, metadata)``:
 
     * ``ecg`` : Tensor, shape (n_leads, T), float32, mV
     * ``label`` : Tensor, shape (n_classes,), ``label_dtype``, multi-hot
@@ -140,6 +148,8 @@ class ShirtECGDataset(torch.utils.data.Dataset):
       (n_electrodes, 3), m), ``snr_db`` (Tensor (n_noise,), dB; NaN for a noise kind
       that was off), ``accelerometer`` (Tensor (3, T), m/s^2), ``record`` (int, index
       within its file), ``file`` (str); keys whose variable the file lacks are omitted.
+      With ``return_clean`` / ``return_annotations`` it also holds ``clean_ecg`` /
+      ``annotations`` and ``beat_type`` (only those when ``return_metadata`` is False).
 
     Attributes
     ----------
@@ -150,7 +160,8 @@ class ShirtECGDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path, *, leads=None, return_metadata: bool = False, split: str | None = None,
-                 label_dtype=torch.float32, transform=None):
+                 label_dtype=torch.float32, transform=None, return_clean: bool = False,
+                 return_annotations: bool = False):
         self.path = Path(path)
         if self.path.is_dir():
             self.files = _shard_paths(self.path)
@@ -161,6 +172,8 @@ class ShirtECGDataset(torch.utils.data.Dataset):
         if split is not None and split not in _SPLITS:
             raise ConfigError(f"unknown split {split!r}; expected one of {_SPLITS}")
         self.return_metadata = bool(return_metadata)
+        self.return_clean = bool(return_clean)
+        self.return_annotations = bool(return_annotations)
         self.label_dtype = label_dtype
         self.split = split
         self.transform = transform
@@ -169,9 +182,12 @@ class ShirtECGDataset(torch.utils.data.Dataset):
         file_leads = classes = None
         for k, f in enumerate(self.files):
             ds = _handle(f)
-            for name in _REQUIRED:
+            needed = _REQUIRED + (("clean_ecg",) if return_clean else ()) + \
+                (("beat_r_peak", "beat_type") if return_annotations else ())
+            for name in needed:
                 if name not in ds.variables:
-                    raise DataFormatError(f"dataset file {str(f)!r} has no variable {name!r}")
+                    hint = " (generate it with [output] store_clean = true)" if name == "clean_ecg" else ""
+                    raise DataFormatError(f"dataset file {str(f)!r} has no variable {name!r}{hint}")
             these_leads = tuple(str(x) for x in ds["lead"].values)
             these_classes = tuple(str(x) for x in ds["class"].values) if "class" in ds.coords else ()
             if file_leads is None:
@@ -225,9 +241,19 @@ class ShirtECGDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             ecg = self.transform(ecg)
         label = torch.from_numpy(np.asarray(ds["label"].isel(record=r).values)).to(self.label_dtype)
-        if not self.return_metadata:
+        if not (self.return_metadata or self.return_clean or self.return_annotations):
             return ecg, label
-        meta = {"record": r, "file": str(self.files[k])}
+        extra = {}
+        if self.return_clean:
+            clean = ds["clean_ecg"].isel(record=r)
+            if self._lead_idx is not None:
+                clean = clean.isel(lead=self._lead_idx)
+            extra["clean_ecg"] = torch.from_numpy(np.ascontiguousarray(clean.values, dtype=np.float32))
+        if self.return_annotations:
+            extra.update(_annotations(ds, r))
+        if not self.return_metadata:
+            return ecg, label, extra
+        meta = {"record": r, "file": str(self.files[k]), **extra}
         for name in ("source_id", "split"):
             if name in ds.variables:
                 meta[name] = str(ds[name].isel(record=r).values)
@@ -240,6 +266,20 @@ class ShirtECGDataset(torch.utils.data.Dataset):
             if name in ds.variables:
                 meta[name] = torch.from_numpy(np.asarray(ds[name].isel(record=r).values, dtype=np.float32))
         return ecg, label, meta
+
+
+def _annotations(ds, r: int) -> dict:
+    """Ground-truth beats of record ``r``: the annotated beats only (``beat_type`` not empty)."""
+    from ..dataset.schema import ANNOTATION_KEYS, annotation_variable
+
+    types = np.asarray(ds["beat_type"].isel(record=r).values).astype(str)
+    n = int((types != "").sum())
+    ann = {}
+    for key in ANNOTATION_KEYS:
+        var = annotation_variable(key)
+        if var in ds.variables:
+            ann[key] = torch.from_numpy(np.asarray(ds[var].isel(record=r).values[:n], dtype=np.int64))
+    return {"annotations": ann, "beat_type": [str(t) for t in types[:n]]}
 
 
 def _try_normalize(name):
