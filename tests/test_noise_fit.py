@@ -43,3 +43,36 @@ def test_fit_errors():
         read_nstdb_noise("xx")
     with pytest.raises(DataFormatError):
         read_nstdb_noise("bw", "/nonexistent")
+
+
+def test_noise_record_read_through_the_project_reader(tmp_path, rng):
+    """A user's noise record: channel names that are not leads are kept, units scaled to mV,
+    a truncated signal file refused (the project's WFDB reader's checks)."""
+    import wfdb
+    from cardiosim.noise import read_noise_record
+    x = rng.standard_normal((2000, 2)) * 50.0                       # uV
+    wfdb.wrsamp("mynoise", fs=250, units=["uV", "uV"], sig_name=["chest motion", "ref"], p_signal=x,
+                fmt=["16", "16"], adc_gain=[100.0, 100.0], baseline=[0, 0], write_dir=str(tmp_path))
+    y, fs = read_noise_record(tmp_path / "mynoise")
+    assert fs == 250.0 and y.shape == (2, 2000)
+    np.testing.assert_allclose(y, x.T / 1000.0, atol=1e-4)           # mV
+    dat = tmp_path / "mynoise.dat"
+    dat.write_bytes(dat.read_bytes()[:-100])
+    with pytest.raises(DataFormatError, match="truncated"):
+        read_noise_record(tmp_path / "mynoise")
+
+
+def test_bursts_off_is_gaussian_and_on_is_not(rng):
+    """bursts=False: stationary Gaussian (kurtosis ~ 0); bursts on, fitted to bursty noise
+    (Gaussian times a known log-normal envelope), reproduces its kurtosis within 25 %."""
+    from cardiosim.noise import BurstParams, modulate, noise_statistics
+    fs = 100.0
+    x = modulate(rng.standard_normal(int(1800 * fs)), BurstParams(sigma_fast=0.5, tau_fast_s=0.5), fs, rng)
+    k_true = noise_statistics(x, fs)["kurtosis"][0]
+    m0 = fit_noise_model(x, fs, bursts=False)
+    m1 = fit_noise_model(x, fs)
+    k0 = np.median([noise_statistics(synthesize_noise(m0, x.size, rng), fs)["kurtosis"][0] for _ in range(4)])
+    k1 = np.median([noise_statistics(synthesize_noise(m1, x.size, rng), fs)["kurtosis"][0] for _ in range(4)])
+    assert abs(k0) < 0.1
+    assert k1 == pytest.approx(k_true, rel=0.25)
+    assert 0.3 < m1.bursts[0][1].sigma_fast < 0.7
