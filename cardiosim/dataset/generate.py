@@ -196,7 +196,15 @@ def _one_blas_thread():
         yield
 
 
-def simulate_block(recipe, start: int, stop: int, failures: list | None = None):
+def _check_postprocess(recipe: Recipe, postprocess) -> None:
+    if recipe.refine.model and postprocess is None:
+        raise ConfigError(f"the recipe applies a refiner ([refine] model = {recipe.refine.model!r}), which needs torch: "
+                          "use cardiosim.torch.refine.generate_refined or the CLI (cardiosim generate)")
+    if postprocess is not None and not callable(postprocess):
+        raise ConfigError(f"postprocess must be callable, got {type(postprocess).__name__}")
+
+
+def simulate_block(recipe, start: int, stop: int, failures: list | None = None, postprocess=None):
     """Simulate records ``start .. stop-1`` and return them as an ``xarray.Dataset``.
 
     ``recipe`` is a :class:`Recipe`, its TOML text or a :class:`PreparedRecipe`; the
@@ -205,11 +213,18 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None):
     message)`` appended to it -- the output then has gaps in its ``record`` coordinate and
     ``None`` is returned if no record of the block succeeded. Without it, the first such
     error is raised.
+
+    ``postprocess`` (picklable callable, ``xarray.Dataset -> xarray.Dataset``) is applied
+    to the block's float records before int16 packing, in the process that simulates
+    them; it must treat every record on its own so that blocks stay bit-identical for any
+    shard size. A recipe with ``[refine] model`` requires one
+    (:func:`cardiosim.torch.refine.generate_refined` builds it).
     """
     from ..simulate import simulate_record
 
     st = _block_state(recipe)
     recipe, plan, ref = st.recipe, st.plan, st.ref
+    _check_postprocess(recipe, postprocess)
     records, indices, splits, folds, variants = [], [], [], [], []
     cached = (None, None, None)
     with _one_blas_thread():
@@ -242,6 +257,8 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None):
     ds = records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
                               variants=variants, noise_kinds=st.noise_kinds, recipe_toml=st.toml,
                               seed=recipe.seed, device_name=ref.device.name, label_map=plan.label_map)
+    if postprocess is not None:
+        ds = postprocess(ds)
     if recipe.output.pack_int16:
         # Quantised in memory exactly as a CF reader decodes the int16 file: a block and its
         # file hold the same float32 numbers (cardiosim.dataset.storage).
@@ -261,14 +278,14 @@ def _compression(requested: str) -> str:
     return resolve_compression(requested)
 
 
-def write_block(recipe, start: int, stop: int, path: str) -> dict:
+def write_block(recipe, start: int, stop: int, path: str, postprocess=None) -> dict:
     """Simulate a block and write it atomically to ``path``.
 
     Returns the block's manifest entry: ``sha256`` (None when every record failed and
     no file was written), ``start``, ``stop``, ``n_records`` and ``failed``.
     """
     failures: list = []
-    ds = simulate_block(recipe, start, stop, failures)
+    ds = simulate_block(recipe, start, stop, failures, postprocess)
     entry = {"start": start, "stop": stop, "n_records": 0, "sha256": None,
              "failed": [{"record": i, "source": s, "error": e} for i, s, e in failures]}
     if ds is not None:
@@ -383,7 +400,7 @@ def _completed(executor, futures):
 
 
 def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None = None, progress: bool = True,
-             overwrite: bool = False) -> GenerationSummary:
+             overwrite: bool = False, postprocess=None) -> GenerationSummary:
     """Generate the dataset described by ``recipe`` into ``output``.
 
     Parameters
@@ -401,6 +418,9 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
         Show a progress bar with records/s and ETA on stderr.
     overwrite : bool
         Replace an existing single-file output.
+    postprocess : callable, optional
+        Applied to every block of records in the worker before writing (see
+        :func:`simulate_block`); required by a recipe with ``[refine] model``.
 
     Returns
     -------
@@ -416,18 +436,19 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
     if pinned is not prepared.recipe:
         prepared = PreparedRecipe.of(pinned)
     recipe = prepared.recipe
+    _check_postprocess(recipe, postprocess)
     plan = _block_state(prepared).plan  # validates sources and builds the lead field once here
     n = plan.n_records
     if output.suffix == ".nc":
-        return _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0)
-    return _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0)
+        return _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0, postprocess)
+    return _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0, postprocess)
 
 
 def _blocks(n: int, size: int):
     return [(k, k * size, min(n, (k + 1) * size)) for k in range(-(-n // size))]
 
 
-def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0):
+def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progress, t0, postprocess=None):
     import xarray as xr
 
     # Blocks of the file are independent of the worker count; 64 records keep workers busy.
@@ -439,10 +460,11 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
         if executor is None:
             for k, a, b in blocks:
                 failures[k] = []
-                parts[k] = simulate_block(prepared, a, b, failures[k])
+                parts[k] = simulate_block(prepared, a, b, failures[k], postprocess)
                 bar.update(b - a)
         else:
-            futures = {executor.submit(_simulate_block_reporting, prepared, a, b): (k, a, b) for k, a, b in blocks}
+            futures = {executor.submit(_simulate_block_reporting, prepared, a, b, postprocess): (k, a, b)
+                       for k, a, b in blocks}
             for fut in _completed(executor, futures):
                 k, a, b = futures[fut]
                 parts[k], failures[k] = fut.result()
@@ -464,7 +486,7 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
                              output.stat().st_size, time.perf_counter() - t0, len(failed))
 
 
-def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0):
+def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0, postprocess=None):
     output.mkdir(exist_ok=True)
     digest = recipe.digest()
     blocks = _blocks(n, recipe.output.shard_size)
@@ -500,9 +522,9 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
     try:
         if executor is None:
             for k, a, b in todo:
-                record(k, write_block(prepared, a, b, str(output / _io.shard_name(k))))
+                record(k, write_block(prepared, a, b, str(output / _io.shard_name(k)), postprocess))
         else:
-            futures = {executor.submit(write_block, prepared, a, b, str(output / _io.shard_name(k))): k
+            futures = {executor.submit(write_block, prepared, a, b, str(output / _io.shard_name(k)), postprocess): k
                        for k, a, b in todo}
             for fut in _completed(executor, futures):
                 record(futures[fut], fut.result())
@@ -525,9 +547,9 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
                              time.perf_counter() - t0, len(failed))
 
 
-def _simulate_block_reporting(recipe, start: int, stop: int):
+def _simulate_block_reporting(recipe, start: int, stop: int, postprocess=None):
     failures: list = []
-    return simulate_block(recipe, start, stop, failures), failures
+    return simulate_block(recipe, start, stop, failures, postprocess), failures
 
 
 def _report_failures(failed) -> None:

@@ -195,16 +195,59 @@ class BodyRecipe:
         return TorsoParams(sex=sex, heart_offset=offset, **scaled)
 
 
-def _file_hash(path: Path, key: str, expected: str) -> str:
+def _file_hash(path: Path, key: str, expected: str, section: str = "body") -> str:
     from .io import sha256_file
 
     if not path.is_file():
-        raise DataFormatError(f"body.{key}: file {str(path)!r} not found")
+        raise DataFormatError(f"{section}.{key}: file {str(path)!r} not found")
     digest = sha256_file(path)
     if expected and digest != expected:
-        raise ConfigError(f"body.{key}: {str(path)!r} changed since the recipe was written (SHA-256 {digest[:12]}..., "
-                          f"recipe says {expected[:12]}...); restore the file or clear body.{key}_sha256")
+        raise ConfigError(f"{section}.{key}: {str(path)!r} changed since the recipe was written (SHA-256 "
+                          f"{digest[:12]}..., recipe says {expected[:12]}...); restore the file or clear "
+                          f"{section}.{key}_sha256")
     return digest
+
+
+@dataclass(frozen=True)
+class RefineRecipe:
+    """A learned refiner applied to every simulated record (:mod:`cardiosim.torch.refine`).
+
+    The refiner (``cardiosim refine train``) makes simulated records look like the user's
+    own device recordings. Generating with it needs torch: ``cardiosim generate`` or
+    :func:`cardiosim.torch.refine.generate_refined` apply it (``cardiosim.dataset.generate``
+    refuses a recipe with a model and no postprocess). Like the body's files, a relative
+    path is relative to the recipe file, and generation pins the file by SHA-256.
+
+    Attributes
+    ----------
+    model : str
+        Refiner file (``.pt``, :func:`cardiosim.torch.refine.save_refiner`); '' : none.
+    keep_simulated : bool
+        Also store the unrefined record as ``ecg_simulated`` (doubles the signal storage).
+    model_sha256 : str
+        Filled in by generation; a mismatch with the file raises.
+    """
+
+    model: str = ""
+    keep_simulated: bool = True
+    model_sha256: str = ""
+
+    def __post_init__(self):
+        if self.model_sha256 and not self.model:
+            raise ConfigError("refine.model_sha256 needs refine.model")
+
+    def relative_to(self, folder) -> "RefineRecipe":
+        """The same settings with a relative model path taken relative to ``folder``."""
+        if self.model and not Path(self.model).is_absolute():
+            return replace(self, model=str(Path(folder) / self.model))
+        return self
+
+    def pinned(self) -> "RefineRecipe":
+        """Absolute model path and its SHA-256 filled in (raises if a stored hash differs)."""
+        if not self.model:
+            return self
+        path = Path(self.model).resolve()
+        return replace(self, model=str(path), model_sha256=_file_hash(path, "model", self.model_sha256, "refine"))
 
 
 @dataclass(frozen=True)
@@ -289,6 +332,7 @@ class Recipe:
     body: BodyRecipe = field(default_factory=BodyRecipe)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     output: OutputRecipe = field(default_factory=OutputRecipe)
+    refine: RefineRecipe = field(default_factory=RefineRecipe)
 
     def __post_init__(self):
         _config.check_range("seed", self.seed, 0, 2**63 - 1)
@@ -330,7 +374,8 @@ class Recipe:
             recipe = cls.from_toml(text)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-        return replace(recipe, body=recipe.body.relative_to(path.parent))
+        return replace(recipe, body=recipe.body.relative_to(path.parent),
+                       refine=recipe.refine.relative_to(path.parent))
 
     def replace(self, **changes) -> "Recipe":
         return replace(self, **changes)
@@ -343,9 +388,10 @@ class Recipe:
         return _config.dumps_toml(self.to_dict(), _COMMENTS)
 
     def pinned(self) -> "Recipe":
-        """The recipe with the body's files pinned (absolute paths, SHA-256): see :class:`BodyRecipe`."""
-        body = self.body.pinned()
-        return self if body == self.body else replace(self, body=body)
+        """The recipe with the body's files and the refiner pinned (absolute paths, SHA-256):
+        see :class:`BodyRecipe`, :class:`RefineRecipe`."""
+        body, refine = self.body.pinned(), self.refine.pinned()
+        return self if (body, refine) == (self.body, self.refine) else replace(self, body=body, refine=refine)
 
     def digest(self) -> str:
         """SHA-256 of the canonical TOML: identifies the dataset this recipe makes."""
@@ -371,6 +417,7 @@ _COMMENTS = {
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
     "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",
     "simulation.augment": "classic augmentations after the device, for comparison (all off by default)",
+    "refine": "learned refiner applied to every record (cardiosim refine train); '' for none; needs torch",
     "output": "storage: shard size, compression (zstd | blosc_lz4 | zlib | none), int16 packing (steps of the device range / 32767)",
 }
 

@@ -400,7 +400,7 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
             raise ConfigError("pack_int16 needs the device's full-scale range in mV")
         from .storage import ACCEL_FULL_SCALE
 
-        for name in ("ecg", "clean_ecg", "accelerometer"):
+        for name in ("ecg", "clean_ecg", "ecg_simulated", "accelerometer"):
             if name not in ds:
                 continue
             full = ACCEL_FULL_SCALE if name == "accelerometer" else full_scale_mv

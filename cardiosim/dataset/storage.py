@@ -40,7 +40,8 @@ INT16_FILL = np.int16(-32768)
 STANDARD_GRAVITY = 9.80665
 #: Full scale of the stored accelerometer, m s-2 (+-16 g).
 ACCEL_FULL_SCALE = 16.0 * STANDARD_GRAVITY
-SIGNALS = ("ecg", "clean_ecg")
+#: ECG variables packed as int16 (``ecg_simulated``: the unrefined record of a refined dataset).
+SIGNALS = ("ecg", "clean_ecg", "ecg_simulated")
 
 
 class CompressionFallbackWarning(UserWarning):

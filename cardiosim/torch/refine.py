@@ -574,3 +574,167 @@ def train_refiner_from_files(dataset, recordings, output, **kwargs) -> RefinerRe
     res.settings.update(dataset=str(dataset), recordings=str(recordings), leads=leads)
     save_refiner(res, output)
     return res
+
+
+# --------------------------------------------------------------------------- datasets
+def _file_sha256(path) -> str:
+    from ..dataset.io import sha256_file
+
+    return sha256_file(Path(path))
+
+
+def _one_torch_thread():
+    """Context manager: torch on one intra-op thread (deterministic, and the workers
+    are the parallelism), restored afterwards."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def ctx():
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
+    return ctx()
+
+
+def refine_records(refiner: Refiner, x) -> np.ndarray:
+    """:func:`refine` one record at a time on one CPU thread: every record's output is
+    the same bits whatever block, batch or worker it is refined in."""
+    with _one_torch_thread():
+        return refine(refiner, x, batch=1, device="cpu")
+
+
+class RefinePostprocess:
+    """Picklable ``xarray.Dataset -> xarray.Dataset`` step that refines ``ecg``.
+
+    Built by :func:`generate_refined` and run by :func:`cardiosim.dataset.generate` inside
+    each worker on each block of simulated records (before int16 packing). Holds only the
+    model path and its SHA-256; the model is loaded once per process on first use, and
+    its file is checked against the hash and its rate / lead count against the records.
+
+    The refined record replaces ``ecg``; with ``keep_simulated`` the unrefined one is kept
+    as ``ecg_simulated``. ``clean_ecg``, labels, annotations and every simulation
+    parameter are the simulation's (the refiner changes how the device record looks,
+    not what the heart did). Attributes ``refiner_sha256`` and ``refiner_settings``
+    (JSON of the training settings) record which refiner made the dataset.
+    """
+
+    def __init__(self, model, sha256: str | None = None, *, keep_simulated: bool = True):
+        self.model = str(Path(model).resolve())
+        self.sha256 = sha256 or _file_sha256(self.model)
+        self.keep_simulated = bool(keep_simulated)
+        self._loaded = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_loaded": None}
+
+    def load(self, fs: float | None = None, n_leads: int | None = None) -> tuple[Refiner, dict]:
+        """The refiner and its settings (cached), checked against the hash, ``fs`` and ``n_leads``."""
+        if self._loaded is None:
+            digest = _file_sha256(self.model) if Path(self.model).is_file() else None
+            if digest is not None and digest != self.sha256:
+                raise ConfigError(f"refiner {self.model!r} changed since the recipe was pinned (SHA-256 {digest[:12]}..., "
+                                  f"expected {self.sha256[:12]}...)")
+            self._loaded = load_refiner(self.model)
+        model, settings = self._loaded
+        if fs is not None and "fs" in settings and not math.isclose(float(settings["fs"]), float(fs)):
+            from ..errors import SamplingRateError
+            raise SamplingRateError(f"refiner {self.model!r} was trained at {settings['fs']} Hz, the records are at "
+                                    f"{fs} Hz")
+        if n_leads is not None and model.config["n_leads"] != n_leads:
+            raise SignalError(f"refiner {self.model!r} takes {model.config['n_leads']} leads, the records have "
+                              f"{n_leads}")
+        return model, settings
+
+    def __call__(self, ds):
+        import json
+
+        model, settings = self.load(float(ds.attrs["sampling_rate"]), int(ds.sizes["lead"]))
+        if "ecg_simulated" in ds:
+            raise ConfigError("these records are refined already (they hold ecg_simulated)")
+        ecg = ds["ecg"]
+        out = refine_records(model, ecg.values)
+        ds = ds.copy()
+        if self.keep_simulated:
+            ds["ecg_simulated"] = ecg.copy()
+            ds["ecg_simulated"].attrs["long_name"] = "the simulated device record before the refiner"
+        ds["ecg"] = ecg.copy(data=out)
+        ds["ecg"].attrs["comment"] = (ecg.attrs.get("comment", "") + " Refined by the learned refiner "
+                                      f"(SHA-256 {self.sha256}).").strip()
+        ds.attrs["refiner_sha256"] = self.sha256
+        ds.attrs["refiner_settings"] = json.dumps(settings, sort_keys=True, default=str)
+        return ds
+
+    def __repr__(self) -> str:
+        return f"RefinePostprocess({self.model!r}, sha256={self.sha256[:12]}...)"
+
+
+def generate_refined(recipe, output, **kwargs):
+    """Generate a dataset whose recipe applies a refiner (``[refine] model``).
+
+    Parameters
+    ----------
+    recipe : Recipe or path of a recipe TOML
+        Must set ``[refine] model``; the file is pinned (absolute path, SHA-256) in the
+        stored recipe, like the body's files.
+    output : path
+        As for :func:`cardiosim.dataset.generate`.
+    **kwargs
+        Passed to :func:`cardiosim.dataset.generate` (``workers``, ``progress``, ...).
+
+    Returns
+    -------
+    GenerationSummary
+
+    Records are bit-identical for any worker count: each is refined on its own, on one
+    CPU thread, inside the worker that simulated it.
+    """
+    from ..dataset import Recipe, generate
+    from ..dataset.generate import _state
+
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.read(recipe)
+    if not recipe.refine.model:
+        raise ConfigError("the recipe sets no [refine] model; use cardiosim.dataset.generate")
+    if "postprocess" in kwargs:
+        raise ConfigError("generate_refined builds the postprocess itself; do not pass postprocess=")
+    recipe = recipe.pinned()  # raises on a missing or changed refiner file
+    post = RefinePostprocess(recipe.refine.model, recipe.refine.model_sha256,
+                             keep_simulated=recipe.refine.keep_simulated)
+    # fail before anything is written when the refiner does not fit the device's records
+    ctx = _state(recipe.to_toml())[2]
+    post.load(float(ctx.device.fs), len(ctx.montage.leads))
+    return generate(recipe, output, postprocess=post, **kwargs)
+
+
+def refine_dataset(dataset, refiner, output, *, keep_simulated: bool = True, overwrite: bool = False) -> Path:
+    """Refine every record of an existing cardiosim dataset into a new netCDF file.
+
+    Parameters
+    ----------
+    dataset : path (file or shard folder)
+    refiner : path of a refiner (``.pt``)
+    output : path (``.nc``), written atomically
+    keep_simulated, overwrite : bool
+
+    The output is what generating with ``[refine] model`` gives (same refined ``ecg``
+    bits for a float32 dataset); its ``recipe`` attribute is the input's.
+    """
+    from ..dataset import open_dataset, write_netcdf
+    from ..dataset.schema import encoding_for
+
+    output = Path(output)
+    if output.suffix != ".nc":
+        raise ConfigError(f"output {str(output)!r} must be a .nc file")
+    if output.exists() and not overwrite:
+        raise ConfigError(f"output file {str(output)!r} exists; pass --overwrite to replace it")
+    if not Path(refiner).is_file():
+        raise DataFormatError(f"refiner file {str(refiner)!r} does not exist")
+    post = RefinePostprocess(refiner, keep_simulated=keep_simulated)
+    ds = open_dataset(dataset).load()
+    out = post(ds)
+    # float32 signals: the refined record is not on the int16 grid of the input's packing
+    write_netcdf(out, output, encoding_for(out))
+    return output
