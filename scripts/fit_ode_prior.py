@@ -1,32 +1,32 @@
-"""Fit the shipped normal patient prior ``cardiosim/ode/data/normal_prior.json``.
+"""Fit the shipped priors: ``cardiosim/ode/data/normal_prior.json`` (the NORM beat) and
+``cardiosim/ode/data/rhythm_prior.json`` (AF rate and RR irregularity, ectopic coupling).
 
-Sources (PhysioNet, see ../shared/data/README.md):
-- PTB Diagnostic ECG Database record s0010_re: the measured Frank leads vx, vy, vz;
-- PhysioNet/CinC 2021 12-lead records, converted to Frank X, Y, Z with the Kors
-  regression matrix (PHYSICS.md §1) via ``cardiosim.inverse.kors``.
+Beat prior — sources: the PhysioNet/CinC 2021 12-lead records of ../shared/data/cinc2021
+whose SNOMED CT codes leave the beat normal (no conduction, ST-T, hypertrophy or QT code:
+``cardiosim.ode.realism.record_classes``), EXCEPT the held-out records
+``cardiosim.ode.realism.HELD_OUT`` (E07503, E07511, E07512, HR06003, JS20008), on which the
+realism table and tests report. (The PTB record s0010_re used before is an acute MI
+patient: no longer used.)
 
-Per record: 0.5-40 Hz zero-phase band-pass, decimation to 250 Hz, R peaks from
-NeuroKit2's detector on the band-passed spatial magnitude, then ``fit_beat`` on the
-median beat of the whole record and on the medians of consecutive groups of 4 beats
-(within-record, beat-to-beat variability). ``fit_prior`` pools the fits (each record
-weighs the same) with diagonal shrinkage 0.05 (keeps the correlations that make draws
-coherent beats).
+Per record (``cardiosim.ode.fit.fit_records_prior``): 0.5-40 Hz zero-phase band-pass,
+250 Hz, R peaks on the spatial velocity, ``fit_beat`` of the median beat and of the
+medians of consecutive groups of 4 beats, fitted directly in the 12 standard leads
+through the project's VCG -> 12-lead matrix (``data/lead_matrix_standard12.json``), so
+projected synthetic beats reproduce the real leads; ``fit_prior`` pools the fits (each
+record weighs the same) with diagonal shrinkage 0.05.
 
-Records whose SNOMED CT diagnoses include a conduction or ST-T abnormality are not
-normal and are left out (JS20000: PAC, non-specific intraventricular conduction
-disorder, ST changes; HR06001: ST changes; HR06000: T-wave abnormality); so is a
-record with incomplete RBBB (HR06002), and a record whose median-beat fit leaves a residual
->= 10 %. Fitted intervals are stored in the prior's metadata; ``sample_patient`` truncates
-draws to the NORM interval bounds. The PTB record is an
-acute infero-lateral MI patient, but it is the only measured (not reconstructed) VCG,
-so it is included; ``sample_patient`` truncates draws to the normal interval criteria.
+Finally a sampling proposal is adapted to the normal screens — intervals and the 12
+standard leads (isoelectric PR, ST, upright T; ``cardiosim.ode.prior.full_screen``) — by
+the cross-entropy method (``cardiosim.ode.prior.fit_adaptive_proposal``): ~1e-4 of the
+prior's own draws pass both screens, ~13 % of the proposal's.
 
-Finally a sampling proposal is fitted to 20,000 exact normal-screened draws of the prior
-(``cardiosim.ode.prior.fit_proposal``: ~0.3 % of prior draws pass the screen, ~2 % of
-proposal draws), so drawing a patient screens seven times fewer candidates.
+Rhythm prior: ``cardiosim.ode.rhythm_prior.fit_rhythm_prior`` on cpsc2021 and mitdb/100,
+patients 21 and 84 of CPSC 2021 held out.
 
 Usage: ``python scripts/fit_ode_prior.py [--data DIR] [--out PATH]``;
-``--proposal-only`` refits only the proposal of the prior already at ``--out``.
+``--proposal-only`` refits only the proposal of the prior already at ``--out``;
+``--no-proposal`` writes the prior without one. Users fit their own beat prior from
+PTB-XL or SPH with ``cardiosim prior fit --source ptbxl:PATH --output prior.json``.
 """
 
 from __future__ import annotations
@@ -38,52 +38,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import wfdb
-from scipy.signal import butter, sosfiltfilt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cardiosim.errors import SignalError  # noqa: E402
-from cardiosim.inverse import kors  # noqa: E402
-from cardiosim.ode.fit import beat_window, fit_beat, fit_prior, median_beat  # noqa: E402
-from cardiosim.ode.prior import DEFAULT_PRIOR_PATH, fit_proposal, read_prior, write_prior  # noqa: E402
-
-FS_FIT = 250.0
-EXCLUDE = {"JS20000": "PAC, NSIVCB 698252002, ST changes 55930002",
-           "HR06001": "ST changes 55930002", "HR06000": "T wave abnormal 164934002",
-           "HR06002": "incomplete RBBB 713426002"}
-
-
-def r_peaks(vcg, fs):
-    import neurokit2 as nk
-    mag = np.linalg.norm(vcg - np.median(vcg, axis=1, keepdims=True), axis=0)
-    _, info = nk.ecg_peaks(mag, sampling_rate=int(fs))
-    pk = np.asarray(info["ECG_R_Peaks"], int)
-    # refine to the magnitude maximum within ±30 ms (a shared fiducial for all records)
-    w = int(0.03 * fs)
-    return np.array([p - w + int(np.argmax(mag[max(p - w, 0):p + w + 1])) if p >= w else p for p in pk])
-
-
-def prepare(vcg, fs):
-    sos = butter(2, [0.5, 40.0], btype="band", fs=fs, output="sos")
-    x = sosfiltfilt(sos, vcg, axis=1)
-    step = int(round(fs / FS_FIT))
-    if abs(fs / step - FS_FIT) > 1e-9:
-        raise ValueError(f"sampling rate {fs} is not a multiple of {FS_FIT}")
-    return x[:, ::step]
-
+from cardiosim.ode.fit import fit_records_prior  # noqa: E402
+from cardiosim.ode.prior import DEFAULT_PRIOR_PATH, fit_adaptive_proposal, read_prior, write_prior  # noqa: E402
+from cardiosim.ode.realism import HELD_OUT, lead_matrix, real_records  # noqa: E402
+from cardiosim.ode.rhythm_prior import DEFAULT_RHYTHM_PRIOR_PATH, fit_rhythm_prior, write_rhythm_prior  # noqa: E402
 
 def load_records(data):
-    recs = []
-    ptb = data / "ptbdb" / "s0010_re"
-    r = wfdb.rdrecord(str(ptb), channel_names=["vx", "vy", "vz"])
-    recs.append(("ptbdb/s0010_re", r.p_signal.T, float(r.fs), "Frank leads (measured)"))
-    for hea in sorted((data / "cinc2021").glob("*.hea")):
-        r = wfdb.rdrecord(str(hea.with_suffix("")))
-        recs.append((f"cinc2021/{hea.stem}", kors(r.p_signal.T, r.sig_name), float(r.fs),
-                     "12-lead -> Kors"))
-    return recs
+    """(name, 12 leads (12, T) mV, fs, how, record) of the cinc2021 records NOT held out
+    (``cardiosim.ode.realism.HELD_OUT``: the realism table and tests report on those)."""
+    return [(f"cinc2021/{r['name']}", r["leads"], r["fs"], "12 standard leads through the "
+             "project's VCG -> 12-lead matrix", r) for r in real_records(data) if not r["held_out"]]
 
 
 def main(argv=None):
@@ -95,61 +63,42 @@ def main(argv=None):
     ap.add_argument("--shrinkage", type=float, default=0.05, help="weight of the diagonal target")
     ap.add_argument("--proposal-only", action="store_true",
                     help="keep the prior at --out, refit only its sampling proposal")
-    ap.add_argument("--proposal-draws", type=int, default=20_000,
-                    help="screened prior draws the proposal is fitted to")
+    ap.add_argument("--proposal-draws", type=int, default=60_000,
+                    help="draws screened per cross-entropy round of the proposal fit")
+    ap.add_argument("--proposal-rounds", type=int, default=6, help="cross-entropy rounds of the proposal fit")
+    ap.add_argument("--no-proposal", action="store_true", help="write the prior without a proposal")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     if args.proposal_only:
         write_with_proposal(read_prior(args.out), args)
         return
-    fits, groups, used, report = [], [], [], {}
-    for name, vcg, fs, how in load_records(args.data):
-        stem = name.split("/")[-1]
-        if stem in EXCLUDE:
-            report[name] = {"used": False, "reason": EXCLUDE[stem]}
-            print(f"{name}: excluded ({EXCLUDE[stem]})")
+    records, skipped = [], {}
+    for name, leads, fs, _how, rec in load_records(args.data):
+        if "NORM" not in rec["morphology"]:
+            skipped[name] = {"used": False, "reason": "beat not normal (SNOMED " + ",".join(rec["dx"]) + ")"}
+            print(f"{name}: excluded ({skipped[name]['reason']})")
             continue
-        t0 = time.time()
-        x = prepare(vcg, fs)
-        pk = r_peaks(x, FS_FIT)
-        before, after = beat_window(np.median(np.diff(pk)) / FS_FIT)
-        beat, ri, rr = median_beat(x, FS_FIT, pk, before, after)
-        res = fit_beat(beat, FS_FIT, r_index=ri, rr=rr, rng=rng, n_restarts=6)
-        iv = res.patient.intervals()
-        ok = res.residual < 0.1
-        entry = {"how": how, "rr_s": rr, "n_beats": int(pk.size), "residual": res.residual,
-                 "intervals_rr1_s": iv, "within_normal_bounds": ok}
-        print(f"{name}: {pk.size} beats, RR {rr:.3f} s, residual {res.residual:.3f}, "
-              f"intervals {({k: round(v, 3) for k, v in iv.items()})} [{time.time() - t0:.1f} s]")
-        if not ok:
-            entry.update(used=False, reason="residual >= 10 %")
-            report[name] = entry
-            continue
-        sub = []
-        for g0 in range(0, pk.size - args.group + 1, args.group):
-            try:
-                b, ri2, _ = median_beat(x, FS_FIT, pk[g0:g0 + args.group], before, after)
-            except SignalError:  # group at the record edge without 3 complete beats
-                continue
-            r2 = fit_beat(b, FS_FIT, r_index=ri2, rr=rr, init=res.patient, rng=rng, n_restarts=0)
-            fits.append(r2.patient)
-            groups.append(name)
-            sub.append(r2.residual)
-        fits.append(res.patient)
-        groups.append(name)
-        used.append(name)
-        entry.update(used=True, sub_median_residuals=sub)
-        report[name] = entry
-    prior = fit_prior(fits, groups, morphology="NORM", shrinkage=args.shrinkage, sources=tuple(used),
-                      meta={"script": "scripts/fit_ode_prior.py", "fs_fit_hz": FS_FIT,
-                            "band_hz": [0.5, 40.0], "records": report})
+        records.append((name, leads, fs))
+    prior = fit_records_prior(records, lead_matrix(), rng, group=args.group, shrinkage=args.shrinkage, log=print,
+                              meta={"script": "scripts/fit_ode_prior.py",
+                                    "command": " ".join(["python scripts/fit_ode_prior.py", *(argv or sys.argv[1:])]),
+                                    "fitted_in": "12 standard leads through cardiosim/ode/data/lead_matrix_standard12.json",
+                                    "held_out": list(HELD_OUT)})
+    report = dict(prior.meta["records"], **skipped)
+    prior.meta["records"] = report
     print(json.dumps({k: v.get("residual") for k, v in report.items()}, indent=1))
-    write_with_proposal(prior, args)
+    if args.no_proposal:
+        write_prior(prior, args.out)
+    else:
+        write_with_proposal(prior, args)
+    if args.out == DEFAULT_PRIOR_PATH:
+        write_rhythm_prior(fit_rhythm_prior(args.data), DEFAULT_RHYTHM_PRIOR_PATH)
 
 
 def write_with_proposal(prior, args):
     t0 = time.time()
-    prior = fit_proposal(prior, np.random.default_rng([args.seed, 1]), n_accepted=args.proposal_draws)
+    prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 1]), rounds=args.proposal_rounds,
+                                  round_draws=args.proposal_draws)
     print(f"proposal [{time.time() - t0:.0f} s]: {json.dumps(prior.meta['proposal'])}")
     write_prior(prior, args.out)
     print(f"wrote {args.out}: {prior.n_beats} fits from {prior.n_records} records")

@@ -112,10 +112,16 @@ def test_fit_prior_recovers_mean_and_covariance():
 def test_shipped_prior_is_fitted_to_real_records_and_samples_normal_patients(tmp_path):
     prior = default_prior()
     assert prior.morphology == "NORM" and prior.n_records >= 3 and prior.n_beats > prior.n_records
-    assert "ptbdb/s0010_re" in prior.sources
-    assert any(s.startswith("cinc2021/") for s in prior.sources)
+    # fitted on the cinc2021 normal-beat records that are not held out, none of them an
+    # MI patient (the PTB record used before is), with the command that made it
+    from cardiosim.ode.prior import lead_screen
+    from cardiosim.ode.realism import HELD_OUT
+
+    assert prior.sources and all(s.startswith("cinc2021/") for s in prior.sources)
+    assert not {s.split("/")[1] for s in prior.sources} & set(HELD_OUT)
+    assert set(prior.meta["held_out"]) == set(HELD_OUT) and "fit_ode_prior.py" in prior.meta["command"]
     used = [k for k, v in prior.meta["records"].items() if v["used"]]
-    assert all(prior.meta["records"][k]["residual"] < 0.1 for k in used)
+    assert all(prior.meta["records"][k]["fit_residual"] < 0.1 for k in used)
     rng = np.random.default_rng(5)
     for _ in range(5):
         p = sample_patient(rng, prior=prior)
@@ -123,6 +129,7 @@ def test_shipped_prior_is_fitted_to_real_records_and_samples_normal_patients(tmp
         for k, (lo, hi) in NORMAL_BOUNDS.items():
             assert lo <= iv[k] <= hi
         assert p.span(P_WAVES)[1] < p.span(QRS_WAVES)[0] < p.span(T_WAVES)[0]
+        assert lead_screen(p.tau[None], p.sigma[None], p.amp[None])[0]
     write_prior(prior, tmp_path / "p.json")
     back = read_prior(tmp_path / "p.json")
     np.testing.assert_array_equal(back.cov, prior.cov)
@@ -130,60 +137,49 @@ def test_shipped_prior_is_fitted_to_real_records_and_samples_normal_patients(tmp
 
 
 @pytest.mark.parametrize("method", ["rejection", "proposal"])
-def test_batched_sampling_is_the_one_at_a_time_rejection_sampler(method):
+def test_batched_sampling_is_the_first_accepted_draw_of_the_stream(method):
     """sample_patient draws and screens candidates in batches; the patient it returns is
-    the first accepted draw of a plain loop (one draw from the prior or its proposal,
-    projected onto the slots' support, screened by the NumPy twin, until one passes) on
-    the same stream."""
-    from cardiosim.ode.model import SIGMA_BOUNDS, TAU_BOUNDS
-    from cardiosim.ode.prior import screen_candidates
+    the first draw of the same normal stream (from the prior or its proposal, projected
+    onto the slots' support) that passes the interval screen and the 12-lead screen —
+    found here by screening a block of the stream at once, the 12-lead screen by its
+    NumPy twin."""
+    from cardiosim.ode.prior import _unpacked, lead_violation, screen_candidates
 
     prior = default_prior()
     if method == "rejection":
-        mean, sqrt_cov = prior.mean, prior._sqrt_cov
+        mean, sqrt_cov, n_block = prior.mean, prior._sqrt_cov, 60_000
     else:
-        mean, sqrt_cov = prior.proposal_mean, prior._proposal_sqrt_cov
+        mean, sqrt_cov, n_block = prior.proposal_mean, prior._proposal_sqrt_cov, 2_000
     for seed in (1, 2):
         p = sample_patient(np.random.default_rng(seed), method=method)
-        rng = np.random.default_rng(seed)
-        for n in range(1, 3000):
-            z = rng.standard_normal((1, 9 * NW), dtype=np.float32).astype(np.float64)
-            q = Patient.from_vector(mean + z[0] @ sqrt_cov.T)
-            q = q.replace(tau=np.clip(q.tau, TAU_BOUNDS[:, 0], TAU_BOUNDS[:, 1]),
-                          sigma=np.clip(q.sigma, SIGMA_BOUNDS[:, 0], SIGMA_BOUNDS[:, 1]))
-            code, _ = screen_candidates(q.tau[None], q.sigma[None], q.amp[None], backend="numpy")
-            if code[0] == 0:
-                break
+        z = np.random.default_rng(seed).standard_normal((n_block, 9 * NW), dtype=np.float32).astype(np.float64)
+        tau, sigma, amp = _unpacked(mean + z @ sqrt_cov.T)
+        codes, _ = screen_candidates(tau, sigma, amp)
+        idx = np.flatnonzero(codes == 0)
+        ok = lead_violation(tau[idx], sigma[idx], amp[idx], backend="numpy") <= 0
+        assert ok.any(), "no accepted draw in the block"
+        first = idx[np.argmax(ok)]
+        q = Patient(tau[first], sigma[first], amp[first])
         np.testing.assert_allclose(p.to_vector(), q.to_vector(), rtol=0, atol=1e-12)
-        assert n > 3  # the screen rejects most draws (~0.3 % / ~2 % accepted)
+        assert first > 3  # the screens reject most draws
 
 
-def test_proposal_reproduces_the_truncated_prior():
-    """Patients drawn through the shipped proposal and by exact rejection from the prior
-    have the same distributions of intervals and QRS amplitude (two-sample KS tests), and
-    the proposal's screen accepts over five times more candidates."""
-    from scipy.stats import ks_2samp
+def test_adaptive_proposal_meets_the_screens_far_more_often():
+    """The shipped proposal was adapted round by round (acceptance rising from the
+    prior's); its patients pass the 12-lead screen (checked by the NumPy twin) and keep
+    a physiological spread of intervals (not collapsed onto one beat)."""
+    from cardiosim.ode.prior import lead_violation
 
-    prior = default_prior()
-    info = prior.meta["proposal"]
-    assert info["proposal_acceptance"] > 5 * info["prior_acceptance"]
-
-    def features(method, seed, n=250):
-        rng = np.random.default_rng(seed)
-        rows = []
-        for _ in range(n):
-            p = sample_patient(rng, method=method)
-            iv = p.intervals()
-            t = np.arange(-0.1, 0.1, 0.001)
-            rows.append([iv["qrs"], iv["pr"], iv["qtc"],
-                         np.linalg.norm(p.render(t, QRS_WAVES), axis=0).max()])
-        return np.array(rows)
-
-    exact, fast = features("rejection", 11), features("proposal", 12)
-    for k, name in enumerate(("qrs", "pr", "qtc", "qrs_peak_mV")):
-        res = ks_2samp(exact[:, k], fast[:, k])
-        assert res.pvalue > 0.001, (name, res)
-        assert abs(np.median(exact[:, k]) - np.median(fast[:, k])) < 0.25 * exact[:, k].std(), name
+    info = default_prior().meta["proposal"]
+    rates = info["acceptance_per_round"]
+    assert rates[-1] > 100 * max(rates[0], 1e-6) and rates[-1] > 0.05
+    rng = np.random.default_rng(11)
+    ps = [sample_patient(rng) for _ in range(60)]
+    viol = lead_violation(np.stack([p.tau for p in ps]), np.stack([p.sigma for p in ps]),
+                          np.stack([p.amp for p in ps]), backend="numpy")
+    assert np.all(viol <= 0)
+    iv = np.array([[p.intervals()[k] for k in ("qrs", "pr", "qtc")] for p in ps])
+    assert np.all(iv.std(axis=0) > [0.004, 0.008, 0.008])  # s
 
 
 def test_bad_fit_and_prior_inputs():
@@ -198,9 +194,11 @@ def test_bad_fit_and_prior_inputs():
 
 
 def test_bad_proposal_inputs(tmp_path):
-    from cardiosim.ode.prior import fit_proposal
+    from cardiosim.ode.prior import fit_adaptive_proposal, fit_proposal
 
     prior = default_prior()
+    with pytest.raises(ConfigError, match="inflation"):
+        fit_adaptive_proposal(prior, np.random.default_rng(0), inflation=0.9)
     with pytest.raises(ConfigError, match="both proposal_mean and proposal_cov"):
         Prior(prior.mean, prior.cov, proposal_mean=prior.mean)
     with pytest.raises(ConfigError, match="proposal covariance"):

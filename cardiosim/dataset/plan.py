@@ -128,6 +128,7 @@ def make_plan(recipe: Recipe) -> SourcePlan:
 
 
 def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
+    from ..ode.prior import read_prior_cached
     from ..sources import synthetic_source
 
     rng = source_rng(recipe.seed, src)
@@ -137,7 +138,8 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     rhythm, morphology = combo.split("+")
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
                               rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}",
-                              patient_sampler=recipe.source.patient_sampler)
+                              patient_sampler=recipe.source.patient_sampler,
+                              prior=read_prior_cached(recipe.source.prior) if recipe.source.prior else None)
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
     return dataclasses.replace(source, labels=labels)

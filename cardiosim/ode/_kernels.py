@@ -684,6 +684,112 @@ def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims,
     rest only for draws that pass it. x (99,) receives the accepted vector (timing not
     yet clipped); out (B, 4) as in :func:`screen_kernel`. Returns the accepted index or -1.
     """
+    no = np.zeros(1)
+    return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, np.zeros((1, 3)),
+                        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(4), no, 0.0, False, x, out)
+
+
+@njit(cache=True, nogil=True)
+def _gsum(tau, sigma, amp, f, a, t):
+    """Axis ``a`` of one candidate's Gaussian sum at time ``t`` (ST/T timing scaled by ``f``)."""
+    s = 0.0
+    for i in range(tau.shape[1]):
+        d = (t - tau[a, i] * f[i]) / (sigma[a, i] * f[i])
+        s += amp[a, i] * math.exp(-0.5 * d * d)
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
+    """12-lead normal-limit violation (mV, 0 = all hold) of one candidate (3, 11); see
+    :func:`lead_violation_kernel`."""
+    nw = tb.shape[1]
+    nq = 200
+    one = np.ones(nw)
+    v = np.empty((3, nq))
+    vel = np.empty(nq - 1)
+    base = np.empty(M.shape[0])
+    x = np.empty(3)
+    for k in range(nq):
+        t = -0.1 + k * 1e-3
+        for a in range(3):
+            s = 0.0
+            for i in range(2, 8):  # QRS slots
+                d = (t - tb[a, i]) / sb[a, i]
+                s += ab[a, i] * math.exp(-0.5 * d * d)
+            v[a, k] = s
+    vmax = 0.0
+    for k in range(nq - 1):
+        d0, d1, d2 = v[0, k + 1] - v[0, k], v[1, k + 1] - v[1, k], v[2, k + 1] - v[2, k]
+        vel[k] = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        vmax = max(vmax, vel[k])
+    k0, k1 = 0, nq - 2
+    while k0 < nq - 1 and vel[k0] < qrs_rel * vmax:
+        k0 += 1
+    while k1 > 0 and vel[k1] < qrs_rel * vmax:
+        k1 -= 1
+    q0 = -0.1 + k0 * 1e-3
+    q1 = -0.1 + (k1 + 1) * 1e-3
+    for a in range(3):
+        x[a] = _gsum(tb, sb, ab, one, a, q0 - 0.01)
+    worst = -1e300
+    for L in range(M.shape[0]):
+        base[L] = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2]
+        worst = max(worst, abs(base[L]) - lims[0])
+    for r in range(rrs.shape[0]):
+        g = rrs[r] ** (1.0 / 3.0)
+        f = np.ones(nw)
+        f[nw - 3:] = g  # ST, T1, T2 scale with RR^(1/3)
+        for a in range(3):
+            x[a] = _gsum(tb, sb, ab, f, a, q1 + 0.06)
+        for j in range(st_leads.shape[0]):
+            L = st_leads[j]
+            st = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2] - base[L]
+            worst = max(worst, lims[1] - st, st - lims[2])
+        # T peak: the largest spatial magnitude on a 4-ms grid from J + 80 ms
+        best, tp0, tp1, tp2 = -1.0, 0.0, 0.0, 0.0
+        n_t = int(math.ceil((0.45 * g - 0.08) / 0.004 - 1e-9))
+        for k in range(n_t):
+            t = q1 + 0.08 + k * 0.004
+            y0 = _gsum(tb, sb, ab, f, 0, t)
+            y1 = _gsum(tb, sb, ab, f, 1, t)
+            y2 = _gsum(tb, sb, ab, f, 2, t)
+            m = y0 * y0 + y1 * y1 + y2 * y2
+            if m > best:
+                best, tp0, tp1, tp2 = m, y0, y1, y2
+        for j in range(t_leads.shape[0]):
+            L = t_leads[j]
+            tl = M[L, 0] * tp0 + M[L, 1] * tp1 + M[L, 2] * tp2 - base[L]
+            worst = max(worst, lims[3] - tl)
+    return max(worst, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_rel, out):
+    """12-lead normal-limit violation (mV, 0 = all hold) of candidates (B, 3, 11) at RR = 1 s
+    (NumPy twin: ``_reference.lead_violation_kernel``; see ``prior.lead_violation``).
+
+    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min) mV; ``rrs``
+    intervals (s) at which ST (J + 60 ms) and the T peak are checked; the QRS bounds are
+    the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over [-0.1, 0.1) s.
+    """
+    for b in range(tau.shape[0]):
+        out[b] = _lead_violation_one(tau[b], sigma[b], amp[b], M, st_leads, t_leads, lims, rrs, qrs_rel)
+
+
+@njit(cache=True, nogil=True)
+def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads,
+                             t_leads, llims, rrs, qrs_rel, x, out):
+    """:func:`draw_screen_kernel` whose accepted draws must also meet the 12-lead normal
+    limits (:func:`lead_violation_kernel` with ``M, st_leads, t_leads, llims, rrs,
+    qrs_rel``); a draw failing them gets code 8 in ``out[b, 3]``."""
+    return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads, t_leads,
+                        llims, rrs, qrs_rel, True, x, out)
+
+
+@njit(cache=True, nogil=True)
+def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads, t_leads, llims,
+                 rrs, qrs_rel, use_leads, x, out):
     tb = np.empty((3, 11))
     sb = np.empty((3, 11))
     ab = np.empty((3, 11))
@@ -702,5 +808,7 @@ def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims,
         _affine(zb, mean, sqrt_cov, rest_idx, x)
         _unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
         if _screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
-            return b
+            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, llims, rrs, qrs_rel) <= 0.0:
+                return b
+            out[b, 3] = 8.0
     return -1

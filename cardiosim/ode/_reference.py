@@ -215,3 +215,63 @@ def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims,
     if i >= 0:
         x[:] = v[i]
     return i
+
+
+def _gauss_sum(tau, sigma, amp, t):
+    """Σ_i amp exp(-(t - tau)² / 2 sigma²): (B, 3, 11) parameters at times t (B, K) -> (B, 3, K)."""
+    g = np.exp(-0.5 * ((t[:, None, None, :] - tau[..., None]) / sigma[..., None]) ** 2)
+    return np.einsum("bai,baik->bak", amp, g)
+
+
+def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_rel, out, chunk=2048):
+    """NumPy twin of ``_kernels.lead_violation_kernel`` (vectorised over candidates)."""
+    B = tau.shape[0]
+    tq = np.arange(-0.1, 0.1, 1e-3)
+    nw = tau.shape[2]
+    q = list(range(2, 8))  # QRS slots
+    rep = np.zeros(nw)
+    rep[nw - 3:] = 1.0  # ST, T1, T2 scale with RR^(1/3)
+    for s0 in range(0, B, chunk):
+        ta, si, am = tau[s0:s0 + chunk], sigma[s0:s0 + chunk], amp[s0:s0 + chunk]
+        n = ta.shape[0]
+        v = _gauss_sum(ta[:, :, q], si[:, :, q], am[:, :, q], np.broadcast_to(tq, (n, tq.size)))
+        vel = np.linalg.norm(np.diff(v, axis=2), axis=1)
+        hot = vel >= qrs_rel * vel.max(axis=1, keepdims=True)
+        q0 = tq[np.argmax(hot, axis=1)]
+        q1 = tq[vel.shape[1] - np.argmax(hot[:, ::-1], axis=1)]
+        base = M @ _gauss_sum(ta, si, am, (q0 - 0.01)[:, None])[..., 0].T  # (12, n)
+        worst = np.abs(base).max(axis=0) - lims[0]
+        for rr in rrs:
+            f = 1.0 + rep * (rr ** (1 / 3) - 1.0)
+            tt, ss = ta * f, si * f
+            st = (M[st_leads] @ _gauss_sum(tt, ss, am, (q1 + 0.06)[:, None])[..., 0].T) - base[st_leads]
+            worst = np.maximum(worst, lims[1] - st.min(axis=0))
+            worst = np.maximum(worst, st.max(axis=0) - lims[2])
+            tgrid = q1[:, None] + np.arange(0.08, 0.45 * rr ** (1 / 3), 0.004)[None, :]
+            vt = _gauss_sum(tt, ss, am, tgrid)  # (n, 3, K)
+            k = np.argmax(np.linalg.norm(vt, axis=1), axis=1)
+            tl = M[t_leads] @ vt[np.arange(n), :, k].T - base[t_leads]
+            worst = np.maximum(worst, lims[3] - tl.min(axis=0))
+        out[s0:s0 + chunk] = np.maximum(worst, 0.0)
+
+
+def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads,
+                             t_leads, llims, rrs, qrs_rel, x, out):
+    out[:, :3] = np.nan
+    out[:, 3] = -1.0
+    j = 0
+    while j < z.shape[0]:
+        i = draw_screen_kernel(z[j:], mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, x, out[j:])
+        if i < 0:
+            return -1
+        v = x[None]
+        tau = np.clip(v[:, :33].reshape(1, 3, 11), tau_b[:, 0], tau_b[:, 1])
+        sigma = np.clip(np.exp(v[:, 33:66]).reshape(1, 3, 11), sig_b[:, 0], sig_b[:, 1])
+        viol = np.empty(1)
+        lead_violation_kernel(tau, sigma, v[:, 66:].reshape(1, 3, 11), M, st_leads, t_leads, llims, rrs,
+                              qrs_rel, viol)
+        if viol[0] <= 0.0:
+            return j + i
+        out[j + i, 3] = 8.0
+        j += i + 1
+    return -1

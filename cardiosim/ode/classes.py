@@ -99,10 +99,12 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "(rSR' in V1, wide S in I/V6)", ("59118001", "713427006"), "CRBBB",
               {"qrs": (0.12, None)}),
     ClassInfo("STE", "morphology", "ST elevation",
-              "ST segment (J + 60 ms) shifted 0.10-0.30 mV along the QRS axis", ("164931005",),
+              "ST segment (J + 60 ms) shifted 0.15-0.30 mV along the QRS axis, more (up to 0.6 mV) "
+              "where needed for >= 0.12 mV in two contiguous standard leads", ("164931005",),
               "STE_", {**_NORMAL_QRS, "st": (0.10, None)}),
     ClassInfo("STD", "morphology", "ST depression",
-              "ST segment (J + 60 ms) shifted 0.10-0.25 mV against the QRS axis", ("429622005",),
+              "ST segment (J + 60 ms) shifted 0.15-0.25 mV against the QRS axis, more (up to 0.6 mV) "
+              "where needed for >= 0.08 mV depression in two contiguous standard leads", ("429622005",),
               "STD_", {**_NORMAL_QRS, "st": (None, -0.10)}),
     ClassInfo("TINV", "morphology", "T-wave inversion",
               "T vector within 30 deg of the reversed QRS axis (QRS-T angle > 120 deg), T "

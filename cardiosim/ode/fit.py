@@ -281,3 +281,99 @@ def fit_prior(fits, groups=None, morphology="NORM", shrinkage=0.5, sources=(), m
     cov = 0.5 * (cov + cov.T)
     return Prior(means.mean(0), cov, morphology, int(V.shape[0]), len(uniq), tuple(sources),
                  dict(meta or {}, shrinkage=shrinkage))
+
+
+FS_FIT = 250.0  # Hz: records are band-passed and resampled to this rate before fitting
+FIT_BAND_HZ = (0.5, 40.0)
+MAX_FIT_RESIDUAL = 0.10  # dipolar part of the normalised residual (see fit_records_prior)
+
+
+def _prepare(leads, fs):
+    """0.5-40 Hz zero-phase band-pass, then resampling to FS_FIT (polyphase)."""
+    from fractions import Fraction
+
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    sos = butter(2, FIT_BAND_HZ, btype="band", fs=fs, output="sos")
+    x = sosfiltfilt(sos, np.asarray(leads, np.float64), axis=1)
+    fr = Fraction(FS_FIT / fs).limit_denominator(1000)
+    return x if fr == 1 else resample_poly(x, fr.numerator, fr.denominator, axis=1)
+
+
+def _r_peaks(vcg, fs):
+    """R peaks: maxima of the spatial velocity at least 250 ms apart and above 40 % of
+    its 99th percentile, refined to the spatial magnitude's maximum within ±30 ms."""
+    from scipy.signal import find_peaks
+
+    sv = np.linalg.norm(np.gradient(vcg, axis=1), axis=0)
+    pk, _ = find_peaks(sv, height=0.4 * np.percentile(sv, 99), distance=int(0.25 * fs))
+    mag = np.linalg.norm(vcg - np.median(vcg, axis=1, keepdims=True), axis=0)
+    w = int(0.03 * fs)
+    return np.array([max(p - w, 0) + int(np.argmax(mag[max(p - w, 0):p + w + 1])) for p in pk], int)
+
+
+def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, log=None, meta=None) -> Prior:
+    """The NORM prior from real normal-beat records (``scripts/fit_ode_prior.py`` and
+    ``cardiosim prior fit``).
+
+    Per record: FIT_BAND_HZ band-pass and resampling to FS_FIT, R peaks on the spatial
+    velocity of the least-squares dipole, ``fit_beat`` of the median beat through
+    ``lead_vectors``, then of the medians of consecutive groups of ``group`` beats (beat-
+    to-beat variability). The model lies in the range of ``lead_vectors``, so the fit's
+    normalised residual splits exactly into a non-dipolar part (what no dipole through
+    this torso explains) and the fit's own; records whose own part is >= MAX_FIT_RESIDUAL
+    are left out. :func:`fit_prior` pools the fits (each record weighs the same).
+
+    Parameters
+    ----------
+    records : iterable of (name, leads (C, T) mV, fs Hz)
+    lead_vectors : ndarray (C, 3) — lead = lead_vectors @ Frank VCG
+    rng : numpy.random.Generator (fit restarts)
+    log : callable(str), optional — progress lines
+
+    Returns
+    -------
+    Prior — ``meta["records"]`` says per record what was fitted or why it was left out
+    """
+    M = np.asarray(lead_vectors, np.float64)
+    pinv = np.linalg.pinv(M)
+    fits, groups, used, report = [], [], [], {}
+    for name, leads, fs in records:
+        try:
+            x = _prepare(leads, fs)
+            pk = _r_peaks(pinv @ x, FS_FIT)
+            before, after = beat_window(np.median(np.diff(pk)) / FS_FIT)
+            beat, ri, rr = median_beat(x, FS_FIT, pk, before, after)
+            res = fit_beat(beat, FS_FIT, r_index=ri, rr=rr, lead_vectors=M, rng=rng, n_restarts=6)
+        except (SignalError, ConfigError, ValueError) as e:
+            report[name] = {"used": False, "reason": f"{type(e).__name__}: {e}"}
+            continue
+        y = beat - beat.mean(axis=1, keepdims=True)
+        nondip = float(np.linalg.norm(y - M @ (pinv @ y)) / np.linalg.norm(y))
+        own = float(np.sqrt(max(res.residual ** 2 - nondip ** 2, 0.0)))
+        entry = {"rr_s": rr, "n_beats": int(pk.size), "residual": res.residual, "non_dipolar_residual": nondip,
+                 "fit_residual": own, "intervals_rr1_s": res.patient.intervals()}
+        if log:
+            log(f"{name}: {pk.size} beats, RR {rr:.3f} s, residual {res.residual:.3f} (fit {own:.3f})")
+        if own >= MAX_FIT_RESIDUAL:
+            report[name] = dict(entry, used=False, reason=f"fit residual >= {MAX_FIT_RESIDUAL}")
+            continue
+        sub = []
+        for g0 in range(0, pk.size - group + 1, group):
+            try:
+                b, ri2, _ = median_beat(x, FS_FIT, pk[g0:g0 + group], before, after)
+            except SignalError:  # group at the record edge without 3 complete beats
+                continue
+            r2 = fit_beat(b, FS_FIT, r_index=ri2, rr=rr, lead_vectors=M, init=res.patient, rng=rng, n_restarts=0)
+            fits.append(r2.patient)
+            groups.append(name)
+            sub.append(r2.residual)
+        fits.append(res.patient)
+        groups.append(name)
+        used.append(name)
+        report[name] = dict(entry, used=True, sub_median_residuals=sub)
+    if len(used) < 2:
+        raise ConfigError(f"fewer than 2 records could be fitted ({len(used)} of {len(report)}); "
+                          f"reasons: {sorted({v.get('reason', 'fitted') for v in report.values()})}")
+    return fit_prior(fits, groups, morphology="NORM", shrinkage=shrinkage, sources=tuple(used),
+                     meta=dict(meta or {}, fs_fit_hz=FS_FIT, band_hz=list(FIT_BAND_HZ), records=report))

@@ -269,6 +269,16 @@ def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
         amp[:, s] = v
 
 
+def _contiguous_st_scale(axis, level):
+    """Shift (mV) along ``axis`` putting both leads of the best contiguous pair of the 12
+    standard leads at >= ``level`` mV (inf if no pair sees the axis positively)."""
+    from .realism import CONTIGUOUS, LI, lead_matrix
+
+    u = lead_matrix() @ axis
+    best = max(min(u[LI[a]], u[LI[b]]) for a, b in CONTIGUOUS)
+    return level / best if best > 0 else np.inf
+
+
 def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     """Turn a normal patient into one of class ``morphology`` (see ``classes.CLASSES``).
 
@@ -313,6 +323,12 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         return p, prm
     if morphology in ("STE", "STD"):
         st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
+        # the clinical criterion is per lead (>= 0.1 mV elevation / >= 0.05 mV depression in
+        # two contiguous standard leads, Rautaharju et al. 2009): the shift along the QRS
+        # axis is made large enough that its projection meets it with a margin (0.12 /
+        # 0.08 mV) in the best contiguous pair of the project's 12 leads
+        need = _contiguous_st_scale(axis, 0.12 if morphology == "STE" else 0.08)
+        st = float(np.sign(st) * max(abs(st), min(need, 0.6)))
         # broad plateau from the J point into the T wave, along the QRS axis, sized so the
         # whole beat at J + 60 ms sits ``st`` from baseline along that axis
         _, q1 = p.span(QRS_WAVES)
