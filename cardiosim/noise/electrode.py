@@ -33,7 +33,6 @@ Generator through a numba ziggurat (:mod:`cardiosim.noise._kernels`).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -44,7 +43,6 @@ from scipy import signal as _signal
 from ..errors import ConfigError, SignalError, SamplingRateError
 from . import _kernels
 from .config import NOISE_KINDS, NoiseConfig
-from .snr import _noise_power, signal_power
 from .spectra import normals_needed, shaped_noise_multi
 
 _Z_REF_OHM = 1.0e5  # impedance at which the em amplitude of NoiseConfig.em_mv applies
@@ -108,43 +106,17 @@ class ElectrodeNoise:
         return p.astype(np.float64) * self.contact + self.noise
 
     def scale_to_snr(self, montage, clean_leads, *, r_peaks=None, definition: str | None = None,
-                     snr_db: Mapping[str, float] | None = None) -> "ElectrodeNoise":
-        """Scale each kind (one gain per kind, applied at the electrodes so the montage stays
-        consistent) to its target SNR against ``clean_leads`` [n_leads, T] mV.
-
-        Targets are ``snr_db`` when given, else the per-record draws ``params['snr_target_db.<kind>']``.
-        ``montage`` is a :class:`cardiosim.leads.Montage` (or any object with ``apply``).
-        A kind that is identically zero in the leads (e.g. powerline with matched
-        impedances) keeps gain 1 and an achieved SNR of ``inf``, recorded in ``params``.
+                     snr_db: Mapping[str, float] | None = None, targeting: str = "pooled") -> "ElectrodeNoise":
+        """Scale each kind to its target SNR against ``clean_leads`` [n_leads, T] mV, gains
+        applied at the electrodes so the montage stays consistent: one gain per kind
+        (``targeting='pooled'``) or per kind and electrode (``'per_lead'``, what
+        :func:`cardiosim.simulate.simulate_record` uses). Targets are ``snr_db`` when given,
+        else the per-record draws ``params['snr_target_db.<kind>']``. See
+        :func:`cardiosim.noise.snr.scale_electrode_noise` (the one SNR implementation).
         """
-        definition = definition or self.params.get("_snr_definition", "nstdb")
-        targets = dict(snr_db) if snr_db is not None else self.snr_targets
-        by_kind = dict(self.by_kind)
-        params = dict(self.params)
-        for kind, target in targets.items():
-            if kind not in by_kind:
-                raise ConfigError(f"snr_db.{kind}: noise kind {kind!r} is not enabled ({', '.join(by_kind)})")
-            if not np.isfinite(target):
-                raise ConfigError(f"snr_db.{kind} must be finite, got {target!r}")
-        if not targets:
-            return self
-        s_tot = float(signal_power(clean_leads, definition=definition, fs=self.fs, r_peaks=r_peaks).sum())
-        kinds = list(targets)
-        stack = np.stack([by_kind[k] for k in kinds])                  # [n_kinds, n_e, T]
-        matrix = getattr(montage, "matrix", None)
-        # lead = M @ phi for every kind at once (matmul, much faster than a generic einsum)
-        leads = np.asarray(matrix, dtype=stack.dtype) @ stack if matrix is not None else montage.apply(stack)
-        n_tot = _noise_power(leads, definition, self.fs).sum(axis=-1)  # [n_kinds]
-        for kind, target, nt in zip(kinds, targets.values(), n_tot):
-            if nt > 0:
-                g = float(np.sqrt(s_tot / nt / 10 ** (float(target) / 10)))
-                by_kind[kind] = by_kind[kind] * by_kind[kind].dtype.type(g)
-                params[f"snr_db.{kind}"] = float(target)
-            else:
-                g = 1.0
-                params[f"snr_db.{kind}"] = float("inf")
-            params[f"snr_gain.{kind}"] = g
-        return dataclasses.replace(self, by_kind=by_kind, params=params)
+        from .snr import scale_electrode_noise
+        return scale_electrode_noise(self, montage, clean_leads, r_peaks=r_peaks, snr_db=snr_db,
+                                     definition=definition, targeting=targeting)
 
 
 def _check_motion(motion, n_electrodes, n_samples, fs):
