@@ -46,6 +46,9 @@ class SourceRecipe:
     patient_sampler : {'auto', 'proposal', 'rejection'}
         ODE only: how patients are drawn from the fitted prior — its screened proposal
         ('auto', fast) or exact rejection from the prior itself (four times slower).
+    prior : str
+        ODE only: a patient prior file (``cardiosim prior fit``; .json or .npz) replacing
+        the shipped NORM prior ('' keeps the shipped one).
     """
 
     kind: str = "ode"
@@ -55,6 +58,7 @@ class SourceRecipe:
     classes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ODE_CLASSES))
     label_map: str = ""
     patient_sampler: str = "auto"
+    prior: str = ""
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -66,6 +70,8 @@ class SourceRecipe:
         if self.patient_sampler not in ("auto", "proposal", "rejection"):
             raise ConfigError(f"source.patient_sampler must be 'auto', 'proposal' or 'rejection', "
                               f"got {self.patient_sampler!r}")
+        if self.prior and self.kind != "ode":
+            raise ConfigError(f"source.prior applies to the ODE source only, not source.kind = {self.kind!r}")
         if self.kind == "ode":
             if not self.classes:
                 raise ConfigError("source.classes must name at least one RHYTHM+MORPHOLOGY class")
