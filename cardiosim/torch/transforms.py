@@ -204,6 +204,12 @@ class ShirtTransform:
         only): the full :class:`~cardiosim.simulate.SimulatedRecord`.
     mode : {"full", "batch"}
         The per-record simulator, or the batched numba engine (module docstring).
+    refiner : cardiosim.torch.refine.Refiner or path of a saved one, optional
+        Applied to every record after the physics (both modes; ``output="tensor"`` only):
+        a simulated record made to look like the user's own device
+        (:mod:`cardiosim.torch.refine`). It must take the returned leads; a saved refiner
+        must have been trained at the device's rate. Each record is refined on its own, on
+        one CPU thread, so batching does not change its bits.
 
     A transform is picklable (DataLoader workers started by ``spawn``) but not meant to
     be called from several threads at once (the batched engine reuses its buffers).
@@ -216,7 +222,7 @@ class ShirtTransform:
     """
 
     def __init__(self, generator, *, context=None, config=None, leads=None, output: str = "tensor",
-                 mode: str = "full"):
+                 mode: str = "full", refiner=None):
         from .. import simulate as _simulate
 
         if output not in ("tensor", "record"):
@@ -242,8 +248,37 @@ class ShirtTransform:
             self.leads = tuple(leads)
             self._rows = [device_leads.index(x) for x in leads]
         self._engine = _BatchEngine(self.context, self.config) if mode == "batch" else None
+        self.refiner = self._check_refiner(refiner)
         self._rng = np.random.default_rng(self.seed)
         self._pid = os.getpid()
+
+    def _check_refiner(self, refiner):
+        if refiner is None:
+            return None
+        from .refine import Refiner, RefinePostprocess
+
+        if self.output != "tensor":
+            raise ConfigError("refiner= needs output='tensor' (a refined record has no SimulatedRecord)")
+        if isinstance(refiner, Refiner):
+            if refiner.config["n_leads"] != len(self.leads):
+                raise LeadError(f"the refiner takes {refiner.config['n_leads']} leads, the transform returns "
+                                f"{len(self.leads)} ({', '.join(self.leads)})")
+            return refiner.cpu().eval()
+        if isinstance(refiner, (str, os.PathLike)):
+            # checked here (rate, leads); the loaded model is dropped on pickling and reloaded per worker
+            post = RefinePostprocess(refiner)
+            post.load(self.fs, len(self.leads))
+            return post
+        raise ConfigError(f"refiner must be a Refiner or the path of a saved one, got {type(refiner).__name__}")
+
+    def _refine(self, x: np.ndarray) -> np.ndarray:
+        """``x (B, n_leads, T)`` through the refiner (identity without one)."""
+        if self.refiner is None:
+            return x
+        from .refine import Refiner, refine_records
+
+        model = self.refiner if isinstance(self.refiner, Refiner) else self.refiner.load(self.fs, len(self.leads))[0]
+        return refine_records(model, x)
 
     @property
     def fs(self) -> float:
@@ -274,7 +309,10 @@ class ShirtTransform:
         if self.output == "record":
             return rec
         ecg = rec.ecg if self._rows is None else rec.ecg[self._rows]
-        return torch.from_numpy(np.ascontiguousarray(ecg, dtype=np.float32))
+        ecg = np.ascontiguousarray(ecg, dtype=np.float32)
+        if self.refiner is not None:
+            ecg = self._refine(ecg[None])[0]
+        return torch.from_numpy(ecg)
 
     def batch(self, sources, seeds=None):
         """A new shirt variant of each of ``sources``: float32 tensor ``(B, n_leads, T)`` mV.
@@ -309,6 +347,8 @@ class ShirtTransform:
         else:
             out = torch.empty(shape, dtype=torch.float32)
         self._engine.run(sources, seeds.astype(np.uint64), rows, out=out.numpy())
+        if self.refiner is not None:
+            out.numpy()[:] = self._refine(out.numpy())
         return out
 
     def collate(self, items):
@@ -321,7 +361,7 @@ class ShirtTransform:
 
     def __repr__(self) -> str:
         return (f"ShirtTransform(device={self.context.device.name!r}, leads={len(self.leads)}, seed={self.seed}, "
-                f"mode={self.mode!r}, output={self.output!r})")
+                f"mode={self.mode!r}, output={self.output!r}" + (", refined" if self.refiner is not None else "") + ")")
 
 
 class OnlineShirtDataset(torch.utils.data.Dataset):
