@@ -235,7 +235,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_recipe(args) -> int:
     from .dataset import Recipe, default_recipe_text
-    from .dataset.io import atomic_path
+    from ._atomic import atomic_path
     from .errors import ConfigError
 
     if args.recipe_command == "init":

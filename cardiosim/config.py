@@ -134,6 +134,20 @@ def to_dict(obj) -> dict:
     return out
 
 
+def check_fs(fs, name: str = "sampling rate") -> float:
+    """The one sampling-rate check: ``fs`` as a float, or :class:`SamplingRateError` naming
+    ``name`` and the value when it is not a finite positive number of Hz."""
+    from .errors import SamplingRateError
+
+    try:
+        value = float(fs)
+    except (TypeError, ValueError):
+        raise SamplingRateError(f"{name} must be a positive number of Hz, got {fs!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise SamplingRateError(f"{name} must be a positive number of Hz, got {fs!r}")
+    return value
+
+
 def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None,
                 *, lo_open: bool = False) -> None:
     """Raise ConfigError naming ``key`` when ``value`` is outside [lo, hi] (or (lo, hi] if lo_open)."""

@@ -25,12 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import qrs as _qrs
+from .config import check_fs
 from .errors import ConfigError, SignalError
-
-
-def _check_fs(fs):
-    if not (np.isfinite(fs) and fs > 0):
-        raise SignalError(f"sampling rate must be positive, got {fs!r}")
 
 
 def _check_set(x, name):
@@ -167,7 +163,7 @@ def average_psd(ecg, fs: float, *, seconds: float = 4.0):
     from scipy.signal import welch
 
     ecg = _check_set(ecg, "ecg")
-    _check_fs(fs)
+    check_fs(fs)
     nper = min(ecg.shape[2], int(seconds * fs))
     f, p = welch(ecg, fs=fs, nperseg=nper, axis=-1)
     return f, p.mean(axis=0)

@@ -12,12 +12,11 @@ displayed-at-100 % scale is the true paper scale.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .config import check_fs
 from .errors import ConfigError, DataFormatError, SignalError
 from .leads import STANDARD_LEADS
 
@@ -44,11 +43,6 @@ def _check_signal(x, name, ndim=2):
     if not np.all(np.isfinite(x)):
         raise SignalError(f"{name} contains NaN or infinite samples")
     return x
-
-
-def _check_fs(fs):
-    if not (np.isfinite(fs) and fs > 0):
-        raise SignalError(f"sampling rate must be positive, got {fs!r}")
 
 
 def _check_leads(leads, n, name="ecg"):
@@ -101,7 +95,7 @@ def plot_12lead(ecg, fs: float, leads=STANDARD_LEADS, *, title: str | None = Non
     matplotlib.figure.Figure, sized to true paper scale.
     """
     ecg = _check_signal(ecg, "ecg")
-    _check_fs(fs)
+    check_fs(fs)
     leads = _check_leads(leads, ecg.shape[0])
     if layout == "auto":
         layout = "3x4" if set(STANDARD_LEADS) <= set(leads) else "stacked"
@@ -164,7 +158,7 @@ def plot_overlay(clean, shirt, fs: float, leads, *, labels=("clean", "shirt"), d
     shirt = _check_signal(shirt, "shirt")
     if clean.shape != shirt.shape:
         raise SignalError(f"clean {clean.shape} and shirt {shirt.shape} must have the same shape")
-    _check_fs(fs)
+    check_fs(fs)
     leads = _check_leads(leads, clean.shape[0], "clean")
     n = len(leads)
     t = np.arange(clean.shape[1]) / fs
@@ -205,7 +199,7 @@ def plot_median_beats(real, synthetic, fs: float, leads=STANDARD_LEADS, *, title
     if real.shape[1:] != synthetic.shape[1:]:
         raise SignalError(f"real {real.shape[1:]} and synthetic {synthetic.shape[1:]} beats "
                           "must have the same (leads, samples)")
-    _check_fs(fs)
+    check_fs(fs)
     leads = _check_leads(leads, real.shape[1], "real")
     grid = _LAYOUT_3X4 if sorted(leads) == sorted(STANDARD_LEADS) else tuple((ld,) for ld in leads)
     t = 1e3 * np.arange(real.shape[2]) / fs
@@ -250,7 +244,7 @@ def plot_noise_spectra(noise: dict, fs: float, *, nperseg: int | None = None, dp
     """
     from scipy.signal import welch
 
-    _check_fs(fs)
+    check_fs(fs)
     if not noise:
         raise SignalError("noise dict is empty")
     fig = _figure(7, 4.5, dpi)
@@ -376,14 +370,10 @@ def save_png(fig, path, *, dpi: int | None = None) -> Path:
 
     Returns the path written.
     """
+    from ._atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi or fig.dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

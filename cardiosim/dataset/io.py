@@ -8,11 +8,8 @@ only after the rename, so a crash never leaves a partial shard that reads as com
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import netCDF4
@@ -21,6 +18,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from .._atomic import atomic_path  # noqa: F401  (re-exported: the one atomic-write helper)
 from ..errors import DataFormatError
 from .schema import _INT_FILL, decode_cf, encode_cf
 
@@ -38,37 +36,6 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path):
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success."""
-    final = Path(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    # mkstemp creates 0600 files; the output gets the mode open() would give it (0666 & ~umask).
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _umask() -> int:
-    """This process's umask, read without changing it where the OS allows (Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: set and restore (the only portable way to read it)
-    os.umask(mask)
-    return mask
 
 
 def write_netcdf(ds: xr.Dataset, path, encoding: dict | None = None) -> Path:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 from scipy import signal as _signal
 
 from ..errors import SamplingRateError, SignalError
+from ..sources.recording import resample, resample_ratio
 from .profile import DeviceProfile, load_device
-
-
-def _ratio(fs_out, fs_in):
-    r = Fraction(fs_out / fs_in).limit_denominator(1000)
-    if abs(r.numerator / r.denominator * fs_in - fs_out) > 1e-6 * fs_out:
-        raise SamplingRateError(f"cannot resample {fs_in} Hz to {fs_out} Hz with a rational factor "
-                                f"of denominator <= 1000")
-    return r.numerator, r.denominator
 
 
 @lru_cache(maxsize=32)
@@ -103,12 +95,11 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     if profile.coupling == "dc":
         from .frontend import apply_dc_frontend
         codes, sat, extra = apply_dc_frontend(profile, x, float(fs_in), failure)
-        up, down = _ratio(profile.fs, float(fs_in))
+        up, down = resample_ratio(float(fs_in), profile.fs)
     else:
         y = analog_filter(profile, x, float(fs_in))
-        up, down = _ratio(profile.fs, float(fs_in))
-        if up != down:
-            y = _signal.resample_poly(y, up, down, axis=-1)
+        up, down = resample_ratio(float(fs_in), profile.fs)
+        y = resample(y, float(fs_in), profile.fs)
         v = y * profile.gain
         codes, sat = quantize(v, profile.adc_bits, profile.adc_range_mv)
         if failure is not None and failure.any:

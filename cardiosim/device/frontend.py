@@ -126,7 +126,7 @@ def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: Fron
     """Record ``leads_mv`` [n_leads, T] (all leads of the montage, mV at ``fs_in``) with a
     DC-coupled ``profile`` (see the module docstring). Returns ``(codes int64 [n_leads, T'],
     saturated bool [n_leads, T'], info)``; ``T' = ceil(T fs / fs_in)``."""
-    from .apply import _ratio
+    from ..sources.recording import resample, resample_ratio
 
     montage = profile.make_montage()
     measured = profile.measured_leads or montage.leads
@@ -141,9 +141,7 @@ def apply_dc_frontend(profile, leads_mv: np.ndarray, fs_in: float, failure: Fron
                                 f"low-pass (needs fs_in > {2 * hi} Hz)")
     sos = _signal.butter(profile.filter_order, hi, "lowpass", fs=fs_in, output="sos")
     x, _ = _signal.sosfilt(sos, x, axis=-1, zi=_signal.sosfilt_zi(sos)[:, None, :] * x[None, :, :1])
-    up, down = _ratio(profile.fs, float(fs_in))
-    if up != down:
-        x = _signal.resample_poly(x, up, down, axis=-1)
+    x = resample(x, float(fs_in), profile.fs)
     raw = np.round(x * profile.gain / lsb)
     sat_m = (raw < lo_code) | (raw > hi_code)
     codes_m = np.clip(raw, lo_code, hi_code)                        # the ADC clips first ...

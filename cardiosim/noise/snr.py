@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qrs as _qrs
+from ..config import check_fs
 from ..errors import ConfigError, SignalError
 
 DEFINITIONS = ("nstdb", "power")
@@ -431,6 +432,4 @@ def _check_nmax(n):
 def _check_fs(fs):
     if fs is None:
         raise ConfigError("the 'nstdb' SNR definition needs the sampling rate fs (Hz)")
-    if not (np.isfinite(fs) and fs > 0):
-        raise ConfigError(f"fs must be a positive number of Hz, got {fs!r}")
-    return float(fs)
+    return check_fs(fs, "fs")

@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
+from ..config import check_fs as _check_rate
 from ..errors import ConsistencyWarning, LeadError, SamplingRateError, SignalError
 from ..leads import normalize_lead_name
 
@@ -182,18 +183,25 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     -------
     ndarray, shape (..., ceil(T * fs_out / fs_in)), same float dtype (float32 stays float32)
     """
-    for name, f in (("fs_in", fs_in), ("fs_out", fs_out)):
-        if not (math.isfinite(f) and f > 0):
-            raise SamplingRateError(f"{name} must be a positive sampling rate, got {f!r}")
+    up, down = resample_ratio(fs_in, fs_out)
     x = np.asarray(signal)
-    if fs_in == fs_out:
+    if up == down:
         return x.copy()
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    y = resample_poly(x.astype(np.float64), up, down, axis=-1)
+    return y.astype(dtype)
+
+
+def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
+    """``(up, down)`` with ``fs_out / fs_in = up / down``, both <= 1000: the one rate check of
+    every resampling in cardiosim (sources, device). :class:`SamplingRateError` otherwise."""
+    for name, f in (("fs_in", fs_in), ("fs_out", fs_out)):
+        _check_rate(f, name)
     ratio = Fraction(float(fs_out) / float(fs_in)).limit_denominator(1000)
     if not math.isclose(ratio.numerator / ratio.denominator, fs_out / fs_in, rel_tol=1e-9):
-        raise SamplingRateError(f"cannot resample {fs_in} Hz -> {fs_out} Hz: ratio is not a small rational")
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-    y = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator, axis=-1)
-    return y.astype(dtype)
+        raise SamplingRateError(f"cannot resample {fs_in} Hz -> {fs_out} Hz: ratio is not a small rational "
+                                f"(numerator and denominator <= 1000)")
+    return ratio.numerator, ratio.denominator
 
 
 def from_array(signal, fs: float, leads, *, labels=(), codes=(), source_id: str = "array",
