@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
+
 # Rows: Frank X, Y, Z; columns: LPS x, y, z.  frank = FRANK_FROM_LPS @ lps
 FRANK_FROM_LPS = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 LPS_FROM_FRANK = FRANK_FROM_LPS.T
@@ -38,7 +40,7 @@ def rotation_matrix(axis: str | np.ndarray, angle: float) -> np.ndarray:
         try:
             axis = {"x": np.array([1.0, 0, 0]), "y": np.array([0, 1.0, 0]), "z": np.array([0, 0, 1.0])}[axis]
         except KeyError:
-            raise ValueError(f"unknown rotation axis {axis!r}; expected 'x', 'y', 'z' or a 3-vector") from None
+            raise ConfigError(f"unknown rotation axis {axis!r}; expected 'x', 'y', 'z' or a 3-vector") from None
     axis = np.asarray(axis, dtype=float)
     axis = axis / np.linalg.norm(axis)
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])

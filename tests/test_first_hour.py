@@ -153,3 +153,33 @@ def test_8_readme_says_how_to_get_the_cpu_build_of_torch():
     cmds = [c for b in blocks for c in b.splitlines() if "download.pytorch.org/whl/cpu" in c]
     assert cmds and "pip install" in cmds[0] and "torch" in cmds[0], "no command installs the CPU build first"
     assert "GPU" in setup or "CUDA" in setup
+
+
+def test_errors_are_cardiosim_types_not_bare_keyerror_or_valueerror():
+    """Bad input raises the cardiosim.errors type naming the value (the review found a bare
+    KeyError for an unknown noise spectrum and ValueErrors where a type exists)."""
+    import ast
+
+    import numpy as np
+
+    from cardiosim.errors import ConfigError, SignalError
+    from cardiosim.frames import rotation_matrix
+    from cardiosim.noise.spectra import psd_shape
+
+    with pytest.raises(ConfigError, match="'pink'"):
+        psd_shape("pink", np.ones(3))
+    with pytest.raises(ConfigError, match="'w'"):
+        rotation_matrix("w", 0.1)
+    with pytest.raises(SignalError, match="sampling rate"):
+        from cardiosim.plot import plot_12lead
+        plot_12lead(np.zeros((1, 10)), -1.0, ["I"])
+    # no bare KeyError/ValueError raised by cardiosim outside the numba kernels' typed APIs
+    bare = []
+    for path in sorted((ROOT / "cardiosim").rglob("*.py")):
+        if path.name == "_kernels.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                    and getattr(node.exc.func, "id", None) in ("KeyError", "ValueError"):
+                bare.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert bare == []

@@ -22,6 +22,7 @@ import functools
 import numpy as np
 import scipy.fft as _fft
 
+from ..errors import ConfigError, SignalError
 from ._kernels import standard_normal, upsample_cubic_kernel
 
 _trapz = getattr(np, "trapezoid", None) or np.trapz
@@ -59,7 +60,7 @@ def psd_shape(kind: str, f: np.ndarray) -> np.ndarray:
     if kind == "emg":
         hp = (f / 1.0) ** 4 / (1.0 + (f / 1.0) ** 4)
         return hp / (1.0 + (f / 45.0) ** 8)
-    raise KeyError(kind)
+    raise ConfigError(f"unknown noise spectrum kind {kind!r}; expected 'white', 'bw', 'em' or 'emg'")
 
 
 #: Upper frequency (Hz) beyond which a kind's synthesis draws no random numbers: the
@@ -80,7 +81,7 @@ def shaped_noise(psd: np.ndarray, n_rows: int, n: int, rng: np.random.Generator,
     psd = np.asarray(psd, dtype=np.float64).copy()
     nf = n // 2 + 1
     if psd.shape != (nf,):
-        raise ValueError(f"psd must have n // 2 + 1 = {nf} values, got {psd.shape}")
+        raise SignalError(f"psd must have n // 2 + 1 = {nf} values, got {psd.shape}")
     psd[0] = 0.0
     nz = np.flatnonzero(psd > 0)
     cdt = np.complex64 if np.dtype(dtype) == np.float32 else np.complex128
