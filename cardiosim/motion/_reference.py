@@ -1,14 +1,16 @@
-"""The motion simulator as it was before its hot loops moved to numba (cardiosim f76115c),
-kept verbatim in plain NumPy/SciPy as the test oracle and benchmark baseline of
-:mod:`cardiosim.motion.simulate`.
+"""An independent plain NumPy/SciPy formulation of the motion simulator: the test oracle
+and benchmark baseline of :mod:`cardiosim.motion.simulate`.
 
 For the same ``numpy.random.Generator`` state, :func:`simulate_motion_ref` draws the same
-random numbers in the same order as :func:`cardiosim.motion.simulate_motion` and must give
-the same :class:`~cardiosim.motion.Motion` (tests/test_motion.py checks it to 1e-12
-relative; on x86-64 it is bit for bit). The one departure from f76115c: the linear
-interpolation, then a numba kernel, is its NumPy twin ``upsample_linear_add_ref`` (same
-operations in the same order). Do not "improve" this file: its value is that it does not
-change.
+random numbers in the same order as :func:`cardiosim.motion.simulate_motion` (the draw
+order is the model's contract, so the sequence of steps is necessarily the same) and must
+give the same :class:`~cardiosim.motion.Motion` (tests/test_motion.py, 1e-12 relative).
+What is computed between the draws is formulated independently of the kernels and of
+``simulate.py``: the Ornstein-Uhlenbeck process as an IIR filter (``scipy.signal.lfilter``),
+the slow-rate interpolation with ``numpy.interp``, the garment rotation as the cross product
+``angle * (z_hat x r)``, the breathing stretch as a radial scaling of the transverse
+position, and the step pulses from the distance to the nearest heel strike. It shares only
+the inputs' checks and the breathing draws with ``simulate.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 import numpy as np
 from scipy import signal as _signal
 
-from ._kernels import upsample_linear_add_ref
 from .config import ARM_ACTIVITIES, BreathingConfig
 from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _breathing_draws, _checked_inputs
 
@@ -51,7 +52,10 @@ def slow_ou_ref(rng, n_rows, n, fs, tau_s, sd=1.0, out=None):
     x = ornstein_uhlenbeck_ref(rng, n_rows, n_slow, _SLOW_FS, tau_s, sd)
     if out is None:
         out = np.zeros((n_rows, n))
-    out[:] = upsample_linear_add_ref(x, float(ratio), out)
+    at = np.arange(n) / ratio                     # full-rate samples on the slow grid
+    grid = np.arange(n_slow, dtype=np.float64)
+    for row in range(n_rows):
+        out[row] += np.interp(at, grid, x[row])
     return out
 
 
@@ -69,10 +73,10 @@ def breathing_signal_ref(rng, n, fs, rate_hz, cfg: BreathingConfig):
 
 
 def _step_pulses_ref(t, cadence, phase, width_s):
-    """Train of Gaussian pulses (heel strikes) at ``cadence`` Hz, unit height."""
-    u = (t * cadence + phase) % 1.0
-    d = np.minimum(u, 1 - u) / cadence
-    return np.exp(-0.5 * (d / width_s) ** 2)
+    """Train of Gaussian pulses (heel strikes) at ``cadence`` Hz, unit height: a strike at
+    every ``t_k = (k - phase) / cadence``, each sample's pulse from the nearest strike."""
+    nearest = (np.round(t * cadence + phase) - phase) / cadence
+    return np.exp(-0.5 * ((t - nearest) / width_s) ** 2)
 
 
 def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, breathing_rate=None,
@@ -132,18 +136,18 @@ def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, b
                  posture_to_upright=float(upright_to))
 
     # --- electrode offsets -------------------------------------------------------------
-    offsets = np.zeros((n_e, 3, n))
     if positions is None:
-        offsets[:, 0, :] += _NOMINAL_RADIUS_M * rot[None, :]          # rotation -> lateral
+        # no positions: every electrode at the nominal radius on +y's tangent (lateral swing)
+        swing = np.array([_NOMINAL_RADIUS_M, 0.0, 0.0])
+        offsets = np.einsum("j,t->jt", swing, rot)[None].repeat(n_e, axis=0)
     else:
-        # rotation by angle a about the body (z) axis: d = a * (z_hat x r) = a * (-y, x, 0)
-        offsets[:, 0, :] += -positions[:, 1:2] * rot[None, :]
-        offsets[:, 1, :] += positions[:, 0:1] * rot[None, :]
-        # circumferential breathing stretch: radial in the transverse plane
-        eps = br.strain * (breath - breath.min())
-        offsets[:, 0, :] += positions[:, 0:1] * eps[None, :]
-        offsets[:, 1, :] += positions[:, 1:2] * eps[None, :]
-    offsets[:, 2, :] += slip[None, :] + br.rise_m * breath[None, :]
+        # small rotation by angle a(t) about the body axis: d = a * (z_hat x r)
+        tangent = np.cross(np.array([0.0, 0.0, 1.0]), positions)           # (n_e, 3)
+        transverse = positions * np.array([1.0, 1.0, 0.0])                  # radial direction, unscaled
+        eps = br.strain * (breath - breath.min())                           # circumferential strain
+        offsets = tangent[:, :, None] * rot[None, None, :] + transverse[:, :, None] * eps[None, None, :]
+    offsets = offsets + np.array([0.0, 0.0, 1.0])[None, :, None] * (slip + br.rise_m * breath)[None, None, :]
+    offsets = np.ascontiguousarray(offsets)
     slow_ou_ref(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, out=offsets.reshape(n_e * 3, n))  # jitter, in place
 
     # --- contact pressure: breathing presses front electrodes, steps and jitter shake --
