@@ -13,6 +13,7 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cardiosim
 from cardiosim.dataset import Recipe, generate, open_dataset
 from cardiosim.dataset.io import read_manifest, sha256_file
 from cardiosim.errors import CardiosimError, ConfigError, DataFormatError
@@ -194,10 +195,11 @@ def test_ptbxl_source_keeps_labels_folds_and_splits(ptbxl_folder, tmp_path):
     assert ds.sizes["record"] == 10
     assert set(map(str, ds["class"].values)) == {"NORM", "MI", "STTC", "CD", "HYP"}
     db = pd.read_csv(ptbxl_folder / "ptbxl_database.csv", index_col="ecg_id")
+    params = cardiosim.parameters(ds)
     for k in range(10):
         sid = str(ds["source_id"].values[k])
-        ecg_id = int(ds["parameters"].values[k].split('"source_ecg_id": ')[1].split(",")[0]) \
-            if '"source_ecg_id"' in ds["parameters"].values[k] else None
+        ecg_id = int(params["source_ecg_id"].iloc[k]) \
+            if "source_ecg_id" in params and not pd.isna(params["source_ecg_id"].iloc[k]) else None
         fold = int(ds["fold"].values[k])
         assert fold in set(db["strat_fold"]), (sid, fold)
         expected = "val" if fold == 9 else "test" if fold == 10 else "train"
