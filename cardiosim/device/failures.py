@@ -7,7 +7,7 @@ but a device stuck for the whole record: every measured channel at the negative 
 when the RA or the ground (RL) electrode is missing; I and V1-V6 railed with II alive when
 LA is missing; II and V1-V6 railed when LL is; one precordial channel railed when its
 electrode is missing; one channel, or the whole device, stuck at 0. Counts in the 120
-records of set a (30 unacceptable): RA/ground pattern 11, one V electrode 3, LA 1, LL 1,
+records of set a (30 unacceptable): RA/ground pattern 10, one V electrode 3, LA 1, LL 1,
 device at 0 1, one channel at 0 1 (:data:`CINC2011_RATES` gives these as rates).
 
 :class:`FailureConfig` holds the rates (a recipe's ``[simulation.failures]`` table, all 0
@@ -70,11 +70,11 @@ class FrontEndFailure:
 
 
 #: Per-record rates seen in CinC 2011 set a (120 records; counts in the module docstring):
-#: ``electrode_off`` is per electrode (11 RA-or-ground records are split evenly between a
+#: ``electrode_off`` is per electrode (10 RA-or-ground records are split evenly between a
 #: missing RA and a missing ground; one V electrode in 3 records over 6 electrodes).
-CINC2011_RATES: dict[str, float] = {"ground_off": 5.5 / 120, "electrode_off": 0.0, "device_flat": 1 / 120,
+CINC2011_RATES: dict[str, float] = {"ground_off": 5 / 120, "electrode_off": 0.0, "device_flat": 1 / 120,
                                     "channel_flat": 1 / 120 / 8,
-                                    "electrode_off_by_name": {"RA": 5.5 / 120, "LA": 1 / 120, "LL": 1 / 120,
+                                    "electrode_off_by_name": {"RA": 5 / 120, "LA": 1 / 120, "LL": 1 / 120,
                                                               "V1": 0.5 / 120, "V2": 0.5 / 120, "V3": 0.5 / 120,
                                                               "V4": 0.5 / 120, "V5": 0.5 / 120, "V6": 0.5 / 120}}
 
