@@ -353,7 +353,7 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES)
             if key not in seen:
                 seen.add(key)
                 uniq.append(r)
-        if not uniq:
+        if len(uniq) < 2:  # no range from one record
             continue
         rhythms = [sorted(r["rhythm"] & {"SR", "SB", "STACH"})[0] if r["rhythm"] & {"SR", "SB", "STACH"} else "SR"
                    for r in uniq]
