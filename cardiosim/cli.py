@@ -134,6 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--proposal-draws", type=_nonneg_int, default=60_000,
                     help="draws per round of the sampling proposal's fit (0: no proposal)")
 
+    rf = sub.add_parser("refine", help="learn from your unlabeled device recordings: train / apply a refiner",
+                        description="A SimGAN-style refiner (cardiosim.torch.refine) that makes simulated records "
+                                    "look like your own device's; generate with it through '[refine] model = "
+                                    "\"refiner.pt\"' in a recipe, or refine an existing dataset with 'apply'.")
+    rfsub = rf.add_subparsers(dest="refine_command", parser_class=_Parser, metavar="ACTION")
+    rt = rfsub.add_parser("train", help="train a refiner from a simulated dataset and your device recordings")
+    rt.add_argument("--dataset", type=Path, required=True,
+                    help="simulated cardiosim dataset (store_clean = true enables the physics term)")
+    rt.add_argument("--recordings", type=Path, required=True,
+                    help="folder (or file) of your unlabeled WFDB (.hea) / netCDF (.nc) device recordings")
+    rt.add_argument("--output", "-o", type=Path, required=True, help="refiner file to write (.pt)")
+    rt.add_argument("--steps", type=_positive_int, default=300, help="training steps (default 300)")
+    rt.add_argument("--batch", type=_int_at_least(2), default=16, help="records per step (default 16)")
+    rt.add_argument("--seed", type=_nonneg_int, default=0)
+    rt.add_argument("--no-physics", action="store_true",
+                    help="train without the Euler-loss physics term (needed when the dataset has no clean_ecg)")
+    rt.add_argument("--overwrite", action="store_true", help="replace an existing refiner file")
+    ra = rfsub.add_parser("apply", help="refine every record of an existing dataset into a new .nc file")
+    ra.add_argument("--dataset", type=Path, required=True, help="cardiosim dataset (file or shard directory)")
+    ra.add_argument("--refiner", type=Path, required=True, help="refiner file (.pt) from 'cardiosim refine train'")
+    ra.add_argument("--output", "-o", type=Path, required=True, help="output file (.nc)")
+    ra.add_argument("--no-simulated", action="store_true", help="do not keep the unrefined record as ecg_simulated")
+    ra.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
     b = sub.add_parser("bench", help="measure generator speed on this machine (records/s)")
     b.add_argument("--records", type=_positive_int, default=32)
     b.add_argument("--duration", type=_positive_float, default=10.0)
@@ -204,7 +228,10 @@ def _cmd_generate(args) -> int:
     progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     _log.info("generating %d records into %s (workers %d, scheduler %s)", recipe.records, args.output,
               args.workers, args.scheduler)
-    summary = generate(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
+    run = generate
+    if recipe.refine.model:  # a learned refiner needs torch; it is applied in each worker
+        from .torch.refine import generate_refined as run
+    summary = run(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
                        progress=progress, overwrite=args.overwrite)
     _say(args, summary)
     return 0
@@ -342,6 +369,38 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_refine(args) -> int:
+    from .errors import ConfigError, DataFormatError
+
+    if args.refine_command is None:
+        raise ConfigError("refine needs an action: train or apply")
+    if args.refine_command == "train":
+        if args.output.exists() and not args.overwrite:
+            raise ConfigError(f"refiner file {str(args.output)!r} exists; pass --overwrite to replace it")
+        for what, path in (("dataset", args.dataset), ("recordings", args.recordings)):
+            if not path.exists():
+                raise DataFormatError(f"--{what} {str(path)!r} does not exist")
+        from .torch.refine import train_refiner_from_files
+
+        kw = dict(steps=args.steps, batch=args.batch, seed=args.seed, progress=sys.stderr.isatty() and not args.quiet)
+        if args.no_physics:
+            kw["lambda_physics"] = 0.0
+        res = train_refiner_from_files(args.dataset, args.recordings, args.output, **kw)
+        h = res.history
+        _say(args, f"wrote {args.output}: {res.settings['n_simulated']} simulated records, {res.settings['n_real']} "
+                   f"real windows, {args.steps} steps; last step adversarial {h['adversarial'][-1]:.3f}, "
+                   f"regularisation {h['regularisation'][-1]:.4f}, physics {h['physics'][-1]:.3f}")
+        return 0
+    from .torch.refine import refine_dataset
+
+    if not args.dataset.exists():
+        raise DataFormatError(f"--dataset {str(args.dataset)!r} does not exist")
+    out = refine_dataset(args.dataset, args.refiner, args.output, keep_simulated=not args.no_simulated,
+                         overwrite=args.overwrite)
+    _say(args, f"wrote {out}")
+    return 0
+
+
 def _cmd_sim2real(args) -> int:
     from . import sim2real
 
@@ -367,7 +426,8 @@ def main(argv=None) -> int:
     _configure_logging(args)
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
                "export": _cmd_export,
-               "bench": _cmd_bench, "sim2real": _cmd_sim2real, "prior": _cmd_prior}[args.command]
+               "bench": _cmd_bench, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
+               "refine": _cmd_refine}[args.command]
     try:
         return handler(args)
     except CardiosimError as exc:
