@@ -27,6 +27,7 @@ Criteria (clinical, per lead):
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -37,7 +38,9 @@ from cardiosim.ode.realism import CONTIGUOUS, LEADS, LI, lead_matrix, measure
 
 FS = 500.0
 DUR = 10.0
-RECORDS_PER_CLASS = 30
+# 20 records per class keep CI fast (one may fail: >= 95 % of 20); the README's
+# rates were measured with CARDIOSIM_REALISM_RECORDS=30
+RECORDS_PER_CLASS = int(os.environ.get("CARDIOSIM_REALISM_RECORDS", "20"))
 ENTROPY = 20261205  # fixed once, the day this test was written
 
 
