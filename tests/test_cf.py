@@ -28,9 +28,12 @@ def _failures(section):
     return [(r["name"], r["msgs"]) for r in section if r["value"][0] < r["value"][1]]
 
 
+@pytest.mark.slow
 def test_compliance_checker_cf_has_no_errors(written, tmp_path):
     """The CF checker runs on the written file with no errors, no warnings and no crash.
-    (Before issue 17 it crashed on the string coordinates and reported non-UDUNITS units.)"""
+    (Before issue 17 it crashed on the string coordinates and reported non-UDUNITS units.)
+    Slow: the checker's cost grows steeply with the number of variables (~30 s of CPU for
+    this file's ~120), so it runs once, on a file with every kind of variable."""
     pytest.importorskip("compliance_checker", reason="compliance-checker is not installed (pip install "
                                                      "compliance-checker, part of the test extra)")
     from compliance_checker.runner import CheckSuite, ComplianceChecker

@@ -101,8 +101,9 @@ def _param_var_name(key: str) -> str:
 
 
 # Parameter families stored as arrays rather than one variable per member:
-# ``<family>.e<k>`` per electrode k, and ``<family>.<X|Y|Z>.<wave>.<quantity>`` per Frank
-# axis and ODE wave (the Gaussian-wave patient). Their axes are the same in every shard.
+# ``<family>.e<k>`` per electrode k, ``<family>.<lead>`` per device lead, and
+# ``<family>.<X|Y|Z>.<wave>.<quantity>`` per Frank axis and ODE wave (the Gaussian-wave
+# patient). Their axes are the same in every shard.
 _ELECTRODE_KEY = re.compile(r"^(?P<fam>[^.\[\]]+)\.e(?P<i>\d+)$")
 _WAVE_KEY = re.compile(r"^(?P<fam>[^.\[\]]+)\.(?P<ax>[XYZ])\.(?P<wave>[A-Za-z0-9]+)\.(?P<q>[A-Za-z0-9_]+)$")
 VCG_LEADS = ("X", "Y", "Z")
@@ -113,7 +114,7 @@ def _ode_waves() -> tuple:
     return tuple(WAVES)
 
 
-def _family_of(key: str, n_electrodes: int, waves: tuple):
+def _family_of(key: str, n_electrodes: int, waves: tuple, leads: tuple = ()):
     """``(variable name, dims after record, index)`` of a family member, or None for a scalar."""
     m = _ELECTRODE_KEY.match(key)
     if m and int(m["i"]) < n_electrodes:
@@ -122,10 +123,13 @@ def _family_of(key: str, n_electrodes: int, waves: tuple):
     if m and m["wave"] in waves:
         return (_param_var_name(f"{m['fam']}_{m['q']}"), ("vcg_lead", "ode_wave"),
                 (VCG_LEADS.index(m["ax"]), waves.index(m["wave"])))
+    head, _, last = key.rpartition(".")
+    if head and last in leads and "[" not in key:
+        return _param_var_name(head), ("lead",), (leads.index(last),)
     return None
 
 
-def _parameter_variables(records, n_electrodes: int) -> dict:
+def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
     """Typed variables holding every record's parameters (NaN / "" where a record lacks one).
 
     Numbers (int, float, bool) are float64 with ``parameter_type`` telling which they were;
@@ -142,12 +146,12 @@ def _parameter_variables(records, n_electrodes: int) -> dict:
     for key in keys:
         values = [f.get(key) for f in flat]
         kinds = {type(v) for v in values if v is not None}
-        fam = _family_of(key, n_electrodes, waves) if kinds <= {bool, int, float} else None
+        fam = _family_of(key, n_electrodes, waves, leads) if kinds <= {bool, int, float} else None
         if fam is not None:
             name, dims, idx = fam
             entry = families.setdefault(name, {"dims": dims, "kinds": set(), "template": key,
                                                "data": np.full((n,) + tuple(
-                                                   {"electrode": n_electrodes, "vcg_lead": 3,
+                                                   {"electrode": n_electrodes, "vcg_lead": 3, "lead": len(leads),
                                                     "ode_wave": len(waves)}[d] for d in dims), np.nan)})
             entry["kinds"] |= kinds
             for i, v in enumerate(values):
@@ -171,8 +175,12 @@ def _parameter_variables(records, n_electrodes: int) -> dict:
         if name in owner:
             raise ConfigError(f"parameter family {entry['template']!r} and {owner[name]!r} map to {name!r}")
         m = _ELECTRODE_KEY.match(entry["template"])
-        pattern = f"{m['fam']}.e{{electrode}}" if m else \
-            "{fam}.{{axis}}.{{wave}}.{q}".format(**_WAVE_KEY.match(entry["template"]).groupdict())
+        if entry["dims"] == ("lead",):
+            pattern = entry["template"].rpartition(".")[0] + ".{lead}"
+        elif m:
+            pattern = f"{m['fam']}.e{{electrode}}"
+        else:
+            pattern = "{fam}.{{axis}}.{{wave}}.{q}".format(**_WAVE_KEY.match(entry["template"]).groupdict())
         out[name] = (("record",) + entry["dims"], entry["data"], {
             "long_name": f"simulation parameter {pattern}", "parameter": pattern,
             "parameter_type": _number_kind(entry["kinds"])})
@@ -314,7 +322,7 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
                                       {"units": "m s-2", "long_name": "device accelerometer (LPS axes)"})
     data_vars.update(_annotation_variables(records, n_t, fs))
     data_vars.update(_grade_variables(records, n_t, fs))
-    data_vars.update(_parameter_variables(records, len(first.electrodes)))
+    data_vars.update(_parameter_variables(records, len(first.electrodes), tuple(first.leads)))
     coords = {
         "record": ("record", np.asarray(indices, dtype=np.int64), {"long_name": "record index in the dataset"}),
         "lead": ("lead", np.array(first.leads, dtype=object), {"long_name": "device lead"}),
@@ -484,6 +492,7 @@ def parameters(ds: xr.Dataset):
                 continue
             names = dict(zip(var.dims[1:], idx))
             key = pattern.format(electrode=names.get("electrode"),
+                                 lead=str(ds["lead"].values[names["lead"]]) if "lead" in names else None,
                                  axis=VCG_LEADS[names["vcg_lead"]] if "vcg_lead" in names else None,
                                  wave=str(ds["ode_wave"].values[names["ode_wave"]]) if "ode_wave" in names else None)
             columns[key] = _typed_column(col, kind)
