@@ -101,6 +101,7 @@ def test_refine_dataset_matches_generation(generated, tmp_path):
     a, b = open_dataset(out), open_dataset(folder / "refined.nc")
     assert np.array_equal(a["ecg"].values, b["ecg"].values)
     assert a.attrs["refiner_sha256"] == b.attrs["refiner_sha256"]
+    assert a.attrs["recipe"] == b.attrs["recipe"]     # the stored recipe regenerates the refined dataset
     with pytest.raises(ConfigError, match="refined already"):
         refine_dataset(out, folder / "r.pt", tmp_path / "twice.nc")
 

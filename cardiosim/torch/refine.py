@@ -720,7 +720,8 @@ def refine_dataset(dataset, refiner, output, *, keep_simulated: bool = True, ove
     keep_simulated, overwrite : bool
 
     The output is what generating with ``[refine] model`` gives (same refined ``ecg``
-    bits for a float32 dataset); its ``recipe`` attribute is the input's.
+    bits for a float32 dataset); its ``recipe`` attribute is the input's with the
+    refiner pinned in ``[refine]``, so it regenerates this dataset.
     """
     from ..dataset import open_dataset, write_netcdf
     from ..dataset.schema import encoding_for
@@ -735,6 +736,13 @@ def refine_dataset(dataset, refiner, output, *, keep_simulated: bool = True, ove
     post = RefinePostprocess(refiner, keep_simulated=keep_simulated)
     ds = open_dataset(dataset).load()
     out = post(ds)
+    if "recipe" in out.attrs:
+        from ..dataset import Recipe
+        from ..dataset.recipe import RefineRecipe
+
+        stored = Recipe.from_toml(out.attrs["recipe"])
+        out.attrs["recipe"] = stored.replace(refine=RefineRecipe(model=post.model, keep_simulated=keep_simulated,
+                                                                 model_sha256=post.sha256)).to_toml()
     # float32 signals: the refined record is not on the int16 grid of the input's packing
     write_netcdf(out, output, encoding_for(out))
     return output
