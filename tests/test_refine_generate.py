@@ -3,8 +3,9 @@
 The reference for every refined record is the refiner applied on its own to the same
 simulated record (:func:`cardiosim.torch.refine.refine_records`: one record at a time on
 one thread, the bits a record gets whatever its batch; :func:`refine` on a whole batch
-agrees to float32 rounding): generation and the transform must give exactly that, and everything else (the unrefined record, clean
-record, labels, parameters) must equal an unrefined run of the same recipe.
+agrees to float32 rounding): generation and the transform must give exactly that, and
+everything else (the unrefined record, clean record, labels, parameters) must equal an
+unrefined run of the same recipe.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def test_generated_records_are_the_refiner_applied_to_the_simulation(generated):
 
 def test_int16_packed_shards_are_identical_for_any_worker_count(refiner_file, tmp_path):
     folder, model = refiner_file
-    text = recipe_text(f'model = "{folder / "r.pt"}"').replace("pack_int16 = false", "pack_int16 = true\nshard_size = 2")
+    text = recipe_text(f'model = "{folder / "r.pt"}"')
+    text = text.replace("pack_int16 = false", "pack_int16 = true\nshard_size = 2")
     recipe = Recipe.from_toml(text)
     one = generate_refined(recipe, tmp_path / "one", progress=False)
     two = generate_refined(recipe, tmp_path / "two", workers=2, progress=False)

@@ -198,8 +198,8 @@ def _one_blas_thread():
 
 def _check_postprocess(recipe: Recipe, postprocess) -> None:
     if recipe.refine.model and postprocess is None:
-        raise ConfigError(f"the recipe applies a refiner ([refine] model = {recipe.refine.model!r}), which needs torch: "
-                          "use cardiosim.torch.refine.generate_refined or the CLI (cardiosim generate)")
+        raise ConfigError(f"the recipe applies a refiner ([refine] model = {recipe.refine.model!r}), which needs "
+                          "torch: use cardiosim.torch.refine.generate_refined or the CLI (cardiosim generate)")
     if postprocess is not None and not callable(postprocess):
         raise ConfigError(f"postprocess must be callable, got {type(postprocess).__name__}")
 

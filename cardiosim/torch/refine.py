@@ -635,8 +635,8 @@ class RefinePostprocess:
         if self._loaded is None:
             digest = _file_sha256(self.model) if Path(self.model).is_file() else None
             if digest is not None and digest != self.sha256:
-                raise ConfigError(f"refiner {self.model!r} changed since the recipe was pinned (SHA-256 {digest[:12]}..., "
-                                  f"expected {self.sha256[:12]}...)")
+                raise ConfigError(f"refiner {self.model!r} changed since the recipe was pinned "
+                                  f"(SHA-256 {digest[:12]}..., expected {self.sha256[:12]}...)")
             self._loaded = load_refiner(self.model)
         model, settings = self._loaded
         if fs is not None and "fs" in settings and not math.isclose(float(settings["fs"]), float(fs)):
