@@ -42,7 +42,8 @@ class SourceRecipe:
     classes : dict of str to float
         ODE only: weights of ``RHYTHM+MORPHOLOGY`` combinations.
     label_map : str
-        Real sources: label map name or TOML path ('' picks the default for the source).
+        Label map name or TOML path giving the dataset's classes for every source kind
+        ('' picks ``ten_class``; ODE classes map through its ``[ode]`` table).
     patient_sampler : {'auto', 'proposal', 'rejection'}
         ODE only: how patients are drawn from the fitted prior — its screened proposal
         ('auto', fast) or exact rejection from the prior itself (four times slower).
