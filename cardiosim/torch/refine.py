@@ -33,13 +33,12 @@ Public API: :class:`Refiner`, :class:`PatchDiscriminator`, :func:`lead_ode_targe
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
 from ..errors import ConfigError, DataFormatError, SignalError
 from ._torch import torch
 from .dipole import ADULT_PARAMETERS
@@ -426,14 +425,8 @@ def save_refiner(result_or_refiner, path, *, settings: dict | None = None) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "cardiosim-refiner", "version": FORMAT_VERSION, "config": model.config,
                "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "settings": settings}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
