@@ -172,7 +172,7 @@ def test_adaptive_proposal_meets_the_screens_far_more_often():
 
     info = default_prior().meta["proposal"]
     rates = info["acceptance_per_round"]
-    assert rates[-1] > 100 * max(rates[0], 1e-6) and rates[-1] > 0.05
+    assert rates[-1] > 100 * max(rates[0], 1e-6) and rates[-1] > 0.02
     rng = np.random.default_rng(11)
     ps = [sample_patient(rng) for _ in range(60)]
     viol = lead_violation(np.stack([p.tau for p in ps]), np.stack([p.sigma for p in ps]),

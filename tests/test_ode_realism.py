@@ -198,15 +198,17 @@ def test_lead_matrix_is_the_projects_lead_field():
 # the main failure): they run and are reported as expected failures, not hidden; a class
 # that reaches 95 % shows up as XPASS.
 BELOW_TARGET = {
-    "NORM": "0.70: NeuroKit2's P onset comes 30-70 ms late on some synthetic P waves (PR < 120 ms "
+    "NORM": "0.60: NeuroKit2's P onset comes 30-70 ms late on some synthetic P waves (PR < 120 ms "
             "measured where the generator's is 150-186 ms); 7 of the 10 real normal records pass",
-    "RBBB": "0.87: slow terminal forces under 15 % of the 12-lead spatial velocity (QRS < 120 ms)",
-    "STE": "0.90: T-wave onset off the QRS axis cancels the elevation in some lead pairs",
-    "SB": "0.87: small P waves (< 0.05 mV in II) and extra detected beats",
-    "STACH": "0.93: P waves on the previous T at 105-145 bpm not seen as repeating",
-    "AFL": "0.23: at fixed 2:1-4:1 conduction the flutter waves repeat with the beat, so "
+    "RBBB": "0.93: slow terminal forces under 15 % of the 12-lead spatial velocity (QRS < 120 ms)",
+    "STE": "0.83: T-wave onset off the QRS axis cancels the elevation in some lead pairs",
+    "TINV": "0.80: a 0.2-0.5 mV spatial T projects under 0.1 mV in some contiguous pairs",
+    "SR": "0.90: small P waves (< 0.05 mV in II)",
+    "SB": "0.83: small P waves (< 0.05 mV in II) and extra detected beats",
+    "AFL": "0.70: at fixed 2:1-4:1 conduction the flutter waves repeat with the beat, so "
            "subtracting the median beat removes them (the check, not the generator, is weak)",
-    "IAVB": "0.73: NeuroKit2's late P onset again (PR measured <= 200 ms)",
+    "IAVB": "0.80: NeuroKit2's late P onset again (PR measured <= 200 ms)",
+    "PVC": "0.90: some ectopics correlate > 0.8 with the sinus QRS in these leads",
 }
 
 

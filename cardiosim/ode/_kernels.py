@@ -686,7 +686,7 @@ def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims,
     """
     no = np.zeros(1)
     return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, np.zeros((1, 3)),
-                        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(4), no, 0.0, False, x, out)
+                        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(5), no, 0.0, False, x, out)
 
 
 @njit(cache=True, nogil=True)
@@ -719,6 +719,10 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
                 s += ab[a, i] * math.exp(-0.5 * d * d)
             v[a, k] = s
     vmax = 0.0
+    worst = -1e300
+    for k in range(nq):  # QRS voltage: no lead beyond the normal upper limit
+        for L in range(M.shape[0]):
+            worst = max(worst, abs(M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]) - lims[4])
     for k in range(nq - 1):
         d0, d1, d2 = v[0, k + 1] - v[0, k], v[1, k + 1] - v[1, k], v[2, k + 1] - v[2, k]
         vel[k] = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
@@ -732,7 +736,6 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
     q1 = -0.1 + (k1 + 1) * 1e-3
     for a in range(3):
         x[a] = _gsum(tb, sb, ab, one, a, q0 - 0.01)
-    worst = -1e300
     for L in range(M.shape[0]):
         base[L] = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2]
         worst = max(worst, abs(base[L]) - lims[0])
@@ -769,7 +772,7 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
     """12-lead normal-limit violation (mV, 0 = all hold) of candidates (B, 3, 11) at RR = 1 s
     (NumPy twin: ``_reference.lead_violation_kernel``; see ``prior.lead_violation``).
 
-    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min) mV; ``rrs``
+    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min, QRS max) mV; ``rrs``
     intervals (s) at which ST (J + 60 ms) and the T peak are checked; the QRS bounds are
     the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over [-0.1, 0.1) s.
     """

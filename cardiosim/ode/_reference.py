@@ -241,6 +241,7 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
         q1 = tq[vel.shape[1] - np.argmax(hot[:, ::-1], axis=1)]
         base = M @ _gauss_sum(ta, si, am, (q0 - 0.01)[:, None])[..., 0].T  # (12, n)
         worst = np.abs(base).max(axis=0) - lims[0]
+        worst = np.maximum(worst, np.abs(np.einsum("la,bak->blk", M, v)).max(axis=(1, 2)) - lims[4])
         for rr in rrs:
             f = 1.0 + rep * (rr ** (1 / 3) - 1.0)
             tt, ss = ta * f, si * f

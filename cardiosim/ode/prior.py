@@ -338,11 +338,14 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
 # AHA/ACCF/HRS recommendations, Circulation 2009;119:e241): an isoelectric PR segment
 # (every lead within LEAD_PR_MAX of zero 10 ms before the QRS onset, so ST is measured
 # against a true baseline), ST at J + 60 ms within LEAD_ST_LIMITS of it in every lead but
-# aVR, and the T peak upright (>= LEAD_T_MIN) in I, II, V3-V6, at RR 0.6 and 1 s (ST-T moves
-# toward the QRS at short RR).
+# aVR, the T peak upright (>= LEAD_T_MIN) in I, II, V3-V6, at RR 0.6 and 1 s (ST-T moves
+# toward the QRS at short RR), and the QRS within LEAD_QRS_MAX in every lead.
 LEAD_PR_MAX = 0.04  # mV
 LEAD_ST_LIMITS = (-0.03, 0.08)  # mV
 LEAD_T_MIN = 0.05  # mV
+# QRS voltage in any lead below the LVH voltage criteria's range (R aVL >= 1.1 mV, Sokolow-
+# Lyon S V1 + R V5/6 >= 3.5 mV): a normal beat without hypertrophy voltage
+LEAD_QRS_MAX = 2.0  # mV
 LEAD_SCREEN_RR = (0.6, 1.0)  # s
 # every lead but aVR (whose ST mirrors the others'): a normal beat has no ST deviation
 # >= 0.05 mV in any lead, and V2-V3's normal elevation (up to 0.15-0.2 mV) is given up
@@ -381,7 +384,7 @@ def _lead_args():
     from .realism import lead_matrix
 
     return (np.ascontiguousarray(lead_matrix()), _ST_LEADS_A, _T_LEADS_A,
-            np.array([LEAD_PR_MAX, *LEAD_ST_LIMITS, LEAD_T_MIN]), np.array(LEAD_SCREEN_RR, float),
+            np.array([LEAD_PR_MAX, *LEAD_ST_LIMITS, LEAD_T_MIN, LEAD_QRS_MAX]), np.array(LEAD_SCREEN_RR, float),
             float(QRS_VELOCITY_REL))
 
 
