@@ -193,6 +193,19 @@ def test_bad_fit_and_prior_inputs():
         read_prior("/nonexistent/prior.json")
 
 
+def test_prior_square_root_does_not_depend_on_blas_threads():
+    # the dataset generator runs on one BLAS thread; a prior built there and one built
+    # outside must sample bit-identical patients (eigh alone differs at ~1e-17)
+    from threadpoolctl import threadpool_limits
+
+    prior = default_prior()
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = prior.without_proposal()
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = prior.without_proposal()
+    np.testing.assert_array_equal(one._sqrt_cov, two._sqrt_cov)
+
+
 def test_bad_proposal_inputs(tmp_path):
     from cardiosim.ode.prior import fit_adaptive_proposal, fit_proposal
 

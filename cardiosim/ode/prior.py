@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataFormatError
 from . import _kernels
@@ -145,7 +146,12 @@ def _checked_gaussian(mean, cov, what):
     scale = max(np.abs(c).max(), 1e-300)
     if not np.allclose(c, c.T, atol=1e-12 * scale) or np.linalg.eigvalsh(c).min() < -1e-10 * scale:
         raise ConfigError(f"{what} covariance must be symmetric positive semi-definite")
-    w, U = np.linalg.eigh(c)
+    # LAPACK's eigh is not bit-reproducible across BLAS thread counts (its blocked
+    # reductions sum in a different order: ~1e-17 differences on the shipped prior), and
+    # the dataset generator runs on one BLAS thread: one thread here makes the root, hence
+    # every sampled patient, the same whichever context first builds the prior
+    with threadpool_limits(limits=1, user_api="blas"):
+        w, U = np.linalg.eigh(c)
     return m, c, U * np.sqrt(np.clip(w, 0, None))
 
 
