@@ -284,6 +284,13 @@ def test_recording_to_source_carries_labels_metadata_and_heart_rate(data_dir):
             warnings.simplefilter("ignore")
             r = read_wfdb(hea)
         _, info = nk.ecg_peaks(nk.ecg_clean(r.lead("II").astype(float), sampling_rate=500), sampling_rate=500)
-        assert abs(estimate_heart_rate(r.signal, r.fs) - 30000 / np.median(np.diff(info["ECG_R_Peaks"]))) < 1.0
+        rr = np.diff(info["ECG_R_Peaks"])
+        hr = 30000 / np.median(rr)
+        # regular rhythms: within 1 bpm. Irregular ones (AF, ectopy: RR CV > 0.1) have no single
+        # rate; there the two detectors' beat sets differ by up to 3 of 15-20 beats (JS20005,
+        # CV 0.3: 15 vs 18, no reference annotation to say which is right) and the median RR
+        # moves with them: within 8 %
+        tol = 1.0 if np.std(rr) / np.mean(rr) < 0.1 else 0.08 * hr
+        assert abs(estimate_heart_rate(r.signal, r.fs) - hr) < tol, hea.stem
     with pytest.raises(LeadError, match="select the standard leads"):
         recording_to_source(read_wfdb(data_dir / "ptbdb" / "s0010_re"), fwd, std)

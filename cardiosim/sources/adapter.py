@@ -7,12 +7,11 @@ below ``sources`` in the layer order and must not import it.
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfilt
 
 from ..errors import ConfigError, ConsistencyWarning, LeadError
+from ..qrs import detect_r_peaks
 from ..inverse.dipole import _electrode_positions, estimate_dipole
 from ..inverse.surface import (ELECTRODES_12, FLAT_PTP_MV, INDEPENDENT_12, fit_surface_source,
                                standard12_potentials)
@@ -21,25 +20,17 @@ from .base import CardiacSource
 from .recording import Recording
 
 
-@lru_cache(maxsize=16)
-def _qrs_band(fs: float) -> np.ndarray:
-    return butter(2, [5.0, min(30.0, 0.45 * fs)], btype="band", fs=fs, output="sos")
-
-
 def estimate_heart_rate(signal: np.ndarray, fs: float) -> float:
-    """Median heart rate (bpm) of ``signal [n_leads, T]`` mV from the spatial QRS energy; NaN if < 2 beats.
+    """Median heart rate (bpm) of ``signal [n_leads, T]`` mV; NaN if < 2 beats or < 2 s.
 
-    A simple detector (band-limited derivative energy summed over leads, peaks at least
-    250 ms apart above 30 % of the 99th percentile) is enough for the provenance value
-    stored with each record; it is not used for any physics.
+    Beats come from the project's one R-peak detector (:func:`cardiosim.qrs.detect_r_peaks`,
+    QRS energy pooled over the leads). The value is the provenance heart rate stored with
+    each record; it is not used for any physics.
     """
     x = np.asarray(signal, dtype=np.float64)
     if x.shape[1] < int(2 * fs):
         return float("nan")
-    # single-pass filter: its constant group delay shifts every beat equally, RR is unchanged
-    e = np.sum(np.diff(sosfilt(_qrs_band(float(fs)), x, axis=1), axis=1) ** 2, axis=0)
-    thr = 0.3 * np.percentile(e, 99)
-    peaks, _ = find_peaks(e, height=thr, distance=max(1, int(0.25 * fs)))
+    peaks = detect_r_peaks(x, float(fs))
     if len(peaks) < 2:
         return float("nan")
     return float(60.0 * fs / np.median(np.diff(peaks)))
