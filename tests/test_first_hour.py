@@ -150,7 +150,8 @@ def test_8_readme_says_how_to_get_the_cpu_build_of_torch():
     """On a GPU machine the test install pulled the large CUDA build of torch."""
     setup = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
     # an inline command: the Set up section keeps exactly two bash blocks (tests/test_ci.py)
-    cmds = [" ".join(c.split()) for c in re.findall(r"`([^`]+)`", setup) if "download.pytorch.org/whl/cpu" in c]
+    prose = re.sub(r"```.*?```", "", setup, flags=re.S)
+    cmds = [" ".join(c.split()) for c in re.findall(r"`([^`]+)`", prose) if "download.pytorch.org/whl/cpu" in c]
     assert cmds and cmds[0].startswith("pip install torch==") and "torch" in cmds[0], \
         "no command installs the CPU build first"
     assert "GPU" in setup or "CUDA" in setup
