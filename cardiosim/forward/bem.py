@@ -33,6 +33,20 @@ _METHOD = "linear-collocation-demunck-v1"
 MAX_DISTANCE = 0.01
 
 
+def locate_on_surface(torso, grid, points: np.ndarray):
+    """Triangle index (n,) and barycentric coordinates (n, 3) of the surface points closest
+    to ``points (..., 3)`` m, found in ``grid`` (``torso.grid(MAX_DISTANCE)``); a point
+    farther than :data:`MAX_DISTANCE` from the surface is a :class:`GeometryError` naming it."""
+    pts = _check_points(points).reshape(-1, 3)
+    tri, bary, _ = grid.query(pts)
+    if np.any(tri < 0):
+        i = int(np.argmax(tri < 0))
+        _, _, _, d = torso.closest_point(pts[i:i + 1])
+        raise GeometryError(f"point {i} at {pts[i].tolist()} is {d[0] * 100:.1f} cm from the surface of "
+                            f"{torso.name!r} (allowed {MAX_DISTANCE * 100:.0f} cm): electrode off the torso")
+    return tri, bary
+
+
 def default_cache_dir() -> Path:
     """``$CARDIOSIM_CACHE`` or ``~/.cache/cardiosim``."""
     return Path(os.environ.get("CARDIOSIM_CACHE", Path.home() / ".cache" / "cardiosim"))
@@ -184,14 +198,7 @@ class BEMModel:
 
     def locate(self, points: np.ndarray):
         """Triangle index (n,) and barycentric coordinates (n, 3) of the closest surface points."""
-        pts = _check_points(points).reshape(-1, 3)
-        tri, bary, _ = self._grid.query(pts)
-        if np.any(tri < 0):
-            i = int(np.argmax(tri < 0))
-            _, _, _, d = self.torso.closest_point(pts[i:i + 1])
-            raise GeometryError(f"point {pts[i].tolist()} is {d[0] * 100:.1f} cm from the surface of "
-                                f"{self.torso.name!r} (allowed {MAX_DISTANCE * 100:.0f} cm): electrode off the torso")
-        return tri, bary
+        return locate_on_surface(self.torso, self._grid, points)
 
     def lead_field(self, points: np.ndarray) -> np.ndarray:
         """Lead field (..., 3), V/(A·m), at surface ``points (..., 3)`` m."""

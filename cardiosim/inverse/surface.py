@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GeometryError, LeadError, SignalError
-from ..forward.bem import MAX_DISTANCE, make_bem_solver
+from ..forward.bem import MAX_DISTANCE, locate_on_surface, make_bem_solver
 from ..forward._kernels import interpolate_nodes
 from ..geometry._kernels import solid_angle_sum
 
@@ -388,16 +388,8 @@ class SurfaceSource:
 
     def locate(self, points: np.ndarray):
         """Triangle (m,) and barycentric coordinates (m, 3) of surface points (off > 1 cm: error)."""
-        from ..forward.models import _check_points
-        pts = _check_points(points).reshape(-1, 3)
         grid = self._grid if self._grid is not None else self.torso.grid(MAX_DISTANCE)
-        tri, bary, _ = grid.query(pts)
-        if np.any(tri < 0):
-            i = int(np.argmax(tri < 0))
-            _, _, _, d = self.torso.closest_point(pts[i:i + 1])
-            raise GeometryError(f"point {i} at {pts[i].tolist()} is {d[0] * 100:.1f} cm from the surface of "
-                                f"{self.torso.name!r} (allowed {MAX_DISTANCE * 100:.0f} cm): electrode off the torso")
-        return tri, bary
+        return locate_on_surface(self.torso, grid, points)
 
     def transfer(self, points: np.ndarray) -> np.ndarray:
         """Transfer rows ``(m, n)``: ``potential(points) = transfer(points) @ coefficients``."""

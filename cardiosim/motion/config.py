@@ -48,15 +48,11 @@ _PRESETS: dict[str, dict[str, float]] = {
                           jitter_sd_m=0.001, accel_amp_ms2=4.0, pressure_sd=0.2, breathing_rate_factor=1.4),
     "sitting":       dict(cadence_hz=0.0, intensity=0.08, slip_sd_m=0.002, bounce_m=0.0, rotation_sd_rad=0.01,
                           jitter_sd_m=0.0005, accel_amp_ms2=0.0, pressure_sd=0.04, breathing_rate_factor=1.0),
-    "walking":       dict(cadence_hz=1.8, intensity=0.4, slip_sd_m=0.004, bounce_m=0.002, rotation_sd_rad=0.02,
-                          jitter_sd_m=0.001, accel_amp_ms2=2.5, pressure_sd=0.15, breathing_rate_factor=1.3),
-    "running":       dict(cadence_hz=2.7, intensity=0.9, slip_sd_m=0.008, bounce_m=0.005, rotation_sd_rad=0.04,
-                          jitter_sd_m=0.002, accel_amp_ms2=9.0, pressure_sd=0.3, breathing_rate_factor=1.8),
-    "arm_movement":  dict(cadence_hz=0.0, intensity=0.5, slip_sd_m=0.003, bounce_m=0.0, rotation_sd_rad=0.02,
-                          jitter_sd_m=0.0015, accel_amp_ms2=0.5, pressure_sd=0.2, breathing_rate_factor=1.1),
     "posture_change": dict(cadence_hz=0.0, intensity=0.2, slip_sd_m=0.002, bounce_m=0.0, rotation_sd_rad=0.01,
                            jitter_sd_m=0.0008, accel_amp_ms2=1.0, pressure_sd=0.1, breathing_rate_factor=1.1),
 }
+# the earlier activity names: the same motion as the recorded protocol's
+_PRESETS.update(walking=_PRESETS["walk"], running=_PRESETS["run"], arm_movement=_PRESETS["arms"])
 
 
 @dataclass(frozen=True)
