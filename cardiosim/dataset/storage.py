@@ -120,21 +120,33 @@ def quantise(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV")
     SignalError
         A sample lies beyond ``+-32767 q`` (it would be clipped) or is not finite.
     """
-    x = np.asarray(x)
-    codes = quantise_codes(x, q, name=name, unit=unit)
-    return codes.astype(np.float32) * np.float32(q)
+    return _quantise(x, q, name, unit)[1]
 
 
 def quantise_codes(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV") -> np.ndarray:
     """int16 codes ``round(x / float32(q))`` (what netCDF4 stores for ``x``); see :func:`quantise`."""
-    if x.size and not np.all(np.isfinite(x)):
+    return _quantise(x, q, name, unit)[0]
+
+
+def _quantise(x, q: float, name: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes int16, decoded float32)`` of ``x``, one numba pass (:mod:`cardiosim.dataset._kernels`,
+    whose NumPy twin is the oracle)."""
+    from ._kernels import quantise_kernel
+
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    codes = np.empty(flat.shape, dtype=np.int16)
+    out = np.empty(flat.shape, dtype=np.float32)
+    peak, finite = quantise_kernel(flat, np.float64(np.float32(q)), np.float32(q), codes, out) if flat.size \
+        else (0.0, True)
+    if not finite:
         raise SignalError(f"{name} has non-finite samples; cannot pack it as int16")
-    scaled = np.rint(np.asarray(x, dtype=np.float64) / np.float64(np.float32(q)))
-    peak = float(np.max(np.abs(scaled))) if scaled.size else 0.0
     if peak > INT16_MAX:
         raise SignalError(f"{name} reaches {peak * q:.4g} {unit}, beyond the int16 packing range "
                           f"+-{INT16_MAX * q:.4g} {unit}; set [output] pack_int16 = false")
-    return scaled.astype(np.int16)
+    return codes.reshape(x.shape), out.reshape(x.shape)
 
 
 def pack_encoding(q: float) -> dict:

@@ -1,0 +1,57 @@
+"""Numba kernels of the dataset module, each with a plain NumPy twin (the test oracle).
+
+* ``quantise`` -- the int16 packing of :mod:`cardiosim.dataset.storage` in one pass over
+  the signal: ``code = rint(float64(x) / float64(float32(q)))``, the decoded float32
+  ``float32(code) * float32(q)``, the largest ``|code|`` and whether every sample is
+  finite. The twin is the NumPy code path it replaced (five full-size temporaries,
+  0.2 s for a 64-record block); kernel and twin agree bit for bit (same IEEE operations
+  in the same order, no fast-math).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def quantise_kernel(x, qd, qf, codes, out):  # pragma: no cover - compiled
+    """Fill ``codes`` (int16) and ``out`` (float32, ``codes * qf``) from ``x`` (flat, float32 or
+    float64) on the grid ``qd`` (float64) = ``qf`` (float32). Returns ``(peak, finite)``:
+    the largest ``|rint(x / qd)|`` and whether every sample is finite. Codes beyond int16
+    are clipped here; the caller raises on ``peak > 32767`` or ``not finite``."""
+    peak = 0.0
+    finite = True
+    for i in range(x.size):
+        v = np.float64(x[i])
+        if not np.isfinite(v):
+            finite = False
+            codes[i] = 0
+            out[i] = np.float32(0.0)
+            continue
+        s = np.rint(v / qd)
+        a = abs(s)
+        if a > peak:
+            peak = a
+        if s > 32767.0:
+            s = 32767.0
+        elif s < -32768.0:
+            s = -32768.0
+        c = np.int16(s)
+        codes[i] = c
+        out[i] = np.float32(c) * qf
+    return peak, finite
+
+
+def quantise_ref(x, q):
+    """NumPy twin of :func:`quantise_kernel` on ``x`` with step ``q``: ``(codes, out, peak, finite)``."""
+    x = np.asarray(x)
+    finite = bool(np.all(np.isfinite(x)))
+    scaled = np.rint(np.where(np.isfinite(x), x, 0.0).astype(np.float64) / np.float64(np.float32(q)))
+    peak = float(np.max(np.abs(scaled))) if scaled.size else 0.0
+    codes = np.clip(scaled, -32768, 32767).astype(np.int16)
+    return codes, codes.astype(np.float32) * np.float32(q), peak, finite
+
+
+#: name -> (kernel, NumPy twin), for tests and benchmarks.
+KERNELS = {"quantise": (quantise_kernel, quantise_ref)}
