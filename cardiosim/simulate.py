@@ -514,22 +514,24 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         if contact_lost is not None and contact_lost.any():
             import dataclasses
             failure = dataclasses.replace(failure, contact_lost=contact_lost)
-        recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None)
+        # The noiseless twin (stored, and the artefact grades' reference) goes through the
+        # same device in the same call, on the stacked rows (bit-identical to a second call).
+        twin = clean_leads if (clean or cfg.add_noise) else None
+        recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None,
+                                              clean=twin)
         params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
         fs_out = float(info.get("fs", ctx.device.fs))
-        if clean:
-            clean_recorded = _device.apply_device(ctx.device, clean_leads, fs)[0]
+        clean_ref = info.get("clean")
     else:
         recorded, fs_out = leads.astype(np.float32), fs
-        if clean:
-            clean_recorded = clean_leads.astype(np.float32)
+        clean_ref = clean_leads
+    if clean:
+        clean_recorded = clean_ref.astype(np.float32, copy=False)
     if cfg.add_noise:
         # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
         # graders of real chest-strap records (noise.textile.artefact_grades)
         from .noise.textile import artefact_grades
-        ref = clean_recorded if clean_recorded is not None else (
-            _device.apply_device(ctx.device, clean_leads, fs)[0] if device_stage else clean_leads)
-        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, ref, fs_out)
+        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, clean_ref, fs_out)
         params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
     annotations, beat_types = _annotations_at(source, clean_leads, fs, fs_out, recorded.shape[1])
     if cfg.augment.enabled:

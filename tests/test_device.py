@@ -153,3 +153,25 @@ def test_chest_strap_and_handheld_profiles():
         assert amp == pytest.approx(abs(hh[0] * hl[0]), abs=0.02), (f0, amp)
     y, _ = apply_device(strap, _tone(50.0, 5000.0, dur=10.0, amp=1.0), 5000.0)
     assert np.sqrt(2) * y[0, 2500:].std() < 0.05            # mains removed by the notch and the 40 Hz low-pass
+
+
+@pytest.mark.parametrize("name, fs_in", [("shirt12_500hz", 500.0), ("patch_128hz", 500.0), ("shirt3_250hz", 1000.0),
+                                             ("mobile12_500hz", 500.0)])
+def test_clean_twin_in_one_call_equals_a_second_call(name, fs_in):
+    """``clean=`` records the twin on the stacked rows: bit for bit a separate call, without the failure."""
+    from cardiosim.device import FrontEndFailure
+
+    prof = load_device(name)
+    rng = np.random.default_rng(11)
+    n = len(prof.make_montage().leads)
+    clean = np.cumsum(rng.standard_normal((n, 3000)), axis=1) * 0.01
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape)
+    electrode = prof.make_montage().electrodes[0]
+    for failure in (None, FrontEndFailure(electrodes_off=(electrode,))):
+        rec, info = apply_device(prof, noisy, fs_in, failure=failure, clean=clean)
+        alone, alone_info = apply_device(prof, noisy, fs_in, failure=failure)
+        np.testing.assert_array_equal(rec, alone)
+        np.testing.assert_array_equal(info["codes"], alone_info["codes"])
+        np.testing.assert_array_equal(info["clean"], apply_device(prof, clean, fs_in)[0])
+    with pytest.raises(SignalError, match="clean leads"):
+        apply_device(prof, noisy, fs_in, clean=clean[:, :-1])

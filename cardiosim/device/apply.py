@@ -55,8 +55,14 @@ def quantize(v_adc: np.ndarray, bits: int, range_mv: float):
     return np.clip(c, lo, hi).astype(np.int64), sat
 
 
-def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None):
+def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None, clean=None):
     """Record ``leads_mV`` [n_leads, T] (mV, at ``fs_in`` Hz) with ``profile``.
+
+    ``clean`` (optional, the same shape): a twin of the leads -- e.g. without electrode
+    noise -- recorded by the same device without ``failure``, returned as ``info['clean']``
+    (float32 mV). An AC device filters, resamples and digitises both in one call on the
+    stacked rows; every step works row by row, so ``info['clean']`` equals
+    ``apply_device(profile, clean, fs_in)[0]`` bit for bit, at about half the cost.
 
     ``failure`` (:class:`cardiosim.device.FrontEndFailure`, optional): electrodes, ground,
     channels or the whole device failed for the whole record; the channels concerned read
@@ -91,20 +97,37 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     if x.shape[0] != n_leads_expected:
         raise SignalError(f"device {profile.name!r} ({profile.montage}) records {n_leads_expected} leads, "
                           f"got {x.shape[0]}")
+    if clean is not None:
+        clean = np.asarray(clean, dtype=np.float64)
+        if clean.shape != x.shape:
+            raise SignalError(f"clean leads have shape {clean.shape}, the leads {x.shape}")
+        if not np.all(np.isfinite(clean)):
+            bad = np.argwhere(~np.isfinite(clean))[0]
+            raise SignalError(f"clean leads have a non-finite sample at lead {bad[0]}, sample {bad[1]}")
     extra = {}
+    clean_codes = None
     if profile.coupling == "dc":
         from .frontend import apply_dc_frontend
         codes, sat, extra = apply_dc_frontend(profile, x, float(fs_in), failure)
+        if clean is not None:
+            clean_codes = apply_dc_frontend(profile, clean, float(fs_in), None)[0]
         up, down = resample_ratio(float(fs_in), profile.fs)
     else:
-        y = analog_filter(profile, x, float(fs_in))
+        n_rows = x.shape[0]
+        rows = x if clean is None else np.concatenate([x, clean])   # one filter call on both
+        y = analog_filter(profile, rows, float(fs_in))
         up, down = resample_ratio(float(fs_in), profile.fs)
-        y = resample(y, float(fs_in), profile.fs)
-        v = y * profile.gain
-        codes, sat = quantize(v, profile.adc_bits, profile.adc_range_mv)
+        if up != down:   # (the same rate: y is already a fresh array of its own)
+            y = resample(y, float(fs_in), profile.fs)
+        y *= profile.gain
+        codes, sat = quantize(y, profile.adc_bits, profile.adc_range_mv)
+        if clean is not None:
+            codes, clean_codes, sat = codes[:n_rows], codes[n_rows:], sat[:n_rows]
         if failure is not None and failure.any:
             codes, sat, extra = _ac_failure(profile, codes, sat, failure)
     lsb = 2.0 * profile.adc_range_mv / 2 ** profile.adc_bits
+    if clean_codes is not None:
+        extra["clean"] = ((clean_codes * lsb) / profile.gain).astype(np.float32)
     raw = codes * lsb
     recorded = (raw / profile.gain).astype(np.float32)
     info = {
