@@ -93,7 +93,8 @@ def test_electrodes_follow_the_measured_torso(model):
         print(f"{e:3s}        {np.array2string(a, precision=0):22s}  {np.array2string(b, precision=0):26s}  "
               f"{diffs[e]:.0f}")
     assert max(diffs[e] for e in vs) < 30.0, diffs                          # measured 23 mm (V2)
-    assert max(diffs[e] for e in ("RA", "LA", "LL")) < 55.0, diffs           # measured 46 mm (RA)
+    # measured 31 mm (RA) with the arm electrodes in the deltopectoral fossa (46 mm below the clavicle)
+    assert max(diffs[e] for e in ("RA", "LA", "LL")) < 40.0, diffs
 
 
 def test_model_frank_reconstruction_on_ptb_s0010(data_dir, model):

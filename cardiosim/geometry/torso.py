@@ -257,6 +257,12 @@ _STERNAL_HALF = 0.022     # m, sternal border distance from the midline
 # m, 4th intercostal space at the sternal border above the heart centre (the ventricular
 # centroid): mean of two anatomical estimates, 2.5 and 5.5-6 cm (module docstring).
 _ICS4_ABOVE_HEART = 0.040
+# Mason-Likar arm electrodes on Dalhousie case 3 (PHYSICS.md section 2), mean of left and
+# right: 155 mm above the centroid of V1-V6; azimuth 9 deg (right) and 17 deg (left) in front
+# of the left-right line through our body axis when the measured offsets from the precordial
+# centroid are laid on this torso.
+_ML_ARM_ABOVE_PRECORDIAL = 0.155
+_ML_ARM_AZIMUTH_DEG = 13.0
 # m (at torso length 0.60 m) by which the body levels sit higher than in the first version
 # of this torso, which had the 4th intercostal space 1.5 cm above the heart.
 _BODY_RAISE = _ICS4_ABOVE_HEART - 0.015
@@ -324,6 +330,20 @@ def _landmarks(torso_v, torso_f, shape: _Shape, p: TorsoParams) -> dict:
     z_icl = lm["jugular_notch"][2] + np.tan(np.deg2rad(15.0)) * (x_icl - _STERNAL_HALF) - 0.03 * s
     lm["infraclavicular_right"] = front(-x_icl, z_icl)
     lm["infraclavicular_left"] = front(x_icl, z_icl)
+    # Where Mason & Likar's arm electrodes sit on a measured torso (Dalhousie case 3,
+    # PHYSICS.md section 2): in the infraclavicular (deltopectoral) fossa at the front of
+    # the shoulder, 15.5 cm above the centroid of V1-V6 and 9-17 deg (mean 13 deg) in front
+    # of the left-right line through the body axis -- higher and farther back than the
+    # point below the clavicle above (infraclavicular_*, kept for garments). Placed there,
+    # the torso arm electrodes lower R in I and aVL as published (Papouchado 1987); at the
+    # point above, 1.5 cm lower and 2 cm more anterior, I and aVL did not change (issue 12).
+    z_v4 = lm["ics5_midclavicular_left"][2]
+    z_v1 = lm["ics4_sternal_left"][2]
+    z_precordial = (2.0 * z_v1 + 0.5 * (z_v1 + z_v4) + 3.0 * z_v4) / 6.0    # V1, V2, V3, V4-V6
+    z_dp = z_precordial + _ML_ARM_ABOVE_PRECORDIAL * s
+    az = np.deg2rad(_ML_ARM_AZIMUTH_DEG)
+    lm["deltopectoral_right"] = ray([-np.cos(az), -np.sin(az), 0.0], z_dp)
+    lm["deltopectoral_left"] = ray([np.cos(az), -np.sin(az), 0.0], z_dp)
     z_ll = -0.21 * s + shape.dz
     a_ll, _ = shape.ab(z_ll)
     lm["left_lower_abdomen"] = front(0.8 * a_ll, z_ll)
