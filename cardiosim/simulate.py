@@ -493,7 +493,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
         # kind to its drawn target SNR in every lead the montage allows; the realised SNR of
         # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
-        r_peaks = _noise.detect_r_peaks(clean_leads, fs)  # once, not once per noise kind
+        r_peaks = _snr_r_peaks(source, clean_leads, fs)  # once, not once per noise kind
         en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
         phi = en.apply(phi)
         snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
@@ -550,6 +550,19 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                            annotations=annotations, beat_types=beat_types,
                            clean_ecg=None if clean_recorded is None else np.ascontiguousarray(clean_recorded,
                                                                                              dtype=np.float32))
+
+
+def _snr_r_peaks(source: CardiacSource, clean_leads: np.ndarray, fs: float) -> np.ndarray:
+    """The beats the SNR is measured on: the source's own R peaks when it knows them (ODE
+    beats: every beat with a QRS, ``annotations['R_peak'] >= 0``), as the NSTDB definition
+    takes them from a reference annotation (``sigamp -a``); else the QRS detector on the
+    noiseless leads (:func:`cardiosim.noise.detect_r_peaks`), which also costs 4 ms a record."""
+    r = source.annotations.get("R_peak") if source.annotations else None
+    if r is None:
+        from .noise import detect_r_peaks
+        return detect_r_peaks(clean_leads, fs)
+    r = np.asarray(r, dtype=np.int64)
+    return r[(r >= 0) & (r < clean_leads.shape[1])]
 
 
 def _annotations_at(source: CardiacSource, clean_leads: np.ndarray, fs: float, fs_out: float,
