@@ -32,17 +32,22 @@ def analog_filter(profile: DeviceProfile, x: np.ndarray, fs_in: float) -> np.nda
     """The analog band-pass (Butterworth high-pass and low-pass, ``profile.filter_order``
     each; plus the optional mains notch) as a causal filter at the input rate, started in
     its steady state for the first sample (no switch-on transient)."""
+    sos, zi = _analog_design(profile, fs_in)
+    zi = zi[:, None, :] * x[None, :, :1]                           # steady state at x[:, 0]
+    y, _ = _signal.sosfilt(sos, x, axis=-1, zi=zi)
+    return y
+
+
+def _analog_design(profile: DeviceProfile, fs_in: float):
+    """``(sos, zi)`` of the profile's analog band-pass at ``fs_in`` (checked; cached, read-only)."""
     lo, hi = profile.band_hz
     if hi >= fs_in / 2:
         raise SamplingRateError(f"input rate {fs_in} Hz is too low for the device's {hi} Hz analog "
                                 f"low-pass (needs fs_in > {2 * hi} Hz)")
     if profile.notch and profile.powerline_hz >= fs_in / 2:
         raise SamplingRateError(f"input rate {fs_in} Hz cannot carry the {profile.powerline_hz} Hz notch")
-    sos, zi = _filter_design(profile.filter_order, float(lo), float(hi), float(fs_in),
-                             int(profile.powerline_hz) if profile.notch else 0)
-    zi = zi[:, None, :] * x[None, :, :1]                           # steady state at x[:, 0]
-    y, _ = _signal.sosfilt(sos, x, axis=-1, zi=zi)
-    return y
+    return _filter_design(profile.filter_order, float(lo), float(hi), float(fs_in),
+                          int(profile.powerline_hz) if profile.notch else 0)
 
 
 def quantize(v_adc: np.ndarray, bits: int, range_mv: float):
@@ -115,12 +120,22 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     else:
         n_rows = x.shape[0]
         rows = x if clean is None else np.concatenate([x, clean])   # one filter call on both
-        y = analog_filter(profile, rows, float(fs_in))
         up, down = resample_ratio(float(fs_in), profile.fs)
-        if up != down:   # (the same rate: y is already a fresh array of its own)
+        if up == down:
+            # band-pass, gain and ADC in one numba pass (device._kernels; SciPy twin as oracle)
+            from ._kernels import filter_adc_kernel
+            sos, zi = _analog_design(profile, float(fs_in))
+            half = 2 ** (profile.adc_bits - 1)
+            codes = np.empty(rows.shape, dtype=np.int64)
+            sat = np.empty(rows.shape, dtype=bool)
+            filter_adc_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
+                              2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half), float(half - 1),
+                              codes, sat)
+        else:
+            y = analog_filter(profile, rows, float(fs_in))
             y = resample(y, float(fs_in), profile.fs)
-        y *= profile.gain
-        codes, sat = quantize(y, profile.adc_bits, profile.adc_range_mv)
+            y *= profile.gain
+            codes, sat = quantize(y, profile.adc_bits, profile.adc_range_mv)
         if clean is not None:
             codes, clean_codes, sat = codes[:n_rows], codes[n_rows:], sat[:n_rows]
         if failure is not None and failure.any:
