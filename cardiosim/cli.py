@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--seed", type=_nonneg_int, default=0)
     rt.add_argument("--no-physics", action="store_true",
                     help="train without the Euler-loss physics term (needed when the dataset has no clean_ecg)")
+    rt.add_argument("--lambda-beat", type=float, default=2.0, metavar="W",
+                    help="weight of the beat-locked term that keeps the average beat, which defines the "
+                         "label, unchanged (default 2.0; 0 turns it off; needs beat_r_peak in the dataset)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing refiner file")
     ra = rfsub.add_parser("apply", help="refine every record of an existing dataset into a new .nc file")
     ra.add_argument("--dataset", type=Path, required=True, help="cardiosim dataset (file or shard directory)")
@@ -382,14 +385,16 @@ def _cmd_refine(args) -> int:
                 raise DataFormatError(f"--{what} {str(path)!r} does not exist")
         from .torch.refine import train_refiner_from_files
 
-        kw = dict(steps=args.steps, batch=args.batch, seed=args.seed, progress=sys.stderr.isatty() and not args.quiet)
+        kw = dict(steps=args.steps, batch=args.batch, seed=args.seed, lambda_beat=args.lambda_beat,
+                  progress=sys.stderr.isatty() and not args.quiet)
         if args.no_physics:
             kw["lambda_physics"] = 0.0
         res = train_refiner_from_files(args.dataset, args.recordings, args.output, **kw)
         h = res.history
         _say(args, f"wrote {args.output}: {res.settings['n_simulated']} simulated records, {res.settings['n_real']} "
                    f"real windows, {args.steps} steps; last step adversarial {h['adversarial'][-1]:.3f}, "
-                   f"regularisation {h['regularisation'][-1]:.4f}, physics {h['physics'][-1]:.3f}")
+                   f"regularisation {h['regularisation'][-1]:.4f}, physics {h['physics'][-1]:.3f}, "
+                   f"beat {h['beat'][-1]:.4f}")
         return 0
     from .torch.refine import refine_dataset
 

@@ -47,11 +47,12 @@ def datasets(tmp_path_factory):
 def test_train_apply_and_generate_from_the_command_line(datasets, run):
     f = datasets
     out = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r.pt",
-              "--steps", "2", "--batch", "2", "--seed", "3", cwd=f)
+              "--steps", "2", "--batch", "2", "--seed", "3", "--lambda-beat", "1.5", cwd=f)
     assert out.returncode == 0, out.stderr
-    assert "wrote r.pt" in out.stdout and "physics" in out.stdout
+    assert "wrote r.pt" in out.stdout and "physics" in out.stdout and "beat" in out.stdout
     model, settings = load_refiner(f / "r.pt", fs=500.0, n_leads=12)
     assert settings["steps"] == 2 and settings["lambda_physics"] > 0 and settings["n_real"] == 4  # 2 x (4 s / 2 s)
+    assert settings["lambda_beat"] == 1.5
     again = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r.pt",
                 "--steps", "2", "--batch", "2", cwd=f)
     assert again.returncode == 2 and "exists" in again.stderr

@@ -21,7 +21,13 @@ The physics loss is the Euler residual of ``clean + r`` under that record's own 
 relative to the residual of ``clean`` itself. For a small change ``r`` it grows with the
 change's *derivative* against the ODE's: a refinement that steepens, notches or moves
 the QRS or T (what defines a label) costs much; slow changes between beats (wander,
-electrode drift) cost little and are held back by the self-regularisation only. Whether
+electrode drift) cost little and are held back by the self-regularisation only.
+
+The beat term. A slow change that moves a P onset or a T end costs little in the Euler
+residual, yet it is what a delineator reads to decide a label (PR, QT, ST). So the
+refinement's *beat-locked average* -- its mean over the record's beats, in a window from
+P onset to T end around each true R peak -- is penalised too: what the refiner adds
+must vary from beat to beat, as noise and artefacts do, and leave the average beat alone. Whether
 labels keep their defining features is checked directly (tests: beat correlation with
 the input, and the nearest-neighbour privacy check of
 :func:`cardiosim.evaluate.nearest_source_distances`).
@@ -246,7 +252,8 @@ class RefinerResult:
     refiner : Refiner (eval mode)
     history : dict of lists
         Per step: ``adversarial``, ``regularisation``, ``physics`` (relative Euler
-        residual, 1 = as much as the clean record's own), ``discriminator``.
+        residual, 1 = as much as the clean record's own), ``beat`` (beat-locked change),
+        ``discriminator``.
     settings : dict
         Everything that shaped the training (stored with the saved refiner).
     """
@@ -254,6 +261,52 @@ class RefinerResult:
     refiner: Refiner
     history: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+
+
+#: Window around each R peak (s) whose beat-locked mean the refiner must leave unchanged:
+#: it spans the waves that define a beat label -- P onset at most ~0.25 s before R (PR up to
+#: 200 ms plus the Q-to-R time) and T end at most ~0.45 s after R (QTc 460 ms at 60 bpm).
+BEAT_WINDOW_S = (-0.30, 0.45)
+
+
+def beat_windows(r_peaks, n_samples: int, fs: float, window=BEAT_WINDOW_S) -> list[np.ndarray]:
+    """Sample indices ``(n_beats, W)`` of every beat window that lies wholly in the record.
+
+    Parameters
+    ----------
+    r_peaks : sequence of int arrays, one per record (negative or out-of-range entries ignored)
+    n_samples : int
+    fs : float, Hz
+    window : (float, float), s relative to the R peak
+
+    Returns
+    -------
+    list of int64 arrays, one per record (``(0, W)`` when no whole beat fits)
+    """
+    lo, hi = int(round(window[0] * fs)), int(round(window[1] * fs))
+    offsets = np.arange(lo, hi + 1, dtype=np.int64)
+    out = []
+    for p in r_peaks:
+        p = np.unique(np.asarray(p, dtype=np.int64))
+        p = p[(p + lo >= 0) & (p + hi < n_samples)]
+        out.append(p[:, None] + offsets[None, :])
+    return out
+
+
+def beat_locked_change(change, windows, scale):
+    """Mean ``|beat-locked average of change| / scale`` over the records that hold a beat.
+
+    ``change`` (batch, leads, T) is ``R(x) - x``; ``windows`` the batch's
+    :func:`beat_windows`; ``scale`` (batch, leads, 1). Noise added by the refiner varies
+    from beat to beat and averages towards zero; a change to the average beat -- a moved
+    P onset, a longer QT, a different ST level, the features that define a label -- does not.
+    """
+    terms = []
+    for i, w in enumerate(windows):
+        if len(w):
+            avg = change[i][:, torch.as_tensor(w, device=change.device)].mean(dim=1)   # (leads, W)
+            terms.append((avg.abs() / scale[i]).mean())
+    return torch.stack(terms).mean() if terms else change.new_zeros(())
 
 
 def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +318,8 @@ def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 
 def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: int = 300, batch: int = 16,
-                lr: float = 1e-3, lambda_reg: float = 0.2, lambda_physics: float = 1.0, history: int = 256,
+                lr: float = 1e-3, lambda_reg: float = 0.2, lambda_physics: float = 1.0, lambda_beat: float = 2.0,
+                history: int = 256,
                 channels: int = 32, seed: int = 0, device=None, progress: bool = False) -> RefinerResult:
     """Train a refiner that makes ``simulated`` records look like ``real`` ones.
 
@@ -280,12 +334,19 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         Sampling rate of both.
     clean, r_peaks : optional
         ``clean_ecg`` (n, n_leads, T) and true R peaks of the simulated records: enable
-        the physics term (``lambda_physics``).
+        the physics term (``lambda_physics``); the R peaks alone enable the beat term
+        (``lambda_beat``).
     steps, batch, lr : training schedule (Adam, both networks)
     lambda_reg : float
         Weight of the self-regularisation ``mean |R(x) - x| / std(x)``.
     lambda_physics : float
         Weight of the relative Euler residual of the refined cardiac part.
+    lambda_beat : float
+        Weight of the beat-locked term (:func:`beat_locked_change`): the refinement's
+        average over beats, in a window from P onset to T end around each true R peak,
+        relative to ``std(x)``. It lets the refiner add what varies from beat to beat
+        (noise, artefacts) but not change the average beat that defines the label.
+        Needs ``r_peaks``; ignored without them.
     history : int
         Size of the discriminator's buffer of earlier refined records (SimGAN).
     seed : int
@@ -306,8 +367,12 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     for name, v, lo in (("steps", steps, 1), ("batch", batch, 2), ("history", history, 0)):
         if int(v) != v or v < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if lambda_reg < 0 or lambda_physics < 0:
-        raise ConfigError(f"loss weights must be >= 0, got lambda_reg={lambda_reg}, lambda_physics={lambda_physics}")
+    if lambda_reg < 0 or lambda_physics < 0 or lambda_beat < 0:
+        raise ConfigError(f"loss weights must be >= 0, got lambda_reg={lambda_reg}, "
+                          f"lambda_physics={lambda_physics}, lambda_beat={lambda_beat}")
+    if r_peaks is not None and len(r_peaks) != n:
+        raise ConfigError(f"{len(r_peaks)} R-peak arrays for {n} simulated records")
+    windows = beat_windows(r_peaks, n_t, fs) if (r_peaks is not None and lambda_beat > 0) else None
     targets = None
     if lambda_physics > 0:
         if clean is None or r_peaks is None:
@@ -336,7 +401,7 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     bce = nn.functional.binary_cross_entropy_with_logits
     buf: list = []
-    hist = {"adversarial": [], "regularisation": [], "physics": [], "discriminator": []}
+    hist = {"adversarial": [], "regularisation": [], "physics": [], "beat": [], "discriminator": []}
     xt = torch.as_tensor(x)
     ct = None if targets is None else torch.as_tensor(clean)
     base = None
@@ -360,6 +425,10 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         scale = xb.std(dim=-1, keepdim=True) + 1e-3
         reg = ((refined - xb).abs() / scale).mean()
         loss = adv + lambda_reg * reg
+        beat = torch.zeros(())
+        if windows is not None:
+            beat = beat_locked_change(refined - xb, [windows[i] for i in idx], scale)
+            loss = loss + lambda_beat * beat
         phys = torch.zeros(())
         sel = np.flatnonzero(row[idx] >= 0) if targets is not None else []
         if len(sel):
@@ -390,10 +459,12 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         hist["adversarial"].append(adv.item())
         hist["regularisation"].append(reg.item())
         hist["physics"].append(phys.item())
+        hist["beat"].append(beat.item())
         hist["discriminator"].append(d_loss.item())
     ref.eval()
     settings = {"fs": float(fs), "n_leads": n_leads, "n_samples": n_t, "steps": steps, "batch": batch, "lr": lr,
-                "lambda_reg": lambda_reg, "lambda_physics": lambda_physics, "history": history,
+                "lambda_reg": lambda_reg, "lambda_physics": lambda_physics, "lambda_beat": lambda_beat,
+                "history": history,
                 "channels": channels, "seed": seed, "n_simulated": n, "n_real": int(len(xr)),
                 "physics_fit_r2_median": None if targets is None else float(np.median(targets["fit_r2"]))}
     return RefinerResult(ref, hist, settings)
