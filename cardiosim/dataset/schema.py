@@ -79,16 +79,25 @@ def beat_capacity(n_samples: int, fs: float) -> int:
     return int(math.ceil(n_samples / fs * MAX_BEAT_RATE / 60.0)) + 1
 
 
+_PLAIN = (float, int, str, bool)
+
+
 def _flat_params(params: dict) -> dict:
     """Scalars as they are; arrays/lists spread into ``key[i,j]`` entries; None dropped."""
     out = {}
     for key, value in params.items():
-        if value is None:
+        if type(value) in _PLAIN:          # the common case first: most parameters are plain scalars
+            out[key] = value
+        elif value is None:
             continue
-        if isinstance(value, (list, tuple, np.ndarray)):
+        elif isinstance(value, (list, tuple, np.ndarray)):
             arr = np.asarray(value)
-            for idx in np.ndindex(arr.shape):
-                out[f"{key}[{','.join(map(str, idx))}]"] = arr[idx].item()
+            if arr.ndim == 1:
+                for i, v in enumerate(arr.tolist()):
+                    out[f"{key}[{i}]"] = v
+            else:
+                for idx in np.ndindex(arr.shape):
+                    out[f"{key}[{','.join(map(str, idx))}]"] = arr[idx].item()
         elif isinstance(value, np.generic):
             out[key] = value.item()
         else:
@@ -138,14 +147,21 @@ def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
     ``{electrode}`` or ``{axis}``/``{wave}`` placeholders for families).
     """
     waves = _ode_waves()
-    flat = [_flat_params(r.params) for r in records]
-    keys = sorted(set().union(*flat))
     n = len(records)
+    columns: dict = {}          # key -> one value per record (None where a record lacks it), one pass
+    for i, r in enumerate(records):
+        for key, v in _flat_params(r.params).items():
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * n
+            col[i] = v
     out, owner = {}, {}
     families: dict = {}
-    for key in keys:
-        values = [f.get(key) for f in flat]
-        kinds = {type(v) for v in values if v is not None}
+    for key in sorted(columns):
+        values = columns[key]
+        kinds = set(map(type, values))
+        missing = type(None) in kinds
+        kinds.discard(type(None))
         fam = _family_of(key, n_electrodes, waves, leads) if kinds <= {bool, int, float} else None
         if fam is not None:
             name, dims, idx = fam
@@ -154,19 +170,23 @@ def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
                                                    {"electrode": n_electrodes, "vcg_lead": 3, "lead": len(leads),
                                                     "ode_wave": len(waves)}[d] for d in dims), np.nan)})
             entry["kinds"] |= kinds
-            for i, v in enumerate(values):
-                if v is not None:
-                    entry["data"][(i,) + idx] = float(v)
+            if missing:
+                for i, v in enumerate(values):
+                    if v is not None:
+                        entry["data"][(i,) + idx] = float(v)
+            else:
+                entry["data"][(slice(None),) + idx] = [float(v) for v in values]
             continue
         name = _param_var_name(key)
         if name in owner:
             raise ConfigError(f"parameters {owner[name]!r} and {key!r} map to the same variable {name!r}")
         owner[name] = key
         if kinds <= {str}:
-            data, kind = np.array(["" if v is None else v for v in values], dtype=object), "str"
+            data, kind = np.array(["" if v is None else v for v in values] if missing else values, dtype=object), "str"
         elif kinds <= {bool, int, float}:
             kind = _number_kind(kinds)
-            data = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            data = np.array([np.nan if v is None else float(v) for v in values] if missing else
+                            [float(v) for v in values], dtype=np.float64)
         else:
             raise ConfigError(f"parameter {key!r} mixes value types {sorted(k.__name__ for k in kinds)}")
         out[name] = (("record",), data, {"long_name": f"simulation parameter {key}", "parameter": key,
