@@ -107,14 +107,19 @@ class TriangleGrid:
     reach : float, metres
         Queries closer than ``reach`` to the surface are answered exactly; farther ones
         report ``triangle = -1``.
+    cell : float, metres, optional
+        Grid cell size; default 1.5 median edges (at least ``reach``). Smaller cells hold
+        fewer triangles each (faster queries) at the cost of more (cell, triangle) entries.
     """
 
-    def __init__(self, tri: np.ndarray, reach: float):
+    def __init__(self, tri: np.ndarray, reach: float, cell: float | None = None):
         tri = np.ascontiguousarray(tri, dtype=np.float64)
         self.tri = tri
         self.reach = float(reach)
         edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2)
-        self.cell = float(max(np.median(edges) * 1.5, reach))
+        self.cell = float(max(np.median(edges) * 1.5, reach)) if cell is None else float(cell)
+        if not (np.isfinite(self.cell) and self.cell > 0):
+            raise ValueError(f"grid cell must be a positive length in metres, got {cell!r}")
         lo = tri.reshape(-1, 3).min(axis=0) - reach - 1e-9
         hi = tri.reshape(-1, 3).max(axis=0) + reach + 1e-9
         self.origin = lo

@@ -36,7 +36,9 @@ import numpy as np
 from ..errors import GeometryError, LeadError, SignalError
 from ..forward.bem import MAX_DISTANCE, locate_on_surface, make_bem_solver
 from ..forward._kernels import interpolate_nodes
+from ..forward.models import _check_points
 from ..geometry._kernels import solid_angle_sum
+from ._kernels import SurfaceLocator, surface_rows
 
 #: Spacing of the source grid (m): 1 cm resolves the heart's size (~12 cm) while keeping the
 #: source space to a few hundred points.
@@ -210,6 +212,15 @@ def _cache_put(torso, key, value, keep: int = 32):
     return value
 
 
+def surface_locator(torso) -> SurfaceLocator:
+    """The prediction kernel's closest-point structure for ``torso`` (cached on the mesh)."""
+    key = ("surface-locator", MAX_DISTANCE)
+    loc = torso._cache.get(key)
+    if loc is None:
+        loc = torso._cache[key] = SurfaceLocator(torso.triangles, torso.faces, MAX_DISTANCE)
+    return loc
+
+
 def estimate_heart_position(torso, positions, potentials, conductivity: float = 0.2) -> np.ndarray:
     """Location (3,) m of the single dipole that best explains the fitting signals.
 
@@ -361,7 +372,8 @@ class SurfaceSource:
     centre: np.ndarray
     regularization: float
     heart_estimated: bool = False
-    _grid: object = field(default=None, repr=False)
+    _grid: object = field(default=None, repr=False)        # SurfaceLocator of the torso
+    _node_nondipolar: object = field(default=None, repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -375,6 +387,7 @@ class SurfaceSource:
         state = dict(self.__dict__)
         state["torso"] = dataclasses.replace(self.torso)
         state["_grid"] = None
+        state["_node_nondipolar"] = None
         return state
 
     def __setstate__(self, state):
@@ -388,20 +401,33 @@ class SurfaceSource:
 
     def locate(self, points: np.ndarray):
         """Triangle (m,) and barycentric coordinates (m, 3) of surface points (off > 1 cm: error)."""
-        grid = self._grid if self._grid is not None else self.torso.grid(MAX_DISTANCE)
-        return locate_on_surface(self.torso, grid, points)
+        return locate_on_surface(self.torso, self.torso.grid(MAX_DISTANCE), points)
+
+    def _rows(self, points: np.ndarray, node: np.ndarray) -> np.ndarray:
+        # One numba pass locates each point and interpolates the node table
+        # (cardiosim/inverse/_kernels.py; NumPy twin surface_rows_numpy is its test oracle).
+        pts = _check_points(points).reshape(-1, 3)
+        loc = self._grid if isinstance(self._grid, SurfaceLocator) else surface_locator(self.torso)
+        rows, tri = surface_rows(loc, pts, node)
+        if np.any(tri < 0):
+            i = int(np.argmax(tri < 0))
+            _, _, _, d = self.torso.closest_point(pts[i:i + 1])
+            raise GeometryError(f"point {i} at {pts[i].tolist()} is {d[0] * 100:.1f} cm from the surface of "
+                                f"{self.torso.name!r} (allowed {MAX_DISTANCE * 100:.0f} cm): electrode off the torso")
+        return rows
 
     def transfer(self, points: np.ndarray) -> np.ndarray:
         """Transfer rows ``(m, n)``: ``potential(points) = transfer(points) @ coefficients``."""
-        tri, bary = self.locate(points)
-        return interpolate_nodes(tri, bary, self.torso.faces, self.node_transfer)
+        return self._rows(points, self.node_transfer)
 
     def nondipolar_transfer(self, points: np.ndarray) -> np.ndarray:
         """Transfer rows ``(m, n)`` of what the source's total dipole (at ``centre``) does not
         explain: ``transfer - L_centre @ moment``."""
-        tri, bary = self.locate(points)
-        node = self.node_transfer - _MV_PER_V * (self.node_dipole @ self.moment)
-        return interpolate_nodes(tri, bary, self.torso.faces, node)
+        node = self._node_nondipolar
+        if node is None:
+            node = self.node_transfer - _MV_PER_V * (self.node_dipole @ self.moment)
+            object.__setattr__(self, "_node_nondipolar", node)
+        return self._rows(points, node)
 
     def with_dipole(self, node_lead_field: np.ndarray) -> "SurfaceSource":
         """The same field split at another dipole: ``moment`` becomes the dipole whose field
@@ -537,4 +563,4 @@ def _solve(torso, pos, y, op: _Operator, regularization, estimated) -> SurfaceSo
                          node_dipole=op.node_dipole, moment=(op.moment_v @ w) / _MV_PER_V,
                          source_points=op.source_points,
                          centre=op.centre, regularization=rel, heart_estimated=estimated,
-                         _grid=torso.grid(MAX_DISTANCE))
+                         _grid=surface_locator(torso))
