@@ -17,7 +17,10 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
   the JSON says which), and a dask ``LocalCluster`` run whose shards must be
   byte-identical to the 1-worker run.
 
-    python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask]
+    python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV]
+
+``--baseline REV`` also times "simulate only" on the committed tree of a git revision in the same
+run (before/after on the same machine load).
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import report  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+# A child may run another tree of cardiosim (--baseline): the parent passes its root here.
+ROOT = Path(os.environ.get("CARDIOSIM_BENCH_ROOT") or Path(__file__).resolve().parents[1])
 SHARD = 256  # the default shard size; runs use min(SHARD, records // 4) so 2 workers have work
 
 
@@ -147,10 +152,24 @@ def _child(args) -> None:
     print(json.dumps(res))
 
 
-def run(*args) -> dict:
+@contextmanager
+def _tree_at(rev: str):
+    """The committed tree of ``rev`` (``git archive``, the repository untouched) in a temporary
+    folder: ``(root, full commit id)``. Its numba kernels compile in the child's warm-up."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        yield Path(tmp), commit
+
+
+def run(*args, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, __file__, "--child", *map(str, args), str(Path(tmp) / "out")]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run(cmd, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root), "CARDIOSIM_BENCH_ROOT": str(root)})
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -162,6 +181,9 @@ def main():
     ap.add_argument("--projection-records", type=int, default=0,
                     help="also run this many records with 2 workers and project 1,000,000 (issue: 20000)")
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--baseline", metavar="REV", action="append", default=[],
+                    help="also time 'simulate only' with the committed tree of this git revision (repeatable), "
+                         "in the same run: before/after ratios on the same load")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -187,6 +209,13 @@ def main():
     add(f"peer int16+zstd (cardiosim's encoding, torch {res['torch_threads']})", res)
     peer_zstd = res
     add("cardiosim simulate only (no I/O), 1 process", run("ours", "simulate", n, 1, "zstd", 1))
+    simulate_now = rows[-1]["seconds"]
+    baselines = {}
+    for rev in args.baseline:
+        with _tree_at(rev) as (root, commit):
+            res = run("ours", "simulate", n, 1, "zstd", 1, root=root)
+        add(f"cardiosim simulate only at {rev} ({commit[:10]}), 1 process", res)
+        baselines[rev] = {"commit": commit, "speedup_now_vs_rev": res["seconds"] / simulate_now}
     ours = {}
     for workers, comp, pack in ((1, "zstd", 1), (1, "zlib", 0), (2, "zstd", 1)):
         res = run("ours", "generate", n, workers, comp, pack)
@@ -202,6 +231,8 @@ def main():
         "targets": "ours >= 300 records/s per process and >= 5x peer (zlib), >= 3x peer same encoding, "
                    "2 workers >= 1.8x one, peak RSS < 1 GiB for 20,000 records, 1e6 projected < 1 h",
     }
+    if baselines:
+        summary["simulate_only_vs_baselines"] = baselines
     if args.projection_records:
         m = args.projection_records
         res = run("ours", "generate", m, 2, "zstd", 1)
