@@ -102,6 +102,59 @@ def test_predicts_the_analytic_sphere_potential_away_from_the_electrodes(rng):
         assert np.median(cos) > np.cos(np.radians(10)), np.median(cos)
 
 
+def test_log_evidence_is_the_gaussian_marginal_likelihood(rng):
+    """log_evidence against scipy's multivariate normal: y_t ~ N(0, s (K/k + lam I)) in the
+    n - 1 referenced dimensions, maximised over s (closed form) and lam (grid)."""
+    from scipy.stats import multivariate_normal
+
+    from cardiosim.inverse.surface import log_evidence
+
+    n, t = 6, 400
+    a = rng.standard_normal((2, n, 15))
+    a -= a.mean(axis=1, keepdims=True)
+    grams = np.einsum("mik,mjk->mij", a, a)
+    y = a[0] @ rng.standard_normal((15, t)) + 0.1 * rng.standard_normal((n, t))
+    lams = np.array([1e-3, 1e-1])
+    got = log_evidence(grams, y, lams)
+    q = np.linalg.svd(np.eye(n) - 1.0 / n)[0][:, :n - 1]
+    yq = q.T @ (y - y.mean(axis=0))
+    for m in range(2):
+        kq = q.T @ grams[m] @ q
+        kq /= np.trace(kq) / (n - 1)
+        best = -np.inf
+        for lam in lams:
+            c = kq + lam * np.eye(n - 1)
+            s = np.trace(np.linalg.solve(c, yq @ yq.T / t)) / (n - 1)
+            best = max(best, multivariate_normal(np.zeros(n - 1), s * c).logpdf(yq.T).mean())
+        # the Gaussian's constant (n-1)/2 log(2 pi) is left out of log_evidence
+        assert got[m] == pytest.approx(best + 0.5 * (n - 1) * np.log(2 * np.pi), rel=1e-9)
+    assert got[0] > got[1]                               # the Gram that made the data wins
+
+
+def test_select_heart_moves_toward_the_true_source(rng):
+    """Signals of six dipoles scattered (1 cm) about a point 2-3 cm from the torso's heart,
+    at 24 front electrodes: the centre chosen by marginal likelihood within 3 cm of the heart
+    lies closer to the truth than the heart itself."""
+    from cardiosim.forward._kernels import interpolate_nodes as interp
+    from cardiosim.geometry import make_torso
+    from cardiosim.inverse import select_heart
+
+    torso = make_torso()
+    h0 = torso.heart.position
+    front = torso.vertices[(torso.vertices[:, 1] < 0) & (np.abs(torso.vertices[:, 2]) < 0.15)]
+    pos = front[spread_subset(front, 24)]
+    tri, bary = torso.grid(0.01).query(pos)[:2]
+    t = np.linspace(0, 1, 500)
+    for off in ([-0.02, 0.0, 0.01], [0.01, -0.02, -0.01]):
+        truth = h0 + np.array(off)
+        lf = make_bem_solver(torso).lead_fields(truth + rng.normal(0, 0.01, (6, 3)))
+        a = interp(tri, bary, torso.faces, lf.reshape(len(lf), -1))
+        s = 0.1 * np.sin(2 * np.pi * np.arange(1, 19)[:, None] * t + rng.uniform(0, 6, (18, 1)))
+        y = a @ s + rng.normal(0, 1e-3, (len(pos), len(t)))
+        c = select_heart(torso, pos, y, h0)
+        assert np.linalg.norm(c - truth) < np.linalg.norm(h0 - truth) - 0.005, (off, c - h0)
+
+
 def test_predict_is_referenced_to_the_fitting_electrodes_and_linear(rng):
     sphere = make_sphere_mesh(0.1, 2)
     pts = sphere.vertices[::7][:12]
@@ -307,9 +360,11 @@ def test_frank_from_12_leads_with_the_surface_source(data_dir, body):
     """PTB s0010_re: Frank X, Y, Z from the 12 leads through the surface source read at the
     torso's Frank electrodes, against the measured Frank leads (band 0.5-40 Hz).
 
-    Measured (this code): surface mean r 0.842 (X 0.925, Y 0.970, Z 0.630); the single dipole
-    0.797 (Z 0.496); Kors 0.886. Issue 12's goal (>= Kors) is NOT reached: the default torso
-    is not this patient's. Asserted: the surface source beats the dipole, mostly on Z."""
+    Measured (this code): surface source with its heart centre chosen by marginal likelihood
+    within 3 cm of the torso's heart, mean r 0.869 (X 0.936, Y 0.972, Z 0.699); at the
+    torso's heart 0.842 (Z 0.630); the single dipole 0.797 (Z 0.496); Kors 0.886. The Frank
+    leads never enter the fit. Asserted: the surface source beats the dipole, mostly on Z,
+    and the heart search beats the fixed heart (the goal >= Kors: the xfail below)."""
     from cardiosim.inverse import kors, model_frank
     from cardiosim.leads import STANDARD_LEADS
     from cardiosim.sources import read_wfdb
@@ -321,13 +376,37 @@ def test_frank_from_12_leads_with_the_surface_source(data_dir, body):
     meas = x[[rec.leads.index(n) for n in "XYZ"]]
     r = {}
     for name, est in (("surface", model_frank(x12, STANDARD_LEADS, fwd, std, frank, source="surface")),
+                      ("fixed", model_frank(x12, STANDARD_LEADS, fwd, std, frank, source="surface", heart_search=0)),
                       ("dipole", model_frank(x12, STANDARD_LEADS, fwd, std, frank)),
                       ("kors", kors(x12, STANDARD_LEADS))):
         r[name] = [float(np.corrcoef(est[k], meas[k])[0, 1]) for k in range(3)]
         print(f"{name:8s} r X/Y/Z {r[name][0]:.3f} {r[name][1]:.3f} {r[name][2]:.3f}  mean {np.mean(r[name]):.3f}")
-    assert np.mean(r["surface"]) > np.mean(r["dipole"]) + 0.02
-    assert r["surface"][2] > r["dipole"][2] + 0.05
+    assert np.mean(r["surface"]) > np.mean(r["dipole"]) + 0.05
+    assert r["surface"][2] > r["dipole"][2] + 0.15
+    assert np.mean(r["surface"]) > np.mean(r["fixed"]) + 0.01
     assert min(r["surface"][:2]) > 0.9
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 goal not met: Frank mean r 0.869 on s0010_re (Z 0.699) vs Kors "
+                   "0.886. The generic torso is not this patient's: Z reaches 0.76-0.82 only with the heart "
+                   "1.5-2 cm right of the torso's (scanned with the Frank leads, so not a result), while the Kors "
+                   "matrix on 23 CinC records agrees best with a heart 1.5 cm LEFT (docs/PHYSICS.md section 7)")
+def test_frank_from_12_leads_reaches_kors(data_dir, body):
+    """Issue 12: model-based Frank reconstruction on s0010_re at least as good as Kors (mean r)."""
+    from cardiosim.inverse import kors, model_frank
+    from cardiosim.leads import STANDARD_LEADS
+    from cardiosim.sources import read_wfdb
+
+    _, fwd, std, frank = body
+    rec = read_wfdb(data_dir / "ptbdb" / "s0010_re")
+    x = _band(rec.signal, rec.fs)
+    x12 = x[[rec.leads.index(n) for n in STANDARD_LEADS]]
+    meas = x[[rec.leads.index(n) for n in "XYZ"]]
+
+    def mean_r(est):
+        return np.mean([np.corrcoef(est[k], meas[k])[0, 1] for k in range(3)])
+
+    assert mean_r(model_frank(x12, STANDARD_LEADS, fwd, std, frank, source="surface")) >= mean_r(kors(x12, STANDARD_LEADS))
 
 
 def test_mason_likar_limb_lead_changes_on_real_records(data_dir, body):

@@ -7,7 +7,8 @@ because it needs the source types, and sources sit above inverse in the layer or
 
 from .dipole import (METHODS, default_fit_leads, dipole_from_vcg, estimate_dipole, frank_from_dipole,
                      lead_transfer, model_frank, project_dipole)
-from .surface import SurfaceSource, estimate_heart_position, fit_surface_source, source_space
+from .surface import (SurfaceSource, estimate_heart_position, fit_surface_source, select_heart,
+                      source_space)
 from .transforms import (DOWER, DOWER_LEADS, INVERSE_DOWER, KORS, KORS_LEADS, dower,
                          inverse_dower, kors, select_leads)
 
@@ -15,5 +16,6 @@ __all__ = [
     "DOWER", "DOWER_LEADS", "METHODS", "INVERSE_DOWER", "KORS", "KORS_LEADS", "SurfaceSource",
     "default_fit_leads", "dipole_from_vcg", "dower", "estimate_dipole", "estimate_heart_position",
     "fit_surface_source", "frank_from_dipole",
-    "inverse_dower", "kors", "lead_transfer", "model_frank", "project_dipole", "select_leads", "source_space",
+    "inverse_dower", "kors", "lead_transfer", "model_frank", "project_dipole", "select_heart", "select_leads",
+    "source_space",
 ]

@@ -274,6 +274,83 @@ def _estimate(torso, pos, tri, bary, y, conductivity):
     return best(fine, "fine") if len(fine) else c0
 
 
+# ------------------------------------------------------------- heart centre by evidence
+#: Radius (m) searched around a point hint for the heart centre when ``heart_search`` is
+#: used: people's hearts sit within a few centimetres of the anatomical mean.
+HEART_SEARCH_RADIUS = 0.03
+#: Relative noise levels over which the evidence is maximised (times the mean eigenvalue).
+_EVIDENCE_LAMBDAS = np.logspace(-6.0, 0.0, 25)
+
+
+def _candidate_grams(torso, pos, tri, bary, around, search, spacing, radius, conductivity):
+    """Candidate centres (m, 3) on the source lattice within ``search`` of ``around`` and, for
+    each, the referenced Gram matrix ``A_c A_c^T`` (m, n, n) of its source ball at the electrodes.
+
+    One BEM solve for the union of all balls (same lattice, so each ball is a subset of it);
+    cached per torso, electrodes and settings.
+    """
+    key = ("surface-evidence-grams", _positions_key(pos, around, [search, spacing, radius, conductivity]))
+    hit = torso._cache.get(key)
+    if hit is not None:
+        return hit
+    cands = _keep_inside(torso, _ball(around, search, spacing))
+    union = _keep_inside(torso, _ball(around, search + radius, spacing))
+    lf = make_bem_solver(torso, conductivity).lead_fields(union)                    # (N, u, 3)
+    a = interpolate_nodes(tri, bary, torso.faces, lf.reshape(len(lf), -1)).reshape(len(pos), len(union), 3)
+    a = a - a.mean(axis=0)                                                          # fitting-electrode reference
+    per_point = np.einsum("iuk,juk->uij", a, a)                                     # (u, n, n)
+    member = np.linalg.norm(union[None] - cands[:, None], axis=2) <= radius + 1e-9  # (m, u): ball of each centre
+    grams = np.einsum("mu,uij->mij", member.astype(np.float64), per_point)
+    return _cache_put(torso, key, (cands, grams), keep=8)
+
+
+def log_evidence(grams: np.ndarray, y: np.ndarray, lambdas: np.ndarray = _EVIDENCE_LAMBDAS) -> np.ndarray:
+    """Mean log marginal likelihood per sample of ``y (n, T)`` under each Gram matrix (m, n, n).
+
+    The distributed source with i.i.d. Gaussian dipole strengths and white electrode noise
+    makes every sample ``y_t ~ N(0, s (K / k + lam I))`` in the ``n - 1`` dimensions left by
+    the common reference (``K = A A^T``, ``k = trace K / (n - 1)``); the scale ``s`` has a
+    closed-form maximum and ``lam`` is maximised over ``lambdas`` (type-II maximum
+    likelihood, MacKay 1992; as in the source-space model selection of Wipf & Nagarajan,
+    NeuroImage 2009). Higher is a better heart region for these signals.
+    """
+    n = y.shape[0]
+    q = np.linalg.svd(np.eye(n) - 1.0 / n)[0][:, :n - 1]                        # basis orthogonal to ones
+    yq = q.T @ (y - y.mean(axis=0))
+    cov = yq @ yq.T / yq.shape[1]
+    kq = np.einsum("ai,mab,bj->mij", q, grams, q)
+    kq /= (np.trace(kq, axis1=1, axis2=2) / (n - 1))[:, None, None]
+    e, v = np.linalg.eigh(kq)                                                       # (m, n-1), (m, n-1, n-1)
+    proj = np.einsum("mai,ab,mbi->mi", v, cov, v)                                   # diag(V^T C V)
+    best = np.full(len(grams), -np.inf)
+    for lam in lambdas:
+        ev = e + lam
+        scale = (proj / ev).sum(axis=1) / (n - 1)
+        ll = -0.5 * ((n - 1) * np.log(scale) + np.log(ev).sum(axis=1) + (n - 1))
+        best = np.maximum(best, ll)
+    return best
+
+
+def select_heart(torso, positions, potentials, around, search: float = HEART_SEARCH_RADIUS, *,
+                 conductivity: float = 0.2, spacing: float = SOURCE_SPACING, radius: float = HEART_RADIUS):
+    """Heart centre (3,) m within ``search`` of ``around`` whose source ball best explains the
+    signals, by the marginal likelihood of the distributed source (:func:`log_evidence`) on
+    the first difference of ``potentials`` (baseline wander is not a heart source)."""
+    pos, tri, bary = _check_positions(positions, torso)
+    y = _check_potentials(potentials, len(pos))
+    return _select(torso, pos, tri, bary, y, np.asarray(around, dtype=np.float64), search, conductivity, spacing,
+                   radius)
+
+
+def _select(torso, pos, tri, bary, y, around, search, conductivity, spacing, radius):
+    cands, grams = _candidate_grams(torso, pos, tri, bary, around, search, spacing, radius, conductivity)
+    if len(cands) == 0:
+        raise GeometryError(f"no heart centre within {search * 100:.1f} cm of {around.tolist()} lies inside "
+                            f"the torso {torso.name!r}")
+    yd = np.diff(y, axis=1) if y.shape[1] > 2 else y
+    return cands[int(np.argmax(log_evidence(grams, yd)))]
+
+
 # ------------------------------------------------------------------------- the operator
 @dataclass(frozen=True, eq=False)
 class _Operator:
@@ -467,7 +544,7 @@ class SurfaceSource:
 
 def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity: float = 0.2,
                        spacing: float = SOURCE_SPACING, radius: float = HEART_RADIUS,
-                       regularization: float | str = "discrepancy") -> SurfaceSource:
+                       regularization: float | str = "discrepancy", heart_search: float = 0.0) -> SurfaceSource:
     """Fit a distributed heart source to body-surface potentials (module docstring).
 
     Parameters
@@ -489,6 +566,11 @@ def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity
         Morozov) leaves a misfit equal to the noise estimated from the signals themselves
         (:func:`noise_level`); ``'gcv'`` minimises generalised cross-validation; a number
         fixes the relative lambda.
+    heart_search : float, m
+        With a point hint and ``heart_search > 0``: the centre of the source ball is the
+        point of the source lattice within this distance of the hint whose ball best explains
+        the signals (:func:`select_heart`, marginal likelihood); e.g.
+        :data:`HEART_SEARCH_RADIUS`. 0 (default): the hint itself.
 
     Returns
     -------
@@ -509,6 +591,11 @@ def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity
     estimated = heart is None
     if estimated:            # a point of a fixed 1 cm lattice, so its operator is cached too
         heart = _estimate(torso, pos, tri, bary, y, conductivity)
+    elif heart_search and not hasattr(heart, "vertices"):
+        from ..forward.models import _check_position
+        heart = _select(torso, pos, tri, bary, y, _check_position(heart, what="heart position"), float(heart_search),
+                        conductivity, spacing, radius)
+        estimated = True
     op = _cached_operator(torso, pos, tri, bary, heart, conductivity, spacing, radius)
     return _solve(torso, pos, y, op, regularization, estimated)
 
