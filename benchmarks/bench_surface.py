@@ -6,7 +6,8 @@ fit :func:`cardiosim.inverse.fit_surface_source` on 9 electrodes placed like a 1
 predict every other electrode; median r and relative RMS error binned by the distance to
 the nearest fitting electrode, against copying the nearest fitting electrode and Laplacian
 interpolation over the surface, side by side. The cage potentials are never used; the cage
-mesh is one of the heart hints compared (``none`` = estimated, ``cage``, ``point`` = cage centre).
+mesh is one of the heart hints compared (``none`` = estimated, ``cage``, ``point`` = cage centre,
+``point+search`` = the centre chosen by marginal likelihood within 3 cm of the cage centre).
 
 Speed, side by side in one run on the default torso:
 
@@ -40,7 +41,7 @@ from _harness import best_time, report  # noqa: E402
 from cardiosim.inverse import estimate_dipole, fit_surface_source  # noqa: E402
 from cardiosim.inverse.holdout import (holdout_scores, laplacian_interpolation, nearest_copy,  # noqa: E402
                                        spread_subset, twelve_lead_like_subset)
-from cardiosim.inverse.surface import ELECTRODES_12, standard12_potentials  # noqa: E402
+from cardiosim.inverse.surface import ELECTRODES_12, HEART_SEARCH_RADIUS, standard12_potentials  # noqa: E402
 
 DATA = Path(os.environ.get("CARDIOSIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -66,8 +67,10 @@ def tank_rows(folder: Path) -> list[dict]:
     for name, fit in subsets.items():
         meas = pot - pot[fit].mean(axis=0)
         preds = {}
-        for hint, heart in (("none", None), ("cage", cage), ("point", centre)):
-            preds[f"surface ({hint})"] = fit_surface_source(torso, pos[fit], pot[fit], heart=heart).predict(pos)
+        for hint, heart, search in (("none", None, 0.0), ("cage", cage, 0.0), ("point", centre, 0.0),
+                                    ("point+search", centre, HEART_SEARCH_RADIUS)):
+            preds[f"surface ({hint})"] = fit_surface_source(torso, pos[fit], pot[fit], heart=heart,
+                                                            heart_search=search).predict(pos)
         preds["nearest copy"] = nearest_copy(pos[fit], pot[fit], pos)
         preds["Laplacian"] = laplacian_interpolation(torso, pos[fit], pot[fit], pos)
         for method, pred in preds.items():
