@@ -226,6 +226,16 @@ def test_one_flat_electrode_is_the_reference(sphere_case):
     np.testing.assert_allclose(a.predict(sphere.vertices[:9]), b.predict(sphere.vertices[:9]), atol=1e-5)
 
 
+def test_heart_search_needs_a_point_hint(sphere_case):
+    from cardiosim.errors import ConfigError
+
+    sphere, pts, y = sphere_case
+    with pytest.raises(ConfigError, match="point hint"):
+        fit_surface_source(sphere, pts, y, heart=None, heart_search=0.02)
+    with pytest.raises(ConfigError, match="heart_search"):
+        fit_surface_source(sphere, pts, y, heart=[0, 0, 0], heart_search=-0.01)
+
+
 def test_heart_outside_the_torso(sphere_case):
     sphere, pts, y = sphere_case
     with pytest.raises(GeometryError, match="outside"):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import GeometryError, LeadError, SignalError
+from ..errors import ConfigError, GeometryError, LeadError, SignalError
 from ..forward.bem import MAX_DISTANCE, locate_on_surface, make_bem_solver
 from ..forward._kernels import interpolate_nodes
 from ..forward.models import _check_points
@@ -588,12 +588,17 @@ def fit_surface_source(torso, positions, potentials, heart=None, *, conductivity
     """
     pos, tri, bary = _check_positions(positions, torso)
     y = _check_potentials(potentials, len(pos))
+    search = float(heart_search)
+    if not (np.isfinite(search) and 0.0 <= search <= 0.1):
+        raise ConfigError(f"heart_search must be a distance in metres in [0, 0.1], got {heart_search!r}")
+    if search and (heart is None or hasattr(heart, "vertices")):
+        raise ConfigError("heart_search needs a point hint (heart=(x, y, z) m): it searches around that point")
     estimated = heart is None
     if estimated:            # a point of a fixed 1 cm lattice, so its operator is cached too
         heart = _estimate(torso, pos, tri, bary, y, conductivity)
-    elif heart_search and not hasattr(heart, "vertices"):
+    elif search:
         from ..forward.models import _check_position
-        heart = _select(torso, pos, tri, bary, y, _check_position(heart, what="heart position"), float(heart_search),
+        heart = _select(torso, pos, tri, bary, y, _check_position(heart, what="heart position"), search,
                         conductivity, spacing, radius)
         estimated = True
     op = _cached_operator(torso, pos, tri, bary, heart, conductivity, spacing, radius)
