@@ -285,8 +285,9 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
     """Issue 17 #4: killing the main process left its workers finishing shards for minutes."""
     # Shards of 1,000 ten-second records take minutes, far longer than the 60 s allowed below
     # (a worker killed while still importing ends when its initializer runs).
-    args = [sys.executable, "-m", "cardiosim", "generate", "--records", "2000", "--duration", "10", "--seed", "4",
-            "--shard-size", "1000", "--workers", "2", "--no-progress", "--output", str(tmp_path / "out")]
+    # --workers 3: the main process simulates too, and starts two worker processes.
+    args = [sys.executable, "-m", "cardiosim", "generate", "--records", "3000", "--duration", "10", "--seed", "4",
+            "--shard-size", "1000", "--workers", "3", "--no-progress", "--output", str(tmp_path / "out")]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: set = set()

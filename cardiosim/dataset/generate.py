@@ -339,8 +339,9 @@ def _executor(workers: int, scheduler: str | None):
         return _DaskExecutor(client, None)
     if workers <= 1:
         return None
+    # This process simulates blocks too (_run_blocks): workers - 1 more processes.
     # spawn: numba's threading layer and forked parents do not mix safely.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=workers - 1, mp_context=mp.get_context("spawn"),
                                initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
@@ -395,6 +396,75 @@ class _DaskExecutor:
             self.cluster.close()
 
 
+def _run_blocks(executor, n_remote: int, tasks, local, remote, done) -> None:
+    """Run ``tasks`` (``(key, args)`` pairs) and hand each result to ``done(key, result)``:
+    ``local(*args)`` in this process, ``remote(*args)`` on ``executor`` (``n_remote`` processes).
+
+    Without an executor every task runs here, in order. A dask executor gets every task.
+    With a local process pool this process is one of the workers: a feeder thread keeps
+    each pool process busy with the next task as soon as it finishes one, while this
+    thread runs the next task itself -- its state (plan, lead field, compiled kernels) is
+    already built, so it works while the pool processes start up, and ``workers = 2``
+    costs one process start, not two. Blocks are pure functions of the recipe and their
+    range, so who runs which changes nothing in the output; ``done`` is called under a
+    lock, one result at a time.
+    """
+    if executor is None:
+        for key, args in tasks:
+            done(key, local(*args))
+        return
+    if isinstance(executor, _DaskExecutor):
+        futures = {executor.submit(remote, *args): key for key, args in tasks}
+        for fut in _completed(executor, futures):
+            done(futures[fut], fut.result())
+        return
+    import threading
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = deque(tasks)
+    take_lock, done_lock = threading.Lock(), threading.Lock()
+    errors: list = []
+
+    def take():
+        with take_lock:
+            return pending.popleft() if pending and not errors else None
+
+    def feed():
+        in_flight: dict = {}
+        try:
+            while True:
+                while len(in_flight) < n_remote:
+                    task = take()
+                    if task is None:
+                        break
+                    in_flight[executor.submit(remote, *task[1])] = task[0]
+                if not in_flight:
+                    return
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key = in_flight.pop(fut)
+                    result = fut.result()
+                    with done_lock:
+                        done(key, result)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            errors.append(exc)
+
+    feeder = threading.Thread(target=feed, name="cardiosim-block-feeder", daemon=True)
+    feeder.start()
+    try:
+        while (task := take()) is not None:
+            result = local(*task[1])
+            with done_lock:
+                done(task[0], result)
+    except BaseException:
+        errors.append(None)  # stops the feeder from submitting more
+        raise
+    feeder.join()
+    if errors:
+        raise errors[0]
+
+
 def _completed(executor, futures):
     return executor.as_completed(futures) if isinstance(executor, _DaskExecutor) else as_completed(futures)
 
@@ -411,7 +481,8 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
         Anything else: a directory of shards of ``recipe.output.shard_size`` records plus
         ``manifest.json`` -- memory bounded by one shard per worker, resumable.
     workers : int
-        Local worker processes (ignored for the data: output is identical for any value).
+        Local processes simulating blocks, this one included (``workers - 1`` are started);
+        ignored for the data: output is identical for any value.
     scheduler : str, optional
         Address of a dask.distributed scheduler, or ``'local'`` for a LocalCluster.
     progress : bool
@@ -456,19 +527,14 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
     parts, failures = {}, {}
     executor = _executor(workers, scheduler)
     bar = _progress(n, progress)
+    def done(key, result):
+        k, a, b = key
+        parts[k], failures[k] = result
+        bar.update(b - a)
+
     try:
-        if executor is None:
-            for k, a, b in blocks:
-                failures[k] = []
-                parts[k] = simulate_block(prepared, a, b, failures[k], postprocess)
-                bar.update(b - a)
-        else:
-            futures = {executor.submit(_simulate_block_reporting, prepared, a, b, postprocess): (k, a, b)
-                       for k, a, b in blocks}
-            for fut in _completed(executor, futures):
-                k, a, b = futures[fut]
-                parts[k], failures[k] = fut.result()
-                bar.update(b - a)
+        _run_blocks(executor, workers - 1, [((k, a, b), (prepared, a, b, postprocess)) for k, a, b in blocks],
+                    _simulate_block_reporting, _simulate_block_reporting, done)
     finally:
         bar.close()
         if executor is not None:
@@ -520,14 +586,8 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
         bar.update(entry["stop"] - entry["start"])
 
     try:
-        if executor is None:
-            for k, a, b in todo:
-                record(k, write_block(prepared, a, b, str(output / _io.shard_name(k)), postprocess))
-        else:
-            futures = {executor.submit(write_block, prepared, a, b, str(output / _io.shard_name(k)), postprocess): k
-                       for k, a, b in todo}
-            for fut in _completed(executor, futures):
-                record(futures[fut], fut.result())
+        tasks = [(k, (prepared, a, b, str(output / _io.shard_name(k)), postprocess)) for k, a, b in todo]
+        _run_blocks(executor, workers - 1, tasks, write_block, write_block, record)
     finally:
         bar.close()
         if executor is not None:
