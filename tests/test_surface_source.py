@@ -456,6 +456,27 @@ def test_mason_likar_limb_lead_changes_on_real_records(data_dir, body):
     assert med["I"] < 0 and med["aVL"] < 0
 
 
+def test_split_transfer_is_the_bem_lead_field_and_the_nondipolar_part(rng):
+    """One pass gives what two do: the BEM's own lead field (its linear basis) and the
+    non-dipolar rows, on displaced points of the default torso."""
+    from cardiosim.forward import make_bem_model
+    from cardiosim.geometry import make_layout, make_torso, project_to_surface
+
+    torso = make_torso()
+    bem = make_bem_model(torso)
+    std = make_layout("standard12", torso)
+    pos = std.positions
+    m = fit_surface_source(torso, pos, rng.standard_normal((len(pos), 50)), heart=torso.heart.position)
+    m = m.with_dipole(bem.node_lead_field)
+    pts = project_to_surface(torso, pos[rng.integers(0, len(pos), 500)] + rng.normal(0, 0.01, (500, 3)),
+                             max_distance=0.1)
+    lead, nondip = m.split_transfer(pts)
+    ref = bem.lead_field(pts)
+    np.testing.assert_allclose(lead, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(nondip, m.nondipolar_transfer(pts), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(1e3 * lead @ m.dipole + nondip @ m.coefficients, m.predict(pts), rtol=1e-4, atol=1e-5)
+
+
 def test_pickled_model_predicts_the_same_without_the_mesh_caches(sphere_case):
     import pickle
 

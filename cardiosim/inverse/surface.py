@@ -451,6 +451,7 @@ class SurfaceSource:
     heart_estimated: bool = False
     _grid: object = field(default=None, repr=False)        # SurfaceLocator of the torso
     _node_nondipolar: object = field(default=None, repr=False)
+    _node_split: object = field(default=None, repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -465,6 +466,7 @@ class SurfaceSource:
         state["torso"] = dataclasses.replace(self.torso)
         state["_grid"] = None
         state["_node_nondipolar"] = None
+        state["_node_split"] = None
         return state
 
     def __setstate__(self, state):
@@ -500,11 +502,30 @@ class SurfaceSource:
     def nondipolar_transfer(self, points: np.ndarray) -> np.ndarray:
         """Transfer rows ``(m, n)`` of what the source's total dipole (at ``centre``) does not
         explain: ``transfer - L_centre @ moment``."""
+        return self._rows(points, self._nondipolar_nodes())
+
+    def _nondipolar_nodes(self) -> np.ndarray:
         node = self._node_nondipolar
         if node is None:
             node = self.node_transfer - _MV_PER_V * (self.node_dipole @ self.moment)
             object.__setattr__(self, "_node_nondipolar", node)
-        return self._rows(points, node)
+        return node
+
+    def split_transfer(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both parts of the field at ``points (m, 3)`` in one pass over the surface:
+        the lead field ``(m, 3)`` V/(A·m) of ``node_dipole`` and :meth:`nondipolar_transfer`
+        ``(m, n)``, so that ``potential = 1e3 * lead @ dipole + nondipolar @ coefficients``.
+
+        After ``with_dipole(bem.node_lead_field)`` the first part is ``bem.lead_field(points)``
+        (the BEM's own linear basis; equal to rounding), so a simulator that needs both pays
+        for one closest-point search instead of two.
+        """
+        table = self._node_split
+        if table is None:
+            table = np.hstack([self.node_dipole, self._nondipolar_nodes()])
+            object.__setattr__(self, "_node_split", table)
+        rows = self._rows(points, table)
+        return rows[:, :3], rows[:, 3:]
 
     def with_dipole(self, node_lead_field: np.ndarray) -> "SurfaceSource":
         """The same field split at another dipole: ``moment`` becomes the dipole whose field
