@@ -462,6 +462,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     if cfg.motion:
         from . import motion as _motion
         activity = cfg.draw_activity(rng)
+        # a source made for an activity (its heart rate follows it, dataset.plan) keeps it
+        activity = source.metadata.get("activity", activity)
         params["activity"] = activity
         # The chest breathes at the rate that modulates the heart (RSA) when the source knows it.
         breathing_rate = source.breathing_rate if np.isfinite(source.breathing_rate) else None

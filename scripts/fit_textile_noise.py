@@ -17,20 +17,76 @@ from pathlib import Path
 import numpy as np
 
 
-def reference_qrs_pp_mv(n_sources: int = 8, seed: int = 2026) -> float:
+def reference_qrs_pp_mv(n_sources: int = 40, seed: int = 2026) -> float:
+    """Median QRS peak-to-peak (mV, :func:`cardiosim.noise.textile.measure_record`) of the
+    simulated chest strap as the generator makes it (garment fit, heart orientation and
+    motion drawn per record, every recorded activity) with the noise off: the simulated
+    counterpart of the real records' typical QRS. Forty ODE SR+NORM patients, since the
+    patients' QRS sizes spread over a factor of five."""
     from cardiosim.noise import textile
-    from cardiosim.simulate import SimulationConfig, make_context, simulate_record
+    from cardiosim.simulate import SimulationConfig, simulate_record
     from cardiosim.sources import synthetic_source
 
-    ctx = make_context("chest_strap_500hz")
+    ctx = _strap_context()
+    cfg = SimulationConfig(activities={a: 1.0 for a in textile.ACTIVITIES}, add_noise=False)
     pp = []
     for i in range(n_sources):
         rng = np.random.default_rng([seed, i])
         src = synthetic_source(20.0, 500.0, rng, ctx.forward, ctx.frank_layout, rhythm="SR", morphology="NORM",
                                source_id=f"ref:{i}")
-        rec = simulate_record(src, rng, context=ctx, config=SimulationConfig.noiseless())
+        rec = simulate_record(src, rng, context=ctx, config=cfg)
         pp.append(textile.measure_record(rec.ecg[0], rec.fs).qrs_pp)
     return float(np.median(pp))
+
+
+def _pooled_median(measures) -> float:
+    return float(np.median(np.concatenate([m.noise_to_qrs for m in measures])))
+
+
+def calibrate_levels(fit: dict, n_records: int = 16, duration: float = 30.0, seed: int = 11) -> dict:
+    """Per electrode x activity, the log-level correction that makes simulated chest-strap
+    records, measured by the same function as the real ones, read the fit subjects' pooled
+    median noise-to-QRS (indirect inference; the held-out subjects play no part).
+
+    What the measure reads in a simulated record is not the activity noise alone: the ODE's
+    beat-to-beat QRS changes and the breathing-driven morphology changes leave a residual
+    ``f`` (read with the activity noise off, same patients and draws), and the ratio is to
+    each simulated patient's own QRS. With ``m^2 ~ f^2 + (k L)^2`` for a cell's nominal level
+    ``L`` (the fitted noise over the typical QRS), ``k`` converts the nominal level into what
+    the measure reads on the simulated patients; it is one number for all cells (same
+    patients, same measure), taken as the median over cells where the noise dominates the
+    floor, so that the correction is not the noise of 15 separate small samples. Each cell's
+    scale then makes ``m = target``. Where the floor alone reaches the target
+    (``f > 0.87 target``) the noise is kept at half the target and the cell is marked
+    ``floor_limited``: no noise level can match it and the excess is cardiac, not noise.
+    Mutates and returns ``fit``.
+    """
+    from cardiosim.noise import textile
+
+    cells = [(e, a) for e in textile.ELECTRODES for a in textile.ACTIVITIES]
+    floor, read = {}, {}
+    for e, a in cells:
+        floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0))
+        read[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=1.0))
+    nominal = {c: float(np.exp(fit["table"][f"{c[0]}/{c[1]}"]["log_level_mean"])) for c in cells}
+    ks = [np.sqrt(read[c] ** 2 - floor[c] ** 2) / nominal[c] for c in cells if read[c] > 1.5 * floor[c]]
+    k = float(np.median(ks))
+    for c in cells:
+        row = fit["table"][f"{c[0]}/{c[1]}"]
+        target, f = row["noise_to_qrs_median"], floor[c]
+        s = float(np.sqrt(max(target ** 2 - f ** 2, (0.5 * target) ** 2)) / (k * nominal[c]))
+        row["log_level_calibration"] = round(float(np.log(s)), 4)
+        row["calibration_floor_noise_to_qrs"] = round(f, 5)
+        row["calibration_floor_limited"] = bool(f > 0.87 * target)
+        print(f"{c[0]:8s} {c[1]:7s} target {target:.3f} floor {f:.3f} read at nominal {read[c]:.3f} "
+              f"k_cell {np.sqrt(max(read[c] ** 2 - f ** 2, 0)) / nominal[c]:.2f} scale {s:.3f}"
+              f"{'  (floor-limited)' if f > 0.87 * target else ''}", flush=True)
+    fit["calibration_k"] = round(k, 4)
+    fit["calibration_how"] = (f"log_level_calibration: {n_records} simulated {duration:.0f}-s chest-strap records per "
+                              f"cell (same patients in every cell, seed {seed}) read the fit subjects' pooled median "
+                              "noise-to-QRS through noise.textile.measure_record; one conversion k for all cells, "
+                              "the floor per cell; see scripts/fit_textile_noise.calibrate_levels")
+    return fit
 
 
 def main(argv=None) -> None:
@@ -41,34 +97,50 @@ def main(argv=None) -> None:
                                                           / "shared" / "data"))
     fit = textile.fit_textile(root / "textile")
     fit["qrs_pp_reference_mv"] = round(reference_qrs_pp_mv(), 4)
-    fit["qrs_pp_reference_how"] = ("median QRS peak-to-peak (noise.textile.measure_record) of 8 noiseless "
-                                   "20-s SR+NORM ODE records through chest_strap_500hz on the reference body")
+    fit["qrs_pp_reference_how"] = ("median QRS peak-to-peak (noise.textile.measure_record) of 40 20-s SR+NORM "
+                                   "ODE records through chest_strap_500hz on the reference body, garment, heart "
+                                   "and motion drawn as in generation (all five activities), noise off")
     textile.write_fit(fit)
+    textile.load_fit.cache_clear()
+    textile._spectrum.cache_clear()
+    calibrate_levels(fit)
+    textile.write_fit(fit)
+    textile.load_fit.cache_clear()
     print(f"wrote {textile.FIT_FILE}")
 
 
-def simulate_measures(electrode: str, activity: str, n_records: int = 4, duration: float = 30.0, seed: int = 7):
+def simulate_measures(electrode: str, activity: str, n_records: int = 4, duration: float = 30.0, seed: int = 7,
+                      level_scale: float = 1.0):
     """Measures (:func:`cardiosim.noise.textile.measure_record`) of ``n_records`` simulated
-    chest-strap records with the default noise for ``electrode`` x ``activity``, and the
-    per-segment grades the dataset stores."""
+    chest-strap records with the default noise for ``electrode`` x ``activity``
+    (``level_scale``: :attr:`NoiseConfig.activity_level_scale`)."""
+    from cardiosim.errors import SignalError
     from cardiosim.noise import NoiseConfig, textile
-    from cardiosim.simulate import SimulationConfig, make_context, simulate_record
+    from cardiosim.simulate import SimulationConfig, simulate_record
     from cardiosim.sources import synthetic_source
 
     ctx = _strap_context()
-    cfg = SimulationConfig(activities={activity: 1.0}, noise=NoiseConfig(electrode=electrode))
+    cfg = SimulationConfig(activities={activity: 1.0},
+                           noise=NoiseConfig(electrode=electrode, activity_level_scale=level_scale))
     rails = (-ctx.device.input_range_mv, ctx.device.input_range_mv - ctx.device.lsb_mv)
     out = []
     for i in range(n_records):
+        # the same patients in every cell (common random numbers): cells differ by their noise
+        key = (seed, i, duration)
+        if key not in _SOURCES:
+            _SOURCES[key] = synthetic_source(duration, 500.0, np.random.default_rng([seed, i]), ctx.forward,
+                                             ctx.frank_layout, rhythm="SR", morphology="NORM", source_id=f"cmp:{i}")
         rng = np.random.default_rng([seed, i, textile.ELECTRODES.index(electrode), textile.ACTIVITIES.index(activity)])
-        src = synthetic_source(duration, 500.0, rng, ctx.forward, ctx.frank_layout, rhythm="SR", morphology="NORM",
-                               source_id=f"cmp:{i}")
-        rec = simulate_record(src, rng, context=ctx, config=cfg)
-        out.append(textile.measure_record(rec.ecg[0], rec.fs, rails=rails))
+        rec = simulate_record(_SOURCES[key], rng, context=ctx, config=cfg)
+        try:
+            out.append(textile.measure_record(rec.ecg[0], rec.fs, rails=rails))
+        except SignalError as exc:      # reported, never silently: a record the measure cannot read
+            print(f"  {electrode}/{activity} record {i} (seed {seed}) not measurable: {exc}", flush=True)
     return out
 
 
 _CTX = {}
+_SOURCES = {}
 
 
 def _strap_context():

@@ -96,3 +96,30 @@ def test_upsample_cubic_twin_and_accuracy(rng, factor):
     hi = np.empty((1, m * factor))
     kern(lo, factor, hi)
     np.testing.assert_allclose(hi[0], np.sin(2 * np.pi * 5 * t_hi), atol=2e-3)
+
+
+@pytest.mark.parametrize("with_fast", [True, False])
+def test_activity_envelope_twin(rng, with_fast):
+    kern, ref = KERNELS["activity_envelope"]
+    n, fs = 7001, 500.0
+    w_s = rng.standard_normal(int(np.ceil(n / fs * 10)) + 2)
+    w_f = rng.standard_normal(int(np.ceil(n / fs * 50)) + 2) if with_fast else np.zeros(0)
+    args = (w_s, 0.95, 10.0, 0.3, w_f, 0.87, 50.0, 0.4, fs, 0.02)
+    out = np.empty(n)
+    kern(*args, out)
+    np.testing.assert_allclose(out, ref(*args, n), rtol=1e-10)
+
+
+@pytest.mark.parametrize("order,band", [(2, (1.0, 40.0)), (4, (0.5, 40.0)), (2, 0.5)])
+def test_sosfiltfilt_twin(rng, order, band):
+    from scipy import signal
+
+    from cardiosim.noise._kernels import sosfiltfilt_padlen
+
+    kern, ref = KERNELS["sosfiltfilt"]
+    kind = "highpass" if np.isscalar(band) else "bandpass"
+    sos = signal.butter(order, band, kind, fs=500.0, output="sos")
+    x = (np.cumsum(rng.standard_normal((5, 3000)), axis=1) + 3.0).astype(np.float32)
+    out = np.empty(x.shape)
+    kern(sos, signal.sosfilt_zi(sos), x, sosfiltfilt_padlen(sos), out)
+    np.testing.assert_allclose(out, ref(sos, x), rtol=1e-9, atol=1e-9 * np.abs(x).max())

@@ -102,7 +102,10 @@ def test_shipped_fit_says_how_it_was_made():
 def test_activity_noise_follows_activity_and_electrode():
     """The default noise grows from rest to walking to running (real textile: about
     1 : 1.75 : 3.8) and gel electrodes on leads are the noisiest while running (cable
-    motion; in the fit subjects gel and dry tie while walking)."""
+    motion; in the fit subjects gel and dry tie while walking). Dry electrodes' fit subjects
+    walked as noisily as they ran (pooled medians 0.090 and 0.092 of the QRS; each of the
+    three subjects a little noisier running): for them walking and running stay within
+    25 % of each other, both above rest."""
     def lead_rms(electrode, activity, seed):
         rng = np.random.default_rng(seed)
         x = textile.simulate_activity_noise(rng, 2, 30_000, 500.0, electrode=electrode, activity=activity)
@@ -110,8 +113,10 @@ def test_activity_noise_follows_activity_and_electrode():
 
     med = {(e, a): np.median([lead_rms(e, a, s) for s in range(12)])
            for e in textile.ELECTRODES for a in ("rest", "walk", "run")}
-    for e in textile.ELECTRODES:
+    for e in ("gel", "textile"):
         assert med[(e, "rest")] < med[(e, "walk")] < med[(e, "run")], e
+    assert med[("dry", "rest")] < min(med[("dry", "walk")], med[("dry", "run")])
+    assert abs(np.log(med[("dry", "run")] / med[("dry", "walk")])) < np.log(1.25), med
     assert med[("gel", "run")] > max(med[("dry", "run")], med[("textile", "run")])
 
 
@@ -158,9 +163,10 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14's target (median noise-to-QRS within 25 % of the held-out "
-                   "subjects, or within their own fit-vs-held-out spread) holds in 5-8 of 15 cells; the "
-                   "simulation is mostly noisier than subjects 04-05 (README table)")
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 after the calibration by simulation (10 records a "
+                   "cell): 12 of 15 cells within the criterion, 4 within 25 %. Misses: gel rest 0.028 vs 0.015 "
+                   "(the simulated cardiac floor alone reads 0.024: ODE beat-to-beat and breathing-driven QRS "
+                   "changes), gel walk 0.061 vs 0.131 (fit subjects 0.078), dry run 0.064 vs 0.099 (fit 0.092)")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
@@ -173,10 +179,6 @@ def test_noise_level_matches_held_out_subjects(comparison):
     assert all(ok), f"{int(np.sum(ok))} of {len(ok)} cells; ratios sim/real {np.round(ratios, 2).tolist()}"
 
 
-@pytest.mark.xfail(strict=False, reason="held at 10:00 UTC on 2026-12-05, broken by the ODE's refitted NORM prior "
-                   "at the end of that session: simulated rest reads 0.044-0.056 (real 0.015-0.019; the ODE's own "
-                   "beat-to-beat variation counts as noise in this measure), dry walking 0.375 against its fit "
-                   "subjects' 0.09, textile walking below textile rest")
 def test_noise_level_follows_activity_and_stays_within_6x_of_held_out_subjects(comparison):
     """No cell off by more than 6x from the held-out subjects, rest the quietest activity for
     every electrode, running the noisiest for gel and textile (dry electrodes' fit subjects
@@ -208,3 +210,62 @@ def test_rails_and_contact_loss_as_rare_as_real(comparison):
     for r in comparison.values():
         assert max(r["sim_rail"], r["sim_contact"]) <= 0.06, r
     assert np.mean([max(r["sim_rail"], r["sim_contact"]) for r in comparison.values()]) <= 0.013
+
+
+# -- heart rate follows the activity ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def held_out_heart_rates(textile_dir):
+    return textile.measure_heart_rates(textile_dir, textile.HELD_OUT_SUBJECTS)
+
+
+@pytest.mark.parametrize("activity", [
+    "arms", "walk", "run",
+    pytest.param("squats", marks=pytest.mark.xfail(strict=False, reason=(
+        "fit subjects rose 1.40x from rest doing squats, held-out 1.31x: the held-out median sits at "
+        "the 25th percentile of the draws (1.3078 vs 1.3078, measured 2026-12-05)")))])
+def test_heart_rate_ratio_matches_held_out_subjects(held_out_heart_rates, activity):
+    """The rise of heart rate from rest, fitted on subjects 01-03 and drawn by the generator:
+    the held-out subjects' (04-05) median ratio to rest lies inside the interquartile range of
+    the generator's draws. (Measured: held-out median 1.09 / 1.075 / 1.32 / 1.31 for arms /
+    walk / run / squats, fitted 1.08 / 1.11 / 1.30 / 1.40.)"""
+    real = np.array([v[activity] / v["rest"] for v in held_out_heart_rates.values()
+                     if np.isfinite(v[activity]) and np.isfinite(v["rest"])])
+    assert real.size >= 4, real
+    rng = np.random.default_rng(3)
+    sim = np.array([textile.activity_heart_rate(rng, activity, 70.0) / 70.0 for _ in range(400)])
+    q25, q75 = np.percentile(sim, [25, 75])
+    assert q25 <= np.median(real) <= q75, (q25, q75, np.round(real, 3))
+
+
+def test_heart_rate_rises_with_exertion_as_in_held_out_subjects(held_out_heart_rates):
+    """Held-out subjects and generator agree on the order: rest < walking < running."""
+    rng = np.random.default_rng(4)
+    for a, b in (("rest", "walk"), ("walk", "run")):
+        real = [v[b] / v[a] for v in held_out_heart_rates.values() if np.isfinite(v[a]) and np.isfinite(v[b])]
+        sim = [textile.activity_heart_rate(rng, b, 70.0) / textile.activity_heart_rate(rng, a, 70.0)
+               for _ in range(200)]
+        assert np.median(real) > 1.0 and np.median(sim) > 1.0, (a, b, np.median(real), np.median(sim))
+
+
+def test_generated_ode_records_carry_their_activity_and_its_heart_rate():
+    """A recipe's ODE source is drawn with the wearer's activity (dataset.plan): walking and
+    running sources beat faster than resting ones (within the rhythm's rate limits), and the
+    record simulated from a source keeps the source's activity."""
+    from cardiosim.dataset import Recipe
+    from cardiosim.dataset.plan import make_plan
+    from cardiosim.simulate import make_context, simulate_record
+
+    ctx = make_context("chest_strap_500hz")
+    hr = {}
+    for act in ("rest", "walk", "run"):
+        r = Recipe.from_dict({"duration": 10.0, "seed": 5, "records": 8,
+                              "source": {"kind": "ode", "classes": {"STACH+NORM": 1.0}},
+                              "simulation": {"activities": {act: 1.0}}})
+        plan = make_plan(r)
+        srcs = [plan.source(i, ctx) for i in range(8)]
+        assert all(s.metadata["activity"] == act for s in srcs)
+        hr[act] = np.median([s.heart_rate for s in srcs])
+    assert hr["rest"] < hr["walk"] < hr["run"] <= 150.0 * 1.02, hr     # STACH: at most 150 bpm (+ RR variability)
+    rec = simulate_record(srcs[0], np.random.default_rng(0), context=ctx, config=r.simulation)
+    assert rec.params["activity"] == "run"

@@ -136,13 +136,17 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     w = np.array([recipe.source.classes[c] for c in combos], dtype=float)
     combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
     rhythm, morphology = combo.split("+")
+    # the wearer's activity is drawn per source (its own stream) and sets the heart rate
+    from ..noise.textile import draw_source_activity
+    activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
+                                                recipe.simulation.activities, rhythm)
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
-                              rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}",
+                              rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
                               patient_sampler=recipe.source.patient_sampler,
                               prior=read_prior_cached(recipe.source.prior) if recipe.source.prior else None)
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
-    return dataclasses.replace(source, labels=labels)
+    return dataclasses.replace(source, labels=labels, metadata={**source.metadata, "activity": activity})
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

@@ -315,3 +315,125 @@ def upsample_cubic_ref(x, factor, n=None):
 
 KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_kernel, contact_ref),
            "ziggurat": (ziggurat_kernel, ziggurat_ref), "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}
+
+
+# --- envelope of the fitted activity noise (noise.textile) ------------------------------
+
+@njit(cache=True, nogil=True)
+def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
+                             out):  # pragma: no cover - compiled
+    """``out[t] = scale * exp(sd_slow * y_s(t) + sd_fast * y_f(t) - sd_fast**2)``: two
+    unit-variance AR(1) (sampled Ornstein-Uhlenbeck) series ``y[0] = w[0]``,
+    ``y[k] = a y[k-1] + sqrt(1 - a^2) w[k]`` at ``rate_slow`` / ``rate_fast`` Hz, linearly
+    interpolated to the samples ``t / fs``. ``w_fast`` may be empty (no fast part)."""
+    m_s = w_slow.shape[0]
+    m_f = w_fast.shape[0]
+    y_s = np.empty(m_s)
+    y_s[0] = w_slow[0]
+    c_s = np.sqrt(1.0 - a_slow * a_slow)
+    for k in range(1, m_s):
+        y_s[k] = a_slow * y_s[k - 1] + c_s * w_slow[k]
+    y_f = np.zeros(max(m_f, 1))
+    if m_f > 0:
+        y_f[0] = w_fast[0]
+        c_f = np.sqrt(1.0 - a_fast * a_fast)
+        for k in range(1, m_f):
+            y_f[k] = a_fast * y_f[k - 1] + c_f * w_fast[k]
+    shift = sd_fast * sd_fast if m_f > 0 else 0.0
+    for t in range(out.shape[0]):
+        u = t / fs * rate_slow
+        i = min(int(u), m_s - 2)
+        env = sd_slow * (y_s[i] + (u - i) * (y_s[i + 1] - y_s[i]))
+        if m_f > 0:
+            u = t / fs * rate_fast
+            i = min(int(u), m_f - 2)
+            env += sd_fast * (y_f[i] + (u - i) * (y_f[i + 1] - y_f[i])) - shift
+        out[t] = scale * np.exp(env)
+
+
+def activity_envelope_ref(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale, n):
+    """NumPy/SciPy twin of :func:`activity_envelope_kernel` (lfilter and np.interp), length ``n``."""
+    t = np.arange(n) / fs
+
+    def ou(w, a, rate):
+        y = np.empty(w.size)
+        y[0] = w[0]
+        y[1:] = _signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], w[1:], zi=[a * w[0]])[0]
+        return np.interp(t, np.arange(w.size) / rate, y)
+
+    env = sd_slow * ou(np.asarray(w_slow, dtype=np.float64), a_slow, rate_slow)
+    if len(w_fast):
+        env = env + sd_fast * ou(np.asarray(w_fast, dtype=np.float64), a_fast, rate_fast) - sd_fast ** 2
+    return scale * np.exp(env)
+
+
+KERNELS["activity_envelope"] = (activity_envelope_kernel, activity_envelope_ref)
+
+
+# --- zero-phase second-order-section filtering (scipy.signal.sosfiltfilt, odd padding) -------
+
+@njit(cache=True, nogil=True)
+def sosfiltfilt_kernel(sos, zi, x, padlen, out):  # pragma: no cover - compiled
+    """Forward-backward filtering of each row of ``x`` [rows, T] by the cascade ``sos``
+    [n_sections, 6] (``a0 = 1``), exactly as ``scipy.signal.sosfiltfilt(sos, x, axis=1)``
+    with its default odd extension of ``padlen`` samples and the steady-state initial
+    conditions ``zi`` [n_sections, 2] (``scipy.signal.sosfilt_zi``) scaled by the first
+    sample of each pass. out : float64 [rows, T].
+
+    The recursion is serial in time, so all rows advance together (time-major scratch,
+    the innermost loop over rows is independent and vectorises)."""
+    rows, n = x.shape
+    n_sec = sos.shape[0]
+    m = n + 2 * padlen
+    ext = np.empty((m, rows))
+    for r in range(rows):
+        x0 = float(x[r, 0])
+        x1 = float(x[r, n - 1])
+        for i in range(padlen):
+            ext[i, r] = 2.0 * x0 - x[r, padlen - i]
+            ext[padlen + n + i, r] = 2.0 * x1 - x[r, n - 2 - i]
+    for i in range(n):
+        for r in range(rows):
+            ext[padlen + i, r] = x[r, i]
+    z0 = np.empty((n_sec, rows))
+    z1 = np.empty((n_sec, rows))
+    v = np.empty(rows)
+    for direction in range(2):
+        start = 0 if direction == 0 else m - 1
+        for s_ in range(n_sec):
+            for r in range(rows):
+                z0[s_, r] = zi[s_, 0] * ext[start, r]
+                z1[s_, r] = zi[s_, 1] * ext[start, r]
+        for ii in range(m):
+            i = ii if direction == 0 else m - 1 - ii
+            for r in range(rows):
+                v[r] = ext[i, r]
+            for s_ in range(n_sec):
+                b0, b1, b2, a1, a2 = sos[s_, 0], sos[s_, 1], sos[s_, 2], sos[s_, 4], sos[s_, 5]
+                for r in range(rows):
+                    xv = v[r]
+                    y = b0 * xv + z0[s_, r]
+                    z0[s_, r] = b1 * xv - a1 * y + z1[s_, r]
+                    z1[s_, r] = b2 * xv - a2 * y
+                    v[r] = y
+            for r in range(rows):
+                ext[i, r] = v[r]
+    for r in range(rows):
+        for i in range(n):
+            out[r, i] = ext[padlen + i, r]
+
+
+def sosfiltfilt_padlen(sos) -> int:
+    """scipy.signal.sosfiltfilt's default pad length for ``sos``."""
+    sos = np.asarray(sos)
+    ntaps = 2 * sos.shape[0] + 1
+    ntaps -= min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    return 3 * ntaps
+
+
+def sosfiltfilt_ref(sos, x):
+    """The oracle of :func:`sosfiltfilt_kernel`: scipy.signal.sosfiltfilt along axis 1 (float64)."""
+    return _signal.sosfiltfilt(sos, np.asarray(x, dtype=np.float64), axis=1)
+
+
+KERNELS["sosfiltfilt"] = (sosfiltfilt_kernel, sosfiltfilt_ref)

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import fft as _fft
 from scipy import signal as _signal
 from scipy import stats as _stats
 
 from ..errors import ConfigError, DataFormatError, SignalError
+from . import _kernels
 
 #: Electrode types and activities of the real recordings (names as in the simulator).
 ELECTRODES: tuple[str, ...] = ("gel", "dry", "textile")
@@ -78,6 +80,14 @@ class RecordMeasures:
 @functools.lru_cache(maxsize=8)
 def _band(fs: float):
     return _signal.butter(2, BAND_HZ, "bandpass", fs=fs, output="sos")
+
+
+@functools.lru_cache(maxsize=8)
+def _band_filtfilt(fs: float):
+    """The measurement band-pass with its steady-state initial conditions and pad length
+    (what scipy.signal.sosfiltfilt derives on every call), designed once per rate."""
+    sos = _band(fs)
+    return sos, _signal.sosfilt_zi(sos), _kernels.sosfiltfilt_padlen(sos)
 
 
 def _run_mask(flags: np.ndarray, min_len: int) -> np.ndarray:
@@ -312,8 +322,10 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     record_grade : int
     ratio : ndarray [n_segments] float64 -- noise-to-QRS per segment
     """
-    rec = np.atleast_2d(np.asarray(recorded, dtype=np.float64))
-    cl = np.atleast_2d(np.asarray(clean, dtype=np.float64))
+    rec = np.atleast_2d(np.asarray(recorded))
+    cl = np.atleast_2d(np.asarray(clean))
+    if rec.dtype != np.float32 or cl.dtype != np.float32:       # float32 device output stays float32
+        rec, cl = rec.astype(np.float64), cl.astype(np.float64)
     if rec.shape != cl.shape:
         raise SignalError(f"recorded {rec.shape} and clean {cl.shape} leads differ in shape")
     seg = int(round(SEGMENT_S * fs))
@@ -321,9 +333,17 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     thr = load_fit()["grading_rule"]["thresholds_noise_to_qrs"]
     if n_seg == 0 or rec.shape[1] < 64:
         return np.zeros(0, dtype=np.int8), 1, np.zeros(0)
-    sos = _band(float(fs))
-    noise = _signal.sosfiltfilt(sos, rec - cl, axis=1)[:, : n_seg * seg].reshape(rec.shape[0], n_seg, seg)
-    c = _signal.sosfiltfilt(sos, cl, axis=1)[:, : n_seg * seg].reshape(rec.shape[0], n_seg, seg)
+    # noise and clean leads band-passed in one numba pass over the stacked rows (the kernel is
+    # scipy.signal.sosfiltfilt exactly; tests/test_noise_kernels.py)
+    sos, zi, padlen = _band_filtfilt(float(fs))
+    if rec.shape[1] <= padlen:
+        raise SignalError(f"record of {rec.shape[1]} samples is too short for the {BAND_HZ} Hz band-pass")
+    n_l = rec.shape[0]
+    rows = np.concatenate([rec - cl, cl])
+    filt = np.empty(rows.shape)
+    _kernels.sosfiltfilt_kernel(sos, zi, rows, padlen, filt)
+    noise = filt[:n_l, : n_seg * seg].reshape(n_l, n_seg, seg)
+    c = filt[n_l:, : n_seg * seg].reshape(n_l, n_seg, seg)
     qrs = np.median(np.ptp(c, axis=2), axis=1)                     # [n_leads]
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.sqrt(np.mean(noise ** 2, axis=2)) / qrs[:, None]
@@ -331,6 +351,98 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     ratio = np.median(r, axis=0)
     g = grade(ratio, thr)
     return g, int(grade(np.median(ratio), thr)), ratio
+
+
+# -- heart rate per activity ---------------------------------------------------------------------
+
+#: A record's heart rate is read only when its beat detection is regular: at most this
+#: fraction of RR intervals more than 20 % away from the median (noisy running records
+#: otherwise count artefacts as beats).
+_HR_IRREGULAR_MAX = 0.2
+
+
+def record_heart_rate(x: np.ndarray, fs: float) -> float:
+    """Heart rate (bpm) of one single-lead record from the median RR interval of the beats
+    :func:`residual` detects; NaN when the detection is irregular (more than 20 % of the
+    intervals over 20 % from the median: detector failures, not arrhythmia, in these records)."""
+    r = residual(x, fs)[3]
+    rr = np.diff(r) / fs
+    if rr.size < 5:
+        return float("nan")
+    med = float(np.median(rr))
+    if np.mean(np.abs(rr / med - 1.0) > 0.2) > _HR_IRREGULAR_MAX:
+        return float("nan")
+    return 60.0 / med
+
+
+def measure_heart_rates(folder, subjects) -> dict:
+    """``{(subject, electrode): {activity: bpm}}`` of the real records (NaN: unreadable)."""
+    out = {}
+    for s in subjects:
+        for e in ELECTRODES:
+            out[(s, e)] = {a: record_heart_rate(*read_textile_record(folder, s, e, a)[:2]) for a in ACTIVITIES}
+    return out
+
+
+def fit_heart_rate(folder, subjects=FIT_SUBJECTS) -> dict:
+    """Heart rate of each activity relative to rest, fitted on ``subjects``.
+
+    Each subject wore each electrode type in one session (five activities, one after the
+    other), so the ratio of an activity's rate to the same session's rest rate removes the
+    subject's and the session's own level. Per activity: the median of ``log(HR / HR_rest)``
+    over sessions and its robust spread (MAD * 1.4826), and the absolute rates' median.
+    """
+    hr = measure_heart_rates(folder, subjects)
+    out = {}
+    for a in ACTIVITIES:
+        lr = np.array([np.log(v[a] / v["rest"]) for v in hr.values() if np.isfinite(v[a]) and np.isfinite(v["rest"])])
+        bpm = np.array([v[a] for v in hr.values() if np.isfinite(v[a])])
+        med = float(np.median(lr)) if lr.size else 0.0
+        out[a] = {"log_ratio_to_rest_median": med,
+                  "log_ratio_to_rest_sd": float(1.4826 * np.median(np.abs(lr - med))) if lr.size > 1 else 0.0,
+                  "ratio_to_rest_median": float(np.exp(med)), "bpm_median": float(np.median(bpm)),
+                  "n_sessions": int(lr.size)}
+    out["rest"].update(log_ratio_to_rest_median=0.0, log_ratio_to_rest_sd=0.0, ratio_to_rest_median=1.0)
+    return out
+
+
+def activity_heart_rate(rng: np.random.Generator, activity: str, rest_bpm: float,
+                        limits: tuple[float, float] = (20.0, 250.0)) -> float:
+    """Heart rate (bpm) during ``activity`` of a heart beating ``rest_bpm`` at rest: the rest
+    rate times a ratio drawn from the fit (log-normal, median and spread over the fit
+    subjects' sessions, :func:`fit_heart_rate`), kept inside ``limits`` (a rhythm class's
+    rate range, so that the class stays what its label says)."""
+    from ..motion.config import NOISE_ACTIVITY
+
+    if activity not in NOISE_ACTIVITY:
+        raise ConfigError(f"activity must be one of {', '.join(NOISE_ACTIVITY)}, got {activity!r}")
+    row = load_fit()["heart_rate"][NOISE_ACTIVITY[activity]]
+    ratio = np.exp(row["log_ratio_to_rest_median"] + row["log_ratio_to_rest_sd"] * rng.standard_normal())
+    return float(np.clip(rest_bpm * ratio, *limits))
+
+
+def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str):
+    """Activity of an ODE source's wearer, drawn from the recipe's weights, and the heart
+    rate it implies: ``(activity, bpm or None)``.
+
+    ``None`` leaves the rate to the ODE: at rest (the ODE's resting ranges), and for
+    rhythms whose ventricular rate is not the sinus node's (AF, flutter). Otherwise the
+    resting rate is drawn from the ODE's range for the rhythm and raised by
+    :func:`activity_heart_rate`, inside the rhythm's class limits.
+    """
+    from ..ode import CLASSES
+    from ..ode import synth as _synth
+
+    names = sorted(activities)
+    w = np.array([activities[n] for n in names], dtype=float)
+    activity = names[int(rng.choice(len(names), p=w / w.sum()))]
+    rest_range = getattr(_synth, "_HR_RANGE", {}).get(rhythm)
+    if rhythm not in CLASSES or rest_range is None or rhythm in ("AF", "AFL") or activity in ("rest", "sitting"):
+        return activity, None
+    # sinus-driven rhythms without a rate criterion of their own (PVC, PAC, IAVB) keep the
+    # sinus-rhythm range: above it the record would be a sinus tachycardia
+    limits = CLASSES[rhythm].limits.get("hr") or CLASSES["SR"].limits["hr"]
+    return activity, activity_heart_rate(rng, activity, float(rng.uniform(*rest_range)), limits)
 
 
 # -- the fitted file ------------------------------------------------------------------------------
@@ -387,6 +499,7 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
         "psd_f_hz": [float(f) for f in f_out],
         "qrs_pp_typical_counts": q_typ,
         "table": table,
+        "heart_rate": fit_heart_rate(folder, subjects),
     }
 
 
@@ -413,19 +526,13 @@ _FAST_TAU_S = 0.15   # correlation time of the artefact bursts inside a segment
 _MAX_FAST_SD = 1.0
 
 
-def _ou(rng, n_rows: int, n: int, fs: float, tau: float, rate: float) -> np.ndarray:
-    """Unit-variance Ornstein-Uhlenbeck rows [n_rows, n] sampled at ``rate`` Hz, linearly
-    interpolated to ``fs``."""
-    m = int(np.ceil(n / fs * rate)) + 2
-    a = np.exp(-1.0 / (rate * tau))
-    y0 = rng.standard_normal((n_rows, 1))                    # stationary start
-    w = rng.standard_normal((n_rows, m - 1))
-    y = np.empty((n_rows, m))
-    y[:, :1] = y0
-    y[:, 1:] = _signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], w, axis=1, zi=a * y0)[0]
-    tk = np.arange(m) / rate
-    t = np.arange(n) / fs
-    return np.stack([np.interp(t, tk, row) for row in y])
+_SLOW_RATE_HZ = 10.0  # sampling rates of the two envelope processes (linear interpolation to fs)
+_FAST_RATE_HZ = 50.0
+
+
+def _ou_len(n: int, fs: float, rate: float) -> int:
+    """Samples of an envelope process at ``rate`` Hz covering ``n`` samples at ``fs``."""
+    return int(np.ceil(n / fs * rate)) + 2
 
 
 @functools.lru_cache(maxsize=64)
@@ -454,6 +561,14 @@ def _spectrum(electrode: str, activity: str, n: int, fs: float):
     return amp
 
 
+@functools.lru_cache(maxsize=64)
+def _spectrum32(electrode: str, activity: str, n: int, fs: float):
+    """:func:`_spectrum` in float32, the precision the noise is synthesised in."""
+    amp = _spectrum(electrode, activity, n, fs).astype(np.float32)
+    amp.setflags(write=False)
+    return amp
+
+
 def reference_qrs_pp_mv() -> float:
     """QRS peak-to-peak (mV) of the simulated chest strap on the reference body, stored in
     the fit: the fitted noise-to-QRS ratios become mV through it."""
@@ -476,20 +591,31 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     if activity not in ACTIVITIES:
         raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)} for the fitted noise, got {activity!r}")
     row = load_fit()["table"][f"{electrode}/{activity}"]
-    level = np.exp(row["log_level_mean"] + row["log_level_sd_between_records"] * rng.standard_normal())
+    # the calibration makes the simulated chest strap, measured as the real records are, read
+    # the fit subjects' median (scripts/fit_textile_noise.py: the simulated QRS sizes and the
+    # ODE's own beat-to-beat variation, which the measure also counts, are accounted for)
+    log_level = row["log_level_mean"] + row.get("log_level_calibration", 0.0)
+    level = np.exp(log_level + row["log_level_sd_between_records"] * rng.standard_normal())
     sd_w = row["log_level_sd_within_record"]
     k = max(row["residual_kurtosis"], 0.0)
     sd_f = float(np.sqrt(np.clip(np.log1p(k / 3.0) / 4.0 - sd_w ** 2, 0.0, _MAX_FAST_SD ** 2)))
-    env = sd_w * _ou(rng, 1, n, fs, _SLOW_TAU_S, 10.0)[0]
-    if sd_f > 0:
-        env += sd_f * _ou(rng, 1, n, fs, _FAST_TAU_S, 50.0)[0] - sd_f ** 2
-    amp = _spectrum(electrode, activity, n, fs)
-    z = rng.standard_normal((n_electrodes, amp.size)) + 1j * rng.standard_normal((n_electrodes, amp.size))
-    x = np.fft.irfft(z * amp, n=n, axis=1)
     rms = level * reference_qrs_pp_mv() * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
-    x *= rms * np.exp(env)[None, :]
+    # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
+    w_s = rng.standard_normal(_ou_len(n, fs, _SLOW_RATE_HZ))
+    w_f = rng.standard_normal(_ou_len(n, fs, _FAST_RATE_HZ)) if sd_f > 0 else np.zeros(0)
+    env = np.empty(n)
+    _kernels.activity_envelope_kernel(w_s, np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)), _SLOW_RATE_HZ, sd_w,
+                                      w_f, np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), _FAST_RATE_HZ, sd_f,
+                                      float(fs), rms, env)
+    # Gaussian noise of the fitted spectrum: complex normals on the rfft grid (the ziggurat's
+    # float32 pairs read as complex64 without a copy), one single-precision inverse FFT
+    amp = _spectrum32(electrode, activity, n, float(fs))
+    z = _kernels.standard_normal(rng, (n_electrodes, amp.size, 2)).view(np.complex64)[..., 0]
+    z *= amp
+    x = _fft.irfft(z, n=n, axis=1, overwrite_x=True, workers=1)
+    x *= env.astype(np.float32)
     if params is not None:
         params.update({"activity_noise_electrode": electrode, "activity_noise_activity": activity,
                        "activity_noise_to_qrs": float(level * scale), "activity_noise_rms_mv": float(rms),
                        "activity_noise_burst_sd": sd_f})
-    return x.astype(np.float32)
+    return x
