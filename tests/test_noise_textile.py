@@ -269,3 +269,19 @@ def test_generated_ode_records_carry_their_activity_and_its_heart_rate():
     assert hr["rest"] < hr["walk"] < hr["run"] <= 150.0 * 1.02, hr     # STACH: at most 150 bpm (+ RR variability)
     rec = simulate_record(srcs[0], np.random.default_rng(0), context=ctx, config=r.simulation)
     assert rec.params["activity"] == "run"
+
+
+def test_source_activity_keeps_the_rhythm_and_the_static_wearer():
+    """Rates stay inside the rhythm's class (a running SR patient is capped at 100 bpm, not
+    turned into a sinus tachycardia); AF keeps the ODE's own rate; without motion the
+    wearer is at rest."""
+    from cardiosim.ode import CLASSES
+
+    rng = np.random.default_rng(8)
+    sr = [textile.draw_source_activity(rng, {"run": 1.0}, "SR")[1] for _ in range(50)]
+    lo, hi = CLASSES["SR"].limits["hr"]
+    assert all(lo <= h <= hi for h in sr) and np.median(sr) > 90.0
+    assert textile.draw_source_activity(rng, {"run": 1.0}, "AF") == ("run", None)
+    assert textile.draw_source_activity(rng, {"run": 1.0}, "SR", motion=False) == ("rest", None)
+    with pytest.raises(ConfigError, match="activity"):
+        textile.activity_heart_rate(rng, "swimming", 70.0)

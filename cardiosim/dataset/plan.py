@@ -139,7 +139,8 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     # the wearer's activity is drawn per source (its own stream) and sets the heart rate
     from ..noise.textile import draw_source_activity
     activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
-                                                recipe.simulation.activities, rhythm)
+                                                recipe.simulation.activities, rhythm,
+                                                motion=recipe.simulation.motion)
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
                               rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
                               patient_sampler=recipe.source.patient_sampler,

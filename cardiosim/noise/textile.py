@@ -421,18 +421,21 @@ def activity_heart_rate(rng: np.random.Generator, activity: str, rest_bpm: float
     return float(np.clip(rest_bpm * ratio, *limits))
 
 
-def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str):
+def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str, *, motion: bool = True):
     """Activity of an ODE source's wearer, drawn from the recipe's weights, and the heart
     rate it implies: ``(activity, bpm or None)``.
 
-    ``None`` leaves the rate to the ODE: at rest (the ODE's resting ranges), and for
-    rhythms whose ventricular rate is not the sinus node's (AF, flutter). Otherwise the
-    resting rate is drawn from the ODE's range for the rhythm and raised by
-    :func:`activity_heart_rate`, inside the rhythm's class limits.
+    ``None`` leaves the rate to the ODE: at rest (the ODE's resting ranges), without motion
+    (``motion=False``: the wearer is at rest, as the noise then is), and for rhythms whose
+    ventricular rate is not the sinus node's (AF, flutter). Otherwise the resting rate is
+    drawn from the ODE's range for the rhythm and raised by :func:`activity_heart_rate`,
+    inside the rhythm's class limits.
     """
     from ..ode import CLASSES
     from ..ode import synth as _synth
 
+    if not motion:
+        return "rest", None
     names = sorted(activities)
     w = np.array([activities[n] for n in names], dtype=float)
     activity = names[int(rng.choice(len(names), p=w / w.sum()))]
