@@ -22,8 +22,10 @@ interpolation 0.50; a single fixed dipole leaves 19-83 % of a real 12-lead recor
 residual that cannot move with the electrodes (issue 12).
 
 The heart region comes from a hint -- a heart (or cage) surface mesh, or a point (a ball of
-radius 4.5 cm around it) -- or, without one, from the best single-dipole location over a
-grid inside the torso (the point whose dipole explains most of the fitting signals).
+radius 4.5 cm around it; with ``heart_search`` the ball's centre is the lattice point within
+that distance whose ball gives the signals the highest marginal likelihood,
+:func:`select_heart`) -- or, without one, from the best single-dipole location over a grid
+inside the torso (the point whose dipole explains most of the fitting signals).
 """
 
 from __future__ import annotations
