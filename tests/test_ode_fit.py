@@ -128,7 +128,9 @@ def test_shipped_prior_is_fitted_to_real_records_and_samples_normal_patients(tmp
         iv = p.intervals()
         for k, (lo, hi) in NORMAL_BOUNDS.items():
             assert lo <= iv[k] <= hi
-        assert p.span(P_WAVES)[1] < p.span(QRS_WAVES)[0] < p.span(T_WAVES)[0]
+        # P ends before the QRS starts on the screen's 1-kHz grid (on a finer grid the two
+        # may touch within a sample)
+        assert p.span(P_WAVES, fs=1000.0)[1] < p.span(QRS_WAVES, fs=1000.0)[0] < p.span(T_WAVES, fs=1000.0)[0]
         assert lead_screen(p.tau[None], p.sigma[None], p.amp[None])[0]
     write_prior(prior, tmp_path / "p.json")
     back = read_prior(tmp_path / "p.json")
@@ -146,22 +148,28 @@ def test_batched_sampling_is_the_first_accepted_draw_of_the_stream(method):
     from cardiosim.ode.prior import _unpacked, lead_violation, screen_candidates
 
     prior = default_prior()
-    if method == "rejection":
-        mean, sqrt_cov, n_block = prior.mean, prior._sqrt_cov, 60_000
+    if method == "rejection":  # ~2e-5 of the prior's draws pass: blocks until one does
+        mean, sqrt_cov, n_block, n_max = prior.mean, prior._sqrt_cov, 50_000, 30
     else:
-        mean, sqrt_cov, n_block = prior.proposal_mean, prior._proposal_sqrt_cov, 2_000
+        mean, sqrt_cov, n_block, n_max = prior.proposal_mean, prior._proposal_sqrt_cov, 2_000, 1
     for seed in (1, 2):
         p = sample_patient(np.random.default_rng(seed), method=method)
-        z = np.random.default_rng(seed).standard_normal((n_block, 9 * NW), dtype=np.float32).astype(np.float64)
-        tau, sigma, amp = _unpacked(mean + z @ sqrt_cov.T)
-        codes, _ = screen_candidates(tau, sigma, amp)
-        idx = np.flatnonzero(codes == 0)
-        ok = lead_violation(tau[idx], sigma[idx], amp[idx], backend="numpy") <= 0
-        assert ok.any(), "no accepted draw in the block"
+        stream = np.random.default_rng(seed)
+        for block in range(n_max):
+            z = stream.standard_normal((n_block, 9 * NW), dtype=np.float32).astype(np.float64)
+            tau, sigma, amp = _unpacked(mean + z @ sqrt_cov.T)
+            codes, _ = screen_candidates(tau, sigma, amp)
+            idx = np.flatnonzero(codes == 0)
+            ok = lead_violation(tau[idx], sigma[idx], amp[idx], backend="numpy") <= 0
+            if ok.any():
+                break
+        assert ok.any(), "no accepted draw in the blocks"
         first = idx[np.argmax(ok)]
         q = Patient(tau[first], sigma[first], amp[first])
         np.testing.assert_allclose(p.to_vector(), q.to_vector(), rtol=0, atol=1e-12)
-        assert first > 3  # the screens reject most draws
+        # the screens do reject: most prior draws, and a good share of the proposal's
+        # (the shipped one is adapted to them: ~17 % pass)
+        assert (block > 0 or first > 3) if method == "rejection" else (codes != 0).mean() > 0.3
 
 
 def test_adaptive_proposal_meets_the_screens_far_more_often():

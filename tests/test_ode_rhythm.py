@@ -84,7 +84,7 @@ def _coupling_around_ectopics(rhythm, kind):
 def test_ectopic_pauses():
     pre, post, base = _coupling_around_ectopics("PVC", "V")
     np.testing.assert_allclose(pre + post, 2 * base, rtol=0.05)  # full compensatory pause
-    assert np.all(pre < 0.75 * base)
+    assert np.all(pre < 0.9 * base)  # premature (coupling 0.45-0.85 RR, CLASSES["PVC"])
     pre, post, base = _coupling_around_ectopics("PAC", "A")
     assert np.all(pre + post < 1.95 * base)  # non-compensatory
 

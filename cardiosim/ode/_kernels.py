@@ -699,30 +699,57 @@ def _gsum(tau, sigma, amp, f, a, t):
     return s
 
 
+LEAD_CUTOFF = 8.0  # widths: the 12-lead screen's Gaussians (exp(-32) ~ 1e-14 of the peak)
+
+
 @njit(cache=True, nogil=True)
-def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
+def _grid_sum(tb, sb, ab, w0, w1, f, t0, dt, v):
+    """``v[a, k] = sum over slots w0:w1 of ab exp(-(t - tb f)^2 / 2 (sb f)^2)`` on the grid
+    ``t = t0 + k dt`` (exp recurrence, :func:`add_gaussian`)."""
+    v[:] = 0.0
+    for a in range(3):
+        for i in range(w0, w1):
+            add_gaussian(v[a], ab[a, i], tb[a, i] * f[i], sb[a, i] * f[i], t0, dt, LEAD_CUTOFF)
+
+
+@njit(cache=True, nogil=True)
+def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, early=False):
     """12-lead normal-limit violation (mV, 0 = all hold) of one candidate (3, 11); see
-    :func:`lead_violation_kernel`."""
+    :func:`lead_violation_kernel`. ``early``: return as soon as one limit fails (the
+    returned excess is then a lower bound; sampling only needs the verdict)."""
     nw = tb.shape[1]
-    nq = 200
     one = np.ones(nw)
+    worst = 0.0
+    # P wave in lead lims[7] (cheapest, first): upright, at least lims[5], at most lims[6]
+    # (mV), one hump (local maxima above 30 % of the peak at most lims[10] s apart),
+    # rising from 10 % to its peak within lims[11] s, no initial negative part deeper
+    # than lims[12] of its peak; its PR (QRS onset - P onset in this lead) in lims[13:15]
+    pm = _p_lead(tb, sb, ab, M, int(lims[7]))
+    worst = max(worst, _p_ok(pm, lims))
+    if early and worst > 0.0:
+        return worst
+    nq = 200
     v = np.empty((3, nq))
+    _grid_sum(tb, sb, ab, 2, 8, one, -0.1, 1e-3, v)  # QRS slots
     vel = np.empty(nq - 1)
     base = np.empty(M.shape[0])
     x = np.empty(3)
-    for k in range(nq):
-        t = -0.1 + k * 1e-3
-        for a in range(3):
-            s = 0.0
-            for i in range(2, 8):  # QRS slots
-                d = (t - tb[a, i]) / sb[a, i]
-                s += ab[a, i] * math.exp(-0.5 * d * d)
-            v[a, k] = s
     vmax = 0.0
-    worst = -1e300
+    hi_i, lo_i, hi_f, lo_f = -1e300, 1e300, -1e300, 1e300
     for k in range(nq):  # QRS voltage: no lead beyond the normal upper limit
         for L in range(M.shape[0]):
             worst = max(worst, abs(M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]) - lims[4])
+        yi = M[0, 0] * v[0, k] + M[0, 1] * v[1, k] + M[0, 2] * v[2, k]  # lead I
+        yf = M[5, 0] * v[0, k] + M[5, 1] * v[1, k] + M[5, 2] * v[2, k]  # aVF
+        hi_i, lo_i, hi_f, lo_f = max(hi_i, yi), min(lo_i, yi), max(hi_f, yf), min(lo_f, yf)
+    # frontal QRS axis from the net QRS in I and aVF, inside lims[15:17] degrees (0.01 mV/deg)
+    ax = math.degrees(math.atan2(hi_f + lo_f, hi_i + lo_i))
+    worst = max(worst, (lims[15] - ax) * 0.01, (ax - lims[16]) * 0.01)
+    # fragmentation as a 0.5-40 Hz display shows it (the real records' criterion is read
+    # band-passed): the QRS slots widened by the low-pass, as in _qrs12_band
+    vb = np.empty((3, nq))
+    _band_grid(tb, sb, ab, 2, 8, one, lims[9], -0.1, 1e-3, vb)
+    worst = max(worst, _fragmented(vb, M, lims[17]))
     for k in range(nq - 1):
         d0, d1, d2 = v[0, k + 1] - v[0, k], v[1, k + 1] - v[1, k], v[2, k + 1] - v[2, k]
         vel[k] = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
@@ -739,9 +766,13 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
     for L in range(M.shape[0]):
         base[L] = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2]
         worst = max(worst, abs(base[L]) - lims[0])
+    pr = q0 - pm[3]
+    worst = max(worst, (lims[13] - pr) * 10.0, (pr - lims[14]) * 10.0)
+    if early and worst > 0.0:
+        return worst
+    f = np.ones(nw)
     for r in range(rrs.shape[0]):
         g = rrs[r] ** (1.0 / 3.0)
-        f = np.ones(nw)
         f[nw - 3:] = g  # ST, T1, T2 scale with RR^(1/3)
         for a in range(3):
             x[a] = _gsum(tb, sb, ab, f, a, q1 + 0.06)
@@ -750,21 +781,153 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel):
             st = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2] - base[L]
             worst = max(worst, lims[1] - st, st - lims[2])
         # T peak: the largest spatial magnitude on a 4-ms grid from J + 80 ms
-        best, tp0, tp1, tp2 = -1.0, 0.0, 0.0, 0.0
         n_t = int(math.ceil((0.45 * g - 0.08) / 0.004 - 1e-9))
+        vt = np.empty((3, n_t))
+        _grid_sum(tb, sb, ab, 0, nw, f, q1 + 0.08, 0.004, vt)
+        best, kb = -1.0, 0
         for k in range(n_t):
-            t = q1 + 0.08 + k * 0.004
-            y0 = _gsum(tb, sb, ab, f, 0, t)
-            y1 = _gsum(tb, sb, ab, f, 1, t)
-            y2 = _gsum(tb, sb, ab, f, 2, t)
-            m = y0 * y0 + y1 * y1 + y2 * y2
+            m = vt[0, k] * vt[0, k] + vt[1, k] * vt[1, k] + vt[2, k] * vt[2, k]
             if m > best:
-                best, tp0, tp1, tp2 = m, y0, y1, y2
+                best, kb = m, k
         for j in range(t_leads.shape[0]):
             L = t_leads[j]
-            tl = M[L, 0] * tp0 + M[L, 1] * tp1 + M[L, 2] * tp2 - base[L]
+            tl = M[L, 0] * vt[0, kb] + M[L, 1] * vt[1, kb] + M[L, 2] * vt[2, kb] - base[L]
             worst = max(worst, lims[3] - tl)
-    return max(worst, 0.0)
+        if early and worst > 0.0:
+            return worst
+        # global QRS duration as a band-limited 12-lead delineator sees it
+        worst = max(worst, (_qrs12_band(tb, sb, ab, f, M, qrs_rel, lims[9]) - lims[8]) * 10.0)
+        if early and worst > 0.0:
+            return worst
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def _fragmented(v, M, rel):
+    """Deepest notch (mV) splitting a positive QRS deflection in leads I-aVF, V3-V6 (rows 0-5,
+    8-11 of ``M``): two local maxima of the lead, each >= max(0.1 mV, 0.3 x its R), with the
+    lowest value between them under ``rel`` x the smaller one; the excess below that level
+    (0 where no lead is notched). ``v`` (3, n): the QRS slots on a uniform grid."""
+    n = v.shape[1]
+    y = np.empty(n)
+    worst = 0.0
+    for L in range(M.shape[0]):
+        if L == 6 or L == 7:  # V1, V2: an rSr' is a normal variant there
+            continue
+        r = 0.0
+        for k in range(n):
+            y[k] = M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]
+            r = max(r, y[k])
+        floor = max(0.1, 0.3 * r)
+        prev = -1  # last qualifying local maximum
+        low = 1e300  # lowest value since it
+        for k in range(1, n - 1):
+            if prev >= 0:
+                low = min(low, y[k])
+            if y[k] >= floor and y[k] >= y[k - 1] and y[k] > y[k + 1]:
+                if prev >= 0:
+                    worst = max(worst, rel * min(y[k], y[prev]) - low)
+                prev, low = k, 1e300
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def _p_lead(tb, sb, ab, M, L):
+    """The P slots in lead ``L`` on a 2-ms grid over [-0.45, 0.10) s (their support, ±3.5
+    widths): (largest value mV, largest magnitude mV, time s between the first and last
+    local maxima above 30 % of the largest value, onset s (last sample before the peak
+    under 10 % of it), rise s (onset to peak), deepest value before the peak mV)."""
+    n = 275
+    v = np.empty((3, n))
+    _grid_sum(tb, sb, ab, 0, 2, np.ones(tb.shape[1]), -0.45, 0.002, v)
+    y = np.empty(n)
+    pmax, pabs, kp = -1e300, 0.0, 0
+    for k in range(n):
+        y[k] = M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]
+        if y[k] > pmax:
+            pmax, kp = y[k], k
+        pabs = max(pabs, abs(y[k]))
+    first, last = -1, -1
+    for k in range(1, n - 1):
+        if y[k] > 0.3 * pmax and y[k] >= y[k - 1] and y[k] > y[k + 1]:
+            if first < 0:
+                first = k
+            last = k
+    j = kp
+    while j > 0 and y[j] >= 0.1 * pmax:
+        j -= 1
+    neg = 0.0
+    for k in range(kp):
+        neg = min(neg, y[k])
+    return (pmax, pabs, (last - first) * 0.002 if first >= 0 else 0.0, -0.45 + j * 0.002,
+            (kp - j) * 0.002, neg)
+
+
+@njit(cache=True, nogil=True)
+def _p_ok(pm, lims):
+    """The QRS-onset-independent lead-II P limits (amplitude, one hump, rise, no initial
+    negativity) on :func:`_p_lead`'s measures ``pm``: their largest excess (mV; times at
+    10 mV/s, the negative part beyond its share of the peak)."""
+    pmax, pabs, sep, _, rise, neg = pm
+    return max(lims[5] - pmax, pabs - lims[6], (sep - lims[10]) * 10.0, (rise - lims[11]) * 10.0,
+               -neg - lims[12] * max(pmax, 0.0))
+
+
+@njit(cache=True, nogil=True)
+def _band_grid(tb, sb, ab, w0, w1, f, sig_f, t0, dt, v):
+    """:func:`_grid_sum` of slots w0:w1 seen through a Gaussian low-pass of width ``sig_f``
+    s: each Gaussian widens to sqrt((sb f)^2 + sig_f^2) at equal area."""
+    nw = tb.shape[1]
+    te = np.zeros((3, nw))
+    se = np.ones((3, nw))
+    ae = np.zeros((3, nw))
+    for a in range(3):
+        for i in range(w0, w1):
+            s0 = sb[a, i] * f[i]
+            s1 = math.sqrt(s0 * s0 + sig_f * sig_f)
+            te[a, i] = tb[a, i] * f[i]
+            se[a, i] = s1
+            ae[a, i] = ab[a, i] * s0 / s1
+    _grid_sum(te, se, ae, w0, w1, np.ones(nw), t0, dt, v)
+
+
+@njit(cache=True, nogil=True)
+def _qrs12_band(tb, sb, ab, f, M, qrs_rel, sig_f):
+    """Global QRS duration (s) of the whole beat (every slot, ST-T timing scaled by ``f``)
+    seen through a Gaussian low-pass of width ``sig_f`` s (each Gaussian widens to
+    sqrt(sigma^2 + sig_f^2) at equal area): the connected run (gaps <= 30 ms) around the
+    peak of the 12-lead spatial velocity ``|M dV/dt|`` above ``qrs_rel`` of it, 1-kHz grid
+    over [-0.15, 0.25) s."""
+    n = 400
+    nw = tb.shape[1]
+    G = np.zeros((3, 3))  # M^T M: |M d|^2 = d^T G d
+    for a in range(3):
+        for c in range(3):
+            for L in range(M.shape[0]):
+                G[a, c] += M[L, a] * M[L, c]
+    v = np.empty((3, n))
+    _band_grid(tb, sb, ab, 0, nw, f, sig_f, -0.15, 1e-3, v)
+    vel = np.empty(n - 1)
+    for k in range(n - 1):
+        d0, d1, d2 = v[0, k + 1] - v[0, k], v[1, k + 1] - v[1, k], v[2, k + 1] - v[2, k]
+        q = (G[0, 0] * d0 * d0 + G[1, 1] * d1 * d1 + G[2, 2] * d2 * d2
+             + 2.0 * (G[0, 1] * d0 * d1 + G[0, 2] * d0 * d2 + G[1, 2] * d1 * d2))
+        vel[k] = math.sqrt(max(q, 0.0))
+    k0 = int(np.argmax(vel))
+    thr = qrs_rel * vel[k0]
+    lo = k0
+    for j in range(k0 - 1, -1, -1):
+        if vel[j] >= thr:
+            if lo - j > 30:
+                break
+            lo = j
+    hi = k0
+    for j in range(k0 + 1, n - 1):
+        if vel[j] >= thr:
+            if j - hi > 30:
+                break
+            hi = j
+    return (hi - lo) * 1e-3
 
 
 @njit(cache=True, nogil=True)
@@ -772,9 +935,17 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
     """12-lead normal-limit violation (mV, 0 = all hold) of candidates (B, 3, 11) at RR = 1 s
     (NumPy twin: ``_reference.lead_violation_kernel``; see ``prior.lead_violation``).
 
-    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min, QRS max) mV; ``rrs``
-    intervals (s) at which ST (J + 60 ms) and the T peak are checked; the QRS bounds are
-    the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over [-0.1, 0.1) s.
+    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min, QRS max, P min,
+    P max (mV), P lead index, band-limited 12-lead QRS duration max (s), low-pass width
+    (s), largest separation of P peaks (s), longest P rise (s), deepest initial negative P
+    (share of its peak), PR in the P lead low/high (s), frontal QRS axis low/high (deg,
+    net QRS of leads I and aVF, rows 0 and 5), notch depth of a fragmented QRS
+    (:func:`_fragmented`)); ``rrs`` intervals (s) at which ST (J + 60 ms), the T peak and the band-limited
+    QRS duration (:func:`_qrs12_band`; its excess counts 10 mV/s) are checked; the QRS
+    bounds for ST are the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over
+    [-0.1, 0.1) s; the P slots' largest value in lead ``lims[7]`` must lie in [P min,
+    P max], their largest magnitude below P max, and their peaks (local maxima above 30 %)
+    at most ``lims[10]`` apart (excess counts 10 mV/s).
     """
     for b in range(tau.shape[0]):
         out[b] = _lead_violation_one(tau[b], sigma[b], amp[b], M, st_leads, t_leads, lims, rrs, qrs_rel)
@@ -810,8 +981,71 @@ def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M
             continue
         _affine(zb, mean, sqrt_cov, rest_idx, x)
         _unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
+        # the lead-II P limits are cheap and reject often: checked before the whole-beat
+        # stages (and again, with the rest, in _lead_violation_one)
+        if use_leads and _p_ok(_p_lead(tb, sb, ab, M, int(llims[7])), llims) > 0.0:
+            out[b, 3] = 8.0
+            continue
         if _screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
-            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, llims, rrs, qrs_rel) <= 0.0:
+            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, llims, rrs, qrs_rel,
+                                                    True) <= 0.0:
                 return b
             out[b, 3] = 8.0
     return -1
+
+
+@njit(cache=True, nogil=True)
+def fiducials_kernel(tau, sigma, amp, fs, out):
+    """Fiducial times (s from R, RR = 1 s) of a beat template: P onset, P peak, QRS onset,
+    R peak, QRS offset, T peak, T offset (``synth.ANNOTATION_KEYS``) into ``out`` (7,),
+    inf where the group is silent (NumPy twin: ``_reference.fiducials_kernel``, built on
+    ``Patient.track / span_of / t_end``).
+
+    Each group (P 0:2, QRS 2:8, ST-T 8:11) on its ``Patient.track`` grid: P and ST-T span
+    where the spatial magnitude is >= 5 % of its peak, the QRS where the spatial velocity
+    is >= 15 %; peaks where the magnitude is largest from the onset up to (not including)
+    the end; the T offset by the tangent method on the samples above 0.1 %.
+    """
+    for i in range(out.shape[0]):
+        out[i] = np.inf
+    for g in range(3):
+        w0 = 0 if g == 0 else (2 if g == 1 else 8)
+        w1 = 2 if g == 0 else (8 if g == 1 else 11)
+        start, delta, v, amax = _render_group(tau, sigma, amp, w0, w1, fs)
+        n = v.shape[1]
+        if amax < 1e-6 or n < 2:
+            continue
+        mag = np.empty(n)
+        for i in range(n):
+            mag[i] = _norm3(v, i)
+        crit = _speed(v, fs) if g == 1 else mag
+        i0, i1 = _first_last(crit, (0.15 if g == 1 else 0.05) * crit.max())
+        on_i = 0 if g == 0 else (2 if g == 1 else -1)
+        pk_i = 1 if g == 0 else (3 if g == 1 else 5)
+        off_i = 4 if g == 1 else (6 if g == 2 else -1)
+        if on_i >= 0:
+            out[on_i] = start + i0 * delta
+        if off_i >= 0:
+            out[off_i] = start + i1 * delta
+        if i1 > i0:
+            k = i0
+            for i in range(i0, i1):
+                if mag[i] > mag[k]:
+                    k = i
+            out[pk_i] = start + k * delta
+        if g == 2:  # T offset: tangent method on the samples [j0, j1) above 0.1 %
+            j0, j1 = _first_last(mag, 0.001 * mag.max())
+            k = j0
+            for i in range(j0, j1):
+                if mag[i] > mag[k]:
+                    k = i
+            j = k
+            dj = np.inf
+            for i in range(k, j1):
+                lo = max(i - 1, j0)
+                hi = min(i + 1, j1 - 1)
+                d = (mag[hi] - mag[lo]) * fs / (hi - lo)
+                if d < dj:
+                    dj = d
+                    j = i
+            out[6] = start + j * delta + mag[j] / -dj if dj < 0 else start + (j1 - 1) * delta

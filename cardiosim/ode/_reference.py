@@ -241,7 +241,14 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
         q1 = tq[vel.shape[1] - np.argmax(hot[:, ::-1], axis=1)]
         base = M @ _gauss_sum(ta, si, am, (q0 - 0.01)[:, None])[..., 0].T  # (12, n)
         worst = np.abs(base).max(axis=0) - lims[0]
-        worst = np.maximum(worst, np.abs(np.einsum("la,bak->blk", M, v)).max(axis=(1, 2)) - lims[4])
+        leads = np.einsum("la,bak->blk", M, v)
+        worst = np.maximum(worst, np.abs(leads).max(axis=(1, 2)) - lims[4])
+        net = leads.max(axis=2) + leads.min(axis=2)
+        ax = np.degrees(np.arctan2(net[:, 5], net[:, 0]))
+        worst = np.maximum(worst, np.maximum((lims[15] - ax) * 0.01, (ax - lims[16]) * 0.01))
+        sb_ = np.sqrt(si[:, :, q] ** 2 + lims[9] ** 2)
+        vb = _gauss_sum(ta[:, :, q], sb_, am[:, :, q] * si[:, :, q] / sb_, np.broadcast_to(tq, (n, tq.size)))
+        worst = np.maximum(worst, _fragmented(np.einsum("la,bak->blk", M, vb), lims[17]))
         for rr in rrs:
             f = 1.0 + rep * (rr ** (1 / 3) - 1.0)
             tt, ss = ta * f, si * f
@@ -253,7 +260,58 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
             k = np.argmax(np.linalg.norm(vt, axis=1), axis=1)
             tl = M[t_leads] @ vt[np.arange(n), :, k].T - base[t_leads]
             worst = np.maximum(worst, lims[3] - tl.min(axis=0))
+            worst = np.maximum(worst, (_qrs12_band(tt, ss, am, M, qrs_rel, lims[9]) - lims[8]) * 10.0)
+        tp = np.arange(275) * 0.002 - 0.45
+        yp = np.einsum("a,bak->bk", M[int(lims[7])], _gauss_sum(ta[:, :, :2], si[:, :, :2], am[:, :, :2],
+                                                                 np.broadcast_to(tp, (n, tp.size))))
+        pmax = yp.max(axis=1)
+        kp = np.argmax(yp, axis=1)
+        worst = np.maximum(worst, np.maximum(lims[5] - pmax, np.abs(yp).max(axis=1) - lims[6]))
+        mid = yp[:, 1:-1]
+        peak = (mid > 0.3 * pmax[:, None]) & (mid >= yp[:, :-2]) & (mid > yp[:, 2:])
+        k = np.arange(mid.shape[1])
+        sep = np.where(peak.any(axis=1), (np.where(peak, k, -1).max(axis=1)
+                                          - np.where(peak, k, k.size).min(axis=1)) * 0.002, 0.0)
+        worst = np.maximum(worst, (sep - lims[10]) * 10.0)
+        # P onset: the last sample under 10 % of the peak before it
+        kk = np.arange(yp.shape[1])[None, :]
+        below = (yp < 0.1 * pmax[:, None]) & (kk < kp[:, None])
+        j = np.where(below.any(axis=1), np.where(below, kk, -1).max(axis=1), 0)
+        worst = np.maximum(worst, ((kp - j) * 0.002 - lims[11]) * 10.0)
+        neg = np.minimum(np.where(kk < kp[:, None], yp, 0.0).min(axis=1), 0.0)
+        worst = np.maximum(worst, -neg - lims[12] * np.maximum(pmax, 0.0))
+        pr = q0 - tp[j]
+        worst = np.maximum(worst, np.maximum((lims[13] - pr) * 10.0, (pr - lims[14]) * 10.0))
         out[s0:s0 + chunk] = np.maximum(worst, 0.0)
+
+
+def _fragmented(leads, rel):
+    """Twin of ``_kernels._fragmented`` on the 12 leads (n, 12, K) of the QRS slots."""
+    out = np.zeros(leads.shape[0])
+    for b in range(leads.shape[0]):
+        for L in (0, 1, 2, 3, 4, 5, 8, 9, 10, 11):
+            y = leads[b, L]
+            floor = max(0.1, 0.3 * max(y.max(), 0.0))
+            k = np.flatnonzero((y[1:-1] >= floor) & (y[1:-1] >= y[:-2]) & (y[1:-1] > y[2:])) + 1
+            for a, c in zip(k[:-1], k[1:]):
+                out[b] = max(out[b], rel * min(y[a], y[c]) - y[a + 1:c + 1].min())
+    return out
+
+
+def _qrs12_band(tau, sigma, amp, M, rel, sig_f):
+    """Twin of ``_kernels._qrs12_band`` for candidates (n, 3, 11) with timing already scaled."""
+    se = np.sqrt(sigma ** 2 + sig_f ** 2)
+    t = np.arange(400) * 1e-3 - 0.15
+    v = _gauss_sum(tau, se, amp * sigma / se, np.broadcast_to(t, (tau.shape[0], t.size)))
+    vel = np.linalg.norm(np.einsum("la,bak->blk", M, np.diff(v, axis=2)), axis=1)
+    out = np.empty(tau.shape[0])
+    for b, x in enumerate(vel):  # the connected run (gaps <= 30 ms) around the peak
+        k0 = int(np.argmax(x))
+        hot = np.flatnonzero(x >= rel * x[k0])
+        runs = np.split(hot, np.flatnonzero(np.diff(hot) > 30) + 1)
+        run = next(r for r in runs if r[0] <= k0 <= r[-1])
+        out[b] = (run[-1] - run[0]) * 1e-3
+    return out
 
 
 def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads,
@@ -276,3 +334,25 @@ def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx,
         out[j + i, 3] = 8.0
         j += i + 1
     return -1
+
+
+def fiducials_kernel(tau, sigma, amp, fs, out):
+    """Twin of ``_kernels.fiducials_kernel`` on ``Patient``'s own methods."""
+    from .model import P_WAVES, QRS_WAVES, REPOL, Patient
+
+    p = Patient(tau, sigma, amp)
+    out[:] = np.inf
+    for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, 3, 4), QRS_WAVES), ((None, 5, 6), REPOL)):
+        tr = p.track(grp, fs=fs)
+        if tr is None:
+            continue
+        t, v = tr
+        i0, i1 = p.span_of(t, v, grp, fs=fs)
+        if on_i is not None:
+            out[on_i] = t[i0]
+        if off_i is not None:
+            out[off_i] = t[i1]
+        if i1 > i0:
+            out[pk_i] = t[i0 + int(np.argmax(np.linalg.norm(v[:, i0:i1], axis=0)))]
+        if grp == REPOL:
+            out[6] = p.t_end(fs=fs, track=tr)

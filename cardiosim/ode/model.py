@@ -32,6 +32,7 @@ REPOL = (8, 9, 10)  # timing scales with RR^(1/3)
 EDGE = 2.5  # a lone Gaussian starts/ends about EDGE sigma from its centre (4.4 % of its peak)
 AXES = "XYZ"
 QRS_VELOCITY_REL = 0.15  # QRS on/offset: spatial velocity at 15 % of its maximum
+PVC_MAX_CORR = 0.5  # largest 12-lead correlation of an ectopic ventricular complex with the sinus one
 
 # Support of each slot (the fit's bounds and the prior's truncation): centre, s from R at
 # RR = 1 s, and width, s. P and T are smooth waves (P 80-110 ms long), hence their
@@ -81,6 +82,19 @@ class Patient:
         for name, v in arrs.items():
             v.flags.writeable = False
             object.__setattr__(self, name, v)
+
+    @classmethod
+    def _trusted(cls, tau, sigma, amp) -> Patient:
+        """A patient from arrays already known valid (shape (3, 11), finite, sigma > 0:
+        the screened draws of ``prior.sample_patient``), without the checks and copies of
+        ``__init__`` (they cost more than drawing the patient). The arrays are made
+        read-only and owned by the patient."""
+        p = object.__new__(cls)
+        for name, v in (("tau", tau), ("sigma", sigma), ("amp", amp)):
+            v = np.ascontiguousarray(v, dtype=float)
+            v.flags.writeable = False
+            object.__setattr__(p, name, v)
+        return p
 
     # --- flat vector <-> patient (the space priors live in) ---------------------
     def in_support(self) -> bool:
@@ -279,6 +293,32 @@ def _contiguous_st_scale(axis, level):
     return level / best if best > 0 else np.inf
 
 
+def _best_pair_direction(axis):
+    """Unit mean lead direction (rows of the 12-lead matrix) of the contiguous pair whose
+    weaker lead sees ``axis`` best."""
+    from .realism import CONTIGUOUS, LI, lead_matrix
+
+    M = lead_matrix()
+    u = M @ axis
+    a, b = max(CONTIGUOUS, key=lambda ab: min(u[LI[ab[0]]], u[LI[ab[1]]]))
+    return _unit(_unit(M[LI[a]]) + _unit(M[LI[b]]))
+
+
+def qrs12(p: Patient, rr=1.0) -> float:
+    """Global QRS duration (s) of the whole beat on the 12 standard leads as a 0.5-40 Hz
+    delineator sees it (``_kernels._qrs12_band``: the connected run of the band-limited
+    12-lead spatial velocity above QRS_VELOCITY_REL of its peak)."""
+    from . import _kernels
+    from .prior import BAND_SIGMA
+    from .realism import lead_matrix
+
+    f = np.ones(NW)
+    f[list(REPOL)] = float(rr) ** (1.0 / 3.0)
+    return float(_kernels._qrs12_band(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
+                                      np.ascontiguousarray(p.amp), f, np.ascontiguousarray(lead_matrix()),
+                                      QRS_VELOCITY_REL, BAND_SIGMA))
+
+
 def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     """Turn a normal patient into one of class ``morphology`` (see ``classes.CLASSES``).
 
@@ -319,29 +359,64 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
         p = _stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs)
+        # the criterion is read on the 12 standard leads, whose velocity weights the
+        # right-anterior terminal forces less than the VCG's (their QRS measured up to
+        # 15 ms shorter): stretched on until the 12-lead global QRS lasts ``qrs`` too
+        for _ in range(3):
+            q12 = qrs12(p)
+            if q12 >= qrs:
+                break
+            p = _stretch(p, QRS_WAVES, (p.span(QRS_WAVES)[1] - p.span(QRS_WAVES)[0]) * qrs / q12)
         prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
         return p, prm
     if morphology in ("STE", "STD"):
         st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
         # the clinical criterion is per lead (>= 0.1 mV elevation / >= 0.05 mV depression in
         # two contiguous standard leads, Rautaharju et al. 2009): the shift along the QRS
-        # axis is made large enough that its projection meets it with a margin (0.12 /
-        # 0.08 mV) in the best contiguous pair of the project's 12 leads
-        need = _contiguous_st_scale(axis, 0.12 if morphology == "STE" else 0.08)
-        st = float(np.sign(st) * max(abs(st), min(need, 0.6)))
-        # broad plateau from the J point into the T wave, along the QRS axis, sized so the
-        # whole beat at J + 60 ms sits ``st`` from baseline along that axis
+        # axis is made large enough that its projection meets it with a margin (0.15 /
+        # 0.08 mV: the ST-T slope around J + 60 ms moves a steep lead's measured level by a
+        # few hundredths of a mV) in the best contiguous pair of the project's 12 leads
+        level = 0.15 if morphology == "STE" else 0.08
+        d = axis
+        need = _contiguous_st_scale(d, level)
+        if need > 0.5:
+            # no contiguous pair sees the QRS axis well (e.g. a posterior QRS axis): the
+            # injury current is turned toward the territory whose pair sees it best
+            # (leads' mean direction), keeping >= 60 % of it along the QRS axis
+            w = _best_pair_direction(axis)
+            for lam in np.linspace(0.25, 2.0, 8):
+                d = _unit(axis + lam * w)
+                need = _contiguous_st_scale(d, level)
+                if need <= 0.5 or d @ axis < 0.6:
+                    break
+            if d @ axis < 0.6:
+                d = _unit(axis + (lam - 0.25) * w)
+                need = _contiguous_st_scale(d, level)
+        # the shift along the QRS axis stays >= 0.15 mV (the class's own criterion)
+        st = float(np.sign(st) * max(abs(st), min(need, 0.6), 0.15 / float(d @ axis)))
+        st = float(np.sign(st) * min(abs(st), 0.6))
+        # broad plateau from the J point into the T wave, along ``d``, sized so the whole
+        # beat at J + 60 ms sits ``st`` from baseline along that direction
         _, q1 = p.span(QRS_WAVES)
         amp[:, 8] = 0.0
-        here = float(p.replace(amp=amp).render([q1 + 0.06])[:, 0] @ axis)
-        _set_waves(tau, sigma, amp, [8], [q1 + 0.06], [0.05], [(st - here) * axis])
+        here = float(p.replace(amp=amp).render([q1 + 0.06])[:, 0] @ d)
+        _set_waves(tau, sigma, amp, [8], [q1 + 0.06], [0.05], [(st - here) * d])
         prm.update(st_mV=st)
         return p.replace(amp=amp, tau=tau, sigma=sigma), prm
     if morphology == "TINV":
+        # the T vector turned away from where the patient's normal T points (so T inverts
+        # in the leads where it was upright: I, II, V3-V6), kept >= 125 deg from the QRS
+        # axis (a primary T inversion, QRS-T angle > 120 deg)
         t_amp = rng.uniform(0.2, 0.5)
-        d = _unit(-axis + 0.2 * rng.normal(size=3))
-        if np.dot(d, -axis) < np.cos(np.radians(30)):
-            d = -axis
+        d = _unit(-_unit(p.peak_vector(T_WAVES)) + 0.2 * rng.normal(size=3))
+        for lam in np.linspace(0.0, 4.0, 17):
+            dd = _unit(d - lam * axis)
+            if dd @ axis <= np.cos(np.radians(125.0)):
+                break
+        d = dd
+        # large enough to read <= -0.13 mV in the contiguous lead pair that sees it best
+        # (T inversion is a per-lead criterion: <= -0.1 mV in two contiguous leads)
+        t_amp = max(t_amp, min(_contiguous_st_scale(-d, 0.13), 0.8))
         t1 = float(np.mean(tau[:, 9]))
         _set_waves(tau, sigma, amp, [8, 9, 10], [0.1, t1, t1 + 0.06], [0.04, 0.055, 0.035],
                    [0.0 * d, 0.6 * t_amp * d, 0.6 * t_amp * d])
@@ -372,19 +447,34 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
 
 
 def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
-    """A premature ventricular beat of the same heart: no P, wide QRS, discordant T."""
-    qrs = rng.uniform(0.14, 0.17)
-    mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES))) * rng.uniform(1.2, 1.8)
-    d = _unit(rng.normal(size=3))
-    amp = np.zeros((3, NW))
-    tau, sigma = p.tau.copy(), p.sigma.copy()
-    q = list(QRS_WAVES)
-    # one broad, slowly turning activation front (overlapping waves: no notch in velocity)
-    _set_waves(tau, sigma, amp, q[:3], [-0.02, 0.0, 0.02], [0.016, 0.016, 0.016],
-               [0.5 * mag * _unit(d + 0.3 * rng.normal(size=3)), mag * d,
-                0.4 * mag * _unit(d + 0.3 * rng.normal(size=3))])
-    _set_waves(tau, sigma, amp, [9, 10], [0.26, 0.32], [0.06, 0.04], [-0.35 * mag * d, -0.15 * mag * d])
-    e = _stretch(Patient(tau, sigma, amp), QRS_WAVES, qrs)
+    """A premature ventricular beat of the same heart: no P, wide QRS, discordant T.
+
+    The ectopic focus activates the ventricles along another path, so its QRS-T differs
+    from the sinus beat's in the 12 standard leads: directions whose 12-lead complex
+    (-60...+100 ms) correlates > PVC_MAX_CORR with the sinus one are redrawn (up to 20
+    times; a drawn direction close to the sinus axis would make a wide but look-alike
+    beat).
+    """
+    from .realism import lead_matrix
+
+    M = lead_matrix()
+    t = np.arange(-0.06, 0.10, 0.002)
+    ref = (M @ p.render(t)).ravel()
+    for _ in range(20):
+        qrs = rng.uniform(0.14, 0.17)
+        mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES))) * rng.uniform(1.2, 1.8)
+        d = _unit(rng.normal(size=3))
+        amp = np.zeros((3, NW))
+        tau, sigma = p.tau.copy(), p.sigma.copy()
+        q = list(QRS_WAVES)
+        # one broad, slowly turning activation front (overlapping waves: no notch in velocity)
+        _set_waves(tau, sigma, amp, q[:3], [-0.02, 0.0, 0.02], [0.016, 0.016, 0.016],
+                   [0.5 * mag * _unit(d + 0.3 * rng.normal(size=3)), mag * d,
+                    0.4 * mag * _unit(d + 0.3 * rng.normal(size=3))])
+        _set_waves(tau, sigma, amp, [9, 10], [0.26, 0.32], [0.06, 0.04], [-0.35 * mag * d, -0.15 * mag * d])
+        e = _stretch(Patient(tau, sigma, amp), QRS_WAVES, qrs)
+        if np.corrcoef((M @ e.render(t)).ravel(), ref)[0, 1] < PVC_MAX_CORR:
+            break
     return e, {"pvc_qrs_s": qrs, "pvc_r_mV": mag}
 
 

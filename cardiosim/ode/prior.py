@@ -205,7 +205,7 @@ def _plausible(p: Patient) -> bool:
 
 
 SCREEN_FS = 1000.0  # Hz, delineation grid of the screen
-SCREEN_BATCH = 128  # candidates drawn and screened per batch (acceptance ~0.4 %)
+SCREEN_BATCH = 16  # candidates drawn and screened per batch (the shipped proposal accepts ~16 %)
 REJECT_REASONS = {0: "accepted", 1: "qrs", 2: "pr", 3: "qtc", 4: "slow_wave", 5: "robust_qrs",
                   6: "robust_t", 7: "robust_p", 8: "leads_12", -1: "not screened"}
 
@@ -243,6 +243,7 @@ def screen_candidates(tau, sigma, amp, *, first_only=False, backend="numba"):
     return out[:, 3].astype(np.int64), out[:, :3]
 
 
+@lru_cache(maxsize=1)
 def _screen_limits():
     """The kernel's bounds: NORMAL_BOUNDS (QRS, PR, QTc), SLOW_WAVE_REL, then the NORM class
     criteria (QRS, PR, QTc) the whole-beat delineation must meet robustly."""
@@ -303,10 +304,11 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
         pass, against ~1e-4 of the prior's) or from the prior itself (exact truncation);
         "auto" uses the proposal when the prior has one
     """
-    from .classes import MORPHOLOGY_ALIASES
-    from .synth import _resolve  # local: synth imports this module
+    if morphology not in CLASSES or CLASSES[morphology].kind != "morphology":
+        from .classes import MORPHOLOGY_ALIASES
+        from .synth import _resolve  # local: synth imports this module
 
-    morphology = _resolve(morphology, MORPHOLOGY_ALIASES, "morphology")
+        morphology = _resolve(morphology, MORPHOLOGY_ALIASES, "morphology")
     prior = default_prior() if prior is None else prior
     if method not in ("auto", "proposal", "rejection"):
         raise ConfigError(f"unknown sampling method {method!r}; expected 'auto', 'proposal' or 'rejection'")
@@ -330,7 +332,7 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
         i = _kernels.draw_screen_leads_kernel(z, mean, sqrt_cov, TAU_BOUNDS, SIGMA_BOUNDS, _QRS_IDX, _REST_IDX,
                                               lims, SCREEN_FS, *_lead_args(), x, np.empty((n, 4)))
         if i >= 0:
-            p = _project(Patient.from_vector(x))
+            p = Patient._trusted(*(a[0] for a in _unpacked(x[None])))  # timing projected as screened
         tried += n
     if p is None:
         raise ConfigError(f"no plausible normal patient in {max_tries} draws from the prior "
@@ -353,6 +355,44 @@ LEAD_T_MIN = 0.05  # mV
 # Lyon S V1 + R V5/6 >= 3.5 mV): a normal beat without hypertrophy voltage
 LEAD_QRS_MAX = 2.0  # mV
 LEAD_SCREEN_RR = (0.6, 1.0)  # s
+# P wave in lead II upright and of normal size: the normal upper limit is 0.25 mV
+# (Rautaharju et al. 2009; a taller P is right-atrial enlargement, and NeuroKit2 takes P
+# waves of 0.3-0.5 mV for R peaks); the lower limit is the smallest P in II of the 25
+# shared CinC 2021 records (0.073 mV, all sinus): a P under ~0.05 mV is not delineable
+# (its onset is found 30-70 ms late). Both with a margin for beat-to-beat and
+# respiratory amplitude modulation (up to ~11 %).
+LEAD_P_LIMITS = (0.08, 0.22)  # mV
+P_LEAD = 1  # lead II in realism.LEADS
+# a normal P in II is smooth or only slightly notched; humps far apart are a bifid P
+# (left-atrial abnormality, "P mitrale": peaks >= 40 ms apart), and a delineator takes
+# the notch for the P onset (PR measured 60-70 ms short on beats with humps 43 ms apart)
+P_PEAK_SEP_MAX = 0.03  # s
+# ... nor flat-topped or shouldered (its rise from 10 % to the peak within P_RISE_MAX: the
+# clean real P waves in II rise in 28-74 ms, band-passed; a shoulder makes a delineator
+# start P at the last hump), nor with an initial negative part (a sinus P is upright in II;
+# biphasic -/+ is an ectopic or low-atrial P) deeper than P_NEG_REL of its peak
+P_RISE_MAX = 0.07  # s
+P_NEG_REL = 0.15
+# and the PR read in lead II itself (its own P onset at 10 % to the global QRS onset) normal
+# with a 10-ms margin: where the P vector's early part is orthogonal to II, II's P starts
+# later than the spatial P and its PR is shorter
+LEAD_PR_LIMITS = (0.13, 0.19)  # s
+# the normal frontal QRS axis (net QRS of I and aVF; beyond it left / right axis deviation,
+# Surawicz et al., Circulation 2009;119:e235): the fitted records include one read at
+# -123 deg (JS20005), so without it the prior draws beats whose QRS points right
+LEAD_AXIS_LIMITS = (-30.0, 90.0)  # deg
+# no fragmented QRS: a positive deflection split by a notch below QRS_NOTCH_REL of its
+# smaller hump in any lead but V1-V2 (where rSr' is a normal variant) is an R' (conduction
+# delay, scar: Das et al., Circulation 2006;113:2495); detectors then pick either hump
+# (XQRS 76 ms from the R of such a beat)
+QRS_NOTCH_REL = 0.5
+# global QRS duration as a clinical 0.5-40 Hz display shows it: narrow QRS Gaussians
+# (4-8 ms) lose peak slope in the band limit, so the 15 % spatial-velocity threshold falls
+# and the QRS run can join the early ST-T slope (measured 112-120 ms on beats whose
+# unfiltered QRS is 72-80 ms). The low-pass is approximated by a Gaussian of equal
+# half-power frequency (|H|^2 = 1/2 at 40 Hz: sigma = sqrt(2 ln 2) / (2 pi 40 Hz)).
+LEAD_QRS_DUR_MAX = 0.10  # s (the NORM criterion is < 0.11 s)
+BAND_SIGMA = float(np.sqrt(2.0 * np.log(2.0)) / (2.0 * np.pi * 40.0))  # s, ~4.7 ms
 # every lead but aVR (whose ST mirrors the others'): a normal beat has no ST deviation
 # >= 0.05 mV in any lead, and V2-V3's normal elevation (up to 0.15-0.2 mV) is given up
 # here for one scalar limit
@@ -364,8 +404,13 @@ _ST_LEADS_A, _T_LEADS_A = np.array(_ST_LEADS), np.array(_T_LEADS)
 def lead_violation(tau, sigma, amp, backend="numba"):
     """How far candidates (B, 3, 11) at RR = 1 s are from the 12-lead normal limits above:
     the largest excess (mV) over LEAD_PR_MAX, outside LEAD_ST_LIMITS or below LEAD_T_MIN
-    (T peak: largest spatial magnitude from J + 80 ms, 4-ms grid), 0 where all hold, at
-    each RR of LEAD_SCREEN_RR. The QRS onset and end are where the QRS slots' spatial
+    (T peak: largest spatial magnitude from J + 80 ms, 4-ms grid), of the band-limited
+    global QRS duration over LEAD_QRS_DUR_MAX (10 mV per s) at each RR of LEAD_SCREEN_RR,
+    and of the lead-II P wave outside LEAD_P_LIMITS, with peaks more than P_PEAK_SEP_MAX
+    apart, a rise longer than P_RISE_MAX, an initial negative part deeper than P_NEG_REL
+    of its peak or its own PR outside LEAD_PR_LIMITS (times at 10 mV per s), and of the
+    frontal QRS axis outside LEAD_AXIS_LIMITS (0.01 mV per degree), and the notch of a
+    fragmented QRS (QRS_NOTCH_REL); 0 where all hold. The QRS onset and end are where the QRS slots' spatial
     velocity crosses QRS_VELOCITY_REL of its peak on a 1-kHz grid over ±100 ms.
 
     Parameters
@@ -390,7 +435,9 @@ def _lead_args():
     from .realism import lead_matrix
 
     return (np.ascontiguousarray(lead_matrix()), _ST_LEADS_A, _T_LEADS_A,
-            np.array([LEAD_PR_MAX, *LEAD_ST_LIMITS, LEAD_T_MIN, LEAD_QRS_MAX]), np.array(LEAD_SCREEN_RR, float),
+            np.array([LEAD_PR_MAX, *LEAD_ST_LIMITS, LEAD_T_MIN, LEAD_QRS_MAX, *LEAD_P_LIMITS, P_LEAD,
+                      LEAD_QRS_DUR_MAX, BAND_SIGMA, P_PEAK_SEP_MAX, P_RISE_MAX, P_NEG_REL,
+                      *LEAD_PR_LIMITS, *LEAD_AXIS_LIMITS, QRS_NOTCH_REL]), np.array(LEAD_SCREEN_RR, float),
             float(QRS_VELOCITY_REL))
 
 
@@ -478,7 +525,7 @@ MIN_ELITE = 100  # fewest interval-screened draws a cross-entropy round refits t
 
 
 def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation=1.3, shrinkage=0.05,
-                          min_accepted=400) -> Prior:
+                          min_accepted=400, start="prior") -> Prior:
     """The prior with a sampling proposal adapted to the full normal screen (intervals and
     12 standard leads, :func:`full_screen`) by the cross-entropy method (Rubinstein 1999).
 
@@ -490,13 +537,19 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
     proposal gives the proposal truncated to the screen: normal beats near the fitted
     prior's mean with its correlations, but not exactly the truncated prior
     (``sample_patient(..., method="rejection")`` still draws that, slowly).
-    Acceptance per round is stored in ``meta["proposal"]``.
+    Acceptance per round is stored in ``meta["proposal"]``. ``start="proposal"`` continues
+    from the prior's current proposal (its earlier rounds are kept in the record).
     """
     if not (np.isfinite(inflation) and inflation >= 1.0):
         raise ConfigError(f"inflation must be >= 1, got {inflation!r}")
     if not 0.0 <= shrinkage <= 1.0:
         raise ConfigError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
-    mean, cov = prior.mean.copy(), prior.cov.copy()
+    if start not in ("prior", "proposal") or (start == "proposal" and prior.proposal_mean is None):
+        raise ConfigError(f"start must be 'prior' or (for a prior with one) 'proposal', got {start!r}")
+    if start == "proposal":
+        mean, cov = prior.proposal_mean.copy(), prior.proposal_cov.copy()
+    else:
+        mean, cov = prior.mean.copy(), prior.cov.copy()
     rates = []
     for r in range(int(rounds) + 1):
         _, _, sq = _checked_gaussian(mean, cov, "proposal")
@@ -519,8 +572,12 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
         cov = ((1.0 - shrinkage) * c + shrinkage * np.diag(np.diag(c))) * inflation
         mean = acc.mean(0)
     meta = dict(prior.meta)
-    meta["proposal"] = {"method": "cross-entropy (fit_adaptive_proposal)", "rounds": int(rounds),
-                        "round_draws": int(round_draws), "inflation": float(inflation),
-                        "shrinkage": float(shrinkage), "acceptance_per_round": rates,
-                        "proposal_acceptance": rates[-1]}
+    stage = {"method": "cross-entropy (fit_adaptive_proposal)", "rounds": int(rounds),
+             "round_draws": int(round_draws), "inflation": float(inflation),
+             "shrinkage": float(shrinkage), "acceptance_per_round": rates}
+    earlier = prior.meta.get("proposal", {}) if start == "proposal" else {}
+    meta["proposal"] = dict(stage, stages=[*earlier.get("stages", [earlier] if earlier else []), stage],
+                            proposal_acceptance=rates[-1])
+    meta["proposal"]["acceptance_per_round"] = [r for st in meta["proposal"]["stages"]
+                                                for r in st["acceptance_per_round"]]
     return replace(prior, proposal_mean=mean, proposal_cov=cov, meta=meta)

@@ -306,6 +306,9 @@ def markdown_table(rows, title=""):
         lines.append(f"| {r['feature']}{unit} | {r['n_real']} | {k * r['real_lo']:.3g} – {k * r['real_med']:.3g} – "
                      f"{k * r['real_hi']:.3g} | {k * r['syn_q1']:.3g} – {k * r['syn_q3']:.3g} | "
                      f"{100 * r['inside']:.0f} % | {'yes' if r['median_in_iqr'] else 'no'} |")
+    ok = sum(r["inside"] >= 0.9 and r["median_in_iqr"] for r in rows)
+    lines += ["", f"{ok} of {len(rows)} features meet both criteria (>= 90 % inside the real range, real "
+              "median inside the synthetic IQR)."]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.signal import sawtooth
 
 from ..errors import ConfigError
+from . import _kernels
 from .classes import CLASSES, MORPHOLOGY_ALIASES, RHYTHM_ALIASES
 from .dipole import DEFAULT_CUTOFF, render_gaussians, render_gaussians_batch
 from .model import (
@@ -26,6 +27,7 @@ from .rhythm_prior import draw_af, draw_coupling
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
 
+FIDUCIAL_FS = 2000.0  # Hz, grid of the template fiducials (Patient.track's)
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
 
 # default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
@@ -99,27 +101,14 @@ def _fiducials(p: Patient) -> np.ndarray:
     (``Patient.t_end``); peaks (R_peak: of the QRS) are where the group's magnitude is
     largest, so R_peak is where the QRS peaks even when the beat's timing reference
     (t = 0, the R of the fitted beats) sits elsewhere in a drawn patient. Cached on the
-    (immutable) patient.
+    (immutable) patient. One numba kernel (``_kernels.fiducials_kernel``; its NumPy twin
+    runs the ``Patient`` methods named here).
     """
     cached = p.__dict__.get("_fiducials")
     if cached is not None:
         return cached
-    out = np.full(len(ANNOTATION_KEYS), np.inf)
-    for (on_i, pk_i, off_i), grp in (((0, 1, None), P_WAVES), ((2, 3, 4), QRS_WAVES),
-                                     ((None, 5, 6), REPOL)):
-        tr = p.track(grp)  # each group rendered once (0.5-ms grid) for all its measures
-        if tr is None:
-            continue
-        t, v = tr
-        i0, i1 = p.span_of(t, v, grp)
-        if on_i is not None:
-            out[on_i] = t[i0]
-        if off_i is not None:
-            out[off_i] = t[i1]
-        if i1 > i0:  # the peak of |V| from the onset up to (not including) the end
-            out[pk_i] = t[i0 + int(np.argmax(np.linalg.norm(v[:, i0:i1], axis=0)))]
-        if grp == REPOL:
-            out[6] = p.t_end(track=tr)  # T_offset by the tangent method
+    out = np.empty(len(ANNOTATION_KEYS))
+    _kernels.fiducials_kernel(p.tau, p.sigma, p.amp, FIDUCIAL_FS, out)
     out.flags.writeable = False
     object.__setattr__(p, "_fiducials", out)
     return out
