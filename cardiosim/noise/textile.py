@@ -21,7 +21,12 @@ Fitting uses subjects 01-03 only (:data:`FIT_SUBJECTS`); subjects 04-05
 (:data:`HELD_OUT_SUBJECTS`) are kept for the comparison in ``tests/test_noise_textile.py``
 and the README table. :func:`fit_textile` writes the fitted numbers shipped in
 ``cardiosim/noise/data/textile_fit.json`` (refit with ``python scripts/fit_textile_noise.py``,
-which also measures the simulated chest strap's QRS size that turns ratios into mV).
+which also measures the simulated chest strap's QRS size that turns ratios into mV and
+calibrates each cell's level by simulation: simulated records, measured by this same
+:func:`measure_record`, read the fit subjects' median; the cardiac floor the measure reads
+on noiseless simulated records is part of that calibration, so the script must be re-run
+when the ODE's beats change). The fit also holds each activity's heart rate relative to
+rest (:func:`fit_heart_rate`), which :func:`draw_source_activity` gives ODE sources.
 """
 
 from __future__ import annotations
