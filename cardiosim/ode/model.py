@@ -32,6 +32,7 @@ REPOL = (8, 9, 10)  # timing scales with RR^(1/3)
 EDGE = 2.5  # a lone Gaussian starts/ends about EDGE sigma from its centre (4.4 % of its peak)
 AXES = "XYZ"
 QRS_VELOCITY_REL = 0.15  # QRS on/offset: spatial velocity at 15 % of its maximum
+LBBB_MIN_TROUGH = 0.25  # lowest 12-lead QRS velocity of an LBBB beat, share of its peak
 PVC_MAX_CORR = 0.5  # largest 12-lead correlation of an ectopic ventricular complex with the sinus one
 
 # Support of each slot (the fit's bounds and the prior's truncation): centre, s from R at
@@ -275,6 +276,35 @@ def _stretch(p: Patient, waves, target: float) -> Patient:
     return p.replace(tau=tau, sigma=sigma)
 
 
+def _stretch_12lead(p: Patient, target: float) -> Patient:
+    """A bundle-branch block's criterion is read on the 12 standard leads, whose velocity
+    weights its slow forces differently from the VCG's (their QRS measured up to 15 ms, an
+    LBBB's slurred one up to 80 ms, shorter): the QRS is stretched on until the 12-lead
+    global QRS as a band-limited delineator sees it (:func:`qrs12`) lasts ``target`` s."""
+    for _ in range(4):
+        q12 = qrs12(p)
+        if q12 >= target:
+            break
+        lo, hi = p.span(QRS_WAVES)
+        p = _stretch(p, QRS_WAVES, (hi - lo) * min(target / max(q12, 1e-3), 1.5))
+    return p
+
+
+def _velocity_trough(p: Patient) -> float:
+    """Lowest 12-lead spatial velocity inside the QRS (between the first and last samples
+    at >= QRS_VELOCITY_REL of the peak), relative to the peak, as a 0.5-40 Hz display
+    shows it (Gaussians widened by ``prior.BAND_SIGMA``), 1-kHz grid."""
+    from .prior import BAND_SIGMA
+    from .realism import lead_matrix
+
+    se = np.sqrt(p.sigma ** 2 + BAND_SIGMA ** 2)
+    b = Patient(p.tau, se, p.amp * p.sigma / se)
+    t = np.arange(-0.15, 0.25, 1e-3)
+    vel = np.linalg.norm(np.diff(lead_matrix() @ b.render(t, QRS_WAVES), axis=1), axis=0)
+    hot = np.flatnonzero(vel >= QRS_VELOCITY_REL * vel.max())
+    return float(vel[hot[0]:hot[-1] + 1].min() / vel.max())
+
+
 def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
     """Put shared-timing dipole waves (vector (3,) each) into ``slots``."""
     for s, t_, s_, v in zip(slots, taus, sigmas, vectors):
@@ -333,21 +363,28 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
     q_slots = list(QRS_WAVES)
     if morphology == "LBBB":
-        qrs = rng.uniform(0.13, 0.17)
-        mag = r_mag * rng.uniform(1.0, 1.4)
-        # main forces left-posterior (Frank +X, +Z), slow and notched; septal q lost
-        d = _unit(np.array([0.75, rng.uniform(-0.1, 0.3), rng.uniform(0.5, 0.8)]))
-        amp[:, q_slots] = 0.0
-        _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, 0.0, 0.025], [0.014, 0.014, 0.012],
-                   [0.8 * mag * d + 0.1 * mag * _unit(rng.normal(size=3)), mag * d,
-                    0.15 * mag * _unit(np.array([0.3, -0.3, 1.0]))])
-        # secondary ST-T changes, discordant to the QRS
-        tt = max(t_mag, 0.25)
-        _set_waves(tau, sigma, amp, [8, 9, 10], [0.12, 0.24, 0.30], [0.05, 0.06, 0.04],
-                   [-rng.uniform(0.05, 0.15) * d, -0.6 * tt * d, -0.4 * tt * d])
-        p = _stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs)
+        # drawn again (up to 10 times) while the broad notched R pauses every lead at once:
+        # a 12-lead spatial velocity falling under LBBB_MIN_TROUGH of its peak inside the QRS
+        # splits it for a velocity delineator (two 50-ms halves measured instead of one)
+        for _ in range(10):
+            qrs = rng.uniform(0.13, 0.17)
+            mag = r_mag * rng.uniform(1.0, 1.4)
+            # main forces left-posterior (Frank +X, +Z), slow and notched; septal q lost
+            d = _unit(np.array([0.75, rng.uniform(-0.1, 0.3), rng.uniform(0.5, 0.8)]))
+            amp_b, tau_b, sig_b = amp.copy(), tau.copy(), sigma.copy()
+            amp_b[:, q_slots] = 0.0
+            _set_waves(tau_b, sig_b, amp_b, q_slots[:3], [-0.03, 0.0, 0.025], [0.014, 0.014, 0.012],
+                       [0.8 * mag * d + 0.1 * mag * _unit(rng.normal(size=3)), mag * d,
+                        0.15 * mag * _unit(np.array([0.3, -0.3, 1.0]))])
+            # secondary ST-T changes, discordant to the QRS
+            tt = max(t_mag, 0.25)
+            _set_waves(tau_b, sig_b, amp_b, [8, 9, 10], [0.12, 0.24, 0.30], [0.05, 0.06, 0.04],
+                       [-rng.uniform(0.05, 0.15) * d, -0.6 * tt * d, -0.4 * tt * d])
+            q = _stretch_12lead(_stretch(p.replace(amp=amp_b, tau=tau_b, sigma=sig_b), QRS_WAVES, qrs), qrs)
+            if _velocity_trough(q) >= LBBB_MIN_TROUGH:
+                break
         prm.update(qrs_s=qrs, r_mV=mag)
-        return p, prm
+        return q, prm
     if morphology == "RBBB":
         qrs = rng.uniform(0.125, 0.15)
         # normal initial forces (septal, main left-inferior), then late slow terminal forces
@@ -358,15 +395,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         amp[:, q_slots] = 0.0
         _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
-        p = _stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs)
-        # the criterion is read on the 12 standard leads, whose velocity weights the
-        # right-anterior terminal forces less than the VCG's (their QRS measured up to
-        # 15 ms shorter): stretched on until the 12-lead global QRS lasts ``qrs`` too
-        for _ in range(3):
-            q12 = qrs12(p)
-            if q12 >= qrs:
-                break
-            p = _stretch(p, QRS_WAVES, (p.span(QRS_WAVES)[1] - p.span(QRS_WAVES)[0]) * qrs / q12)
+        p = _stretch_12lead(_stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs), qrs)
         prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
         return p, prm
     if morphology in ("STE", "STD"):
