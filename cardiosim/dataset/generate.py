@@ -396,7 +396,19 @@ class _DaskExecutor:
             self.cluster.close()
 
 
-def _run_blocks(executor, n_remote: int, tasks, local, remote, done) -> None:
+def _warm_process(prepared) -> None:
+    """A worker process's first task: build the block state and load the compiled kernels
+    (one record, discarded), so that it takes real blocks only once it is fast. Best effort:
+    a failure here (a source that cannot be read, a recipe that needs a postprocess) is
+    left for the real blocks to report."""
+    try:
+        _block_state(prepared)
+        simulate_block(prepared, 0, 1, failures=[])
+    except Exception:  # noqa: BLE001 - the blocks raise it with their own context
+        pass
+
+
+def _run_blocks(executor, n_remote: int, tasks, local, remote, done, warm=None) -> None:
     """Run ``tasks`` (``(key, args)`` pairs) and hand each result to ``done(key, result)``:
     ``local(*args)`` in this process, ``remote(*args)`` on ``executor`` (``n_remote`` processes).
 
@@ -405,7 +417,9 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done) -> None:
     each pool process busy with the next task as soon as it finishes one, while this
     thread runs the next task itself -- its state (plan, lead field, compiled kernels) is
     already built, so it works while the pool processes start up, and ``workers = 2``
-    costs one process start, not two. Blocks are pure functions of the recipe and their
+    costs one process start, not two. ``warm`` (``(fn, args)``, optional) runs first in each
+    pool slot: a process gets blocks only once it has started up, so a slow start never
+    leaves this process waiting for the last block at the end. Blocks are pure functions of the recipe and their
     range, so who runs which changes nothing in the output; ``done`` is called under a
     lock, one result at a time.
     """
@@ -430,23 +444,27 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done) -> None:
         with take_lock:
             return pending.popleft() if pending and not errors else None
 
+    warm_key = object()
+
     def feed():
-        in_flight: dict = {}
+        in_flight: dict = {}   # future -> task key (warm_key for a warm-up)
         try:
-            while True:
-                while len(in_flight) < n_remote:
-                    task = take()
-                    if task is None:
-                        break
-                    in_flight[executor.submit(remote, *task[1])] = task[0]
-                if not in_flight:
-                    return
+            for _ in range(n_remote):
+                task = (warm_key, warm[1]) if warm is not None else take()
+                if task is not None:
+                    fn = warm[0] if task[0] is warm_key else remote
+                    in_flight[executor.submit(fn, *task[1])] = task[0]
+            while in_flight:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     key = in_flight.pop(fut)
                     result = fut.result()
-                    with done_lock:
-                        done(key, result)
+                    if key is not warm_key:
+                        with done_lock:
+                            done(key, result)
+                    task = take()            # this slot's next block
+                    if task is not None:
+                        in_flight[executor.submit(remote, *task[1])] = task[0]
         except BaseException as exc:  # handed to the main thread, which re-raises it
             errors.append(exc)
 
@@ -534,7 +552,7 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
 
     try:
         _run_blocks(executor, workers - 1, [((k, a, b), (prepared, a, b, postprocess)) for k, a, b in blocks],
-                    _simulate_block_reporting, _simulate_block_reporting, done)
+                    _simulate_block_reporting, _simulate_block_reporting, done, warm=(_warm_process, (prepared,)))
     finally:
         bar.close()
         if executor is not None:
@@ -587,7 +605,7 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
 
     try:
         tasks = [(k, (prepared, a, b, str(output / _io.shard_name(k)), postprocess)) for k, a, b in todo]
-        _run_blocks(executor, workers - 1, tasks, write_block, write_block, record)
+        _run_blocks(executor, workers - 1, tasks, write_block, write_block, record, warm=(_warm_process, (prepared,)))
     finally:
         bar.close()
         if executor is not None:
