@@ -163,10 +163,12 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 after the calibration by simulation (10 records a "
-                   "cell): 12 of 15 cells within the criterion, 4 within 25 %. Misses: gel rest 0.028 vs 0.015 "
-                   "(the simulated cardiac floor alone reads 0.024: ODE beat-to-beat and breathing-driven QRS "
-                   "changes), gel walk 0.061 vs 0.131 (fit subjects 0.078), dry run 0.064 vs 0.099 (fit 0.092)")
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 after the calibration by simulation: 12 of 15 cells "
+                   "within the criterion with this test's 6 records a cell (13 of 15 with 10), 3-4 within 25 %. "
+                   "Misses: gel rest 0.035 vs 0.015 and textile rest 0.033 vs 0.019 (floor-limited: noiseless "
+                   "simulated records already read 0.024-0.027, ODE beat-to-beat and breathing-driven QRS "
+                   "changes), dry run 0.074 vs 0.099 (fit subjects 0.092; the calibration panel reads it on "
+                   "target: between-panel spread of the simulated patients' QRS)")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
