@@ -139,7 +139,7 @@ def main():
                  "ms_per_patient": 1e3 * t_old, "ratio_vs_v1": 1.0})
     from cardiosim.ode import default_prior
     acc_prop = default_prior().meta["proposal"]["proposal_acceptance"]
-    # (exact rejection from the prior: ~1e-4 of its draws pass the interval and 12-lead
+    # (exact rejection from the prior: a few in a million of its draws pass the interval and 12-lead
     # screens, so fewer patients are timed)
     for method, what, n_m, rep in (("rejection", f"prior, acceptance {acc_new:.3%} (+ whole-beat, 12-lead)", 4, 1),
                                    ("proposal", f"screened proposal, acceptance {acc_prop:.2%}", 5 * n_pat, 3)):

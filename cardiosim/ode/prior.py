@@ -9,12 +9,15 @@ the records used or left out and why.
 :func:`sample_patient` truncates the prior to normal beats by rejection: draws are
 screened by numba kernels against NORMAL_BOUNDS, a whole-beat delineation with perturbed
 thresholds (``_kernels.draw_screen_kernel``), and the normal limits on the 12 standard
-leads — isoelectric PR segment, ST at J + 60 ms, upright T (:func:`lead_violation`) — so
-the NORM criteria hold when an independent delineator measures the projected leads.
+leads — isoelectric PR segment, ST at J + 60 ms, upright T, QRS voltage and axis, no
+fragmented QRS, a band-limited global QRS, a normal lead-II P wave and its PR
+(:func:`lead_violation`) — so the NORM criteria hold when an independent delineator
+measures the projected leads.
 
-Only ~1e-4 of the fitted prior's draws pass all screens. The prior therefore carries a
-*proposal*, a Gaussian adapted to the screens by the cross-entropy method
-(:func:`fit_adaptive_proposal`, ~13 % of its draws pass); sampling screens proposal
+Only a few in a million of the fitted prior's draws pass all screens (none of 60,000 in
+the proposal fit's first round). The prior therefore carries a *proposal*, a Gaussian
+adapted to the screens by the cross-entropy method (:func:`fit_adaptive_proposal`,
+~17 % of its draws pass, ``meta["proposal"]``); sampling screens proposal
 draws, so patients follow the proposal truncated to the screens — normal beats near the
 fitted prior's mean with its correlations, not exactly the truncated prior (exact
 rejection from the prior stays available: ``sample_patient(..., method="rejection")``,
@@ -297,11 +300,12 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
     morphology : str — class name (see ``classes.MORPHOLOGIES``)
     prior : Prior, optional — default :func:`default_prior`
     max_tries : int, optional — candidates screened before giving up (ConfigError); default
-        20,000 through a proposal, 2,000,000 by rejection from the prior itself (about 1e-4
-        of the shipped prior's draws pass the interval and 12-lead screens)
+        20,000 through a proposal, 10,000,000 by rejection from the prior itself (a few in
+        a million of the shipped prior's draws pass the interval and 12-lead screens)
     method : {"auto", "proposal", "rejection"} — draw candidates from the prior's
-        proposal (:func:`fit_adaptive_proposal`; ~13 % of the shipped proposal's draws
-        pass, against ~1e-4 of the prior's) or from the prior itself (exact truncation);
+        proposal (:func:`fit_adaptive_proposal`; ~17 % of the shipped proposal's draws
+        pass, against a few in a million of the prior's) or from the prior itself (exact
+        truncation, seconds per patient);
         "auto" uses the proposal when the prior has one
     """
     if morphology not in CLASSES or CLASSES[morphology].kind != "morphology":
@@ -319,7 +323,7 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
     else:
         mean, sqrt_cov = prior.mean, prior._sqrt_cov
     if max_tries is None:
-        max_tries = 20_000 if mean is prior.proposal_mean else 2_000_000
+        max_tries = 20_000 if mean is prior.proposal_mean else 10_000_000
     tried = 0
     lims = _screen_limits()
     x = np.empty(9 * NW)
@@ -529,7 +533,7 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
     """The prior with a sampling proposal adapted to the full normal screen (intervals and
     12 standard leads, :func:`full_screen`) by the cross-entropy method (Rubinstein 1999).
 
-    Only ~1e-4 of the prior's draws pass the 12-lead screen, too few to collect exact
+    Only a few in a million of the prior's draws pass the 12-lead screen, too few to collect exact
     truncated draws as :func:`fit_proposal` does. Starting from the prior, each round
     screens ``round_draws`` proposal draws and refits the proposal to the accepted ones
     (moment matching, covariance shrunk toward its diagonal by ``shrinkage`` and scaled by
