@@ -163,12 +163,11 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 after the calibration by simulation: 12 of 15 cells "
-                   "within the criterion with this test's 6 records a cell (13 of 15 with 10), 3-4 within 25 %. "
-                   "Misses: gel rest 0.035 vs 0.015 and textile rest 0.033 vs 0.019 (floor-limited: noiseless "
-                   "simulated records already read 0.024-0.027, ODE beat-to-beat and breathing-driven QRS "
-                   "changes), dry run 0.074 vs 0.099 (fit subjects 0.092; the calibration panel reads it on "
-                   "target: between-panel spread of the simulated patients' QRS)")
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 (calibration refit on the ODE of commit 5926990): "
+                   "11 of 15 cells within the criterion with this test's 6 records a cell, 6 within 25 %; misses "
+                   "gel arms 0.019 vs 0.039 (fit subjects 0.029), gel walk 0.060 vs 0.131 (0.078), textile walk "
+                   "0.033 vs 0.046 (0.045), textile run 0.074 vs 0.177 (0.096). With 10 records a cell 14 of 15, "
+                   "the miss gel rest 0.022 vs 0.015: floor-limited, noiseless simulated records read 0.020")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
@@ -183,16 +182,18 @@ def test_noise_level_matches_held_out_subjects(comparison):
 
 def test_noise_level_follows_activity_and_stays_within_6x_of_held_out_subjects(comparison):
     """No cell off by more than 6x from the held-out subjects, rest the quietest activity for
-    every electrode, running the noisiest for gel and textile (dry electrodes' fit subjects
-    walked as noisily as they ran)."""
+    every electrode, running the noisiest for gel, and for textile noisier than rest and
+    walking (the fit subjects' textile squats, 0.100, were as noisy as their running, 0.096;
+    dry electrodes' fit subjects walked as noisily as they ran)."""
     ratios = [r["sim_median"] / r["real_median"] for r in comparison.values()]
     assert max(abs(np.log(ratios))) < np.log(6.0), ratios
     for e in textile.ELECTRODES:
         med = {a: comparison[(e, a)]["sim_median"] for a in textile.ACTIVITIES}
         assert min(med, key=med.get) == "rest", (e, med)
-    for e in ("gel", "textile"):
-        assert comparison[(e, "run")]["sim_median"] == max(comparison[(e, a)]["sim_median"]
-                                                           for a in textile.ACTIVITIES), e
+    assert comparison[("gel", "run")]["sim_median"] == max(comparison[("gel", a)]["sim_median"]
+                                                           for a in textile.ACTIVITIES)
+    tex = {a: comparison[("textile", a)]["sim_median"] for a in textile.ACTIVITIES}
+    assert tex["run"] > max(tex["rest"], tex["walk"]), tex
 
 
 def test_kurtosis_within_real_between_subject_spread(comparison):
