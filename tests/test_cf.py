@@ -132,15 +132,11 @@ def test_stored_beats_have_their_r_peak_inside_their_qrs(written):
             assert np.all(q0[ok] <= r[:n_beats][ok]) and np.all(r[:n_beats][ok] <= q1[ok]), k
 
 
-# Measured 2026-12-05 (seed 6), after the ODE screen bounded P in lead II to 0.08-0.22 mV
-# (prior.LEAD_P_LIMITS, on the project's default-torso leads; before, 20 % of NORM patients
-# drew P >= 0.25 mV, up to 0.55): this recipe's infinite-medium lead II shows the SR+LBBB
-# record's P waves at 0.26-0.29 mV next to a slow 144-ms LBBB QRS of 0.71 mV, and NeuroKit2's
-# gradient detector takes all 4 P waves (84 ms before the stored QRS onsets) for R: 4 of its
-# 14 peaks. The annotations are right; the other three records agree fully.
-@pytest.mark.xfail(strict=False, reason="NeuroKit2 takes the P waves (0.26-0.29 mV in this recipe's "
-                   "infinite-medium lead II) of the SR+LBBB record, whose slow QRS is 0.71 mV, for R: "
-                   "4 of 14 peaks outside every stored QRS")
+# Until 2026-12-05 this failed (an xfail): the generator drew P waves up to 0.55 mV in II
+# (20 % of NORM patients >= 0.25 mV, the normal limit) and NeuroKit2 took the SR+LBBB
+# record's P waves for R. The ODE screen now bounds the lead-II P (0.08-0.22 mV, one hump,
+# upright; prior.LEAD_P_LIMITS) and the normal prior leaves out a record with an axis
+# deviation; NeuroKit2 now agrees on every record of this recipe.
 def test_annotations_match_an_independent_detector_on_the_clean_signal(written):
     """Every R wave NeuroKit2 finds in the stored clean signal (lead II) lies inside a stored
     QRS complex (onset..offset, output time base), and every stored interior beat is found:
