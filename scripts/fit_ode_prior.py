@@ -21,7 +21,7 @@ standard leads (isoelectric PR, ST, upright T, QRS voltage, axis and band-limite
 duration, no fragmented QRS, a normal lead-II P and PR; ``cardiosim.ode.prior.full_screen``)
 — by the cross-entropy method (``cardiosim.ode.prior.fit_adaptive_proposal``), 8 rounds at
 inflation 1.3 then 8 at 1.1: a few in a million of the prior's own draws pass both
-screens, ~17 % of the proposal's (``meta["proposal"]``).
+screens, ~15 % of the proposal's (``meta["proposal"]``).
 
 Rhythm prior: ``cardiosim.ode.rhythm_prior.fit_rhythm_prior`` on cpsc2021 and mitdb/100,
 patients 21 and 84 of CPSC 2021 held out.

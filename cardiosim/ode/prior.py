@@ -17,7 +17,7 @@ measures the projected leads.
 Only a few in a million of the fitted prior's draws pass all screens (none of 60,000 in
 the proposal fit's first round). The prior therefore carries a *proposal*, a Gaussian
 adapted to the screens by the cross-entropy method (:func:`fit_adaptive_proposal`,
-~17 % of its draws pass, ``meta["proposal"]``); sampling screens proposal
+~15 % of its draws pass, ``meta["proposal"]``); sampling screens proposal
 draws, so patients follow the proposal truncated to the screens — normal beats near the
 fitted prior's mean with its correlations, not exactly the truncated prior (exact
 rejection from the prior stays available: ``sample_patient(..., method="rejection")``,
@@ -208,7 +208,7 @@ def _plausible(p: Patient) -> bool:
 
 
 SCREEN_FS = 1000.0  # Hz, delineation grid of the screen
-SCREEN_BATCH = 16  # candidates drawn and screened per batch (the shipped proposal accepts ~16 %)
+SCREEN_BATCH = 16  # candidates drawn and screened per batch (the shipped proposal accepts ~15 %)
 REJECT_REASONS = {0: "accepted", 1: "qrs", 2: "pr", 3: "qtc", 4: "slow_wave", 5: "robust_qrs",
                   6: "robust_t", 7: "robust_p", 8: "leads_12", -1: "not screened"}
 
@@ -303,7 +303,7 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
         20,000 through a proposal, 10,000,000 by rejection from the prior itself (a few in
         a million of the shipped prior's draws pass the interval and 12-lead screens)
     method : {"auto", "proposal", "rejection"} — draw candidates from the prior's
-        proposal (:func:`fit_adaptive_proposal`; ~17 % of the shipped proposal's draws
+        proposal (:func:`fit_adaptive_proposal`; ~15 % of the shipped proposal's draws
         pass, against a few in a million of the prior's) or from the prior itself (exact
         truncation, seconds per patient);
         "auto" uses the proposal when the prior has one
