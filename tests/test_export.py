@@ -63,17 +63,24 @@ def test_wfdb_annotations_are_the_ground_truth(exported):
 
 
 def test_neurokit_reads_the_export(exported):
-    """A peer tool's pipeline runs on the exported record and finds the annotated beats."""
+    """A peer tool's pipeline runs on the exported records and finds the annotated normal
+    beats (NeuroKit2's detector may skip a premature ventricular beat 0.5 s after the last:
+    that is the peer's refractory rule, not the export)."""
     nk = pytest.importorskip("neurokit2", reason="neurokit2 is not installed")
     data, out = exported
-    rec = wfdb.rdrecord(str(out / "rec000001"))
-    ii = rec.p_signal[:, rec.sig_name.index("II")]
-    atr = wfdb.rdann(str(out / "rec000001"), "atr")
-    _, info = nk.ecg_peaks(nk.ecg_clean(ii, sampling_rate=rec.fs), sampling_rate=rec.fs)
-    found = np.asarray(info["ECG_R_Peaks"])
-    inner = atr.sample[(atr.sample > rec.fs / 2) & (atr.sample < len(ii) - rec.fs / 2)]
-    assert inner.size >= 2
-    assert all(np.min(np.abs(found - s)) <= 0.05 * rec.fs for s in inner)
+    n_inner = 0
+    for name in (out / "RECORDS").read_text().split():
+        rec = wfdb.rdrecord(str(out / name))
+        ii = rec.p_signal[:, rec.sig_name.index("II")]
+        atr = wfdb.rdann(str(out / name), "atr")
+        _, info = nk.ecg_peaks(nk.ecg_clean(ii, sampling_rate=rec.fs), sampling_rate=rec.fs)
+        found = np.asarray(info["ECG_R_Peaks"])
+        normal = atr.sample[np.asarray(atr.symbol) == "N"]
+        inner = normal[(normal > rec.fs / 2) & (normal < len(ii) - rec.fs / 2)]
+        assert found.size, name
+        assert all(np.min(np.abs(found - s)) <= 0.05 * rec.fs for s in inner), (name, inner, found)
+        n_inner += inner.size
+    assert n_inner >= 4
 
 
 def test_export_refuses_to_mix_into_a_non_empty_directory(exported, tmp_path):

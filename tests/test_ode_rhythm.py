@@ -114,3 +114,14 @@ def test_tachogram_rejects_bad_values():
         rr_tachogram(10, np.random.default_rng(0), heart_rate=0.0)
     with pytest.raises(ConfigError, match="n_beats"):
         rr_tachogram(2.5, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("rhythm,code", [("PVC", "V"), ("PAC", "A")])
+def test_short_ectopic_records_hold_their_ectopic_beat(rhythm, code):
+    """The label promises its event inside the window also for short records (3 s): the
+    beat forced ectopic is one whose R lands inside the window."""
+    from cardiosim.ode import synthesize
+
+    for seed in range(40):
+        rec = synthesize(3.0, 250.0, np.random.default_rng(seed), rhythm=rhythm, morphology="NORM")
+        assert code in "".join(rec.beat_types), (seed, rec.beat_types)

@@ -277,11 +277,16 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     # beats from 1.5 s before to 1.5 s after the window so edge waves are complete
     pad = 1.5
     n_beats = int(np.ceil((duration + 2 * pad + 2) * heart_rate / 60.0 * 1.6)) + 6
+    force = (int(np.ceil((pad + 2.0) * heart_rate / 60.0)) + 1, int((pad + duration - 1.5) * heart_rate / 60.0))
+    if force[1] <= force[0]:
+        # a short record: the margins above leave no beat, so take the beats whose R lands
+        # inside the window whatever the start offset (up to one RR before -pad) and the
+        # ectopic's prematurity (at most 0.45 RR early), 0.2 s from either edge
+        rr_s = 60.0 / heart_rate
+        force = (int(np.ceil((pad + 0.2) / rr_s + 1.45)), int(np.floor((pad + duration - 0.2) / rr_s)) + 1)
     rr, types, rp = beat_schedule(rhythm, n_beats, rng, heart_rate, heart_rate_std=heart_rate_std,
                                   breathing_rate=breathing_rate, lf_hf_ratio=lf_hf_ratio,
-                                  rhythm_params=rhythm_params,
-                                  force_range=(int(np.ceil((pad + 2.0) * heart_rate / 60.0)) + 1,
-                                               int((pad + duration - 1.5) * heart_rate / 60.0)))
+                                  rhythm_params=rhythm_params, force_range=force)
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
     start = -pad - rng.uniform(0.0, 1.0) * rr[0]
     r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
