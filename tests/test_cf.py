@@ -139,7 +139,7 @@ def test_stored_beats_have_their_r_peak_inside_their_qrs(written):
 # deviation; NeuroKit2 now agrees on every record of this recipe.
 def test_annotations_match_an_independent_detector_on_the_clean_signal(written):
     """Every R wave NeuroKit2 finds in the stored clean signal (lead II) lies inside a stored
-    QRS complex (onset..offset, output time base), and every stored interior beat is found:
+    QRS complex (onset..offset, output time base), and every stored interior conducted beat is found:
     the annotations are in the output's time base, not the source's. (The stored R peak is
     the peak of the spatial QRS magnitude, which in lead II can sit ~15 ms from the lead's own
     R wave in a bundle-branch block; the QRS interval is the lead-independent check.)"""
@@ -161,7 +161,9 @@ def test_annotations_match_an_independent_detector_on_the_clean_signal(written):
             for p in peaks[(peaks > fs / 4) & (peaks < clean.size - fs / 4)]:
                 total += 1
                 inside += bool(np.any(ok & (q0 - slack <= p) & (p <= q1 + slack)))
-            interior = ok & (q0 > fs / 2) & (q1 < clean.size - fs / 2)
+            # found: the conducted beats (NeuroKit2's detector may skip a premature ventricular
+            # beat ~0.5 s after the last -- its refractory rule, not the annotations')
+            interior = ok & (types[:n_beats] == "N") & (q0 > fs / 2) & (q1 < clean.size - fs / 2)
             n_interior += int(interior.sum())
             for a, b in zip(q0[interior], q1[interior]):
                 found_n += bool(np.any((peaks >= a - slack) & (peaks <= b + slack)))
