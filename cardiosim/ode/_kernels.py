@@ -382,6 +382,27 @@ def _speed(v, fs):
 
 
 @njit(cache=True, nogil=True)
+def _tangent_end(m, i0, i1, fs, start, delta):
+    """Time (s; sample 0 at ``start``) of a wave's end by the tangent method on ``m[i0:i1]``: where
+    the steepest descent after the peak, extended as a tangent, meets zero (the last sample
+    when the wave never descends)."""
+    k = i0
+    for i in range(i0, i1):
+        if m[i] > m[k]:
+            k = i
+    j = k
+    dj = np.inf
+    for i in range(k, i1):
+        lo = max(i - 1, i0)
+        hi = min(i + 1, i1 - 1)
+        d = (m[hi] - m[lo]) * fs / (hi - lo)
+        if d < dj:
+            dj = d
+            j = i
+    return start + j * delta + m[j] / -dj if dj < 0 else start + (i1 - 1) * delta
+
+
+@njit(cache=True, nogil=True)
 def _first_last(x, thr):
     i0 = -1
     i1 = -1
@@ -585,20 +606,7 @@ def _screen_rest(tb, sb, ab, lims, fs, q0, vq2, row):
         m[i] = _norm3(v, i)
     i0, i1 = _first_last(m, 0.001 * m.max())
     # T end by the tangent method on the samples [i0, i1) (Patient.t_end)
-    k = i0
-    for i in range(i0, i1):
-        if m[i] > m[k]:
-            k = i
-    j = k
-    dj = np.inf
-    for i in range(k, i1):
-        lo = max(i - 1, i0)
-        hi = min(i + 1, i1 - 1)
-        d = (m[hi] - m[lo]) * fs / (hi - lo)
-        if d < dj:
-            dj = d
-            j = i
-    t_end = start + j * delta + m[j] / -dj if dj < 0 else start + (i1 - 1) * delta
+    t_end = _tangent_end(m, i0, i1, fs, start, delta)
     qt = t_end - q0
     row[2] = qt
     if not (lims[4] <= qt <= lims[5]):
@@ -1035,17 +1043,4 @@ def fiducials_kernel(tau, sigma, amp, fs, out):
             out[pk_i] = start + k * delta
         if g == 2:  # T offset: tangent method on the samples [j0, j1) above 0.1 %
             j0, j1 = _first_last(mag, 0.001 * mag.max())
-            k = j0
-            for i in range(j0, j1):
-                if mag[i] > mag[k]:
-                    k = i
-            j = k
-            dj = np.inf
-            for i in range(k, j1):
-                lo = max(i - 1, j0)
-                hi = min(i + 1, j1 - 1)
-                d = (mag[hi] - mag[lo]) * fs / (hi - lo)
-                if d < dj:
-                    dj = d
-                    j = i
-            out[6] = start + j * delta + mag[j] / -dj if dj < 0 else start + (j1 - 1) * delta
+            out[6] = _tangent_end(mag, j0, j1, fs, start, delta)
