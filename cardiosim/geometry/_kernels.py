@@ -63,6 +63,21 @@ def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
     return 1.0 - v - w, v, w
 
 
+@njit(cache=True, inline="always")
+def _dist2_on(tri, t, px, py, pz):
+    """Squared distance from p to triangle ``t`` of ``tri (m, 3, 3)`` and the barycentric
+    coordinates (u, v, w) of the closest point: the one point-triangle test every kernel
+    here and in :mod:`cardiosim.inverse._kernels` uses."""
+    u, v, w = _closest_on_triangle(px, py, pz,
+                                   tri[t, 0, 0], tri[t, 0, 1], tri[t, 0, 2],
+                                   tri[t, 1, 0], tri[t, 1, 1], tri[t, 1, 2],
+                                   tri[t, 2, 0], tri[t, 2, 1], tri[t, 2, 2])
+    qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
+    qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
+    qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
+    return (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2, u, v, w
+
+
 @njit(cache=True)
 def _closest_point_grid_kernel(points, tri, origin, cell, shape, start, items, out_tri, out_bary, out_dist2):
     n = points.shape[0]
@@ -80,14 +95,7 @@ def _closest_point_grid_kernel(points, tri, origin, cell, shape, start, items, o
         best = np.inf
         for k in range(start[c], start[c + 1]):
             t = items[k]
-            u, v, w = _closest_on_triangle(px, py, pz,
-                                           tri[t, 0, 0], tri[t, 0, 1], tri[t, 0, 2],
-                                           tri[t, 1, 0], tri[t, 1, 1], tri[t, 1, 2],
-                                           tri[t, 2, 0], tri[t, 2, 1], tri[t, 2, 2])
-            qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
-            qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
-            qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
-            d2 = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
+            d2, u, v, w = _dist2_on(tri, t, px, py, pz)
             if d2 < best:
                 best = d2
                 out_tri[i] = t
@@ -311,18 +319,6 @@ class WalkTopology:
         flat = f.ravel()
         self.ring_start = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=nv))]).astype(np.int64)
         self.ring_items = (np.argsort(flat, kind="stable") // 3).astype(np.int64)
-
-
-@njit(cache=True, inline="always")
-def _dist2_on(tri, t, px, py, pz):
-    u, v, w = _closest_on_triangle(px, py, pz,
-                                   tri[t, 0, 0], tri[t, 0, 1], tri[t, 0, 2],
-                                   tri[t, 1, 0], tri[t, 1, 1], tri[t, 1, 2],
-                                   tri[t, 2, 0], tri[t, 2, 1], tri[t, 2, 2])
-    qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
-    qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
-    qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
-    return (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2, u, v, w
 
 
 @njit(cache=True)

@@ -2,9 +2,9 @@
 
 :func:`surface_rows` answers "what does an electrode at ``r`` record" for many positions
 at once: for each point it finds the closest triangle of the torso surface in a uniform
-grid (:class:`cardiosim.geometry._kernels.TriangleGrid`, Ericson 2005 section 5.1.5 for
-the point-triangle test) and interpolates the per-node table (``SurfaceSource``'s
-``node_transfer``, n_vertices x n_coefficients) with the barycentric coordinates of that
+grid (:class:`cardiosim.geometry._kernels.TriangleGrid`; the point-triangle test is that
+module's ``_dist2_on``, Ericson 2005 section 5.1.5) and interpolates the per-node table
+(``SurfaceSource``'s ``node_transfer``, n_vertices x n_coefficients) with the barycentric coordinates of that
 closest point -- the linear basis the BEM assumed. Locating and interpolating are one
 loop, so nothing of size (n_points, 3) is allocated between them, and a triangle whose
 bounding sphere lies farther than the best distance so far (initially the reach, beyond
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..geometry._kernels import TriangleGrid, _closest_on_triangle, closest_point_brute_numpy
+from ..geometry._kernels import TriangleGrid, _dist2_on, closest_point_brute_numpy
 
 
 @njit(cache=True)
@@ -48,14 +48,7 @@ def _surface_rows_kernel(points, tri, centre, radius, origin, cell, shape, start
             lim = np.sqrt(best) + radius[t]
             if dx * dx + dy * dy + dz * dz > lim * lim:
                 continue
-            u, v, w = _closest_on_triangle(px, py, pz,
-                                           tri[t, 0, 0], tri[t, 0, 1], tri[t, 0, 2],
-                                           tri[t, 1, 0], tri[t, 1, 1], tri[t, 1, 2],
-                                           tri[t, 2, 0], tri[t, 2, 1], tri[t, 2, 2])
-            qx = u * tri[t, 0, 0] + v * tri[t, 1, 0] + w * tri[t, 2, 0]
-            qy = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
-            qz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
-            d2 = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
+            d2, u, v, w = _dist2_on(tri, t, px, py, pz)
             if d2 <= best:
                 best = d2
                 out_tri[i] = t
