@@ -192,3 +192,37 @@ def test_kinds_without_target_are_measured_not_scaled(rng):
     got = _nstdb_oracle(m.apply(en.by_kind["bw"]), clean, r, FS, per_lead=True)
     np.testing.assert_allclose([out.params[f"snr_lead_db.bw.{x}"] for x in m.leads], got, atol=0.01)
     assert out.params["snr_db.bw"] == pytest.approx(_nstdb_oracle(m.apply(en.by_kind["bw"]), clean, r, FS), abs=0.01)
+
+
+@pytest.mark.parametrize("seed", [6, 10])
+def test_chest_lead_gain_found_past_the_correlation_valley(seed):
+    """Baseline-wander-like noise correlated between electrodes (a shared drift): a chest
+    lead is its own electrode minus the Wilson terminal, so its noise first falls as the own
+    electrode's gain rises from 0 and a local fit can stop in that valley with the lead
+    cleaner than asked (seed 10 did: V5 +0.61 dB). Every chest lead now reaches its target
+    within 0.05 dB, or -- checked by brute force over its own electrode's gain (0 and 1e-3x
+    to 1e3x the fitted gain), independently of the fit -- no gain brings it within 0.5 dB
+    (seed 6's V5: the terminal alone is noisier than asked)."""
+    from cardiosim.noise.snr import _lead_noise_power_fn, electrode_gains
+    from cardiosim.noise.spectra import shaped_noise_multi
+
+    m = make_montage("standard12").matrix
+    rng = np.random.default_rng(seed)
+    n = 5000
+    common = shaped_noise_multi(["bw"], 1, n, FS, rng)[0][0]
+    ind = shaped_noise_multi(["bw"], 9, n, FS, rng)[0]
+    x = (0.8 * common[None] + 0.6 * ind) * rng.uniform(0.05, 0.3, 9)[:, None]
+    s = np.ones(12)
+    g, snr, _ = electrode_gains(m, x, s, 12.0, fs=FS)
+    power = _lead_noise_power_fn(m, x, "nstdb", FS, 0.05)
+    for lead in range(6, 12):
+        if abs(snr[lead] - 12.0) < 0.05:
+            continue
+        assert snr[lead] < 12.0, (lead, snr[lead])
+        e = lead - 3                                      # V1..V6 are electrodes 3..8
+        best = []
+        for f in np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61)]):
+            gg = g.copy()
+            gg[e] *= f
+            best.append(10 * np.log10(s[lead] / power(gg)[0][lead]))
+        assert max(best) < 12.0 - 0.5, (lead, max(best))

@@ -38,12 +38,7 @@ def context():
 
 @pytest.mark.parametrize("kind,target", [
     ("em", 6.0),
-    pytest.param("bw", 12.0, marks=pytest.mark.xfail(strict=False, reason=(
-        "measured 2026-12-05 13:55 UTC on the refitted ODE beats: V6 reads 13.01 dB for a 12 dB target. The "
-        "per-lead fit drives V6's own electrode gain to its lower bound (bw noise is correlated between "
-        "electrodes, so V6's lead noise first falls as its gain rises from zero: a valley in which the "
-        "least-squares fit, started from the pooled gain, settles on the low side). A restart from the pooled "
-        "gain lands in the same place; the fix is a per-lead 1-D search over the free electrode's gain."))),
+    ("bw", 12.0),    # V6 read 13.01 dB before the 1-D own-gain search (the correlation valley)
 ])
 def test_simulated_record_reaches_requested_snr(context, kind, target, monkeypatch):
     from cardiosim.inverse import dipole_from_vcg

@@ -39,6 +39,9 @@ TARGETING = ("per_lead", "pooled")
 
 #: Half-width of sigamp's QRS window around each beat annotation (s).
 QRS_HALF_WINDOW_S = 0.05
+#: A lead of its own electrode (a chest lead) further than this from its target after the
+#: joint per-lead fit gets a 1-D search over that electrode's gain (dB).
+_OWN_LEAD_TOL_DB = 0.05
 
 
 def _as_leads(x, name) -> np.ndarray:
@@ -265,7 +268,55 @@ def _lead_noise_power_fn(matrix, noise_e, definition, fs, trim):
         # d rms / d log g_e = a_e (C a)_e / rms
         drms = np.einsum("lk,lke->le", keep / rms, a[:, None, :] * ca) / keep.sum(axis=1)[:, None]
         return tm ** 2, 2 * drms / tm[:, None]
+    power.cov, power.cut = cov, cut
     return power
+
+
+def _own_lead_gain(power, matrix, g, lead: int, e: int, p_target: float, *, span: float = 7.0,
+                   n_grid: int = 281):
+    """The gain of electrode ``e`` -- which appears in lead ``lead`` only -- that brings that
+    lead's noise power to ``p_target``, the other gains ``g`` held.
+
+    The lead is ``a_e x_e + rest``: per 1-s chunk its variance is a quadratic in the gain,
+    ``g_e^2 m^2 C_ee + 2 g_e m (C a_rest)_e + a_rest' C a_rest``. When the electrode's noise
+    is correlated with the rest of the lead (baseline wander through the Wilson terminal),
+    the lead's noise first *falls* as ``g_e`` rises from 0 and has a valley; a local fit
+    started on the wrong side of it stops there. A scan over ``log g_e`` (``+-span`` around
+    the gain at which the electrode's own noise alone would meet the target, and near the
+    current gain) finds every crossing of the target; the one nearest the
+    current gain (in log) is refined with Brent's method. Without a crossing (the lead
+    cannot be made as clean as asked) the gain at the valley's bottom is returned.
+    """
+    from scipy.optimize import brentq
+
+    cov, cut = power.cov, power.cut
+    m_le = float(matrix[lead, e])
+    a = matrix[lead] * g
+    a_rest = a.copy()
+    a_rest[e] = 0.0
+    c2 = m_le * m_le * cov[:, e, e]                                  # [k]
+    c1 = 2.0 * m_le * np.einsum("kf,f->k", cov[:, e, :], a_rest)
+    c0 = np.einsum("f,kfh,h->k", a_rest, cov, a_rest)
+    n_chunks = cov.shape[0]
+
+    def p_of(log_ge):
+        ge = np.exp(np.atleast_1d(log_ge))[:, None]
+        rms = np.sqrt(np.maximum(c2 * ge * ge + c1 * ge + c0, 1e-300))
+        rms = np.sort(rms, axis=1)[:, cut:n_chunks - cut]
+        return rms.mean(axis=1) ** 2
+
+    # scan around the gain at which the electrode's own noise alone meets the target (the
+    # increasing branch crosses the target within a few times of it), and the current gain
+    x_own = 0.5 * float(np.log(p_target / max(float(np.median(c2)), 1e-300)))
+    x0 = float(np.log(g[e])) if g[e] > 0 else x_own
+    grid = np.union1d(x_own + np.linspace(-span, span, n_grid), x0 + np.linspace(-1.0, 1.0, 41))
+    f = np.log(p_of(grid) / p_target)
+    cross = np.flatnonzero(np.sign(f[:-1]) != np.sign(f[1:]))
+    if cross.size == 0:
+        return float(np.exp(grid[int(np.argmin(np.abs(f)))]))
+    i = int(cross[np.argmin(np.abs(grid[cross] - x0))])
+    root = brentq(lambda x: float(np.log(p_of(x)[0] / p_target)), grid[i], grid[i + 1], xtol=1e-10)
+    return float(np.exp(root))
 
 
 def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, definition: str = "nstdb",
@@ -285,7 +336,11 @@ def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, d
         'pooled': one gain for every electrode, pooled SNR exactly ``snr_db``.
         'per_lead': one gain per electrode fitted so every lead's SNR is ``snr_db`` where
         the montage allows it (least squares in dB otherwise, from the pooled solution;
-        electrodes no lead uses keep the pooled gain).
+        electrodes no lead uses keep the pooled gain). An electrode that only one lead
+        uses (a chest electrode) then gets that lead's target exactly by a 1-D search over
+        its gain (:func:`_own_lead_gain`), unless the noise arriving through the lead's
+        other electrodes is already above the target; the joint fit is repeated once
+        from there.
 
     Returns
     -------
@@ -333,6 +388,31 @@ def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, d
                                 bounds=(x0 - 7.0, x0 + 7.0), loss="soft_l1", f_scale=0.25,
                                 xtol=1e-8, ftol=1e-8, max_nfev=50)
             g[free] = np.exp(sol.x)
+            # An electrode of one lead only (a chest electrode) can always be given its
+            # lead's target exactly, unless that asks for a lead cleaner than the noise
+            # arriving through the other electrodes allows: a 1-D search per such electrode
+            # (the local fit can settle in the valley of a correlated lead, see
+            # _own_lead_gain), then one more joint fit from there (the limb electrodes no
+            # longer pull against chest leads that were stuck).
+            own = [(int(np.flatnonzero(m[use][:, j] != 0)[0]), j) for j in np.flatnonzero(free)
+                   if np.count_nonzero(m[use][:, j]) == 1 and np.count_nonzero(m[:, j]) == 1]
+            idx_use = np.flatnonzero(use)
+            p_target = s / 10 ** (snr_db / 10.0)
+            for rnd in range(2):
+                p = power(g)[0]
+                miss = [(li, j) for li, j in own
+                        if abs(db * np.log(s[idx_use[li]] / p[idx_use[li]]) - snr_db) > _OWN_LEAD_TOL_DB]
+                if not miss:
+                    break
+                for li, j in miss:
+                    k = idx_use[li]
+                    g[j] = _own_lead_gain(power, m, g, k, j, p_target[k])
+                if rnd == 0:
+                    x1 = np.log(g[free])
+                    sol = least_squares(lambda x: resid_jac(x)[0], x1, jac=lambda x: resid_jac(x)[1],
+                                        bounds=(x1 - 7.0, x1 + 7.0), loss="soft_l1", f_scale=0.25,
+                                        xtol=1e-8, ftol=1e-8, max_nfev=50)
+                    g[free] = np.exp(sol.x)
     p = power(g)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)
