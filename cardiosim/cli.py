@@ -150,9 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--seed", type=_nonneg_int, default=0)
     rt.add_argument("--no-physics", action="store_true",
                     help="train without the Euler-loss physics term (needed when the dataset has no clean_ecg)")
+    rt.add_argument("--free-average-beat", action="store_true",
+                    help="do not project refinements onto changes with a zero beat-locked average (by default "
+                         "the refined record keeps the simulated average beat, which defines the label, exactly; "
+                         "needs beat_r_peak in the dataset); only --lambda-beat then holds the average beat back")
     rt.add_argument("--lambda-beat", type=float, default=2.0, metavar="W",
-                    help="weight of the beat-locked term that keeps the average beat, which defines the "
-                         "label, unchanged (default 2.0; 0 turns it off; needs beat_r_peak in the dataset)")
+                    help="weight of the beat-locked penalty on the average beat's change, used with "
+                         "--free-average-beat (default 2.0; 0 turns it off)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing refiner file")
     ra = rfsub.add_parser("apply", help="refine every record of an existing dataset into a new .nc file")
     ra.add_argument("--dataset", type=Path, required=True, help="cardiosim dataset (file or shard directory)")
@@ -389,6 +393,8 @@ def _cmd_refine(args) -> int:
                   progress=sys.stderr.isatty() and not args.quiet)
         if args.no_physics:
             kw["lambda_physics"] = 0.0
+        if args.free_average_beat:
+            kw["keep_average_beat"] = False
         res = train_refiner_from_files(args.dataset, args.recordings, args.output, **kw)
         h = res.history
         _say(args, f"wrote {args.output}: {res.settings['n_simulated']} simulated records, {res.settings['n_real']} "

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 
 from cardiosim.cli import main  # noqa: E402
 from cardiosim.dataset import Recipe, generate, open_dataset  # noqa: E402
-from cardiosim.torch.refine import load_refiner, refine_records  # noqa: E402
+from cardiosim.torch.refine import record_r_peaks, load_refiner, refine_records  # noqa: E402
 
 
 class Out:
@@ -52,7 +52,7 @@ def test_train_apply_and_generate_from_the_command_line(datasets, run):
     assert "wrote r.pt" in out.stdout and "physics" in out.stdout and "beat" in out.stdout
     model, settings = load_refiner(f / "r.pt", fs=500.0, n_leads=12)
     assert settings["steps"] == 2 and settings["lambda_physics"] > 0 and settings["n_real"] == 4  # 2 x (4 s / 2 s)
-    assert settings["lambda_beat"] == 1.5
+    assert settings["lambda_beat"] == 1.5 and settings["keep_average_beat"] is True   # the default
     again = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r.pt",
                 "--steps", "2", "--batch", "2", cwd=f)
     assert again.returncode == 2 and "exists" in again.stderr
@@ -60,7 +60,8 @@ def test_train_apply_and_generate_from_the_command_line(datasets, run):
     out = run("refine", "apply", "--dataset", "sim.nc", "--refiner", "r.pt", "--output", "refined.nc", cwd=f)
     assert out.returncode == 0, out.stderr
     ds, sim = open_dataset(f / "refined.nc"), open_dataset(f / "sim.nc")
-    assert np.array_equal(ds["ecg"].values, refine_records(model, sim["ecg"].values))
+    assert np.array_equal(ds["ecg"].values, refine_records(model, sim["ecg"].values, r_peaks=record_r_peaks(sim),
+                                                           fs=500.0))
     assert np.array_equal(ds["ecg_simulated"].values, sim["ecg"].values)
     # generate with a [refine] recipe: routed through generate_refined
     (f / "r.toml").write_text('records = 2\nduration = 2.0\nseed = 1\n[output]\nstore_clean = true\n'

@@ -17,7 +17,7 @@ from cardiosim.errors import ConfigError, DataFormatError, SamplingRateError, Si
 from cardiosim.evaluate import nearest_source_distances  # noqa: E402
 from cardiosim.torch.dipole import adult_parameters, gaussian_wave_dipole  # noqa: E402
 from cardiosim.torch.pretrain import masked_reconstruction_error, pretrain_encoder  # noqa: E402
-from cardiosim.torch.refine import (Refiner, fit_refiner, lead_ode_targets, load_refiner,  # noqa: E402
+from cardiosim.torch.refine import (Refiner, record_r_peaks, fit_refiner, lead_ode_targets, load_refiner,  # noqa: E402
                                     phase_from_r_peaks, physics_loss, refine, save_refiner)
 from cardiosim.torch import ResNet1dSE  # noqa: E402
 
@@ -91,7 +91,7 @@ def test_refiner_closes_a_known_domain_gap_and_the_physics_term_keeps_the_beats(
         return np.median([np.corrcoef(x[i, k], c[i, k])[0, 1] for i in range(16) for k in range(2)])
 
     kw = dict(fs=FS, clean=sim_clean, r_peaks=sim_peaks, steps=80, batch=8, channels=8, lr=2e-3, lambda_reg=0.2,
-              seed=0, device="cpu")
+              seed=0, device="cpu", keep_average_beat=False)   # the physics term on its own
     res = fit_refiner(sim, real, lambda_physics=1.0, **kw)
     out = refine(res.refiner, sim)
     noise_rms = float(np.sqrt(((out - sim_clean) ** 2).mean()))
@@ -178,7 +178,9 @@ def test_refiner_trained_from_a_dataset_and_a_folder_of_wfdb_recordings(tmp_path
     back, settings = load_refiner(tmp_path / "refiner.pt", fs=fs, n_leads=1)
     assert settings["dataset"].endswith("sim.nc") and settings["lambda_physics"] > 0
     x = ds["ecg"].values
-    assert np.array_equal(refine(back, x), refine(res.refiner, x))
+    assert back.config["keep_average_beat"] is True      # the dataset's beat_r_peak: projected by default
+    peaks = record_r_peaks(ds)
+    assert np.array_equal(refine(back, x, r_peaks=peaks, fs=fs), refine(res.refiner, x, r_peaks=peaks, fs=fs))
     with pytest.raises(SignalError, match="channels"):
         read_device_recordings(rec_dir, fs=fs, leads=["I", "II"], n_samples=n_t)
     (tmp_path / "empty").mkdir()

@@ -108,7 +108,9 @@ def build_refined(task, budget, seed, data_dir=None) -> LearnedTrainingSet:
     real = load_unlabeled(task, budget, data_dir)
     res = fit_refiner(ts.x, real, fs=float(budget.fs), clean=clean, r_peaks=peaks,
                       steps=_steps(REFINER_STEPS, budget), batch=16, channels=16, seed=seed)
-    x = refine(res.refiner, ts.x)
+    # the same average-beat projection as in training (peaks None: the physics set has no beats)
+    x = refine(res.refiner, ts.x, r_peaks=peaks if res.refiner.config["keep_average_beat"] else None,
+               fs=float(budget.fs))
     settings = dict(res.settings, unlabeled="MIT-BIH 100" if task == "af" else
                     f"textile subjects {', '.join(UNLABELED_TEXTILE_SUBJECTS)}")
     info = dict(ts.info, refiner={k: v for k, v in settings.items() if k != "unlabeled"},

@@ -27,7 +27,12 @@ The beat term. A slow change that moves a P onset or a T end costs little in the
 residual, yet it is what a delineator reads to decide a label (PR, QT, ST). So the
 refinement's *beat-locked average* -- its mean over the record's beats, in a window from
 P onset to T end around each true R peak -- is penalised too: what the refiner adds
-must vary from beat to beat, as noise and artefacts do, and leave the average beat alone. Whether
+must vary from beat to beat, as noise and artefacts do, and leave the average beat alone.
+By default this is not a penalty but a constraint (``keep_average_beat``): the refinement is
+projected, by least squares, onto the records whose beat-locked average is zero
+(:func:`remove_average_beat`), in training and wherever a refiner is applied, so the refined
+record's average beat *is* the simulated one (to float32 rounding) whatever the refiner
+learned; the penalty (``lambda_beat``) remains for records without known R peaks. Whether
 labels keep their defining features is checked directly (tests: beat correlation with
 the input, and the nearest-neighbour privacy check of
 :func:`cardiosim.evaluate.nearest_source_distances`).
@@ -87,17 +92,23 @@ class Refiner(nn.Module):
         Residual blocks (two convolutions each, no normalisation: batch statistics of
         simulated and real records differ, which is what is being learned).
     kernel : int, odd
+    keep_average_beat : bool
+        Whether it was trained with its refinements projected onto changes with a zero
+        beat-locked average (:func:`remove_average_beat`); then :func:`refine` needs the
+        records' R peaks to apply it the same way.
 
     Input and output ``(batch, n_leads, T)``, same units.
     """
 
-    def __init__(self, n_leads: int, channels: int = 32, blocks: int = 3, kernel: int = 9):
+    def __init__(self, n_leads: int, channels: int = 32, blocks: int = 3, kernel: int = 9,
+                 keep_average_beat: bool = False):
         super().__init__()
         if n_leads < 1 or channels < 1 or blocks < 1:
             raise ConfigError(f"n_leads, channels and blocks must be >= 1, got {n_leads}, {channels}, {blocks}")
         if kernel % 2 == 0:
             raise ConfigError(f"kernel must be odd, got {kernel}")
-        self.config = {"n_leads": n_leads, "channels": channels, "blocks": blocks, "kernel": kernel}
+        self.config = {"n_leads": n_leads, "channels": channels, "blocks": blocks, "kernel": kernel,
+                       "keep_average_beat": bool(keep_average_beat)}
         pad = kernel // 2
         self.stem = nn.Conv1d(n_leads, channels, kernel, padding=pad)
         self.blocks = nn.ModuleList(
@@ -309,6 +320,72 @@ def beat_locked_change(change, windows, scale):
     return torch.stack(terms).mean() if terms else change.new_zeros(())
 
 
+def average_beat_projector(r_peaks, n_samples: int, fs: float, window=BEAT_WINDOW_S) -> list[tuple]:
+    """What :func:`remove_average_beat` needs for each record: ``(windows, g_inv)``.
+
+    With ``A`` the ``(T, W)`` 0/1 matrix that sums a record over its beat windows
+    (``A.T @ d`` is the beat-locked sum of ``d``), ``g_inv`` is ``(A.T @ A)^-1``. Because
+    the window offsets are consecutive samples, ``(A.T @ A)[j, k]`` counts the pairs of
+    beats whose R peaks are ``j - k`` samples apart: a symmetric Toeplitz matrix built
+    from the peaks' pairwise differences, positive definite whenever one beat fits
+    (its columns' first non-zero rows are distinct). Overlapping windows (rates above
+    ``60 / 0.75`` = 80 bpm) are handled exactly.
+
+    Parameters
+    ----------
+    r_peaks : sequence of int arrays, one per record
+    n_samples : int
+    fs : float, Hz
+    window : (float, float), s relative to the R peak
+
+    Returns
+    -------
+    list of ``(windows (B, W) int64, g_inv (W, W) float64 or None)``, one per record
+    (``None`` when no whole beat window fits: nothing to remove)
+    """
+    from scipy.linalg import toeplitz
+
+    out = []
+    for w in beat_windows(r_peaks, n_samples, fs, window):
+        n_beats, width = w.shape
+        if n_beats == 0:
+            out.append((w, None))
+            continue
+        p = w[:, 0]
+        d = (p[None, :] - p[:, None]).ravel()
+        d = d[np.abs(d) < width]
+        counts = np.bincount(d + width - 1, minlength=2 * width - 1).astype(np.float64)
+        g = toeplitz(counts[width - 1:])          # counts are symmetric in the difference
+        out.append((w, np.linalg.inv(g)))
+    return out
+
+
+def remove_average_beat(change, windows, g_inv):
+    """``change`` minus its least-squares beat-locked part: ``d - A (A^T A)^-1 A^T d``.
+
+    Parameters
+    ----------
+    change : tensor (leads, T)
+        One record's refinement ``R(x) - x``.
+    windows, g_inv : one record's entry of :func:`average_beat_projector`
+
+    Returns
+    -------
+    tensor (leads, T), differentiable in ``change``, whose sum over the record's beat
+    windows -- hence its beat-locked average -- is zero: added to ``x`` it leaves the
+    average beat of ``x`` exactly as it was, and keeps everything that varies from beat
+    to beat or lies outside the windows.
+    """
+    if g_inv is None:
+        return change
+    n_beats, width = windows.shape
+    idx = torch.as_tensor(windows.ravel(), device=change.device)
+    s = change[:, idx].reshape(change.shape[0], n_beats, width).sum(dim=1)          # A^T d
+    t = s.double() @ torch.as_tensor(g_inv, device=change.device)                   # G^-1 A^T d (G symmetric)
+    back = t.to(change.dtype).unsqueeze(1).expand(-1, n_beats, -1).reshape(change.shape[0], -1)
+    return change - torch.zeros_like(change).index_add_(1, idx, back)
+
+
 def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random ``n_t``-sample crops of each record (all records when already that long)."""
     if x.shape[-1] == n_t:
@@ -319,7 +396,7 @@ def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: int = 300, batch: int = 16,
                 lr: float = 1e-3, lambda_reg: float = 0.2, lambda_physics: float = 1.0, lambda_beat: float = 2.0,
-                history: int = 256,
+                keep_average_beat: bool | None = None, history: int = 256,
                 channels: int = 32, seed: int = 0, device=None, progress: bool = False) -> RefinerResult:
     """Train a refiner that makes ``simulated`` records look like ``real`` ones.
 
@@ -346,7 +423,13 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         average over beats, in a window from P onset to T end around each true R peak,
         relative to ``std(x)``. It lets the refiner add what varies from beat to beat
         (noise, artefacts) but not change the average beat that defines the label.
-        Needs ``r_peaks``; ignored without them.
+        Needs ``r_peaks``; ignored without them, and moot with ``keep_average_beat``.
+    keep_average_beat : bool or None
+        Project every refinement onto the changes with a zero beat-locked average
+        (:func:`remove_average_beat`), in training as when applied: the refined record's
+        average beat is the simulated one. Default: on when ``r_peaks`` are given; True
+        without ``r_peaks`` is an error. Stored in the settings, so :func:`refine` and
+        ``cardiosim generate`` apply the same projection.
     history : int
         Size of the discriminator's buffer of earlier refined records (SimGAN).
     seed : int
@@ -372,7 +455,12 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
                           f"lambda_physics={lambda_physics}, lambda_beat={lambda_beat}")
     if r_peaks is not None and len(r_peaks) != n:
         raise ConfigError(f"{len(r_peaks)} R-peak arrays for {n} simulated records")
-    windows = beat_windows(r_peaks, n_t, fs) if (r_peaks is not None and lambda_beat > 0) else None
+    if keep_average_beat and r_peaks is None:
+        raise ConfigError("keep_average_beat=True needs the simulated records' R peaks (r_peaks=)")
+    keep_average_beat = (r_peaks is not None) if keep_average_beat is None else bool(keep_average_beat)
+    projector = average_beat_projector(r_peaks, n_t, fs) if keep_average_beat else None
+    windows = beat_windows(r_peaks, n_t, fs) if (r_peaks is not None and lambda_beat > 0
+                                                and not keep_average_beat) else None
     targets = None
     if lambda_physics > 0:
         if clean is None or r_peaks is None:
@@ -395,7 +483,7 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed]))
-    ref = Refiner(n_leads, channels=channels).to(device)
+    ref = Refiner(n_leads, channels=channels, keep_average_beat=keep_average_beat).to(device)
     disc = PatchDiscriminator(n_leads, channels=channels // 2 or 1).to(device)
     opt_r = torch.optim.Adam(ref.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -420,6 +508,9 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         # refiner step
         ref.train()
         refined = ref(xb)
+        if projector is not None:
+            refined = xb + torch.stack([remove_average_beat(refined[k] - xb[k], *projector[i])
+                                        for k, i in enumerate(idx)])
         logits = disc(refined)
         adv = bce(logits, torch.ones_like(logits))
         scale = xb.std(dim=-1, keepdim=True) + 1e-3
@@ -464,22 +555,53 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     ref.eval()
     settings = {"fs": float(fs), "n_leads": n_leads, "n_samples": n_t, "steps": steps, "batch": batch, "lr": lr,
                 "lambda_reg": lambda_reg, "lambda_physics": lambda_physics, "lambda_beat": lambda_beat,
-                "history": history,
+                "keep_average_beat": keep_average_beat, "history": history,
                 "channels": channels, "seed": seed, "n_simulated": n, "n_real": int(len(xr)),
                 "physics_fit_r2_median": None if targets is None else float(np.median(targets["fit_r2"]))}
     return RefinerResult(ref, hist, settings)
 
 
-def refine(refiner: Refiner, x, *, batch: int = 64, device=None) -> np.ndarray:
-    """Apply a trained refiner to records ``x (n, n_leads, T)``; returns float32, same units."""
+def refine(refiner: Refiner, x, *, r_peaks=None, fs: float | None = None, batch: int = 64,
+           device=None) -> np.ndarray:
+    """Apply a trained refiner to records ``x (n, n_leads, T)``; returns float32, same units.
+
+    Parameters
+    ----------
+    refiner : Refiner
+    x : array (n, n_leads, T)
+    r_peaks : sequence of n int arrays, optional
+        The records' R peaks (samples). Given, every refinement is projected as in
+        training with ``keep_average_beat`` (:func:`remove_average_beat`): the refined
+        record keeps the input's average beat. Required when the refiner was trained
+        that way (``refiner.config["keep_average_beat"]``); for records without known
+        peaks, :func:`cardiosim.qrs.detect_r_peaks` finds them.
+    fs : float, Hz -- needed with ``r_peaks``
+    batch : int
+    device : torch device, optional
+    """
     xs = _check_records(x, "x", refiner.config["n_leads"])
+    projector = None
+    if r_peaks is None and refiner.config.get("keep_average_beat"):
+        raise ConfigError("this refiner was trained to keep the average beat (keep_average_beat): pass the "
+                          "records' R peaks (r_peaks=, fs=) to apply it as trained")
+    if r_peaks is not None:
+        if fs is None or not fs > 0:
+            raise ConfigError(f"r_peaks= needs the records' sampling rate fs=, got {fs!r}")
+        if len(r_peaks) != len(xs):
+            raise ConfigError(f"{len(r_peaks)} R-peak arrays for {len(xs)} records")
+        projector = average_beat_projector(r_peaks, xs.shape[-1], fs)
     if device is None:
         device = next(refiner.parameters()).device
     refiner = refiner.to(device).eval()
     out = np.empty_like(xs)
     with torch.no_grad():
         for i in range(0, len(xs), batch):
-            out[i:i + batch] = refiner(torch.as_tensor(xs[i:i + batch]).to(device)).cpu().numpy()
+            xb = torch.as_tensor(xs[i:i + batch]).to(device)
+            yb = refiner(xb)
+            if projector is not None:
+                yb = xb + torch.stack([remove_average_beat(yb[k] - xb[k], *projector[i + k])
+                                       for k in range(len(xb))])
+            out[i:i + batch] = yb.cpu().numpy()
     return out
 
 
@@ -663,11 +785,30 @@ def _one_torch_thread():
     return ctx()
 
 
-def refine_records(refiner: Refiner, x) -> np.ndarray:
+def refine_records(refiner: Refiner, x, *, r_peaks=None, fs: float | None = None) -> np.ndarray:
     """:func:`refine` one record at a time on one CPU thread: every record's output is
-    the same bits whatever block, batch or worker it is refined in."""
+    the same bits whatever block, batch or worker it is refined in.
+
+    A refiner that keeps the average beat needs each record's R peaks: pass the true ones
+    (``r_peaks``, as ``cardiosim generate`` does from ``beat_r_peak``); given only ``fs``
+    they are found on the record itself (:func:`cardiosim.qrs.detect_r_peaks`, all leads
+    pooled), as in the online transform, whose batches carry no annotations.
+    """
+    if r_peaks is None and fs is not None and refiner.config.get("keep_average_beat"):
+        from ..qrs import detect_r_peaks
+
+        r_peaks = [detect_r_peaks(np.asarray(rec, dtype=np.float64), fs) for rec in np.asarray(x)]
     with _one_torch_thread():
-        return refine(refiner, x, batch=1, device="cpu")
+        return refine(refiner, x, r_peaks=r_peaks, fs=fs, batch=1, device="cpu")
+
+
+def record_r_peaks(ds) -> list[np.ndarray]:
+    """Each record's true R peaks (samples inside the record) from a dataset's ``beat_r_peak``."""
+    if "beat_r_peak" not in ds:
+        raise ConfigError("this refiner keeps the average beat (keep_average_beat) and needs the records' R "
+                          "peaks, but the dataset holds no beat_r_peak")
+    n_t = int(ds["ecg"].shape[-1])
+    return [r[(r >= 0) & (r < n_t)].astype(np.int64) for r in np.asarray(ds["beat_r_peak"].values)]
 
 
 class RefinePostprocess:
@@ -719,7 +860,9 @@ class RefinePostprocess:
         if "ecg_simulated" in ds:
             raise ConfigError("these records are refined already (they hold ecg_simulated)")
         ecg = ds["ecg"]
-        out = refine_records(model, ecg.values)
+        fs = float(ds.attrs["sampling_rate"])
+        peaks = record_r_peaks(ds) if model.config.get("keep_average_beat") else None
+        out = refine_records(model, ecg.values, r_peaks=peaks, fs=fs)
         ds = ds.copy()
         if self.keep_simulated:
             ds["ecg_simulated"] = ecg.copy()
