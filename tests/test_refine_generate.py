@@ -179,3 +179,30 @@ def test_transform_refuses_refiners_that_do_not_fit(context, tmp_path):
         ShirtTransform(1, context=context, leads=["II", "V2"], refiner=tmp_path / "r100.pt")
     with pytest.raises(ConfigError, match="output='tensor'"):
         ShirtTransform(1, context=context, output="record", refiner=random_refiner(12))
+
+
+def test_transform_keeps_the_average_beat_for_a_refiner_trained_to(context):
+    """A refiner trained with ``keep_average_beat`` is applied by the online transform as
+    trained: R peaks found on each record (:func:`cardiosim.qrs.detect_r_peaks`), the
+    refinement's beat-locked average removed -- so the record's change has a zero mean
+    over those beats, where the same network without the projection changes it."""
+    from cardiosim.qrs import detect_r_peaks
+    from cardiosim.torch.refine import beat_windows
+
+    sources = [_source(i) for i in range(2)]
+    leads = ["II", "V2", "V5"]
+    model = random_refiner(3, seed=4)
+    model.config["keep_average_beat"] = True
+    plain = ShirtTransform(1, context=context, mode="batch", leads=leads)
+    refined = ShirtTransform(1, context=context, mode="batch", leads=leads, refiner=model)
+    seeds = np.array([2, 9], dtype=np.uint64)
+    x, y = plain.batch(sources, seeds=seeds).numpy(), refined.batch(sources, seeds=seeds).numpy()
+    peaks = [detect_r_peaks(r.astype(np.float64), FS) for r in x]
+    assert np.array_equal(y, refine_records(model, x, r_peaks=peaks, fs=FS))
+    model.config["keep_average_beat"] = False
+    free = refine_records(model, x)
+    for xi, yi, fi, w in zip(x, y, free, beat_windows(peaks, x.shape[-1], FS)):
+        assert len(w) >= 1
+        kept = np.abs((yi - xi)[:, w].mean(axis=1)).max()
+        assert kept < 1e-3 * np.abs((fi - xi)[:, w].mean(axis=1)).max() + 1e-6, kept
+        assert np.abs(yi - xi).mean() > 1e-3 * np.abs(xi).mean()
