@@ -219,8 +219,8 @@ def model_frank(ecg_mV: np.ndarray, leads, forward, layout, frank_layout, *, sou
     :data:`cardiosim.inverse.surface.HEART_SEARCH_RADIUS`, 3 cm) of the torso's heart that
     best explains the record (marginal likelihood, :func:`cardiosim.inverse.surface.select_heart`);
     0 keeps the torso's heart. On PTB ``s0010_re`` the search moved the centre 1 cm right,
-    1 cm forward and 1 cm up and raised the mean r with the measured Frank leads from 0.842
-    to 0.869 (Z 0.63 -> 0.70; docs/PHYSICS.md section 7).
+    1 cm forward and 1 cm up and raised the mean r with the measured Frank leads from 0.854
+    to 0.887 (Z 0.64 -> 0.74; Kors 0.886; docs/PHYSICS.md section 7).
 
     Returns
     -------
