@@ -123,3 +123,25 @@ def test_sosfiltfilt_twin(rng, order, band):
     out = np.empty(x.shape)
     kern(sos, signal.sosfilt_zi(sos), x, sosfiltfilt_padlen(sos), out)
     np.testing.assert_allclose(out, ref(sos, x), rtol=1e-9, atol=1e-9 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lead_chunk_var_twin(rng, dtype):
+    """Per-chunk lead variance without forming the leads = np.var of the chunks of
+    ``matrix @ x`` (standard 12-lead matrix, a large baseline offset, a partial last chunk)."""
+    from cardiosim.leads import make_montage
+    kern, ref = KERNELS["lead_chunk_var"]
+    m = make_montage("standard12").matrix
+    x = (rng.standard_normal((9, 5250)) * rng.uniform(0.01, 1.0, (9, 1)) + rng.uniform(-50, 50, (9, 1))).astype(dtype)
+    out = np.empty((12, 10))
+    kern(np.ascontiguousarray(m, dtype=np.float64), x, 500, out)
+    np.testing.assert_allclose(out, ref(m, x, 500), rtol=1e-9)
+
+
+def test_qrs_pp_twin(rng):
+    kern, ref = KERNELS["qrs_pp"]
+    x = rng.standard_normal((12, 3000)).astype(np.float32)
+    r = np.array([0, 5, 700, 1500, 2990, 2999], dtype=np.int64)
+    out = np.empty((12, r.size))
+    kern(x, r, 25, out)
+    np.testing.assert_array_equal(out, ref(x, r, 25))

@@ -437,3 +437,117 @@ def sosfiltfilt_ref(sos, x):
 
 
 KERNELS["sosfiltfilt"] = (sosfiltfilt_kernel, sosfiltfilt_ref)
+
+
+# --- per-lead noise measurement of electrode-born noise (noise.snr) -------------------------
+
+@njit(cache=True, nogil=True)
+def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
+    """Variance of each lead of ``matrix @ x`` in consecutive ``c``-sample chunks, each
+    chunk's own mean removed (the NSTDB noise measure, ``sigamp``'s ``getrms``):
+    ``matrix`` float64 [n_leads, n_e], ``x`` [n_e, T] (float32 or float64), ``out``
+    float64 [n_leads, n_chunks] (``n_chunks * c <= T``).
+
+    Chunk by chunk and lead by lead: the lead is formed in float64 from its non-zero
+    weights only (a lead uses 2-4 of the electrodes), then two passes (mean, squared deviations),
+    each summed in four interleaved partial sums (the sums are latency-bound otherwise)."""
+    n_l, n_e = matrix.shape
+    k = out.shape[1]
+    v = np.empty(c)
+    for j in range(k):                    # chunk by chunk: the chunk's samples stay in cache
+        base = j * c
+        for l in range(n_l):
+            first = True
+            for e in range(n_e):
+                w = matrix[l, e]
+                if w != 0.0:
+                    if first:
+                        for t in range(c):
+                            v[t] = w * x[e, base + t]
+                        first = False
+                    else:
+                        for t in range(c):
+                            v[t] += w * x[e, base + t]
+            if first:
+                out[l, j] = 0.0
+                continue
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            t = 0
+            while t + 4 <= c:
+                s0 += v[t]
+                s1 += v[t + 1]
+                s2 += v[t + 2]
+                s3 += v[t + 3]
+                t += 4
+            while t < c:
+                s0 += v[t]
+                t += 1
+            mu = ((s0 + s1) + (s2 + s3)) / c
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            t = 0
+            while t + 4 <= c:
+                d0 = v[t] - mu
+                d1 = v[t + 1] - mu
+                d2 = v[t + 2] - mu
+                d3 = v[t + 3] - mu
+                s0 += d0 * d0
+                s1 += d1 * d1
+                s2 += d2 * d2
+                s3 += d3 * d3
+                t += 4
+            while t < c:
+                d0 = v[t] - mu
+                s0 += d0 * d0
+                t += 1
+            out[l, j] = ((s0 + s1) + (s2 + s3)) / c
+
+
+def lead_chunk_var_ref(matrix, x, c):
+    """NumPy twin of :func:`lead_chunk_var_kernel`: leads formed in float64 by a matrix
+    product, ``np.var`` of each chunk."""
+    leads = np.asarray(matrix, dtype=np.float64) @ np.asarray(x, dtype=np.float64)
+    k = leads.shape[1] // c
+    return leads[:, :k * c].reshape(leads.shape[0], k, c).var(axis=-1)
+
+
+KERNELS["lead_chunk_var"] = (lead_chunk_var_kernel, lead_chunk_var_ref)
+
+
+@njit(cache=True, nogil=True)
+def qrs_pp_kernel(x, r, h, out):  # pragma: no cover - compiled
+    """Peak-to-peak of each lead of ``x`` [n_leads, T] in ``[r - h, r + h]`` (both ends
+    included, cut to the record) around every beat ``r`` (int64 samples, inside the
+    record): ``out`` float64 [n_leads, n_beats] = float64(max) - float64(min)."""
+    n_l, n = x.shape
+    for b in range(r.shape[0]):
+        lo = max(0, r[b] - h)
+        hi = min(n - 1, r[b] + h)
+        for l in range(n_l):
+            mx = x[l, lo]
+            mn = x[l, lo]
+            for t in range(lo + 1, hi + 1):
+                v = x[l, t]
+                if v > mx:
+                    mx = v
+                if v < mn:
+                    mn = v
+            out[l, b] = np.float64(mx) - np.float64(mn)
+
+
+def qrs_pp_ref(x, r, h):
+    """NumPy twin of :func:`qrs_pp_kernel` (a loop over beats)."""
+    x = np.asarray(x)
+    out = np.empty((x.shape[0], len(r)))
+    for b, i in enumerate(r):
+        seg = x[:, max(0, i - h):min(x.shape[1] - 1, i + h) + 1]
+        out[:, b] = seg.max(axis=1).astype(np.float64) - seg.min(axis=1)
+    return out
+
+
+KERNELS["qrs_pp"] = (qrs_pp_kernel, qrs_pp_ref)
