@@ -243,3 +243,29 @@ def test_manifest_records_size_and_compression(sharded):
     assert m["compression"] in COMPRESSIONS
     for name, info in m["shards"].items():
         assert info["bytes"] == (sharded / name).stat().st_size
+
+
+def test_write_netcdf_matches_plain_to_netcdf(float_block, tmp_path):
+    """write_netcdf defines every variable before writing data (one define-mode pass, not one
+    per variable); the file must hold what xarray's own to_netcdf writes: same variables,
+    attributes, values and on-disk encodings (int16 packing, fill values, filters, chunks)."""
+    from cardiosim.dataset.io import _encoded_names
+    from cardiosim.dataset.schema import encode_cf
+
+    block = float_block
+    enc = encoding_for(block, compression="zlib", complevel=1, pack_int16=True,
+                       full_scale_mv=_shirt_quantum_mv() * 32767)
+    write_netcdf(block, tmp_path / "ours.nc", enc)
+    out = encode_cf(block)
+    out.to_netcdf(tmp_path / "plain.nc", engine="netcdf4", format="NETCDF4", encoding=_encoded_names(enc, out))
+    with xr.open_dataset(tmp_path / "ours.nc", mask_and_scale=False) as a, \
+            xr.open_dataset(tmp_path / "plain.nc", mask_and_scale=False) as b:
+        xr.testing.assert_identical(a, b)
+        assert a["ecg"].dtype == np.int16
+        for name in b.variables:
+            ea = {k: v for k, v in a[name].encoding.items() if k != "source"}
+            eb = {k: v for k, v in b[name].encoding.items() if k != "source"}
+            assert ea.keys() == eb.keys(), name
+            for k in eb:
+                assert np.array_equal(ea[k], eb[k], equal_nan=True) if isinstance(eb[k], np.floating) \
+                    else ea[k] == eb[k], (name, k, ea[k], eb[k])
