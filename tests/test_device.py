@@ -197,3 +197,29 @@ def test_filter_adc_kernel_matches_its_scipy_twin(name):
     np.testing.assert_array_equal(codes, ref_codes)
     np.testing.assert_array_equal(sat, ref_sat)
     assert sat.any()
+
+
+@pytest.mark.parametrize("name", ["shirt12_500hz", "patch_128hz", "chest_strap_500hz"])
+def test_filter_adc_out_kernel_matches_its_twin(name):
+    """The pass that also writes apply_device's float32 outputs equals the SciPy path and the
+    NumPy expressions it replaces bit for bit, and its codes are filter_adc's."""
+    from cardiosim.device._kernels import filter_adc_kernel, filter_adc_out_kernel, filter_adc_out_ref
+    from cardiosim.device.apply import _analog_design
+
+    prof = load_device(name)
+    rng = np.random.default_rng(7)
+    x = np.cumsum(rng.standard_normal((4, 3000)), axis=1) * 0.3 + 50 * rng.standard_normal((4, 1))
+    x[1, 300:400] = -1e4                                             # saturates
+    sos, zi = _analog_design(prof, 500.0)
+    half = 2 ** (prof.adc_bits - 1)
+    args = (sos, zi, float(prof.gain), 2.0 * prof.adc_range_mv / 2 ** prof.adc_bits, float(-half), float(half - 1))
+    out = (np.empty(x.shape, np.int64), np.empty(x.shape, bool), np.empty(x.shape, np.float32),
+           np.empty(x.shape, np.float32))
+    filter_adc_out_kernel(x, *args, *out)
+    for got, ref in zip(out, filter_adc_out_ref(x, *args)):
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
+    codes, sat = np.empty(x.shape, np.int64), np.empty(x.shape, bool)
+    filter_adc_kernel(x, *args, codes, sat)
+    np.testing.assert_array_equal(out[0], codes)
+    assert out[1].any()

@@ -111,6 +111,7 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
             raise SignalError(f"clean leads have a non-finite sample at lead {bad[0]}, sample {bad[1]}")
     extra = {}
     clean_codes = None
+    fused = None  # (recorded, raw, clean) float32 from the kernel, while the codes are its own
     if profile.coupling == "dc":
         from .frontend import apply_dc_frontend
         codes, sat, extra = apply_dc_frontend(profile, x, float(fs_in), failure)
@@ -122,15 +123,19 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         rows = x if clean is None else np.concatenate([x, clean])   # one filter call on both
         up, down = resample_ratio(float(fs_in), profile.fs)
         if up == down:
-            # band-pass, gain and ADC in one numba pass (device._kernels; SciPy twin as oracle)
-            from ._kernels import filter_adc_kernel
+            # band-pass, gain, ADC and the float32 outputs in one numba pass (device._kernels;
+            # SciPy/NumPy twin as oracle)
+            from ._kernels import filter_adc_out_kernel
             sos, zi = _analog_design(profile, float(fs_in))
             half = 2 ** (profile.adc_bits - 1)
             codes = np.empty(rows.shape, dtype=np.int64)
             sat = np.empty(rows.shape, dtype=bool)
-            filter_adc_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
-                              2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half), float(half - 1),
-                              codes, sat)
+            rec_rows = np.empty(rows.shape, dtype=np.float32)
+            raw_rows = np.empty(rows.shape, dtype=np.float32)
+            filter_adc_out_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
+                                  2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half), float(half - 1),
+                                  codes, sat, rec_rows, raw_rows)
+            fused = (rec_rows[:n_rows], raw_rows[:n_rows], rec_rows[n_rows:] if clean is not None else None)
         else:
             y = analog_filter(profile, rows, float(fs_in))
             y = resample(y, float(fs_in), profile.fs)
@@ -140,14 +145,21 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
             codes, clean_codes, sat = codes[:n_rows], codes[n_rows:], sat[:n_rows]
         if failure is not None and failure.any:
             codes, sat, extra = _ac_failure(profile, codes, sat, failure)
+            if fused is not None:   # the leads' codes changed; the clean twin's did not
+                fused = (None, None, fused[2])
     lsb = 2.0 * profile.adc_range_mv / 2 ** profile.adc_bits
-    if clean_codes is not None:
+    if fused is not None and fused[2] is not None:
+        extra["clean"] = fused[2]
+    elif clean_codes is not None:
         extra["clean"] = ((clean_codes * lsb) / profile.gain).astype(np.float32)
-    raw = codes * lsb
-    recorded = (raw / profile.gain).astype(np.float32)
+    if fused is not None and fused[0] is not None:
+        recorded, raw32 = fused[0], fused[1]
+    else:
+        raw = codes * lsb
+        recorded, raw32 = (raw / profile.gain).astype(np.float32), raw.astype(np.float32)
     info = {
         "device": profile.name, "fs": float(profile.fs), "up": up, "down": down,
-        "raw": raw.astype(np.float32), "codes": codes, "saturated": sat,
+        "raw": raw32, "codes": codes, "saturated": sat,
         "saturated_fraction": sat.mean(axis=1), "n_saturated": int(sat.sum()),
         "lsb_mv": profile.lsb_mv, "input_range_mv": profile.input_range_mv,
     }
