@@ -363,24 +363,21 @@ def _heart_rotation(cfg: HeartConfig, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def _rotate_small(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Rotate ``p [3, T]`` by time-varying angles ``[3, T]`` (rad) about x, then y, then z."""
-    cx, sx = np.cos(angles[0]), np.sin(angles[0])
-    cy, sy = np.cos(angles[1]), np.sin(angles[1])
-    cz, sz = np.cos(angles[2]), np.sin(angles[2])
-    x, y, z = p
-    y, z = cx * y - sx * z, sx * y + cx * z
-    x, z = cy * x + sy * z, -sy * x + cy * z
-    x, y = cz * x - sz * y, sz * x + cz * y
-    return np.stack([x, y, z])
+    """Rotate ``p [3, T]`` by time-varying angles ``[3, T]`` (rad) about x, then y, then z
+    (:func:`cardiosim.forward._kernels.rotate_small_numpy`; the trajectory kernel applies
+    the same rotation in its pass)."""
+    from .forward._kernels import rotate_small_numpy
+    return rotate_small_numpy(p, angles)
 
 
 def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times_idx: np.ndarray,
-                          dipole: np.ndarray, surface=None) -> np.ndarray:
+                          dipole: np.ndarray, surface=None, heart_angles: np.ndarray | None = None) -> np.ndarray:
     """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3]).
 
     ``surface`` (a real source's fitted non-dipolar field, ``CardiacSource.surface``) adds
     ``nondipolar_transfer(r_e(t)) @ coefficients``: it moves with the electrodes but does
-    not turn with the heart.
+    not turn with the heart. ``heart_angles`` ([3, T] rad, optional) turns the dipole with
+    respiration first (:func:`_rotate_small`), inside the trajectory kernel when K > 1.
     """
     k, n_e, _ = positions_t.shape
     lf = 1e3 * ctx.forward.lead_field(positions_t.reshape(-1, 3)).reshape(k, n_e, 3)  # mV/(A m)
@@ -395,12 +392,16 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
         lf = np.concatenate([lf, tr], axis=2)
         src = np.concatenate([dipole, surface.coefficients], axis=0)
     if k == 1:
+        if heart_angles is not None:
+            src = np.concatenate([_rotate_small(src[:3], heart_angles), src[3:]]) if len(src) > 3 else \
+                _rotate_small(src, heart_angles)
         phi = lf[0] @ src
     else:
         # the lead field interpolated linearly between trajectory samples (np.interp's weights),
-        # one numba pass (forward._kernels; its NumPy twin is the oracle)
+        # and the dipole turned by the heart's angles, in one numba pass (forward._kernels;
+        # its NumPy twin is the oracle)
         from .forward._kernels import potentials_along_trajectory
-        phi = potentials_along_trajectory(lf, times_idx, src)
+        phi = potentials_along_trajectory(lf, times_idx, src, heart_angles)
     return phi
 
 
@@ -454,6 +455,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
 
     # Motion: electrode trajectories, heart rotation with breath, accelerometer.
     motion = None
+    heart_angles = None
     # The source dipole is expressed in the LPS frame of the reference body; the per-record
     # heart orientation change is a rotation about the heart's centre.
     rot, p = _heart_rotation(cfg.heart, rng)
@@ -470,8 +472,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
                                          positions=fitted - center, breathing_rate=breathing_rate)
         params.update({f"motion_{k}": v for k, v in motion.params.items()})
-        if cfg.heart.respiration:
-            dipole = _rotate_small(dipole, motion.heart_rotation)
+        if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
+            heart_angles = motion.heart_rotation
         step = max(1, int(round(fs / cfg.leadfield_rate)))
         times_idx = np.arange(0, n_t, step)
         if times_idx[-1] != n_t - 1:
@@ -481,7 +483,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     else:
         times_idx = np.array([0])
         positions_t = fitted[None]
-    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None))
+    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None), heart_angles)
     displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
 
     clean_leads = montage.apply(phi)

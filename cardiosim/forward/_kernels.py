@@ -272,12 +272,58 @@ def _trajectory_potentials_kernel(lf, xp, src, out):  # pragma: no cover - compi
             out[e, t] = acc
 
 
-def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.ndarray) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _trajectory_potentials_rotated_kernel(lf, xp, src, cs, out):  # pragma: no cover - compiled
+    """:func:`_trajectory_potentials_kernel` with ``src[0:3, t]`` first turned by the small
+    rotation whose cosines and sines are ``cs[:, t] = (cx, sx, cy, sy, cz, sz)``: about x,
+    then y, then z, the operations of :func:`rotate_small_numpy` in its order."""
+    k, n_e, n_j = lf.shape
+    n_t = src.shape[1]
+    v = np.empty(n_j)
+    seg = 0
+    for t in range(n_t):
+        while seg < k - 2 and xp[seg + 1] <= t:
+            seg += 1
+        w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
+        w = 0.0 if w < 0.0 else 1.0 if w > 1.0 else w
+        cx, sx, cy, sy, cz, sz = cs[0, t], cs[1, t], cs[2, t], cs[3, t], cs[4, t], cs[5, t]
+        x, y, z = src[0, t], src[1, t], src[2, t]
+        y, z = cx * y - sx * z, sx * y + cx * z
+        x, z = cy * x + sy * z, -sy * x + cy * z
+        x, y = cz * x - sz * y, sz * x + cz * y
+        v[0], v[1], v[2] = x, y, z
+        for j in range(3, n_j):
+            v[j] = src[j, t]
+        for e in range(n_e):
+            acc = 0.0
+            for j in range(n_j):
+                acc += (lf[seg, e, j] * (1.0 - w) + lf[seg + 1, e, j] * w) * v[j]
+            out[e, t] = acc
+
+
+def rotate_small_numpy(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotate ``p [3, T]`` by time-varying angles ``[3, T]`` (rad) about x, then y, then z
+    (NumPy; the rotation :func:`potentials_along_trajectory` applies with ``angles``)."""
+    cx, sx = np.cos(angles[0]), np.sin(angles[0])
+    cy, sy = np.cos(angles[1]), np.sin(angles[1])
+    cz, sz = np.cos(angles[2]), np.sin(angles[2])
+    x, y, z = p
+    y, z = cx * y - sx * z, sx * y + cx * z
+    x, z = cy * x + sy * z, -sy * x + cy * z
+    x, y = cz * x - sz * y, sz * x + cz * y
+    return np.stack([x, y, z])
+
+
+def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.ndarray,
+                                angles: np.ndarray | None = None) -> np.ndarray:
     """Electrode potentials with the lead field interpolated linearly in time.
 
     ``phi[e, t] = sum_j L_t[e, j] src[j, t]`` where ``L_t`` interpolates ``lf`` between the
     trajectory samples ``times_idx`` (held at the end values outside them, as
     ``numpy.interp``). One pass, no ``[T, n_e, n_j]`` temporary (the NumPy twin builds it).
+    With ``angles`` the dipole rows ``src[0:3]`` are first turned by
+    :func:`rotate_small_numpy` ``(src[0:3], angles)`` inside the same pass (the heart turning
+    with respiration), bit for bit as if rotated beforehand.
 
     Parameters
     ----------
@@ -287,6 +333,8 @@ def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.n
         Increasing sample indices of the trajectory samples.
     src : ndarray, shape (n_j, T)
         Source time courses (dipole components, and any extra source coefficients).
+    angles : ndarray, shape (3, T), rad, optional
+        Small rotation of the dipole rows ``src[0:3]`` about x, then y, then z at every sample.
 
     Returns
     -------
@@ -298,7 +346,18 @@ def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.n
     if lf.ndim != 3 or lf.shape[0] < 2 or xp.shape != (lf.shape[0],) or src.ndim != 2 or src.shape[0] != lf.shape[2]:
         raise ValueError(f"lead field {lf.shape}, times {xp.shape} and source {src.shape} do not match")
     out = np.empty((lf.shape[1], src.shape[1]))
-    _trajectory_potentials_kernel(lf, xp, src, out)
+    if angles is None:
+        _trajectory_potentials_kernel(lf, xp, src, out)
+        return out
+    ang = np.asarray(angles, dtype=np.float64)
+    if ang.shape != (3, src.shape[1]) or src.shape[0] < 3:
+        raise ValueError(f"rotation angles {ang.shape} do not match the source {src.shape} (need (3, T) and "
+                         f"3 dipole rows)")
+    cs = np.empty((6, src.shape[1]))
+    for i in range(3):          # the same NumPy cos and sin, row by row, as rotate_small_numpy
+        cs[2 * i] = np.cos(ang[i])
+        cs[2 * i + 1] = np.sin(ang[i])
+    _trajectory_potentials_rotated_kernel(lf, xp, src, cs, out)
     return out
 
 
