@@ -244,3 +244,52 @@ def test_bad_proposal_inputs(tmp_path):
     (tmp_path / "short.json").write_text('{"format": "cardiosim.ode.Prior/1", "mean": []}')
     with pytest.raises(DataFormatError, match="lacks the field"):
         read_prior(tmp_path / "short.json")
+
+
+def test_template_features_read_what_the_12_lead_measure_reads():
+    """template_features (what match_proposal_features matches) against the independent
+    12-lead measure (NeuroKit2 R peaks, median beat, global QRS) of the same patients'
+    rendered, band-passed records: correlated and unbiased."""
+    from cardiosim.ode.prior import MATCH_FEATURES, template_features
+    from cardiosim.ode.realism import lead_matrix, measure
+
+    rng = np.random.default_rng(21)
+    ps = [sample_patient(rng) for _ in range(10)]
+    f = template_features(np.stack([p.tau for p in ps]), np.stack([p.sigma for p in ps]),
+                          np.stack([p.amp for p in ps]))
+    meas = [measure(lead_matrix() @ synthesize(6.0, 500.0, rng, patient=p, heart_rate=60.0).vcg, 500.0)
+            for p in ps]
+    scale = {"qrs": 0.004, "axis": 5.0, "R_aVL": 0.05, "T_I": 0.04, "T_V5": 0.05}  # s, deg, mV
+    for name in MATCH_FEATURES:
+        m = np.array([x[name] for x in meas])
+        assert np.corrcoef(m, f[name])[0, 1] > 0.8, name
+        assert abs(np.mean(m - f[name])) < scale[name], (name, np.mean(m - f[name]))
+
+
+def test_shipped_proposal_follows_the_fitted_records_features():
+    """The shipped proposal was re-weighted toward the features realism.measure reads on
+    the fitted records (stored with the prior; the held-out records are never used): the
+    sampled patients' means lie within one SD of the records' for each feature."""
+    from cardiosim.ode.prior import MATCH_FEATURES, template_features
+
+    info = default_prior().meta["proposal"]["feature_matching"]
+    assert set(info["features"]) == set(MATCH_FEATURES)
+    assert all(len(v) == default_prior().n_records for v in info["targets"].values())
+    rng = np.random.default_rng(12)
+    ps = [sample_patient(rng) for _ in range(200)]
+    f = template_features(np.stack([p.tau for p in ps]), np.stack([p.sigma for p in ps]),
+                          np.stack([p.amp for p in ps]))
+    for name, mu, sd in zip(info["features"], info["target_mean"], info["target_sd"]):
+        assert abs(f[name].mean() - mu) < sd, (name, f[name].mean(), mu, sd)
+
+
+def test_feature_matching_inputs():
+    from cardiosim.ode.prior import match_proposal_features
+
+    prior = default_prior()
+    with pytest.raises(ConfigError, match="features of"):
+        match_proposal_features(prior, np.random.default_rng(0), {"qt": [0.4, 0.41]})
+    with pytest.raises(ConfigError, match=">= 2 finite"):
+        match_proposal_features(prior, np.random.default_rng(0), {"qrs": [0.06]})
+    with pytest.raises(ConfigError, match="with a proposal"):
+        match_proposal_features(prior.without_proposal(), np.random.default_rng(0), {"qrs": [0.06, 0.07]})
