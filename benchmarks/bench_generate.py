@@ -19,8 +19,8 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
 
     python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV]
 
-``--baseline REV`` also times "simulate only" on the committed tree of a git revision in the same
-run (before/after on the same machine load).
+``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
+committed tree of a git revision in the same run (before/after on the same machine load).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def main():
                     help="also run this many records with 2 workers and project 1,000,000 (issue: 20000)")
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--baseline", metavar="REV", action="append", default=[],
-                    help="also time 'simulate only' with the committed tree of this git revision (repeatable), "
+                    help="also time 'simulate only' and 1-worker generate with the committed tree of this git revision (repeatable), "
                          "in the same run: before/after ratios on the same load")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
@@ -218,14 +218,19 @@ def main():
         with _tree_at(rev) as (root, commit):
             run("ours", "simulate", min(n, 16), 1, "zstd", 1, root=root)  # compiles its kernels into its cache
             res = run("ours", "simulate", n, 1, "zstd", 1, root=root)
+            gen = run("ours", "generate", n, 1, "zstd", 1, root=root)
         add(f"cardiosim simulate only at {rev} ({commit[:10]}), 1 process", res)
-        baselines[rev] = {"commit": commit, "speedup_now_vs_rev": res["seconds"] / simulate_now}
+        add(f"cardiosim generate int16+zstd at {rev} ({commit[:10]}), 1 worker", gen)
+        baselines[rev] = {"commit": commit, "speedup_now_vs_rev": res["seconds"] / simulate_now,
+                          "generate_seconds": gen["seconds"]}
     ours = {}
     for workers, comp, pack in ((1, "zstd", 1), (1, "zlib", 0), (2, "zstd", 1)):
         res = run("ours", "generate", n, workers, comp, pack)
         ours[(workers, comp)] = res
         enc = "int16+zstd" if pack else "float32+zlib"
         add(f"cardiosim generate {enc}, {workers} worker{'s' if workers > 1 else ''}", res)
+    for rev, b in baselines.items():   # end to end, before/after on the same load
+        b["generate_speedup_now_vs_rev"] = b.pop("generate_seconds") / ours[(1, "zstd")]["seconds"]
     peer_best = peer[best_threads]["seconds"]
     summary = {
         "ours_1w_vs_peer_zlib": peer_best / ours[(1, "zstd")]["seconds"],

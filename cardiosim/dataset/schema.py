@@ -432,7 +432,9 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
             if name not in ds:
                 continue
             full = ACCEL_FULL_SCALE if name == "accelerometer" else full_scale_mv
-            peak = float(np.max(np.abs(ds[name].values))) if ds[name].size else 0.0
+            values = ds[name].values
+            # two reductions instead of np.abs's full-size temporary (same peak, NaN included)
+            peak = max(float(values.max()), -float(values.min())) if values.size else 0.0
             if peak > full * (1 + 1e-6):
                 raise SignalError(f"{name} reaches {peak:.4g}, beyond the int16 packing range +-{full:.4g}")
             enc[name].update(pack_encoding(quantum(full)))
