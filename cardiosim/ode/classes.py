@@ -116,9 +116,9 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               ("59931005",), "INVT", {**_NORMAL_QRS, "qrs_t_angle": (120.0, None)}),
     ClassInfo("LVH", "morphology", "left ventricular hypertrophy",
               "QRS voltage x1.8-2.6 of normal (max spatial QRS vector > 2.5 mV), "
-              "QRS widened to 0.09-0.105 s where the beat stays delineable (else as drawn, "
-              "< 0.11 s)", ("164873001", "55827005"), "LVH",
-              {"qrs": (0.06, 0.12), "qrs_peak_mv": (2.5, None)}),
+              "QRS 5-20 % longer than the patient's normal one where the beat stays delineable "
+              "(else as drawn)", ("164873001", "55827005"), "LVH",
+              {"qrs": (0.05, 0.12), "qrs_peak_mv": (2.5, None)}),
 ]}
 
 RHYTHMS = tuple(n for n, c in CLASSES.items() if c.kind == "rhythm")
