@@ -380,16 +380,26 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
     respiration first (:func:`_rotate_small`), inside the trajectory kernel when K > 1.
     """
     k, n_e, _ = positions_t.shape
-    lf = 1e3 * ctx.forward.lead_field(positions_t.reshape(-1, 3)).reshape(k, n_e, 3)  # mV/(A m)
+    points = positions_t.reshape(-1, 3)
     src = dipole
-    if surface is not None:
+    if surface is None:
+        lf = 1e3 * ctx.forward.lead_field(points).reshape(k, n_e, 3)  # mV/(A m)
+    else:
         st = surface.torso
         if st is not ctx.torso and not (st.vertices.shape == ctx.torso.vertices.shape
                                         and np.array_equal(st.vertices, ctx.torso.vertices)):
             raise ConfigError(f"the source's surface field was fitted on torso {st.name!r}, not on the "
                               f"context's {ctx.torso.name!r}; convert the record with the context's torso")
-        tr = surface.nondipolar_transfer(positions_t.reshape(-1, 3)).reshape(k, n_e, -1)
-        lf = np.concatenate([lf, tr], axis=2)
+        if _dipole_field_is_the_context_s(surface, ctx):
+            # one closest-point search for both parts (SurfaceSource.split_transfer): the dipole
+            # part is the context's lead field interpolated from the same vertex values (equal to
+            # rounding: another locator finds the same point), the rest as nondipolar_transfer
+            lead, tr = surface.split_transfer(points)
+            lf = 1e3 * lead.reshape(k, n_e, 3)
+        else:
+            lf = 1e3 * ctx.forward.lead_field(points).reshape(k, n_e, 3)
+            tr = surface.nondipolar_transfer(points)
+        lf = np.concatenate([lf, tr.reshape(k, n_e, -1)], axis=2)
         src = np.concatenate([dipole, surface.coefficients], axis=0)
     if k == 1:
         if heart_angles is not None:
@@ -403,6 +413,20 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
         from .forward._kernels import potentials_along_trajectory
         phi = potentials_along_trajectory(lf, times_idx, src, heart_angles)
     return phi
+
+
+def _dipole_field_is_the_context_s(surface, ctx: SimulationContext) -> bool:
+    """Whether a surface source's dipole part is the context's forward model's lead field at
+    the torso's vertices (what ``sources.recording_to_source`` gives it), so that
+    ``surface.split_transfer`` may stand for ``ctx.forward.lead_field`` plus
+    ``surface.nondipolar_transfer``."""
+    if not hasattr(surface, "split_transfer") or getattr(surface, "node_dipole", None) is None:
+        return False
+    from .sources.adapter import _node_lead_field   # the adapter's cached vertex lead field
+
+    ref = _node_lead_field(ctx.forward, ctx.torso)
+    node = surface.node_dipole
+    return node is ref or (node.shape == ref.shape and np.array_equal(node, ref))
 
 
 def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context: SimulationContext | None = None,

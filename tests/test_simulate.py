@@ -123,3 +123,18 @@ def test_synthetic_source_reproduces_the_ode_vcg_through_the_frank_network(shirt
     np.testing.assert_allclose(vcg, beats.vcg, atol=1e-9 * np.abs(beats.vcg).max() + 1e-12)
     assert src.labels == ("AF", "LBBB") and src.source_id == "ode:9"
     assert 30 < src.heart_rate < 200 and np.isfinite(src.breathing_rate)
+
+
+def test_surface_source_takes_one_closest_point_search_with_the_same_field(data_dir, shirt_context, monkeypatch):
+    """A real record's surface source is evaluated along the moving electrodes with
+    SurfaceSource.split_transfer (one search for the dipole and the non-dipolar part): the
+    same electrode signals, to rounding, as the context's lead field plus nondipolar_transfer."""
+    import cardiosim.simulate as sim
+
+    _, source = _real_source(data_dir, shirt_context)
+    assert sim._dipole_field_is_the_context_s(source.surface, shirt_context)
+    cfg = SimulationConfig(add_noise=False)
+    one = simulate_record(source, np.random.default_rng(3), context=shirt_context, config=cfg, device_stage=False)
+    monkeypatch.setattr(sim, "_dipole_field_is_the_context_s", lambda surface, ctx: False)
+    two = simulate_record(source, np.random.default_rng(3), context=shirt_context, config=cfg, device_stage=False)
+    np.testing.assert_allclose(one.ecg, two.ecg, rtol=1e-6, atol=1e-6 * np.abs(two.ecg).max())
