@@ -67,6 +67,29 @@ def calibrate_levels(fit: dict, n_records: int = 16, duration: float = 30.0, see
     from cardiosim.noise import textile
 
     cells = [(e, a) for e in textile.ELECTRODES for a in textile.ACTIVITIES]
+    # Between records, the fit subjects' noise-to-QRS ratios spread with sd
+    # ``log_ratio_sd_between_records`` (log units); the simulated ratio's spread is that of
+    # the drawn noise level and of the simulated patients' own QRS (independent in the
+    # simulation): the level's spread is what is left after the patients' QRS spread.
+    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0)]
+    sd_qrs = float(np.std(np.log(qrs), ddof=1))
+    for e, a in cells:
+        row = fit["table"][f"{e}/{a}"]
+        sd_ratio = row["log_ratio_sd_between_records"]
+        row["log_level_sd_between_records"] = round(float(np.sqrt(max(sd_ratio ** 2 - sd_qrs ** 2,
+                                                                       (0.5 * sd_ratio) ** 2))), 4)
+    fit["calibration_qrs_log_sd"] = round(sd_qrs, 4)
+    print(f"between-record spread: ratio sd {sd_ratio:.3f} (fit subjects), simulated patients' QRS sd {sd_qrs:.3f}, "
+          f"level sd {row['log_level_sd_between_records']:.3f}", flush=True)
+    # The calibration panel draws every record at the cell's median level (the spread
+    # between records set to 0 while calibrating, the random draws unchanged): the panel's
+    # median then estimates the median of the simulated population without the sampling
+    # error of 16 level draws, which a between-record spread of ~0.6 (log) would add.
+    spread = {c: fit["table"][f"{c[0]}/{c[1]}"]["log_level_sd_between_records"] for c in cells}
+    for c in cells:
+        fit["table"][f"{c[0]}/{c[1]}"]["log_level_sd_between_records"] = 0.0
+    textile.write_fit(fit)
+    textile.clear_caches()
     floor, read = {}, {}
     for e, a in cells:
         floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0))
@@ -88,10 +111,13 @@ def calibrate_levels(fit: dict, n_records: int = 16, duration: float = 30.0, see
         print(f"{c[0]:8s} {c[1]:7s} target {target:.3f} floor {f:.3f} read at nominal {read[c]:.3f} "
               f"k_cell {np.sqrt(max(read[c] ** 2 - f ** 2, 0)) / nominal[c]:.2f} scale {s:.3f}"
               f"{'  (floor-limited)' if f > 0.87 * target else ''}", flush=True)
+    for c in cells:
+        fit["table"][f"{c[0]}/{c[1]}"]["log_level_sd_between_records"] = spread[c]
     fit["calibration_k"] = round(k, 4)
     fit["calibration_how"] = (f"log_level_calibration: {n_records} simulated {duration:.0f}-s chest-strap records per "
-                              f"cell (same patients in every cell, seed {seed}) read the fit subjects' pooled median "
-                              "noise-to-QRS through noise.textile.measure_record; one conversion k for all cells, "
+                              f"cell (same patients in every cell, seed {seed}, every record at the cell's median "
+                              "level) read the fit subjects' pooled median noise-to-QRS through "
+                              "noise.textile.measure_record; one conversion k for all cells, "
                               f"the floor per cell, then {refinements} per-cell refinements on the same panel; "
                               "see scripts/fit_textile_noise.calibrate_levels")
     return fit
@@ -109,11 +135,10 @@ def main(argv=None) -> None:
                                    "ODE records through chest_strap_500hz on the reference body, garment, heart "
                                    "and motion drawn as in generation (all five activities), noise off")
     textile.write_fit(fit)
-    textile.load_fit.cache_clear()
-    textile._spectrum.cache_clear()
+    textile.clear_caches()
     calibrate_levels(fit)
     textile.write_fit(fit)
-    textile.load_fit.cache_clear()
+    textile.clear_caches()
     print(f"wrote {textile.FIT_FILE}")
 
 
@@ -163,16 +188,19 @@ def _strap_context():
 IQR_SPREAD, KURTOSIS_SPREAD = 1.75, 2.75
 
 
-def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0) -> list[dict]:
+def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_subjects: bool = False) -> list[dict]:
     """Simulated chest-strap records vs the held-out real subjects (04, 05), per electrode
     type x activity: medians, IQRs and kurtosis of the noise-to-QRS ratio, log-spectral
     distance of the residual (1-40 Hz), grade fractions (the fitted rule on the simulated
     ratios vs the graders' labels), rail and contact-loss fractions. The fit subjects'
-    median is listed beside, as the real between-subject spread."""
+    median is listed beside, as the real between-subject spread. The spread of the segment
+    ratios also like for like (see :func:`spread_table`); ``fit_subjects`` adds the fit
+    subjects' within-record spread beside it (measures their records too)."""
     from cardiosim.noise import textile
 
     root = Path(data_dir) / "textile"
     held = textile.measure_real(root, textile.HELD_OUT_SUBJECTS)
+    fit_real = textile.measure_real(root, textile.FIT_SUBJECTS) if fit_subjects else None
     fitted = textile.load_fit()
     thr = fitted["grading_rule"]["thresholds_noise_to_qrs"]
     rows = []
@@ -185,7 +213,26 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0) -> l
             lsd = float(np.sqrt(np.mean((10 * np.log10(sim["psd"][band] / real["psd"][band])) ** 2)))
             sim_g = textile.grade_fractions(textile.grade(np.concatenate([m.noise_to_qrs for m in sim_m]), thr))
             real_g = textile.grade_fractions(np.concatenate(held[(e, a)]["grades"]))
+            # the held-out cell has only two records (two subjects), so its pooled IQR is
+            # mostly how far apart those two subjects' levels happen to be: the like-for-like
+            # reference is the IQR of every pair of simulated records (10th-90th percentile),
+            # and the segments' spread inside a record (IQR / median per record, median over
+            # records) is compared on its own
+            pair_iqr = [np.subtract(*np.percentile(np.concatenate([sim_m[i].noise_to_qrs, sim_m[j].noise_to_qrs]),
+                                                   [75, 25]))
+                        for i in range(len(sim_m)) for j in range(i + 1, len(sim_m))]
+
+            def within(ms):
+                return float(np.median([np.subtract(*np.percentile(m.noise_to_qrs, [75, 25])) / np.median(m.noise_to_qrs)
+                                        for m in ms]))
             rows.append({"electrode": e, "activity": a, "sim_median": sim["median"], "real_median": real["median"],
+                         "sim_pair_iqr_q10": float(np.percentile(pair_iqr, 10)),
+                         "sim_pair_iqr_q90": float(np.percentile(pair_iqr, 90)),
+                         "sim_within_rel_iqr": within(sim_m), "real_within_rel_iqr": within(held[(e, a)]["measures"]),
+                         "fit_within_rel_iqr": within(fit_real[(e, a)]["measures"]) if fit_real else float("nan"),
+                         "sim_record_log_medians": [float(np.log(np.median(m.noise_to_qrs))) for m in sim_m],
+                         "real_record_log_medians": [float(np.log(np.median(m.noise_to_qrs)))
+                                                     for m in held[(e, a)]["measures"]],
                          "fit_median": fitted["table"][f"{e}/{a}"]["noise_to_qrs_median"],
                          "sim_iqr": sim["iqr"], "real_iqr": real["iqr"],
                          "sim_kurtosis": sim["kurtosis"], "real_kurtosis": real["kurtosis"], "lsd_db": lsd,
@@ -193,6 +240,28 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0) -> l
                          "sim_rail": sim["rail_fraction"], "real_rail": real["rail_fraction"],
                          "sim_contact": sim["contact_fraction"], "real_contact": real["contact_fraction"]})
     return rows
+
+
+def spread_table(rows) -> str:
+    """The spread of the segment ratios, like for like: the held-out pooled IQR against the
+    10th-90th percentile of the IQR of simulated two-record panels, and the within-record
+    relative IQR (simulated / held-out, fit subjects beside)."""
+    head = ("| electrode | activity | IQR held-out (2 records) | IQR sim, 2-record panels, 10-90 % | inside | "
+            "within-record IQR/median sim / held-out (fit subjects) |\n| --- | --- | --- | --- | --- | --- |\n")
+    lines = []
+    for r in rows:
+        inside = r["sim_pair_iqr_q10"] <= r["real_iqr"] <= r["sim_pair_iqr_q90"]
+        lines.append(f"| {r['electrode']} | {r['activity']} | {r['real_iqr']:.3f} | {r['sim_pair_iqr_q10']:.3f}-"
+                     f"{r['sim_pair_iqr_q90']:.3f} | {'yes' if inside else 'no'} | {r['sim_within_rel_iqr']:.2f} / "
+                     f"{r['real_within_rel_iqr']:.2f} ({r['fit_within_rel_iqr']:.2f}) |")
+    n_in = sum(r["sim_pair_iqr_q10"] <= r["real_iqr"] <= r["sim_pair_iqr_q90"] for r in rows)
+
+    def pooled_sd(key):
+        groups = [np.asarray(r[key]) for r in rows if len(r[key]) > 1]
+        return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / sum(g.size - 1 for g in groups)))
+    return (head + "\n".join(lines) + f"\n\nheld-out IQR inside the simulated 10-90 % range: {n_in} of {len(rows)} cells; "
+            f"between-record spread (pooled sd of log record medians) sim {pooled_sd('sim_record_log_medians'):.2f}, "
+            f"held-out {pooled_sd('real_record_log_medians'):.2f}\n")
 
 
 def markdown_table(rows) -> str:
@@ -214,6 +283,8 @@ if __name__ == "__main__":
     if "--compare" in sys.argv:
         sys.argv.remove("--compare")
         root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-        print(markdown_table(compare_held_out(root)))
+        rows = compare_held_out(root, fit_subjects=True)
+        print(markdown_table(rows))
+        print(spread_table(rows))
     else:
         main()

@@ -99,12 +99,15 @@ def test_upsample_cubic_twin_and_accuracy(rng, factor):
 
 
 @pytest.mark.parametrize("with_fast", [True, False])
-def test_activity_envelope_twin(rng, with_fast):
+@pytest.mark.parametrize("with_table", [True, False])
+def test_activity_envelope_twin(rng, with_fast, with_table):
     kern, ref = KERNELS["activity_envelope"]
     n, fs = 7001, 500.0
     w_s = rng.standard_normal(int(np.ceil(n / fs * 10)) + 2)
     w_f = rng.standard_normal(int(np.ceil(n / fs * 50)) + 2) if with_fast else np.zeros(0)
-    args = (w_s, 0.95, 10.0, 0.3, w_f, 0.87, 50.0, 0.4, fs, 0.02)
+    z = np.array([-1.96, -1.0, 0.0, 0.5, 1.64]) if with_table else np.zeros(0)
+    q = np.array([-0.5, -0.2, 0.0, 0.3, 1.5]) if with_table else np.zeros(0)
+    args = (w_s, 0.95, 10.0, 0.3, w_f, 0.87, 50.0, 0.4, fs, 0.02, z, q)
     out = np.empty(n)
     kern(*args, out)
     np.testing.assert_allclose(out, ref(*args, n), rtol=1e-10)

@@ -165,10 +165,12 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 13:20 UTC (calibration refit on the ODE prior of commit "
-                   "94397ce): 14 of 15 cells within the criterion with this test's 6 records a cell, 6 within 25 %; "
-                   "the miss: gel arms 0.021 vs 0.039 held-out (fit subjects 0.029), sim/real 0.53. With 10 records "
-                   "a cell also 14 of 15 (5 within 25 %), the same miss")
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 15:30 UTC (refit with the between-record spread as a pooled "
+                   "variance and the within-record quantile envelope; the ODE working tree of 15:20): with 10 records a "
+                   "cell 13 of 15 cells within the criterion, 3 within 25 %; the misses dry squats 0.124 vs 0.057 "
+                   "(fit subjects 0.093) and textile squats 0.108 vs 0.030 (fit 0.100): the held-out subjects squat "
+                   "more quietly than the fit subjects, and a wider between-record spread makes 6-10-record medians "
+                   "noisier")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
@@ -205,6 +207,22 @@ def test_kurtosis_within_real_between_subject_spread(comparison):
     kur = [abs(np.log((3 + r["sim_kurtosis"]) / (3 + r["real_kurtosis"]))) <= np.log(s.KURTOSIS_SPREAD)
            for r in comparison.values()]
     assert np.mean(kur) >= 0.6, kur
+
+
+def _pooled_sd(groups):
+    groups = [np.asarray(g) for g in groups if len(g) > 1]
+    return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / sum(g.size - 1 for g in groups)))
+
+
+def test_between_record_spread_matches_held_out_subjects(comparison):
+    """Records of one electrode x activity differ in level (subject, skin, strap fit): the
+    pooled standard deviation of the records' log median noise-to-QRS about their cell's
+    mean, over all 15 cells, is within the 1.75x spread of two halves of the real subjects
+    of the held-out subjects' (measured 0.73 held-out, 0.64 fit subjects; the model drew
+    0.38 before the spread was fitted as a pooled variance)."""
+    sim = _pooled_sd([r["sim_record_log_medians"] for r in comparison.values()])
+    real = _pooled_sd([r["real_record_log_medians"] for r in comparison.values()])
+    assert abs(np.log(sim / real)) <= np.log(_script().IQR_SPREAD), (sim, real)
 
 
 def test_rails_and_contact_loss_as_rare_as_real(comparison):

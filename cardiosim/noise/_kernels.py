@@ -321,18 +321,33 @@ KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_k
 
 @njit(cache=True, nogil=True)
 def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
-                             out):  # pragma: no cover - compiled
-    """``out[t] = scale * exp(sd_slow * y_s(t) + sd_fast * y_f(t) - sd_fast**2)``: two
-    unit-variance AR(1) (sampled Ornstein-Uhlenbeck) series ``y[0] = w[0]``,
-    ``y[k] = a y[k-1] + sqrt(1 - a^2) w[k]`` at ``rate_slow`` / ``rate_fast`` Hz, linearly
-    interpolated to the samples ``t / fs``. ``w_fast`` may be empty (no fast part)."""
+                             z_knots, q_knots, out):  # pragma: no cover - compiled
+    """``out[t] = scale * exp(s(t) + sd_fast * y_f(t) - sd_fast**2)``: two unit-variance
+    AR(1) (sampled Ornstein-Uhlenbeck) series ``y[0] = w[0]``, ``y[k] = a y[k-1] +
+    sqrt(1 - a^2) w[k]`` at ``rate_slow`` / ``rate_fast`` Hz, linearly interpolated to the
+    samples ``t / fs``. The slow log-level ``s`` is ``sd_slow * y_s`` when ``z_knots`` is
+    empty; otherwise each slow value is first mapped through the piecewise-linear ``q(z)``
+    through ``(z_knots, q_knots)`` (increasing ``z_knots``, held flat outside them) -- a
+    Gaussian copula: the OU's time correlation with the marginal of the table -- and the
+    mapped series is interpolated. ``w_fast`` may be empty (no fast part)."""
     m_s = w_slow.shape[0]
     m_f = w_fast.shape[0]
+    n_q = z_knots.shape[0]
     y_s = np.empty(m_s)
     y_s[0] = w_slow[0]
     c_s = np.sqrt(1.0 - a_slow * a_slow)
     for k in range(1, m_s):
         y_s[k] = a_slow * y_s[k - 1] + c_s * w_slow[k]
+    if n_q > 0:
+        for k in range(m_s):
+            z = y_s[k]
+            if z <= z_knots[0]:
+                y_s[k] = q_knots[0]
+            elif z >= z_knots[n_q - 1]:
+                y_s[k] = q_knots[n_q - 1]
+            else:
+                j = np.searchsorted(z_knots, z) - 1
+                y_s[k] = q_knots[j] + (z - z_knots[j]) / (z_knots[j + 1] - z_knots[j]) * (q_knots[j + 1] - q_knots[j])
     y_f = np.zeros(max(m_f, 1))
     if m_f > 0:
         y_f[0] = w_fast[0]
@@ -340,28 +355,58 @@ def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast,
         for k in range(1, m_f):
             y_f[k] = a_fast * y_f[k - 1] + c_f * w_fast[k]
     shift = sd_fast * sd_fast if m_f > 0 else 0.0
+    if n_q == 0:
+        for k in range(m_s):
+            y_s[k] *= sd_slow
+    # the log-envelope is linear between knots of either process, so its exponential is
+    # geometric there: one exp at each interval's first sample and one for the interval's
+    # per-sample ratio, products in between (equal to an exp per sample within ~1e-15)
+    i_s_prev = -1
+    i_f_prev = -1
+    e = 0.0
+    step = 1.0
     for t in range(out.shape[0]):
-        u = t / fs * rate_slow
-        i = min(int(u), m_s - 2)
-        env = sd_slow * (y_s[i] + (u - i) * (y_s[i + 1] - y_s[i]))
+        u_s = t / fs * rate_slow
+        i_s = min(int(u_s), m_s - 2)
+        i_f = 0
+        u_f = 0.0
         if m_f > 0:
-            u = t / fs * rate_fast
-            i = min(int(u), m_f - 2)
-            env += sd_fast * (y_f[i] + (u - i) * (y_f[i + 1] - y_f[i])) - shift
-        out[t] = scale * np.exp(env)
+            u_f = t / fs * rate_fast
+            i_f = min(int(u_f), m_f - 2)
+        if i_s != i_s_prev or i_f != i_f_prev:
+            d_s = y_s[i_s + 1] - y_s[i_s]
+            env = y_s[i_s] + (u_s - i_s) * d_s
+            slope = d_s * rate_slow
+            if m_f > 0:
+                d_f = sd_fast * (y_f[i_f + 1] - y_f[i_f])
+                env += sd_fast * y_f[i_f] + (u_f - i_f) * d_f - shift
+                slope += d_f * rate_fast
+            e = scale * np.exp(env)
+            step = np.exp(slope / fs)
+            i_s_prev = i_s
+            i_f_prev = i_f
+        else:
+            e *= step
+        out[t] = e
 
 
-def activity_envelope_ref(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale, n):
+def activity_envelope_ref(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
+                          z_knots, q_knots, n):
     """NumPy/SciPy twin of :func:`activity_envelope_kernel` (lfilter and np.interp), length ``n``."""
     t = np.arange(n) / fs
 
-    def ou(w, a, rate):
+    def ou(w, a, rate, knots=None):
         y = np.empty(w.size)
         y[0] = w[0]
         y[1:] = _signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], w[1:], zi=[a * w[0]])[0]
+        if knots is not None:
+            y = np.interp(y, *knots)
         return np.interp(t, np.arange(w.size) / rate, y)
 
-    env = sd_slow * ou(np.asarray(w_slow, dtype=np.float64), a_slow, rate_slow)
+    if len(z_knots):
+        env = ou(np.asarray(w_slow, dtype=np.float64), a_slow, rate_slow, (z_knots, q_knots))
+    else:
+        env = sd_slow * ou(np.asarray(w_slow, dtype=np.float64), a_slow, rate_slow)
     if len(w_fast):
         env = env + sd_fast * ou(np.asarray(w_fast, dtype=np.float64), a_fast, rate_fast) - sd_fast ** 2
     return scale * np.exp(env)

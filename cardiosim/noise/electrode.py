@@ -101,6 +101,8 @@ class ElectrodeNoise:
             trivial = c.strides == (0, 0) and c.size and c.flat[0] == 1
             out = p.copy() if trivial else p * c
             for v in self.by_kind.values():
+                if v.strides == (0, 0) and v.size and v.flat[0] == 0:
+                    continue           # an event-free contact kind: a broadcast zero adds nothing
                 out += v
             return out
         return p.astype(np.float64) * self.contact + self.noise

@@ -55,6 +55,8 @@ SEGMENT_S = 2.0
 BAND_HZ = (1.0, 40.0)
 FIT_FILE = Path(__file__).resolve().parent / "data" / "textile_fit.json"
 _PSD_NPERSEG_S = 2.0
+#: Probabilities at which the within-record distribution of segment levels is stored.
+WITHIN_P = np.array([0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.975])
 
 
 @dataclass(frozen=True)
@@ -473,20 +475,36 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     # to a record's own QRS then varies with the body as it does in the real records.
     q_typ = float(np.median([m.qrs_pp for v in real.values() for m in v["measures"]]))
     # The spread of the level between records (subject, skin, fit) is pooled over all
-    # cells: three records per cell cannot estimate it (one loose strap dominates).
+    # cells: three records per cell cannot estimate it alone. Pooled variance of the record
+    # medians about their cell's mean (one degree of freedom per cell used by the mean):
+    # a robust spread of deviations from a 3-record median is biased low (one deviation
+    # per cell is 0 by construction) and drops the loose-strap records that make the real
+    # segments' interquartile range. Two versions: of the noise level in units of the
+    # typical QRS, and of the ratio to each record's own QRS (what the measure reads; the
+    # calibration script sets the simulated level spread from it and the simulated
+    # patients' own QRS spread).
     cell_logs = {k: [np.log(m.noise_to_qrs * m.qrs_pp / q_typ) for m in v["measures"]] for k, v in real.items()}
-    dev = np.concatenate([(lambda rm: rm - np.median(rm))(np.array([np.median(lr) for lr in logs]))
-                          for logs in cell_logs.values()])
-    sd_between = float(1.4826 * np.median(np.abs(dev)))
+
+    def pooled_sd(groups):
+        groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g) > 1]
+        return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / sum(g.size - 1 for g in groups)))
+    sd_between = pooled_sd([[np.median(lr) for lr in logs] for logs in cell_logs.values()])
+    sd_between_ratio = pooled_sd([[np.median(np.log(m.noise_to_qrs)) for m in v["measures"]] for v in real.values()])
     for (e, a), v in real.items():
         s = summarize(v["measures"])
         psd = np.interp(f_out, s["f"], s["psd"])
         logs = cell_logs[(e, a)]
         within = [np.subtract(*np.percentile(lr, [75, 25])) / 1.349 for lr in logs]
+        # the segments' spread inside a record (each record's own median removed), the
+        # median over the cell's records of each quantile: activity comes in episodes, so
+        # the distribution is skewed and heavy on the noisy side, not log-normal
+        within_q = np.median([np.percentile(lr - np.median(lr), 100 * WITHIN_P) for lr in logs], axis=0)
         table[f"{e}/{a}"] = {
             "log_level_mean": float(np.median(np.concatenate(logs))),
             "log_level_sd_between_records": sd_between,
             "log_level_sd_within_record": float(np.median(within)),
+            "log_level_within_quantiles": [round(float(v), 4) for v in within_q],
+            "log_ratio_sd_between_records": sd_between_ratio,
             "noise_to_qrs_median": s["median"], "noise_to_qrs_q25": s["q25"], "noise_to_qrs_q75": s["q75"],
             "residual_kurtosis": s["kurtosis"], "rail_fraction": s["rail_fraction"],
             "contact_fraction": s["contact_fraction"], "n_segments": s["n_segments"],
@@ -505,6 +523,7 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
                          "accuracy_fit": float(np.mean(grade(all_r, thr) == all_g)),
                          "spearman_fit": rho},
         "psd_f_hz": [float(f) for f in f_out],
+        "within_quantile_p": [float(v) for v in WITHIN_P],
         "qrs_pp_typical_counts": q_typ,
         "table": table,
         "heart_rate": fit_heart_rate(folder, subjects),
@@ -516,6 +535,12 @@ def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(fit, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def clear_caches() -> None:
+    """Forget the loaded fit and everything derived from it (after :func:`write_fit`)."""
+    for fn in (load_fit, _spectrum, _spectrum32, _within_table):
+        fn.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -569,12 +594,48 @@ def _spectrum(electrode: str, activity: str, n: int, fs: float):
     return amp
 
 
+#: The fitted noise is synthesised up to the frequency above which its spectrum carries
+#: less than this fraction of the power (the rule of :data:`cardiosim.noise.spectra.BAND_LIMIT_HZ`):
+#: no random numbers are drawn for the bins beyond it.
+_BAND_TAIL_FRACTION = 2e-4
+
+
 @functools.lru_cache(maxsize=64)
 def _spectrum32(electrode: str, activity: str, n: int, fs: float):
-    """:func:`_spectrum` in float32, the precision the noise is synthesised in."""
-    amp = _spectrum(electrode, activity, n, fs).astype(np.float32)
-    amp.setflags(write=False)
-    return amp
+    """:func:`_spectrum` in float32, the precision the noise is synthesised in, cut after the
+    last bin whose tail still holds :data:`_BAND_TAIL_FRACTION` of the power (the rest is
+    zero: ``len`` of the result is the number of bins drawn)."""
+    amp = _spectrum(electrode, activity, n, fs)
+    p = amp.astype(np.float64) ** 2
+    tail = np.cumsum(p[::-1])[::-1]                    # power in bins k.. (inclusive)
+    k = int(np.searchsorted(-tail, -_BAND_TAIL_FRACTION * tail[0], side="right"))
+    out = amp[:max(k, 2)].astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _within_table(electrode: str, activity: str):
+    """``(z_knots, q_knots, log(E[e^4L] / E[e^2L]^2))`` of the slow segment level ``L``: the
+    fitted within-record quantiles of the log segment level (times the calibration's
+    ``log_level_within_scale``) at the standard-normal quantiles of their probabilities, for
+    the envelope's Gaussian copula; empty knots and ``None`` for a fit without the table
+    (the slow level is then log-normal with ``log_level_sd_within_record``)."""
+    fit = load_fit()
+    row = fit["table"][f"{electrode}/{activity}"]
+    if "log_level_within_quantiles" not in row:
+        return np.zeros(0), np.zeros(0), None
+    z = _stats.norm.ppf(np.asarray(fit["within_quantile_p"], dtype=np.float64))
+    q = np.asarray(row["log_level_within_quantiles"], dtype=np.float64) * row.get("log_level_within_scale", 1.0)
+    q = np.maximum.accumulate(q)
+    zz = np.linspace(-6.0, 6.0, 4001)
+    w = np.exp(-0.5 * zz ** 2)
+    lq = np.interp(zz, z, q)
+    m2 = np.sum(w * np.exp(2 * lq)) / w.sum()
+    m4 = np.sum(w * np.exp(4 * lq)) / w.sum()
+    for a in (z, q):
+        a.setflags(write=False)
+    return z, q, float(np.log(m4 / m2 ** 2))
 
 
 def reference_qrs_pp_mv() -> float:
@@ -587,10 +648,14 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
                             activity: str, scale: float = 1.0, params: dict | None = None) -> np.ndarray:
     """Noise [n_electrodes, n] mV (float32) of a worn device, fitted per electrode type x activity.
 
-    Each electrode carries independent Gaussian noise with the fitted residual spectrum,
-    under an envelope shared by all electrodes (one body moves): a per-record level drawn
-    from the between-record spread, 2-s scale level changes (the within-record spread of
-    the segment ratios) and short bursts that give the fitted kurtosis. A bipolar lead of
+    Each electrode carries independent Gaussian noise with the fitted residual spectrum
+    (drawn up to the frequency above which it holds < 0.02 % of the power), under an
+    envelope shared by all electrodes (one body moves): a per-record level drawn from the
+    between-record spread (a pooled variance over the fit subjects' records, less the
+    simulated patients' own QRS spread), 2-s scale level changes whose distribution is the
+    fit subjects' within-record distribution of segment levels (a Gaussian copula on a slow
+    Ornstein-Uhlenbeck process: skewed toward noisy episodes, as activity comes in bouts),
+    and short bursts that give the rest of the fitted kurtosis. A bipolar lead of
     two electrodes then has, in the median 2-s segment, the fitted noise-to-QRS ratio times
     :func:`reference_qrs_pp_mv` times ``scale``.
     """
@@ -605,8 +670,12 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     log_level = row["log_level_mean"] + row.get("log_level_calibration", 0.0)
     level = np.exp(log_level + row["log_level_sd_between_records"] * rng.standard_normal())
     sd_w = row["log_level_sd_within_record"]
+    z_knots, q_knots, slow_log_kurt = _within_table(electrode, activity)
+    # the bursts carry the part of the fitted kurtosis the slow level changes do not: for an
+    # envelope e^L, kurtosis = 3 E[e^4L] / E[e^2L]^2 (3 e^(4 sd^2) for a Gaussian L)
     k = max(row["residual_kurtosis"], 0.0)
-    sd_f = float(np.sqrt(np.clip(np.log1p(k / 3.0) / 4.0 - sd_w ** 2, 0.0, _MAX_FAST_SD ** 2)))
+    slow = 4.0 * sd_w ** 2 if slow_log_kurt is None else slow_log_kurt
+    sd_f = float(np.sqrt(np.clip((np.log1p(k / 3.0) - slow) / 4.0, 0.0, _MAX_FAST_SD ** 2)))
     rms = level * reference_qrs_pp_mv() * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
     w_s = rng.standard_normal(_ou_len(n, fs, _SLOW_RATE_HZ))
@@ -614,12 +683,14 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     env = np.empty(n)
     _kernels.activity_envelope_kernel(w_s, np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)), _SLOW_RATE_HZ, sd_w,
                                       w_f, np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), _FAST_RATE_HZ, sd_f,
-                                      float(fs), rms, env)
+                                      float(fs), rms, z_knots, q_knots, env)
     # Gaussian noise of the fitted spectrum: complex normals on the rfft grid (the ziggurat's
     # float32 pairs read as complex64 without a copy), one single-precision inverse FFT
     amp = _spectrum32(electrode, activity, n, float(fs))
-    z = _kernels.standard_normal(rng, (n_electrodes, amp.size, 2)).view(np.complex64)[..., 0]
-    z *= amp
+    z = np.zeros((n_electrodes, n // 2 + 1), dtype=np.complex64)
+    zk = z[:, :amp.size]
+    zk[...] = _kernels.standard_normal(rng, (n_electrodes, amp.size, 2)).view(np.complex64)[..., 0]
+    zk *= amp
     x = _fft.irfft(z, n=n, axis=1, overwrite_x=True, workers=1)
     x *= env.astype(np.float32)
     if params is not None:
