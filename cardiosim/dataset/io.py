@@ -90,7 +90,8 @@ def _to_netcdf_defined_first(out: xr.Dataset, path, encoding: dict) -> bool:
     (``tests/test_storage.py`` compares the two files). Returns False, having written
     nothing, if this xarray lacks the internals used (the caller then uses ``to_netcdf``).
     """
-    if _DEFERRED_WRITER is None or any(getattr(v.data, "chunks", None) is not None for v in out.variables.values()):
+    # Variable.chunks looks at the wrapped array without loading a lazily opened variable
+    if _DEFERRED_WRITER is None or any(v.chunks is not None for v in out.variables.values()):
         return False
     try:
         from xarray.backends import NetCDF4DataStore
