@@ -148,3 +148,27 @@ def test_qrs_pp_twin(rng):
     out = np.empty((12, r.size))
     kern(x, r, 25, out)
     np.testing.assert_array_equal(out, ref(x, r, 25))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_powerline_twin_bit_identical(rng, dtype):
+    """The fused potential divider gives NumPy's three-pass result bit for bit (same
+    operations, same order, same precision), for a varying and a constant impedance."""
+    kern, ref = KERNELS["powerline"]
+    v = rng.standard_normal(3000).astype(dtype)
+    for z in (rng.uniform(1e3, 1e6, (9, 3000)).astype(dtype), rng.uniform(1e3, 1e6, (9, 1)).astype(dtype)):
+        out = np.empty((9, 3000), dtype=dtype)
+        kern(v, z, dtype(1e9), out)
+        np.testing.assert_array_equal(out, ref(v, z, 1e9))
+
+
+def test_mains_sum_twin_bit_identical(rng):
+    kern, ref = KERNELS["mains_sum"]
+    t = np.arange(4000, dtype=np.float32) / np.float32(500.0)
+    tables = np.stack([np.sin(2 * np.pi * 50 * t), np.cos(2 * np.pi * 50 * t), np.sin(2 * np.pi * 150 * t),
+                       np.cos(2 * np.pi * 150 * t)]).astype(np.float32)
+    coef = rng.uniform(-1, 1, 4).astype(np.float32)
+    mod = np.sin(np.float32(0.6) * t + np.float32(1.0))
+    out = np.empty(t.size, dtype=np.float32)
+    kern(coef, tables, mod, np.float32(0.2), np.float32(87.5), out)
+    np.testing.assert_array_equal(out, ref(coef, tables, mod, np.float32(0.2), np.float32(87.5)))

@@ -596,3 +596,53 @@ def qrs_pp_ref(x, r, h):
 
 
 KERNELS["qrs_pp"] = (qrs_pp_kernel, qrs_pp_ref)
+
+
+# --- powerline by impedance mismatch (noise.electrode) -------------------------------------
+
+@njit(cache=True, nogil=True)
+def powerline_kernel(v, z, z_in, out):  # pragma: no cover - compiled
+    """``out[e, t] = v[t] * (z[e, t] / (z[e, t] + z_in))`` in the precision of the arrays
+    (float32: every operation rounded to float32 in this order, as NumPy does it), one
+    pass instead of three. ``z`` [n_e, T] or [n_e, 1] (constant impedance)."""
+    n_e, n = out.shape
+    zt = z.shape[1]
+    for e in range(n_e):
+        for t in range(n):
+            ze = z[e, t if zt > 1 else 0]
+            out[e, t] = v[t] * (ze / (ze + z_in))
+
+
+def powerline_ref(v, z, z_in):
+    """NumPy twin of :func:`powerline_kernel`."""
+    return v[None, :] * (z / (z + z.dtype.type(z_in)))
+
+
+KERNELS["powerline"] = (powerline_kernel, powerline_ref)
+
+
+@njit(cache=True, nogil=True)
+def mains_sum_kernel(coef, tables, mod_sin, depth, amp, out):  # pragma: no cover - compiled
+    """The body's mains voltage in one pass, float32 throughout and in NumPy's order of
+    operations: ``out[t] = sum_i coef[i] * tables[i, t]`` (accumulated from 0 in the order
+    of ``i``), then ``out[t] *= amp * (1 + depth * mod_sin[t])``. ``coef`` float32 [m],
+    ``tables`` float32 [m, T] (sin / cos of each harmonic), ``mod_sin`` float32 [T]."""
+    m = coef.shape[0]
+    one = np.float32(1.0)
+    for t in range(out.shape[0]):
+        v = np.float32(0.0)
+        for i in range(m):
+            v = v + coef[i] * tables[i, t]
+        out[t] = v * (amp * (one + depth * mod_sin[t]))
+
+
+def mains_sum_ref(coef, tables, mod_sin, depth, amp):
+    """NumPy twin of :func:`mains_sum_kernel` (the passes as :func:`~cardiosim.noise.electrode.common_mode_voltage` made them)."""
+    v = np.zeros(tables.shape[1], dtype=np.float32)
+    for c, tab in zip(coef, tables):
+        v += c * tab
+    v *= amp * (np.float32(1.0) + depth * mod_sin)
+    return v
+
+
+KERNELS["mains_sum"] = (mains_sum_kernel, mains_sum_ref)

@@ -364,6 +364,19 @@ def _mains_phasor(n: int, fs: float, f_hz: float):
     return c, s
 
 
+@functools.lru_cache(maxsize=32)
+def _mains_tables(n: int, fs: float, freqs: tuple) -> np.ndarray:
+    """sin and cos of ``2 pi f t`` for each of ``freqs``, stacked ``[sin f1, cos f1, sin f2,
+    ...]`` [2 len(freqs), n] float32 (read-only, cached; :func:`_mains_phasor`'s values)."""
+    rows = []
+    for f in freqs:
+        c, s = _mains_phasor(n, fs, f)
+        rows += [s, c]
+    out = np.stack(rows) if rows else np.zeros((0, n), dtype=_F32)
+    out.setflags(write=False)
+    return out
+
+
 def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params: dict) -> np.ndarray:
     """Mains common-mode voltage of the body [T] mV (float32): fundamental and odd harmonics
     below Nyquist (harmonics at or above it are recorded in ``params`` and left out, since
@@ -372,7 +385,7 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
     a = rng.uniform(*cfg.cm_voltage_mv)
     params["cm_voltage_mv"] = float(a)
     ph0 = rng.uniform(0, 2 * np.pi)
-    v = np.zeros(t.shape, dtype=_F32)
+    coef, freqs = [], []
     for h in range(cfg.powerline_harmonics):
         k = 2 * h + 1
         rel = 1.0 if k == 1 else rng.uniform(0.02, 0.3) / h
@@ -381,15 +394,18 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
         if k * cfg.powerline_hz >= fs / 2:
             params[f"powerline_harmonic_above_nyquist.{k}"] = 1.0
             continue
-        cos_k, sin_k = _mains_phasor(t.size, fs, k * cfg.powerline_hz)
         # rel * sin(w_k t + ph) = rel (cos ph sin w_k t + sin ph cos w_k t)
-        v += _F32(rel * np.cos(ph)) * sin_k
-        v += _F32(rel * np.sin(ph)) * cos_k
+        coef += [_F32(rel * np.cos(ph)), _F32(rel * np.sin(ph))]
+        freqs.append(k * cfg.powerline_hz)
     fm = rng.uniform(0.05, 0.3)
     depth = rng.uniform(0.0, 0.3)
     params["cm_modulation_hz"], params["cm_modulation_depth"] = float(fm), float(depth)
-    mod = _F32(1.0) + _F32(depth) * np.sin(_F32(2 * np.pi * fm) * t + _F32(rng.uniform(0, 2 * np.pi)))
-    v *= _F32(a) * mod
+    mod_sin = np.sin(_F32(2 * np.pi * fm) * t + _F32(rng.uniform(0, 2 * np.pi)))
+    # sum of the harmonics times a (1 + depth sin) modulation, one float32 pass (numba),
+    # the same operations in the same order as the NumPy passes it replaces
+    tab = _mains_tables(t.size, float(fs), tuple(freqs))
+    v = np.empty(t.shape, dtype=_F32)
+    _kernels.mains_sum_kernel(np.array(coef, dtype=_F32), tab, mod_sin.astype(_F32, copy=False), _F32(depth), _F32(a), v)
     return v
 
 
@@ -404,8 +420,12 @@ def powerline_from_impedance(v_cm: np.ndarray, impedance: np.ndarray, input_impe
     if z.ndim == 1:
         z = z[:, None]
     z = z.astype(np.result_type(z.dtype, np.float32), copy=False)
-    v = np.asarray(v_cm)
-    return v.astype(z.dtype, copy=False)[None, :] * (z / (z + z.dtype.type(input_impedance_ohm)))
+    v = np.asarray(v_cm).astype(z.dtype, copy=False)
+    out = np.empty((z.shape[0], v.shape[0]), dtype=z.dtype)
+    if z.shape[1] not in (1, v.shape[0]):
+        raise SignalError(f"impedance has {z.shape[1]} samples, v_cm {v.shape[0]}")
+    _kernels.powerline_kernel(np.ascontiguousarray(v), np.ascontiguousarray(z), z.dtype.type(input_impedance_ohm), out)
+    return out
 
 
 def _contact(rng, cfg, n_e, n, fs, muscle, params):

@@ -84,7 +84,11 @@ def qrs_amplitudes(clean_leads, fs: float, r_peaks, *, qrs_window_s: float = 2 *
     The window is ``[r - h, r + h]`` samples, both ends included, ``h = round(qrs_window_s
     * fs / 2)``; windows are clipped to the record.
     """
-    x = _as_leads(clean_leads, "clean_leads")
+    return _qrs_amplitudes(_as_leads(clean_leads, "clean_leads"), fs, r_peaks, qrs_window_s)
+
+
+def _qrs_amplitudes(x, fs, r_peaks, qrs_window_s):
+    """:func:`qrs_amplitudes` of leads already validated."""
     r = np.asarray(r_peaks, dtype=np.int64).ravel()
     if r.size == 0:
         raise SignalError("no R peaks given or found in clean_leads; the 'nstdb' SNR needs QRS complexes")
@@ -113,7 +117,7 @@ def signal_power(clean_leads, *, definition: str = "nstdb", fs: float | None = N
     r = detect_r_peaks(x, fs) if r_peaks is None else np.asarray(r_peaks, dtype=np.int64).ravel()
     if max_measurements is not None:
         r = r[:_check_nmax(max_measurements)]
-    pp = qrs_amplitudes(x, fs, r, qrs_window_s=qrs_window_s)
+    pp = _qrs_amplitudes(x, fs, r, qrs_window_s)
     return trimmed_mean(pp, trim) ** 2 / 8.0
 
 
