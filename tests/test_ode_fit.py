@@ -293,3 +293,30 @@ def test_feature_matching_inputs():
         match_proposal_features(prior, np.random.default_rng(0), {"qrs": [0.06]})
     with pytest.raises(ConfigError, match="with a proposal"):
         match_proposal_features(prior.without_proposal(), np.random.default_rng(0), {"qrs": [0.06, 0.07]})
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_screen_rejects_a_second_repolarisation_hump(backend):
+    """A normal T is one dome (the fits to the real normal records rise again after the ST-T
+    peak by <= 4.5 % of it). A sampled patient with its T2 slot silenced that the screen
+    accepts is rejected with code 9 once T2 becomes a late narrow wave (12 % of the T
+    peak, 80 ms after the T end), by the kernel and by its NumPy twin."""
+    from cardiosim.ode.model import REPOL
+    from cardiosim.ode.prior import REJECT_REASONS, screen_candidates
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p = sample_patient(rng)
+        amp = p.amp.copy()
+        amp[:, 10] = 0.0
+        p = p.replace(amp=amp)
+        if screen_candidates(p.tau[None], p.sigma[None], p.amp[None], backend=backend)[0][0] == 0:
+            break
+    else:
+        pytest.fail("no sampled patient passes the screen with T2 silenced")
+    _, v = p.track(REPOL)
+    peak = v[:, np.argmax(np.linalg.norm(v, axis=0))]
+    tau, sigma, amp = p.tau.copy(), p.sigma.copy(), p.amp.copy()
+    tau[:, 10], sigma[:, 10], amp[:, 10] = p.t_end() + 0.08, 0.015, 0.12 * peak
+    codes, _ = screen_candidates(tau[None], sigma[None], amp[None], backend=backend)
+    assert REJECT_REASONS[int(codes[0])] == "t_humps"

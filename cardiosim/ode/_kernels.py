@@ -614,6 +614,16 @@ def _screen_rest(tb, sb, ab, lims, fs, q0, vq2, row):
     row[3] = 4.0
     if not (vp2 < lims[6] ** 2 * vq2 and _speed2(v, fs).max() < lims[6] ** 2 * vq2):
         return False
+    # one-humped repolarisation: after its peak the ST-T magnitude never rises again by
+    # more than lims[13] of the peak (a notched T or a late narrow wave)
+    kp = int(np.argmax(m))
+    low, rise = m[kp], 0.0
+    for i in range(kp, n):
+        low = min(low, m[i])
+        rise = max(rise, m[i] - low)
+    if rise > lims[13] * m[kp]:
+        row[3] = 9.0
+        return False
     rc = _robust(tb, sb, ab, lims, fs)
     if rc:
         row[3] = 4.0 + rc
@@ -626,12 +636,14 @@ def _screen_rest(tb, sb, ab, lims, fs, q0, vq2, row):
 def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
     """Normal-beat screen of candidate patients (``prior.screen_candidates``, RR = 1 s).
 
-    tau, sigma (B, 3, 11) s, amp (B, 3, 11) mV; lims (13,) = QRS, PR, QTc (low, high) s,
-    the slow-wave velocity ratio, then the class criteria QRS, PR, QTc (low, high) s;
+    tau, sigma (B, 3, 11) s, amp (B, 3, 11) mV; lims (14,) = QRS, PR, QTc (low, high) s,
+    the slow-wave velocity ratio, the class criteria QRS, PR, QTc (low, high) s, then the
+    largest rise of the ST-T magnitude after its peak (share of the peak);
     fs Hz, the delineation grid. ``out`` (B, 4) receives QRS,
     PR, QT (s; nan where not reached) and a code: 0 accepted, 1 QRS, 2 PR / P after QRS
     onset, 3 QTc, 4 P or ST-T slope too steep, 5/6/7 whole beat not robustly delineable
-    at its QRS / T / P (:func:`_robust`), -1 not screened. Slots: P 0:2, QRS 2:8,
+    at its QRS / T / P (:func:`_robust`), 9 ST-T magnitude rising again after its peak by
+    more than ``lims[13]`` of it, -1 not screened. Slots: P 0:2, QRS 2:8,
     ST-T 8:11 (``model.P_WAVES, QRS_WAVES, REPOL``). With ``first_only`` stops at the first
     accepted candidate. Returns its index, or -1.
     """

@@ -120,6 +120,11 @@ def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
         vq = lims[6] * p.max_velocity(QRS_WAVES, fs=fs)
         if not (p.max_velocity(P_WAVES, fs=fs) < vq and p.max_velocity(REPOL, fs=fs) < vq):
             continue
+        m = np.linalg.norm(p.track(REPOL, fs=fs)[1], axis=0)
+        after = m[int(np.argmax(m)):]
+        if np.max(after - np.minimum.accumulate(after)) > lims[13] * m.max():
+            out[b, 3] = 9.0
+            continue
         rc = _robust(p, lims, fs)
         if rc:
             out[b, 3] = 4.0 + rc
