@@ -172,3 +172,13 @@ def test_mains_sum_twin_bit_identical(rng):
     out = np.empty(t.size, dtype=np.float32)
     kern(coef, tables, mod, np.float32(0.2), np.float32(87.5), out)
     np.testing.assert_array_equal(out, ref(coef, tables, mod, np.float32(0.2), np.float32(87.5)))
+
+
+def test_impedance_twin_bit_identical(rng):
+    kern, ref = KERNELS["impedance"]
+    z_inf = rng.uniform(2e4, 6e4, 9).astype(np.float32)
+    dz = rng.uniform(0, 3e5, 9).astype(np.float32)
+    decay = np.exp(np.arange(3000, dtype=np.float32) * np.float32(-1e-4))
+    out = np.empty((9, 3000), dtype=np.float32)
+    kern(z_inf, dz, decay, out)
+    np.testing.assert_array_equal(out, ref(z_inf, dz, decay))

@@ -646,3 +646,23 @@ def mains_sum_ref(coef, tables, mod_sin, depth, amp):
 
 
 KERNELS["mains_sum"] = (mains_sum_kernel, mains_sum_ref)
+
+
+@njit(cache=True, nogil=True)
+def impedance_kernel(z_inf, dz, decay, out):  # pragma: no cover - compiled
+    """``out[e, t] = z_inf[e] + dz[e] * decay[t]`` (float32, multiply then add, each
+    rounded: NumPy's two passes in one)."""
+    n_e, n = out.shape
+    for e in range(n_e):
+        a = z_inf[e]
+        b = dz[e]
+        for t in range(n):
+            out[e, t] = a + b * decay[t]
+
+
+def impedance_ref(z_inf, dz, decay):
+    """NumPy twin of :func:`impedance_kernel`."""
+    return z_inf[:, None] + dz[:, None] * decay[None, :]
+
+
+KERNELS["impedance"] = (impedance_kernel, impedance_ref)

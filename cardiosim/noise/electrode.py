@@ -155,7 +155,8 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, t, pressure):
         zinf = z0.copy()
     wear = rng.uniform(*cfg.wear_time_s)
     decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * np.exp(t * _F32(-1.0 / cfg.hydration_tau_s))  # [T]
-    z = zinf.astype(_F32)[:, None] + (z0 - zinf).astype(_F32)[:, None] * decay[None, :]
+    z = np.empty((n_e, decay.size), dtype=_F32)
+    _kernels.impedance_kernel(zinf.astype(_F32), (z0 - zinf).astype(_F32), decay, z)
     if pressure is not None:
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
