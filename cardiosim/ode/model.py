@@ -454,9 +454,19 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     if morphology == "LVH":
         # peak >= 3.0 mV in the template: > 2.5 mV in every beat despite respiratory (up to
         # -8 %) and beat-to-beat (3 % per wave) amplitude modulation
-        f = max(rng.uniform(1.8, 2.6), 3.0 / max(r_mag, 1e-6))
-        amp[:, q_slots] *= f
+        # the hypertrophied left-ventricular wall adds leftward and posterior forces (X, Z:
+        # the voltage criteria read V1-V6 and aVL; the frontal axis turns left; Hancock et al.,
+        # AHA/ACCF/HRS recommendations part V, Circulation 2009;119:e251); the inferior (Y)
+        # forces keep their size (the four shared real LVH records: R in II 0.2-1.0 mV)
+        f = rng.uniform(1.8, 2.6)
+        amp[0, q_slots] *= f
+        amp[2, q_slots] *= f
         p = p.replace(amp=amp)
+        peak = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
+        if peak < 3.0:  # the spatial peak still >= 3.0 mV: scale all three axes up to it
+            amp[:, q_slots] *= 3.0 / max(peak, 1e-6)
+            f *= 3.0 / max(peak, 1e-6)
+            p = p.replace(amp=amp)
         q0, q1 = p.span(QRS_WAVES)
         # hypertrophy prolongs activation slightly: the patient's own QRS 5-20 % longer
         # (the four shared real LVH records measure 56-80 ms, as normal beats do, by the
