@@ -115,7 +115,8 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "(CinC 2021 scores 'T wave abnormal' 164934002 as a separate class)",
               ("59931005",), "INVT", {**_NORMAL_QRS, "qrs_t_angle": (120.0, None)}),
     ClassInfo("LVH", "morphology", "left ventricular hypertrophy",
-              "QRS voltage x1.8-2.6 of normal (max spatial QRS vector > 2.5 mV), "
+              "leftward and posterior QRS forces x1.8-2.6 of normal, inferior ones kept (max spatial "
+              "QRS vector > 2.5 mV), "
               "QRS 5-20 % longer than the patient's normal one where the beat stays delineable "
               "(else as drawn)", ("164873001", "55827005"), "LVH",
               {"qrs": (0.05, 0.12), "qrs_peak_mv": (2.5, None)}),
