@@ -439,6 +439,8 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done, warm=None) 
     pending = deque(tasks)
     take_lock, done_lock = threading.Lock(), threading.Lock()
     errors: list = []
+    local_done = threading.Event()   # this process has run out of tasks
+    idle_warmups: list = []           # warm-ups still running when nothing is left to give them
 
     def take():
         with take_lock:
@@ -455,7 +457,7 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done, warm=None) 
                     fn = warm[0] if task[0] is warm_key else remote
                     in_flight[executor.submit(fn, *task[1])] = task[0]
             while in_flight:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     key = in_flight.pop(fut)
                     result = fut.result()
@@ -465,6 +467,11 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done, warm=None) 
                     task = take()            # this slot's next block
                     if task is not None:
                         in_flight[executor.submit(remote, *task[1])] = task[0]
+                if local_done.is_set() and in_flight and all(k is warm_key for k in in_flight.values()):
+                    # A short run: this process did every block while a pool process was still
+                    # starting. Nothing is left for it; do not wait for its warm-up.
+                    idle_warmups.extend(in_flight)
+                    break
         except BaseException as exc:  # handed to the main thread, which re-raises it
             errors.append(exc)
 
@@ -478,9 +485,24 @@ def _run_blocks(executor, n_remote: int, tasks, local, remote, done, warm=None) 
     except BaseException:
         errors.append(None)  # stops the feeder from submitting more
         raise
+    finally:
+        local_done.set()
     feeder.join()
+    if idle_warmups:
+        _stop_pool_processes(executor)
     if errors:
         raise errors[0]
+
+
+def _stop_pool_processes(executor) -> None:
+    """End a local pool's processes that are only warming up (no block of ours runs there):
+    ``shutdown`` would otherwise wait for the warm-up. Their caches (lead field, numba) are
+    written atomically, so stopping one mid-write leaves nothing half-written."""
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, AttributeError):  # already gone
+            pass
 
 
 def _completed(executor, futures):
