@@ -69,7 +69,7 @@ def _sample_patient_v1(rng):
 
 
 def _acceptance(n=200_000):
-    """Fraction of prior draws accepted by the v1 criteria (codes 0 and 5-7 of the screen:
+    """Fraction of prior draws accepted by the v1 criteria (codes 0, 5-7 and 9 of the screen:
     they pass NORMAL_BOUNDS) and by the full screen."""
     from cardiosim.ode import default_prior
     from cardiosim.ode.prior import _candidates, screen_candidates
