@@ -606,11 +606,17 @@ def powerline_kernel(v, z, z_in, out):  # pragma: no cover - compiled
     (float32: every operation rounded to float32 in this order, as NumPy does it), one
     pass instead of three. ``z`` [n_e, T] or [n_e, 1] (constant impedance)."""
     n_e, n = out.shape
-    zt = z.shape[1]
-    for e in range(n_e):
-        for t in range(n):
-            ze = z[e, t if zt > 1 else 0]
-            out[e, t] = v[t] * (ze / (ze + z_in))
+    if z.shape[1] > 1:
+        for e in range(n_e):
+            for t in range(n):                # branch-free: vectorises
+                ze = z[e, t]
+                out[e, t] = v[t] * (ze / (ze + z_in))
+    else:
+        for e in range(n_e):
+            ze = z[e, 0]
+            f = ze / (ze + z_in)
+            for t in range(n):
+                out[e, t] = v[t] * f
 
 
 def powerline_ref(v, z, z_in):
