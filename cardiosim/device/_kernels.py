@@ -20,40 +20,10 @@ from numba import njit
 from scipy import signal as _signal
 
 
-@njit(cache=True, nogil=True)
-def filter_adc_kernel(x, sos, zi, gain, lsb, lo, hi, codes, sat):  # pragma: no cover - compiled
-    """``codes[r, t]`` (int64) and ``sat[r, t]`` (bool) of ``x [rows, T]`` (float64, mV) through the
-    sections ``sos [n_sections, 6]`` started at ``zi [n_sections, 2] * x[r, 0]``, times ``gain``,
-    quantised to steps ``lsb`` and clipped to ``[lo, hi]``."""
-    rows, n = x.shape
-    ns = sos.shape[0]
-    z = np.empty((ns, 2))
-    for r in range(rows):
-        x0 = x[r, 0]
-        for s in range(ns):
-            z[s, 0] = zi[s, 0] * x0
-            z[s, 1] = zi[s, 1] * x0
-        for t in range(n):
-            xc = x[r, t]
-            for s in range(ns):
-                xn = sos[s, 0] * xc + z[s, 0]
-                z[s, 0] = sos[s, 1] * xc - sos[s, 4] * xn + z[s, 1]
-                z[s, 1] = sos[s, 2] * xc - sos[s, 5] * xn
-                xc = xn
-            c = np.rint((xc * gain) / lsb)
-            if c < lo:
-                sat[r, t] = True
-                c = lo
-            elif c > hi:
-                sat[r, t] = True
-                c = hi
-            else:
-                sat[r, t] = False
-            codes[r, t] = np.int64(c)
-
-
 def filter_adc_ref(x, sos, zi, gain, lsb, lo, hi):
-    """SciPy twin of :func:`filter_adc_kernel`: ``(codes int64, sat bool)``."""
+    """SciPy twin of the codes and saturation flags of :func:`filter_adc_out_kernel`:
+    ``(codes int64, sat bool)`` of ``x [rows, T]`` (float64, mV) through the sections ``sos``
+    started at ``zi * x[:, 0]``, times ``gain``, quantised to steps ``lsb``, clipped to ``[lo, hi]``."""
     x = np.asarray(x, dtype=np.float64)
     y, _ = _signal.sosfilt(sos, x, axis=-1, zi=zi[:, None, :] * x[None, :, :1])
     c = np.round((y * gain) / lsb)
@@ -63,8 +33,10 @@ def filter_adc_ref(x, sos, zi, gain, lsb, lo, hi):
 
 @njit(cache=True, nogil=True)
 def filter_adc_out_kernel(x, sos, zi, gain, lsb, lo, hi, codes, sat, recorded, raw):  # pragma: no cover - compiled
-    """:func:`filter_adc_kernel`, also writing ``recorded [rows, T]`` (float32 mV,
-    ``(code * lsb) / gain``) and ``raw [rows, T]`` (float32, ``code * lsb``)."""
+    """``codes[r, t]`` (int64) and ``sat[r, t]`` (bool) of ``x [rows, T]`` (float64, mV) through the
+    sections ``sos [n_sections, 6]`` started at ``zi [n_sections, 2] * x[r, 0]``, times ``gain``,
+    quantised to steps ``lsb`` and clipped to ``[lo, hi]``; also ``recorded [rows, T]`` (float32 mV,
+    ``(code * lsb) / gain``) and ``raw [rows, T]`` (float32, ``code * lsb``), in the same pass."""
     rows, n = x.shape
     ns = sos.shape[0]
     z = np.empty((ns, 2))
@@ -105,5 +77,4 @@ def filter_adc_out_ref(x, sos, zi, gain, lsb, lo, hi):
 
 
 #: name -> (kernel, twin), for tests and benchmarks.
-KERNELS = {"filter_adc": (filter_adc_kernel, filter_adc_ref),
-           "filter_adc_out": (filter_adc_out_kernel, filter_adc_out_ref)}
+KERNELS = {"filter_adc_out": (filter_adc_out_kernel, filter_adc_out_ref)}

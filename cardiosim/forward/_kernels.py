@@ -255,16 +255,23 @@ def linear_collocation_cross_matrix_numpy(points: np.ndarray, rr: np.ndarray, fa
 
 # --- potentials along electrode trajectories -------------------------------------------------
 
+@njit(cache=True, nogil=True, inline="always")
+def _knot_segment(xp, t, seg):  # pragma: no cover - compiled
+    """Segment of the knots ``xp`` holding sample ``t`` (searched onward from ``seg``, as time
+    only moves forward) and ``t``'s linear weight in it, clamped to [0, 1]."""
+    k = xp.shape[0]
+    while seg < k - 2 and xp[seg + 1] <= t:
+        seg += 1
+    w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
+    return seg, (0.0 if w < 0.0 else 1.0 if w > 1.0 else w)
+
 @njit(cache=True, nogil=True)
 def _trajectory_potentials_kernel(lf, xp, src, out):  # pragma: no cover - compiled
-    k, n_e, n_j = lf.shape
+    _, n_e, n_j = lf.shape
     n_t = src.shape[1]
     seg = 0
     for t in range(n_t):
-        while seg < k - 2 and xp[seg + 1] <= t:
-            seg += 1
-        w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
-        w = 0.0 if w < 0.0 else 1.0 if w > 1.0 else w
+        seg, w = _knot_segment(xp, t, seg)
         for e in range(n_e):
             acc = 0.0
             for j in range(n_j):
@@ -277,15 +284,12 @@ def _trajectory_potentials_rotated_kernel(lf, xp, src, cs, out):  # pragma: no c
     """:func:`_trajectory_potentials_kernel` with ``src[0:3, t]`` first turned by the small
     rotation whose cosines and sines are ``cs[:, t] = (cx, sx, cy, sy, cz, sz)``: about x,
     then y, then z, the operations of :func:`rotate_small_numpy` in its order."""
-    k, n_e, n_j = lf.shape
+    _, n_e, n_j = lf.shape
     n_t = src.shape[1]
     v = np.empty(n_j)
     seg = 0
     for t in range(n_t):
-        while seg < k - 2 and xp[seg + 1] <= t:
-            seg += 1
-        w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
-        w = 0.0 if w < 0.0 else 1.0 if w > 1.0 else w
+        seg, w = _knot_segment(xp, t, seg)
         cx, sx, cy, sy, cz, sz = cs[0, t], cs[1, t], cs[2, t], cs[3, t], cs[4, t], cs[5, t]
         x, y, z = src[0, t], src[1, t], src[2, t]
         y, z = cx * y - sx * z, sx * y + cx * z

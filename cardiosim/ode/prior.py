@@ -539,6 +539,12 @@ def fit_proposal(prior, rng, *, n_accepted=20_000, inflation=1.3, shrinkage=0.05
 MIN_ELITE = 100  # fewest interval-screened draws a cross-entropy round refits to
 
 
+def _proposal_draws(mean, cov, n: int, rng):
+    """``(tau, sigma, amp)`` of ``n`` patients drawn from the Gaussian ``N(mean, cov)``."""
+    _, _, sq = _checked_gaussian(mean, cov, "proposal")
+    return _unpacked(mean + rng.standard_normal((n, 9 * NW)) @ sq.T)
+
+
 def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation=1.3, shrinkage=0.05,
                           min_accepted=400, start="prior") -> Prior:
     """The prior with a sampling proposal adapted to the full normal screen (intervals and
@@ -567,9 +573,7 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
         mean, cov = prior.mean.copy(), prior.cov.copy()
     rates = []
     for r in range(int(rounds) + 1):
-        _, _, sq = _checked_gaussian(mean, cov, "proposal")
-        z = mean + rng.standard_normal((int(round_draws), 9 * NW)) @ sq.T
-        tau, sigma, amp = _unpacked(z)
+        tau, sigma, amp = _proposal_draws(mean, cov, int(round_draws), rng)
         codes, _ = screen_candidates(tau, sigma, amp)
         idx = np.flatnonzero(codes == 0)
         viol = lead_violation(tau[idx], sigma[idx], amp[idx])
@@ -679,9 +683,7 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
     mean, cov = prior.proposal_mean.copy(), prior.proposal_cov.copy()
     log = []
     for r in range(int(rounds) + 1):
-        _, _, sq = _checked_gaussian(mean, cov, "proposal")
-        z = mean + rng.standard_normal((int(round_draws), 9 * NW)) @ sq.T
-        tau, sigma, amp = _unpacked(z)
+        tau, sigma, amp = _proposal_draws(mean, cov, int(round_draws), rng)
         ok = full_screen(tau, sigma, amp)
         idx = np.flatnonzero(ok)
         feats = template_features(tau[idx], sigma[idx], amp[idx])
