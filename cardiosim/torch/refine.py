@@ -321,15 +321,16 @@ def beat_locked_change(change, windows, scale):
 
 
 def average_beat_projector(r_peaks, n_samples: int, fs: float, window=BEAT_WINDOW_S) -> list[tuple]:
-    """What :func:`remove_average_beat` needs for each record: ``(windows, g_inv)``.
+    """What :func:`remove_average_beat` needs for each record: ``(windows, counts)``.
 
     With ``A`` the ``(T, W)`` 0/1 matrix that sums a record over its beat windows
-    (``A.T @ d`` is the beat-locked sum of ``d``), ``g_inv`` is ``(A.T @ A)^-1``. Because
-    the window offsets are consecutive samples, ``(A.T @ A)[j, k]`` counts the pairs of
-    beats whose R peaks are ``j - k`` samples apart: a symmetric Toeplitz matrix built
-    from the peaks' pairwise differences, positive definite whenever one beat fits
-    (its columns' first non-zero rows are distinct). Overlapping windows (rates above
-    ``60 / 0.75`` = 80 bpm) are handled exactly.
+    (``A.T @ d`` is the beat-locked sum of ``d``), the projection needs ``G = A.T @ A``.
+    Because the window offsets are consecutive samples, ``G[j, k]`` counts the pairs of
+    beats whose R peaks are ``|j - k|`` samples apart: a symmetric Toeplitz matrix, kept as
+    its first column ``counts`` (``W`` numbers per record, not ``W x W``) and solved by
+    Levinson recursion. It is positive definite whenever one beat fits (the columns' first
+    non-zero rows are distinct). Overlapping windows (rates above ``60 / 0.75`` = 80 bpm)
+    are handled exactly.
 
     Parameters
     ----------
@@ -340,11 +341,9 @@ def average_beat_projector(r_peaks, n_samples: int, fs: float, window=BEAT_WINDO
 
     Returns
     -------
-    list of ``(windows (B, W) int64, g_inv (W, W) float64 or None)``, one per record
+    list of ``(windows (B, W) int64, counts (W,) float64 or None)``, one per record
     (``None`` when no whole beat window fits: nothing to remove)
     """
-    from scipy.linalg import toeplitz
-
     out = []
     for w in beat_windows(r_peaks, n_samples, fs, window):
         n_beats, width = w.shape
@@ -352,22 +351,37 @@ def average_beat_projector(r_peaks, n_samples: int, fs: float, window=BEAT_WINDO
             out.append((w, None))
             continue
         p = w[:, 0]
-        d = (p[None, :] - p[:, None]).ravel()
-        d = d[np.abs(d) < width]
-        counts = np.bincount(d + width - 1, minlength=2 * width - 1).astype(np.float64)
-        g = toeplitz(counts[width - 1:])          # counts are symmetric in the difference
-        out.append((w, np.linalg.inv(g)))
+        d = (p[None, :] - p[:, None]).ravel()            # peaks are unique: each pair once at d > 0
+        out.append((w, np.bincount(d[(d >= 0) & (d < width)], minlength=width).astype(np.float64)))
     return out
 
 
-def remove_average_beat(change, windows, g_inv):
+class _SymmetricToeplitzSolve(torch.autograd.Function):
+    """``G^-1 s`` for each row ``s`` of ``(leads, W)``, ``G`` the symmetric Toeplitz matrix with
+    first column ``counts``; linear in ``s`` with a symmetric ``G``, so the gradient is the
+    same solve. Float64 on the CPU (scipy's Levinson recursion, O(W^2))."""
+
+    @staticmethod
+    def forward(ctx, s, counts):
+        from scipy.linalg import solve_toeplitz
+
+        ctx.counts = counts
+        x = solve_toeplitz(counts, s.detach().cpu().double().numpy().T)
+        return torch.as_tensor(np.ascontiguousarray(np.asarray(x).reshape(len(counts), -1).T), device=s.device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _SymmetricToeplitzSolve.apply(grad, ctx.counts), None
+
+
+def remove_average_beat(change, windows, counts):
     """``change`` minus its least-squares beat-locked part: ``d - A (A^T A)^-1 A^T d``.
 
     Parameters
     ----------
     change : tensor (leads, T)
         One record's refinement ``R(x) - x``.
-    windows, g_inv : one record's entry of :func:`average_beat_projector`
+    windows, counts : one record's entry of :func:`average_beat_projector`
 
     Returns
     -------
@@ -376,12 +390,12 @@ def remove_average_beat(change, windows, g_inv):
     average beat of ``x`` exactly as it was, and keeps everything that varies from beat
     to beat or lies outside the windows.
     """
-    if g_inv is None:
+    if counts is None:
         return change
     n_beats, width = windows.shape
     idx = torch.as_tensor(windows.ravel(), device=change.device)
     s = change[:, idx].reshape(change.shape[0], n_beats, width).sum(dim=1)          # A^T d
-    t = s.double() @ torch.as_tensor(g_inv, device=change.device)                   # G^-1 A^T d (G symmetric)
+    t = _SymmetricToeplitzSolve.apply(s.double(), counts)                            # G^-1 A^T d
     back = t.to(change.dtype).unsqueeze(1).expand(-1, n_beats, -1).reshape(change.shape[0], -1)
     return change - torch.zeros_like(change).index_add_(1, idx, back)
 
