@@ -42,7 +42,16 @@ def reference(tmp_path_factory):
     return out
 
 
-def test_two_workers_give_byte_identical_shards(reference, tmp_path):
+@pytest.mark.parametrize("start", ["default", "spawn"])
+def test_two_workers_give_byte_identical_shards(reference, tmp_path, monkeypatch, start):
+    """Local workers are forked from the warmed main process when that is safe (default),
+    spawned otherwise; either way the shards are those of one worker."""
+    from cardiosim.dataset.generate import WORKER_START_ENV
+
+    if start == "spawn":
+        monkeypatch.setenv(WORKER_START_ENV, "spawn")
+    else:
+        monkeypatch.delenv(WORKER_START_ENV, raising=False)
     out = tmp_path / "two"
     generate(recipe(), out, workers=2, progress=False)
     ref, two = read_manifest(reference)["shards"], read_manifest(out)["shards"]
@@ -264,12 +273,19 @@ def _children(pid: int) -> set:
     return out
 
 
-def _is_worker(pid: int) -> bool:
+def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"spawn_main" in f.read()
+            return f.read()
     except OSError:
-        return False
+        return b""
+
+
+def _is_worker(pid: int, parent: int) -> bool:
+    """A pool process of ``parent``: spawned (``spawn_main``) or forked (the parent's own
+    command line: local workers are forked when that is safe, generate._fork_safe)."""
+    cmd = _cmdline(pid)
+    return b"spawn_main" in cmd or (cmd != b"" and cmd == _cmdline(parent))
 
 
 def _alive(pid: int) -> bool:
@@ -295,13 +311,13 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
         deadline = time.time() + 90
         # Wait until both workers are up, then give them time to import and take a block.
         while time.time() < deadline and proc.poll() is None:
-            workers = {p for p in _children(proc.pid) if _alive(p) and _is_worker(p)}
+            workers = {p for p in _children(proc.pid) if _alive(p) and _is_worker(p, proc.pid)}
             if len(workers) >= 2:
                 break
             time.sleep(0.1)
         time.sleep(4.0)
         assert proc.poll() is None and len(workers) >= 2, "workers never started"
-        workers = {p for p in _children(proc.pid) if _alive(p) and _is_worker(p)}
+        workers = {p for p in _children(proc.pid) if _alive(p) and _is_worker(p, proc.pid)}
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         t_end = time.time() + 60

@@ -319,7 +319,7 @@ def _progress(total: int, enabled: bool, initial: int = 0):
 SCHEDULER_TIMEOUT_S = 5.0
 
 
-def _executor(workers: int, scheduler: str | None):
+def _executor(workers: int, scheduler: str | None, fork: bool = False):
     if scheduler is not None:
         try:
             from dask.distributed import Client, LocalCluster
@@ -340,9 +340,52 @@ def _executor(workers: int, scheduler: str | None):
     if workers <= 1:
         return None
     # This process simulates blocks too (_run_blocks): workers - 1 more processes.
-    # spawn: numba's threading layer and forked parents do not mix safely.
+    if fork:
+        # Forked from this process, whose plan, lead field and numba kernels are already
+        # loaded (_fork_safe says when that is safe): a worker starts in milliseconds instead
+        # of ~6 s of CPU (imports, state, kernel loading). A fork-context pool starts all its
+        # processes at the first submit: done here, in this thread, before any other starts.
+        pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=mp.get_context("fork"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        pool.submit(int).result()
+        return pool
+    # spawn: numba's threading layer, OpenMP and forked parents do not mix safely.
     return ProcessPoolExecutor(max_workers=workers - 1, mp_context=mp.get_context("spawn"),
                                initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+#: ``CARDIOSIM_WORKER_START=spawn`` forces spawned local workers (default: fork when safe).
+WORKER_START_ENV = "CARDIOSIM_WORKER_START"
+
+
+def _fork_safe(postprocess=None) -> bool:
+    """Whether local workers may be forked from this process rather than spawned.
+
+    Forking copies a process that has built the block state and loaded the compiled kernels,
+    so workers need no warm-up. It is safe only while nothing in this process runs threads
+    whose locks a child could inherit held: Linux, the main thread with no other Python thread
+    (tqdm's idle monitor aside), numba's parallel
+    threading layer not started, torch not imported (its OpenMP pool does not survive a fork)
+    and no postprocess (the refiner runs torch). Otherwise workers are spawned, as before.
+    """
+    import threading
+
+    if os.environ.get(WORKER_START_ENV, "").strip().lower() == "spawn":
+        return False
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return False
+    # tqdm's monitor thread (a daemon left by any earlier progress bar) only sleeps and
+    # touches tqdm's own lock, which a worker never uses.
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()
+              and not (t.daemon and type(t).__name__ == "TMonitor")]
+    if postprocess is not None or "torch" in sys.modules or others or threading.current_thread() is not \
+            threading.main_thread():
+        return False
+    try:
+        from numba.np.ufunc import parallel as _numba_parallel
+        return not _numba_parallel._is_initialized
+    except (ImportError, AttributeError):  # a numba without this flag: do not guess
+        return False
 
 
 def _die_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
@@ -555,6 +598,17 @@ def generate(recipe: Recipe, output, *, workers: int = 1, scheduler: str | None 
     return _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, progress, t0, postprocess)
 
 
+def _local_executor(prepared, workers: int, scheduler, postprocess):
+    """``(executor, warm)`` for :func:`_run_blocks`: forked local workers (after warming this
+    process, so they inherit its loaded kernels and need no warm-up) when :func:`_fork_safe`,
+    else spawned ones that warm up first, or dask, or none."""
+    fork = scheduler is None and workers > 1 and _fork_safe(postprocess)
+    if fork:
+        _warm_process(prepared)
+    warm = None if fork else (_warm_process, (prepared,))
+    return _executor(workers, scheduler, fork=fork), warm
+
+
 def _blocks(n: int, size: int):
     return [(k, k * size, min(n, (k + 1) * size)) for k in range(-(-n // size))]
 
@@ -565,7 +619,7 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
     # Blocks of the file are independent of the worker count; 64 records keep workers busy.
     blocks = _blocks(n, 64)
     parts, failures = {}, {}
-    executor = _executor(workers, scheduler)
+    executor, warm = _local_executor(prepared, workers, scheduler, postprocess)
     bar = _progress(n, progress)
     def done(key, result):
         k, a, b = key
@@ -574,7 +628,7 @@ def _generate_file(recipe, prepared, plan, output, n, workers, scheduler, progre
 
     try:
         _run_blocks(executor, workers - 1, [((k, a, b), (prepared, a, b, postprocess)) for k, a, b in blocks],
-                    _simulate_block_reporting, _simulate_block_reporting, done, warm=(_warm_process, (prepared,)))
+                    _simulate_block_reporting, _simulate_block_reporting, done, warm=warm)
     finally:
         bar.close()
         if executor is not None:
@@ -616,7 +670,7 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
     todo = [(k, a, b) for k, a, b in blocks if _io.shard_name(k) not in done]
     already = sum(b - a for k, a, b in blocks if _io.shard_name(k) in done)
     manifest["shards"] = done
-    executor = _executor(workers, scheduler)
+    executor, warm = _local_executor(prepared, workers, scheduler, postprocess) if todo else (None, None)
     bar = _progress(n, progress, initial=already)
 
     def record(k, entry):
@@ -627,7 +681,7 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
 
     try:
         tasks = [(k, (prepared, a, b, str(output / _io.shard_name(k)), postprocess)) for k, a, b in todo]
-        _run_blocks(executor, workers - 1, tasks, write_block, write_block, record, warm=(_warm_process, (prepared,)))
+        _run_blocks(executor, workers - 1, tasks, write_block, write_block, record, warm=warm)
     finally:
         bar.close()
         if executor is not None:
