@@ -49,26 +49,60 @@ def test_rr_irregularity_af_vs_sinus():
 
 
 def test_flutter_regular_ventricular_rate_and_sawtooth():
-    b = synthesize(20.0, 250.0, np.random.default_rng(2), rhythm="AFL")
+    b = synthesize(20.0, 250.0, np.random.default_rng(2), rhythm="AFL", heart_rate=150.0)
     rr = np.diff(_detect(b)) / b.fs
-    assert rr.std() / rr.mean() < 0.02  # fixed conduction ratio
-    conduction = b.params["conduction_ratio"]
+    assert rr.std() / rr.mean() < 0.02  # a given rate: fixed conduction ratio
+    assert b.params["conduction"] == "2:1"
     flutter_hz = b.params["flutter_rate_per_min"] / 60.0
-    np.testing.assert_allclose(rr.mean(), conduction / flutter_hz, rtol=0.02)
+    np.testing.assert_allclose(rr.mean(), 2 / flutter_hz, rtol=0.02)
     # the atrial component alone (the ventricular harmonics k * HR of the whole record can
     # outweigh the flutter line, depending on the patient): its spectral peak is the
     # flutter rate, and the record is the beats plus it
     from cardiosim.ode.synth import _atrial_signal, _plan
 
-    plan = _plan(20.0, 250.0, np.random.default_rng(2), None, "AFL", "NORM", None, None, None,
+    plan = _plan(20.0, 250.0, np.random.default_rng(2), 150.0, "AFL", "NORM", None, None, None,
                  None, 0.5, 0.03, None)
     atrial = _atrial_signal(plan.atrial, b.vcg.shape[1], b.fs)
     f, p = welch(LEAD_II @ atrial, fs=b.fs, nperseg=2048)
     band = (f > 3.5) & (f < 7.0)
     assert abs(f[band][np.argmax(p[band])] - flutter_hz) < 0.15
-    beats = synthesize(20.0, 250.0, np.random.default_rng(2), rhythm="AFL").vcg
+    beats = synthesize(20.0, 250.0, np.random.default_rng(2), rhythm="AFL", heart_rate=150.0).vcg
     np.testing.assert_allclose(beats, b.vcg)  # deterministic
     assert 0.05 <= np.ptp(plan.atrial[3] @ atrial) / 2 <= 0.15 + 1e-9  # flutter amplitude, mV
+
+
+def test_flutter_beats_locked_to_flutter_waves():
+    """Every QRS is a conducted flutter wave: detected RR intervals (NeuroKit2 on the 12
+    leads' spatial velocity; XQRS on one lead takes some tall T waves of 2:1 beats for
+    QRS complexes) are whole atrial cycles (2, 3 or 4; 2 and 4 in variable conduction),
+    and the flutter wave sits at the same place before every R (its nadir
+    ``flutter_fr_s`` before it)."""
+    from cardiosim.ode.realism import clean, lead_matrix, r_peaks
+    from cardiosim.ode.synth import _atrial_signal, _plan
+
+    seen = set()
+    for seed in range(24):
+        b = synthesize(20.0, 500.0, np.random.default_rng(seed), rhythm="AFL")
+        cl = 60.0 / b.params["flutter_rate_per_min"]
+        assert 0.171 <= cl <= 0.240  # 250-350 /min
+        n = np.diff(r_peaks(clean(lead_matrix() @ b.vcg, b.fs), b.fs)) / b.fs / cl
+        np.testing.assert_allclose(n, np.round(n), atol=0.15)  # whole cycles (+-30 ms)
+        ratios = set(np.round(n).astype(int))
+        pattern = b.params["conduction"]
+        seen.add(pattern)
+        assert ratios <= {"2:1": {2}, "3:1": {3}, "4:1": {4}, "2:1/4:1": {2, 4}}[pattern], (seed, pattern, ratios)
+        if pattern == "2:1/4:1":
+            assert ratios == {2, 4}
+        plan = _plan(20.0, 500.0, np.random.default_rng(seed), None, "AFL", "NORM", None, None, None,
+                     None, 0.5, 0.03, None)
+        s = plan.atrial[3] @ _atrial_signal(plan.atrial, b.vcg.shape[1], b.fs)
+        t = np.round((plan.r_times - b.params["flutter_fr_s"]) * b.fs).astype(int)
+        t = t[(t >= 0) & (t < s.size)]
+        np.testing.assert_allclose(s[t], s.min(), atol=0.1 * np.ptp(s))  # the nadir, every beat
+        _, f0, _, _, ph, _, _ = plan.atrial  # exactly: the saw-tooth phase of each R - fr
+        np.testing.assert_allclose(np.mod(ph + 2 * np.pi * f0 * (plan.r_times - b.params["flutter_fr_s"]),
+                                          2 * np.pi), 1.4 * np.pi, atol=1e-6)
+    assert seen == {"2:1", "3:1", "4:1", "2:1/4:1"}
 
 
 def _coupling_around_ectopics(rhythm, kind):

@@ -169,10 +169,15 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         params.update(af_rr_cv=float(cv), af_rr_floor_s=floor)
         return rr, types, params
     if rhythm == "AFL":
-        flutter_rate = rhythm_params["flutter_rate"]
+        # every QRS a conducted flutter wave: RR = n atrial cycles, n fixed (2:1, 3:1, 4:1)
+        # or, in variable conduction, 2 or 4 beat by beat (4 with probability p_4to1)
+        cl = 60.0 / rhythm_params["flutter_rate"]
         conduction = rhythm_params["conduction"]
-        rr = np.full(n_beats, conduction * 60.0 / flutter_rate)
-        return rr, types, params
+        if conduction == "2:1/4:1":
+            ratios = np.where(rng.uniform(size=n_beats) < rhythm_params["p_4to1"], 4, 2)
+        else:
+            ratios = np.full(n_beats, int(str(conduction).split(":")[0]))
+        return ratios * cl, types, params
     rr = rr_tachogram(n_beats, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
                       lf_hf_ratio=lf_hf_ratio, breathing_rate=breathing_rate)
     if rhythm in ("PVC", "PAC"):

@@ -26,6 +26,14 @@ from .rhythm import NORMAL, beat_schedule
 from .rhythm_prior import draw_af, draw_coupling
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
+# typical atrial flutter: atrial rate 250-350 /min; AV conduction patterns and how often
+# each is drawn (2:1 the commonest untreated response, 4:1 with AV-nodal drugs or disease,
+# odd ratios rare, variable conduction alternating 2:1 and 4:1)
+FLUTTER_RATE = (250.0, 350.0)
+CONDUCTION_RATIOS = {"2:1": (2,), "3:1": (3,), "4:1": (4,), "2:1/4:1": (2, 4)}
+CONDUCTION_PATTERNS = tuple(CONDUCTION_RATIOS)
+CONDUCTION_WEIGHTS = {"2:1": 0.35, "3:1": 0.10, "4:1": 0.30, "2:1/4:1": 0.25}
+FLUTTER_FR = (0.20, 0.32)  # s: flutter-wave nadir (inferior leads) to the R of its conducted QRS
 
 FIDUCIAL_FS = 2000.0  # Hz, grid of the template fiducials (Patient.track's)
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
@@ -195,22 +203,31 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if rhythm == "AF":
         rhythm_params["rr_floor"] = _ventricular_refractory(patient)
     if rhythm == "AFL":
-        flutter_rate = rng.uniform(260.0, 340.0)
+        # atrial cycle length of typical flutter: 250-350 /min (171-240 ms); every QRS is a
+        # conducted flutter wave (AV ratio n:1), so the ventricular beats sit on the atrial
+        # grid and each F wave keeps its place relative to the QRS it leads to
+        flutter_rate = rng.uniform(*FLUTTER_RATE)
         if heart_rate is None:
-            # conduction ratios whose (regular) RR leaves the ventricles repolarised before
-            # the next QRS (as AF's rr_floor); 4:1 at 260-340 /min (RR >= 0.7 s) always does
+            # conduction patterns whose shortest RR leaves the ventricles repolarised before
+            # the next QRS (as AF's rr_floor); 4:1 at 250-350 /min (RR >= 0.69 s) always does
             floor = _ventricular_refractory(patient)
-            allowed = [c for c in (2, 3, 4) if c * 60.0 / flutter_rate >= floor] or [4]
-            conduction = int(rng.choice(allowed))
+            ok = [c for c in CONDUCTION_PATTERNS if min(CONDUCTION_RATIOS[c]) * 60.0 / flutter_rate >= floor]
+            w = np.array([CONDUCTION_WEIGHTS[c] for c in ok or ["4:1"]])
+            conduction = (ok or ["4:1"])[int(rng.choice(len(w), p=w / w.sum()))]
         else:
-            conduction = int(round(flutter_rate / heart_rate))
-            if conduction not in (2, 3, 4):
+            n = int(round(flutter_rate / heart_rate))
+            if n not in (2, 3, 4):
                 raise ConfigError(f"heart_rate={heart_rate} bpm is not a 2:1-4:1 conduction of "
-                                  f"atrial flutter at 260-340 /min")
-            flutter_rate = heart_rate * conduction
-        heart_rate = flutter_rate / conduction
-        rhythm_params.update(flutter_rate=flutter_rate, conduction=conduction)
-        params.update(flutter_rate_per_min=float(flutter_rate), conduction_ratio=conduction)
+                                  f"atrial flutter at {FLUTTER_RATE[0]:g}-{FLUTTER_RATE[1]:g} /min")
+            flutter_rate = heart_rate * n
+            conduction = f"{n}:1"
+        p4 = rng.uniform(0.3, 0.7) if conduction == "2:1/4:1" else None
+        mean_ratio = 2.0 + 2.0 * p4 if p4 is not None else float(CONDUCTION_RATIOS[conduction][0])
+        heart_rate = flutter_rate / mean_ratio
+        rhythm_params.update(flutter_rate=flutter_rate, conduction=conduction, p_4to1=p4)
+        params.update(flutter_rate_per_min=float(flutter_rate), conduction=conduction)
+        if p4 is not None:
+            params["conduction_p_4to1"] = float(p4)
     elif rhythm == "AF" and heart_rate is None:
         # ventricular rate and RR irregularity drawn jointly from the fitted rhythm prior
         # (CPSC 2021 AF episodes, rhythm_prior.py): slow regular to fast irregular AF
@@ -356,9 +373,15 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         f_fl = rhythm_params["flutter_rate"] / 60.0
         a0 = rng.uniform(0.05, float(np.clip(ATRIAL_SLOPE_REL * vq * 0.3 / (2 * f_fl), 0.05, 0.15)))
         d = rng.normal([0.1, 1.0, 0.2], 0.1)
-        atrial = ("AFL", rhythm_params["flutter_rate"] / 60.0, a0, d / np.linalg.norm(d),
-                  rng.uniform(0, 2 * np.pi), None, None)
-        params.update(flutter_mV=float(a0))
+        # phase-locked: the F-wave nadir comes ``fr`` s before every R (the R times are
+        # whole atrial cycles apart), so each conducted F wave keeps its place before its QRS
+        fr = rng.uniform(*FLUTTER_FR)
+        ph = 2 * np.pi * (0.7 - f_fl * (r_times[0] - fr))
+        atrial = ("AFL", f_fl, a0, d / np.linalg.norm(d), float(np.mod(ph, 2 * np.pi)), None, None)
+        win = (r_times[:nb] >= 0) & (r_times[:nb] < duration)
+        params.update(flutter_mV=float(a0), flutter_fr_s=float(fr),
+                      conduction_ratio=float(np.mean(rr_next[win]) * f_fl) if win.any()
+                      else float(np.mean(rr_next) * f_fl))
     return _Plan(r_times, types, centres, widths, a.ravel()[flat], chans, fid, atrial, params,
                  (rhythm, morphology))
 
