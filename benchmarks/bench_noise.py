@@ -23,7 +23,9 @@ product costs (measured: 1.0 s of CPU for 64 records against 0.006 s with one th
 
 Throughput in 12-lead samples per second (records x samples / s); all stages run round-robin
 ``REPEATS`` times (so machine load hits all alike); time = best and median of the repeats.
-Run: ``python benchmarks/bench_noise.py`` (writes benchmarks/results/bench_noise.json).
+Run: ``python benchmarks/bench_noise.py`` (writes benchmarks/results/bench_noise.json);
+``BENCH_STAGES="noise stage ("`` runs the two peer rows and the matching stages only (the
+per-lead-targets row alone takes ~10 s a repeat).
 """
 
 from __future__ import annotations
@@ -164,6 +166,9 @@ def main():
     stages["ours: motion + noise stage (walking)"] = motion_noise_stage
     stages["ours: device shirt12_500hz"] = device_shirt
     stages["ours: device patch_128hz (1 lead)"] = device_patch
+    only = os.environ.get("BENCH_STAGES")     # e.g. "noise stage (": baselines + matching stages only
+    if only:
+        stages = {k: v for k, v in stages.items() if k.startswith("baseline: BaselineWander+") or only in k}
     results = run_interleaved(stages)
 
     # the peer: the faster torch thread setting (best wall time); CPU ratios against its CPU time

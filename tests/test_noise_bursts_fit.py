@@ -32,6 +32,11 @@ from cardiosim.noise import fit_noise_model, log_spectral_distance, read_nstdb_n
 from cardiosim.noise.fit import read_noise_record
 
 N_SIMS = 16
+#: The em-like record's kurtosis is about 9.5: the median over 16 realisations of its
+#: synthesis still varies by +-20 % from one random stream to another (7.1-11.7 over 12
+#: streams, measured with the previous and the present Gaussian generator alike), as much as
+#: the 25 % tolerance; 48 realisations (2 s) measure the model rather than the stream.
+N_SIMS_HEAVY = 48
 TOL = 0.25
 
 
@@ -53,10 +58,10 @@ def _lsd(a, b, fs):
     return log_spectral_distance(f, pa, pb, band=(1.0, 20.0))
 
 
-def _check(name, fit_half, held_half, fs, rng):
+def _check(name, fit_half, held_half, fs, rng, n_sims=N_SIMS):
     model = fit_noise_model(fit_half, fs)
     n = fit_half.shape[-1]
-    sims = np.stack([synthesize_noise(model, n, rng, fs=fs) for _ in range(N_SIMS)])   # [S, c, n]
+    sims = np.stack([synthesize_noise(model, n, rng, fs=fs) for _ in range(n_sims)])   # [S, c, n]
     k_sim, v_sim = np.median(_kurtosis_hp(sims, fs), axis=0), np.median(_rms_cv(sims, fs), axis=0)
     k_fit, k_held = _kurtosis_hp(fit_half, fs), _kurtosis_hp(held_half, fs)
     v_fit, v_held = _rms_cv(fit_half, fs), _rms_cv(held_half, fs)
@@ -121,5 +126,5 @@ def textile_run_wfdb(data_dir, tmp_path_factory):
 def test_em_like_textile_residual_through_wfdb_reader(textile_run_wfdb, rng):
     x, fs = read_noise_record(textile_run_wfdb)      # the project's reader, as a user's record
     assert x.shape == (2, 150 * 500) and fs == 500.0
-    fails = _check("textile run residual", x[:1], x[1:], fs, rng)
+    fails = _check("textile run residual", x[:1], x[1:], fs, rng, n_sims=N_SIMS_HEAVY)
     assert not fails, fails

@@ -7,6 +7,8 @@ benchmarks share one table.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 from scipy import signal as _signal
@@ -249,20 +251,277 @@ def ziggurat_ref(u, n):
     return np.array(out), pos
 
 
+# --- Gaussian numbers from a per-call seed: xoshiro256++ and a 256-layer ziggurat in one kernel ---
+#
+# ``random_raw`` costs ~5 ns per 64-bit word through the Generator's Python interface, and the
+# 128-layer ziggurat above sends 2.7 % of its candidates down the slow path (an exp, branches),
+# which in a loop costs more than the fast path itself. Here the caller's Generator gives one
+# 64-bit seed per call (results stay reproducible from its state; how many numbers a call
+# draws does not shift the numbers of any other call), SplitMix64 expands it into two
+# xoshiro256++ states (Blackman & Vigna, ACM TOMS 2021, seeded as they recommend), and a
+# 256-layer ziggurat for single precision (Marsaglia & Tsang 2000, laid out as numpy's
+# ``random_standard_normal_f``: 8 bits pick the layer, 1 the sign, 23 the magnitude) turns
+# each 32-bit value of the first stream (the low then the high half of each output) into one
+# number; the 0.7 % that fall outside their layer's rectangle finish the ziggurat's slow path
+# (wedge test, Marsaglia's 1964 tail beyond R) with values of the second stream (the high
+# half of each output), in the order of the samples. Blocks of 2,048 values are drawn and
+# mapped in a branch-light pass; the rejected ones are finished afterwards.
+
+def _ziggurat256_tables():
+    m = float(1 << 23)                       # 23-bit magnitude
+    dn = tn = 3.6541528853610088
+    vn = 4.92867323399e-3
+    ki = np.zeros(256, np.int64)
+    wi = np.zeros(256)
+    fi = np.zeros(256)
+    q = vn / np.exp(-0.5 * dn * dn)
+    ki[0] = int((dn / q) * m)
+    wi[0], wi[255] = q / m, dn / m
+    fi[0], fi[255] = 1.0, np.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = np.sqrt(-2 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
+        ki[i + 1] = int((dn / tn) * m)
+        tn = dn
+        fi[i] = np.exp(-0.5 * dn * dn)
+        wi[i] = dn / m
+    return ki, wi, fi
+
+
+ZIG256_KI, ZIG256_WI, ZIG256_FI = _ziggurat256_tables()
+ZIG256_R = 3.6541528853610088
+_BLOCK = 2048                                # uint32 values per block of the first stream
+_SECOND_STREAM = 0x5851F42D4C957F2D          # the second state's seed: seed ^ this
+
+
+@njit(cache=True, nogil=True)
+def _splitmix64_state(seed, st):  # pragma: no cover - compiled
+    x = np.uint64(seed)
+    for i in range(4):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        z = x
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        st[i] = z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def _xoshiro_fill(st, u):  # pragma: no cover - compiled
+    """Fill the uint32 array ``u`` (even length) with the next xoshiro256++ outputs of the
+    state ``st`` (uint64 [4], advanced), the low then the high half of each."""
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+    lo_mask = np.uint64(0xFFFFFFFF)
+    for j in range(0, u.shape[0] - 1, 2):
+        a = s0 + s3
+        r = ((a << np.uint64(23)) | (a >> np.uint64(41))) + s0
+        t = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        u[j] = np.uint32(r & lo_mask)
+        u[j + 1] = np.uint32(r >> np.uint64(32))
+    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+
+
+@njit(cache=True, nogil=True)
+def _xoshiro_hi32(st):  # pragma: no cover - compiled
+    """The high 32 bits of the next xoshiro256++ output of ``st`` (advanced)."""
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+    a = s0 + s3
+    r = ((a << np.uint64(23)) | (a >> np.uint64(41))) + s0
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+    return np.uint32(r >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
+def _zig256_slow(v, st2, ki, wi, fi):  # pragma: no cover - compiled
+    """Finish the 256-layer ziggurat for the candidate ``v`` (uint32) that fell outside its
+    layer's rectangle, drawing further values from the second stream ``st2``."""
+    while True:
+        idx = v & np.uint32(0xFF)
+        sign = (v >> np.uint32(8)) & np.uint32(1)
+        rabs = np.int64(v >> np.uint32(9))
+        x = rabs * wi[idx]
+        if rabs < ki[idx]:
+            return -x if sign else x
+        if idx == 0:                                   # the tail beyond R (Marsaglia 1964)
+            while True:
+                xx = -np.log((_xoshiro_hi32(st2) + 0.5) / 4294967296.0) / 3.6541528853610088
+                yy = -np.log((_xoshiro_hi32(st2) + 0.5) / 4294967296.0)
+                if yy + yy > xx * xx:
+                    break
+            x = 3.6541528853610088 + xx
+            return -x if sign else x
+        uu = (_xoshiro_hi32(st2) + 0.5) / 4294967296.0
+        if fi[idx] + uu * (fi[idx - 1] - fi[idx]) < np.exp(-0.5 * x * x):
+            return -x if sign else x
+        v = _xoshiro_hi32(st2)                          # rejected: a new candidate
+
+
+@njit(cache=True, nogil=True)
+def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma: no cover - compiled
+    """``out[r, c] = row_scale[r] * col_scale[c] * z`` for ``c < col_scale.size``: standard
+    normals ``z`` from the seed (uint64) as described above, row by row (the scaling in
+    float64, rounded once to ``out``'s precision; columns beyond ``col_scale.size`` are not
+    written). ``ki, wi, fi``: :data:`ZIG256_KI`, :data:`ZIG256_WI`, :data:`ZIG256_FI`."""
+    rows = out.shape[0]
+    ncol = col_scale.shape[0]
+    st = np.empty(4, dtype=np.uint64)
+    _splitmix64_state(seed, st)
+    st2 = np.empty(4, dtype=np.uint64)
+    _splitmix64_state(np.uint64(seed) ^ np.uint64(_SECOND_STREAM), st2)
+    u = np.empty(_BLOCK, dtype=np.uint32)
+    rej = np.empty(_BLOCK, dtype=np.int64)
+    nb = 0
+    j = 0
+    for r in range(rows):
+        rs = np.float64(row_scale[r])
+        orow = out[r]
+        c = 0
+        while c < ncol:
+            if j >= nb:
+                _xoshiro_fill(st, u)
+                nb = u.shape[0]
+                j = 0
+            lim = min(ncol - c, nb - j)
+            ub = u[j:j + lim]
+            ob = orow[c:c + lim]
+            cb = col_scale[c:c + lim]
+            nr = 0
+            for k in range(lim):                       # fast path for all, rejects noted
+                v = ub[k]
+                idx = v & np.uint32(0xFF)
+                rabs = np.int64(v >> np.uint32(9))
+                # the sign without a branch (a random one mispredicts half the time)
+                sgn = 1.0 - 2.0 * np.float64((v >> np.uint32(8)) & np.uint32(1))
+                ob[k] = (sgn * (rabs * wi[idx])) * (rs * cb[k])
+                if rabs >= ki[idx]:
+                    rej[nr] = k
+                    nr += 1
+            for q in range(nr):                        # slow path, in sample order
+                k = rej[q]
+                ob[k] = _zig256_slow(ub[k], st2, ki, wi, fi) * (rs * cb[k])
+            c += lim
+            j += lim
+
+
+class _XoshiroRef:
+    """Pure-Python xoshiro256++ seeded by SplitMix64 (the kernels' generator)."""
+
+    M64 = (1 << 64) - 1
+
+    def __init__(self, seed):
+        x = int(seed) & self.M64
+        self.s = []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.M64
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M64
+            self.s.append(z ^ (z >> 31))
+
+    def next64(self):
+        s, m = self.s, self.M64
+
+        def rotl(v, k):
+            return ((v << k) | (v >> (64 - k))) & m
+        r = (rotl((s[0] + s[3]) & m, 23) + s[0]) & m
+        t = (s[1] << 17) & m
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return r
+
+
+def seeded_normal_ref(seed, row_scale, col_scale, dtype=np.float32):
+    """Pure-Python oracle of :func:`seeded_normal_kernel` (sample by sample: the first
+    stream's 32-bit values in order, a rejected candidate finished at once from the second
+    stream -- the kernel's block order gives the same values), ``[rows, ncol]`` in ``dtype``."""
+    row_scale = np.asarray(row_scale, dtype=np.float64)
+    col_scale = np.asarray(col_scale, dtype=np.float64)
+    first, second = _XoshiroRef(seed), _XoshiroRef(int(seed) ^ _SECOND_STREAM)
+    ki, wi, fi, r_ = ZIG256_KI, ZIG256_WI, ZIG256_FI, ZIG256_R
+    pending = []
+
+    def first32():
+        if not pending:
+            w = first.next64()
+            pending.extend([w >> 32, w & 0xFFFFFFFF])
+        return pending.pop()
+
+    def second32():
+        return second.next64() >> 32
+
+    def sample():
+        v = first32()
+        while True:
+            idx, sign, rabs = v & 0xFF, (v >> 8) & 1, v >> 9
+            x = rabs * wi[idx]
+            if rabs < ki[idx]:
+                return -x if sign else x
+            if idx == 0:
+                while True:
+                    xx = -np.log((second32() + 0.5) / _U32) / r_
+                    yy = -np.log((second32() + 0.5) / _U32)
+                    if yy + yy > xx * xx:
+                        break
+                return -(r_ + xx) if sign else r_ + xx
+            if fi[idx] + (second32() + 0.5) / _U32 * (fi[idx - 1] - fi[idx]) < np.exp(-0.5 * x * x):
+                return -x if sign else x
+            v = second32()
+
+    # the kernel draws the first stream in blocks of _BLOCK values: a row ends mid-block
+    # and the next row continues in it, so the sample order is simply row-major
+    z = np.array([[sample() for _ in range(col_scale.size)] for _ in range(row_scale.size)])
+    return (z * (row_scale[:, None] * col_scale[None, :])).astype(dtype)
+
+
+def draw_seed(rng) -> np.uint64:
+    """One 64-bit seed from the caller's numpy Generator (its bit generator's next raw output)."""
+    return np.uint64(rng.bit_generator.random_raw())
+
+
+def normals_scaled(rng, row_scale, col_scale, out) -> np.ndarray:
+    """Fill ``out[:, :len(col_scale)]`` with ``row_scale[r] * col_scale[c] * N(0, 1)`` from one
+    seed taken from ``rng`` (:func:`seeded_normal_kernel`); returns ``out``."""
+    seeded_normal_kernel(draw_seed(rng), np.asarray(row_scale, dtype=np.float64),
+                         np.asarray(col_scale, dtype=np.float64), out, ZIG256_KI, ZIG256_WI, ZIG256_FI)
+    return out
+
+
+_ONE = np.ones(1)
+
+
+@functools.lru_cache(maxsize=16)
+def ones(n: int) -> np.ndarray:
+    """Read-only float64 ones of length ``n`` (cached: a column scale of 1)."""
+    a = np.ones(n)
+    a.setflags(write=False)
+    return a
+
+
 def standard_normal(rng, shape, dtype=np.float32) -> np.ndarray:
-    """Standard normal array of ``shape`` drawn with :func:`ziggurat_kernel` from ``rng``
-    (a numpy.random.Generator): its bit generator's raw outputs feed the ziggurat."""
+    """Standard normal array of ``shape`` (float32 by default) from one seed taken from ``rng``
+    (a numpy.random.Generator): :func:`seeded_normal_kernel`."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     n = 1
     for s_ in shape:
         n *= int(s_)
-    out = np.empty(n, dtype=dtype)
-    filled = 0
-    while filled < n:
-        k = (n - filled) * 21 // 20 + 64         # ~2.5 % of candidates are rejected
-        u = rng.bit_generator.random_raw((k + 1) // 2).view(np.uint32)
-        filled, _ = ziggurat_kernel(u, out, filled, ZIG_KN, ZIG_WN, ZIG_FN)
+    out = np.empty((1, n), dtype=dtype)
+    seeded_normal_kernel(draw_seed(rng), _ONE, ones(n), out, ZIG256_KI, ZIG256_WI, ZIG256_FI)
     return out.reshape(shape)
 
 
@@ -314,12 +573,13 @@ def upsample_cubic_ref(x, factor, n=None):
 
 
 KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_kernel, contact_ref),
-           "ziggurat": (ziggurat_kernel, ziggurat_ref), "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}
+           "ziggurat": (ziggurat_kernel, ziggurat_ref),
+           "seeded_normal": (seeded_normal_kernel, seeded_normal_ref), "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}
 
 
 # --- envelope of the fitted activity noise (noise.textile) ------------------------------
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
                              z_knots, q_knots, out):  # pragma: no cover - compiled
     """``out[t] = scale * exp(s(t) + sd_fast * y_f(t) - sd_fast**2)``: two unit-variance
@@ -486,7 +746,7 @@ KERNELS["sosfiltfilt"] = (sosfiltfilt_kernel, sosfiltfilt_ref)
 
 # --- per-lead noise measurement of electrode-born noise (noise.snr) -------------------------
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
     """Variance of each lead of ``matrix @ x`` in consecutive ``c``-sample chunks, each
     chunk's own mean removed (the NSTDB noise measure, ``sigamp``'s ``getrms``):
@@ -494,8 +754,9 @@ def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
     float64 [n_leads, n_chunks] (``n_chunks * c <= T``).
 
     Chunk by chunk and lead by lead: the lead is formed in float64 from its non-zero
-    weights only (a lead uses 2-4 of the electrodes), then two passes (mean, squared deviations),
-    each summed in four interleaved partial sums (the sums are latency-bound otherwise)."""
+    weights only (a lead uses 2-4 of the electrodes), then two passes (mean, squared
+    deviations). ``fastmath`` lets the sums be vectorised (reassociated: the result differs
+    from a sequential sum by rounding only, ~1e-16 relative)."""
     n_l, n_e = matrix.shape
     k = out.shape[1]
     v = np.empty(c)
@@ -506,51 +767,26 @@ def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
             for e in range(n_e):
                 w = matrix[l, e]
                 if w != 0.0:
+                    xe = x[e, base:base + c]
                     if first:
                         for t in range(c):
-                            v[t] = w * x[e, base + t]
+                            v[t] = w * xe[t]
                         first = False
                     else:
                         for t in range(c):
-                            v[t] += w * x[e, base + t]
+                            v[t] += w * xe[t]
             if first:
                 out[l, j] = 0.0
                 continue
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            t = 0
-            while t + 4 <= c:
-                s0 += v[t]
-                s1 += v[t + 1]
-                s2 += v[t + 2]
-                s3 += v[t + 3]
-                t += 4
-            while t < c:
-                s0 += v[t]
-                t += 1
-            mu = ((s0 + s1) + (s2 + s3)) / c
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            t = 0
-            while t + 4 <= c:
-                d0 = v[t] - mu
-                d1 = v[t + 1] - mu
-                d2 = v[t + 2] - mu
-                d3 = v[t + 3] - mu
-                s0 += d0 * d0
-                s1 += d1 * d1
-                s2 += d2 * d2
-                s3 += d3 * d3
-                t += 4
-            while t < c:
-                d0 = v[t] - mu
-                s0 += d0 * d0
-                t += 1
-            out[l, j] = ((s0 + s1) + (s2 + s3)) / c
+            s = 0.0
+            for t in range(c):
+                s += v[t]
+            mu = s / c
+            s = 0.0
+            for t in range(c):
+                d = v[t] - mu
+                s += d * d
+            out[l, j] = s / c
 
 
 def lead_chunk_var_ref(matrix, x, c):
@@ -600,7 +836,7 @@ KERNELS["qrs_pp"] = (qrs_pp_kernel, qrs_pp_ref)
 
 # --- powerline by impedance mismatch (noise.electrode) -------------------------------------
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def powerline_kernel(v, z, z_in, out):  # pragma: no cover - compiled
     """``out[e, t] = v[t] * (z[e, t] / (z[e, t] + z_in))`` in the precision of the arrays
     (float32: every operation rounded to float32 in this order, as NumPy does it), one

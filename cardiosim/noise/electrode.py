@@ -27,8 +27,9 @@ electrode ``e`` (PHYSICS.md section 6):
   to real single-lead chest recordings (:mod:`cardiosim.noise.textile`): level, 2-s level
   changes, bursts and spectrum as measured, shared envelope across electrodes.
 
-All per-kind arrays are float32 (signals); Gaussian numbers come from the caller's
-Generator through a numba ziggurat (:mod:`cardiosim.noise._kernels`).
+All per-kind arrays are float32 (signals); Gaussian numbers come from a numba ziggurat on
+an in-kernel xoshiro256++ stream seeded from the caller's Generator, one seed per draw
+(:func:`cardiosim.noise._kernels.seeded_normal_kernel`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from scipy import signal as _signal
 from ..errors import ConfigError, SignalError, SamplingRateError
 from . import _kernels
 from .config import NOISE_KINDS, NoiseConfig
-from .spectra import normals_needed, shaped_noise_multi
+from .spectra import shaped_noise_multi
 
 _Z_REF_OHM = 1.0e5  # impedance at which the em amplitude of NoiseConfig.em_mv applies
 
@@ -142,7 +143,7 @@ def _loguniform(rng, lo, hi, size=None):
 _F32 = np.float32
 
 
-def _draw_impedance(rng, cfg: NoiseConfig, n_e, t, pressure):
+def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     """Impedance [n_e, T] Ohm (float32), and the drawn parameters (PHYSICS.md section 6)."""
     if cfg.electrode == "textile":
         z0 = _loguniform(rng, 93e3, 350e3, n_e)       # freshly donned dry textile
@@ -154,12 +155,35 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, t, pressure):
         z0 = _loguniform(rng, 300.0, 1000.0, n_e)     # wet gel: about 1 kOhm or less
         zinf = z0.copy()
     wear = rng.uniform(*cfg.wear_time_s)
-    decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * np.exp(t * _F32(-1.0 / cfg.hydration_tau_s))  # [T]
+    decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * _decay_shape(n, float(fs), float(cfg.hydration_tau_s))
     z = np.empty((n_e, decay.size), dtype=_F32)
     _kernels.impedance_kernel(zinf.astype(_F32), (z0 - zinf).astype(_F32), decay, z)
     if pressure is not None:
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
+
+
+@functools.lru_cache(maxsize=16)
+def _time_axis(n: int, fs: float) -> np.ndarray:
+    """``arange(n) / fs`` in float32 (read-only, cached)."""
+    t = np.arange(n, dtype=_F32) / _F32(fs)
+    t.setflags(write=False)
+    return t
+
+
+@functools.lru_cache(maxsize=16)
+def _decay_shape(n: int, fs: float, tau_s: float) -> np.ndarray:
+    """``exp(-t / tau_s)`` on :func:`_time_axis` in float32 (read-only, cached: the values
+    ``np.exp(t * float32(-1 / tau_s))`` gives)."""
+    d = np.exp(_time_axis(n, fs) * _F32(-1.0 / tau_s))
+    d.setflags(write=False)
+    return d
+
+
+@functools.lru_cache(maxsize=16)
+def _constant(value: float, n_e: int, n: int) -> np.ndarray:
+    """A read-only float32 ``[n_e, n]`` view of one value (no memory, cached)."""
+    return np.broadcast_to(_F32(value), (n_e, n))
 
 
 def _envelope_without_motion(rng, n, fs):
@@ -239,7 +263,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
     n_e, n, fs = int(n_electrodes), int(n_samples), float(fs)
     motion = _check_motion(motion, n_e, n, fs)
     cfg = config
-    t = np.arange(n, dtype=_F32) / _F32(fs)
+    t = _time_axis(n, fs)
     params: dict[str, Any] = {"fs": fs, "n_electrodes": n_e, "_snr_definition": cfg.snr_definition}
 
     # Per-record SNR targets first, so they do not depend on which kinds are enabled later.
@@ -262,7 +286,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
         # only the kinds that use them pay for the at-rest breathing and muscle signals
         breathing = _breathing_without_motion(rng, n, fs) if "bw" in cfg.kinds else None
         muscle = _envelope_without_motion(rng, n, fs) if ("emg" in cfg.kinds or "contact" in cfg.kinds) else None
-    z, z0, zinf, wear = _draw_impedance(rng, cfg, n_e, t, pressure)
+    z, z0, zinf, wear = _draw_impedance(rng, cfg, n_e, n, fs, pressure)
     params["wear_time_s"] = float(wear)
     _per_electrode(params, "impedance0_ohm", z0)
     _per_electrode(params, "impedance_inf_ohm", zinf)
@@ -271,16 +295,12 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
     contact = None
     # the three spectrally shaped kinds share one inverse FFT
     shaped_kinds = [k for k in ("bw", "em", "emg") if k in cfg.kinds]
-    # one draw of all the Gaussian numbers of the record (white first, then shaped kinds)
-    n_white = n_e * n if "white" in cfg.kinds else 0
-    normals = _kernels.standard_normal(rng, n_white + normals_needed(shaped_kinds, n_e, n, fs))
-    shaped = dict(zip(shaped_kinds, shaped_noise_multi(shaped_kinds, n_e, n, fs, rng, normals[n_white:])))
+    shaped = dict(zip(shaped_kinds, shaped_noise_multi(shaped_kinds, n_e, n, fs, rng))) if shaped_kinds else {}
     for kind in cfg.kinds:
         if kind == "white":
             amp = rng.uniform(*cfg.white_uv, n_e) * 1e-3
-            x = normals[:n_white].reshape(n_e, n)
-            x *= amp.astype(_F32)[:, None]
-            by_kind[kind] = x
+            # Gaussian numbers drawn already scaled (one numba pass, seeded from rng)
+            by_kind[kind] = _kernels.normals_scaled(rng, amp, _kernels.ones(n), np.empty((n_e, n), dtype=_F32))
             _per_electrode(params, "white_rms_mv", amp)
         elif kind == "bw":
             amp = rng.uniform(*cfg.bw_mv, n_e)
@@ -345,7 +365,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             _per_electrode(params, "recorded_rms_mv", amp)
             _per_electrode(params, "recorded_channel", chans.astype(float))
     if contact is None:
-        contact = np.broadcast_to(_F32(1.0), (n_e, n))
+        contact = _constant(1.0, n_e, n)
     return ElectrodeNoise(by_kind=by_kind, contact=contact, impedance=z, fs=fs, params=params,
                           snr_targets=targets)
 
@@ -429,20 +449,27 @@ def powerline_from_impedance(v_cm: np.ndarray, impedance: np.ndarray, input_impe
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _no_contact_params(n_e: int) -> dict:
+    p: dict = {}
+    _per_electrode(p, "contact_losses", [0] * n_e)
+    _per_electrode(p, "contact_pops", [0] * n_e)
+    _per_electrode(p, "contact_lost_fraction", [0.0] * n_e)
+    return p
+
+
 def _contact(rng, cfg, n_e, n, fs, muscle, params):
     """Contact-loss and pop offsets [n_e, T] mV and the contact mask [n_e, T] (float32)."""
     dur_s = n / fs
-    activity = float(np.mean(muscle))
+    activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
     k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
     k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
     params["contact_events"] = int(k_loss.sum() + k_pop.sum())
     if params["contact_events"] == 0:
         # nothing happened: read-only broadcast views cost no memory or time
-        _per_electrode(params, "contact_losses", [0] * n_e)
-        _per_electrode(params, "contact_pops", [0] * n_e)
-        _per_electrode(params, "contact_lost_fraction", [0.0] * n_e)
-        return np.broadcast_to(_F32(0.0), (n_e, n)), np.broadcast_to(_F32(1.0), (n_e, n))
+        params.update(_no_contact_params(n_e))
+        return _constant(0.0, n_e, n), _constant(1.0, n_e, n)
     offsets = np.zeros((n_e, n), dtype=_F32)
     mask = np.ones((n_e, n), dtype=_F32)
     for e in range(n_e):

@@ -539,7 +539,7 @@ def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
 
 def clear_caches() -> None:
     """Forget the loaded fit and everything derived from it (after :func:`write_fit`)."""
-    for fn in (load_fit, _spectrum, _spectrum32, _within_table):
+    for fn in (load_fit, _spectrum, _spectrum32, _spectrum_cols, _within_table):
         fn.cache_clear()
 
 
@@ -615,6 +615,15 @@ def _spectrum32(electrode: str, activity: str, n: int, fs: float):
 
 
 @functools.lru_cache(maxsize=64)
+def _spectrum_cols(electrode: str, activity: str, n: int, fs: float):
+    """:func:`_spectrum32` with every bin's amplitude twice (real and imaginary part), float64:
+    the column scale of the complex spectrum's float32 view."""
+    out = np.repeat(_spectrum32(electrode, activity, n, fs).astype(np.float64), 2)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
 def _within_table(electrode: str, activity: str):
     """``(z_knots, q_knots, log(E[e^4L] / E[e^2L]^2))`` of the slow segment level ``L``: the
     fitted within-record quantiles of the log segment level (times the calibration's
@@ -680,19 +689,20 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
     w_s = rng.standard_normal(_ou_len(n, fs, _SLOW_RATE_HZ))
     w_f = rng.standard_normal(_ou_len(n, fs, _FAST_RATE_HZ)) if sd_f > 0 else np.zeros(0)
-    env = np.empty(n)
+    env = np.empty(n, dtype=np.float32)        # computed in float64, stored in the noise's precision
     _kernels.activity_envelope_kernel(w_s, np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)), _SLOW_RATE_HZ, sd_w,
                                       w_f, np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), _FAST_RATE_HZ, sd_f,
                                       float(fs), rms, z_knots, q_knots, env)
-    # Gaussian noise of the fitted spectrum: complex normals on the rfft grid (the ziggurat's
-    # float32 pairs read as complex64 without a copy), one single-precision inverse FFT
-    amp = _spectrum32(electrode, activity, n, float(fs))
-    z = np.zeros((n_electrodes, n // 2 + 1), dtype=np.complex64)
-    zk = z[:, :amp.size]
-    zk[...] = _kernels.standard_normal(rng, (n_electrodes, amp.size, 2)).view(np.complex64)[..., 0]
-    zk *= amp
+    # Gaussian noise of the fitted spectrum: complex normals on the rfft grid, drawn already
+    # scaled by the amplitude spectrum straight into the complex64 buffer (its float32 view:
+    # real and imaginary parts share their bin's amplitude), one single-precision inverse FFT
+    cols = _spectrum_cols(electrode, activity, n, float(fs))
+    z = np.empty((n_electrodes, n // 2 + 1), dtype=np.complex64)
+    zf = z.view(np.float32)
+    zf[:, cols.size:] = 0.0
+    _kernels.normals_scaled(rng, _kernels.ones(n_electrodes), cols, zf)
     x = _fft.irfft(z, n=n, axis=1, overwrite_x=True, workers=1)
-    x *= env.astype(np.float32)
+    x *= env
     if params is not None:
         params.update({"activity_noise_electrode": electrode, "activity_noise_activity": activity,
                        "activity_noise_to_qrs": float(level * scale), "activity_noise_rms_mv": float(rms),
