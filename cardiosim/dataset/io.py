@@ -351,8 +351,8 @@ class _ShardedArray(BackendArray):
             return np.full(shape, np.nan, dtype=self.dtype)
         if self.int_fill is not None:
             return np.full(shape, np.nan)  # turned into the integer fill by the caller
-        if self.dtype.kind == "O":
-            return np.full(shape, "", dtype=object)
+        if self.dtype.kind in "OUS":   # xarray decodes netCDF strings as object or fixed-width str
+            return np.full(shape, "", dtype=self.dtype)
         raise DataFormatError(f"shard {str(ds.encoding.get('source', '?'))!r} lacks variable {self.name!r}")
 
 
