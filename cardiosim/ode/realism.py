@@ -17,6 +17,10 @@ Measures (one record, 12 standard leads, mV):
 - HR (from the RR intervals), PR, QRS, QT, QTc (Fridericia, QT / RR^(1/3), as the
   generator's classes), frontal QRS axis ``atan2(net aVF, net I)``.
 
+:func:`flutter_evidence` / :func:`is_flutter` judge atrial flutter without subtracting
+beats: atrial activity at 4-6 Hz repeating in the TQ (else inter-QRS) segments of II, III,
+aVF and V1, RR intervals whole multiples of the atrial cycle.
+
 :data:`FEATURES` are the scalar features compared between real and synthetic records
 (:func:`compare`). :func:`real_records` reads the shared real 12-lead records with their
 classes; :data:`HELD_OUT` names the records the shipped prior was not fitted to.
@@ -227,6 +231,185 @@ def measure(leads, fs, *, delineate=True):
     out["q_on"], out["q_off"], out["t_off"], out["p_on"] = q_on, q_off, t_off, p_on
     out["beat_b"] = b
     return out
+
+
+# --- atrial flutter ----------------------------------------------------------------------
+
+FLUTTER_LEADS = ("II", "III", "aVF", "V1")  # where flutter waves are best seen
+FLUTTER_CL = (1.0 / 6.0, 1.0 / 4.0)  # s: atrial cycle of 4-6 Hz (240-360 /min)
+FLUTTER_BAND = (5.0, 40.0)  # Hz: atrial analysis band (F-wave fundamental and harmonics; most of the T wave out)
+FLUTTER_QTC_MAX = 0.46  # s: the T wave is over by QRS onset + 0.46 RR^(1/3) (Fridericia, upper limit)
+
+
+def _global_qrs(x, fs, peaks):
+    """QRS onset and offset (s from R) of the median beat: where the spatial velocity of
+    the leads leaves / returns to :data:`QRS_SLOPE_REL` of its peak (as :func:`measure`)."""
+    b, a = int(0.3 * fs), int(0.4 * fs)
+    ok = peaks[(peaks - b >= 0) & (peaks + a < x.shape[1])]
+    if ok.size < 2:
+        raise SignalError(f"need >= 2 complete beats, got {ok.size}")
+    med = np.median(np.stack([x[:, p - b:p + a] for p in ok]), axis=0)
+    sv = np.sqrt((np.gradient(med, axis=1) ** 2).sum(axis=0))
+    lo, hi = b - int(0.15 * fs), b + int(0.2 * fs)
+    hot = np.flatnonzero(sv[lo:hi] >= QRS_SLOPE_REL * sv[lo:hi].max())
+    k0 = int(np.argmax(sv[lo:hi]))
+    runs = np.split(hot, np.flatnonzero(np.diff(hot) > int(0.03 * fs)) + 1)
+    run = next(rn for rn in runs if rn[0] <= k0 <= rn[-1])
+    return (lo + run[0] - b) / fs, (lo + run[-1] - b) / fs
+
+
+def _align_qrs(x, fs, peaks, half=0.05, search=0.04):
+    """R peaks re-timed by aligning each QRS (all leads, +-``half`` s) to the median QRS
+    (the lag within +-``search`` s of largest summed product): one fiducial for every beat
+    even where the spatial velocity's maximum jumps between two similar QRS peaks."""
+    h, s = int(half * fs), int(search * fs)
+    ok = (peaks - h - s >= 0) & (peaks + h + s < x.shape[1])
+    if ok.sum() < 2:
+        return peaks
+    tpl = np.median(np.stack([x[:, p - h:p + h + 1] for p in peaks[ok]]), axis=0)
+    out = peaks.copy()
+    for i in np.flatnonzero(ok):
+        p = peaks[i]
+        seg = x[:, p - h - s:p + h + s + 1]
+        score = [float(np.sum(seg[:, k:k + 2 * h + 1] * tpl)) for k in range(2 * s + 1)]
+        out[i] = p - s + int(np.argmax(score))
+    return out
+
+
+def _explained(y, idx, nbins):
+    """Share of ``sum y^2`` explained by the mean of ``y`` in each bin ``idx``."""
+    n = np.bincount(idx, minlength=nbins)
+    s = np.bincount(idx, y, minlength=nbins)
+    den = float(np.dot(y, y))
+    return float(np.sum(s[n > 0] ** 2 / n[n > 0]) / den) if den > 0 else 0.0
+
+
+def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, tq_total=1.5,
+                     qtc_max=FLUTTER_QTC_MAX, rr_tol=0.02):
+    """Atrial-flutter evidence of one record, measured without the generator's fiducials
+    and without subtracting beats (flutter waves locked to the QRS would go with them).
+
+    1. R peaks (:func:`r_peaks`, each re-timed by aligning its QRS to the median QRS) and
+       the global QRS of the median beat; each QRS (20 ms before to 40 ms after it) is
+       bridged by a straight line and the leads band-passed (:data:`FLUTTER_BAND`: the
+       F waves' fundamental and harmonics, most of the T wave's power out).
+    2. Atrial window: the TQ segments, from the latest normal end of the T wave (QRS onset
+       + 0.46 RR^(1/3), QTc 460 ms Fridericia) to 20 ms before the next QRS, in the RR
+       intervals where that is at least ``tq_min`` times 250 ms long. With less than
+       ``tq_total`` s of them (2:1 conduction, fast 3:1: every visible F wave rides on the
+       T wave) every inter-QRS sample is used instead (``window = "inter-QRS"``), a
+       weaker test: a regular sinus tachycardia whose P and T waves lie half an RR apart
+       repeats there much as 2:1 flutter does.
+    3. Atrial cycle length ``cl``: the period of :data:`FLUTTER_CL` (1 ms steps) whose
+       folding (the mean of the window's samples at each of ``nbins`` phases of the
+       cycle) explains most of the window's power, summed over the flutter leads.
+    4. Per flutter lead: ``periodic``, the share of the window's power that folding
+       explains, and ``repeats``, the correlation of samples one cycle apart inside the
+       same RR interval and the atrial window (``pairs_s`` s of such pairs). Folding alone
+       cannot tell atrial waves from any signal periodic with a regular RR (a sinus P
+       wave folds as well at RR / n); within one RR interval only activity that fills
+       every cycle (no isoelectric baseline between the waves) repeats.
+    5. ``rr_multiple``: the share of RR intervals within ``rr_tol`` s of n * cl with
+       n >= 2 (fixed or variable conduction of one atrial rhythm).
+
+    Parameters
+    ----------
+    leads : ndarray (n_leads, T), mV;  fs : float, Hz
+    names : sequence of str — the lead names of the rows (any subset of :data:`LEADS` with
+        at least one of :data:`FLUTTER_LEADS`; R peaks are found on all of them)
+
+    Returns
+    -------
+    dict — ``hr`` (bpm), ``cl`` (s), ``rr_multiple``, ``window`` ("TQ" or "inter-QRS"),
+    ``atrial_s`` (s of signal analysed), ``pairs_s`` and, per flutter lead present,
+    ``{"periodic", "repeats"}``.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    names = list(names)
+    x = np.asarray(leads, np.float64)
+    if x.ndim != 2 or x.shape[0] != len(names):
+        raise ConfigError(f"leads must have shape ({len(names)}, T) for names {names}, got {x.shape}")
+    present = [n for n in FLUTTER_LEADS if n in names]
+    if not present:
+        raise ConfigError(f"no flutter lead ({', '.join(FLUTTER_LEADS)}) among {names}")
+    x = clean(x, fs)
+    pk = r_peaks(x, fs)
+    if pk.size < 3:
+        raise SignalError(f"fewer than 3 beats detected ({pk.size})")
+    pk = _align_qrs(x, fs, pk)
+    q0, q1 = _global_qrs(x, fs, pk)
+    T = x.shape[1]
+    ii = np.arange(T)
+    t = ii / fs
+    rr = np.diff(pk) / fs
+    gap = np.ones(T, bool)
+    for p in pk:
+        gap[max(p + int(round((q0 - 0.02) * fs)), 0):min(p + int(round((q1 + 0.04) * fs)) + 1, T)] = False
+    beat = np.searchsorted(pk, ii, side="right") - 1  # the preceding R
+    inner = (beat >= 0) & (beat < pk.size - 1)
+    inner[:int(edge * fs)] = False
+    inner[T - int(edge * fs):] = False
+    sos = butter(2, [FLUTTER_BAND[0], min(FLUTTER_BAND[1], 0.45 * fs)], btype="band", fs=fs, output="sos")
+    zs = []
+    for n in present:
+        z = x[names.index(n)].copy()
+        z[~gap] = np.interp(ii[~gap], ii[gap], z[gap])  # QRS bridged before filtering
+        zs.append(z)
+    tq = np.zeros(T, bool)
+    for k in range(pk.size - 1):
+        a = pk[k] + int(round((q0 + qtc_max * rr[k] ** (1.0 / 3.0)) * fs))
+        b = pk[k + 1] + int(round((q0 - 0.02) * fs))
+        if b - a >= tq_min * FLUTTER_CL[1] * fs:
+            tq[a:b] = True
+    tq &= inner
+    window = "TQ" if tq.sum() >= tq_total * fs else "inter-QRS"
+    use = tq if window == "TQ" else gap & inner
+    if use.sum() < FLUTTER_CL[1] * fs * 3:
+        raise SignalError("no inter-QRS signal to analyse")
+    ys = []
+    for z in zs:
+        y = sosfiltfilt(sos, z)[use]
+        ys.append(y - y.mean())
+    cls = np.arange(FLUTTER_CL[0], FLUTTER_CL[1] + 1e-9, 0.001)
+    tu = t[use]
+    folds = np.array([[_explained(y, np.minimum((tu % c / c * nbins).astype(int), nbins - 1), nbins)
+                       for c in cls] for y in ys])
+    j = int(np.argmax(folds.sum(axis=0)))
+    cl = float(cls[j])
+    out = {"hr": float(60.0 / rr.mean()), "cl": cl, "window": window, "atrial_s": float(use.sum() / fs)}
+    n_cyc = np.round(rr / cl)
+    out["rr_multiple"] = float(np.mean((np.abs(rr - n_cyc * cl) <= rr_tol) & (n_cyc >= 2)))
+    # repetition inside each RR interval: samples one atrial cycle apart in the same
+    # interval (a beat-periodic signal folds well at any whole fraction of a regular RR;
+    # only activity that repeats every cycle between two QRS complexes correlates here)
+    lag = int(round(cl * fs))
+    pair = use[:-lag] & use[lag:] & (beat[:-lag] == beat[lag:])
+    out["pairs_s"] = float(pair.sum() / fs)
+    for n, z, f in zip(present, zs, folds[:, j]):
+        y = sosfiltfilt(sos, z)
+        a, b = y[:-lag][pair], y[lag:][pair]
+        a, b = a - a.mean(), b - b.mean()
+        den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+        out[n] = {"periodic": float(f), "repeats": float(np.dot(a, b) / den) if den > 0 and pair.sum() > 1 else 0.0}
+    return out
+
+
+def is_flutter(ev, *, periodic=0.75, repeats=0.5, rr_multiple=0.9):
+    """Atrial flutter by :func:`flutter_evidence`: the RR intervals whole multiples (>= 2)
+    of one atrial cycle of 4-6 Hz (a share ``rr_multiple`` of them), and in at least two of
+    the flutter leads present (the one, if only one is) at least ``periodic`` of the atrial
+    window's power repeating with that cycle and, where the TQ segments hold >= 0.5 s of
+    cycle pairs, a within-RR correlation of at least ``repeats``. In the inter-QRS window
+    (2:1 and fast 3:1 conduction) the within-RR test is not made: there a regular sinus
+    tachycardia can pass too. Returns (bool, failed criteria)."""
+    leads = [n for n in FLUTTER_LEADS if n in ev]
+    # within-RR repetition is only measurable where the TQ segments hold the F waves
+    need = repeats if ev["window"] == "TQ" and ev["pairs_s"] >= 0.5 else -1.0
+    good = [n for n in leads if ev[n]["periodic"] >= periodic and ev[n]["repeats"] >= need]
+    checks = {"rr_multiple": ev["rr_multiple"] >= rr_multiple, "atrial": len(good) >= min(2, len(leads))}
+    bad = [k for k, v in checks.items() if not v]
+    return not bad, bad
 
 
 # --- real records ----------------------------------------------------------------------
