@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--lambda-beat", type=float, default=2.0, metavar="W",
                     help="weight of the beat-locked penalty on the average beat's change, used with "
                          "--free-average-beat (default 2.0; 0 turns it off)")
+    rt.add_argument("--max-slope-fraction", type=float, default=None, metavar="F",
+                    help="bound each refinement's spatial velocity by F times the record's own QRS spatial "
+                         "velocity, so the refiner cannot add QRS-like content a detector takes for beats "
+                         "(default 0.25 when the dataset has beat_r_peak; 0 turns the bound off)")
+    rt.add_argument("--max-amplitude-fraction", type=float, default=None, metavar="F",
+                    help="bound each refinement's amplitude by F times the record's own QRS peak-to-peak, which "
+                         "bounds how far the median beat can move (default 0.05 with beat_r_peak; 0: off)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing refiner file")
     ra = rfsub.add_parser("apply", help="refine every record of an existing dataset into a new .nc file")
     ra.add_argument("--dataset", type=Path, required=True, help="cardiosim dataset (file or shard directory)")
@@ -395,6 +402,12 @@ def _cmd_refine(args) -> int:
             kw["lambda_physics"] = 0.0
         if args.free_average_beat:
             kw["keep_average_beat"] = False
+        for flag in ("max_slope_fraction", "max_amplitude_fraction"):
+            value = getattr(args, flag)
+            if value is not None:
+                if not 0 <= value < float("inf"):   # NaN fails too
+                    raise ConfigError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
+                kw[flag] = value
         res = train_refiner_from_files(args.dataset, args.recordings, args.output, **kw)
         h = res.history
         _say(args, f"wrote {args.output}: {res.settings['n_simulated']} simulated records, {res.settings['n_real']} "

@@ -53,6 +53,15 @@ def test_train_apply_and_generate_from_the_command_line(datasets, run):
     model, settings = load_refiner(f / "r.pt", fs=500.0, n_leads=12)
     assert settings["steps"] == 2 and settings["lambda_physics"] > 0 and settings["n_real"] == 4  # 2 x (4 s / 2 s)
     assert settings["lambda_beat"] == 1.5 and settings["keep_average_beat"] is True   # the default
+    assert settings["max_slope_fraction"] == model.config["max_slope_fraction"] == 0.25  # the default bound
+    out = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r0.pt",
+              "--steps", "1", "--batch", "2", "--max-slope-fraction", "0.1", cwd=f)
+    assert out.returncode == 0, out.stderr
+    assert load_refiner(f / "r0.pt")[0].config["max_slope_fraction"] == 0.1
+    assert load_refiner(f / "r0.pt")[0].config["max_amplitude_fraction"] == 0.05   # the default
+    bad = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r1.pt",
+              "--steps", "1", "--batch", "2", "--max-slope-fraction", "-1", cwd=f)
+    assert bad.returncode == 2 and "max-slope-fraction" in bad.stderr
     again = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r.pt",
                 "--steps", "2", "--batch", "2", cwd=f)
     assert again.returncode == 2 and "exists" in again.stderr

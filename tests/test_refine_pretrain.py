@@ -91,7 +91,8 @@ def test_refiner_closes_a_known_domain_gap_and_the_physics_term_keeps_the_beats(
         return np.median([np.corrcoef(x[i, k], c[i, k])[0, 1] for i in range(16) for k in range(2)])
 
     kw = dict(fs=FS, clean=sim_clean, r_peaks=sim_peaks, steps=80, batch=8, channels=8, lr=2e-3, lambda_reg=0.2,
-              seed=0, device="cpu", keep_average_beat=False)   # the physics term on its own
+              seed=0, device="cpu", keep_average_beat=False,   # the physics term on its own: no projection,
+              max_slope_fraction=0.0, max_amplitude_fraction=0.0)  # no bounds (they would cap the added noise)
     res = fit_refiner(sim, real, lambda_physics=1.0, **kw)
     out = refine(res.refiner, sim)
     noise_rms = float(np.sqrt(((out - sim_clean) ** 2).mean()))

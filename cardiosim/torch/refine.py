@@ -32,13 +32,29 @@ By default this is not a penalty but a constraint (``keep_average_beat``): the r
 projected, by least squares, onto the records whose beat-locked average is zero
 (:func:`remove_average_beat`), in training and wherever a refiner is applied, so the refined
 record's average beat *is* the simulated one (to float32 rounding) whatever the refiner
-learned; the penalty (``lambda_beat``) remains for records without known R peaks. Whether
+learned; the penalty (``lambda_beat``) remains for records without known R peaks.
+
+The slope bound. The projection keeps the *average* beat, not each beat: a refiner that
+changed records by a third added beat-to-beat content that an R-peak detector read as extra
+beats (one record at 78.7 instead of 62.9 bpm). So the projected refinement is also scaled,
+one factor per record, until its spatial velocity (the norm over leads of its time
+derivative) is at most ``max_slope_fraction`` (default 0.25) of the record's own QRS
+spatial velocity (:func:`bound_slope`, :func:`qrs_slopes`): what the refiner adds is never
+steeper than a quarter of a QRS, so it cannot write a new QRS-like deflection. The same
+factor also holds its spatial amplitude to ``max_amplitude_fraction`` (default 0.05) of the
+record's QRS peak-to-peak: a median beat -- what a delineator reads for PR, QRS and QT --
+moves at each sample by at most the largest change among the beats there, so this bounds
+how far each sample of the median beat can move. A scale keeps the projection's zero
+beat-locked average exactly. Like the projection the bounds are applied in training and
+wherever a refiner is applied, and stored in the refiner's config. Both fractions were
+chosen on other seeds than the label check's (README). Whether
 labels keep their defining features is checked directly (tests: beat correlation with
 the input, and the nearest-neighbour privacy check of
 :func:`cardiosim.evaluate.nearest_source_distances`).
 
 Public API: :class:`Refiner`, :class:`PatchDiscriminator`, :func:`lead_ode_targets`,
-:func:`fit_refiner`, :func:`refine`, :func:`save_refiner`, :func:`load_refiner`.
+:func:`fit_refiner`, :func:`refine`, :func:`save_refiner`, :func:`load_refiner`,
+:func:`bound_slope`, :func:`qrs_slopes`.
 """
 
 from __future__ import annotations
@@ -96,19 +112,32 @@ class Refiner(nn.Module):
         Whether it was trained with its refinements projected onto changes with a zero
         beat-locked average (:func:`remove_average_beat`); then :func:`refine` needs the
         records' R peaks to apply it the same way.
+    max_slope_fraction, max_amplitude_fraction : float
+        Bounds on the refinement's spatial velocity and spatial amplitude relative to the
+        record's own QRS (:func:`bound_slope`; 0 = no bound). Like ``keep_average_beat``
+        they are applied outside :meth:`forward` (they need the R peaks) by
+        :func:`fit_refiner` and :func:`refine`, and travel in ``config`` so a saved
+        refiner is applied as trained.
 
     Input and output ``(batch, n_leads, T)``, same units.
     """
 
     def __init__(self, n_leads: int, channels: int = 32, blocks: int = 3, kernel: int = 9,
-                 keep_average_beat: bool = False):
+                 keep_average_beat: bool = False, max_slope_fraction: float = 0.0,
+                 max_amplitude_fraction: float = 0.0):
         super().__init__()
         if n_leads < 1 or channels < 1 or blocks < 1:
             raise ConfigError(f"n_leads, channels and blocks must be >= 1, got {n_leads}, {channels}, {blocks}")
         if kernel % 2 == 0:
             raise ConfigError(f"kernel must be odd, got {kernel}")
+        for name, v in (("max_slope_fraction", max_slope_fraction),
+                        ("max_amplitude_fraction", max_amplitude_fraction)):
+            if not (np.isfinite(v) and v >= 0):
+                raise ConfigError(f"{name} must be >= 0 (0: no bound), got {v!r}")
         self.config = {"n_leads": n_leads, "channels": channels, "blocks": blocks, "kernel": kernel,
-                       "keep_average_beat": bool(keep_average_beat)}
+                       "keep_average_beat": bool(keep_average_beat),
+                       "max_slope_fraction": float(max_slope_fraction),
+                       "max_amplitude_fraction": float(max_amplitude_fraction)}
         pad = kernel // 2
         self.stem = nn.Conv1d(n_leads, channels, kernel, padding=pad)
         self.blocks = nn.ModuleList(
@@ -400,6 +429,138 @@ def remove_average_beat(change, windows, counts):
     return change - torch.zeros_like(change).index_add_(1, idx, back)
 
 
+#: Default of ``max_slope_fraction``: the refinement's spatial velocity may reach at most this
+#: fraction of the record's QRS spatial velocity (:func:`bound_slope`). Chosen on seeds 1-7
+#: of the label check's recipe (never its own seed 18); see the README's refiner section.
+MAX_SLOPE_FRACTION = 0.25
+
+#: Default of ``max_amplitude_fraction``: the refinement's spatial amplitude may reach at most
+#: this fraction of the record's QRS spatial peak-to-peak amplitude (:func:`bound_slope`).
+#: Chosen like ``MAX_SLOPE_FRACTION``.
+MAX_AMPLITUDE_FRACTION = 0.05
+
+#: Half-width (s) of the window around each R peak in which the QRS is read.
+QRS_HALF_WINDOW_S = 0.05
+
+
+def spatial_velocity(x, fs: float):
+    """``|dV/dt|`` across leads (the 12-lead spatial velocity of
+    :func:`cardiosim.ode.realism.r_peaks`), by first differences.
+
+    Parameters
+    ----------
+    x : tensor (..., n_leads, T)
+    fs : float, Hz
+
+    Returns
+    -------
+    tensor (..., T - 1), units of ``x`` per second
+    """
+    return torch.linalg.vector_norm(torch.diff(x, dim=-1), dim=-2) * fs
+
+
+def qrs_scales(x, r_peaks, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's QRS spatial velocity and spatial amplitude.
+
+    Velocity: the median over the record's beats of the largest :func:`spatial_velocity`
+    within ``QRS_HALF_WINDOW_S`` of the R peak. Amplitude: the median over beats of the
+    norm across leads of each lead's peak-to-peak in that window. The median over beats,
+    not the record's maximum, so that one artefact does not set the scale. A record without
+    any R peak inside falls back to its largest spatial velocity and its leads'
+    peak-to-peak over the whole record.
+
+    Parameters
+    ----------
+    x : array (n, n_leads, T)
+    r_peaks : sequence of n int arrays (samples)
+    fs : float, Hz
+
+    Returns
+    -------
+    slopes (units of ``x`` per second), amplitudes (units of ``x``) : ndarray (n,), float64
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(r_peaks) != len(x):
+        raise ConfigError(f"{len(r_peaks)} R-peak arrays for {len(x)} records")
+    sv = spatial_velocity(torch.as_tensor(x), fs).numpy()                 # (n, T - 1)
+    h = max(1, int(round(QRS_HALF_WINDOW_S * fs)))
+    slopes, amps = np.empty(len(x)), np.empty(len(x))
+    for i, (v, p) in enumerate(zip(sv, r_peaks)):
+        p = np.asarray(p, dtype=np.int64)
+        p = p[(p >= 0) & (p < x.shape[-1])]
+        if p.size:
+            slopes[i] = np.median([v[max(k - h, 0):k + h].max() for k in p])
+            amps[i] = np.median([np.linalg.norm(np.ptp(x[i][:, max(k - h, 0):k + h + 1], axis=1)) for k in p])
+        else:
+            slopes[i], amps[i] = v.max(), np.linalg.norm(np.ptp(x[i], axis=1))
+    return slopes, amps
+
+
+def qrs_slopes(x, r_peaks, fs: float) -> np.ndarray:
+    """The slopes of :func:`qrs_scales`."""
+    return qrs_scales(x, r_peaks, fs)[0]
+
+
+def change_limits(x, r_peaks, fs: float, max_slope_fraction: float, max_amplitude_fraction: float):
+    """Per-record ``(slope_limit, amplitude_limit)`` float32 arrays for :func:`bound_slope`
+    (``None`` where a fraction is 0)."""
+    slopes, amps = qrs_scales(x, r_peaks, fs)
+    return ((max_slope_fraction * slopes).astype(np.float32) if max_slope_fraction > 0 else None,
+            (max_amplitude_fraction * amps).astype(np.float32) if max_amplitude_fraction > 0 else None)
+
+
+def bound_slope(change, limit, fs: float, amplitude_limit=None):
+    """Scale each record's ``change`` so its spatial velocity never exceeds ``limit``
+    (and its spatial amplitude never ``amplitude_limit``).
+
+    ``change * min(1, limit / max_t |d change / dt|, amplitude_limit / max_t |change|)``,
+    norms across leads (:func:`spatial_velocity`).
+
+    Why a slope bound: QRS complexes are what an R-peak detector finds, and they are the
+    steepest part of an ECG -- the detectors of :mod:`cardiosim.qrs` and
+    :func:`cardiosim.ode.realism.r_peaks` look at the (spatial) derivative. With ``limit``
+    a fraction of the record's own QRS spatial velocity (:func:`qrs_scales`), whatever the
+    refiner adds is, in slope, at most that fraction of a QRS: by the triangle inequality
+    the refined record's spatial velocity exceeds the input's by at most ``limit``
+    anywhere, so the refiner cannot write a new QRS-like deflection between beats or
+    double an existing one. (The average-beat projection alone keeps the average beat but
+    not each beat: a refiner that changed records by a third added beat-to-beat content
+    that a detector read as beats.)
+
+    Why an amplitude bound: a delineator reads the *median* beat, and a median over beats
+    moves, at every sample and lead, by at most the largest change among the beats there.
+    So ``|change| <= amplitude_limit`` bounds the change of the median beat (that the
+    average-beat projection does not pin) by ``amplitude_limit`` everywhere.
+
+    Why one scale per record, not a clip per sample: a positive multiple of a change
+    whose beat-locked average is zero still has a zero beat-locked average, so the bound
+    composes exactly with :func:`remove_average_beat` (applied first); a clip would not.
+
+    Parameters
+    ----------
+    change : tensor (batch, n_leads, T)
+        The (projected) refinement ``R(x) - x``.
+    limit : tensor or array (batch,) or None, units of ``change`` per second
+    fs : float, Hz
+    amplitude_limit : tensor or array (batch,) or None, units of ``change``
+
+    Returns
+    -------
+    tensor like ``change``, differentiable; ``max_t |d/dt| <= limit`` and
+    ``max_t |change| <= amplitude_limit`` per record (to floating-point rounding).
+    """
+    tiny = torch.finfo(change.dtype).tiny
+    factor = torch.ones(change.shape[0], 1, 1, dtype=change.dtype, device=change.device)
+    for lim, size in ((limit, lambda: spatial_velocity(change, fs)),
+                      (amplitude_limit, lambda: torch.linalg.vector_norm(change, dim=-2))):
+        if lim is None:
+            continue
+        lim = torch.as_tensor(lim, dtype=change.dtype, device=change.device).reshape(-1, 1, 1)
+        peak = size().amax(dim=-1).reshape(-1, 1, 1)
+        factor = torch.minimum(factor, lim / torch.clamp(peak, min=tiny))
+    return change * factor
+
+
 def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random ``n_t``-sample crops of each record (all records when already that long)."""
     if x.shape[-1] == n_t:
@@ -410,7 +571,8 @@ def _crop(x: np.ndarray, n_t: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: int = 300, batch: int = 16,
                 lr: float = 1e-3, lambda_reg: float = 0.2, lambda_physics: float = 1.0, lambda_beat: float = 2.0,
-                keep_average_beat: bool | None = None, history: int = 256,
+                keep_average_beat: bool | None = None, max_slope_fraction: float | None = None,
+                max_amplitude_fraction: float | None = None, history: int = 256,
                 channels: int = 32, seed: int = 0, device=None, progress: bool = False) -> RefinerResult:
     """Train a refiner that makes ``simulated`` records look like ``real`` ones.
 
@@ -444,6 +606,17 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         average beat is the simulated one. Default: on when ``r_peaks`` are given; True
         without ``r_peaks`` is an error. Stored in the settings, so :func:`refine` and
         ``cardiosim generate`` apply the same projection.
+    max_slope_fraction : float or None
+        Bound every (projected) refinement's spatial velocity by this fraction of the
+        record's own QRS spatial velocity (:func:`bound_slope`, :func:`qrs_slopes` from the
+        true R peaks), in training as when applied, so the refiner cannot add QRS-like
+        content that a detector takes for beats. Default: ``MAX_SLOPE_FRACTION`` (0.25)
+        when ``r_peaks`` are given, else 0 (no bound); a positive value without
+        ``r_peaks`` is an error. Stored in the refiner's config.
+    max_amplitude_fraction : float or None
+        Likewise bound its spatial amplitude by this fraction of the record's QRS spatial
+        peak-to-peak amplitude, which bounds how far each sample of the *median* beat can
+        move. Default ``MAX_AMPLITUDE_FRACTION`` (0.05) with ``r_peaks``, else 0.
     history : int
         Size of the discriminator's buffer of earlier refined records (SimGAN).
     seed : int
@@ -472,6 +645,19 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     if keep_average_beat and r_peaks is None:
         raise ConfigError("keep_average_beat=True needs the simulated records' R peaks (r_peaks=)")
     keep_average_beat = (r_peaks is not None) if keep_average_beat is None else bool(keep_average_beat)
+    if max_slope_fraction is None:
+        max_slope_fraction = MAX_SLOPE_FRACTION if r_peaks is not None else 0.0
+    if max_amplitude_fraction is None:
+        max_amplitude_fraction = MAX_AMPLITUDE_FRACTION if r_peaks is not None else 0.0
+    for name, v in (("max_slope_fraction", max_slope_fraction), ("max_amplitude_fraction", max_amplitude_fraction)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ConfigError(f"{name} must be >= 0 (0: no bound), got {v!r}")
+        if v > 0 and r_peaks is None:
+            raise ConfigError(f"{name} > 0 needs the simulated records' R peaks (r_peaks=) to read each record's "
+                              f"QRS slope and amplitude; pass {name}=0 to train without the bound")
+    bounded = max_slope_fraction > 0 or max_amplitude_fraction > 0
+    slope_limit, amp_limit = change_limits(x, r_peaks, fs, max_slope_fraction, max_amplitude_fraction) \
+        if bounded else (None, None)
     projector = average_beat_projector(r_peaks, n_t, fs) if keep_average_beat else None
     windows = beat_windows(r_peaks, n_t, fs) if (r_peaks is not None and lambda_beat > 0
                                                 and not keep_average_beat) else None
@@ -497,7 +683,8 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed]))
-    ref = Refiner(n_leads, channels=channels, keep_average_beat=keep_average_beat).to(device)
+    ref = Refiner(n_leads, channels=channels, keep_average_beat=keep_average_beat,
+                  max_slope_fraction=max_slope_fraction, max_amplitude_fraction=max_amplitude_fraction).to(device)
     disc = PatchDiscriminator(n_leads, channels=channels // 2 or 1).to(device)
     opt_r = torch.optim.Adam(ref.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -525,6 +712,9 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
         if projector is not None:
             refined = xb + torch.stack([remove_average_beat(refined[k] - xb[k], *projector[i])
                                         for k, i in enumerate(idx)])
+        if bounded:   # after the projection: a scale keeps its zero average beat
+            refined = xb + bound_slope(refined - xb, None if slope_limit is None else slope_limit[idx], fs,
+                                       None if amp_limit is None else amp_limit[idx])
         logits = disc(refined)
         adv = bce(logits, torch.ones_like(logits))
         scale = xb.std(dim=-1, keepdim=True) + 1e-3
@@ -569,7 +759,9 @@ def fit_refiner(simulated, real, *, fs: float, clean=None, r_peaks=None, steps: 
     ref.eval()
     settings = {"fs": float(fs), "n_leads": n_leads, "n_samples": n_t, "steps": steps, "batch": batch, "lr": lr,
                 "lambda_reg": lambda_reg, "lambda_physics": lambda_physics, "lambda_beat": lambda_beat,
-                "keep_average_beat": keep_average_beat, "history": history,
+                "keep_average_beat": keep_average_beat, "max_slope_fraction": float(max_slope_fraction),
+                "max_amplitude_fraction": float(max_amplitude_fraction),
+                "history": history,
                 "channels": channels, "seed": seed, "n_simulated": n, "n_real": int(len(xr)),
                 "physics_fit_r2_median": None if targets is None else float(np.median(targets["fit_r2"]))}
     return RefinerResult(ref, hist, settings)
@@ -586,24 +778,38 @@ def refine(refiner: Refiner, x, *, r_peaks=None, fs: float | None = None, batch:
     r_peaks : sequence of n int arrays, optional
         The records' R peaks (samples). Given, every refinement is projected as in
         training with ``keep_average_beat`` (:func:`remove_average_beat`): the refined
-        record keeps the input's average beat. Required when the refiner was trained
-        that way (``refiner.config["keep_average_beat"]``); for records without known
-        peaks, :func:`cardiosim.qrs.detect_r_peaks` finds them.
+        record keeps the input's average beat; and, with ``max_slope_fraction`` /
+        ``max_amplitude_fraction`` in the refiner's config, its spatial velocity and
+        amplitude are bounded by those fractions of the record's QRS (:func:`bound_slope`).
+        Required when the refiner
+        was trained either way; for records without known peaks,
+        :func:`cardiosim.qrs.detect_r_peaks` finds them (:func:`refine_records`).
     fs : float, Hz -- needed with ``r_peaks``
     batch : int
     device : torch device, optional
     """
     xs = _check_records(x, "x", refiner.config["n_leads"])
     projector = None
+    # refiners saved before the bounds have no such keys: no bound
+    kappa = float(refiner.config.get("max_slope_fraction", 0.0))
+    alpha = float(refiner.config.get("max_amplitude_fraction", 0.0))
+    bounded = kappa > 0 or alpha > 0
     if r_peaks is None and refiner.config.get("keep_average_beat"):
         raise ConfigError("this refiner was trained to keep the average beat (keep_average_beat): pass the "
                           "records' R peaks (r_peaks=, fs=) to apply it as trained")
+    if r_peaks is None and bounded:
+        raise ConfigError("this refiner bounds its change by the record's QRS slope and amplitude "
+                          "(max_slope_fraction, max_amplitude_fraction): pass the records' R peaks (r_peaks=, fs=) "
+                          "to apply it as trained")
     if r_peaks is not None:
         if fs is None or not fs > 0:
             raise ConfigError(f"r_peaks= needs the records' sampling rate fs=, got {fs!r}")
         if len(r_peaks) != len(xs):
             raise ConfigError(f"{len(r_peaks)} R-peak arrays for {len(xs)} records")
-        projector = average_beat_projector(r_peaks, xs.shape[-1], fs)
+        if refiner.config.get("keep_average_beat", True):
+            projector = average_beat_projector(r_peaks, xs.shape[-1], fs)
+        if bounded:
+            slope_limit, amp_limit = change_limits(xs, r_peaks, fs, kappa, alpha)
     if device is None:
         device = next(refiner.parameters()).device
     refiner = refiner.to(device).eval()
@@ -615,6 +821,10 @@ def refine(refiner: Refiner, x, *, r_peaks=None, fs: float | None = None, batch:
             if projector is not None:
                 yb = xb + torch.stack([remove_average_beat(yb[k] - xb[k], *projector[i + k])
                                        for k in range(len(xb))])
+            if bounded:
+                sl = slice(i, i + len(xb))
+                yb = xb + bound_slope(yb - xb, None if slope_limit is None else slope_limit[sl], fs,
+                                      None if amp_limit is None else amp_limit[sl])
             out[i:i + batch] = yb.cpu().numpy()
     return out
 
@@ -808,7 +1018,9 @@ def refine_records(refiner: Refiner, x, *, r_peaks=None, fs: float | None = None
     they are found on the record itself (:func:`cardiosim.qrs.detect_r_peaks`, all leads
     pooled), as in the online transform, whose batches carry no annotations.
     """
-    if r_peaks is None and fs is not None and refiner.config.get("keep_average_beat"):
+    if r_peaks is None and fs is not None and (refiner.config.get("keep_average_beat")
+                                              or refiner.config.get("max_slope_fraction", 0.0) > 0
+                                              or refiner.config.get("max_amplitude_fraction", 0.0) > 0):
         from ..qrs import detect_r_peaks
 
         r_peaks = [detect_r_peaks(np.asarray(rec, dtype=np.float64), fs) for rec in np.asarray(x)]
@@ -875,7 +1087,9 @@ class RefinePostprocess:
             raise ConfigError("these records are refined already (they hold ecg_simulated)")
         ecg = ds["ecg"]
         fs = float(ds.attrs["sampling_rate"])
-        peaks = record_r_peaks(ds) if model.config.get("keep_average_beat") else None
+        needs_peaks = (model.config.get("keep_average_beat") or model.config.get("max_slope_fraction", 0.0) > 0
+                       or model.config.get("max_amplitude_fraction", 0.0) > 0)
+        peaks = record_r_peaks(ds) if needs_peaks else None
         out = refine_records(model, ecg.values, r_peaks=peaks, fs=fs)
         ds = ds.copy()
         if self.keep_simulated:

@@ -278,7 +278,8 @@ class ShirtTransform:
         from .refine import Refiner, refine_records
 
         model = self.refiner if isinstance(self.refiner, Refiner) else self.refiner.load(self.fs, len(self.leads))[0]
-        # a refiner that keeps the average beat finds each record's R peaks on the record (no annotations here)
+        # a refiner that keeps the average beat or bounds its slope by the QRS's finds each record's R peaks
+        # on the record (no annotations here)
         return refine_records(model, x, fs=self.fs)
 
     @property
