@@ -218,3 +218,28 @@ def test_impedance_twin_bit_identical(rng):
     out = np.empty((9, 3000), dtype=np.float32)
     kern(z_inf, dz, decay, out)
     np.testing.assert_array_equal(out, ref(z_inf, dz, decay))
+
+
+def test_add3_twin_bit_identical(rng):
+    kern, ref = KERNELS["add3"]
+    p, a, b, c = (rng.standard_normal((9, 3000)).astype(np.float32) * s for s in (1.0, 1e-3, 0.3, 1e4))
+    out = np.empty_like(p)
+    kern(p, a, b, c, out)
+    np.testing.assert_array_equal(out, ref(p, a, b, c))
+
+
+def test_electrode_noise_apply_matches_numpy_sum(rng):
+    """ElectrodeNoise.apply (fused for three kinds) equals contact * potentials plus the kinds
+    summed one after another in float32, for 2, 3 and 4 kinds and a partial contact."""
+    from cardiosim.noise import ElectrodeNoise
+    phi = rng.standard_normal((9, 2000)).astype(np.float32)
+    kinds = {k: (rng.standard_normal((9, 2000)) * 0.1).astype(np.float32) for k in ("white", "activity", "powerline", "em")}
+    for n_k in (2, 3, 4):
+        for contact in (np.broadcast_to(np.float32(1.0), (9, 2000)), rng.uniform(0, 1, (9, 2000)).astype(np.float32)):
+            by = dict(list(kinds.items())[:n_k])
+            by["contact"] = np.broadcast_to(np.float32(0.0), (9, 2000))
+            en = ElectrodeNoise(by_kind=by, contact=contact, impedance=np.ones((9, 1)), fs=500.0)
+            want = phi * contact
+            for k in list(kinds)[:n_k]:
+                want += kinds[k]
+            np.testing.assert_array_equal(en.apply(phi), want)
