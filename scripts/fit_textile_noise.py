@@ -6,6 +6,7 @@ chest strap (device ``chest_strap_500hz``, reference body, noiseless, 8 ODE SR+N
 sources) with the same measure, which turns fitted noise-to-QRS ratios into mV.
 
     python scripts/fit_textile_noise.py [DATA_DIR]
+    python scripts/fit_textile_noise.py --compare [--records N] [DATA_DIR]   # held-out table
 """
 
 from __future__ import annotations
@@ -222,13 +223,18 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
                                                    [75, 25]))
                         for i in range(len(sim_m)) for j in range(i + 1, len(sim_m))]
 
+            # how often the IQR criterion would pass if the two held-out records were two
+            # more simulated ones: the pooled IQR of every simulated pair against the
+            # 10-record pooled IQR, within the 1.75x spread (the criterion's own sampling)
+            self_pass = float(np.mean([max(p / sim["iqr"], sim["iqr"] / p) <= IQR_SPREAD for p in pair_iqr]))
+
             def within(ms):
                 return float(np.median([np.subtract(*np.percentile(m.noise_to_qrs, [75, 25])) / np.median(m.noise_to_qrs)
                                         for m in ms]))
             rows.append({"electrode": e, "activity": a, "sim_median": sim["median"], "real_median": real["median"],
                          "sim_pair_iqr_q10": float(np.percentile(pair_iqr, 10)),
                          "sim_pair_iqr_q90": float(np.percentile(pair_iqr, 90)),
-                         "sim_within_rel_iqr": within(sim_m), "real_within_rel_iqr": within(held[(e, a)]["measures"]),
+                         "sim_self_iqr_pass": self_pass, "sim_within_rel_iqr": within(sim_m), "real_within_rel_iqr": within(held[(e, a)]["measures"]),
                          "fit_within_rel_iqr": within(fit_real[(e, a)]["measures"]) if fit_real else float("nan"),
                          "sim_record_log_medians": [float(np.log(np.median(m.noise_to_qrs))) for m in sim_m],
                          "real_record_log_medians": [float(np.log(np.median(m.noise_to_qrs)))
@@ -259,7 +265,18 @@ def spread_table(rows) -> str:
     def pooled_sd(key):
         groups = [np.asarray(r[key]) for r in rows if len(r[key]) > 1]
         return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / sum(g.size - 1 for g in groups)))
-    return (head + "\n".join(lines) + f"\n\nheld-out IQR inside the simulated 10-90 % range: {n_in} of {len(rows)} cells; "
+    n_iqr = sum(max(r["sim_iqr"] / r["real_iqr"], r["real_iqr"] / r["sim_iqr"]) <= IQR_SPREAD for r in rows)
+    expect = sum(r["sim_self_iqr_pass"] for r in rows)
+    n_med = sum(abs(r["sim_median"] / r["real_median"] - 1) <= 0.25 for r in rows)
+    n_med_fit = sum(abs(np.log(r["sim_median"] / r["real_median"])) <= abs(np.log(r["fit_median"] / r["real_median"]))
+                    + np.log(1.25) for r in rows)
+    n_kurt = sum(abs(np.log((3 + r["sim_kurtosis"]) / (3 + r["real_kurtosis"]))) <= np.log(KURTOSIS_SPREAD)
+                 for r in rows)
+    return (head + "\n".join(lines) + f"\n\ncriteria vs held-out: median within 25 % {n_med}/{len(rows)}, within the "
+            f"fit-vs-held-out spread x 1.25 {n_med_fit}/{len(rows)}; pooled IQR within {IQR_SPREAD}x "
+            f"{n_iqr}/{len(rows)} (expected if the two held-out records were simulated ones: "
+            f"{expect:.1f}/{len(rows)}); kurtosis (3 + excess) within {KURTOSIS_SPREAD}x {n_kurt}/{len(rows)}\n"
+            f"held-out IQR inside the simulated 10-90 % range: {n_in} of {len(rows)} cells; "
             f"between-record spread (pooled sd of log record medians) sim {pooled_sd('sim_record_log_medians'):.2f}, "
             f"held-out {pooled_sd('real_record_log_medians'):.2f}\n")
 
@@ -282,8 +299,13 @@ def markdown_table(rows) -> str:
 if __name__ == "__main__":
     if "--compare" in sys.argv:
         sys.argv.remove("--compare")
+        n_rec = 10
+        if "--records" in sys.argv:         # simulated records a cell (the simulated side's own sampling error)
+            i = sys.argv.index("--records")
+            n_rec = int(sys.argv[i + 1])
+            del sys.argv[i:i + 2]
         root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-        rows = compare_held_out(root, fit_subjects=True)
+        rows = compare_held_out(root, n_records=n_rec, fit_subjects=True)
         print(markdown_table(rows))
         print(spread_table(rows))
     else:

@@ -165,11 +165,11 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 16:09 UTC (refit on the ODE of 004d6b5, between-record "
-                   "spread as a pooled variance, within-record quantile envelope): with 10 records a cell 14 of 15 cells "
-                   "within the criterion, 6 within 25 %; the miss textile squats 0.102 vs 0.030 held-out (fit subjects "
-                   "0.100): the held-out subjects squat far more quietly than the fit subjects. 6-10-record medians move "
-                   "by tens of % between runs (a between-record spread of 0.6 in log)")
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-05 17:48 UTC (refit of 17:47 on the noise stream of 1e37ea4 "
+                   "and the segment-averaging envelope scale; scripts/fit_textile_noise.py --compare --records 30): 13 of "
+                   "15 cells within the criterion, 5 within 25 %; the misses gel rest 0.020 vs 0.015 held-out (floor-"
+                   "limited: the simulated cardiac floor alone reads 0.021) and dry arms 0.095 vs 0.034 (fit subjects "
+                   "0.075). 6-10-record medians move by tens of % between runs (a between-record spread of 0.6 in log)")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
@@ -217,8 +217,8 @@ def test_between_record_spread_matches_held_out_subjects(comparison):
     """Records of one electrode x activity differ in level (subject, skin, strap fit): the
     pooled standard deviation of the records' log median noise-to-QRS about their cell's
     mean, over all 15 cells, is within the 1.75x spread of two halves of the real subjects
-    of the held-out subjects' (held-out 0.73, fit subjects 0.64; refit of 16:05: simulated
-    0.60 with 10 records a cell; before the spread was fitted as a pooled variance the model
+    of the held-out subjects' (held-out 0.73, fit subjects 0.64; refit of 17:47: simulated
+    0.59 with 30 records a cell; before the spread was fitted as a pooled variance the model
     drew a level spread of 0.24, about 0.38 with the simulated patients' QRS spread)."""
     sim = _pooled_sd([r["sim_record_log_medians"] for r in comparison.values()])
     real = _pooled_sd([r["real_record_log_medians"] for r in comparison.values()])
@@ -307,3 +307,19 @@ def test_source_activity_keeps_the_rhythm_and_the_static_wearer():
     assert textile.draw_source_activity(rng, {"run": 1.0}, "SR", motion=False) == ("rest", None)
     with pytest.raises(ConfigError, match="activity"):
         textile.activity_heart_rate(rng, "swimming", 70.0)
+
+
+def test_segment_average_scale_matches_a_simulated_ou(rng):
+    """The within-record envelope's widening (noise.textile.segment_average_scale): the 2-s
+    means of a unit Ornstein-Uhlenbeck process of 2-s correlation time (simulated at 100 Hz)
+    keep 1 / scale^2 of its variance, and the shipped fit carries the scale."""
+    from scipy import signal
+    scale = textile.segment_average_scale()
+    fs, tau, seg = 100.0, 2.0, 2.0
+    a = np.exp(-1.0 / (fs * tau))
+    x = signal.lfilter([np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(4_000_000))[1000:]
+    w = int(seg * fs)
+    means = x[: x.size // w * w].reshape(-1, w).mean(axis=1)
+    assert abs(means.var() / x.var() * scale ** 2 - 1.0) < 0.05
+    fit = textile.load_fit()
+    assert all(abs(row["log_level_within_scale"] - scale) < 1e-3 for row in fit["table"].values())
