@@ -60,6 +60,27 @@ def test_two_workers_give_byte_identical_shards(reference, tmp_path, monkeypatch
         assert ref[name]["sha256"] == two[name]["sha256"], name
 
 
+def test_workers_are_forked_only_when_safe(monkeypatch):
+    """Forking copies this process's locks: refused when asked to spawn, with a postprocess
+    (the refiner runs torch, whose OpenMP pool does not survive a fork) or while another
+    thread runs."""
+    import threading
+
+    gen = sys.modules["cardiosim.dataset.generate"]
+    monkeypatch.setenv(gen.WORKER_START_ENV, "spawn")
+    assert not gen._fork_safe()
+    monkeypatch.delenv(gen.WORKER_START_ENV)
+    assert not gen._fork_safe(postprocess=lambda ds: ds)
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, daemon=True)
+    busy.start()
+    try:
+        assert not gen._fork_safe()
+    finally:
+        stop.set()
+        busy.join()
+
+
 def test_other_shard_size_gives_the_same_records(reference, tmp_path):
     a = load(reference)
     for size in (3, 10):
