@@ -320,3 +320,33 @@ def test_screen_rejects_a_second_repolarisation_hump(backend):
     tau[:, 10], sigma[:, 10], amp[:, 10] = p.t_end() + 0.08, 0.015, 0.12 * peak
     codes, _ = screen_candidates(tau[None], sigma[None], amp[None], backend=backend)
     assert REJECT_REASONS[int(codes[0])] == "t_humps"
+
+
+def test_proposal_fits_run_and_move_toward_their_targets():
+    """Both proposal refits run end to end (scripts/fit_ode_prior.py calls them; a refactor
+    once left them referring to a variable that no longer existed) and do what they claim,
+    on a small budget: the cross-entropy round from the shipped proposal keeps a
+    acceptance in (0, 1]; feature matching toward targets one SD above the proposal's own
+    mean moves the sampled mean of every matched feature toward them."""
+    from cardiosim.ode.prior import MATCH_FEATURES, fit_adaptive_proposal, match_proposal_features, template_features
+
+    prior = default_prior()
+    ce = fit_adaptive_proposal(prior, np.random.default_rng(3), rounds=1, round_draws=4_000, min_accepted=100,
+                               start="proposal")
+    rates = ce.meta["proposal"]["stages"][-1]["acceptance_per_round"]
+    assert len(rates) == 2 and all(0.0 < r <= 1.0 for r in rates), rates
+    assert ce.proposal_mean.shape == prior.proposal_mean.shape and np.all(np.isfinite(ce.proposal_cov))
+
+    def sampled(p, seed):
+        rng = np.random.default_rng(seed)
+        ps = [sample_patient(rng, prior=p) for _ in range(300)]
+        return template_features(np.stack([q.tau for q in ps]), np.stack([q.sigma for q in ps]),
+                                 np.stack([q.amp for q in ps]))
+
+    before = sampled(prior, 5)
+    targets = {n: before[n] + before[n].std() for n in MATCH_FEATURES}  # shifted up by one SD
+    moved = match_proposal_features(prior, np.random.default_rng(4), targets, rounds=2, round_draws=6_000)
+    after = sampled(moved, 5)
+    for n in MATCH_FEATURES:
+        goal = targets[n].mean()
+        assert abs(after[n].mean() - goal) < abs(before[n].mean() - goal), (n, before[n].mean(), after[n].mean(), goal)

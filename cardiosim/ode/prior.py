@@ -540,9 +540,11 @@ MIN_ELITE = 100  # fewest interval-screened draws a cross-entropy round refits t
 
 
 def _proposal_draws(mean, cov, n: int, rng):
-    """``(tau, sigma, amp)`` of ``n`` patients drawn from the Gaussian ``N(mean, cov)``."""
+    """``n`` patients drawn from the Gaussian ``N(mean, cov)``: the packed draws ``z``
+    (``(n, 9 * NW)``, what the proposal refits to) and their ``(tau, sigma, amp)``."""
     _, _, sq = _checked_gaussian(mean, cov, "proposal")
-    return _unpacked(mean + rng.standard_normal((n, 9 * NW)) @ sq.T)
+    z = mean + rng.standard_normal((n, 9 * NW)) @ sq.T
+    return z, _unpacked(z)
 
 
 def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation=1.3, shrinkage=0.05,
@@ -573,7 +575,7 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
         mean, cov = prior.mean.copy(), prior.cov.copy()
     rates = []
     for r in range(int(rounds) + 1):
-        tau, sigma, amp = _proposal_draws(mean, cov, int(round_draws), rng)
+        z, (tau, sigma, amp) = _proposal_draws(mean, cov, int(round_draws), rng)
         codes, _ = screen_candidates(tau, sigma, amp)
         idx = np.flatnonzero(codes == 0)
         viol = lead_violation(tau[idx], sigma[idx], amp[idx])
@@ -683,7 +685,7 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
     mean, cov = prior.proposal_mean.copy(), prior.proposal_cov.copy()
     log = []
     for r in range(int(rounds) + 1):
-        tau, sigma, amp = _proposal_draws(mean, cov, int(round_draws), rng)
+        z, (tau, sigma, amp) = _proposal_draws(mean, cov, int(round_draws), rng)
         ok = full_screen(tau, sigma, amp)
         idx = np.flatnonzero(ok)
         feats = template_features(tau[idx], sigma[idx], amp[idx])
