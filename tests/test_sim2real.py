@@ -133,3 +133,26 @@ def test_cli_sim2real_needs_a_task(capsys):
     with pytest.raises(SystemExit):
         main(["sim2real", "--output", "x"])
     assert "one of the arguments --task --all is required" in capsys.readouterr().err
+
+
+def test_model_weights_depend_on_the_seed_alone():
+    """A condition's model must not depend on what ran before it in the same process: the
+    initial weights of make_model(..., seed) are the same after unrelated draws from torch's
+    global generator, differ between seeds, and leave that generator's state untouched."""
+    import torch
+
+    from cardiosim.sim2real import train
+
+    b = train.get_budget("quick")
+    first = train.make_model("af", 2, 2, b, 3).state_dict()
+    torch.rand(1000)  # another condition's training, say
+    state = torch.random.get_rng_state()
+    again = train.make_model("af", 2, 2, b, 3).state_dict()
+    assert torch.equal(state, torch.random.get_rng_state())
+    other = train.make_model("af", 2, 2, b, 4).state_dict()
+    weights = [k for k, v in first.items() if v.is_floating_point() and v.numel() > 1 and "running" not in k]
+    assert weights and all(torch.equal(first[k], again[k]) for k in weights)
+    assert not all(torch.equal(first[k], other[k]) for k in weights)
+    beats = train.make_model("beats", 1, 1, b, 3).state_dict()
+    torch.rand(10)
+    assert all(torch.equal(v, train.make_model("beats", 1, 1, b, 3).state_dict()[k]) for k, v in beats.items())

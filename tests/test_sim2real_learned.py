@@ -66,7 +66,7 @@ def test_masked_pretraining_condition_trains_a_working_model(data):
     train.set_threads()
     ts = learned.build_for_pretraining("quality", b, 0, data)
     assert ts.unlabeled is not None and len(ts.unlabeled) > 100
-    model = train.make_model("quality", ts.x.shape[1], ts.y.shape[1], b)
+    model = train.make_model("quality", ts.x.shape[1], ts.y.shape[1], b, 0)
     before = [p.detach().clone() for p in model.stem.parameters()]
     model = learned.fit_pretrained(model, ts, b, 0, "cpu")
     assert any(not np.allclose(a.numpy(), p.detach().numpy()) for a, p in zip(before, model.stem.parameters()))

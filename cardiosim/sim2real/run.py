@@ -188,7 +188,7 @@ def _train_real_cv(task, budget, seed, sets, data_dir, device):
             if tr.all() or not (f == k).any():
                 continue
             y = np.stack([s.y[tr], np.full(tr.sum(), np.nan)], axis=1)
-            model = _train.make_model(task, s.x.shape[1], 2, budget)
+            model = _train.make_model(task, s.x.shape[1], 2, budget, seed)
             _train.fit(model, s.x[tr], y, budget, seed, device)
             probs[f == k] = _train.predict(model, s.x[f == k], device)
         score, called, gated = _af_scores(probs, False)
@@ -201,7 +201,7 @@ def _train_real_cv(task, budget, seed, sets, data_dir, device):
     if task == "quality":
         tr = _tasks.load_textile_segments(data_dir, budget.fs, subjects=TEXTILE_TRAIN_SUBJECTS,
                                           electrodes=budget.textile_electrodes)
-        model = _train.make_model(task, 1, 1, budget)
+        model = _train.make_model(task, 1, 1, budget, seed)
         _train.fit(model, tr.x, tr.y[:, None].astype(np.float32), budget, seed, device)
         sc = score_classifier(task, model, sets, False, device)
         sc.pop("cinc2011")  # trained on textile, not a cross-validation of CinC 2011
@@ -220,7 +220,7 @@ def _train_real_cv(task, budget, seed, sets, data_dir, device):
                 ps.append(p[(p >= a) & (p < a + win)] - a)
     if len(xs) < 2:
         raise _cond.NotApplicable("fewer than 2 fully grade-1 10-s textile windows to train on")
-    model = _train.make_model(task, 1, 1, budget)
+    model = _train.make_model(task, 1, 1, budget, seed)
     _train.fit(model, np.stack(xs), None, budget, seed, device, peaks=ps)
     sc = score_beats(lambda x: _train.detect_beats(model, x, budget.fs, device), sets, budget.fs)
     for k in [k for k in sc if k.startswith("mitdb")]:
@@ -235,7 +235,7 @@ def _train_simulated(task, cond, budget, seed, sets, data_dir, device, cache: di
         cache[data_seed] = cond.build(task, budget, data_seed, data_dir)
     ts = cache[data_seed]
     n_out = ts.y.shape[1] if task != "beats" else 1
-    model = _train.make_model(task, ts.x.shape[1], n_out, budget)
+    model = _train.make_model(task, ts.x.shape[1], n_out, budget, seed)
     if cond.fit is not None:
         model = cond.fit(model, ts, budget, seed, device)
     else:
