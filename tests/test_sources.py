@@ -361,3 +361,28 @@ def test_units_and_channel_selection(data_dir, tmp_path):
     assert rec.leads == ("V5",) and rec.signal.shape == (1, 650000)
     with pytest.raises(LeadError, match="V9"):
         read_wfdb(data_dir / "mitdb" / "100", channels=["V9"])
+
+
+def test_synthetic_source_caches_the_frank_matrix_bit_for_bit():
+    """The ODE source's dipole is ``dipole_from_vcg`` of its VCG bit for bit, with the Frank
+    lead matrix built once per forward model and layout (another layout or model is not
+    served a stale matrix)."""
+    import dataclasses
+
+    from cardiosim.inverse import dipole_from_vcg
+    from cardiosim.ode import synthesize
+    from cardiosim.simulate import make_context
+    from cardiosim.sources import synthetic, synthetic_source
+
+    ctx = make_context("shirt12_500hz")
+    lay = ctx.frank_layout
+    moved = dataclasses.replace(lay, positions=lay.positions * 1.0005)  # just off the surface: still within reach
+    synthetic._FRANK_G.clear()
+    for layout in (lay, lay, moved):
+        src = synthetic_source(4.0, 500.0, np.random.default_rng(3), ctx.forward, layout, rhythm="SR")
+        beats = synthesize(4.0, 500.0, np.random.default_rng(3), rhythm="SR")
+        assert np.array_equal(src.dipole, dipole_from_vcg(beats.vcg, ctx.forward, layout))
+    hits = [g for (fwd, g) in synthetic._FRANK_G.values() if fwd is ctx.forward]
+    assert len(hits) == 2 and not np.array_equal(hits[0], hits[1])
+    with pytest.raises(SignalError, match="NaN"):
+        synthetic._dipole_from_vcg(np.full((3, 10), np.nan), ctx.forward, lay)

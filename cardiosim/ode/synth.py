@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import sawtooth
 
 from ..errors import ConfigError
 from . import _kernels
@@ -400,6 +399,8 @@ def _atrial_signal(atrial, n, fs):
     else:
         # negative saw-tooth in the inferior direction: slow descent (70 % of the cycle),
         # quicker upstroke
+        from scipy.signal import sawtooth  # lazy: scipy.signal costs ~1.5 s to import
+
         s = -a0 * sawtooth(2 * np.pi * f0 * t + ph, width=0.7)
     return d[:, None] * s[None, :]
 

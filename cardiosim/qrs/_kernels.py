@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from scipy import signal as _signal
 
 
 @njit(cache=True, nogil=True)
@@ -67,6 +66,8 @@ def filtfilt_kernel(b, a, zi, x, pad, out):  # pragma: no cover - compiled
 
 def filtfilt_ref(b, a, zi, x, pad):
     """SciPy twin of :func:`filtfilt_kernel` (``zi`` is SciPy's own ``lfilter_zi``)."""
+    from scipy import signal as _signal  # lazy: scipy.signal costs ~1.5 s to import
+
     return _signal.filtfilt(b, a, x, axis=-1, padtype="odd", padlen=pad)
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal as _signal
-from scipy.ndimage import uniform_filter1d
 
 from ..errors import SignalError
 from ._kernels import filtfilt_kernel
@@ -37,6 +35,8 @@ _NEAR_TIE = 1e-9  # relative: deflections this close count as equal; the earlies
 def _qrs_bandpass(fs: float):
     """Second-order Butterworth 5-15 Hz band-pass (the Pan-Tompkins QRS band) at ``fs``:
     ``(b, a, zi)`` with ``zi`` the steady state of its step response (``lfilter_zi``)."""
+    from scipy import signal as _signal  # lazy (here and below): ~1.5 s of a worker's start-up
+
     b, a = _signal.butter(2, [5.0 / (fs / 2), min(15.0 / (fs / 2), 0.99)], btype="band")
     b, a = b / a[0], a / a[0]
     return b, a, _signal.lfilter_zi(b, a)
@@ -62,6 +62,8 @@ def _moving_average(x, w: int):
     record) in O(T) per row."""
     if w <= 1:
         return np.array(x, dtype=np.float64)
+    from scipy.ndimage import uniform_filter1d
+
     # both cover [i - w // 2, i + (w - 1) // 2] (to rounding, about 1e-15 relative)
     return uniform_filter1d(np.asarray(x, dtype=np.float64), w, axis=-1, mode="constant", cval=0.0)
 
@@ -114,7 +116,9 @@ def detect_r_peaks(ecg, fs: float, *, refractory: float = 0.2) -> np.ndarray:
     w = max(1, round(0.15 * fs))
     integ = np.convolve(energy, np.ones(w) / w, mode="same")
     dist = max(1, round(refractory * fs))
-    cand, _ = _signal.find_peaks(integ, distance=dist)
+    from scipy.signal import find_peaks
+
+    cand, _ = find_peaks(integ, distance=dist)
     if cand.size == 0:
         return np.zeros(0, dtype=np.int64)
     beats = _adaptive_threshold(integ, cand, fs, dist)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from ..config import check_fs as _check_rate
 from ..errors import ConsistencyWarning, LeadError, SamplingRateError, SignalError
@@ -188,6 +187,8 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     if up == down:
         return x.copy()
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    from scipy.signal import resample_poly  # lazy: scipy.signal costs ~1.5 s to import
+
     y = resample_poly(x.astype(np.float64), up, down, axis=-1)
     return y.astype(dtype)
 

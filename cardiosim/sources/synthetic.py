@@ -4,7 +4,50 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import GeometryError, LeadError, SignalError
 from .base import CardiacSource
+
+#: Frank lead matrices ``G_frank`` (mV per A m) already built and checked, by forward model
+#: (its identity: forward models are not changed once built) and Frank electrodes (names and
+#: positions); a few entries, oldest dropped first.
+_FRANK_G: dict = {}
+_FRANK_G_SIZE = 8
+
+
+def _frank_matrix(forward, frank_layout) -> np.ndarray:
+    """``G_frank`` of :func:`cardiosim.inverse.dipole_from_vcg` on ``forward`` at the Frank
+    electrodes of ``frank_layout``, with its checks (3 leads, condition number <= 1e8), built
+    once per forward model and layout: the lead field at the seven electrodes, the montage
+    product and the condition number are the same for every record of a torso."""
+    names = tuple(frank_layout.electrodes)
+    key = (id(forward), names, np.asarray(frank_layout.positions, dtype=np.float64).tobytes())
+    hit = _FRANK_G.get(key)
+    if hit is not None and hit[0] is forward:  # the entry holds ``forward``: its id is not reused
+        return hit[1]
+    from ..inverse.dipole import lead_transfer
+
+    g = lead_transfer(forward, frank_layout, "frank")
+    if g.shape != (3, 3):
+        raise LeadError(f"montage 'frank' must give 3 leads (X, Y, Z), got {g.shape[0]}")
+    cond = np.linalg.cond(g)
+    if not np.isfinite(cond) or cond > 1e8:
+        raise GeometryError(f"Frank lead matrix is singular on this torso (condition number {cond:.3g})")
+    g.setflags(write=False)
+    while len(_FRANK_G) >= _FRANK_G_SIZE:
+        _FRANK_G.pop(next(iter(_FRANK_G)))
+    _FRANK_G[key] = (forward, g)
+    return g
+
+
+def _dipole_from_vcg(vcg_mV, forward, frank_layout) -> np.ndarray:
+    """:func:`cardiosim.inverse.dipole_from_vcg` (bit for bit: the same ``G`` and solve) with
+    ``G_frank`` cached per forward model and layout (:func:`_frank_matrix`)."""
+    v = np.asarray(vcg_mV, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] != 3:
+        raise SignalError(f"vcg must have shape (3, T), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise SignalError("vcg contains NaN or infinite samples")
+    return np.linalg.solve(_frank_matrix(forward, frank_layout), v)
 
 
 def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forward, frank_layout, *,
@@ -36,11 +79,10 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
         Labels (rhythm, morphology), heart rate from the RR series, the breathing rate that
         modulates the rhythm, and every ODE parameter in ``metadata`` (prefixed ``ode_``).
     """
-    from ..inverse import dipole_from_vcg
     from ..ode import synthesize
 
     beats = synthesize(duration, fs, rng, rhythm=rhythm, morphology=morphology, **synthesize_kwargs)
-    dipole = dipole_from_vcg(beats.vcg, forward, frank_layout)
+    dipole = _dipole_from_vcg(beats.vcg, forward, frank_layout)
     rr = np.asarray(beats.rr, dtype=float)
     hr = float(60.0 / rr.mean()) if rr.size else float("nan")
     meta = {"ode_class": f"{rhythm}+{morphology}"}
