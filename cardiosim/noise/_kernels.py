@@ -131,28 +131,28 @@ def contact_ref(starts, durations, levels, taus, fs, ramp_s, n):
 # (``rng.bit_generator.random_raw``), so every draw still comes from the caller's Generator
 # and is reproducible from its state.
 
-def _ziggurat_tables():
-    m1 = 2147483648.0
-    dn = tn = 3.442619855899
-    vn = 9.91256303526217e-3
-    kn = np.zeros(128, np.int64)
-    wn = np.zeros(128)
-    fn = np.zeros(128)
-    q = vn / np.exp(-0.5 * dn * dn)
-    kn[0] = int((dn / q) * m1)
-    wn[0], wn[127] = q / m1, dn / m1
-    fn[0], fn[127] = 1.0, np.exp(-0.5 * dn * dn)
-    for i in range(126, 0, -1):
-        dn = np.sqrt(-2 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
-        kn[i + 1] = int((dn / tn) * m1)
+def _ziggurat_tables(layers: int, r: float, v: float, m: float):
+    """Marsaglia & Tsang's ziggurat tables ``(k, w, f)`` for ``layers`` layers, tail start
+    ``r``, layer area ``v`` and magnitude scale ``m`` (2**31 or 2**23 for the bits a draw has)."""
+    dn = tn = r
+    k = np.zeros(layers, np.int64)
+    w = np.zeros(layers)
+    f = np.zeros(layers)
+    q = v / np.exp(-0.5 * dn * dn)
+    k[0] = int((dn / q) * m)
+    w[0], w[layers - 1] = q / m, dn / m
+    f[0], f[layers - 1] = 1.0, np.exp(-0.5 * dn * dn)
+    for i in range(layers - 2, 0, -1):
+        dn = np.sqrt(-2 * np.log(v / dn + np.exp(-0.5 * dn * dn)))
+        k[i + 1] = int((dn / tn) * m)
         tn = dn
-        fn[i] = np.exp(-0.5 * dn * dn)
-        wn[i] = dn / m1
-    return kn, wn, fn
+        f[i] = np.exp(-0.5 * dn * dn)
+        w[i] = dn / m
+    return k, w, f
 
 
-ZIG_KN, ZIG_WN, ZIG_FN = _ziggurat_tables()
 ZIG_R = 3.442619855899
+ZIG_KN, ZIG_WN, ZIG_FN = _ziggurat_tables(128, ZIG_R, 9.91256303526217e-3, 2147483648.0)
 _U32 = 4294967296.0
 
 
@@ -267,28 +267,9 @@ def ziggurat_ref(u, n):
 # half of each output), in the order of the samples. Blocks of 2,048 values are drawn and
 # mapped in a branch-light pass; the rejected ones are finished afterwards.
 
-def _ziggurat256_tables():
-    m = float(1 << 23)                       # 23-bit magnitude
-    dn = tn = 3.6541528853610088
-    vn = 4.92867323399e-3
-    ki = np.zeros(256, np.int64)
-    wi = np.zeros(256)
-    fi = np.zeros(256)
-    q = vn / np.exp(-0.5 * dn * dn)
-    ki[0] = int((dn / q) * m)
-    wi[0], wi[255] = q / m, dn / m
-    fi[0], fi[255] = 1.0, np.exp(-0.5 * dn * dn)
-    for i in range(254, 0, -1):
-        dn = np.sqrt(-2 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
-        ki[i + 1] = int((dn / tn) * m)
-        tn = dn
-        fi[i] = np.exp(-0.5 * dn * dn)
-        wi[i] = dn / m
-    return ki, wi, fi
-
-
-ZIG256_KI, ZIG256_WI, ZIG256_FI = _ziggurat256_tables()
 ZIG256_R = 3.6541528853610088
+# 23-bit magnitude
+ZIG256_KI, ZIG256_WI, ZIG256_FI = _ziggurat_tables(256, ZIG256_R, 4.92867323399e-3, float(1 << 23))
 _BLOCK = 2048                                # uint32 values per block of the first stream
 _SECOND_STREAM = 0x5851F42D4C957F2D          # the second state's seed: seed ^ this
 

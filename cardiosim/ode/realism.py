@@ -108,6 +108,19 @@ def r_peaks(leads, fs):
     return np.array([max(p - w, 0) + int(np.argmax(sv[max(p - w, 0):p + w + 1])) for p in pk], int)
 
 
+def _spatial_qrs_bounds(beat, r, fs):
+    """Global QRS onset and offset (sample indices of ``beat (leads, T)``, R at ``r``): the
+    connected run (gaps < 30 ms) around the steepest sample where the leads' spatial velocity
+    is at least :data:`QRS_SLOPE_REL` of its peak, searched from 150 ms before to 200 ms after R."""
+    slope = np.sqrt((np.gradient(beat, axis=1) ** 2).sum(axis=0))
+    lo, hi = r - int(0.15 * fs), r + int(0.20 * fs)
+    hot = np.flatnonzero(slope[lo:hi] >= QRS_SLOPE_REL * slope[lo:hi].max())
+    k0 = int(np.argmax(slope[lo:hi]))
+    runs = np.split(hot, np.flatnonzero(np.diff(hot) > int(0.03 * fs)) + 1)
+    run = next(rn for rn in runs if rn[0] <= k0 <= rn[-1])
+    return lo + run[0], lo + run[-1]
+
+
 def median_beat(leads, fs, peaks):
     """Median beat (12, n) of the beats whose window fits the record, and its R index."""
     x = np.asarray(leads, np.float64)
@@ -189,14 +202,7 @@ def measure(leads, fs, *, delineate=True):
     out["beat"], out["r"] = beat, r
     p_on, q_on, q_off, t_off = _dwt_fiducials(beat[LI["II"]], r, fs, out["rr_median"])
     # global QRS: the 12-lead spatial velocity's 15 % points
-    slope = np.sqrt((np.gradient(beat, axis=1) ** 2).sum(axis=0))
-    lo, hi = r - int(0.15 * fs), r + int(0.20 * fs)
-    hot = np.flatnonzero(slope[lo:hi] >= QRS_SLOPE_REL * slope[lo:hi].max())
-    # the connected run (gaps < 30 ms) around the steepest sample
-    k0 = int(np.argmax(slope[lo:hi]))
-    runs = np.split(hot, np.flatnonzero(np.diff(hot) > int(0.03 * fs)) + 1)
-    run = next(rn for rn in runs if rn[0] <= k0 <= rn[-1])
-    g_on, g_off = lo + run[0], lo + run[-1]
+    g_on, g_off = _spatial_qrs_bounds(beat, r, fs)
     # (NeuroKit2's own QRS bounds on one lead scatter by tens of ms on these beats: the
     # global 12-lead bounds are used; its P onset and T end are kept)
     q_on, q_off = int(g_on), int(g_off)
@@ -249,13 +255,8 @@ def _global_qrs(x, fs, peaks):
     if ok.size < 2:
         raise SignalError(f"need >= 2 complete beats, got {ok.size}")
     med = np.median(np.stack([x[:, p - b:p + a] for p in ok]), axis=0)
-    sv = np.sqrt((np.gradient(med, axis=1) ** 2).sum(axis=0))
-    lo, hi = b - int(0.15 * fs), b + int(0.2 * fs)
-    hot = np.flatnonzero(sv[lo:hi] >= QRS_SLOPE_REL * sv[lo:hi].max())
-    k0 = int(np.argmax(sv[lo:hi]))
-    runs = np.split(hot, np.flatnonzero(np.diff(hot) > int(0.03 * fs)) + 1)
-    run = next(rn for rn in runs if rn[0] <= k0 <= rn[-1])
-    return (lo + run[0] - b) / fs, (lo + run[-1] - b) / fs
+    on, off = _spatial_qrs_bounds(med, b, fs)
+    return (on - b) / fs, (off - b) / fs
 
 
 def _align_qrs(x, fs, peaks, half=0.05, search=0.04):
