@@ -341,3 +341,17 @@ def test_prior_fit_cli_on_a_ptbxl_folder(ptbxl_folder, tmp_path):
     from cardiosim.errors import ConfigError
     with pytest.raises(ConfigError, match="ODE source only"):
         Recipe.from_dict({"source": {"kind": "wfdb", "path": "x", "prior": str(out)}})
+
+
+def test_flutter_evidence_refuses_bad_input():
+    """NaN samples, a wrong shape or no flutter lead are named, not analysed."""
+    from cardiosim.errors import ConfigError, SignalError
+
+    x = lead_matrix() @ synthesize(6.0, 500.0, np.random.default_rng(2), rhythm="AFL").vcg
+    x[LI["V1"], 100:110] = np.nan
+    with pytest.raises(SignalError, match="10 NaN/inf samples in lead.s. V1"):
+        flutter_evidence(x, 500.0)
+    with pytest.raises(ConfigError, match="must have shape"):
+        flutter_evidence(x[:3], 500.0)
+    with pytest.raises(ConfigError, match="no flutter lead"):
+        flutter_evidence(x[:1], 500.0, names=["I"])

@@ -334,6 +334,10 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
     present = [n for n in FLUTTER_LEADS if n in names]
     if not present:
         raise ConfigError(f"no flutter lead ({', '.join(FLUTTER_LEADS)}) among {names}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = sorted({names[i] for i in np.flatnonzero(bad.any(axis=1))})
+        raise SignalError(f"{int(bad.sum())} NaN/inf samples in lead(s) {', '.join(rows)}")
     x = clean(x, fs)
     pk = r_peaks(x, fs)
     if pk.size < 3:
