@@ -243,7 +243,6 @@ def measure(leads, fs, *, delineate=True):
 
 FLUTTER_LEADS = ("II", "III", "aVF", "V1")  # where flutter waves are best seen
 FLUTTER_CL = (1.0 / 6.0, 1.0 / 4.0)  # s: atrial cycle of 4-6 Hz (240-360 /min)
-FLUTTER_BAND = (5.0, 40.0)  # Hz: atrial analysis band (F-wave fundamental and harmonics; most of the T wave out)
 FLUTTER_QTC_MAX = 0.46  # s: the T wave is over by QRS onset + 0.46 RR^(1/3) (Fridericia, upper limit)
 
 
@@ -286,21 +285,21 @@ def _explained(y, idx, nbins):
 
 
 def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, tq_total=1.5,
-                     qtc_max=FLUTTER_QTC_MAX, rr_tol=0.02):
+                     qtc_max=FLUTTER_QTC_MAX, rr_tol=0.02, flat_s=0.06):
     """Atrial-flutter evidence of one record, measured without the generator's fiducials
     and without subtracting beats (flutter waves locked to the QRS would go with them).
 
     1. R peaks (:func:`r_peaks`, each re-timed by aligning its QRS to the median QRS) and
        the global QRS of the median beat; each QRS (20 ms before to 40 ms after it) is
-       bridged by a straight line and the leads band-passed (:data:`FLUTTER_BAND`: the
-       F waves' fundamental and harmonics, most of the T wave's power out).
+       bridged by a straight line. The leads are analysed as :func:`clean` leaves them
+       (0.5-40 Hz, the band F waves are read in): a 5-Hz high-pass (used before) rings
+       near its cut-off, in the flutter band, and turns any T or P wave into a 4-6 Hz
+       oscillation (it made 7 of 20 synthetic sinus tachycardias "flutter").
     2. Atrial window: the TQ segments, from the latest normal end of the T wave (QRS onset
        + 0.46 RR^(1/3), QTc 460 ms Fridericia) to 20 ms before the next QRS, in the RR
        intervals where that is at least ``tq_min`` times 250 ms long. With less than
        ``tq_total`` s of them (2:1 conduction, fast 3:1: every visible F wave rides on the
-       T wave) every inter-QRS sample is used instead (``window = "inter-QRS"``), a
-       weaker test: a regular sinus tachycardia whose P and T waves lie half an RR apart
-       repeats there much as 2:1 flutter does.
+       T wave) every inter-QRS sample is used instead (``window = "inter-QRS"``).
     3. Atrial cycle length ``cl``: the period of :data:`FLUTTER_CL` (1 ms steps) whose
        folding (the mean of the window's samples at each of ``nbins`` phases of the
        cycle) explains most of the window's power, summed over the flutter leads.
@@ -309,7 +308,11 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
        same RR interval and the atrial window (``pairs_s`` s of such pairs). Folding alone
        cannot tell atrial waves from any signal periodic with a regular RR (a sinus P
        wave folds as well at RR / n); within one RR interval only activity that fills
-       every cycle (no isoelectric baseline between the waves) repeats.
+       every cycle repeats: flutter waves are identical wave after wave, while the two
+       humps of a sinus tachycardia's RR (T, then P) are different waves. ``flat``, the
+       share of the window in ``flat_s``-long stretches moving by less than a tenth of
+       the window's 5-95 % amplitude: an isoelectric baseline between atrial waves
+       (sinus P waves, atrial tachycardia), which flutter waves do not have.
     5. ``rr_multiple``: the share of RR intervals within ``rr_tol`` s of n * cl with
        n >= 2 (fixed or variable conduction of one atrial rhythm).
 
@@ -323,10 +326,8 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
     -------
     dict — ``hr`` (bpm), ``cl`` (s), ``rr_multiple``, ``window`` ("TQ" or "inter-QRS"),
     ``atrial_s`` (s of signal analysed), ``pairs_s`` and, per flutter lead present,
-    ``{"periodic", "repeats"}``.
+    ``{"periodic", "repeats", "flat"}``.
     """
-    from scipy.signal import butter, sosfiltfilt
-
     names = list(names)
     x = np.asarray(leads, np.float64)
     if x.ndim != 2 or x.shape[0] != len(names):
@@ -355,7 +356,6 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
     inner = (beat >= 0) & (beat < pk.size - 1)
     inner[:int(edge * fs)] = False
     inner[T - int(edge * fs):] = False
-    sos = butter(2, [FLUTTER_BAND[0], min(FLUTTER_BAND[1], 0.45 * fs)], btype="band", fs=fs, output="sos")
     zs = []
     for n in present:
         z = x[names.index(n)].copy()
@@ -372,10 +372,7 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
     use = tq if window == "TQ" else gap & inner
     if use.sum() < FLUTTER_CL[1] * fs * 3:
         raise SignalError("no inter-QRS signal to analyse")
-    ys = []
-    for z in zs:
-        y = sosfiltfilt(sos, z)[use]
-        ys.append(y - y.mean())
+    ys = [z[use] - z[use].mean() for z in zs]
     cls = np.arange(FLUTTER_CL[0], FLUTTER_CL[1] + 1e-9, 0.001)
     tu = t[use]
     folds = np.array([[_explained(y, np.minimum((tu % c / c * nbins).astype(int), nbins - 1), nbins)
@@ -392,26 +389,48 @@ def flutter_evidence(leads, fs, names=LEADS, *, nbins=24, edge=0.5, tq_min=1.0, 
     pair = use[:-lag] & use[lag:] & (beat[:-lag] == beat[lag:])
     out["pairs_s"] = float(pair.sum() / fs)
     for n, z, f in zip(present, zs, folds[:, j]):
-        y = sosfiltfilt(sos, z)
-        a, b = y[:-lag][pair], y[lag:][pair]
+        a, b = z[:-lag][pair], z[lag:][pair]
         a, b = a - a.mean(), b - b.mean()
         den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-        out[n] = {"periodic": float(f), "repeats": float(np.dot(a, b) / den) if den > 0 and pair.sum() > 1 else 0.0}
+        out[n] = {"periodic": float(f), "repeats": float(np.dot(a, b) / den) if den > 0 and pair.sum() > 1 else 0.0,
+                  "flat": _flat_share(z, use, int(round(flat_s * fs)))}
     return out
 
 
-def is_flutter(ev, *, periodic=0.75, repeats=0.5, rr_multiple=0.9):
+def _flat_share(z, use, w, rel=0.1):
+    """Share of the atrial window ``use`` lying in a ``w``-sample stretch (wholly inside
+    the window) over which ``z`` moves by less than ``rel`` of the window's amplitude
+    (5-95 percentile range): an isoelectric baseline between atrial waves."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    y = z[use]
+    amp = float(np.subtract(*np.percentile(y, [95, 5])))
+    if amp <= 0 or w < 2:
+        return 0.0
+    span = maximum_filter1d(z, w, mode="nearest") - minimum_filter1d(z, w, mode="nearest")
+    inside = minimum_filter1d(use.astype(np.uint8), w, mode="constant") > 0  # whole stretch in the window
+    flat = inside & (span < rel * amp)
+    # every sample of a flat stretch counts (centres -> the stretch around them)
+    covered = maximum_filter1d(flat.astype(np.uint8), w, mode="constant") > 0
+    return float(np.sum(covered & use) / max(use.sum(), 1))
+
+
+def is_flutter(ev, *, periodic=0.75, repeats=0.5, rr_multiple=0.9, flat=0.25):
     """Atrial flutter by :func:`flutter_evidence`: the RR intervals whole multiples (>= 2)
     of one atrial cycle of 4-6 Hz (a share ``rr_multiple`` of them), and in at least two of
     the flutter leads present (the one, if only one is) at least ``periodic`` of the atrial
-    window's power repeating with that cycle and, where the TQ segments hold >= 0.5 s of
-    cycle pairs, a within-RR correlation of at least ``repeats``. In the inter-QRS window
-    (2:1 and fast 3:1 conduction) the within-RR test is not made: there a regular sinus
-    tachycardia can pass too. Returns (bool, failed criteria)."""
+    window's power repeating with that cycle, a within-RR correlation one cycle apart of
+    at least ``repeats`` (in either window, where it holds >= 0.5 s of cycle pairs: the
+    same wave every cycle), and in the TQ window at most ``flat`` of it isoelectric (no
+    baseline between the waves; in the inter-QRS window the T wave sets the amplitude
+    scale and the test is not made). Returns (bool, failed criteria)."""
     leads = [n for n in FLUTTER_LEADS if n in ev]
-    # within-RR repetition is only measurable where the TQ segments hold the F waves
-    need = repeats if ev["window"] == "TQ" and ev["pairs_s"] >= 0.5 else -1.0
-    good = [n for n in leads if ev[n]["periodic"] >= periodic and ev[n]["repeats"] >= need]
+    need = repeats if ev["pairs_s"] >= 0.5 else -1.0
+    # an isoelectric baseline between atrial waves (sinus P, atrial tachycardia) is read in
+    # the T-Q interval; in the inter-QRS window the T wave sets the amplitude scale
+    flat_max = flat if ev["window"] == "TQ" else 1.0
+    good = [n for n in leads if ev[n]["periodic"] >= periodic and ev[n]["repeats"] >= need
+            and ev[n]["flat"] <= flat_max]
     checks = {"rr_multiple": ev["rr_multiple"] >= rr_multiple, "atrial": len(good) >= min(2, len(leads))}
     bad = [k for k, v in checks.items() if not v]
     return not bad, bad
