@@ -47,10 +47,157 @@ def write_netcdf(ds: xr.Dataset, path, encoding: dict | None = None) -> Path:
     path = Path(path)
     out = encode_cf(ds)
     enc = _encoded_names(encoding or {}, out)
+    plan = _direct_plan(out, enc)
     with atomic_path(path) as tmp:
-        if not _to_netcdf_defined_first(out, tmp, enc):
+        if plan is not None:
+            _write_direct(plan, out, tmp)
+        elif not _to_netcdf_defined_first(out, tmp, enc):
             out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     return path
+
+
+# --- the direct netCDF4 writer -------------------------------------------------------------
+#
+# xarray's to_netcdf spends about as much CPU on a shard's ~130 small variables (CF encoding
+# each one, a lock per write, its file manager) as netCDF-C spends compressing the signals,
+# and its first write imports dask.distributed to choose a lock (~1.2 s per process). For
+# the datasets cardiosim writes (numbers and str, the encodings of schema.encoding_for) the
+# file is written here with netCDF4 directly, reproducing what xarray 2024-2026 writes: the
+# same dimensions, variables (in the same order), createVariable arguments, attributes (in
+# the same order, ``coordinates`` included) and stored values (int16 packing with xarray's
+# arithmetic). Anything else (other encodings, dtypes, attribute types, lazy arrays) goes
+# through xarray (``_direct_plan`` returns None). tests/test_storage.py compares both files
+# variable by variable, raw bytes and attributes.
+
+_DIRECT_ENCODING_KEYS = {"zlib", "zstd", "compression", "complevel", "shuffle", "blosc_shuffle", "chunksizes",
+                         "_FillValue", "dtype", "scale_factor", "contiguous"}
+_DIRECT_DTYPES = {np.dtype(t) for t in ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")}
+
+
+def _attr_ok(v) -> bool:
+    if isinstance(v, (str, int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
+        return True
+    return isinstance(v, np.ndarray) and v.dtype in _DIRECT_DTYPES and v.ndim == 1
+
+
+def _coordinates_attrs(variables: dict, coord_names: set) -> tuple[dict, list]:
+    """The ``coordinates`` attribute xarray writes on each variable (non-dimension coordinates
+    whose dimensions are a subset of the variable's) and the global ones left over."""
+    per_var: dict = {}
+    for c in coord_names:
+        target = set(variables[c].dims)
+        for k, v in variables.items():
+            if k not in coord_names and k not in v.dims and target <= set(v.dims):
+                per_var.setdefault(k, set()).add(c)
+    written = set()
+    texts = {}
+    for k, cs in per_var.items():
+        texts[k] = " ".join(sorted(map(str, cs)))
+        written.update(cs)
+    return texts, sorted(map(str, coord_names - written))
+
+
+def _direct_plan(out: xr.Dataset, enc: dict):
+    """What :func:`_write_direct` writes for ``out`` with ``enc`` (on-disk names), or None when
+    this dataset needs xarray's general writer."""
+    variables = out.variables
+    if any(v.chunks is not None for v in variables.values()):
+        return None
+    for k, v in out.attrs.items():
+        if not isinstance(k, str) or not _attr_ok(v) or k == "coordinates":
+            return None
+    coord_names = set(out.coords) - set(out.dims)
+    coord_text, global_coords = _coordinates_attrs(variables, coord_names)
+    plan = []
+    for name, var in variables.items():
+        if not isinstance(name, str) or "/" in name:
+            return None
+        e = enc.get(name, var.encoding)
+        if set(e) - _DIRECT_ENCODING_KEYS:
+            return None
+        attrs = dict(var.attrs)
+        if any(k in attrs for k in ("_FillValue", "coordinates", "scale_factor", "add_offset", "missing_value",
+                                    "units" if np.issubdtype(var.dtype, np.datetime64) else "\0")):
+            return None
+        if not all(isinstance(k, str) and _attr_ok(v) for k, v in attrs.items()):
+            return None
+        if name in coord_text:
+            attrs["coordinates"] = coord_text[name]
+        dt = var.dtype
+        pack = None
+        if dt == object:
+            if e.get("dtype") not in (None, str) or "_FillValue" in e or "scale_factor" in e:
+                return None
+            flat = var.values.ravel()
+            if flat.size and set(map(type, flat)) != {str}:
+                return None
+            datatype, fill = str, None
+        elif dt in _DIRECT_DTYPES:
+            datatype = dt
+            if "scale_factor" in e:
+                # int16 packing as xarray does it: float32 / float32 scale, NaN -> fill, rint, cast
+                sf, fill = e["scale_factor"], e.get("_FillValue")
+                if (type(sf) is not np.float32 or dt != np.float32 or np.dtype(e.get("dtype", dt)) != np.int16
+                        or fill is None):
+                    return None
+                attrs["scale_factor"] = sf
+                datatype, pack = np.dtype(np.int16), (sf, np.int16(fill))
+            elif "dtype" in e and np.dtype(e["dtype"]) != dt:
+                return None
+            if "_FillValue" in e:
+                fill = e["_FillValue"]
+            elif dt.kind == "f":
+                fill = dt.type(np.nan)  # xarray's default fill value of float variables
+            else:
+                fill = None
+        else:
+            return None
+        kwargs = dict(zlib=False, complevel=4, shuffle=True, fletcher32=False, contiguous=False, chunksizes=None,
+                      endian="native", least_significant_digit=None)
+        e = {k: v for k, v in e.items() if k not in ("_FillValue", "dtype", "scale_factor")}
+        compression = None
+        if e.pop("zlib", False):
+            compression = "zlib"
+        if e.pop("zstd", False):
+            compression = "zstd"
+        if compression is not None and e.get("compression") is None:
+            e["compression"] = compression
+        kwargs.update(e)
+        plan.append((name, var, datatype, fill, kwargs, attrs, pack))
+    gattrs = dict(out.attrs)
+    if global_coords:
+        gattrs["coordinates"] = " ".join(global_coords)
+    return plan, gattrs
+
+
+def _write_direct(plan, out: xr.Dataset, path) -> None:
+    from .storage import pack_int16_like_xarray
+
+    variables, gattrs = plan
+    dims: dict = {}
+    for _, var, *_ in variables:
+        dims.update(zip(var.dims, var.shape))
+    nc = netCDF4.Dataset(str(path), mode="w", format="NETCDF4")
+    try:
+        nc.set_auto_maskandscale(False)
+        for k, v in gattrs.items():
+            nc.setncattr(k, v)
+        for d, n in dims.items():
+            nc.createDimension(d, n)
+        targets = []
+        for name, var, datatype, fill, kwargs, attrs, pack in variables:
+            v = nc.createVariable(name, datatype, var.dims, fill_value=fill, **kwargs)
+            v.set_auto_maskandscale(False)
+            if attrs:
+                v.setncatts(attrs)
+            targets.append(v)
+        for (name, var, datatype, fill, kwargs, attrs, pack), v in zip(variables, targets):
+            data = var.values
+            if pack is not None:
+                data = pack_int16_like_xarray(data, *pack)
+            v[...] = data
+    finally:
+        nc.close()
 
 
 def _deferred_writer_class():

@@ -149,6 +149,18 @@ def _quantise(x, q: float, name: str, unit: str) -> tuple[np.ndarray, np.ndarray
     return codes.reshape(x.shape), out.reshape(x.shape)
 
 
+def pack_int16_like_xarray(x: np.ndarray, sf: np.float32, fill: np.int16) -> np.ndarray:
+    """The int16 array xarray's CF encoder stores for float32 ``x`` with ``scale_factor = sf``
+    and ``_FillValue = fill`` (one numba pass; the NumPy twin where a value does not fit)."""
+    from ._kernels import pack_int16_kernel, pack_int16_ref
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    codes = np.empty(x.shape, dtype=np.int16)
+    if x.size == 0 or pack_int16_kernel(x.reshape(-1), np.float32(sf), np.float32(fill), codes.reshape(-1)):
+        return codes
+    return pack_int16_ref(x, sf, fill)
+
+
 def pack_encoding(q: float) -> dict:
     """Encoding keys storing a variable as int16 with ``scale_factor = q``."""
     return {"dtype": "int16", "scale_factor": np.float32(q), "_FillValue": INT16_FILL}
