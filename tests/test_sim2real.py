@@ -51,6 +51,19 @@ def test_af_interval_left_open_runs_to_the_end():
     assert T.label_windows([(50, 100)], 100, 25).tolist() == [0, 0, 1, 1]
 
 
+@pytest.mark.parametrize("fs_in", [200.0, 257.0, 500.0])
+def test_resampling_keeps_an_offset_signal_free_of_edge_transients(fs_in):
+    # A real window with a 5 mV DC offset (CPSC 2021), a slow sine and a drift: resampled
+    # to 100 Hz it must match the same analytic signal sampled at 100 Hz at the ends too.
+    # Zero padding left a 1.2-2.0 mV transient at both ends of every real window.
+    f = lambda t: 5.0 + 0.5 * np.sin(2 * np.pi * 1.3 * t) + 0.1 * t  # noqa: E731
+    x = f(np.arange(int(10 * fs_in)) / fs_in)
+    y = T.resample(x[None], fs_in, 100.0)[0]
+    ref = f(np.arange(len(y)) / 100.0)
+    assert y.dtype == np.float32
+    assert np.abs(y - ref).max() < 0.01  # mV, against a 0.5 mV sine on a 5 mV offset
+
+
 def test_beat_matching_and_bsqi():
     fs = 100.0
     ref = np.array([100, 200, 300, 400])
