@@ -80,10 +80,13 @@ def beat_capacity(n_samples: int, fs: float) -> int:
 
 
 _PLAIN = (float, int, str, bool)
+_PLAIN_SET = frozenset(_PLAIN)
 
 
 def _flat_params(params: dict) -> dict:
     """Scalars as they are; arrays/lists spread into ``key[i,j]`` entries; None dropped."""
+    if set(map(type, params.values())) <= _PLAIN_SET:   # the common case: every value a plain scalar
+        return params
     out = {}
     for key, value in params.items():
         if type(value) in _PLAIN:          # the common case first: most parameters are plain scalars
@@ -148,13 +151,7 @@ def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
     """
     waves = _ode_waves()
     n = len(records)
-    columns: dict = {}          # key -> one value per record (None where a record lacks it), one pass
-    for i, r in enumerate(records):
-        for key, v in _flat_params(r.params).items():
-            col = columns.get(key)
-            if col is None:
-                col = columns[key] = [None] * n
-            col[i] = v
+    columns = _parameter_columns([_flat_params(r.params) for r in records], n)
     out, owner = {}, {}
     families: dict = {}
     for key in sorted(columns):
@@ -186,7 +183,7 @@ def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
         elif kinds <= {bool, int, float}:
             kind = _number_kind(kinds)
             data = np.array([np.nan if v is None else float(v) for v in values] if missing else
-                            [float(v) for v in values], dtype=np.float64)
+                            values if kinds == {float} else [float(v) for v in values], dtype=np.float64)
         else:
             raise ConfigError(f"parameter {key!r} mixes value types {sorted(k.__name__ for k in kinds)}")
         out[name] = (("record",), data, {"long_name": f"simulation parameter {key}", "parameter": key,
@@ -207,6 +204,31 @@ def _parameter_variables(records, n_electrodes: int, leads: tuple = ()) -> dict:
     return out
 
 
+def _parameter_columns(flats: list, n: int) -> dict:
+    """key -> one value per record (None where a record lacks the key), from the records' flat
+    parameter dicts. Records whose keys come in the same order (nearly always all of a block)
+    are transposed together with ``zip``: no Python step per record and key."""
+    groups: dict = {}
+    for i, f in enumerate(flats):
+        groups.setdefault(tuple(f), []).append(i)
+    if len(groups) == 1:
+        keys = next(iter(groups))
+        return {key: list(col) for key, col in zip(keys, zip(*[f.values() for f in flats]))}
+    # Several key sets (e.g. rhythms with their own parameters): each group's columns are
+    # scattered into object arrays (the values stay the Python objects they were).
+    partial: dict = {}
+    for keys, rows in groups.items():
+        at = np.asarray(rows)
+        for key, col in zip(keys, zip(*[flats[i].values() for i in rows])):
+            full = partial.get(key)
+            if full is None:
+                full = partial[key] = np.full(n, None, dtype=object)
+            part = np.empty(len(col), dtype=object)
+            part[:] = col
+            full[at] = part
+    return {key: full.tolist() for key, full in partial.items()}
+
+
 def _number_kind(kinds: set) -> str:
     return "bool" if kinds == {bool} else "int" if kinds <= {bool, int} else "float"
 
@@ -216,6 +238,50 @@ def _annotation_variables(records, n_t: int, fs: float) -> dict:
     n = len(records)
     arrays = {k: np.full((n, cap), _INT_FILL, dtype=np.int32) for k in ANNOTATION_KEYS}
     types = np.full((n, cap), "", dtype=object)
+    if not _fill_annotations_at_once(records, n_t, cap, arrays, types):
+        _fill_annotations(records, n_t, cap, arrays, types)
+    out = {}
+    for k in ANNOTATION_KEYS:
+        out[annotation_variable(k)] = (("record", "beat"), arrays[k], {
+            "long_name": f"ground-truth {k.replace('_', ' ')} of each beat, as a sample index along time",
+            "units": "1", "comment": "index i is at time i / sampling_rate; -1: no such wave or no beat"})
+    out["beat_type"] = (("record", "beat"), types, {
+        "long_name": "WFDB beat annotation symbol (N normal/conducted, V ventricular, A atrial premature, "
+                     "Q unclassified); empty past the last beat"})
+    return out
+
+
+def _fill_annotations_at_once(records, n_t: int, cap: int, arrays: dict, types) -> bool:
+    """The block's beats written with one masked assignment per variable, when each wave is
+    in every record or in none, as one index per beat within ``-1 .. n_t - 1``; False (nothing
+    written) otherwise -- :func:`_fill_annotations` then goes record by record and names the
+    record at fault."""
+    counts = np.array([len(r.beat_types) for r in records], dtype=np.int64)
+    if counts.size == 0 or counts.max() > cap:
+        return False
+    anns = [r.annotations or {} for r in records]
+    stacked = {}
+    for k in ANNOTATION_KEYS:
+        present = sum(k in a for a in anns)
+        if present == 0:
+            continue            # no record has this wave (real sources: R peaks only): stays -1
+        if present < len(anns):
+            return False
+        parts = [np.asarray(a[k], dtype=np.int64) for a in anns]
+        if any(p.ndim != 1 for p in parts) or not np.array_equal([p.size for p in parts], counts):
+            return False
+        v = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if v.size and (v.min() < -1 or v.max() >= n_t):
+            return False
+        stacked[k] = v
+    mask = np.arange(cap)[None, :] < counts[:, None]   # row-major: record by record, beat by beat
+    types[mask] = [str(t) for r in records for t in r.beat_types]
+    for k, v in stacked.items():
+        arrays[k][mask] = v
+    return True
+
+
+def _fill_annotations(records, n_t: int, cap: int, arrays: dict, types) -> None:
     for i, r in enumerate(records):
         ann = r.annotations or {}
         n_beats = len(r.beat_types)
@@ -232,15 +298,6 @@ def _annotation_variables(records, n_t: int, fs: float) -> dict:
                 if np.any((v < -1) | (v >= n_t)):
                     raise SignalError(f"record {r.source_id!r}: annotation {k} outside 0..{n_t - 1}")
                 arrays[k][i, :n_beats] = v
-    out = {}
-    for k in ANNOTATION_KEYS:
-        out[annotation_variable(k)] = (("record", "beat"), arrays[k], {
-            "long_name": f"ground-truth {k.replace('_', ' ')} of each beat, as a sample index along time",
-            "units": "1", "comment": "index i is at time i / sampling_rate; -1: no such wave or no beat"})
-    out["beat_type"] = (("record", "beat"), types, {
-        "long_name": "WFDB beat annotation symbol (N normal/conducted, V ventricular, A atrial premature, "
-                     "Q unclassified); empty past the last beat"})
-    return out
 
 
 def _class_code_coords(classes, label_map) -> dict:
