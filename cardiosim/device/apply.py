@@ -50,6 +50,20 @@ def _analog_design(profile: DeviceProfile, fs_in: float):
                           int(profile.powerline_hz) if profile.notch else 0)
 
 
+@lru_cache(maxsize=64)
+def _n_leads(montage: str) -> int:
+    """Number of leads of a named montage (building the montage cost 0.13 ms a record)."""
+    from ..leads import make_montage
+
+    return len(make_montage(montage).leads)
+
+
+@lru_cache(maxsize=64)
+def _resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
+    """:func:`cardiosim.sources.recording.resample_ratio`, cached (errors are not)."""
+    return resample_ratio(fs_in, fs_out)
+
+
 def quantize(v_adc: np.ndarray, bits: int, range_mv: float):
     """ADC: round ``v_adc`` (mV at the ADC input) to ``bits`` over ``+-range_mv``, two's
     complement codes ``[-2^(bits-1), 2^(bits-1) - 1]``. Returns ``(codes int64, saturated bool)``."""
@@ -98,7 +112,7 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         raise SignalError(f"leads_mV has a non-finite sample at lead {bad[0]}, sample {bad[1]}")
     if not (np.isfinite(fs_in) and fs_in > 0):
         raise SamplingRateError(f"fs_in must be a positive number of Hz, got {fs_in!r}")
-    n_leads_expected = len(profile.make_montage().leads)
+    n_leads_expected = _n_leads(profile.montage)
     if x.shape[0] != n_leads_expected:
         raise SignalError(f"device {profile.name!r} ({profile.montage}) records {n_leads_expected} leads, "
                           f"got {x.shape[0]}")
@@ -117,11 +131,11 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         codes, sat, extra = apply_dc_frontend(profile, x, float(fs_in), failure)
         if clean is not None:
             clean_codes = apply_dc_frontend(profile, clean, float(fs_in), None)[0]
-        up, down = resample_ratio(float(fs_in), profile.fs)
+        up, down = _resample_ratio(float(fs_in), profile.fs)
     else:
         n_rows = x.shape[0]
         rows = x if clean is None else np.concatenate([x, clean])   # one filter call on both
-        up, down = resample_ratio(float(fs_in), profile.fs)
+        up, down = _resample_ratio(float(fs_in), profile.fs)
         if up == down:
             # band-pass, gain, ADC and the float32 outputs in one numba pass (device._kernels;
             # SciPy/NumPy twin as oracle)
@@ -157,10 +171,13 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     else:
         raw = codes * lsb
         recorded, raw32 = (raw / profile.gain).astype(np.float32), raw.astype(np.float32)
+    n_sat = np.count_nonzero(sat, axis=1) if sat.ndim == 2 else None
     info = {
         "device": profile.name, "fs": float(profile.fs), "up": up, "down": down,
         "raw": raw32, "codes": codes, "saturated": sat,
-        "saturated_fraction": sat.mean(axis=1), "n_saturated": int(sat.sum()),
+        # per-row counts divided as mean() divides its exact float64 sums (bit-identical, 5x faster on bool)
+        "saturated_fraction": n_sat / sat.shape[1] if sat.ndim == 2 else sat.mean(axis=1),
+        "n_saturated": int(n_sat.sum()) if sat.ndim == 2 else int(sat.sum()),
         "lsb_mv": profile.lsb_mv, "input_range_mv": profile.input_range_mv,
     }
     info.update(extra)
