@@ -53,6 +53,7 @@ def test_train_apply_and_generate_from_the_command_line(datasets, run):
     model, settings = load_refiner(f / "r.pt", fs=500.0, n_leads=12)
     assert settings["steps"] == 2 and settings["lambda_physics"] > 0 and settings["n_real"] == 4  # 2 x (4 s / 2 s)
     assert settings["lambda_beat"] == 1.5 and settings["keep_average_beat"] is True   # the default
+    assert settings["mode"] == model.config["mode"] == "record"        # the default (README)
     assert settings["max_slope_fraction"] == model.config["max_slope_fraction"] == 0.25  # the default bound
     out = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r0.pt",
               "--steps", "1", "--batch", "2", "--max-slope-fraction", "0.1", cwd=f)
