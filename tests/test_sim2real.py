@@ -197,3 +197,17 @@ def test_simulated_holter_windows_carry_the_baseline_band_of_real_holter_records
     assert len(train) >= 3
     per_patient = [float(np.median(_baseline_band_db(real.x[real.groups == g], real.fs))) for g in train]
     assert min(per_patient) <= simulated <= max(per_patient), (simulated, dict(zip(train, per_patient)))
+
+
+def test_real_records_with_missing_samples_are_refused_naming_the_lead():
+    from types import SimpleNamespace
+
+    from cardiosim.errors import DataFormatError
+
+    sig = np.zeros((400, 2))
+    sig[17, 1] = np.nan
+    rec = SimpleNamespace(p_signal=sig, sig_name=["I", "II"])
+    with pytest.raises(DataFormatError, match=r"data_1_1: 1 NaN/inf samples in lead\(s\) II"):
+        T._finite_signal(rec, "data_1_1")
+    sig[17, 1] = 0.5
+    assert T._finite_signal(rec, "data_1_1").shape == (2, 400)

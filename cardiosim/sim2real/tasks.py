@@ -74,6 +74,18 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
                          padtype="line").astype(np.float32)
 
 
+def _finite_signal(rec, where) -> np.ndarray:
+    """``rec.p_signal`` as ``(leads, T)`` float64; a record with NaN/inf samples is refused
+    (zero-filling them, as before, put flat segments into a real test set unannounced)."""
+    sig = np.asarray(rec.p_signal, dtype=np.float64).T
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        leads = [str(rec.sig_name[i]) for i in np.flatnonzero(bad.any(axis=1))]
+        raise DataFormatError(f"record {where}: {int(bad.sum())} NaN/inf samples in lead(s) {', '.join(leads)}; "
+                              "the benchmark reads complete records only")
+    return sig
+
+
 @dataclass
 class RealSet:
     """Windows of real recordings with their labels.
@@ -208,7 +220,7 @@ def _load_af(data_dir: str, fs: float, window_s: float, records) -> RealSet:
         rec = wfdb.rdrecord(str(root / name))
         ann = wfdb.rdann(str(root / name), "atr")
         fs0 = float(rec.fs)
-        sig = np.nan_to_num(rec.p_signal.T.astype(np.float64))
+        sig = _finite_signal(rec, root / name)
         n = sig.shape[1]
         win = int(round(window_s * fs0))
         labels = label_windows(af_intervals(ann.sample, ann.aux_note, n), n, win)
@@ -319,7 +331,7 @@ def load_cinc2011(data_dir=None, fs: float = 100.0, limit: int | None = None) ->
     xs, ys = [], []
     for name, q in zip(ref["record"], ref["quality"]):
         rec = wfdb.rdrecord(str(root / name))
-        xs.append(resample(np.nan_to_num(rec.p_signal.T), rec.fs, fs))
+        xs.append(resample(_finite_signal(rec, rec.record_name), rec.fs, fs))
         ys.append(float(q == "unacceptable"))
     names = ref["record"].to_numpy(dtype=str)
     return RealSet("cinc2011", np.stack(xs), np.array(ys), names, {"record": names}, fs=fs)
