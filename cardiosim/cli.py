@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--max-amplitude-fraction", type=float, default=None, metavar="F",
                     help="bound each refinement's amplitude by F times the record's own QRS peak-to-peak, which "
                          "bounds how far the median beat can move (default 0.05 with beat_r_peak; 0: off)")
+    rt.add_argument("--mode", choices=("record", "residual"), default=None,
+                    help="what the network refines: 'record' (the whole simulated record) or 'residual' (only "
+                         "ecg - clean_ecg, the part the physics does not model; needs store_clean = true). "
+                         "Default: the package's default mode when the dataset stores clean_ecg, else 'record'")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing refiner file")
     ra = rfsub.add_parser("apply", help="refine every record of an existing dataset into a new .nc file")
     ra.add_argument("--dataset", type=Path, required=True, help="cardiosim dataset (file or shard directory)")
@@ -402,6 +406,8 @@ def _cmd_refine(args) -> int:
             kw["lambda_physics"] = 0.0
         if args.free_average_beat:
             kw["keep_average_beat"] = False
+        if args.mode is not None:
+            kw["mode"] = args.mode
         for flag in ("max_slope_fraction", "max_amplitude_fraction"):
             value = getattr(args, flag)
             if value is not None:

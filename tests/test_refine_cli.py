@@ -60,6 +60,10 @@ def test_train_apply_and_generate_from_the_command_line(datasets, run):
     assert out.returncode == 0, out.stderr
     assert load_refiner(f / "r0.pt")[0].config["max_slope_fraction"] == 0.1
     assert load_refiner(f / "r0.pt")[0].config["max_amplitude_fraction"] == 0.05   # the default
+    out = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "rr.pt",
+              "--steps", "1", "--batch", "2", "--mode", "residual", cwd=f)
+    assert out.returncode == 0, out.stderr
+    assert load_refiner(f / "rr.pt")[0].config["mode"] == "residual"
     bad = run("refine", "train", "--dataset", "sim.nc", "--recordings", "device", "--output", "r1.pt",
               "--steps", "1", "--batch", "2", "--max-slope-fraction", "-1", cwd=f)
     assert bad.returncode == 2 and "max-slope-fraction" in bad.stderr
