@@ -211,3 +211,17 @@ def test_real_records_with_missing_samples_are_refused_naming_the_lead():
         T._finite_signal(rec, "data_1_1")
     sig[17, 1] = 0.5
     assert T._finite_signal(rec, "data_1_1").shape == (2, 400)
+
+
+def test_quality_physics_records_left_flat_by_a_lost_electrode_are_unacceptable():
+    # Whole-record failures (QUALITY_FAILURES, a priori 0.05 per electrode): the lead reads the
+    # lead-off code throughout while its noiseless twin does not fail, so the artefact grade
+    # alone misreads it; the label must say unacceptable (as classic's dropped leads are).
+    from cardiosim.sim2real.train import get_budget
+
+    b = get_budget("quick").for_task("quality")
+    ts = C.build_physics("quality", b, seed=0)
+    flat = np.ptp(ts.x, axis=-1).max(axis=-1) == 0
+    assert 0.03 <= flat.mean() <= 0.25, flat.mean()    # ~10 % expected of the failures' rate
+    assert np.all(ts.y[flat, 0] == 1)
+    assert 0 < ts.y[~flat, 0].mean() < 1               # noise still decides the others

@@ -24,7 +24,8 @@ training loop (pre-training, refiners).
 Unreadable records (the negative class of issue 15): a simulated record is *unreadable*
 when its noise, combined over kinds, leaves an NSTDB SNR below
 :data:`UNREADABLE_SNR_DB` (at 6 dB NSTDB-stressed QRS detectors already lose beats;
-Moody, Muldrow & Mark 1984), or when an electrode lost contact. The threshold is fixed
+Moody, Muldrow & Mark 1984), or when an electrode lost contact or a whole-record front-end
+failure (``QUALITY_FAILURES``) left the task's lead flat. The threshold is fixed
 a priori and never fitted to the real test sets. For the ``quality`` task a record is
 *unacceptable* when the package's artefact grade of its known noise is 3 or more
 (:func:`cardiosim.noise.textile.artefact_grades`, a rule fitted to the human graders of
@@ -151,6 +152,12 @@ TASK_SETUP = {
 #: the -14 to -18 dB it gives walking.
 HOLTER_DAY = {"rest": 0.33, "sitting": 0.37, "walking": 0.20, "arm_movement": 0.05, "posture_change": 0.03,
               "running": 0.02}
+#: Whole-record front-end failures of the ``quality`` task's physics condition: each electrode
+#: missing with probability 0.05, so about 10 % of lead-II records read the lead-off code
+#: throughout -- the share of flat leads classic's ``lead_dropout`` (0.1) gives condition (b).
+#: Fixed a priori; not :data:`cardiosim.device.failures.CINC2011_RATES`, which are fitted to
+#: the CinC 2011 test set itself. Such a record is unacceptable whatever its noise.
+QUALITY_FAILURES = {"electrode_off": 0.05}
 _WEARABLE_ACTIVITIES = {"rest": 2.0, "sitting": 1.0, "walking": 2.0, "running": 1.0, "arm_movement": 1.0,
                         "posture_change": 1.0}
 
@@ -225,10 +232,12 @@ def physics_recipes(task: str, budget, seed: int, data_dir=None) -> list:
     else:
         # A chest patch lead and a shirt's lead II, for every electrode type the noise model knows.
         sims = []
+        fail = {"failures": dict(QUALITY_FAILURES)} if task == "quality" else {}
         for electrode in _electrode_types():
-            sims.append(("patch_128hz", "", {"activities": _WEARABLE_ACTIVITIES, "noise": {"electrode": electrode}}))
+            sims.append(("patch_128hz", "", {"activities": _WEARABLE_ACTIVITIES, "noise": {"electrode": electrode},
+                                             **fail}))
             sims.append(("holter3_200hz", "shirt12", {"activities": _WEARABLE_ACTIVITIES,
-                                                       "noise": {"electrode": electrode}}))
+                                                       "noise": {"electrode": electrode}, **fail}))
     clean = clean_recipes(task, budget, seed, data_dir)
     n_ode = clean[0].records
     out = []
@@ -293,7 +302,13 @@ def unreadable_flags(sim: dict) -> np.ndarray:
         cols = [c for c in df.columns if c.startswith("noise_contact_lost_fraction")]
         lost = (df[cols].to_numpy(dtype=float, na_value=0.0) > 0).any(axis=1) if cols else None
     lost = np.zeros(n, bool) if lost is None else np.asarray(lost, bool)
-    return (combined_snr_db(snrs) < UNREADABLE_SNR_DB) | lost
+    return (combined_snr_db(snrs) < UNREADABLE_SNR_DB) | lost | _failed(sim, n)
+
+
+def _failed(sim: dict, n: int) -> np.ndarray:
+    """Records whose task lead a whole-record front-end failure left flat (:func:`simulate`)."""
+    f = sim.get("failed")
+    return np.zeros(n, bool) if f is None else np.asarray(f, bool)
 
 
 def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float) -> int:
@@ -316,7 +331,7 @@ def unacceptable_flags(sim: dict, noisy: np.ndarray, clean: np.ndarray) -> np.nd
         return unreadable_flags(sim)
     lost = sim.get("contact_lost")
     lost = np.zeros(len(noisy), bool) if lost is None else np.asarray(lost, bool)
-    return (grades >= UNACCEPTABLE_GRADE) | lost
+    return (grades >= UNACCEPTABLE_GRADE) | lost | _failed(sim, len(noisy))
 
 
 def simulate(recipe, leads) -> dict:
@@ -346,6 +361,11 @@ def simulate(recipe, leads) -> dict:
                                               for v in lost], axis=1).any(axis=1)
     if recipe.simulation.add_noise and ("clean_ecg" not in ds or not lost):  # older schema: JSON parameters
         out["params"] = _params(ds)
+    if "param_failure" in ds:
+        # a whole-record failure that left a task lead at one code throughout (its noiseless
+        # twin is not failed, so the artefact grade cannot see it)
+        failed = np.asarray(ds["param_failure"].values).astype(str) != ""
+        out["failed"] = failed & np.any(np.ptp(x, axis=-1) == 0, axis=-1)
     if "beat_r_peak" in ds:
         rp = ds["beat_r_peak"].values
         out["r_peaks"] = [r[(r >= 0) & (r < x.shape[-1])].astype(np.int64) for r in rp]
