@@ -78,8 +78,20 @@ class NoiseConfig:
     powerline_hz : {50, 60}
     powerline_harmonics : int
         Number of odd harmonics (1 = fundamental only, 2 = + 3rd, 3 = + 5th ...).
+    powerline_coupling : {'ground_electrode', 'fixed'}
+        How the body's mains common-mode voltage is set. ``'ground_electrode'`` (default):
+        the displacement current the mains wiring couples into the body (drawn from
+        ``displacement_current_ua``) flows to the amplifier's common through the
+        reference/ground electrode, so ``V_cm = i_d Z_ground`` follows the electrode type
+        and its hydration (Huhta & Webster 1973; Webster, Medical Instrumentation, ch. 6:
+        i_d about 0.2 uA, Z_G = 50 kOhm gives 10 mV). ``Z_ground`` is the median of the
+        electrodes' impedances at the start of the record. ``'fixed'``: ``cm_voltage_mv``
+        whatever the electrodes (the model before issue 14).
+    displacement_current_ua : (low, high)
+        Amplitude of the mains displacement current into the body (microampere).
     cm_voltage_mv : (low, high)
-        Amplitude of the body's mains common-mode voltage (mV).
+        Amplitude of the body's mains common-mode voltage (mV) when
+        ``powerline_coupling = 'fixed'``.
     input_impedance_ohm : float
         Amplifier common-mode input impedance per input (Ohm); the potential divider
         ``Z_e / (Z_e + Z_in)`` turns the common-mode voltage into a differential one
@@ -121,6 +133,8 @@ class NoiseConfig:
     wear_time_s: tuple[float, float] = (0.0, 3600.0)
     powerline_hz: int = 50
     powerline_harmonics: int = 3
+    powerline_coupling: str = "ground_electrode"
+    displacement_current_ua: tuple[float, float] = (0.1, 0.5)
     cm_voltage_mv: tuple[float, float] = (20.0, 200.0)
     input_impedance_ohm: float = 1.0e8
     white_uv: tuple[float, float] = (2.0, 10.0)
@@ -173,7 +187,10 @@ class NoiseConfig:
         if self.contact_loss_mode not in ("flat", "saturated", "mixed"):
             raise ConfigError(f"contact_loss_mode must be 'flat', 'saturated' or 'mixed', "
                               f"got {self.contact_loss_mode!r}")
-        for key in ("wear_time_s", "cm_voltage_mv", "white_uv", "bw_mv", "em_mv", "emg_mv"):
+        if self.powerline_coupling not in ("ground_electrode", "fixed"):
+            raise ConfigError(f"powerline_coupling must be 'ground_electrode' or 'fixed', "
+                              f"got {self.powerline_coupling!r}")
+        for key in ("wear_time_s", "cm_voltage_mv", "displacement_current_ua", "white_uv", "bw_mv", "em_mv", "emg_mv"):
             _range(key, getattr(self, key), 0.0)
         _range("contact_loss_s", self.contact_loss_s, 0.0, lo_open=True)
         _range("breathing_coupling", self.breathing_coupling, 0.0, 1.0)

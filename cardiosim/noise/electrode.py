@@ -347,7 +347,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             by_kind[kind] = x
             _per_electrode(params, "emg_rms_mv", amp)
         elif kind == "powerline":
-            v = common_mode_voltage(rng, cfg, t, fs, params)
+            v = common_mode_voltage(rng, cfg, t, fs, params, ground_impedance_ohm=float(np.median(z[:, 0])))
             by_kind[kind] = powerline_from_impedance(v, z, cfg.input_impedance_ohm)
         elif kind == "contact":
             off, contact = _contact(rng, cfg, n_e, n, fs, muscle, params)
@@ -404,12 +404,24 @@ def _mains_tables(n: int, fs: float, freqs: tuple) -> np.ndarray:
     return out
 
 
-def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params: dict) -> np.ndarray:
+def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params: dict,
+                        ground_impedance_ohm: float | None = None) -> np.ndarray:
     """Mains common-mode voltage of the body [T] mV (float32): fundamental and odd harmonics
     below Nyquist (harmonics at or above it are recorded in ``params`` and left out, since
     the simulation rate cannot carry them), with a slow (0.05-0.3 Hz) amplitude modulation
-    as the body moves relative to the mains wiring."""
-    a = rng.uniform(*cfg.cm_voltage_mv)
+    as the body moves relative to the mains wiring.
+
+    With ``cfg.powerline_coupling == 'ground_electrode'`` the amplitude is the drawn mains
+    displacement current times ``ground_impedance_ohm`` (the reference electrode's
+    impedance; Huhta & Webster 1973), else it is drawn from ``cfg.cm_voltage_mv``."""
+    if cfg.powerline_coupling == "ground_electrode":
+        if ground_impedance_ohm is None:
+            raise ConfigError("powerline_coupling = 'ground_electrode' needs the ground electrode's impedance")
+        i_d = rng.uniform(*cfg.displacement_current_ua)
+        params["displacement_current_ua"] = float(i_d)
+        a = i_d * 1e-6 * float(ground_impedance_ohm) * 1e3       # uA x Ohm -> mV
+    else:
+        a = rng.uniform(*cfg.cm_voltage_mv)
     params["cm_voltage_mv"] = float(a)
     ph0 = rng.uniform(0, 2 * np.pi)
     coef, freqs = [], []
