@@ -25,9 +25,14 @@ screens, ~15 % of the proposal's (``meta["proposal"]``). The cross-entropy propo
 the middle of the accepted region, not where the records are (the pooled mean beat,
 an average of different Gaussian decompositions, has a 113-ms QRS while the records'
 own last 58-73 ms), so 10 more rounds re-weight it toward the fitted records' global QRS
-duration, frontal axis, R in aVL and T in I and V5
-(``cardiosim.ode.prior.match_proposal_features``, targets measured by ``realism.measure``
-on those records only, never on the held-out ones).
+duration, frontal axis, R in aVL and T in I and V5 (``cardiosim.ode.prior.MATCH_FEATURES``,
+``match_proposal_features``; targets measured by ``realism.measure`` on those records only --
+E07500, E07506, E07508, HR06004 with the shared data -- never on the held-out ones).
+``--match-features`` matches others of ``prior.TEMPLATE_FEATURES`` instead (R in V2, ST in V5,
+T in II and V2 too: README, issue 13, tried and not shipped).
+
+The shipped file is this script's output with no arguments (``--data`` defaults to
+../shared/data): ``python scripts/fit_ode_prior.py``.
 
 Rhythm prior: ``cardiosim.ode.rhythm_prior.fit_rhythm_prior`` on cpsc2021 and mitdb/100,
 patients 21 and 84 of CPSC 2021 held out.
@@ -88,8 +93,10 @@ def main(argv=None):
                          "at 1.3 by a third of a percent per round)")
     ap.add_argument("--refine-draws", type=int, default=20_000, help="draws per refining round")
     ap.add_argument("--match-rounds", type=int, default=10,
-                    help="rounds matching the proposal's QRS, axis, R aVL and T to the fitted records' (0: none)")
+                    help="rounds matching the proposal's --match-features to the fitted records' (0: none)")
     ap.add_argument("--match-draws", type=int, default=20_000, help="draws per matching round")
+    ap.add_argument("--match-features", default=",".join(MATCH_FEATURES),
+                    help="comma-separated features of prior.TEMPLATE_FEATURES to match (default: MATCH_FEATURES)")
     ap.add_argument("--no-proposal", action="store_true", help="write the prior without a proposal")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -127,12 +134,13 @@ def main(argv=None):
         write_rhythm_prior(fit_rhythm_prior(args.data), DEFAULT_RHYTHM_PRIOR_PATH)
 
 
-def fitted_features(prior, data):
-    """``MATCH_FEATURES`` of the records the prior was fitted to, measured as the realism
-    table measures every record (``realism.measure``): the proposal's targets."""
+def fitted_features(prior, data, names=MATCH_FEATURES):
+    """Features ``names`` (default ``MATCH_FEATURES``) of the records the prior was fitted to,
+    measured as the realism table measures every record (``realism.measure``): the proposal's
+    targets."""
     used = {f"cinc2021/{r['name']}": r for r in real_records(data)}
     ms = [measure(used[s]["leads"], used[s]["fs"]) for s in prior.sources]
-    return {f: [m[f] for m in ms] for f in MATCH_FEATURES}
+    return {f: [m[f] for m in ms] for f in names}
 
 
 def write_with_proposal(prior, args):
@@ -144,7 +152,8 @@ def write_with_proposal(prior, args):
                                       round_draws=args.refine_draws, inflation=1.1, start="proposal")
     if args.match_rounds:
         prior = match_proposal_features(prior, np.random.default_rng([args.seed, 3]),
-                                        fitted_features(prior, args.data), rounds=args.match_rounds,
+                                        fitted_features(prior, args.data, args.match_features.split(",")),
+                                        rounds=args.match_rounds,
                                         round_draws=args.match_draws)
     prior.meta["proposal"]["command"] = " ".join(["python scripts/fit_ode_prior.py", *sys.argv[1:]])
     print(f"proposal [{time.time() - t0:.0f} s]: {json.dumps(prior.meta['proposal'])}")

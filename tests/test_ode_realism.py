@@ -320,6 +320,69 @@ def test_compare_flags_a_shifted_distribution():
     assert shifted["inside"] < 0.6 and not shifted["median_in_iqr"]
 
 
+# --- NORM distributions against the held-out real records (issue 13, item 3) -----------------
+# Target per feature: >= 90 % of synthetic records inside the real 2.5-97.5 % range and the real
+# median inside the synthetic IQR (realism.compare), real = the 5 held-out normal-beat records
+# (realism.HELD_OUT, never fitted), synthetic = realism_table's 40 noiseless records. With 5
+# records the first half is nearly out of reach for any generator: the 2.5-97.5 % range of 5
+# draws holds ~60 % of their own distribution, so a generator that IS the real distribution meets
+# both on 1.4 of 22 features on average (Monte Carlo, Gaussian, 5 real vs 40 synthetic: 0.063 per
+# feature), and 5 of these 40 synthetic records taken as the "real" ones against the other 35 meet
+# them on 0.9 of 22. What is measured is pinned: the features that meet both pass, the others are
+# xfail with their numbers (the shipped prior, scripts/ode_realism_table.py, as in the README), and
+# NORM_DIST_MIN_MET is a floor on the count.
+NORM_DIST_BELOW_TARGET = {
+    "hr": "65 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 63.2-92.2",
+    "qrs": "65 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 62-72.5",
+    "qtc": "78 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 390-426",
+    "R_II": "50 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.941-1.31",
+    "S_II": "40 % inside the real 0.0642-0.307 mV, real median 0.0935 inside the synthetic IQR 0.0127-0.141",
+    "R_V1": "62 % inside the real 0.00969-0.607 mV, real median 0.148 outside the synthetic IQR 0-0.138",
+    "S_V1": "90 % inside the real 0.153-1.26 mV, real median 0.667 outside the synthetic IQR 0.779-1.04",
+    "R_V2": "62 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.00443-0.08",
+    "S_V2": "95 % inside the real 0.0079-1.49 mV, real median 0.638 outside the synthetic IQR 0.719-1.09",
+    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.893-1.26",
+    "S_V5": "78 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0777-0.251",
+    "R_aVL": "55 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.217-0.54",
+    "ST_II": "82 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 inside the synthetic IQR -0.00375-0.0147",
+    "ST_V2": "52 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00193-0.0215",
+    "ST_V5": "80 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR -0.00398-0.00997",
+    "T_I": "50 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.236-0.369",
+    "T_II": "50 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.328-0.614",
+    "T_V2": "40 % inside the real 0.0216-0.392 mV, real median 0.25 outside the synthetic IQR -0.158-0.114",
+    "T_V5": "40 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.426-0.654",
+}
+NORM_DIST_MIN_MET = 3  # of 22: PR, axis, R in V6
+
+
+@pytest.fixture(scope="module")
+def norm_rows(data_dir):
+    from cardiosim.ode.realism import realism_table
+
+    tables, _ = realism_table(data_dir, classes=("NORM",))
+    return {r["feature"]: r for r in tables["NORM"]}
+
+
+def _dist_params():
+    from cardiosim.ode.realism import FEATURES
+
+    return [pytest.param(f, marks=pytest.mark.xfail(reason=f"{f}: {NORM_DIST_BELOW_TARGET[f]}", strict=False))
+            if f in NORM_DIST_BELOW_TARGET else f for f in FEATURES]
+
+
+@pytest.mark.parametrize("feature", _dist_params())
+def test_norm_distribution_against_held_out_records(norm_rows, feature):
+    r = norm_rows[feature]
+    assert r["n_real"] == 5 and r["n_synth"] >= 38, r
+    assert r["inside"] >= 0.9 and r["median_in_iqr"], r
+
+
+def test_norm_distributions_count(norm_rows):
+    """A floor on the count of NORM features meeting both criteria on the held-out records."""
+    met = [f for f, r in norm_rows.items() if r["inside"] >= 0.9 and r["median_in_iqr"]]
+    assert len(norm_rows) == 22 and len(met) >= NORM_DIST_MIN_MET, met
+
+
 def test_real_record_classes_from_snomed(data_dir):
     from cardiosim.ode.realism import HELD_OUT, real_records
 
