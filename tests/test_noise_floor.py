@@ -109,8 +109,8 @@ def test_default_wearer_at_rest_is_clean_between_beats_as_real_devices(real_floo
     more 30-40 Hz than they carry.
 
     Measured 2026-12-05 (scripts/interbeat_floor.py, 6 records): mains share 0.27 with the
-    fixed 20-200 mV common-mode voltage of before, 0.019 with the ground-electrode
-    displacement current; 30-40 Hz share 0.035 before, 0.021 with the activity noise's
+    fixed 20-200 mV common-mode voltage of before, 0.020 with the ground-electrode
+    displacement current; 30-40 Hz share 0.035 before, 0.018 with the activity noise's
     spectrum fitted between beats (real 0.072 and 0.048)."""
     sim = _simulated_floor("shirt12_500hz")
     for name, real in real_floor.items():
@@ -157,7 +157,7 @@ def test_activity_noise_at_rest_is_no_broadband_floor(electrode):
     chest-strap records it was fitted to (fit subjects 01-03 at rest, device floor included).
     Measured 2026-12-05 (scripts/interbeat_floor.py, 6 records, textile electrodes): 0.0021
     when the fitted spectrum was that of the whole residual (the QRS template misfit within
-    +-100 ms of R included), 0.0009 fitted between beats; real fit subjects 0.0010 (gel
+    +-100 ms of R included), 0.0010 fitted between beats; real fit subjects 0.0010 (gel
     0.0010), held-out 04-05 0.0011 (gel 0.0012). Gel passed before too (its whole-residual
     30-40 Hz share at rest was 1.8x the between-beat one, textile's 4.8x)."""
     from cardiosim.noise import textile
