@@ -76,19 +76,28 @@ def test_physics_term_penalises_a_qrs_notch_more_than_wander():
     assert cost_notch > 10 * abs(cost_wander)
 
 
-def test_refiner_closes_a_known_domain_gap_and_the_physics_term_keeps_the_beats():
-    """The real device adds 8x more broadband noise than the simulation: the refined
-    records' noise must reach the real level while their beats stay as recognisable as
-    in real records -- which takes the physics (Euler) term: without it the refiner
-    overshoots and distorts the beats -- and no refined record may copy a real one."""
+def _noise_gap_records():
+    """48 simulated records with 0.01 noise and 48 "real" ones with 8x more (0.08), each with
+    its clean beats: ``(sim_clean, sim_peaks, sim, real_clean, real)``."""
     rng = np.random.default_rng(3)
     sim_clean, sim_peaks = make_clean(48, rng)
     sim = sim_clean + 0.01 * rng.standard_normal(sim_clean.shape).astype(np.float32)
     real_clean, _ = make_clean(48, rng)
     real = (real_clean + 0.08 * rng.standard_normal(real_clean.shape)).astype(np.float32)
+    return sim_clean, sim_peaks, sim, real_clean, real
 
-    def beat_corr(x, c):
-        return np.median([np.corrcoef(x[i, k], c[i, k])[0, 1] for i in range(16) for k in range(2)])
+
+def beat_corr(x, c):
+    """Median correlation of the first 16 records' two leads with their clean beats."""
+    return np.median([np.corrcoef(x[i, k], c[i, k])[0, 1] for i in range(16) for k in range(2)])
+
+
+def test_refiner_closes_a_known_domain_gap_and_the_physics_term_keeps_the_beats():
+    """The real device adds 8x more broadband noise than the simulation: the refined
+    records' noise must reach the real level while their beats stay as recognisable as
+    in real records -- which takes the physics (Euler) term: without it the refiner
+    overshoots and distorts the beats -- and no refined record may copy a real one."""
+    sim_clean, sim_peaks, sim, real_clean, real = _noise_gap_records()
 
     kw = dict(fs=FS, clean=sim_clean, r_peaks=sim_peaks, steps=80, batch=8, channels=8, lr=2e-3, lambda_reg=0.2,
               seed=0, device="cpu", keep_average_beat=False,   # the physics term on its own: no projection,
@@ -119,14 +128,7 @@ def test_residual_refiner_closes_the_gap_and_keeps_the_beats_by_construction():
     0.901 real, 0.844 without the physics term (the learned noise is low-frequency heavy,
     the real one white: what costs beat correlation is the noise's colour and size, not the
     beats)."""
-    rng = np.random.default_rng(3)
-    sim_clean, sim_peaks = make_clean(48, rng)
-    sim = sim_clean + 0.01 * rng.standard_normal(sim_clean.shape).astype(np.float32)
-    real_clean, _ = make_clean(48, rng)
-    real = (real_clean + 0.08 * rng.standard_normal(real_clean.shape)).astype(np.float32)
-
-    def beat_corr(x, c):
-        return np.median([np.corrcoef(x[i, k], c[i, k])[0, 1] for i in range(16) for k in range(2)])
+    sim_clean, sim_peaks, sim, real_clean, real = _noise_gap_records()
 
     res = fit_refiner(sim, real, fs=FS, clean=sim_clean, r_peaks=sim_peaks, steps=80, batch=8, channels=8, lr=2e-3,
                       lambda_reg=0.2, seed=0, device="cpu", max_slope_fraction=0.0, max_amplitude_fraction=0.0,

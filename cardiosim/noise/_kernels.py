@@ -285,31 +285,10 @@ def _splitmix64_state(seed, st):  # pragma: no cover - compiled
         st[i] = z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
-def _xoshiro_fill(st, u):  # pragma: no cover - compiled
-    """Fill the uint32 array ``u`` (even length) with the next xoshiro256++ outputs of the
-    state ``st`` (uint64 [4], advanced), the low then the high half of each."""
-    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
-    lo_mask = np.uint64(0xFFFFFFFF)
-    for j in range(0, u.shape[0] - 1, 2):
-        a = s0 + s3
-        r = ((a << np.uint64(23)) | (a >> np.uint64(41))) + s0
-        t = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-        u[j] = np.uint32(r & lo_mask)
-        u[j + 1] = np.uint32(r >> np.uint64(32))
-    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
-
-
-@njit(cache=True, nogil=True)
-def _xoshiro_hi32(st):  # pragma: no cover - compiled
-    """The high 32 bits of the next xoshiro256++ output of ``st`` (advanced)."""
-    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+@njit(cache=True, nogil=True, inline="always")
+def _xoshiro_step(s0, s1, s2, s3):  # pragma: no cover - compiled
+    """One xoshiro256++ step on the state words: ``(output, s0, s1, s2, s3)`` (uint64).
+    Words in and out, not an array, so a loop keeps the state in registers."""
     a = s0 + s3
     r = ((a << np.uint64(23)) | (a >> np.uint64(41))) + s0
     t = s1 << np.uint64(17)
@@ -319,7 +298,26 @@ def _xoshiro_hi32(st):  # pragma: no cover - compiled
     s0 ^= s3
     s2 ^= t
     s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    return r, s0, s1, s2, s3
+
+
+@njit(cache=True, nogil=True)
+def _xoshiro_fill(st, u):  # pragma: no cover - compiled
+    """Fill the uint32 array ``u`` (even length) with the next xoshiro256++ outputs of the
+    state ``st`` (uint64 [4], advanced), the low then the high half of each."""
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+    lo_mask = np.uint64(0xFFFFFFFF)
+    for j in range(0, u.shape[0] - 1, 2):
+        r, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
+        u[j] = np.uint32(r & lo_mask)
+        u[j + 1] = np.uint32(r >> np.uint64(32))
     st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+
+
+@njit(cache=True, nogil=True)
+def _xoshiro_hi32(st):  # pragma: no cover - compiled
+    """The high 32 bits of the next xoshiro256++ output of ``st`` (advanced)."""
+    r, st[0], st[1], st[2], st[3] = _xoshiro_step(st[0], st[1], st[2], st[3])
     return np.uint32(r >> np.uint64(32))
 
 
