@@ -23,6 +23,17 @@ def _beats(fs, seconds, rate_hz=1.0):
     return x, r
 
 
+def test_floor_refuses_gaps_and_bad_rates():
+    from cardiosim.errors import SignalError
+
+    x = np.zeros(1000)
+    x[123] = np.nan
+    with pytest.raises(SignalError, match="1 NaN/inf samples .first at index 123"):
+        interbeat_floor(x, 250.0)
+    with pytest.raises(SignalError, match="positive number of Hz"):
+        interbeat_floor(np.zeros(1000), 0.0)
+
+
 def test_floor_reads_white_noise_and_mains():
     fs = 500.0
     rng = np.random.default_rng(0)

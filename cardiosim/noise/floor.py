@@ -66,8 +66,14 @@ def interbeat_floor(x, fs: float, *, r_peaks=None, mains_hz: tuple = (50.0, 60.0
     from ..qrs import detect_r_peaks
 
     x = np.asarray(x, dtype=np.float64)
+    if not (np.isfinite(fs) and fs > 0):
+        raise SignalError(f"sampling rate must be a positive number of Hz, got {fs}")
     if x.ndim != 1 or x.size < 2 * fs:
         raise SignalError(f"need one lead of at least 2 s, got shape {x.shape} at {fs} Hz")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise SignalError(f"{int(bad.sum())} NaN/inf samples (first at index {int(np.argmax(bad))}); "
+                          "the floor of a record with gaps is not defined")
     fs = float(fs)
     r = detect_r_peaks(x, fs) if r_peaks is None else np.asarray(r_peaks, dtype=np.int64)
     nan = FloorMeasures(np.nan, np.nan, np.nan, np.nan, np.nan, 0)
