@@ -68,7 +68,7 @@ def test_kernels_match_their_numpy_twins(context):
     p = K.draw_params(seeds, e.base, e.center, e.spec)
     for j, s in enumerate(seeds):
         q = K.params_numpy(int(s), e.base, e.center, e.spec)
-        for name in ("offsets", "rot", "white", "pl", "divider", "breath", "bwe"):
+        for name in ("offsets", "rot", "white", "pl", "divider", "breath", "bwe", "mains_src"):
             np.testing.assert_allclose(getattr(p, name)[j], getattr(q, name)[0], rtol=1e-12, atol=1e-15, err_msg=name)
     rng = np.random.default_rng(0)
     lf = rng.normal(0, 0.05, (3, 9, 3))
@@ -149,6 +149,43 @@ def test_white_noise_level_and_mains_reach_the_leads(context):
                 amp = p.pl[j, 0] * abs(p.divider[j, la] - p.divider[j, ra])
                 depth = p.pl[j, 4]
                 assert amp * (1 - depth) * 0.95 <= spec.max() <= amp * (1 + depth) * 1.05
+
+
+def test_mains_common_mode_follows_the_ground_electrode_as_per_record(context):
+    """issue 14: the batch kernel sets the mains common mode as the per-record simulation
+    (cardiosim.noise.electrode.common_mode_voltage) does -- V_cm = i_d Z_ground, i_d drawn
+    from displacement_current_ua, Z_ground the median electrode impedance at the start of the
+    record -- and keeps the 'fixed' cm_voltage_mv option."""
+    from scipy import stats
+
+    from cardiosim.noise import NoiseConfig, simulate_electrode_noise
+
+    seeds = np.arange(1000, dtype=np.uint64) * np.uint64(7919) + np.uint64(3)
+    for electrode in ("textile", "dry"):
+        nz = NoiseConfig(kinds=("powerline",), electrode=electrode)
+        t = ShirtTransform(0, context=context, mode="batch", config=SimulationConfig(motion=False, noise=nz))
+        e = t._engine
+        p = K.draw_params(seeds, e.base, e.center, e.spec)
+        # analytic, per record: the impedances recovered from the potential dividers
+        z_start = e.spec.zin * p.divider / (1.0 - p.divider)
+        i_d, zg = p.mains_src[:, 0], p.mains_src[:, 1]
+        np.testing.assert_allclose(zg, np.median(z_start, axis=1), rtol=1e-9)
+        np.testing.assert_allclose(p.pl[:, 0], i_d * 1e-6 * zg * 1e3, rtol=1e-12)
+        lo, hi = nz.displacement_current_ua
+        assert np.all((i_d >= lo) & (i_d <= hi)) and np.ptp(i_d) > 0.8 * (hi - lo)
+        # the distribution of the amplitude against the per-record simulation's
+        n_e = e.base.shape[0]
+        ref = np.array([simulate_electrode_noise(n_e, 64, FS, np.random.default_rng(i), nz).params["cm_voltage_mv"]
+                        for i in range(1000)])
+        assert np.median(p.pl[:, 0]) == pytest.approx(np.median(ref), rel=0.1), electrode
+        assert stats.ks_2samp(p.pl[:, 0], ref).pvalue > 0.01, electrode     # old fixed 20-200 mV: p ~ 1e-300
+    # 'fixed' stays reachable: cm_voltage_mv, no displacement current
+    nz = NoiseConfig(kinds=("powerline",), powerline_coupling="fixed", cm_voltage_mv=(20.0, 200.0))
+    e = ShirtTransform(0, context=context, mode="batch", config=SimulationConfig(motion=False, noise=nz))._engine
+    p = K.draw_params(seeds, e.base, e.center, e.spec)
+    assert np.all((p.pl[:, 0] >= 20.0) & (p.pl[:, 0] <= 200.0)) and np.isnan(p.mains_src).all()
+    q = K.params_numpy(int(seeds[3]), e.base, e.center, e.spec)
+    np.testing.assert_allclose(p.pl[3], q.pl[0], rtol=1e-12)
 
 
 def test_refusals_name_what_is_wrong(context, sources):

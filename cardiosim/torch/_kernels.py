@@ -6,7 +6,11 @@ A batch of records goes through three kernels with no per-record Python:
   SplitMix64 stream keyed by the record's own 64-bit seed (Steele, Lea & Flood, OOPSLA
   2014): garment fit (slip, rotation, stretch, jitter), heart orientation, noise levels,
   electrode impedances, mains and breathing phases. A record's draws depend on its seed
-  alone, so a record transformed alone or in any batch is bit-identical.
+  alone, so a record transformed alone or in any batch is bit-identical. The mains common
+  mode follows :func:`cardiosim.noise.electrode.common_mode_voltage`: with
+  ``powerline_coupling = 'ground_electrode'`` its amplitude is a drawn displacement current
+  times the median of the electrodes' impedances at the start of the record (Huhta & Webster
+  1973), with ``'fixed'`` it is drawn from ``cm_voltage_mv``.
 * :func:`transfer` -- the per-record transfer ``G = 1e3 * L(r) @ R`` from the lead field at
   the displaced electrodes and the heart rotation.
 * :func:`render` -- electrode potentials ``phi_e = G_e . s + n_e``, the montage, the
@@ -83,7 +87,7 @@ def n_uniforms(n_e: int, n_harm: int) -> int:
 
 @njit(cache=True)
 def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
-                 coupling_rng, offsets, rot, white, pl, divider, zin, breath, bwe):
+                 coupling_rng, offsets, rot, white, pl, divider, zin, breath, bwe, ground, id_rng, mains_src):
     # normals from consecutive uniform pairs (Box-Muller)
     nn = 6 + 3 * n_e
     z = np.empty(nn)
@@ -110,7 +114,7 @@ def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_
     for e in range(n_e):
         white[e] = 1e-3 * (white_rng[0] + u[k] * (white_rng[1] - white_rng[0]))   # uV -> mV
         k += 1
-    pl[0] = cm_rng[0] + u[k] * (cm_rng[1] - cm_rng[0])                            # mV
+    u_cm = u[k]               # amplitude: once the impedances are known (below)
     ph0 = 2.0 * np.pi * u[k + 1]
     k += 2
     for h in range(n_harm):
@@ -132,9 +136,24 @@ def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_
     wear = wear_rng[0] + u[k] * (wear_rng[1] - wear_rng[0])
     k += 1
     decay = np.exp(-wear / tau)
+    zs = np.empty(n_e)
     for e in range(n_e):
         ze = bwe[e, 0] + (divider[e] - bwe[e, 0]) * decay
+        zs[e] = ze
         divider[e] = ze / (ze + zin)      # Huhta & Webster 1973 potential divider
+    if ground:
+        # V_cm = i_d Z_ground, Z_ground the median impedance at the start of the record
+        zs.sort()
+        h = n_e // 2
+        zg = zs[h] if n_e % 2 == 1 else (zs[h - 1] + zs[h]) / 2.0
+        i_d = id_rng[0] + u_cm * (id_rng[1] - id_rng[0])                          # uA
+        pl[0] = i_d * 1e-6 * zg * 1e3                                             # mV
+        mains_src[0] = i_d
+        mains_src[1] = zg
+    else:
+        pl[0] = cm_rng[0] + u_cm * (cm_rng[1] - cm_rng[0])                        # mV
+        mains_src[0] = np.nan
+        mains_src[1] = np.nan
     breath[0] = 0.2 + 0.13 * u[k]         # breathing rate, Hz (12-20 /min)
     breath[1] = 2.0 * np.pi * u[k + 1]
     coupling = coupling_rng[0] + u[k + 2] * (coupling_rng[1] - coupling_rng[0])
@@ -149,7 +168,7 @@ def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_
 
 @njit(cache=True)
 def _draw_params_kernel(seeds, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
-                        coupling_rng, zin, offsets, rot, white, pl, divider, breath, bwe):
+                        coupling_rng, zin, ground, id_rng, offsets, rot, white, pl, divider, breath, bwe, mains_src):
     k = n_uniforms(n_e, n_harm)
     words = np.empty(k, dtype=np.uint64)
     u = np.empty(k)
@@ -158,7 +177,8 @@ def _draw_params_kernel(seeds, n_e, n_harm, base, center, sds, z_rng, wear_rng, 
         for i in range(k):
             u[i] = (np.float64(words[i] >> _S11) + 0.5) * _U53
         _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
-                     coupling_rng, offsets[b], rot[b], white[b], pl[b], divider[b], zin, breath[b], bwe[b])
+                     coupling_rng, offsets[b], rot[b], white[b], pl[b], divider[b], zin, breath[b], bwe[b],
+                     ground, id_rng, mains_src[b])
 
 
 class Params:
@@ -172,6 +192,9 @@ class Params:
         self.divider = np.zeros((n_rec, n_e))
         self.breath = np.zeros((n_rec, 2))
         self.bwe = np.zeros((n_rec, n_e, 4))
+        #: mains displacement current (uA) and ground impedance (Ohm) behind ``pl[:, 0]``
+        #: (NaN with ``powerline_coupling = 'fixed'``)
+        self.mains_src = np.zeros((n_rec, 2))
 
 
 def draw_params(seeds, base, center, spec) -> Params:
@@ -184,7 +207,9 @@ def draw_params(seeds, base, center, spec) -> Params:
     center : ndarray (3,) m -- body axis point the garment turns about
     spec : PhysicsSpec-like with ``sds`` (slip m, rotation deg, stretch, jitter m, heart deg),
         ``z_rng`` (z0 lo, hi, zinf lo, hi Ohm), ``wear_rng`` s, ``tau`` s, ``white_rng`` uV,
-        ``cm_rng`` mV, ``bw_rng`` mV, ``coupling_rng``, ``zin`` Ohm, ``n_harm``
+        ``cm_rng`` mV, ``bw_rng`` mV, ``coupling_rng``, ``zin`` Ohm, ``n_harm``, and the mains
+        coupling: ``ground`` (bool; ``powerline_coupling == 'ground_electrode'``) with
+        ``id_rng`` uA, the displacement-current range (``cm_rng`` is used when not ``ground``)
     """
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     n_e = base.shape[0]
@@ -192,14 +217,16 @@ def draw_params(seeds, base, center, spec) -> Params:
     _draw_params_kernel(seeds, n_e, spec.n_harm, np.ascontiguousarray(base, dtype=np.float64),
                         np.asarray(center, dtype=np.float64), spec.sds, spec.z_rng, spec.wear_rng, spec.tau,
                         spec.white_rng, spec.cm_rng, spec.bw_rng, spec.coupling_rng, spec.zin,
-                        p.offsets, p.rot, p.white, p.pl, p.divider, p.breath, p.bwe)
+                        bool(spec.ground), np.asarray(spec.id_rng, dtype=np.float64),
+                        p.offsets, p.rot, p.white, p.pl, p.divider, p.breath, p.bwe, p.mains_src)
     return p
 
 
 def params_numpy(seed: int, base, center, spec) -> Params:
     """NumPy twin of :func:`draw_params` for one record (layout of the uniform draws:
     ``6 + 3 n_e`` Box-Muller pairs -- slip, rotation, stretch, jitter xyz per electrode,
-    heart angles x y z --, then white RMS per electrode, mains amplitude and phase, harmonic
+    heart angles x y z --, then white RMS per electrode, mains amplitude (displacement current
+    with the ground-electrode coupling) and phase, harmonic
     level and phase pairs, modulation rate, depth and phase, z0 and z_inf per electrode,
     wear time, breathing rate and phase, breathing coupling, wander RMS, drift rate and
     drift phase per electrode)."""
@@ -226,7 +253,7 @@ def params_numpy(seed: int, base, center, spec) -> Params:
     p.white[0] = 1e-3 * (spec.white_rng[0] + u[k:k + n_e] * (spec.white_rng[1] - spec.white_rng[0]))
     k += n_e
     pl = p.pl[0]
-    pl[0] = spec.cm_rng[0] + u[k] * (spec.cm_rng[1] - spec.cm_rng[0])
+    u_cm = u[k]
     ph0 = 2 * np.pi * u[k + 1]
     k += 2
     for i in range(h):
@@ -243,6 +270,14 @@ def params_numpy(seed: int, base, center, spec) -> Params:
     k += 1
     ze = zinf + (z0 - zinf) * np.exp(-wear / spec.tau)
     p.divider[0] = ze / (ze + spec.zin)
+    if spec.ground:
+        i_d = spec.id_rng[0] + u_cm * (spec.id_rng[1] - spec.id_rng[0])
+        zg = float(np.median(ze))
+        pl[0] = i_d * 1e-6 * zg * 1e3
+        p.mains_src[0] = i_d, zg
+    else:
+        pl[0] = spec.cm_rng[0] + u_cm * (spec.cm_rng[1] - spec.cm_rng[0])
+        p.mains_src[0] = np.nan
     p.breath[0] = 0.2 + 0.13 * u[k], 2 * np.pi * u[k + 1]
     coupling = spec.coupling_rng[0] + u[k + 2] * (spec.coupling_rng[1] - spec.coupling_rng[0])
     k += 3

@@ -109,7 +109,8 @@ class _BatchEngine:
                           cfg.garment.jitter_sd, cfg.heart.rotation_sd_deg], dtype=float),
             z_rng=np.array([*z0, *zinf], dtype=float), wear_rng=np.array(nz.wear_time_s, dtype=float),
             tau=float(nz.hydration_tau_s), white_rng=np.array(nz.white_uv, dtype=float),
-            cm_rng=np.array(nz.cm_voltage_mv, dtype=float), bw_rng=np.array(nz.bw_mv, dtype=float),
+            cm_rng=np.array(nz.cm_voltage_mv, dtype=float), ground=nz.powerline_coupling == "ground_electrode",
+            id_rng=np.array(nz.displacement_current_ua, dtype=float), bw_rng=np.array(nz.bw_mv, dtype=float),
             coupling_rng=np.array(nz.breathing_coupling, dtype=float), zin=float(nz.input_impedance_ohm),
             n_harm=int(nz.powerline_harmonics))
         on = cfg.add_noise
