@@ -96,8 +96,9 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "patient drawn from the fitted normal prior; PR 0.12-0.20 s, QRS < 0.11 s, "
               "QTc 0.35-0.46 s", (), "NORM", dict(_NORMAL_INTERVALS)),
     ClassInfo("LBBB", "morphology", "complete left bundle branch block",
-              "QRS >= 0.12 s (0.13-0.17 s), broad notched R directed left-posterior, no septal "
-              "q, ST-T discordant to the QRS", ("164909002", "733534002"), "CLBBB",
+              "QRS >= 0.12 s (0.13-0.17 s), septum activated right to left (initial forces "
+              "left-anterior, no septal q), then a slow left-posterior LV free wall: broad notched or "
+              "slurred R in I, V6, deep S in V1, ST-T discordant to the QRS", ("164909002", "733534002"), "CLBBB",
               {"qrs": (0.12, None)}),
     ClassInfo("RBBB", "morphology", "complete right bundle branch block",
               "QRS >= 0.12 s (0.12-0.15 s), late terminal forces directed right-anterior "

@@ -32,7 +32,7 @@ REPOL = (8, 9, 10)  # timing scales with RR^(1/3)
 EDGE = 2.5  # a lone Gaussian starts/ends about EDGE sigma from its centre (4.4 % of its peak)
 AXES = "XYZ"
 QRS_VELOCITY_REL = 0.15  # QRS on/offset: spatial velocity at 15 % of its maximum
-LBBB_MIN_TROUGH = 0.25  # lowest 12-lead QRS velocity of an LBBB beat, share of its peak
+LBBB_MIN_TROUGH = 0.25  # lowest mid-QRS 12-lead velocity of an LBBB beat (between its maxima), share of its peak
 PVC_MAX_CORR = 0.5  # largest 12-lead correlation of an ectopic ventricular complex with the sinus one
 
 # Support of each slot (the fit's bounds and the prior's truncation): centre, s from R at
@@ -291,9 +291,15 @@ def _stretch_12lead(p: Patient, target: float) -> Patient:
 
 
 def _velocity_trough(p: Patient) -> float:
-    """Lowest 12-lead spatial velocity inside the QRS (between the first and last samples
-    at >= QRS_VELOCITY_REL of the peak), relative to the peak, as a 0.5-40 Hz display
-    shows it (Gaussians widened by ``prior.BAND_SIGMA``), 1-kHz grid."""
+    """Deepest mid-QRS dip of the 12-lead spatial velocity, relative to its peak, as a
+    0.5-40 Hz display shows it (Gaussians widened by ``prior.BAND_SIGMA``), 1-kHz grid: the
+    lowest velocity between the first and the last of its local maxima that reach
+    QRS_VELOCITY_REL of the peak (1.0 when there is one such maximum: no dip).
+
+    The dip is read between the velocity maxima, not between the first and last samples
+    above QRS_VELOCITY_REL: those two edge samples sit at QRS_VELOCITY_REL of the peak by
+    construction, so a minimum taken over them never exceeds ~0.15 and no beat could
+    reach LBBB_MIN_TROUGH (0 of 300 LBBB draws did before this was fixed)."""
     from .prior import BAND_SIGMA
     from .realism import lead_matrix
 
@@ -301,8 +307,11 @@ def _velocity_trough(p: Patient) -> float:
     b = Patient(p.tau, se, p.amp * p.sigma / se)
     t = np.arange(-0.15, 0.25, 1e-3)
     vel = np.linalg.norm(np.diff(lead_matrix() @ b.render(t, QRS_WAVES), axis=1), axis=0)
-    hot = np.flatnonzero(vel >= QRS_VELOCITY_REL * vel.max())
-    return float(vel[hot[0]:hot[-1] + 1].min() / vel.max())
+    top = vel.max()
+    pk = np.flatnonzero((vel[1:-1] > vel[:-2]) & (vel[1:-1] >= vel[2:]) & (vel[1:-1] >= QRS_VELOCITY_REL * top)) + 1
+    if pk.size < 2:
+        return 1.0
+    return float(vel[pk[0]:pk[-1] + 1].min() / top)
 
 
 def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
@@ -363,18 +372,29 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
     q_slots = list(QRS_WAVES)
     if morphology == "LBBB":
-        # drawn again (up to 10 times) while the broad notched R pauses every lead at once:
-        # a 12-lead spatial velocity falling under LBBB_MIN_TROUGH of its peak inside the QRS
-        # splits it for a velocity delineator (two 50-ms halves measured instead of one)
+        # Activation without the left bundle (Surawicz et al., AHA/ACCF/HRS part III,
+        # Circulation 2009;119:e235; the LBBB spatial VCG, Chou's Electrocardiography in
+        # Clinical Practice ch. 5): the septum is activated from the right bundle, right to
+        # left, so the initial forces point leftward and (with the RV wall) anteriorly -- no
+        # septal q in I, V6, a small r or none in V1; then, after slow transseptal spread,
+        # the LV free wall leftward-posterior (the broad R of I, V6, the deep S of V1), last
+        # the posterobasal LV. The loop turns from left-anterior to left-posterior while its
+        # two halves meet: V6 notches (two maxima) and the 12 leads never pause together.
+        # (A septal force along the free wall's direction made a straight, out-and-back loop
+        # whose spatial velocity fell to 0.03-0.11 of its peak at the apex.)
+        # Drawn again (up to 10 times) while the 12-lead spatial velocity dips under
+        # LBBB_MIN_TROUGH of its peak between its first and last maxima: such a pause splits
+        # the QRS for a velocity delineator (two 50-ms halves measured instead of one)
         for _ in range(10):
             qrs = rng.uniform(0.13, 0.17)
             mag = r_mag * rng.uniform(1.0, 1.4)
-            # main forces left-posterior (Frank +X, +Z), slow and notched; septal q lost
+            # LV free wall: left-posterior (Frank +X, +Z); septum: left-anterior (+X, -Z)
             d = _unit(np.array([0.75, rng.uniform(-0.1, 0.3), rng.uniform(0.5, 0.8)]))
+            sep = _unit(np.array([0.8, rng.uniform(-0.1, 0.3), -rng.uniform(0.2, 0.5)]))
             amp_b, tau_b, sig_b = amp.copy(), tau.copy(), sigma.copy()
             amp_b[:, q_slots] = 0.0
             _set_waves(tau_b, sig_b, amp_b, q_slots[:3], [-0.03, 0.0, 0.025], [0.014, 0.014, 0.012],
-                       [0.8 * mag * d + 0.1 * mag * _unit(rng.normal(size=3)), mag * d,
+                       [rng.uniform(0.5, 0.8) * mag * sep, mag * d,
                         0.15 * mag * _unit(np.array([0.3, -0.3, 1.0]))])
             # secondary ST-T changes, discordant to the QRS
             tt = max(t_mag, 0.25)
