@@ -330,29 +330,29 @@ def test_compare_flags_a_shifted_distribution():
 # feature), and 5 of these 40 synthetic records taken as the "real" ones against the other 35 meet
 # them on 0.9 of 22. What is measured is pinned: the features that meet both pass, the others are
 # xfail with their numbers (the shipped prior, scripts/ode_realism_table.py, as in the README), and
-# NORM_DIST_MIN_MET is a floor on the count.
+# NORM_DIST_MIN_MET is a floor on the count. The prior's proposal is matched to 9 features measured
+# on the 4 fit-set records (E07500, E07506, E07508, HR06004; scripts/fit_ode_prior.py
+# --match-features qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5), never on these held-out ones.
 NORM_DIST_BELOW_TARGET = {
-    "hr": "65 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 63.2-92.2",
-    "qrs": "65 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 62-72.5",
-    "qtc": "78 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 390-426",
-    "R_II": "50 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.941-1.31",
-    "S_II": "40 % inside the real 0.0642-0.307 mV, real median 0.0935 inside the synthetic IQR 0.0127-0.141",
-    "R_V1": "62 % inside the real 0.00969-0.607 mV, real median 0.148 outside the synthetic IQR 0-0.138",
-    "S_V1": "90 % inside the real 0.153-1.26 mV, real median 0.667 outside the synthetic IQR 0.779-1.04",
-    "R_V2": "62 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.00443-0.08",
-    "S_V2": "95 % inside the real 0.0079-1.49 mV, real median 0.638 outside the synthetic IQR 0.719-1.09",
-    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.893-1.26",
-    "S_V5": "78 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0777-0.251",
-    "R_aVL": "55 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.217-0.54",
-    "ST_II": "82 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 inside the synthetic IQR -0.00375-0.0147",
-    "ST_V2": "52 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00193-0.0215",
-    "ST_V5": "80 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR -0.00398-0.00997",
-    "T_I": "50 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.236-0.369",
-    "T_II": "50 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.328-0.614",
-    "T_V2": "40 % inside the real 0.0216-0.392 mV, real median 0.25 outside the synthetic IQR -0.158-0.114",
-    "T_V5": "40 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.426-0.654",
+    "hr": "65 % inside the real 58.8-122 bpm, real median 92.6 inside the synthetic IQR 68.8-92.7",
+    "qrs": "68 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 63.5-72",
+    "qtc": "72 % inside the real 334-430 ms, real median 392 outside the synthetic IQR 396-427",
+    "R_II": "48 % inside the real 0.155-1.09 mV, real median 0.877 inside the synthetic IQR 0.798-1.26",
+    "S_II": "28 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0.00428-0.0902",
+    "R_V1": "70 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0143-0.227",
+    "R_V2": "65 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.0467-0.367",
+    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.969-1.21",
+    "S_V5": "75 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.053-0.188",
+    "R_aVL": "72 % inside the real 0.0356-0.445 mV, real median 0.156 inside the synthetic IQR 0.111-0.398",
+    "ST_II": "98 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00388-0.0174",
+    "ST_V2": "40 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00804-0.00902",
+    "ST_V5": "85 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00157-0.0176",
+    "T_I": "48 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.274-0.339",
+    "T_II": "90 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.336-0.438",
+    "T_V2": "75 % inside the real 0.0216-0.392 mV, real median 0.25 outside the synthetic IQR 0.0068-0.214",
+    "T_V5": "62 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.432-0.553",
 }
-NORM_DIST_MIN_MET = 3  # of 22: PR, axis, R in V6
+NORM_DIST_MIN_MET = 5  # of 22: PR, axis, S in V1, S in V2, R in V6
 
 
 @pytest.fixture(scope="module")

@@ -606,14 +606,14 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
 
 # summary features of a beat template (realism.measure's names) that match_proposal_features
 # can match: global QRS (s), frontal axis (deg), R in aVL and V2, ST at J + 60 ms in V5, T in I,
-# II, V2 and V5 (mV); MATCH_FEATURES are the ones the shipped proposal is matched on. Matched on
-# those five alone, the sampled beats have R in V2 0.04 mV (median; the four fitted records
-# 0.12-0.46: a near-QS V2), T in V2 inverted in over half of them and ST in V5 0.003 mV (the
-# records 0.03-0.07 but one). Matching all of TEMPLATE_FEATURES (scripts/fit_ode_prior.py
-# --match-features) fixes R and T in V2 but one LBBB patient of tests/test_ode_classes.py then
-# splits its QRS (README, issue 13): not shipped.
+# II, V2 and V5 (mV); MATCH_FEATURES are the ones the shipped proposal is matched on: all of them
+# since issue 13's LBBB fix (model._velocity_trough). Matched on qrs, axis, R_aVL, T_I, T_V5 alone,
+# the sampled beats had R in V2 0.04 mV (median; the four fitted records 0.12-0.46: a near-QS V2),
+# T in V2 inverted in over half of them and ST in V5 0.003 mV (the records 0.03-0.07 but one); that
+# nine-feature prior was held back while one LBBB patient of tests/test_ode_classes.py split its
+# QRS, which was the LBBB construction's fault (its redraw loop could never succeed; README).
 TEMPLATE_FEATURES = ("qrs", "axis", "R_aVL", "R_V2", "ST_V5", "T_I", "T_II", "T_V2", "T_V5")
-MATCH_FEATURES = ("qrs", "axis", "R_aVL", "T_I", "T_V5")
+MATCH_FEATURES = TEMPLATE_FEATURES
 
 
 def template_features(tau, sigma, amp, rr=1.0):
