@@ -403,6 +403,15 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
             q = _stretch_12lead(_stretch(p.replace(amp=amp_b, tau=tau_b, sigma=sig_b), QRS_WAVES, qrs), qrs)
             if _velocity_trough(q) >= LBBB_MIN_TROUGH:
                 break
+        # AV conduction is untouched by a bundle-branch block: the wide QRS starts earlier
+        # before the R fiducial, so the P waves move with its onset and the patient keeps
+        # its PR interval (else the P wave ends inside the slurred QRS onset and a velocity
+        # delineator reads P and QRS as one 190-240 ms complex)
+        early = p.span(QRS_WAVES)[0] - q.span(QRS_WAVES)[0]
+        if early > 0:
+            tau_q = q.tau.copy()
+            tau_q[:, list(P_WAVES)] -= early
+            q = q.replace(tau=tau_q)
         prm.update(qrs_s=qrs, r_mV=mag)
         return q, prm
     if morphology == "RBBB":
