@@ -184,3 +184,18 @@ def test_lbbb_redraw_loop_accepts(monkeypatch):
     seen = np.array(seen)
     assert np.mean(seen >= model.LBBB_MIN_TROUGH) >= 0.5, seen
     assert min(got) >= model.LBBB_MIN_TROUGH, got
+
+
+def test_lbbb_keeps_the_patients_pr():
+    """A bundle-branch block leaves AV conduction alone: the LBBB beat's PR (P onset to the
+    wide QRS's onset) is its normal patient's, although its QRS starts ~40 ms earlier before
+    the R fiducial (before, the P stayed put and ran into the slurred QRS onset)."""
+    from cardiosim.ode.model import apply_morphology
+    from cardiosim.ode.prior import sample_patient
+
+    for k in range(8):
+        rng = np.random.default_rng([20261205, 14, k])
+        p = sample_patient(rng)
+        q, _ = apply_morphology(p, "LBBB", rng)
+        assert abs(q.intervals()["pr"] - p.intervals()["pr"]) < 0.002, k
+        assert q.intervals()["qrs"] > p.intervals()["qrs"] + 0.03, k
