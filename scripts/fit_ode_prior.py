@@ -37,7 +37,7 @@ The shipped file (``meta["proposal"]["command"]`` records it) was made by
 qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5 --out /tmp/p13/prior_new.json`` and copied to
 ``cardiosim/ode/data/normal_prior.json`` (its beat prior is identical to the one written with
 no arguments; the matched features are now the default, so ``python scripts/fit_ode_prior.py``
-writes the same proposal and also refits the rhythm prior).
+should write the same proposal -- same seeds, not re-run -- and also refits the rhythm prior).
 
 Rhythm prior: ``cardiosim.ode.rhythm_prior.fit_rhythm_prior`` on cpsc2021 and mitdb/100,
 patients 21 and 84 of CPSC 2021 held out.
