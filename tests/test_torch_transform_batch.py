@@ -188,6 +188,31 @@ def test_mains_common_mode_follows_the_ground_electrode_as_per_record(context):
     np.testing.assert_allclose(p.pl[3], q.pl[0], rtol=1e-12)
 
 
+def test_gel_electrodes_keep_their_start_impedance_as_per_record(context):
+    """Wet gel does not hydrate further: the per-record simulation keeps each gel electrode's
+    drawn start impedance for the whole record (``zinf = z0``,
+    cardiosim.noise.electrode._draw_impedance), so its impedance is log-uniform on
+    300-1000 Ohm whatever the wear time. The batch kernel drew a second, unused "worn"
+    impedance and decayed towards it (a mixture that piles up mid-range: KS p = 8e-63 against
+    the log-uniform on these seeds)."""
+    from scipy import stats
+
+    from cardiosim.noise import NoiseConfig
+
+    seeds = np.arange(1000, dtype=np.uint64) * np.uint64(104729) + np.uint64(11)
+    nz = NoiseConfig(kinds=("powerline",), electrode="gel")
+    e = ShirtTransform(0, context=context, mode="batch", config=SimulationConfig(motion=False, noise=nz))._engine
+    p = K.draw_params(seeds, e.base, e.center, e.spec)
+    z = (e.spec.zin * p.divider / (1.0 - p.divider)).ravel()
+    lo, hi = K.IMPEDANCE_OHM["gel"][0]
+    assert z.min() >= lo * (1 - 1e-9) and z.max() <= hi * (1 + 1e-9)
+    assert stats.kstest(np.log(z), stats.uniform(np.log(lo), np.log(hi) - np.log(lo)).cdf).pvalue > 0.01
+    for j in (0, 7):
+        q = K.params_numpy(int(seeds[j]), e.base, e.center, e.spec)
+        for name in ("divider", "pl", "mains_src", "bwe"):
+            np.testing.assert_allclose(getattr(p, name)[j], getattr(q, name)[0], rtol=1e-12, err_msg=name)
+
+
 def test_refusals_name_what_is_wrong(context, sources):
     with pytest.raises(ConfigError, match=r"motion = true.*noise kinds \['activity', 'contact'\]"):
         ShirtTransform(0, context=context, mode="batch", config=SimulationConfig())

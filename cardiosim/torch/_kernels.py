@@ -41,8 +41,9 @@ _U53 = 1.0 / 9007199254740992.0
 
 #: Electrode impedance ranges (Ohm) drawn log-uniformly per electrode type: freshly donned
 #: and after about an hour of wear (PHYSICS.md section 6; as :mod:`cardiosim.noise.electrode`).
+#: ``None``: wet gel does not hydrate further, the electrode keeps its start impedance.
 IMPEDANCE_OHM = {"textile": ((93e3, 350e3), (20e3, 56e3)), "dry": ((200e3, 1000e3), (50e3, 150e3)),
-                 "gel": ((300.0, 1000.0), (300.0, 1000.0))}
+                 "gel": ((300.0, 1000.0), None)}
 
 
 # ------------------------------------------------------------------------------ SplitMix64
@@ -87,7 +88,8 @@ def n_uniforms(n_e: int, n_harm: int) -> int:
 
 @njit(cache=True)
 def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
-                 coupling_rng, offsets, rot, white, pl, divider, zin, breath, bwe, ground, id_rng, mains_src):
+                 coupling_rng, offsets, rot, white, pl, divider, zin, breath, bwe, ground, id_rng, mains_src,
+                 hydrates):
     # normals from consecutive uniform pairs (Box-Muller)
     nn = 6 + 3 * n_e
     z = np.empty(nn)
@@ -128,7 +130,10 @@ def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_
     k += 3
     for e in range(n_e):
         z0 = np.exp(np.log(z_rng[0]) + u[k] * (np.log(z_rng[1]) - np.log(z_rng[0])))
+        # the draw is made either way: the stream layout is the same for every electrode type
         zi = np.exp(np.log(z_rng[2]) + u[k + n_e] * (np.log(z_rng[3]) - np.log(z_rng[2])))
+        if not hydrates:
+            zi = z0
         divider[e] = z0     # completed below once the wear time is known
         bwe[e, 0] = zi
         k += 1
@@ -168,7 +173,8 @@ def _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_
 
 @njit(cache=True)
 def _draw_params_kernel(seeds, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
-                        coupling_rng, zin, ground, id_rng, offsets, rot, white, pl, divider, breath, bwe, mains_src):
+                        coupling_rng, zin, ground, id_rng, hydrates, offsets, rot, white, pl, divider, breath, bwe,
+                        mains_src):
     k = n_uniforms(n_e, n_harm)
     words = np.empty(k, dtype=np.uint64)
     u = np.empty(k)
@@ -178,7 +184,7 @@ def _draw_params_kernel(seeds, n_e, n_harm, base, center, sds, z_rng, wear_rng, 
             u[i] = (np.float64(words[i] >> _S11) + 0.5) * _U53
         _draw_record(u, n_e, n_harm, base, center, sds, z_rng, wear_rng, tau, white_rng, cm_rng, bw_rng,
                      coupling_rng, offsets[b], rot[b], white[b], pl[b], divider[b], zin, breath[b], bwe[b],
-                     ground, id_rng, mains_src[b])
+                     ground, id_rng, mains_src[b], hydrates)
 
 
 class Params:
@@ -209,7 +215,8 @@ def draw_params(seeds, base, center, spec) -> Params:
         ``z_rng`` (z0 lo, hi, zinf lo, hi Ohm), ``wear_rng`` s, ``tau`` s, ``white_rng`` uV,
         ``cm_rng`` mV, ``bw_rng`` mV, ``coupling_rng``, ``zin`` Ohm, ``n_harm``, and the mains
         coupling: ``ground`` (bool; ``powerline_coupling == 'ground_electrode'``) with
-        ``id_rng`` uA, the displacement-current range (``cm_rng`` is used when not ``ground``)
+        ``id_rng`` uA, the displacement-current range (``cm_rng`` is used when not ``ground``),
+        and ``hydrates`` (bool; False: each electrode keeps its start impedance, as wet gel)
     """
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     n_e = base.shape[0]
@@ -217,7 +224,7 @@ def draw_params(seeds, base, center, spec) -> Params:
     _draw_params_kernel(seeds, n_e, spec.n_harm, np.ascontiguousarray(base, dtype=np.float64),
                         np.asarray(center, dtype=np.float64), spec.sds, spec.z_rng, spec.wear_rng, spec.tau,
                         spec.white_rng, spec.cm_rng, spec.bw_rng, spec.coupling_rng, spec.zin,
-                        bool(spec.ground), np.asarray(spec.id_rng, dtype=np.float64),
+                        bool(spec.ground), np.asarray(spec.id_rng, dtype=np.float64), bool(spec.hydrates),
                         p.offsets, p.rot, p.white, p.pl, p.divider, p.breath, p.bwe, p.mains_src)
     return p
 
@@ -265,6 +272,8 @@ def params_numpy(seed: int, base, center, spec) -> Params:
     zr = spec.z_rng
     z0 = np.exp(np.log(zr[0]) + u[k:k + n_e] * (np.log(zr[1]) - np.log(zr[0])))
     zinf = np.exp(np.log(zr[2]) + u[k + n_e:k + 2 * n_e] * (np.log(zr[3]) - np.log(zr[2])))
+    if not spec.hydrates:
+        zinf = z0
     k += 2 * n_e
     wear = spec.wear_rng[0] + u[k] * (spec.wear_rng[1] - spec.wear_rng[0])
     k += 1

@@ -103,7 +103,9 @@ class _BatchEngine:
         self.montage = np.asarray(montage.matrix, dtype=np.float64)
         self.leads = tuple(montage.leads)
         nz = cfg.noise
-        (z0, zinf) = _kernels.IMPEDANCE_OHM[nz.electrode]
+        z0, zinf = _kernels.IMPEDANCE_OHM[nz.electrode]
+        hydrates = zinf is not None
+        zinf = zinf if hydrates else z0   # drawn and unused: one stream layout for every type
         self.spec = _Spec(
             sds=np.array([cfg.garment.slip_sd, cfg.garment.rotation_sd_deg, cfg.garment.stretch_sd,
                           cfg.garment.jitter_sd, cfg.heart.rotation_sd_deg], dtype=float),
@@ -112,7 +114,7 @@ class _BatchEngine:
             cm_rng=np.array(nz.cm_voltage_mv, dtype=float), ground=nz.powerline_coupling == "ground_electrode",
             id_rng=np.array(nz.displacement_current_ua, dtype=float), bw_rng=np.array(nz.bw_mv, dtype=float),
             coupling_rng=np.array(nz.breathing_coupling, dtype=float), zin=float(nz.input_impedance_ohm),
-            n_harm=int(nz.powerline_harmonics))
+            n_harm=int(nz.powerline_harmonics), hydrates=hydrates)
         on = cfg.add_noise
         self.flags = np.array([on and "white" in nz.kinds, on and "powerline" in nz.kinds, on and "bw" in nz.kinds,
                                nz.powerline_hz / 50.0], dtype=float)
