@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigError
+from . import _beat_kernels
 from .classes import CLASSES
 
 WAVES = ("P1", "P2", "QRS1", "QRS2", "QRS3", "QRS4", "QRS5", "QRS6", "ST", "T1", "T2")
@@ -127,10 +128,18 @@ class Patient:
 
     # --- waveform of groups, intervals -------------------------------------------
     def render(self, t, waves=None, rr=1.0) -> np.ndarray:
-        """The beat's VCG (3, len(t)) mV at times ``t`` (s from R) for interval ``rr``."""
+        """The beat's VCG (3, len(t)) mV at times ``t`` (s from R) for interval ``rr``
+        (``_beat_kernels.render_kernel`` where it was checked to give this NumPy code bit
+        for bit, :func:`_fast_kernels`)."""
+        t = np.asarray(t, float)
+        if t.ndim == 1 and _fast_kernels():
+            out = np.empty((3, t.shape[0]))
+            _beat_kernels.render_kernel(np.ascontiguousarray(t), self.tau, self.sigma, self.amp,
+                                        _ALL_IDX if waves is None else np.asarray(waves, np.int64),
+                                        float(rr) ** (1.0 / 3.0), _REPOL_MASK, out)
+            return out
         tau, sigma = scaled_timing(self.tau, self.sigma, rr)
         idx = list(range(NW)) if waves is None else list(waves)
-        t = np.asarray(t, float)
         g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
         return np.einsum("ai,ait->at", self.amp[:, idx], g)
 
@@ -150,9 +159,18 @@ class Patient:
     def span_of(t, v, waves, rel=0.05, fs=2000.0):
         """Indices (first, last) of the samples of a :meth:`track` inside the group (see
         :meth:`span`)."""
-        if tuple(waves) == QRS_WAVES:
+        qrs = tuple(waves) == QRS_WAVES
+        rel = QRS_VELOCITY_REL if qrs else rel
+        if v.ndim == 2 and v.shape[0] == 3 and v.shape[1] >= 2 and _fast_kernels():
+            v = np.ascontiguousarray(v, dtype=np.float64)
+            m = np.empty(v.shape[1])
+            if qrs:
+                _beat_kernels.speed_kernel(v, 1.0 / fs, m)
+            else:
+                _beat_kernels.magnitude_kernel(v, m)
+            return _beat_kernels.first_last_kernel(m, rel)
+        if qrs:
             m = np.linalg.norm(np.gradient(v, 1.0 / fs, axis=1), axis=0)
-            rel = QRS_VELOCITY_REL
         else:
             m = np.linalg.norm(v, axis=0)
         above = np.flatnonzero(m >= rel * m.max())
@@ -167,11 +185,26 @@ class Patient:
         |dV/dt| exceeds 15 % of its maximum, the usual VCG criterion, which also holds
         in the full signal where ST-T overlaps the QRS end.
         """
-        tr = self.track(waves, rr, fs)
-        if tr is None:
-            return np.nan, np.nan
-        i0, i1 = self.span_of(*tr, waves, rel, fs)
-        return float(tr[0][i0]), float(tr[0][i1])
+        key = ("span", tuple(waves), float(rr), float(rel), float(fs))
+        got = self._cache.get(key)
+        if got is None:
+            tr = self.track(waves, rr, fs)
+            if tr is None:
+                got = (np.nan, np.nan)
+            else:
+                i0, i1 = self.span_of(*tr, waves, rel, fs)
+                got = (float(tr[0][i0]), float(tr[0][i1]))
+            self._cache[key] = got
+        return got
+
+    @property
+    def _cache(self) -> dict:
+        """Measures of this (immutable) patient already computed: spans, peak vectors."""
+        c = self.__dict__.get("_measures")
+        if c is None:
+            c = {}
+            object.__setattr__(self, "_measures", c)
+        return c
 
     def max_velocity(self, waves, fs=1000.0) -> float:
         """Peak spatial velocity |dV/dt| (mV/s) of a wave group at RR = 1 s."""
@@ -209,18 +242,59 @@ class Patient:
 
     def peak_vector(self, waves, fs=2000.0) -> np.ndarray:
         """Spatial vector (3,) mV of a wave group at its maximum magnitude."""
-        lo, hi = self.span(waves)
-        t = np.arange(lo, hi + 0.5 / fs, 1.0 / fs)
-        v = self.render(t, waves)
-        return v[:, np.argmax(np.linalg.norm(v, axis=0))]
+        key = ("peak", tuple(waves), float(fs))
+        got = self._cache.get(key)
+        if got is None:
+            lo, hi = self.span(waves)
+            t = np.arange(lo, hi + 0.5 / fs, 1.0 / fs)
+            v = self.render(t, waves)
+            got = self._cache[key] = v[:, np.argmax(np.linalg.norm(v, axis=0))]
+            got.flags.writeable = False
+        return got.copy()
 
     def qrs_axis(self, fs=2000.0) -> np.ndarray:
         """Unit vector of the QRS area (mean QRS) vector, ∫ V dt over the QRS: the
         direction ST shifts and T inversion refer to (stable where the peak vector flips
         between near-equal R and S lobes)."""
-        lo, hi = self.span(QRS_WAVES)
-        v = self.render(np.arange(lo, hi, 1.0 / fs), QRS_WAVES).sum(axis=1)
-        return v / np.linalg.norm(v)
+        key = ("qrs_axis", float(fs))
+        got = self._cache.get(key)
+        if got is None:
+            lo, hi = self.span(QRS_WAVES)
+            v = self.render(np.arange(lo, hi, 1.0 / fs), QRS_WAVES).sum(axis=1)
+            got = self._cache[key] = v / np.linalg.norm(v)
+            got.flags.writeable = False
+        return got.copy()
+
+
+_ALL_IDX = np.arange(NW, dtype=np.int64)
+_REPOL_MASK = np.zeros(NW, dtype=np.bool_)
+_REPOL_MASK[list(REPOL)] = True
+
+
+@lru_cache(maxsize=1)
+def _fast_kernels() -> bool:
+    """Whether ``_beat_kernels`` give :meth:`Patient.render` / :meth:`Patient.span_of`'s
+    NumPy results bit for bit on this machine (they do where the C library's ``exp`` is
+    NumPy's): checked once per process on jittered default beats, every wave group, three
+    RR intervals, on the grids ``Patient.track`` renders on."""
+    from . import _beat_kernels
+
+    rng = np.random.default_rng(20261205)
+    base = default_patient()
+    cases = []
+    for k in range(4):
+        tau = base.tau + (0.0 if k == 0 else rng.normal(0.0, 0.004, base.tau.shape))
+        sigma = base.sigma * (1.0 if k == 0 else np.exp(rng.normal(0.0, 0.2, base.sigma.shape)))
+        amp = base.amp + (0.0 if k == 0 else rng.normal(0.0, 0.1, base.amp.shape))
+        tau, sigma, amp = (np.ascontiguousarray(x, dtype=np.float64) for x in (tau, sigma, amp))
+        for waves in (P_WAVES, QRS_WAVES, T_WAVES, REPOL, tuple(range(NW))):
+            for rr in (1.0, 0.6, 1.37):
+                f = float(rr) ** (1.0 / 3.0)
+                ts, ss = scaled_timing(tau, sigma, rr)
+                idx = list(waves)
+                t = np.arange((ts[:, idx] - 5 * ss[:, idx]).min(), (ts[:, idx] + 5 * ss[:, idx]).max(), 1 / 2000)
+                cases.append((t, tau, sigma, amp, np.asarray(waves, np.int64), f, _REPOL_MASK, 1 / 2000))
+    return _beat_kernels.matches_numpy(cases)
 
 
 def scaled_timing(tau, sigma, rr):

@@ -1,0 +1,141 @@
+"""Numba kernels of the beat template's own measures (``model.Patient.render`` and
+``Patient.span_of``), bit for bit with their NumPy twins.
+
+Drawing a patient of a non-normal class re-renders its template a dozen times (spans,
+peak vectors, the QRS axis); in NumPy each render costs a few hundred microseconds of
+array temporaries and call overhead. These kernels do the same arithmetic in the same
+order — ``exp(-0.5 * ((t - tau) / sigma) ** 2)`` summed over the slots as ``np.einsum``
+sums them (``0 + a_0 g_0 + a_1 g_1 + ...``), ``np.gradient``'s differences divided by
+``2 dx`` / ``dx``, ``np.linalg.norm``'s ``sqrt((x0² + x1²) + x2²)`` — so their results are
+the NumPy twins' bit for bit *where the C library's ``exp`` is NumPy's* (NumPy's own SIMD
+``exp`` is used on AVX-512 machines). ``model`` therefore uses them only after
+:func:`matches_numpy` has checked them against the twins on this machine (once per
+process); else the NumPy code runs as before. The twins are :func:`render_numpy`,
+:func:`speed_numpy`, :func:`magnitude_numpy` (``Patient``'s own code) and
+``tests/test_ode_beat_kernels.py`` asserts equality.
+
+API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
+repol, out)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
+``first_last_kernel(m, rel) -> (i0, i1)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
+    """``out (3, n) = einsum("ai,ait->at", amp[:, idx], exp(-0.5 * ((t - tau_s) / sigma_s) ** 2))``
+    with ``tau_s, sigma_s`` = tau, sigma times ``f_repol`` on the slots where ``repol`` is
+    true (``model.scaled_timing``; other slots times 1.0, exact)."""
+    n = t.shape[0]
+    for a in range(3):
+        for k in range(n):
+            out[a, k] = 0.0
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            f = f_repol if repol[i] else 1.0
+            c = tau[a, i] * f
+            s = sigma[a, i] * f
+            w = amp[a, i]
+            for k in range(n):
+                d = (t[k] - c) / s
+                out[a, k] = out[a, k] + w * math.exp(-0.5 * (d * d))
+
+
+@njit(cache=True, nogil=True)
+def speed_kernel(v, dx, out):
+    """``np.linalg.norm(np.gradient(v, dx, axis=1), axis=0)`` of a (3, n >= 2) waveform."""
+    n = v.shape[1]
+    two = 2.0 * dx
+    for k in range(n):
+        if k == 0:
+            g0 = (v[0, 1] - v[0, 0]) / dx
+            g1 = (v[1, 1] - v[1, 0]) / dx
+            g2 = (v[2, 1] - v[2, 0]) / dx
+        elif k == n - 1:
+            g0 = (v[0, k] - v[0, k - 1]) / dx
+            g1 = (v[1, k] - v[1, k - 1]) / dx
+            g2 = (v[2, k] - v[2, k - 1]) / dx
+        else:
+            g0 = (v[0, k + 1] - v[0, k - 1]) / two
+            g1 = (v[1, k + 1] - v[1, k - 1]) / two
+            g2 = (v[2, k + 1] - v[2, k - 1]) / two
+        out[k] = math.sqrt((g0 * g0 + g1 * g1) + g2 * g2)
+
+
+@njit(cache=True, nogil=True)
+def magnitude_kernel(v, out):
+    """``np.linalg.norm(v, axis=0)`` of a (3, n) waveform."""
+    for k in range(v.shape[1]):
+        out[k] = math.sqrt((v[0, k] * v[0, k] + v[1, k] * v[1, k]) + v[2, k] * v[2, k])
+
+
+@njit(cache=True, nogil=True)
+def first_last_kernel(m, rel):
+    """First and last index of ``m >= rel * m.max()`` (``np.flatnonzero``'s ends)."""
+    top = m[0]
+    for k in range(1, m.shape[0]):
+        if m[k] > top:
+            top = m[k]
+    thr = rel * top
+    i0 = -1
+    i1 = -1
+    for k in range(m.shape[0]):
+        if m[k] >= thr:
+            if i0 < 0:
+                i0 = k
+            i1 = k
+    return i0, i1
+
+
+# --- NumPy twins (the oracle) --------------------------------------------------------
+def render_numpy(t, tau, sigma, amp, idx, f_repol, repol):
+    """The twin of :func:`render_kernel`: ``Patient.render``'s NumPy code."""
+    f = np.ones(repol.shape[0])
+    f[repol] = f_repol
+    tau, sigma = tau * f, sigma * f
+    idx = list(idx)
+    g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
+    return np.einsum("ai,ait->at", amp[:, idx], g)
+
+
+def speed_numpy(v, dx):
+    return np.linalg.norm(np.gradient(v, dx, axis=1), axis=0)
+
+
+def magnitude_numpy(v):
+    return np.linalg.norm(v, axis=0)
+
+
+def first_last_numpy(m, rel):
+    above = np.flatnonzero(m >= rel * m.max())
+    return int(above[0]), int(above[-1])
+
+
+def matches_numpy(cases) -> bool:
+    """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
+    ``(t, tau, sigma, amp, idx, f_repol, repol, dx)``."""
+    for t, tau, sigma, amp, idx, f_repol, repol, dx in cases:
+        want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol)
+        got = np.empty((3, t.shape[0]))
+        render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got)
+        if got.tobytes() != want.tobytes():
+            return False
+        if t.shape[0] >= 2:
+            m = np.empty(t.shape[0])
+            speed_kernel(want, dx, m)
+            if m.tobytes() != speed_numpy(want, dx).tobytes():
+                return False
+            for rel in (0.05, 0.15, 0.001):
+                if first_last_kernel(m, rel) != first_last_numpy(m, rel):
+                    return False
+        m = np.empty(t.shape[0])
+        magnitude_kernel(want, m)
+        if m.tobytes() != magnitude_numpy(want).tobytes():
+            return False
+    return True

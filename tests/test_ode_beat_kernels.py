@@ -1,0 +1,49 @@
+"""The beat template's numba kernels (``ode._beat_kernels``) against their NumPy twins,
+bit for bit: ``model`` uses them only where they give NumPy's results exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cardiosim.ode import _beat_kernels as K
+from cardiosim.ode import model as M
+from cardiosim.ode.prior import sample_patient
+
+
+def test_beat_kernels_equal_numpy_twins_bit_for_bit(rng):
+    if not M._fast_kernels():  # e.g. NumPy's AVX-512 exp: the NumPy code runs instead
+        import pytest
+
+        pytest.skip("the C library's exp is not NumPy's on this machine")
+    cases = []
+    for i in range(24):
+        p = sample_patient(rng, morphology=["NORM", "LBBB", "RBBB", "STE", "TINV", "LVH"][i % 6])
+        for waves in (M.P_WAVES, M.QRS_WAVES, M.T_WAVES, M.REPOL, tuple(range(M.NW))):
+            for rr in (1.0, 0.55, 1.4):
+                ts, ss = M.scaled_timing(p.tau, p.sigma, rr)
+                idx = list(waves)
+                t = np.arange((ts[:, idx] - 5 * ss[:, idx]).min(), (ts[:, idx] + 5 * ss[:, idx]).max(), 1 / 2000)
+                cases.append((t, p.tau, p.sigma, p.amp, np.asarray(waves, np.int64), rr ** (1 / 3),
+                              M._REPOL_MASK, 1 / 2000))
+    assert K.matches_numpy(cases)
+
+
+def test_patient_measures_same_with_and_without_kernels(rng, monkeypatch):
+    """span, peak vector, QRS axis and a whole class morphology: the kernel path (cached
+    measures) gives the NumPy path's values exactly."""
+    pats = [sample_patient(rng) for _ in range(6)]
+
+    def measures(p):
+        q = M.Patient(p.tau, p.sigma, p.amp)  # fresh: no cached measures
+        out = [q.span(M.QRS_WAVES), q.span(M.P_WAVES), q.span(M.REPOL, rr=0.7, rel=0.02), q.t_end(),
+               q.peak_vector(M.QRS_WAVES).tobytes(), q.peak_vector(M.T_WAVES).tobytes(), q.qrs_axis().tobytes()]
+        for morph in ("LBBB", "RBBB", "STE", "LVH"):
+            r, prm = M.apply_morphology(q, morph, np.random.default_rng(7))
+            out += [r.tau.tobytes(), r.sigma.tobytes(), r.amp.tobytes(), sorted(prm.items())]
+        return out
+
+    fast = [measures(p) for p in pats]
+    assert M._fast_kernels() in (True, False)
+    monkeypatch.setattr(M, "_fast_kernels", lambda: False)
+    slow = [measures(p) for p in pats]
+    assert fast == slow
