@@ -15,7 +15,7 @@ process); else the NumPy code runs as before. The twins are :func:`render_numpy`
 ``tests/test_ode_beat_kernels.py`` asserts equality.
 
 API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
-repol, out)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
+repol, out)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol) -> (lo, hi, max |amp|)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
 ``first_last_kernel(m, rel) -> (i0, i1)``.
 """
 
@@ -45,6 +45,26 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
             for k in range(n):
                 d = (t[k] - c) / s
                 out[a, k] = out[a, k] + w * math.exp(-0.5 * (d * d))
+
+
+@njit(cache=True, nogil=True)
+def bounds_kernel(tau, sigma, amp, idx, f_repol, repol):
+    """``Patient.track``'s grid bounds and silence test: ``(min(tau_s - 5 sigma_s),
+    max(tau_s + 5 sigma_s), max |amp|)`` over the slots ``idx`` (scaled as in
+    :func:`render_kernel`)."""
+    lo = np.inf
+    hi = -np.inf
+    amax = 0.0
+    for a in range(3):
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            f = f_repol if repol[i] else 1.0
+            c = tau[a, i] * f
+            s = sigma[a, i] * f
+            lo = min(lo, c - 5.0 * s)
+            hi = max(hi, c + 5.0 * s)
+            amax = max(amax, abs(amp[a, i]))
+    return lo, hi, amax
 
 
 @njit(cache=True, nogil=True)
@@ -117,10 +137,22 @@ def first_last_numpy(m, rel):
     return int(above[0]), int(above[-1])
 
 
+def bounds_numpy(tau, sigma, amp, idx, f_repol, repol):
+    f = np.ones(repol.shape[0])
+    f[repol] = f_repol
+    tau, sigma, idx = tau * f, sigma * f, list(idx)
+    return ((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
+            np.abs(amp[:, idx]).max())
+
+
 def matches_numpy(cases) -> bool:
     """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
     ``(t, tau, sigma, amp, idx, f_repol, repol, dx)``."""
     for t, tau, sigma, amp, idx, f_repol, repol, dx in cases:
+        got_b = bounds_kernel(tau, sigma, amp, idx, f_repol, repol)
+        want_b = bounds_numpy(tau, sigma, amp, idx, f_repol, repol)
+        if np.array(got_b).tobytes() != np.array(want_b, dtype=np.float64).tobytes():
+            return False
         want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol)
         got = np.empty((3, t.shape[0]))
         render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got)

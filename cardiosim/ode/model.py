@@ -76,10 +76,13 @@ class Patient:
             v = np.array(getattr(self, name), dtype=float)
             if v.shape != (3, NW):
                 raise ConfigError(f"patient {name} must have shape (3, {NW}), got {v.shape}")
-            if not np.all(np.isfinite(v)):
-                raise ConfigError(f"patient {name} has non-finite values: {v}")
             arrs[name] = v
-        if np.any(arrs["sigma"] <= 0):
+        if not np.isfinite(arrs["tau"].sum() + arrs["sigma"].sum() + arrs["amp"].sum()):
+            # (one check for the common case: a finite sum means all three are finite)
+            for name, v in arrs.items():
+                if not np.all(np.isfinite(v)):
+                    raise ConfigError(f"patient {name} has non-finite values: {v}")
+        if arrs["sigma"].min() <= 0:
             raise ConfigError(f"patient sigma must be positive, got min {arrs['sigma'].min()}")
         for name, v in arrs.items():
             v.flags.writeable = False
@@ -135,7 +138,7 @@ class Patient:
         if t.ndim == 1 and _fast_kernels():
             out = np.empty((3, t.shape[0]))
             _beat_kernels.render_kernel(np.ascontiguousarray(t), self.tau, self.sigma, self.amp,
-                                        _ALL_IDX if waves is None else np.asarray(waves, np.int64),
+                                        _ALL_IDX if waves is None else _index_array(waves),
                                         float(rr) ** (1.0 / 3.0), _REPOL_MASK, out)
             return out
         tau, sigma = scaled_timing(self.tau, self.sigma, rr)
@@ -147,6 +150,14 @@ class Patient:
         """A wave group rendered on the grid its measures use: ``t = arange(min(tau -
         5 sigma), max(tau + 5 sigma), 1 / fs)`` and the (3, len(t)) mV waveform; None if
         the group is silent."""
+        if _fast_kernels():
+            ia = _index_array(waves)
+            lo, hi, amax = _beat_kernels.bounds_kernel(self.tau, self.sigma, self.amp, ia,
+                                                       float(rr) ** (1.0 / 3.0), _REPOL_MASK)
+            if amax < 1e-6:
+                return None
+            t = np.arange(lo, hi, 1.0 / fs)
+            return t, self.render(t, ia, rr)
         idx = list(waves)
         if np.abs(self.amp[:, idx]).max() < 1e-6:
             return None
@@ -269,6 +280,21 @@ class Patient:
 _ALL_IDX = np.arange(NW, dtype=np.int64)
 _REPOL_MASK = np.zeros(NW, dtype=np.bool_)
 _REPOL_MASK[list(REPOL)] = True
+
+
+_INDEX_ARRAYS = {}
+
+
+def _index_array(waves) -> np.ndarray:
+    """Slot indices as the kernels take them (int64 array), cached per group."""
+    if isinstance(waves, np.ndarray) and waves.dtype == np.int64:
+        return waves
+    key = tuple(int(w) for w in waves)
+    a = _INDEX_ARRAYS.get(key)
+    if a is None:
+        a = _INDEX_ARRAYS[key] = np.array(key, dtype=np.int64)
+        a.flags.writeable = False
+    return a
 
 
 @lru_cache(maxsize=1)
@@ -441,11 +467,12 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     if morphology == "NORM":
         return p, prm
     amp, tau, sigma = p.amp.copy(), p.tau.copy(), p.sigma.copy()
-    axis = p.qrs_axis()
-    r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
-    t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
+    # the normal beat's QRS axis and QRS / T peak sizes, measured only by the classes that
+    # use them (each costs a render of the template)
     q_slots = list(QRS_WAVES)
     if morphology == "LBBB":
+        r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
+        t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
         # Activation without the left bundle (Surawicz et al., AHA/ACCF/HRS part III,
         # Circulation 2009;119:e235; the LBBB spatial VCG, Chou's Electrocardiography in
         # Clinical Practice ch. 5): the septum is activated from the right bundle, right to
@@ -489,6 +516,8 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         prm.update(qrs_s=qrs, r_mV=mag)
         return q, prm
     if morphology == "RBBB":
+        axis = p.qrs_axis()
+        r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
         qrs = rng.uniform(0.125, 0.15)
         # normal initial forces (septal, main left-inferior), then late slow terminal forces
         # to the right and anterior (Frank -X, -Z) that widen the QRS
@@ -502,6 +531,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
         return p, prm
     if morphology in ("STE", "STD"):
+        axis = p.qrs_axis()
         st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
         # the clinical criterion is per lead (>= 0.1 mV elevation / >= 0.05 mV depression in
         # two contiguous standard leads, Rautaharju et al. 2009): the shift along the QRS
@@ -536,6 +566,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         prm.update(st_mV=st)
         return p.replace(amp=amp, tau=tau, sigma=sigma), prm
     if morphology == "TINV":
+        axis = p.qrs_axis()
         # the T vector turned away from where the patient's normal T points (so T inverts
         # in the leads where it was upright: I, II, V3-V6), kept >= 125 deg from the QRS
         # axis (a primary T inversion, QRS-T angle > 120 deg)
