@@ -13,6 +13,7 @@ Record ``i`` is a pure function of (recipe, ``i``):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -147,7 +148,12 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
                               prior=read_prior_cached(recipe.source.prior) if recipe.source.prior else None)
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
-    return dataclasses.replace(source, labels=labels, metadata={**source.metadata, "activity": activity})
+    # a copy with the two fields set (``dataclasses.replace`` would validate the source's
+    # 5,000-sample dipole again: it was checked when synthetic_source built it)
+    out = copy.copy(source)
+    object.__setattr__(out, "labels", labels)
+    object.__setattr__(out, "metadata", {**source.metadata, "activity": activity})
+    return out
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:
