@@ -527,9 +527,18 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         amp[:, q_slots] = 0.0
         _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
-        p = _stretch_12lead(_stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs), qrs)
+        q = _stretch_12lead(_stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs), qrs)
+        # as in LBBB: AV conduction is untouched by a bundle-branch block, so the P waves
+        # move with the wide QRS's earlier onset and the patient keeps its PR interval
+        # (stretching the QRS about R pulled its onset toward the P wave: the template's PR
+        # was 7-35 ms shorter than the patient's)
+        early = p.span(QRS_WAVES)[0] - q.span(QRS_WAVES)[0]
+        if early > 0:
+            tau_q = q.tau.copy()
+            tau_q[:, list(P_WAVES)] -= early
+            q = q.replace(tau=tau_q)
         prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
-        return p, prm
+        return q, prm
     if morphology in ("STE", "STD"):
         axis = p.qrs_axis()
         st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
