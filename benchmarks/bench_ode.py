@@ -8,7 +8,9 @@
    the PyPI package ecg-augmentations (torch). Target >= 3x.
 
 3. Drawing one patient (ms): ``sample_patient`` (exact rejection from the prior, and the
-   screened proposal) against the previous per-draw sampler (kept here as the baseline).
+   screened proposal) against the previous per-draw sampler (kept here as the baseline);
+   over the default recipe's class mix with the beat template's measures in numba kernels
+   and in their NumPy twins, interleaved.
 
 NeuroKit2 is timed at 10 s and at 600 s; each cardiosim row is compared with the
 NeuroKit2 row of the same record length.
@@ -147,6 +149,28 @@ def main():
                                                    for i in range(k)], repeat=rep) / n_m
         rows.append({"generator": f"sample_patient (numba screen, {method})", "what": what,
                      "ms_per_patient": 1e3 * t_new, "ratio_vs_v1": t_old / t_new})
+
+    # ---- the default recipe's class mix: the class morphologies measure the beat template
+    # through numba kernels (ode/_beat_kernels.py, bit for bit) or their NumPy twins, the two
+    # interleaved in this process (best of 3 rounds each) --------------------------------
+    from cardiosim.dataset.recipe import DEFAULT_ODE_CLASSES
+    from cardiosim.ode import model as ode_model
+
+    morphs = [c.split("+")[1] for c in sorted(DEFAULT_ODE_CLASSES)] * 3
+    fast = ode_model._fast_kernels
+    mix = {"kernels": float("inf"), "numpy": float("inf")}
+    try:
+        for _ in range(3):
+            for mode in mix:
+                ode_model._fast_kernels = fast if mode == "kernels" else (lambda: False)
+                mix[mode] = min(mix[mode], best_time(lambda: [sample_patient(np.random.default_rng(i), m)
+                                                             for i, m in enumerate(morphs)], repeat=1) / len(morphs))
+    finally:
+        ode_model._fast_kernels = fast
+    for mode in ("numpy", "kernels"):
+        rows.append({"generator": f"sample_patient, default class mix, template measures in {mode}",
+                     "what": "8 of 14 NORM; LBBB RBBB STE STD TINV LVH", "ms_per_patient": 1e3 * mix[mode],
+                     "ratio_vs_v1": t_old / mix[mode]})
 
     # ---- 12-lead samples per second vs ecg-augmentations' closed form -----------------
     try:
