@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._kernels import _first_last
+
 
 @njit(cache=True, nogil=True)
 def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
@@ -102,15 +104,7 @@ def first_last_kernel(m, rel):
     for k in range(1, m.shape[0]):
         if m[k] > top:
             top = m[k]
-    thr = rel * top
-    i0 = -1
-    i1 = -1
-    for k in range(m.shape[0]):
-        if m[k] >= thr:
-            if i0 < 0:
-                i0 = k
-            i1 = k
-    return i0, i1
+    return _first_last(m, rel * top)
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------

@@ -460,6 +460,20 @@ def qrs12(p: Patient, rr=1.0) -> float:
                                       QRS_VELOCITY_REL, BAND_SIGMA))
 
 
+def _keep_pr(normal: Patient, blocked: Patient) -> Patient:
+    """``blocked`` with its P waves moved by as much as its widened QRS starts earlier than
+    ``normal``'s. AV conduction is untouched by a bundle-branch block, so the patient keeps
+    its PR interval; stretching the QRS about R pulls its onset toward the P wave (LBBB: the
+    P ran into the slurred QRS onset and a velocity delineator read one 190-240 ms complex;
+    RBBB: the template's PR was 7-35 ms shorter than the patient's)."""
+    early = normal.span(QRS_WAVES)[0] - blocked.span(QRS_WAVES)[0]
+    if early <= 0:
+        return blocked
+    tau = blocked.tau.copy()
+    tau[:, list(P_WAVES)] -= early
+    return blocked.replace(tau=tau)
+
+
 def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     """Turn a normal patient into one of class ``morphology`` (see ``classes.CLASSES``).
 
@@ -506,15 +520,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
             q = _stretch_12lead(_stretch(p.replace(amp=amp_b, tau=tau_b, sigma=sig_b), QRS_WAVES, qrs), qrs)
             if _velocity_trough(q) >= LBBB_MIN_TROUGH:
                 break
-        # AV conduction is untouched by a bundle-branch block: the wide QRS starts earlier
-        # before the R fiducial, so the P waves move with its onset and the patient keeps
-        # its PR interval (else the P wave ends inside the slurred QRS onset and a velocity
-        # delineator reads P and QRS as one 190-240 ms complex)
-        early = p.span(QRS_WAVES)[0] - q.span(QRS_WAVES)[0]
-        if early > 0:
-            tau_q = q.tau.copy()
-            tau_q[:, list(P_WAVES)] -= early
-            q = q.replace(tau=tau_q)
+        q = _keep_pr(p, q)
         prm.update(qrs_s=qrs, r_mV=mag)
         return q, prm
     if morphology == "RBBB":
@@ -530,15 +536,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         _set_waves(tau, sigma, amp, q_slots[:3], [-0.03, -0.005, 0.03], [0.009, 0.011, 0.016],
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
         q = _stretch_12lead(_stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs), qrs)
-        # as in LBBB: AV conduction is untouched by a bundle-branch block, so the P waves
-        # move with the wide QRS's earlier onset and the patient keeps its PR interval
-        # (stretching the QRS about R pulled its onset toward the P wave: the template's PR
-        # was 7-35 ms shorter than the patient's)
-        early = p.span(QRS_WAVES)[0] - q.span(QRS_WAVES)[0]
-        if early > 0:
-            tau_q = q.tau.copy()
-            tau_q[:, list(P_WAVES)] -= early
-            q = q.replace(tau=tau_q)
+        q = _keep_pr(p, q)
         prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
         return q, prm
     if morphology in ("STE", "STD"):
