@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigError
-from . import _kernels, _reference
+from . import _kernels, _plan_kernels, _reference
 
 # beat type codes (MIT-BIH letters) of a schedule
 NORMAL, VENTRICULAR, ATRIAL = "N", "V", "A"
@@ -27,7 +27,9 @@ def _backend(name):
 
 
 def _check_positive(name, value):
-    if not (np.isfinite(value) and value > 0):
+    # (comparisons: NaN and inf fail them; a call of np.isfinite per value cost more than
+    # the rest of a short record's RR series)
+    if not (value > 0 and value < math.inf):
         raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
 
 
@@ -41,25 +43,78 @@ def rr_process(duration, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_rati
         ``t = arange(n) / fs_rr``, mean ``60 / heart_rate``, standard deviation
         ``60 * heart_rate_std / heart_rate**2`` (McSharry's first-order conversion).
     """
+    x, scale, rr_mean = _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf_hz,
+                                   lf_width_hz, hf_width_hz, fs_rr)
+    return rr_mean + x * scale
+
+
+def _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf_hz, lf_width_hz,
+               hf_width_hz, fs_rr):
+    """:func:`rr_process` as ``(x, scale, rr_mean)``: ``RR(t) = rr_mean + x * scale`` with
+    ``x`` McSharry's zero-mean series (scale 0.0 for a flat one)."""
     for name, v in [("duration", duration), ("heart_rate", heart_rate), ("fs_rr", fs_rr),
                     ("lf_hz", lf_hz), ("hf_hz", hf_hz), ("lf_width_hz", lf_width_hz),
                     ("hf_width_hz", hf_width_hz), ("lf_hf_ratio", lf_hf_ratio)]:
         _check_positive(name, v)
-    if not (np.isfinite(heart_rate_std) and heart_rate_std >= 0):
+    if not (heart_rate_std >= 0 and heart_rate_std < math.inf):
         raise ConfigError(f"heart_rate_std must be >= 0, got {heart_rate_std!r}")
     if hf_hz >= fs_rr / 2:
         raise ConfigError(f"hf_hz={hf_hz} must be below the Nyquist frequency of fs_rr={fs_rr}")
     n = int(2 ** np.ceil(np.log2(max(duration * fs_rr, 64))))
-    amplitude = _spectrum_amplitude(n, float(fs_rr), float(lf_hz), float(hf_hz), float(lf_width_hz),
-                                    float(hf_width_hz), float(lf_hf_ratio))
-    phases = rng.uniform(0.0, 2 * np.pi, amplitude.shape[0])
-    spec = amplitude * np.exp(1j * phases)
-    x = np.fft.irfft(spec, n)
+    args = (float(lf_hz), float(hf_hz), float(lf_width_hz), float(hf_width_hz), float(lf_hf_ratio))
+    if _plan_kernels.fast_spectrum():
+        # one kernel: the spectrum (its HF peak moves with each record's breathing rate, so
+        # a cache of it never hits) and the random phases (bit for bit, checked once)
+        f = _rfft_freqs(n, float(fs_rr))
+        phases = rng.uniform(0.0, 2 * np.pi, f.shape[0])
+        spec = np.empty(f.shape[0], np.complex128)
+        _plan_kernels.spectrum_kernel(f, *args, phases, spec)
+    else:
+        amplitude = _spectrum_amplitude(n, float(fs_rr), *args)
+        phases = rng.uniform(0.0, 2 * np.pi, amplitude.shape[0])
+        spec = amplitude * np.exp(1j * phases)
+    x = _irfft(spec, n)
     rr_mean = 60.0 / heart_rate
     rr_std = 60.0 * heart_rate_std / heart_rate ** 2
-    x -= x.mean()  # zero already (no DC term); removes rounding
+    x -= np.add.reduce(x) / n  # x.mean(): zero already (no DC term); removes rounding
     sd = math.sqrt(float(np.dot(x, x)) / n)
-    return rr_mean + (x * (rr_std / sd) if sd > 0 else 0.0 * x)
+    return x, (rr_std / sd if sd > 0 else 0.0), rr_mean
+
+
+@lru_cache(maxsize=16)
+def _rfft_freqs(n, fs_rr):
+    f = np.fft.rfftfreq(n, 1.0 / fs_rr)
+    f.flags.writeable = False
+    return f
+
+
+@lru_cache(maxsize=1)
+def _irfft_direct():
+    """NumPy's own irfft ufunc (NumPy >= 2: ``np.fft.irfft`` is Python around it, ~15 µs a
+    call) if it gives ``np.fft.irfft``'s result bit for bit here (checked once), else None."""
+    try:
+        from numpy.fft import _pocketfft_umath as pfu
+
+        rng = np.random.default_rng(20261206)
+        for n in (64, 256, 1024):
+            spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+            out = np.empty(n)
+            pfu.irfft(spec, np.reciprocal(n, dtype=np.float64), axes=[(0,), (), (0,)], out=out)
+            if out.tobytes() != np.fft.irfft(spec, n).tobytes():
+                return None
+        return pfu.irfft
+    except Exception:  # NumPy 1.x, or another layout of NumPy's fft module
+        return None
+
+
+def _irfft(spec, n):
+    """``np.fft.irfft(spec, n)`` of a 1-D complex128 spectrum of ``n // 2 + 1`` bins."""
+    fn = _irfft_direct()
+    if fn is None:
+        return np.fft.irfft(spec, n)
+    out = np.empty(n)
+    fn(spec, np.reciprocal(n, dtype=np.float64), axes=[(0,), (), (0,)], out=out)
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -102,12 +157,15 @@ def rr_tachogram(n_beats, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_rat
     _check_positive("heart_rate", heart_rate)
     fs_rr = 4.0
     duration = (n_beats + 4) * 60.0 / heart_rate * 1.5 + 16
-    rr_t = rr_process(duration, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
-                      lf_hf_ratio=lf_hf_ratio, lf_hz=lf_hz, hf_hz=breathing_rate / 60.0,
-                      lf_width_hz=lf_width_hz, hf_width_hz=hf_width_hz, fs_rr=fs_rr)
+    x, scale, rr_mean = _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz,
+                                   breathing_rate / 60.0, lf_width_hz, hf_width_hz, fs_rr)
     rr = np.empty(int(n_beats))
-    _backend(backend).tachogram_walk_kernel(rr_t, fs_rr, rr)
-    if np.any(rr <= 0.2):
+    if _backend(backend) is _kernels:  # RR(t) = rr_mean + x scale formed as the walk reads it
+        shortest = _plan_kernels.tachogram_kernel(x, scale, rr_mean, fs_rr, rr)
+    else:
+        _reference.tachogram_walk_kernel(rr_mean + x * scale, fs_rr, rr)
+        shortest = rr.min()
+    if shortest <= 0.2:
         raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
                           f"{heart_rate} bpm: RR intervals below 0.2 s")
     return rr
@@ -187,30 +245,26 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         coupling = rhythm_params.get("coupling",
                                      rng.uniform(0.55, 0.70) if rhythm == "PVC" else rng.uniform(0.6, 0.8))
         code = VENTRICULAR if rhythm == "PVC" else ATRIAL
+        point = ord(code)
         u = rng.uniform(size=n_beats)
-        prev = NORMAL
-        for k in range(2, n_beats):
-            if prev == NORMAL and types[k - 1] == NORMAL and u[k] > p_nn:
-                types[k] = code
-            prev = types[k]
+        codes = np.full(n_beats, _plan_kernels.CODE_N, np.uint32)  # types as UCS-4 code points
+        _plan_kernels.ectopic_chain_kernel(u, float(p_nn), point, codes)
+        types = codes.view("<U1")
         # the label promises at least one ectopic inside the record (beats force_range)
         lo, hi = (2, n_beats - 2) if force_range is None else force_range
         lo, hi = max(int(lo), 2), min(int(hi), n_beats - 2)
         if hi <= lo:
             lo, hi = 2, max(n_beats - 2, 3)
-        if not np.any(types[lo:hi] == code):
+        if not np.any(codes[lo:hi] == point):
             k = lo + int(rng.integers(0, hi - lo))
-            types[k] = code
-            types[k - 1] = types[k + 1] = NORMAL  # no couplets
-        for k in np.flatnonzero(types == code):
-            if k + 1 >= n_beats or k < 1:
-                continue
-            base = rr[k - 1]
-            rr[k - 1] = coupling * base  # premature
-            if code == VENTRICULAR:
-                rr[k] = (2.0 - coupling) * base  # full compensatory pause
-            else:
-                rr[k] = base * rng.uniform(1.0, 1.1)  # sinus node reset: non-compensatory
+            codes[k] = point
+            codes[k - 1] = codes[k + 1] = _plan_kernels.CODE_N  # no couplets
+        # the atrial beats' sinus-node reset factors, one per premature beat in beat order
+        # (as the per-beat draws were: rng.uniform(1, 1.1, m) gives the same numbers)
+        m = int(np.count_nonzero(codes[1:n_beats - 1] == point)) if code == ATRIAL else 0
+        reset = rng.uniform(1.0, 1.1, m) if m else np.empty(0)
+        rr = np.ascontiguousarray(rr, dtype=np.float64)
+        _plan_kernels.ectopic_rr_kernel(codes, point, float(coupling), reset, rr)
         params.update(p_normal_normal=float(p_nn), coupling=float(coupling),
-                      n_ectopic=int(np.sum(types == code)))
+                      n_ectopic=int(np.count_nonzero(codes == point)))
     return rr, types, params

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from . import _kernels
+from . import _kernels, _plan_kernels
 from .classes import CLASSES, MORPHOLOGY_ALIASES, RHYTHM_ALIASES
 from .dipole import DEFAULT_CUTOFF, render_gaussians, render_gaussians_batch
 from .model import (
@@ -34,6 +34,8 @@ CONDUCTION_PATTERNS = tuple(CONDUCTION_RATIOS)
 CONDUCTION_WEIGHTS = {"2:1": 0.35, "3:1": 0.10, "4:1": 0.30, "2:1/4:1": 0.25}
 FLUTTER_FR = (0.20, 0.32)  # s: flutter-wave nadir (inferior leads) to the R of its conducted QRS
 
+_REPOL_MASK = np.isin(np.arange(NW), REPOL)
+_REPOL_MASK.flags.writeable = False
 FIDUCIAL_FS = 2000.0  # Hz, grid of the template fiducials (Patient.track's)
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
 
@@ -98,6 +100,7 @@ class _Plan:
     atrial: tuple | None
     params: dict
     labels: tuple
+    valid: bool = True  # every Gaussian finite with a positive width (else render_gaussians says which)
 
 
 def _fiducials(p: Patient) -> np.ndarray:
@@ -305,10 +308,11 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                                   rhythm_params=rhythm_params, force_range=force)
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
     start = -pad - rng.uniform(0.0, 1.0) * rr[0]
-    r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
+    r_times = np.empty(rr.shape[0] + 1)
+    keep = _plan_kernels.times_kernel(np.ascontiguousarray(rr, dtype=np.float64), start, duration + pad, r_times)
     if rhythm == "AF":
         rr, r_times = _af_rate_inside_class(rr, r_times, start, duration, rp["af_rr_floor_s"], params)
-    keep = np.searchsorted(r_times, duration + pad) + 1
+        keep = np.searchsorted(r_times, duration + pad) + 1
     r_times, types = r_times[:keep + 1], types[:keep]
     if r_times[-1] <= duration + pad:
         raise ConfigError("internal: beat schedule too short")  # pragma: no cover
@@ -318,40 +322,24 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     resp_phase = rng.uniform(0, 2 * np.pi)
     resp_depth = rng.uniform(0.02, 0.08) if resp_modulation is None else float(resp_modulation)
     params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
-    jitter = 1.0 + beat_jitter * rng.standard_normal((nb, 1, NW))
-    # per-beat Gaussians, vectorised over beats x axes x waves
+    z = rng.standard_normal((nb, 1, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
     ect = patient if ectopic is None else ectopic
-    if ectopic is None:  # every beat the patient's own (views, no copies)
-        tau0, sig0, amp0 = (np.broadcast_to(x, (nb, 3, NW)) for x in (patient.tau, patient.sigma, patient.amp))
-    else:
-        is_n = (types == NORMAL)[:, None, None]
-        tau0 = np.where(is_n, patient.tau, ect.tau)
-        sig0 = np.where(is_n, patient.sigma, ect.sigma)
-        amp0 = np.where(is_n, patient.amp, ect.amp)
-    rr_next = np.diff(r_times)[:nb]
-    f = np.ones((nb, 1, NW))
-    f[:, :, list(REPOL)] = rr_next[:, None, None] ** (1.0 / 3.0)
-    tau = tau0 * f
+    rr_next = r_times[1:nb + 1] - r_times[:nb]
+    f_repol = rr_next ** (1.0 / 3.0)  # ST-T centres, widths and fiducials scale with RR^(1/3)
     mod = 1.0 + resp_depth * np.sin(2 * np.pi * breathing_rate / 60.0 * r_times[:nb] + resp_phase)
-    a = amp0 * jitter * mod[:, None, None]
-    on = np.abs(amp0) > 1e-9
     # Gaussians in time (the dipole ODE on a phase linear in time): a wave keeps its
     # shape when the RR interval changes across it (a phase with its rate switching at
-    # each R peak would stretch one side of the QRS by RR_prev / RR_next)
-    flat = np.flatnonzero(on)
-    centres = (r_times[:nb, None, None] + tau).ravel()[flat]
-    widths = (sig0 * f).ravel()[flat]
-    chans = (flat // NW) % 3  # the axis of each Gaussian
+    # each R peak would stretch one side of the QRS by RR_prev / RR_next). One kernel, over
+    # beats x axes x waves (NumPy twin: _plan_kernels.beat_table_numpy); with the
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
-    fid_n, fid_e = _fiducials(patient), _fiducials(ect)
-    fid = np.where((types == NORMAL)[:, None], fid_n, fid_e)
-    scale_t = np.where(np.arange(len(ANNOTATION_KEYS)) >= 5, rr_next[:, None] ** (1.0 / 3.0), 1.0)
-    fid = r_times[:nb, None] + fid * scale_t
+    centres, widths, amps, chans, fid, inside, valid = _plan_kernels.beat_table_kernel(
+        r_times, f_repol, mod, z.reshape(nb, NW), float(beat_jitter),
+        types.view(np.uint32) == _plan_kernels.CODE_N, patient.tau, patient.sigma, patient.amp,
+        ect.tau, ect.sigma, ect.amp, _REPOL_MASK, _fiducials(patient), _fiducials(ect), float(duration))
     params.update(patient.to_params())
     if ectopic is not None and rhythm == "PVC":
         params.update(ectopic.to_params("pvc"))
-    params.update(n_beats=int(np.count_nonzero((r_times[:nb] >= 0) & (r_times[:nb] < duration))),
-                  cutoff_widths=DEFAULT_CUTOFF)
+    params.update(n_beats=int(inside), cutoff_widths=DEFAULT_CUTOFF)
 
     atrial = None
     # atrial waves stay slow next to the QRS: their peak slope at most ATRIAL_SLOPE_REL of
@@ -381,8 +369,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         params.update(flutter_mV=float(a0), flutter_fr_s=float(fr),
                       conduction_ratio=float(np.mean(rr_next[win]) * f_fl) if win.any()
                       else float(np.mean(rr_next) * f_fl))
-    return _Plan(r_times, types, centres, widths, a.ravel()[flat], chans, fid, atrial, params,
-                 (rhythm, morphology))
+    return _Plan(r_times, types, centres, widths, amps, chans, fid, atrial, params, (rhythm, morphology),
+                 bool(valid))
 
 
 def _atrial_signal(atrial, n, fs):
@@ -409,18 +397,12 @@ def _finish(plan, vcg, fs):
     n = vcg.shape[1]
     if plan.atrial is not None:
         vcg = vcg + _atrial_signal(plan.atrial, n, fs)
-    nb = plan.types.shape[0]
-    r = plan.r_times[:nb]
-    idx = np.flatnonzero((r >= 0) & (np.round(r * fs) < n))
-    # all annotation kinds at once: sample index, -1 where absent (inf) or outside
-    with np.errstate(invalid="ignore"):
-        s = np.round(plan.fid[idx].T * fs)
-    s[~((s >= 0) & (s < n))] = -1  # also catches inf and nan
-    s = s.astype(np.int64)
+    # all annotation kinds at once: sample index, -1 where absent (inf) or outside (NumPy
+    # twin: _plan_kernels.annotations_numpy)
+    idx, s, rr = _plan_kernels.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, float(fs), n)
     ann = dict(zip(ANNOTATION_KEYS, s))
-    rr = (plan.r_times[idx + 1] - plan.r_times[idx])
     return Beats(vcg=vcg, fs=float(fs), rr=rr, annotations=ann, labels=plan.labels,
-                 params=dict(plan.params), beat_types=plan.types[idx].copy())
+                 params=dict(plan.params), beat_types=plan.types[idx])
 
 
 def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",

@@ -1,0 +1,347 @@
+"""Numba kernels of the per-record planner (``synth._plan``, ``rhythm.beat_schedule``,
+``synth._finish``), bit for bit with their NumPy twins.
+
+A 10-s record's plan is a few hundred numbers, so in NumPy it is dominated by the cost of
+calling NumPy (a few microseconds a call, ~100 calls a record). These kernels do the same
+arithmetic in the same order in one call each.
+
+Two kinds:
+
+* **exact** kernels use only ``+ - * /``, comparisons and ``rint`` (IEEE-exact, so their
+  results equal the NumPy twins' on every machine; numba does not contract ``a * b + c``
+  into an FMA without fast-math): :func:`times_kernel` (``start + cumsum``),
+  :func:`tachogram_kernel` (McSharry's scaled series walked beat by beat),
+  :func:`ectopic_chain_kernel` / :func:`ectopic_rr_kernel` (PVC/PAC beat types and
+  coupling), :func:`beat_table_kernel` (per-beat Gaussians and fiducials),
+  :func:`annotations_kernel` (sample indices of the fiducials). Transcendental inputs
+  (``RR^(1/3)``, the respiratory modulation's ``sin``) are computed by NumPy and passed in.
+* the **spectrum** kernel (:func:`spectrum_kernel`: McSharry's amplitude spectrum and the
+  random-phase spectrum, ``exp`` / ``cos`` / ``sin``) equals NumPy only where the C
+  library's functions are NumPy's, so it is used only after :func:`spectrum_matches`
+  checked it bit for bit against :func:`spectrum_numpy` in this process (once; else the
+  NumPy code runs), as ``_beat_kernels`` does.
+
+API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
+``tests/test_ode_plan_kernels.py`` asserts equality):
+
+``times_kernel(rr, start, duration_pad, out) -> keep``;
+``tachogram_kernel(x, scale, rr_mean, fs_rr, out) -> min(out)``;
+``ectopic_chain_kernel(u, p_nn, code, types)``;
+``ectopic_rr_kernel(types, code, coupling, reset, rr)``;
+``beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n,
+tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans, fid,
+n_in_window, ok)``;
+``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
+``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+# beat type codes as the UCS-4 code points of "<U1" arrays (types.view(np.uint32))
+CODE_N, CODE_V, CODE_A = ord("N"), ord("V"), ord("A")
+
+
+# --- exact kernels -------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def times_kernel(rr, start, duration_pad, out):
+    """``out = start + concatenate([[0], cumsum(rr)])`` (``np.cumsum`` adds in order) and
+    ``searchsorted(out, duration_pad) + 1`` (how many beats ``synth._plan`` keeps)."""
+    acc = 0.0
+    out[0] = start + 0.0
+    for k in range(rr.shape[0]):
+        acc = acc + rr[k]
+        out[k + 1] = start + acc
+    lo = 0
+    for k in range(out.shape[0]):  # searchsorted, side="left": first out[k] >= duration_pad
+        if out[k] >= duration_pad:
+            break
+        lo = k + 1
+    return lo + 1
+
+
+@njit(cache=True, nogil=True)
+def tachogram_kernel(x, scale, rr_mean, fs_rr, out):
+    """``rhythm.rr_tachogram``'s walk on ``RR(t) = rr_mean + x * scale`` (``x`` the
+    zero-mean McSharry series sampled at ``fs_rr``): ``out[k] = RR(t_k)`` linearly
+    interpolated, ``t_{k+1} = t_k + out[k]``; returns ``min(out)``."""
+    t = 0.0
+    n = x.shape[0]
+    lo = np.inf
+    for k in range(out.shape[0]):
+        xk = t * fs_rr
+        i = int(xk)
+        if i >= n - 1:
+            v = rr_mean + x[n - 1] * scale
+        else:
+            a = rr_mean + x[i] * scale
+            b = rr_mean + x[i + 1] * scale
+            v = a + (xk - i) * (b - a)
+        out[k] = v
+        t += v
+        lo = min(lo, v)
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def ectopic_chain_kernel(u, p_nn, code, types):
+    """FECGSYN's two-state chain into ``types`` (uint32 code points, all ``N`` on entry):
+    beat ``k >= 2`` is ectopic (``code``) when ``u[k] > p_nn`` and beat ``k - 1`` is not."""
+    prev = CODE_N
+    for k in range(2, types.shape[0]):
+        if prev == CODE_N and types[k - 1] == CODE_N and u[k] > p_nn:
+            types[k] = code
+        prev = types[k]
+
+
+@njit(cache=True, nogil=True)
+def ectopic_rr_kernel(types, code, coupling, reset, rr):
+    """Premature ectopic beats and their pauses, in beat order: for every ``types[k] ==
+    code`` with ``1 <= k < n - 1``, ``rr[k-1] = coupling * base`` and ``rr[k] = (2 -
+    coupling) * base`` (ventricular: compensatory) or ``base * reset[j]`` (atrial, ``j``
+    counting those beats), ``base`` the sinus ``rr[k-1]``."""
+    n = types.shape[0]
+    j = 0
+    for k in range(n):
+        if types[k] != code or k + 1 >= n or k < 1:
+            continue
+        base = rr[k - 1]
+        rr[k - 1] = coupling * base
+        if code == CODE_V:
+            rr[k] = (2.0 - coupling) * base
+        else:
+            rr[k] = base * reset[j]
+            j += 1
+
+
+@njit(cache=True, nogil=True)
+def beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n, tau_e, sig_e,
+                      amp_e, repol, fid_n, fid_e, duration):
+    """``synth._plan``'s per-beat Gaussians and fiducial times for ``nb = f_repol.shape[0]``
+    beats. Beat ``b`` uses the normal template (``*_n``) where ``normal[b]``, else the
+    ectopic one; ``f_repol[b] = RR_next^(1/3)`` scales the repolarisation slots' centres and
+    widths (1.0 elsewhere, exact) and the T peak / T offset fiducials; amplitudes times
+    ``1 + beat_jitter z[b, i]`` and ``mod[b]``. Gaussians whose template amplitude is
+    ``<= 1e-9`` are left out; order beat, axis, slot (``np.flatnonzero`` of the (nb, 3, NW)
+    mask). Returns centres, widths, amps, chans (axis), fid (nb, 7), the number of beats
+    with ``0 <= R < duration``, and whether every Gaussian is finite with a positive width."""
+    nb = f_repol.shape[0]
+    nw = tau_n.shape[1]
+    nf = fid_n.shape[0]
+    g_n = 0
+    g_e = 0
+    for a in range(3):
+        for i in range(nw):
+            if abs(amp_n[a, i]) > 1e-9:
+                g_n += 1
+            if abs(amp_e[a, i]) > 1e-9:
+                g_e += 1
+    total = 0
+    for b in range(nb):
+        total += g_n if normal[b] else g_e
+    centres = np.empty(total)
+    widths = np.empty(total)
+    amps = np.empty(total)
+    chans = np.empty(total, np.int64)
+    fid = np.empty((nb, nf))
+    ok = True
+    g = 0
+    inside = 0
+    for b in range(nb):
+        r = r_times[b]
+        if r >= 0 and r < duration:
+            inside += 1
+        fr = f_repol[b]
+        m = mod[b]
+        nrm = normal[b]
+        for a in range(3):
+            for i in range(nw):
+                a0 = amp_n[a, i] if nrm else amp_e[a, i]
+                if not abs(a0) > 1e-9:
+                    continue
+                f = fr if repol[i] else 1.0
+                t0 = tau_n[a, i] if nrm else tau_e[a, i]
+                s0 = sig_n[a, i] if nrm else sig_e[a, i]
+                c = r + t0 * f
+                w = s0 * f
+                centres[g] = c
+                widths[g] = w
+                amps[g] = (a0 * (1.0 + beat_jitter * z[b, i])) * m
+                chans[g] = a
+                if not (math.isfinite(c) and math.isfinite(amps[g]) and w > 0 and math.isfinite(w)):
+                    ok = False
+                g += 1
+        for j in range(nf):
+            v = fid_n[j] if nrm else fid_e[j]
+            fid[b, j] = r + v * (fr if j >= 5 else 1.0)
+    return centres, widths, amps, chans, fid, inside, ok
+
+
+@njit(cache=True, nogil=True)
+def annotations_kernel(r_times, nb, fid, fs, n):
+    """``synth._finish``'s annotations: the beats ``idx`` with ``R >= 0`` and
+    ``rint(R fs) < n``, their fiducials as sample indices ``rint(fid fs)`` (7, m), ``-1``
+    outside ``[0, n)`` (also inf / nan), and their RR intervals."""
+    cnt = 0
+    for b in range(nb):
+        r = r_times[b]
+        if r >= 0 and np.rint(r * fs) < n:
+            cnt += 1
+    idx = np.empty(cnt, np.int64)
+    s = np.empty((fid.shape[1], cnt), np.int64)
+    rr = np.empty(cnt)
+    j = 0
+    for b in range(nb):
+        r = r_times[b]
+        if not (r >= 0 and np.rint(r * fs) < n):
+            continue
+        idx[j] = b
+        rr[j] = r_times[b + 1] - r_times[b]
+        for k in range(fid.shape[1]):
+            v = np.rint(fid[b, k] * fs)
+            s[k, j] = np.int64(v) if (v >= 0 and v < n) else -1
+        j += 1
+    return idx, s, rr
+
+
+# --- guarded kernel (exp, cos, sin: C library vs NumPy) -----------------------------
+@njit(cache=True, nogil=True)
+def spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec):
+    """``spec = sqrt(P(f)) * exp(1j * phases)``, ``P`` McSharry's bimodal power spectrum
+    (``rhythm._spectrum_amplitude``; DC amplitude 0), complex products written out as NumPy
+    forms them from a real amplitude: ``(a cos - 0 sin) + i (a sin + 0 cos)``."""
+    for k in range(f.shape[0]):
+        d1 = (f[k] - lf_hz) / lf_width_hz
+        d2 = (f[k] - hf_hz) / hf_width_hz
+        p = lf_hf_ratio * math.exp(-0.5 * (d1 * d1)) / lf_width_hz + math.exp(-0.5 * (d2 * d2)) / hf_width_hz
+        a = math.sqrt(p) if k > 0 else 0.0
+        c = math.cos(phases[k])
+        s = math.sin(phases[k])
+        spec[k] = complex(a * c - 0.0 * s, a * s + 0.0 * c)
+
+
+# --- NumPy twins (the oracle) --------------------------------------------------------
+def times_numpy(rr, start, duration_pad):
+    r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
+    return r_times, int(np.searchsorted(r_times, duration_pad) + 1)
+
+
+def tachogram_numpy(x, scale, rr_mean, fs_rr, n_beats):
+    """``rr_mean + x * scale`` walked by ``_reference.tachogram_walk_kernel``."""
+    from ._reference import tachogram_walk_kernel
+
+    out = np.empty(int(n_beats))
+    tachogram_walk_kernel(rr_mean + x * scale, fs_rr, out)
+    return out
+
+
+def ectopic_numpy(u, p_nn, code, coupling, reset, rr):
+    """``rhythm.beat_schedule``'s PVC/PAC loops (before ``force_range``): types "<U1" and
+    the coupled RR (a copy)."""
+    code = chr(code)
+    n = u.shape[0]
+    types = np.full(n, "N", dtype="<U1")
+    prev = "N"
+    for k in range(2, n):
+        if prev == "N" and types[k - 1] == "N" and u[k] > p_nn:
+            types[k] = code
+        prev = types[k]
+    rr = rr.copy()
+    j = 0
+    for k in np.flatnonzero(types == code):
+        if k + 1 >= n or k < 1:
+            continue
+        base = rr[k - 1]
+        rr[k - 1] = coupling * base
+        if code == "V":
+            rr[k] = (2.0 - coupling) * base
+        else:
+            rr[k] = base * reset[j]
+            j += 1
+    return types, rr
+
+
+def beat_table_numpy(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n, tau_e, sig_e,
+                     amp_e, repol, fid_n, fid_e, duration):
+    """``synth._plan``'s NumPy code of the per-beat tables (before this module)."""
+    nb = f_repol.shape[0]
+    nw = tau_n.shape[1]
+    jitter = 1.0 + beat_jitter * z.reshape(nb, 1, nw)
+    is_n = normal[:, None, None]
+    tau0 = np.where(is_n, tau_n, tau_e)
+    sig0 = np.where(is_n, sig_n, sig_e)
+    amp0 = np.where(is_n, amp_n, amp_e)
+    f = np.ones((nb, 1, nw))
+    f[:, :, np.flatnonzero(repol)] = f_repol[:, None, None]
+    tau = tau0 * f
+    a = amp0 * jitter * mod[:, None, None]
+    flat = np.flatnonzero(np.abs(amp0) > 1e-9)
+    centres = (r_times[:nb, None, None] + tau).ravel()[flat]
+    widths = (sig0 * f).ravel()[flat]
+    chans = (flat // nw) % 3
+    fid = np.where(normal[:, None], fid_n, fid_e)
+    scale_t = np.where(np.arange(fid_n.shape[0]) >= 5, f_repol[:, None], 1.0)
+    fid = r_times[:nb, None] + fid * scale_t
+    inside = int(np.count_nonzero((r_times[:nb] >= 0) & (r_times[:nb] < duration)))
+    ok = bool(np.all(np.isfinite(centres)) and np.all(np.isfinite(a.ravel()[flat]))
+              and np.all(np.isfinite(widths)) and (widths.size == 0 or widths.min() > 0))
+    return centres, widths, a.ravel()[flat], chans, fid, inside, ok
+
+
+def annotations_numpy(r_times, nb, fid, fs, n):
+    r = r_times[:nb]
+    idx = np.flatnonzero((r >= 0) & (np.round(r * fs) < n))
+    with np.errstate(invalid="ignore"):
+        s = np.round(fid[idx].T * fs)
+    s[~((s >= 0) & (s < n))] = -1
+    return idx, s.astype(np.int64), r_times[idx + 1] - r_times[idx]
+
+
+def spectrum_numpy(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases):
+    """``rhythm``'s NumPy code: ``_spectrum_amplitude`` times ``exp(1j * phases)``."""
+    power = (lf_hf_ratio * np.exp(-0.5 * ((f - lf_hz) / lf_width_hz) ** 2) / lf_width_hz
+             + np.exp(-0.5 * ((f - hf_hz) / hf_width_hz) ** 2) / hf_width_hz)
+    amp = np.sqrt(power)
+    amp[0] = 0.0
+    return amp * np.exp(1j * phases)
+
+
+def spectrum_cases(rng):
+    """Check cases of :func:`spectrum_kernel`: the record lengths and breathing rates
+    ``rhythm.rr_tachogram`` uses, random phases (uniform over [0, 2π)) and a few edge
+    phases."""
+    cases = []
+    for n in (64, 128, 256, 512, 1024):
+        f = np.fft.rfftfreq(n, 0.25)
+        for hf in (10.0 / 60.0, 0.25, 20.0 / 60.0, rng.uniform(0.15, 0.35)):
+            ph = rng.uniform(0.0, 2 * np.pi, f.shape[0])
+            ph[:4] = (0.0, np.pi / 2, np.pi, 1.5 * np.pi)
+            cases.append((f, 0.1, hf, 0.01, 0.01, float(rng.uniform(0.3, 1.0)), ph))
+    return cases
+
+
+def spectrum_matches(cases) -> bool:
+    """Whether :func:`spectrum_kernel` gives :func:`spectrum_numpy`'s spectra bit for bit
+    (signed zeros included) on ``cases`` (tuples of its arguments without ``spec``)."""
+    for case in cases:
+        want = spectrum_numpy(*case)
+        got = np.empty(case[0].shape[0], np.complex128)
+        spectrum_kernel(*case, got)
+        if got.tobytes() != want.tobytes():
+            return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def fast_spectrum() -> bool:
+    """:func:`spectrum_matches` on :func:`spectrum_cases`, once per process (≈ 1 ms after
+    compilation)."""
+    try:
+        return spectrum_matches(spectrum_cases(np.random.default_rng(20261206)))
+    except Exception:  # pragma: no cover - a numba failure: NumPy it is
+        return False

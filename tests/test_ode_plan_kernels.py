@@ -1,0 +1,173 @@
+"""The planner's numba kernels (``cardiosim.ode._plan_kernels``) against their NumPy twins,
+bit for bit, and the planner's output against the NumPy code it replaced."""
+
+import numpy as np
+import pytest
+
+from cardiosim.ode import _plan_kernels as K
+from cardiosim.ode import default_patient, rhythm, synthesize
+from cardiosim.ode.model import NW, REPOL, ectopic_ventricular
+
+_REPOL = np.isin(np.arange(NW), REPOL)
+
+
+def _same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_times_kernel_is_cumsum_and_searchsorted(seed):
+    rng = np.random.default_rng(seed)
+    rr = rng.uniform(0.3, 1.4, int(rng.integers(1, 60)))
+    start = -1.5 - rng.uniform() * rr[0]
+    for pad_end in (-5.0, 0.0, 11.5, float(start + rr.sum() + 1.0), float(start + rr[:3].sum())):
+        out = np.empty(rr.shape[0] + 1)
+        keep = K.times_kernel(rr, start, pad_end, out)
+        want, want_keep = K.times_numpy(rr, start, pad_end)
+        assert _same(out, want) and keep == want_keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tachogram_kernel_matches_walk_twin(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(rng.choice([64, 256, 1024])))
+    x -= x.mean()
+    for scale in (0.0, 0.013, float(rng.uniform(0.001, 0.1))):
+        n_beats = int(rng.integers(1, 80))
+        out = np.empty(n_beats)
+        lo = K.tachogram_kernel(x, scale, 0.8, 4.0, out)
+        want = K.tachogram_numpy(x, scale, 0.8, 4.0, n_beats)
+        assert _same(out, want) and lo == want.min()
+    # beyond the series' end the last value is held
+    out = np.empty(40)
+    K.tachogram_kernel(np.zeros(4), 0.0, 0.9, 4.0, out)
+    assert np.all(out == 0.9)
+
+
+@pytest.mark.parametrize("code", ["V", "A"])
+@pytest.mark.parametrize("seed", range(8))
+def test_ectopic_kernels_match_the_beat_loop(code, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 50))
+    u = rng.uniform(size=n)
+    p_nn, coupling = float(rng.uniform(0.5, 0.9)), float(rng.uniform(0.55, 0.8))
+    rr = rng.uniform(0.6, 1.2, n)
+    codes = np.full(n, K.CODE_N, np.uint32)
+    K.ectopic_chain_kernel(u, p_nn, ord(code), codes)
+    m = int(np.count_nonzero(codes[1:n - 1] == ord(code))) if code == "A" else 0
+    reset = rng.uniform(1.0, 1.1, m)
+    got_rr = rr.copy()
+    K.ectopic_rr_kernel(codes, ord(code), coupling, reset, got_rr)
+    want_types, want_rr = K.ectopic_numpy(u, p_nn, ord(code), coupling, reset, rr)
+    assert _same(codes.view("<U1"), want_types)
+    assert _same(got_rr, want_rr)
+
+
+def test_per_beat_reset_draws_equal_one_vector_draw():
+    """``beat_schedule`` draws PAC reset factors as one vector: the same numbers and the same
+    stream position as the per-beat scalar draws of the loop it replaced."""
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert _same(np.array([a.uniform(1.0, 1.1) for _ in range(9)]), b.uniform(1.0, 1.1, 9))
+    assert a.random() == b.random()
+
+
+def _table_case(rng, ectopic):
+    p = default_patient()
+    e = ectopic_ventricular(p, np.random.default_rng(1))[0] if ectopic else p
+    nb = int(rng.integers(1, 40))
+    rr = rng.uniform(0.4, 1.3, nb)
+    r_times = -2.0 + np.concatenate([[0.0], np.cumsum(rr)])
+    rr_next = r_times[1:] - r_times[:-1]
+    f_repol = rr_next ** (1.0 / 3.0)
+    mod = 1.0 + 0.05 * np.sin(1.3 * r_times[:nb] + 0.4)
+    z = rng.standard_normal((nb, NW))
+    normal = rng.uniform(size=nb) < (0.7 if ectopic else 1.1)
+    fid_n = rng.normal(0.0, 0.2, 7)
+    fid_e = rng.normal(0.0, 0.2, 7)
+    fid_e[:2] = np.inf  # an ectopic beat without P
+    return (r_times, f_repol, mod, z, 0.03, normal, p.tau, p.sigma, p.amp, e.tau, e.sigma, e.amp, _REPOL,
+            fid_n, fid_e, 10.0)
+
+
+@pytest.mark.parametrize("ectopic", [False, True])
+@pytest.mark.parametrize("seed", range(5))
+def test_beat_table_kernel_matches_numpy(ectopic, seed):
+    case = _table_case(np.random.default_rng(seed), ectopic)
+    got = K.beat_table_kernel(*case)
+    want = K.beat_table_numpy(*case)
+    for g, w in zip(got[:5], want[:5]):
+        assert _same(g, w)
+    assert got[5] == want[5] and got[6] == want[6] is True
+
+
+def test_beat_table_kernel_flags_invalid_gaussians():
+    case = list(_table_case(np.random.default_rng(0), False))
+    sig = case[7].copy()
+    sig[0, 4] = -0.01
+    case[7] = sig
+    assert K.beat_table_kernel(*case)[6] is False
+    assert K.beat_table_numpy(*case)[6] is False
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_annotations_kernel_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    fs, n = float(rng.choice([250.0, 500.0, 1000.0])), int(rng.integers(100, 6000))
+    nb = int(rng.integers(0, 30))
+    r_times = np.sort(rng.uniform(-2.0, n / fs + 2.0, nb + 1))
+    fid = r_times[:nb, None] + rng.normal(0.0, 0.3, (nb, 7))
+    fid[rng.uniform(size=fid.shape) < 0.1] = np.inf
+    if nb:
+        fid[0, 0] = np.nan
+        fid[-1, 1] = 2.5 / fs  # a half-sample tie: rounds to even, as np.round
+    got = K.annotations_kernel(r_times, nb, fid, fs, n)
+    want = K.annotations_numpy(r_times, nb, fid, fs, n)
+    for g, w in zip(got, want):
+        assert _same(g, w)
+
+
+def test_spectrum_kernel_guard():
+    """The kernel is used only where it equals its twin on the check cases; its verdict
+    here, and equality on other cases where it is used."""
+    assert K.fast_spectrum() == K.spectrum_matches(K.spectrum_cases(np.random.default_rng(20261206)))
+    if K.fast_spectrum():
+        for case in K.spectrum_cases(np.random.default_rng(3)):
+            got = np.empty(case[0].shape[0], np.complex128)
+            K.spectrum_kernel(*case, got)
+            assert _same(got, K.spectrum_numpy(*case))
+
+
+def test_rr_series_same_with_and_without_kernels(monkeypatch):
+    """``rr_process`` and ``rr_tachogram`` through the kernels (spectrum, direct irfft, walk)
+    equal the NumPy code (``_spectrum_amplitude``, ``np.fft.irfft``, the walk's twin)."""
+    fast = [rhythm.rr_process(64.0, np.random.default_rng(s), heart_rate=70.0, heart_rate_std=2.0,
+                              hf_hz=0.2 + 0.01 * s) for s in range(4)]
+    tach = [rhythm.rr_tachogram(36, np.random.default_rng(s), heart_rate=75.0, breathing_rate=12.0 + s)
+            for s in range(4)]
+    monkeypatch.setattr(K, "fast_spectrum", lambda: False)
+    monkeypatch.setattr(rhythm, "_irfft_direct", lambda: None)
+    for s in range(4):
+        want = rhythm.rr_process(64.0, np.random.default_rng(s), heart_rate=70.0, heart_rate_std=2.0,
+                                 hf_hz=0.2 + 0.01 * s)
+        assert _same(fast[s], want)
+        want = rhythm.rr_tachogram(36, np.random.default_rng(s), heart_rate=75.0, breathing_rate=12.0 + s,
+                                   backend="numpy")
+        assert _same(tach[s], want)
+
+
+@pytest.mark.parametrize("rhythm_name", ["SR", "AF", "AFL", "PVC", "PAC", "IAVB"])
+def test_synthesize_plan_matches_the_numpy_planner(rhythm_name):
+    """A record's Gaussians and annotations equal those of the NumPy code the kernels
+    replaced (``beat_table_numpy``, ``annotations_numpy``) on the same plan."""
+    from cardiosim.ode import synth
+
+    plan = synth._plan(10.0, 500.0, np.random.default_rng(5), None, rhythm_name, "NORM", None, None, None,
+                       None, 0.5, 0.03, None)
+    assert plan.valid
+    beats = synthesize(10.0, 500.0, np.random.default_rng(5), rhythm=rhythm_name)
+    idx, s, rr = K.annotations_numpy(plan.r_times, plan.types.shape[0], plan.fid, 500.0, 5000)
+    assert _same(beats.rr, rr)
+    for k, row in zip(synth.ANNOTATION_KEYS, s):
+        assert _same(beats.annotations[k], row)
+    assert list(beats.beat_types) == list(plan.types[idx])
