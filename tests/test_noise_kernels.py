@@ -243,3 +243,38 @@ def test_electrode_noise_apply_matches_numpy_sum(rng):
             for k in list(kinds)[:n_k]:
                 want += kinds[k]
             np.testing.assert_array_equal(en.apply(phi), want)
+
+
+@pytest.mark.parametrize("montage", ["standard12", "frank", "easi", "limb3", "lead_i"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lead_chunk_var_multi_twin_and_bit_identical(rng, montage, dtype):
+    """The planned kernel (every kind in one call, the Wilson terminal summed once per chunk)
+    agrees with its NumPy twin and gives :func:`lead_chunk_var_kernel`'s values bit for bit
+    (the SNRs stored in datasets must not move), with and without a baseline offset."""
+    from cardiosim.leads import make_montage
+    from cardiosim.noise._kernels import lead_chunk_var_kernel, lead_plan
+    kern, ref = KERNELS["lead_chunk_var_multi"]
+    m = np.ascontiguousarray(make_montage(montage).matrix, dtype=np.float64)
+    for offset, (n, c) in ((0.0, (5000, 500)), (50.0, (5250, 500)), (3.0, (1001, 128))):
+        xs = tuple((rng.standard_normal((m.shape[1], n)) * rng.uniform(1e-4, 10.0, (m.shape[1], 1))
+                    + rng.uniform(-offset, offset, (m.shape[1], 1))).astype(dtype) for _ in range(3))
+        out = np.empty((3, m.shape[0], n // c))
+        kern(*lead_plan(m), xs, c, out)
+        np.testing.assert_allclose(out, ref(m, xs, c), rtol=1e-9)
+        for i, x in enumerate(xs):
+            one = np.empty((m.shape[0], n // c))
+            lead_chunk_var_kernel(m, x, c, one)
+            np.testing.assert_array_equal(out[i], one)
+
+
+def test_lead_plan_shares_the_wilson_terminal():
+    from cardiosim.leads import make_montage
+    from cardiosim.noise._kernels import lead_plan
+    term_e, term_w, n_terms, start, save = lead_plan(make_montage("standard12").matrix)
+    assert n_terms.tolist() == [2, 2, 2, 3, 3, 3] + [4] * 6
+    assert start.tolist() == [0] * 7 + [3] * 5          # V2..V6 start from V1's terminal
+    assert save.tolist() == [0] * 6 + [3] + [0] * 5
+    np.testing.assert_array_equal(term_e[6, :4], [0, 1, 2, 3])
+    # no shared prefix: nothing saved, every lead from its first term
+    _, _, _, start, save = lead_plan(np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]]))
+    assert start.tolist() == [0, 0] and save.tolist() == [0, 0]

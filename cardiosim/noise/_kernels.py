@@ -779,6 +779,116 @@ def lead_chunk_var_ref(matrix, x, c):
 KERNELS["lead_chunk_var"] = (lead_chunk_var_kernel, lead_chunk_var_ref)
 
 
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _planned_chunk_var(term_e, term_w, n_terms, start, save, x, c, out, v, pre):  # pragma: no cover - compiled
+    """:func:`lead_chunk_var_kernel` on one ``x`` with the lead plan of :func:`lead_plan`:
+    a lead whose first terms equal those of the lead before it (``start[l] > 0``: the
+    precordial leads' Wilson terminal) starts from the partial sum that lead saved in
+    ``pre`` (after ``save[l]`` terms), so those terms are summed once per chunk, not once per
+    lead. Every lead sample is the same float64 expression as in
+    :func:`lead_chunk_var_kernel` (``v = w x``, then ``v += w x`` per further term, in
+    electrode order), and the two reduction loops are that kernel's loops, so the result is
+    that kernel's bit for bit (``tests/test_noise_kernels.py``)."""
+    n_l = term_e.shape[0]
+    k = out.shape[1]
+    for j in range(k):                    # chunk by chunk: the chunk's samples stay in cache
+        base = j * c
+        for l in range(n_l):
+            nt = n_terms[l]
+            if nt == 0:
+                out[l, j] = 0.0
+                continue
+            q0 = start[l]
+            w = term_w[l, q0]
+            xe = x[term_e[l, q0], base:base + c]
+            if q0 > 0:
+                for t in range(c):
+                    v[t] = pre[t] + w * xe[t]
+            else:
+                for t in range(c):
+                    v[t] = w * xe[t]
+            if save[l] == q0 + 1:
+                for t in range(c):
+                    pre[t] = v[t]
+            for q in range(q0 + 1, nt):
+                w = term_w[l, q]
+                xe = x[term_e[l, q], base:base + c]
+                for t in range(c):
+                    v[t] += w * xe[t]
+                if save[l] == q + 1:
+                    for t in range(c):
+                        pre[t] = v[t]
+            s = 0.0
+            for t in range(c):
+                s += v[t]
+            mu = s / c
+            s = 0.0
+            for t in range(c):
+                d = v[t] - mu
+                s += d * d
+            out[l, j] = s / c
+
+
+@njit(cache=True, nogil=True)
+def lead_chunk_var_multi_kernel(term_e, term_w, n_terms, start, save, xs, c, out):  # pragma: no cover - compiled
+    """:func:`lead_chunk_var_kernel` of every array of the tuple ``xs`` (each [n_e, T], one
+    dtype) in one call, with the lead plan of :func:`lead_plan` (``term_e``, ``term_w``,
+    ``n_terms``, ``start``, ``save``): ``out`` float64 [len(xs), n_leads, n_chunks]."""
+    v = np.empty(c)
+    pre = np.empty(c)
+    for i in range(len(xs)):
+        _planned_chunk_var(term_e, term_w, n_terms, start, save, xs[i], c, out[i], v, pre)
+
+
+@functools.lru_cache(maxsize=16)
+def _lead_plan_cached(key: bytes, shape: tuple) -> tuple:
+    m = np.frombuffer(key, dtype=np.float64).reshape(shape)
+    n_l, n_e = shape
+    terms = [tuple((e, float(m[l, e])) for e in range(n_e) if m[l, e] != 0.0) for l in range(n_l)]
+    term_e = np.zeros((n_l, max(n_e, 1)), dtype=np.int64)
+    term_w = np.zeros((n_l, max(n_e, 1)))
+    n_terms = np.array([len(t) for t in terms], dtype=np.int64)
+    start = np.zeros(n_l, dtype=np.int64)
+    save = np.zeros(n_l, dtype=np.int64)
+    pre = None                                         # the terms whose partial sum ``pre`` holds
+    for l, t in enumerate(terms):
+        for q, (e, w) in enumerate(t):
+            term_e[l, q], term_w[l, q] = e, w
+        if pre is not None and len(pre) < len(t) and t[:len(pre)] == pre:
+            start[l] = len(pre)
+        elif l + 1 < n_l:
+            nxt = terms[l + 1]
+            p = 0
+            while p < min(len(t), len(nxt)) and t[p] == nxt[p]:
+                p += 1
+            if 2 <= p < min(len(t), len(nxt)):         # worth it from two shared terms
+                save[l] = p
+                pre = t[:p]
+    out = (term_e, term_w, n_terms, start, save)
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+def lead_plan(matrix) -> tuple:
+    """``(term_e, term_w, n_terms, start, save)`` of the lead matrix [n_leads, n_e] for
+    :func:`lead_chunk_var_multi_kernel` (cached per matrix): each lead's non-zero weights in
+    electrode order, and where a lead can start from the partial sum of the lead before it
+    (``start``) or must save its partial sum for the next (``save``, number of terms)."""
+    m = np.ascontiguousarray(matrix, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    return _lead_plan_cached(m.tobytes(), m.shape)
+
+
+def lead_chunk_var_multi_ref(matrix, xs, c):
+    """NumPy twin of :func:`lead_chunk_var_multi_kernel`: :func:`lead_chunk_var_ref` of each array."""
+    return np.stack([lead_chunk_var_ref(matrix, x, c) for x in xs])
+
+
+KERNELS["lead_chunk_var_multi"] = (lead_chunk_var_multi_kernel, lead_chunk_var_multi_ref)
+
+
 @njit(cache=True, nogil=True)
 def qrs_pp_kernel(x, r, h, out):  # pragma: no cover - compiled
     """Peak-to-peak of each lead of ``x`` [n_leads, T] in ``[r - h, r + h]`` (both ends

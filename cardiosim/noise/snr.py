@@ -171,8 +171,11 @@ def _noise_power(n, definition, fs, trim=0.05):
 def _measured_lead_power(arrays, matrix, definition, fs, trim):
     """Noise power ``[n_kinds, n_leads]`` of the leads ``matrix @ x`` of each electrode
     noise ``x`` [n_e, T] in ``arrays``, without forming the leads for 'nstdb': the chunk
-    variances come from :func:`~cardiosim.noise._kernels.lead_chunk_var_kernel` (leads
-    summed from their non-zero weights in float64), then one trimmed mean for all kinds."""
+    variances of all kinds come from one call of
+    :func:`~cardiosim.noise._kernels.lead_chunk_var_multi_kernel` (leads summed from their
+    non-zero weights in float64, the Wilson terminal once per chunk; the values of
+    :func:`~cardiosim.noise._kernels.lead_chunk_var_kernel` bit for bit), then one trimmed
+    mean for all kinds."""
     if definition == "power":
         return np.stack([_noise_power(matrix.astype(x.dtype) @ x, definition, fs, trim) for x in arrays])
     c = int(round(fs))
@@ -180,16 +183,23 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
     if k == 0:
         raise SignalError(f"the 'nstdb' noise power needs at least one 1-s chunk ({c} samples), got "
                           f"{arrays[0].shape[-1]}")
-    m = np.ascontiguousarray(matrix, dtype=np.float64)
-    var = np.empty((len(arrays), m.shape[0], k))
-    for i, x in enumerate(arrays):
+    plan = _kernels.lead_plan(matrix)
+    var = np.empty((len(arrays), plan[0].shape[0], k))
+    xs = []
+    for x in arrays:
         x = np.asarray(x)
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
-        if x.strides[-1] == 0:                 # a broadcast constant: no variance in any chunk
-            var[i] = 0.0
-            continue
-        _kernels.lead_chunk_var_kernel(m, np.ascontiguousarray(x), c, var[i])
+        xs.append(None if x.strides[-1] == 0 else np.ascontiguousarray(x))   # None: a broadcast constant
+    if all(x is not None for x in xs) and len({x.dtype for x in xs}) == 1:
+        # every kind in one call (leads summed once per chunk where they share terms)
+        _kernels.lead_chunk_var_multi_kernel(*plan, tuple(xs), c, var)
+    else:
+        for i, x in enumerate(xs):
+            if x is None:                  # a broadcast constant: no variance in any chunk
+                var[i] = 0.0
+            else:
+                _kernels.lead_chunk_var_multi_kernel(*plan, (x,), c, var[i:i + 1])
     return trimmed_mean(np.sqrt(var), trim) ** 2
 
 

@@ -550,7 +550,7 @@ def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
 
 def clear_caches() -> None:
     """Forget the loaded fit and everything derived from it (after :func:`write_fit`)."""
-    for fn in (load_fit, _spectrum, _spectrum32, _spectrum_cols, _within_table):
+    for fn in (load_fit, _spectrum, _spectrum32, _spectrum_cols, _within_table, _activity_constants):
         fn.cache_clear()
 
 
@@ -687,6 +687,44 @@ def reference_qrs_pp_mv() -> float:
     return float(load_fit()["qrs_pp_reference_mv"])
 
 
+@dataclass(frozen=True)
+class _ActivityConstants:
+    """What :func:`simulate_activity_noise` derives from the fit for one electrode type x
+    activity, the same every record (:func:`_activity_constants`)."""
+
+    log_level: float
+    sd_between: float
+    sd_within: float
+    sd_fast: float
+    qrs_pp_mv: float
+    a_slow: float
+    a_fast: float
+    z_knots: np.ndarray
+    q_knots: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _activity_constants(electrode: str, activity: str) -> _ActivityConstants:
+    """The per-(electrode, activity) constants of :func:`simulate_activity_noise`, computed
+    once (the same expressions it evaluated every record)."""
+    row = load_fit()["table"][f"{electrode}/{activity}"]
+    # the calibration makes the simulated chest strap, measured as the real records are, read
+    # the fit subjects' median (scripts/fit_textile_noise.py: the simulated QRS sizes and the
+    # ODE's own beat-to-beat variation, which the measure also counts, are accounted for)
+    log_level = row["log_level_mean"] + row.get("log_level_calibration", 0.0)
+    sd_w = row["log_level_sd_within_record"]
+    z_knots, q_knots, slow_log_kurt = _within_table(electrode, activity)
+    # the bursts carry the part of the fitted kurtosis the slow level changes do not: for an
+    # envelope e^L, kurtosis = 3 E[e^4L] / E[e^2L]^2 (3 e^(4 sd^2) for a Gaussian L)
+    k = max(row["residual_kurtosis"], 0.0)
+    slow = 4.0 * sd_w ** 2 if slow_log_kurt is None else slow_log_kurt
+    sd_f = float(np.sqrt(np.clip((np.log1p(k / 3.0) - slow) / 4.0, 0.0, _MAX_FAST_SD ** 2)))
+    return _ActivityConstants(log_level=log_level, sd_between=row["log_level_sd_between_records"], sd_within=sd_w,
+                              sd_fast=sd_f, qrs_pp_mv=reference_qrs_pp_mv(),
+                              a_slow=np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)),
+                              a_fast=np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), z_knots=z_knots, q_knots=q_knots)
+
+
 def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int, fs: float, *, electrode: str,
                             activity: str, scale: float = 1.0, params: dict | None = None) -> np.ndarray:
     """Noise [n_electrodes, n] mV (float32) of a worn device, fitted per electrode type x activity.
@@ -706,27 +744,16 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
         raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)}, got {electrode!r}")
     if activity not in ACTIVITIES:
         raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)} for the fitted noise, got {activity!r}")
-    row = load_fit()["table"][f"{electrode}/{activity}"]
-    # the calibration makes the simulated chest strap, measured as the real records are, read
-    # the fit subjects' median (scripts/fit_textile_noise.py: the simulated QRS sizes and the
-    # ODE's own beat-to-beat variation, which the measure also counts, are accounted for)
-    log_level = row["log_level_mean"] + row.get("log_level_calibration", 0.0)
-    level = np.exp(log_level + row["log_level_sd_between_records"] * rng.standard_normal())
-    sd_w = row["log_level_sd_within_record"]
-    z_knots, q_knots, slow_log_kurt = _within_table(electrode, activity)
-    # the bursts carry the part of the fitted kurtosis the slow level changes do not: for an
-    # envelope e^L, kurtosis = 3 E[e^4L] / E[e^2L]^2 (3 e^(4 sd^2) for a Gaussian L)
-    k = max(row["residual_kurtosis"], 0.0)
-    slow = 4.0 * sd_w ** 2 if slow_log_kurt is None else slow_log_kurt
-    sd_f = float(np.sqrt(np.clip((np.log1p(k / 3.0) - slow) / 4.0, 0.0, _MAX_FAST_SD ** 2)))
-    rms = level * reference_qrs_pp_mv() * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
+    c = _activity_constants(electrode, activity)
+    level = np.exp(c.log_level + c.sd_between * rng.standard_normal())
+    sd_f = c.sd_fast
+    rms = level * c.qrs_pp_mv * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
     w_s = rng.standard_normal(_ou_len(n, fs, _SLOW_RATE_HZ))
     w_f = rng.standard_normal(_ou_len(n, fs, _FAST_RATE_HZ)) if sd_f > 0 else np.zeros(0)
     env = np.empty(n, dtype=np.float32)        # computed in float64, stored in the noise's precision
-    _kernels.activity_envelope_kernel(w_s, np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)), _SLOW_RATE_HZ, sd_w,
-                                      w_f, np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), _FAST_RATE_HZ, sd_f,
-                                      float(fs), rms, z_knots, q_knots, env)
+    _kernels.activity_envelope_kernel(w_s, c.a_slow, _SLOW_RATE_HZ, c.sd_within, w_f, c.a_fast, _FAST_RATE_HZ, sd_f,
+                                      float(fs), rms, c.z_knots, c.q_knots, env)
     # Gaussian noise of the fitted spectrum: complex normals on the rfft grid, drawn already
     # scaled by the amplitude spectrum straight into the complex64 buffer (its float32 view:
     # real and imaginary parts share their bin's amplitude), one single-precision inverse FFT
