@@ -171,3 +171,22 @@ def test_synthesize_plan_matches_the_numpy_planner(rhythm_name):
     for k, row in zip(synth.ANNOTATION_KEYS, s):
         assert _same(beats.annotations[k], row)
     assert list(beats.beat_types) == list(plan.types[idx])
+
+
+def test_render_of_a_checked_plan_equals_render_gaussians():
+    """``synthesize`` renders a plan its kernel checked without ``render_gaussians``'
+    second validation; same array, and a plan with a bad Gaussian still gets its error."""
+    from cardiosim.errors import SignalError
+    from cardiosim.ode import synth
+    from cardiosim.ode.dipole import render_gaussians
+
+    for rhythm_name in ("SR", "AF", "PVC"):
+        plan = synth._plan(10.0, 500.0, np.random.default_rng(2), None, rhythm_name, "NORM", None, None, None,
+                           None, 0.5, 0.03, None)
+        want = render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, 5000, 500.0)
+        assert _same(synth._render(plan, 5000, 500.0, "numba"), want)
+    import dataclasses
+
+    bad = dataclasses.replace(plan, widths=-plan.widths, valid=False)
+    with pytest.raises(SignalError):
+        synth._render(bad, 5000, 500.0, "numba")

@@ -52,10 +52,11 @@ def _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf
                hf_width_hz, fs_rr):
     """:func:`rr_process` as ``(x, scale, rr_mean)``: ``RR(t) = rr_mean + x * scale`` with
     ``x`` McSharry's zero-mean series (scale 0.0 for a flat one)."""
-    for name, v in [("duration", duration), ("heart_rate", heart_rate), ("fs_rr", fs_rr),
-                    ("lf_hz", lf_hz), ("hf_hz", hf_hz), ("lf_width_hz", lf_width_hz),
-                    ("hf_width_hz", hf_width_hz), ("lf_hf_ratio", lf_hf_ratio)]:
-        _check_positive(name, v)
+    values = (duration, heart_rate, fs_rr, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio)
+    if not all(v > 0 and v < math.inf for v in values):  # (then say which)
+        for name, v in zip(("duration", "heart_rate", "fs_rr", "lf_hz", "hf_hz", "lf_width_hz",
+                            "hf_width_hz", "lf_hf_ratio"), values):
+            _check_positive(name, v)
     if not (heart_rate_std >= 0 and heart_rate_std < math.inf):
         raise ConfigError(f"heart_rate_std must be >= 0, got {heart_rate_std!r}")
     if hf_hz >= fs_rr / 2:

@@ -124,6 +124,17 @@ def _fiducials(p: Patient) -> np.ndarray:
     return out
 
 
+def _patient_params(p: Patient, prefix="patient") -> dict:
+    """``p.to_params(prefix)``, cached on the (immutable) patient: a patient reused for
+    many records (``synthesize(..., patient=p)``) flattens its 99 floats once."""
+    key = "_params_" + prefix
+    cached = p.__dict__.get(key)
+    if cached is None:
+        cached = p.to_params(prefix)
+        object.__setattr__(p, key, cached)
+    return cached
+
+
 def _iavb_pr_max(patient, heart_rate, heart_rate_std):
     """Longest PR (s) keeping the P onset 20 ms after the previous beat's ST-T has fallen
     below 2 % of its peak, at the short RR of heart rate + 2 SD."""
@@ -336,9 +347,9 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         r_times, f_repol, mod, z.reshape(nb, NW), float(beat_jitter),
         types.view(np.uint32) == _plan_kernels.CODE_N, patient.tau, patient.sigma, patient.amp,
         ect.tau, ect.sigma, ect.amp, _REPOL_MASK, _fiducials(patient), _fiducials(ect), float(duration))
-    params.update(patient.to_params())
+    params.update(_patient_params(patient))
     if ectopic is not None and rhythm == "PVC":
-        params.update(ectopic.to_params("pvc"))
+        params.update(_patient_params(ectopic, "pvc"))
     params.update(n_beats=int(inside), cutoff_widths=DEFAULT_CUTOFF)
 
     atrial = None
@@ -371,6 +382,19 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                       else float(np.mean(rr_next) * f_fl))
     return _Plan(r_times, types, centres, widths, amps, chans, fid, atrial, params, (rhythm, morphology),
                  bool(valid))
+
+
+def _render(plan, n, fs, backend):
+    """``render_gaussians`` of the plan's Gaussians. The planner's kernel checked them
+    (finite, widths > 0, axes 0-2: ``plan.valid``), so short records go straight to the
+    renderer's kernel, as ``render_gaussians`` would send them after its own checks (≈ 30 µs
+    of NumPy calls a record); anything else through ``render_gaussians``."""
+    if backend == "numba" and plan.valid and n <= 100_000:
+        out = np.zeros((3, n))
+        _kernels.gaussian_time_kernel(0.0, float(fs), plan.centres, plan.widths, plan.amps, plan.chans,
+                                      float(DEFAULT_CUTOFF), out)
+        return out
+    return render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, n, fs, backend=backend)
 
 
 def _atrial_signal(atrial, n, fs):
@@ -440,8 +464,7 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
                  heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler)
     n = int(round(duration * fs))
-    vcg = render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, n, fs, backend=backend)
-    return _finish(plan, vcg, fs)
+    return _finish(plan, _render(plan, n, fs, backend), fs)
 
 
 def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
@@ -462,5 +485,12 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
     kw.update(kwargs)
     plans = [_plan(duration, fs, rng, **kw) for _ in range(int(n_records))]
     n = int(round(duration * fs))
-    vcgs = render_gaussians_batch([(p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
+    if all(p.valid for p in plans):  # checked by the planner's kernel (see _render)
+        g_off = np.zeros(len(plans) + 1, np.int64)
+        g_off[1:] = np.cumsum([p.centres.shape[0] for p in plans])
+        cat = [np.concatenate([getattr(p, name) for p in plans]) for name in ("centres", "widths", "amps", "chans")]
+        vcgs = np.zeros((len(plans), 3, n))
+        _kernels.gaussian_time_batch_kernel(0.0, float(fs), *cat, g_off, float(DEFAULT_CUTOFF), vcgs)
+    else:
+        vcgs = render_gaussians_batch([(p.centres, p.widths, p.amps, p.chans) for p in plans], n, fs)
     return [_finish(p, v, fs) for p, v in zip(plans, vcgs)]
