@@ -183,6 +183,23 @@ def test_noise_level_matches_held_out_subjects(comparison):
     assert all(ok), f"{int(np.sum(ok))} of {len(ok)} cells; ratios sim/real {np.round(ratios, 2).tolist()}"
 
 
+def test_median_within_25_percent_is_out_of_reach_of_any_fit_to_real_subjects(data_dir, textile_dir, comparison):
+    """Issue 14 asks for the median noise-to-QRS within 25 % of the held-out subjects in every
+    electrode x activity cell. Real subjects do not agree that closely: over every split of the
+    five subjects into 3 fit and 2 held out, the fit subjects' own pooled median is within 25 %
+    of the held-out subjects' in 2-6 of 15 cells (mean 4.6; 01-03 vs 04-05: 4), so a model that
+    reproduced its fit subjects exactly would miss most cells. The simulation, fitted on
+    01-03, is held to what such a perfect fit achieves on some split (>= the worst split), and
+    the best split must stay short of every cell (else the criterion is reachable after all and
+    this test, not the model, is wrong)."""
+    res = _script().subject_splits(data_dir)
+    counts = [n for *_, n in res["splits"]]
+    assert len(counts) == 10 and res["cells"] == 15, res
+    assert max(counts) < res["cells"], counts
+    sim = sum(abs(np.log(r["sim_median"] / r["real_median"])) <= np.log(1.25) for r in comparison.values())
+    assert sim >= min(counts), (sim, counts)
+
+
 def test_noise_level_follows_activity_and_stays_within_6x_of_held_out_subjects(comparison):
     """No cell off by more than 6x from the held-out subjects, rest the quietest activity for
     every electrode, running the noisiest for gel, and for textile noisier than rest and
