@@ -278,3 +278,57 @@ def test_lead_plan_shares_the_wilson_terminal():
     # no shared prefix: nothing saved, every lead from its first term
     _, _, _, start, save = lead_plan(np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]]))
     assert start.tolist() == [0, 0] and save.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("n", list(range(1, 20)) + [31, 64, 127, 128, 129, 200, 257, 1000])
+def test_pairwise_sum_is_numpys_sum(rng, n):
+    """The kernels' sum is NumPy's along the last axis bit for bit (its pairwise order), for
+    whole rows and for rows cut at both ends (a trimmed mean's slice)."""
+    from cardiosim.noise._kernels import pairwise_sum
+    a = np.sort(rng.standard_normal((20, n)) * 10 ** rng.uniform(-3, 3, (20, n)), axis=-1)
+    for row, want in zip(a, a.sum(axis=-1)):
+        assert pairwise_sum(row, 0, n) == want
+    cut = n // 5
+    if n - 2 * cut > 0:
+        for row, want in zip(a, a[:, cut:n - cut].sum(axis=-1)):
+            assert 0.0 + pairwise_sum(row, cut, n - 2 * cut) == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,trim", [(5000, 0.05), (20000, 0.05), (20000, 0.2), (3001, 0.0)])
+def test_nstdb_powers_twin_bit_identical(rng, dtype, n, trim):
+    """Signal and noise powers in one call equal the NumPy code's (``trimmed_mean`` of the
+    QRS peak-to-peak and of the chunk RMS) bit for bit, with cuts of 0 and more values; a
+    NaN in the clean leads or a beat outside the record is reported, not measured."""
+    from cardiosim.leads import make_montage
+    from cardiosim.noise._kernels import lead_plan
+    kern, ref = KERNELS["nstdb_powers"]
+    m = np.ascontiguousarray(make_montage("standard12").matrix, dtype=np.float64)
+    clean = (rng.standard_normal((12, n)) * 0.05).astype(dtype)
+    r = np.arange(150, n - 60, 380, dtype=np.int64)
+    clean[:, r] += rng.uniform(0.2, 2.0, (12, 1)).astype(dtype)
+    xs = tuple((rng.standard_normal((9, n)) * rng.uniform(1e-3, 1.0, (9, 1))
+                * np.exp(rng.standard_normal(n) * 0.5)).astype(dtype) for _ in range(3))
+    bits = clean.reshape(-1).view(np.uint32 if dtype == np.float32 else np.uint64)
+    emask = bits.dtype.type(0x7F800000 if dtype == np.float32 else 0x7FF0000000000000)
+    c, h = 500, 25
+    cut_s, cut_p = int(trim * r.size), int(trim * (n // c))
+    s, p = np.empty(12), np.empty((3, 12))
+    assert kern(clean, bits, emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 0
+    s_ref, p_ref = ref(clean, r, h, trim, m, xs, c)
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12)       # the twin's chunk variance is np.var
+    # bit for bit the NumPy path of noise.snr on the chunk variances the kernels compute
+    from cardiosim.noise._kernels import lead_chunk_var_kernel
+    from cardiosim.noise.snr import trimmed_mean
+    var = np.empty((3, 12, n // c))
+    for i, x in enumerate(xs):
+        lead_chunk_var_kernel(m, x, c, var[i])
+    np.testing.assert_array_equal(p, trimmed_mean(np.sqrt(var), trim) ** 2)
+    bad = clean.copy()
+    bad[3, 7] = np.nan
+    assert kern(bad, bad.reshape(-1).view(bits.dtype), emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
+    bad[3, 7] = -np.inf
+    assert kern(bad, bad.reshape(-1).view(bits.dtype), emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
+    late = np.append(r, n).astype(np.int64)
+    assert kern(clean, bits, emask, late, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 2

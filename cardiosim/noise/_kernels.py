@@ -890,6 +890,110 @@ KERNELS["lead_chunk_var_multi"] = (lead_chunk_var_multi_kernel, lead_chunk_var_m
 
 
 @njit(cache=True, nogil=True)
+def pairwise_sum(a, lo, n):  # pragma: no cover - compiled
+    """``numpy.add.reduce`` of ``a[lo:lo + n]`` (float64, contiguous) in NumPy's order: its
+    pairwise summation (blocks of at most 128 with eight accumulators, split in halves
+    rounded to multiples of 8 above that; a plain loop below 8), added to 0.0 -- the sum
+    NumPy gives along the last axis of an array, bit for bit (``tests/test_noise_kernels.py``)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
+
+
+@njit(cache=True, nogil=True)
+def _trimmed_mean_sq(row, cut):  # pragma: no cover - compiled
+    """``trimmed_mean(row, trim) ** 2`` of :mod:`cardiosim.noise.snr` for one row (sorted
+    here; ``cut`` values dropped at each end): NumPy's sort, sum and division."""
+    a = np.sort(row)
+    m = a.shape[0] - 2 * cut
+    mean = (0.0 + pairwise_sum(a, cut, m)) / m
+    return mean * mean
+
+
+@njit(cache=True, nogil=True)
+def nstdb_powers_kernel(clean, bits, emask, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
+                        s_out, p_out):  # pragma: no cover - compiled
+    """The NSTDB signal and noise powers of :func:`cardiosim.noise.snr.scale_electrode_noise`
+    for kinds without a target, in one call: ``s_out[l]`` = ``signal_power`` of the clean
+    leads ``clean`` [n_leads, T] (QRS peak-to-peak in ``[r - h, r + h]``, trimmed mean of
+    ``cut_s``, squared, / 8) and ``p_out[i, l]`` = the 'nstdb' noise power of lead ``l`` of
+    electrode noise ``xs[i]`` (chunk variances as :func:`lead_chunk_var_multi_kernel`, RMS,
+    trimmed mean of ``cut_p``, squared). The same operations as the NumPy code, in its
+    order. ``bits`` is ``clean`` viewed as unsigned integers of its width (flat) and
+    ``emask`` its exponent mask: a sample is NaN or inf when all its exponent bits are set
+    (an integer test that vectorises). Returns 0, or 1 when ``clean`` is not finite, 2 when
+    a beat is outside the record, 3 when a chunk variance is not finite (the caller then
+    takes the NumPy path, which raises or measures as it does)."""
+    n_l, n = clean.shape
+    bad = 0
+    for i in range(bits.shape[0]):
+        bad += (bits[i] & emask) == emask
+    if bad:
+        return 1
+    nb = r.shape[0]
+    for b in range(nb):
+        if r[b] < 0 or r[b] >= n:
+            return 2
+    pp = np.empty((n_l, nb))
+    qrs_pp_kernel(clean, r, h, pp)
+    for l in range(n_l):
+        s_out[l] = _trimmed_mean_sq(pp[l], cut_s) / 8.0
+    k = p_out.shape[0]
+    n_chunks = xs[0].shape[1] // c
+    var = np.empty((k, n_l, n_chunks))
+    v = np.empty(c)
+    pre = np.empty(c)
+    for i in range(k):
+        _planned_chunk_var(term_e, term_w, n_terms, start, save, xs[i], c, var[i], v, pre)
+    rms = np.empty(n_chunks)
+    for i in range(k):
+        for l in range(n_l):
+            for j in range(n_chunks):
+                w = var[i, l, j]
+                if not (w - w == 0):
+                    return 3
+                rms[j] = np.sqrt(w)
+            p_out[i, l] = _trimmed_mean_sq(rms, cut_p)
+    return 0
+
+
+def nstdb_powers_ref(clean, r, h, trim, matrix, xs, c):
+    """NumPy twin of :func:`nstdb_powers_kernel` (``cut = int(trim * count)``): ``(s, p)``."""
+    from .snr import trimmed_mean
+    s = trimmed_mean(qrs_pp_ref(clean, r, h), trim) ** 2 / 8.0
+    p = trimmed_mean(np.sqrt(lead_chunk_var_multi_ref(matrix, xs, c)), trim) ** 2
+    return s, p
+
+
+KERNELS["nstdb_powers"] = (nstdb_powers_kernel, nstdb_powers_ref)
+
+
+@njit(cache=True, nogil=True)
 def qrs_pp_kernel(x, r, h, out):  # pragma: no cover - compiled
     """Peak-to-peak of each lead of ``x`` [n_leads, T] in ``[r - h, r + h]`` (both ends
     included, cut to the record) around every beat ``r`` (int64 samples, inside the

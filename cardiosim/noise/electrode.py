@@ -35,6 +35,7 @@ an in-kernel xoshiro256++ stream seeded from the caller's Generator, one seed pe
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -147,21 +148,37 @@ def _loguniform(rng, lo, hi, size=None):
     return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
 
 
+def _loguniform_from(u, lo, hi):
+    """:func:`_loguniform`'s values from the uniform ``random()`` numbers ``u`` it would have drawn."""
+    a, b = np.log(lo), np.log(hi)
+    return np.exp(a + (b - a) * u)
+
+
+#: Skin-electrode impedance ranges (Ohm, log-uniform; PHYSICS.md section 6) per electrode
+#: type: (freshly donned, hydrated after about an hour of wear; ``None``: no drift).
+_IMPEDANCE_RANGES = {
+    "textile": ((93e3, 350e3), (20e3, 56e3)),     # dry textile; sweat-hydrated textile
+    "dry": ((200e3, 1000e3), (50e3, 150e3)),      # dry metal on dry skin; sweat under the metal
+    "gel": ((300.0, 1000.0), None),               # wet gel: about 1 kOhm or less, no drift
+}
+
+
 _F32 = np.float32
 
 
 def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     """Impedance [n_e, T] Ohm (float32), and the drawn parameters (PHYSICS.md section 6)."""
-    if cfg.electrode == "textile":
-        z0 = _loguniform(rng, 93e3, 350e3, n_e)       # freshly donned dry textile
-        zinf = _loguniform(rng, 20e3, 56e3, n_e)      # after about an hour of wear
-    elif cfg.electrode == "dry":
-        z0 = _loguniform(rng, 200e3, 1000e3, n_e)     # dry metal on dry skin
-        zinf = _loguniform(rng, 50e3, 150e3, n_e)     # sweat under the metal
+    # the draws of z0, zinf and the wear time from one call (Generator.uniform(lo, hi, size)
+    # is lo + (hi - lo) * random(size): the values of one call per draw, in order)
+    (lo0, hi0), hydrated = _IMPEDANCE_RANGES[cfg.electrode]
+    u = rng.random(n_e * (2 if hydrated else 1) + 1)
+    z0 = _loguniform_from(u[:n_e], lo0, hi0)
+    if hydrated:
+        zinf = _loguniform_from(u[n_e:2 * n_e], *hydrated)
     else:
-        z0 = _loguniform(rng, 300.0, 1000.0, n_e)     # wet gel: about 1 kOhm or less
         zinf = z0.copy()
-    wear = rng.uniform(*cfg.wear_time_s)
+    lo, hi = cfg.wear_time_s
+    wear = lo + (hi - lo) * float(u[-1])
     decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * _decay_shape(n, float(fs), float(cfg.hydration_tau_s))
     z = np.empty((n_e, decay.size), dtype=_F32)
     _kernels.impedance_kernel(zinf.astype(_F32), (z0 - zinf).astype(_F32), decay, z)
@@ -197,12 +214,15 @@ def _envelope_without_motion(rng, n, fs):
     """Muscle envelope at rest without a motion model: a low tone plus a few random bursts."""
     env = np.full(n, 0.1, dtype=_F32)
     n_burst = rng.poisson(n / fs / 10.0)
-    for _ in range(n_burst):
-        c = rng.uniform(0, n)
-        w = rng.uniform(0.2, 1.0) * fs
+    # each burst's centre, width and height (uniform draws, all from one call: the values
+    # Generator.uniform(lo, hi) = lo + (hi - lo) * random() gives one call per draw)
+    u = rng.random(3 * n_burst).tolist() if n_burst else ()
+    for b in range(n_burst):
+        c = 0.0 + (n - 0.0) * u[3 * b]
+        w = (0.2 + (1.0 - 0.2) * u[3 * b + 1]) * fs
         lo, hi = max(0, int(c - 3 * w)), min(n, int(c + 3 * w) + 1)
         idx = np.arange(lo, hi, dtype=_F32)
-        env[lo:hi] += rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
+        env[lo:hi] += (0.3 + (1.0 - 0.3) * u[3 * b + 2]) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
     return env
 
 
@@ -265,7 +285,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
         raise ConfigError(f"n_electrodes must be a positive integer, got {n_electrodes!r}")
     if int(n_samples) != n_samples or n_samples < 2:
         raise ConfigError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if not (np.isfinite(fs) and fs > 0):
+    if not (math.isfinite(fs) and fs > 0):
         raise ConfigError(f"fs must be a positive number of Hz, got {fs!r}")
     n_e, n, fs = int(n_electrodes), int(n_samples), float(fs)
     motion = _check_motion(motion, n_e, n, fs)
@@ -275,7 +295,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
 
     # Per-record SNR targets first, so they do not depend on which kinds are enabled later.
     targets = {}
-    for kind in NOISE_KINDS:
+    for kind in (NOISE_KINDS if cfg.snr_db else ()):
         if kind in cfg.snr_db:
             v = rng.uniform(*cfg.snr_db[kind])
             if kind in cfg.kinds:
@@ -355,11 +375,10 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             off, contact = _contact(rng, cfg, n_e, n, fs, muscle, params)
             by_kind[kind] = off
         elif kind == "activity":
-            from ..motion.config import NOISE_ACTIVITY
-            from .textile import simulate_activity_noise
+            noise_activity, simulate_activity_noise = _activity_noise()
             act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
             by_kind[kind] = simulate_activity_noise(rng, n_e, n, fs, electrode=cfg.electrode,
-                                                    activity=NOISE_ACTIVITY[act], scale=cfg.activity_level_scale,
+                                                    activity=noise_activity[act], scale=cfg.activity_level_scale,
                                                     params=params)
         elif kind == "recorded":
             from .fit import recorded_noise_model, select_channels, synthesize_noise
@@ -379,6 +398,15 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
 
 
 _DEFAULT_CONFIG = NoiseConfig()
+
+
+@functools.lru_cache(maxsize=1)
+def _activity_noise():
+    """``(NOISE_ACTIVITY, simulate_activity_noise)``, imported on first use (scipy.stats and the
+    fit stay unloaded until a config asks for the ``activity`` kind; once, not per record)."""
+    from ..motion.config import NOISE_ACTIVITY
+    from .textile import simulate_activity_noise
+    return NOISE_ACTIVITY, simulate_activity_noise
 
 
 @functools.lru_cache(maxsize=32)
@@ -416,37 +444,46 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
     With ``cfg.powerline_coupling == 'ground_electrode'`` the amplitude is the drawn mains
     displacement current times ``ground_impedance_ohm`` (the reference electrode's
     impedance; Huhta & Webster 1973), else it is drawn from ``cfg.cm_voltage_mv``."""
-    if cfg.powerline_coupling == "ground_electrode":
-        if ground_impedance_ohm is None:
-            raise ConfigError("powerline_coupling = 'ground_electrode' needs the ground electrode's impedance")
-        i_d = rng.uniform(*cfg.displacement_current_ua)
-        params["displacement_current_ua"] = float(i_d)
-        a = i_d * 1e-6 * float(ground_impedance_ohm) * 1e3       # uA x Ohm -> mV
-    else:
-        a = rng.uniform(*cfg.cm_voltage_mv)
+    ground = cfg.powerline_coupling == "ground_electrode"
+    if ground and ground_impedance_ohm is None:
+        raise ConfigError("powerline_coupling = 'ground_electrode' needs the ground electrode's impedance")
+    # every uniform draw of the function from one call (Generator.uniform(lo, hi) is
+    # lo + (hi - lo) * random(), so the values are those of one call per draw, in order):
+    # amplitude, phase, (rel, phase) per harmonic above the first, modulation rate, depth, phase
+    h_n = cfg.powerline_harmonics
+    u = iter(rng.random(5 + 2 * (h_n - 1)).tolist())
+    lo, hi = cfg.displacement_current_ua if ground else cfg.cm_voltage_mv
+    a = lo + (hi - lo) * next(u)
+    if ground:
+        params["displacement_current_ua"] = float(a)
+        a = a * 1e-6 * float(ground_impedance_ohm) * 1e3       # uA x Ohm -> mV
     params["cm_voltage_mv"] = float(a)
-    ph0 = rng.uniform(0, 2 * np.pi)
+    two_pi = 2 * np.pi
+    ph0 = two_pi * next(u)
     coef, freqs = [], []
-    for h in range(cfg.powerline_harmonics):
+    for h in range(h_n):
         k = 2 * h + 1
-        rel = 1.0 if k == 1 else rng.uniform(0.02, 0.3) / h
-        ph = k * ph0 if k == 1 else rng.uniform(0, 2 * np.pi)
+        if k == 1:
+            rel, ph = 1.0, k * ph0
+        else:
+            rel = (0.02 + (0.3 - 0.02) * next(u)) / h
+            ph = two_pi * next(u)
         params[f"powerline_harmonic_rel.{k}"] = float(rel)
         if k * cfg.powerline_hz >= fs / 2:
             params[f"powerline_harmonic_above_nyquist.{k}"] = 1.0
             continue
         # rel * sin(w_k t + ph) = rel (cos ph sin w_k t + sin ph cos w_k t)
-        coef += [_F32(rel * np.cos(ph)), _F32(rel * np.sin(ph))]
+        coef += [rel * np.cos(ph), rel * np.sin(ph)]
         freqs.append(k * cfg.powerline_hz)
-    fm = rng.uniform(0.05, 0.3)
-    depth = rng.uniform(0.0, 0.3)
+    fm = 0.05 + (0.3 - 0.05) * next(u)
+    depth = 0.0 + (0.3 - 0.0) * next(u)
     params["cm_modulation_hz"], params["cm_modulation_depth"] = float(fm), float(depth)
-    mod_sin = np.sin(_F32(2 * np.pi * fm) * t + _F32(rng.uniform(0, 2 * np.pi)))
+    mod_sin = np.sin(_F32(2 * np.pi * fm) * t + _F32(two_pi * next(u)))
     # sum of the harmonics times a (1 + depth sin) modulation, one float32 pass (numba),
     # the same operations in the same order as the NumPy passes it replaces
     tab = _mains_tables(t.size, float(fs), tuple(freqs))
     v = np.empty(t.shape, dtype=_F32)
-    _kernels.mains_sum_kernel(np.array(coef, dtype=_F32), tab, mod_sin.astype(_F32, copy=False), _F32(depth), _F32(a), v)
+    _kernels.mains_sum_kernel(np.array(coef, dtype=_F32), tab, mod_sin, _F32(depth), _F32(a), v)
     return v
 
 

@@ -27,6 +27,7 @@ per-lead SNR it reached.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -201,6 +202,42 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
             else:
                 _kernels.lead_chunk_var_multi_kernel(*plan, (x,), c, var[i:i + 1])
     return trimmed_mean(np.sqrt(var), trim) ** 2
+
+
+_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
+         np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000))}
+
+
+def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
+    """``(signal_power(clean_leads), _measured_lead_power(arrays))`` for the 'nstdb'
+    definition in one numba call (:func:`~cardiosim.noise._kernels.nstdb_powers_kernel`:
+    the same operations in the same order, so the same values bit for bit), or ``None``
+    when the inputs are not the plain case it covers (given beats, float leads and noise of
+    the montage's shapes, finite values, a valid trim): the caller then takes the NumPy
+    path, which validates, raises and measures as before."""
+    x = clean_leads
+    if (r_peaks is None or type(fs) is not float or not (math.isfinite(fs) and fs > 0)
+            or not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in _BITS or not 0 <= trim < 0.5):
+        return None
+    r = np.asarray(r_peaks, dtype=np.int64).ravel()
+    c = int(round(fs))
+    n_l, n_e = matrix.shape
+    xs = tuple(arrays)
+    if (r.size == 0 or x.shape[0] != n_l or x.shape[1] == 0 or c < 1
+            or any(type(a) is not np.ndarray or a.dtype != xs[0].dtype or a.dtype not in _BITS
+                   or a.shape != (n_e, x.shape[1]) or not a.flags.c_contiguous for a in xs)):
+        return None
+    k = x.shape[1] // c
+    cut_s, cut_p = int(trim * r.size), int(trim * k)
+    if k == 0 or 2 * cut_s >= r.size or 2 * cut_p >= k:
+        return None
+    x = np.ascontiguousarray(x)
+    u, emask = _BITS[x.dtype]
+    h = max(1, int(round(2 * QRS_HALF_WINDOW_S * fs / 2)))
+    s, p = np.empty(n_l), np.empty((len(xs), n_l))
+    status = _kernels.nstdb_powers_kernel(x, x.reshape(-1).view(u), emask, r, h, cut_s, *_kernels.lead_plan(matrix),
+                                          xs, c, cut_p, s, p)
+    return (s, p) if status == 0 else None
 
 
 def trimmed_mean(a, trim: float = 0.05) -> np.ndarray:
@@ -507,18 +544,25 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     params = dict(noise.params)
     params["snr_targeting"] = targeting if targets else "none"
     params["snr_definition"] = definition
-    try:
-        s = signal_power(clean_leads, definition=definition, fs=noise.fs, r_peaks=r_peaks, trim=trim)
-    except SignalError:
-        if targets:
-            raise
-        s = None           # nothing to measure against (no QRS): SNR not defined, noise untouched
-    if s is not None and s.shape[0] != matrix.shape[0]:
-        raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
     kinds = [k for k in by_kind if k != "contact" or k in targets]   # lead-off offsets have no SNR
-    if s is None:
-        params.update({f"snr_db.{kind}": float("nan") for kind in kinds})
-        kinds = []
+    fast = None
+    if definition == "nstdb" and not targets and kinds:
+        fast = _nstdb_powers_fast(clean_leads, [by_kind[k] for k in kinds], matrix, noise.fs, r_peaks, trim)
+    if fast is not None:
+        s, p = fast        # the values of the NumPy path below, in one numba call
+    else:
+        p = None
+        try:
+            s = signal_power(clean_leads, definition=definition, fs=noise.fs, r_peaks=r_peaks, trim=trim)
+        except SignalError:
+            if targets:
+                raise
+            s = None           # nothing to measure against (no QRS): SNR not defined, noise untouched
+        if s is not None and s.shape[0] != matrix.shape[0]:
+            raise SignalError(f"clean_leads has {s.shape[0]} leads, the montage {matrix.shape[0]}")
+        if s is None:
+            params.update({f"snr_db.{kind}": float("nan") for kind in kinds})
+            kinds = []
     for kind in (k for k in kinds if k in targets):
         g, snr_lead, pooled = electrode_gains(matrix, by_kind[kind], s, float(targets[kind]), fs=noise.fs,
                                               definition=definition, targeting=targeting, trim=trim)
@@ -532,7 +576,8 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
         params.update({f"snr_lead_db.{kind}.{name}": float(v) for name, v in zip(leads, snr_lead)})
     measured = [k for k in kinds if k not in targets]
     if measured:           # physical amplitude kept: measured only
-        p = _measured_lead_power([by_kind[k] for k in measured], matrix, definition, noise.fs, trim)
+        if p is None:
+            p = _measured_lead_power([by_kind[k] for k in measured], matrix, definition, noise.fs, trim)
         with np.errstate(divide="ignore", invalid="ignore"):
             snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
             pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
