@@ -190,3 +190,59 @@ def test_render_of_a_checked_plan_equals_render_gaussians():
     bad = dataclasses.replace(plan, widths=-plan.widths, valid=False)
     with pytest.raises(SignalError):
         synth._render(bad, 5000, 500.0, "numba")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_flutter_kernel_matches_scipy_sawtooth(seed):
+    rng = np.random.default_rng(seed)
+    fs = float(rng.choice([250.0, 500.0, 1000.0]))
+    vcg = rng.normal(0.0, 0.3, (3, int(rng.integers(10, 6000))))
+    f0, a0 = float(rng.uniform(250, 350) / 60.0), float(rng.uniform(0.05, 0.15))
+    ph = float(rng.uniform(0.0, 2 * np.pi)) - (20.0 if seed % 2 else 0.0)  # (negative phases: np.mod)
+    d = rng.normal([0.1, 1.0, 0.2], 0.1)
+    d /= np.linalg.norm(d)
+    want = K.flutter_numpy(vcg, fs, f0, ph, a0, d)
+    K.flutter_kernel(vcg, fs, f0, ph, a0, d)
+    assert _same(vcg, want)
+    # the twin is _atrial_signal's flutter code
+    from cardiosim.ode import synth
+
+    zero = np.zeros_like(vcg)
+    assert _same(K.flutter_numpy(zero, fs, f0, ph, a0, d),
+                 zero + synth._atrial_signal(("AFL", f0, a0, d, ph, None, None), vcg.shape[1], fs))
+
+
+def test_af_draws_through_the_cached_factor_equal_multivariate_normal():
+    from cardiosim.ode import rhythm_prior
+
+    af = rhythm_prior.default_rhythm_prior()["af"]
+    m, c = np.array(af["log_hr_cv_mean"]), np.array(af["log_hr_cv_cov"])
+    factor = rhythm_prior._mvn_factor(tuple(m.tolist()), tuple(map(tuple, c.tolist())))
+    assert factor is not None  # the check passes where NumPy's own code is the one written out
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(200):
+        assert _same(a.multivariate_normal(m, c), rhythm_prior._mvn_draw(b, m, factor))
+    # a covariance that is not PSD keeps NumPy's own draw (and its warning)
+    assert rhythm_prior._mvn_factor((0.0, 0.0), ((1.0, 2.0), (2.0, 1.0))) is None
+
+
+def test_truncated_gamma_scale_pairs_gammaincc_calls():
+    from scipy.special import gammaincc
+
+    def reference(shape, mean, floor):  # the loop before the paired call
+        hi = mean / shape
+        if floor >= mean:
+            return hi
+        lo = 1e-9
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            q = gammaincc(shape, floor / mid)
+            m = shape * mid * gammaincc(shape + 1, floor / mid) / q if q > 0 else floor
+            if m > mean:
+                hi = mid
+            else:
+                lo = mid
+        return 0.5 * (lo + hi)
+
+    for cv, mean, floor in ((0.15, 0.8, 0.3), (0.3, 0.6, 0.45), (0.45, 0.5, 0.25), (0.2, 1.0, 1.2)):
+        assert rhythm._truncated_gamma_scale(1.0 / cv ** 2, mean, floor) == reference(1.0 / cv ** 2, mean, floor)

@@ -13,7 +13,8 @@ Two kinds:
   :func:`tachogram_kernel` (McSharry's scaled series walked beat by beat),
   :func:`ectopic_chain_kernel` / :func:`ectopic_rr_kernel` (PVC/PAC beat types and
   coupling), :func:`beat_table_kernel` (per-beat Gaussians and fiducials),
-  :func:`annotations_kernel` (sample indices of the fiducials). Transcendental inputs
+  :func:`annotations_kernel` (sample indices of the fiducials), :func:`flutter_kernel`
+  (atrial flutter's saw-tooth, scipy's ``sawtooth`` with ``fmod``). Transcendental inputs
   (``RR^(1/3)``, the respiratory modulation's ``sin``) are computed by NumPy and passed in.
 * the **spectrum** kernel (:func:`spectrum_kernel`: McSharry's amplitude spectrum and the
   random-phase spectrum, ``exp`` / ``cos`` / ``sin``) equals NumPy only where the C
@@ -32,6 +33,7 @@ API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
 tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans, fid,
 n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
+``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``.
 """
 
@@ -209,6 +211,30 @@ def annotations_kernel(r_times, nb, fid, fs, n):
     return idx, s, rr
 
 
+@njit(cache=True, nogil=True)
+def flutter_kernel(vcg, fs, f0, ph, a0, d):
+    """Add ``synth._atrial_signal``'s flutter saw-tooth to ``vcg`` (3, n) in place:
+    ``d (-a0) sawtooth(2π f0 t + ph, width=0.7)`` at ``t = k / fs``, scipy's ``sawtooth``
+    written out (``np.mod`` is ``fmod``, exact, moved to the divisor's sign)."""
+    w = 0.7
+    two_pi_f0 = 2 * math.pi * f0
+    na = -a0
+    for k in range(vcg.shape[1]):
+        x = two_pi_f0 * (k / fs) + ph
+        tmod = np.fmod(x, 2 * math.pi)
+        if tmod < 0.0:  # np.mod: the sign of the divisor
+            tmod += 2 * math.pi
+        elif tmod == 0.0:
+            tmod = 0.0  # np.mod's +0
+        if tmod < w * 2 * math.pi:
+            y = tmod / (math.pi * w) - 1
+        else:
+            y = (math.pi * (w + 1) - tmod) / (math.pi * (1 - w))
+        s = na * y
+        for a in range(3):
+            vcg[a, k] = vcg[a, k] + d[a] * s
+
+
 # --- guarded kernel (exp, cos, sin: C library vs NumPy) -----------------------------
 @njit(cache=True, nogil=True)
 def spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec):
@@ -300,6 +326,15 @@ def annotations_numpy(r_times, nb, fid, fs, n):
         s = np.round(fid[idx].T * fs)
     s[~((s >= 0) & (s < n))] = -1
     return idx, s.astype(np.int64), r_times[idx + 1] - r_times[idx]
+
+
+def flutter_numpy(vcg, fs, f0, ph, a0, d):
+    """``vcg + synth._atrial_signal``'s flutter term (scipy's ``sawtooth``)."""
+    from scipy.signal import sawtooth
+
+    t = np.arange(vcg.shape[1]) / fs
+    s = -a0 * sawtooth(2 * np.pi * f0 * t + ph, width=0.7)
+    return vcg + d[:, None] * s[None, :]
 
 
 def spectrum_numpy(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases):

@@ -182,10 +182,11 @@ def _truncated_gamma_scale(shape, mean, floor):
     if floor >= mean:
         return hi
     lo = 1e-9
+    ks = np.array([shape, shape + 1])
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        q = gammaincc(shape, floor / mid)
-        m = shape * mid * gammaincc(shape + 1, floor / mid) / q if q > 0 else floor
+        q, q1 = gammaincc(ks, floor / mid)  # the two in one call (elementwise, same values)
+        m = shape * mid * q1 / q if q > 0 else floor
         if m > mean:
             hi = mid
         else:

@@ -418,8 +418,16 @@ def _atrial_signal(atrial, n, fs):
 
 
 def _finish(plan, vcg, fs):
+    """The record from a plan and its rendered Gaussians ``vcg`` (3, n), which it owns
+    (atrial flutter is added in place)."""
     n = vcg.shape[1]
-    if plan.atrial is not None:
+    if plan.atrial is not None and plan.atrial[0] == "AFL":
+        # scipy's saw-tooth (~20 NumPy calls over the record) as one exact kernel (twin:
+        # _plan_kernels.flutter_numpy, which is _atrial_signal's code)
+        _, f0, a0, d, ph, _, _ = plan.atrial
+        _plan_kernels.flutter_kernel(vcg, float(fs), float(f0), float(ph), float(a0),
+                                     np.ascontiguousarray(d, dtype=np.float64))
+    elif plan.atrial is not None:
         vcg = vcg + _atrial_signal(plan.atrial, n, fs)
     # all annotation kinds at once: sample index, -1 where absent (inf) or outside (NumPy
     # twin: _plan_kernels.annotations_numpy)
