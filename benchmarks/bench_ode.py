@@ -15,18 +15,32 @@
 NeuroKit2 is timed at 10 s and at 600 s; each cardiosim row is compared with the
 NeuroKit2 row of the same record length.
 
-Run: ``python benchmarks/bench_ode.py`` (writes benchmarks/results/ode.json).
+4. ``--baseline REV``: the per-record 10-s costs on this tree and on the committed tree of
+   ``REV`` (``git archive``), each in its own process, rounds alternating, in the same run:
+   CPU ms of a fixed-patient ``synthesize`` and of an ODE source as ``generate`` builds it
+   (default recipe: class and activity draw, patient draw, planner, rendering, Frank solve:
+   ``plan.source``); medians and paired ratios, and the 10-s ratio to NeuroKit2 of both.
+   ``--quick``: only NeuroKit2 at 10 s, the 10-s rows and the baseline comparison.
+
+Run: ``python benchmarks/bench_ode.py [--quick] [--baseline REV [--rounds 5]]`` (writes
+benchmarks/results/ode.json).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+# a child timing another tree (--baseline) gets that tree's root here
+ROOT = Path(os.environ.get("CARDIOSIM_BENCH_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -86,7 +100,80 @@ def _acceptance(n=200_000):
     return float(np.mean((codes == 0) | (codes >= 5))), float(np.mean(ok))
 
 
+def _child_10s(n_syn=400, n_src=96):
+    """CPU ms per record on the tree on ``sys.path`` (printed as JSON): a fixed-patient
+    10-s ``synthesize`` and a default-recipe ODE source through ``plan.source``."""
+    from cardiosim.dataset.generate import PreparedRecipe, _block_state
+    from cardiosim.dataset.recipe import Recipe
+
+    patient = sample_patient(np.random.default_rng(3))
+    rng = np.random.default_rng(2)
+    for _ in range(20):  # warm-up (and numba's cache)
+        synthesize(DUR, FS, rng, patient=patient)
+    t0 = time.process_time()
+    for _ in range(n_syn):
+        synthesize(DUR, FS, rng, patient=patient)
+    syn = (time.process_time() - t0) / n_syn
+    st = _block_state(PreparedRecipe.of(Recipe.from_dict({"records": n_src, "duration": DUR})))
+    for s in range(16):  # every class's kernels compiled before timing
+        st.plan.source(10_000 + s, st.ref)
+    t0 = time.process_time()
+    for s in range(n_src):
+        st.plan.source(s, st.ref)
+    src = (time.process_time() - t0) / n_src
+    print(json.dumps({"synthesize_ms": 1e3 * syn, "source_ms": 1e3 * src}))
+
+
+def _run_child(root):
+    out = subprocess.run([sys.executable, __file__, "--child-10s"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root), "CARDIOSIM_BENCH_ROOT": str(root)})
+    if out.returncode != 0:
+        raise RuntimeError(f"child on {root} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _baseline_rows(rev, rounds, nk_ms):
+    """Alternating child processes on this tree and on ``rev``'s: medians, paired ratios."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    res = {"now": [], "rev": []}
+    loads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        _run_child(tmp)  # compiles its kernels into its cache
+        _run_child(ROOT)
+        for _ in range(rounds):
+            loads.append(os.getloadavg()[0])
+            res["now"].append(_run_child(ROOT))
+            res["rev"].append(_run_child(tmp))
+    rows = []
+    for key, what in (("synthesize_ms", "1 x 10 s synthesize, fixed patient"),
+                      ("source_ms", "ODE source as generate builds it (plan.source, default recipe)")):
+        now = np.median([r[key] for r in res["now"]])
+        old = np.median([r[key] for r in res["rev"]])
+        paired = [b[key] / a[key] for a, b in zip(res["now"], res["rev"])]
+        for label, ms in ((f"at {rev} ({commit[:10]})", old), ("this tree", now)):
+            rows.append({"generator": f"cardiosim {label}", "what": f"{what}, CPU ms (median of {rounds})",
+                         "ms_per_record": ms, "ratio_vs_nk": nk_ms / ms if key == "synthesize_ms" else None,
+                         "speedup_vs_rev": old / ms,
+                         "paired_range": f"{min(paired):.2f}-{max(paired):.2f}" if label == "this tree" else None})
+    print(f"load average during the rounds: {min(loads):.2f}-{max(loads):.2f}", flush=True)
+    return rows, (min(loads), max(loads))
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="only NeuroKit2 at 10 s, the 10-s rows and --baseline")
+    ap.add_argument("--baseline", metavar="REV", help="also time the per-record 10-s costs on this git revision's tree")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of --baseline")
+    ap.add_argument("--child-10s", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_10s:
+        _child_10s()
+        return
+
     import neurokit2 as nk
     import numba
 
@@ -102,6 +189,12 @@ def main():
     nk_rate = DUR / t_nk
     rows.append({"generator": "neurokit2 ecgsyn (solve_ivp)", "what": "1 lead, 10 s",
                  "ecg_s_per_s": nk_rate, "ratio_vs_nk": 1.0})
+    if args.quick:
+        _ten_second_rows(rows, nk_rate)
+        if args.baseline:
+            _add_baseline(rows, args, t_nk)
+        _report(rows, [], None, numba)
+        return
     t_nk_long = best_time(lambda: nk.ecg_simulate(duration=LONG, sampling_rate=int(FS), noise=0,
                                                   heart_rate=70, method="ecgsyn", random_state=1),
                           repeat=2)
@@ -115,18 +208,7 @@ def main():
 
     n_rec = 64
     rng = np.random.default_rng(2)
-    # like the baselines (one fixed parameter set), one patient for all records ...
-    patient = sample_patient(np.random.default_rng(3))
-    t = best_time(lambda: synthesize(DUR, FS, rng, patient=patient), repeat=20)
-    rows.append({"generator": "cardiosim dipole synthesize", "what": "1 x 10 s, XYZ, fixed patient",
-                 "ecg_s_per_s": DUR / t, "ratio_vs_nk": DUR / t / nk_rate})
-    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng, patient=patient), repeat=3)
-    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, fixed patient",
-                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
-    # ... and a new patient from the fitted prior for every record (screened proposal)
-    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng), repeat=3)
-    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, prior draws",
-                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate})
+    patient = _ten_second_rows(rows, nk_rate)
     t = best_time(lambda: synthesize(LONG, FS, rng, patient=patient), repeat=20)
     rows.append({"generator": "cardiosim dipole synthesize", "what": f"1 x {LONG:g} s, XYZ, fixed patient",
                  "ecg_s_per_s": LONG / t, "ratio_vs_nk": LONG / t / nk_long})
@@ -203,21 +285,52 @@ def main():
             rows12.append({"generator": "cardiosim dipole + Dower 12-lead",
                            "what": f"{n_rec} x 10 s, 12 leads, {what}",
                            "leadsamples_per_s": rate, "ratio_vs_aug": rate / aug_rate})
+    if args.baseline:
+        _add_baseline(rows, args, t_nk)
+    _report(rows, rows12, torch, numba)
+
+
+def _ten_second_rows(rows, nk_rate, n_rec=64):
+    """The 10-s rows (each compared with NeuroKit2 at 10 s); returns the fixed patient."""
+    rng = np.random.default_rng(2)
+    # like the baselines (one fixed parameter set), one patient for all records ...
+    patient = sample_patient(np.random.default_rng(3))
+    t = best_time(lambda: synthesize(DUR, FS, rng, patient=patient), repeat=200)
+    rows.append({"generator": "cardiosim dipole synthesize", "what": "1 x 10 s, XYZ, fixed patient",
+                 "ecg_s_per_s": DUR / t, "ratio_vs_nk": DUR / t / nk_rate, "ms_per_record": 1e3 * t})
+    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng, patient=patient), repeat=3)
+    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, fixed patient",
+                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate,
+                 "ms_per_record": 1e3 * t / n_rec})
+    # ... and a new patient from the fitted prior for every record (screened proposal)
+    t = best_time(lambda: synthesize_batch(n_rec, DUR, FS, rng), repeat=3)
+    rows.append({"generator": "cardiosim dipole synthesize_batch", "what": f"{n_rec} x 10 s, XYZ, prior draws",
+                 "ecg_s_per_s": n_rec * DUR / t, "ratio_vs_nk": n_rec * DUR / t / nk_rate,
+                 "ms_per_record": 1e3 * t / n_rec})
+    return patient
+
+
+def _add_baseline(rows, args, t_nk):
+    base_rows, loads = _baseline_rows(args.baseline, args.rounds, 1e3 * t_nk)
+    rows.extend(base_rows)
+    rows.append({"generator": "load average (uptime) during the baseline rounds",
+                 "what": f"{loads[0]:.2f}-{loads[1]:.2f}"})
+
+
+def _report(rows, rows12, torch, numba):
     for r in rows12:
         r["ecg_s_per_s"] = None
     notes = (f"fs={FS:g} Hz; numba threads={numba.get_num_threads()}; "
              f"torch threads={torch.get_num_threads() if torch is not None else 'n/a'}; "
-             f"cpu count={os.cpu_count()} (shared machine: ratios are what counts)")
-    for r in rows:
-        r.setdefault("leadsamples_per_s", None)
-        r.setdefault("ecg_s_per_s", None)
+             f"cpu count={os.cpu_count()}; load average {os.getloadavg()[0]:.2f} at the end "
+             "(shared machine: ratios are what counts)")
     for r in rows + rows12:
-        r.setdefault("ms_per_patient", None)
-        r.setdefault("ratio_vs_v1", None)
-        r.setdefault("ratio_vs_nk", None)
-    report("ode", rows + rows12, ["generator", "what", "ecg_s_per_s", "ratio_vs_nk",
-                                  "leadsamples_per_s", "ratio_vs_aug", "ms_per_patient",
-                                  "ratio_vs_v1"], notes)
+        for key in ("leadsamples_per_s", "ecg_s_per_s", "ms_per_patient", "ratio_vs_v1", "ratio_vs_nk",
+                    "ratio_vs_aug", "ms_per_record", "speedup_vs_rev", "paired_range"):
+            r.setdefault(key, None)
+    report("ode", rows + rows12, ["generator", "what", "ecg_s_per_s", "ratio_vs_nk", "ms_per_record",
+                                  "speedup_vs_rev", "paired_range", "leadsamples_per_s", "ratio_vs_aug",
+                                  "ms_per_patient", "ratio_vs_v1"], notes)
 
 
 if __name__ == "__main__":
