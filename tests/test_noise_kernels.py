@@ -309,12 +309,10 @@ def test_nstdb_powers_twin_bit_identical(rng, dtype, n, trim):
     clean[:, r] += rng.uniform(0.2, 2.0, (12, 1)).astype(dtype)
     xs = tuple((rng.standard_normal((9, n)) * rng.uniform(1e-3, 1.0, (9, 1))
                 * np.exp(rng.standard_normal(n) * 0.5)).astype(dtype) for _ in range(3))
-    bits = clean.reshape(-1).view(np.uint32 if dtype == np.float32 else np.uint64)
-    emask = bits.dtype.type(0x7F800000 if dtype == np.float32 else 0x7FF0000000000000)
     c, h = 500, 25
     cut_s, cut_p = int(trim * r.size), int(trim * (n // c))
     s, p = np.empty(12), np.empty((3, 12))
-    assert kern(clean, bits, emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 0
+    assert kern(clean, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 0
     s_ref, p_ref = ref(clean, r, h, trim, m, xs, c)
     np.testing.assert_array_equal(s, s_ref)
     np.testing.assert_allclose(p, p_ref, rtol=1e-12)       # the twin's chunk variance is np.var
@@ -327,8 +325,33 @@ def test_nstdb_powers_twin_bit_identical(rng, dtype, n, trim):
     np.testing.assert_array_equal(p, trimmed_mean(np.sqrt(var), trim) ** 2)
     bad = clean.copy()
     bad[3, 7] = np.nan
-    assert kern(bad, bad.reshape(-1).view(bits.dtype), emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
+    assert kern(bad, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
     bad[3, 7] = -np.inf
-    assert kern(bad, bad.reshape(-1).view(bits.dtype), emask, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
+    assert kern(bad, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 1
     late = np.append(r, n).astype(np.int64)
-    assert kern(clean, bits, emask, late, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 2
+    assert kern(clean, late, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_twin(rng, dtype):
+    kern, ref = KERNELS["all_finite"]
+    x = rng.standard_normal((12, 5001)).astype(dtype) * dtype(1e30)
+    assert kern(x) and ref(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in ((0, 0), (5, 2500), (11, 5000)):
+            y = x.copy()
+            y[pos] = bad
+            assert kern(y) == ref(y) is False
+
+
+def test_impedance_decay_twin_bit_identical(rng):
+    """The fused impedance (decay product, difference and sum in one pass) equals NumPy's
+    float32 passes bit for bit."""
+    kern, ref = KERNELS["impedance_decay"]
+    z0 = np.exp(rng.uniform(np.log(93e3), np.log(350e3), 9))
+    zinf = np.exp(rng.uniform(np.log(20e3), np.log(56e3), 9))
+    shape = np.exp(np.arange(3000, dtype=np.float32) * np.float32(-1 / 1200 / 500))
+    d0 = np.float32(np.exp(-1234.5 / 1200.0))
+    out = np.empty((9, 3000), dtype=np.float32)
+    kern(z0, zinf, d0, shape, out)
+    np.testing.assert_array_equal(out, ref(z0, zinf, d0, shape))

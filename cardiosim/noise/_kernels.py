@@ -935,8 +935,29 @@ def _trimmed_mean_sq(row, cut):  # pragma: no cover - compiled
     return mean * mean
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def all_finite_kernel(x):  # pragma: no cover - compiled
+    """``numpy.isfinite(x).all()`` of a 2-D float array: the sum of ``x * 0`` (0 for a finite
+    sample, NaN for NaN or inf) is 0 exactly when every sample is finite. Reassociation only
+    (no ``nnan``/``ninf`` assumptions), so the sum vectorises and NaN still propagates."""
+    s = x.dtype.type(0.0)
+    zero = x.dtype.type(0.0)
+    for i in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            s += x[i, t] * zero
+    return s == 0
+
+
+def all_finite_ref(x):
+    """NumPy twin of :func:`all_finite_kernel`."""
+    return bool(np.isfinite(x).all())
+
+
+KERNELS["all_finite"] = (all_finite_kernel, all_finite_ref)
+
+
 @njit(cache=True, nogil=True)
-def nstdb_powers_kernel(clean, bits, emask, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
+def nstdb_powers_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
                         s_out, p_out):  # pragma: no cover - compiled
     """The NSTDB signal and noise powers of :func:`cardiosim.noise.snr.scale_electrode_noise`
     for kinds without a target, in one call: ``s_out[l]`` = ``signal_power`` of the clean
@@ -944,16 +965,11 @@ def nstdb_powers_kernel(clean, bits, emask, r, h, cut_s, term_e, term_w, n_terms
     ``cut_s``, squared, / 8) and ``p_out[i, l]`` = the 'nstdb' noise power of lead ``l`` of
     electrode noise ``xs[i]`` (chunk variances as :func:`lead_chunk_var_multi_kernel`, RMS,
     trimmed mean of ``cut_p``, squared). The same operations as the NumPy code, in its
-    order. ``bits`` is ``clean`` viewed as unsigned integers of its width (flat) and
-    ``emask`` its exponent mask: a sample is NaN or inf when all its exponent bits are set
-    (an integer test that vectorises). Returns 0, or 1 when ``clean`` is not finite, 2 when
+    order. Returns 0, or 1 when ``clean`` is not finite (:func:`all_finite_kernel`), 2 when
     a beat is outside the record, 3 when a chunk variance is not finite (the caller then
     takes the NumPy path, which raises or measures as it does)."""
     n_l, n = clean.shape
-    bad = 0
-    for i in range(bits.shape[0]):
-        bad += (bits[i] & emask) == emask
-    if bad:
+    if not all_finite_kernel(clean):
         return 1
     nb = r.shape[0]
     for b in range(nb):
@@ -1063,12 +1079,18 @@ def mains_sum_kernel(coef, tables, mod_sin, depth, amp, out):  # pragma: no cove
     of ``i``), then ``out[t] *= amp * (1 + depth * mod_sin[t])``. ``coef`` float32 [m],
     ``tables`` float32 [m, T] (sin / cos of each harmonic), ``mod_sin`` float32 [T]."""
     m = coef.shape[0]
+    n = out.shape[0]
     one = np.float32(1.0)
-    for t in range(out.shape[0]):
-        v = np.float32(0.0)
-        for i in range(m):
-            v = v + coef[i] * tables[i, t]
-        out[t] = v * (amp * (one + depth * mod_sin[t]))
+    # harmonic by harmonic over the record (each sample's sum still starts from 0 and adds
+    # the harmonics in the order of ``i``: the same roundings), so the loops vectorise
+    for t in range(n):
+        out[t] = np.float32(0.0)
+    for i in range(m):
+        c = coef[i]
+        for t in range(n):
+            out[t] = out[t] + c * tables[i, t]
+    for t in range(n):
+        out[t] = out[t] * (amp * (one + depth * mod_sin[t]))
 
 
 def mains_sum_ref(coef, tables, mod_sin, depth, amp):
@@ -1101,6 +1123,30 @@ def impedance_ref(z_inf, dz, decay):
 
 
 KERNELS["impedance"] = (impedance_kernel, impedance_ref)
+
+
+@njit(cache=True, nogil=True)
+def impedance_decay_kernel(z0, z_inf, d0, shape, out):  # pragma: no cover - compiled
+    """The impedance of :func:`cardiosim.noise.electrode._draw_impedance` in one pass:
+    ``out[e, t] = float32(z_inf[e]) + float32(z0[e] - z_inf[e]) * (d0 * shape[t])`` with
+    ``z0``, ``z_inf`` float64 [n_e], ``d0`` float32 (the decay at the record's start) and
+    ``shape`` float32 [T] (the decay over the record): NumPy's float32 passes (the decay
+    ``d0 * shape``, then :func:`impedance_kernel`) with each product and sum rounded in the
+    same order."""
+    n_e, n = out.shape
+    for e in range(n_e):
+        a = np.float32(z_inf[e])
+        b = np.float32(z0[e] - z_inf[e])
+        for t in range(n):
+            out[e, t] = a + b * (d0 * shape[t])
+
+
+def impedance_decay_ref(z0, z_inf, d0, shape):
+    """NumPy twin of :func:`impedance_decay_kernel`."""
+    return impedance_ref(z_inf.astype(np.float32), (z0 - z_inf).astype(np.float32), d0 * shape)
+
+
+KERNELS["impedance_decay"] = (impedance_decay_kernel, impedance_decay_ref)
 
 
 @njit(cache=True, nogil=True)

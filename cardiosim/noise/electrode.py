@@ -179,9 +179,10 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
         zinf = z0.copy()
     lo, hi = cfg.wear_time_s
     wear = lo + (hi - lo) * float(u[-1])
-    decay = _F32(np.exp(-wear / cfg.hydration_tau_s)) * _decay_shape(n, float(fs), float(cfg.hydration_tau_s))
-    z = np.empty((n_e, decay.size), dtype=_F32)
-    _kernels.impedance_kernel(zinf.astype(_F32), (z0 - zinf).astype(_F32), decay, z)
+    # z_inf + (z0 - z_inf) * (decay at the start * decay over the record), float32, one pass
+    z = np.empty((n_e, n), dtype=_F32)
+    _kernels.impedance_decay_kernel(z0, zinf, _F32(np.exp(-wear / cfg.hydration_tau_s)),
+                                    _decay_shape(n, float(fs), float(cfg.hydration_tau_s)), z)
     if pressure is not None:
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
@@ -478,7 +479,9 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
     fm = 0.05 + (0.3 - 0.05) * next(u)
     depth = 0.0 + (0.3 - 0.0) * next(u)
     params["cm_modulation_hz"], params["cm_modulation_depth"] = float(fm), float(depth)
-    mod_sin = np.sin(_F32(2 * np.pi * fm) * t + _F32(two_pi * next(u)))
+    mod_sin = np.multiply(t, _F32(2 * np.pi * fm))
+    mod_sin += _F32(two_pi * next(u))
+    np.sin(mod_sin, out=mod_sin)
     # sum of the harmonics times a (1 + depth sin) modulation, one float32 pass (numba),
     # the same operations in the same order as the NumPy passes it replaces
     tab = _mains_tables(t.size, float(fs), tuple(freqs))
@@ -495,6 +498,11 @@ def powerline_from_impedance(v_cm: np.ndarray, impedance: np.ndarray, input_impe
     equal impedances, about ``v_cm (Z_a - Z_b) / Z_in`` for small mismatches.
     """
     z = np.asarray(impedance)
+    if (z.dtype == _F32 and z.ndim == 2 and type(v_cm) is np.ndarray and v_cm.dtype == _F32 and v_cm.ndim == 1
+            and z.shape[1] == v_cm.shape[0] and z.flags.c_contiguous and v_cm.flags.c_contiguous):
+        out = np.empty(z.shape, dtype=_F32)        # the common case: no conversions to make
+        _kernels.powerline_kernel(v_cm, z, _F32(input_impedance_ohm), out)
+        return out
     if z.ndim == 1:
         z = z[:, None]
     z = z.astype(np.result_type(z.dtype, np.float32), copy=False)

@@ -204,8 +204,7 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
     return trimmed_mean(np.sqrt(var), trim) ** 2
 
 
-_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
-         np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000))}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
@@ -217,14 +216,14 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     path, which validates, raises and measures as before."""
     x = clean_leads
     if (r_peaks is None or type(fs) is not float or not (math.isfinite(fs) and fs > 0)
-            or not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in _BITS or not 0 <= trim < 0.5):
+            or not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in _FLOATS or not 0 <= trim < 0.5):
         return None
     r = np.asarray(r_peaks, dtype=np.int64).ravel()
     c = int(round(fs))
     n_l, n_e = matrix.shape
     xs = tuple(arrays)
     if (r.size == 0 or x.shape[0] != n_l or x.shape[1] == 0 or c < 1
-            or any(type(a) is not np.ndarray or a.dtype != xs[0].dtype or a.dtype not in _BITS
+            or any(type(a) is not np.ndarray or a.dtype != xs[0].dtype or a.dtype not in _FLOATS
                    or a.shape != (n_e, x.shape[1]) or not a.flags.c_contiguous for a in xs)):
         return None
     k = x.shape[1] // c
@@ -232,11 +231,9 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     if k == 0 or 2 * cut_s >= r.size or 2 * cut_p >= k:
         return None
     x = np.ascontiguousarray(x)
-    u, emask = _BITS[x.dtype]
     h = max(1, int(round(2 * QRS_HALF_WINDOW_S * fs / 2)))
     s, p = np.empty(n_l), np.empty((len(xs), n_l))
-    status = _kernels.nstdb_powers_kernel(x, x.reshape(-1).view(u), emask, r, h, cut_s, *_kernels.lead_plan(matrix),
-                                          xs, c, cut_p, s, p)
+    status = _kernels.nstdb_powers_kernel(x, r, h, cut_s, *_kernels.lead_plan(matrix), xs, c, cut_p, s, p)
     return (s, p) if status == 0 else None
 
 
