@@ -357,6 +357,10 @@ def spectrum_cases(rng):
             ph = rng.uniform(0.0, 2 * np.pi, f.shape[0])
             ph[:4] = (0.0, np.pi / 2, np.pi, 1.5 * np.pi)
             cases.append((f, 0.1, hf, 0.01, 0.01, float(rng.uniform(0.3, 1.0)), ph))
+    # frequencies around the underflow edge of exp (-745.13 ... -750: subnormal to +0)
+    edge = 0.1 + 0.01 * np.sqrt(2 * np.linspace(700.0, 760.0, 241))
+    cases.append((np.concatenate([[0.0], edge]), 0.1, 0.25, 0.01, 0.01, 0.5,
+                  rng.uniform(0.0, 2 * np.pi, edge.shape[0] + 1)))
     return cases
 
 

@@ -52,10 +52,13 @@ def _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf
                hf_width_hz, fs_rr):
     """:func:`rr_process` as ``(x, scale, rr_mean)``: ``RR(t) = rr_mean + x * scale`` with
     ``x`` McSharry's zero-mean series (scale 0.0 for a flat one)."""
-    values = (duration, heart_rate, fs_rr, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio)
-    if not all(v > 0 and v < math.inf for v in values):  # (then say which)
+    inf = math.inf
+    if not (0 < duration < inf and 0 < heart_rate < inf and 0 < fs_rr < inf and 0 < lf_hz < inf
+            and 0 < hf_hz < inf and 0 < lf_width_hz < inf and 0 < hf_width_hz < inf
+            and 0 < lf_hf_ratio < inf):  # (then say which)
         for name, v in zip(("duration", "heart_rate", "fs_rr", "lf_hz", "hf_hz", "lf_width_hz",
-                            "hf_width_hz", "lf_hf_ratio"), values):
+                            "hf_width_hz", "lf_hf_ratio"),
+                           (duration, heart_rate, fs_rr, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio)):
             _check_positive(name, v)
     if not (heart_rate_std >= 0 and heart_rate_std < math.inf):
         raise ConfigError(f"heart_rate_std must be >= 0, got {heart_rate_std!r}")
@@ -208,7 +211,9 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
     get at least one ectopic among them (default: any beat but the first and last two).
     """
     params = {}
-    types = np.full(n_beats, NORMAL, dtype="<U1")
+    codes = np.empty(n_beats, np.uint32)  # the types as UCS-4 code points (np.full is slower)
+    codes.fill(_plan_kernels.CODE_N)
+    types = codes.view("<U1")
     if rhythm == "AF":
         # RR in AF are nearly independent draws (no sinus-node memory); gamma-distributed
         # intervals with coefficient of variation 0.15-0.30
@@ -249,9 +254,7 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         code = VENTRICULAR if rhythm == "PVC" else ATRIAL
         point = ord(code)
         u = rng.uniform(size=n_beats)
-        codes = np.full(n_beats, _plan_kernels.CODE_N, np.uint32)  # types as UCS-4 code points
         _plan_kernels.ectopic_chain_kernel(u, float(p_nn), point, codes)
-        types = codes.view("<U1")
         # the label promises at least one ectopic inside the record (beats force_range)
         lo, hi = (2, n_beats - 2) if force_range is None else force_range
         lo, hi = max(int(lo), 2), min(int(hi), n_beats - 2)
