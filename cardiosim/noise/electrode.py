@@ -528,9 +528,11 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
     dur_s = n / fs
     activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
-    k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
-    k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
-    params["contact_events"] = int(k_loss.sum() + k_pop.sum())
+    # losses then pops per electrode, from one call (an array of rates draws element by
+    # element in order: the numbers two calls of n_e draws give)
+    k = rng.poisson(np.repeat([cfg.contact_loss_rate_per_min * scale, cfg.pop_rate_per_min * scale], n_e))
+    k_loss, k_pop = k[:n_e], k[n_e:]
+    params["contact_events"] = int(k.sum())
     if params["contact_events"] == 0:
         # nothing happened: read-only broadcast views cost no memory or time
         params.update(_no_contact_params(n_e))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -592,7 +593,7 @@ _FAST_RATE_HZ = 50.0
 
 def _ou_len(n: int, fs: float, rate: float) -> int:
     """Samples of an envelope process at ``rate`` Hz covering ``n`` samples at ``fs``."""
-    return int(np.ceil(n / fs * rate)) + 2
+    return math.ceil(n / fs * rate) + 2
 
 
 @functools.lru_cache(maxsize=64)
@@ -766,12 +767,16 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     if activity not in ACTIVITIES:
         raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)} for the fitted noise, got {activity!r}")
     c = _activity_constants(electrode, activity)
-    level = np.exp(c.log_level + c.sd_between * rng.standard_normal())
     sd_f = c.sd_fast
+    # the record's level, then the two envelope processes' innovations, from one call (the
+    # numbers one call per draw gives: Generator.standard_normal draws element by element)
+    m_s = _ou_len(n, fs, _SLOW_RATE_HZ)
+    w = rng.standard_normal(1 + m_s + (_ou_len(n, fs, _FAST_RATE_HZ) if sd_f > 0 else 0))
+    level = np.exp(c.log_level + c.sd_between * float(w[0]))
     rms = level * c.qrs_pp_mv * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
-    w_s = rng.standard_normal(_ou_len(n, fs, _SLOW_RATE_HZ))
-    w_f = rng.standard_normal(_ou_len(n, fs, _FAST_RATE_HZ)) if sd_f > 0 else np.zeros(0)
+    w_s = w[1:1 + m_s]
+    w_f = w[1 + m_s:] if sd_f > 0 else np.zeros(0)
     env = np.empty(n, dtype=np.float32)        # computed in float64, stored in the noise's precision
     _kernels.activity_envelope_kernel(w_s, c.a_slow, _SLOW_RATE_HZ, c.sd_within, w_f, c.a_fast, _FAST_RATE_HZ, sd_f,
                                       float(fs), rms, c.z_knots, c.q_knots, env)
