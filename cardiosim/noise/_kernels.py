@@ -926,11 +926,24 @@ def pairwise_sum(a, lo, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _trimmed_mean_sq(row, cut):  # pragma: no cover - compiled
-    """``trimmed_mean(row, trim) ** 2`` of :mod:`cardiosim.noise.snr` for one row (sorted
-    here; ``cut`` values dropped at each end): NumPy's sort, sum and division."""
-    a = np.sort(row)
-    m = a.shape[0] - 2 * cut
+def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
+    """``trimmed_mean(row, trim) ** 2`` of :mod:`cardiosim.noise.snr` for one row of finite
+    values (sorted here; ``cut`` values dropped at each end): NumPy's sort, sum and division.
+    Short rows (a 10-s record's 10 chunks or 12 beats) are sorted by insertion into ``buf``
+    (no allocation; a sort's result does not depend on the algorithm), longer ones by np.sort."""
+    n = row.shape[0]
+    if n <= buf.shape[0]:
+        a = buf
+        for i in range(n):
+            v = row[i]
+            j = i
+            while j > 0 and a[j - 1] > v:
+                a[j] = a[j - 1]
+                j -= 1
+            a[j] = v
+    else:
+        a = np.sort(row)
+    m = n - 2 * cut
     mean = (0.0 + pairwise_sum(a, cut, m)) / m
     return mean * mean
 
@@ -977,8 +990,9 @@ def nstdb_powers_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save
             return 2
     pp = np.empty((n_l, nb))
     qrs_pp_kernel(clean, r, h, pp)
+    buf = np.empty(32)
     for l in range(n_l):
-        s_out[l] = _trimmed_mean_sq(pp[l], cut_s) / 8.0
+        s_out[l] = _trimmed_mean_sq(pp[l], cut_s, buf) / 8.0
     k = p_out.shape[0]
     n_chunks = xs[0].shape[1] // c
     var = np.empty((k, n_l, n_chunks))
@@ -994,7 +1008,7 @@ def nstdb_powers_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save
                 if not (w - w == 0):
                     return 3
                 rms[j] = np.sqrt(w)
-            p_out[i, l] = _trimmed_mean_sq(rms, cut_p)
+            p_out[i, l] = _trimmed_mean_sq(rms, cut_p, buf)
     return 0
 
 
