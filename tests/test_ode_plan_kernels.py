@@ -246,3 +246,16 @@ def test_truncated_gamma_scale_pairs_gammaincc_calls():
 
     for cv, mean, floor in ((0.15, 0.8, 0.3), (0.3, 0.6, 0.45), (0.45, 0.5, 0.25), (0.2, 1.0, 1.2)):
         assert rhythm._truncated_gamma_scale(1.0 / cv ** 2, mean, floor) == reference(1.0 / cv ** 2, mean, floor)
+
+
+def test_uniform_helper_is_generator_uniform():
+    """``rhythm.uniform`` (``low + (high - low) * rng.random(size)``) gives
+    ``Generator.uniform``'s numbers, types and stream position."""
+    assert rhythm._uniform_matches()
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    for low, high, size in ((0.0, 1.0, None), (0, 2 * np.pi, None), (62.0, 95.0, None), (0.23, 0.2871, None),
+                            (0.0, 2 * np.pi, 129), (1.0, 1.1, 3), (0.0, 1.0, 40)):
+        x, y = a.uniform(low, high, size), rhythm.uniform(b, low, high, size)
+        assert type(x) is type(y)
+        assert _same(x, y)
+    assert a.random() == b.random()

@@ -26,6 +26,28 @@ def _backend(name):
     return _kernels if name == "numba" else _reference
 
 
+def uniform(rng, low, high, size=None):
+    """``rng.uniform(low, high, size)`` bit for bit and with the same draws: NumPy forms
+    each as ``low + (high - low) * next_double`` (``rng.random``), and
+    ``Generator.uniform``'s argument handling costs 4-5 µs a call, more than a short
+    record's other draws (used where :func:`_uniform_matches` confirmed it, once per
+    process; else ``rng.uniform``)."""
+    if _uniform_matches():
+        return low + (high - low) * rng.random(size)
+    return rng.uniform(low, high, size)
+
+
+@lru_cache(maxsize=1)
+def _uniform_matches() -> bool:
+    a, b = np.random.default_rng(20261206), np.random.default_rng(20261206)
+    for low, high in ((0.0, 1.0), (0, 2 * np.pi), (62.0, 95.0), (0.02, 0.08), (-3.0, 7.5)) * 20:
+        x, y = a.uniform(low, high), low + (high - low) * b.random()
+        if type(x) is not type(y) or x != y:
+            return False
+    x, y = a.uniform(0.0, 2 * np.pi, 257), 0.0 + (2 * np.pi - 0.0) * b.random(257)
+    return x.tobytes() == y.tobytes() and a.random() == b.random()
+
+
 def _check_positive(name, value):
     # (comparisons: NaN and inf fail them; a call of np.isfinite per value cost more than
     # the rest of a short record's RR series)
@@ -70,7 +92,7 @@ def _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf
         # one kernel: the spectrum (its HF peak moves with each record's breathing rate, so
         # a cache of it never hits) and the random phases (bit for bit, checked once)
         f = _rfft_freqs(n, float(fs_rr))
-        phases = rng.uniform(0.0, 2 * np.pi, f.shape[0])
+        phases = uniform(rng, 0.0, 2 * np.pi, f.shape[0])
         spec = np.empty(f.shape[0], np.complex128)
         _plan_kernels.spectrum_kernel(f, *args, phases, spec)
     else:
@@ -217,7 +239,7 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
     if rhythm == "AF":
         # RR in AF are nearly independent draws (no sinus-node memory); gamma-distributed
         # intervals with coefficient of variation 0.15-0.30
-        cv = rhythm_params.get("af_rr_cv", rng.uniform(0.15, 0.30))
+        cv = rhythm_params.get("af_rr_cv", uniform(rng, 0.15, 0.30))
         shape = 1.0 / cv ** 2
         # no conducted beat inside the refractory period: the AV node's (0.25 s) or the
         # ventricles' (rhythm_params["rr_floor"], the end of the patient's ST-T); shorter
@@ -248,12 +270,12 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
     if rhythm in ("PVC", "PAC"):
         # FECGSYN: two-state Markov chain, P(normal -> normal) 0.7-0.8; an ectopic is never
         # followed directly by another (no couplets).
-        p_nn = rhythm_params.get("p_normal_normal", rng.uniform(0.75, 0.85))
+        p_nn = rhythm_params.get("p_normal_normal", uniform(rng, 0.75, 0.85))
         coupling = rhythm_params.get("coupling",
-                                     rng.uniform(0.55, 0.70) if rhythm == "PVC" else rng.uniform(0.6, 0.8))
+                                     uniform(rng, 0.55, 0.70) if rhythm == "PVC" else uniform(rng, 0.6, 0.8))
         code = VENTRICULAR if rhythm == "PVC" else ATRIAL
         point = ord(code)
-        u = rng.uniform(size=n_beats)
+        u = uniform(rng, 0.0, 1.0, n_beats)
         _plan_kernels.ectopic_chain_kernel(u, float(p_nn), point, codes)
         # the label promises at least one ectopic inside the record (beats force_range)
         lo, hi = (2, n_beats - 2) if force_range is None else force_range
@@ -267,7 +289,7 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         # the atrial beats' sinus-node reset factors, one per premature beat in beat order
         # (as the per-beat draws were: rng.uniform(1, 1.1, m) gives the same numbers)
         m = int(np.count_nonzero(codes[1:n_beats - 1] == point)) if code == ATRIAL else 0
-        reset = rng.uniform(1.0, 1.1, m) if m else np.empty(0)
+        reset = uniform(rng, 1.0, 1.1, m) if m else np.empty(0)
         rr = np.ascontiguousarray(rr, dtype=np.float64)
         _plan_kernels.ectopic_rr_kernel(codes, point, float(coupling), reset, rr)
         params.update(p_normal_normal=float(p_nn), coupling=float(coupling),

@@ -21,7 +21,7 @@ from .model import (
     robust_beat,
 )
 from .prior import default_prior, sample_patient
-from .rhythm import NORMAL, beat_schedule
+from .rhythm import NORMAL, beat_schedule, uniform
 from .rhythm_prior import draw_af, draw_coupling
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
@@ -219,7 +219,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         # atrial cycle length of typical flutter: 250-350 /min (171-240 ms); every QRS is a
         # conducted flutter wave (AV ratio n:1), so the ventricular beats sit on the atrial
         # grid and each F wave keeps its place relative to the QRS it leads to
-        flutter_rate = rng.uniform(*FLUTTER_RATE)
+        flutter_rate = uniform(rng, *FLUTTER_RATE)
         if heart_rate is None:
             # conduction patterns whose shortest RR leaves the ventricles repolarised before
             # the next QRS (as AF's rr_floor); 4:1 at 250-350 /min (RR >= 0.69 s) always does
@@ -234,7 +234,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                                   f"atrial flutter at {FLUTTER_RATE[0]:g}-{FLUTTER_RATE[1]:g} /min")
             flutter_rate = heart_rate * n
             conduction = f"{n}:1"
-        p4 = rng.uniform(0.3, 0.7) if conduction == "2:1/4:1" else None
+        p4 = uniform(rng, 0.3, 0.7) if conduction == "2:1/4:1" else None
         mean_ratio = 2.0 + 2.0 * p4 if p4 is not None else float(CONDUCTION_RATIOS[conduction][0])
         heart_rate = flutter_rate / mean_ratio
         rhythm_params.update(flutter_rate=flutter_rate, conduction=conduction, p_4to1=p4)
@@ -253,7 +253,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                 break
         rhythm_params["af_rr_cv"] = cv
     elif heart_rate is None:
-        heart_rate = float(rng.uniform(*_HR_RANGE[rhythm]))
+        heart_rate = float(uniform(rng, *_HR_RANGE[rhythm]))
     else:
         lo, hi = CLASSES[rhythm].limits.get("hr", (20.0, 250.0))
         if not (np.isfinite(heart_rate) and lo <= heart_rate <= hi):
@@ -262,9 +262,9 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         if rhythm == "AF":  # a given rate: the irregularity still from the prior
             rhythm_params["af_rr_cv"] = draw_af(rng)[1]
     if heart_rate_std is None:
-        heart_rate_std = float(rng.uniform(0.5, 2.5))
+        heart_rate_std = float(uniform(rng, 0.5, 2.5))
     if breathing_rate is None:
-        breathing_rate = float(rng.uniform(10.0, 20.0))
+        breathing_rate = float(uniform(rng, 10.0, 20.0))
     params.update(heart_rate_bpm=float(heart_rate), heart_rate_std_bpm=float(heart_rate_std),
                   breathing_rate_per_min=float(breathing_rate), lf_hf_ratio=float(lf_hf_ratio),
                   beat_jitter=float(beat_jitter))
@@ -282,12 +282,12 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
             pr_max = _iavb_pr_max(patient, heart_rate, heart_rate_std)
             if pr_max < 0.235:
                 continue
-            pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
+            pr_target = uniform(rng, 0.23, float(np.clip(pr_max, 0.235, 0.30)))
             moved = _move_p(patient, pr_target - patient.intervals()["pr"])
             if robust_beat(moved, pr=(0.20, 0.32)):
                 break
         else:  # a given patient (or 50 redraws) without room: PR as long as it allows
-            pr_target = rng.uniform(0.23, float(np.clip(pr_max, 0.235, 0.30)))
+            pr_target = uniform(rng, 0.23, float(np.clip(pr_max, 0.235, 0.30)))
             moved = _move_p(patient, pr_target - patient.intervals()["pr"])
         patient = moved
         params["pr_s"] = float(pr_target)
@@ -318,7 +318,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                                   breathing_rate=breathing_rate, lf_hf_ratio=lf_hf_ratio,
                                   rhythm_params=rhythm_params, force_range=force)
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
-    start = -pad - rng.uniform(0.0, 1.0) * rr[0]
+    start = -pad - uniform(rng, 0.0, 1.0) * rr[0]
     r_times = np.empty(rr.shape[0] + 1)
     keep = _plan_kernels.times_kernel(np.ascontiguousarray(rr, dtype=np.float64), start, duration + pad, r_times)
     if rhythm == "AF":
@@ -330,8 +330,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
 
     # per-beat Gaussians (beat-to-beat variability: amplitude jitter + respiratory modulation)
     nb = types.shape[0]
-    resp_phase = rng.uniform(0, 2 * np.pi)
-    resp_depth = rng.uniform(0.02, 0.08) if resp_modulation is None else float(resp_modulation)
+    resp_phase = uniform(rng, 0, 2 * np.pi)
+    resp_depth = uniform(rng, 0.02, 0.08) if resp_modulation is None else float(resp_modulation)
     params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
     z = rng.standard_normal((nb, 1, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
     ect = patient if ectopic is None else ectopic
@@ -360,20 +360,20 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if rhythm in ("AF", "AFL"):
         vq = patient.max_velocity(QRS_WAVES)
     if rhythm == "AF":
-        f0 = rng.uniform(4.5, 8.0)
-        a0 = rng.uniform(0.03, float(np.clip(ATRIAL_SLOPE_REL * vq / (2 * np.pi * f0), 0.03, 0.12)))
+        f0 = uniform(rng, 4.5, 8.0)
+        a0 = uniform(rng, 0.03, float(np.clip(ATRIAL_SLOPE_REL * vq / (2 * np.pi * f0), 0.03, 0.12)))
         d = rng.normal([-0.3, 0.4, -0.85], 0.2)
-        atrial = ("AF", f0, a0, d / np.linalg.norm(d), rng.uniform(0, 2 * np.pi),
+        atrial = ("AF", f0, a0, d / np.linalg.norm(d), uniform(rng, 0, 2 * np.pi),
                   rng.standard_normal(int(np.ceil(duration)) + 3), rng.standard_normal(int(np.ceil(duration)) + 3))
         params.update(fwave_hz=float(f0), fwave_mV=float(a0))
     elif rhythm == "AFL":
         # saw-tooth upstroke (30 % of the cycle): slope 2 a0 f / 0.3
         f_fl = rhythm_params["flutter_rate"] / 60.0
-        a0 = rng.uniform(0.05, float(np.clip(ATRIAL_SLOPE_REL * vq * 0.3 / (2 * f_fl), 0.05, 0.15)))
+        a0 = uniform(rng, 0.05, float(np.clip(ATRIAL_SLOPE_REL * vq * 0.3 / (2 * f_fl), 0.05, 0.15)))
         d = rng.normal([0.1, 1.0, 0.2], 0.1)
         # phase-locked: the F-wave nadir comes ``fr`` s before every R (the R times are
         # whole atrial cycles apart), so each conducted F wave keeps its place before its QRS
-        fr = rng.uniform(*FLUTTER_FR)
+        fr = uniform(rng, *FLUTTER_FR)
         ph = 2 * np.pi * (0.7 - f_fl * (r_times[0] - fr))
         atrial = ("AFL", f_fl, a0, d / np.linalg.norm(d), float(np.mod(ph, 2 * np.pi)), None, None)
         win = (r_times[:nb] >= 0) & (r_times[:nb] < duration)
