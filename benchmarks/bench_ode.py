@@ -19,7 +19,9 @@ NeuroKit2 row of the same record length.
    ``REV`` (``git archive``), each in its own process, rounds alternating, in the same run:
    CPU ms of a fixed-patient ``synthesize`` and of an ODE source as ``generate`` builds it
    (default recipe: class and activity draw, patient draw, planner, rendering, Frank solve:
-   ``plan.source``); medians and paired ratios, and the 10-s ratio to NeuroKit2 of both.
+   ``plan.source``); medians and paired ratios, and the 10-s ratio to NeuroKit2 of both
+   (there NeuroKit2's best wall time over the median CPU time: an indication; the
+   fixed-patient row above, best wall over best wall, is the comparable ratio).
    ``--quick``: only NeuroKit2 at 10 s, the 10-s rows and the baseline comparison.
 
 Run: ``python benchmarks/bench_ode.py [--quick] [--baseline REV [--rounds 5]]`` (writes
