@@ -816,6 +816,13 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, ea
             L = t_leads[j]
             tl = M[L, 0] * vt[0, kb] + M[L, 1] * vt[1, kb] + M[L, 2] * vt[2, kb] - base[L]
             worst = max(worst, lims[3] - tl)
+            if L != int(lims[19]):
+                # the lead's T peaks with the spatial T (a narrow T loop): at the spatial
+                # peak it reads at least lims[18] of its own largest T value
+                mx = -1e300
+                for k in range(n_t):
+                    mx = max(mx, M[L, 0] * vt[0, k] + M[L, 1] * vt[1, k] + M[L, 2] * vt[2, k] - base[L])
+                worst = max(worst, lims[18] * mx - tl)
         if early and worst > 0.0:
             return worst
         # global QRS duration as a band-limited 12-lead delineator sees it
@@ -963,7 +970,8 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
     (s), largest separation of P peaks (s), longest P rise (s), deepest initial negative P
     (share of its peak), PR in the P lead low/high (s), frontal QRS axis low/high (deg,
     net QRS of leads I and aVF, rows 0 and 5), notch depth of a fragmented QRS
-    (:func:`_fragmented`)); ``rrs`` intervals (s) at which ST (J + 60 ms), the T peak and the band-limited
+    (:func:`_fragmented`), least share of its own largest T value a T lead reads at the
+    spatial T peak, the T lead exempt from that (row)); ``rrs`` intervals (s) at which ST (J + 60 ms), the T peak and the band-limited
     QRS duration (:func:`_qrs12_band`; its excess counts 10 mV/s) are checked; the QRS
     bounds for ST are the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over
     [-0.1, 0.1) s; the P slots' largest value in lead ``lims[7]`` must lie in [P min,

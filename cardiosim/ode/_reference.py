@@ -265,6 +265,11 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
             k = np.argmax(np.linalg.norm(vt, axis=1), axis=1)
             tl = M[t_leads] @ vt[np.arange(n), :, k].T - base[t_leads]
             worst = np.maximum(worst, lims[3] - tl.min(axis=0))
+            sync = np.asarray(t_leads) != int(lims[19])      # T peaks with the spatial T
+            if sync.any():
+                ts = np.asarray(t_leads)[sync]
+                mx = (np.einsum("la,bak->lbk", M[ts], vt) - base[ts][:, :, None]).max(axis=2)
+                worst = np.maximum(worst, (lims[18] * mx - tl[sync]).max(axis=0))
             worst = np.maximum(worst, (_qrs12_band(tt, ss, am, M, qrs_rel, lims[9]) - lims[8]) * 10.0)
         tp = np.arange(275) * 0.002 - 0.45
         yp = np.einsum("a,bak->bk", M[int(lims[7])], _gauss_sum(ta[:, :, :2], si[:, :, :2], am[:, :, :2],

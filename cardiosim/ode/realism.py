@@ -97,7 +97,11 @@ def r_peaks(leads, fs):
     """R-peak samples: NeuroKit2's detector (``ecg_peaks``, method "neurokit") run on the
     12-lead spatial velocity ``sqrt(sum (dV/dt)^2)`` — QRS complexes of every shape and
     axis stand out in it and tall T or P waves do not — each peak refined to that
-    signal's maximum within ±40 ms (one fiducial for all leads)."""
+    signal's maximum within ±40 ms (one fiducial for all leads). A detection where that
+    signal is under R_VELOCITY_MIN of the largest detected peak's is no QRS and is dropped:
+    in a record of a few beats NeuroKit2's adaptive threshold can take a T wave for R (one at
+    3 % of the QRS velocity in a 3-s AF record), while a wide ventricular beat keeps a third
+    or more of a normal beat's velocity."""
     x = np.asarray(leads, np.float64)
     sv = np.sqrt((np.gradient(x, 1.0 / fs, axis=1) ** 2).sum(axis=0))
     with warnings.catch_warnings():
@@ -105,7 +109,13 @@ def r_peaks(leads, fs):
         _, info = _nk().ecg_peaks(sv / sv.max(), sampling_rate=int(round(fs)), method="neurokit")
     pk = np.asarray(info["ECG_R_Peaks"], int)
     w = int(0.04 * fs)
-    return np.array([max(p - w, 0) + int(np.argmax(sv[max(p - w, 0):p + w + 1])) for p in pk], int)
+    pk = np.array([max(p - w, 0) + int(np.argmax(sv[max(p - w, 0):p + w + 1])) for p in pk], int)
+    if pk.size:
+        pk = pk[sv[pk] >= R_VELOCITY_MIN * sv[pk].max()]
+    return pk
+
+
+R_VELOCITY_MIN = 0.1  # of the largest detected peak's spatial velocity (r_peaks)
 
 
 def _spatial_qrs_bounds(beat, r, fs):
