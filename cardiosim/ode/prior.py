@@ -422,7 +422,7 @@ _T_LEADS = [0, 1, 7, 8, 9, 10, 11]  # I, II, V2-V6
 # (I and II 0.97-1.00) at the spatial peak; V2's T peaks earlier there (0.66-0.70). Without it
 # the screen let through T waves whose early part points down and late part left and forward,
 # on which NeuroKit2 ends lead II's T 60-120 ms early (QT read 0.22-0.31 s).
-T_SYNC_MIN = 0.85
+T_SYNC_MIN = 0.85  # 0.80 first: it left 2-3 of the 20 realism test records with a misread QT
 T_SYNC_SKIP = 7  # V2 in realism.LEADS
 _ST_LEADS_A, _T_LEADS_A = np.array(_ST_LEADS), np.array(_T_LEADS)
 
