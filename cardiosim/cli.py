@@ -180,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--records", type=_positive_int, default=32)
     b.add_argument("--duration", type=_positive_float, default=10.0)
 
+    w = sub.add_parser("warmup", help="compile the numba kernels into numba's cache now (once per install)",
+                       description="Compile the kernels a default dataset, real-record sources and the torch "
+                                   "transform use, in parallel processes, so the first generate (or each of "
+                                   "several workers) loads them instead of compiling. Run it when building a "
+                                   "container image or after installing on a cluster node; NUMBA_CACHE_DIR "
+                                   "chooses where the cache goes.")
+    w.add_argument("--jobs", "-j", type=_positive_int, default=2, help="processes to compile in (default: 2)")
+
     e = sub.add_parser("export", help="export a dataset to WFDB records with annotations",
                        description="Write one WFDB record per dataset record (.hea/.dat, mV) with its "
                                    "ground-truth beat (.atr) and wave (.wave) annotations, and a RECORDS list.")
@@ -359,6 +367,20 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_warmup(args) -> int:
+    import time
+
+    from .warmup import PARTS, compile_kernels
+
+    t0 = time.perf_counter()
+    took = compile_kernels(jobs=args.jobs)
+    if not args.quiet:
+        for name, seconds in took.items():
+            print(f"  {name:9s} {seconds:6.1f} s  {PARTS[name][1]}")
+        print(f"numba kernels compiled or loaded in {time.perf_counter() - t0:.1f} s ({args.jobs} processes)")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     import tempfile
     import time
@@ -456,7 +478,7 @@ def main(argv=None) -> int:
     _configure_logging(args)
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
                "export": _cmd_export,
-               "bench": _cmd_bench, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
+               "bench": _cmd_bench, "warmup": _cmd_warmup, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
                "refine": _cmd_refine}[args.command]
     try:
         return handler(args)
