@@ -725,6 +725,22 @@ KERNELS["sosfiltfilt"] = (sosfiltfilt_kernel, sosfiltfilt_ref)
 
 # --- per-lead noise measurement of electrode-born noise (noise.snr) -------------------------
 
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _two_pass_var(v, c):  # pragma: no cover - compiled
+    """Variance of ``v[:c]`` by two passes (mean, then squared deviations): the one
+    reduction of both chunk-variance kernels, inlined into each at numba's IR level so they
+    compile it alike and agree bit for bit (``fastmath`` vectorises the sums)."""
+    s = 0.0
+    for t in range(c):
+        s += v[t]
+    mu = s / c
+    s = 0.0
+    for t in range(c):
+        d = v[t] - mu
+        s += d * d
+    return s / c
+
+
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
     """Variance of each lead of ``matrix @ x`` in consecutive ``c``-sample chunks, each
@@ -757,15 +773,7 @@ def lead_chunk_var_kernel(matrix, x, c, out):  # pragma: no cover - compiled
             if first:
                 out[l, j] = 0.0
                 continue
-            s = 0.0
-            for t in range(c):
-                s += v[t]
-            mu = s / c
-            s = 0.0
-            for t in range(c):
-                d = v[t] - mu
-                s += d * d
-            out[l, j] = s / c
+            out[l, j] = _two_pass_var(v, c)
 
 
 def lead_chunk_var_ref(matrix, x, c):
@@ -818,15 +826,7 @@ def _planned_chunk_var(term_e, term_w, n_terms, start, save, x, c, out, v, pre):
                 if save[l] == q + 1:
                     for t in range(c):
                         pre[t] = v[t]
-            s = 0.0
-            for t in range(c):
-                s += v[t]
-            mu = s / c
-            s = 0.0
-            for t in range(c):
-                d = v[t] - mu
-                s += d * d
-            out[l, j] = s / c
+            out[l, j] = _two_pass_var(v, c)
 
 
 @njit(cache=True, nogil=True)
