@@ -188,6 +188,7 @@ def main():
            "baseline_stage": base_key, "repeats": REPEATS, "rows": rows,
            "target": "noise stage >= 2x faster than the three baseline transforms together"}
     path = ROOT / "benchmarks" / "results" / "bench_noise.json"
+    path.parent.mkdir(exist_ok=True)   # results/ is not in git: a fresh clone has none
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=2))
     tmp.replace(path)
