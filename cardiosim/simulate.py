@@ -371,18 +371,24 @@ def _rotate_small(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times_idx: np.ndarray,
-                          dipole: np.ndarray, surface=None, heart_angles: np.ndarray | None = None) -> np.ndarray:
+                          dipole: np.ndarray, surface=None, heart_angles: np.ndarray | None = None,
+                          location=None) -> np.ndarray:
     """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3]).
 
     ``surface`` (a real source's fitted non-dipolar field, ``CardiacSource.surface``) adds
     ``nondipolar_transfer(r_e(t)) @ coefficients``: it moves with the electrodes but does
     not turn with the heart. ``heart_angles`` ([3, T] rad, optional) turns the dipole with
     respiration first (:func:`_rotate_small`), inside the trajectory kernel when K > 1.
+    ``location`` (``(tri [K, n_e], bary [K, n_e, 3])`` on the context's torso, from the
+    surface walk that produced ``positions_t``) lets a BEM lead field be read without
+    searching for the points again (equal to rounding: the search finds the same points).
     """
     k, n_e, _ = positions_t.shape
     points = positions_t.reshape(-1, 3)
     src = dipole
-    if surface is None:
+    if surface is None and location is not None and _reads_walk_locations(ctx):
+        lf = 1e3 * ctx.forward.lead_field_at(location[0].reshape(-1), location[1].reshape(-1, 3)).reshape(k, n_e, 3)
+    elif surface is None:
         lf = 1e3 * ctx.forward.lead_field(points).reshape(k, n_e, 3)  # mV/(A m)
     else:
         st = surface.torso
@@ -413,6 +419,12 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
         from .forward._kernels import potentials_along_trajectory
         phi = potentials_along_trajectory(lf, times_idx, src, heart_angles)
     return phi
+
+
+def _reads_walk_locations(ctx: SimulationContext) -> bool:
+    """Whether the context's forward model is a field on the context's own torso mesh that
+    can be read at a (triangle, barycentric) location (the BEM models)."""
+    return hasattr(ctx.forward, "lead_field_at") and getattr(ctx.forward, "torso", None) is ctx.torso
 
 
 def _dipole_field_is_the_context_s(surface, ctx: SimulationContext) -> bool:
@@ -503,11 +515,14 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         if times_idx[-1] != n_t - 1:
             times_idx = np.append(times_idx, n_t - 1)
         traj = np.moveaxis(motion.offsets[:, :, times_idx], 2, 0)  # [K, n_e, 3]
-        positions_t = _geometry.displace_on_surface(ctx.torso, fitted, traj)
+        positions_t, tri_t, bary_t = _geometry.displace_on_surface(ctx.torso, fitted, traj, return_location=True)
+        location = (tri_t, bary_t)
     else:
         times_idx = np.array([0])
         positions_t = fitted[None]
-    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None), heart_angles)
+        location = None
+    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None), heart_angles,
+                                location=location)
     displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
 
     clean_leads = montage.apply(phi)

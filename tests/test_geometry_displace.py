@@ -173,3 +173,41 @@ def test_normal_offset_is_discarded_and_bad_step_raises(torso):
             displace_on_surface(torso, lay.positions, np.zeros((9, 3)), step=bad)
     with pytest.raises(GeometryError, match="matching positions"):
         displace_on_surface(torso, lay.positions, np.zeros((2, 8, 3)))
+
+
+def test_walk_location_is_where_the_walked_point_lies(torso):
+    """``return_location``: the same points, each the barycentric combination of its
+    triangle's corners, and the BEM lead field read there equals the one found by a new
+    closest-point search (``BEMModel.lead_field``) to rounding -- including zero and held
+    offsets, whose location is the start point's."""
+    from cardiosim.forward import make_bem_model
+
+    lay = make_layout("shirt12", torso)
+    rng = np.random.default_rng(7)
+    off = rng.normal(0, 0.01, (6,) + lay.positions.shape)
+    off[:, 0] = 0.0                    # an electrode that never moves
+    off[3:, 1] = off[2, 1]             # a held offset
+    plain = displace_on_surface(torso, lay.positions, off)
+    out, tri, bary = displace_on_surface(torso, lay.positions, off, return_location=True)
+    np.testing.assert_array_equal(out, plain)
+    assert tri.shape == off.shape[:-1] and bary.shape == off.shape
+    corners = torso.triangles[tri]                                       # [..., 3 corners, 3]
+    moved = np.any(off != 0, axis=-1)
+    np.testing.assert_allclose(np.einsum("...k,...kj->...j", bary, corners)[moved], out[moved], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bary.sum(-1), 1.0, rtol=0, atol=1e-12)
+    bem = make_bem_model(torso)
+    at = bem.lead_field_at(tri.reshape(-1), bary.reshape(-1, 3))
+    searched = bem.lead_field(out.reshape(-1, 3))
+    assert np.max(np.abs(at - searched)) <= 1e-9 * np.max(np.abs(searched))
+
+
+def test_lead_field_at_refuses_bad_locations(torso):
+    from cardiosim.forward import make_bem_model
+
+    bem = make_bem_model(torso)
+    with pytest.raises(GeometryError, match="triangle index out of range"):
+        bem.lead_field_at(np.array([len(torso.faces)]), np.array([[1.0, 0.0, 0.0]]))
+    with pytest.raises(GeometryError, match="NaN"):
+        bem.lead_field_at(np.array([0]), np.array([[np.nan, 0.5, 0.5]]))
+    with pytest.raises(GeometryError, match=r"tri must be \(n,\)"):
+        bem.lead_field_at(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))

@@ -138,3 +138,29 @@ def test_surface_source_takes_one_closest_point_search_with_the_same_field(data_
     monkeypatch.setattr(sim, "_dipole_field_is_the_context_s", lambda surface, ctx: False)
     two = simulate_record(source, np.random.default_rng(3), context=shirt_context, config=cfg, device_stage=False)
     np.testing.assert_allclose(one.ecg, two.ecg, rtol=1e-6, atol=1e-6 * np.abs(two.ecg).max())
+
+
+def test_dipole_lead_field_read_where_the_walk_left_the_electrodes(shirt_context, monkeypatch):
+    """With a BEM torso the lead field along the electrode trajectories is read at the
+    surface walk's own (triangle, barycentric) locations instead of a second closest-point
+    search: the same record to float32 rounding, noise and device included."""
+    import cardiosim.simulate as sim
+    from cardiosim.ode.model import default_patient
+    from cardiosim.sources import synthetic_source
+
+    ctx = shirt_context
+    assert sim._reads_walk_locations(ctx)
+    source = synthetic_source(4.0, 500.0, np.random.default_rng(5), ctx.forward, ctx.frank_layout,
+                              patient=default_patient(), source_id="walk")
+    one = simulate_record(source, np.random.default_rng(11), context=ctx, clean=True)
+    monkeypatch.setattr(sim, "_reads_walk_locations", lambda c: False)
+    two = simulate_record(source, np.random.default_rng(11), context=ctx, clean=True)
+    scale = np.abs(two.clean_ecg).max()
+    np.testing.assert_allclose(one.clean_ecg, two.clean_ecg, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(one.ecg, two.ecg, rtol=0, atol=1e-6 * np.abs(two.ecg).max())
+    assert one.params.keys() == two.params.keys()
+    for k, v in one.params.items():   # realised SNRs and the like: equal to rounding
+        if isinstance(v, float):
+            assert np.isclose(v, two.params[k], rtol=1e-6, atol=1e-9, equal_nan=True), (k, v, two.params[k])
+        else:
+            assert v == two.params[k], (k, v, two.params[k])

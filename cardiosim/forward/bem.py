@@ -206,6 +206,22 @@ class BEMModel:
         tri, bary = self.locate(pts)
         return interpolate_transfer(tri, bary, self.tri_transfer).reshape(pts.shape)
 
+    def lead_field_at(self, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """Lead field (n, 3), V/(A·m), at surface points given by triangle (n,) and
+        barycentric coordinates (n, 3) on this model's torso -- e.g. where
+        :func:`cardiosim.geometry.displace_on_surface` (``return_location=True``) left the
+        electrodes -- without the closest-point search of :meth:`lead_field`."""
+        t = np.asarray(tri)
+        b = np.asarray(bary, dtype=np.float64)
+        if t.ndim != 1 or b.shape != (t.shape[0], 3):
+            raise GeometryError(f"tri must be (n,) and bary (n, 3), got {t.shape} and {b.shape}")
+        if t.size and (t.min() < 0 or t.max() >= len(self.torso.faces)):
+            raise GeometryError(f"triangle index out of range 0..{len(self.torso.faces) - 1} of torso "
+                                f"{self.torso.name!r}")
+        if not np.all(np.isfinite(b)):
+            raise GeometryError("barycentric coordinates contain NaN or inf")
+        return interpolate_transfer(t, b, self.tri_transfer)
+
     def __repr__(self):
         return (f"BEMModel(torso={self.torso.name!r}, n_vertices={len(self.torso.vertices)}, "
                 f"source_position={self.source_position.tolist()}, conductivity={self.conductivity})")

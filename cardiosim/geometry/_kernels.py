@@ -436,7 +436,8 @@ def _locate_local(tri, faces, adjacent, ring_start, ring_items, altitude, stack,
 @njit(cache=True)
 def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items, altitude,
                          g_origin, g_cell, g_shape, g_start, g_items,
-                         raw, start_p, start_t, start_b, offsets, step, max_iter, out, n_fallback):
+                         raw, start_p, start_t, start_b, offsets, step, max_iter, out, n_fallback,
+                         out_t, out_b):
     n_t, n = offsets.shape[0], offsets.shape[1]
     stack = np.empty(64, dtype=np.int64)
     one = np.empty((1, 3))
@@ -448,10 +449,14 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
             ox, oy, oz = offsets[k, i, 0], offsets[k, i, 1], offsets[k, i, 2]
             if ox == 0.0 and oy == 0.0 and oz == 0.0:
                 out[k, i, 0], out[k, i, 1], out[k, i, 2] = raw[i, 0], raw[i, 1], raw[i, 2]
+                out_t[k, i] = start_t[i]   # the surface point closest to the unmoved position
+                out_b[k, i, 0], out_b[k, i, 1], out_b[k, i, 2] = start_b[i, 0], start_b[i, 1], start_b[i, 2]
                 continue
             if k > 0 and ox == offsets[k - 1, i, 0] and oy == offsets[k - 1, i, 1] and oz == offsets[k - 1, i, 2]:
                 # Held trajectory (e.g. a garment offset constant over time): same walk.
                 out[k, i, 0], out[k, i, 1], out[k, i, 2] = out[k - 1, i, 0], out[k - 1, i, 1], out[k - 1, i, 2]
+                out_t[k, i] = out_t[k - 1, i]
+                out_b[k, i, 0], out_b[k, i, 1], out_b[k, i, 2] = out_b[k - 1, i, 0], out_b[k - 1, i, 1], out_b[k - 1, i, 2]
                 continue
             px, py, pz = start_p[i, 0], start_p[i, 1], start_p[i, 2]
             t = start_t[i]
@@ -496,11 +501,14 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
                     py = u * tri[t, 0, 1] + v * tri[t, 1, 1] + w * tri[t, 2, 1]
                     pz = u * tri[t, 0, 2] + v * tri[t, 1, 2] + w * tri[t, 2, 2]
             out[k, i, 0], out[k, i, 1], out[k, i, 2] = px, py, pz
+            out_t[k, i] = t
+            out_b[k, i, 0], out_b[k, i, 1], out_b[k, i, 2] = u, v, w
 
 
 def surface_walk(tri: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray, topo: WalkTopology,
                  grid: TriangleGrid, raw: np.ndarray, start_p: np.ndarray, start_t: np.ndarray,
-                 start_b: np.ndarray, offsets: np.ndarray, step: float, max_iter: int = 64):
+                 start_b: np.ndarray, offsets: np.ndarray, step: float, max_iter: int = 64,
+                 locate: bool = False):
     """Walk points over a triangle surface by the tangential part of their offsets.
 
     Each offset of tangential length ``L`` (tangential at the start point's interpolated
@@ -525,21 +533,34 @@ def surface_walk(tri: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray,
         is located by the grid instead (``max_iter=0``: always the grid, i.e. exactly the
         NumPy twin's global closest point).
 
+    locate : bool
+        Also return where each output point lies on the mesh.
+
     Returns
     -------
     out : ndarray (T, n, 3) m
     n_fallback : int
         Number of steps the local search handed to the grid.
+    tri, bary : ndarray (T, n) int64, ndarray (T, n, 3) -- with ``locate=True`` only
+        Triangle and barycentric coordinates of each output point: the walk's last step
+        (``out`` is that combination of the triangle's corners), or the start point's
+        closest surface point where the offset is zero (``out`` is then the raw position).
+        Saves a closest-point search for what is evaluated at the walked points (lead fields).
     """
     off = np.ascontiguousarray(offsets, dtype=np.float64)
     out = np.empty_like(off)
     nfb = np.zeros(1, dtype=np.int64)
+    out_t = np.empty(off.shape[:2], dtype=np.int64)
+    out_b = np.empty_like(off)
     _surface_walk_kernel(np.ascontiguousarray(tri, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64),
                          np.ascontiguousarray(vertex_normals, dtype=np.float64), topo.adjacent, topo.ring_start,
                          topo.ring_items, topo.altitude, grid.origin, grid.cell, grid.shape, grid.start, grid.items,
                          np.ascontiguousarray(raw, dtype=np.float64), np.ascontiguousarray(start_p, dtype=np.float64),
                          np.ascontiguousarray(start_t, dtype=np.int64),
-                         np.ascontiguousarray(start_b, dtype=np.float64), off, float(step), int(max_iter), out, nfb)
+                         np.ascontiguousarray(start_b, dtype=np.float64), off, float(step), int(max_iter), out, nfb,
+                         out_t, out_b)
+    if locate:
+        return out, int(nfb[0]), out_t, out_b
     return out, int(nfb[0])
 
 

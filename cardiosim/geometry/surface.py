@@ -70,7 +70,7 @@ def _topology(torso: TorsoMesh) -> WalkTopology:
 
 
 def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.ndarray,
-                        step: float = STEP) -> np.ndarray:
+                        step: float = STEP, return_location: bool = False):
     """Move electrodes by the tangential part of ``offsets`` and land back on the surface.
 
     Each offset's tangential length ``L`` (at the start point's interpolated normal) is
@@ -89,18 +89,28 @@ def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.nda
         the surface normal is discarded; the tangential length is walked along the surface.
     step : float, metres
         Largest step of the walk.
+    return_location : bool
+        Also return each output point's triangle and barycentric coordinates on the mesh.
 
     Returns
     -------
     ndarray, shape (..., n, 3), metres, on the surface. Where an offset is exactly zero
     the input position is returned unchanged.
+    tri : ndarray (..., n) int64, and bary : ndarray (..., n, 3) -- with ``return_location``
+        Where each point lies on ``torso`` (for a zero offset: the input position's closest
+        surface point), so a field on the mesh (a BEM lead field,
+        ``BEMModel.lead_field_at``) is read there without another closest-point search.
     """
     pos, off = _check_displace_args(positions, offsets)
     _check_step(step)
     start, tri, bary, _ = torso.closest_point(pos, max_distance=ON_SURFACE_TOL)
-    out, _ = surface_walk(torso.triangles, torso.faces, torso.vertex_normals, _topology(torso), torso.grid(),
-                          pos, start, tri, bary, off.reshape((int(np.prod(off.shape[:-2])),) + pos.shape), step)
-    return out.reshape(off.shape)
+    walked = surface_walk(torso.triangles, torso.faces, torso.vertex_normals, _topology(torso), torso.grid(),
+                          pos, start, tri, bary, off.reshape((int(np.prod(off.shape[:-2])),) + pos.shape), step,
+                          locate=return_location)
+    out = walked[0].reshape(off.shape)
+    if return_location:
+        return out, walked[2].reshape(off.shape[:-1]), walked[3].reshape(off.shape)
+    return out
 
 
 def _displace_on_surface_numpy(torso: TorsoMesh, positions: np.ndarray, offsets: np.ndarray,
