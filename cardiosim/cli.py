@@ -7,6 +7,7 @@ Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -257,8 +258,11 @@ def _cmd_generate(args) -> int:
     run = generate
     if recipe.refine.model:  # a learned refiner needs torch; it is applied in each worker
         from .torch.refine import generate_refined as run
-    summary = run(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
-                       progress=progress, overwrite=args.overwrite)
+    from .warmup import first_compile_notice
+
+    with first_compile_notice() if progress else contextlib.nullcontext():
+        summary = run(recipe, args.output, workers=args.workers, scheduler=args.scheduler,
+                      progress=progress, overwrite=args.overwrite)
     _say(args, summary)
     return 0
 

@@ -17,9 +17,11 @@ compiled code is the code a first call would have compiled.
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -139,3 +141,44 @@ def compile_kernels(jobs: int = 2, parts=None) -> dict[str, float]:
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {n: pool.submit(_run_part, n) for n in names}
         return {n: f.result() for n, f in futures.items()}
+
+
+#: What a terminal user is told when a command starts compiling (see :func:`first_compile_notice`).
+COMPILE_NOTICE = ("cardiosim: compiling numba kernels on first use (about 30 s on 2 cores, once per install; "
+                  "`cardiosim warmup` does it ahead of time)\n")
+
+
+@contextmanager
+def first_compile_notice(stream=None):
+    """Tell a terminal user, once, that numba is compiling -- the silent half minute of a
+    fresh install's first ``generate``.
+
+    Within the block, the first ``numba:compile`` event writes :data:`COMPILE_NOTICE` to
+    ``stream`` (default ``sys.stderr``); nothing is written when the stream is not a terminal
+    (logs, pipes, CI), as for the progress bar, or when everything comes from numba's cache.
+    """
+    from numba.core import event
+
+    stream = sys.stderr if stream is None else stream
+    if not getattr(stream, "isatty", lambda: False)():
+        yield
+        return
+
+    class _Notice(event.Listener):
+        said = False
+
+        def on_start(self, ev):
+            if not self.said:
+                self.said = True
+                stream.write(COMPILE_NOTICE)
+                stream.flush()
+
+        def on_end(self, ev):
+            pass
+
+    listener = _Notice()
+    event.register("numba:compile", listener)
+    try:
+        yield
+    finally:
+        event.unregister("numba:compile", listener)

@@ -4,6 +4,7 @@ and compiles none -- counted by numba's own compile events, not by timing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -73,3 +74,37 @@ def test_cli_warmup_rejects_bad_jobs(capsys):
         main(["warmup", "--jobs", "0"])
     assert exc.value.code == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_first_compile_notice_speaks_once_and_only_to_a_terminal():
+    """The first numba compilation inside the block tells a terminal user, once; a pipe or
+    log gets nothing, and nothing is said after the block."""
+    from numba import njit
+
+    from cardiosim.warmup import COMPILE_NOTICE, first_compile_notice
+
+    def fresh():   # new functions: numba has not compiled them (no cache=True)
+        @njit
+        def f(x):
+            return x + 1
+
+        return f
+
+    term, pipe = _Terminal(), io.StringIO()
+    with first_compile_notice(term):
+        fresh()(1)
+        fresh()(2.0)
+    fresh()(3)
+    assert term.getvalue() == COMPILE_NOTICE
+    with first_compile_notice(pipe):
+        fresh()(4)
+    assert pipe.getvalue() == ""
+    quiet = _Terminal()
+    with first_compile_notice(quiet):
+        pass
+    assert quiet.getvalue() == ""
