@@ -18,7 +18,7 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
   the JSON says which), and a dask ``LocalCluster`` run whose shards must be
   byte-identical to the 1-worker run.
 
-    python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV]
+    python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV [--rounds 5]]
 
 ``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
 committed tree of a git revision in the same run (before/after on the same machine load).
@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,9 @@ def main():
     ap.add_argument("--baseline", metavar="REV", action="append", default=[],
                     help="also time 'simulate only' and 1-worker generate with the committed tree of this git revision (repeatable), "
                          "in the same run: before/after ratios on the same load")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --baseline: alternate 'simulate only' on the baseline tree and on this one this many "
+                         "times and report the median paired CPU ratio (one pair is within this machine's noise)")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -220,18 +224,34 @@ def main():
     res = run("peer", n, best_threads or 0, "zstd")
     add(f"peer int16+zstd (cardiosim's encoding, torch {res['torch_threads']})", res)
     peer_zstd = res
-    add("cardiosim simulate only (no I/O), 1 process", run("ours", "simulate", n, 1, "zstd", 1))
+    now_res = run("ours", "simulate", n, 1, "zstd", 1)
+    add("cardiosim simulate only (no I/O), 1 process", now_res)
     simulate_now = rows[-1]["seconds"]
     baselines = {}
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be >= 1")
     for rev in args.baseline:
         with _tree_at(rev) as (root, commit):
             run("ours", "simulate", min(n, 16), 1, "zstd", 1, root=root)  # compiles its kernels into its cache
             res = run("ours", "simulate", n, 1, "zstd", 1, root=root)
             gen = run("ours", "generate", n, 1, "zstd", 1, root=root)
+            # CPU per record, baseline over now, in alternating fresh processes (the load moves)
+            pairs = [(res["cpu_seconds"], now_res["cpu_seconds"])]
+            for _ in range(args.rounds - 1):
+                before = run("ours", "simulate", n, 1, "zstd", 1, root=root)
+                after = run("ours", "simulate", n, 1, "zstd", 1)
+                pairs.append((before["cpu_seconds"], after["cpu_seconds"]))
         add(f"cardiosim simulate only at {rev} ({commit[:10]}), 1 process", res)
         add(f"cardiosim generate int16+zstd at {rev} ({commit[:10]}), 1 worker", gen)
+        ratios = [b / a for b, a in pairs]
         baselines[rev] = {"commit": commit, "speedup_now_vs_rev": res["seconds"] / simulate_now,
-                          "generate_seconds": gen["seconds"]}
+                          "generate_seconds": gen["seconds"],
+                          "simulate_cpu_ms_per_record_pairs": [[1e3 * b / n, 1e3 * a / n] for b, a in pairs],
+                          "simulate_cpu_speedup_median": float(statistics.median(ratios)),
+                          "simulate_cpu_speedup_range": [min(ratios), max(ratios)]}
+        print(f"  simulate only, CPU ms a record, {rev} / now over {len(pairs)} alternating round(s): "
+              + ", ".join(f"{1e3 * b / n:.2f}/{1e3 * a / n:.2f}" for b, a in pairs)
+              + f" -> median speed-up {statistics.median(ratios):.2f}x", flush=True)
     ours = {}
     for workers, comp, pack in ((1, "zstd", 1), (1, "zlib", 0), (2, "zstd", 1)):
         res = run("ours", "generate", n, workers, comp, pack)
