@@ -323,7 +323,7 @@ def run(task: str, output, *, budget="full", conditions=None, data_dir=None, pro
         tc = time.perf_counter()
         per_seed, infos, cache = [], {}, {}
         try:
-            for seed in b.seeds:
+            for seed in bt.seeds:
                 if cond.real_cv:
                     sc, info = _train_real_cv(task, bt, seed, sets, data_dir, device)
                 else:
