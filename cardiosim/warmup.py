@@ -27,11 +27,6 @@ import numpy as np
 
 from .errors import ConfigError
 
-#: morphologies whose patient draws have their own screens and kernels (``ode.prior``)
-_MORPHOLOGIES = ("NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH")
-#: rhythms with their own planner kernels (``ode._plan_kernels``)
-_RHYTHMS = ("SR", "AF", "AFL", "PVC", "PAC", "IAVB")
-
 
 def _warm_patients() -> None:
     """The prior's screens (the longest compile: ``draw_screen_leads_kernel`` and what it
@@ -43,10 +38,11 @@ def _warm_patients() -> None:
     from pathlib import Path
 
     from .dataset import Recipe, generate
+    from .ode.classes import MORPHOLOGIES
     from .ode.prior import sample_patient
 
     rng = np.random.default_rng(0)
-    for morphology in _MORPHOLOGIES:
+    for morphology in MORPHOLOGIES:   # each has its own screens and template kernels
         sample_patient(rng, morphology)
     with tempfile.TemporaryDirectory(prefix="cardiosim-warmup-") as tmp:
         recipe = Recipe.from_dict({"records": 2, "duration": 2.0, "seed": 0})
@@ -76,6 +72,7 @@ def _warm_records() -> None:
     shirt physics of ``simulate_record`` (motion, lead fields, noise, device), the real-record
     path (surface source fit) on the simulated 12 leads, the R-peak detector and ECGSYN."""
     from .ode.ecgsyn import ecgsyn
+    from .ode.classes import RHYTHMS
     from .ode.model import default_patient
     from .qrs import detect_r_peaks
     from .simulate import default_context, simulate_record
@@ -86,7 +83,7 @@ def _warm_records() -> None:
     ctx = default_context()
     patient = default_patient()
     record = None
-    for rhythm in _RHYTHMS:
+    for rhythm in RHYTHMS:   # each rhythm's planner kernels
         source = synthetic_source(4.0, 500.0, rng, ctx.forward, ctx.frank_layout, rhythm=rhythm,
                                   patient=patient, source_id=f"warmup:{rhythm}")
         if record is None:
