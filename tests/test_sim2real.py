@@ -246,3 +246,20 @@ def test_holter_electrodes_are_misplaced_as_technicians_misplace_them():
         offsets, _ = sample_garment_offsets(base, center, cfg, rng)
         dist.append(np.linalg.norm(displace_on_surface(ctx.torso, base, offsets) - base, axis=1))
     assert abs(np.mean(dist) - 0.029) <= 0.15 * 0.029, np.mean(dist)
+
+
+def test_budget_seeds_per_task_and_bad_budgets():
+    """The full budget trains six AF seeds and three for the other tasks; a budget missing a
+    task or with no seeds is a ConfigError naming it, not a bare KeyError."""
+    import dataclasses
+
+    from cardiosim.errors import ConfigError
+    from cardiosim.sim2real.train import get_budget
+
+    full = get_budget("full")
+    assert full.for_task("af").seeds == (0, 1, 2, 3, 4, 5) and full.for_task("beats").seeds == (0, 1, 2)
+    assert get_budget("quick").for_task("af").seeds == (0, 1, 2)
+    with pytest.raises(ConfigError, match="task 'ecg'"):
+        full.for_task("ecg")
+    with pytest.raises(ConfigError, match="no seeds for task 'af'"):
+        dataclasses.replace(full, seeds=()).for_task("af")

@@ -77,7 +77,11 @@ class Budget:
         """A view whose ``n_train`` is the count of ``task`` and ``seeds`` its seeds (what
         conditions and the runner read)."""
         import dataclasses
+        if task not in self.n_train or (isinstance(self.seeds, dict) and task not in self.seeds):
+            raise ConfigError(f"budget {self.name!r} has no n_train or seeds for task {task!r}")
         seeds = self.seeds[task] if isinstance(self.seeds, dict) else self.seeds
+        if len(seeds) == 0:
+            raise ConfigError(f"budget {self.name!r} has no seeds for task {task!r}")
         return dataclasses.replace(self, n_train=int(self.n_train[task]), seeds=tuple(int(x) for x in seeds))
 
 
