@@ -353,16 +353,14 @@ def _cmd_prior(args) -> int:
 def _cmd_plot(args) -> int:
     from .dataset import open_dataset
     from .errors import ConfigError
-    from .plot import plot_12lead, save_png
+    from .plot import plot_record, save_png
 
     ds = open_dataset(args.path)
     try:
         n = ds.sizes["record"]
-        if args.record >= n:
+        if not 0 <= args.record < n:
             raise ConfigError(f"--record {args.record} is out of range; the dataset has {n} records")
-        rec = ds.isel(record=args.record)
-        fig = plot_12lead(rec["ecg"].values, float(ds.attrs["sampling_rate"]), [str(x) for x in ds["lead"].values],
-                          title=f"{rec['source_id'].values}  (record {int(rec['record'].values)})")
+        fig = plot_record(ds, args.record)
     finally:
         ds.close()
     out = args.output or args.path.with_name(f"{args.path.stem}-record{args.record}.png")

@@ -358,11 +358,57 @@ def plot_record(dataset, record: int, *, leads=None, dpi: int = 100):
     if leads is not None:
         rec = rec.sel(lead=list(leads))
         names = list(leads)
-    title = None
-    if "source_id" in ds:
-        title = f"record {record}: {ds['source_id'].isel(record=record).values}"
     return plot_12lead(np.asarray(rec.values, dtype=float), float(ds.attrs["sampling_rate"]), names,
-                       title=title, dpi=dpi)
+                       title=record_title(ds, record), dpi=dpi)
+
+
+def _scalar(ds, name: str, record: int):
+    """``ds[name]`` of one record as a Python scalar, or None when absent or missing (NaN)."""
+    if name not in ds or ds[name].dims != ("record",):
+        return None
+    v = ds[name].isel(record=record).values
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return None if isinstance(v, str) and v in ("", "none", "nan") else v
+
+
+def record_title(ds, record: int) -> str:
+    """One line saying what a dataset record is: source, labels, simulated class, heart rate,
+    activity, electrode type, artefact grade and device -- whatever of these the dataset stores.
+
+    For ``record 0 - ode:0 - labels LBBB - SR+LBBB - 77 bpm - rest - textile electrodes - grade 1 - shirt12_500hz``
+    (joined by middle dots) a reader of the figure knows what the tracing should show."""
+    parts = [f"record {record}"]
+    sid = _scalar(ds, "source_id", record)
+    if sid is not None:
+        parts.append(str(sid))
+    if "label" in ds and "class" in ds["label"].dims:
+        names = [str(c) for c in ds["class_name"].values] if "class_name" in ds else \
+            [str(c) for c in ds["class"].values]
+        on = np.flatnonzero(np.asarray(ds["label"].isel(record=record).values) > 0)
+        parts.append("labels " + (", ".join(names[k] for k in on) if on.size else "none"))
+    cls = _scalar(ds, "param_source_ode_class", record)
+    if cls is not None:
+        parts.append(str(cls))
+    hr = _scalar(ds, "heart_rate", record)
+    if hr is not None:
+        parts.append(f"{float(hr):.0f} bpm")
+    act = _scalar(ds, "param_activity", record)
+    if act is not None:
+        parts.append(str(act))
+    el = _scalar(ds, "param_noise_activity_noise_electrode", record)
+    if el is not None:
+        parts.append(f"{el} electrodes")
+    grade = _scalar(ds, "artefact_grade", record)
+    if grade is not None:
+        parts.append(f"artefact grade {int(grade)}")
+    fail = _scalar(ds, "param_failure", record)
+    if fail is not None:
+        parts.append(f"failure {fail}")
+    if ds.attrs.get("device"):
+        parts.append(str(ds.attrs["device"]))
+    return " \u00b7 ".join(parts)
 
 
 def save_png(fig, path, *, dpi: int | None = None) -> Path:
