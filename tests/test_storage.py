@@ -355,3 +355,22 @@ def test_pack_int16_kernel_matches_xarrays_steps(n):
         y = x.copy()
         y[-1] = 40000 * sf  # beyond int16: the twin decides, as xarray would
         np.testing.assert_array_equal(pack_int16_like_xarray(y, sf, fill), pack_int16_ref(y, sf, fill))
+
+
+def test_info_says_what_shaped_the_noise(tmp_path):
+    """`cardiosim info` named the noise kinds only; a reader could not tell wearers at rest
+    from runners. It now counts activities, electrode types and artefact grades as stored."""
+    import xarray as xr
+
+    recipe = Recipe.from_dict({"records": 6, "duration": 4.0, "seed": 3,
+                               "simulation": {"activities": {"walk": 1, "run": 1}, "noise": {"electrode": "dry"}}})
+    generate(recipe, tmp_path / "d.nc", progress=False)
+    text = summarize(tmp_path / "d.nc")
+    with xr.open_dataset(tmp_path / "d.nc") as ds:
+        acts, n = np.unique(ds["param_activity"].values.astype(str), return_counts=True)
+        grades, m = np.unique(ds["artefact_grade"].values.astype(int), return_counts=True)
+    assert "  activities    " + ", ".join(f"{a} {k}" for a, k in zip(acts, n)) in text
+    assert set(acts) <= {"walk", "run"} and n.sum() == 6
+    assert "  electrodes    dry 6" in text
+    assert "  grades        " + ", ".join(f"{g}: {k}" for g, k in zip(grades, m)) in text
+    assert "failures" not in text      # none configured: no line

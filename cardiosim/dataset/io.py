@@ -655,6 +655,8 @@ def summarize(path, *, verify: bool | None = None) -> str:
     ``verify``: check every shard's SHA-256 (``None``: when the shards total at most
     :data:`VERIFY_BYTES`; sizes and signatures are always checked).
     """
+    import numpy as np
+
     path = Path(path)
     if verify is None:
         verify = path.is_dir() and sum(f.stat().st_size for f in path.glob(SHARD_GLOB)) <= VERIFY_BYTES
@@ -682,6 +684,23 @@ def summarize(path, *, verify: bool | None = None) -> str:
         hr = ds["heart_rate"].values
         lines.append(f"  heart rate    {float(hr.min()):.0f}-{float(hr.max()):.0f} bpm (median {float(_median(hr)):.0f})")
         lines.append(f"  noise kinds   {', '.join(map(str, ds['noise'].values)) or 'none'}")
+        # what shaped the noise, where the dataset stores it: a reader sees at once whether a
+        # dataset is wearers at rest or running, on which electrodes, and how readable
+        for label, var in (("activities", "param_activity"), ("electrodes", "param_noise_activity_noise_electrode"),
+                           ("grades", "artefact_grade"), ("failures", "param_failure")):
+            if var in ds and ds[var].dims == ("record",):
+                vals = np.asarray(ds[var].values)
+                if vals.dtype.kind == "f":
+                    vals = vals[np.isfinite(vals)].astype(int)
+                vals = vals.astype(str)
+                if label == "failures":
+                    vals = vals[(vals != "none") & (vals != "")]
+                    if not vals.size:
+                        continue
+                if vals.size:
+                    keys, n = _value_counts(vals)
+                    sep = ": " if label == "grades" else " "   # artefact grade 1-4: records, "1: 14, 2: 2"
+                    lines.append(f"  {label:13s} " + ", ".join(f"{k}{sep}{c}" for k, c in zip(keys, n)))
         if failed:
             lines.append(f"  skipped       {failed} records whose source failed (listed in {MANIFEST})")
         return "\n".join(lines)
