@@ -312,9 +312,10 @@ def _r_peaks(vcg, fs):
     return np.array([max(p - w, 0) + int(np.argmax(mag[max(p - w, 0):p + w + 1])) for p in pk], int)
 
 
-def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, log=None, meta=None) -> Prior:
-    """The NORM prior from real normal-beat records (``scripts/fit_ode_prior.py`` and
-    ``cardiosim prior fit``).
+def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, log=None, meta=None,
+                      morphology="NORM", min_records=2) -> Prior:
+    """The prior of class ``morphology`` from real records of that class (``scripts/fit_ode_prior.py``,
+    ``scripts/class_prior_holdout.py`` and ``cardiosim prior fit [--class C]``).
 
     Per record: FIT_BAND_HZ band-pass and resampling to FS_FIT, R peaks on the spatial
     velocity of the least-squares dipole, ``fit_beat`` of the median beat through
@@ -330,11 +331,26 @@ def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, lo
     lead_vectors : ndarray (C, 3) — lead = lead_vectors @ Frank VCG
     rng : numpy.random.Generator (fit restarts)
     log : callable(str), optional — progress lines
+    morphology : str — the class the records show (``classes.MORPHOLOGIES``), stored as
+        ``Prior.morphology``: "NORM" (default) is the normal beat that the hand-built
+        classes start from; any other class makes a class prior, p(eta | class), which
+        ``prior.sample_patient`` draws that class from directly (class screens, no
+        hand-built morphology on top). The caller selects the records of the class.
+    min_records : int — fewest records that must be fitted (default 2; a class with few
+        real examples, e.g. one of two TINV records held out, can use 1: the prior's
+        spread is then that record's beat-to-beat variation and the covariance floor only)
 
     Returns
     -------
     Prior — ``meta["records"]`` says per record what was fitted or why it was left out
     """
+    from .classes import CLASSES
+
+    if morphology not in CLASSES or CLASSES[morphology].kind != "morphology":
+        known = ", ".join(n for n, c in CLASSES.items() if c.kind == "morphology")
+        raise ConfigError(f"unknown morphology class {morphology!r}; known: {known}")
+    if int(min_records) < 1:
+        raise ConfigError(f"min_records must be >= 1, got {min_records!r}")
     M = np.asarray(lead_vectors, np.float64)
     pinv = np.linalg.pinv(M)
     fits, groups, used, report = [], [], [], {}
@@ -372,8 +388,8 @@ def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, lo
         groups.append(name)
         used.append(name)
         report[name] = dict(entry, used=True, sub_median_residuals=sub)
-    if len(used) < 2:
-        raise ConfigError(f"fewer than 2 records could be fitted ({len(used)} of {len(report)}); "
-                          f"reasons: {sorted({v.get('reason', 'fitted') for v in report.values()})}")
-    return fit_prior(fits, groups, morphology="NORM", shrinkage=shrinkage, sources=tuple(used),
+    if len(used) < int(min_records):
+        raise ConfigError(f"fewer than {int(min_records)} {morphology} records could be fitted ({len(used)} of "
+                          f"{len(report)}); reasons: {sorted({v.get('reason', 'fitted') for v in report.values()})}")
+    return fit_prior(fits, groups, morphology=morphology, shrinkage=shrinkage, sources=tuple(used),
                      meta=dict(meta or {}, fs_fit_hz=FS_FIT, band_hz=list(FIT_BAND_HZ), records=report))

@@ -309,7 +309,13 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
     ----------
     rng : numpy.random.Generator
     morphology : str — class name (see ``classes.MORPHOLOGIES``)
-    prior : Prior, optional — default :func:`default_prior`
+    prior : Prior, optional — default :func:`default_prior`. A NORM prior draws a normal
+        beat and, for another ``morphology``, applies the hand-built class
+        (``model.apply_morphology``). A class prior (``prior.morphology == morphology``,
+        fitted to real records of the class: ``fit.fit_records_prior(..., morphology=C)``)
+        draws the class's beat directly, screened by :func:`screen_class_candidates`
+        (plausible, delineable intervals and the class's 12-lead criterion, not the normal
+        limits), with nothing applied on top; a class prior of another class is a ConfigError.
     max_tries : int, optional — candidates screened before giving up (ConfigError); default
         20,000 through a proposal, 10,000,000 by rejection from the prior itself (a few in
         a million of the shipped prior's draws pass the interval and 12-lead screens)
@@ -327,6 +333,13 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
     prior = default_prior() if prior is None else prior
     if method not in ("auto", "proposal", "rejection"):
         raise ConfigError(f"unknown sampling method {method!r}; expected 'auto', 'proposal' or 'rejection'")
+    if prior.morphology != "NORM":
+        # a class prior draws its own class only, as it is (no hand-built morphology on top)
+        if prior.morphology != morphology:
+            raise ConfigError(f"a {prior.morphology} class prior cannot draw a {morphology} patient; pass a "
+                              f"{morphology} class prior or a NORM prior (the hand-built {morphology} on a "
+                              f"normal beat)")
+        return _sample_class_patient(rng, morphology, prior, max_tries, method)
     if method == "proposal" and prior.proposal_mean is None:
         raise ConfigError("this prior has no proposal; fit one with cardiosim.ode.prior.fit_proposal")
     if method != "rejection" and prior.proposal_mean is not None:
@@ -761,4 +774,272 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
                                               "target_mean": mu.tolist(), "target_sd": sd.tolist(),
                                               "rounds": int(rounds), "round_draws": int(round_draws),
                                               "inflation": float(inflation), "per_round": log})
+    return replace(prior, proposal_mean=mean, proposal_cov=cov, meta=meta)
+
+
+# --- class priors: p(eta | class) fitted to real records of a class (issue 13) -------------
+#
+# A class prior (``Prior.morphology`` != "NORM", ``fit.fit_records_prior(..., morphology=C)``)
+# describes the abnormal beat itself, so ``sample_patient(rng, C, prior)`` draws it directly:
+# no hand-built ``apply_morphology`` on top, and not the normal 12-lead limits (an LVH beat
+# must exceed LEAD_QRS_MAX, a TINV beat must invert T). Its draws are screened instead for
+# what any record of the class needs: intervals that are physiologically plausible for the
+# class and robustly delineable (the same numba screen as the normal beat, with the class's
+# bounds below), and the class's defining 12-lead criterion measured on the band-limited
+# template as ``realism.measure`` reads a record (:func:`class_lead_margin`).
+#
+# Interval bounds (s, at RR = 1 s: QTc Fridericia) a drawn beat must meet (first) and meet
+# robustly under perturbed delineation thresholds (second; the class's guaranteed limits in
+# ``classes.CLASSES`` where it states them). Chosen from the clinical definitions, not from
+# the records: PR 110-220 ms (a PR under 120 ms occurs in healthy adults, above 200 ms is the
+# separate class IAVB), QTc 300-500 ms (below: short-QT syndrome; above: long QT, another
+# diagnosis), QRS as each class defines it (Surawicz et al. 2009, Hancock et al. 2009,
+# Circulation 119:e235 / e251).
+_CLASS_PLAUSIBLE = {"pr": ((0.11, 0.22), (0.10, 0.24)), "qtc": ((0.30, 0.50), (0.29, 0.52))}
+CLASS_INTERVALS = {
+    "LVH": dict(_CLASS_PLAUSIBLE, qrs=((0.05, 0.11), (0.05, 0.12))),
+    "TINV": dict(_CLASS_PLAUSIBLE, qrs=((0.05, 0.10), (0.05, 0.11))),
+    "STE": dict(_CLASS_PLAUSIBLE, qrs=((0.05, 0.10), (0.05, 0.11))),
+    "STD": dict(_CLASS_PLAUSIBLE, qrs=((0.05, 0.10), (0.05, 0.11))),
+    "RBBB": dict(_CLASS_PLAUSIBLE, qrs=((0.125, 0.17), (0.12, 0.18)), qtc=((0.30, 0.55), (0.29, 0.57))),
+    "LBBB": dict(_CLASS_PLAUSIBLE, qrs=((0.125, 0.19), (0.12, 0.20)), qtc=((0.30, 0.55), (0.29, 0.57))),
+}
+# ST-T magnitude may rise again after its peak by this share (normal beat: T_RISE_MAX): an
+# abnormal T can be biphasic, but a second hump larger than this is read as a second wave
+CLASS_T_RISE_MAX = 0.10
+# the class criterion must hold on the template with this relative margin (beat-to-beat
+# amplitude modulation of ~10 % and the approximation of realism.measure by the template)
+CLASS_LEAD_MARGIN = 0.10
+CLASS_REJECT_REASONS = {**REJECT_REASONS, 10: "class_criterion"}
+_CONTIGUOUS_IDX = None  # filled lazily from realism.CONTIGUOUS
+
+
+@lru_cache(maxsize=16)
+def class_screen_limits(morphology: str) -> np.ndarray:
+    """The screen kernel's bounds (as :func:`_screen_limits`) for draws of a class prior:
+    :data:`CLASS_INTERVALS` (QRS, PR, QTc at RR = 1 s; then the robust bounds),
+    SLOW_WAVE_REL and :data:`CLASS_T_RISE_MAX`."""
+    if morphology not in CLASS_INTERVALS:
+        raise ConfigError(f"no class screen for {morphology!r}; classes with one: {', '.join(CLASS_INTERVALS)}")
+    b = CLASS_INTERVALS[morphology]
+    out = np.array([*b["qrs"][0], *b["pr"][0], *b["qtc"][0], SLOW_WAVE_REL,
+                    *b["qrs"][1], *b["pr"][1], *b["qtc"][1], CLASS_T_RISE_MAX], dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+def template_leads(tau, sigma, amp, *, dt=2e-3, t0=-0.35, t1=0.75):
+    """Band-limited 12 standard leads of beat templates (B, 3, 11) at RR = 1 s: every slot
+    widened by BAND_SIGMA (the 0.5-40 Hz display, area kept), projected by
+    ``realism.lead_matrix``. Returns (t (T,) s from the R fiducial, leads (B, 12, T) mV)."""
+    from .realism import lead_matrix
+
+    tau, sigma, amp = (np.asarray(x, float) for x in (tau, sigma, amp))
+    t = np.arange(t0, t1, dt)
+    se = np.sqrt(sigma ** 2 + BAND_SIGMA ** 2)
+    ab = amp * sigma / se
+    g = np.exp(-0.5 * ((t[None, None, None, :] - tau[..., None]) / se[..., None]) ** 2)
+    v = np.einsum("baw,bawt->bat", ab, g)
+    return t, np.einsum("la,bat->blt", lead_matrix(), v)
+
+
+def template_measures(tau, sigma, amp):
+    """Per-lead R, S (positive depth), ST at J + 60 ms and T (largest deflection from J + 80 ms
+    to J + 450 ms) of beat templates (B, 3, 11), read as ``realism.measure`` reads a median
+    beat: global QRS = the connected run (gaps < 30 ms) of the 12-lead spatial velocity above
+    15 % of its peak, baseline = the 20 ms before its onset. Also the terminal 40 ms of the QRS
+    (``term_max``, ``term_min``). Returns a dict of (B, 12) arrays (mV)."""
+    t, x = template_leads(tau, sigma, amp)
+    dt = t[1] - t[0]
+    B = x.shape[0]
+    out = {k: np.empty((B, 12)) for k in ("R", "S", "ST", "T", "term_max", "term_min")}
+    vel = np.sqrt((np.diff(x, axis=2) ** 2).sum(axis=1))  # (B, T-1)
+    lo, hi = np.searchsorted(t, -0.15), np.searchsorted(t, 0.20)
+    gap = int(round(0.03 / dt))
+    for b in range(B):
+        s = vel[b, lo:hi]
+        k0 = int(np.argmax(s))
+        hot = np.flatnonzero(s >= 0.15 * s[k0])
+        runs = np.split(hot, np.flatnonzero(np.diff(hot) > gap) + 1)
+        run = next(r for r in runs if r[0] <= k0 <= r[-1])
+        q0, q1 = lo + int(run[0]), lo + int(run[-1])
+        base = x[b, :, max(q0 - int(round(0.02 / dt)), 0):q0 + 1].mean(axis=1)
+        y = x[b] - base[:, None]
+        q = y[:, q0:q1 + 1]
+        out["R"][b], out["S"][b] = np.maximum(q.max(axis=1), 0.0), np.maximum(-q.min(axis=1), 0.0)
+        out["ST"][b] = y[:, min(q1 + int(round(0.06 / dt)), y.shape[1] - 1)]
+        tw = y[:, q1 + int(round(0.08 / dt)):min(q1 + int(round(0.45 / dt)), y.shape[1])]
+        out["T"][b] = tw[np.arange(12), np.abs(tw).argmax(axis=1)]
+        term = y[:, max(q1 - int(round(0.04 / dt)), q0):q1 + 1]
+        out["term_max"][b], out["term_min"][b] = term.max(axis=1), term.min(axis=1)
+    return out
+
+
+def _contiguous_idx():
+    global _CONTIGUOUS_IDX
+    if _CONTIGUOUS_IDX is None:
+        from .realism import CONTIGUOUS, LI
+
+        _CONTIGUOUS_IDX = np.array([[LI[a], LI[b]] for a, b in CONTIGUOUS])
+    return _CONTIGUOUS_IDX
+
+
+def class_lead_margin(tau, sigma, amp, morphology):
+    """How far beat templates (B, 3, 11) at RR = 1 s meet the defining 12-lead criterion of
+    class ``morphology`` (the criteria of ``tests/test_ode_realism.py``, after Hancock et al.
+    and Rautaharju et al., Circulation 2009;119:e251 / e241), as a relative margin: >= 0 where
+    the template meets it with CLASS_LEAD_MARGIN to spare. (B,) array.
+
+    - LVH: Sokolow-Lyon S(V1) + max R(V5, V6) >= 3.5 mV, or Cornell R(aVL) + S(V3) > 2.8 mV,
+      or R(aVL) >= 1.1 mV (the largest of the three ratios counts);
+    - TINV: T <= -0.10 mV in two contiguous leads; STE: ST >= +0.10 mV in two contiguous leads;
+      STD: ST <= -0.05 mV in two contiguous leads;
+    - RBBB: terminal 40 ms of the QRS positive in V1 (>= 0.05 mV) and negative in I and V6
+      (<= -0.02 mV); LBBB: V1 predominantly negative and V6 predominantly positive.
+    """
+    from .realism import LI
+
+    m = template_measures(tau, sigma, amp)
+    R, S, ST, T = m["R"], m["S"], m["ST"], m["T"]
+    c = _contiguous_idx()
+    if morphology == "LVH":
+        ratio = np.maximum.reduce([(S[:, LI["V1"]] + np.maximum(R[:, LI["V5"]], R[:, LI["V6"]])) / 3.5,
+                                   (R[:, LI["aVL"]] + S[:, LI["V3"]]) / 2.8, R[:, LI["aVL"]] / 1.1])
+    elif morphology == "TINV":
+        ratio = np.minimum(-T[:, c[:, 0]], -T[:, c[:, 1]]).max(axis=1) / 0.10
+    elif morphology == "STE":
+        ratio = np.minimum(ST[:, c[:, 0]], ST[:, c[:, 1]]).max(axis=1) / 0.10
+    elif morphology == "STD":
+        ratio = np.minimum(-ST[:, c[:, 0]], -ST[:, c[:, 1]]).max(axis=1) / 0.05
+    elif morphology == "RBBB":
+        ratio = np.minimum.reduce([m["term_max"][:, LI["V1"]] / 0.05, -m["term_min"][:, LI["I"]] / 0.02,
+                                   -m["term_min"][:, LI["V6"]] / 0.02])
+    elif morphology == "LBBB":
+        ratio = np.minimum(S[:, LI["V1"]] / np.maximum(R[:, LI["V1"]], 1e-6),
+                           R[:, LI["V6"]] / np.maximum(S[:, LI["V6"]], 1e-6))
+    else:
+        raise ConfigError(f"no 12-lead class criterion for {morphology!r}; classes with one: "
+                          f"{', '.join(CLASS_INTERVALS)}")
+    return ratio - (1.0 + CLASS_LEAD_MARGIN)
+
+
+def screen_class_candidates(tau, sigma, amp, morphology):
+    """Screen candidates (B, 3, 11) drawn from a class prior: codes (B,) — 0 accepted, 1-9 as
+    :func:`screen_candidates` with :func:`class_screen_limits` (plausible, delineable
+    intervals), 10 the class's 12-lead criterion not met (:func:`class_lead_margin`)."""
+    arrs = [np.ascontiguousarray(x, np.float64) for x in (tau, sigma, amp)]
+    if arrs[0].ndim != 3 or arrs[0].shape[1:] != (3, NW) or any(a.shape != arrs[0].shape for a in arrs):
+        raise ConfigError(f"tau, sigma, amp must share shape (B, 3, {NW}), got {[a.shape for a in arrs]}")
+    out = np.empty((arrs[0].shape[0], 4))
+    _kernels.screen_kernel(*arrs, class_screen_limits(morphology), SCREEN_FS, False, out)
+    codes = out[:, 3].astype(np.int64)
+    idx = np.flatnonzero(codes == 0)
+    if idx.size:
+        bad = class_lead_margin(arrs[0][idx], arrs[1][idx], arrs[2][idx], morphology) < 0
+        codes[idx[bad]] = 10
+    return codes
+
+
+def _sample_class_patient(rng, morphology, prior, max_tries, method) -> Patient:
+    """One patient of class ``morphology`` from its class prior (see :func:`sample_patient`)."""
+    if method == "proposal" and prior.proposal_mean is None:
+        raise ConfigError("this prior has no proposal; fit one with cardiosim.ode.prior.fit_class_proposal")
+    if method != "rejection" and prior.proposal_mean is not None:
+        mean, sqrt_cov = prior.proposal_mean, prior._proposal_sqrt_cov
+    else:
+        mean, sqrt_cov = prior.mean, prior._sqrt_cov
+    max_tries = 20_000 if max_tries is None else int(max_tries)
+    lims = class_screen_limits(morphology)
+    x = np.empty(9 * NW)
+    tried = 0
+    while tried < max_tries:
+        n = min(SCREEN_BATCH, max_tries - tried)
+        z = rng.standard_normal((n, 9 * NW), dtype=np.float32).astype(np.float64)
+        k = 0
+        while k < n:
+            # the normal beat's fused draw-and-screen kernel with the class's interval bounds
+            i = _kernels.draw_screen_kernel(z[k:], mean, sqrt_cov, TAU_BOUNDS, SIGMA_BOUNDS, _QRS_IDX, _REST_IDX,
+                                            lims, SCREEN_FS, x, np.empty((n - k, 4)))
+            if i < 0:
+                break
+            tau, sigma, amp = _unpacked(x[None])
+            if class_lead_margin(tau, sigma, amp, morphology)[0] >= 0:
+                return Patient._trusted(tau[0], sigma[0], amp[0])
+            k += i + 1
+        tried += n
+    raise ConfigError(f"no plausible {morphology} patient in {max_tries} draws from its class prior "
+                      f"(interval bounds {CLASS_INTERVALS[morphology]}, 12-lead criterion with margin "
+                      f"{CLASS_LEAD_MARGIN}); the prior is too wide, off-centre, or its records do not show "
+                      f"the class's criterion")
+
+
+def class_screen_rates(prior, rng, n=4000):
+    """Share of ``n`` draws of a class prior (``prior.mean``, ``prior.cov``: no proposal) that
+    pass the interval screen, and that also meet the class's 12-lead criterion; and the reject
+    reasons. Stored by ``fit_records_prior`` callers in ``meta["class_screen"]``."""
+    tau, sigma, amp = _candidates(prior.without_proposal(), rng, int(n))
+    codes = screen_class_candidates(tau, sigma, amp, prior.morphology)
+    reasons = {CLASS_REJECT_REASONS.get(int(c), str(int(c))): int(np.sum(codes == c)) for c in np.unique(codes)}
+    return {"draws": int(n), "interval_screen": float(np.mean((codes == 0) | (codes == 10))),
+            "accepted": float(np.mean(codes == 0)), "reasons": reasons,
+            "interval_bounds_s": {k: [list(v[0]), list(v[1])] for k, v in CLASS_INTERVALS[prior.morphology].items()},
+            "lead_margin": CLASS_LEAD_MARGIN}
+
+
+# order in which screen_class_candidates' checks are reached (a later stage is closer to
+# acceptance): QRS, PR, QTc, slow waves, T humps, robust QRS / T / P, class criterion, accepted
+_CLASS_STAGE = {1: 0, 2: 1, 3: 2, 4: 3, 9: 4, 5: 5, 6: 6, 7: 7, 10: 8, 0: 9}
+
+
+def fit_class_proposal(prior, rng, *, rounds=8, round_draws=10_000, inflation=1.3, shrinkage=0.05,
+                       n_elite=300) -> Prior:
+    """A class prior with a sampling proposal adapted to its class screen
+    (:func:`screen_class_candidates`) by the cross-entropy method (Rubinstein 1999), as
+    :func:`fit_adaptive_proposal` does for the normal beat.
+
+    A Gaussian pooled from few records of a class rarely passes the screen (its mean
+    averages different Gaussian decompositions of the records' beats: 0-5 % of the draws
+    of the priors fitted to two shared LVH records or to one TINV record pass). Each round
+    screens ``round_draws`` proposal draws and refits the proposal (moments, covariance
+    shrunk toward its diagonal by ``shrinkage``, scaled by ``inflation``) to the elite: the
+    accepted draws if at least ``n_elite`` are, else the ``n_elite`` draws that got furthest
+    through the screen (its stages in order, then the class criterion's margin). Acceptance
+    per round is stored in ``meta["proposal"]``. Sampling then gives the proposal truncated
+    to the screen: beats of the class near the prior with its correlations, not exactly the
+    truncated prior (``sample_patient(..., method="rejection")`` draws that, slowly).
+    """
+    if prior.morphology not in CLASS_INTERVALS:
+        raise ConfigError(f"fit_class_proposal needs a class prior (one of {', '.join(CLASS_INTERVALS)}), "
+                          f"got a {prior.morphology} prior; the NORM prior uses fit_adaptive_proposal")
+    if not (np.isfinite(inflation) and inflation >= 1.0):
+        raise ConfigError(f"inflation must be >= 1, got {inflation!r}")
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ConfigError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
+    mean, cov = prior.mean.copy(), prior.cov.copy()
+    rates = []
+    for r in range(int(rounds) + 1):
+        z, (tau, sigma, amp) = _proposal_draws(mean, cov, int(round_draws), rng)
+        out = np.empty((z.shape[0], 4))
+        _kernels.screen_kernel(tau, sigma, amp, class_screen_limits(prior.morphology), SCREEN_FS, False, out)
+        codes = out[:, 3].astype(np.int64)
+        score = np.array([_CLASS_STAGE.get(int(c), -1) for c in codes], float)
+        idx = np.flatnonzero(codes == 0)
+        margin = np.full(z.shape[0], -np.inf)
+        if idx.size:
+            margin[idx] = class_lead_margin(tau[idx], sigma[idx], amp[idx], prior.morphology)
+        ok = margin >= 0
+        rates.append(float(ok.mean()))
+        if r == int(rounds):
+            break
+        # stage first, then the criterion's margin (clipped: past the margin all are equal)
+        score = score + np.where(idx.size and np.isfinite(margin), 0.5 + 0.4 * np.tanh(np.minimum(margin, 0.0)), 0.0)
+        score[ok] = 10.0
+        elite = np.flatnonzero(ok) if ok.sum() >= n_elite else np.argsort(-score, kind="stable")[:int(n_elite)]
+        c = np.cov(z[elite].T)
+        cov = ((1.0 - shrinkage) * c + shrinkage * np.diag(np.diag(c))) * inflation
+        mean = z[elite].mean(0)
+    meta = dict(prior.meta)
+    meta["proposal"] = {"method": "cross-entropy on the class screen (fit_class_proposal)", "rounds": int(rounds),
+                        "round_draws": int(round_draws), "inflation": float(inflation), "shrinkage": float(shrinkage),
+                        "n_elite": int(n_elite), "acceptance_per_round": rates, "proposal_acceptance": rates[-1]}
     return replace(prior, proposal_mean=mean, proposal_cov=cov, meta=meta)
