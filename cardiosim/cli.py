@@ -120,15 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("check", help="validate a recipe file")
     rc.add_argument("path", type=Path)
 
-    pr = sub.add_parser("prior", help="fit the ODE's normal-beat prior to your own records")
+    pr = sub.add_parser("prior", help="fit the ODE's normal-beat or class prior to your own records")
     prsub = pr.add_subparsers(dest="prior_command", parser_class=_Parser, metavar="ACTION")
-    pf = prsub.add_parser("fit", help="fit a NORM patient prior to real 12-lead records",
+    pf = prsub.add_parser("fit", help="fit a NORM (or --class) patient prior to real 12-lead records",
                           description="Fit the ODE's NORM patient prior (cardiosim.ode.fit.fit_records_prior) "
                                       "to the records labelled only NORM of a real source; use it with "
-                                      "'[source] prior = \"PATH\"' in a recipe.")
+                                      "'[source] prior = \"PATH\"' in a recipe. With --class C, fit the prior of "
+                                      "class C to the records whose codes contain C's (PTB-XL SCP or CinC 2021 "
+                                      "SNOMED CT codes, cardiosim.ode.CLASSES); use it with '[source] "
+                                      "class_priors = {C = \"PATH\"}'.")
     pf.add_argument("--source", required=True, help="'ptbxl:PATH', 'sph:PATH' or 'wfdb:PATH'")
     pf.add_argument("--output", "-o", type=Path, required=True, help="prior file (.json or .npz)")
-    pf.add_argument("--max-records", type=_positive_int, default=200, help="normal records to fit (default 200)")
+    pf.add_argument("--class", dest="cls", default="",
+                    help="morphology class to fit (LVH, TINV, RBBB, LBBB, STE, STD; default: NORM)")
+    pf.add_argument("--max-records", type=_positive_int, default=200, help="records to fit (default 200)")
     pf.add_argument("--exclude-folds", default="9,10",
                     help="PTB-XL strat_fold values left out for evaluation (default 9,10; '' for none)")
     pf.add_argument("--seed", type=_nonneg_int, default=0)
@@ -321,6 +326,9 @@ def _cmd_prior(args) -> int:
 
     if args.prior_command != "fit":
         raise ConfigError("prior needs an action: fit")
+    cls = args.cls or "NORM"
+    if cls != "NORM":
+        return _cmd_prior_class(args, cls)
     folds = {int(f) for f in args.exclude_folds.split(",") if f.strip()}
     seq = open_source(args.source)
 
@@ -347,6 +355,71 @@ def _cmd_prior(args) -> int:
         prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 1]), round_draws=args.proposal_draws)
     write_prior(prior, args.output)
     print(f"wrote {args.output}: {prior.n_beats} fits from {prior.n_records} records")
+    return 0
+
+
+def _cmd_prior_class(args, cls) -> int:
+    """``cardiosim prior fit --class C``: the class prior p(eta | C) from the source's records of C."""
+    import numpy as np
+
+    from .errors import ConfigError
+    from .leads import STANDARD_LEADS
+    from .ode.classes import class_record_filter
+    from .ode.fit import fit_records_prior
+    from .ode.prior import class_screen_rates, fit_class_proposal, write_prior
+    from .ode.realism import lead_matrix
+    from .sources import open_source
+
+    class_record_filter(cls, "scp")  # an unknown class: ConfigError naming the known ones
+    kind = str(args.source).partition(":")[0]
+    system = {"ptbxl": "scp", "wfdb": "snomed"}.get(kind)
+    if system is None:
+        raise ConfigError(f"--class selects records by their PTB-XL SCP or CinC 2021 SNOMED CT codes: use a "
+                          f"'ptbxl:PATH' or 'wfdb:PATH' source, not {args.source!r}")
+    wanted = class_record_filter(cls, system)
+    folds = {int(f) for f in args.exclude_folds.split(",") if f.strip()}
+    seq = open_source(args.source)
+    seen = {"records": 0, "of_class": 0, "excluded": {}}
+
+    def class_records():
+        n = 0
+        for k in range(len(seq)):
+            rec = seq[k]
+            seen["records"] += 1
+            if int(rec.metadata.get("strat_fold", 0) or 0) in folds:
+                continue
+            ok, why = wanted(rec.codes)
+            if not ok:
+                if why:
+                    seen["excluded"][rec.source_id] = why
+                continue
+            seen["of_class"] += 1
+            missing = [ld for ld in STANDARD_LEADS if ld not in rec.leads]
+            if missing:
+                raise ConfigError(f"record {rec.source_id!r} lacks the standard leads {missing}")
+            idx = [rec.leads.index(ld) for ld in STANDARD_LEADS]
+            yield rec.source_id, np.asarray(rec.signal, np.float64)[idx], float(rec.fs)
+            n += 1
+            if n >= args.max_records:
+                return
+
+    recs = list(class_records())
+    if not recs:
+        raise ConfigError(f"no {cls} record in {args.source!r} ({seen['records']} records read, folds "
+                          f"{sorted(folds)} left out, {len(seen['excluded'])} of class {cls} excluded for another "
+                          f"class: {dict(list(seen['excluded'].items())[:5])}); a class prior needs records "
+                          f"whose codes contain {cls}'s")
+    rng = np.random.default_rng(args.seed)
+    prior = fit_records_prior(recs, lead_matrix(), rng, log=print, morphology=cls, min_records=1,
+                              meta={"command": f"cardiosim prior fit --class {cls} --source {args.source}",
+                                    "class": cls, "selected_by": f"{system} codes of {cls}",
+                                    "excluded_records": seen["excluded"], "excluded_folds": sorted(folds)})
+    prior.meta["class_screen"] = class_screen_rates(prior, np.random.default_rng([args.seed, 1]))
+    if args.proposal_draws:
+        prior = fit_class_proposal(prior, np.random.default_rng([args.seed, 2]),
+                                   round_draws=max(args.proposal_draws // 6, 1000))
+    write_prior(prior, args.output)
+    print(f"wrote {args.output}: {cls} prior, {prior.n_beats} fits from {prior.n_records} records")
     return 0
 
 

@@ -134,3 +134,51 @@ RHYTHM_ALIASES = {"sinus": "SR", "normal": "SR", "bradycardia": "SB", "tachycard
                   "pac": "PAC", "iavb": "IAVB", "1avb": "IAVB"}
 MORPHOLOGY_ALIASES = {"normal": "NORM", "norm": "NORM", "lbbb": "LBBB", "rbbb": "RBBB",
                       "ste": "STE", "std": "STD", "tinv": "TINV", "lvh": "LVH"}
+
+
+# a record of a morphology class whose beat another class reshapes more is not an example
+# of it: a bundle branch block rebuilds the whole QRS-T, AF / flutter remove the P wave
+_DOMINANT = ("LBBB", "RBBB", "AF", "AFL")
+
+
+def class_record_filter(name: str, system: str):
+    """Selector of real records showing morphology class ``name`` (a class prior's records).
+
+    Parameters
+    ----------
+    name : str — a morphology class of :data:`CLASSES` other than NORM (NORM records are
+        those labelled only NORM, selected by their labels)
+    system : {"scp", "snomed"} — the records' code system (PTB-XL SCP statements; CinC 2021
+        SNOMED CT)
+
+    Returns
+    -------
+    callable(codes) -> (bool, str) — whether a record with these codes is one of the class's,
+    and why a record carrying the class's code is left out ("" otherwise): it also carries a
+    code of a class that reshapes its beat more (:data:`_DOMINANT`: LBBB, RBBB, AF, AFL),
+    unless that class is ``name`` itself.
+    """
+    from ..errors import ConfigError
+
+    known = [n for n in MORPHOLOGIES if n != "NORM"]
+    if name not in known:
+        raise ConfigError(f"unknown class {name!r} for a class prior; known classes: {', '.join(known)} "
+                          f"(NORM is the default prior: leave --class out)")
+    if system not in ("scp", "snomed"):
+        raise ConfigError(f"code system must be 'scp' or 'snomed', got {system!r}")
+
+    def codes_of(c):
+        info = CLASSES[c]
+        return {info.scp} - {""} if system == "scp" else set(info.snomed)
+
+    mine = codes_of(name)
+    others = {c: codes_of(c) for c in _DOMINANT if c != name}
+
+    def select(codes):
+        cs = set(map(str, codes))
+        if not cs & mine:
+            return False, ""
+        also = sorted(c for c, k in others.items() if cs & k)
+        return (False, "also " + ", ".join(also)) if also else (True, "")
+
+    return select
