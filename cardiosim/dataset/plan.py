@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -113,6 +115,8 @@ def make_plan(recipe: Recipe) -> SourcePlan:
         unmapped = sorted(set(names) - set(label_map.table["ode"]) - label_map.ignore["ode"])
         if unmapped:
             raise ConfigError(f"label map {label_map.name!r} has no [ode] entry for ODE classes {unmapped}")
+        for key, path in recipe.source.class_priors.items():
+            check_class_prior(key, path)
         n_sources = -(-recipe.records // recipe.source.variants)
         return SourcePlan(recipe, label_map.classes, n_sources, recipe.records, label_map=label_map)
     from ..sources import open_source
@@ -126,6 +130,30 @@ def make_plan(recipe: Recipe) -> SourcePlan:
         raise ConfigError(f"source {spec!r} holds no records")
     return SourcePlan(recipe, tuple(records.classes), n_sources, n_sources * recipe.source.variants, records,
                       label_map=getattr(records, "label_map", label_map))
+
+
+def check_class_prior(key: str, path: str):
+    """The class prior of ``[source] class_priors`` entry ``key``: the file read (cached), and
+    (its class's check) a ConfigError naming ``source.class_priors.<key>`` if it cannot be
+    read or holds a prior of another class. Returns (prior, SHA-256 of the file)."""
+    from ..errors import DataFormatError
+    from ..ode.prior import read_prior_cached
+
+    try:
+        prior = read_prior_cached(str(path))
+    except DataFormatError as e:
+        raise ConfigError(f"source.class_priors.{key}: {e}") from None
+    if prior.morphology != key:
+        raise ConfigError(f"source.class_priors.{key}: {str(path)!r} holds a {prior.morphology} prior, not a {key} "
+                          f"prior (fit one with 'cardiosim prior fit --class {key}')")
+    return prior, _sha256_cached(str(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str) -> str:
+    from .io import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
@@ -142,17 +170,23 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
                                                 recipe.simulation.activities, rhythm,
                                                 motion=recipe.simulation.motion)
+    prior, provenance = read_prior_cached(recipe.source.prior) if recipe.source.prior else None, {}
+    if morphology in recipe.source.class_priors:
+        # the class's own prior (fitted to real records of the class): traceable per record
+        path = recipe.source.class_priors[morphology]
+        prior, digest = check_class_prior(morphology, path)
+        provenance = {"ode_class_prior": f"{morphology}:{Path(path).resolve()}", "ode_class_prior_sha256": digest,
+                      "ode_class_prior_records": ",".join(prior.sources)}
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
                               rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
-                              patient_sampler=recipe.source.patient_sampler,
-                              prior=read_prior_cached(recipe.source.prior) if recipe.source.prior else None)
+                              patient_sampler=recipe.source.patient_sampler, prior=prior)
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
     # a copy with the two fields set (``dataclasses.replace`` would validate the source's
     # 5,000-sample dipole again: it was checked when synthetic_source built it)
     out = copy.copy(source)
     object.__setattr__(out, "labels", labels)
-    object.__setattr__(out, "metadata", {**source.metadata, "activity": activity})
+    object.__setattr__(out, "metadata", {**source.metadata, **provenance, "activity": activity})
     return out
 
 

@@ -50,6 +50,13 @@ class SourceRecipe:
     prior : str
         ODE only: a patient prior file (``cardiosim prior fit``; .json or .npz) replacing
         the shipped NORM prior ('' keeps the shipped one).
+    class_priors : dict of str to str
+        ODE only: class priors p(eta | class) by morphology class, e.g.
+        ``{LVH = "lvh.npz", TINV = "tinv.npz"}`` (``cardiosim prior fit --class C``): records of
+        a class named here draw its beat from that prior (class screens, no hand-built
+        morphology); other classes keep the hand-built morphology on the NORM prior. Each
+        file must hold a prior of its key's class (checked when the dataset is planned;
+        records store the file and its SHA-256 as ``ode_class_prior`` parameters).
     """
 
     kind: str = "ode"
@@ -60,6 +67,7 @@ class SourceRecipe:
     label_map: str = ""
     patient_sampler: str = "auto"
     prior: str = ""
+    class_priors: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -73,6 +81,18 @@ class SourceRecipe:
                               f"got {self.patient_sampler!r}")
         if self.prior and self.kind != "ode":
             raise ConfigError(f"source.prior applies to the ODE source only, not source.kind = {self.kind!r}")
+        if self.class_priors:
+            from ..ode.classes import MORPHOLOGIES
+
+            if self.kind != "ode":
+                raise ConfigError(f"source.class_priors applies to the ODE source only, not source.kind = {self.kind!r}")
+            known = [m for m in MORPHOLOGIES if m != "NORM"]
+            for key, path in self.class_priors.items():
+                if key not in known:
+                    raise ConfigError(f"source.class_priors.{key}: unknown class {key!r}; known classes: "
+                                      f"{', '.join(known)} (the NORM prior is source.prior)")
+                if not isinstance(path, str) or not path:
+                    raise ConfigError(f"source.class_priors.{key}: expected a prior file path, got {path!r}")
         if self.kind == "ode":
             if not self.classes:
                 raise ConfigError("source.classes must name at least one RHYTHM+MORPHOLOGY class")
