@@ -32,6 +32,33 @@ def _configure_logging(args) -> None:
         warnings.simplefilter("ignore")
 
 
+#: Warnings of one kind printed in full before the rest are only counted (a folder of real
+#: records can raise one unmapped-code warning per record).
+_WARNINGS_SHOWN_PER_KIND = 3
+
+
+class _CliWarnings:
+    """Warnings as one line each, ``cardiosim CMD: warning: message`` (not Python's two lines
+    with the source line that raised it), at most :data:`_WARNINGS_SHOWN_PER_KIND` per
+    category, then counted and summarised once when the command ends."""
+
+    def __init__(self, command: str, stream=None):
+        self.command, self.stream = command, stream
+        self.counts: dict = {}
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        name = category.__name__
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if self.counts[name] <= _WARNINGS_SHOWN_PER_KIND:
+            print(f"cardiosim {self.command}: warning: {message}", file=self.stream or sys.stderr)
+
+    def summary(self):
+        for name, n in self.counts.items():
+            if n > _WARNINGS_SHOWN_PER_KIND:
+                print(f"cardiosim {self.command}: warning: {n - _WARNINGS_SHOWN_PER_KIND} more {name} "
+                      f"not shown ({n} in all)", file=self.stream or sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, naming the subcommand and --help."""
 
@@ -555,6 +582,11 @@ def main(argv=None) -> int:
                "export": _cmd_export,
                "bench": _cmd_bench, "warmup": _cmd_warmup, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
                "refine": _cmd_refine}[args.command]
+    import warnings
+
+    shown = _CliWarnings(args.command)
+    previous = warnings.showwarning
+    warnings.showwarning = shown.show
     try:
         return handler(args)
     except CardiosimError as exc:
@@ -563,6 +595,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"cardiosim {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
+        shown.summary()
 
 
 if __name__ == "__main__":  # pragma: no cover

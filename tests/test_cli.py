@@ -61,3 +61,35 @@ def test_bad_arguments_give_one_line_and_no_file(tmp_path, args, needle):
 def test_python_dash_m_shows_help(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0 and "generate" in out.stdout
+
+
+def test_warnings_are_one_line_each_and_repeats_are_counted(monkeypatch, capsys):
+    """A folder of real records printed Python's two-line warning (with the source line that
+    raised it) once per record: 25 records, 50 lines before the result. Now one line each,
+    three of a kind in full, the rest counted once at the end; other kinds still shown."""
+    import warnings
+
+    from cardiosim import cli
+    from cardiosim.errors import ConsistencyWarning, LabelMappingWarning
+
+    def fake_info(args):
+        for k in range(5):
+            warnings.warn(f"record r{k}: snomed codes ['1'] are not mapped", LabelMappingWarning)
+        warnings.warn("record r9: leads ['V2'] are flat", ConsistencyWarning)
+        print("done")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_info", fake_info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        assert cli.main(["info", "anything.nc"]) == 0
+        assert warnings.showwarning is before          # restored when the command ends
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert lines == ["cardiosim info: warning: record r0: snomed codes ['1'] are not mapped",
+                     "cardiosim info: warning: record r1: snomed codes ['1'] are not mapped",
+                     "cardiosim info: warning: record r2: snomed codes ['1'] are not mapped",
+                     "cardiosim info: warning: record r9: leads ['V2'] are flat",
+                     "cardiosim info: warning: 2 more LabelMappingWarning not shown (5 in all)"]
+    assert out.out == "done\n"
