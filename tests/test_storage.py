@@ -125,6 +125,28 @@ def test_quantise_kernel_matches_its_numpy_twin(dtype):
     np.testing.assert_array_equal(got.view(np.int32), out.view(np.int32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["in_range", "beyond", "non_finite", "both"])
+def test_quantise_kernel_peak_and_finiteness_match_the_twin(dtype, case):
+    """The vectorised kernel's integer peak, its second pass beyond int16 and its
+    non-finite count give the twin's ``(codes, out, peak, finite)`` exactly."""
+    from cardiosim.dataset._kernels import quantise_kernel, quantise_ref
+
+    q = 800.0 / 32767
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(1003) * 3).astype(dtype)
+    if case in ("beyond", "both"):
+        x[5], x[700] = 1e4, -2e4
+    if case in ("non_finite", "both"):
+        x[7], x[9], x[1002] = np.nan, -np.inf, np.inf
+    codes, out = np.empty(x.size, np.int16), np.empty(x.size, np.float32)
+    peak, finite = quantise_kernel(x, np.float64(np.float32(q)), np.float32(q), codes, out)
+    ref_codes, ref_out, ref_peak, ref_finite = quantise_ref(x, q)
+    assert (peak, finite) == (ref_peak, ref_finite)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(out.view(np.int32), ref_out.view(np.int32))
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_output_files_honour_the_umask(tmp_path, umask, float_block):
     """Issue 17 #6: files were 0600 (mkstemp's mode) whatever the umask."""
