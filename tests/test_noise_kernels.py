@@ -164,6 +164,24 @@ def test_sosfiltfilt_twin(rng, order, band):
     np.testing.assert_allclose(out, ref(sos, x), rtol=1e-9, atol=1e-9 * np.abs(x).max())
 
 
+def test_sosfiltfilt_scratch_kernel_equals_the_allocating_one(rng):
+    """With a caller's scratch buffer holding garbage, the same bits as the kernel that
+    allocates its own (which the scipy twin test above checks)."""
+    from scipy import signal
+
+    from cardiosim.noise._kernels import sosfiltfilt_padlen, sosfiltfilt_scratch_kernel
+
+    kern, _ = KERNELS["sosfiltfilt"]
+    sos = signal.butter(2, (1.0, 40.0), "bandpass", fs=500.0, output="sos")
+    zi, padlen = signal.sosfilt_zi(sos), sosfiltfilt_padlen(sos)
+    x = (np.cumsum(rng.standard_normal((6, 2000)), axis=1) + 3.0).astype(np.float32)
+    want, got = np.empty(x.shape), np.full(x.shape, np.nan)
+    kern(sos, zi, x, padlen, want)
+    ext = rng.standard_normal((x.shape[1] + 2 * padlen, x.shape[0]))
+    sosfiltfilt_scratch_kernel(sos, zi, x, padlen, got, ext)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lead_chunk_var_twin(rng, dtype):
     """Per-chunk lead variance without forming the leads = np.var of the chunks of

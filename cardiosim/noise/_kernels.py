@@ -667,9 +667,18 @@ def sosfiltfilt_kernel(sos, zi, x, padlen, out):  # pragma: no cover - compiled
     The recursion is serial in time, so all rows advance together (time-major scratch,
     the innermost loop over rows is independent and vectorises)."""
     rows, n = x.shape
+    sosfiltfilt_scratch_kernel(sos, zi, x, padlen, out, np.empty((n + 2 * padlen, rows)))
+
+
+@njit(cache=True, nogil=True)
+def sosfiltfilt_scratch_kernel(sos, zi, x, padlen, out, ext):  # pragma: no cover - compiled
+    """:func:`sosfiltfilt_kernel` with its time-major scratch ``ext`` float64
+    [T + 2 padlen, rows] given by the caller (its contents are overwritten), so that a
+    caller filtering every record reuses one buffer: a fresh 1-MB array per record costs
+    its page faults again each time (0.28 vs 0.72 ms for 24 rows of 5,000 samples)."""
+    rows, n = x.shape
     n_sec = sos.shape[0]
     m = n + 2 * padlen
-    ext = np.empty((m, rows))
     for r in range(rows):
         x0 = float(x[r, 0])
         x1 = float(x[r, n - 1])
