@@ -15,6 +15,7 @@ electrode-skin interface so it reaches every lead using that electrode.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -525,7 +526,11 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                                 location=location)
     displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
 
-    clean_leads = montage.apply(phi)
+    # Noisy (first half) and clean (second half) leads go into one array, which the device
+    # filters in one call without stacking them (device.apply_device); a per-thread buffer:
+    # only the device's outputs outlive the record.
+    rows = _scratch("leads", (2 * len(montage.leads), n_t), np.float64)
+    clean_leads = _leads_into(montage, phi, rows, len(montage.leads))
     snr_db: dict = {}
     contact_lost = None
     if cfg.add_noise:
@@ -538,10 +543,11 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
         r_peaks = _snr_r_peaks(source, clean_leads, fs)  # once, not once per noise kind
         en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
-        phi = en.apply(phi)
+        leads = _noisy_leads_into(montage, en, phi, rows)
         snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
         params.update({f"noise_{k}": v for k, v in en.params.items() if not k.startswith("_")})
-    leads = montage.apply(phi)
+    else:
+        leads = _leads_into(montage, phi, rows, 0)
     if source.residual is not None:
         for row, name in enumerate(source.residual_leads):
             if name in montage.leads:
@@ -593,6 +599,53 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                            annotations=annotations, beat_types=beat_types,
                            clean_ecg=None if clean_recorded is None else np.ascontiguousarray(clean_recorded,
                                                                                              dtype=np.float32))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A per-thread buffer ``name`` of ``shape`` and ``dtype``, reused while they stay the
+    same (contents undefined: the caller overwrites it before reading). A fresh ~1-MB array
+    per record costs its page faults again on every record."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = bufs[name] = np.empty(shape, dtype=dtype)
+    return buf
+
+
+def _leads_into(montage, phi: np.ndarray, rows: np.ndarray, row0: int) -> np.ndarray:
+    """``montage.apply(phi)`` written into ``rows[row0:row0 + n_leads]`` (returned), by
+    :func:`cardiosim.device._kernels.montage_rows_kernel` (bit for bit ``einsum``'s sums on
+    finite input); ``montage.apply`` itself otherwise."""
+    from .device._kernels import montage_rows_kernel
+
+    n_l = len(montage.leads)
+    if phi.dtype == np.float64 and phi.ndim == 2 and phi.shape[0] == len(montage.electrodes):
+        if montage_rows_kernel(montage.matrix, phi, rows, row0) == 0:
+            return rows[row0:row0 + n_l]
+    return montage.apply(phi)
+
+
+def _noisy_leads_into(montage, en, phi: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``montage.apply(en.apply(phi))`` written into ``rows[:n_leads]`` (returned) in one pass
+    (:func:`cardiosim.device._kernels.noisy_montage_rows_kernel`, ``ElectrodeNoise.apply``'s
+    float64 operations then ``einsum``'s sums, bit for bit on finite values); the two calls
+    themselves otherwise."""
+    from .device._kernels import noisy_montage_rows_kernel
+
+    contact = np.asarray(en.contact)
+    if (phi.dtype == np.float64 and phi.ndim == 2 and phi.shape == contact.shape
+            and phi.shape[0] == len(montage.electrodes) and contact.dtype.kind == "f"):
+        unit = contact.strides == (0, 0) and contact.size > 0 and contact.flat[0] == 1
+        noise = en.noise
+        if noise.dtype == np.float64 and noise.shape == phi.shape and \
+                noisy_montage_rows_kernel(montage.matrix, phi, contact, unit, noise, rows, 0) == 0:
+            return rows[:len(montage.leads)]
+    return montage.apply(en.apply(phi))
 
 
 def _snr_r_peaks(source: CardiacSource, clean_leads: np.ndarray, fs: float) -> np.ndarray:

@@ -244,3 +244,57 @@ def test_filter_adc_out_kernel_matches_its_twin(name):
         assert got.dtype == ref.dtype
         np.testing.assert_array_equal(got, ref)
     assert out[1].any()
+
+
+@pytest.mark.parametrize("montage_name", ["standard12", "frank", "easi", "limb3", "patch"])
+def test_montage_row_kernels_equal_their_einsum_twins(montage_name):
+    """The leads from the non-zero weights only, in registers, equal ``Montage.apply``'s
+    einsum (and ``ElectrodeNoise.apply`` then einsum) bit for bit on finite input, zeros of
+    either sign included; a non-finite input is counted (callers then take the einsum path)."""
+    from cardiosim.device._kernels import KERNELS
+    from cardiosim.leads import make_montage
+
+    mont = make_montage(montage_name)
+    m = mont.matrix
+    rng = np.random.default_rng(len(montage_name))
+    n_e, n = m.shape[1], 1300                                     # not a multiple of the 512-sample chunk
+    phi = rng.standard_normal((n_e, n))
+    phi[:, ::7] = 0.0
+    phi[:, 3::11] = -0.0
+    phi[0, :40] = -phi[1 % n_e, :40]                             # exact cancellations
+    noise = rng.standard_normal((n_e, n)).astype(np.float32).astype(np.float64) * 0.1
+    noise[:, ::5] = -phi[:, ::5]
+    kern, twin = KERNELS["montage_rows"]
+    out = np.full((m.shape[0] + 2, n), np.nan)
+    assert kern(m, phi, out, 2) == 0
+    np.testing.assert_array_equal(out[2:].view(np.int64), twin(m, phi).view(np.int64))
+    np.testing.assert_array_equal(out[2:].view(np.int64), mont.apply(phi).view(np.int64))
+    nkern, ntwin = KERNELS["noisy_montage_rows"]
+    for contact, unit in ((np.broadcast_to(np.float32(1.0), (n_e, n)), True),
+                          (rng.uniform(0.0, 1.0, (n_e, n)).astype(np.float32), False)):
+        got = np.full((m.shape[0], n), np.nan)
+        assert nkern(m, phi, contact, unit, noise, got, 0) == 0
+        want = ntwin(m, phi, contact, noise)
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+    bad = phi.copy()
+    bad[n_e - 1, 17], bad[0, 3] = np.inf, np.nan
+    assert kern(m, bad, out, 0) == 2
+    assert nkern(m, bad, contact, False, noise, got, 0) == 2
+
+
+def test_apply_device_on_the_halves_of_one_array_equals_separate_arrays():
+    """Noisy and clean leads given as the two halves of one array are filtered without
+    stacking them again: the same bits as separate arrays."""
+    from cardiosim.device.apply import _halves_of
+
+    prof = load_device("shirt12_500hz")
+    rng = np.random.default_rng(2)
+    rows = np.cumsum(rng.standard_normal((24, 2000)), axis=1) * 0.01
+    noisy, clean = rows[:12], rows[12:]
+    assert _halves_of(noisy, clean) is rows
+    assert _halves_of(clean, noisy) is None and _halves_of(noisy, clean.copy()) is None
+    rec, info = apply_device(prof, noisy, 500.0, clean=clean)
+    rec2, info2 = apply_device(prof, noisy.copy(), 500.0, clean=clean.copy())
+    np.testing.assert_array_equal(rec, rec2)
+    np.testing.assert_array_equal(info["clean"], info2["clean"])
+    np.testing.assert_array_equal(info["codes"], info2["codes"])

@@ -164,3 +164,26 @@ def test_dipole_lead_field_read_where_the_walk_left_the_electrodes(shirt_context
             assert np.isclose(v, two.params[k], rtol=1e-6, atol=1e-9, equal_nan=True), (k, v, two.params[k])
         else:
             assert v == two.params[k], (k, v, two.params[k])
+
+
+def test_leads_written_in_place_equal_the_montage_and_noise_calls():
+    """simulate's one-pass leads (noisy and clean halves of one buffer) equal
+    ``montage.apply(phi)`` and ``montage.apply(en.apply(phi))`` bit for bit, and fall back to
+    them when a potential is not finite."""
+    from cardiosim.leads import make_montage
+    from cardiosim.noise import simulate_electrode_noise
+    from cardiosim.simulate import _leads_into, _noisy_leads_into
+
+    mont = make_montage("standard12")
+    rng = np.random.default_rng(4)
+    phi = rng.standard_normal((9, 2500)) * 0.5
+    en = simulate_electrode_noise(9, 2500, 500.0, rng)
+    rows = np.empty((24, 2500))
+    clean = _leads_into(mont, phi, rows, 12)
+    noisy = _noisy_leads_into(mont, en, phi, rows)
+    assert clean.base is rows and noisy.base is rows
+    np.testing.assert_array_equal(clean.view(np.int64), mont.apply(phi).view(np.int64))
+    np.testing.assert_array_equal(noisy.view(np.int64), mont.apply(en.apply(phi)).view(np.int64))
+    phi[3, 10] = np.nan
+    assert _leads_into(mont, phi, rows, 12).base is not rows
+    assert _noisy_leads_into(mont, en, phi, rows).base is not rows

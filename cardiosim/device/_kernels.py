@@ -11,6 +11,15 @@
   returns from the codes, in the same pass: the recorded mV ``float32((code * lsb) / gain)``
   and the raw device output ``float32(code * lsb)`` (the NumPy expressions it replaces,
   which were half of ``apply_device``'s time).
+* ``montage_rows`` / ``noisy_montage_rows`` -- the device's leads from electrode potentials
+  (``Montage.apply``, an ``einsum`` over electrodes in their order), written into rows of
+  the array the filter pass reads, the noisy ones formed from ``phi * contact + noise``
+  (``ElectrodeNoise.apply``) in the same pass. Only the non-zero weights are added (a lead
+  uses 2-4 of the 9 electrodes of a 12-lead montage): starting from +0.0, a sum of finite
+  terms is never -0.0 and adding a +-0.0 term leaves any other value as it is, so on finite
+  input this is ``einsum``'s result bit for bit. A non-finite input would spread through
+  a zero weight in ``einsum`` (``0 * inf``) and not here, so the kernels count non-finite
+  inputs and callers then use the ``einsum`` path.
 """
 
 from __future__ import annotations
@@ -140,5 +149,110 @@ def filter_adc_out_ref(x, sos, zi, gain, lsb, lo, hi):
     return codes, sat, (v / gain).astype(np.float32), v.astype(np.float32)
 
 
+_MONTAGE_CHUNK = 512   # samples per pass of the noisy leads: every electrode's chunk stays in L1
+
+
+@njit(cache=True, nogil=True)
+def _lead_rows(matrix, x, x0, a, b, out, row0):  # pragma: no cover - compiled
+    """``out[row0 + k, a:b] = sum_e matrix[k, e] * x[e, x0 + t - a]`` over the non-zero
+    weights, ``e`` ascending, summed from +0.0 in a register (leads of 1-4 electrodes
+    written out, so each loop over time vectorises)."""
+    n_k, n_e = matrix.shape
+    nz = np.empty(n_e, dtype=np.int64)
+    cs = np.empty(n_e)
+    d = x0 - a
+    for k in range(n_k):
+        m = 0
+        for e in range(n_e):
+            if matrix[k, e] != 0.0:
+                nz[m] = e
+                cs[m] = matrix[k, e]
+                m += 1
+        o = out[row0 + k]
+        if m == 0:
+            for t in range(a, b):
+                o[t] = 0.0
+        elif m == 1:
+            c0, p0 = cs[0], x[nz[0]]
+            for t in range(a, b):
+                o[t] = 0.0 + c0 * p0[t + d]
+        elif m == 2:
+            c0, c1, p0, p1 = cs[0], cs[1], x[nz[0]], x[nz[1]]
+            for t in range(a, b):
+                o[t] = (0.0 + c0 * p0[t + d]) + c1 * p1[t + d]
+        elif m == 3:
+            c0, c1, c2 = cs[0], cs[1], cs[2]
+            p0, p1, p2 = x[nz[0]], x[nz[1]], x[nz[2]]
+            for t in range(a, b):
+                o[t] = ((0.0 + c0 * p0[t + d]) + c1 * p1[t + d]) + c2 * p2[t + d]
+        elif m == 4:
+            c0, c1, c2, c3 = cs[0], cs[1], cs[2], cs[3]
+            p0, p1, p2, p3 = x[nz[0]], x[nz[1]], x[nz[2]], x[nz[3]]
+            for t in range(a, b):
+                o[t] = (((0.0 + c0 * p0[t + d]) + c1 * p1[t + d]) + c2 * p2[t + d]) + c3 * p3[t + d]
+        else:
+            for t in range(a, b):
+                acc = 0.0
+                for j in range(m):
+                    acc += cs[j] * x[nz[j], t + d]
+                o[t] = acc
+
+
+@njit(cache=True, nogil=True)
+def montage_rows_kernel(matrix, phi, out, row0):  # pragma: no cover - compiled
+    """Leads ``matrix [n_k, n_e] @ phi [n_e, T]`` (float64) into ``out[row0:row0 + n_k]``;
+    returns the number of non-finite values of ``phi`` (the result is ``einsum``'s only
+    when it is 0, see the module docstring)."""
+    n_e, n = phi.shape
+    bad = 0
+    for e in range(n_e):
+        for t in range(n):
+            bad += 0 if np.isfinite(phi[e, t]) else 1
+    _lead_rows(matrix, phi, 0, 0, n, out, row0)
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def noisy_montage_rows_kernel(matrix, phi, contact, unit_contact, noise, out, row0):  # pragma: no cover - compiled
+    """Leads ``matrix @ (phi * contact + noise)`` into ``out[row0:row0 + n_k]``, each
+    electrode value formed as ``ElectrodeNoise.apply`` forms it in float64 (``phi * contact``,
+    skipped when ``unit_contact``: ``x * 1.0 == x``; then ``+ noise``), a chunk of time at
+    a time. ``contact`` [n_e, T] (any float dtype, any strides; unused when
+    ``unit_contact``), ``noise`` [n_e, T] float64. Returns the number of non-finite
+    electrode values."""
+    n_e, n = phi.shape
+    v = np.empty((n_e, _MONTAGE_CHUNK))
+    bad = 0
+    for a in range(0, n, _MONTAGE_CHUNK):
+        b = min(n, a + _MONTAGE_CHUNK)
+        for e in range(n_e):
+            ve = v[e]
+            if unit_contact:
+                for t in range(a, b):
+                    x = phi[e, t] + noise[e, t]
+                    bad += 0 if np.isfinite(x) else 1
+                    ve[t - a] = x
+            else:
+                for t in range(a, b):
+                    x = phi[e, t] * np.float64(contact[e, t]) + noise[e, t]
+                    bad += 0 if np.isfinite(x) else 1
+                    ve[t - a] = x
+        _lead_rows(matrix, v, 0, a, b, out, row0)
+    return bad
+
+
+def montage_rows_ref(matrix, phi):
+    """NumPy twin of :func:`montage_rows_kernel`: ``Montage.apply``'s ``einsum``."""
+    return np.einsum("ke,...et->...kt", np.asarray(matrix, dtype=np.float64), np.asarray(phi, dtype=np.float64))
+
+
+def noisy_montage_rows_ref(matrix, phi, contact, noise):
+    """NumPy twin of :func:`noisy_montage_rows_kernel`: ``ElectrodeNoise.apply`` (float64)
+    then ``Montage.apply``."""
+    return montage_rows_ref(matrix, np.asarray(phi, dtype=np.float64) * contact + noise)
+
+
 #: name -> (kernel, twin), for tests and benchmarks.
-KERNELS = {"filter_adc_out": (filter_adc_out_kernel, filter_adc_out_ref)}
+KERNELS = {"filter_adc_out": (filter_adc_out_kernel, filter_adc_out_ref),
+           "montage_rows": (montage_rows_kernel, montage_rows_ref),
+           "noisy_montage_rows": (noisy_montage_rows_kernel, noisy_montage_rows_ref)}

@@ -74,6 +74,21 @@ def quantize(v_adc: np.ndarray, bits: int, range_mv: float):
     return np.clip(c, lo, hi).astype(np.int64), sat
 
 
+def _halves_of(x: np.ndarray, clean: np.ndarray):
+    """The C-contiguous float64 array whose first half of rows is ``x`` and second half
+    ``clean`` (what ``np.concatenate([x, clean])`` would copy), or None when they are not
+    laid out so (``cardiosim.simulate`` forms both into one such array)."""
+    base = x.base
+    if (base is None or clean.base is not base or not isinstance(base, np.ndarray) or base.dtype != np.float64
+            or base.ndim != 2 or not base.flags.c_contiguous or base.shape[0] != 2 * x.shape[0]
+            or base.shape[1] != x.shape[1] or not x.flags.c_contiguous or not clean.flags.c_contiguous):
+        return None
+    start = base.__array_interface__["data"][0]
+    if x.__array_interface__["data"][0] != start or clean.__array_interface__["data"][0] != start + x.nbytes:
+        return None
+    return base
+
+
 def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None, clean=None):
     """Record ``leads_mV`` [n_leads, T] (mV, at ``fs_in`` Hz) with ``profile``.
 
@@ -134,7 +149,10 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         up, down = _resample_ratio(float(fs_in), profile.fs)
     else:
         n_rows = x.shape[0]
-        rows = x if clean is None else np.concatenate([x, clean])   # one filter call on both
+        # one filter call on both (no copy when they already are the two halves of one array)
+        rows = x if clean is None else _halves_of(x, clean)
+        if rows is None:
+            rows = np.concatenate([x, clean])
         up, down = _resample_ratio(float(fs_in), profile.fs)
         if up == down:
             # band-pass, gain, ADC and the float32 outputs in one numba pass (device._kernels;
