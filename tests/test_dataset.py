@@ -160,3 +160,40 @@ def test_block_assembly_fast_paths_equal_the_record_by_record_paths():
     partial = copy.deepcopy(records)
     del partial[0].annotations["P_onset"]            # in some records only: record by record
     assert fill(_fill_annotations_at_once, partial)[0] is False
+
+
+def test_block_arrays_equal_stacking_the_records():
+    """simulate_block copies each record's ecg and accelerometer into the block's arrays as it
+    goes; records_to_dataset given them builds the same dataset as stacking the records, the
+    records' arrays are rows of them, and a record of another shape turns the name off."""
+    import dataclasses
+    import importlib
+
+    import xarray as xr
+
+    from cardiosim.errors import SignalError
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    captured = []
+    real = gen.records_to_dataset
+    try:
+        gen.records_to_dataset = lambda records, **kw: captured.append((records, kw)) or real(records, **kw)
+        simulate_block(Recipe.from_dict({"records": 3, "duration": 2.0, "seed": 4}), 0, 3)
+    finally:
+        gen.records_to_dataset = real
+    records, kw = captured[0]
+    stacked = kw["stacked"]
+    assert set(stacked) == {"ecg", "accelerometer"}
+    for i, r in enumerate(records):
+        assert np.shares_memory(r.ecg, stacked["ecg"][i]) and np.shares_memory(r.accelerometer, stacked["accelerometer"][i])
+    plain = {k: v for k, v in kw.items() if k != "stacked"}
+    copies = [dataclasses.replace(r, ecg=r.ecg.copy(), accelerometer=r.accelerometer.copy()) for r in records]
+    xr.testing.assert_identical(real(records, **kw), real(copies, **plain))
+    with pytest.raises(SignalError, match="stacked ecg"):
+        real(records, **{**plain, "stacked": {"ecg": stacked["ecg"][:2]}})
+
+    arrays = gen._BlockArrays(3)
+    arrays.keep(copies[0], 0)
+    arrays.keep(dataclasses.replace(copies[1], ecg=copies[1].ecg[:, :-5]), 1)   # another length
+    arrays.keep(dataclasses.replace(copies[2], accelerometer=None), 2)
+    assert arrays.stacked(3) == {}

@@ -396,3 +396,27 @@ def test_info_says_what_shaped_the_noise(tmp_path):
     assert "  electrodes    dry 6" in text
     assert "  grades        " + ", ".join(f"{g}: {k}" for g, k in zip(grades, m)) in text
     assert "failures" not in text      # none configured: no line
+
+
+def test_quantise_in_place_and_without_codes_equal_the_default(float_block):
+    """The block's in-place quantisation (no codes kept) gives the values of the default,
+    which leaves the caller's dataset as it was."""
+    from cardiosim.dataset._kernels import quantise_kernel, quantise_ref
+    from cardiosim.dataset.storage import quantise_signals
+
+    full_scale = _shirt_quantum_mv() * 32767
+    ref, steps = quantise_signals(float_block, full_scale)
+    assert not np.array_equal(ref["ecg"].values, float_block["ecg"].values)     # left as it was
+    mine = float_block.copy(deep=True)
+    got, steps2 = quantise_signals(mine, full_scale, inplace=True)
+    assert steps2 == steps
+    for name in steps:
+        np.testing.assert_array_equal(got[name].values.view(np.int32), ref[name].values.view(np.int32))
+        assert np.shares_memory(got[name].values, mine[name].values)
+    x = float_block["ecg"].values.reshape(-1).copy()
+    q = steps["ecg"]
+    out = np.empty(x.size, np.float32)
+    peak, finite = quantise_kernel(x, np.float64(np.float32(q)), np.float32(q), np.empty(0, np.int16), out)
+    _, ref_out, ref_peak, ref_finite = quantise_ref(x, q)
+    assert (peak, finite) == (ref_peak, ref_finite)
+    np.testing.assert_array_equal(out.view(np.int32), ref_out.view(np.int32))

@@ -18,8 +18,9 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def quantise_kernel(x, qd, qf, codes, out):  # pragma: no cover - compiled
-    """Fill ``codes`` (int16) and ``out`` (float32, ``codes * qf``) from ``x`` (flat, float32 or
-    float64) on the grid ``qd`` (float64) = ``qf`` (float32). Returns ``(peak, finite)``:
+    """Fill ``codes`` (int16; an empty array: not wanted) and ``out`` (float32, ``codes * qf``;
+    may be ``x`` itself when float32: sample ``i`` is read before it is written) from ``x``
+    (flat, float32 or float64) on the grid ``qd`` (float64) = ``qf`` (float32). Returns ``(peak, finite)``:
     the largest ``|rint(x / qd)|`` and whether every sample is finite. Codes beyond int16
     are clipped here; the caller raises on ``peak > 32767`` or ``not finite``.
 
@@ -31,18 +32,31 @@ def quantise_kernel(x, qd, qf, codes, out):  # pragma: no cover - compiled
     n_bad = 0
     n_over = 0
     amax = 0
-    for i in range(n):
-        v = np.float64(x[i])
-        ok = np.isfinite(v)
-        s = np.rint(v / qd)
-        s = s if ok else 0.0
-        n_bad += 0 if ok else 1
-        n_over += 1 if abs(s) > 32767.0 else 0
-        c = np.int16(min(max(s, -32768.0), 32767.0))
-        codes[i] = c
-        out[i] = np.float32(c) * qf
-        a = abs(np.int32(c))
-        amax = a if a > amax else amax
+    if codes.size == 0:   # only the decoded values wanted (the same loop without the code store)
+        for i in range(n):
+            v = np.float64(x[i])
+            ok = np.isfinite(v)
+            s = np.rint(v / qd)
+            s = s if ok else 0.0
+            n_bad += 0 if ok else 1
+            n_over += 1 if abs(s) > 32767.0 else 0
+            c = np.int16(min(max(s, -32768.0), 32767.0))
+            out[i] = np.float32(c) * qf
+            a = abs(np.int32(c))
+            amax = a if a > amax else amax
+    else:
+        for i in range(n):
+            v = np.float64(x[i])
+            ok = np.isfinite(v)
+            s = np.rint(v / qd)
+            s = s if ok else 0.0
+            n_bad += 0 if ok else 1
+            n_over += 1 if abs(s) > 32767.0 else 0
+            c = np.int16(min(max(s, -32768.0), 32767.0))
+            codes[i] = c
+            out[i] = np.float32(c) * qf
+            a = abs(np.int32(c))
+            amax = a if a > amax else amax
     peak = float(amax)         # every |rint(x / qd)| <= 32767: the codes are the rounded values
     if n_over:
         peak = 0.0

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import multiprocessing as mp
 
+import numpy as np
+
 from .._version import __version__
 from ..errors import CardiosimError, ConfigError, DataFormatError
 from . import io as _io
@@ -227,6 +229,7 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
     _check_postprocess(recipe, postprocess)
     records, indices, splits, folds, variants = [], [], [], [], []
     cached = (None, None, None)
+    arrays = _BlockArrays(stop - start)
     with _one_blas_thread():
         for i in range(start, stop):
             src, variant = plan.locate(i)
@@ -247,7 +250,7 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
                                   config=recipe.simulation, clean=recipe.output.store_clean)
             rec.params["body_index"] = body
             rec.params.update(st.body_params(body))
-            records.append(rec)
+            records.append(arrays.keep(rec, len(records)))
             indices.append(i)
             splits.append(plan.split(src, source.metadata))
             folds.append(int(source.metadata.get("strat_fold", -1)))
@@ -256,14 +259,62 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
         return None
     ds = records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
                               variants=variants, noise_kinds=st.noise_kinds, recipe_toml=st.toml,
-                              seed=recipe.seed, device_name=ref.device.name, label_map=plan.label_map)
+                              seed=recipe.seed, device_name=ref.device.name, label_map=plan.label_map,
+                              stacked=arrays.stacked(len(records)))
+    del records
     if postprocess is not None:
         ds = postprocess(ds)
     if recipe.output.pack_int16:
         # Quantised in memory exactly as a CF reader decodes the int16 file: a block and its
-        # file hold the same float32 numbers (cardiosim.dataset.storage).
-        ds, _ = quantise_signals(ds, ref.device.input_range_mv)
+        # file hold the same float32 numbers (cardiosim.dataset.storage). In place when the
+        # block's arrays are this function's own (a postprocess may keep references).
+        ds, _ = quantise_signals(ds, ref.device.input_range_mv, inplace=postprocess is None)
     return ds
+
+
+class _BlockArrays:
+    """A block's ``ecg`` and ``accelerometer`` arrays ``[record, ...]`` float32, filled record by
+    record as each is simulated (while it is in cache) and handed to ``records_to_dataset``
+    stacked: it would otherwise read every record back from memory and stack it into a new
+    array. Allocated at the block's first record (its shapes); a record of another shape
+    turns the name off and ``records_to_dataset`` stacks it (and reports the mismatch) as
+    before."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.arrays: dict = {}
+        self.off: set = set()
+        self.n_t = None
+
+    def keep(self, rec, i: int):
+        """``rec`` with its ``ecg`` / ``accelerometer`` copied to row ``i`` and replaced by that row."""
+        import dataclasses
+
+        if self.n_t is None:
+            self.n_t = rec.ecg.shape[-1]
+        parts = {"ecg": rec.ecg,
+                 "accelerometer": None if rec.accelerometer is None else rec.accelerometer[:, :self.n_t]}
+        new = {}
+        for name, part in parts.items():
+            if name in self.off:
+                continue
+            if part is None or part.dtype != np.float32 or part.ndim != 2:
+                self.off.add(name)
+                continue
+            arr = self.arrays.get(name)
+            if arr is None:
+                arr = self.arrays[name] = np.empty((self.capacity,) + part.shape, dtype=np.float32)
+            if part.shape != arr.shape[1:]:
+                self.off.add(name)
+                continue
+            arr[i] = part
+            if part.shape == getattr(rec, name).shape:   # (a longer accelerometer keeps its own)
+                new[name] = arr[i]
+        return dataclasses.replace(rec, **new) if new else rec
+
+    def stacked(self, n: int) -> dict:
+        """``{name: array[:n]}`` of the names every record so far went into."""
+        return {name: arr[:n] for name, arr in self.arrays.items() if name not in self.off}
 
 
 def _encoding(recipe: Recipe, ds, ctx) -> dict:

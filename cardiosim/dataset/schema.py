@@ -309,8 +309,21 @@ def _class_code_coords(classes, label_map) -> dict:
     return coords
 
 
+def _stacked(stacked: dict, name: str, records, part, copy: bool) -> np.ndarray:
+    """``np.stack([part(r) for r in records]).astype(np.float32, copy=copy)``, or the caller's
+    stacked array ``stacked[name]`` (checked: float32, one row per record of its shape)."""
+    arr = stacked.get(name)
+    if arr is None:
+        return np.stack([part(r) for r in records]).astype(np.float32, copy=copy)
+    want = (len(records),) + part(records[0]).shape
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.shape != want:
+        raise SignalError(f"stacked {name} must be float32 of shape {want}, got "
+                          f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
+    return arr
+
+
 def records_to_dataset(records, *, indices, classes, splits, folds, variants, noise_kinds, recipe_toml: str,
-                       seed: int, device_name: str, label_map=None) -> xr.Dataset:
+                       seed: int, device_name: str, label_map=None, stacked=None) -> xr.Dataset:
     """Assemble simulated records into one ``xarray.Dataset`` (in-memory form, module docstring).
 
     Parameters
@@ -326,7 +339,14 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
         The ``noise`` coordinate (constant over the dataset).
     label_map : LabelMap, optional
         Source of the ``class_snomed`` / ``class_scp`` codes (empty codes without it).
+    stacked : dict, optional
+        ``'ecg'`` and/or ``'accelerometer'``: the records' arrays already stacked along a
+        first ``record`` axis, float32 (what stacking them here would give: ``ecg``, and
+        ``accelerometer[:, :T]``), used as they are. A block writes each record into such
+        an array as it is simulated, while the record is still in cache, instead of reading
+        every record back here.
     """
+    stacked = dict(stacked or {})
     if len(records) == 0:
         raise SignalError("cannot build a dataset from zero records")
     first = records[0]
@@ -359,7 +379,7 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
                       f"targets {r.params.get('noise_snr_targeting', 'none')}" for r in records})
     fs = float(first.fs)
     data_vars = {
-        "ecg": (("record", "lead", "time"), np.stack([r.ecg for r in records]).astype(np.float32, copy=False),
+        "ecg": (("record", "lead", "time"), _stacked(stacked, "ecg", records, lambda r: r.ecg, copy=False),
                 {"units": "mV", "long_name": "simulated device ECG"}),
         "label": (("record", "class"), label, {"long_name": "multi-hot class labels",
                                                "flag_values": np.array([0, 1], dtype=np.int8),
@@ -394,7 +414,7 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
                                   {"units": "mV", "long_name": "simulated device ECG without noise",
                                    "comment": "same record, garment, motion and device as ecg; no electrode noise"})
     if all(r.accelerometer is not None for r in records):
-        acc = np.stack([r.accelerometer[:, :n_t] for r in records]).astype(np.float32)
+        acc = _stacked(stacked, "accelerometer", records, lambda r: r.accelerometer[:, :n_t], copy=True)
         data_vars["accelerometer"] = (("record", "axis", "time"), acc,
                                       {"units": "m s-2", "long_name": "device accelerometer (LPS axes)"})
     data_vars.update(_annotation_variables(records, n_t, fs))

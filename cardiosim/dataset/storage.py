@@ -120,7 +120,7 @@ def quantise(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV")
     SignalError
         A sample lies beyond ``+-32767 q`` (it would be clipped) or is not finite.
     """
-    return _quantise(x, q, name, unit)[1]
+    return _quantise(x, q, name, unit, codes=False)[1]
 
 
 def quantise_codes(x: np.ndarray, q: float, *, name: str = "signal", unit: str = "mV") -> np.ndarray:
@@ -128,25 +128,29 @@ def quantise_codes(x: np.ndarray, q: float, *, name: str = "signal", unit: str =
     return _quantise(x, q, name, unit)[0]
 
 
-def _quantise(x, q: float, name: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
+def _quantise(x, q: float, name: str, unit: str, codes: bool = True,
+              inplace: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
     """``(codes int16, decoded float32)`` of ``x``, one numba pass (:mod:`cardiosim.dataset._kernels`,
-    whose NumPy twin is the oracle)."""
+    whose NumPy twin is the oracle); ``codes=False``: ``(None, decoded)``. ``inplace``: the
+    decoded values overwrite ``x`` when it is a C-contiguous float32 array (on an error
+    ``x`` is then partly overwritten)."""
     from ._kernels import quantise_kernel
 
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     flat = np.ascontiguousarray(x).reshape(-1)
-    codes = np.empty(flat.shape, dtype=np.int16)
-    out = np.empty(flat.shape, dtype=np.float32)
-    peak, finite = quantise_kernel(flat, np.float64(np.float32(q)), np.float32(q), codes, out) if flat.size \
+    codes_out = np.empty(flat.shape if codes else 0, dtype=np.int16)
+    out = flat if inplace and flat.dtype == np.float32 and np.may_share_memory(flat, x) else \
+        np.empty(flat.shape, dtype=np.float32)
+    peak, finite = quantise_kernel(flat, np.float64(np.float32(q)), np.float32(q), codes_out, out) if flat.size \
         else (0.0, True)
     if not finite:
         raise SignalError(f"{name} has non-finite samples; cannot pack it as int16")
     if peak > INT16_MAX:
         raise SignalError(f"{name} reaches {peak * q:.4g} {unit}, beyond the int16 packing range "
                           f"+-{INT16_MAX * q:.4g} {unit}; set [output] pack_int16 = false")
-    return codes.reshape(x.shape), out.reshape(x.shape)
+    return (codes_out.reshape(x.shape) if codes else None), out.reshape(x.shape)
 
 
 def pack_int16_like_xarray(x: np.ndarray, sf: np.float32, fill: np.int16) -> np.ndarray:
@@ -166,9 +170,13 @@ def pack_encoding(q: float) -> dict:
     return {"dtype": "int16", "scale_factor": np.float32(q), "_FillValue": INT16_FILL}
 
 
-def quantise_signals(ds, signal_full_scale_mv: float):
+def quantise_signals(ds, signal_full_scale_mv: float, *, inplace: bool = False):
     """``ds`` with ``ecg`` / ``clean_ecg`` / ``accelerometer`` on their int16 grids (in place
-    of the float values; see the module docstring). Returns ``(ds, {name: q})``."""
+    of the float values; see the module docstring). Returns ``(ds, {name: q})``.
+
+    ``inplace=True`` overwrites the float32 arrays of ``ds`` with their quantised values
+    instead of allocating new ones (for a caller that owns them: a block that is about to be
+    written); by default ``ds`` is left as it was."""
     steps = {}
     for name in SIGNALS:
         if name in ds:
@@ -181,5 +189,5 @@ def quantise_signals(ds, signal_full_scale_mv: float):
     for name, q in steps.items():
         unit = "m s-2" if name == "accelerometer" else "mV"
         var = ds.variables[name]
-        var.data = quantise(var.values, q, name=name, unit=unit)
+        var.data = _quantise(var.values, q, name, unit, codes=False, inplace=inplace)[1]
     return ds, steps
