@@ -298,3 +298,26 @@ def test_apply_device_on_the_halves_of_one_array_equals_separate_arrays():
     np.testing.assert_array_equal(rec, rec2)
     np.testing.assert_array_equal(info["clean"], info2["clean"])
     np.testing.assert_array_equal(info["codes"], info2["codes"])
+
+
+def test_filter_adc_out_kernel_rows_past_the_codes_get_only_their_mv():
+    """Rows beyond ``codes`` (a noiseless twin) get the recorded mV the full path writes."""
+    from cardiosim.device._kernels import filter_adc_out_kernel, filter_adc_out_ref
+    from cardiosim.device.apply import _analog_design
+
+    prof = load_device("shirt12_500hz")
+    rng = np.random.default_rng(9)
+    x = np.cumsum(rng.standard_normal((9, 1200)), axis=1) * 0.3
+    x[8, 100:200] = 1e4                                               # saturates, past the codes
+    sos, zi = _analog_design(prof, 500.0)
+    half = 2 ** (prof.adc_bits - 1)
+    args = (sos, zi, float(prof.gain), 2.0 * prof.adc_range_mv / 2 ** prof.adc_bits, float(-half), float(half - 1))
+    n = 5
+    codes, sat, raw = np.empty((n, 1200), np.int64), np.empty((n, 1200), bool), np.empty((n, 1200), np.float32)
+    rec = np.empty(x.shape, np.float32)
+    filter_adc_out_kernel(x, *args, codes, sat, rec, raw)
+    ref_codes, ref_sat, ref_rec, ref_raw = filter_adc_out_ref(x, *args)
+    np.testing.assert_array_equal(rec, ref_rec)
+    np.testing.assert_array_equal(codes, ref_codes[:n])
+    np.testing.assert_array_equal(raw, ref_raw[:n])
+    np.testing.assert_array_equal(sat, ref_sat[:n])

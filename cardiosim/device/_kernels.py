@@ -42,7 +42,13 @@ def filter_adc_ref(x, sos, zi, gain, lsb, lo, hi):
 
 @njit(cache=True, nogil=True)
 def _quantise_row(y, r, gain, lsb, lo, hi, codes, sat, recorded, raw):  # pragma: no cover - compiled
-    """Gain, ADC and the float32 outputs of one filtered row ``y [T]`` into row ``r`` of the outputs."""
+    """Gain, ADC and the float32 outputs of one filtered row ``y [T]`` into row ``r`` of the outputs
+    (only ``recorded`` for a row past the end of ``codes``, see :func:`filter_adc_out_kernel`)."""
+    if r >= codes.shape[0]:
+        for t in range(y.shape[0]):
+            c = min(max(np.rint((y[t] * gain) / lsb), lo), hi)
+            recorded[r, t] = np.float32((np.int64(c) * lsb) / gain)
+        return
     for t in range(y.shape[0]):
         c = np.rint((y[t] * gain) / lsb)
         if c < lo:
@@ -66,6 +72,8 @@ def filter_adc_out_kernel(x, sos, zi, gain, lsb, lo, hi, codes, sat, recorded, r
     sections ``sos [n_sections, 6]`` started at ``zi [n_sections, 2] * x[r, 0]``, times ``gain``,
     quantised to steps ``lsb`` and clipped to ``[lo, hi]``; also ``recorded [rows, T]`` (float32 mV,
     ``(code * lsb) / gain``) and ``raw [rows, T]`` (float32, ``code * lsb``), in the same pass.
+    ``codes``, ``sat`` and ``raw`` may have fewer rows than ``x``: the rows past them get only
+    ``recorded`` (a noiseless twin's codes are not wanted).
 
     Every row gets the same IEEE operations in the same order whatever path it takes. The
     recursion is serial in time, so one row alone waits on the latency of its own state

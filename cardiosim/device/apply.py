@@ -160,10 +160,13 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
             from ._kernels import filter_adc_out_kernel
             sos, zi = _analog_design(profile, float(fs_in))
             half = 2 ** (profile.adc_bits - 1)
-            codes = np.empty(rows.shape, dtype=np.int64)
-            sat = np.empty(rows.shape, dtype=bool)
+            # codes, saturation and raw output of the leads only: of the clean twin only its mV
+            # are returned (also when a failure replaces the leads' codes)
+            out_shape = (n_rows, rows.shape[1])
+            codes = np.empty(out_shape, dtype=np.int64)
+            sat = np.empty(out_shape, dtype=bool)
             rec_rows = np.empty(rows.shape, dtype=np.float32)
-            raw_rows = np.empty(rows.shape, dtype=np.float32)
+            raw_rows = np.empty(out_shape, dtype=np.float32)
             filter_adc_out_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
                                   2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half), float(half - 1),
                                   codes, sat, rec_rows, raw_rows)
