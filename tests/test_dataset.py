@@ -197,3 +197,44 @@ def test_block_arrays_equal_stacking_the_records():
     arrays.keep(dataclasses.replace(copies[1], ecg=copies[1].ecg[:, :-5]), 1)   # another length
     arrays.keep(dataclasses.replace(copies[2], accelerometer=None), 2)
     assert arrays.stacked(3) == {}
+
+
+def test_block_packed_record_by_record_equals_packing_the_block():
+    """simulate_block packs ecg, clean_ecg and the accelerometer record by record as it copies
+    them into the block; the values are those of packing the float block whole, and an
+    out-of-range record raises what packing the block raises."""
+    import dataclasses
+    import importlib
+
+    import xarray as xr
+
+    from cardiosim.dataset.storage import quantise_signals, signal_quanta
+    from cardiosim.errors import SignalError
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    base = {"records": 3, "duration": 2.0, "seed": 6, "output": {"store_clean": True}}
+    packed = simulate_block(Recipe.from_dict(base), 0, 3)
+    floats = simulate_block(Recipe.from_dict({**base, "output": {"store_clean": True, "pack_int16": False}}), 0, 3)
+    assert {"ecg", "clean_ecg", "accelerometer"} <= set(packed.variables)
+    full = gen._block_state(Recipe.from_dict(base)).ref.device.input_range_mv
+    want, _ = quantise_signals(floats, full)
+    xr.testing.assert_identical(packed.drop_attrs(), want.drop_attrs())
+
+    captured = []
+    real = gen.records_to_dataset
+    try:
+        gen.records_to_dataset = lambda records, **kw: captured.append(records) or real(records, **kw)
+        simulate_block(Recipe.from_dict({**base, "output": {"store_clean": True, "pack_int16": False}}), 0, 2)
+    finally:
+        gen.records_to_dataset = real
+    recs = [dataclasses.replace(r, ecg=r.ecg.copy()) for r in captured[0]]
+    recs[1].ecg[3, 7] = 5e3                                         # beyond the int16 range
+    arrays = gen._BlockArrays(2, signal_quanta(gen._BlockArrays.NAMES, full))
+    kept = [arrays.keep(r, i) for i, r in enumerate(recs)]
+    ds = xr.Dataset({"ecg": (("record", "lead", "time"), arrays.stacked(2)["ecg"])})
+    with pytest.raises(SignalError) as got:
+        arrays.check_quantised(ds)
+    with pytest.raises(SignalError) as ref:
+        quantise_signals(xr.Dataset({"ecg": (("record", "lead", "time"), np.stack([r.ecg for r in recs]))}), full)
+    assert str(got.value) == str(ref.value) and "reaches" in str(got.value)
+    assert np.shares_memory(kept[0].ecg, arrays.arrays["ecg"])

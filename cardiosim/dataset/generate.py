@@ -29,7 +29,7 @@ from . import io as _io
 from .plan import make_plan, record_rng
 from .recipe import Recipe
 from .schema import encoding_for, records_to_dataset
-from .storage import quantise_signals, resolve_compression
+from .storage import quantise_signals, resolve_compression, signal_quanta
 
 
 class SourceFailureWarning(UserWarning):
@@ -229,7 +229,11 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
     _check_postprocess(recipe, postprocess)
     records, indices, splits, folds, variants = [], [], [], [], []
     cached = (None, None, None)
-    arrays = _BlockArrays(stop - start)
+    # int16 grid applied record by record as each is copied into the block (in cache), unless a
+    # postprocess must see the float records first
+    pack_now = recipe.output.pack_int16 and postprocess is None
+    arrays = _BlockArrays(stop - start, signal_quanta(_BlockArrays.NAMES, ref.device.input_range_mv)
+                          if pack_now else {})
     with _one_blas_thread():
         for i in range(start, stop):
             src, variant = plan.locate(i)
@@ -266,33 +270,45 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
         ds = postprocess(ds)
     if recipe.output.pack_int16:
         # Quantised in memory exactly as a CF reader decodes the int16 file: a block and its
-        # file hold the same float32 numbers (cardiosim.dataset.storage). In place when the
-        # block's arrays are this function's own (a postprocess may keep references).
-        ds, _ = quantise_signals(ds, ref.device.input_range_mv, inplace=postprocess is None)
+        # file hold the same float32 numbers (cardiosim.dataset.storage). The block's own arrays
+        # were packed record by record (raising here what packing them whole raises); the rest in
+        # place when the block's arrays are this function's own (a postprocess may keep references).
+        done = arrays.check_quantised(ds)
+        ds, _ = quantise_signals(ds, ref.device.input_range_mv, inplace=postprocess is None, done=done)
     return ds
 
 
 class _BlockArrays:
-    """A block's ``ecg`` and ``accelerometer`` arrays ``[record, ...]`` float32, filled record by
-    record as each is simulated (while it is in cache) and handed to ``records_to_dataset``
-    stacked: it would otherwise read every record back from memory and stack it into a new
-    array. Allocated at the block's first record (its shapes); a record of another shape
-    turns the name off and ``records_to_dataset`` stacks it (and reports the mismatch) as
-    before."""
+    """A block's ``ecg``, ``clean_ecg`` and ``accelerometer`` arrays ``[record, ...]`` float32,
+    filled record by record as each is simulated (while it is in cache) and handed to
+    ``records_to_dataset`` stacked: it would otherwise read every record back from memory and
+    stack it into a new array. With ``quanta`` (``{name: q}``) a record is written on its
+    int16 grid (:func:`cardiosim.dataset.storage.quantise_into`, the values
+    ``quantise_signals`` gives) and the block's peak and finiteness are kept for
+    :meth:`check_quantised`. Allocated at the block's first record (its shapes); a record of
+    another shape turns the name off and ``records_to_dataset`` stacks it (and reports the
+    mismatch) as before."""
 
-    def __init__(self, capacity: int):
+    NAMES = ("ecg", "clean_ecg", "accelerometer")
+
+    def __init__(self, capacity: int, quanta: dict | None = None):
         self.capacity = capacity
+        self.quanta = dict(quanta or {})
         self.arrays: dict = {}
         self.off: set = set()
         self.n_t = None
+        self.peak: dict = {}
+        self.finite: dict = {}
 
     def keep(self, rec, i: int):
-        """``rec`` with its ``ecg`` / ``accelerometer`` copied to row ``i`` and replaced by that row."""
+        """``rec`` with its arrays copied (or packed) to row ``i`` and replaced by that row."""
         import dataclasses
+
+        from .storage import quantise_into
 
         if self.n_t is None:
             self.n_t = rec.ecg.shape[-1]
-        parts = {"ecg": rec.ecg,
+        parts = {"ecg": rec.ecg, "clean_ecg": rec.clean_ecg,
                  "accelerometer": None if rec.accelerometer is None else rec.accelerometer[:, :self.n_t]}
         new = {}
         for name, part in parts.items():
@@ -307,7 +323,13 @@ class _BlockArrays:
             if part.shape != arr.shape[1:]:
                 self.off.add(name)
                 continue
-            arr[i] = part
+            q = self.quanta.get(name)
+            if q is None:
+                arr[i] = part
+            else:
+                peak, finite = quantise_into(np.ascontiguousarray(part), q, arr[i])
+                self.peak[name] = max(self.peak.get(name, 0.0), peak)
+                self.finite[name] = self.finite.get(name, True) and finite
             if part.shape == getattr(rec, name).shape:   # (a longer accelerometer keeps its own)
                 new[name] = arr[i]
         return dataclasses.replace(rec, **new) if new else rec
@@ -315,6 +337,20 @@ class _BlockArrays:
     def stacked(self, n: int) -> dict:
         """``{name: array[:n]}`` of the names every record so far went into."""
         return {name: arr[:n] for name, arr in self.arrays.items() if name not in self.off}
+
+    def check_quantised(self, ds) -> tuple:
+        """Raise, in packing order, what packing the block's packed arrays whole would raise;
+        returns the names of ``ds`` they hold (packed already)."""
+        from .storage import check_quantised
+
+        done = []
+        for name, q in self.quanta.items():
+            if name in self.arrays and name not in self.off and name in ds.variables and \
+                    np.may_share_memory(ds.variables[name].values, self.arrays[name]):
+                check_quantised(name, q, "m s-2" if name == "accelerometer" else "mV", self.peak[name],
+                                self.finite[name])
+                done.append(name)
+        return tuple(done)
 
 
 def _encoding(recipe: Recipe, ds, ctx) -> dict:

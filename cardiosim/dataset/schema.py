@@ -340,9 +340,9 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
     label_map : LabelMap, optional
         Source of the ``class_snomed`` / ``class_scp`` codes (empty codes without it).
     stacked : dict, optional
-        ``'ecg'`` and/or ``'accelerometer'``: the records' arrays already stacked along a
-        first ``record`` axis, float32 (what stacking them here would give: ``ecg``, and
-        ``accelerometer[:, :T]``), used as they are. A block writes each record into such
+        ``'ecg'``, ``'clean_ecg'`` and/or ``'accelerometer'``: the records' arrays already
+        stacked along a first ``record`` axis, float32 (what stacking them here would give:
+        ``ecg``, ``clean_ecg`` and ``accelerometer[:, :T]``), used as they are. A block writes each record into such
         an array as it is simulated, while the record is still in cache, instead of reading
         every record back here.
     """
@@ -410,7 +410,8 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
     if any(r.clean_ecg is not None for r in records):
         if not all(r.clean_ecg is not None and r.clean_ecg.shape == first.ecg.shape for r in records):
             raise SignalError("either every record of a dataset carries clean_ecg of the ecg's shape or none")
-        data_vars["clean_ecg"] = (("record", "lead", "time"), np.stack([r.clean_ecg for r in records]).astype(np.float32),
+        data_vars["clean_ecg"] = (("record", "lead", "time"), _stacked(stacked, "clean_ecg", records, lambda r: r.clean_ecg,
+                                                                copy=True),
                                   {"units": "mV", "long_name": "simulated device ECG without noise",
                                    "comment": "same record, garment, motion and device as ecg; no electrode noise"})
     if all(r.accelerometer is not None for r in records):

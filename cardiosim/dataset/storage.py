@@ -145,12 +145,33 @@ def _quantise(x, q: float, name: str, unit: str, codes: bool = True,
         np.empty(flat.shape, dtype=np.float32)
     peak, finite = quantise_kernel(flat, np.float64(np.float32(q)), np.float32(q), codes_out, out) if flat.size \
         else (0.0, True)
+    check_quantised(name, q, unit, peak, finite)
+    return (codes_out.reshape(x.shape) if codes else None), out.reshape(x.shape)
+
+
+def check_quantised(name: str, q: float, unit: str, peak: float, finite: bool) -> None:
+    """Raise what packing a signal whose largest ``|code|`` is ``peak`` (``finite``: every
+    sample finite) raises: :class:`SignalError` naming it and its peak."""
     if not finite:
         raise SignalError(f"{name} has non-finite samples; cannot pack it as int16")
     if peak > INT16_MAX:
         raise SignalError(f"{name} reaches {peak * q:.4g} {unit}, beyond the int16 packing range "
                           f"+-{INT16_MAX * q:.4g} {unit}; set [output] pack_int16 = false")
-    return (codes_out.reshape(x.shape) if codes else None), out.reshape(x.shape)
+
+
+def quantise_into(x: np.ndarray, q: float, out: np.ndarray) -> tuple[float, bool]:
+    """Write ``x`` (C-contiguous float32 or float64) on the int16 grid of step ``q`` into ``out``
+    (C-contiguous float32 of its size; may be ``x``), the values :func:`quantise` returns,
+    without raising: returns ``(peak, finite)`` for :func:`check_quantised` (a block packs its
+    records one at a time, while each is in cache, and raises once for the block)."""
+    from ._kernels import quantise_kernel
+
+    if not x.size:
+        return 0.0, True
+    return quantise_kernel(x.reshape(-1), np.float64(np.float32(q)), np.float32(q), _NO_CODES, out.reshape(-1))
+
+
+_NO_CODES = np.empty(0, dtype=np.int16)
 
 
 def pack_int16_like_xarray(x: np.ndarray, sf: np.float32, fill: np.int16) -> np.ndarray:
@@ -170,23 +191,29 @@ def pack_encoding(q: float) -> dict:
     return {"dtype": "int16", "scale_factor": np.float32(q), "_FillValue": INT16_FILL}
 
 
-def quantise_signals(ds, signal_full_scale_mv: float, *, inplace: bool = False):
+def signal_quanta(names, signal_full_scale_mv: float) -> dict:
+    """``{name: q}`` of the packed variables among ``names``, in the order they are packed."""
+    steps = {name: quantum(signal_full_scale_mv) for name in SIGNALS if name in names}
+    if "accelerometer" in names:
+        steps["accelerometer"] = quantum(ACCEL_FULL_SCALE)
+    return steps
+
+
+def quantise_signals(ds, signal_full_scale_mv: float, *, inplace: bool = False, done=()):
     """``ds`` with ``ecg`` / ``clean_ecg`` / ``accelerometer`` on their int16 grids (in place
     of the float values; see the module docstring). Returns ``(ds, {name: q})``.
 
     ``inplace=True`` overwrites the float32 arrays of ``ds`` with their quantised values
     instead of allocating new ones (for a caller that owns them: a block that is about to be
-    written); by default ``ds`` is left as it was."""
-    steps = {}
-    for name in SIGNALS:
-        if name in ds:
-            steps[name] = quantum(signal_full_scale_mv)
-    if "accelerometer" in ds:
-        steps["accelerometer"] = quantum(ACCEL_FULL_SCALE)
+    written); by default ``ds`` is left as it was. Names in ``done`` already hold quantised
+    values (:func:`quantise_into`) and are left as they are."""
+    steps = signal_quanta(ds.variables, signal_full_scale_mv)
     # A shallow copy whose variables get new data: the caller's dataset is left as it was, and
     # no Dataset.__setitem__ (a merge over every variable: 2 ms a record on a 64-record block).
     ds = ds.copy(deep=False)
     for name, q in steps.items():
+        if name in done:
+            continue
         unit = "m s-2" if name == "accelerometer" else "mV"
         var = ds.variables[name]
         var.data = _quantise(var.values, q, name, unit, codes=False, inplace=inplace)[1]
