@@ -21,7 +21,9 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
     python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV [--rounds 5]]
 
 ``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
-committed tree of a git revision in the same run (before/after on the same machine load).
+committed tree of a git revision in the same run (before/after on the same machine load); with
+``--rounds R`` both are paired R times in fresh processes (the first tree alternating) and the
+median and range of the paired CPU speed-ups are reported.
 """
 
 from __future__ import annotations
@@ -235,23 +237,37 @@ def main():
             run("ours", "simulate", min(n, 16), 1, "zstd", 1, root=root)  # compiles its kernels into its cache
             res = run("ours", "simulate", n, 1, "zstd", 1, root=root)
             gen = run("ours", "generate", n, 1, "zstd", 1, root=root)
-            # CPU per record, baseline over now, in alternating fresh processes (the load moves)
+            gen_now = run("ours", "generate", n, 1, "zstd", 1)
+            # CPU per record, baseline over now, in fresh processes (the load moves); which tree
+            # goes first alternates from round to round, so a drifting load favours neither
             pairs = [(res["cpu_seconds"], now_res["cpu_seconds"])]
-            for _ in range(args.rounds - 1):
-                before = run("ours", "simulate", n, 1, "zstd", 1, root=root)
-                after = run("ours", "simulate", n, 1, "zstd", 1)
-                pairs.append((before["cpu_seconds"], after["cpu_seconds"]))
+            gen_pairs = [(gen["cpu_seconds"], gen_now["cpu_seconds"])]
+            for k in range(args.rounds - 1):
+                for mode, acc in (("simulate", pairs), ("generate", gen_pairs)):
+                    if k % 2:
+                        after = run("ours", mode, n, 1, "zstd", 1)
+                        before = run("ours", mode, n, 1, "zstd", 1, root=root)
+                    else:
+                        before = run("ours", mode, n, 1, "zstd", 1, root=root)
+                        after = run("ours", mode, n, 1, "zstd", 1)
+                    acc.append((before["cpu_seconds"], after["cpu_seconds"]))
         add(f"cardiosim simulate only at {rev} ({commit[:10]}), 1 process", res)
         add(f"cardiosim generate int16+zstd at {rev} ({commit[:10]}), 1 worker", gen)
         ratios = [b / a for b, a in pairs]
+        gen_ratios = [b / a for b, a in gen_pairs]
         baselines[rev] = {"commit": commit, "speedup_now_vs_rev": res["seconds"] / simulate_now,
                           "generate_seconds": gen["seconds"],
                           "simulate_cpu_ms_per_record_pairs": [[1e3 * b / n, 1e3 * a / n] for b, a in pairs],
                           "simulate_cpu_speedup_median": float(statistics.median(ratios)),
-                          "simulate_cpu_speedup_range": [min(ratios), max(ratios)]}
-        print(f"  simulate only, CPU ms a record, {rev} / now over {len(pairs)} alternating round(s): "
-              + ", ".join(f"{1e3 * b / n:.2f}/{1e3 * a / n:.2f}" for b, a in pairs)
-              + f" -> median speed-up {statistics.median(ratios):.2f}x", flush=True)
+                          "simulate_cpu_speedup_range": [min(ratios), max(ratios)],
+                          "generate_cpu_ms_per_record_pairs": [[1e3 * b / n, 1e3 * a / n] for b, a in gen_pairs],
+                          "generate_cpu_speedup_median": float(statistics.median(gen_ratios)),
+                          "generate_cpu_speedup_range": [min(gen_ratios), max(gen_ratios)]}
+        for what, prs, rts in (("simulate only", pairs, ratios), ("generate, 1 worker", gen_pairs, gen_ratios)):
+            print(f"  {what}, CPU ms a record, {rev} / now over {len(prs)} round(s): "
+                  + ", ".join(f"{1e3 * b / n:.2f}/{1e3 * a / n:.2f}" for b, a in prs)
+                  + f" -> median speed-up {statistics.median(rts):.2f}x (range {min(rts):.2f}-{max(rts):.2f})",
+                  flush=True)
     ours = {}
     for workers, comp, pack in ((1, "zstd", 1), (1, "zlib", 0), (2, "zstd", 1)):
         res = run("ours", "generate", n, workers, comp, pack)
