@@ -221,8 +221,15 @@ class SimulationContext:
 
     @property
     def montage(self):
-        from .leads import make_montage
-        return make_montage(self.device.montage)
+        return _montage(self.device.montage)
+
+
+@lru_cache(maxsize=16)
+def _montage(name: str):
+    """``make_montage(name)``, built once per name (a Montage is frozen, its matrix read-only;
+    building one cost 40 us a record)."""
+    from .leads import make_montage
+    return make_montage(name)
 
 
 @dataclass(frozen=True)
@@ -589,8 +596,15 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     accel = None
     if motion is not None and getattr(motion, "accelerometer", None) is not None:
         from .sources import resample
-        accel = resample(np.asarray(motion.accelerometer, dtype=np.float64), fs, fs_out)
-        accel = accel[:, :recorded.shape[1]].astype(np.float32)
+        from .sources.recording import resample_ratio
+        acc_in = np.asarray(motion.accelerometer)
+        up, down = resample_ratio(fs, fs_out)
+        if up == down and acc_in.dtype in (np.float32, np.float64):
+            # the resampling is a copy: float32 -> float64 -> float32 gives back the same values
+            accel = acc_in[:, :recorded.shape[1]].astype(np.float32)
+        else:
+            accel = resample(np.asarray(acc_in, dtype=np.float64), fs, fs_out)
+            accel = accel[:, :recorded.shape[1]].astype(np.float32)
     params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
     return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=fs_out,
                            leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,

@@ -187,3 +187,15 @@ def test_leads_written_in_place_equal_the_montage_and_noise_calls():
     phi[3, 10] = np.nan
     assert _leads_into(mont, phi, rows, 12).base is not rows
     assert _noisy_leads_into(mont, en, phi, rows).base is not rows
+
+
+def test_context_montage_is_built_once_and_equals_make_montage():
+    from cardiosim.leads import make_montage
+    from cardiosim.simulate import _montage
+
+    m = _montage("standard12")
+    assert m is _montage("standard12")
+    ref = make_montage("standard12")
+    assert m.leads == ref.leads and m.electrodes == ref.electrodes
+    np.testing.assert_array_equal(m.matrix, ref.matrix)
+    assert not m.matrix.flags.writeable
