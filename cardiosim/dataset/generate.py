@@ -222,6 +222,13 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
     shard size. A recipe with ``[refine] model`` requires one
     (:func:`cardiosim.torch.refine.generate_refined` builds it).
     """
+    return _simulate_block(recipe, start, stop, failures, postprocess)[0]
+
+
+def _simulate_block(recipe, start: int, stop: int, failures: list | None = None, postprocess=None):
+    """:func:`simulate_block` and the int16 codes of the signals it packed itself:
+    ``(ds, [(array, scale_factor, fill, codes), ...])`` for
+    :func:`cardiosim.dataset.storage.known_int16_codes` (``(None, [])`` without records)."""
     from ..simulate import simulate_record
 
     st = _block_state(recipe)
@@ -260,7 +267,7 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
             folds.append(int(source.metadata.get("strat_fold", -1)))
             variants.append(variant)
     if not records:
-        return None
+        return None, []
     ds = records_to_dataset(records, indices=indices, classes=plan.classes, splits=splits, folds=folds,
                               variants=variants, noise_kinds=st.noise_kinds, recipe_toml=st.toml,
                               seed=recipe.seed, device_name=ref.device.name, label_map=plan.label_map,
@@ -275,7 +282,8 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
         # place when the block's arrays are this function's own (a postprocess may keep references).
         done = arrays.check_quantised(ds)
         ds, _ = quantise_signals(ds, ref.device.input_range_mv, inplace=postprocess is None, done=done)
-    return ds
+        return ds, arrays.packed(ds, done)
+    return ds, []
 
 
 class _BlockArrays:
@@ -299,6 +307,7 @@ class _BlockArrays:
         self.n_t = None
         self.peak: dict = {}
         self.finite: dict = {}
+        self.codes: dict = {}   # name -> int16 codes of the packed rows (what the writer stores)
 
     def keep(self, rec, i: int):
         """``rec`` with its arrays copied (or packed) to row ``i`` and replaced by that row."""
@@ -327,7 +336,10 @@ class _BlockArrays:
             if q is None:
                 arr[i] = part
             else:
-                peak, finite = quantise_into(np.ascontiguousarray(part), q, arr[i])
+                codes = self.codes.get(name)
+                if codes is None:
+                    codes = self.codes[name] = np.empty(arr.shape, dtype=np.int16)
+                peak, finite = quantise_into(np.ascontiguousarray(part), q, arr[i], codes[i])
                 self.peak[name] = max(self.peak.get(name, 0.0), peak)
                 self.finite[name] = self.finite.get(name, True) and finite
             if part.shape == getattr(rec, name).shape:   # (a longer accelerometer keeps its own)
@@ -352,11 +364,24 @@ class _BlockArrays:
                 done.append(name)
         return tuple(done)
 
+    def packed(self, ds, done) -> list:
+        """``(array of ds, scale_factor, fill, int16 codes)`` of each name in ``done``."""
+        from .storage import INT16_FILL
 
-def _encoding(recipe: Recipe, ds, ctx) -> dict:
+        out = []
+        for name in done:
+            x = ds.variables[name].values
+            codes = self.codes[name][:x.shape[0]]
+            if x.shape == codes.shape:
+                out.append((x, np.float32(self.quanta[name]), INT16_FILL, codes))
+        return out
+
+
+def _encoding(recipe: Recipe, ds, ctx, on_grid=()) -> dict:
     out = recipe.output
+    names = tuple(n for n in ds.variables if any(ds.variables[n].values is a for a in on_grid))
     return encoding_for(ds, compression=_compression(out.compression), complevel=out.complevel,
-                        pack_int16=out.pack_int16, full_scale_mv=ctx.device.input_range_mv)
+                        pack_int16=out.pack_int16, full_scale_mv=ctx.device.input_range_mv, on_grid=names)
 
 
 @lru_cache(maxsize=8)
@@ -371,13 +396,19 @@ def write_block(recipe, start: int, stop: int, path: str, postprocess=None) -> d
     Returns the block's manifest entry: ``sha256`` (None when every record failed and
     no file was written), ``start``, ``stop``, ``n_records`` and ``failed``.
     """
+    from .storage import known_int16_codes
+
     failures: list = []
-    ds = simulate_block(recipe, start, stop, failures, postprocess)
+    ds, packed = _simulate_block(recipe, start, stop, failures, postprocess)
     entry = {"start": start, "stop": stop, "n_records": 0, "sha256": None,
              "failed": [{"record": i, "source": s, "error": e} for i, s, e in failures]}
     if ds is not None:
         st = _block_state(recipe)
-        _io.write_netcdf(ds, path, _encoding(st.recipe, ds, st.ref))
+        # The signals packed record by record are on the int16 grid (packing raised otherwise)
+        # and their codes are known: the writer neither checks their range nor derives the
+        # codes again (nothing touches ds between packing and writing).
+        with known_int16_codes(packed):
+            _io.write_netcdf(ds, path, _encoding(st.recipe, ds, st.ref, on_grid=tuple(p[0] for p in packed)))
         # bytes: the cheap integrity check of open_dataset / info (a truncated shard changes size).
         entry.update(sha256=_io.sha256_file(path), bytes=os.path.getsize(path), n_records=int(ds.sizes["record"]),
                      label_counts=[int(c) for c in ds["label"].values.sum(axis=0)])

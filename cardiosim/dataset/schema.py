@@ -478,7 +478,7 @@ SMALL_CHUNK_BYTES = 1 << 18
 
 
 def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 4, pack_int16: bool = False,
-                 full_scale_mv: float | None = None) -> dict:
+                 full_scale_mv: float | None = None, on_grid=()) -> dict:
     """netCDF4 encodings: one chunk per record for the signals (``ecg``, ``clean_ecg``,
     ``accelerometer``: random access by record); variables of under
     :data:`RECORD_CHUNK_MIN_BYTES` a record (labels, beats, SNRs, parameter families) in
@@ -492,6 +492,9 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
     (ADC range / gain), so the packing never clips a sample the device could record and
     is the same in every shard (12 uV steps for the 12-lead shirt's +-400 mV).
     Integer variables with missing entries (``fold``, ``beat_*``) get ``_FillValue = -1``.
+    Packed variables named in ``on_grid`` are already on their int16 grid
+    (:func:`cardiosim.dataset.storage.quantise` raised otherwise; its values lie within
+    ``+-full * (1 + 2**-23)``): their range is not scanned again.
     """
     from .storage import filter_encoding, pack_encoding, quantum
 
@@ -524,11 +527,12 @@ def encoding_for(ds: xr.Dataset, *, compression: str = "zlib", complevel: int = 
             if name not in ds:
                 continue
             full = ACCEL_FULL_SCALE if name == "accelerometer" else full_scale_mv
-            values = ds[name].values
-            # two reductions instead of np.abs's full-size temporary (same peak, NaN included)
-            peak = max(float(values.max()), -float(values.min())) if values.size else 0.0
-            if peak > full * (1 + 1e-6):
-                raise SignalError(f"{name} reaches {peak:.4g}, beyond the int16 packing range +-{full:.4g}")
+            if name not in on_grid:
+                values = ds[name].values
+                # two reductions instead of np.abs's full-size temporary (same peak, NaN included)
+                peak = max(float(values.max()), -float(values.min())) if values.size else 0.0
+                if peak > full * (1 + 1e-6):
+                    raise SignalError(f"{name} reaches {peak:.4g}, beyond the int16 packing range +-{full:.4g}")
             enc[name].update(pack_encoding(quantum(full)))
     for name in ds.coords:
         if ds[name].dtype.kind == "f":

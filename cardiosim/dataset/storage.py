@@ -27,7 +27,9 @@ range of MEMS accelerometers; 4.79 mm s-2 steps); a sample beyond it raises.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -159,26 +161,62 @@ def check_quantised(name: str, q: float, unit: str, peak: float, finite: bool) -
                           f"+-{INT16_MAX * q:.4g} {unit}; set [output] pack_int16 = false")
 
 
-def quantise_into(x: np.ndarray, q: float, out: np.ndarray) -> tuple[float, bool]:
+def quantise_into(x: np.ndarray, q: float, out: np.ndarray, codes: np.ndarray | None = None) -> tuple[float, bool]:
     """Write ``x`` (C-contiguous float32 or float64) on the int16 grid of step ``q`` into ``out``
     (C-contiguous float32 of its size; may be ``x``), the values :func:`quantise` returns,
-    without raising: returns ``(peak, finite)`` for :func:`check_quantised` (a block packs its
-    records one at a time, while each is in cache, and raises once for the block)."""
+    and their int16 codes into ``codes`` (optional, C-contiguous), without raising: returns
+    ``(peak, finite)`` for :func:`check_quantised` (a block packs its records one at a time,
+    while each is in cache, and raises once for the block)."""
     from ._kernels import quantise_kernel
 
     if not x.size:
         return 0.0, True
-    return quantise_kernel(x.reshape(-1), np.float64(np.float32(q)), np.float32(q), _NO_CODES, out.reshape(-1))
+    return quantise_kernel(x.reshape(-1), np.float64(np.float32(q)), np.float32(q),
+                           _NO_CODES if codes is None else codes.reshape(-1), out.reshape(-1))
 
 
 _NO_CODES = np.empty(0, dtype=np.int16)
 
 
+_KNOWN = threading.local()   # .codes: {array key: (array, its int16 codes)} inside known_int16_codes
+
+
+def _array_key(x: np.ndarray, sf, fill) -> tuple:
+    return (x.__array_interface__["data"][0], x.shape, x.strides, x.dtype.str, float(np.float32(sf)), int(fill))
+
+
+@contextmanager
+def known_int16_codes(entries):
+    """Within this context :func:`pack_int16_like_xarray` returns ``codes`` for exactly the
+    array ``x`` (the same memory, shape, strides and dtype) and the same ``sf`` and ``fill``
+    of each ``(x, sf, fill, codes)`` of ``entries``, instead of computing them again.
+
+    For a caller that packed ``x`` itself with :func:`quantise_into` (whose codes, for values
+    on the grid, are those xarray's encoder derives from them: ``rint(x / sf)`` in float32
+    recovers ``c`` from ``float32(c) * sf`` for ``|c| <= 32767``) and lets no other code touch
+    ``x`` until the context ends; the entries hold their arrays alive meanwhile."""
+    prev = getattr(_KNOWN, "codes", None)
+    known = dict(prev or {})
+    for x, sf, fill, codes in entries:
+        known[_array_key(x, sf, fill)] = (x, codes)
+    _KNOWN.codes = known
+    try:
+        yield
+    finally:
+        _KNOWN.codes = prev
+
+
 def pack_int16_like_xarray(x: np.ndarray, sf: np.float32, fill: np.int16) -> np.ndarray:
     """The int16 array xarray's CF encoder stores for float32 ``x`` with ``scale_factor = sf``
-    and ``_FillValue = fill`` (one numba pass; the NumPy twin where a value does not fit)."""
+    and ``_FillValue = fill`` (one numba pass; the NumPy twin where a value does not fit;
+    the packer's own codes inside :func:`known_int16_codes`)."""
     from ._kernels import pack_int16_kernel, pack_int16_ref
 
+    known = getattr(_KNOWN, "codes", None)
+    if known and isinstance(x, np.ndarray):
+        hit = known.get(_array_key(x, sf, fill))
+        if hit is not None:
+            return hit[1]
     x = np.ascontiguousarray(x, dtype=np.float32)
     codes = np.empty(x.shape, dtype=np.int16)
     if x.size == 0 or pack_int16_kernel(x.reshape(-1), np.float32(sf), np.float32(fill), codes.reshape(-1)):
