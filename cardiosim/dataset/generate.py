@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import multiprocessing as mp
+import threading
 
 import numpy as np
 
@@ -286,6 +287,22 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
     return ds, []
 
 
+_CODES = threading.local()
+
+
+def _codes_buffer(name: str, shape: tuple) -> np.ndarray:
+    """A per-thread int16 buffer for a block's codes of ``name``, reused by the thread's next
+    block (its ~8 MB would otherwise be page-faulted in afresh for every block). The codes
+    are read only by the writer inside ``write_block``, before the thread's next block."""
+    bufs = getattr(_CODES, "bufs", None)
+    if bufs is None:
+        bufs = _CODES.bufs = {}
+    buf = bufs.get(name)
+    if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
+        buf = bufs[name] = np.empty(shape, dtype=np.int16)
+    return buf[:shape[0]]
+
+
 class _BlockArrays:
     """A block's ``ecg``, ``clean_ecg`` and ``accelerometer`` arrays ``[record, ...]`` float32,
     filled record by record as each is simulated (while it is in cache) and handed to
@@ -338,7 +355,7 @@ class _BlockArrays:
             else:
                 codes = self.codes.get(name)
                 if codes is None:
-                    codes = self.codes[name] = np.empty(arr.shape, dtype=np.int16)
+                    codes = self.codes[name] = _codes_buffer(name, arr.shape)
                 peak, finite = quantise_into(np.ascontiguousarray(part), q, arr[i], codes[i])
                 self.peak[name] = max(self.peak.get(name, 0.0), peak)
                 self.finite[name] = self.finite.get(name, True) and finite
