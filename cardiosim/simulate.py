@@ -692,9 +692,12 @@ def _annotations_at(source: CardiacSource, clean_leads: np.ndarray, fs: float, f
             else {"R_peak": np.zeros(0, dtype=np.int64)}
         types = ("Q",) * len(ann["R_peak"])
     out = {}
+    ratio = fs_out / fs
     for key, idx in ann.items():
         idx = np.asarray(idx, dtype=np.int64)
-        moved = np.where(idx >= 0, np.round(idx * (fs_out / fs)).astype(np.int64), -1)
+        # at an unchanged rate round(i * 1.0) is i (sample indices are far below 2**53)
+        at = idx if ratio == 1.0 else np.round(idx * ratio).astype(np.int64)
+        moved = np.where(idx >= 0, at, -1)
         out[key] = np.where(moved < n_out, moved, -1)
     return out, types
 

@@ -199,3 +199,20 @@ def test_context_montage_is_built_once_and_equals_make_montage():
     assert m.leads == ref.leads and m.electrodes == ref.electrodes
     np.testing.assert_array_equal(m.matrix, ref.matrix)
     assert not m.matrix.flags.writeable
+
+
+def test_annotations_at_an_unchanged_rate_equal_the_rounded_move():
+    """At fs_out == fs the indices are taken as they are: the same as rounding i * 1.0."""
+    from types import SimpleNamespace
+
+    from cardiosim.simulate import _annotations_at
+
+    rng = np.random.default_rng(3)
+    ann = {k: np.sort(rng.integers(-1, 5200, 17)) for k in ("R_peak", "P_onset", "T_offset")}
+    src = SimpleNamespace(annotations=ann, beat_types=("N",) * 17)
+    got, _ = _annotations_at(src, None, 500.0, 500.0, 5000)
+    for k, idx in ann.items():
+        moved = np.where(idx >= 0, np.round(idx * 1.0).astype(np.int64), -1)
+        want = np.where(moved < 5000, moved, -1)
+        np.testing.assert_array_equal(got[k], want)
+        assert got[k].dtype == np.int64
