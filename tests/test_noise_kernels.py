@@ -298,14 +298,15 @@ def test_lead_plan_shares_the_wilson_terminal():
     assert start.tolist() == [0, 0] and save.tolist() == [0, 0]
 
 
-@pytest.mark.parametrize("n", list(range(1, 20)) + [31, 64, 127, 128, 129, 200, 257, 1000])
+@pytest.mark.parametrize("n", list(range(1, 20)) + [31, 64, 127, 128, 129, 200, 257, 1000, 5000, 12345])
 def test_pairwise_sum_is_numpys_sum(rng, n):
     """The kernels' sum is NumPy's along the last axis bit for bit (its pairwise order), for
     whole rows and for rows cut at both ends (a trimmed mean's slice)."""
-    from cardiosim.noise._kernels import pairwise_sum
+    from cardiosim.noise._kernels import pairwise_sum, pairwise_sum_flat
     a = np.sort(rng.standard_normal((20, n)) * 10 ** rng.uniform(-3, 3, (20, n)), axis=-1)
     for row, want in zip(a, a.sum(axis=-1)):
         assert pairwise_sum(row, 0, n) == want
+        assert pairwise_sum_flat(row, 0, n) == want
     cut = n // 5
     if n - 2 * cut > 0:
         for row, want in zip(a, a[:, cut:n - cut].sum(axis=-1)):
@@ -373,3 +374,49 @@ def test_impedance_decay_twin_bit_identical(rng):
     out = np.empty((9, 3000), dtype=np.float32)
     kern(z0, zinf, d0, shape, out)
     np.testing.assert_array_equal(out, ref(z0, zinf, d0, shape))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_artefact_ratio_twin_bit_identical(seed):
+    """The artefact grading statistics in one pass equal NumPy's (ptp, median, mean of
+    squares, sqrt, division, inf for a lead without QRS, thresholds) bit for bit, with odd
+    and even numbers of leads and segments, ties and silent clean leads."""
+    from cardiosim.noise.textile import load_fit
+
+    kern, ref = KERNELS["artefact_ratio"]
+    thr = np.asarray(load_fit()["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for trial in range(120):
+        n_l, n_seg, seg = int(rng.integers(1, 14)), int(rng.integers(1, 8)), int(rng.integers(1, 300))
+        filt = rng.standard_normal((2 * n_l, n_seg * seg + int(rng.integers(0, 40)))) * 10 ** rng.uniform(-3, 1)
+        filt[:n_l] *= 10 ** rng.uniform(-3, 1)
+        if trial % 5 == 0:
+            filt[n_l + int(rng.integers(0, n_l))] = 0.0               # no QRS: unreadable (inf)
+        if trial % 7 == 0:
+            filt = np.round(filt, 1)                                  # ties in the medians
+        ratio, grades = np.empty(n_seg), np.empty(n_seg, np.int8)
+        record = kern(filt, n_l, n_seg, seg, thr, ratio, grades)
+        want_ratio, want_grades, want_record = ref(filt, n_l, n_seg, seg, thr)
+        np.testing.assert_array_equal(ratio.view(np.int64), want_ratio.view(np.int64))
+        np.testing.assert_array_equal(grades, want_grades)
+        assert record == want_record
+
+
+def test_artefact_ratio_kernel_loads_from_numbas_cache(tmp_path):
+    """A kernel calling the recursive pairwise sum could be compiled but not loaded back from
+    numba's cache (an LLVM 'unresolved symbol' abort in the next process); the artefact
+    kernel uses the flat sum: a second process loads it and gets the same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from cardiosim.noise._kernels import artefact_ratio_kernel\n"
+            "f = np.random.default_rng(1).standard_normal((4, 3000))\n"
+            "r, g = np.empty(3), np.empty(3, np.int8)\n"
+            "print(artefact_ratio_kernel(f, 2, 3, 1000, np.array([0.1, 0.2, 0.4]), r, g), r.tolist())\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]
+    assert all(o.returncode == 0 for o in outs), [o.stderr[-500:] for o in outs]
+    assert outs[0].stdout == outs[1].stdout and any(tmp_path.rglob("*.nbi"))

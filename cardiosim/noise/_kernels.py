@@ -957,6 +957,164 @@ def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
     return mean * mean
 
 
+@njit(cache=True, nogil=True)
+def _pairwise_leaf(a, lo, n):  # pragma: no cover - compiled
+    """:func:`pairwise_sum` of a piece of at most 128 values (no split)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def pairwise_sum_flat(a, lo, n):  # pragma: no cover - compiled
+    """:func:`pairwise_sum` without recursion (the same tree of additions, walked with an
+    explicit stack): numba cannot load from its cache a kernel that calls the recursive one
+    ("unresolved symbol"), and kernels here are cached."""
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    task_lo = np.empty(128, dtype=np.int64)
+    task_n = np.empty(128, dtype=np.int64)
+    task_join = np.empty(128, dtype=np.bool_)
+    vals = np.empty(128)
+    nt, nv = 1, 0
+    task_lo[0], task_n[0], task_join[0] = lo, n, False
+    while nt > 0:
+        nt -= 1
+        tl, tn, join = task_lo[nt], task_n[nt], task_join[nt]
+        if join:                      # both halves summed: left + right, as the recursion adds them
+            right = vals[nv - 1]
+            left = vals[nv - 2]
+            nv -= 2
+            vals[nv] = left + right
+            nv += 1
+        elif tn <= 128:
+            vals[nv] = _pairwise_leaf(a, tl, tn)
+            nv += 1
+        else:
+            n2 = tn // 2
+            n2 -= n2 % 8
+            task_lo[nt], task_n[nt], task_join[nt] = tl, tn, True
+            task_lo[nt + 1], task_n[nt + 1], task_join[nt + 1] = tl + n2, tn - n2, False
+            task_lo[nt + 2], task_n[nt + 2], task_join[nt + 2] = tl, n2, False
+            nt += 3
+    return vals[0]
+
+
+@njit(cache=True, nogil=True)
+def _median_of(v, n, buf):  # pragma: no cover - compiled
+    """``numpy.median`` of the ``n`` non-NaN values ``v[:n]`` (insertion sort into ``buf``):
+    the middle value, or for even ``n`` the mean of the two middle ones as ``np.mean`` forms
+    it, ``(0.0 + lo + hi) / 2``."""
+    for i in range(n):
+        x = v[i]
+        j = i
+        while j > 0 and buf[j - 1] > x:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = x
+    h = n // 2
+    if n % 2:
+        return buf[h]
+    return ((0.0 + buf[h - 1]) + buf[h]) / 2.0
+
+
+@njit(cache=True, nogil=True)
+def artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, grades):  # pragma: no cover - compiled
+    """The statistics of ``noise.textile.artefact_grades`` after its band-pass, in one pass:
+    ``filt`` [2 n_l, T] float64 holds the band-passed noise (rows ``< n_l``) and clean leads;
+    per lead the QRS size is the median over the ``n_seg`` segments of ``seg`` samples of the
+    clean lead's peak-to-peak; per segment the noise-to-QRS ratio is the median over the
+    leads of ``sqrt(mean(noise ** 2)) / qrs`` (inf where that is not finite: a lead without
+    QRS is unreadable); ``grades`` (int8) = 1 + the number of thresholds ``thr`` exceeded.
+    Writes ``ratio`` [n_seg] and ``grades`` [n_seg]; returns the record's grade (of the
+    median ratio). NumPy's operations and order: ``np.ptp``, ``np.median`` (see
+    :func:`_median_of`), ``np.mean`` as ``(0.0 + pairwise_sum_flat) / n``, IEEE ``sqrt`` and
+    division; requires ``n_seg >= 1``, ``n_l >= 1`` and finite ``filt``."""
+    qrs = np.empty(n_l)
+    col = np.empty(max(n_l, n_seg))
+    buf = np.empty(max(n_l, n_seg))
+    sq = np.empty(seg)
+    for l in range(n_l):
+        c = filt[n_l + l]
+        for k in range(n_seg):
+            lo = c[k * seg]
+            hi = lo
+            for t in range(k * seg + 1, (k + 1) * seg):
+                x = c[t]
+                if x < lo:
+                    lo = x
+                if x > hi:
+                    hi = x
+            col[k] = hi - lo
+        qrs[l] = _median_of(col, n_seg, buf)
+    for k in range(n_seg):
+        for l in range(n_l):
+            x = filt[l]
+            for t in range(seg):
+                v = x[k * seg + t]
+                sq[t] = v * v
+            rms = np.sqrt((0.0 + pairwise_sum_flat(sq, 0, seg)) / seg)
+            # NumPy's rms / 0 is inf or NaN, both read as inf (unreadable)
+            r = rms / qrs[l] if qrs[l] != 0.0 else np.inf
+            col[l] = r if np.isfinite(r) else np.inf
+        ratio[k] = _median_of(col, n_l, buf)
+    for k in range(n_seg):
+        g = 1
+        for j in range(thr.shape[0]):
+            if ratio[k] > thr[j]:
+                g += 1
+        grades[k] = g
+    for k in range(n_seg):
+        col[k] = ratio[k]
+    med = _median_of(col, n_seg, buf)
+    g = 1
+    for j in range(thr.shape[0]):
+        if med > thr[j]:
+            g += 1
+    return g
+
+
+def artefact_ratio_ref(filt, n_l, n_seg, seg, thr):
+    """NumPy twin of :func:`artefact_ratio_kernel` (the NumPy code of ``artefact_grades``):
+    ``(ratio, grades, record_grade)``."""
+    noise = filt[:n_l, : n_seg * seg].reshape(n_l, n_seg, seg)
+    c = filt[n_l:2 * n_l, : n_seg * seg].reshape(n_l, n_seg, seg)
+    qrs = np.median(np.ptp(c, axis=2), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(np.mean(noise ** 2, axis=2)) / qrs[:, None]
+    r = np.where(np.isfinite(r), r, np.inf)
+    ratio = np.median(r, axis=0)
+    thr = np.asarray(thr, dtype=np.float64)
+
+    def grade(x):
+        return (1 + (np.asarray(x)[..., None] > thr).sum(axis=-1)).astype(np.int8)
+    return ratio, grade(ratio), int(grade(np.median(ratio)))
+
+
+KERNELS["artefact_ratio"] = (artefact_ratio_kernel, artefact_ratio_ref)
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
 def all_finite_kernel(x):  # pragma: no cover - compiled
     """``numpy.isfinite(x).all()`` of a 2-D float array: the sum of ``x * 0`` (0 for a finite

@@ -364,7 +364,6 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
         raise SignalError(f"recorded {rec.shape} and clean {cl.shape} leads differ in shape")
     seg = int(round(SEGMENT_S * fs))
     n_seg = rec.shape[1] // seg
-    thr = load_fit()["grading_rule"]["thresholds_noise_to_qrs"]
     if n_seg == 0 or rec.shape[1] < 64:
         return np.zeros(0, dtype=np.int8), 1, np.zeros(0)
     # noise and clean leads band-passed in one numba pass over the stacked rows (the kernel is
@@ -382,15 +381,22 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     filt = _scratch("filt", rows.shape, np.float64)
     _kernels.sosfiltfilt_scratch_kernel(sos, zi, rows, padlen, filt,
                                         _scratch("ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
-    noise = filt[:n_l, : n_seg * seg].reshape(n_l, n_seg, seg)
-    c = filt[n_l:, : n_seg * seg].reshape(n_l, n_seg, seg)
-    qrs = np.median(np.ptp(c, axis=2), axis=1)                     # [n_leads]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.sqrt(np.mean(np.square(noise, out=_scratch("noise2", noise.shape, np.float64)), axis=2)) / qrs[:, None]
-    r = np.where(np.isfinite(r), r, np.inf)                        # a lead with no QRS at all: unreadable
-    ratio = np.median(r, axis=0)
-    g = grade(ratio, thr)
-    return g, int(grade(np.median(ratio), thr)), ratio
+    # per lead the clean QRS size (median over segments of the peak-to-peak), per segment the
+    # median over leads of noise RMS / QRS (inf for a lead with no QRS at all: unreadable),
+    # graded by the thresholds: one numba pass with NumPy's operations and order
+    # (_kernels.artefact_ratio_kernel; its twin is the NumPy code it replaced)
+    ratio = np.empty(n_seg)
+    g = np.empty(n_seg, dtype=np.int8)
+    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, _thresholds(), ratio, g)
+    return g, int(record_grade), ratio
+
+
+@functools.lru_cache(maxsize=1)
+def _thresholds() -> np.ndarray:
+    """The grading rule's thresholds (float64, read-only) from the shipped fit."""
+    thr = np.asarray(load_fit()["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
+    thr.setflags(write=False)
+    return thr
 
 
 # -- heart rate per activity ---------------------------------------------------------------------
@@ -573,7 +579,7 @@ def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
 
 def clear_caches() -> None:
     """Forget the loaded fit and everything derived from it (after :func:`write_fit`)."""
-    for fn in (load_fit, _spectrum, _spectrum32, _spectrum_cols, _within_table, _activity_constants):
+    for fn in (load_fit, _thresholds, _spectrum, _spectrum32, _spectrum_cols, _within_table, _activity_constants):
         fn.cache_clear()
 
 
