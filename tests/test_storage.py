@@ -147,6 +147,67 @@ def test_quantise_kernel_peak_and_finiteness_match_the_twin(dtype, case):
     np.testing.assert_array_equal(out.view(np.int32), ref_out.view(np.int32))
 
 
+def test_quantise_in_place_and_without_codes_equal_the_default(float_block):
+    """The block's in-place quantisation (no codes kept) gives the values of the default,
+    which leaves the caller's dataset as it was."""
+    from cardiosim.dataset._kernels import quantise_kernel, quantise_ref
+    from cardiosim.dataset.storage import quantise_signals
+
+    full_scale = _shirt_quantum_mv() * 32767
+    ref, steps = quantise_signals(float_block, full_scale)
+    assert not np.array_equal(ref["ecg"].values, float_block["ecg"].values)     # left as it was
+    mine = float_block.copy(deep=True)
+    got, steps2 = quantise_signals(mine, full_scale, inplace=True)
+    assert steps2 == steps
+    for name in steps:
+        np.testing.assert_array_equal(got[name].values.view(np.int32), ref[name].values.view(np.int32))
+        assert np.shares_memory(got[name].values, mine[name].values)
+    x = float_block["ecg"].values.reshape(-1).copy()
+    q = steps["ecg"]
+    out = np.empty(x.size, np.float32)
+    peak, finite = quantise_kernel(x, np.float64(np.float32(q)), np.float32(q), np.empty(0, np.int16), out)
+    _, ref_out, ref_peak, ref_finite = quantise_ref(x, q)
+    assert (peak, finite) == (ref_peak, ref_finite)
+    np.testing.assert_array_equal(out.view(np.int32), ref_out.view(np.int32))
+
+
+def test_known_int16_codes_are_used_for_exactly_their_array(float_block):
+    """Inside known_int16_codes the packer returns the caller's codes for that very array
+    (same memory, shape, strides, scale and fill) and computes them for anything else;
+    the caller's codes from quantise_into equal what xarray's encoder derives."""
+    from cardiosim.dataset.storage import INT16_FILL, known_int16_codes, pack_int16_like_xarray, quantise_into
+
+    q = _shirt_quantum_mv()
+    x = float_block["ecg"].values.copy()
+    packed, codes = np.empty_like(x), np.empty(x.shape, np.int16)
+    assert quantise_into(x, q, packed, codes) == (float(np.abs(codes).max()), True)
+    sf = np.float32(q)
+    np.testing.assert_array_equal(pack_int16_like_xarray(packed, sf, INT16_FILL), codes)
+    marker = np.full(x.shape, 7, np.int16)                           # not the real codes: shows which is used
+    with known_int16_codes([(packed, sf, INT16_FILL, marker)]):
+        assert pack_int16_like_xarray(packed, sf, INT16_FILL) is marker
+        np.testing.assert_array_equal(pack_int16_like_xarray(packed[:1], sf, INT16_FILL), codes[:1])
+        np.testing.assert_array_equal(pack_int16_like_xarray(packed.copy(), sf, INT16_FILL), codes)
+        assert pack_int16_like_xarray(packed, np.float32(2 * q), INT16_FILL) is not marker
+    np.testing.assert_array_equal(pack_int16_like_xarray(packed, sf, INT16_FILL), codes)
+
+
+def test_write_block_file_equals_writing_the_simulated_block(tmp_path):
+    """write_block hands the writer the codes of the signals it packed (and skips their range
+    scan): the file is byte for byte the one written from simulate_block's dataset."""
+    import importlib
+
+    from cardiosim.dataset.io import sha256_file, write_netcdf
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    r = Recipe.from_dict({**BASE, "records": 3})
+    entry = gen.write_block(r, 0, 3, str(tmp_path / "a.nc"))
+    ds = simulate_block(r, 0, 3)
+    st = gen._block_state(r)
+    write_netcdf(ds, tmp_path / "b.nc", gen._encoding(st.recipe, ds, st.ref))
+    assert entry["sha256"] == sha256_file(tmp_path / "b.nc")
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_output_files_honour_the_umask(tmp_path, umask, float_block):
     """Issue 17 #6: files were 0600 (mkstemp's mode) whatever the umask."""
@@ -457,3 +518,5 @@ def test_write_block_file_equals_writing_the_simulated_block(tmp_path):
     st = gen._block_state(r)
     write_netcdf(ds, tmp_path / "b.nc", gen._encoding(st.recipe, ds, st.ref))
     assert entry["sha256"] == sha256_file(tmp_path / "b.nc")
+
+
