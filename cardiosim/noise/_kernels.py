@@ -953,7 +953,9 @@ def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
     else:
         a = np.sort(row)
     m = n - 2 * cut
-    mean = (0.0 + pairwise_sum(a, cut, m)) / m
+    # the flat walk of the same additions: a cached kernel that calls the recursive
+    # pairwise_sum can fail to load from numba's cache in the next process
+    mean = (0.0 + pairwise_sum_flat(a, cut, m)) / m
     return mean * mean
 
 
