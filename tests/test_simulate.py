@@ -216,3 +216,27 @@ def test_annotations_at_an_unchanged_rate_equal_the_rounded_move():
         want = np.where(moved < 5000, moved, -1)
         np.testing.assert_array_equal(got[k], want)
         assert got[k].dtype == np.int64
+
+
+@pytest.mark.parametrize("device_stage", [True, False])
+def test_a_record_does_not_share_memory_with_the_next(shirt_context, device_stage):
+    """The hot path reuses per-thread scratch buffers record after record; a record returned
+    to the caller must not be a view of one, or the next record would overwrite it."""
+    from cardiosim.inverse import dipole_from_vcg
+    from cardiosim.ode import synthesize
+
+    def record(seed):
+        beats = synthesize(4.0, 500.0, np.random.default_rng(seed))
+        dipole = dipole_from_vcg(beats.vcg, shirt_context.forward, shirt_context.frank_layout)
+        return simulate_record(CardiacSource(dipole=dipole, fs=500.0, source_id=f"ode-{seed}"),
+                               np.random.default_rng(seed), context=shirt_context, config=SimulationConfig(),
+                               clean=True, device_stage=device_stage)
+
+    first = record(1)
+    kept = {k: np.array(getattr(first, k), copy=True) for k in ("ecg", "clean_ecg", "accelerometer", "displacement")
+            if getattr(first, k) is not None}
+    assert {"ecg", "clean_ecg"} <= set(kept)
+    second = record(2)
+    for name, before in kept.items():
+        np.testing.assert_array_equal(getattr(first, name), before, err_msg=f"{name} changed by the next record")
+        assert not np.shares_memory(getattr(first, name), getattr(second, name)), name
