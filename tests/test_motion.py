@@ -218,3 +218,38 @@ def test_ornstein_uhlenbeck_is_the_exact_ar1_process(rng):
     for k in (1, 10, 40):
         r = np.mean([np.corrcoef(row[:-k], row[k:])[0, 1] for row in x])
         assert r == pytest.approx(a ** k, abs=0.03)
+
+
+def test_slow_ou_affine_kernel_is_the_pass_by_pass_sum_bit_for_bit(rng):
+    """The one-pass kernel (rows' recursions advanced together, every term of a sample added
+    in one pass) gives exactly the sums of the pass-by-pass code it replaced: zeroed (or old)
+    row, + each nonzero term, + the interpolated ou_kernel process; rows with 0 to 3 terms."""
+    from cardiosim.motion._kernels import interpolation_table, ou_kernel, slow_ou_affine_kernel
+    a = float(np.exp(-1.0 / (0.5 * 50.0)))
+    c = float(np.sqrt(1 - a * a))
+    n = 777
+    basis = rng.standard_normal((3, n))
+    coef = rng.standard_normal((8, 3))
+    coef[0] = 0.0
+    coef[1, 1:] = 0.0
+    coef[2, 0] = 0.0
+    coef[3, 1] = coef[5, 2] = 0.0
+    coef[4, 0] = -0.0
+    for ratio, m in ((10.0, 80), (3.3, 238), (0.0, n)):
+        e = rng.standard_normal((8, m))
+        idx, w0, w1 = interpolation_table(n, ratio)
+        x = np.empty_like(e)
+        ou_kernel(e, a, c, 0.2, x)
+        for fill, k in ((True, 3), (False, 3), (True, 0), (False, 1)):
+            base = rng.standard_normal((8, n))
+            base[0, :5] = -0.0
+            want = np.zeros((8, n)) if fill else base.copy()
+            for j in range(k):
+                for r in range(8):
+                    if coef[r, j] != 0.0:
+                        want[r] += coef[r, j] * basis[j]
+            want += x if ratio == 0 else x[:, idx] * w0 + x[:, idx + 1] * w1
+            got = base.copy()
+            slow_ou_affine_kernel(np.ascontiguousarray(coef[:, :k]), np.ascontiguousarray(basis[:k]), e, a, c,
+                                  0.2, idx, w0, w1, fill, got)
+            assert got.tobytes() == want.tobytes(), (ratio, fill, k)

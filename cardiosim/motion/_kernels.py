@@ -88,7 +88,7 @@ def interpolation_table(n, ratio):
 @njit(cache=True, nogil=True)
 def slow_ou_affine_kernel(coef, basis, e, a, c, sd, idx, w0, w1, fill, out):  # pragma: no cover - compiled
     """Affine combination of basis signals plus an Ornstein-Uhlenbeck process, one output
-    row at a time (the row stays in cache between its passes)::
+    row at a time in one pass::
 
         out[r, t] = (((out[r, t] or 0) + coef[r, 0] basis[0, t]) + ... + coef[r, K-1] basis[K-1, t])
                     + (x[idx[t]] w0[t] + x[idx[t] + 1] w1[t]),   x = ou(e[r], a, c, sd)
@@ -103,29 +103,94 @@ def slow_ou_affine_kernel(coef, basis, e, a, c, sd, idx, w0, w1, fill, out):  # 
     n = out.shape[1]
     n_basis = coef.shape[1]
     direct = idx.size == 0
-    x = np.empty(m)
+    # The recursion y <- c e + a y of one row is a chain of dependent multiply-adds (latency
+    # bound); advancing all rows together lets the rows' chains overlap. Each row still does
+    # the same operations in the same order as ou_kernel.
+    x = np.empty((rows, m))
+    y = np.empty(rows)
     for r in range(rows):
-        y = c * (e[r, 0] / c)
-        x[0] = sd * y
-        for t in range(1, m):
-            y = c * e[r, t] + a * y
-            x[t] = sd * y
-        o = out[r]
-        if fill:
-            o[:] = 0.0
+        y[r] = c * (e[r, 0] / c)
+        x[r, 0] = sd * y[r]
+    for t in range(1, m):
+        for r in range(rows):
+            yr = c * e[r, t] + a * y[r]
+            y[r] = yr
+            x[r, t] = sd * yr
+    ks = np.empty(n_basis, dtype=np.intp)
+    for r in range(rows):
+        nk = 0
         for k in range(n_basis):
-            ck = coef[r, k]
-            if ck != 0.0:  # a zero term is skipped, as the NumPy code it replaces never added it
-                b = basis[k]
-                for t in range(n):
-                    o[t] += ck * b[t]
-        if direct:
-            for t in range(n):
-                o[t] += x[t]
+            if coef[r, k] != 0.0:  # a zero term is skipped, as the NumPy code it replaces never added it
+                ks[nk] = k
+                nk += 1
+        o = out[r]
+        xr = x[r]
+        # one pass over the row (not a zeroing pass, a pass per term and an interpolation
+        # pass); each sample is still summed left to right from 0.0 (not dropped: 0.0 + -0.0
+        # is +0.0) or from its old value
+        if nk == 0:
+            _affine_row0(o, xr, idx, w0, w1, fill, direct)
+        elif nk == 1:
+            _affine_row1(o, coef[r, ks[0]], basis[ks[0]], xr, idx, w0, w1, fill, direct)
+        elif nk == 2:
+            _affine_row2(o, coef[r, ks[0]], basis[ks[0]], coef[r, ks[1]], basis[ks[1]], xr, idx, w0, w1, fill,
+                         direct)
         else:
             for t in range(n):
-                i = idx[t]
-                o[t] += x[i] * w0[t] + x[i + 1] * w1[t]
+                v = 0.0 if fill else o[t]
+                for j in range(nk):
+                    v += coef[r, ks[j]] * basis[ks[j], t]
+                if direct:
+                    v += xr[t]
+                else:
+                    i = idx[t]
+                    v += xr[i] * w0[t] + xr[i + 1] * w1[t]
+                o[t] = v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _affine_row0(o, xr, idx, w0, w1, fill, direct):  # pragma: no cover - compiled
+    """Row of :func:`slow_ou_affine_kernel` without basis terms."""
+    n = o.size
+    if direct:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            o[t] = v + xr[t]
+    else:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            i = idx[t]
+            o[t] = v + (xr[i] * w0[t] + xr[i + 1] * w1[t])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _affine_row1(o, ck, b, xr, idx, w0, w1, fill, direct):  # pragma: no cover - compiled
+    """Row of :func:`slow_ou_affine_kernel` with one basis term ``ck * b``."""
+    n = o.size
+    if direct:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            o[t] = (v + ck * b[t]) + xr[t]
+    else:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            i = idx[t]
+            o[t] = (v + ck * b[t]) + (xr[i] * w0[t] + xr[i + 1] * w1[t])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _affine_row2(o, ck, b, cj, bj, xr, idx, w0, w1, fill, direct):  # pragma: no cover - compiled
+    """Row of :func:`slow_ou_affine_kernel` with two basis terms ``ck * b`` then ``cj * bj``."""
+    n = o.size
+    if direct:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            o[t] = ((v + ck * b[t]) + cj * bj[t]) + xr[t]
+    else:
+        for t in range(n):
+            v = 0.0 if fill else o[t]
+            i = idx[t]
+            o[t] = ((v + ck * b[t]) + cj * bj[t]) + (xr[i] * w0[t] + xr[i + 1] * w1[t])
 
 
 def slow_ou_affine_ref(coef, basis, e, a, c, sd, idx, w0, w1, fill, out):

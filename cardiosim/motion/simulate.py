@@ -9,6 +9,7 @@ not depend on the mesh.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
@@ -74,6 +75,20 @@ def _preset_activity(kind: str) -> ActivityConfig:
 
 
 _SLOW_FS = 50.0  # rate of the slow random processes (all correlation times >= 0.3 s)
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+    """A per-thread buffer ``name`` of ``shape`` and ``dtype``, reused while they stay the
+    same (contents undefined: the caller overwrites it before reading). Only for arrays
+    that do not leave :func:`simulate_motion` (as :func:`cardiosim.simulate._scratch`)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = bufs[name] = np.empty(shape, dtype=dtype)
+    return buf
 
 
 def _ou_coefficients(fs, tau_s):
@@ -228,7 +243,9 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     """
     act, br, n_e, n, positions = _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes,
                                                  positions)
-    t = np.arange(n) / fs
+    # the time axis only for the activities whose steps, arm raises or posture change use it
+    timed = act.cadence_hz > 0 or act.kind in ARM_ACTIVITIES or act.kind == "posture_change"
+    t = np.arange(n) / fs if timed else None
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 
     # --- breathing -------------------------------------------------------------------
@@ -245,8 +262,14 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     # --- garment slip and rotation, common to all electrodes --------------------------
     cad = act.cadence_hz
     step_phase = rng.uniform(0, 1)
-    slip = slow_ou(rng, 1, n, fs, act.slip_tau_s, act.slip_sd_m)[0]
-    rot = slow_ou(rng, 1, n, fs, act.slip_tau_s, act.rotation_sd_rad)[0]
+    # rot, eps and slip are built in place in the rows of the offsets' basis (no np.stack
+    # copy); slow_ou adds each process to its zeroed row: 0.0 + process, as when it fills
+    basis = _scratch("basis", (3, n))
+    basis[0] = 0.0
+    basis[2] = 0.0
+    rot, eps, slip = basis[0], basis[1], basis[2]
+    slow_ou(rng, 1, n, fs, act.slip_tau_s, act.slip_sd_m, out=basis[2:3])
+    slow_ou(rng, 1, n, fs, act.slip_tau_s, act.rotation_sd_rad, out=basis[0:1])
     if cad > 0:
         slip += act.bounce_m * np.sin(2 * np.pi * (cad * t + step_phase))
         rot += 0.5 * act.rotation_sd_rad * np.sin(np.pi * (cad * t + step_phase))  # trunk twist, stride rate
@@ -283,17 +306,18 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     coef = np.zeros((n_e, 3, 3))
     if positions is None:
         coef[:, 0, 0] = _NOMINAL_RADIUS_M                               # rotation -> lateral
-        eps = np.zeros(n)
+        eps[:] = 0.0
     else:
         # rotation by angle a about the body (z) axis: d = a * (z_hat x r) = a * (-y, x, 0)
         coef[:, 0, 0] = -positions[:, 1]
         coef[:, 1, 0] = positions[:, 0]
         # circumferential breathing stretch: radial in the transverse plane
-        eps = br.strain * (breath - breath.min())
+        np.subtract(breath, breath.min(), out=eps)
+        eps *= br.strain                                                # = strain * (breath - min)
         coef[:, 0, 1] = positions[:, 0]
         coef[:, 1, 1] = positions[:, 1]
     coef[:, 2, 2] = 1.0
-    basis = np.stack([rot, eps, slip + br.rise_m * breath])
+    slip += br.rise_m * breath
     offsets = slow_ou(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, coef=coef.reshape(n_e * 3, 3),
                       basis=basis).reshape(n_e, 3, n)                 # + per-electrode jitter
 
