@@ -15,13 +15,13 @@ electrode-skin interface so it reaches every lead using that electrode.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 from . import config as _config
+from ._scratch import scratch as _scratch
 from .errors import ConfigError, SignalError
 from .frames import rotation_matrix
 from .device.failures import FailureConfig
@@ -536,7 +536,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     # Noisy (first half) and clean (second half) leads go into one array, which the device
     # filters in one call without stacking them (device.apply_device); a per-thread buffer:
     # only the device's outputs outlive the record.
-    rows = _scratch("leads", (2 * len(montage.leads), n_t), np.float64)
+    rows = _scratch("simulate.leads", (2 * len(montage.leads), n_t), np.float64)
     clean_leads = _leads_into(montage, phi, rows, len(montage.leads))
     snr_db: dict = {}
     contact_lost = None
@@ -615,20 +615,6 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                                                                                              dtype=np.float32))
 
 
-_SCRATCH = threading.local()
-
-
-def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
-    """A per-thread buffer ``name`` of ``shape`` and ``dtype``, reused while they stay the
-    same (contents undefined: the caller overwrites it before reading). A fresh ~1-MB array
-    per record costs its page faults again on every record."""
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None:
-        bufs = _SCRATCH.bufs = {}
-    buf = bufs.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = bufs[name] = np.empty(shape, dtype=dtype)
-    return buf
 
 
 def _leads_into(montage, phi: np.ndarray, rows: np.ndarray, row0: int) -> np.ndarray:

@@ -9,13 +9,13 @@ not depend on the mesh.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
 
+from .._scratch import scratch as _scratch
 from ..errors import ConfigError, GeometryError
 from ._kernels import breathing_kernel, interpolation_table, ou_kernel, slow_ou_affine_kernel
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
@@ -75,20 +75,6 @@ def _preset_activity(kind: str) -> ActivityConfig:
 
 
 _SLOW_FS = 50.0  # rate of the slow random processes (all correlation times >= 0.3 s)
-_SCRATCH = threading.local()
-
-
-def _scratch(name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
-    """A per-thread buffer ``name`` of ``shape`` and ``dtype``, reused while they stay the
-    same (contents undefined: the caller overwrites it before reading). Only for arrays
-    that do not leave :func:`simulate_motion` (as :func:`cardiosim.simulate._scratch`)."""
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None:
-        bufs = _SCRATCH.bufs = {}
-    buf = bufs.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = bufs[name] = np.empty(shape, dtype=dtype)
-    return buf
 
 
 def _ou_coefficients(fs, tau_s):
@@ -264,7 +250,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     step_phase = rng.uniform(0, 1)
     # rot, eps and slip are built in place in the rows of the offsets' basis (no np.stack
     # copy); slow_ou adds each process to its zeroed row: 0.0 + process, as when it fills
-    basis = _scratch("basis", (3, n))
+    basis = _scratch("motion.basis", (3, n))
     basis[0] = 0.0
     basis[2] = 0.0
     rot, eps, slip = basis[0], basis[1], basis[2]

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from scipy import fft as _fft
 from scipy import signal as _signal
 from scipy import stats as _stats
 
+from .._scratch import scratch as _scratch
 from ..errors import ConfigError, DataFormatError, SignalError
 from . import _kernels
 
@@ -320,19 +320,6 @@ def grade_fractions(grades) -> list[float]:
     return [float(np.mean(g == k)) for k in (1, 2, 3, 4)]
 
 
-_SCRATCH = threading.local()
-
-
-def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
-    """A per-thread buffer ``name`` of ``shape`` and ``dtype``, reused while they stay the
-    same (contents undefined: the caller overwrites it before reading)."""
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None:
-        bufs = _SCRATCH.bufs = {}
-    buf = bufs.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = bufs[name] = np.empty(shape, dtype=dtype)
-    return buf
 
 
 def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
@@ -375,12 +362,12 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     # Every record of a dataset passes here with the same shapes: its ~1-MB temporaries come
     # from buffers kept per thread (fresh ones cost their page faults anew on every record,
     # 0.4 ms a default record). Each is fully overwritten before it is read.
-    rows = _scratch("rows", (2 * n_l, n_t), rec.dtype)
+    rows = _scratch("textile.rows", (2 * n_l, n_t), rec.dtype)
     np.subtract(rec, cl, out=rows[:n_l])
     rows[n_l:] = cl
-    filt = _scratch("filt", rows.shape, np.float64)
+    filt = _scratch("textile.filt", rows.shape, np.float64)
     _kernels.sosfiltfilt_scratch_kernel(sos, zi, rows, padlen, filt,
-                                        _scratch("ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
+                                        _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
     # per lead the clean QRS size (median over segments of the peak-to-peak), per segment the
     # median over leads of noise RMS / QRS (inf for a lead with no QRS at all: unreadable),
     # graded by the thresholds: one numba pass with NumPy's operations and order
