@@ -904,31 +904,8 @@ def pairwise_sum(a, lo, n):  # pragma: no cover - compiled
     pairwise summation (blocks of at most 128 with eight accumulators, split in halves
     rounded to multiples of 8 above that; a plain loop below 8), added to 0.0 -- the sum
     NumPy gives along the last axis of an array, bit for bit (``tests/test_noise_kernels.py``)."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
     if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
+        return _pairwise_leaf(a, lo, n)
     n2 = n // 2
     n2 -= n2 % 8
     return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
@@ -961,7 +938,8 @@ def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _pairwise_leaf(a, lo, n):  # pragma: no cover - compiled
-    """:func:`pairwise_sum` of a piece of at most 128 values (no split)."""
+    """A leaf of NumPy's pairwise sum: at most 128 values, eight accumulators (a plain loop
+    below 8), no split; :func:`pairwise_sum` and :func:`pairwise_sum_flat` both end in it."""
     if n < 8:
         res = 0.0
         for i in range(n):
