@@ -341,11 +341,34 @@ def _cmd_recipe(args) -> int:
     raise ConfigError("recipe needs an action: init or check")
 
 
+def _prior_records(seq, select, folds: set, max_records: int):
+    """``(source_id, 12 standard leads (12, T) float64 mV, fs)`` of the records of ``seq`` that
+    ``select`` takes, outside the PTB-XL ``folds`` left out, at most ``max_records`` of them;
+    a taken record without the 12 standard leads is a LeadError naming it."""
+    import numpy as np
+
+    from .errors import LeadError
+    from .leads import STANDARD_LEADS
+
+    n = 0
+    for k in range(len(seq)):
+        if n >= max_records:
+            return
+        rec = seq[k]
+        if int(rec.metadata.get("strat_fold", 0) or 0) in folds or not select(rec):
+            continue
+        missing = [ld for ld in STANDARD_LEADS if ld not in rec.leads]
+        if missing:
+            raise LeadError(f"record {rec.source_id!r} lacks the standard leads {missing}")
+        idx = [rec.leads.index(ld) for ld in STANDARD_LEADS]
+        yield rec.source_id, np.asarray(rec.signal, np.float64)[idx], float(rec.fs)
+        n += 1
+
+
 def _cmd_prior(args) -> int:
     import numpy as np
 
-    from .errors import ConfigError, LeadError
-    from .leads import STANDARD_LEADS
+    from .errors import ConfigError
     from .ode.fit import fit_records_prior
     from .ode.prior import fit_adaptive_proposal, write_prior
     from .ode.realism import lead_matrix
@@ -358,24 +381,9 @@ def _cmd_prior(args) -> int:
         return _cmd_prior_class(args, cls)
     folds = {int(f) for f in args.exclude_folds.split(",") if f.strip()}
     seq = open_source(args.source)
-
-    def normal_records():
-        n = 0
-        for k in range(len(seq)):
-            rec = seq[k]
-            if set(rec.labels) != {"NORM"} or int(rec.metadata.get("strat_fold", 0) or 0) in folds:
-                continue
-            missing = [ld for ld in STANDARD_LEADS if ld not in rec.leads]
-            if missing:
-                raise LeadError(f"record {rec.source_id!r} lacks the standard leads {missing}")
-            idx = [rec.leads.index(ld) for ld in STANDARD_LEADS]
-            yield rec.source_id, np.asarray(rec.signal, np.float64)[idx], float(rec.fs)
-            n += 1
-            if n >= args.max_records:
-                return
-
     rng = np.random.default_rng(args.seed)
-    prior = fit_records_prior(normal_records(), lead_matrix(), rng, log=print,
+    normal = _prior_records(seq, lambda rec: set(rec.labels) == {"NORM"}, folds, args.max_records)
+    prior = fit_records_prior(normal, lead_matrix(), rng, log=print,
                               meta={"command": "cardiosim prior fit --source " + args.source,
                                     "excluded_folds": sorted(folds)})
     if args.proposal_draws:
@@ -390,7 +398,6 @@ def _cmd_prior_class(args, cls) -> int:
     import numpy as np
 
     from .errors import ConfigError
-    from .leads import STANDARD_LEADS
     from .ode.classes import class_record_filter
     from .ode.fit import fit_records_prior
     from .ode.prior import class_screen_rates, fit_class_proposal, write_prior
@@ -406,34 +413,19 @@ def _cmd_prior_class(args, cls) -> int:
     wanted = class_record_filter(cls, system)
     folds = {int(f) for f in args.exclude_folds.split(",") if f.strip()}
     seq = open_source(args.source)
-    seen = {"records": 0, "of_class": 0, "excluded": {}}
+    seen = {"records": 0, "excluded": {}}
 
-    def class_records():
-        n = 0
-        for k in range(len(seq)):
-            rec = seq[k]
-            seen["records"] += 1
-            if int(rec.metadata.get("strat_fold", 0) or 0) in folds:
-                continue
-            ok, why = wanted(rec.codes)
-            if not ok:
-                if why:
-                    seen["excluded"][rec.source_id] = why
-                continue
-            seen["of_class"] += 1
-            missing = [ld for ld in STANDARD_LEADS if ld not in rec.leads]
-            if missing:
-                raise ConfigError(f"record {rec.source_id!r} lacks the standard leads {missing}")
-            idx = [rec.leads.index(ld) for ld in STANDARD_LEADS]
-            yield rec.source_id, np.asarray(rec.signal, np.float64)[idx], float(rec.fs)
-            n += 1
-            if n >= args.max_records:
-                return
+    def of_class(rec) -> bool:
+        seen["records"] += 1
+        ok, why = wanted(rec.codes)
+        if not ok and why:
+            seen["excluded"][rec.source_id] = why
+        return ok
 
-    recs = list(class_records())
+    recs = list(_prior_records(seq, of_class, folds, args.max_records))
     if not recs:
-        raise ConfigError(f"no {cls} record in {args.source!r} ({seen['records']} records read, folds "
-                          f"{sorted(folds)} left out, {len(seen['excluded'])} of class {cls} excluded for another "
+        raise ConfigError(f"no {cls} record in {args.source!r} ({seen['records']} records read outside the left-out "
+                          f"folds {sorted(folds)}, {len(seen['excluded'])} of class {cls} excluded for another "
                           f"class: {dict(list(seen['excluded'].items())[:5])}); a class prior needs records "
                           f"whose codes contain {cls}'s")
     rng = np.random.default_rng(args.seed)

@@ -265,3 +265,28 @@ def test_recipe_class_priors_validation(tmp_path, known_lvh):
     write_prior(known_lvh[2], path)
     with pytest.raises(ConfigError, match=r"source\.class_priors\.TINV: .* holds a LVH prior, not a TINV prior"):
         make_plan(Recipe.from_dict({"source": {"class_priors": {"TINV": str(path)}}}))
+
+
+def test_prior_records_selects_checks_leads_and_stops():
+    """The one record walk behind `prior fit` (NORM and --class): folds left out, the selector
+    applied, at most max_records, the 12 standard leads in their order, and a taken record
+    without them named in a LeadError (the class path raised a ConfigError before)."""
+    from types import SimpleNamespace
+
+    from cardiosim.cli import _prior_records
+    from cardiosim.errors import LeadError
+    from cardiosim.leads import STANDARD_LEADS
+
+    leads = tuple(reversed(STANDARD_LEADS))
+    sig = np.arange(12)[:, None] * np.ones((12, 5))          # row k holds k: the order is visible
+
+    def rec(i, fold, ok=True, lds=leads):
+        return SimpleNamespace(source_id=f"r{i}", metadata={"strat_fold": fold}, signal=sig[:len(lds)], leads=lds,
+                               fs=500.0, ok=ok)
+
+    seq = [rec(0, 10), rec(1, 1, ok=False), rec(2, 2), rec(3, 3), rec(4, 4)]
+    got = list(_prior_records(seq, lambda r: r.ok, {10}, 2))
+    assert [g[0] for g in got] == ["r2", "r3"]                 # fold 10 left out, r1 not selected, 2 at most
+    np.testing.assert_array_equal(got[0][1][:, 0], np.arange(11, -1, -1))
+    with pytest.raises(LeadError, match="'r9' lacks the standard leads"):
+        list(_prior_records([rec(9, 1, lds=leads[:-1])], lambda r: True, set(), 5))
