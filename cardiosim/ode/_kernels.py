@@ -1106,3 +1106,27 @@ def lu3_solve_kernel(lu, perm, v, out):
         out[0, t] = ((y0 - u02 * x2) - u01 * x1) * i00
         out[1, t] = x1
         out[2, t] = x2
+
+
+@njit(cache=True, nogil=True)
+def lu3_solve_fma_kernel(lu, perm, v, out):
+    """:func:`lu3_solve_kernel` in the rounding of OpenBLAS's SkylakeX (AVX-512) ``dgesv``,
+    which fuses two more updates: the first forward step ``y1 = v1 - l10 y0`` is one FMA, and
+    the first row's back substitution subtracts ``u02 x2`` unfused, then ``u01 x1`` in an FMA
+    (found by trying the orderings against ``numpy.linalg.solve`` on such a CPU; the Haswell
+    kernel rounds those two steps otherwise). Same contract: callers use it only after checking
+    it against ``numpy.linalg.solve`` bit for bit on this machine
+    (:func:`cardiosim.sources.synthetic._fast_solver`)."""
+    l10, l20, l21 = lu[1, 0], lu[2, 0], lu[2, 1]
+    u01, u02, u12 = lu[0, 1], lu[0, 2], lu[1, 2]
+    i00, i11, i22 = 1.0 / lu[0, 0], 1.0 / lu[1, 1], 1.0 / lu[2, 2]
+    p0, p1, p2 = perm[0], perm[1], perm[2]
+    for t in range(v.shape[1]):
+        y0 = v[p0, t]
+        y1 = _fma(-l10, y0, v[p1, t])
+        y2 = v[p2, t] - _fma(l21, y1, l20 * y0)
+        x2 = y2 * i22
+        x1 = (y1 - u12 * x2) * i11
+        out[0, t] = _fma(-u01, x1, y0 - u02 * x2) * i00
+        out[1, t] = x1
+        out[2, t] = x2

@@ -12,7 +12,7 @@ from .base import CardiacSource
 #: positions); a few entries, oldest dropped first.
 _FRANK_G: dict = {}
 _FRANK_G_SIZE = 8
-#: for each cached ``G_frank`` (by identity; the entry holds it): the factors of the fast
+#: for each cached ``G_frank`` (by identity; the entry holds it): the kernel and factors of the fast
 #: solve, or None where it does not give ``numpy.linalg.solve`` bit for bit (:func:`_fast_solver`)
 _FRANK_LU: dict = {}
 
@@ -43,16 +43,17 @@ def _frank_matrix(forward, frank_layout) -> np.ndarray:
 
 
 def _fast_solver(g: np.ndarray):
-    """``(lu, perm)`` for :func:`cardiosim.ode._kernels.lu3_solve_kernel` if that kernel
-    gives ``numpy.linalg.solve(g, v)`` bit for bit on this machine (checked once per matrix
-    on 4,096 columns whose magnitudes span 16 decades and on ``g``'s own columns), else
-    None (then ``numpy.linalg.solve`` is used). Cached with ``g``."""
+    """``(kernel, lu, perm)``: the first of :func:`cardiosim.ode._kernels.lu3_solve_kernel`
+    (OpenBLAS's Haswell rounding) and :func:`~cardiosim.ode._kernels.lu3_solve_fma_kernel`
+    (its SkylakeX rounding) that gives ``numpy.linalg.solve(g, v)`` bit for bit on this
+    machine (checked once per matrix on 4,096 columns whose magnitudes span 16 decades and on
+    ``g``'s own columns), else None (then ``numpy.linalg.solve`` is used). Cached with ``g``."""
     hit = _FRANK_LU.get(id(g))
     if hit is not None and hit[0] is g:
         return hit[1]
     from scipy.linalg import lu_factor
 
-    from ..ode._kernels import lu3_solve_kernel
+    from ..ode._kernels import lu3_solve_fma_kernel, lu3_solve_kernel
 
     lu, piv = lu_factor(g, check_finite=False)
     perm = np.arange(3, dtype=np.int64)
@@ -61,10 +62,16 @@ def _fast_solver(g: np.ndarray):
     rng = np.random.default_rng(20261205)
     v = rng.standard_normal((3, 4096)) * 10.0 ** rng.uniform(-8.0, 8.0, (1, 4096))
     v = np.concatenate([v, g, np.eye(3)], axis=1)
+    want = np.linalg.solve(g, v)
     out = np.empty_like(v)
     lu = np.ascontiguousarray(lu)
-    lu3_solve_kernel(lu, perm, v, out)
-    fast = (lu, perm) if np.array_equal(out, np.linalg.solve(g, v)) else None
+    fast = None
+    # which BLAS kernel numpy's OpenBLAS picked (by CPU) decides the rounding to copy
+    for kernel in (lu3_solve_kernel, lu3_solve_fma_kernel):
+        kernel(lu, perm, v, out)
+        if np.array_equal(out, want):
+            fast = (kernel, lu, perm)
+            break
     while len(_FRANK_LU) >= _FRANK_G_SIZE:
         _FRANK_LU.pop(next(iter(_FRANK_LU)))
     _FRANK_LU[id(g)] = (g, fast)
@@ -85,10 +92,9 @@ def _dipole_from_vcg(vcg_mV, forward, frank_layout) -> np.ndarray:
     fast = _fast_solver(g)
     if fast is None:
         return np.linalg.solve(g, v)
-    from ..ode._kernels import lu3_solve_kernel
-
+    kernel, lu, perm = fast
     out = np.empty_like(v)
-    lu3_solve_kernel(fast[0], fast[1], v, out)
+    kernel(lu, perm, v, out)
     return out
 
 
