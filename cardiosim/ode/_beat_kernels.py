@@ -10,12 +10,16 @@ sums them (``0 + a_0 g_0 + a_1 g_1 + ...``), ``np.gradient``'s differences divid
 the NumPy twins' bit for bit *where the C library's ``exp`` is NumPy's* (NumPy's own SIMD
 ``exp`` is used on AVX-512 machines). ``model`` therefore uses them only after
 :func:`matches_numpy` has checked them against the twins on this machine (once per
-process); else the NumPy code runs as before. The twins are :func:`render_numpy`,
+process); else the NumPy code runs as before. Where only ``exp`` differs (NumPy's SIMD
+``exp`` on AVX-512 machines is Intel's SVML, not the C library's), :func:`render_hybrid`
+keeps NumPy's ``exp`` and does the rest in kernels: :func:`gauss_arg_kernel` writes the
+exponents ``-0.5 * d²`` (the same IEEE operations NumPy's ufuncs do), ``np.exp`` runs in
+place, :func:`weighted_sum_kernel` sums the slots in ``np.einsum``'s order. The twins are :func:`render_numpy`,
 :func:`speed_numpy`, :func:`magnitude_numpy` (``Patient``'s own code) and
 ``tests/test_ode_beat_kernels.py`` asserts equality.
 
 API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
-repol, out)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol) -> (lo, hi, max |amp|)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
+repol, out)``, ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol) -> (3, n)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol) -> (lo, hi, max |amp|)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
 ``first_last_kernel(m, rel) -> (i0, i1)``.
 """
 
@@ -47,6 +51,49 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
             for k in range(n):
                 d = (t[k] - c) / s
                 out[a, k] = out[a, k] + w * math.exp(-0.5 * (d * d))
+
+
+@njit(cache=True, nogil=True)
+def gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, out):
+    """``out (3, len(idx), n) = -0.5 * ((t - tau_s) / sigma_s) ** 2``: the exponents
+    :func:`render_numpy` hands to ``np.exp`` (subtraction, division, square and product
+    each rounded once, as NumPy's element-wise ufuncs round them)."""
+    n = t.shape[0]
+    for a in range(3):
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            f = f_repol if repol[i] else 1.0
+            c = tau[a, i] * f
+            s = sigma[a, i] * f
+            for k in range(n):
+                d = (t[k] - c) / s
+                out[a, j, k] = -0.5 * (d * d)
+
+
+@njit(cache=True, nogil=True)
+def weighted_sum_kernel(amp, idx, g, out):
+    """``out (3, n) = einsum("ai,ait->at", amp[:, idx], g)`` summed as ``np.einsum`` sums
+    it (``0 + a_0 g_0 + a_1 g_1 + ...``, each product and sum rounded)."""
+    n = g.shape[2]
+    for a in range(3):
+        for k in range(n):
+            out[a, k] = 0.0
+        for j in range(idx.shape[0]):
+            w = amp[a, idx[j]]
+            for k in range(n):
+                out[a, k] = out[a, k] + w * g[a, j, k]
+
+
+def render_hybrid(t, tau, sigma, amp, idx, f_repol, repol):
+    """:func:`render_numpy` with its ``exp`` still NumPy's (``np.exp`` in place on the
+    exponents of :func:`gauss_arg_kernel`) and the rest in kernels: bit for bit where the
+    kernels' arithmetic is NumPy's, whatever ``exp`` NumPy dispatches to."""
+    g = np.empty((3, idx.shape[0], t.shape[0]))
+    gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, g)
+    np.exp(g, out=g)
+    out = np.empty((3, t.shape[0]))
+    weighted_sum_kernel(amp, idx, g, out)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -139,17 +186,22 @@ def bounds_numpy(tau, sigma, amp, idx, f_repol, repol):
             np.abs(amp[:, idx]).max())
 
 
-def matches_numpy(cases) -> bool:
+def matches_numpy(cases, render="kernel") -> bool:
     """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
-    ``(t, tau, sigma, amp, idx, f_repol, repol, dx)``."""
+    ``(t, tau, sigma, amp, idx, f_repol, repol, dx)``. ``render``: the form of the render
+    checked, ``"kernel"`` (:func:`render_kernel`, the C library's ``exp``) or ``"hybrid"``
+    (:func:`render_hybrid`, NumPy's ``exp``)."""
     for t, tau, sigma, amp, idx, f_repol, repol, dx in cases:
         got_b = bounds_kernel(tau, sigma, amp, idx, f_repol, repol)
         want_b = bounds_numpy(tau, sigma, amp, idx, f_repol, repol)
         if np.array(got_b).tobytes() != np.array(want_b, dtype=np.float64).tobytes():
             return False
         want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol)
-        got = np.empty((3, t.shape[0]))
-        render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got)
+        if render == "hybrid":
+            got = render_hybrid(t, tau, sigma, amp, idx, f_repol, repol)
+        else:
+            got = np.empty((3, t.shape[0]))
+            render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got)
         if got.tobytes() != want.tobytes():
             return False
         if t.shape[0] >= 2:

@@ -136,10 +136,13 @@ class Patient:
         for bit, :func:`_fast_kernels`)."""
         t = np.asarray(t, float)
         if t.ndim == 1 and _fast_kernels():
+            t = np.ascontiguousarray(t)
+            idx = _ALL_IDX if waves is None else _index_array(waves)
+            f = float(rr) ** (1.0 / 3.0)
+            if _render_form() == "hybrid":
+                return _beat_kernels.render_hybrid(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK)
             out = np.empty((3, t.shape[0]))
-            _beat_kernels.render_kernel(np.ascontiguousarray(t), self.tau, self.sigma, self.amp,
-                                        _ALL_IDX if waves is None else _index_array(waves),
-                                        float(rr) ** (1.0 / 3.0), _REPOL_MASK, out)
+            _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out)
             return out
         tau, sigma = scaled_timing(self.tau, self.sigma, rr)
         idx = list(range(NW)) if waves is None else list(waves)
@@ -299,12 +302,32 @@ def _index_array(waves) -> np.ndarray:
     return a
 
 
-@lru_cache(maxsize=1)
 def _fast_kernels() -> bool:
     """Whether ``_beat_kernels`` give :meth:`Patient.render` / :meth:`Patient.span_of`'s
-    NumPy results bit for bit on this machine (they do where the C library's ``exp`` is
-    NumPy's): checked once per process (≈ 20 ms) on two default beats (one jittered), every
-    wave group, two RR intervals, on the grids ``Patient.track`` renders on."""
+    NumPy results bit for bit on this machine, in one of the two render forms
+    (:func:`_render_form`)."""
+    return _render_form() is not None
+
+
+@lru_cache(maxsize=1)
+def _render_form():
+    """How :meth:`Patient.render` runs in kernels on this machine: ``"kernel"`` (all in
+    ``_beat_kernels.render_kernel``, where the C library's ``exp`` is NumPy's), ``"hybrid"``
+    (``_beat_kernels.render_hybrid``: NumPy's own ``exp``, e.g. SVML's on AVX-512, between
+    two kernels), or None (neither gives the NumPy code bit for bit: NumPy runs). The
+    first form whose kernels (render, bounds, speed, magnitude, first/last) all give their
+    NumPy twins' results bit for bit, checked once per process (≈ 20 ms) on two default
+    beats (one jittered), every wave group, two RR intervals, on the grids
+    ``Patient.track`` renders on."""
+    cases = _check_cases()
+    for form in ("kernel", "hybrid"):
+        if _beat_kernels.matches_numpy(cases, render=form):
+            return form
+    return None
+
+
+def _check_cases():
+    """The cases :func:`_render_form` checks (see there)."""
     rng = np.random.default_rng(20261205)
     base = default_patient()
     cases = []
@@ -322,7 +345,7 @@ def _fast_kernels() -> bool:
                 idx = list(waves)
                 t = np.arange((ts[:, idx] - 5 * ss[:, idx]).min(), (ts[:, idx] + 5 * ss[:, idx]).max(), 1 / 2000)
                 cases.append((t, tau, sigma, amp, _index_array(waves), f, _REPOL_MASK, 1 / 2000))
-    return _beat_kernels.matches_numpy(cases)
+    return cases
 
 
 def scaled_timing(tau, sigma, rr):
