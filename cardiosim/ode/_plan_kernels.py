@@ -20,7 +20,10 @@ Two kinds:
   random-phase spectrum, ``exp`` / ``cos`` / ``sin``) equals NumPy only where the C
   library's functions are NumPy's, so it is used only after :func:`spectrum_matches`
   checked it bit for bit against :func:`spectrum_numpy` in this process (once; else the
-  NumPy code runs), as ``_beat_kernels`` does.
+  NumPy code runs), as ``_beat_kernels`` does. Where only ``exp`` differs (NumPy's SIMD
+  ``exp`` on AVX-512 machines is Intel's SVML), :func:`spectrum_hybrid` keeps NumPy's
+  ``exp`` between two exact kernels (:func:`spectrum_arg_kernel`,
+  :func:`spectrum_finish_kernel`); :func:`spectrum_form` picks the form that passed.
 
 API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
 ``tests/test_ode_plan_kernels.py`` asserts equality):
@@ -34,7 +37,9 @@ tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, c
 n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
-``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``.
+``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
+``spectrum(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases) -> spec`` (in the
+checked form, :func:`spectrum_form`).
 """
 
 from __future__ import annotations
@@ -251,6 +256,51 @@ def spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phas
         spec[k] = complex(a * c - 0.0 * s, a * s + 0.0 * c)
 
 
+@njit(cache=True, nogil=True)
+def spectrum_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, out):
+    """``out (2, n)``: the exponents ``-0.5 * ((f - peak) / width) ** 2`` of the LF and HF
+    peaks that :func:`spectrum_numpy` hands to ``np.exp`` (each operation rounded once, as
+    NumPy's element-wise ufuncs round them)."""
+    for k in range(f.shape[0]):
+        d1 = (f[k] - lf_hz) / lf_width_hz
+        d2 = (f[k] - hf_hz) / hf_width_hz
+        out[0, k] = -0.5 * (d1 * d1)
+        out[1, k] = -0.5 * (d2 * d2)
+
+
+@njit(cache=True, nogil=True)
+def spectrum_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec):
+    """:func:`spectrum_kernel` after its two ``exp``: ``e (2, n)`` holds them (computed by
+    NumPy); the power, its square root and the random-phase product as there."""
+    for k in range(e.shape[1]):
+        p = lf_hf_ratio * e[0, k] / lf_width_hz + e[1, k] / hf_width_hz
+        a = math.sqrt(p) if k > 0 else 0.0
+        c = math.cos(phases[k])
+        s = math.sin(phases[k])
+        spec[k] = complex(a * c - 0.0 * s, a * s + 0.0 * c)
+
+
+def spectrum_hybrid(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases):
+    """:func:`spectrum_numpy` with its ``exp`` still NumPy's (in place on the exponents of
+    :func:`spectrum_arg_kernel`) and the rest in kernels."""
+    e = np.empty((2, f.shape[0]))
+    spectrum_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, e)
+    np.exp(e, out=e)
+    spec = np.empty(f.shape[0], np.complex128)
+    spectrum_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)
+    return spec
+
+
+def spectrum(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases):
+    """The random-phase spectrum in the form :func:`spectrum_form` checked (call only where
+    :func:`fast_spectrum` is true)."""
+    if spectrum_form() == "kernel":
+        spec = np.empty(f.shape[0], np.complex128)
+        spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)
+        return spec
+    return spectrum_hybrid(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases)
+
+
 # --- NumPy twins (the oracle) --------------------------------------------------------
 def times_numpy(rr, start, duration_pad):
     r_times = start + np.concatenate([[0.0], np.cumsum(rr)])
@@ -364,23 +414,37 @@ def spectrum_cases(rng):
     return cases
 
 
-def spectrum_matches(cases) -> bool:
-    """Whether :func:`spectrum_kernel` gives :func:`spectrum_numpy`'s spectra bit for bit
+def spectrum_matches(cases, form="kernel") -> bool:
+    """Whether :func:`spectrum_kernel` (``form="kernel"``) or :func:`spectrum_hybrid`
+    (``"hybrid"``) gives :func:`spectrum_numpy`'s spectra bit for bit
     (signed zeros included) on ``cases`` (tuples of its arguments without ``spec``)."""
     for case in cases:
         want = spectrum_numpy(*case)
-        got = np.empty(case[0].shape[0], np.complex128)
-        spectrum_kernel(*case, got)
+        if form == "hybrid":
+            got = spectrum_hybrid(*case)
+        else:
+            got = np.empty(case[0].shape[0], np.complex128)
+            spectrum_kernel(*case, got)
         if got.tobytes() != want.tobytes():
             return False
     return True
 
 
-@lru_cache(maxsize=1)
 def fast_spectrum() -> bool:
-    """:func:`spectrum_matches` on :func:`spectrum_cases`, once per process (≈ 1 ms after
-    compilation)."""
+    """Whether a kernel form of the spectrum gives NumPy's bit for bit here (:func:`spectrum_form`)."""
+    return spectrum_form() is not None
+
+
+@lru_cache(maxsize=1)
+def spectrum_form():
+    """``"kernel"`` or ``"hybrid"``: the first form for which :func:`spectrum_matches` holds
+    on :func:`spectrum_cases`, checked once per process (≈ 1 ms after compilation); None if
+    neither (then the NumPy code runs)."""
     try:
-        return spectrum_matches(spectrum_cases(np.random.default_rng(20261206)))
+        cases = spectrum_cases(np.random.default_rng(20261206))
+        for form in ("kernel", "hybrid"):
+            if spectrum_matches(cases, form):
+                return form
+        return None
     except Exception:  # pragma: no cover - a numba failure: NumPy it is
-        return False
+        return None

@@ -93,8 +93,7 @@ def _rr_series(duration, rng, heart_rate, heart_rate_std, lf_hf_ratio, lf_hz, hf
         # a cache of it never hits) and the random phases (bit for bit, checked once)
         f = _rfft_freqs(n, float(fs_rr))
         phases = uniform(rng, 0.0, 2 * np.pi, f.shape[0])
-        spec = np.empty(f.shape[0], np.complex128)
-        _plan_kernels.spectrum_kernel(f, *args, phases, spec)
+        spec = _plan_kernels.spectrum(f, *args, phases)
     else:
         amplitude = _spectrum_amplitude(n, float(fs_rr), *args)
         phases = rng.uniform(0.0, 2 * np.pi, amplitude.shape[0])
