@@ -5,6 +5,7 @@ for bit, part by part; and the render form ``model`` picks."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cardiosim.ode import _beat_kernels as K
 from cardiosim.ode import model as M
@@ -19,6 +20,8 @@ def _case(p, waves, rr, fs=2000.0):
 
 
 def test_gauss_arg_and_weighted_sum_kernels_equal_numpy_bit_for_bit(rng):
+    if M._render_form() is None:  # the NumPy code runs: nothing to compare
+        pytest.skip("no render form gives NumPy's results on this machine")
     p = sample_patient(rng, morphology="LBBB")
     for waves in (M.P_WAVES, M.QRS_WAVES, M.REPOL, tuple(range(M.NW))):
         for rr in (1.0, 0.47, 1.6):
