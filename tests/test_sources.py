@@ -386,3 +386,25 @@ def test_synthetic_source_caches_the_frank_matrix_bit_for_bit():
     assert len(hits) == 2 and not np.array_equal(hits[0], hits[1])
     with pytest.raises(SignalError, match="NaN"):
         synthetic._dipole_from_vcg(np.full((3, 10), np.nan), ctx.forward, lay)
+
+
+def test_ode_source_class_draw_is_generator_choice():
+    """``dataset.plan``'s cached class draw picks what ``rng.choice(n, p=w / w.sum())`` picked
+    and leaves the generator where ``choice`` left it (zero and uneven weights too)."""
+    from cardiosim.dataset.plan import _class_cdf
+    from cardiosim.dataset.recipe import DEFAULT_ODE_CLASSES
+
+    mixes = [dict(DEFAULT_ODE_CLASSES), {"SR+NORM": 3.0, "AF+NORM": 0.0, "SR+LVH": 0.25, "PVC+NORM": 1e-9},
+             {"IAVB+RBBB": 1.0}]
+    for classes in mixes:
+        combos, cdf = _class_cdf(tuple(classes.items()))
+        names = sorted(classes)
+        w = np.array([classes[c] for c in names], dtype=float)
+        for seed in range(300):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            want = names[int(a.choice(len(names), p=w / w.sum()))]
+            import bisect
+
+            got = combos[bisect.bisect_right(cdf, b.random())]
+            assert "+".join(got) == want
+            assert a.random() == b.random()

@@ -13,6 +13,7 @@ Record ``i`` is a pure function of (recipe, ``i``):
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import functools
@@ -156,15 +157,30 @@ def _sha256_cached(path: str) -> str:
     return sha256_file(Path(path))
 
 
+@functools.lru_cache(maxsize=16)
+def _class_cdf(classes: tuple) -> tuple[tuple, list]:
+    """The class mix ``(combo, weight)`` pairs of a recipe as ``((rhythm, morphology), ...)``
+    in sorted order and the cumulative distribution ``Generator.choice`` draws them from
+    (``p = w / w.sum()``, ``cdf = p.cumsum()``, ``cdf /= cdf[-1]``; the choice is the first
+    entry above one ``random()``), computed once per class mix."""
+    weights = dict(classes)
+    combos = sorted(weights)
+    w = np.array([weights[c] for c in combos], dtype=float)
+    cdf = (w / w.sum()).cumsum()
+    cdf /= cdf[-1]
+    return tuple(tuple(c.split("+")) for c in combos), cdf.tolist()
+
+
 def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..ode.prior import read_prior_cached
     from ..sources import synthetic_source
 
     rng = source_rng(recipe.seed, src)
-    combos = sorted(recipe.source.classes)
-    w = np.array([recipe.source.classes[c] for c in combos], dtype=float)
-    combo = combos[int(rng.choice(len(combos), p=w / w.sum()))]
-    rhythm, morphology = combo.split("+")
+    combos, cdf = _class_cdf(tuple(recipe.source.classes.items()))
+    # ``rng.choice(len(combos), p=w / w.sum())`` (Generator.choice: one ``random()`` against
+    # the normalised cumulative sum, ``searchsorted(side="right")``) without re-validating
+    # and re-summing the recipe's weights at every source
+    rhythm, morphology = combos[bisect.bisect_right(cdf, rng.random())]
     # the wearer's activity is drawn per source (its own stream) and sets the heart rate
     from ..noise.textile import draw_source_activity
     activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
