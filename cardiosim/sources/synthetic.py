@@ -15,6 +15,8 @@ _FRANK_G_SIZE = 8
 #: for each cached ``G_frank`` (by identity; the entry holds it): the kernel and factors of the fast
 #: solve, or None where it does not give ``numpy.linalg.solve`` bit for bit (:func:`_fast_solver`)
 _FRANK_LU: dict = {}
+#: ``"ode_" + name`` of every ODE parameter name seen (the metadata keys of a source)
+_META_KEYS: dict = {}
 
 
 def _frank_matrix(forward, frank_layout) -> np.ndarray:
@@ -134,7 +136,13 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
     rr = np.asarray(beats.rr, dtype=float)
     hr = float(60.0 / rr.mean()) if rr.size else float("nan")
     meta = {"ode_class": f"{rhythm}+{morphology}"}
-    meta.update({f"ode_{k}": v for k, v in beats.params.items() if isinstance(v, (int, float, str, bool))})
+    keys = _META_KEYS
+    for k, v in beats.params.items():
+        if isinstance(v, (int, float, str, bool)):
+            key = keys.get(k)
+            if key is None:  # the ~110 parameter names repeat record after record: built once
+                key = keys[k] = f"ode_{k}"
+            meta[key] = v
     return CardiacSource(dipole=dipole, fs=float(beats.fs), source_id=source_id, labels=tuple(beats.labels),
                          heart_rate=hr, breathing_rate=float(beats.params.get("breathing_rate_per_min", np.nan)),
                          metadata=meta, annotations={k: np.asarray(v, dtype=np.int64) for k, v in beats.annotations.items()},
