@@ -109,7 +109,8 @@ def _simulated_floor(device, noise=None, n=4, keys=("share_30_40", "share_mains"
                                rhythm="SR", morphology="NORM", source_id=f"floor:{i}")
         rec = simulate_record(src, np.random.default_rng([5, i, 1]), context=ctx, config=cfg)
         recs.append(_median_over_leads(rec.ecg, rec.fs, keys))
-    return {k: float(np.median([r[k] for r in recs])) for k in recs[0]}
+    # a record with no usable between-beat segment reads NaN: left out of the median, not a NaN result
+    return {k: float(np.nanmedian([r[k] for r in recs])) for k in recs[0]}
 
 
 def test_default_wearer_at_rest_is_clean_between_beats_as_real_devices(real_floor):
@@ -161,15 +162,7 @@ def _textile_dir():
     return d
 
 
-@pytest.mark.parametrize("electrode", [
-    "gel",
-    pytest.param("textile", marks=pytest.mark.xfail(strict=False, reason=(
-        "measured 2026-12-06 after the cardiac-floor fix of noise.textile.residual and the refit: simulated "
-        "30-40 Hz RMS between beats over QRS 0.00176 vs real fit subjects 0.00096 (1.84x; before 0.00129, 1.35x). "
-        "The old measure's inflated cardiac floor had pushed the fitted textile-rest level down (log calibration "
-        "-1.00); with the floor fixed the level that reads the fit subjects' median noise-to-QRS is 1.5x higher and "
-        "its fitted spectrum carries more 30-40 Hz between beats than the real records' TP segments show"))),
-])
+@pytest.mark.parametrize("electrode", ["gel", "textile"])
 def test_activity_noise_at_rest_is_no_broadband_floor(electrode):
     """The fitted ``activity`` noise of a wearer at rest, alone, through the chest strap: its
     30-40 Hz RMS between beats over the QRS is no larger (x 1.5) than that of the whole real
@@ -184,5 +177,8 @@ def test_activity_noise_at_rest_is_no_broadband_floor(electrode):
     d = _textile_dir()
     real = float(np.nanmedian([interbeat_floor(textile.read_textile_record(d, s, electrode, "rest")[0], 500.0).hf_re_qrs
                             for s in textile.FIT_SUBJECTS]))
-    sim = _simulated_floor("chest_strap_500hz", {"kinds": ("activity",), "electrode": electrode}, keys=("hf_re_qrs",))
+    # 24 records: the fitted level spreads 0.66 (log) between records, so the median of 4 moved by
+    # +-50 % (textile after the 2026-12-06 refit: 4 records 1.84x real, 12 1.46x, 24 1.18x)
+    sim = _simulated_floor("chest_strap_500hz", {"kinds": ("activity",), "electrode": electrode}, n=24,
+                           keys=("hf_re_qrs",))
     assert sim["hf_re_qrs"] <= 1.5 * real, (sim, real)
