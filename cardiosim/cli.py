@@ -234,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=_nonneg_int, default=0, help="record position in the dataset")
     p.add_argument("--output", "-o", type=Path, help="PNG file (default: <dataset>-record<N>.png)")
 
+    m = sub.add_parser("measure", help="measure a recording's noise the way the textile noise model is fitted",
+                       description="Per lead: noise-to-QRS ratio of every 2-s segment (the non-cardiac residual's RMS "
+                                   "over the median beat's QRS peak-to-peak), its artefact grade 1-4 by the grading "
+                                   "rule fitted to the textile recordings' graders, the residual's kurtosis, rail "
+                                   "hits and contact loss. Compare your device's recordings with the README's "
+                                   "textile table, or with a simulated dataset (give the .nc file and --record).")
+    m.add_argument("path", type=Path, help="a WFDB record (path with or without .hea) or a cardiosim dataset (.nc or "
+                                           "shard directory)")
+    m.add_argument("--record", type=_nonneg_int, help="record position, for a dataset")
+    m.add_argument("--channel", action="append", help="lead or channel name to measure (repeatable; default all)")
+    m.add_argument("--json", type=Path, help="also write the full measures (per segment too) to this JSON file")
+
     s = sub.add_parser("sim2real", help="sim-to-real benchmark: train on simulated data, test on real recordings",
                        description="Train the same small model under each condition (clean, classic augmentation, "
                                    "physics, real) and score it on real recordings ($CARDIOSIM_DATA).")
@@ -461,6 +473,87 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _measure_signals(args):
+    """``(signals [c, T] float64, fs, names, rails)`` of the record ``cardiosim measure`` reads."""
+    import numpy as np
+
+    from .errors import ConfigError
+
+    path = args.path
+    if path.suffix == ".nc" or (path.is_dir() and any(path.glob("*.nc"))):
+        from .dataset import open_dataset
+
+        if args.record is None:
+            raise ConfigError(f"{path} is a dataset: say which record with --record N")
+        ds = open_dataset(path)
+        try:
+            n = ds.sizes["record"]
+            if not 0 <= args.record < n:
+                raise ConfigError(f"--record {args.record} is out of range; the dataset has {n} records")
+            rec = ds.isel(record=args.record)
+            x = np.asarray(rec["ecg"].values, dtype=np.float64)
+            names = [str(v) for v in ds["lead"].values]
+            fs = float(ds.attrs["sampling_rate"])
+            device = str(ds.attrs.get("device", ""))
+        finally:
+            ds.close()
+        # the device's ADC rails, where the dataset names a shipped profile (else rails are not read)
+        from .device import device_names, load_device
+
+        if device in device_names():
+            d = load_device(device)
+            return x, fs, names, (-d.input_range_mv, d.input_range_mv - d.lsb_mv)
+        return x, fs, names, None
+    if args.record is not None:
+        raise ConfigError(f"--record is for datasets; {path} is read as a WFDB record")
+    from .sources.wfdb_reader import read_wfdb_signal
+
+    # only ratios are measured: channels in ADC units are read as they are
+    x, fs, names, _ = read_wfdb_signal(path, lead_names=False, require_volts=False)
+    return x, fs, [str(n) for n in names], None
+
+
+def _cmd_measure(args) -> int:
+    import json
+
+    from ._atomic import atomic_path
+    from .errors import LeadError, SignalError
+    from .noise.textile import summarize_recording
+
+    x, fs, names, rails = _measure_signals(args)
+    if args.channel:
+        unknown = [c for c in args.channel if c not in names]
+        if unknown:
+            raise LeadError(f"unknown channel(s) {', '.join(unknown)}; the record has {', '.join(names)}")
+        keep = [names.index(c) for c in args.channel]
+    else:
+        keep = list(range(len(names)))
+    out, failed = {}, 0
+    _say(args, f"{args.path}: {len(keep)} lead(s) at {fs:g} Hz, {x.shape[1] / fs:.1f} s; 2-s segments")
+    _say(args, "| lead | beats | noise/QRS median (IQR) | grades 1-4 % | record grade | kurtosis | rail / contact % |")
+    _say(args, "| --- | --- | --- | --- | --- | --- | --- |")
+    for k in keep:
+        try:
+            r = summarize_recording(x[k], fs, rails=rails)
+        except SignalError as exc:
+            failed += 1
+            out[names[k]] = {"error": str(exc)}
+            _say(args, f"| {names[k]} | not measurable: {exc} | | | | | |")
+            continue
+        out[names[k]] = r
+        gf = "/".join(f"{100 * v:.0f}" for v in r["grade_fractions"])
+        _say(args, f"| {names[k]} | {r['n_beats']} | {r['noise_to_qrs_median']:.3f} ({r['noise_to_qrs_q25']:.3f}-"
+                   f"{r['noise_to_qrs_q75']:.3f}) | {gf} | {r['record_grade']} | {r['residual_kurtosis']:.1f} | "
+                   f"{100 * r['rail_fraction']:.1f} / {100 * r['contact_fraction']:.1f} |")
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps({"path": str(args.path), "fs": fs, "leads": out}, indent=1) + "\n")
+        _say(args, f"wrote {args.json}")
+    if failed == len(keep):
+        raise SignalError(f"no lead of {args.path} could be measured")
+    return 0
+
+
 def _cmd_warmup(args) -> int:
     import time
 
@@ -573,7 +666,7 @@ def main(argv=None) -> int:
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
                "export": _cmd_export,
                "bench": _cmd_bench, "warmup": _cmd_warmup, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
-               "refine": _cmd_refine}[args.command]
+               "refine": _cmd_refine, "measure": _cmd_measure}[args.command]
     import warnings
 
     shown = _CliWarnings(args.command)

@@ -93,3 +93,61 @@ def test_warnings_are_one_line_each_and_repeats_are_counted(monkeypatch, capsys)
                      "cardiosim info: warning: record r9: leads ['V2'] are flat",
                      "cardiosim info: warning: 2 more LabelMappingWarning not shown (5 in all)"]
     assert out.out == "done\n"
+
+
+def _beat_train(fs, seconds, rng):
+    """A lead of identical beats (QRS peak-to-peak 1.0 + 0.25 = 1.25 mV before the band-pass) at
+    varying RR, and 2-30 Hz Gaussian noise of RMS 0.05 mV."""
+    import numpy as np
+    from scipy import signal
+
+    n = int(seconds * fs)
+    t = np.arange(int(0.5 * fs)) / fs - 0.1
+    beat = (np.exp(-0.5 * (t / 0.010) ** 2) - 0.25 * np.exp(-0.5 * ((t - 0.025) / 0.008) ** 2)
+            + 0.25 * np.exp(-0.5 * ((t - 0.26) / 0.045) ** 2))
+    x = np.zeros(n)
+    r = int(0.3 * fs)
+    while r + beat.size < n:
+        x[r: r + beat.size] += beat
+        r += int(rng.uniform(0.7, 0.95) * fs)
+    noise = signal.sosfiltfilt(signal.butter(4, [2.0, 30.0], "bandpass", fs=fs, output="sos"), rng.standard_normal(n))
+    return x, 0.05 * noise / noise.std()
+
+
+def test_measure_reads_a_wfdb_record_and_a_dataset(tmp_path):
+    """``cardiosim measure``: a WFDB record (one lead in mV, one in ADC units) with noise of known
+    RMS on a beat train reads that RMS over the QRS size; a dataset needs --record; an unknown
+    channel is named; the JSON holds every segment."""
+    import json
+
+    import numpy as np
+    import wfdb
+
+    from cardiosim.noise.textile import measure_record
+
+    fs = 500.0
+    x, noise = _beat_train(fs, 30.0, np.random.default_rng(3))
+    expected = 0.05 / measure_record(x, fs).qrs_pp            # the clean train's own QRS size
+    sig = np.stack([x + noise, 200.0 * (x + noise)], axis=1)
+    wfdb.wrsamp("rec", fs=fs, units=["mV", "adu"], sig_name=["ECG", "RAW"], p_signal=sig, fmt=["16", "16"],
+                adc_gain=[1000.0, 5.0], baseline=[0, 0], write_dir=str(tmp_path))
+    out = run("measure", "rec", "--json", "m.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    res = json.loads((tmp_path / "m.json").read_text())
+    for lead in ("ECG", "RAW"):
+        m = res["leads"][lead]
+        assert m["noise_to_qrs_median"] == pytest.approx(expected, rel=0.15), (lead, m["noise_to_qrs_median"])
+        assert len(m["noise_to_qrs"]) == len(m["grades"]) == 15
+    assert res["leads"]["RAW"]["qrs_pp"] == pytest.approx(200.0 * res["leads"]["ECG"]["qrs_pp"], rel=0.01)
+    assert "| ECG |" in out.stdout and "| RAW |" in out.stdout
+    bad = run("measure", "rec", "--channel", "V9", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown channel(s) V9" in bad.stderr and "ECG, RAW" in bad.stderr
+
+    gen = run("generate", "--records", "2", "--duration", "8", "--device", "chest_strap_500hz", "--output", "d.nc",
+              "--no-progress", cwd=tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    need = run("measure", "d.nc", cwd=tmp_path)
+    assert need.returncode == 2 and "--record" in need.stderr
+    one = run("measure", "d.nc", "--record", "1", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "| ECG |" in one.stdout

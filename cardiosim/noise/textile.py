@@ -388,6 +388,35 @@ def grade_fractions(grades) -> list[float]:
 
 
 
+def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] | None = None) -> dict:
+    """What the textile noise model is fitted and judged with, measured on one lead of any
+    recording (your device's, or a simulated record exported to WFDB): per 2-s segment the
+    noise-to-QRS ratio (:func:`measure_record`) and its artefact grade by the shipped grading
+    rule (fitted to the graders of textile subjects 01-03), summarised for the record.
+
+    Returns
+    -------
+    dict with ``n_beats``, ``qrs_pp`` (the record's units), ``noise_to_qrs_median``, ``_q25``,
+    ``_q75``, ``residual_kurtosis`` (excess, between beats), ``grade_fractions`` (grades 1-4),
+    ``record_grade`` (grade of the median segment), ``rail_fraction``, ``contact_fraction`` and
+    the per-segment ``noise_to_qrs`` and ``grades`` lists.
+
+    Raises
+    ------
+    SignalError
+        A lead shorter than 4 s, with NaN samples, or with fewer than 3 detectable beats.
+    """
+    m = measure_record(x, fs, rails=rails)
+    thr = _thresholds()
+    g = grade(m.noise_to_qrs, thr)
+    q25, q50, q75 = np.nanpercentile(m.noise_to_qrs, [25, 50, 75])
+    return {"n_beats": m.n_beats, "qrs_pp": m.qrs_pp, "noise_to_qrs_median": float(q50),
+            "noise_to_qrs_q25": float(q25), "noise_to_qrs_q75": float(q75), "residual_kurtosis": m.kurtosis,
+            "grade_fractions": grade_fractions(g), "record_grade": int(grade(q50, thr)),
+            "rail_fraction": float(np.mean(m.rail)), "contact_fraction": float(np.mean(m.contact)),
+            "noise_to_qrs": [round(float(v), 6) for v in m.noise_to_qrs], "grades": [int(v) for v in g]}
+
+
 def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     """Artefact grade (1-4, the rule fitted to the graders' labels) of a simulated record,
     per 2-s segment and for the whole record.

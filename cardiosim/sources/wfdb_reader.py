@@ -75,11 +75,13 @@ def _comment_value(comments, key):
 
 
 def read_wfdb_signal(path, expected_fs=None, *, required_leads=None, leads=None, channels=None,
-                     lead_names: bool = True):
+                     lead_names: bool = True, require_volts: bool = True):
     """Signals of a WFDB record in mV, checked; no labels (used by every WFDB-based reader).
 
     ``lead_names=False`` keeps the header's channel names as they are (records whose
-    channels are not ECG leads, e.g. noise recordings).
+    channels are not ECG leads, e.g. noise recordings). ``require_volts=False`` passes
+    channels in other units (e.g. ADC units, ``adu``) through unscaled, for measures that use
+    only ratios; by default they are a DataFormatError.
 
     Returns
     -------
@@ -116,6 +118,9 @@ def read_wfdb_signal(path, expected_fs=None, *, required_leads=None, leads=None,
     scale = []
     for name, unit in zip(rec.sig_name, rec.units):
         u = (unit or "mV").strip().upper()
+        if u not in _TO_MV and not require_volts:
+            scale.append(1.0)
+            continue
         if u not in _TO_MV:
             raise DataFormatError(f"record {sid!r}: channel {name!r} has units {unit!r}; expected mV, uV or V")
         scale.append(_TO_MV[u])
