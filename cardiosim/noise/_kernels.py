@@ -1331,3 +1331,51 @@ def add3_ref(p, a, b, c):
 
 
 KERNELS["add3"] = (add3_kernel, add3_ref)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def impedance_pressure_kernel(z0, z_inf, d0, shape, pressure, out):  # pragma: no cover - compiled
+    """:func:`impedance_decay_kernel` divided by the contact pressure's square root in the
+    same pass: ``out[e, t] = (float32(z_inf[e]) + float32(z0[e] - z_inf[e]) * (d0 * shape[t]))
+    / sqrt(float32(pressure[e, t]))`` (``pressure`` float64 [n_e, T]), NumPy's
+    ``z /= np.sqrt(pressure, dtype=float32)`` after the decay: the float32 cast, square
+    root and division are correctly rounded IEEE operations, the same here as in NumPy
+    (``error_model="numpy"``: no zero-division branch, so the loop vectorises; 0.030 ->
+    0.018 ms for 9 x 5,000 samples)."""
+    n_e, n = out.shape
+    for e in range(n_e):
+        a = np.float32(z_inf[e])
+        b = np.float32(z0[e] - z_inf[e])
+        for t in range(n):
+            out[e, t] = (a + b * (d0 * shape[t])) / np.sqrt(np.float32(pressure[e, t]))
+
+
+def impedance_pressure_ref(z0, z_inf, d0, shape, pressure):
+    """NumPy twin of :func:`impedance_pressure_kernel`."""
+    z = impedance_decay_ref(z0, z_inf, d0, shape)
+    z /= np.sqrt(pressure, dtype=np.float32)
+    return z
+
+
+KERNELS["impedance_pressure"] = (impedance_pressure_kernel, impedance_pressure_ref)
+
+
+@njit(cache=True, nogil=True)
+def positive_finite_kernel(x):  # pragma: no cover - compiled
+    """Whether every sample of a 2-D float array is positive and finite (``0 < x < inf``;
+    NaN fails both comparisons): ``not (np.any(x <= 0) or not np.all(np.isfinite(x)))``
+    without the temporary boolean arrays (a count of integer flags, so the loop vectorises)."""
+    good = 0
+    for i in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            v = x[i, t]
+            good += np.int64(v > 0.0) & np.int64(v < np.inf)
+    return good == x.shape[0] * x.shape[1]
+
+
+def positive_finite_ref(x):
+    """NumPy twin of :func:`positive_finite_kernel`."""
+    return not (np.any(x <= 0) or not np.all(np.isfinite(x)))
+
+
+KERNELS["positive_finite"] = (positive_finite_kernel, positive_finite_ref)

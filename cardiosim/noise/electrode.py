@@ -181,9 +181,14 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     wear = lo + (hi - lo) * float(u[-1])
     # z_inf + (z0 - z_inf) * (decay at the start * decay over the record), float32, one pass
     z = np.empty((n_e, n), dtype=_F32)
-    _kernels.impedance_decay_kernel(z0, zinf, _F32(np.exp(-wear / cfg.hydration_tau_s)),
-                                    _decay_shape(n, float(fs), float(cfg.hydration_tau_s)), z)
-    if pressure is not None:
+    d0, shape = _F32(np.exp(-wear / cfg.hydration_tau_s)), _decay_shape(n, float(fs), float(cfg.hydration_tau_s))
+    if pressure is None:
+        _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
+    elif pressure.dtype == np.float64 and pressure.shape == z.shape:
+        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit)
+        _kernels.impedance_pressure_kernel(z0, zinf, d0, shape, pressure, z)
+    else:
+        _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
 
@@ -305,7 +310,8 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
 
     if motion is not None:
         pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
-        if np.any(pressure <= 0) or not np.all(np.isfinite(pressure)):
+        # [n_e, T] (_check_motion): positive and finite checked in one pass, no temporaries
+        if not _kernels.positive_finite_kernel(pressure):
             raise SignalError("motion.contact_pressure must be positive and finite")
         breathing = np.asarray(motion.breathing, dtype=_F32)
         muscle = np.asarray(motion.muscle, dtype=_F32)

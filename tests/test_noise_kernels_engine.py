@@ -1,0 +1,76 @@
+"""Kernels of the batched-engine work on the noise stage agree bit for bit with their NumPy
+twins (the code they replaced), including the values that decide a branch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cardiosim.noise._kernels import KERNELS
+
+
+def _impedance_inputs(rng, n=3001):
+    z0 = np.exp(rng.uniform(np.log(93e3), np.log(350e3), 9))
+    zinf = np.exp(rng.uniform(np.log(20e3), np.log(56e3), 9))
+    shape = np.exp(np.arange(n, dtype=np.float32) * np.float32(-1 / 1200 / 500))
+    d0 = np.float32(np.exp(-1234.5 / 1200.0))
+    return z0, zinf, d0, shape
+
+
+@pytest.mark.parametrize("spread", [0.05, 1.0, 8.0])
+def test_impedance_pressure_twin_bit_identical(rng, spread):
+    """Decay and the division by sqrt(float32(pressure)) in one pass equal NumPy's passes
+    (``impedance_decay`` then ``z /= np.sqrt(pressure, dtype=float32)``) bit for bit, over
+    pressures from near 0 to large (sub-normal-free, the range motion produces and beyond)."""
+    kern, ref = KERNELS["impedance_pressure"]
+    z0, zinf, d0, shape = _impedance_inputs(rng)
+    pressure = np.exp(rng.normal(0.0, spread, (9, shape.size)))
+    out = np.empty((9, shape.size), dtype=np.float32)
+    kern(z0, zinf, d0, shape, pressure, out)
+    want = ref(z0, zinf, d0, shape, pressure)
+    assert out.tobytes() == want.tobytes()
+
+
+def test_impedance_pressure_equals_the_two_step_path(rng):
+    """The kernel is the decay kernel followed by NumPy's in-place division (what
+    ``_draw_impedance`` ran before), also where float64 pressures round to one float32."""
+    kern, _ = KERNELS["impedance_pressure"]
+    decay, _ = KERNELS["impedance_decay"]
+    z0, zinf, d0, shape = _impedance_inputs(rng, 2000)
+    pressure = 1.0 + rng.uniform(-1e-8, 1e-8, (9, 2000))     # many ties of the float32 cast
+    pressure[0, :5] = [1e-30, 1e30, 0.5, 2.0, 4.0]
+    a = np.empty((9, 2000), dtype=np.float32)
+    decay(z0, zinf, d0, shape, a)
+    a /= np.sqrt(pressure, dtype=np.float32)
+    b = np.empty_like(a)
+    kern(z0, zinf, d0, shape, pressure, b)
+    assert a.tobytes() == b.tobytes()
+
+
+def test_positive_finite_twin(rng):
+    kern, ref = KERNELS["positive_finite"]
+    x = np.exp(rng.normal(0.0, 3.0, (9, 5001)))
+    assert kern(x) and ref(x)
+    for bad in (0.0, -0.0, -1e-300, -5.0, np.nan, np.inf, -np.inf):
+        for pos in ((0, 0), (4, 2500), (8, 5000)):
+            y = x.copy()
+            y[pos] = bad
+            assert kern(y) == ref(y) is False
+    assert kern(np.full((2, 3), 5e-324))          # the smallest positive double is positive
+
+
+def test_electrode_noise_rejects_bad_pressure_as_before(rng):
+    """simulate_electrode_noise still refuses a non-positive or non-finite contact pressure."""
+    from types import SimpleNamespace
+
+    from cardiosim.errors import SignalError
+    from cardiosim.noise import simulate_electrode_noise
+
+    n_e, n = 3, 1000
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        p = np.ones((n_e, n))
+        p[1, 7] = bad
+        motion = SimpleNamespace(fs=500.0, breathing=np.zeros(n), contact_pressure=p, muscle=np.zeros(n),
+                                 params={})
+        with pytest.raises(SignalError, match="contact_pressure"):
+            simulate_electrode_noise(n_e, n, 500.0, rng, motion=motion)
