@@ -560,7 +560,7 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
             if name in montage.leads:
                 leads[montage.leads.index(name)] += source.residual[row]
                 clean_leads[montage.leads.index(name)] += source.residual[row]
-    if not np.all(np.isfinite(leads)):
+    if not _all_finite(leads):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
 
     clean_recorded = None
@@ -630,17 +630,55 @@ def _leads_into(montage, phi: np.ndarray, rows: np.ndarray, row0: int) -> np.nda
     return montage.apply(phi)
 
 
+def _all_finite(x: np.ndarray) -> bool:
+    """``np.all(np.isfinite(x))`` of the float64 leads in one pass without a temporary
+    (:func:`cardiosim.device._kernels.all_finite_kernel`)."""
+    from .device._kernels import all_finite_kernel
+
+    if x.dtype == np.float64 and x.ndim == 2:
+        return bool(all_finite_kernel(x))
+    return bool(np.all(np.isfinite(x)))
+
+
+def _noise_kinds(by_kind: dict, shape: tuple):
+    """The noise kinds as :func:`cardiosim.device._kernels.noisy_sum_montage_rows_kernel`
+    takes them: ``(arrays, which, consts)`` -- the C-contiguous float32 ``[n_e, T]`` kinds,
+    and per kind in order its index among them or -1 and its value for a broadcast constant
+    -- or None when a kind is neither (``ElectrodeNoise.noise`` then sums them)."""
+    arrays, which, consts = [], [], []
+    for v in by_kind.values():
+        if type(v) is not np.ndarray or v.dtype != np.float32 or v.shape != shape:
+            return None
+        if v.flags.c_contiguous:
+            which.append(len(arrays))
+            arrays.append(v)
+            consts.append(0.0)
+        elif v.strides == (0, 0) and v.size:
+            which.append(-1)
+            consts.append(v.flat[0])
+        else:
+            return None
+    if not arrays:
+        return None
+    return tuple(arrays), np.array(which, dtype=np.int64), np.array(consts, dtype=np.float32)
+
+
 def _noisy_leads_into(montage, en, phi: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``montage.apply(en.apply(phi))`` written into ``rows[:n_leads]`` (returned) in one pass
-    (:func:`cardiosim.device._kernels.noisy_montage_rows_kernel`, ``ElectrodeNoise.apply``'s
-    float64 operations then ``einsum``'s sums, bit for bit on finite values); the two calls
+    (:func:`cardiosim.device._kernels.noisy_sum_montage_rows_kernel`: ``ElectrodeNoise.noise``'s
+    float32 sum of the kinds, ``ElectrodeNoise.apply``'s float64 operations, then ``einsum``'s
+    sums, bit for bit on finite values, without forming the noise array); the two calls
     themselves otherwise."""
-    from .device._kernels import noisy_montage_rows_kernel
+    from .device._kernels import noisy_montage_rows_kernel, noisy_sum_montage_rows_kernel
 
     contact = np.asarray(en.contact)
     if (phi.dtype == np.float64 and phi.ndim == 2 and phi.shape == contact.shape
             and phi.shape[0] == len(montage.electrodes) and contact.dtype.kind == "f"):
         unit = contact.strides == (0, 0) and contact.size > 0 and contact.flat[0] == 1
+        kinds = _noise_kinds(en.by_kind, phi.shape)
+        if kinds is not None and \
+                noisy_sum_montage_rows_kernel(montage.matrix, phi, contact, unit, *kinds, rows, 0) == 0:
+            return rows[:len(montage.leads)]
         noise = en.noise
         if noise.dtype == np.float64 and noise.shape == phi.shape and \
                 noisy_montage_rows_kernel(montage.matrix, phi, contact, unit, noise, rows, 0) == 0:

@@ -9,6 +9,7 @@ from scipy import signal as _signal
 
 from ..errors import SamplingRateError, SignalError
 from ..sources.recording import resample, resample_ratio
+from ._kernels import all_finite_kernel, filter_adc_out_kernel, row_counts_kernel
 from .profile import DeviceProfile, load_device
 
 
@@ -122,7 +123,7 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     x = np.asarray(leads_mV, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise SignalError(f"leads_mV must have shape [n_leads, T] with T >= 2, got {x.shape}")
-    if not np.all(np.isfinite(x)):
+    if not all_finite_kernel(x):       # one pass, without isfinite's temporary boolean array
         bad = np.argwhere(~np.isfinite(x))[0]
         raise SignalError(f"leads_mV has a non-finite sample at lead {bad[0]}, sample {bad[1]}")
     if not (np.isfinite(fs_in) and fs_in > 0):
@@ -135,7 +136,7 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         clean = np.asarray(clean, dtype=np.float64)
         if clean.shape != x.shape:
             raise SignalError(f"clean leads have shape {clean.shape}, the leads {x.shape}")
-        if not np.all(np.isfinite(clean)):
+        if not all_finite_kernel(clean):
             bad = np.argwhere(~np.isfinite(clean))[0]
             raise SignalError(f"clean leads have a non-finite sample at lead {bad[0]}, sample {bad[1]}")
     extra = {}
@@ -157,7 +158,6 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
         if up == down:
             # band-pass, gain, ADC and the float32 outputs in one numba pass (device._kernels;
             # SciPy/NumPy twin as oracle)
-            from ._kernels import filter_adc_out_kernel
             sos, zi = _analog_design(profile, float(fs_in))
             half = 2 ** (profile.adc_bits - 1)
             # codes, saturation and raw output of the leads only: of the clean twin only its mV
@@ -192,7 +192,10 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     else:
         raw = codes * lsb
         recorded, raw32 = (raw / profile.gain).astype(np.float32), raw.astype(np.float32)
-    n_sat = np.count_nonzero(sat, axis=1) if sat.ndim == 2 else None
+    n_sat = None
+    if sat.ndim == 2:
+        n_sat = np.empty(sat.shape[0], dtype=np.intp)      # count_nonzero(sat, axis=1)'s values
+        row_counts_kernel(sat, n_sat)
     info = {
         "device": profile.name, "fs": float(profile.fs), "up": up, "down": down,
         "raw": raw32, "codes": codes, "saturated": sat,
