@@ -98,3 +98,32 @@ def test_two_section_filtfilt_equals_the_general_loop_and_scipy(rng, dtype, fs):
     _filtfilt_two_sections(sos, zi, a, a.shape[0], 5)
     _filtfilt_sections(sos, zi, b, b.shape[0], 5)
     assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", [2, 4])
+def test_sosfiltfilt_diff_equals_the_stacked_rows_path(rng, dtype, order):
+    """The band-pass of [rec - cl; cl] formed inside the kernel equals what artefact_grades
+    did before (np.subtract into rows of the dtype, the copy, sosfiltfilt_scratch_kernel) and
+    scipy's sosfiltfilt of those rows, bit for bit, garbage in the scratch buffer included."""
+    from scipy import signal
+
+    from cardiosim.noise._kernels import sosfiltfilt_padlen, sosfiltfilt_scratch_kernel
+
+    kern, ref = KERNELS["sosfiltfilt_diff"]
+    sos = signal.butter(order, (1.0, 40.0), "bandpass", fs=500.0, output="sos")
+    zi, padlen = signal.sosfilt_zi(sos), sosfiltfilt_padlen(sos)
+    cl = (np.cumsum(rng.standard_normal((12, 2500)), axis=1) * 0.05).astype(dtype)
+    rec = (cl + rng.standard_normal(cl.shape) * 0.02).astype(dtype)
+    rows = np.empty((24, 2500), dtype=dtype)
+    np.subtract(rec, cl, out=rows[:12])
+    rows[12:] = cl
+    want = np.empty(rows.shape)
+    sosfiltfilt_scratch_kernel(sos, zi, rows, padlen, want, np.empty((2500 + 2 * padlen, 24)))
+    got = np.full(rows.shape, np.nan)
+    kern(sos, zi, rec, cl, padlen, got, rng.standard_normal((2500 + 2 * padlen, 24)))
+    assert got.tobytes() == want.tobytes()
+    if order == 2:
+        assert got.tobytes() == ref(sos, rec, cl).tobytes()
+    else:
+        np.testing.assert_allclose(got, ref(sos, rec, cl), rtol=1e-9, atol=1e-12)

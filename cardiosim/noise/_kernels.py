@@ -698,6 +698,46 @@ def sosfiltfilt_scratch_kernel(sos, zi, x, padlen, out, ext):  # pragma: no cove
 
 
 @njit(cache=True, nogil=True)
+def sosfiltfilt_diff_kernel(sos, zi, rec, cl, padlen, out, ext):  # pragma: no cover - compiled
+    """:func:`sosfiltfilt_scratch_kernel` of the rows ``[rec - cl; cl]`` (``rec``, ``cl``
+    [n_l, T] of one float dtype; the difference rounded in that dtype, as ``np.subtract``
+    into an array of it) without forming them: each sample goes straight into the
+    time-major ``ext`` [T + 2 padlen, 2 n_l], whose odd extension is then taken from those
+    values (``float(x)`` of the same numbers). ``out`` float64 [2 n_l, T]."""
+    n_l, n = rec.shape
+    rows = 2 * n_l
+    m = n + 2 * padlen
+    for i in range(n):
+        e = ext[padlen + i]
+        for r in range(n_l):
+            e[r] = rec[r, i] - cl[r, i]
+            e[n_l + r] = cl[r, i]
+    for r in range(rows):
+        x0 = ext[padlen, r]
+        x1 = ext[padlen + n - 1, r]
+        for i in range(padlen):
+            ext[i, r] = 2.0 * x0 - ext[2 * padlen - i, r]
+            ext[padlen + n + i, r] = 2.0 * x1 - ext[padlen + n - 2 - i, r]
+    if sos.shape[0] == 2:
+        _filtfilt_two_sections(sos, zi, ext, m, rows)
+    else:
+        _filtfilt_sections(sos, zi, ext, m, rows)
+    for r in range(rows):
+        for i in range(n):
+            out[r, i] = ext[padlen + i, r]
+
+
+def sosfiltfilt_diff_ref(sos, rec, cl):
+    """NumPy twin of :func:`sosfiltfilt_diff_kernel`: scipy.signal.sosfiltfilt of the stacked
+    rows ``[rec - cl; cl]`` (the difference in their dtype)."""
+    rows = np.concatenate([np.subtract(rec, cl), cl])
+    return _signal.sosfiltfilt(sos, rows.astype(np.float64), axis=1)
+
+
+KERNELS["sosfiltfilt_diff"] = (sosfiltfilt_diff_kernel, sosfiltfilt_diff_ref)
+
+
+@njit(cache=True, nogil=True)
 def _filtfilt_two_sections(sos, zi, ext, m, rows):  # pragma: no cover - compiled
     """The forward then backward pass of :func:`sosfiltfilt_scratch_kernel` over the
     time-major ``ext`` [m, rows] (in place) for a cascade of two sections (the measurement

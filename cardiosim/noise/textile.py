@@ -456,13 +456,11 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     n_l, n_t = rec.shape
     # Every record of a dataset passes here with the same shapes: its ~1-MB temporaries come
     # from buffers kept per thread (fresh ones cost their page faults anew on every record,
-    # 0.4 ms a default record). Each is fully overwritten before it is read.
-    rows = _scratch("textile.rows", (2 * n_l, n_t), rec.dtype)
-    np.subtract(rec, cl, out=rows[:n_l])
-    rows[n_l:] = cl
-    filt = _scratch("textile.filt", rows.shape, np.float64)
-    _kernels.sosfiltfilt_scratch_kernel(sos, zi, rows, padlen, filt,
-                                        _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
+    # 0.4 ms a default record). Each is fully overwritten before it is read. The rows
+    # [rec - cl; cl] are formed inside the kernel, straight into its time-major buffer.
+    filt = _scratch("textile.filt", (2 * n_l, n_t), np.float64)
+    _kernels.sosfiltfilt_diff_kernel(sos, zi, rec, cl, padlen, filt,
+                                     _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
     # per lead the clean QRS size (median over segments of the peak-to-peak), per segment the
     # median over leads of noise RMS / QRS (inf for a lead with no QRS at all: unreadable),
     # graded by the thresholds: one numba pass with NumPy's operations and order
