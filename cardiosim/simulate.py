@@ -551,8 +551,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         r_peaks = _snr_r_peaks(source, clean_leads, fs)  # once, not once per noise kind
         en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
         leads = _noisy_leads_into(montage, en, phi, rows)
-        snr_db = {k.split(".", 1)[1]: float(v) for k, v in en.params.items() if k.startswith("snr_db.")}
-        params.update({f"noise_{k}": v for k, v in en.params.items() if not k.startswith("_")})
+        snr_db, noise_params = _noise_params(en.params)
+        params.update(noise_params)
     else:
         leads = _leads_into(montage, phi, rows, 0)
     if source.residual is not None:
@@ -628,6 +628,28 @@ def _leads_into(montage, phi: np.ndarray, rows: np.ndarray, row0: int) -> np.nda
         if montage_rows_kernel(montage.matrix, phi, rows, row0) == 0:
             return rows[row0:row0 + n_l]
     return montage.apply(phi)
+
+
+def _noise_params(p: dict) -> tuple[dict, zip]:
+    """``({kind: pooled SNR dB} of the ``snr_db.<kind>`` entries, the ``noise_<key>`` items
+    of the public entries)`` of the noise's params, in their order; the key work is done
+    once per key layout (a record's ~110 keys are the same record after record)."""
+    vals = list(p.values())
+    get, names, snr = _noise_param_layout(tuple(p))
+    # (an itemgetter of one position returns the value itself, of none there is no getter)
+    values = get(vals) if len(names) > 1 else (get(vals),) if names else ()
+    return {kind: float(vals[i]) for i, kind in snr}, zip(names, values)
+
+
+@lru_cache(maxsize=64)
+def _noise_param_layout(keys: tuple):
+    """For the noise params' keys: a getter of the public values (keys not starting with
+    ``_``), their ``noise_`` names, and ``(position, kind)`` of each ``snr_db.<kind>``."""
+    from operator import itemgetter
+
+    keep = [i for i, k in enumerate(keys) if not k.startswith("_")]
+    snr = tuple((i, k.split(".", 1)[1]) for i, k in enumerate(keys) if k.startswith("snr_db."))
+    return (itemgetter(*keep) if keep else None), tuple(f"noise_{keys[i]}" for i in keep), snr
 
 
 def _all_finite(x: np.ndarray) -> bool:

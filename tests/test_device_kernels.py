@@ -106,3 +106,20 @@ def test_apply_device_still_names_the_non_finite_sample(rng):
         apply_device(prof, x, 500.0)
     with pytest.raises(SignalError, match="clean leads have a non-finite sample at lead 3, sample 77"):
         apply_device(prof, np.zeros((12, 2000)), 500.0, clean=x)
+
+
+@pytest.mark.parametrize("keys", [("_snr_definition", "fs", "snr_db.white", "snr_lead_db.white.I", "snr_db.activity"),
+                                  ("_x",), ("fs",), (), ("snr_db.em", "_a", "w.e0")])
+def test_noise_params_equal_the_comprehensions(keys):
+    """simulate._noise_params gives the dicts (values and key order) of the comprehensions
+    simulate_record used before, for any key layout, twice (the cached layout)."""
+    from cardiosim.simulate import _noise_params
+
+    p = {k: float(i) + 0.5 for i, k in enumerate(keys)}
+    want_snr = {k.split(".", 1)[1]: float(v) for k, v in p.items() if k.startswith("snr_db.")}
+    want = {f"noise_{k}": v for k, v in p.items() if not k.startswith("_")}
+    for _ in range(2):
+        snr, items = _noise_params(p)
+        got = dict(items)
+        assert snr == want_snr and list(snr) == list(want_snr)
+        assert got == want and list(got) == list(want)
