@@ -371,10 +371,14 @@ def records_to_dataset(records, *, indices, classes, splits, folds, variants, no
                 snr[i, k] = r.snr_db[kind]
     # per-lead realised SNR (cardiosim.noise.scale_electrode_noise puts it in the params)
     snr_lead = np.full((len(records), len(noise_kinds), len(first.leads)), np.nan, dtype=np.float32)
-    for i, r in enumerate(records):
-        for k, kind in enumerate(noise_kinds):
-            for j, lead in enumerate(first.leads):
-                snr_lead[i, k, j] = r.params.get(f"noise_snr_lead_db.{kind}.{lead}", np.nan)
+    # the keys formed once per block, not once per record (row assignment casts to float32 as
+    # element assignment does)
+    lead_keys = [f"noise_snr_lead_db.{kind}.{lead}" for kind in noise_kinds for lead in first.leads]
+    if lead_keys:
+        flat = snr_lead.reshape(len(records), -1)
+        for i, r in enumerate(records):
+            get = r.params.get
+            flat[i] = [get(key, np.nan) for key in lead_keys]
     snr_how = sorted({f"{r.params.get('noise_snr_definition', 'nstdb')} definition, "
                       f"targets {r.params.get('noise_snr_targeting', 'none')}" for r in records})
     fs = float(first.fs)
