@@ -513,16 +513,19 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         params["activity"] = activity
         # The chest breathes at the rate that modulates the heart (RSA) when the source knows it.
         breathing_rate = source.breathing_rate if np.isfinite(source.breathing_rate) else None
-        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
-                                         positions=fitted - center, breathing_rate=breathing_rate)
-        params.update({f"motion_{k}": v for k, v in motion.params.items()})
-        if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
-            heart_angles = motion.heart_rotation
         step = max(1, int(round(fs / cfg.leadfield_rate)))
         times_idx = np.arange(0, n_t, step)
         if times_idx[-1] != n_t - 1:
             times_idx = np.append(times_idx, n_t - 1)
-        traj = np.moveaxis(motion.offsets[:, :, times_idx], 2, 0)  # [K, n_e, 3]
+        # the offsets only where the lead field is evaluated (the full-rate ones are read
+        # nowhere else; the same values and mean offset)
+        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
+                                         positions=fitted - center, breathing_rate=breathing_rate,
+                                         offsets_at=times_idx)
+        params.update({f"motion_{k}": v for k, v in motion.params.items()})
+        if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
+            heart_angles = motion.heart_rotation
+        traj = np.moveaxis(motion.offsets, 2, 0)  # [K, n_e, 3], contiguous
         positions_t, tri_t, bary_t = _geometry.displace_on_surface(ctx.torso, fitted, traj, return_location=True)
         location = (tri_t, bary_t)
     else:

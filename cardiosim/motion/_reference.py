@@ -21,7 +21,8 @@ import numpy as np
 from scipy import signal as _signal
 
 from .config import ARM_ACTIVITIES, BreathingConfig
-from .simulate import _NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _breathing_draws, _checked_inputs
+from .simulate import (_NOMINAL_RADIUS_M, _SLOW_FS, G, Motion, _breathing_draws, _checked_inputs,
+                       _checked_offsets_at)
 
 _DEFAULT_BREATHING = BreathingConfig()
 
@@ -80,11 +81,13 @@ def _step_pulses_ref(t, cadence, phase, width_s):
 
 
 def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, breathing_rate=None,
-                        n_electrodes=9, positions=None) -> Motion:
+                        n_electrodes=9, positions=None, offsets_at=None) -> Motion:
     """NumPy twin of :func:`cardiosim.motion.simulate_motion` (same arguments, same draws
-    in the same order, same result): the algorithm before its numba kernels."""
+    in the same order, same result): the algorithm before its numba kernels. With
+    ``offsets_at`` the full-rate offsets are made and then sampled there."""
     act, br, n_e, n, positions = _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes,
                                                  positions)
+    at = _checked_offsets_at(offsets_at, n)
     t = np.arange(n) / fs
     p: dict[str, Any] = {"activity": act.kind, "fs": float(fs), "duration_s": float(duration)}
 
@@ -182,6 +185,8 @@ def simulate_motion_ref(duration, fs, rng, *, activity="rest", breathing=None, b
     p.update(cadence_hz=cad, intensity=act.intensity, step_phase=step_phase,
              slip_sd_m=act.slip_sd_m, rotation_sd_rad=act.rotation_sd_rad, jitter_sd_m=act.jitter_sd_m,
              mean_offset_m=float(np.linalg.norm(offsets.mean(axis=2), axis=1).mean()))
+    if at is not None:
+        offsets = offsets[:, :, at]
     return Motion(offsets=offsets, heart_rotation=heart_rotation, breathing=breath,
                   contact_pressure=pressure, muscle=muscle, accelerometer=acc.astype(np.float32),
-                  fs=float(fs), params=p)
+                  fs=float(fs), params=p, offsets_at=at)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, GeometryError
-from ._kernels import breathing_kernel, interpolation_table, ou_kernel, slow_ou_affine_kernel
+from ._kernels import (breathing_kernel, interpolation_table, ou_kernel, pairwise_plan, slow_ou_affine_kernel,
+                       slow_ou_affine_sampled_kernel)
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
 
 G = 9.80665  # standard gravity, m/s^2
@@ -32,7 +33,8 @@ class Motion:
     ----------
     offsets : ndarray (n_electrodes, 3, T) float64, m, LPS
         Electrode displacement from its nominal position (garment slip, rotation about the
-        body axis, breathing stretch, per-electrode jitter).
+        body axis, breathing stretch, per-electrode jitter); ``(n_electrodes, 3, K)`` at the
+        samples :attr:`offsets_at` only when :func:`simulate_motion` was asked for those.
     heart_rotation : ndarray (3, T) float64, rad
         Rotation angles of the heart about LPS x, y, z with respiration (PHYSICS.md section 2).
     breathing : ndarray (T,) float64
@@ -47,6 +49,9 @@ class Motion:
         ``+9.81`` on z when standing still.
     fs : float, Hz
     params : dict of every drawn value
+    offsets_at : ndarray (K,) int64 or None
+        Sample indices of ``offsets``' last axis (``simulate_motion(offsets_at=...)``); None
+        when ``offsets`` holds every sample.
     """
 
     offsets: np.ndarray
@@ -57,6 +62,7 @@ class Motion:
     accelerometer: np.ndarray
     fs: float
     params: dict = field(default_factory=dict)
+    offsets_at: np.ndarray | None = None
 
     @property
     def n_electrodes(self) -> int:
@@ -132,6 +138,54 @@ def _interpolation_table(n: int, ratio: float):
     return tables
 
 
+def _slow_ou_sampled(rng, n_rows, n, fs, tau_s, sd, coef, basis, at):
+    """:func:`slow_ou` with ``coef`` and ``basis`` (the same draws), keeping only the samples
+    ``at`` (increasing) and the row sums: ``(y[:, at].T as [len(at), n_rows],
+    numpy.add.reduce(y, axis=1))`` of its ``[n_rows, n]`` result ``y``, bit for bit, without
+    making ``y`` (:func:`~cardiosim.motion._kernels.slow_ou_affine_sampled_kernel`)."""
+    if fs <= _SLOW_FS:
+        m, ratio, a_fs = n, 0.0, fs
+    else:
+        ratio = fs / _SLOW_FS
+        m, a_fs = int(np.ceil((n - 1) / ratio)) + 2, _SLOW_FS
+    a, c = _ou_coefficients(a_fs, tau_s)
+    e = rng.standard_normal((n_rows, m))
+    idx, w0, w1 = _interpolation_table(n, float(ratio))
+    coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)
+    basis = np.ascontiguousarray(basis, dtype=np.float64)
+    out_at = np.empty((at.shape[0], n_rows))
+    sums = np.empty(n_rows)
+    if slow_ou_affine_sampled_kernel(coef_t, basis, e, a, c, float(sd), idx, w0, w1, *_pairwise_plan(n), at,
+                                     out_at, sums):
+        # a non-finite basis value: the row-by-row kernel, which skips zero terms, decides
+        y = np.empty((n_rows, n))
+        slow_ou_affine_kernel(np.ascontiguousarray(coef_t.T), basis, e, a, c, float(sd), idx, w0, w1, True, y)
+        out_at[...] = y[:, at].T
+        sums[...] = np.add.reduce(y, axis=1)
+    return out_at, sums
+
+
+@lru_cache(maxsize=16)
+def _pairwise_plan(n: int):
+    """:func:`~cardiosim.motion._kernels.pairwise_plan` ``(n)``, made once per record length
+    (read-only arrays)."""
+    plan = pairwise_plan(n)
+    for arr in plan:
+        arr.flags.writeable = False
+    return plan
+
+
+def _checked_offsets_at(offsets_at, n):
+    """``offsets_at`` as a contiguous int64 array of sample indices in ``[0, n)``, or None."""
+    if offsets_at is None:
+        return None
+    at = np.ascontiguousarray(offsets_at, dtype=np.int64)
+    if at.ndim != 1 or at.size == 0 or at[0] < 0 or at[-1] >= n or (at.size > 1 and np.any(at[1:] <= at[:-1])):
+        raise ConfigError(f"offsets_at must be a non-empty increasing 1-D array of sample indices in [0, {n}), "
+                          f"got shape {at.shape}" + (f" from {at[0]} to {at[-1]}" if at.ndim == 1 and at.size else ""))
+    return at
+
+
 def breathing_signal(rng, n, fs, rate_hz, cfg: BreathingConfig):
     """Breathing waveform in [0, 1] (inspiration a half-cosine rise over ``inspiration_fraction``
     of the cycle, expiration a half-cosine fall) with breath-to-breath rate variability.
@@ -204,7 +258,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
                     activity: str | ActivityConfig | Mapping[str, Any] = "rest",
                     breathing: BreathingConfig | Mapping[str, Any] | None = None,
                     breathing_rate: float | None = None, n_electrodes: int = 9,
-                    positions: np.ndarray | None = None) -> Motion:
+                    positions: np.ndarray | None = None, offsets_at: np.ndarray | None = None) -> Motion:
     """Simulate wearer and garment motion.
 
     Parameters
@@ -222,6 +276,12 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         garment rotation and circumferential breathing stretch into per-electrode
         displacements; without them every electrode is treated as lying on the front of
         a 0.15-m-radius chest (rotation -> lateral shift, no stretch).
+    offsets_at : ndarray (K,) of int, optional
+        Return ``offsets`` only at these (increasing) sample indices (``Motion.offsets_at``): the same
+        values as ``offsets[:, :, offsets_at]`` of the full result, from the same draws, and
+        the same ``mean_offset_m``, without building the full-rate offsets (what
+        :func:`cardiosim.simulate.simulate_record` reads: the samples where lead fields are
+        evaluated).
 
     Returns
     -------
@@ -229,6 +289,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     """
     act, br, n_e, n, positions = _checked_inputs(duration, fs, rng, activity, breathing, n_electrodes,
                                                  positions)
+    at = _checked_offsets_at(offsets_at, n)
     # the time axis only for the activities whose steps, arm raises or posture change use it
     timed = act.cadence_hz > 0 or act.kind in ARM_ACTIVITIES or act.kind == "posture_change"
     t = np.arange(n) / fs if timed else None
@@ -304,11 +365,20 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         coef[:, 1, 1] = positions[:, 1]
     coef[:, 2, 2] = 1.0
     slip += br.rise_m * breath
-    offsets = slow_ou(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, coef=coef.reshape(n_e * 3, 3),
-                      basis=basis).reshape(n_e, 3, n)                 # + per-electrode jitter
-    # the mean offset (params) while the ~1-MB offsets are still in cache: taken after the
-    # pressure and accelerometer draws, this pass cost 2-3x more
-    mean_offset = float(np.linalg.norm(offsets.mean(axis=2), axis=1).mean())
+    if at is None:
+        offsets = slow_ou(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, coef=coef.reshape(n_e * 3, 3),
+                          basis=basis).reshape(n_e, 3, n)             # + per-electrode jitter
+        # the mean offset (params) while the ~1-MB offsets are still in cache: taken after the
+        # pressure and accelerometer draws, this pass cost 2-3x more
+        mean_offset = float(np.linalg.norm(offsets.mean(axis=2), axis=1).mean())
+    else:
+        # the same offsets kept only at the samples asked for ([K, n_e * 3], returned as the
+        # [n_e, 3, K] view), and the same mean: np.mean's row sums (NumPy's pairwise order)
+        # divided by n
+        sampled, sums = _slow_ou_sampled(rng, n_e * 3, n, fs, 0.5, act.jitter_sd_m, coef.reshape(n_e * 3, 3),
+                                         basis, at)
+        offsets = np.moveaxis(sampled.reshape(at.shape[0], n_e, 3), 0, 2)
+        mean_offset = float(np.linalg.norm((sums / n).reshape(n_e, 3), axis=1).mean())
 
     # --- contact pressure: breathing presses front electrodes, steps and jitter shake --
     g_b = rng.uniform(0.5, 1.0, n_e)
@@ -346,4 +416,4 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
              mean_offset_m=mean_offset)
     return Motion(offsets=offsets, heart_rotation=heart_rotation, breathing=breath,
                   contact_pressure=pressure, muscle=muscle, accelerometer=acc.astype(np.float32),
-                  fs=float(fs), params=p)
+                  fs=float(fs), params=p, offsets_at=at)
