@@ -211,3 +211,30 @@ def test_lead_field_at_refuses_bad_locations(torso):
         bem.lead_field_at(np.array([0]), np.array([[np.nan, 0.5, 0.5]]))
     with pytest.raises(GeometryError, match=r"tri must be \(n,\)"):
         bem.lead_field_at(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))
+
+
+# ------------------------------------------------------------------ written-out search = calls
+@pytest.mark.parametrize("which", ["sphere", "torso"])
+@pytest.mark.parametrize("max_iter", [64, 3, 1, 0])
+def test_walk_kernel_is_the_walk_with_locate_calls_bit_for_bit(which, max_iter, request):
+    """_surface_walk_kernel writes _locate_local/_greedy_locate out in its step loop (their
+    NRT reference counting cost more than the search): same points, triangles, barycentric
+    coordinates and fallback count as _surface_walk_calls_kernel, bit for bit -- small and
+    long walks, held and zero offsets, tight budgets that end in the grid fallback."""
+    mesh = request.getfixturevalue(which)
+    rng = np.random.default_rng(17)
+    if which == "torso":
+        pos = make_layout("shirt12", mesh).positions
+    else:
+        pos = mesh.closest_point(rng.normal(0, 1, (9, 3)) / 10.0)[0]
+    off = rng.normal(0, 1, (60,) + pos.shape) * np.exp(rng.uniform(np.log(1e-4), np.log(0.06), (60, len(pos), 1)))
+    off[5] = 0.0
+    off[7] = off[6]                                   # held trajectory
+    off[9, 2] = 0.0
+    args = _walk_args(mesh, pos)
+    new = surface_walk(*args, off, STEP, max_iter=max_iter, locate=True)
+    ref = surface_walk(*args, off, STEP, max_iter=max_iter, locate=True, _calls=True)
+    for a, b in zip(new, ref):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    if max_iter <= 1:
+        assert new[1] > 0                             # the fallback path ran
