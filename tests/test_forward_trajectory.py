@@ -63,7 +63,7 @@ def test_segment_runs_equal_sample_by_sample_sums(n_j):
     """The kernel's run-by-run loops give, bit for bit, the per-sample sum
     ``acc += (lf[s] (1 - w) + lf[s + 1] w) v`` over the components in order (plain Python
     floats), with and without the heart rotation."""
-    from cardiosim.forward._kernels import _knot_segment
+    from cardiosim.forward._kernels import _knot_table
 
     rng = np.random.default_rng(n_j)
     times = np.array([0, 7, 8, 30, 59])
@@ -72,11 +72,15 @@ def test_segment_runs_equal_sample_by_sample_sums(n_j):
     ang = rng.standard_normal((3, 60)) * 0.1
     xp = times.astype(np.float64)
 
+    seg_t, w_t, omw = np.empty(60, dtype=np.int64), np.empty(60), np.empty(60)
+    _knot_table.py_func(xp, seg_t, w_t, omw)              # plain Python floats
+    assert np.array_equal(omw, 1.0 - w_t)
+    assert np.all(xp[seg_t] <= np.arange(60)) and np.all((w_t >= 0) & (w_t <= 1))
+
     def by_sample(v):
         out = np.empty((3, 60))
-        seg = 0
         for t in range(60):
-            seg, w = _knot_segment.py_func(xp, t, seg)
+            seg, w = int(seg_t[t]), float(w_t[t])
             for e in range(3):
                 acc = 0.0
                 for j in range(n_j):

@@ -255,15 +255,22 @@ def linear_collocation_cross_matrix_numpy(points: np.ndarray, rr: np.ndarray, fa
 
 # --- potentials along electrode trajectories -------------------------------------------------
 
-@njit(cache=True, nogil=True, inline="always")
-def _knot_segment(xp, t, seg):  # pragma: no cover - compiled
-    """Segment of the knots ``xp`` holding sample ``t`` (searched onward from ``seg``, as time
-    only moves forward) and ``t``'s linear weight in it, clamped to [0, 1]."""
+@njit(cache=True, nogil=True)
+def _knot_table(xp, seg_t, w_t, omw):  # pragma: no cover - compiled
+    """For every sample ``t``: the segment ``seg_t[t]`` of the knots ``xp`` holding it (searched
+    onward, as time only moves forward), its linear weight ``w_t[t]`` in it clamped to [0, 1],
+    and ``omw[t] = 1 - w``. One call for all samples: an inlined helper called per sample
+    increfed and decrefed ``xp`` (atomic NRT operations numba does not prune across the
+    helper's loop) at every sample."""
     k = xp.shape[0]
-    while seg < k - 2 and xp[seg + 1] <= t:
-        seg += 1
-    w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
-    return seg, (0.0 if w < 0.0 else 1.0 if w > 1.0 else w)
+    seg = 0
+    for t in range(seg_t.shape[0]):
+        while seg < k - 2 and xp[seg + 1] <= t:
+            seg += 1
+        w = (t - xp[seg]) / (xp[seg + 1] - xp[seg])
+        w = 0.0 if w < 0.0 else 1.0 if w > 1.0 else w
+        seg_t[t], w_t[t], omw[t] = seg, w, 1.0 - w
+
 
 @njit(cache=True, nogil=True)
 def _potentials_by_segment(lf, seg_t, w_t, omw, v, out):  # pragma: no cover - compiled
@@ -308,10 +315,7 @@ def _trajectory_potentials_kernel(lf, xp, src, out):  # pragma: no cover - compi
     seg_t = np.empty(n_t, dtype=np.int64)
     w_t = np.empty(n_t)
     omw = np.empty(n_t)
-    seg = 0
-    for t in range(n_t):
-        seg, w = _knot_segment(xp, t, seg)
-        seg_t[t], w_t[t], omw[t] = seg, w, 1.0 - w
+    _knot_table(xp, seg_t, w_t, omw)
     _potentials_by_segment(lf, seg_t, w_t, omw, src, out)
 
 
@@ -326,10 +330,8 @@ def _trajectory_potentials_rotated_kernel(lf, xp, src, cs, out):  # pragma: no c
     w_t = np.empty(n_t)
     omw = np.empty(n_t)
     v = np.empty((n_j, n_t))
-    seg = 0
+    _knot_table(xp, seg_t, w_t, omw)
     for t in range(n_t):
-        seg, w = _knot_segment(xp, t, seg)
-        seg_t[t], w_t[t], omw[t] = seg, w, 1.0 - w
         cx, sx, cy, sy, cz, sz = cs[0, t], cs[1, t], cs[2, t], cs[3, t], cs[4, t], cs[5, t]
         x, y, z = src[0, t], src[1, t], src[2, t]
         y, z = cx * y - sx * z, sx * y + cx * z
