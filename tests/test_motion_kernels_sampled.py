@@ -122,3 +122,23 @@ def test_numpy_twin_takes_offsets_at_too():
     assert ref.offsets.shape == new.offsets.shape and np.array_equal(ref.offsets_at, at)
     np.testing.assert_allclose(new.offsets, ref.offsets, rtol=1e-12, atol=1e-15)
     assert new.params["mean_offset_m"] == pytest.approx(ref.params["mean_offset_m"], rel=1e-12)
+
+
+def test_pressure_step_term_and_accelerometer_kernels_are_their_twins():
+    rng = np.random.default_rng(4)
+    kern, ref = KERNELS["add_outer"]
+    x = rng.standard_normal((9, 1234))
+    x[0, :3] = -0.0
+    h, sig = rng.uniform(0.5, 1.5, 9) * 0.15, rng.standard_normal(1234)
+    got = x.copy()
+    kern(got, h, sig, 2.0)
+    assert got.tobytes() == ref(x.copy(), h, sig, 2.0).tobytes()
+    kern, ref = KERNELS["accel_finish"]
+    acc = np.zeros((3, 1234))
+    acc[2] = 9.80665
+    acc[1, :5] = -0.0
+    noise = rng.standard_normal((3, 1234))
+    noise[0, :4] = [0.0, -0.0, 1e-300, -1e-300]     # signed zeros and float32 underflow survive the same
+    out = np.empty((3, 1234), dtype=np.float32)
+    kern(acc, noise, 0.02, out)
+    assert out.tobytes() == ref(acc, noise, 0.02).tobytes()

@@ -18,7 +18,9 @@ Kernels (name -> (kernel, twin) in :data:`KERNELS`):
   electrode offsets, contact pressure and every slow process in one kernel call each;
 * ``breathing`` -- the breathing waveform from the rate-variability process;
 * ``slow_ou_affine_sampled`` -- ``slow_ou_affine`` keeping only chosen samples and the row
-  sums (the electrode offsets where the lead field is evaluated, and their mean).
+  sums (the electrode offsets where the lead field is evaluated, and their mean);
+* ``add_outer`` -- the log contact pressure's step term, one pass;
+* ``accel_finish`` -- the accelerometer's sensor noise added and the float32 cast, one pass.
 """
 
 from __future__ import annotations
@@ -359,6 +361,42 @@ def slow_ou_affine_sampled_ref(coef_t, basis, e, a, c, sd, idx, w0, w1, at):
     return np.ascontiguousarray(full[:, at].T), np.add.reduce(full, axis=1)
 
 
+# --- contact pressure and accelerometer: the passes after the draws ---------------------------
+
+@njit(cache=True, nogil=True)
+def add_outer_kernel(x, h, sig, k):  # pragma: no cover - compiled
+    """``x[r, t] += (h[r] * sig[t]) * k`` in place, one pass (NumPy's
+    ``x += h[:, None] * sig[None, :] * k`` makes two ``x``-sized temporaries): the log contact
+    pressure's step term."""
+    rows, n = x.shape
+    for r in range(rows):
+        hr = h[r]
+        for t in range(n):
+            x[r, t] = x[r, t] + (hr * sig[t]) * k
+
+
+def add_outer_ref(x, h, sig, k):
+    """NumPy twin of :func:`add_outer_kernel` (updates and returns ``x``)."""
+    x += h[:, None] * sig[None, :] * k
+    return x
+
+
+@njit(cache=True, nogil=True)
+def accel_finish_kernel(acc, noise, scale, out):  # pragma: no cover - compiled
+    """``out = float32(acc + noise * scale)`` in one pass (``noise *= scale; acc += noise;
+    acc.astype(float32)`` without the three passes); ``acc``, ``noise`` ``[3, T]`` float64
+    are not modified."""
+    rows, n = acc.shape
+    for r in range(rows):
+        for t in range(n):
+            out[r, t] = np.float32(acc[r, t] + noise[r, t] * scale)
+
+
+def accel_finish_ref(acc, noise, scale):
+    """NumPy twin of :func:`accel_finish_kernel` (returns the float32 array)."""
+    return (acc + noise * scale).astype(np.float32)
+
+
 # --- breathing waveform ------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
@@ -393,4 +431,6 @@ KERNELS = {
     "slow_ou_affine": (slow_ou_affine_kernel, slow_ou_affine_ref),
     "breathing": (breathing_kernel, breathing_ref),
     "slow_ou_affine_sampled": (slow_ou_affine_sampled_kernel, slow_ou_affine_sampled_ref),
+    "add_outer": (add_outer_kernel, add_outer_ref),
+    "accel_finish": (accel_finish_kernel, accel_finish_ref),
 }

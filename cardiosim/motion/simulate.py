@@ -17,8 +17,8 @@ import numpy as np
 
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, GeometryError
-from ._kernels import (breathing_kernel, interpolation_table, ou_kernel, pairwise_plan, slow_ou_affine_kernel,
-                       slow_ou_affine_sampled_kernel)
+from ._kernels import (accel_finish_kernel, add_outer_kernel, breathing_kernel, interpolation_table, ou_kernel,
+                       pairwise_plan, slow_ou_affine_kernel, slow_ou_affine_sampled_kernel)
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
 
 G = 9.80665  # standard gravity, m/s^2
@@ -386,7 +386,8 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     if cad > 0:
         h = rng.uniform(0.5, 1.5, n_e)
         pulses = _step_pulses(t, cad, step_phase, 0.04)
-        logp += act.pressure_sd * h[:, None] * (pulses - pulses.mean())[None, :] * 2.0
+        # logp += pressure_sd h[:, None] (pulses - mean)[None, :] 2, one pass, no temporaries
+        add_outer_kernel(logp, act.pressure_sd * h, pulses - pulses.mean(), 2.0)
     logp -= logp.mean(axis=1, keepdims=True)
     pressure = np.exp(logp, out=logp)  # in place: no page-faulting temporaries
 
@@ -409,11 +410,12 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
     elif a > 0:
         acc += slow_ou(rng, 3, n, fs, 0.3, 0.3 * a) * np.maximum(muscle, 0)[None, :]
     noise = rng.standard_normal((3, n))
-    noise *= 0.02
-    acc += noise                                                    # sensor noise (white), m/s^2
+    # + 0.02 * noise (sensor noise, white, m/s^2) and the float32 cast in one pass
+    accelerometer = np.empty((3, n), dtype=np.float32)
+    accel_finish_kernel(acc, noise, 0.02, accelerometer)
     p.update(cadence_hz=cad, intensity=act.intensity, step_phase=step_phase,
              slip_sd_m=act.slip_sd_m, rotation_sd_rad=act.rotation_sd_rad, jitter_sd_m=act.jitter_sd_m,
              mean_offset_m=mean_offset)
     return Motion(offsets=offsets, heart_rotation=heart_rotation, breathing=breath,
-                  contact_pressure=pressure, muscle=muscle, accelerometer=acc.astype(np.float32),
+                  contact_pressure=pressure, muscle=muscle, accelerometer=accelerometer,
                   fs=float(fs), params=p, offsets_at=at)
