@@ -2,12 +2,14 @@
 
 Implementations (same Generator state in, same Motion out -- the run checks it):
 
-* ``f76115c``: the motion code before the kernels (``cardiosim.motion._reference``, with the
-  numba interpolation kernel it had then, copied below as ``_upsample_v1``): ``lfilter`` OU,
-  NumPy breathing waveform and offsets;
-* ``numpy twin``: ``cardiosim.motion._reference`` as the tests use it (pure NumPy/SciPy);
+* ``numpy twin``: ``cardiosim.motion._reference`` as the tests use it (pure NumPy/SciPy:
+  ``lfilter`` OU, ``np.interp``, NumPy breathing waveform and offsets). The f76115c variant
+  this bench also timed patched a hook the reference no longer has since it became an
+  independent formulation (2b552e0), so it is gone;
 * ``numba``: ``cardiosim.motion.simulate_motion`` (OU recursion, interpolation, offsets and
-  pressure assembly and breathing waveform in ``cardiosim/motion/_kernels.py``).
+  pressure assembly and breathing waveform in ``cardiosim/motion/_kernels.py``). The replayed
+  calls of the default recipe ask for the offsets at the lead-field samples only
+  (``offsets_at``, as ``simulate_record`` does); the twin makes them all and samples them.
 
 Workloads, 10-s records at 500 Hz, 9 shirt electrodes:
 
@@ -25,13 +27,11 @@ Run: ``python benchmarks/bench_motion.py [--rounds N]`` (writes benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,40 +46,7 @@ from cardiosim.motion import _reference  # noqa: E402
 FIELDS = ("offsets", "heart_rotation", "breathing", "contact_pressure", "muscle", "accelerometer")
 
 
-@njit(cache=True, nogil=True)
-def _upsample_v1(x, ratio, out):  # pragma: no cover - compiled
-    """The interpolation kernel of f76115c, verbatim (time outer, rows inner)."""
-    rows, n = out.shape
-    for t in range(n):
-        p = t / ratio
-        i = int(p)
-        w = p - i
-        for r in range(rows):
-            out[r, t] += x[r, i] * (1.0 - w) + x[r, i + 1] * w
-
-
-def _upsample_v1_ref_api(x, ratio, out):
-    _upsample_v1(x, ratio, out)
-    return out
-
-
-@contextlib.contextmanager
-def _f76115c():
-    """Run ``_reference`` with the interpolation kernel of f76115c."""
-    saved = _reference.upsample_linear_add_ref
-    _reference.upsample_linear_add_ref = _upsample_v1_ref_api
-    try:
-        yield
-    finally:
-        _reference.upsample_linear_add_ref = saved
-
-
-def motion_f76115c(*args, **kw):
-    with _f76115c():
-        return _reference.simulate_motion_ref(*args, **kw)
-
-
-IMPLS = {"f76115c": motion_f76115c, "numpy twin": _reference.simulate_motion_ref, "numba": simulate_motion}
+IMPLS = {"numpy twin": _reference.simulate_motion_ref, "numba": simulate_motion}
 
 
 def capture_calls(records: int):
@@ -155,7 +122,7 @@ def time_in_generator(toml: str, records: int, rounds: int) -> dict:
             return r
         return run
 
-    out = {k: ([], []) for k in ("f76115c", "numba")}
+    out = {k: ([], []) for k in ("numpy twin", "numba")}
     simulate_block(toml, 0, 2)
     try:
         for _ in range(rounds):
@@ -188,28 +155,27 @@ def main():
     diffs = {}
     for w, c in workloads.items():
         new = _replay(simulate_motion, c)
-        diffs[w] = {k: max(max_rel_diff(a, b) for a, b in zip(_replay(IMPLS[k], c), new)) for k in ("f76115c", "numpy twin")}
+        diffs[w] = {k: max(max_rel_diff(a, b) for a, b in zip(_replay(IMPLS[k], c), new)) for k in ("numpy twin",)}
 
     res = time_round_robin(workloads, args.rounds)
     rows = []
     for w, r in res.items():
         best = {k: min(v) for k, v in r.items()}
         med = {k: float(np.median(v)) for k, v in r.items()}
-        rows.append({"workload": w, "f76115c_ms": best["f76115c"], "numpy_twin_ms": best["numpy twin"],
-                     "numba_ms": best["numba"], "numba_median_ms": med["numba"], "f76115c_median_ms": med["f76115c"],
-                     "speedup_vs_f76115c": best["f76115c"] / best["numba"],
+        rows.append({"workload": w, "numpy_twin_ms": best["numpy twin"],
+                     "numba_ms": best["numba"], "numba_median_ms": med["numba"],
+                     "numpy_twin_median_ms": med["numpy twin"],
                      "speedup_vs_numpy_twin": best["numpy twin"] / best["numba"],
-                     "max_rel_diff_vs_f76115c": diffs[w]["f76115c"], "max_rel_diff_vs_twin": diffs[w]["numpy twin"]})
+                     "max_rel_diff_vs_twin": diffs[w]["numpy twin"]})
     gen = time_in_generator(toml, args.records, max(2, args.rounds // 2))
     rec = {k: min(v[0]) for k, v in gen.items()}
     mot = {k: min(v[1]) for k, v in gen.items()}
-    rows.append({"workload": "in generator: motion call", "f76115c_ms": mot["f76115c"], "numba_ms": mot["numba"],
-                 "speedup_vs_f76115c": mot["f76115c"] / mot["numba"]})
-    rows.append({"workload": "in generator: whole record", "f76115c_ms": rec["f76115c"], "numba_ms": rec["numba"],
-                 "speedup_vs_f76115c": rec["f76115c"] / rec["numba"]})
+    rows.append({"workload": "in generator: motion call", "numpy_twin_ms": mot["numpy twin"], "numba_ms": mot["numba"],
+                 "speedup_vs_numpy_twin": mot["numpy twin"] / mot["numba"]})
+    rows.append({"workload": "in generator: whole record", "numpy_twin_ms": rec["numpy twin"], "numba_ms": rec["numba"],
+                 "speedup_vs_numpy_twin": rec["numpy twin"] / rec["numba"]})
     report("bench_motion", rows,
-           ["workload", "f76115c_ms", "numpy_twin_ms", "numba_ms", "speedup_vs_f76115c", "speedup_vs_numpy_twin",
-            "max_rel_diff_vs_f76115c", "max_rel_diff_vs_twin"],
+           ["workload", "numpy_twin_ms", "numba_ms", "speedup_vs_numpy_twin", "max_rel_diff_vs_twin"],
            notes=f"ms per 10-s 500-Hz record, 9 electrodes; best of {args.rounds} interleaved rounds "
                  f"(in generator: best of {max(2, args.rounds // 2)}); max_rel_diff 0 = bit for bit.")
 
