@@ -238,3 +238,31 @@ def test_walk_kernel_is_the_walk_with_locate_calls_bit_for_bit(which, max_iter, 
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
     if max_iter <= 1:
         assert new[1] > 0                             # the fallback path ran
+
+
+def test_start_locations_are_remembered_per_torso_and_positions(torso, sphere):
+    """displace_on_surface remembers the closest surface points of the last few position sets
+    (a garment's layout positions recur every record): the same arrays as a fresh search, a
+    hit for equal positions given as a new array, and separate entries per torso."""
+    from cardiosim.geometry import surface as su
+
+    pos = make_layout("shirt12", torso).positions
+    start, tri, bary, _ = torso.closest_point(pos, max_distance=su.ON_SURFACE_TOL)
+    got = su._start_on_surface(torso, np.array(pos))
+    assert got[0].tobytes() == start.tobytes() and got[1].tobytes() == tri.tobytes()
+    assert got[2].tobytes() == bary.tobytes()
+    assert su._start_on_surface(torso, pos.copy()) is got                 # equal values: remembered
+    others = [pos + [0.0, 0.0, 0.001 * (k + 1)] for k in range(su._STARTS_SIZE)]
+    for p in others:
+        su._start_on_surface(torso, p)
+    assert su._start_on_surface(torso, pos.copy()) is not got             # pushed out, searched again
+    on_sphere = sphere.closest_point(pos[:3] / np.linalg.norm(pos[:3], axis=1, keepdims=True) * 0.1)[0]
+    assert su._start_on_surface(sphere, on_sphere)[1].tobytes() == sphere.closest_point(on_sphere)[1].tobytes()
+    rng = np.random.default_rng(3)
+    off = rng.normal(0, 0.005, (20,) + pos.shape)
+    a = displace_on_surface(torso, pos, off, return_location=True)
+    b = displace_on_surface(torso, pos.copy(), off, return_location=True)     # from the remembered start
+    for x, y in zip(a, b):
+        assert x.tobytes() == y.tobytes()
+    with pytest.raises(GeometryError):
+        su._start_on_surface(torso, pos + [0.0, 0.5, 0.0])                    # off the torso: raises, not kept

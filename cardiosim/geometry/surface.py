@@ -11,7 +11,9 @@ stretch from the anterior midline) and per-electrode jitter into such moves.
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -69,6 +71,35 @@ def _topology(torso: TorsoMesh) -> WalkTopology:
     return topo
 
 
+_STARTS: weakref.WeakKeyDictionary[TorsoMesh, OrderedDict] = weakref.WeakKeyDictionary()
+_STARTS_LOCK = threading.Lock()
+_STARTS_SIZE = 4
+
+
+def _start_on_surface(torso: TorsoMesh, pos: np.ndarray):
+    """``torso.closest_point(pos, max_distance=ON_SURFACE_TOL)[:3]`` (point, triangle,
+    barycentric), remembered for the last few position sets of each torso: a garment's
+    layout positions are the same every record, and their search cost about 50 us a record
+    with the mesh out of cache. The same computation on the same values gives the same
+    arrays; callers only read them."""
+    key = (pos.shape, pos.tobytes())
+    with _STARTS_LOCK:
+        cache = _STARTS.get(torso)
+        hit = None if cache is None else cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit
+    start, tri, bary, _ = torso.closest_point(pos, max_distance=ON_SURFACE_TOL)
+    with _STARTS_LOCK:
+        cache = _STARTS.get(torso)
+        if cache is None:
+            cache = _STARTS[torso] = OrderedDict()
+        cache[key] = (start, tri, bary)
+        while len(cache) > _STARTS_SIZE:
+            cache.popitem(last=False)
+    return start, tri, bary
+
+
 def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.ndarray,
                         step: float = STEP, return_location: bool = False):
     """Move electrodes by the tangential part of ``offsets`` and land back on the surface.
@@ -103,7 +134,7 @@ def displace_on_surface(torso: TorsoMesh, positions: np.ndarray, offsets: np.nda
     """
     pos, off = _check_displace_args(positions, offsets)
     _check_step(step)
-    start, tri, bary, _ = torso.closest_point(pos, max_distance=ON_SURFACE_TOL)
+    start, tri, bary = _start_on_surface(torso, pos)
     walked = surface_walk(torso.triangles, torso.faces, torso.vertex_normals, _topology(torso), torso.grid(),
                           pos, start, tri, bary, off.reshape((int(np.prod(off.shape[:-2])),) + pos.shape), step,
                           locate=return_location)
