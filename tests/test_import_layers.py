@@ -80,3 +80,17 @@ def test_import_cardiosim_does_not_import_torch():
     code = "import sys, cardiosim, cardiosim.dataset, cardiosim.simulate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_errors_raised_are_the_package_s_own():
+    """Bad input gets a specific cardiosim error (a ConfigError, SignalError, ... that users can
+    catch as CardiosimError, and that still is a ValueError where that fits): no module raises a
+    bare ValueError or KeyError (found in four kernel modules' input checks on 2026-12-06)."""
+    bare = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(exc, ast.Name) and exc.id in ("ValueError", "KeyError"):
+                    bare.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {exc.id}")
+    assert not bare, bare

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..errors import SignalError
+
 
 @njit(cache=True)
 def _lin_coeff_kernel(points, own, rr, faces, tri_nn, tri_area, out):
@@ -386,14 +388,14 @@ def potentials_along_trajectory(lf: np.ndarray, times_idx: np.ndarray, src: np.n
     xp = np.ascontiguousarray(times_idx, dtype=np.float64)
     src = np.ascontiguousarray(src, dtype=np.float64)
     if lf.ndim != 3 or lf.shape[0] < 2 or xp.shape != (lf.shape[0],) or src.ndim != 2 or src.shape[0] != lf.shape[2]:
-        raise ValueError(f"lead field {lf.shape}, times {xp.shape} and source {src.shape} do not match")
+        raise SignalError(f"lead field {lf.shape}, times {xp.shape} and source {src.shape} do not match")
     out = np.empty((lf.shape[1], src.shape[1]))
     if angles is None:
         _trajectory_potentials_kernel(lf, xp, src, out)
         return out
     ang = np.asarray(angles, dtype=np.float64)
     if ang.shape != (3, src.shape[1]) or src.shape[0] < 3:
-        raise ValueError(f"rotation angles {ang.shape} do not match the source {src.shape} (need (3, T) and "
+        raise SignalError(f"rotation angles {ang.shape} do not match the source {src.shape} (need (3, T) and "
                          f"3 dipole rows)")
     cs = np.empty((6, src.shape[1]))
     for i in range(3):          # the same NumPy cos and sin, row by row, as rotate_small_numpy

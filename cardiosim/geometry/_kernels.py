@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..errors import GeometryError
+
 
 # ----------------------------------------------------------------------------- closest point
 @njit(cache=True, inline="always")
@@ -127,7 +129,7 @@ class TriangleGrid:
         edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2)
         self.cell = float(max(np.median(edges) * 1.5, reach)) if cell is None else float(cell)
         if not (np.isfinite(self.cell) and self.cell > 0):
-            raise ValueError(f"grid cell must be a positive length in metres, got {cell!r}")
+            raise GeometryError(f"grid cell must be a positive length in metres, got {cell!r}")
         lo = tri.reshape(-1, 3).min(axis=0) - reach - 1e-9
         hi = tri.reshape(-1, 3).max(axis=0) + reach + 1e-9
         self.origin = lo

@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit
 from scipy import signal as _signal
 
+from ..errors import LeadError
+
 
 @njit(cache=True, nogil=True)
 def ar_filter_kernel(e, a, seg_len, out):  # pragma: no cover - compiled
@@ -969,7 +971,7 @@ def lead_plan(matrix) -> tuple:
     (``start``) or must save its partial sum for the next (``save``, number of terms)."""
     m = np.ascontiguousarray(matrix, dtype=np.float64)
     if m.ndim != 2:
-        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+        raise LeadError(f"matrix must be 2-D, got shape {m.shape}")
     return _lead_plan_cached(m.tobytes(), m.shape)
 
 

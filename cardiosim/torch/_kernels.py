@@ -30,6 +30,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from ..errors import SignalError
+
 from ..noise._kernels import ZIG_FN, ZIG_KN, ZIG_WN, ziggurat_kernel, ziggurat_ref
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -510,7 +512,7 @@ def render(src, g, residual, has_res, montage, rows, seeds, params: Params, flag
     if out is None:
         out = np.empty((b, len(rows), n), dtype=np.float32)
     elif out.shape != (b, len(rows), n) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous float32 {(b, len(rows), n)}, got {out.dtype} {out.shape}")
+        raise SignalError(f"out must be C-contiguous float32 {(b, len(rows), n)}, got {out.dtype} {out.shape}")
     if device is None:
         sos, zi, gain, lsb, lo, hi, on = np.zeros((0, 6)), np.zeros((0, 2)), 1.0, 1.0, 0.0, 0.0, False
     else:
