@@ -27,3 +27,38 @@ def test_spectrum_hybrid_equals_numpy_bit_for_bit():
     assert K.spectrum_matches(cases, "hybrid")
     for case in cases:
         assert K.spectrum_hybrid(*case).tobytes() == K.spectrum_numpy(*case).tobytes()
+
+
+@pytest.mark.parametrize("form", ["kernel", "hybrid"])
+def test_spectrum_from_uniform_draws_gives_numpys_series(form):
+    """``spectrum_u`` (phases 2π u formed in the kernel, zero-power bins +0 without cos/sin)
+    against NumPy's spectrum of ``uniform``'s phases: equal up to the signs of zeros, and its
+    inverse FFT bit for bit, in the form checked on this machine."""
+    if K.spectrum_u_form() is None:
+        pytest.skip("no spectrum_u form gives NumPy's results on this machine")
+    if form == "kernel" and K.spectrum_u_form() != "kernel":
+        pytest.skip("the C library's exp is not NumPy's here")
+    cases = K.spectrum_u_cases(np.random.default_rng(11))
+    assert K.spectrum_u_matches(cases, form)
+    for f, lf, hf, lw, hw, ratio, u in cases:
+        got = K.spectrum_u(f, lf, hf, lw, hw, ratio, u, form)
+        want = K.spectrum_numpy(f, lf, hf, lw, hw, ratio, 0.0 + (2 * np.pi - 0.0) * u)
+        assert np.array_equal(got, want)
+        assert np.all(got[np.abs(want) == 0] == 0)
+        n = 2 * (f.shape[0] - 1)
+        assert np.fft.irfft(got, n).tobytes() == np.fft.irfft(want, n).tobytes()
+
+
+def test_rr_series_same_as_before_spectrum_u(monkeypatch):
+    """The RR process through ``spectrum_u`` equals the earlier path (phases drawn by
+    ``uniform``, ``spectrum`` or NumPy) bit for bit, draw for draw."""
+    from cardiosim.ode import rhythm
+
+    if K.spectrum_u_form() is None:
+        pytest.skip("no spectrum_u form here")
+    args = dict(heart_rate=70.0, heart_rate_std=2.0, lf_hf_ratio=0.5, breathing_rate=13.0)
+    new = [rhythm.rr_tachogram(n, np.random.default_rng(n), **args) for n in (5, 34, 120, 700)]
+    monkeypatch.setattr(K, "spectrum_u_form", lambda: None)
+    old = [rhythm.rr_tachogram(n, np.random.default_rng(n), **args) for n in (5, 34, 120, 700)]
+    for a, b in zip(new, old):
+        assert a.tobytes() == b.tobytes()

@@ -38,6 +38,8 @@ n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
+``spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form) -> spec`` (phases
+``2π u``, zero-power bins +0; in the form :func:`spectrum_u_form` checked);
 ``spectrum(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases) -> spec`` (in the
 checked form, :func:`spectrum_form`).
 """
@@ -299,6 +301,108 @@ def spectrum(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases):
         spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)
         return spec
     return spectrum_hybrid(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases)
+
+
+# --- the spectrum from the uniform draws, zero-power bins skipped ---------------------
+@njit(cache=True, nogil=True)
+def _spectrum_u_bin(p, u, k, spec):
+    """Bin ``k`` of :func:`spectrum_u` from its power ``p``: ``sqrt(p) exp(i 2π u)``, the
+    phase formed as ``rhythm.uniform(rng, 0, 2π)`` forms it (``0.0 + (2π - 0.0) u``), the
+    product as NumPy forms it from a real amplitude; a bin of zero power (or DC) is +0 with
+    no ``cos`` / ``sin``."""
+    if k == 0 or p == 0.0:
+        spec[k] = 0.0
+        return
+    a = math.sqrt(p)
+    ph = 0.0 + (2 * math.pi - 0.0) * u[k]
+    c = math.cos(ph)
+    s = math.sin(ph)
+    spec[k] = complex(a * c - 0.0 * s, a * s + 0.0 * c)
+
+
+@njit(cache=True, nogil=True)
+def spectrum_u_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec):
+    """:func:`spectrum_kernel` with the phases ``2π u`` formed here (``u`` the
+    ``rng.random`` draws ``rhythm.uniform`` scales) and ``cos`` / ``sin`` only on the
+    bins of nonzero power (:func:`_spectrum_u_bin`)."""
+    for k in range(f.shape[0]):
+        d1 = (f[k] - lf_hz) / lf_width_hz
+        d2 = (f[k] - hf_hz) / hf_width_hz
+        p = lf_hf_ratio * math.exp(-0.5 * (d1 * d1)) / lf_width_hz + math.exp(-0.5 * (d2 * d2)) / hf_width_hz
+        _spectrum_u_bin(p, u, k, spec)
+
+
+@njit(cache=True, nogil=True)
+def spectrum_u_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec):
+    """:func:`spectrum_u_kernel` after its two ``exp`` (``e (2, n)``, computed by NumPy)."""
+    for k in range(e.shape[1]):
+        p = lf_hf_ratio * e[0, k] / lf_width_hz + e[1, k] / hf_width_hz
+        _spectrum_u_bin(p, u, k, spec)
+
+
+def spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form="hybrid"):
+    """The random-phase spectrum from the uniform draws ``u`` (phases ``2π u``) in ``form``
+    (``"kernel"``: the C library's ``exp``; ``"hybrid"``: NumPy's, in place on the
+    exponents of :func:`spectrum_arg_kernel`).
+
+    Most of the rfft grid lies where both spectral peaks have underflowed (power exactly 0:
+    81 of 257 bins are nonzero for a 10-s record), and there the ``cos`` / ``sin`` of the
+    phase only set the sign of a zero. Those bins are +0 here, so the spectrum equals
+    :func:`spectrum_numpy`'s up to the signs of zeros, and its inverse FFT equals that of
+    :func:`spectrum_numpy` bit for bit: IEEE sums, differences and products give a nonzero
+    result independent of the sign of a zero operand, and the RR series built from the
+    transform (``rr_mean + x scale`` with ``rr_mean > 0``) cannot see the sign of a zero
+    sample either. :func:`spectrum_u_matches` checks both on this machine."""
+    spec = np.empty(f.shape[0], np.complex128)
+    if form == "kernel":
+        spectrum_u_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec)
+        return spec
+    e = np.empty((2, f.shape[0]))
+    spectrum_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, e)
+    np.exp(e, out=e)
+    spectrum_u_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec)
+    return spec
+
+
+def spectrum_u_cases(rng):
+    """:func:`spectrum_cases` with uniform draws in place of the phases (and a few draws
+    at the quadrant edges of ``2π u``)."""
+    cases = []
+    for f, lf, hf, lw, hw, ratio, ph in spectrum_cases(rng):
+        u = rng.random(f.shape[0])
+        u[:5] = (0.0, 0.25, 0.5, 0.75, np.nextafter(1.0, 0.0))
+        cases.append((f, lf, hf, lw, hw, ratio, u))
+    return cases
+
+
+def spectrum_u_matches(cases, form) -> bool:
+    """Whether :func:`spectrum_u` in ``form`` gives, on ``cases`` (tuples of its
+    arguments), :func:`spectrum_numpy`'s spectrum of the phases ``rhythm.uniform`` draws
+    from the same ``u`` up to the signs of zeros, and its ``np.fft.irfft`` bit for bit."""
+    for f, lf, hf, lw, hw, ratio, u in cases:
+        want = spectrum_numpy(f, lf, hf, lw, hw, ratio, 0.0 + (2 * np.pi - 0.0) * u)
+        got = spectrum_u(f, lf, hf, lw, hw, ratio, u, form)
+        if (got + 0.0).tobytes() != (want + 0.0).tobytes():  # (+ 0.0: -0 to +0)
+            return False
+        n = 2 * (f.shape[0] - 1)
+        if np.fft.irfft(got, n).tobytes() != np.fft.irfft(want, n).tobytes():
+            return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def spectrum_u_form():
+    """``"kernel"`` or ``"hybrid"``: the first form for which :func:`spectrum_u_matches`
+    holds on :func:`spectrum_u_cases`, checked once per process; None if neither (then
+    ``rhythm`` draws the phases and uses :func:`spectrum` or NumPy)."""
+    try:
+        cases = spectrum_u_cases(np.random.default_rng(20261206))
+        for form in ("kernel", "hybrid"):
+            if spectrum_u_matches(cases, form):
+                return form
+        return None
+    except Exception:  # pragma: no cover - a numba failure: the other paths it is
+        return None
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------
