@@ -350,6 +350,240 @@ def gaussian_time_kernel(t0, fs, centres, widths, amps, chans, cutoff, out):
         add_gaussian(out[chans[g]], amps[g], centres[g], widths[g], t0, delta, cutoff)
 
 
+@intrinsic
+def _rows_run3(typingctx, flat, seg_i, seg_f, starts, sents):
+    """Run three rows' segment lists (:func:`_row_segments`) side by side in one loop.
+
+    Stream ``s`` works through segments ``starts[s]`` .. ``sents[s] - 1`` then sits on its
+    sentinel ``sents[s]`` (adds of +0.0 to a scratch slot) until all three do. A segment
+    (``seg_i[k] = (pos, groups, tail)``, ``seg_f[k] = (e0..e3, r0..r3, big_q)``) is
+    :func:`_lanes_run` over ``groups`` groups of four from ``flat[pos]``; with ``tail > 0``
+    its last group adds only lanes ``< tail`` (the others add +0.0). Per lane these are
+    :func:`add_gaussian`'s operations in its order; each row's segments in its Gaussians'
+    order. Three independent multiply chains in one loop instead of one: the single chain
+    waits a multiply's latency every four samples."""
+    f64, i64 = types.float64, types.int64
+    if not (all(isinstance(a, types.Array) and a.layout == "C" for a in (flat, seg_i, seg_f))
+            and flat.ndim == 1 and flat.dtype == f64 and seg_i.ndim == 2 and seg_i.dtype == i64
+            and seg_f.ndim == 2 and seg_f.dtype == f64):
+        return None
+    sig = types.intp(flat, seg_i, seg_f, types.UniTuple(types.intp, 3), types.UniTuple(types.intp, 3))
+
+    def codegen(context, builder, signature, args):
+        flat_v, si_v, sf_v, starts_v, sents_v = args
+        fdata = context.make_array(signature.args[0])(context, builder, flat_v).data
+        idata = context.make_array(signature.args[1])(context, builder, si_v).data
+        gdata = context.make_array(signature.args[2])(context, builder, sf_v).data
+        dbl = ir.DoubleType()
+        vty = ir.VectorType(dbl, 4)
+        i32 = ir.IntType(32)
+        ity = ir.IntType(64)
+        c = lambda v: ir.Constant(ity, v)  # noqa: E731
+        zero_v = ir.Constant(vty, [0.0] * 4)
+        lane_idx = ir.Constant(ir.VectorType(ity, 4), [0, 1, 2, 3])
+        all_lanes = ir.Constant(ir.VectorType(ir.IntType(1), 4), [1, 1, 1, 1])
+
+        def load_segment(k):
+            pi = builder.gep(idata, [builder.mul(k, c(3))])
+            pos = builder.load(pi)
+            groups = builder.load(builder.gep(pi, [c(1)]))
+            tail = builder.load(builder.gep(pi, [c(2)]))
+            pf = builder.gep(gdata, [builder.mul(k, c(9))])
+            e = builder.load(builder.bitcast(pf, vty.as_pointer()), align=8)
+            r = builder.load(builder.bitcast(builder.gep(pf, [c(4)]), vty.as_pointer()), align=8)
+            q = builder.load(builder.gep(pf, [c(8)]))
+            qv = ir.Constant(vty, ir.Undefined)
+            t_eff = builder.select(builder.icmp_signed(">", tail, c(0)), tail, c(4))
+            splat = ir.Constant(ir.VectorType(ity, 4), ir.Undefined)
+            for l in range(4):
+                qv = builder.insert_element(qv, q, ir.Constant(i32, l))
+                splat = builder.insert_element(splat, t_eff, ir.Constant(i32, l))
+            # the lanes the segment's last group adds (all four unless it has a tail)
+            return [k, pos, groups, builder.icmp_signed("<", lane_idx, splat), e, r, qv]
+
+        sents = [builder.extract_value(sents_v, s) for s in range(3)]
+        init = [load_segment(builder.extract_value(starts_v, s)) for s in range(3)]
+        all_done = builder.and_(builder.and_(builder.icmp_signed("==", init[0][0], sents[0]),
+                                             builder.icmp_signed("==", init[1][0], sents[1])),
+                                builder.icmp_signed("==", init[2][0], sents[2]))
+        pre = builder.block
+        loop = builder.append_basic_block("rows3.loop")
+        done = builder.append_basic_block("rows3.done")
+        builder.cbranch(all_done, done, loop)
+        builder.position_at_end(loop)
+        # state phis: per stream (k, pos, groups_left, tail, e, r, q)
+        mty = ir.VectorType(ir.IntType(1), 4)
+        tys = [ity, ity, ity, mty, vty, vty, vty]
+        phis = [[builder.phi(t) for t in tys] for _ in range(3)]
+        for s in range(3):
+            for ph, v in zip(phis[s], init[s]):
+                ph.add_incoming(v, pre)
+        cur_block_ends = []
+        outs = []
+        for s in range(3):
+            k, pos, left, tail, e, r, qv = phis[s]
+            last = builder.icmp_signed("==", left, c(1))
+            e_add = builder.select(builder.select(last, tail, all_lanes), e, zero_v)
+            ptr = builder.bitcast(builder.gep(fdata, [pos]), vty.as_pointer())
+            builder.store(builder.fadd(builder.load(ptr, align=8), e_add), ptr, align=8)
+            cont = [k, builder.add(pos, c(4)), builder.sub(left, c(1)), tail, builder.fmul(e, r),
+                    builder.fmul(r, qv), qv]
+            here = builder.block
+            nxt = builder.append_basic_block(f"rows3.next{s}")
+            merge = builder.append_basic_block(f"rows3.merge{s}")
+            builder.cbranch(last, nxt, merge)
+            builder.position_at_end(nxt)
+            k_next = builder.select(builder.icmp_signed("<", k, sents[s]), builder.add(k, c(1)), k)
+            loaded = load_segment(k_next)
+            nxt_end = builder.block
+            builder.branch(merge)
+            builder.position_at_end(merge)
+            merged = []
+            for t, a, b in zip(tys, cont, loaded):
+                ph = builder.phi(t)
+                ph.add_incoming(a, here)
+                ph.add_incoming(b, nxt_end)
+                merged.append(ph)
+            outs.append(merged)
+        fin = builder.and_(builder.and_(builder.icmp_signed("==", outs[0][0], sents[0]),
+                                        builder.icmp_signed("==", outs[1][0], sents[1])),
+                           builder.icmp_signed("==", outs[2][0], sents[2]))
+        end = builder.block
+        for s in range(3):
+            for ph, v in zip(phis[s], outs[s]):
+                ph.add_incoming(v, end)
+        builder.cbranch(fin, done, loop)
+        builder.position_at_end(done)
+        return c(0)
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n):
+    """:func:`add_gaussian`'s work on a (3, n) record (row ``r`` at ``flat[r n:]``) as
+    segments for :func:`_rows_run3`, grouped by row in Gaussian order, each row's list
+    ended by a sentinel (``pos = 3 n + 4``: the scratch slots after the record, no lanes
+    to add). The same ``exp`` calls and products as :func:`add_gaussian`. Returns
+    (seg_i, seg_f, starts, sentinels)."""
+    ng = centres.shape[0]
+    cut = min(cutoff, MAX_CUTOFF)
+    los = np.empty(ng, np.int64)
+    his = np.empty(ng, np.int64)
+    count = np.ones(4, np.int64)  # a sentinel per row
+    count[0] = 0
+    for g in range(ng):
+        c = centres[g]
+        sig = widths[g]
+        lo = max(math.ceil((c - cut * sig - t0) / delta), 0)
+        hi = min(math.floor((c + cut * sig - t0) / delta) + 1, n)
+        if amps[g] == 0.0 or hi <= lo:
+            hi = lo
+        los[g] = lo
+        his[g] = hi
+        if hi > lo:  # a segment a sample (direct evaluation) or a run (RUN samples) each, + 1
+            count[chans[g] + 1] += (hi - lo) if delta * (1.0 / sig) > 0.5 else (hi - lo) // RUN + 1
+    for r in range(3):
+        count[r + 1] += count[r]
+    total = count[3]
+    seg_i = np.zeros((total, 3), np.int64)
+    seg_f = np.zeros((total, 9))
+    nxt = count[:3].copy()
+    for g in range(ng):
+        lo = los[g]
+        hi = his[g]
+        if hi <= lo:
+            continue
+        row = chans[g]
+        k = nxt[row]
+        al = amps[g]
+        c = centres[g]
+        inv = 1.0 / widths[g]
+        start = t0
+        base = row * n
+        dd = delta * inv
+        if dd > 0.5:
+            for i in range(lo, hi):
+                d = (start + i * delta - c) * inv
+                seg_i[k, 0] = base + i
+                seg_i[k, 1] = 1
+                seg_i[k, 2] = 1
+                seg_f[k, 0] = al * math.exp(-0.5 * d * d)
+                k += 1
+            nxt[row] = k
+            continue
+        q = math.exp(-dd * dd)
+        q4 = q * q
+        q4 = q4 * q4
+        big_q = q4 * q4
+        big_q = big_q * big_q
+        i = lo
+        started = False
+        while hi - i >= 4:
+            m = min(RUN, (hi - i) & ~3)
+            d = (start + i * delta - c) * inv
+            e0 = al * math.exp(-0.5 * d * d)
+            r = math.exp(-d * dd - 0.5 * dd * dd)
+            e1 = e0 * r
+            e2 = e1 * r * q
+            e3 = e2 * r * q * q
+            r2 = r * r
+            big_r0 = r2 * r2 * q4 * q * q
+            big_r1 = big_r0 * q4
+            big_r2 = big_r1 * q4
+            big_r3 = big_r2 * q4
+            seg_i[k, 0] = base + i
+            seg_i[k, 1] = m >> 2
+            seg_i[k, 2] = 0
+            seg_f[k, 0] = e0
+            seg_f[k, 1] = e1
+            seg_f[k, 2] = e2
+            seg_f[k, 3] = e3
+            seg_f[k, 4] = big_r0
+            seg_f[k, 5] = big_r1
+            seg_f[k, 6] = big_r2
+            seg_f[k, 7] = big_r3
+            seg_f[k, 8] = big_q
+            k += 1
+            i += m
+            started = True
+        if i < hi:
+            if started:  # the last run's lanes carry on over the last 1-3 samples
+                seg_i[k - 1, 1] += 1
+                seg_i[k - 1, 2] = hi - i
+            else:
+                d = (start + i * delta - c) * inv
+                e0 = al * math.exp(-0.5 * d * d)
+                r = math.exp(-d * dd - 0.5 * dd * dd)
+                seg_i[k, 0] = base + i
+                seg_i[k, 1] = 1
+                seg_i[k, 2] = hi - i
+                seg_f[k, 0] = e0
+                seg_f[k, 1] = e0 * r
+                seg_f[k, 2] = e0 * r * r * q
+                k += 1
+        nxt[row] = k
+    for r in range(3):  # sentinels: one group of +0.0 on the scratch slots, again and again
+        k = nxt[r]
+        seg_i[k, 0] = 3 * n + 4
+        seg_i[k, 1] = 1
+        seg_i[k, 2] = 0
+    return seg_i, seg_f, (count[0], count[1], count[2]), (nxt[0], nxt[1], nxt[2])
+
+
+@njit(cache=True, nogil=True)
+def gaussian_time_rows_kernel(t0, fs, centres, widths, amps, chans, cutoff, flat, n):
+    """:func:`gaussian_time_kernel` into a (3, n) record held in ``flat[:3 n]`` (``flat``
+    has at least ``3 n + 8`` elements, all +0.0 past ``3 n``; chans 0-2), bit for bit: each
+    row's Gaussians added in their order as :func:`add_gaussian` adds them, the three rows'
+    recurrences run side by side (:func:`_rows_run3`). The slack takes adds of +0.0 (a
+    partial last group's unused lanes, idle streams), which leave every value as it was
+    (the record never holds -0.0: it starts at +0.0 and IEEE sums are -0.0 only of two
+    -0.0)."""
+    seg_i, seg_f, starts, sents = _row_segments(t0, 1.0 / fs, centres, widths, amps, chans, cutoff, n)
+    _rows_run3(flat, seg_i, seg_f, starts, sents)
+
+
 @njit(cache=True, parallel=True)
 def gaussian_time_parallel_kernel(t0, fs, centres, widths, amps, chans, cutoff, n_chunks, out):
     """:func:`gaussian_time_kernel` for one long record, its time axis cut into chunks
