@@ -182,6 +182,11 @@ def _noise_kinds(recipe: Recipe) -> tuple:
     return tuple(k for k in recipe.simulation.noise.kinds if k in SNR_KINDS)
 
 
+#: Set while a forked pool (:class:`_ForkedPool`) holds this process -- and, inherited, its
+#: workers -- at one BLAS thread: blocks then leave OpenBLAS's thread count alone.
+_BLAS_HELD = False
+
+
 @contextmanager
 def _one_blas_thread():
     """Run NumPy's BLAS on one thread inside a block.
@@ -189,7 +194,11 @@ def _one_blas_thread():
     A record's matrix products are small (12 x 9 by 9 x 5000); on a busy 2-core machine
     OpenBLAS's worker threads spin-wait against the other processes and made the whole
     record 3.5x slower (124 vs 37 ms measured). Parallelism comes from the worker processes.
+    Nothing to do while a :class:`_ForkedPool` holds the whole process at one thread.
     """
+    if _BLAS_HELD:
+        yield
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: only speed depends on it
@@ -478,15 +487,60 @@ def _executor(workers: int, scheduler: str | None, fork: bool = False):
     if fork:
         # Forked from this process, whose plan, lead field and numba kernels are already
         # loaded (_fork_safe says when that is safe): a worker starts in milliseconds instead
-        # of ~6 s of CPU (imports, state, kernel loading). A fork-context pool starts all its
-        # processes at the first submit: done here, in this thread, before any other starts.
-        pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=mp.get_context("fork"),
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
-        pool.submit(int).result()
-        return pool
+        # of ~6 s of CPU (imports, state, kernel loading).
+        return _ForkedPool(workers - 1)
     # spawn: numba's threading layer, OpenMP and forked parents do not mix safely.
     return ProcessPoolExecutor(max_workers=workers - 1, mp_context=mp.get_context("spawn"),
                                initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+class _ForkedPool(ProcessPoolExecutor):
+    """A fork-context process pool that holds this process and its workers at one BLAS
+    thread from before the fork until :meth:`shutdown`.
+
+    OpenBLAS stops its threads around ``fork`` and starts them again, in the parent and in
+    the child, at the next change of its thread count; a started thread busy-waits ~0.1 s
+    (``sched_yield``) before it sleeps. With the count changed block by block
+    (:func:`_one_blas_thread`), that restart landed in each process's first block: ~70 ms of
+    run-queue wait each (``/proc/thread-self/schedstat``; first blocks of 64 records ~0.50 s
+    instead of ~0.42 s). Set once before the fork, the one-thread count is inherited and
+    never changed again while the pool lives, so no BLAS thread starts in either process
+    (blocks keep running BLAS on one thread, as :func:`_one_blas_thread` would).
+    """
+
+    def __init__(self, n: int):
+        global _BLAS_HELD
+        self._blas_limit = None
+        if not _BLAS_HELD:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # optional: only speed depends on it
+                pass
+            else:
+                self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+                _BLAS_HELD = True
+        try:
+            super().__init__(max_workers=n, mp_context=mp.get_context("fork"), initializer=_die_with_parent,
+                             initargs=(os.getpid(),))
+            # A fork-context pool starts all its processes at the first submit: done here, in
+            # this thread, before any other starts.
+            self.submit(int).result()
+        except BaseException:
+            self._release_blas()
+            raise
+
+    def _release_blas(self) -> None:
+        global _BLAS_HELD
+        if self._blas_limit is not None:
+            self._blas_limit, limit = None, self._blas_limit
+            _BLAS_HELD = False
+            limit.restore_original_limits()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        try:
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        finally:
+            self._release_blas()
 
 
 #: ``CARDIOSIM_WORKER_START=spawn`` forces spawned local workers (default: fork when safe).
