@@ -1,4 +1,5 @@
-"""Forked local workers: one BLAS thread held across the fork. Structure only -- the speed is the benchmark's
+"""Forked local workers: one BLAS thread held across the fork, the warm-up record skipped
+in a process that is already warm. Structure only -- the speed is the benchmark's
 (benchmarks/bench_generate.py), never asserted here."""
 
 import sys
@@ -52,6 +53,17 @@ def test_forked_pool_releases_blas_when_it_cannot_start(monkeypatch):
     with pytest.raises(OSError):
         gen._ForkedPool(1)
     assert not gen._BLAS_HELD and _blas_threads() == before
+
+
+def test_warm_process_skips_the_record_once_warm(monkeypatch):
+    prepared = gen.PreparedRecipe.of(Recipe.from_dict({**RECIPE, "seed": 6}))
+    calls = []
+    real = gen.simulate_block
+    monkeypatch.setattr(gen, "simulate_block", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    gen._warm_process(prepared)
+    assert calls == [(0, 1)] and gen._block_state(prepared).warm
+    gen._warm_process(prepared)   # warm now: nothing simulated
+    assert calls == [(0, 1)]
 
 
 def test_two_forked_workers_match_one_and_restore_blas(tmp_path):
