@@ -657,7 +657,7 @@ def _noise_param_layout(keys: tuple):
 
 def _all_finite(x: np.ndarray) -> bool:
     """``np.all(np.isfinite(x))`` of the float64 leads in one pass without a temporary
-    (:func:`cardiosim.device._kernels.all_finite_kernel`)."""
+    (:func:`cardiosim.noise._kernels.all_finite_kernel`)."""
     from .device._kernels import all_finite_kernel
 
     if x.dtype == np.float64 and x.ndim == 2:

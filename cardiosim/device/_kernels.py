@@ -28,6 +28,9 @@ import numpy as np
 from numba import njit
 from scipy import signal as _signal
 
+# one finiteness pass for noise and device alike (re-exported for device.apply)
+from ..noise._kernels import all_finite_kernel  # noqa: F401
+
 
 def filter_adc_ref(x, sos, zi, gain, lsb, lo, hi):
     """SciPy twin of the codes and saturation flags of :func:`filter_adc_out_kernel`:
@@ -320,25 +323,6 @@ def noisy_montage_rows_ref(matrix, phi, contact, noise):
     return montage_rows_ref(matrix, np.asarray(phi, dtype=np.float64) * contact + noise)
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def all_finite_kernel(x):  # pragma: no cover - compiled
-    """``numpy.isfinite(x).all()`` of a 2-D float array without its temporary boolean array:
-    the sum of ``x * 0`` (0 for a finite sample, NaN for NaN or inf) is 0 exactly when every
-    sample is finite. Reassociation only (no ``nnan``/``ninf`` assumptions), so the sum
-    vectorises and NaN still propagates."""
-    s = x.dtype.type(0.0)
-    zero = x.dtype.type(0.0)
-    for i in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            s += x[i, t] * zero
-    return s == 0
-
-
-def all_finite_ref(x):
-    """NumPy twin of :func:`all_finite_kernel`."""
-    return bool(np.isfinite(x).all())
-
-
 @njit(cache=True, nogil=True)
 def row_counts_kernel(flags, out):  # pragma: no cover - compiled
     """``out[r]`` = the number of True values in row ``r`` of the 2-D bool ``flags``
@@ -360,5 +344,4 @@ KERNELS = {"filter_adc_out": (filter_adc_out_kernel, filter_adc_out_ref),
            "montage_rows": (montage_rows_kernel, montage_rows_ref),
            "noisy_montage_rows": (noisy_montage_rows_kernel, noisy_montage_rows_ref),
            "noisy_sum_montage_rows": (noisy_sum_montage_rows_kernel, noisy_sum_montage_rows_ref),
-           "all_finite": (all_finite_kernel, all_finite_ref),
            "row_counts": (row_counts_kernel, row_counts_ref)}

@@ -110,12 +110,7 @@ def slow_ou(rng, n_rows, n, fs, tau_s, sd=1.0, out=None, coef=None, basis=None):
     ``coef @ basis + process`` (summed term by term, into ``out`` if given, which is then
     overwritten), in one call of :func:`~cardiosim.motion._kernels.slow_ou_affine_kernel`.
     Draws ``rng.standard_normal((n_rows, m))`` with ``m`` the slow-grid length."""
-    if fs <= _SLOW_FS:
-        m, ratio, a_fs = n, 0.0, fs
-    else:
-        ratio = fs / _SLOW_FS
-        m, a_fs = int(np.ceil((n - 1) / ratio)) + 2, _SLOW_FS
-    a, c = _ou_coefficients(a_fs, tau_s)
+    m, ratio, a, c = _slow_grid(n, fs, tau_s)
     e = rng.standard_normal((n_rows, m))
     fill = out is None or coef is not None
     if out is None:
@@ -126,6 +121,19 @@ def slow_ou(rng, n_rows, n, fs, tau_s, sd=1.0, out=None, coef=None, basis=None):
     slow_ou_affine_kernel(np.ascontiguousarray(coef, dtype=np.float64), np.ascontiguousarray(basis, dtype=np.float64),
                           e, a, c, float(sd), idx, w0, w1, fill, out)
     return out
+
+
+def _slow_grid(n: int, fs: float, tau_s: float):
+    """``(m, ratio, a, c)``: the slow grid's length for ``n`` samples at ``fs`` (the signal's
+    own grid at or below the slow rate), the interpolation ratio (0 for none) and the OU
+    recursion's coefficients on that grid."""
+    if fs <= _SLOW_FS:
+        m, ratio, a_fs = n, 0.0, fs
+    else:
+        ratio = fs / _SLOW_FS
+        m, a_fs = int(np.ceil((n - 1) / ratio)) + 2, _SLOW_FS
+    a, c = _ou_coefficients(a_fs, tau_s)
+    return m, ratio, a, c
 
 
 @lru_cache(maxsize=16)
@@ -143,12 +151,7 @@ def _slow_ou_sampled(rng, n_rows, n, fs, tau_s, sd, coef, basis, at):
     ``at`` (increasing) and the row sums: ``(y[:, at].T as [len(at), n_rows],
     numpy.add.reduce(y, axis=1))`` of its ``[n_rows, n]`` result ``y``, bit for bit, without
     making ``y`` (:func:`~cardiosim.motion._kernels.slow_ou_affine_sampled_kernel`)."""
-    if fs <= _SLOW_FS:
-        m, ratio, a_fs = n, 0.0, fs
-    else:
-        ratio = fs / _SLOW_FS
-        m, a_fs = int(np.ceil((n - 1) / ratio)) + 2, _SLOW_FS
-    a, c = _ou_coefficients(a_fs, tau_s)
+    m, ratio, a, c = _slow_grid(n, fs, tau_s)
     e = rng.standard_normal((n_rows, m))
     idx, w0, w1 = _interpolation_table(n, float(ratio))
     coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)

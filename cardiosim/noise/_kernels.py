@@ -996,6 +996,19 @@ def pairwise_sum(a, lo, n):  # pragma: no cover - compiled
     return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _insertion_sort_into(v, n, buf):  # pragma: no cover - compiled
+    """``v[:n]`` sorted ascending into ``buf[:n]`` by insertion (no allocation; small ``n``).
+    Inlined into its callers: a call would incref and decref both arrays."""
+    for i in range(n):
+        x = v[i]
+        j = i
+        while j > 0 and buf[j - 1] > x:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = x
+
+
 @njit(cache=True, nogil=True)
 def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
     """``trimmed_mean(row, trim) ** 2`` of :mod:`cardiosim.noise.snr` for one row of finite
@@ -1005,13 +1018,7 @@ def _trimmed_mean_sq(row, cut, buf):  # pragma: no cover - compiled
     n = row.shape[0]
     if n <= buf.shape[0]:
         a = buf
-        for i in range(n):
-            v = row[i]
-            j = i
-            while j > 0 and a[j - 1] > v:
-                a[j] = a[j - 1]
-                j -= 1
-            a[j] = v
+        _insertion_sort_into(row, n, a)
     else:
         a = np.sort(row)
     m = n - 2 * cut
@@ -1091,13 +1098,7 @@ def _median_of(v, n, buf):  # pragma: no cover - compiled
     """``numpy.median`` of the ``n`` non-NaN values ``v[:n]`` (insertion sort into ``buf``):
     the middle value, or for even ``n`` the mean of the two middle ones as ``np.mean`` forms
     it, ``(0.0 + lo + hi) / 2``."""
-    for i in range(n):
-        x = v[i]
-        j = i
-        while j > 0 and buf[j - 1] > x:
-            buf[j] = buf[j - 1]
-            j -= 1
-        buf[j] = x
+    _insertion_sort_into(v, n, buf)
     h = n // 2
     if n % 2:
         return buf[h]
