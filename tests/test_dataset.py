@@ -199,6 +199,40 @@ def test_block_arrays_equal_stacking_the_records():
     assert arrays.stacked(3) == {}
 
 
+def test_write_block_reuses_its_threads_buffers_and_simulate_block_never_does(tmp_path):
+    """write_block packs into the calling thread's block buffers and reuses them for its next
+    block (fresh tens-of-MB arrays cost page faults every block); simulate_block hands its
+    dataset to the caller, so its arrays are never those buffers: a block returned earlier keeps
+    its values through later write_block and simulate_block calls, and every shard reads back
+    as the block simulated alone."""
+    import importlib
+
+    import xarray as xr
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    recipe = Recipe.from_dict({"records": 12, "duration": 2.0, "seed": 8, "output": {"store_clean": True}})
+    first = simulate_block(recipe, 0, 4)
+    kept = {k: first[k].values.copy() for k in ("ecg", "clean_ecg", "accelerometer")}
+    bufs = gen._CODES.__dict__.get("bufs", {})
+    assert not any(np.shares_memory(first["ecg"].values, b) for b in bufs.values())
+    paths = [tmp_path / f"b{i}.nc" for i in range(2)]
+    gen.write_block(recipe, 4, 8, str(paths[0]))
+    ecg_buf = gen._CODES.bufs[("ecg", np.dtype(np.float32).str)]
+    gen.write_block(recipe, 8, 12, str(paths[1]))
+    assert gen._CODES.bufs[("ecg", np.dtype(np.float32).str)] is ecg_buf       # reused, not reallocated
+    again = simulate_block(recipe, 0, 4)
+    assert not np.shares_memory(again["ecg"].values, ecg_buf)
+    for k, v in kept.items():
+        np.testing.assert_array_equal(first[k].values, v)
+    for path, (a, b) in zip(paths, [(4, 8), (8, 12)]):
+        with xr.open_dataset(path) as got:
+            want = simulate_block(recipe, a, b)
+            for k in kept:
+                np.testing.assert_array_equal(got[k].values, want[k].values)
+    generate(recipe, tmp_path / "all", progress=False)       # its end releases this thread's buffers
+    assert "bufs" not in gen._CODES.__dict__
+
+
 def test_block_packed_record_by_record_equals_packing_the_block():
     """simulate_block packs ecg, clean_ecg and the accelerometer record by record as it copies
     them into the block; the values are those of packing the float block whole, and an

@@ -238,10 +238,14 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
     return _simulate_block(recipe, start, stop, failures, postprocess)[0]
 
 
-def _simulate_block(recipe, start: int, stop: int, failures: list | None = None, postprocess=None):
+def _simulate_block(recipe, start: int, stop: int, failures: list | None = None, postprocess=None,
+                    reuse_buffers: bool = False):
     """:func:`simulate_block` and the int16 codes of the signals it packed itself:
     ``(ds, [(array, scale_factor, fill, codes), ...])`` for
-    :func:`cardiosim.dataset.storage.known_int16_codes` (``(None, [])`` without records)."""
+    :func:`cardiosim.dataset.storage.known_int16_codes` (``(None, [])`` without records).
+
+    ``reuse_buffers``: the block's signal arrays are the calling thread's, reused by its next
+    block (the caller drops the dataset before that: :func:`write_block`); otherwise new."""
     from ..simulate import simulate_record
 
     st = _block_state(recipe)
@@ -253,7 +257,7 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
     # postprocess must see the float records first
     pack_now = recipe.output.pack_int16 and postprocess is None
     arrays = _BlockArrays(stop - start, signal_quanta(_BlockArrays.NAMES, ref.device.input_range_mv)
-                          if pack_now else {})
+                          if pack_now else {}, reuse=reuse_buffers and postprocess is None)
     with _one_blas_thread():
         for i in range(start, stop):
             src, variant = plan.locate(i)
@@ -303,17 +307,29 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
 _CODES = threading.local()
 
 
-def _codes_buffer(name: str, shape: tuple) -> np.ndarray:
-    """A per-thread int16 buffer for a block's codes of ``name``, reused by the thread's next
-    block (its ~8 MB would otherwise be page-faulted in afresh for every block). The codes
-    are read only by the writer inside ``write_block``, before the thread's next block."""
+def _block_buffer(name: str, shape: tuple, dtype=np.int16) -> np.ndarray:
+    """A per-thread buffer ``[record, ...]`` of a block's ``name``, reused by the thread's next
+    block. A block's arrays are tens of MB (61 MB of float32 ``ecg`` in a default 256-record
+    shard, beyond glibc's largest mmap threshold): fresh ones are new mappings whose huge pages
+    the kernel zeroes (and may compact for) again every block -- system time 0.10-0.13 ms a
+    record in steady state on this project's VM, 0.04-0.07 reused; 0.07-1.5 ms a record when
+    the block size changes. The int16 codes are read only by the writer inside ``write_block``; the
+    float32 signals are reused only for ``write_block``, which drops its dataset before the
+    thread's next block."""
     bufs = getattr(_CODES, "bufs", None)
     if bufs is None:
         bufs = _CODES.bufs = {}
-    buf = bufs.get(name)
+    key = (name, np.dtype(dtype).str)
+    buf = bufs.get(key)
     if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
-        buf = bufs[name] = np.empty(shape, dtype=np.int16)
+        buf = bufs[key] = np.empty(shape, dtype=dtype)
     return buf[:shape[0]]
+
+
+def _release_block_buffers() -> None:
+    """Drop the calling thread's block buffers (at the end of ``generate``: a user's process
+    does not keep ~100 MB for a next block that may never come)."""
+    _CODES.__dict__.pop("bufs", None)
 
 
 class _BlockArrays:
@@ -329,8 +345,9 @@ class _BlockArrays:
 
     NAMES = ("ecg", "clean_ecg", "accelerometer")
 
-    def __init__(self, capacity: int, quanta: dict | None = None):
+    def __init__(self, capacity: int, quanta: dict | None = None, reuse: bool = False):
         self.capacity = capacity
+        self.reuse = reuse
         self.quanta = dict(quanta or {})
         self.arrays: dict = {}
         self.off: set = set()
@@ -358,7 +375,9 @@ class _BlockArrays:
                 continue
             arr = self.arrays.get(name)
             if arr is None:
-                arr = self.arrays[name] = np.empty((self.capacity,) + part.shape, dtype=np.float32)
+                shape = (self.capacity,) + part.shape
+                arr = self.arrays[name] = _block_buffer(name, shape, np.float32) if self.reuse else \
+                    np.empty(shape, dtype=np.float32)
             if part.shape != arr.shape[1:]:
                 self.off.add(name)
                 continue
@@ -368,7 +387,7 @@ class _BlockArrays:
             else:
                 codes = self.codes.get(name)
                 if codes is None:
-                    codes = self.codes[name] = _codes_buffer(name, arr.shape)
+                    codes = self.codes[name] = _block_buffer(name, arr.shape)
                 peak, finite = quantise_into(np.ascontiguousarray(part), q, arr[i], codes[i])
                 self.peak[name] = max(self.peak.get(name, 0.0), peak)
                 self.finite[name] = self.finite.get(name, True) and finite
@@ -429,7 +448,7 @@ def write_block(recipe, start: int, stop: int, path: str, postprocess=None) -> d
     from .storage import known_int16_codes
 
     failures: list = []
-    ds, packed = _simulate_block(recipe, start, stop, failures, postprocess)
+    ds, packed = _simulate_block(recipe, start, stop, failures, postprocess, reuse_buffers=True)
     entry = {"start": start, "stop": stop, "n_records": 0, "sha256": None,
              "failed": [{"record": i, "source": s, "error": e} for i, s, e in failures]}
     if ds is not None:
@@ -881,6 +900,7 @@ def _generate_shards(recipe, prepared, plan, output, n, workers, scheduler, prog
         _run_blocks(executor, workers - 1, tasks, write_block, write_block, record, warm=warm)
     finally:
         bar.close()
+        _release_block_buffers()        # this thread's (blocks run here too); workers exit
         if executor is not None:
             executor.shutdown()
     for stale in output.glob(".shard-*.tmp"):
