@@ -246,6 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--channel", action="append", help="lead or channel name to measure (repeatable; default all)")
     m.add_argument("--json", type=Path, help="also write the full measures (per segment too) to this JSON file")
 
+    nz = sub.add_parser("noise", help="fit the textile noise model to your own device's recordings",
+                        description="Fit one electrode x activity cell of the activity noise model (level, its "
+                                    "spread and bursts, spectrum) to recordings of your device, measured as "
+                                    "the shipped fit's textile recordings were; the level is calibrated by "
+                                    "simulating your device profile. No labels needed; any unit. Use the "
+                                    "result with [simulation.noise] textile_fit = \"FILE\" in a recipe.")
+    nzsub = nz.add_subparsers(dest="noise_command", parser_class=_Parser, metavar="ACTION")
+    nf = nzsub.add_parser("fit", help="fit one electrode x activity cell to WFDB recordings")
+    nf.add_argument("recordings", nargs="+", type=Path, help="WFDB records (path with or without .hea)")
+    nf.add_argument("--electrode", required=True, choices=("gel", "dry", "textile"))
+    nf.add_argument("--activity", required=True, choices=("rest", "arms", "walk", "run", "squats"))
+    nf.add_argument("--output", "-o", type=Path, required=True, help="fit file to write (JSON)")
+    nf.add_argument("--channel", default="0", help="channel of the records to read: index or name (default 0)")
+    nf.add_argument("--device", default="chest_strap_500hz",
+                    help="device profile the calibration simulates (default chest_strap_500hz)")
+    nf.add_argument("--lead", type=_nonneg_int, default=0, help="lead of --device matching the channel (default 0)")
+    nf.add_argument("--base", type=Path, help="fit whose other cells are kept (default: the shipped fit)")
+    nf.add_argument("--calibration-records", type=_positive_int, default=24,
+                    help="simulated records of the calibration panel (default 24)")
+    nf.add_argument("--seed", type=_nonneg_int, default=0, help="calibration panel seed (default 0)")
+
     s = sub.add_parser("sim2real", help="sim-to-real benchmark: train on simulated data, test on real recordings",
                        description="Train the same small model under each condition (clean, classic augmentation, "
                                    "physics, real) and score it on real recordings ($CARDIOSIM_DATA).")
@@ -554,6 +575,29 @@ def _cmd_measure(args) -> int:
     return 0
 
 
+def _cmd_noise(args) -> int:
+    import math
+
+    from .errors import ConfigError
+    from .device_fit import fit_device_noise
+
+    if args.noise_command != "fit":
+        raise ConfigError("noise needs an action: fit")
+    channel = int(args.channel) if args.channel.isdigit() else args.channel
+    fit = fit_device_noise(args.recordings, args.electrode, args.activity, args.output, channel=channel,
+                           device=args.device, lead=args.lead, base=args.base, n_records=args.calibration_records,
+                           seed=args.seed, progress=lambda msg: _say(args, f"  {msg}"))
+    row = fit["table"][f"{args.electrode}/{args.activity}"]
+    _say(args, f"{args.electrode}/{args.activity}: {len(args.recordings)} recording(s), {row['n_segments']} 2-s segments; "
+               f"noise-to-QRS median {row['noise_to_qrs_median']:.4f} (IQR {row['noise_to_qrs_q25']:.4f}-"
+               f"{row['noise_to_qrs_q75']:.4f}), residual kurtosis {row['residual_kurtosis']:.2f}; "
+               f"calibrated level x{math.exp(row['log_level_calibration']):.3f}"
+               + (" (floor-limited: the simulated beats alone read more than the target)"
+                  if row["calibration_floor_limited"] else ""))
+    _say(args, f"wrote {args.output}; use it with [simulation.noise] textile_fit = \"{args.output}\"")
+    return 0
+
+
 def _cmd_warmup(args) -> int:
     import time
 
@@ -666,7 +710,7 @@ def main(argv=None) -> int:
     handler = {"generate": _cmd_generate, "info": _cmd_info, "recipe": _cmd_recipe, "plot": _cmd_plot,
                "export": _cmd_export,
                "bench": _cmd_bench, "warmup": _cmd_warmup, "sim2real": _cmd_sim2real, "prior": _cmd_prior,
-               "refine": _cmd_refine, "measure": _cmd_measure}[args.command]
+               "refine": _cmd_refine, "measure": _cmd_measure, "noise": _cmd_noise}[args.command]
     import warnings
 
     shown = _CliWarnings(args.command)

@@ -590,7 +590,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
         # graders of real chest-strap records (noise.textile.artefact_grades)
         from .noise.textile import artefact_grades
-        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, clean_ref, fs_out)
+        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, clean_ref, fs_out,
+                                                                  fit=cfg.noise.textile_fit or None)
         params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
     annotations, beat_types = _annotations_at(source, clean_leads, fs, fs_out, recorded.shape[1])
     if cfg.augment.enabled:

@@ -185,7 +185,8 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..noise.textile import draw_source_activity
     activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
                                                 recipe.simulation.activities, rhythm,
-                                                motion=recipe.simulation.motion)
+                                                motion=recipe.simulation.motion,
+                                                fit=recipe.simulation.noise.textile_fit or None)
     prior, provenance = read_prior_cached(recipe.source.prior) if recipe.source.prior else None, {}
     if morphology in recipe.source.class_priors:
         # the class's own prior (fitted to real records of the class): traceable per record

@@ -402,7 +402,8 @@ class Recipe:
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         return replace(recipe, body=recipe.body.relative_to(path.parent),
-                       refine=recipe.refine.relative_to(path.parent))
+                       refine=recipe.refine.relative_to(path.parent),
+                       simulation=_noise_fit_relative_to(recipe.simulation, path.parent))
 
     def replace(self, **changes) -> "Recipe":
         return replace(self, **changes)
@@ -417,12 +418,36 @@ class Recipe:
     def pinned(self) -> "Recipe":
         """The recipe with the body's files and the refiner pinned (absolute paths, SHA-256):
         see :class:`BodyRecipe`, :class:`RefineRecipe`."""
-        body, refine = self.body.pinned(), self.refine.pinned()
-        return self if (body, refine) == (self.body, self.refine) else replace(self, body=body, refine=refine)
+        body, refine, sim = self.body.pinned(), self.refine.pinned(), _noise_fit_pinned(self.simulation)
+        if (body, refine, sim) == (self.body, self.refine, self.simulation):
+            return self
+        return replace(self, body=body, refine=refine, simulation=sim)
 
     def digest(self) -> str:
         """SHA-256 of the canonical TOML: identifies the dataset this recipe makes."""
         return hashlib.sha256(self.to_toml().encode()).hexdigest()
+
+
+def _noise_fit_relative_to(sim: SimulationConfig, folder) -> SimulationConfig:
+    """``sim`` with a relative ``noise.textile_fit`` taken relative to ``folder``."""
+    fit = sim.noise.textile_fit
+    if fit and not Path(fit).is_absolute():
+        return replace(sim, noise=replace(sim.noise, textile_fit=str(Path(folder) / fit)))
+    return sim
+
+
+def _noise_fit_pinned(sim: SimulationConfig) -> SimulationConfig:
+    """``sim`` with ``noise.textile_fit`` absolute and its SHA-256 filled in (raises if a
+    stored hash differs) and the file checked as a fit."""
+    noise = sim.noise
+    if not noise.textile_fit:
+        return sim
+    from ..noise.textile import load_fit
+
+    path = Path(noise.textile_fit).resolve()
+    digest = _file_hash(path, "textile_fit", noise.textile_fit_sha256, "simulation.noise")
+    load_fit(path)
+    return replace(sim, noise=replace(noise, textile_fit=str(path), textile_fit_sha256=digest))
 
 
 _COMMENTS = {

@@ -123,6 +123,13 @@ class NoiseConfig:
         Physical RMS per electrode of the ``recorded`` kind before SNR scaling (mV).
     activity_level_scale : float
         Multiplier of the fitted ``activity`` noise level (1 = as in the real recordings).
+    textile_fit : str
+        Fit file of the ``activity`` kind (level, spectrum, bursts per electrode type x
+        activity, grading rule, heart rate per activity); '' = the shipped fit of the textile
+        recordings. ``cardiosim noise fit`` makes one from your own device's recordings. In a
+        recipe the path is relative to the recipe file and generation pins it by SHA-256.
+    textile_fit_sha256 : str
+        SHA-256 of ``textile_fit`` (filled in by generation; a changed file is refused).
     """
 
     kinds: tuple[str, ...] = DEFAULT_KINDS
@@ -153,6 +160,8 @@ class NoiseConfig:
     recorded_method: str = "psd"
     recorded_rms_mv: tuple[float, float] = (0.05, 0.2)
     activity_level_scale: float = 1.0
+    textile_fit: str = ""
+    textile_fit_sha256: str = ""
 
     def __post_init__(self):
         kinds = tuple(self.kinds)
@@ -176,6 +185,8 @@ class NoiseConfig:
         if self.electrode not in ELECTRODE_TYPES:
             raise ConfigError(f"electrode must be one of {', '.join(ELECTRODE_TYPES)}, got {self.electrode!r}")
         check_range("activity_level_scale", self.activity_level_scale, 0.0)
+        if self.textile_fit_sha256 and not self.textile_fit:
+            raise ConfigError("textile_fit_sha256 needs textile_fit")
         if self.powerline_hz not in (50, 60):
             raise ConfigError(f"powerline_hz must be 50 or 60, got {self.powerline_hz!r}")
         check_range("powerline_harmonics", self.powerline_harmonics, 1, 10)

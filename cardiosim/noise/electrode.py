@@ -386,7 +386,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
             by_kind[kind] = simulate_activity_noise(rng, n_e, n, fs, electrode=cfg.electrode,
                                                     activity=noise_activity[act], scale=cfg.activity_level_scale,
-                                                    params=params)
+                                                    params=params, fit=cfg.textile_fit or None)
         elif kind == "recorded":
             from .fit import recorded_noise_model, select_channels, synthesize_noise
             model = recorded_noise_model(cfg.recorded_source, cfg.recorded_method)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -388,11 +389,13 @@ def grade_fractions(grades) -> list[float]:
 
 
 
-def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] | None = None) -> dict:
+def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] | None = None,
+                        fit: str | None = None) -> dict:
     """What the textile noise model is fitted and judged with, measured on one lead of any
     recording (your device's, or a simulated record exported to WFDB): per 2-s segment the
     noise-to-QRS ratio (:func:`measure_record`) and its artefact grade by the shipped grading
-    rule (fitted to the graders of textile subjects 01-03), summarised for the record.
+    rule (fitted to the graders of textile subjects 01-03; ``fit``: another fit file's rule),
+    summarised for the record.
 
     Returns
     -------
@@ -407,7 +410,7 @@ def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] 
         A lead shorter than 4 s, with NaN samples, or with fewer than 3 detectable beats.
     """
     m = measure_record(x, fs, rails=rails)
-    thr = _thresholds()
+    thr = _thresholds(_fit_key(fit))
     g = grade(m.noise_to_qrs, thr)
     q25, q50, q75 = np.nanpercentile(m.noise_to_qrs, [25, 50, 75])
     return {"n_beats": m.n_beats, "qrs_pp": m.qrs_pp, "noise_to_qrs_median": float(q50),
@@ -417,7 +420,7 @@ def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] 
             "noise_to_qrs": [round(float(v), 6) for v in m.noise_to_qrs], "grades": [int(v) for v in g]}
 
 
-def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
+def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str | None = None):
     """Artefact grade (1-4, the rule fitted to the graders' labels) of a simulated record,
     per 2-s segment and for the whole record.
 
@@ -431,6 +434,8 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     ----------
     recorded, clean : ndarray [n_leads, T] mV
     fs : float, Hz
+    fit : str, optional
+        Fit file whose grading rule grades (:func:`load_fit`; default the shipped fit).
 
     Returns
     -------
@@ -467,14 +472,14 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float):
     # (_kernels.artefact_ratio_kernel; its twin is the NumPy code it replaced)
     ratio = np.empty(n_seg)
     g = np.empty(n_seg, dtype=np.int8)
-    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, _thresholds(), ratio, g)
+    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, _thresholds(_fit_key(fit)), ratio, g)
     return g, int(record_grade), ratio
 
 
-@functools.lru_cache(maxsize=1)
-def _thresholds() -> np.ndarray:
-    """The grading rule's thresholds (float64, read-only) from the shipped fit."""
-    thr = np.asarray(load_fit()["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
+@functools.lru_cache(maxsize=8)
+def _thresholds(key=None) -> np.ndarray:
+    """The grading rule's thresholds (float64, read-only) from the fit of ``key`` (:func:`_fit_key`)."""
+    thr = np.asarray(_load_fit(key)["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
     thr.setflags(write=False)
     return thr
 
@@ -533,21 +538,23 @@ def fit_heart_rate(folder, subjects=FIT_SUBJECTS) -> dict:
 
 
 def activity_heart_rate(rng: np.random.Generator, activity: str, rest_bpm: float,
-                        limits: tuple[float, float] = (20.0, 250.0)) -> float:
+                        limits: tuple[float, float] = (20.0, 250.0), fit: str | None = None) -> float:
     """Heart rate (bpm) during ``activity`` of a heart beating ``rest_bpm`` at rest: the rest
     rate times a ratio drawn from the fit (log-normal, median and spread over the fit
-    subjects' sessions, :func:`fit_heart_rate`), kept inside ``limits`` (a rhythm class's
-    rate range, so that the class stays what its label says)."""
+    subjects' sessions, :func:`fit_heart_rate`; ``fit``: another fit file, :func:`load_fit`),
+    kept inside ``limits`` (a rhythm class's rate range, so that the class stays what its
+    label says)."""
     from ..motion.config import NOISE_ACTIVITY
 
     if activity not in NOISE_ACTIVITY:
         raise ConfigError(f"activity must be one of {', '.join(NOISE_ACTIVITY)}, got {activity!r}")
-    row = load_fit()["heart_rate"][NOISE_ACTIVITY[activity]]
+    row = load_fit(fit)["heart_rate"][NOISE_ACTIVITY[activity]]
     ratio = np.exp(row["log_ratio_to_rest_median"] + row["log_ratio_to_rest_sd"] * rng.standard_normal())
     return float(np.clip(rest_bpm * ratio, *limits))
 
 
-def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str, *, motion: bool = True):
+def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str, *, motion: bool = True,
+                         fit: str | None = None):
     """Activity of an ODE source's wearer, drawn from the recipe's weights, and the heart
     rate it implies: ``(activity, bpm or None)``.
 
@@ -571,7 +578,7 @@ def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str
     # sinus-driven rhythms without a rate criterion of their own (PVC, PAC, IAVB) keep the
     # sinus-rhythm range: above it the record would be a sinus tachycardia
     limits = CLASSES[rhythm].limits.get("hr") or CLASSES["SR"].limits["hr"]
-    return activity, activity_heart_rate(rng, activity, float(rng.uniform(*rest_range)), limits)
+    return activity, activity_heart_rate(rng, activity, float(rng.uniform(*rest_range)), limits, fit=fit)
 
 
 # -- the fitted file ------------------------------------------------------------------------------
@@ -610,27 +617,8 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     sd_between = pooled_sd([[np.median(lr) for lr in logs] for logs in cell_logs.values()])
     sd_between_ratio = pooled_sd([[np.median(np.log(m.noise_to_qrs)) for m in v["measures"]] for v in real.values()])
     for (e, a), v in real.items():
-        s = summarize(v["measures"])
-        psd = np.interp(f_out, s["f"], s["psd"])
-        logs = cell_logs[(e, a)]
-        within = [np.subtract(*np.percentile(lr, [75, 25])) / 1.349 for lr in logs]
-        # the segments' spread inside a record (each record's own median removed), the
-        # median over the cell's records of each quantile: activity comes in episodes, so
-        # the distribution is skewed and heavy on the noisy side, not log-normal
-        within_q = np.median([np.percentile(lr - np.median(lr), 100 * WITHIN_P) for lr in logs], axis=0)
-        table[f"{e}/{a}"] = {
-            "log_level_mean": float(np.median(np.concatenate(logs))),
-            "log_level_sd_between_records": sd_between,
-            "log_level_sd_within_record": float(np.median(within)),
-            "log_level_within_quantiles": [round(float(v), 4) for v in within_q],
-            "log_level_within_scale": round(segment_average_scale(), 4),
-            "log_ratio_sd_between_records": sd_between_ratio,
-            "noise_to_qrs_median": s["median"], "noise_to_qrs_q25": s["q25"], "noise_to_qrs_q75": s["q75"],
-            "residual_kurtosis": s["kurtosis"], "rail_fraction": s["rail_fraction"],
-            "contact_fraction": s["contact_fraction"], "n_segments": s["n_segments"],
-            "grade_fractions": grade_fractions(np.concatenate(v["grades"])),
-            "psd_db": [round(float(10 * np.log10(p)), 2) for p in psd],
-        }
+        table[f"{e}/{a}"] = cell_row(v["measures"], q_typ, f_out, sd_between, sd_between_ratio,
+                                     grade_fractions(np.concatenate(v["grades"])))
     return {
         "about": ("Noise targets per electrode type x activity measured on the textile wearable recordings "
                   "(Kalouskova, GPL-3.0) by cardiosim.noise.textile; fitted on subjects "
@@ -650,6 +638,38 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     }
 
 
+def cell_row(measures, q_typ: float, f_out, sd_between: float, sd_between_ratio: float,
+             fractions: list[float]) -> dict:
+    """One electrode x activity row of a fit table from the cell's record measures
+    (:func:`measure_record`): the level ``log(noise_to_qrs * qrs_pp / q_typ)`` per segment
+    (noise in units of the typical QRS ``q_typ`` of all the fit's records), its median, its
+    spread inside a record (SD and quantiles), the pooled ratio statistics, the residual
+    kurtosis and spectrum (on ``f_out``, dB), and the given between-record spreads and grade
+    fractions. Used by :func:`fit_textile` and for a user's own device
+    (:mod:`cardiosim.device_fit`)."""
+    s = summarize(measures)
+    psd = np.interp(f_out, s["f"], s["psd"])
+    logs = [np.log(m.noise_to_qrs * m.qrs_pp / q_typ) for m in measures]
+    within = [np.subtract(*np.percentile(lr, [75, 25])) / 1.349 for lr in logs]
+    # the segments' spread inside a record (each record's own median removed), the
+    # median over the cell's records of each quantile: activity comes in episodes, so
+    # the distribution is skewed and heavy on the noisy side, not log-normal
+    within_q = np.median([np.percentile(lr - np.median(lr), 100 * WITHIN_P) for lr in logs], axis=0)
+    return {
+        "log_level_mean": float(np.median(np.concatenate(logs))),
+        "log_level_sd_between_records": sd_between,
+        "log_level_sd_within_record": float(np.median(within)),
+        "log_level_within_quantiles": [round(float(v), 4) for v in within_q],
+        "log_level_within_scale": round(segment_average_scale(), 4),
+        "log_ratio_sd_between_records": sd_between_ratio,
+        "noise_to_qrs_median": s["median"], "noise_to_qrs_q25": s["q25"], "noise_to_qrs_q75": s["q75"],
+        "residual_kurtosis": s["kurtosis"], "rail_fraction": s["rail_fraction"],
+        "contact_fraction": s["contact_fraction"], "n_segments": s["n_segments"],
+        "grade_fractions": fractions,
+        "psd_db": [round(float(10 * np.log10(p)), 2) for p in psd],
+    }
+
+
 def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -659,17 +679,85 @@ def write_fit(fit: dict, path: Path = FIT_FILE) -> None:
 
 def clear_caches() -> None:
     """Forget the loaded fit and everything derived from it (after :func:`write_fit`)."""
-    for fn in (load_fit, _thresholds, _spectrum, _spectrum32, _spectrum_cols, _within_table, _activity_constants):
+    for fn in (_load_fit, _thresholds, _spectrum, _spectrum32, _spectrum_cols, _within_table, _activity_constants):
         fn.cache_clear()
 
 
-@functools.lru_cache(maxsize=1)
-def load_fit() -> dict:
-    """The shipped fit (:data:`FIT_FILE`)."""
+def load_fit(fit: str | Path | None = None) -> dict:
+    """The shipped fit (:data:`FIT_FILE`), or the fit file ``fit`` (e.g. one made from your own
+    device's recordings by :func:`cardiosim.device_fit.fit_device_noise`), read once per
+    process and path and checked for every part the simulation reads.
+
+    Raises
+    ------
+    DataFormatError
+        The file cannot be read, is not JSON, or lacks a part (named).
+    """
+    return _load_fit(_fit_key(fit))
+
+
+#: What a fit file must hold: top-level keys, and per electrode x activity cell of its table.
+FIT_KEYS = ("table", "psd_f_hz", "within_quantile_p", "grading_rule", "heart_rate", "qrs_pp_reference_mv")
+FIT_CELL_KEYS = ("log_level_mean", "log_level_sd_between_records", "log_level_sd_within_record",
+                 "residual_kurtosis", "psd_db")
+
+
+def _fit_key(fit):
+    """Cache key of a fit file: ``None`` for the shipped fit, else ``(path, mtime_ns, size)``, so
+    that a fit rewritten in place (a refit in the same session) is read again, with everything
+    derived from it (one ``os.stat`` per call, none for the shipped fit)."""
+    if fit is None or str(fit) == "":
+        return None
     try:
-        return json.loads(FIT_FILE.read_text())
+        st = os.stat(fit)
+    except OSError as exc:
+        raise DataFormatError(f"cannot read the textile noise fit {fit}: {exc.strerror or exc}") from None
+    return (str(fit), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_fit(key) -> dict:
+    path = FIT_FILE if key is None else Path(key[0])
+    try:
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise DataFormatError(f"cannot read the textile noise fit {FIT_FILE}: {exc}") from None
+        raise DataFormatError(f"cannot read the textile noise fit {path}: {exc}") from None
+    if key is not None:
+        check_fit(data, str(path))
+    return data
+
+
+def check_fit(fit: dict, name: str = "fit") -> None:
+    """Raise :class:`DataFormatError` naming the first part of a fit dict the simulation
+    needs and ``fit`` lacks (top-level keys, every electrode x activity cell and its keys, a
+    spectrum per frequency, grading thresholds, a heart-rate row per activity)."""
+    if not isinstance(fit, dict):
+        raise DataFormatError(f"{name}: a textile noise fit is a JSON object, got {type(fit).__name__}")
+    for key in FIT_KEYS:
+        if key not in fit:
+            raise DataFormatError(f"{name}: textile noise fit has no {key!r}")
+    n_f = len(fit["psd_f_hz"])
+    for e in ELECTRODES:
+        for a in ACTIVITIES:
+            row = fit["table"].get(f"{e}/{a}")
+            if row is None:
+                raise DataFormatError(f"{name}: textile noise fit has no cell {e}/{a}")
+            for key in FIT_CELL_KEYS:
+                if key not in row:
+                    raise DataFormatError(f"{name}: cell {e}/{a} of the textile noise fit has no {key!r}")
+            if len(row["psd_db"]) != n_f:
+                raise DataFormatError(f"{name}: cell {e}/{a} has {len(row['psd_db'])} spectrum values for "
+                                      f"{n_f} frequencies")
+            if "log_level_within_quantiles" in row and \
+                    len(row["log_level_within_quantiles"]) != len(fit["within_quantile_p"]):
+                raise DataFormatError(f"{name}: cell {e}/{a} has {len(row['log_level_within_quantiles'])} "
+                                      f"within-record quantiles for {len(fit['within_quantile_p'])} probabilities")
+    if "thresholds_noise_to_qrs" not in fit["grading_rule"] or len(fit["grading_rule"]["thresholds_noise_to_qrs"]) != 3:
+        raise DataFormatError(f"{name}: the grading rule needs 3 thresholds_noise_to_qrs")
+    from ..motion.config import NOISE_ACTIVITY
+    for a in sorted(set(NOISE_ACTIVITY.values())):
+        if a not in fit["heart_rate"]:
+            raise DataFormatError(f"{name}: textile noise fit has no heart_rate row {a!r}")
 
 
 # -- synthesis of the fitted noise ----------------------------------------------------------------
@@ -705,7 +793,7 @@ def _ou_len(n: int, fs: float, rate: float) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _spectrum(electrode: str, activity: str, n: int, fs: float):
+def _spectrum(electrode: str, activity: str, n: int, fs: float, key=None):
     """Amplitude spectrum [n // 2 + 1] on the rfft grid of the fitted residual (the
     measurement band-pass divided out; flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope
     continued above 40 Hz but no shallower than f^-4), scaled so the 1-40 Hz band-passed
@@ -716,9 +804,9 @@ def _spectrum(electrode: str, activity: str, n: int, fs: float):
     QRS misfit was included): there the real residual approaches the real sensor's amplifier
     floor, which the ``white`` kind supplies on its own, so continuing the slope would add a
     second broadband floor above 40 Hz (and draw three times the random numbers); f^-4 caps it."""
-    fit = load_fit()
-    row = fit["table"][f"{electrode}/{activity}"]
-    fk = np.asarray(fit["psd_f_hz"])
+    fitted = _load_fit(key)
+    row = fitted["table"][f"{electrode}/{activity}"]
+    fk = np.asarray(fitted["psd_f_hz"])
     pk = 10 ** (np.asarray(row["psd_db"]) / 10)
     _, h = _signal.sosfreqz(_band(fs), worN=fk, fs=fs)
     src = pk / np.maximum(np.abs(h) ** 2, 1e-3)          # zero-phase filter: |H|^2
@@ -744,11 +832,11 @@ _BAND_TAIL_FRACTION = 2e-4
 
 
 @functools.lru_cache(maxsize=64)
-def _spectrum32(electrode: str, activity: str, n: int, fs: float):
+def _spectrum32(electrode: str, activity: str, n: int, fs: float, key=None):
     """:func:`_spectrum` in float32, the precision the noise is synthesised in, cut after the
     last bin whose tail still holds :data:`_BAND_TAIL_FRACTION` of the power (the rest is
     zero: ``len`` of the result is the number of bins drawn)."""
-    amp = _spectrum(electrode, activity, n, fs)
+    amp = _spectrum(electrode, activity, n, fs, key)
     p = amp.astype(np.float64) ** 2
     tail = np.cumsum(p[::-1])[::-1]                    # power in bins k.. (inclusive)
     k = int(np.searchsorted(-tail, -_BAND_TAIL_FRACTION * tail[0], side="right"))
@@ -758,26 +846,26 @@ def _spectrum32(electrode: str, activity: str, n: int, fs: float):
 
 
 @functools.lru_cache(maxsize=64)
-def _spectrum_cols(electrode: str, activity: str, n: int, fs: float):
+def _spectrum_cols(electrode: str, activity: str, n: int, fs: float, key=None):
     """:func:`_spectrum32` with every bin's amplitude twice (real and imaginary part), float64:
     the column scale of the complex spectrum's float32 view."""
-    out = np.repeat(_spectrum32(electrode, activity, n, fs).astype(np.float64), 2)
+    out = np.repeat(_spectrum32(electrode, activity, n, fs, key).astype(np.float64), 2)
     out.setflags(write=False)
     return out
 
 
 @functools.lru_cache(maxsize=64)
-def _within_table(electrode: str, activity: str):
+def _within_table(electrode: str, activity: str, key=None):
     """``(z_knots, q_knots, log(E[e^4L] / E[e^2L]^2))`` of the slow segment level ``L``: the
     fitted within-record quantiles of the log segment level (times the calibration's
     ``log_level_within_scale``) at the standard-normal quantiles of their probabilities, for
     the envelope's Gaussian copula; empty knots and ``None`` for a fit without the table
     (the slow level is then log-normal with ``log_level_sd_within_record``)."""
-    fit = load_fit()
-    row = fit["table"][f"{electrode}/{activity}"]
+    fitted = _load_fit(key)
+    row = fitted["table"][f"{electrode}/{activity}"]
     if "log_level_within_quantiles" not in row:
         return np.zeros(0), np.zeros(0), None
-    z = _stats.norm.ppf(np.asarray(fit["within_quantile_p"], dtype=np.float64))
+    z = _stats.norm.ppf(np.asarray(fitted["within_quantile_p"], dtype=np.float64))
     q = np.asarray(row["log_level_within_quantiles"], dtype=np.float64) * row.get("log_level_within_scale", 1.0)
     q = np.maximum.accumulate(q)
     zz = np.linspace(-6.0, 6.0, 4001)
@@ -790,10 +878,10 @@ def _within_table(electrode: str, activity: str):
     return z, q, float(np.log(m4 / m2 ** 2))
 
 
-def reference_qrs_pp_mv() -> float:
+def reference_qrs_pp_mv(fit: str | None = None) -> float:
     """QRS peak-to-peak (mV) of the simulated chest strap on the reference body, stored in
     the fit: the fitted noise-to-QRS ratios become mV through it."""
-    return float(load_fit()["qrs_pp_reference_mv"])
+    return float(load_fit(fit)["qrs_pp_reference_mv"])
 
 
 @functools.lru_cache(maxsize=1)
@@ -834,29 +922,31 @@ class _ActivityConstants:
 
 
 @functools.lru_cache(maxsize=64)
-def _activity_constants(electrode: str, activity: str) -> _ActivityConstants:
+def _activity_constants(electrode: str, activity: str, key=None) -> _ActivityConstants:
     """The per-(electrode, activity) constants of :func:`simulate_activity_noise`, computed
     once (the same expressions it evaluated every record)."""
-    row = load_fit()["table"][f"{electrode}/{activity}"]
+    fitted = _load_fit(key)
+    row = fitted["table"][f"{electrode}/{activity}"]
     # the calibration makes the simulated chest strap, measured as the real records are, read
     # the fit subjects' median (scripts/fit_textile_noise.py: the simulated QRS sizes and the
     # ODE's own beat-to-beat variation, which the measure also counts, are accounted for)
     log_level = row["log_level_mean"] + row.get("log_level_calibration", 0.0)
     sd_w = row["log_level_sd_within_record"]
-    z_knots, q_knots, slow_log_kurt = _within_table(electrode, activity)
+    z_knots, q_knots, slow_log_kurt = _within_table(electrode, activity, key)
     # the bursts carry the part of the fitted kurtosis the slow level changes do not: for an
     # envelope e^L, kurtosis = 3 E[e^4L] / E[e^2L]^2 (3 e^(4 sd^2) for a Gaussian L)
     k = max(row["residual_kurtosis"], 0.0)
     slow = 4.0 * sd_w ** 2 if slow_log_kurt is None else slow_log_kurt
     sd_f = float(np.sqrt(np.clip((np.log1p(k / 3.0) - slow) / 4.0, 0.0, _MAX_FAST_SD ** 2)))
     return _ActivityConstants(log_level=log_level, sd_between=row["log_level_sd_between_records"], sd_within=sd_w,
-                              sd_fast=sd_f, qrs_pp_mv=reference_qrs_pp_mv(),
+                              sd_fast=sd_f, qrs_pp_mv=float(fitted["qrs_pp_reference_mv"]),
                               a_slow=np.exp(-1.0 / (_SLOW_RATE_HZ * _SLOW_TAU_S)),
                               a_fast=np.exp(-1.0 / (_FAST_RATE_HZ * _FAST_TAU_S)), z_knots=z_knots, q_knots=q_knots)
 
 
 def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int, fs: float, *, electrode: str,
-                            activity: str, scale: float = 1.0, params: dict | None = None) -> np.ndarray:
+                            activity: str, scale: float = 1.0, params: dict | None = None,
+                            fit: str | None = None) -> np.ndarray:
     """Noise [n_electrodes, n] mV (float32) of a worn device, fitted per electrode type x activity.
 
     Each electrode carries independent Gaussian noise with the fitted residual spectrum
@@ -868,13 +958,15 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     Ornstein-Uhlenbeck process: skewed toward noisy episodes, as activity comes in bouts),
     and short bursts that give the rest of the fitted kurtosis. A bipolar lead of
     two electrodes then has, in the median 2-s segment, the fitted noise-to-QRS ratio times
-    :func:`reference_qrs_pp_mv` times ``scale``.
+    :func:`reference_qrs_pp_mv` times ``scale``. ``fit``: a fit file (:func:`load_fit`; default
+    the shipped fit of the textile recordings).
     """
     if electrode not in ELECTRODES:
         raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)}, got {electrode!r}")
     if activity not in ACTIVITIES:
         raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)} for the fitted noise, got {activity!r}")
-    c = _activity_constants(electrode, activity)
+    key = _fit_key(fit)
+    c = _activity_constants(electrode, activity, key)
     sd_f = c.sd_fast
     # the record's level, then the two envelope processes' innovations, from one call (the
     # numbers one call per draw gives: Generator.standard_normal draws element by element)
@@ -891,7 +983,7 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     # Gaussian noise of the fitted spectrum: complex normals on the rfft grid, drawn already
     # scaled by the amplitude spectrum straight into the complex64 buffer (its float32 view:
     # real and imaginary parts share their bin's amplitude), one single-precision inverse FFT
-    cols = _spectrum_cols(electrode, activity, n, float(fs))
+    cols = _spectrum_cols(electrode, activity, n, float(fs), key)
     z = np.empty((n_electrodes, n // 2 + 1), dtype=np.complex64)
     zf = z.view(np.float32)
     zf[:, cols.size:] = 0.0
