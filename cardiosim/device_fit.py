@@ -105,6 +105,8 @@ def _simulated_measures(fit_path: str, electrode: str, activity: str, device: st
     for i in range(n_records):
         key = (device, seed, i, duration)
         if key not in _SOURCES:
+            if len(_SOURCES) >= 256:       # one panel's patients are reused pass after pass, not kept forever
+                _SOURCES.clear()
             _SOURCES[key] = synthetic_source(duration, 500.0, np.random.default_rng([seed, i]), ctx.forward,
                                              ctx.frank_layout, rhythm="SR", morphology="NORM", source_id=f"fit:{i}")
         rec = simulate_record(_SOURCES[key], np.random.default_rng([seed, i, 1]), context=ctx, config=cfg)
