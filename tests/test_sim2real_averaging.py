@@ -1,4 +1,4 @@
-"""The sim-to-real trainer's weight averaging (2026-12-06, docs/sim2real/rerun_*/README.md).
+"""The sim-to-real trainer's weight averaging (2026-12-06, docs/sim2real/rerun_e53052c/README.md).
 
 ``train.fit`` keeps the mean of the weights at the end of the epochs of the second half of
 training, with batch-norm statistics measured again on the training windows, instead of the

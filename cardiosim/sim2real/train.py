@@ -9,7 +9,7 @@ at the end of each epoch of the second half of training (stochastic weight avera
 Izmailov et al. 2018), its batch-norm statistics recomputed on the training windows. Until
 2026-12-06 the last epoch was the model: with Adam at a constant learning rate the last
 iterate's loss on held-out *simulated* data jumped by up to 3.6x from one epoch to the next
-(docs/sim2real/rerun_*/README.md). The device is CUDA when available, else the CPU (same
+(docs/sim2real/rerun_e53052c/README.md). The device is CUDA when available, else the CPU (same
 code path).
 """
 
