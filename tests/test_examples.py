@@ -29,7 +29,7 @@ def run_example(name, *args, cwd, timeout=300):
 
 def test_every_example_has_a_test():
     tested = {"displacement.py", "ptbxl_to_shirt.py", "synthetic_classes.py", "train_resnet_se.py",
-              "patch_128hz.py", "distributed.py"}
+              "patch_128hz.py", "distributed.py", "my_device_noise.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -134,3 +134,27 @@ def test_ptbxl_to_shirt(ptbxl_folder, tmp_path):
     assert np.array_equal(ds["label"].values[first], ds["label"].values[second])
     assert not np.array_equal(ds["ecg"].values[first], ds["ecg"].values[second])
     assert ds["label"].values.sum() >= 5
+
+
+def test_my_device_noise_fits_generates_and_compares(tmp_path):
+    """--demo: stand-in recordings 3x (rest) and 2x (walk) the shipped gel level are fitted cell
+    by cell into one file, a recipe pins it, and the generated records are compared per activity."""
+    from cardiosim.dataset import Recipe
+    from cardiosim.noise import textile
+
+    out = tmp_path / "mine"
+    stdout = run_example("my_device_noise.py", "--demo", "--small", "--out", out, cwd=tmp_path)
+    assert "| rest |" in stdout and "| walk |" in stdout
+    fit = json.loads((out / "my_noise.json").read_text())
+    textile.check_fit(fit)
+    assert set(fit["user_cells"]) == {"gel/rest", "gel/walk"}
+    shipped = textile.load_fit()["table"]
+    for cell in ("gel/rest", "gel/walk"):        # louder recordings -> a higher fitted level
+        lvl = fit["table"][cell]["log_level_mean"] + fit["table"][cell]["log_level_calibration"]
+        ref = shipped[cell]["log_level_mean"] + shipped[cell]["log_level_calibration"]
+        assert lvl > ref + np.log(1.3), cell
+    recipe = Recipe.read(out / "recipe.toml")
+    assert recipe.simulation.noise.textile_fit == str((out / "my_noise.json").resolve())
+    comp = json.loads((out / "comparison.json").read_text())
+    assert set(comp) == {"rest", "walk"}
+    assert all(np.isfinite(v["generated"]) and v["n_generated"] > 0 for v in comp.values())
