@@ -78,15 +78,18 @@ def _table_case(rng, ectopic):
     nb = int(rng.integers(1, 40))
     rr = rng.uniform(0.4, 1.3, nb)
     r_times = -2.0 + np.concatenate([[0.0], np.cumsum(rr)])
-    rr_next = r_times[1:] - r_times[:-1]
-    f_repol = rr_next ** (1.0 / 3.0)
-    mod = 1.0 + 0.05 * np.sin(1.3 * r_times[:nb] + 0.4)
+    rows = np.empty((2, nb))
+    K.beat_inputs_kernel(r_times, nb, 1.3, 0.4, rows)
+    assert _same(rows, K.beat_inputs_numpy(r_times, nb, 1.3, 0.4))
+    f_repol = rows[0] ** (1.0 / 3.0)
+    resp = np.sin(rows[1])
     z = rng.standard_normal((nb, NW))
     normal = rng.uniform(size=nb) < (0.7 if ectopic else 1.1)
+    codes = np.where(normal, K.CODE_N, K.CODE_V).astype(np.uint32)
     fid_n = rng.normal(0.0, 0.2, 7)
     fid_e = rng.normal(0.0, 0.2, 7)
     fid_e[:2] = np.inf  # an ectopic beat without P
-    return (r_times, f_repol, mod, z, 0.03, normal, p.tau, p.sigma, p.amp, e.tau, e.sigma, e.amp, _REPOL,
+    return (r_times, f_repol, resp, 0.05, z, 0.03, codes, p.tau, p.sigma, p.amp, e.tau, e.sigma, e.amp, _REPOL,
             fid_n, fid_e, 10.0)
 
 
@@ -103,9 +106,9 @@ def test_beat_table_kernel_matches_numpy(ectopic, seed):
 
 def test_beat_table_kernel_flags_invalid_gaussians():
     case = list(_table_case(np.random.default_rng(0), False))
-    sig = case[7].copy()
+    sig = case[8].copy()
     sig[0, 4] = -0.01
-    case[7] = sig
+    case[8] = sig
     assert K.beat_table_kernel(*case)[6] is False
     assert K.beat_table_numpy(*case)[6] is False
 

@@ -12,7 +12,8 @@ Two kinds:
   into an FMA without fast-math): :func:`times_kernel` (``start + cumsum``),
   :func:`tachogram_kernel` (McSharry's scaled series walked beat by beat),
   :func:`ectopic_chain_kernel` / :func:`ectopic_rr_kernel` (PVC/PAC beat types and
-  coupling), :func:`beat_table_kernel` (per-beat Gaussians and fiducials),
+  coupling), :func:`beat_inputs_kernel` (RR to the next beat, respiratory phase),
+  :func:`beat_table_kernel` (per-beat Gaussians and fiducials),
   :func:`annotations_kernel` (sample indices of the fiducials), :func:`flutter_kernel`
   (atrial flutter's saw-tooth, scipy's ``sawtooth`` with ``fmod``). Transcendental inputs
   (``RR^(1/3)``, the respiratory modulation's ``sin``) are computed by NumPy and passed in.
@@ -32,9 +33,10 @@ API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
 ``tachogram_kernel(x, scale, rr_mean, fs_rr, out) -> min(out)``;
 ``ectopic_chain_kernel(u, p_nn, code, types)``;
 ``ectopic_rr_kernel(types, code, coupling, reset, rr)``;
-``beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n,
-tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans, fid,
-n_in_window, ok)``;
+``beat_inputs_kernel(r_times, nb, omega, phase, out)`` (``out`` (2, nb));
+``beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n,
+amp_n, tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans,
+fid, n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
@@ -129,16 +131,30 @@ def ectopic_rr_kernel(types, code, coupling, reset, rr):
 
 
 @njit(cache=True, nogil=True)
-def beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n, tau_e, sig_e,
-                      amp_e, repol, fid_n, fid_e, duration):
+def beat_inputs_kernel(r_times, nb, omega, phase, out):
+    """``synth._plan``'s per-beat inputs of :func:`beat_table_kernel` before their
+    transcendental functions (NumPy's, applied by the caller): ``out[0, b] = r[b + 1] -
+    r[b]`` (the RR to the next beat, for ``RR^(1/3)``) and ``out[1, b] = omega r[b] +
+    phase`` (the respiratory phase at the R peak, for ``sin``), ``b < nb``; each operation
+    rounded once, as NumPy's element-wise operations round them."""
+    for b in range(nb):
+        out[0, b] = r_times[b + 1] - r_times[b]
+        out[1, b] = omega * r_times[b] + phase
+
+
+@njit(cache=True, nogil=True)
+def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e,
+                      sig_e, amp_e, repol, fid_n, fid_e, duration):
     """``synth._plan``'s per-beat Gaussians and fiducial times for ``nb = f_repol.shape[0]``
-    beats. Beat ``b`` uses the normal template (``*_n``) where ``normal[b]``, else the
-    ectopic one; ``f_repol[b] = RR_next^(1/3)`` scales the repolarisation slots' centres and
-    widths (1.0 elsewhere, exact) and the T peak / T offset fiducials; amplitudes times
-    ``1 + beat_jitter z[b, i]`` and ``mod[b]``. Gaussians whose template amplitude is
-    ``<= 1e-9`` are left out; order beat, axis, slot (``np.flatnonzero`` of the (nb, 3, NW)
-    mask). Returns centres, widths, amps, chans (axis), fid (nb, 7), the number of beats
-    with ``0 <= R < duration``, and whether every Gaussian is finite with a positive width."""
+    beats. Beat ``b`` uses the normal template (``*_n``) where ``codes[b] == CODE_N`` (the
+    beat types' UCS-4 code points), else the ectopic one; ``f_repol[b] = RR_next^(1/3)``
+    scales the repolarisation slots' centres and widths (1.0 elsewhere, exact) and the T
+    peak / T offset fiducials; amplitudes times ``1 + beat_jitter z[b, i]`` and the
+    respiratory modulation ``1 + resp_depth resp[b]`` (``resp`` the sine of the phase).
+    Gaussians whose template amplitude is ``<= 1e-9`` are left out; order beat, axis, slot
+    (``np.flatnonzero`` of the (nb, 3, NW) mask). Returns centres, widths, amps, chans
+    (axis), fid (nb, 7), the number of beats with ``0 <= R < duration``, and whether every
+    Gaussian is finite with a positive width."""
     nb = f_repol.shape[0]
     nw = tau_n.shape[1]
     nf = fid_n.shape[0]
@@ -152,7 +168,7 @@ def beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_
                 g_e += 1
     total = 0
     for b in range(nb):
-        total += g_n if normal[b] else g_e
+        total += g_n if codes[b] == CODE_N else g_e
     centres = np.empty(total)
     widths = np.empty(total)
     amps = np.empty(total)
@@ -166,8 +182,8 @@ def beat_table_kernel(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_
         if r >= 0 and r < duration:
             inside += 1
         fr = f_repol[b]
-        m = mod[b]
-        nrm = normal[b]
+        m = 1.0 + resp_depth * resp[b]
+        nrm = codes[b] == CODE_N
         for a in range(3):
             for i in range(nw):
                 a0 = amp_n[a, i] if nrm else amp_e[a, i]
@@ -446,10 +462,17 @@ def ectopic_numpy(u, p_nn, code, coupling, reset, rr):
     return types, rr
 
 
-def beat_table_numpy(r_times, f_repol, mod, z, beat_jitter, normal, tau_n, sig_n, amp_n, tau_e, sig_e,
-                     amp_e, repol, fid_n, fid_e, duration):
+def beat_inputs_numpy(r_times, nb, omega, phase):
+    """``synth._plan``'s NumPy code of :func:`beat_inputs_kernel`'s rows (before it)."""
+    return np.stack([r_times[1:nb + 1] - r_times[:nb], omega * r_times[:nb] + phase])
+
+
+def beat_table_numpy(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e,
+                     sig_e, amp_e, repol, fid_n, fid_e, duration):
     """``synth._plan``'s NumPy code of the per-beat tables (before this module)."""
     nb = f_repol.shape[0]
+    mod = 1.0 + resp_depth * resp
+    normal = codes == CODE_N
     nw = tau_n.shape[1]
     jitter = 1.0 + beat_jitter * z.reshape(nb, 1, nw)
     is_n = normal[:, None, None]

@@ -345,20 +345,25 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     resp_phase = uniform(rng, 0, 2 * np.pi)
     resp_depth = uniform(rng, 0.02, 0.08) if resp_modulation is None else float(resp_modulation)
     params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
-    z = rng.standard_normal((nb, 1, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
+    z = rng.standard_normal((nb, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
     ect = patient if ectopic is None else ectopic
-    rr_next = r_times[1:nb + 1] - r_times[:nb]
-    f_repol = rr_next ** (1.0 / 3.0)  # ST-T centres, widths and fiducials scale with RR^(1/3)
-    mod = 1.0 + resp_depth * np.sin(2 * np.pi * breathing_rate / 60.0 * r_times[:nb] + resp_phase)
+    # RR to the next beat and the respiratory phase at each R (an exact kernel; twin:
+    # _plan_kernels.beat_inputs_numpy), then NumPy's power and sine of them: ST-T centres,
+    # widths and fiducials scale with RR^(1/3), amplitudes with 1 + resp_depth sin(phase)
+    rows = np.empty((2, nb))
+    _plan_kernels.beat_inputs_kernel(r_times, nb, 2 * np.pi * breathing_rate / 60.0, resp_phase, rows)
+    rr_next = rows[0]
+    f_repol = rr_next ** (1.0 / 3.0)
+    resp = np.sin(rows[1])
     # Gaussians in time (the dipole ODE on a phase linear in time): a wave keeps its
     # shape when the RR interval changes across it (a phase with its rate switching at
     # each R peak would stretch one side of the QRS by RR_prev / RR_next). One kernel, over
     # beats x axes x waves (NumPy twin: _plan_kernels.beat_table_numpy); with the
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
     centres, widths, amps, chans, fid, inside, valid = _plan_kernels.beat_table_kernel(
-        r_times, f_repol, mod, z.reshape(nb, NW), float(beat_jitter),
-        types.view(np.uint32) == _plan_kernels.CODE_N, patient.tau, patient.sigma, patient.amp,
-        ect.tau, ect.sigma, ect.amp, _REPOL_MASK, _fiducials(patient), _fiducials(ect), float(duration))
+        r_times, f_repol, resp, float(resp_depth), z, float(beat_jitter), types.view(np.uint32),
+        patient.tau, patient.sigma, patient.amp, ect.tau, ect.sigma, ect.amp, _REPOL_MASK, _fiducials(patient),
+        _fiducials(ect), float(duration))
     params.update(_patient_params(patient))
     if ectopic is not None and rhythm == "PVC":
         params.update(_patient_params(ectopic, "pvc"))
