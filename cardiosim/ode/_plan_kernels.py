@@ -348,12 +348,40 @@ def spectrum_u_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u,
         _spectrum_u_bin(p, u, k, spec)
 
 
+EXP_ZERO_BELOW = -750.0  # exp(x) is +0 below this (the smallest subnormal is exp(-744.44))
+
+
 @njit(cache=True, nogil=True)
-def spectrum_u_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec):
-    """:func:`spectrum_u_kernel` after its two ``exp`` (``e (2, n)``, computed by NumPy)."""
-    for k in range(e.shape[1]):
-        p = lf_hf_ratio * e[0, k] / lf_width_hz + e[1, k] / hf_width_hz
+def spectrum_u_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, out):
+    """:func:`spectrum_arg_kernel`'s exponents on the bins ``k < m`` only, ``m`` one past
+    the last bin where either exponent is ``>= EXP_ZERO_BELOW`` (beyond it both ``exp``
+    are +0, and so is the power): the LF ones in ``out[:m]``, the HF ones in
+    ``out[m:2 m]`` (``out`` flat, ``>= 2 f.shape[0]``). Returns ``m``."""
+    m = 0
+    for k in range(f.shape[0] - 1, -1, -1):
+        d1 = (f[k] - lf_hz) / lf_width_hz
+        d2 = (f[k] - hf_hz) / hf_width_hz
+        if -0.5 * (d1 * d1) >= EXP_ZERO_BELOW or -0.5 * (d2 * d2) >= EXP_ZERO_BELOW:
+            m = k + 1
+            break
+    for k in range(m):
+        d1 = (f[k] - lf_hz) / lf_width_hz
+        d2 = (f[k] - hf_hz) / hf_width_hz
+        out[k] = -0.5 * (d1 * d1)
+        out[m + k] = -0.5 * (d2 * d2)
+    return m
+
+
+@njit(cache=True, nogil=True)
+def spectrum_u_finish_kernel(e, m, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec):
+    """:func:`spectrum_u_kernel` after its two ``exp`` (computed by NumPy on the
+    exponents of :func:`spectrum_u_arg_kernel`: LF ``e[:m]``, HF ``e[m:2 m]``); the bins
+    from ``m`` on have zero power (+0)."""
+    for k in range(m):
+        p = lf_hf_ratio * e[k] / lf_width_hz + e[m + k] / hf_width_hz
         _spectrum_u_bin(p, u, k, spec)
+    for k in range(m, spec.shape[0]):
+        spec[k] = 0.0
 
 
 def spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form="hybrid"):
@@ -365,7 +393,9 @@ def spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form="
     81 of 257 bins are nonzero for a 10-s record), and there the ``cos`` / ``sin`` of the
     phase only set the sign of a zero. Those bins are +0 here, so the spectrum equals
     :func:`spectrum_numpy`'s up to the signs of zeros, and its inverse FFT equals that of
-    :func:`spectrum_numpy` bit for bit: IEEE sums, differences and products give a nonzero
+    :func:`spectrum_numpy` bit for bit (the hybrid form calls NumPy's ``exp`` only on the
+    bins before both exponents fall below ``EXP_ZERO_BELOW``, where it gives +0; the
+    check cases cross that edge): IEEE sums, differences and products give a nonzero
     result independent of the sign of a zero operand, and the RR series built from the
     transform (``rr_mean + x scale`` with ``rr_mean > 0``) cannot see the sign of a zero
     sample either. :func:`spectrum_u_matches` checks both on this machine."""
@@ -373,10 +403,13 @@ def spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form="
     if form == "kernel":
         spectrum_u_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec)
         return spec
-    e = np.empty((2, f.shape[0]))
-    spectrum_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, e)
-    np.exp(e, out=e)
-    spectrum_u_finish_kernel(e, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec)
+    # NumPy's exp only where it is not +0 (the bins beyond the spectral peaks' reach: most
+    # of the grid, and the slow path of NumPy's SIMD exp)
+    e = np.empty(2 * f.shape[0])
+    m = spectrum_u_arg_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, e)
+    v = e[:2 * m]
+    np.exp(v, out=v)
+    spectrum_u_finish_kernel(e, m, lf_width_hz, hf_width_hz, lf_hf_ratio, u, spec)
     return spec
 
 
@@ -388,6 +421,11 @@ def spectrum_u_cases(rng):
         u = rng.random(f.shape[0])
         u[:5] = (0.0, 0.25, 0.5, 0.75, np.nextafter(1.0, 0.0))
         cases.append((f, lf, hf, lw, hw, ratio, u))
+    # both peaks on the underflow edge of exp (LF and HF exponents -700 ... -760 on the
+    # last bins: the hybrid form's cut at EXP_ZERO_BELOW falls among them)
+    edge = 0.1 + 0.01 * np.sqrt(2 * np.linspace(700.0, 760.0, 241))
+    f = np.concatenate([[0.0], edge])
+    cases.append((f, 0.1, 0.1, 0.01, 0.01, 0.5, rng.random(f.shape[0])))
     return cases
 
 
