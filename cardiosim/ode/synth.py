@@ -438,7 +438,7 @@ def _atrial_signal(atrial, n, fs):
 
 def _finish(plan, vcg, fs):
     """The record from a plan and its rendered Gaussians ``vcg`` (3, n), which it owns
-    (atrial flutter is added in place)."""
+    (atrial flutter is added in place), as are the plan's params (one record a plan)."""
     n = vcg.shape[1]
     if plan.atrial is not None and plan.atrial[0] == "AFL":
         # scipy's saw-tooth (~20 NumPy calls over the record) as one exact kernel (twin:
@@ -452,8 +452,9 @@ def _finish(plan, vcg, fs):
     # twin: _plan_kernels.annotations_numpy)
     idx, s, rr = _plan_kernels.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, float(fs), n)
     ann = dict(zip(ANNOTATION_KEYS, s))
+    # (the plan's params dict itself: a plan is made for one record and finished once)
     return Beats(vcg=vcg, fs=float(fs), rr=rr, annotations=ann, labels=plan.labels,
-                 params=dict(plan.params), beat_types=plan.types[idx])
+                 params=plan.params, beat_types=plan.types[idx])
 
 
 def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",
