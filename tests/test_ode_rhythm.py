@@ -159,3 +159,33 @@ def test_short_ectopic_records_hold_their_ectopic_beat(rhythm, code):
     for seed in range(40):
         rec = synthesize(3.0, 250.0, np.random.default_rng(seed), rhythm=rhythm, morphology="NORM")
         assert code in "".join(rec.beat_types), (seed, rec.beat_types)
+
+
+def _outcome(fn, *args, **kw):
+    """(result bytes, None) or (None, (error type, message)), and the generator's next draw."""
+    rng = np.random.default_rng(kw.pop("seed"))
+    try:
+        out = (fn(*args[:1], rng, *args[1:], **kw).tobytes(), None)
+    except Exception as e:  # noqa: BLE001 - the same error either way
+        out = (None, (type(e), str(e)))
+    return out, rng.random()
+
+
+def test_sinus_rr_equals_rr_tachogram():
+    """The beat schedules' sinus RR (``rhythm._sinus_rr``: rr_tachogram's checks and call
+    layers written out once) gives rr_tachogram's intervals, errors and stream position,
+    also for the arguments it hands back to rr_tachogram (out of range, NaN, too much
+    variability)."""
+    from cardiosim.ode.rhythm import _sinus_rr
+
+    cases = [(n, hr, sd, ratio, br) for n in (1, 7, 34, 120) for hr in (42.0, 70.0, 144.9)
+             for sd in (0.0, 0.5, 2.5) for ratio in (0.5, 1.7) for br in (10.0, 15.0, 20.0)]
+    cases += [(30, 70.0, 40.0, 0.5, 15.0), (30, 0.0, 1.0, 0.5, 15.0), (30, float("nan"), 1.0, 0.5, 15.0),
+              (30, 70.0, -1.0, 0.5, 15.0), (30, 70.0, float("inf"), 0.5, 15.0), (30, 70.0, 1.0, 0.0, 15.0),
+              (30, 70.0, 1.0, 0.5, 0.0), (30, 70.0, 1.0, 0.5, 120.0), (30, 70.0, 1.0, 0.5, 119.9),
+              (30, 1e-300, 1.0, 0.5, 15.0), (30, 70.0, 1.0, 0.5, 1e-320), (0, 70.0, 1.0, 0.5, 15.0)]
+    for seed, (n, hr, sd, ratio, br) in enumerate(cases):
+        got = _outcome(_sinus_rr, n, hr, sd, ratio, br, seed=seed)
+        want = _outcome(rr_tachogram, n, heart_rate=hr, heart_rate_std=sd, lf_hf_ratio=ratio, breathing_rate=br,
+                        seed=seed)
+        assert got == want, (n, hr, sd, ratio, br)

@@ -224,6 +224,41 @@ def rr_tachogram(n_beats, rng, *, heart_rate=60.0, heart_rate_std=1.0, lf_hf_rat
     return rr
 
 
+def _sinus_rr(n_beats, rng, heart_rate, heart_rate_std, lf_hf_ratio, breathing_rate):
+    """``rr_tachogram(n_beats, rng, heart_rate=, heart_rate_std=, lf_hf_ratio=,
+    breathing_rate=)`` (its other arguments at their defaults) for the beat schedules: the
+    same draws and numbers through the fast forms :func:`_rr_series` uses when they were
+    checked here (uniform draws, ``spectrum_u``'s form, NumPy's irfft ufunc), with the
+    argument checks and call layers of ``rr_tachogram`` / ``_rr_series`` written out once
+    (about 3 µs of a 10-s record's planning); anything else (a form not available, an
+    argument that raises there) through ``rr_tachogram``."""
+    inf = math.inf
+    irfft = _irfft_direct()
+    form = _plan_kernels.spectrum_u_form() if _uniform_matches() else None
+    hf_hz = breathing_rate / 60.0
+    duration = (n_beats + 4) * 60.0 / heart_rate * 1.5 + 16 if type(n_beats) is int and heart_rate else inf
+    if (irfft is None or form is None or not n_beats >= 1
+            or not (0 < heart_rate < inf and 0 < breathing_rate < inf and 0 < hf_hz < 2.0
+                    and 0 < lf_hf_ratio < inf and 0 <= heart_rate_std < inf and 0 < duration < inf)):
+        return rr_tachogram(n_beats, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
+                            lf_hf_ratio=lf_hf_ratio, breathing_rate=breathing_rate)
+    n = _fft_length(max(duration * 4.0, 64))
+    f = _rfft_freqs(n, 4.0)
+    spec = _plan_kernels.spectrum_u(f, 0.1, float(hf_hz), 0.01, 0.01, float(lf_hf_ratio), rng.random(f.shape[0]),
+                                    form)
+    x = np.empty(n)
+    irfft(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), out=x)
+    rr_mean = 60.0 / heart_rate
+    rr_std = 60.0 * heart_rate_std / heart_rate ** 2
+    x -= np.add.reduce(x) / n
+    sd = math.sqrt(float(np.dot(x, x)) / n)
+    rr = np.empty(n_beats)
+    if _plan_kernels.tachogram_kernel(x, (rr_std / sd if sd > 0 else 0.0), rr_mean, 4.0, rr) <= 0.2:
+        raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
+                          f"{heart_rate} bpm: RR intervals below 0.2 s")
+    return rr
+
+
 def _truncated_gamma_scale(shape, mean, floor):
     """Scale of a gamma(shape) whose truncation to ``>= floor`` has mean ``mean`` (s):
     ``E[X | X >= f] = k θ Q(k+1, f/θ) / Q(k, f/θ)`` (Q the regularised upper incomplete
@@ -292,8 +327,7 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         else:
             ratios = np.full(n_beats, int(str(conduction).split(":")[0]))
         return ratios * cl, types, params
-    rr = rr_tachogram(n_beats, rng, heart_rate=heart_rate, heart_rate_std=heart_rate_std,
-                      lf_hf_ratio=lf_hf_ratio, breathing_rate=breathing_rate)
+    rr = _sinus_rr(n_beats, rng, heart_rate, heart_rate_std, lf_hf_ratio, breathing_rate)
     if rhythm in ("PVC", "PAC"):
         # FECGSYN: two-state Markov chain, P(normal -> normal) 0.7-0.8; an ectopic is never
         # followed directly by another (no couplets).
