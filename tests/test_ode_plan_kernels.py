@@ -79,8 +79,9 @@ def _table_case(rng, ectopic):
     rr = rng.uniform(0.4, 1.3, nb)
     r_times = -2.0 + np.concatenate([[0.0], np.cumsum(rr)])
     rows = np.empty((2, nb))
-    K.beat_inputs_kernel(r_times, nb, 1.3, 0.4, rows)
-    assert _same(rows, K.beat_inputs_numpy(r_times, nb, 1.3, 0.4))
+    inside = K.beat_inputs_kernel(r_times, nb, 1.3, 0.4, 10.0, rows)
+    want_rows, want_inside = K.beat_inputs_numpy(r_times, nb, 1.3, 0.4, 10.0)
+    assert _same(rows, want_rows) and inside == want_inside
     f_repol = rows[0] ** (1.0 / 3.0)
     resp = np.sin(rows[1])
     z = rng.standard_normal((nb, NW))
@@ -262,3 +263,47 @@ def test_uniform_helper_is_generator_uniform():
         assert type(x) is type(y)
         assert _same(x, y)
     assert a.random() == b.random()
+
+
+@pytest.mark.parametrize("rhythm_name", ["SR", "AF", "AFL", "PVC", "PAC", "IAVB"])
+def test_beat_render_kernel_is_table_render_and_annotations(rhythm_name):
+    """``beat_render_kernel`` (synthesize's one call) equals the beat table, the rows
+    renderer and the annotations called one by one on the same plan."""
+    from cardiosim.ode import _kernels, synth
+    from cardiosim.ode.dipole import DEFAULT_CUTOFF
+
+    for fs, seed in ((500.0, 3), (250.0, 4), (1000.0, 5)):
+        plan = synth._plan(10.0, fs, np.random.default_rng(seed), None, rhythm_name, "NORM", None, None, None,
+                           None, 0.5, 0.03, None)
+        n = int(round(10.0 * fs))
+        want = np.zeros(3 * n + 8)
+        _kernels.gaussian_time_rows_kernel(0.0, fs, plan.centres, plan.widths, plan.amps, plan.chans,
+                                           DEFAULT_CUTOFF, want, n)
+        want_ann = K.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, fs, n)
+        got = np.zeros(3 * n + 8)
+        *ann, ok = K.beat_render_kernel(*plan.table_args, fs, DEFAULT_CUTOFF, got, n)
+        assert ok is True and _same(got, want)
+        for g, w in zip(ann, want_ann):
+            assert _same(g, w)
+
+
+def test_beat_render_kernel_renders_nothing_from_an_invalid_table():
+    from cardiosim.errors import SignalError
+    from cardiosim.ode import synth
+    from cardiosim.ode.dipole import DEFAULT_CUTOFF
+
+    plan = synth._plan(10.0, 500.0, np.random.default_rng(0), None, "SR", "NORM", None, None, None, None, 0.5,
+                       0.03, None)
+    args = list(plan.table_args)
+    sig = args[8].copy()
+    sig[0, 4] = -0.01
+    args[8] = sig
+    flat = np.zeros(3 * 5000 + 8)
+    *ann, ok = K.beat_render_kernel(*args, 500.0, DEFAULT_CUTOFF, flat, 5000)
+    assert ok is False and not flat.any() and ann[0].shape == (0,)
+    # through synthesize: the checked renderer's error, as before the one-call kernel
+    p = default_patient()
+    amp = p.amp.copy()
+    amp[1, 5] = 1.7e308
+    with pytest.raises(SignalError, match="amps must be finite"):
+        synthesize(10.0, 500.0, np.random.default_rng(0), patient=p.replace(amp=amp), beat_jitter=0.5)

@@ -14,7 +14,8 @@ Two kinds:
   :func:`ectopic_chain_kernel` / :func:`ectopic_rr_kernel` (PVC/PAC beat types and
   coupling), :func:`beat_inputs_kernel` (RR to the next beat, respiratory phase),
   :func:`beat_table_kernel` (per-beat Gaussians and fiducials),
-  :func:`annotations_kernel` (sample indices of the fiducials), :func:`flutter_kernel`
+  :func:`annotations_kernel` (sample indices of the fiducials), :func:`beat_render_kernel`
+  (the table, ``_kernels``' rows renderer and the annotations in one call), :func:`flutter_kernel`
   (atrial flutter's saw-tooth, scipy's ``sawtooth`` with ``fmod``). Transcendental inputs
   (``RR^(1/3)``, the respiratory modulation's ``sin``) are computed by NumPy and passed in.
 * the **spectrum** kernel (:func:`spectrum_kernel`: McSharry's amplitude spectrum and the
@@ -33,11 +34,13 @@ API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
 ``tachogram_kernel(x, scale, rr_mean, fs_rr, out) -> min(out)``;
 ``ectopic_chain_kernel(u, p_nn, code, types)``;
 ``ectopic_rr_kernel(types, code, coupling, reset, rr)``;
-``beat_inputs_kernel(r_times, nb, omega, phase, out)`` (``out`` (2, nb));
+``beat_inputs_kernel(r_times, nb, omega, phase, duration, out) -> n_in_window`` (``out`` (2, nb));
 ``beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n,
 amp_n, tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans,
 fid, n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
+``beat_render_kernel(<beat_table_kernel's arguments>, fs, cutoff, flat, n) -> (idx, samples, rr,
+ok)`` (table, rows render into ``flat``, annotations: one call);
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
 ``spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form) -> spec`` (phases
@@ -53,6 +56,8 @@ from functools import lru_cache
 
 import numpy as np
 from numba import njit
+
+from ._kernels import gaussian_time_rows_kernel
 
 # beat type codes as the UCS-4 code points of "<U1" arrays (types.view(np.uint32))
 CODE_N, CODE_V, CODE_A = ord("N"), ord("V"), ord("A")
@@ -131,15 +136,21 @@ def ectopic_rr_kernel(types, code, coupling, reset, rr):
 
 
 @njit(cache=True, nogil=True)
-def beat_inputs_kernel(r_times, nb, omega, phase, out):
+def beat_inputs_kernel(r_times, nb, omega, phase, duration, out):
     """``synth._plan``'s per-beat inputs of :func:`beat_table_kernel` before their
     transcendental functions (NumPy's, applied by the caller): ``out[0, b] = r[b + 1] -
     r[b]`` (the RR to the next beat, for ``RR^(1/3)``) and ``out[1, b] = omega r[b] +
     phase`` (the respiratory phase at the R peak, for ``sin``), ``b < nb``; each operation
-    rounded once, as NumPy's element-wise operations round them."""
+    rounded once, as NumPy's element-wise operations round them. Returns the number of
+    beats with ``0 <= R < duration`` (as :func:`beat_table_kernel`)."""
+    inside = 0
     for b in range(nb):
-        out[0, b] = r_times[b + 1] - r_times[b]
-        out[1, b] = omega * r_times[b] + phase
+        r = r_times[b]
+        out[0, b] = r_times[b + 1] - r
+        out[1, b] = omega * r + phase
+        if r >= 0 and r < duration:
+            inside += 1
+    return inside
 
 
 @njit(cache=True, nogil=True)
@@ -205,6 +216,25 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
             v = fid_n[j] if nrm else fid_e[j]
             fid[b, j] = r + v * (fr if j >= 5 else 1.0)
     return centres, widths, amps, chans, fid, inside, ok
+
+
+@njit(cache=True, nogil=True)
+def beat_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e,
+                       sig_e, amp_e, repol, fid_n, fid_e, duration, fs, cutoff, flat, n):
+    """A short record in one call: :func:`beat_table_kernel` on its first 17 arguments,
+    then, if every Gaussian is valid, ``_kernels.gaussian_time_rows_kernel(0, fs, ...,
+    cutoff, flat, n)`` of the table (the (3, n) record into ``flat``, >= 3 n + 8 zeros) and
+    :func:`annotations_kernel` of its fiducials. Returns (idx, samples, rr, ok): the
+    annotations (empty if not ``ok``) and whether the table was valid (else nothing is
+    rendered: the caller goes through the checked renderer, which says what is wrong)."""
+    centres, widths, amps, chans, fid, inside, ok = beat_table_kernel(
+        r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e, sig_e, amp_e,
+        repol, fid_n, fid_e, duration)
+    if not ok:
+        return np.empty(0, np.int64), np.empty((fid.shape[1], 0), np.int64), np.empty(0), False
+    gaussian_time_rows_kernel(0.0, fs, centres, widths, amps, chans, cutoff, flat, n)
+    idx, s, rr = annotations_kernel(r_times, f_repol.shape[0], fid, fs, n)
+    return idx, s, rr, True
 
 
 @njit(cache=True, nogil=True)
@@ -500,9 +530,11 @@ def ectopic_numpy(u, p_nn, code, coupling, reset, rr):
     return types, rr
 
 
-def beat_inputs_numpy(r_times, nb, omega, phase):
-    """``synth._plan``'s NumPy code of :func:`beat_inputs_kernel`'s rows (before it)."""
-    return np.stack([r_times[1:nb + 1] - r_times[:nb], omega * r_times[:nb] + phase])
+def beat_inputs_numpy(r_times, nb, omega, phase, duration):
+    """``synth._plan``'s NumPy code of :func:`beat_inputs_kernel` (before it): (rows, inside)."""
+    r = r_times[:nb]
+    inside = int(np.count_nonzero((r >= 0) & (r < duration)))
+    return np.stack([r_times[1:nb + 1] - r, omega * r + phase]), inside
 
 
 def beat_table_numpy(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e,

@@ -111,6 +111,9 @@ class _Plan:
     params: dict
     labels: tuple
     valid: bool = True  # every Gaussian finite with a positive width (else render_gaussians says which)
+    # the beat table's inputs (_plan_kernels.beat_table_kernel's arguments); a plan made
+    # with table=False has only these (centres ... fid None until _table)
+    table_args: tuple = ()
 
 
 def _fiducials(p: Patient) -> np.ndarray:
@@ -200,7 +203,7 @@ def _ventricular_refractory(patient):
 
 
 def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
-          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto"):
+          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto", table=True):
     # (comparisons: NaN and inf fail them, as np.isfinite, without its ~0.4 µs a call)
     if not (0 < duration < math.inf):
         raise ConfigError(f"duration must be positive, got {duration!r}")
@@ -351,7 +354,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     # _plan_kernels.beat_inputs_numpy), then NumPy's power and sine of them: ST-T centres,
     # widths and fiducials scale with RR^(1/3), amplitudes with 1 + resp_depth sin(phase)
     rows = np.empty((2, nb))
-    _plan_kernels.beat_inputs_kernel(r_times, nb, 2 * np.pi * breathing_rate / 60.0, resp_phase, rows)
+    inside = _plan_kernels.beat_inputs_kernel(r_times, nb, 2 * np.pi * breathing_rate / 60.0, resp_phase,
+                                              float(duration), rows)
     rr_next = rows[0]
     f_repol = rr_next ** (1.0 / 3.0)
     resp = np.sin(rows[1])
@@ -360,10 +364,9 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     # each R peak would stretch one side of the QRS by RR_prev / RR_next). One kernel, over
     # beats x axes x waves (NumPy twin: _plan_kernels.beat_table_numpy); with the
     # fiducials (s from R) of each beat: normal / ectopic templates, ST-T scaled by RR^(1/3)
-    centres, widths, amps, chans, fid, inside, valid = _plan_kernels.beat_table_kernel(
-        r_times, f_repol, resp, float(resp_depth), z, float(beat_jitter), types.view(np.uint32),
-        patient.tau, patient.sigma, patient.amp, ect.tau, ect.sigma, ect.amp, _REPOL_MASK, _fiducials(patient),
-        _fiducials(ect), float(duration))
+    table_args = (r_times, f_repol, resp, float(resp_depth), z, float(beat_jitter), types.view(np.uint32),
+                  patient.tau, patient.sigma, patient.amp, ect.tau, ect.sigma, ect.amp, _REPOL_MASK,
+                  _fiducials(patient), _fiducials(ect), float(duration))
     params.update(_patient_params(patient))
     if ectopic is not None and rhythm == "PVC":
         params.update(_patient_params(ectopic, "pvc"))
@@ -397,8 +400,17 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         params.update(flutter_mV=float(a0), flutter_fr_s=float(fr),
                       conduction_ratio=float(np.mean(rr_next[win]) * f_fl) if win.any()
                       else float(np.mean(rr_next) * f_fl))
-    return _Plan(r_times, types, centres, widths, amps, chans, fid, atrial, params, (rhythm, morphology),
-                 bool(valid))
+    plan = _Plan(r_times, types, None, None, None, None, None, atrial, params, (rhythm, morphology),
+                 table_args=table_args)
+    return _table(plan) if table else plan
+
+
+def _table(plan):
+    """The plan with its beat table (per-beat Gaussians, fiducials, ``valid``) filled in."""
+    plan.centres, plan.widths, plan.amps, plan.chans, plan.fid, _, valid = _plan_kernels.beat_table_kernel(
+        *plan.table_args)
+    plan.valid = bool(valid)
+    return plan
 
 
 def _render(plan, n, fs, backend):
@@ -436,9 +448,10 @@ def _atrial_signal(atrial, n, fs):
     return d[:, None] * s[None, :]
 
 
-def _finish(plan, vcg, fs):
+def _finish(plan, vcg, fs, annotations=None):
     """The record from a plan and its rendered Gaussians ``vcg`` (3, n), which it owns
-    (atrial flutter is added in place), as are the plan's params (one record a plan)."""
+    (atrial flutter is added in place), as are the plan's params (one record a plan);
+    ``annotations``: ``_plan_kernels.annotations_kernel``'s result if already made."""
     n = vcg.shape[1]
     if plan.atrial is not None and plan.atrial[0] == "AFL":
         # scipy's saw-tooth (~20 NumPy calls over the record) as one exact kernel (twin:
@@ -450,7 +463,9 @@ def _finish(plan, vcg, fs):
         vcg = vcg + _atrial_signal(plan.atrial, n, fs)
     # all annotation kinds at once: sample index, -1 where absent (inf) or outside (NumPy
     # twin: _plan_kernels.annotations_numpy)
-    idx, s, rr = _plan_kernels.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, float(fs), n)
+    if annotations is None:
+        annotations = _plan_kernels.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, float(fs), n)
+    idx, s, rr = annotations
     ann = dict(zip(ANNOTATION_KEYS, s))
     # (the plan's params dict itself: a plan is made for one record and finished once)
     return Beats(vcg=vcg, fs=float(fs), rr=rr, annotations=ann, labels=plan.labels,
@@ -489,10 +504,17 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     -------
     Beats
     """
-    plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior,
-                 heart_rate_std, breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler)
+    plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
+                 breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False)
     n = int(round(duration * fs))
-    return _finish(plan, _render(plan, n, fs, backend), fs)
+    if backend == "numba" and n <= 100_000:
+        # the beat table, its rendering (as _render) and the annotations in one kernel call;
+        # a table with an invalid Gaussian renders nothing there, and goes on below
+        flat = np.zeros(3 * n + 8)
+        *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n)
+        if ok:
+            return _finish(plan, flat[:3 * n].reshape(3, n), fs, ann)
+    return _finish(_table(plan), _render(plan, n, fs, backend), fs)
 
 
 def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
