@@ -189,3 +189,15 @@ def test_sinus_rr_equals_rr_tachogram():
         want = _outcome(rr_tachogram, n, heart_rate=hr, heart_rate_std=sd, lf_hf_ratio=ratio, breathing_rate=br,
                         seed=seed)
         assert got == want, (n, hr, sd, ratio, br)
+
+
+def test_uniform3_is_three_uniform_draws():
+    from cardiosim.ode.rhythm import uniform, uniform3
+
+    for seed in range(50):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        bounds = ((62.0, 95.0), (0.5, 2.5), (0, 2 * np.pi)) if seed % 2 else ((0.0, 1.0), (0, 2 * np.pi), (0.02, 0.08))
+        got = uniform3(a, *bounds)
+        want = tuple(uniform(b, *ab) for ab in bounds)
+        assert [type(g) for g in got] == [type(w) for w in want] and got == want
+        assert a.random() == b.random()

@@ -22,7 +22,7 @@ from .model import (
     robust_beat,
 )
 from .prior import default_prior, sample_patient
-from .rhythm import NORMAL, beat_schedule, uniform
+from .rhythm import NORMAL, beat_schedule, uniform, uniform3
 from .rhythm_prior import draw_af, draw_coupling
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
@@ -266,6 +266,10 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
             if 60.0 / heart_rate * (1.0 - cv) >= floor:
                 break
         rhythm_params["af_rr_cv"] = cv
+    elif heart_rate is None and heart_rate_std is None and breathing_rate is None:
+        # the three draws below in one call (the same numbers)
+        heart_rate, heart_rate_std, breathing_rate = map(float, uniform3(rng, _HR_RANGE[rhythm], (0.5, 2.5),
+                                                                         (10.0, 20.0)))
     elif heart_rate is None:
         heart_rate = float(uniform(rng, *_HR_RANGE[rhythm]))
     else:
@@ -333,7 +337,13 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                                   breathing_rate=breathing_rate, lf_hf_ratio=lf_hf_ratio,
                                   rhythm_params=rhythm_params, force_range=force)
     params.update({f"rhythm.{k}": v for k, v in rp.items()})
-    start = -pad - uniform(rng, 0.0, 1.0) * rr[0]
+    # the start and (below) the respiratory phase and depth: one call for the three draws
+    # when the depth is drawn (the same numbers; nothing draws in between)
+    if resp_modulation is None:
+        u_start, resp_phase, resp_depth = uniform3(rng, (0.0, 1.0), (0, 2 * np.pi), (0.02, 0.08))
+    else:
+        u_start = uniform(rng, 0.0, 1.0)
+    start = -pad - u_start * rr[0]
     r_times = np.empty(rr.shape[0] + 1)
     keep = _plan_kernels.times_kernel(np.ascontiguousarray(rr, dtype=np.float64), start, duration + pad, r_times)
     if rhythm == "AF":
@@ -345,8 +355,9 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
 
     # per-beat Gaussians (beat-to-beat variability: amplitude jitter + respiratory modulation)
     nb = types.shape[0]
-    resp_phase = uniform(rng, 0, 2 * np.pi)
-    resp_depth = uniform(rng, 0.02, 0.08) if resp_modulation is None else float(resp_modulation)
+    if resp_modulation is not None:
+        resp_phase = uniform(rng, 0, 2 * np.pi)
+        resp_depth = float(resp_modulation)
     params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
     z = rng.standard_normal((nb, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
     ect = patient if ectopic is None else ectopic
