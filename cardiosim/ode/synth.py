@@ -519,25 +519,32 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
                  breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False)
     n = int(round(duration * fs))
     if backend == "numba" and n <= 100_000:
-        # the beat table, its rendering (as _render) and the annotations in one kernel call;
-        # a table with an invalid Gaussian renders nothing there, and goes on below
-        flat = np.zeros(3 * n + 8)
-        *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n)
-        if ok:
-            return _finish(plan, flat[:3 * n].reshape(3, n), fs, ann)
+        return _render_finish(plan, n, fs, np.zeros(3 * n + 8))
     return _finish(_table(plan), _render(plan, n, fs, backend), fs)
+
+
+def _render_finish(plan, n, fs, flat):
+    """The record of a plan made with ``table=False``, rendered into ``flat`` (``3 n + 8``
+    zeros): the beat table, its rendering (as :func:`_render`) and the annotations in one
+    kernel call; a table with an invalid Gaussian renders nothing there and goes through
+    :func:`_render` (its error)."""
+    *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n)
+    if ok:
+        return _finish(plan, flat[:3 * n].reshape(3, n), fs, ann)
+    return _finish(_table(plan), _render(plan, n, fs, "numba"), fs)
 
 
 def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
     """``n_records`` independent records, drawn in record order from ``rng``.
 
     Keyword arguments as :func:`synthesize` (except ``backend``, always numba); the
-    records equal ``n_records`` calls of :func:`synthesize` with the same ``rng``. Records
-    of up to 100,000 samples are made one after the other, each rendered right after its
-    plan (its buffers still in cache), as :func:`synthesize` makes them; longer ones are
-    planned first and rendered in parallel (numba ``prange``). (On a shared 2-core
-    machine the parallel renderer cost 0.10-0.12 ms a 10-s record against 0.02 for the
-    serial one: its threads' spin-waits took the planner's core.)
+    records equal ``n_records`` calls of :func:`synthesize` with the same ``rng``, their
+    ``vcg`` views of one block. Records of up to 100,000 samples are made one after the
+    other, each rendered right after its plan (its tables still in cache) by
+    :func:`synthesize`'s one-call kernel; longer ones are planned first and rendered in
+    parallel (numba ``prange``). (On this shared 2-core machine the parallel renderer of
+    10-s records cost 0.10-0.12 ms a record under load against 0.02 serial -- its
+    threads' spin-waits took the planner's core -- and no less CPU when idle.)
     """
     if int(n_records) != n_records or n_records < 1:
         raise ConfigError(f"n_records must be a positive integer, got {n_records!r}")
@@ -550,7 +557,11 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
     kw.update(kwargs)
     n = int(round(duration * fs))
     if n <= 100_000:
-        return [synthesize(duration, fs, rng, **kw) for _ in range(int(n_records))]
+        # one zeroed block for all records (a fresh buffer per record faulted its pages in
+        # again every batch)
+        block = np.zeros((int(n_records), 3 * n + 8))
+        return [_render_finish(_plan(duration, fs, rng, **kw, table=False), n, fs, block[i])
+                for i in range(int(n_records))]
     plans = [_plan(duration, fs, rng, **kw) for _ in range(int(n_records))]
     if all(p.valid for p in plans):  # checked by the planner's kernel (see _render)
         g_off = np.zeros(len(plans) + 1, np.int64)
