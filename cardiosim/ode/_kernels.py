@@ -1033,7 +1033,7 @@ def draw_screen_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims,
     """
     no = np.zeros(1)
     return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, np.zeros((1, 3)),
-                        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(5), no, 0.0, False, x, out)
+                        np.zeros((1, 2)), np.zeros(0, np.int64), np.zeros(5), no, 0.0, False, x, out)
 
 
 @njit(cache=True, nogil=True)
@@ -1060,18 +1060,18 @@ def _grid_sum(tb, sb, ab, w0, w1, f, t0, dt, v):
 
 
 @njit(cache=True, nogil=True)
-def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, early=False):
+def _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, lims, rrs, qrs_rel, early=False):
     """12-lead normal-limit violation (mV, 0 = all hold) of one candidate (3, 11); see
     :func:`lead_violation_kernel`. ``early``: return as soon as one limit fails (the
     returned excess is then a lower bound; sampling only needs the verdict)."""
     nw = tb.shape[1]
     one = np.ones(nw)
     worst = 0.0
-    # P wave in lead lims[7] (cheapest, first): upright, at least lims[5], at most lims[6]
-    # (mV), one hump (local maxima above 30 % of the peak at most lims[10] s apart),
-    # rising from 10 % to its peak within lims[11] s, no initial negative part deeper
-    # than lims[12] of its peak; its PR (QRS onset - P onset in this lead) in lims[13:15]
-    pm = _p_lead(tb, sb, ab, M, int(lims[7]))
+    # P wave in lead lims[5] (cheapest, first): upright, at least lims[3], at most lims[4]
+    # (mV), one hump (local maxima above 30 % of the peak at most lims[8] s apart),
+    # rising from 10 % to its peak within lims[9] s, no initial negative part deeper
+    # than lims[10] of its peak; its PR (QRS onset - P onset in this lead) in lims[11:13]
+    pm = _p_lead(tb, sb, ab, M, int(lims[5]))
     worst = max(worst, _p_ok(pm, lims))
     if early and worst > 0.0:
         return worst
@@ -1085,18 +1085,18 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, ea
     hi_i, lo_i, hi_f, lo_f = -1e300, 1e300, -1e300, 1e300
     for k in range(nq):  # QRS voltage: no lead beyond the normal upper limit
         for L in range(M.shape[0]):
-            worst = max(worst, abs(M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]) - lims[4])
+            worst = max(worst, abs(M[L, 0] * v[0, k] + M[L, 1] * v[1, k] + M[L, 2] * v[2, k]) - lims[2])
         yi = M[0, 0] * v[0, k] + M[0, 1] * v[1, k] + M[0, 2] * v[2, k]  # lead I
         yf = M[5, 0] * v[0, k] + M[5, 1] * v[1, k] + M[5, 2] * v[2, k]  # aVF
         hi_i, lo_i, hi_f, lo_f = max(hi_i, yi), min(lo_i, yi), max(hi_f, yf), min(lo_f, yf)
-    # frontal QRS axis from the net QRS in I and aVF, inside lims[15:17] degrees (0.01 mV/deg)
+    # frontal QRS axis from the net QRS in I and aVF, inside lims[13:15] degrees (0.01 mV/deg)
     ax = math.degrees(math.atan2(hi_f + lo_f, hi_i + lo_i))
-    worst = max(worst, (lims[15] - ax) * 0.01, (ax - lims[16]) * 0.01)
+    worst = max(worst, (lims[13] - ax) * 0.01, (ax - lims[14]) * 0.01)
     # fragmentation as a 0.5-40 Hz display shows it (the real records' criterion is read
     # band-passed): the QRS slots widened by the low-pass, as in _qrs12_band
     vb = np.empty((3, nq))
-    _band_grid(tb, sb, ab, 2, 8, one, lims[9], -0.1, 1e-3, vb)
-    worst = max(worst, _fragmented(vb, M, lims[17]))
+    _band_grid(tb, sb, ab, 2, 8, one, lims[7], -0.1, 1e-3, vb)
+    worst = max(worst, _fragmented(vb, M, lims[15]))
     for k in range(nq - 1):
         d0, d1, d2 = v[0, k + 1] - v[0, k], v[1, k + 1] - v[1, k], v[2, k + 1] - v[2, k]
         vel[k] = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
@@ -1114,7 +1114,7 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, ea
         base[L] = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2]
         worst = max(worst, abs(base[L]) - lims[0])
     pr = q0 - pm[3]
-    worst = max(worst, (lims[13] - pr) * 10.0, (pr - lims[14]) * 10.0)
+    worst = max(worst, (lims[11] - pr) * 10.0, (pr - lims[12]) * 10.0)
     if early and worst > 0.0:
         return worst
     f = np.ones(nw)
@@ -1123,10 +1123,10 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, ea
         f[nw - 3:] = g  # ST, T1, T2 scale with RR^(1/3)
         for a in range(3):
             x[a] = _gsum(tb, sb, ab, f, a, q1 + 0.06)
-        for j in range(st_leads.shape[0]):
-            L = st_leads[j]
+        # ST at J + 60 ms against the PR baseline, inside each lead's own (low, high)
+        for L in range(M.shape[0]):
             st = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2] - base[L]
-            worst = max(worst, lims[1] - st, st - lims[2])
+            worst = max(worst, st_lims[L, 0] - st, st - st_lims[L, 1])
         # T peak: the largest spatial magnitude on a 4-ms grid from J + 80 ms
         n_t = int(math.ceil((0.45 * g - 0.08) / 0.004 - 1e-9))
         vt = np.empty((3, n_t))
@@ -1139,18 +1139,18 @@ def _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, lims, rrs, qrs_rel, ea
         for j in range(t_leads.shape[0]):
             L = t_leads[j]
             tl = M[L, 0] * vt[0, kb] + M[L, 1] * vt[1, kb] + M[L, 2] * vt[2, kb] - base[L]
-            worst = max(worst, lims[3] - tl)
-            if L != int(lims[19]):
+            worst = max(worst, lims[1] - tl)
+            if L != int(lims[17]):
                 # the lead's T peaks with the spatial T (a narrow T loop): at the spatial
-                # peak it reads at least lims[18] of its own largest T value
+                # peak it reads at least lims[16] of its own largest T value
                 mx = -1e300
                 for k in range(n_t):
                     mx = max(mx, M[L, 0] * vt[0, k] + M[L, 1] * vt[1, k] + M[L, 2] * vt[2, k] - base[L])
-                worst = max(worst, lims[18] * mx - tl)
+                worst = max(worst, lims[16] * mx - tl)
         if early and worst > 0.0:
             return worst
         # global QRS duration as a band-limited 12-lead delineator sees it
-        worst = max(worst, (_qrs12_band(tb, sb, ab, f, M, qrs_rel, lims[9]) - lims[8]) * 10.0)
+        worst = max(worst, (_qrs12_band(tb, sb, ab, f, M, qrs_rel, lims[7]) - lims[6]) * 10.0)
         if early and worst > 0.0:
             return worst
     return worst
@@ -1223,8 +1223,8 @@ def _p_ok(pm, lims):
     negativity) on :func:`_p_lead`'s measures ``pm``: their largest excess (mV; times at
     10 mV/s, the negative part beyond its share of the peak)."""
     pmax, pabs, sep, _, rise, neg = pm
-    return max(lims[5] - pmax, pabs - lims[6], (sep - lims[10]) * 10.0, (rise - lims[11]) * 10.0,
-               -neg - lims[12] * max(pmax, 0.0))
+    return max(lims[3] - pmax, pabs - lims[4], (sep - lims[8]) * 10.0, (rise - lims[9]) * 10.0,
+               -neg - lims[10] * max(pmax, 0.0))
 
 
 @njit(cache=True, nogil=True)
@@ -1285,39 +1285,41 @@ def _qrs12_band(tb, sb, ab, f, M, qrs_rel, sig_f):
 
 
 @njit(cache=True, nogil=True)
-def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_rel, out):
+def lead_violation_kernel(tau, sigma, amp, M, st_lims, t_leads, lims, rrs, qrs_rel, out):
     """12-lead normal-limit violation (mV, 0 = all hold) of candidates (B, 3, 11) at RR = 1 s
     (NumPy twin: ``_reference.lead_violation_kernel``; see ``prior.lead_violation``).
 
-    ``M`` (12, 3) VCG -> leads; ``lims`` = (PR max, ST lo, ST hi, T min, QRS max, P min,
-    P max (mV), P lead index, band-limited 12-lead QRS duration max (s), low-pass width
-    (s), largest separation of P peaks (s), longest P rise (s), deepest initial negative P
-    (share of its peak), PR in the P lead low/high (s), frontal QRS axis low/high (deg,
-    net QRS of leads I and aVF, rows 0 and 5), notch depth of a fragmented QRS
-    (:func:`_fragmented`), least share of its own largest T value a T lead reads at the
-    spatial T peak, the T lead exempt from that (row)); ``rrs`` intervals (s) at which ST (J + 60 ms), the T peak and the band-limited
-    QRS duration (:func:`_qrs12_band`; its excess counts 10 mV/s) are checked; the QRS
-    bounds for ST are the spatial-velocity ``qrs_rel`` crossings on a 1-kHz grid over
-    [-0.1, 0.1) s; the P slots' largest value in lead ``lims[7]`` must lie in [P min,
-    P max], their largest magnitude below P max, and their peaks (local maxima above 30 %)
-    at most ``lims[10]`` apart (excess counts 10 mV/s).
+    ``M`` (12, 3) VCG -> leads; ``st_lims`` (12, 2) each lead's ST limits (low, high, mV
+    at J + 60 ms against the PR baseline; -inf, inf exempt a lead); ``t_leads`` rows whose
+    T peak must be upright; ``lims`` = (PR max, T min, QRS max, P min, P max (mV), P lead
+    index, band-limited 12-lead QRS duration max (s), low-pass width (s), largest
+    separation of P peaks (s), longest P rise (s), deepest initial negative P (share of its
+    peak), PR in the P lead low/high (s), frontal QRS axis low/high (deg, net QRS of leads
+    I and aVF, rows 0 and 5), notch depth of a fragmented QRS (:func:`_fragmented`), least
+    share of its own largest T value a T lead reads at the spatial T peak, the T lead
+    exempt from that (row)); ``rrs`` intervals (s) at which ST (J + 60 ms), the T peak and
+    the band-limited QRS duration (:func:`_qrs12_band`; its excess counts 10 mV/s) are
+    checked; the QRS bounds for ST are the spatial-velocity ``qrs_rel`` crossings on a
+    1-kHz grid over [-0.1, 0.1) s; the P slots' largest value in lead ``lims[5]`` must lie
+    in [P min, P max], their largest magnitude below P max, and their peaks (local maxima
+    above 30 %) at most ``lims[8]`` apart (excess counts 10 mV/s).
     """
     for b in range(tau.shape[0]):
-        out[b] = _lead_violation_one(tau[b], sigma[b], amp[b], M, st_leads, t_leads, lims, rrs, qrs_rel)
+        out[b] = _lead_violation_one(tau[b], sigma[b], amp[b], M, st_lims, t_leads, lims, rrs, qrs_rel)
 
 
 @njit(cache=True, nogil=True)
-def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads,
+def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims,
                              t_leads, llims, rrs, qrs_rel, x, out):
     """:func:`draw_screen_kernel` whose accepted draws must also meet the 12-lead normal
-    limits (:func:`lead_violation_kernel` with ``M, st_leads, t_leads, llims, rrs,
+    limits (:func:`lead_violation_kernel` with ``M, st_lims, t_leads, llims, rrs,
     qrs_rel``); a draw failing them gets code 8 in ``out[b, 3]``."""
-    return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads, t_leads,
+    return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims, t_leads,
                         llims, rrs, qrs_rel, True, x, out)
 
 
 @njit(cache=True, nogil=True)
-def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads, t_leads, llims,
+def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims, t_leads, llims,
                  rrs, qrs_rel, use_leads, x, out):
     tb = np.empty((3, 11))
     sb = np.empty((3, 11))
@@ -1338,11 +1340,11 @@ def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M
         _unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
         # the lead-II P limits are cheap and reject often: checked before the whole-beat
         # stages (and again, with the rest, in _lead_violation_one)
-        if use_leads and _p_ok(_p_lead(tb, sb, ab, M, int(llims[7])), llims) > 0.0:
+        if use_leads and _p_ok(_p_lead(tb, sb, ab, M, int(llims[5])), llims) > 0.0:
             out[b, 3] = 8.0
             continue
         if _screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
-            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_leads, t_leads, llims, rrs, qrs_rel,
+            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, llims, rrs, qrs_rel,
                                                     True) <= 0.0:
                 return b
             out[b, 3] = 8.0

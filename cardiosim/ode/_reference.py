@@ -228,7 +228,7 @@ def _gauss_sum(tau, sigma, amp, t):
     return np.einsum("bai,baik->bak", amp, g)
 
 
-def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_rel, out, chunk=2048):
+def lead_violation_kernel(tau, sigma, amp, M, st_lims, t_leads, lims, rrs, qrs_rel, out, chunk=2048):
     """NumPy twin of ``_kernels.lead_violation_kernel`` (vectorised over candidates)."""
     B = tau.shape[0]
     tq = np.arange(-0.1, 0.1, 1e-3)
@@ -247,51 +247,51 @@ def lead_violation_kernel(tau, sigma, amp, M, st_leads, t_leads, lims, rrs, qrs_
         base = M @ _gauss_sum(ta, si, am, (q0 - 0.01)[:, None])[..., 0].T  # (12, n)
         worst = np.abs(base).max(axis=0) - lims[0]
         leads = np.einsum("la,bak->blk", M, v)
-        worst = np.maximum(worst, np.abs(leads).max(axis=(1, 2)) - lims[4])
+        worst = np.maximum(worst, np.abs(leads).max(axis=(1, 2)) - lims[2])
         net = leads.max(axis=2) + leads.min(axis=2)
         ax = np.degrees(np.arctan2(net[:, 5], net[:, 0]))
-        worst = np.maximum(worst, np.maximum((lims[15] - ax) * 0.01, (ax - lims[16]) * 0.01))
-        sb_ = np.sqrt(si[:, :, q] ** 2 + lims[9] ** 2)
+        worst = np.maximum(worst, np.maximum((lims[13] - ax) * 0.01, (ax - lims[14]) * 0.01))
+        sb_ = np.sqrt(si[:, :, q] ** 2 + lims[7] ** 2)
         vb = _gauss_sum(ta[:, :, q], sb_, am[:, :, q] * si[:, :, q] / sb_, np.broadcast_to(tq, (n, tq.size)))
-        worst = np.maximum(worst, _fragmented(np.einsum("la,bak->blk", M, vb), lims[17]))
+        worst = np.maximum(worst, _fragmented(np.einsum("la,bak->blk", M, vb), lims[15]))
         for rr in rrs:
             f = 1.0 + rep * (rr ** (1 / 3) - 1.0)
             tt, ss = ta * f, si * f
-            st = (M[st_leads] @ _gauss_sum(tt, ss, am, (q1 + 0.06)[:, None])[..., 0].T) - base[st_leads]
-            worst = np.maximum(worst, lims[1] - st.min(axis=0))
-            worst = np.maximum(worst, st.max(axis=0) - lims[2])
+            st = (M @ _gauss_sum(tt, ss, am, (q1 + 0.06)[:, None])[..., 0].T) - base  # (12, n)
+            worst = np.maximum(worst, (st_lims[:, :1] - st).max(axis=0))  # each lead's own limits
+            worst = np.maximum(worst, (st - st_lims[:, 1:]).max(axis=0))
             tgrid = q1[:, None] + np.arange(0.08, 0.45 * rr ** (1 / 3), 0.004)[None, :]
             vt = _gauss_sum(tt, ss, am, tgrid)  # (n, 3, K)
             k = np.argmax(np.linalg.norm(vt, axis=1), axis=1)
             tl = M[t_leads] @ vt[np.arange(n), :, k].T - base[t_leads]
-            worst = np.maximum(worst, lims[3] - tl.min(axis=0))
-            sync = np.asarray(t_leads) != int(lims[19])      # T peaks with the spatial T
+            worst = np.maximum(worst, lims[1] - tl.min(axis=0))
+            sync = np.asarray(t_leads) != int(lims[17])      # T peaks with the spatial T
             if sync.any():
                 ts = np.asarray(t_leads)[sync]
                 mx = (np.einsum("la,bak->lbk", M[ts], vt) - base[ts][:, :, None]).max(axis=2)
-                worst = np.maximum(worst, (lims[18] * mx - tl[sync]).max(axis=0))
-            worst = np.maximum(worst, (_qrs12_band(tt, ss, am, M, qrs_rel, lims[9]) - lims[8]) * 10.0)
+                worst = np.maximum(worst, (lims[16] * mx - tl[sync]).max(axis=0))
+            worst = np.maximum(worst, (_qrs12_band(tt, ss, am, M, qrs_rel, lims[7]) - lims[6]) * 10.0)
         tp = np.arange(275) * 0.002 - 0.45
-        yp = np.einsum("a,bak->bk", M[int(lims[7])], _gauss_sum(ta[:, :, :2], si[:, :, :2], am[:, :, :2],
+        yp = np.einsum("a,bak->bk", M[int(lims[5])], _gauss_sum(ta[:, :, :2], si[:, :, :2], am[:, :, :2],
                                                                  np.broadcast_to(tp, (n, tp.size))))
         pmax = yp.max(axis=1)
         kp = np.argmax(yp, axis=1)
-        worst = np.maximum(worst, np.maximum(lims[5] - pmax, np.abs(yp).max(axis=1) - lims[6]))
+        worst = np.maximum(worst, np.maximum(lims[3] - pmax, np.abs(yp).max(axis=1) - lims[4]))
         mid = yp[:, 1:-1]
         peak = (mid > 0.3 * pmax[:, None]) & (mid >= yp[:, :-2]) & (mid > yp[:, 2:])
         k = np.arange(mid.shape[1])
         sep = np.where(peak.any(axis=1), (np.where(peak, k, -1).max(axis=1)
                                           - np.where(peak, k, k.size).min(axis=1)) * 0.002, 0.0)
-        worst = np.maximum(worst, (sep - lims[10]) * 10.0)
+        worst = np.maximum(worst, (sep - lims[8]) * 10.0)
         # P onset: the last sample under 10 % of the peak before it
         kk = np.arange(yp.shape[1])[None, :]
         below = (yp < 0.1 * pmax[:, None]) & (kk < kp[:, None])
         j = np.where(below.any(axis=1), np.where(below, kk, -1).max(axis=1), 0)
-        worst = np.maximum(worst, ((kp - j) * 0.002 - lims[11]) * 10.0)
+        worst = np.maximum(worst, ((kp - j) * 0.002 - lims[9]) * 10.0)
         neg = np.minimum(np.where(kk < kp[:, None], yp, 0.0).min(axis=1), 0.0)
-        worst = np.maximum(worst, -neg - lims[12] * np.maximum(pmax, 0.0))
+        worst = np.maximum(worst, -neg - lims[10] * np.maximum(pmax, 0.0))
         pr = q0 - tp[j]
-        worst = np.maximum(worst, np.maximum((lims[13] - pr) * 10.0, (pr - lims[14]) * 10.0))
+        worst = np.maximum(worst, np.maximum((lims[11] - pr) * 10.0, (pr - lims[12]) * 10.0))
         out[s0:s0 + chunk] = np.maximum(worst, 0.0)
 
 
@@ -324,7 +324,7 @@ def _qrs12_band(tau, sigma, amp, M, rel, sig_f):
     return out
 
 
-def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_leads,
+def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims,
                              t_leads, llims, rrs, qrs_rel, x, out):
     out[:, :3] = np.nan
     out[:, 3] = -1.0
@@ -337,7 +337,7 @@ def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx,
         tau = np.clip(v[:, :33].reshape(1, 3, 11), tau_b[:, 0], tau_b[:, 1])
         sigma = np.clip(np.exp(v[:, 33:66]).reshape(1, 3, 11), sig_b[:, 0], sig_b[:, 1])
         viol = np.empty(1)
-        lead_violation_kernel(tau, sigma, v[:, 66:].reshape(1, 3, 11), M, st_leads, t_leads, llims, rrs,
+        lead_violation_kernel(tau, sigma, v[:, 66:].reshape(1, 3, 11), M, st_lims, t_leads, llims, rrs,
                               qrs_rel, viol)
         if viol[0] <= 0.0:
             return j + i

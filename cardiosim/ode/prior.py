@@ -437,7 +437,10 @@ _T_LEADS = [0, 1, 7, 8, 9, 10, 11]  # I, II, V2-V6
 # on which NeuroKit2 ends lead II's T 60-120 ms early (QT read 0.22-0.31 s).
 T_SYNC_MIN = 0.85  # 0.80 first: it left 2-3 of the 20 realism test records with a misread QT
 T_SYNC_SKIP = 7  # V2 in realism.LEADS
-_ST_LEADS_A, _T_LEADS_A = np.array(_ST_LEADS), np.array(_T_LEADS)
+_T_LEADS_A = np.array(_T_LEADS)
+# each lead's ST limits (low, high) for the kernels: aVR's (-inf, inf) exempt it
+_ST_LIMITS_A = np.tile([-np.inf, np.inf], (12, 1))
+_ST_LIMITS_A[_ST_LEADS] = LEAD_ST_LIMITS
 
 
 def lead_violation(tau, sigma, amp, backend="numba"):
@@ -469,12 +472,13 @@ def lead_violation(tau, sigma, amp, backend="numba"):
 
 @lru_cache(maxsize=1)
 def _lead_args():
-    """(M, ST leads, T leads, limits, RRs, QRS velocity threshold) of the 12-lead kernels."""
+    """(M, per-lead ST limits, T leads, limits, RRs, QRS velocity threshold) of the 12-lead
+    kernels (``_kernels.lead_violation_kernel``)."""
     from .model import QRS_VELOCITY_REL
     from .realism import lead_matrix
 
-    return (np.ascontiguousarray(lead_matrix()), _ST_LEADS_A, _T_LEADS_A,
-            np.array([LEAD_PR_MAX, *LEAD_ST_LIMITS, LEAD_T_MIN, LEAD_QRS_MAX, *LEAD_P_LIMITS, P_LEAD,
+    return (np.ascontiguousarray(lead_matrix()), _ST_LIMITS_A, _T_LEADS_A,
+            np.array([LEAD_PR_MAX, LEAD_T_MIN, LEAD_QRS_MAX, *LEAD_P_LIMITS, P_LEAD,
                       LEAD_QRS_DUR_MAX, BAND_SIGMA, P_PEAK_SEP_MAX, P_RISE_MAX, P_NEG_REL,
                       *LEAD_PR_LIMITS, *LEAD_AXIS_LIMITS, QRS_NOTCH_REL, T_SYNC_MIN, T_SYNC_SKIP]),
             np.array(LEAD_SCREEN_RR, float),
