@@ -206,7 +206,8 @@ def test_lead_screen_equals_numpy_twin():
     QRS voltage, band-limited 12-lead QRS duration, lead-II P size, shape and PR) against
     its vectorised NumPy twin: same violation (exp recurrence vs exp: ~1e-12 mV) and the
     same verdict wherever it is not a tie; candidates of every kind pass and fail."""
-    from cardiosim.ode.prior import _unpacked, default_prior, lead_violation, screen_candidates
+    from cardiosim.ode.prior import (LEAD_ST_LIMITS, _lead_args, _unpacked, default_prior, lead_violation,
+                                     screen_candidates)
 
     prior = default_prior()
     z = np.random.default_rng(5).standard_normal((1500, 9 * 11))
@@ -219,6 +220,51 @@ def test_lead_screen_equals_numpy_twin():
     clear = np.abs(b) > 1e-9
     np.testing.assert_array_equal(a[clear] <= 0, b[clear] <= 0)
     assert 0.05 < np.mean(a <= 0) < 0.95
+    # the per-lead ST limits: V2-V3's own (LEAD_ST_LIMITS_V2V3) decide some of these
+    # candidates (held to the other leads' LEAD_ST_LIMITS they fail), the same in both
+    M, st_lims, t_leads, lims, rrs, qrs_rel = _lead_args()
+    narrow = st_lims.copy()
+    narrow[[7, 8]] = LEAD_ST_LIMITS
+    arrs = [np.ascontiguousarray(x[idx]) for x in (tau, sigma, amp)]
+    an, bn = np.empty(idx.size), np.empty(idx.size)
+    _kernels.lead_violation_kernel(*arrs, M, narrow, t_leads, lims, rrs, qrs_rel, an)
+    _reference.lead_violation_kernel(*arrs, M, narrow, t_leads, lims, rrs, qrs_rel, bn)
+    np.testing.assert_allclose(an, bn, rtol=0, atol=1e-9)
+    assert np.any((a <= 0) & (an > 1e-9)) and np.all(an >= a - 1e-12)
+
+
+def test_lead_screen_st_limits_per_lead():
+    """An ST of +0.12 mV at J + 60 ms passes the screen in V2 and V3 (normal there up to
+    0.15 mV, LEAD_ST_LIMITS_V2V3: Rautaharju et al. 2009) and fails it in V5 (LEAD_ST_LIMITS,
+    0.08 mV), in the kernel and its twin. The beat: an accepted normal patient with one
+    lead's ST raised to +0.12 mV -- ST enters the screen only as ST minus the lead's
+    limits, so raising it by d is lowering that lead's limits by d. The lead's ST (the
+    larger of the screen's two RRs) is read from the kernel itself, with every other lead
+    unchecked and this one's upper limit at -1 mV."""
+    from cardiosim.ode.prior import LEAD_ST_LIMITS, LEAD_ST_LIMITS_V2V3, _lead_args, sample_patient
+
+    M, st_lims, t_leads, lims, rrs, qrs_rel = _lead_args()
+    assert tuple(st_lims[7]) == tuple(st_lims[8]) == LEAD_ST_LIMITS_V2V3 == (-0.03, 0.15)
+    assert tuple(st_lims[10]) == LEAD_ST_LIMITS == (-0.03, 0.08) and np.isinf(st_lims[3]).all()  # aVR
+    p = sample_patient(np.random.default_rng(0))
+    beat = [np.ascontiguousarray(x[None], np.float64) for x in (p.tau, p.sigma, p.amp)]
+
+    def violation(st, kern=_kernels):
+        out = np.empty(1)
+        kern.lead_violation_kernel(*beat, M, st, t_leads, lims, rrs, qrs_rel, out)
+        return out[0]
+
+    assert violation(st_lims) == 0.0
+    for lead, ok in ((7, True), (8, True), (10, False)):  # V2, V3, V5
+        probe = np.tile([-np.inf, np.inf], (12, 1))
+        probe[lead] = (-np.inf, -1.0)
+        st = violation(probe) - 1.0
+        assert -0.03 <= st <= st_lims[lead, 1]  # the beat as drawn is normal there
+        raised = st_lims.copy()
+        raised[lead] -= 0.12 - st  # this lead's ST now +0.12 mV
+        for kern in (_kernels, _reference):
+            v = violation(raised, kern)
+            assert v == pytest.approx(0.0 if ok else 0.12 - 0.08, abs=1e-9), (lead, kern.__name__, v)
 
 
 def test_fiducials_kernel_equals_patient_methods():
