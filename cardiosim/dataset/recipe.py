@@ -468,6 +468,7 @@ _COMMENTS = {
     "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
     "simulation.noise": "electrode noise settings (see cardiosim.noise.NoiseConfig)",
+    "simulation.noise.textile_fit": "activity noise fit file ('' = the shipped one; your device's: cardiosim noise fit), relative to this recipe",
     "simulation.augment": "classic augmentations after the device, for comparison (all off by default)",
     "refine": "learned refiner applied to every record (cardiosim refine train); '' for none; needs torch",
     "output": "storage: shard size, compression (zstd | blosc_lz4 | zlib | none), int16 packing (steps of the device range / 32767)",
