@@ -56,6 +56,40 @@ class ClassInfo:
 _NORMAL_INTERVALS = {"pr": (0.12, 0.20), "qrs": (0.05, 0.11), "qtc": (0.35, 0.46)}
 _NORMAL_QRS = {"qrs": (0.05, 0.11)}
 
+# STE's 12-lead criterion is per lead, as the recommendations it follows (Rautaharju et al.,
+# AHA/ACCF/HRS recommendations part IV, Circulation 2009;119:e241; the Fourth Universal
+# Definition of MI uses the same cut-points): ST elevation (here at J + 60 ms) in two
+# contiguous standard leads of >= STE_ST_MIN, where a lead of V2-V3 counts only from
+# STE_ST_MIN_V2V3. The recommended V2-V3 cut-point depends on sex and age (0.2 mV men
+# >= 40 y, 0.25 mV men < 40 y, 0.15 mV women); the model has neither, so a record labelled
+# STE must be abnormal for every adult: the largest, 0.25 mV -- the mirror of the NORM
+# screen's V2-V3 limit (prior.LEAD_ST_LIMITS_V2V3, 0.15 mV: the smallest, normal for every
+# adult). The two labels cannot overlap (NORM <= 0.15 < 0.25 in V2-V3, <= 0.08 < 0.10 in
+# the other screened leads; since 2026-12-06, before a single 0.10 mV in every lead).
+STE_ST_MIN = 0.10  # mV
+STE_ST_MIN_V2V3 = 0.25  # mV
+STE_V2V3 = ("V2", "V3")
+
+
+def ste_lead_levels(leads, margin=0.0):
+    """STE's per-lead elevation cut-points (mV) for lead names ``leads``.
+
+    Parameters
+    ----------
+    leads : sequence of str
+        Standard lead names ("I", ..., "V6").
+    margin : float, optional
+        Added to every cut-point (mV): the generator builds its STE beats with one.
+
+    Returns
+    -------
+    tuple of float
+        :data:`STE_ST_MIN_V2V3` for V2 and V3, :data:`STE_ST_MIN` for every other lead,
+        each plus ``margin`` (rounded to 1e-9 mV: 0.10 + 0.05 is 0.15, not 0.15000000000000002).
+    """
+    return tuple(round((STE_ST_MIN_V2V3 if n in STE_V2V3 else STE_ST_MIN) + margin, 9) for n in leads)
+
+
 CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
     # --- rhythms -----------------------------------------------------------------
     ClassInfo("SR", "rhythm", "normal sinus rhythm",
@@ -106,7 +140,8 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               {"qrs": (0.12, None)}),
     ClassInfo("STE", "morphology", "ST elevation",
               "ST segment (J + 60 ms) shifted 0.15-0.30 mV along the QRS axis, more (up to 0.6 mV) "
-              "where needed for >= 0.12 mV in two contiguous standard leads", ("164931005",),
+              "where needed for >= 0.15 mV in two contiguous standard leads (V2-V3: >= 0.30 mV; "
+              "the criterion: >= 0.10 mV, in V2-V3 >= 0.25 mV, Rautaharju et al. 2009)", ("164931005",),
               "STE_", {**_NORMAL_QRS, "st": (0.10, None)}),
     ClassInfo("STD", "morphology", "ST depression",
               "ST segment (J + 60 ms) shifted 0.15-0.25 mV against the QRS axis, more (up to 0.6 mV) "

@@ -447,23 +447,55 @@ def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
         amp[:, s] = v
 
 
-def _contiguous_st_scale(axis, level):
+def _contiguous_st_scale(axis, level, levels=None):
     """Shift (mV) along ``axis`` putting both leads of the best contiguous pair of the 12
-    standard leads at >= ``level`` mV (inf if no pair sees the axis positively)."""
+    standard leads at >= their level (inf if no pair sees the axis positively).
+
+    Parameters
+    ----------
+    axis : ndarray (3,)
+        Unit direction of the shift.
+    level : float
+        Level (mV) every lead must reach, unless ``levels`` is given.
+    levels : sequence of 12 float, optional
+        Per-lead levels (mV) in ``realism.LEADS`` order (STE: ``classes.ste_lead_levels``).
+
+    Returns
+    -------
+    float
+        The smallest shift (mV) over the contiguous pairs, or inf.
+    """
     from .realism import CONTIGUOUS, LI, lead_matrix
 
     u = lead_matrix() @ axis
-    best = max(min(u[LI[a]], u[LI[b]]) for a, b in CONTIGUOUS)
-    return level / best if best > 0 else np.inf
+    if levels is None:
+        best = max(min(u[LI[a]], u[LI[b]]) for a, b in CONTIGUOUS)
+        return level / best if best > 0 else np.inf
+    need = [max(levels[LI[a]] / u[LI[a]], levels[LI[b]] / u[LI[b]])
+            for a, b in CONTIGUOUS if u[LI[a]] > 0 and u[LI[b]] > 0]
+    return min(need) if need else np.inf
 
 
-def _best_pair_direction(axis):
+@lru_cache(maxsize=1)
+def _ste_levels():
+    """STE's per-lead build levels (mV, ``realism.LEADS`` order): the class criterion's
+    cut-points (``classes.ste_lead_levels``: 0.10 mV, V2-V3 0.25 mV) + 0.05 mV."""
+    from .classes import ste_lead_levels
+    from .realism import LEADS
+
+    return ste_lead_levels(LEADS, margin=0.05)
+
+
+def _best_pair_direction(axis, levels=None):
     """Unit mean lead direction (rows of the 12-lead matrix) of the contiguous pair whose
-    weaker lead sees ``axis`` best."""
+    weaker lead sees ``axis`` best (relative to its level in ``levels``, per lead in
+    ``realism.LEADS`` order, when given)."""
     from .realism import CONTIGUOUS, LI, lead_matrix
 
     M = lead_matrix()
     u = M @ axis
+    if levels is not None:
+        u = u / np.asarray(levels, dtype=float)
     a, b = max(CONTIGUOUS, key=lambda ab: min(u[LI[ab[0]]], u[LI[ab[1]]]))
     return _unit(_unit(M[LI[a]]) + _unit(M[LI[b]]))
 
@@ -565,27 +597,29 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     if morphology in ("STE", "STD"):
         axis = p.qrs_axis()
         st = rng.uniform(0.15, 0.30) if morphology == "STE" else -rng.uniform(0.15, 0.25)
-        # the clinical criterion is per lead (>= 0.1 mV elevation / >= 0.05 mV depression in
-        # two contiguous standard leads, Rautaharju et al. 2009): the shift along the QRS
-        # axis is made large enough that its projection meets it with a margin (0.15 /
-        # 0.08 mV: the ST-T slope around J + 60 ms moves a steep lead's measured level by a
-        # few hundredths of a mV) in the best contiguous pair of the project's 12 leads
+        # the clinical criterion is per lead (>= 0.1 mV elevation, in V2-V3 >= 0.25 mV
+        # (classes.STE_ST_MIN_V2V3) / >= 0.05 mV depression in two contiguous standard
+        # leads, Rautaharju et al. 2009): the shift along the QRS axis is made large enough
+        # that its projection meets it with a margin (+0.05 / +0.03 mV: the ST-T slope
+        # around J + 60 ms moves a steep lead's measured level by a few hundredths of a mV)
+        # in the best contiguous pair of the project's 12 leads
         level = 0.15 if morphology == "STE" else 0.08
+        levels = _ste_levels() if morphology == "STE" else None
         d = axis
-        need = _contiguous_st_scale(d, level)
+        need = _contiguous_st_scale(d, level, levels)
         if need > 0.5:
             # no contiguous pair sees the QRS axis well (e.g. a posterior QRS axis): the
             # injury current is turned toward the territory whose pair sees it best
             # (leads' mean direction), keeping >= 60 % of it along the QRS axis
-            w = _best_pair_direction(axis)
+            w = _best_pair_direction(axis, levels)
             for lam in np.linspace(0.25, 2.0, 8):
                 d = _unit(axis + lam * w)
-                need = _contiguous_st_scale(d, level)
+                need = _contiguous_st_scale(d, level, levels)
                 if need <= 0.5 or d @ axis < 0.6:
                     break
             if d @ axis < 0.6:
                 d = _unit(axis + (lam - 0.25) * w)
-                need = _contiguous_st_scale(d, level)
+                need = _contiguous_st_scale(d, level, levels)
         # the shift along the QRS axis stays >= 0.15 mV (the class's own criterion)
         st = float(np.sign(st) * max(abs(st), min(need, 0.6), 0.15 / float(d @ axis)))
         st = float(np.sign(st) * min(abs(st), 0.6))

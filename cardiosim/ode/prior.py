@@ -892,6 +892,17 @@ def template_measures(tau, sigma, amp):
     return out
 
 
+@lru_cache(maxsize=1)
+def _ste_levels_a():
+    """STE's per-lead cut-points (mV) in ``realism.LEADS`` order, (12,) array."""
+    from .classes import ste_lead_levels
+    from .realism import LEADS
+
+    out = np.array(ste_lead_levels(LEADS))
+    out.flags.writeable = False
+    return out
+
+
 def _contiguous_idx():
     global _CONTIGUOUS_IDX
     if _CONTIGUOUS_IDX is None:
@@ -909,7 +920,8 @@ def class_lead_margin(tau, sigma, amp, morphology):
 
     - LVH: Sokolow-Lyon S(V1) + max R(V5, V6) >= 3.5 mV, or Cornell R(aVL) + S(V3) > 2.8 mV,
       or R(aVL) >= 1.1 mV (the largest of the three ratios counts);
-    - TINV: T <= -0.10 mV in two contiguous leads; STE: ST >= +0.10 mV in two contiguous leads;
+    - TINV: T <= -0.10 mV in two contiguous leads; STE: ST >= +0.10 mV in two contiguous leads,
+      a lead of V2-V3 counting only from +0.25 mV (``classes.STE_ST_MIN_V2V3``);
       STD: ST <= -0.05 mV in two contiguous leads;
     - RBBB: terminal 40 ms of the QRS positive in V1 (>= 0.05 mV) and negative in I and V6
       (<= -0.02 mV); LBBB: V1 predominantly negative and V6 predominantly positive.
@@ -925,7 +937,10 @@ def class_lead_margin(tau, sigma, amp, morphology):
     elif morphology == "TINV":
         ratio = np.minimum(-T[:, c[:, 0]], -T[:, c[:, 1]]).max(axis=1) / 0.10
     elif morphology == "STE":
-        ratio = np.minimum(ST[:, c[:, 0]], ST[:, c[:, 1]]).max(axis=1) / 0.10
+        # per lead: a lead of V2-V3 counts from classes.STE_ST_MIN_V2V3 (0.25 mV), the others
+        # from STE_ST_MIN (0.10 mV); the ratio is the weaker lead's of the best pair
+        r = ST / _ste_levels_a()
+        ratio = np.minimum(r[:, c[:, 0]], r[:, c[:, 1]]).max(axis=1)
     elif morphology == "STD":
         ratio = np.minimum(-ST[:, c[:, 0]], -ST[:, c[:, 1]]).max(axis=1) / 0.05
     elif morphology == "RBBB":
