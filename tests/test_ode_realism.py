@@ -14,8 +14,12 @@ Criteria (clinical, per lead):
   notched (two maxima) or slurred (its slope falls below a third of its peak while the
   R is above 30 % of its height);
 - RBBB: QRS >= 120 ms, terminal forces positive in V1 (R') and negative in I and V6 (wide S);
-- STE: ST >= +0.10 mV in two contiguous leads; STD: ST <= -0.05 mV in two contiguous
-  leads (Rautaharju et al., AHA/ACCF/HRS recommendations, Circulation 2009;119:e241);
+- STE: ST elevation >= +0.10 mV in two contiguous leads, where a lead of V2-V3 counts only
+  from +0.25 mV (since 2026-12-06; the recommendations' V2-V3 cut-point is 0.2 mV for men
+  >= 40 y, 0.25 mV for men < 40 y, 0.15 mV for women: a sex- and age-less STE must be
+  abnormal for every adult, and the NORM screen allows up to 0.15 mV there); STD: ST <=
+  -0.05 mV in two contiguous leads (Rautaharju et al., AHA/ACCF/HRS recommendations,
+  Circulation 2009;119:e241); no accepted NORM beat meets the STE criterion;
 - TINV: T <= -0.10 mV in two contiguous leads; LVH: Sokolow-Lyon S(V1) + R(V5/V6) >= 3.5
   mV, or Cornell R(aVL) + S(V3) > 2.8 mV, or R(aVL) >= 1.1 mV;
 - SR 60-100 bpm, SB < 60, STACH > 100 (P wave present); AF: no P wave (< 0.05 mV in the
@@ -58,6 +62,19 @@ def _contiguous(values, test):
     return any(test(values[a]) and test(values[b]) for a, b in CONTIGUOUS)
 
 
+# STE's per-lead cut-points (mV, ST at J + 60 ms), stated here independently of the
+# generator (test_ste_cut_points_are_the_generators checks they agree)
+STE_ST_MIN, STE_ST_MIN_V2V3 = 0.10, 0.25
+
+
+def ste_ok(st):
+    """ST elevation in two contiguous leads (``st``: lead name -> ST, mV), a lead of V2-V3
+    counting only from STE_ST_MIN_V2V3, every other one from STE_ST_MIN."""
+    def up(n):
+        return st[n] >= (STE_ST_MIN_V2V3 if n in ("V2", "V3") else STE_ST_MIN)
+    return any(up(a) and up(b) for a, b in CONTIGUOUS)
+
+
 def _slurred_or_notched(x, fs):
     """A notched (two maxima > 50 % of R) or slurred (slope below a third of its peak
     while the R is above 30 % of its height, on its upstroke or downstroke) positive R."""
@@ -97,7 +114,7 @@ def morphology_ok(name, m, fs=FS):
         checks = {"qrs": m["qrs"] >= 0.120, "v1_rprime": b[LI["V1"], term].max() > 0.05,
                   "wide_s": b[LI["I"], term].min() < -0.02 and b[LI["V6"], term].min() < -0.02}
     elif name == "STE":
-        checks = {"st": _contiguous(st, lambda v: v >= 0.10)}
+        checks = {"st": ste_ok(st)}
     elif name == "STD":
         checks = {"st": _contiguous(st, lambda v: v <= -0.05)}
     elif name == "TINV":
@@ -209,6 +226,60 @@ def _params(names):
 def test_morphology_criteria_12lead(name):
     rate, fails = pass_rate("morphology", name)
     assert rate >= 0.95, (name, rate, fails)
+
+
+def _st_features(**st):
+    m = {f"ST_{n}": 0.0 for n in LEADS} | {f"T_{n}": 0.3 for n in LEADS}
+    m.update({f"ST_{n}": v for n, v in st.items()}, beat_b=None, q_on=0, q_off=0)
+    return m
+
+
+@pytest.mark.parametrize("st, ste", [
+    (dict(V2=0.12, V3=0.12), False),  # normal V2-V3 elevation (NORM allows up to 0.15 there)
+    (dict(V2=0.22, V3=0.22), False),  # abnormal for men >= 40 y only
+    (dict(V2=0.24, V3=0.30), False),
+    (dict(V2=0.26, V3=0.26), True),
+    (dict(V5=0.12, V6=0.12), True),
+    (dict(V5=0.12, V6=0.09), False),
+    (dict(II=0.10, aVF=0.10), True),
+    (dict(V3=0.12, V4=0.30), False),  # V3 counts from 0.25 in any pair
+    (dict(V3=0.26, V4=0.11), True),
+    (dict(V1=0.11, V2=0.26), True),
+])
+def test_ste_criterion_is_lead_specific(st, ste):
+    """STE: >= 0.10 mV in two contiguous leads, a lead of V2-V3 counting only from 0.25 mV."""
+    assert morphology_ok("STE", _st_features(**st))[0] is ste
+
+
+def test_ste_cut_points_are_the_generators():
+    """The test's STE cut-points are the ones the generator builds and screens STE beats for."""
+    from cardiosim.ode.classes import STE_ST_MIN as gen_min, STE_ST_MIN_V2V3 as gen_v2v3
+    from cardiosim.ode.prior import LEAD_ST_LIMITS, LEAD_ST_LIMITS_V2V3
+
+    assert (gen_min, gen_v2v3) == (STE_ST_MIN, STE_ST_MIN_V2V3)
+    # the NORM screen's upper ST limits sit below them, so the labels cannot overlap
+    assert LEAD_ST_LIMITS[1] < STE_ST_MIN and LEAD_ST_LIMITS_V2V3[1] < STE_ST_MIN_V2V3
+
+
+def test_norm_beats_never_meet_the_ste_criterion():
+    """No accepted NORM patient (400 draws of the shipped prior) meets the STE criterion on its
+    12-lead template (``prior.template_measures``: ST at J + 60 ms as ``measure`` reads it);
+    with one 0.10 mV cut-point 1 of 14,042 did (ST >= 0.10 mV in V2 and V3)."""
+    from cardiosim.ode.prior import sample_patient, template_measures
+
+    rng = np.random.default_rng([ENTROPY, 5])
+    ps = [sample_patient(rng, "NORM") for _ in range(400)]
+    st = template_measures(*(np.stack([getattr(p, a) for p in ps]) for a in ("tau", "sigma", "amp")))["ST"]
+    hits = [k for k, row in enumerate(st) if ste_ok(dict(zip(LEADS, row)))]
+    assert not hits, (hits, st[hits].round(3))
+    assert st[:, [LI["V2"], LI["V3"]]].max() < STE_ST_MIN_V2V3
+
+
+def test_norm_records_never_meet_the_ste_criterion():
+    """... nor any NORM record of the 12-lead test, measured by ``measure``."""
+    for k, (_, x) in enumerate(records("SR", "NORM")):
+        m = measure(x, FS)
+        assert not ste_ok({n: m[f"ST_{n}"] for n in LEADS}), (k, {n: round(m[f"ST_{n}"], 3) for n in LEADS})
 
 
 @pytest.mark.parametrize("name", _params(["SR", "SB", "STACH", "AF", "AFL", "IAVB", "PVC", "PAC"]))
