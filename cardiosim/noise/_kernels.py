@@ -679,7 +679,6 @@ def sosfiltfilt_scratch_kernel(sos, zi, x, padlen, out, ext):  # pragma: no cove
     caller filtering every record reuses one buffer: a fresh 1-MB array per record costs
     its page faults again each time (0.28 vs 0.72 ms for 24 rows of 5,000 samples)."""
     rows, n = x.shape
-    n_sec = sos.shape[0]
     m = n + 2 * padlen
     for r in range(rows):
         x0 = float(x[r, 0])
@@ -690,13 +689,7 @@ def sosfiltfilt_scratch_kernel(sos, zi, x, padlen, out, ext):  # pragma: no cove
     for i in range(n):
         for r in range(rows):
             ext[padlen + i, r] = x[r, i]
-    if n_sec == 2:
-        _filtfilt_two_sections(sos, zi, ext, m, rows)
-    else:
-        _filtfilt_sections(sos, zi, ext, m, rows)
-    for r in range(rows):
-        for i in range(n):
-            out[r, i] = ext[padlen + i, r]
+    _filtfilt_into(sos, zi, ext, m, rows, n, padlen, out)
 
 
 @njit(cache=True, nogil=True)
@@ -720,13 +713,7 @@ def sosfiltfilt_diff_kernel(sos, zi, rec, cl, padlen, out, ext):  # pragma: no c
         for i in range(padlen):
             ext[i, r] = 2.0 * x0 - ext[2 * padlen - i, r]
             ext[padlen + n + i, r] = 2.0 * x1 - ext[padlen + n - 2 - i, r]
-    if sos.shape[0] == 2:
-        _filtfilt_two_sections(sos, zi, ext, m, rows)
-    else:
-        _filtfilt_sections(sos, zi, ext, m, rows)
-    for r in range(rows):
-        for i in range(n):
-            out[r, i] = ext[padlen + i, r]
+    _filtfilt_into(sos, zi, ext, m, rows, n, padlen, out)
 
 
 def sosfiltfilt_diff_ref(sos, rec, cl):
@@ -737,6 +724,20 @@ def sosfiltfilt_diff_ref(sos, rec, cl):
 
 
 KERNELS["sosfiltfilt_diff"] = (sosfiltfilt_diff_kernel, sosfiltfilt_diff_ref)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _filtfilt_into(sos, zi, ext, m, rows, n, padlen, out):  # pragma: no cover - compiled
+    """Both passes over the extended time-major ``ext`` (the two-section form for the
+    measurement band-pass), then its middle ``n`` samples into ``out`` [rows, n]: the tail
+    shared by :func:`sosfiltfilt_scratch_kernel` and :func:`sosfiltfilt_diff_kernel`."""
+    if sos.shape[0] == 2:
+        _filtfilt_two_sections(sos, zi, ext, m, rows)
+    else:
+        _filtfilt_sections(sos, zi, ext, m, rows)
+    for r in range(rows):
+        for i in range(n):
+            out[r, i] = ext[padlen + i, r]
 
 
 @njit(cache=True, nogil=True)

@@ -474,19 +474,26 @@ def spectrum_u_matches(cases, form) -> bool:
     return True
 
 
+def _first_matching_form(make_cases, matches):
+    """The first of ``"kernel"``, ``"hybrid"`` whose output ``matches(cases, form)`` NumPy's
+    bit for bit on ``make_cases(rng)`` (fixed seed), or None if neither does or numba fails
+    (the caller then takes its NumPy path)."""
+    try:
+        cases = make_cases(np.random.default_rng(20261206))
+        for form in ("kernel", "hybrid"):
+            if matches(cases, form):
+                return form
+        return None
+    except Exception:  # pragma: no cover - a numba failure: the NumPy path it is
+        return None
+
+
 @lru_cache(maxsize=1)
 def spectrum_u_form():
     """``"kernel"`` or ``"hybrid"``: the first form for which :func:`spectrum_u_matches`
     holds on :func:`spectrum_u_cases`, checked once per process; None if neither (then
     ``rhythm`` draws the phases and uses :func:`spectrum` or NumPy)."""
-    try:
-        cases = spectrum_u_cases(np.random.default_rng(20261206))
-        for form in ("kernel", "hybrid"):
-            if spectrum_u_matches(cases, form):
-                return form
-        return None
-    except Exception:  # pragma: no cover - a numba failure: the other paths it is
-        return None
+    return _first_matching_form(spectrum_u_cases, spectrum_u_matches)
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------
@@ -637,11 +644,4 @@ def spectrum_form():
     """``"kernel"`` or ``"hybrid"``: the first form for which :func:`spectrum_matches` holds
     on :func:`spectrum_cases`, checked once per process (≈ 1 ms after compilation); None if
     neither (then the NumPy code runs)."""
-    try:
-        cases = spectrum_cases(np.random.default_rng(20261206))
-        for form in ("kernel", "hybrid"):
-            if spectrum_matches(cases, form):
-                return form
-        return None
-    except Exception:  # pragma: no cover - a numba failure: NumPy it is
-        return None
+    return _first_matching_form(spectrum_cases, spectrum_matches)
