@@ -1,12 +1,17 @@
-"""Refit the textile noise table shipped in ``cardiosim/noise/data/textile_fit.json``.
+"""Refit the textile noise tables shipped in ``cardiosim/noise/data/``, and validate the fit.
 
-Fits on subjects 01-03 of ``$CARDIOSIM_DATA/textile`` only (04-05 are held out for
-``tests/test_noise_textile.py``), then measures the QRS peak-to-peak of the simulated
-chest strap (device ``chest_strap_500hz``, reference body, noiseless, 8 ODE SR+NORM
-sources) with the same measure, which turns fitted noise-to-QRS ratios into mV.
+Two fits of one procedure: ``textile_fit.json`` (the default, every subject of
+``$CARDIOSIM_DATA/textile``) and ``textile_fit_subjects_01-03.json`` (subjects 01-03 only: the
+fit every comparison with real records runs against the held-out subjects 04-05, in
+``tests/test_noise_textile.py``, the README table and the sim-to-real benchmark). Each fit
+measures the QRS peak-to-peak of the simulated chest strap (device ``chest_strap_500hz``,
+reference body, noiseless ODE SR+NORM sources) with the same measure, which turns fitted
+noise-to-QRS ratios into mV, and calibrates each cell's level by simulation.
 
-    python scripts/fit_textile_noise.py [DATA_DIR]
-    python scripts/fit_textile_noise.py --compare [--records N] [DATA_DIR]   # held-out table
+    python scripts/fit_textile_noise.py [DATA_DIR]                                   # the default fit
+    python scripts/fit_textile_noise.py --subjects 01,02,03 --output cardiosim/noise/data/textile_fit_subjects_01-03.json
+    python scripts/fit_textile_noise.py --compare [--records N] [DATA_DIR]   # 01-03 fit vs held-out 04-05
+    python scripts/fit_textile_noise.py --cross-validate [--records N] [DATA_DIR]   # leave one subject out
     python scripts/fit_textile_noise.py --splits [DATA_DIR]   # what real subjects allow (no simulation)
 
 ``--splits`` asks how close a perfect model could come to issue 14's "median within 25 %"
@@ -14,10 +19,16 @@ criterion: for every way of splitting the subjects into 3 "fit" and 2 "held-out"
 5), in how many electrode x activity cells the fit subjects' own pooled median noise-to-QRS is
 within 25 % of the held-out subjects' -- a model that reproduced the fit subjects exactly would
 score that, and leave-one-subject-out the same for one unseen subject.
+
+``--cross-validate`` runs the whole procedure (fit, QRS reference, calibration by simulation)
+once per subject on the other subjects, and compares its simulated records with the left-out
+subject's: the expected error of the default fit on a subject it has not seen.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -25,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 
+@functools.lru_cache(maxsize=4)
 def reference_qrs_pp_mv(n_sources: int = 40, seed: int = 2026) -> float:
     """Median QRS peak-to-peak (mV, :func:`cardiosim.noise.textile.measure_record`) of the
     simulated chest strap as the generator makes it (garment fit, heart orientation and
@@ -52,7 +64,7 @@ def _pooled_median(measures) -> float:
 
 
 def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, seed: int = 11,
-                     refinements: int = 2) -> dict:
+                     refinements: int = 2, path: Path | None = None) -> dict:
     """Per electrode x activity, the log-level correction that makes simulated chest-strap
     records, measured by the same function as the real ones, read the fit subjects' pooled
     median noise-to-QRS (indirect inference; the held-out subjects play no part).
@@ -72,16 +84,20 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     response (the median of pooled segment ratios is only roughly quadrature-additive; the
     first pass alone left the cells about 17 % low). Forty patients: the simulated patients' QRS
     sizes spread 0.25 in log, and a 16-patient panel's median QRS was 1.3x a 30-patient
-    panel's, which moved every cell's level by that factor. Mutates and returns ``fit``.
+    panel's, which moved every cell's level by that factor. ``path``: the file the fit is
+    written to while calibrating (default: the shipped :data:`~cardiosim.noise.textile.FIT_FILE`).
+    Mutates and returns ``fit``.
     """
     from cardiosim.noise import textile
+
+    path = Path(textile.FIT_FILE if path is None else path)
 
     cells = [(e, a) for e in textile.ELECTRODES for a in textile.ACTIVITIES]
     # Between records, the fit subjects' noise-to-QRS ratios spread with sd
     # ``log_ratio_sd_between_records`` (log units); the simulated ratio's spread is that of
     # the drawn noise level and of the simulated patients' own QRS (independent in the
     # simulation): the level's spread is what is left after the patients' QRS spread.
-    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0)]
+    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path)]
     sd_qrs = float(np.std(np.log(qrs), ddof=1))
     for e, a in cells:
         row = fit["table"][f"{e}/{a}"]
@@ -98,12 +114,14 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     spread = {c: fit["table"][f"{c[0]}/{c[1]}"]["log_level_sd_between_records"] for c in cells}
     for c in cells:
         fit["table"][f"{c[0]}/{c[1]}"]["log_level_sd_between_records"] = 0.0
-    textile.write_fit(fit)
+    textile.write_fit(fit, path)
     textile.clear_caches()
     floor, read = {}, {}
     for e, a in cells:
-        floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0))
-        read[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=1.0))
+        floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0,
+                                                         fit_path=path))
+        read[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=1.0,
+                                                        fit_path=path))
     nominal = {c: float(np.exp(fit["table"][f"{c[0]}/{c[1]}"]["log_level_mean"])) for c in cells}
     ks = [np.sqrt(read[c] ** 2 - floor[c] ** 2) / nominal[c] for c in cells if read[c] > 1.5 * floor[c]]
     k = float(np.median(ks))
@@ -113,7 +131,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
         want = np.sqrt(max(target ** 2 - f ** 2, (0.5 * target) ** 2))
         s = float(want / (k * nominal[c]))
         for _ in range(refinements):
-            m = _pooled_median(simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s))
+            m = _pooled_median(simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path))
             s *= float(want / np.sqrt(max(m * m - f * f, (0.05 * m) ** 2)))
         row["log_level_calibration"] = round(float(np.log(s)), 4)
         row["calibration_floor_noise_to_qrs"] = round(f, 5)
@@ -133,30 +151,57 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     return fit
 
 
-def main(argv=None) -> None:
+def make_fit(root: Path, subjects, path: Path) -> dict:
+    """Fit ``subjects`` of ``root/textile`` (:func:`cardiosim.noise.textile.fit_textile`), measure
+    the simulated strap's QRS reference, calibrate every cell by simulation, write ``path``."""
     from cardiosim.noise import textile
 
-    args = sys.argv[1:] if argv is None else argv
-    root = Path(args[0]) if args else Path(os.environ.get("CARDIOSIM_DATA", Path(__file__).resolve().parents[2]
-                                                          / "shared" / "data"))
-    fit = textile.fit_textile(root / "textile")
+    fit = textile.fit_textile(root / "textile", tuple(subjects))
     fit["qrs_pp_reference_mv"] = round(reference_qrs_pp_mv(), 4)
     fit["qrs_pp_reference_how"] = ("median QRS peak-to-peak (noise.textile.measure_record) of 40 20-s SR+NORM "
                                    "ODE records through chest_strap_500hz on the reference body, garment, heart "
                                    "and motion drawn as in generation (all five activities), noise off")
-    textile.write_fit(fit)
+    textile.write_fit(fit, path)
     textile.clear_caches()
-    calibrate_levels(fit)
-    textile.write_fit(fit)
+    calibrate_levels(fit, path=path)
+    textile.write_fit(fit, path)
     textile.clear_caches()
-    print(f"wrote {textile.FIT_FILE}")
+    return fit
+
+
+def _subjects_in(root: Path) -> tuple[str, ...]:
+    return tuple(sorted({p.name.split("_")[0] for p in (root / "textile").glob("*.hea")}))
+
+
+def main(argv=None) -> None:
+    from cardiosim.noise import textile
+
+    args = sys.argv[1:] if argv is None else argv
+    subjects = None
+    output = textile.FIT_FILE
+    if "--subjects" in args:
+        i = args.index("--subjects")
+        subjects = tuple(v.strip() for v in args[i + 1].split(",") if v.strip())
+        del args[i:i + 2]
+    if "--output" in args:
+        i = args.index("--output")
+        output = Path(args[i + 1])
+        del args[i:i + 2]
+    root = Path(args[0]) if args else _default_root()
+    subjects = subjects or _subjects_in(root)
+    make_fit(root, subjects, output)
+    print(f"wrote {output} (subjects {', '.join(subjects)})")
+
+
+def _default_root() -> Path:
+    return Path(os.environ.get("CARDIOSIM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def simulate_measures(electrode: str, activity: str, n_records: int = 4, duration: float = 30.0, seed: int = 7,
-                      level_scale: float = 1.0):
+                      level_scale: float = 1.0, fit_path: Path | None = None):
     """Measures (:func:`cardiosim.noise.textile.measure_record`) of ``n_records`` simulated
-    chest-strap records with the default noise for ``electrode`` x ``activity``
-    (``level_scale``: :attr:`NoiseConfig.activity_level_scale`)."""
+    chest-strap records with the noise of the fit ``fit_path`` (default: the shipped one) for
+    ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`)."""
     from cardiosim.errors import SignalError
     from cardiosim.noise import NoiseConfig, textile
     from cardiosim.simulate import SimulationConfig, simulate_record
@@ -164,7 +209,8 @@ def simulate_measures(electrode: str, activity: str, n_records: int = 4, duratio
 
     ctx = _strap_context()
     cfg = SimulationConfig(activities={activity: 1.0},
-                           noise=NoiseConfig(electrode=electrode, activity_level_scale=level_scale))
+                           noise=NoiseConfig(electrode=electrode, activity_level_scale=level_scale,
+                                             textile_fit="" if fit_path is None else str(fit_path)))
     rails = (-ctx.device.input_range_mv, ctx.device.input_range_mv - ctx.device.lsb_mv)
     out = []
     for i in range(n_records):
@@ -198,8 +244,11 @@ def _strap_context():
 IQR_SPREAD, KURTOSIS_SPREAD = 1.75, 2.75
 
 
-def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_subjects: bool = False) -> list[dict]:
-    """Simulated chest-strap records vs the held-out real subjects (04, 05), per electrode
+def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_subjects: bool = False,
+                     fit_path: Path | None = None, held_out=None, fitted_on=None) -> list[dict]:
+    """Simulated chest-strap records of the fit ``fit_path`` (default: the validation fit
+    :data:`~cardiosim.noise.textile.HELD_OUT_FIT_FILE`, subjects ``fitted_on`` = 01-03) vs the
+    real subjects ``held_out`` (default 04, 05), which that fit never saw, per electrode
     type x activity: medians, IQRs and kurtosis of the noise-to-QRS ratio, log-spectral
     distance of the residual (1-40 Hz), grade fractions (the fitted rule on the simulated
     ratios vs the graders' labels), rail and contact-loss fractions. The fit subjects'
@@ -209,14 +258,20 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
     from cardiosim.noise import textile
 
     root = Path(data_dir) / "textile"
-    held = textile.measure_real(root, textile.HELD_OUT_SUBJECTS)
-    fit_real = textile.measure_real(root, textile.FIT_SUBJECTS) if fit_subjects else None
-    fitted = textile.load_fit()
+    fit_path = Path(textile.HELD_OUT_FIT_FILE if fit_path is None else fit_path)
+    held_out = tuple(textile.HELD_OUT_SUBJECTS if held_out is None else held_out)
+    fitted_on = tuple(textile.FIT_SUBJECTS if fitted_on is None else fitted_on)
+    held = textile.measure_real(root, held_out)
+    fit_real = textile.measure_real(root, fitted_on) if fit_subjects else None
+    fitted = textile.load_fit(fit_path)
+    if sorted(fitted["fit_subjects"]) != sorted(fitted_on) or set(fitted_on) & set(held_out):
+        raise ValueError(f"{fit_path} was fitted on subjects {fitted['fit_subjects']}, not {list(fitted_on)}, "
+                         f"or they overlap the held-out {list(held_out)}: the comparison would not be held out")
     thr = fitted["grading_rule"]["thresholds_noise_to_qrs"]
     rows = []
     for e in textile.ELECTRODES:
         for a in textile.ACTIVITIES:
-            sim_m = simulate_measures(e, a, n_records=n_records, duration=duration)
+            sim_m = simulate_measures(e, a, n_records=n_records, duration=duration, fit_path=fit_path)
             sim = textile.summarize(sim_m)
             real = textile.summarize(held[(e, a)]["measures"])
             band = (sim["f"] >= textile.BAND_HZ[0]) & (sim["f"] <= textile.BAND_HZ[1])
@@ -292,6 +347,71 @@ def subject_splits(data_dir, n_fit: int = 3, tolerance: float = 0.25) -> dict:
     return {"cells": len(cells), "splits": splits, "leave_one_out": loo}
 
 
+def cross_validate(data_dir, n_records: int = 20, out_dir: Path | None = None, reuse: bool = False) -> list[dict]:
+    """Leave one subject out: for each subject, the whole procedure (:func:`make_fit`) on the
+    others, written to ``out_dir/textile_fit_without_<subject>.json`` (``reuse``: a fold whose
+    file exists is not refitted), then :func:`compare_held_out` of that fit against the left-out
+    subject. Returns one dict per fold: ``subject``, ``rows`` (the comparison) and the counts
+    of cells meeting issue 14's criteria, beside what a perfect model of the fit subjects
+    scores (their own pooled real median against the left-out subject's)."""
+    import tempfile
+
+    root = Path(data_dir)
+    subjects = _subjects_in(root)
+    if len(subjects) < 3:
+        raise ValueError(f"cross-validation needs >= 3 subjects in {root / 'textile'}, found {list(subjects)}")
+    out_dir = Path(tempfile.mkdtemp(prefix="textile_cv_") if out_dir is None else out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folds = []
+    for s in subjects:
+        others = tuple(o for o in subjects if o != s)
+        path = out_dir / f"textile_fit_without_{s}.json"
+        if not (reuse and path.exists()):
+            print(f"fold {s}: fitting on {', '.join(others)}", flush=True)
+            make_fit(root, others, path)
+        rows = compare_held_out(root, n_records=n_records, fit_path=path, held_out=(s,), fitted_on=others)
+        folds.append({"subject": s, "fit_subjects": list(others), "fit_file": str(path), "rows": rows,
+                      **criteria_counts(rows)})
+    return folds
+
+
+def criteria_counts(rows) -> dict:
+    """Cells (of ``len(rows)``) meeting issue 14's per-cell criteria against the held-out real
+    records: simulated median within 25 %; pooled IQR within :data:`IQR_SPREAD`; residual
+    kurtosis (3 + excess) within :data:`KURTOSIS_SPREAD`; residual spectrum within 3 dB; and,
+    as the reference, the fit subjects' own real median within 25 % (a perfect model of them)."""
+    def ratio_within(a, b, f):
+        return abs(np.log(a / b)) <= np.log(f)
+    return {"cells": len(rows),
+            "median_25": int(sum(abs(r["sim_median"] / r["real_median"] - 1) <= 0.25 for r in rows)),
+            "median_25_fit_subjects_real": int(sum(abs(r["fit_median"] / r["real_median"] - 1) <= 0.25 for r in rows)),
+            "median_abs_log_ratio": float(np.median([abs(np.log(r["sim_median"] / r["real_median"])) for r in rows])),
+            "median_abs_log_ratio_fit_subjects_real": float(np.median([abs(np.log(r["fit_median"] / r["real_median"]))
+                                                                       for r in rows])),
+            "iqr_175": int(sum(ratio_within(r["sim_iqr"], r["real_iqr"], IQR_SPREAD) for r in rows)),
+            "kurtosis_275": int(sum(ratio_within(3 + r["sim_kurtosis"], 3 + r["real_kurtosis"], KURTOSIS_SPREAD)
+                                    for r in rows)),
+            "spectrum_3db": int(sum(r["lsd_db"] <= 3.0 for r in rows))}
+
+
+def cross_validation_table(folds) -> str:
+    head = ("| left-out subject | fitted on | median within 25 % (sim) | median within 25 % (fit subjects' real "
+            "median: a perfect model) | median abs log ratio sim / perfect | IQR within 1.75x | kurtosis within 2.75x | "
+            "spectrum within 3 dB |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+    lines = [f"| {f['subject']} | {', '.join(f['fit_subjects'])} | {f['median_25']}/{f['cells']} | "
+             f"{f['median_25_fit_subjects_real']}/{f['cells']} | {f['median_abs_log_ratio']:.2f} / "
+             f"{f['median_abs_log_ratio_fit_subjects_real']:.2f} | {f['iqr_175']}/{f['cells']} | "
+             f"{f['kurtosis_275']}/{f['cells']} | {f['spectrum_3db']}/{f['cells']} |" for f in folds]
+    tot = {k: sum(f[k] for f in folds) for k in ("median_25", "median_25_fit_subjects_real", "iqr_175",
+                                                  "kurtosis_275", "spectrum_3db", "cells")}
+    lines.append(f"| all folds | | {tot['median_25']}/{tot['cells']} | {tot['median_25_fit_subjects_real']}/{tot['cells']} "
+                 f"| {np.median([f['median_abs_log_ratio'] for f in folds]):.2f} / "
+                 f"{np.median([f['median_abs_log_ratio_fit_subjects_real'] for f in folds]):.2f} | "
+                 f"{tot['iqr_175']}/{tot['cells']} | {tot['kurtosis_275']}/{tot['cells']} | "
+                 f"{tot['spectrum_3db']}/{tot['cells']} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def spread_table(rows) -> str:
     """The spread of the segment ratios, like for like: the held-out pooled IQR against the
     10th-90th percentile of the IQR of simulated two-record panels, and the within-record
@@ -351,6 +471,28 @@ if __name__ == "__main__":
         ns = [n for *_, n in res["splits"]]
         print(f"over the {len(ns)} splits: mean {np.mean(ns):.1f}, range {min(ns)}-{max(ns)} of {res['cells']}; "
               f"leave-one-subject-out: {res['leave_one_out']}")
+    elif "--cross-validate" in sys.argv:
+        sys.argv.remove("--cross-validate")
+        n_rec, out, reuse = 20, None, "--reuse" in sys.argv
+        if reuse:
+            sys.argv.remove("--reuse")
+        for flag in ("--records", "--out"):
+            if flag in sys.argv:
+                i = sys.argv.index(flag)
+                if flag == "--records":
+                    n_rec = int(sys.argv[i + 1])
+                else:
+                    out = Path(sys.argv[i + 1])
+                del sys.argv[i:i + 2]
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
+        folds = cross_validate(root, n_records=n_rec, out_dir=out, reuse=reuse)
+        print(cross_validation_table(folds))
+        if out is not None:
+            (out / "cross_validation.json").write_text(json.dumps(
+                [{k: v for k, v in f.items() if k != "rows"} | {"rows": [{k: v for k, v in r.items()
+                                                                          if not isinstance(v, list)}
+                                                                         for r in f["rows"]]} for f in folds],
+                indent=1) + "\n")
     elif "--compare" in sys.argv:
         sys.argv.remove("--compare")
         n_rec = 10

@@ -18,16 +18,18 @@ unknown, everything is a ratio to the record's own QRS or a spectral *shape*:
   with >= 0.1 s at a rail or flat (a lost contact).
 * a grading rule: thresholds on ``log(noise_to_qrs)`` fitted to the graders' 1-4 labels.
 
-Fitting uses subjects 01-03 only (:data:`FIT_SUBJECTS`); subjects 04-05
-(:data:`HELD_OUT_SUBJECTS`) are kept for the comparison in ``tests/test_noise_textile.py``
-and the README table. :func:`fit_textile` writes the fitted numbers shipped in
-``cardiosim/noise/data/textile_fit.json`` (refit with ``python scripts/fit_textile_noise.py``,
-which also measures the simulated chest strap's QRS size that turns ratios into mV and
-calibrates each cell's level by simulation: simulated records, measured by this same
-:func:`measure_record`, read the fit subjects' median; the cardiac floor the measure reads
-on noiseless simulated records is part of that calibration, so the script must be re-run
-when the ODE's beats change). The fit also holds each activity's heart rate relative to
-rest (:func:`fit_heart_rate`), which :func:`draw_source_activity` gives ODE sources.
+Two fits of the same procedure ship: :data:`HELD_OUT_FIT_FILE`, fitted on subjects 01-03 only
+(:data:`FIT_SUBJECTS`), which every comparison with real records runs against subjects 04-05
+(:data:`HELD_OUT_SUBJECTS`: ``tests/test_noise_textile.py``, the README table, the sim-to-real
+benchmark), and the default :data:`FIT_FILE`, fitted on all five subjects, whose expected error on
+unseen subjects the leave-one-subject-out cross-validation reports (``python
+scripts/fit_textile_noise.py --cross-validate``). :func:`fit_textile` makes either (refit with
+``python scripts/fit_textile_noise.py [--subjects 01,02,03 --output FILE]``, which also measures
+the simulated chest strap's QRS size that turns ratios into mV and calibrates each cell's level by
+simulation: simulated records, measured by this same :func:`measure_record`, read the fit
+subjects' median; the cardiac floor the measure reads on noiseless simulated records is part of
+that calibration, so the script must be re-run when the ODE's beats change). A fit also holds
+each activity's heart rate relative to rest (:func:`fit_heart_rate`), which :func:`draw_source_activity` gives ODE sources.
 """
 
 from __future__ import annotations
@@ -53,11 +55,21 @@ ELECTRODES: tuple[str, ...] = ("gel", "dry", "textile")
 ACTIVITIES: tuple[str, ...] = ("rest", "arms", "walk", "run", "squats")
 #: File-name spelling of the electrode types in ``textile/``.
 FILE_ELECTRODE = {"gel": "AgAgCl", "dry": "CrNi", "textile": "textile"}
+#: Validation split: :data:`HELD_OUT_FIT_FILE` is fitted on FIT_SUBJECTS only, and every
+#: comparison with real records (tests, README tables, sim-to-real) runs that fit against
+#: HELD_OUT_SUBJECTS, which it never saw.
 FIT_SUBJECTS: tuple[str, ...] = ("01", "02", "03")
 HELD_OUT_SUBJECTS: tuple[str, ...] = ("04", "05")
+#: The shipped default (:data:`FIT_FILE`) is fitted on every subject: the validation above and
+#: the leave-one-subject-out cross-validation (``scripts/fit_textile_noise.py --cross-validate``)
+#: estimate how the procedure does on subjects it has not seen; the default uses all the data.
+ALL_SUBJECTS: tuple[str, ...] = FIT_SUBJECTS + HELD_OUT_SUBJECTS
 SEGMENT_S = 2.0
 BAND_HZ = (1.0, 40.0)
 FIT_FILE = Path(__file__).resolve().parent / "data" / "textile_fit.json"
+#: The same procedure fitted on :data:`FIT_SUBJECTS` only: what validation against the
+#: held-out subjects uses (``textile_fit = HELD_OUT_FIT_FILE`` in a NoiseConfig, ``fit=`` here).
+HELD_OUT_FIT_FILE = Path(__file__).resolve().parent / "data" / "textile_fit_subjects_01-03.json"
 _PSD_NPERSEG_S = 2.0
 #: Probabilities at which the within-record distribution of segment levels is stored.
 WITHIN_P = np.array([0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.975])
@@ -586,8 +598,12 @@ def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str
 def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     """Fit the per electrode x activity targets and the grading rule on ``subjects``.
 
-    Returns the JSON-ready dict written to :data:`FIT_FILE` by :func:`write_fit`.
+    Returns the JSON-ready dict written to :data:`FIT_FILE` (every subject) or
+    :data:`HELD_OUT_FIT_FILE` (:data:`FIT_SUBJECTS`) by :func:`write_fit`.
     """
+    subjects = tuple(subjects)
+    found = sorted({p.name.split("_")[0] for p in Path(folder).glob("*.hea")})
+    held = [s for s in found if s not in subjects]
     real = measure_real(folder, subjects)
     all_r = np.concatenate([np.concatenate([m.noise_to_qrs[: g.size] for m, g in zip(v["measures"], v["grades"])])
                             for v in real.values()])
@@ -622,8 +638,10 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     return {
         "about": ("Noise targets per electrode type x activity measured on the textile wearable recordings "
                   "(Kalouskova, GPL-3.0) by cardiosim.noise.textile; fitted on subjects "
-                  f"{', '.join(subjects)} only, subjects {', '.join(HELD_OUT_SUBJECTS)} held out for validation. "
-                  "Refit: python scripts/fit_textile_noise.py [DATA_DIR]"),
+                  f"{', '.join(subjects)}"
+                  + (f" only, subjects {', '.join(held)} held out for validation" if held else
+                     " (every subject: validation and cross-validation use fits that leave subjects out)")
+                  + ". Refit: python scripts/fit_textile_noise.py [DATA_DIR] [--subjects ...] [--output FILE]"),
         "fit_subjects": list(subjects),
         "segment_s": SEGMENT_S,
         "band_hz": list(BAND_HZ),

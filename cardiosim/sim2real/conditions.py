@@ -227,25 +227,37 @@ def _electrode_types() -> tuple:
     return tuple(getattr(_nc, "ELECTRODE_TYPES", ("textile", "gel")))
 
 
+def _noise_fit() -> str:
+    """The activity-noise fit the physics condition simulates with: the package's validation
+    fit (:data:`cardiosim.noise.textile.HELD_OUT_FIT_FILE`, textile subjects 01-03 only), not
+    the default fitted on all five subjects, since the quality and beats test sets hold textile
+    subjects 04-05."""
+    from ..noise.textile import HELD_OUT_FIT_FILE
+    return str(HELD_OUT_FIT_FILE)
+
+
 def physics_recipes(task: str, budget, seed: int, data_dir=None) -> list:
     """Recipes of condition (c): the wearable's electrodes on the torso, garment fit, motion,
-    the package's default electrode noise for the electrode type (its levels follow the
-    activity), contact loss, the device. Nothing here is fitted to the test sets."""
+    the package's electrode noise for the electrode type (its levels follow the activity;
+    fitted to textile subjects 01-03 only, :func:`_noise_fit`), contact loss, the device.
+    Nothing here is fitted to the test sets."""
     store = {"store_clean": True}
+    fit = _noise_fit()
     if task == "af":
         # Adhesive gel electrodes of an ambulatory recorder at the Mason-Likar torso positions,
         # worn through a day: HOLTER_DAY's time shares of what the wearer does.
         sims = [("holter3_200hz", "", {
-            "garment": dict(HOLTER_PLACEMENT), "activities": dict(HOLTER_DAY), "noise": {"electrode": "gel"}})]
+            "garment": dict(HOLTER_PLACEMENT), "activities": dict(HOLTER_DAY),
+            "noise": {"electrode": "gel", "textile_fit": fit}})]
     else:
         # A chest patch lead and a shirt's lead II, for every electrode type the noise model knows.
         sims = []
         fail = {"failures": dict(QUALITY_FAILURES)} if task == "quality" else {}
         for electrode in _electrode_types():
-            sims.append(("patch_128hz", "", {"activities": _WEARABLE_ACTIVITIES, "noise": {"electrode": electrode},
-                                             **fail}))
+            sims.append(("patch_128hz", "", {"activities": _WEARABLE_ACTIVITIES,
+                                             "noise": {"electrode": electrode, "textile_fit": fit}, **fail}))
             sims.append(("holter3_200hz", "shirt12", {"activities": _WEARABLE_ACTIVITIES,
-                                                       "noise": {"electrode": electrode}, **fail}))
+                                                       "noise": {"electrode": electrode, "textile_fit": fit}, **fail}))
     clean = clean_recipes(task, budget, seed, data_dir)
     n_ode = clean[0].records
     out = []
@@ -327,7 +339,7 @@ def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float) -> int:
         from ..noise.textile import artefact_grades
     except ImportError:  # pragma: no cover - older package without a grading rule
         return 0
-    grades, record_grade, _ = artefact_grades(recorded, clean, fs)
+    grades, record_grade, _ = artefact_grades(recorded, clean, fs, fit=_noise_fit())
     return int(max(grades.max(initial=0), record_grade))
 
 
