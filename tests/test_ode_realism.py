@@ -469,14 +469,14 @@ def test_real_record_classes_from_snomed(data_dir):
 
 
 def test_af_rhythm_prior_covers_held_out_patients(data_dir):
-    """The AF prior (fitted without CPSC 2021 patients 21 and 84) against patient 84's
-    real 10-s AF windows: >= 90 % of them inside the synthetic 2.5-97.5 % range of rate and
-    RR coefficient of variation; slow regular AF (CV <= 0.12) and fast AF (> 110 bpm) are
-    both drawn."""
-    from cardiosim.ode.rhythm_prior import (HELD_OUT_PATIENTS, _annotated, af_windows, default_rhythm_prior,
-                                            draw_af)
+    """The AF prior fitted without CPSC 2021 patients 21 and 84 (the validation fit; the
+    shipped default also uses them) against patient 84's real 10-s AF windows: >= 90 % of
+    them inside the synthetic 2.5-97.5 % range of rate and RR coefficient of variation; slow
+    regular AF (CV <= 0.12) and fast AF (> 110 bpm) are both drawn."""
+    from cardiosim.ode.rhythm_prior import (HELD_OUT_PATIENTS, _annotated, af_windows, draw_af,
+                                            validation_rhythm_prior)
 
-    prior = default_rhythm_prior()
+    prior = validation_rhythm_prior()
     assert not any(s.split("_")[1] in HELD_OUT_PATIENTS for s in prior["sources"] if s.startswith("cpsc"))
     real = []
     for hea in sorted((data_dir / "cpsc2021").glob("data_84_*.hea")):
@@ -485,7 +485,7 @@ def test_af_rhythm_prior_covers_held_out_patients(data_dir):
     real = np.array(real)
     assert len(real) >= 20
     rng = np.random.default_rng(3)
-    syn = np.array([draw_af(rng) for _ in range(4000)])
+    syn = np.array([draw_af(rng, prior) for _ in range(4000)])
     lo, hi = np.percentile(syn, [2.5, 97.5], axis=0)
     inside = np.all((real >= lo) & (real <= hi), axis=1).mean()
     assert inside >= 0.9, (inside, lo, hi)

@@ -118,6 +118,8 @@ def make_plan(recipe: Recipe) -> SourcePlan:
             raise ConfigError(f"label map {label_map.name!r} has no [ode] entry for ODE classes {unmapped}")
         for key, path in recipe.source.class_priors.items():
             check_class_prior(key, path)
+        if recipe.source.rhythm_prior:
+            _rhythm_prior(recipe)
         n_sources = -(-recipe.records // recipe.source.variants)
         return SourcePlan(recipe, label_map.classes, n_sources, recipe.records, label_map=label_map)
     from ..sources import open_source
@@ -171,6 +173,19 @@ def _class_cdf(classes: tuple) -> tuple[tuple, list]:
     return tuple(tuple(c.split("+")) for c in combos), cdf.tolist()
 
 
+def _rhythm_prior(recipe: Recipe):
+    """The recipe's ``[source] rhythm_prior`` read (cached) or None; a ConfigError naming the
+    setting if the file cannot be read as a rhythm prior."""
+    if not recipe.source.rhythm_prior:
+        return None
+    from ..errors import DataFormatError
+    from ..ode.rhythm_prior import read_rhythm_prior_cached
+    try:
+        return read_rhythm_prior_cached(str(recipe.source.rhythm_prior))
+    except DataFormatError as e:
+        raise ConfigError(f"source.rhythm_prior: {e}") from None
+
+
 def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..ode.prior import read_prior_cached
     from ..sources import synthetic_source
@@ -194,9 +209,13 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
         prior, digest = check_class_prior(morphology, path)
         provenance = {"ode_class_prior": f"{morphology}:{Path(path).resolve()}", "ode_class_prior_sha256": digest,
                       "ode_class_prior_records": ",".join(prior.sources)}
+    if recipe.source.rhythm_prior:  # traceable per record, as a class prior
+        provenance = {**provenance, "ode_rhythm_prior": str(Path(recipe.source.rhythm_prior).resolve()),
+                      "ode_rhythm_prior_sha256": _sha256_cached(str(recipe.source.rhythm_prior))}
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
                               rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
-                              patient_sampler=recipe.source.patient_sampler, prior=prior)
+                              patient_sampler=recipe.source.patient_sampler, prior=prior,
+                              rhythm_prior=_rhythm_prior(recipe))
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
     # a copy with the two fields set (``dataclasses.replace`` would validate the source's

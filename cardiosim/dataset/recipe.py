@@ -57,6 +57,10 @@ class SourceRecipe:
         morphology); other classes keep the hand-built morphology on the NORM prior. Each
         file must hold a prior of its key's class (checked when the dataset is planned;
         records store the file and its SHA-256 as ``ode_class_prior`` parameters).
+    rhythm_prior : str
+        ODE only: a rhythm prior file (AF rate and RR irregularity, ectopic coupling;
+        ``cardiosim.ode.rhythm_prior``) replacing the shipped one ('' keeps it), e.g. the
+        validation fit ``rhythm_prior.VALIDATION_RHYTHM_PRIOR_PATH``.
     """
 
     kind: str = "ode"
@@ -68,6 +72,7 @@ class SourceRecipe:
     patient_sampler: str = "auto"
     prior: str = ""
     class_priors: dict[str, str] = field(default_factory=dict)
+    rhythm_prior: str = ""
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -81,6 +86,8 @@ class SourceRecipe:
                               f"got {self.patient_sampler!r}")
         if self.prior and self.kind != "ode":
             raise ConfigError(f"source.prior applies to the ODE source only, not source.kind = {self.kind!r}")
+        if self.rhythm_prior and self.kind != "ode":
+            raise ConfigError(f"source.rhythm_prior applies to the ODE source only, not source.kind = {self.kind!r}")
         if self.class_priors:
             from ..ode.classes import MORPHOLOGIES
 

@@ -23,7 +23,7 @@ from .model import (
 )
 from .prior import default_prior, sample_patient
 from .rhythm import NORMAL, beat_schedule, uniform, uniform3
-from .rhythm_prior import draw_af, draw_coupling
+from .rhythm_prior import draw_af, draw_coupling, read_rhythm_prior_cached
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
 # typical atrial flutter: atrial rate 250-350 /min; AV conduction patterns and how often
@@ -203,7 +203,8 @@ def _ventricular_refractory(patient):
 
 
 def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
-          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto", table=True):
+          breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto", table=True,
+          rhythm_prior=None):
     # (comparisons: NaN and inf fail them, as np.isfinite, without its ~0.4 µs a call)
     if not (0 < duration < math.inf):
         raise ConfigError(f"duration must be positive, got {duration!r}")
@@ -262,7 +263,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         # AF is drawn for patients whose ST-T allows it, as fast AF is seen with short QT
         floor = max(0.25, rhythm_params["rr_floor"])
         for _ in range(50):
-            heart_rate, cv = draw_af(rng)
+            heart_rate, cv = draw_af(rng, rhythm_prior)
             if 60.0 / heart_rate * (1.0 - cv) >= floor:
                 break
         rhythm_params["af_rr_cv"] = cv
@@ -278,7 +279,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
             raise ConfigError(f"heart_rate={heart_rate!r} bpm is outside the {rhythm} range "
                               f"{lo}-{hi} bpm ({CLASSES[rhythm].criteria})")
         if rhythm == "AF":  # a given rate: the irregularity still from the prior
-            rhythm_params["af_rr_cv"] = draw_af(rng)[1]
+            rhythm_params["af_rr_cv"] = draw_af(rng, rhythm_prior)[1]
     if heart_rate_std is None:
         heart_rate_std = float(uniform(rng, 0.5, 2.5))
     if breathing_rate is None:
@@ -320,7 +321,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     elif rhythm == "PAC":
         ectopic, ep = ectopic_atrial(patient, rng)
     if rhythm in ("PVC", "PAC"):  # coupling ratio from the fitted rhythm prior
-        rhythm_params["coupling"] = draw_coupling(rhythm, rng)
+        rhythm_params["coupling"] = draw_coupling(rhythm, rng, rhythm_prior)
 
     # beats from 1.5 s before to 1.5 s after the window so edge waves are complete
     pad = 1.5
@@ -486,7 +487,7 @@ def _finish(plan, vcg, fs, annotations=None):
 def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",
                patient=None, prior=None, heart_rate_std=None, breathing_rate=None,
                lf_hf_ratio=0.5, beat_jitter=0.03, resp_modulation=None, patient_sampler="auto",
-               backend="numba") -> Beats:
+               backend="numba", rhythm_prior=None) -> Beats:
     """Synthesize a labeled dipole (VCG) record of one patient.
 
     Parameters
@@ -510,17 +511,28 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     patient_sampler : {"auto", "proposal", "rejection"} — how a patient is drawn from the
         prior (``prior.sample_patient``'s ``method``; stored as ``patient_sampler``)
     backend : "numba" or "numpy"
+    rhythm_prior : dict or path, optional — the rhythm prior (AF rate and irregularity,
+        ectopic coupling) to draw from: a file (``rhythm_prior.read_rhythm_prior``) or its
+        dict; default: the shipped one (``rhythm_prior.DEFAULT_RHYTHM_PRIOR_PATH``)
 
     Returns
     -------
     Beats
     """
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
-                 breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False)
+                 breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False,
+                 rhythm_prior=_rhythm_prior(rhythm_prior))
     n = int(round(duration * fs))
     if backend == "numba" and n <= 100_000:
         return _render_finish(plan, n, fs, np.zeros(3 * n + 8))
     return _finish(_table(plan), _render(plan, n, fs, backend), fs)
+
+
+def _rhythm_prior(rhythm_prior):
+    """A rhythm prior given as a path read (cached) and checked; a dict or None as given."""
+    if rhythm_prior is None or isinstance(rhythm_prior, dict):
+        return rhythm_prior
+    return read_rhythm_prior_cached(str(rhythm_prior))
 
 
 def _render_finish(plan, n, fs, flat):
@@ -550,11 +562,12 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
         raise ConfigError(f"n_records must be a positive integer, got {n_records!r}")
     kw = dict(heart_rate=None, rhythm="sinus", morphology="normal", patient=None, prior=None,
               heart_rate_std=None, breathing_rate=None, lf_hf_ratio=0.5, beat_jitter=0.03,
-              resp_modulation=None, patient_sampler="auto")
+              resp_modulation=None, patient_sampler="auto", rhythm_prior=None)
     unknown = set(kwargs) - set(kw)
     if unknown:
         raise ConfigError(f"unknown synthesize_batch option(s) {sorted(unknown)}")
     kw.update(kwargs)
+    kw["rhythm_prior"] = _rhythm_prior(kw["rhythm_prior"])
     n = int(round(duration * fs))
     if n <= 100_000:
         # one zeroed block for all records (a fresh buffer per record faulted its pages in

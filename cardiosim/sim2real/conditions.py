@@ -176,7 +176,11 @@ def _base_recipe(task: str, budget, seed: int, *, n: int, device: str, layout: s
     from ..dataset import Recipe
 
     setup = TASK_SETUP[task]
-    src = source or {"kind": "ode", "classes": dict(setup["classes"])}
+    # ODE rhythms from the rhythm prior fitted without the CPSC 2021 patients the AF task
+    # reports on separately (the shipped default uses them too)
+    from ..ode.rhythm_prior import VALIDATION_RHYTHM_PRIOR_PATH
+    src = source or {"kind": "ode", "classes": dict(setup["classes"]),
+                     "rhythm_prior": str(VALIDATION_RHYTHM_PRIOR_PATH)}
     return Recipe.from_dict({
         "seed": int(seed), "records": int(n), "duration": setup["duration"], "device": device, "layout": layout,
         "sampling_rate": float(budget.fs), "source_fs": 250.0, "forward": budget.forward,

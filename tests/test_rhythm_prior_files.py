@@ -1,0 +1,76 @@
+"""The two shipped rhythm priors (``cardiosim.ode.rhythm_prior``): the default fitted on every
+annotated record, the validation fit without the held-out CPSC 2021 patients, and the recipe
+setting ``[source] rhythm_prior`` that chooses between them (or a user's own)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cardiosim.errors import ConfigError, DataFormatError
+from cardiosim.ode import synthesize
+from cardiosim.ode.rhythm_prior import (DEFAULT_RHYTHM_PRIOR_PATH, HELD_OUT_PATIENTS, VALIDATION_RHYTHM_PRIOR_PATH,
+                                        default_rhythm_prior, read_rhythm_prior_cached, validation_rhythm_prior)
+
+
+def _patients(prior):
+    return {s.split("_")[1] for s in prior["sources"] if s.startswith("cpsc2021/")}
+
+
+def test_default_uses_every_patient_and_the_validation_fit_none_held_out():
+    default, validation = default_rhythm_prior(), validation_rhythm_prior()
+    assert set(HELD_OUT_PATIENTS) <= _patients(default) and default["held_out_patients"] == []
+    assert not set(HELD_OUT_PATIENTS) & _patients(validation)
+    assert validation["held_out_patients"] == list(HELD_OUT_PATIENTS)
+    # the default saw more AF: its windows include the held-out AF patient's
+    assert default["af"]["n_windows"] > validation["af"]["n_windows"]
+
+
+def test_synthesize_draws_af_from_the_prior_it_is_given():
+    """The same generator state gives the same AF record from the default file and from no
+    prior, and another one from the validation file (its rate and irregularity differ)."""
+    a = synthesize(10.0, 500.0, np.random.default_rng(4), rhythm="AF")
+    b = synthesize(10.0, 500.0, np.random.default_rng(4), rhythm="AF", rhythm_prior=DEFAULT_RHYTHM_PRIOR_PATH)
+    c = synthesize(10.0, 500.0, np.random.default_rng(4), rhythm="AF", rhythm_prior=VALIDATION_RHYTHM_PRIOR_PATH)
+    np.testing.assert_array_equal(a.vcg, b.vcg)
+    assert a.params["heart_rate_bpm"] != c.params["heart_rate_bpm"]
+
+
+def test_a_bad_rhythm_prior_file_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataFormatError, match="bad.json"):
+        read_rhythm_prior_cached(str(bad))
+    part = tmp_path / "part.json"
+    d = json.loads(DEFAULT_RHYTHM_PRIOR_PATH.read_text())
+    del d["coupling"]["PAC"]
+    part.write_text(json.dumps(d))
+    with pytest.raises(DataFormatError, match="coupling.PAC"):
+        read_rhythm_prior_cached(str(part))
+    with pytest.raises(DataFormatError, match="not found"):
+        synthesize(5.0, 250.0, np.random.default_rng(0), rhythm="AF", rhythm_prior=tmp_path / "none.json")
+
+
+def test_recipe_rhythm_prior_reaches_the_records_with_its_provenance(tmp_path):
+    from cardiosim.dataset import Recipe
+    from cardiosim.dataset.plan import make_plan
+    from cardiosim.simulate import make_context
+
+    ctx = make_context("holter3_200hz")
+    rec = Recipe.from_dict({"duration": 5.0, "seed": 2, "records": 2, "source": {
+        "kind": "ode", "classes": {"AF+NORM": 1.0}, "rhythm_prior": str(VALIDATION_RHYTHM_PRIOR_PATH)}})
+    src = make_plan(rec).source(0, ctx)
+    assert src.metadata["ode_rhythm_prior"] == str(VALIDATION_RHYTHM_PRIOR_PATH.resolve())
+    assert len(src.metadata["ode_rhythm_prior_sha256"]) == 64
+    plain = make_plan(Recipe.from_dict({"duration": 5.0, "seed": 2, "records": 2,
+                                        "source": {"kind": "ode", "classes": {"AF+NORM": 1.0}}})).source(0, ctx)
+    assert "ode_rhythm_prior" not in plain.metadata
+    assert plain.heart_rate != src.heart_rate
+    bad = tmp_path / "r.json"
+    bad.write_text("[]")
+    with pytest.raises(ConfigError, match="source.rhythm_prior"):
+        make_plan(Recipe.from_dict({"records": 1, "source": {"kind": "ode", "rhythm_prior": str(bad)}}))
+    with pytest.raises(ConfigError, match="ODE source only"):
+        Recipe.from_dict({"source": {"kind": "wfdb", "path": "x", "rhythm_prior": str(bad)}})
