@@ -1,4 +1,4 @@
-"""Command line: ``cardiosim generate | info | recipe init|check | prior fit | plot | bench``.
+"""Command line: ``cardiosim generate | info | recipe init|check | prior fit|rhythm | plot | bench``.
 
 Errors are reported as one line on stderr (``cardiosim: error: ...``) with exit status
 2; no partial output file is left behind.
@@ -166,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--seed", type=_nonneg_int, default=0)
     pf.add_argument("--proposal-draws", type=_nonneg_int, default=60_000,
                     help="draws per round of the sampling proposal's fit (0: no proposal)")
+
+    prr = prsub.add_parser("rhythm", help="fit the rhythm prior (AF rate and irregularity, ectopic coupling) to "
+                                          "annotated records",
+                           description="Fit the ODE's rhythm prior (cardiosim.ode.rhythm_prior) to WFDB records with "
+                                       "beat annotations and rhythm episodes ('(AFIB', '(N' aux notes, as PhysioNet's "
+                                       "AF databases and MIT-BIH have): the AF ventricular rate and RR irregularity "
+                                       "of every 10-s AF window, the coupling of PVCs and PACs; use it with "
+                                       "'[source] rhythm_prior = \"PATH\"' in a recipe.")
+    prr.add_argument("records", nargs="+", type=Path,
+                     help="WFDB records (path with or without .hea) or folders of them")
+    prr.add_argument("--output", "-o", type=Path, required=True, help="rhythm prior file to write (.json)")
+    prr.add_argument("--annotator", default="atr", help="annotation file extension (default atr)")
 
     rf = sub.add_parser("refine", help="learn from your unlabeled device recordings: train / apply a refiner",
                         description="A SimGAN-style refiner (cardiosim.torch.refine) that makes simulated records "
@@ -407,8 +419,10 @@ def _cmd_prior(args) -> int:
     from .ode.realism import lead_matrix
     from .sources import open_source
 
+    if args.prior_command == "rhythm":
+        return _cmd_prior_rhythm(args)
     if args.prior_command != "fit":
-        raise ConfigError("prior needs an action: fit")
+        raise ConfigError("prior needs an action: fit or rhythm")
     cls = args.cls or "NORM"
     if cls != "NORM":
         return _cmd_prior_class(args, cls)
@@ -423,6 +437,37 @@ def _cmd_prior(args) -> int:
         prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 1]), round_draws=args.proposal_draws)
     write_prior(prior, args.output)
     print(f"wrote {args.output}: {prior.n_beats} fits from {prior.n_records} records")
+    return 0
+
+
+def _cmd_prior_rhythm(args) -> int:
+    """``cardiosim prior rhythm RECORD... -o FILE``: the rhythm prior of annotated records."""
+    from .errors import ConfigError
+    from .ode.rhythm_prior import read_rhythm_prior, rhythm_prior_from_records, write_rhythm_prior
+
+    records = []
+    for p in args.records:
+        if p.is_dir():
+            found = sorted(h.with_suffix("") for h in p.glob("*.hea") if h.with_suffix("." + args.annotator).is_file())
+            if not found:
+                raise ConfigError(f"{p}: no WFDB record with .{args.annotator} annotations in this folder")
+            records += found
+        else:
+            rec = p.with_suffix("") if p.suffix == ".hea" else p
+            if not rec.with_suffix(".hea").is_file():
+                raise ConfigError(f"{p}: no WFDB header {rec.with_suffix('.hea')}")
+            records.append(rec)
+    prior = rhythm_prior_from_records(records, annotator=args.annotator)
+    prior["command"] = "cardiosim prior rhythm " + " ".join(str(p) for p in args.records)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_rhythm_prior(prior, args.output)
+    read_rhythm_prior(args.output)   # what a recipe will read
+    af = prior["af"]
+    print(f"wrote {args.output}: {af['n_windows']} AF windows from {len(records)} records (rate "
+          f"{af['observed_hr_range'][0]:.0f}-{af['observed_hr_range'][1]:.0f} bpm, RR CV "
+          f"{af['observed_cv_range'][0]:.2f}-{af['observed_cv_range'][1]:.2f}), "
+          f"{prior['coupling']['PAC']['n']} PACs, {prior['coupling']['PVC']['n']} PVCs; use it with "
+          f"[source] rhythm_prior = \"{args.output}\"")
     return 0
 
 

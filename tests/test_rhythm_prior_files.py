@@ -74,3 +74,31 @@ def test_recipe_rhythm_prior_reaches_the_records_with_its_provenance(tmp_path):
         make_plan(Recipe.from_dict({"records": 1, "source": {"kind": "ode", "rhythm_prior": str(bad)}}))
     with pytest.raises(ConfigError, match="ODE source only"):
         Recipe.from_dict({"source": {"kind": "wfdb", "path": "x", "rhythm_prior": str(bad)}})
+
+
+def test_prior_rhythm_cli_rebuilds_the_shipped_default(data_dir, tmp_path, capsys):
+    """``cardiosim prior rhythm`` on the shared annotated records (every CPSC 2021 record and
+    MIT-BIH 100) writes the shipped default, number for number: how it was made is
+    reproducible by users on their own records."""
+    from cardiosim.cli import main
+
+    cpsc, mitdb = data_dir / "cpsc2021", data_dir / "mitdb" / "100.hea"
+    if not cpsc.is_dir() or not mitdb.is_file():
+        pytest.skip(f"cpsc2021/ or mitdb/100 not found under {data_dir}")
+    out = tmp_path / "rhythm.json"
+    assert main(["prior", "rhythm", str(cpsc), str(mitdb), "-o", str(out)]) == 0
+    fitted = json.loads(out.read_text())
+    assert fitted.pop("command").startswith("cardiosim prior rhythm")
+    assert fitted == json.loads(DEFAULT_RHYTHM_PRIOR_PATH.read_text())
+    assert "162 AF windows from 19 records" in capsys.readouterr().out
+
+
+def test_prior_rhythm_cli_names_what_is_missing(tmp_path, capsys):
+    from cardiosim.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["prior", "rhythm", str(tmp_path / "empty"), "-o", str(tmp_path / "r.json")]) == 2
+    assert "no WFDB record with .atr annotations" in capsys.readouterr().err
+    assert main(["prior", "rhythm", str(tmp_path / "nothing.hea"), "-o", str(tmp_path / "r.json")]) == 2
+    assert "no WFDB header" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -16,8 +16,9 @@ uses every annotated record (CPSC 2021 patients 8, 21, 35, 84, 92, 101 and MIT-B
 what generated datasets draw from. The validation fit, ``data/rhythm_prior_validation.json``
 (:data:`VALIDATION_RHYTHM_PRIOR_PATH`), leaves out the records of the patients in
 HELD_OUT_PATIENTS, and everything that reports on those patients uses it (the realism tests,
-the sim-to-real AF task's physics condition via ``[source] rhythm_prior``). Refit both with
-``scripts/fit_ode_prior.py``.
+every ODE recipe of the sim-to-real benchmark, via ``[source] rhythm_prior``). Refit both with
+``scripts/fit_ode_prior.py``; fit one to your own annotated records with ``cardiosim prior rhythm``
+(:func:`rhythm_prior_from_records`).
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ def af_windows(rr_s, in_af, win=10.0):
     return out
 
 
-def _annotated(path):
+def _annotated(path, annotator="atr"):
     import wfdb
 
-    a = wfdb.rdann(str(path), "atr")
-    h = wfdb.rdheader(str(path))
+    try:
+        a = wfdb.rdann(str(path), annotator)
+        h = wfdb.rdheader(str(path))
+    except (OSError, ValueError, IndexError) as exc:
+        raise DataFormatError(f"cannot read record {path} with its .{annotator} beat annotations: {exc}") from None
     sym = np.array(a.symbol)
     state, states = None, []
     for s, aux in zip(sym, a.aux_note):
@@ -71,18 +75,39 @@ def _annotated(path):
 
 def fit_rhythm_prior(data_dir, held_out=HELD_OUT_PATIENTS) -> dict:
     """Fit the rhythm prior (see module docstring) from ``data_dir/cpsc2021`` and
-    ``data_dir/mitdb/100``; returns the JSON-ready dict."""
+    ``data_dir/mitdb/100``, leaving out the CPSC 2021 patients ``held_out``; returns the
+    JSON-ready dict."""
     data_dir = Path(data_dir)
     recs = sorted((data_dir / "cpsc2021").glob("*.hea")) + [data_dir / "mitdb" / "100.hea"]
     recs = [r for r in recs if r.is_file()]
     if not recs:
         raise ConfigError(f"no cpsc2021 or mitdb records in {data_dir}")
+    recs = [r for r in recs if not (r.parent.name == "cpsc2021" and r.stem.split("_")[1] in held_out)]
+    out = rhythm_prior_from_records([r.with_suffix("") for r in recs])
+    out["held_out_patients"] = list(held_out)
+    return out
+
+
+def rhythm_prior_from_records(records, annotator: str = "atr") -> dict:
+    """The rhythm prior (module docstring) of annotated WFDB ``records`` (paths without
+    extension; beat annotations ``<record>.<annotator>`` with rhythm changes such as
+    ``(AFIB`` / ``(N`` in their aux notes, as PhysioNet's AF databases and MIT-BIH have):
+    every 10-s window inside an ``(AFIB`` episode gives a rate and an RR coefficient of
+    variation, every V / A beat after two N beats outside AF a coupling ratio. Each record
+    counts the same. Returns the JSON-ready dict (``read_rhythm_prior`` reads it back;
+    ``[source] rhythm_prior`` in a recipe uses its file).
+
+    Raises
+    ------
+    DataFormatError
+        A record or its annotation file cannot be read (named).
+    ConfigError
+        Fewer than 3 AF windows in all the records together.
+    """
     af, weights, coup, used = [], [], {"PVC": [], "PAC": []}, []
-    for hea in recs:
-        name = f"{hea.parent.name}/{hea.stem}"
-        if hea.parent.name == "cpsc2021" and hea.stem.split("_")[1] in held_out:
-            continue
-        t, sym, st = _annotated(hea.with_suffix(""))
+    for rec in records:
+        rec = Path(rec)
+        t, sym, st = _annotated(rec, annotator)
         rr = np.diff(t)
         w = af_windows(rr, st[:-1] == "(AFIB")
         af += w
@@ -91,14 +116,15 @@ def fit_rhythm_prior(data_dir, held_out=HELD_OUT_PATIENTS) -> dict:
             kind = {"V": "PVC", "A": "PAC"}.get(sym[i])
             if kind and sym[i - 1] == "N" and sym[i - 2] == "N" and st[i] != "(AFIB":
                 coup[kind].append((t[i] - t[i - 1]) / (t[i - 1] - t[i - 2]))
-        used.append(name)
+        used.append(f"{rec.parent.name}/{rec.name}")
     if len(af) < 3:
-        raise ConfigError(f"fewer than 3 AF windows in {data_dir} (need annotated (AFIB episodes)")
+        raise ConfigError(f"fewer than 3 10-s AF windows in {len(used)} record(s) (need beat annotations with "
+                          f"'(AFIB' rhythm episodes)")
     x = np.log(np.array(af))
     wts = np.array(weights) / np.sum(weights)
     mean = wts @ x
     cov = ((x - mean).T * wts) @ (x - mean) * WIDEN ** 2
-    out = {"format": "cardiosim.ode.RhythmPrior/1", "sources": used, "held_out_patients": list(held_out),
+    out = {"format": "cardiosim.ode.RhythmPrior/1", "sources": used, "held_out_patients": [],
            "widen": WIDEN,
            "af": {"log_hr_cv_mean": mean.tolist(), "log_hr_cv_cov": cov.tolist(), "bounds": AF_BOUNDS,
                   "n_windows": len(af), "observed_hr_range": [float(np.exp(x[:, 0]).min()), float(np.exp(x[:, 0]).max())],
