@@ -132,6 +132,23 @@ def test_shipped_fits_say_how_they_were_made(which):
     assert t == sorted(t)
 
 
+def test_cross_validation_counts_each_criterion_from_its_definition():
+    """The per-fold counts of the leave-one-subject-out table, on rows whose ratios are known:
+    median within 25 % (relative: 1.2x and 1/1.2x in, 1.3x out), IQR within 1.75x, kurtosis (3 + excess) within
+    2.75x, spectrum within 3 dB, and the perfect model's own median beside them."""
+    def row(sim_med, fit_med, iqr, kurt, lsd):
+        return {"sim_median": sim_med, "real_median": 1.0, "fit_median": fit_med, "sim_iqr": iqr, "real_iqr": 1.0,
+                "sim_kurtosis": kurt, "real_kurtosis": 0.0, "lsd_db": lsd}
+    rows = [row(1.2, 1.3, 1.7, 3.0 * 2.7 - 3, 2.9), row(1.3, 0.8, 1.8, 3.0 * 2.8 - 3, 3.1),
+            row(1 / 1.2, 1.0, 1 / 1.7, 0.0, 0.0)]
+    c = _script().criteria_counts(rows)
+    assert (c["cells"], c["median_25"], c["median_25_fit_subjects_real"]) == (3, 2, 2)
+    assert (c["iqr_175"], c["kurtosis_275"], c["spectrum_3db"]) == (2, 2, 2)
+    assert c["median_abs_log_ratio"] == pytest.approx(np.log(1.2))
+    folds = [{"subject": "09", "fit_subjects": ["01"], **c}]
+    assert "| 09 | 01 | 2/3 | 2/3 |" in _script().cross_validation_table(folds)
+
+
 def test_held_out_comparison_refuses_a_fit_that_saw_the_held_out_subjects(data_dir, textile_dir):
     """The default fit used subjects 04-05: comparing it with them is refused, not reported."""
     with pytest.raises(ValueError, match="not be held out"):
