@@ -307,3 +307,77 @@ def test_beat_render_kernel_renders_nothing_from_an_invalid_table():
     amp[1, 5] = 1.7e308
     with pytest.raises(SignalError, match="amps must be finite"):
         synthesize(10.0, 500.0, np.random.default_rng(0), patient=p.replace(amp=amp), beat_jitter=0.5)
+
+
+def _record_bytes(b):
+    parts = [b.vcg.tobytes(), b.rr.tobytes(), b.beat_types.tobytes(), repr(b.labels).encode(),
+             repr([(k, repr(v), type(v).__name__) for k, v in b.params.items()]).encode()]
+    parts += [k.encode() + v.tobytes() for k, v in b.annotations.items()]
+    return b"".join(parts)
+
+
+def test_rng_kernels_draw_what_the_generator_draws():
+    """The bit generator's draws in kernels equal ``Generator.random`` / ``standard_normal``
+    and leave the stream where they leave it (the ziggurat's tail and wedges included)."""
+    from cardiosim.ode import _rng_kernels as R
+
+    assert R.draws_match()
+    for seed in range(3):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        bg = R.bitgen_pointers(a)
+        got = np.empty(200_000)
+        R.fill_normal_kernel(bg, got)
+        want = b.standard_normal(200_000)
+        assert _same(got, want) and np.abs(want).max() > R.NOR_R  # the tail was drawn
+        got = np.empty(333)
+        R.fill_random_kernel(bg, got)
+        assert _same(got, b.random(333)) and a.standard_normal() == b.standard_normal()
+    # another bit generator: its own pointers (the cache follows the generator)
+    c, d = np.random.Generator(np.random.Philox(4)), np.random.Generator(np.random.Philox(4))
+    got = np.empty(50)
+    R.fill_random_kernel(R.bitgen_pointers(c), got)
+    assert _same(got, d.random(50))
+
+
+@pytest.mark.parametrize("n", [64, 128, 256, 512, 1024, 4096])
+def test_rfft_freqs_into_is_rfftfreq(n):
+    out = np.empty(n // 2 + 1)
+    K.rfft_freqs_into(n, 0.25, out)
+    assert _same(out, np.fft.rfftfreq(n, 0.25))
+
+
+@pytest.mark.parametrize("rhythm_name", ["SR", "SB", "STACH"])
+def test_sinus_plan_fast_path_equals_the_general_planner(rhythm_name, monkeypatch):
+    """``_plan_sinus`` (draws in kernels) gives ``_plan``'s general path's records bit for
+    bit (values, params and their order, annotations) and leaves the stream where it does,
+    at several durations (short records, an rfft length from the slow branch) and rates;
+    with a fixed and a drawn patient."""
+    from cardiosim.ode import synth
+
+    assert synth._sinus_fast()
+    patient = default_patient()
+    cases = [(10.0, 500.0, patient), (3.0, 1000.0, patient), (30.0, 250.0, patient), (2.0, 360.0, None),
+             (10.0, 500.0, None), (45.5, 500.0, patient)]
+    fast, rngs = [], []
+    for k, (dur, fs, p) in enumerate(cases):
+        rng = np.random.default_rng([k, 11])
+        fast.append([_record_bytes(synthesize(dur, fs, rng, rhythm=rhythm_name, patient=p)) for _ in range(3)])
+        rngs.append(rng.random())
+    monkeypatch.setattr(synth, "_sinus_fast", lambda: False)
+    for k, (dur, fs, p) in enumerate(cases):
+        rng = np.random.default_rng([k, 11])
+        assert fast[k] == [_record_bytes(synthesize(dur, fs, rng, rhythm=rhythm_name, patient=p))
+                           for _ in range(3)]
+        assert rng.random() == rngs[k]
+
+
+def test_sinus_plan_slow_fft_length_branch(monkeypatch):
+    """Work arrays too small for the series (the kernel's ``n = 0``): the caller finds the
+    rfft length and draws through ``sinus_spectrum_draw_kernel``; same record."""
+    from cardiosim.ode import synth
+
+    patient = default_patient()
+    want = _record_bytes(synthesize(10.0, 500.0, np.random.default_rng(9), patient=patient))
+    real = K.sinus_draw_kernel
+    monkeypatch.setattr(K, "sinus_draw_kernel", lambda bg, lo, hi, d, f, u, e: real(bg, lo, hi, d, f[:3], u, e))
+    assert _record_bytes(synthesize(10.0, 500.0, np.random.default_rng(9), patient=patient)) == want

@@ -47,6 +47,15 @@ ok)`` (table, rows render into ``flat``, annotations: one call);
 ``2π u``, zero-power bins +0; in the form :func:`spectrum_u_form` checked);
 ``spectrum(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases) -> spec`` (in the
 checked form, :func:`spectrum_form`).
+
+A sinus record's plan with its draws (``synth._plan_sinus``; the draws from the bit
+generator ``bg`` of :mod:`._rng_kernels`, the same numbers ``rhythm.uniform3``,
+``Generator.random`` and ``Generator.standard_normal`` give; twin: ``synth._plan``'s
+general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e) -> (hr, hr_std,
+breathing_rate, n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
+``sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec)``; ``sinus_schedule_kernel(bg,
+x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows) -> (status, nb,
+n_in_window, resp_phase, resp_depth)``; ``rfft_freqs_into(n, d, out)``.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ import numpy as np
 from numba import njit
 
 from ._kernels import gaussian_time_rows_kernel
+from ._rng_kernels import next_double, standard_normal
 
 # beat type codes as the UCS-4 code points of "<U1" arrays (types.view(np.uint32))
 CODE_N, CODE_V, CODE_A = ord("N"), ord("V"), ord("A")
@@ -494,6 +504,102 @@ def spectrum_u_form():
     holds on :func:`spectrum_u_cases`, checked once per process; None if neither (then
     ``rhythm`` draws the phases and uses :func:`spectrum` or NumPy)."""
     return _first_matching_form(spectrum_u_cases, spectrum_u_matches)
+
+
+# --- the sinus plan with its draws (synth._plan_sinus) ---------------------------------
+@njit(cache=True, nogil=True)
+def rfft_freqs_into(n, d, out):
+    """``out[:n // 2 + 1] = np.fft.rfftfreq(n, d)`` (NumPy forms ``arange * (1 / (n d))``)."""
+    val = 1.0 / (n * d)
+    for k in range(n // 2 + 1):
+        out[k] = k * val
+
+
+@njit(cache=True, nogil=True)
+def sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e):
+    """``rhythm._sinus_rr``'s draws and spectrum exponents for an rfft grid of ``n``
+    samples at 4 Hz: ``f[:nb] = rfftfreq(n, 0.25)``, ``u[:nb]`` = ``rng.random(nb)`` (``nb =
+    n // 2 + 1``, from the bit generator ``bg``, :mod:`._rng_kernels`), and
+    :func:`spectrum_u_arg_kernel`'s exponents of the LF (0.1 Hz) and HF (``hf_hz``) peaks
+    (widths 0.01 Hz) into ``e``. Returns its ``m``."""
+    nb = n // 2 + 1
+    rfft_freqs_into(n, 0.25, f)
+    for k in range(nb):
+        u[k] = next_double(bg)
+    return spectrum_u_arg_kernel(f[:nb], 0.1, hf_hz, 0.01, 0.01, e)
+
+
+@njit(cache=True, nogil=True)
+def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e):
+    """``synth._plan``'s first draws of a sinus record and ``rhythm._sinus_rr``'s spectrum
+    draws: heart rate (``hr_lo``-``hr_hi``), its SD (0.5-2.5 bpm) and the breathing rate
+    (10-20 /min) as ``rhythm.uniform3`` forms them, the schedule's beat count, the RR
+    series' rfft length ``n`` and, where ``rhythm._fft_length`` takes it from the binary
+    exponent and the work arrays hold its bins, :func:`sinus_spectrum_draw_kernel` (else
+    ``n = 0`` and the caller finds ``n`` and calls it). Returns (heart_rate, heart_rate_std, breathing_rate, n_beats, n, m)."""
+    u0 = next_double(bg)
+    u1 = next_double(bg)
+    u2 = next_double(bg)
+    heart_rate = hr_lo + (hr_hi - hr_lo) * u0
+    heart_rate_std = 0.5 + (2.5 - 0.5) * u1
+    breathing_rate = 10.0 + (20.0 - 10.0) * u2
+    pad = 1.5
+    n_beats = math.ceil((duration + 2 * pad + 2) * heart_rate / 60.0 * 1.6) + 6
+    dur4 = ((n_beats + 4) * 60.0 / heart_rate * 1.5 + 16) * 4.0
+    n = 0
+    m = 0
+    if dur4 > 64.0:
+        x, ex = math.frexp(dur4)
+        nb = (1 << ex) // 2 + 1
+        if 0.500001 < x < 0.999999 and nb <= f.shape[0] and nb <= u.shape[0] and 2 * nb <= e.shape[0]:
+            n = 1 << ex
+            m = sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, f, u, e)
+    return heart_rate, heart_rate_std, breathing_rate, n_beats, n, m
+
+
+@njit(cache=True, nogil=True)
+def sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec):
+    """``rhythm.spectrum_u``'s spectrum from :func:`sinus_spectrum_draw_kernel`'s
+    exponents ``e`` (``exp`` taken here with the C library's when ``exp_here``, as
+    :func:`spectrum_u_kernel` takes them, else already NumPy's) into ``spec`` (``n // 2 +
+    1`` bins)."""
+    if exp_here:
+        for k in range(2 * m):
+            e[k] = math.exp(e[k])
+    spectrum_u_finish_kernel(e, m, 0.01, 0.01, lf_hf_ratio, u, spec)
+
+
+@njit(cache=True, nogil=True)
+def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows):
+    """The rest of a sinus record's plan, draws included, as ``synth._plan`` makes it:
+    ``rr`` = :func:`tachogram_kernel` of the McSharry series ``x`` (stop, status 1, if its
+    shortest RR is <= 0.2 s), the start, respiratory phase and depth (``uniform3``), the R
+    times (:func:`times_kernel`, status 2 if they end inside the window), the normal beat
+    types in ``codes``, ``z[:nb]`` = ``rng.standard_normal((nb, NW))`` and
+    :func:`beat_inputs_kernel`'s two rows in ``rows[:nb]``, ``rows[nb:2 nb]`` (``rows``
+    flat, as the (2, nb) array it replaces). Returns (status, nb, n_in_window, resp_phase,
+    resp_depth)."""
+    if tachogram_kernel(x, scale, rr_mean, 4.0, rr) <= 0.2:
+        return 1, 0, 0, 0.0, 0.0
+    pad = 1.5
+    u_start = 0.0 + (1.0 - 0.0) * next_double(bg)
+    resp_phase = 0.0 + (2 * math.pi - 0.0) * next_double(bg)
+    resp_depth = 0.02 + (0.08 - 0.02) * next_double(bg)
+    start = -pad - u_start * rr[0]
+    keep = times_kernel(rr, start, duration + pad, r_times)
+    # (as r_times[:keep + 1][-1] and types[:keep] of the arrays it replaces)
+    if r_times[min(keep, r_times.shape[0] - 1)] <= duration + pad:
+        return 2, 0, 0, resp_phase, resp_depth
+    nb = min(keep, codes.shape[0])
+    for b in range(codes.shape[0]):
+        codes[b] = CODE_N
+    nw = z.shape[1]
+    for b in range(nb):
+        for i in range(nw):
+            z[b, i] = standard_normal(bg)
+    inside = beat_inputs_kernel(r_times, nb, 2 * math.pi * breathing_rate / 60.0, resp_phase, duration,
+                                rows[:2 * nb].reshape(2, nb))
+    return 0, nb, inside, resp_phase, resp_depth
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------

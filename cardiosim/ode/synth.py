@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from .model import (
     robust_beat,
 )
 from .prior import default_prior, sample_patient
-from .rhythm import NORMAL, beat_schedule, uniform, uniform3
+from ._rng_kernels import bitgen_pointers, draws_match
+from .rhythm import (_IRFFT_SCALE, NORMAL, _fft_length, _irfft_direct, _irfft_scale, _uniform_matches,
+                     beat_schedule, uniform, uniform3)
 from .rhythm_prior import draw_af, draw_coupling, read_rhythm_prior_cached
 
 ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
@@ -227,6 +230,13 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
             raise ConfigError(f"patient must be a cardiosim.ode.Patient, got {type(patient).__name__}")
         params["patient_source"] = "given"
 
+    if (rhythm in _SINUS_FAST and heart_rate is None and heart_rate_std is None and breathing_rate is None
+            and resp_modulation is None and type(duration) in (float, int) and 0 < lf_hf_ratio < math.inf
+            and _sinus_fast()):
+        plan = _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params)
+        if plan is not None:
+            return _table(plan) if table else plan
+
     rhythm_params = {}
     if rhythm == "AF":
         rhythm_params["rr_floor"] = _ventricular_refractory(patient)
@@ -415,6 +425,86 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     plan = _Plan(r_times, types, None, None, None, None, None, atrial, params, (rhythm, morphology),
                  table_args=table_args)
     return _table(plan) if table else plan
+
+
+_SINUS_FAST = ("SR", "SB", "STACH")  # rhythms of _plan_sinus
+
+
+@lru_cache(maxsize=1)
+def _sinus_fast() -> bool:
+    """Whether :func:`_plan_sinus`'s forms were checked here (once per process): the
+    uniform draws' arithmetic, a spectrum form, NumPy's irfft ufunc, the kernels' draws."""
+    return bool(_uniform_matches() and _plan_kernels.spectrum_u_form() is not None
+                and _irfft_direct() is not None and draws_match())
+
+
+def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params):
+    """``_plan``'s plan (``table=False``) of a sinus record (SR, SB, STACH) whose heart
+    rate, its SD, the breathing rate and the respiratory modulation are all drawn: the
+    same draws and numbers as ``_plan`` -> ``beat_schedule`` -> ``rhythm._sinus_rr`` make
+    them, in three kernels that draw from ``rng``'s bit generator themselves
+    (:mod:`._rng_kernels`) and the NumPy calls whose results the kernels cannot reproduce
+    between them (``exp`` of the spectrum where NumPy's is not the C library's, the
+    inverse FFT, the series' mean and power, ``RR^(1/3)`` and ``sin``): about 15 calls
+    where ``_plan`` made ~60 (≈ 20 µs of a 10-s record). None (nothing drawn) if ``rng``'s
+    bit generator has no ``ctypes`` interface."""
+    bg = bitgen_pointers(rng)
+    if bg is None:
+        return None
+    duration = float(duration)
+    lf_hf_ratio = float(lf_hf_ratio)
+    hr_lo, hr_hi = _HR_RANGE[rhythm]
+    # work space of the spectrum: rfft bins f, draws u, exponents e (2 per bin); room for
+    # the longest series a drawn heart rate gives (nb <= 9.6 (duration + 5) + 160)
+    cap = int(9.6 * duration + 220.0)
+    w = np.empty(4 * cap)
+    f, u, e = w[:cap], w[cap:2 * cap], w[2 * cap:]
+    form = _plan_kernels.spectrum_u_form()
+    # (NumPy's own draws take the bit generator's lock: so do these)
+    with rng.bit_generator.lock:
+        heart_rate, heart_rate_std, breathing_rate, n_beats, n, m = _plan_kernels.sinus_draw_kernel(
+            bg, hr_lo, hr_hi, duration, f, u, e)
+        if n == 0:  # an rfft length rhythm._fft_length finds the slow way
+            n = _fft_length(max(((n_beats + 4) * 60.0 / heart_rate * 1.5 + 16) * 4.0, 64))
+            if n // 2 + 1 > cap:
+                f, u, e = np.empty(n // 2 + 1), np.empty(n // 2 + 1), np.empty(2 * (n // 2 + 1))
+            m = _plan_kernels.sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, f, u, e)
+        if form != "kernel":
+            v = e[:2 * m]
+            np.exp(v, out=v)
+        spec = np.empty(n // 2 + 1, np.complex128)
+        _plan_kernels.sinus_spectrum_kernel(e, m, form == "kernel", lf_hf_ratio, u, spec)
+        x = np.empty(n)
+        _irfft_direct()(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), out=x)
+        x -= np.add.reduce(x) / n
+        sd = math.sqrt(float(np.dot(x, x)) / n)
+        rr_mean = 60.0 / heart_rate
+        rr_std = 60.0 * heart_rate_std / heart_rate ** 2
+        codes = np.empty(n_beats, np.uint32)
+        r_times = np.empty(n_beats + 1)
+        z = np.empty((n_beats, NW))
+        rows = np.empty(2 * n_beats)
+        status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
+            bg, x, (rr_std / sd if sd > 0 else 0.0), rr_mean, duration, breathing_rate, codes, np.empty(n_beats),
+            r_times, z, rows)
+    if status == 1:
+        raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
+                          f"{heart_rate} bpm: RR intervals below 0.2 s")
+    if status:
+        raise ConfigError("internal: beat schedule too short")  # pragma: no cover
+    r_times = r_times[:nb + 1]
+    f_repol = rows[:nb] ** (1.0 / 3.0)
+    resp = np.sin(rows[nb:2 * nb])
+    params.update(heart_rate_bpm=heart_rate, heart_rate_std_bpm=heart_rate_std,
+                  breathing_rate_per_min=breathing_rate, lf_hf_ratio=lf_hf_ratio, beat_jitter=float(beat_jitter),
+                  respiration_phase_rad=resp_phase, respiration_amp_modulation=resp_depth)
+    params.update(_patient_params(patient))
+    params.update(n_beats=inside, cutoff_widths=DEFAULT_CUTOFF)
+    fid = _fiducials(patient)
+    table_args = (r_times, f_repol, resp, resp_depth, z, float(beat_jitter), codes, patient.tau, patient.sigma,
+                  patient.amp, patient.tau, patient.sigma, patient.amp, _REPOL_MASK, fid, fid, duration)
+    return _Plan(r_times, codes.view("<U1")[:nb], None, None, None, None, None, None, params,
+                 (rhythm, morphology), table_args=table_args)
 
 
 def _table(plan):

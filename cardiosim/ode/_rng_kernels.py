@@ -1,0 +1,179 @@
+"""Draws from a ``numpy.random.Generator``'s bit generator inside numba kernels, bit for
+bit NumPy's ``Generator.random`` and ``Generator.standard_normal``.
+
+A 10-s record's plan draws four times (a few hundred numbers); each ``Generator`` method
+call costs 0.5-2.5 µs of argument handling, and passing the ``Generator`` itself to a
+numba function costs ~6 µs a call (numba unboxes its ``ctypes`` interface every time).
+Here the bit generator's state address and its ``next_double`` / ``next_uint64``
+functions (``BitGenerator.ctypes``) are read once per bit generator
+(:func:`bitgen_pointers`) and passed as three integers; :func:`next_double` and
+:func:`next_uint64` call those C functions, which are the ones ``Generator`` calls:
+
+* ``Generator.random(n)`` fills its output with ``next_double`` in order, so
+  :func:`next_double` ``n`` times gives the same numbers and leaves the stream where
+  ``random(n)`` leaves it;
+* :func:`standard_normal` is NumPy's ziggurat (``random_standard_normal`` of
+  ``numpy/random/src/distributions/distributions.c``, its tables as numba ships them
+  for its own ``Generator`` support) with ``math.log1p`` / ``math.exp``, the C library's
+  functions NumPy's C code calls; ``standard_normal(shape)`` fills C order.
+
+:func:`draws_match` checks both against NumPy on this machine (once per process; the
+tail and wedge branches of the ziggurat included) and the callers use the kernels only
+then. Not thread-safe for one ``Generator`` shared by threads (NumPy's methods take the
+bit generator's lock; callers here hold it around their kernels).
+
+API: ``bitgen_pointers(rng) -> uint64[3] (state, next_double, next_uint64) | None``;
+``next_double(bg)``, ``next_uint64(bg)``, ``standard_normal(bg)`` (in kernels);
+``fill_random_kernel(bg, out)``, ``fill_normal_kernel(bg, out)`` (1-D, in order);
+``draws_match() -> bool``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from functools import lru_cache
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
+
+try:  # NumPy's ziggurat tables, as numba ships them (numba.np.random)
+    from numba.np.random._constants import (fi_double as _FI, ki_double as _KI, wi_double as _WI,
+                                            ziggurat_nor_inv_r as _NOR_INV_R, ziggurat_nor_r as _NOR_R)
+except Exception:  # pragma: no cover - another numba layout: draws_match() is False
+    _KI = np.zeros(256, np.uint64)
+    _WI = _FI = np.zeros(256)
+    _NOR_R = _NOR_INV_R = 0.0
+KI = np.ascontiguousarray(_KI, dtype=np.uint64)
+WI = np.ascontiguousarray(_WI, dtype=np.float64)
+FI = np.ascontiguousarray(_FI, dtype=np.float64)
+NOR_R = float(_NOR_R)
+NOR_INV_R = float(_NOR_INV_R)
+
+
+def _bitgen_call(ret):
+    """An intrinsic ``f(fn, state) -> ret``: call the C function at address ``fn`` with
+    the bit generator state pointer ``state`` (both integers)."""
+
+    @intrinsic
+    def call(typingctx, fn, state):
+        if not (isinstance(fn, types.Integer) and isinstance(state, types.Integer)):
+            return None
+        sig = ret(fn, state)
+
+        def codegen(context, builder, signature, args):
+            fn_v, st_v = args
+            vp = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(context.get_value_type(ret), (vp,))
+            ptr = builder.inttoptr(fn_v, fnty.as_pointer())
+            return builder.call(ptr, (builder.inttoptr(st_v, vp),))
+
+        return sig, codegen
+
+    return call
+
+
+_call_double = _bitgen_call(types.float64)
+_call_uint64 = _bitgen_call(types.uint64)
+
+
+@njit(nogil=True, inline="always")
+def next_double(bg):
+    """The bit generator's next double in [0, 1) (``bg`` from :func:`bitgen_pointers`)."""
+    return _call_double(bg[1], bg[0])
+
+
+@njit(nogil=True, inline="always")
+def next_uint64(bg):
+    """The bit generator's next 64 random bits."""
+    return _call_uint64(bg[2], bg[0])
+
+
+@njit(nogil=True)
+def standard_normal(bg):
+    """One ``Generator.standard_normal()`` draw: NumPy's ziggurat, step for step."""
+    while True:
+        r = next_uint64(bg)
+        idx = np.intp(r & np.uint64(0xFF))
+        r = r >> np.uint64(8)
+        sign = r & np.uint64(1)
+        rabs = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = float(rabs) * WI[idx]
+        if sign:
+            x = -x
+        if rabs < KI[idx]:
+            return x  # 99.3 % of the draws
+        if idx == 0:
+            while True:  # the tail (1 - U: no log(0))
+                xx = -NOR_INV_R * math.log1p(-next_double(bg))
+                yy = -math.log1p(-next_double(bg))
+                if yy + yy > xx * xx:
+                    if (rabs >> np.uint64(8)) & np.uint64(1):
+                        return -(NOR_R + xx)
+                    return NOR_R + xx
+        else:
+            if (FI[idx - 1] - FI[idx]) * next_double(bg) + FI[idx] < math.exp(-0.5 * x * x):
+                return x
+
+
+@njit(cache=True, nogil=True)
+def fill_random_kernel(bg, out):
+    """``out[:] = rng.random(out.size)`` (1-D)."""
+    for i in range(out.shape[0]):
+        out[i] = next_double(bg)
+
+
+@njit(cache=True, nogil=True)
+def fill_normal_kernel(bg, out):
+    """``out[:] = rng.standard_normal(out.size)`` (1-D)."""
+    for i in range(out.shape[0]):
+        out[i] = standard_normal(bg)
+
+
+_LAST = [None, None]  # the last bit generator seen and its pointers (kept alive with them)
+
+
+def bitgen_pointers(rng):
+    """``uint64[3]``: the state address and the ``next_double`` / ``next_uint64`` function
+    addresses of ``rng.bit_generator`` (cached for the last bit generator: its state lives
+    inside it, which the cache keeps alive); None if it has no ``ctypes`` interface."""
+    bg = rng.bit_generator
+    if bg is _LAST[0]:
+        return _LAST[1]
+    try:
+        ct = bg.ctypes
+        ptrs = np.array([ct.state.value, ctypes.cast(ct.next_double, ctypes.c_void_p).value,
+                         ctypes.cast(ct.next_uint64, ctypes.c_void_p).value], np.uint64)
+    except Exception:  # pragma: no cover - a bit generator without the ctypes interface
+        return None
+    ptrs.flags.writeable = False
+    _LAST[0], _LAST[1] = bg, ptrs
+    return ptrs
+
+
+@lru_cache(maxsize=1)
+def draws_match() -> bool:
+    """Whether :func:`fill_random_kernel` and :func:`fill_normal_kernel` draw what
+    ``Generator.random`` / ``standard_normal`` draw, and leave the stream where they do
+    (fixed seeds, 10^5 normals: ~1,000 in the ziggurat's wedges, ~30 in its tail); once
+    per process."""
+    try:
+        for seed in (20261206, 7):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            bg = bitgen_pointers(a)
+            if bg is None:
+                return False
+            for n in (1, 3, 257, 1000):
+                got = np.empty(n)
+                fill_random_kernel(bg, got)
+                if got.tobytes() != b.random(n).tobytes():
+                    return False
+            got = np.empty(100_000)
+            fill_normal_kernel(bg, got)
+            if got.tobytes() != b.standard_normal(100_000).tobytes() or a.random() != b.random():
+                return False
+        return True
+    except Exception:  # pragma: no cover - a numba failure: the NumPy draws it is
+        return False
