@@ -18,9 +18,28 @@ MORPHS = [n for n, c in CLASSES.items() if c.kind == "morphology"]
 
 def _rows(t0, fs, c, w, a, ch, cut, n):
     flat = np.zeros(3 * n + 8)
-    _kernels.gaussian_time_rows_kernel(t0, fs, c, w, a, ch, cut, flat, n)
+    _kernels.gaussian_time_rows_kernel(t0, fs, c, w, a, ch, cut, flat, n, _kernels.exp_table())
     assert not flat[3 * n:].any()  # the slack takes only +0.0
+    # the inline exp (where checked) and math.exp: the same record
+    plain = np.zeros(3 * n + 8)
+    _kernels.gaussian_time_rows_kernel(t0, fs, c, w, a, ch, cut, plain, n, np.empty(0, np.uint64))
+    assert plain.tobytes() == flat.tobytes()
     return flat[:3 * n].reshape(3, n)
+
+
+def test_inline_exp_is_math_exp():
+    """``_kernels._exp`` on the checked table equals ``math.exp`` in the kernels (the check's
+    arguments and fresh ones); glibc's table layout (entry 1: 1.0's bits)."""
+    tab = _kernels.exp_table_values()
+    assert int(tab[0]) == 0 and int(tab[1]) == 0x3FF0000000000000
+    if _kernels.exp_table().shape[0] == 0:
+        pytest.skip("the C library's exp is not the FMA table algorithm here (math.exp used)")
+    rng = np.random.default_rng(8)
+    for x in (_kernels.exp_check_args(rng), rng.uniform(-40.0, 5.0, 300_000), -rng.uniform(0, 1e-3, 10_000)):
+        got, want = np.empty_like(x), np.empty_like(x)
+        _kernels.exp_kernel(x, _kernels.exp_table(), got)
+        _kernels.math_exp_kernel(x, want)
+        assert got.tobytes() == want.tobytes()
 
 
 def _serial(t0, fs, c, w, a, ch, cut, n):

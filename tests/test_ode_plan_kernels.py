@@ -278,10 +278,10 @@ def test_beat_render_kernel_is_table_render_and_annotations(rhythm_name):
         n = int(round(10.0 * fs))
         want = np.zeros(3 * n + 8)
         _kernels.gaussian_time_rows_kernel(0.0, fs, plan.centres, plan.widths, plan.amps, plan.chans,
-                                           DEFAULT_CUTOFF, want, n)
+                                           DEFAULT_CUTOFF, want, n, np.empty(0, np.uint64))
         want_ann = K.annotations_kernel(plan.r_times, plan.types.shape[0], plan.fid, fs, n)
         got = np.zeros(3 * n + 8)
-        *ann, ok = K.beat_render_kernel(*plan.table_args, fs, DEFAULT_CUTOFF, got, n)
+        *ann, ok = K.beat_render_kernel(*plan.table_args, fs, DEFAULT_CUTOFF, got, n, _kernels.exp_table())
         assert ok is True and _same(got, want)
         for g, w in zip(ann, want_ann):
             assert _same(g, w)
@@ -299,7 +299,7 @@ def test_beat_render_kernel_renders_nothing_from_an_invalid_table():
     sig[0, 4] = -0.01
     args[8] = sig
     flat = np.zeros(3 * 5000 + 8)
-    *ann, ok = K.beat_render_kernel(*args, 500.0, DEFAULT_CUTOFF, flat, 5000)
+    *ann, ok = K.beat_render_kernel(*args, 500.0, DEFAULT_CUTOFF, flat, 5000, np.empty(0, np.uint64))
     assert ok is False and not flat.any() and ann[0].shape == (0,)
     # through synthesize: the checked renderer's error, as before the one-call kernel
     p = default_patient()

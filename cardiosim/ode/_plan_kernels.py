@@ -39,8 +39,8 @@ API (typed, small; callers validate; the ``*_numpy`` functions are the twins and
 amp_n, tau_e, sig_e, amp_e, repol, fid_n, fid_e, duration) -> (centres, widths, amps, chans,
 fid, n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
-``beat_render_kernel(<beat_table_kernel's arguments>, fs, cutoff, flat, n) -> (idx, samples, rr,
-ok)`` (table, rows render into ``flat``, annotations: one call);
+``beat_render_kernel(<beat_table_kernel's arguments>, fs, cutoff, flat, n, tab) -> (idx, samples,
+rr, ok)`` (table, rows render into ``flat``, annotations: one call);
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
 ``spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form) -> spec`` (phases
@@ -230,10 +230,10 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
 
 @njit(cache=True, nogil=True)
 def beat_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau_n, sig_n, amp_n, tau_e,
-                       sig_e, amp_e, repol, fid_n, fid_e, duration, fs, cutoff, flat, n):
+                       sig_e, amp_e, repol, fid_n, fid_e, duration, fs, cutoff, flat, n, tab):
     """A short record in one call: :func:`beat_table_kernel` on its first 17 arguments,
     then, if every Gaussian is valid, ``_kernels.gaussian_time_rows_kernel(0, fs, ...,
-    cutoff, flat, n)`` of the table (the (3, n) record into ``flat``, >= 3 n + 8 zeros) and
+    cutoff, flat, n, tab)`` of the table (the (3, n) record into ``flat``, >= 3 n + 8 zeros) and
     :func:`annotations_kernel` of its fiducials. Returns (idx, samples, rr, ok): the
     annotations (empty if not ``ok``) and whether the table was valid (else nothing is
     rendered: the caller goes through the checked renderer, which says what is wrong)."""
@@ -242,7 +242,7 @@ def beat_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes
         repol, fid_n, fid_e, duration)
     if not ok:
         return np.empty(0, np.int64), np.empty((fid.shape[1], 0), np.int64), np.empty(0), False
-    gaussian_time_rows_kernel(0.0, fs, centres, widths, amps, chans, cutoff, flat, n)
+    gaussian_time_rows_kernel(0.0, fs, centres, widths, amps, chans, cutoff, flat, n, tab)
     idx, s, rr = annotations_kernel(r_times, f_repol.shape[0], fid, fs, n)
     return idx, s, rr, True
 

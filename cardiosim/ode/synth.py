@@ -554,7 +554,7 @@ def _render(plan, n, fs, backend):
         # sums); its record lives in a flat buffer with 8 slots of slack after it
         flat = np.zeros(3 * n + 8)
         _kernels.gaussian_time_rows_kernel(0.0, float(fs), plan.centres, plan.widths, plan.amps, plan.chans,
-                                           float(DEFAULT_CUTOFF), flat, n)
+                                           float(DEFAULT_CUTOFF), flat, n, _kernels.exp_table())
         return flat[:3 * n].reshape(3, n)
     return render_gaussians(plan.centres, plan.widths, plan.amps, plan.chans, n, fs, backend=backend)
 
@@ -668,7 +668,8 @@ def _render_finish(plan, n, fs, flat):
     zeros): the beat table, its rendering (as :func:`_render`) and the annotations in one
     kernel call; a table with an invalid Gaussian renders nothing there and goes through
     :func:`_render` (its error)."""
-    *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n)
+    *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n,
+                                                _kernels.exp_table())
     if ok:
         return _finish(plan, flat[:3 * n].reshape(3, n), fs, ann)
     return _finish(_table(plan), _render(plan, n, fs, "numba"), fs)
