@@ -381,3 +381,34 @@ def test_sinus_plan_slow_fft_length_branch(monkeypatch):
     real = K.sinus_draw_kernel
     monkeypatch.setattr(K, "sinus_draw_kernel", lambda bg, lo, hi, d, f, u, e: real(bg, lo, hi, d, f[:3], u, e))
     assert _record_bytes(synthesize(10.0, 500.0, np.random.default_rng(9), patient=patient)) == want
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 64, 100, 128, 129, 256, 512, 1000, 4096, 10_000])
+def test_pairwise_sum_is_numpy_add_reduce(n):
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        x = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3)
+        assert 0.0 + K._pairwise_sum(x, 0, n) == np.add.reduce(x)
+
+
+def test_series_scale_and_sin_kernels_where_checked(monkeypatch):
+    """The series' centring, scale and the respiratory sine in the kernel equal the NumPy
+    code where ``series_forms_match`` holds; the sinus records are the same either way."""
+    from cardiosim.ode import synth
+
+    if not K.series_forms_match():
+        pytest.skip("OpenBLAS's dot or the C library's sin differ here: the NumPy code runs")
+    rng = np.random.default_rng(4)
+    for n in K.SERIES_LENGTHS:
+        x = rng.standard_normal(n) * 0.01
+        a, b = x.copy(), x.copy()
+        assert K.series_scale_kernel(a, 0.03) == K.series_scale_numpy(b, 0.03) and _same(a, b)
+    ph = rng.uniform(-5.0, 60.0, 1000)
+    got = np.empty_like(ph)
+    K.sin_kernel(ph, got)
+    assert _same(got, np.sin(ph))
+    patient = default_patient()
+    want = [_record_bytes(synthesize(d, 500.0, np.random.default_rng(6), patient=patient)) for d in (10.0, 30.0)]
+    monkeypatch.setattr(K, "series_forms_match", lambda: False)
+    assert want == [_record_bytes(synthesize(d, 500.0, np.random.default_rng(6), patient=patient))
+                    for d in (10.0, 30.0)]

@@ -55,7 +55,11 @@ general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e) -> (hr, 
 breathing_rate, n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
 ``sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec)``; ``sinus_schedule_kernel(bg,
 x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows) -> (status, nb,
-n_in_window, resp_phase, resp_depth)``; ``rfft_freqs_into(n, d, out)``.
+n_in_window, resp_phase, resp_depth)`` (with ``rr_std, resp``: the series centred and scaled by
+``series_scale_kernel(x, rr_std) -> scale`` and ``resp = sin`` by ``sin_kernel(x, out)``, NumPy's
+pairwise sum, this machine's OpenBLAS ``ddot`` and the C library's ``sin`` written out, used
+where ``series_forms_match()`` confirmed them, once per process; twin ``series_scale_numpy``);
+``rfft_freqs_into(n, d, out)``.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ._kernels import gaussian_time_rows_kernel
+from ._kernels import _fma, gaussian_time_rows_kernel
 from ._rng_kernels import next_double, standard_normal
 
 # beat type codes as the UCS-4 code points of "<U1" arrays (types.view(np.uint32))
@@ -570,15 +574,171 @@ def sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec):
 
 
 @njit(cache=True, nogil=True)
-def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows):
+def _pairwise_block(a, lo, n):
+    """NumPy's pairwise summation of ``a[lo:lo + n]`` for ``n <= 128``: eight accumulators
+    (``n >= 8``), combined ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the
+    rest in order; below 8 one running sum from 0."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):
+    """NumPy's pairwise summation of ``a[lo:lo + n]`` (``np.add.reduce`` of a contiguous
+    float64 array is ``0.0 +`` it): blocks of <= 128 (:func:`_pairwise_block`), above that
+    ``sum(first n2) + sum(rest)`` with ``n2 = n // 2`` rounded down to a multiple of 8, the
+    recursion written as a loop over an explicit stack (numba's cache and recursion)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    s_lo = np.empty(64, np.int64)  # pending nodes: start, length, left half's sum if done
+    s_n = np.empty(64, np.int64)
+    s_left = np.empty(64)
+    s_done = np.zeros(64, np.bool_)
+    top = 0
+    s_lo[0] = lo
+    s_n[0] = n
+    while True:
+        nn = s_n[top]
+        if nn > 128:  # descend into the left half
+            n2 = nn // 2
+            n2 -= n2 % 8
+            top += 1
+            s_lo[top] = s_lo[top - 1]
+            s_n[top] = n2
+            s_done[top] = False
+            continue
+        v = _pairwise_block(a, s_lo[top], nn)
+        top -= 1
+        while top >= 0 and s_done[top]:  # right halves done: combine upwards
+            v = s_left[top] + v
+            top -= 1
+        if top < 0:
+            return v
+        # a left half done: keep it, descend into the right half
+        s_left[top] = v
+        s_done[top] = True
+        n2 = s_n[top] // 2
+        n2 -= n2 % 8
+        top += 1
+        s_lo[top] = s_lo[top - 1] + n2
+        s_n[top] = s_n[top - 1] - n2
+        s_done[top] = False
+
+
+@njit(cache=True, nogil=True)
+def _dot_self(x):
+    """``np.dot(x, x)`` as this machine's OpenBLAS computes it for ``len(x)`` a multiple of
+    32 (its AVX-512 ``ddot`` kernel: four 8-lane FMA accumulators over blocks of 32, folded
+    to 4 lanes, summed ``((a0 + a1) + a2) + a3``, then lanes ``(l0 + l2) + (l1 + l3)``);
+    used only where :func:`series_forms_match` confirmed it."""
+    n = x.shape[0]
+    acc = np.zeros(32)
+    for i in range(0, n - n % 32, 32):
+        for k in range(32):
+            v = x[i + k]
+            acc[k] = _fma(v, v, acc[k])
+    s = np.empty(4)
+    for lane in range(4):
+        f0 = acc[lane] + acc[lane + 4]
+        f1 = acc[8 + lane] + acc[12 + lane]
+        f2 = acc[16 + lane] + acc[20 + lane]
+        f3 = acc[24 + lane] + acc[28 + lane]
+        s[lane] = ((f0 + f1) + f2) + f3
+    return (s[0] + s[2]) + (s[1] + s[3])
+
+
+@njit(cache=True, nogil=True)
+def series_scale_kernel(x, rr_std):
+    """``rhythm._sinus_rr``'s ``x -= np.add.reduce(x) / n`` (in place) and ``rr_std / sd``,
+    ``sd = sqrt(np.dot(x, x) / n)`` (0.0 if ``sd == 0``), in :func:`_pairwise_sum` /
+    :func:`_dot_self`'s forms."""
+    n = x.shape[0]
+    mean = (0.0 + _pairwise_sum(x, 0, n)) / n
+    for i in range(n):
+        x[i] = x[i] - mean
+    sd = math.sqrt(_dot_self(x) / n)
+    return rr_std / sd if sd > 0 else 0.0
+
+
+def series_scale_numpy(x, rr_std):
+    """The NumPy code of :func:`series_scale_kernel` (``rhythm._sinus_rr``'s)."""
+    n = x.shape[0]
+    x -= np.add.reduce(x) / n
+    sd = math.sqrt(float(np.dot(x, x)) / n)
+    return rr_std / sd if sd > 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def sin_kernel(x, out):
+    """``out[:] = sin(x)`` with the C library's ``sin`` (``np.sin`` where
+    :func:`series_forms_match` found them equal)."""
+    for i in range(x.shape[0]):
+        out[i] = math.sin(x[i])
+
+
+SERIES_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)  # rfft lengths the kernel forms serve
+
+
+@lru_cache(maxsize=1)
+def series_forms_match() -> bool:
+    """Whether :func:`series_scale_kernel` gives :func:`series_scale_numpy`'s series and
+    scale bit for bit on McSharry-like series of every length in ``SERIES_LENGTHS`` (and
+    ``np.sin`` is the C library's ``sin`` on phases of the respiratory range and beyond),
+    checked once per process."""
+    try:
+        rng = np.random.default_rng(20261206)
+        for n in SERIES_LENGTHS:
+            for k in range(12):
+                x = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 2) + rng.uniform(-1e-3, 1e-3)
+                a, b = x.copy(), x.copy()
+                if series_scale_kernel(a, 0.05) != series_scale_numpy(b, 0.05) or a.tobytes() != b.tobytes():
+                    return False
+        ph = np.concatenate([rng.uniform(-10.0, 80.0, 20_000), rng.uniform(-1e4, 1e4, 2_000),
+                             np.arange(-8, 40) * (math.pi / 2)])
+        got = np.empty_like(ph)
+        sin_kernel(ph, got)
+        return got.tobytes() == np.sin(ph).tobytes()
+    except Exception:  # pragma: no cover - a numba failure: the NumPy code it is
+        return False
+
+
+@njit(cache=True, nogil=True)
+def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows,
+                          rr_std=0.0, resp=None):
     """The rest of a sinus record's plan, draws included, as ``synth._plan`` makes it:
     ``rr`` = :func:`tachogram_kernel` of the McSharry series ``x`` (stop, status 1, if its
     shortest RR is <= 0.2 s), the start, respiratory phase and depth (``uniform3``), the R
     times (:func:`times_kernel`, status 2 if they end inside the window), the normal beat
     types in ``codes``, ``z[:nb]`` = ``rng.standard_normal((nb, NW))`` and
     :func:`beat_inputs_kernel`'s two rows in ``rows[:nb]``, ``rows[nb:2 nb]`` (``rows``
-    flat, as the (2, nb) array it replaces). Returns (status, nb, n_in_window, resp_phase,
-    resp_depth)."""
+    flat, as the (2, nb) array it replaces). With ``resp`` (where
+    :func:`series_forms_match`): ``x`` not yet centred (:func:`series_scale_kernel` with
+    ``rr_std`` gives ``scale``) and ``resp[:nb] = sin(rows[nb:2 nb])``. Returns (status, nb,
+    n_in_window, resp_phase, resp_depth)."""
+    if resp is not None:
+        scale = series_scale_kernel(x, rr_std)
     if tachogram_kernel(x, scale, rr_mean, 4.0, rr) <= 0.2:
         return 1, 0, 0, 0.0, 0.0
     pad = 1.5
@@ -599,6 +759,8 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
             z[b, i] = standard_normal(bg)
     inside = beat_inputs_kernel(r_times, nb, 2 * math.pi * breathing_rate / 60.0, resp_phase, duration,
                                 rows[:2 * nb].reshape(2, nb))
+    if resp is not None:
+        sin_kernel(rows[nb:2 * nb], resp)
     return 0, nb, inside, resp_phase, resp_depth
 
 

@@ -428,6 +428,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
 
 
 _SINUS_FAST = ("SR", "SB", "STACH")  # rhythms of _plan_sinus
+_SERIES_LENGTHS = frozenset(_plan_kernels.SERIES_LENGTHS)
 
 
 @lru_cache(maxsize=1)
@@ -465,8 +466,9 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
     them, in three kernels that draw from ``rng``'s bit generator themselves
     (:mod:`._rng_kernels`) and the NumPy calls whose results the kernels cannot reproduce
     between them (``exp`` of the spectrum where NumPy's is not the C library's, the
-    inverse FFT, the series' mean and power, ``RR^(1/3)`` and ``sin``): about 15 calls
-    where ``_plan`` made ~60 (≈ 20 µs of a 10-s record). None (nothing drawn) if ``rng``'s
+    inverse FFT, ``RR^(1/3)``; the series' mean and power and ``sin`` too where the
+    kernels' forms of them were not confirmed here): about 12 calls where ``_plan`` made
+    ~60 (≈ 25 µs of a 10-s record). None (nothing drawn) if ``rng``'s
     bit generator has no ``ctypes`` interface."""
     bg = bitgen_pointers(rng)
     if bg is None:
@@ -496,17 +498,26 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
         _plan_kernels.sinus_spectrum_kernel(e, m, form == "kernel", lf_hf_ratio, u, spec)
         x = np.empty(n)
         _irfft_direct()(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), out=x)
-        x -= np.add.reduce(x) / n
-        sd = math.sqrt(float(np.dot(x, x)) / n)
         rr_mean = 60.0 / heart_rate
         rr_std = 60.0 * heart_rate_std / heart_rate ** 2
         codes = np.empty(n_beats, np.uint32)
         r_times = np.empty(n_beats + 1)
         z = np.empty((n_beats, NW))
         rows = np.empty(2 * n_beats)
-        status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
-            bg, x, (rr_std / sd if sd > 0 else 0.0), rr_mean, duration, breathing_rate, codes, np.empty(n_beats),
-            r_times, z, rows)
+        if n in _SERIES_LENGTHS and _plan_kernels.series_forms_match():
+            # the series' mean, power and the respiratory sine in the kernel (NumPy's
+            # summation, OpenBLAS's dot and the C library's sin, as checked)
+            resp = np.empty(n_beats)
+            status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
+                bg, x, 0.0, rr_mean, duration, breathing_rate, codes, np.empty(n_beats), r_times, z, rows, rr_std,
+                resp)
+        else:
+            x -= np.add.reduce(x) / n
+            sd = math.sqrt(float(np.dot(x, x)) / n)
+            status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
+                bg, x, (rr_std / sd if sd > 0 else 0.0), rr_mean, duration, breathing_rate, codes,
+                np.empty(n_beats), r_times, z, rows)
+            resp = None
     if status == 1:
         raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
                           f"{heart_rate} bpm: RR intervals below 0.2 s")
@@ -514,7 +525,8 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
         raise ConfigError("internal: beat schedule too short")  # pragma: no cover
     r_times = r_times[:nb + 1]
     f_repol = rows[:nb] ** (1.0 / 3.0)
-    resp = np.sin(rows[nb:2 * nb])
+    if resp is None:
+        resp = np.sin(rows[nb:2 * nb])
     # the params in _plan's key order from the patient's template (a copy and eight
     # stores: updating a new dict with the patient's 99 values cost ~2.5 µs a record)
     tmpl = _sinus_params_template(patient, params)
