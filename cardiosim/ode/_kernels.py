@@ -627,6 +627,7 @@ def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n, tab):
     cut = min(cutoff, MAX_CUTOFF)
     los = np.empty(ng, np.int64)
     his = np.empty(ng, np.int64)
+    invs = np.empty(ng)
     count = np.ones(4, np.int64)  # a sentinel per row
     count[0] = 0
     for g in range(ng):
@@ -646,6 +647,7 @@ def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n, tab):
             hi = lo
         los[g] = lo
         his[g] = hi
+        invs[g] = 1.0 / sig  # (divisions off the second pass's chains)
         if hi > lo:  # a segment a sample (direct evaluation) or a run (RUN samples) each, + 1
             count[chans[g] + 1] += (hi - lo) if delta * (1.0 / sig) > 0.5 else (hi - lo) // RUN + 1
     for r in range(3):
@@ -667,7 +669,7 @@ def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n, tab):
         k = nxt[row]
         al = amps[g]
         c = centres[g]
-        inv = 1.0 / widths[g]
+        inv = invs[g]
         start = t0
         base = row * n
         dd = delta * inv
@@ -683,8 +685,9 @@ def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n, tab):
             nxt[row] = k
             continue
         w = widths[g]
-        x = (w * 9.73e4) % 64.0
-        slot = int(x) if 0.0 <= x < 64.0 else 0
+        # (a multiplicative hash of the width's bits: the float modulo it replaces was a
+        # libm fmod call in the chain to q)
+        slot = np.intp((_f2u(w) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58))
         if q_sig[slot] == w:
             q = q_val[slot]
         else:
@@ -725,22 +728,22 @@ def _row_segments(t0, delta, centres, widths, amps, chans, cutoff, n, tab):
             k += 1
             i += m
             started = True
-        if i < hi:
-            if started:  # the last run's lanes carry on over the last 1-3 samples
-                seg_i[k - 1, 1] += 1
-                seg_i[k - 1, 2] = hi - i
-            else:
-                d = (start + i * delta - c) * inv
-                e0 = al * _exp(-0.5 * d * d, tab)
-                r = _exp(-d * dd - 0.5 * dd * dd, tab)
-                seg_i[k, 0] = base + i
-                seg_i[k, 1] = 1
-                seg_i[k, 2] = hi - i
-                seg_f[k, 0] = e0
-                seg_f[k, 1] = e0 * r
-                seg_f[k, 2] = e0 * r * r * q
-                _unit_lanes(seg_f, k, 3)
-                k += 1
+        tl = hi - i
+        if started:  # the last run's lanes carry on over the last 0-3 samples (no branch)
+            seg_i[k - 1, 1] += np.int64(tl > 0)
+            seg_i[k - 1, 2] = tl
+        elif tl > 0:
+            d = (start + i * delta - c) * inv
+            e0 = al * _exp(-0.5 * d * d, tab)
+            r = _exp(-d * dd - 0.5 * dd * dd, tab)
+            seg_i[k, 0] = base + i
+            seg_i[k, 1] = 1
+            seg_i[k, 2] = hi - i
+            seg_f[k, 0] = e0
+            seg_f[k, 1] = e0 * r
+            seg_f[k, 2] = e0 * r * r * q
+            _unit_lanes(seg_f, k, 3)
+            k += 1
         nxt[row] = k
     for r in range(3):  # sentinels: one group of +0.0 on the scratch slots, again and again
         k = nxt[r]
