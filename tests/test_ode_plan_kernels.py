@@ -412,3 +412,28 @@ def test_series_scale_and_sin_kernels_where_checked(monkeypatch):
     monkeypatch.setattr(K, "series_forms_match", lambda: False)
     assert want == [_record_bytes(synthesize(d, 500.0, np.random.default_rng(6), patient=patient))
                     for d in (10.0, 30.0)]
+
+
+@pytest.mark.parametrize("fs", [500.0, 250.0, 1000.0])
+def test_sinus_render_kernel_is_beat_render_kernel(fs):
+    """The packed one-template renderer (sinus plans) equals ``beat_render_kernel`` on the
+    plan's table arguments: record, annotations, their count and the beat types."""
+    from cardiosim.ode import _kernels, synth
+    from cardiosim.ode.dipole import DEFAULT_CUTOFF
+
+    for seed in range(3):
+        plan = synth._plan(10.0, fs, np.random.default_rng(seed), None, "SR", "NORM", default_patient(), None, None,
+                           None, 0.5, 0.03, None, table=False)
+        n = int(round(10.0 * fs))
+        rd = plan.render
+        assert rd[10] == n
+        want = np.zeros(3 * n + 8)
+        idx, s_want, rr_want, ok = K.beat_render_kernel(*plan.table_args, fs, DEFAULT_CUTOFF, want, n,
+                                                        _kernels.exp_table())
+        m = rd[9]
+        assert ok and m == idx.shape[0]
+        got = np.zeros(3 * n + 8)
+        s, rr, bt = np.empty((7, m), np.int64), np.empty(m), np.empty(m, np.uint32)
+        assert K.sinus_render_kernel(*rd[:9], fs, DEFAULT_CUTOFF, got, n, _kernels.exp_table(), s, rr, bt)
+        assert _same(got, want) and _same(s, s_want) and _same(rr, rr_want)
+        assert list(bt.view("<U1")) == list(plan.types[idx])

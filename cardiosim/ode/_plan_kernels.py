@@ -41,6 +41,9 @@ fid, n_in_window, ok)``;
 ``annotations_kernel(r_times, nb, fid, fs, n) -> (idx, samples (7, m) int64, rr)``;
 ``beat_render_kernel(<beat_table_kernel's arguments>, fs, cutoff, flat, n, tab) -> (idx, samples,
 rr, ok)`` (table, rows render into ``flat``, annotations: one call);
+``sinus_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tmpl, duration,
+fs, cutoff, flat, n, tab, s, rr, bt) -> ok`` (the same for one packed template, annotations into
+the given arrays);
 ``flutter_kernel(vcg, fs, f0, ph, a0, d)`` (in place);
 ``spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec)``;
 ``spectrum_u(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, u, form) -> spec`` (phases
@@ -249,6 +252,41 @@ def beat_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes
     gaussian_time_rows_kernel(0.0, fs, centres, widths, amps, chans, cutoff, flat, n, tab)
     idx, s, rr = annotations_kernel(r_times, f_repol.shape[0], fid, fs, n)
     return idx, s, rr, True
+
+
+@njit(cache=True, nogil=True)
+def sinus_render_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tmpl, duration, fs, cutoff, flat,
+                        n, tab, s, rr, bt):
+    """:func:`beat_render_kernel` for beats of one template (normal and "ectopic" the same
+    patient: the sinus plans), packed in ``tmpl`` (``10 NW + 7``: tau, sigma, amp (3, NW)
+    each, the ST-T mask as 0/1, the 7 fiducials; one array where there were nine), the
+    annotations written into ``s`` (7, m), ``rr`` (m) and ``bt`` (m: the annotated beats'
+    type codes), ``m`` the beats :func:`annotations_kernel` keeps (counted by
+    :func:`sinus_schedule_kernel`): no arrays to return. Returns whether the table was
+    valid (else nothing is rendered or annotated)."""
+    nw = (tmpl.shape[0] - 7) // 10
+    tau = tmpl[:3 * nw].reshape(3, nw)
+    sig = tmpl[3 * nw:6 * nw].reshape(3, nw)
+    amp = tmpl[6 * nw:9 * nw].reshape(3, nw)
+    fid0 = tmpl[10 * nw:]
+    centres, widths, amps, chans, fid, inside, ok = beat_table_kernel(
+        r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, tau, sig, amp, tau, sig, amp, tmpl[9 * nw:10 * nw],
+        fid0, fid0, duration)
+    if not ok:
+        return False
+    gaussian_time_rows_kernel(0.0, fs, centres, widths, amps, chans, cutoff, flat, n, tab)
+    j = 0
+    for b in range(f_repol.shape[0]):  # annotations_kernel's loop, into the given arrays
+        r = r_times[b]
+        if not (r >= 0 and np.rint(r * fs) < n) or j >= rr.shape[0]:
+            continue
+        rr[j] = r_times[b + 1] - r_times[b]
+        bt[j] = codes[b]
+        for k in range(fid.shape[1]):
+            v = np.rint(fid[b, k] * fs)
+            s[k, j] = np.int64(v) if (v >= 0 and v < n) else -1
+        j += 1
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -726,7 +764,7 @@ def series_forms_match() -> bool:
 
 @njit(cache=True, nogil=True)
 def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows,
-                          rr_std=0.0, resp=None):
+                          rr_std=0.0, resp=None, fs=1.0, n=0):
     """The rest of a sinus record's plan, draws included, as ``synth._plan`` makes it:
     ``rr`` = :func:`tachogram_kernel` of the McSharry series ``x`` (stop, status 1, if its
     shortest RR is <= 0.2 s), the start, respiratory phase and depth (``uniform3``), the R
@@ -736,11 +774,12 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
     flat, as the (2, nb) array it replaces). With ``resp`` (where
     :func:`series_forms_match`): ``x`` not yet centred (:func:`series_scale_kernel` with
     ``rr_std`` gives ``scale``) and ``resp[:nb] = sin(rows[nb:2 nb])``. Returns (status, nb,
-    n_in_window, resp_phase, resp_depth)."""
+    n_in_window, resp_phase, resp_depth, m), ``m`` the beats of a record of ``n`` samples at
+    ``fs`` that :func:`annotations_kernel` keeps."""
     if resp is not None:
         scale = series_scale_kernel(x, rr_std)
     if tachogram_kernel(x, scale, rr_mean, 4.0, rr) <= 0.2:
-        return 1, 0, 0, 0.0, 0.0
+        return 1, 0, 0, 0.0, 0.0, 0
     pad = 1.5
     u_start = 0.0 + (1.0 - 0.0) * next_double(bg)
     resp_phase = 0.0 + (2 * math.pi - 0.0) * next_double(bg)
@@ -749,7 +788,7 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
     keep = times_kernel(rr, start, duration + pad, r_times)
     # (as r_times[:keep + 1][-1] and types[:keep] of the arrays it replaces)
     if r_times[min(keep, r_times.shape[0] - 1)] <= duration + pad:
-        return 2, 0, 0, resp_phase, resp_depth
+        return 2, 0, 0, resp_phase, resp_depth, 0
     nb = min(keep, codes.shape[0])
     for b in range(codes.shape[0]):
         codes[b] = CODE_N
@@ -761,7 +800,12 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
                                 rows[:2 * nb].reshape(2, nb))
     if resp is not None:
         sin_kernel(rows[nb:2 * nb], resp)
-    return 0, nb, inside, resp_phase, resp_depth
+    m = 0
+    for b in range(nb):
+        r = r_times[b]
+        if r >= 0 and np.rint(r * fs) < n:
+            m += 1
+    return 0, nb, inside, resp_phase, resp_depth, m
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------

@@ -42,6 +42,7 @@ _REPOL_MASK = np.isin(np.arange(NW), REPOL)
 _REPOL_MASK.flags.writeable = False
 FIDUCIAL_FS = 2000.0  # Hz, grid of the template fiducials (Patient.track's)
 ANNOTATION_KEYS = ("P_onset", "P_peak", "QRS_onset", "R_peak", "QRS_offset", "T_peak", "T_offset")
+_CUTOFF = float(DEFAULT_CUTOFF)
 
 # default heart-rate ranges drawn when heart_rate is None (bpm), inside each class's criteria
 _HR_RANGE = {"SR": (62.0, 95.0), "SB": (42.0, 57.0), "STACH": (105.0, 145.0), "AF": (70.0, 110.0),
@@ -117,6 +118,7 @@ class _Plan:
     # the beat table's inputs (_plan_kernels.beat_table_kernel's arguments); a plan made
     # with table=False has only these (centres ... fid None until _table)
     table_args: tuple = ()
+    render: tuple = ()  # a sinus plan's sinus_render_kernel arguments (see _plan_sinus)
 
 
 def _fiducials(p: Patient) -> np.ndarray:
@@ -233,7 +235,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if (rhythm in _SINUS_FAST and heart_rate is None and heart_rate_std is None and breathing_rate is None
             and resp_modulation is None and type(duration) in (float, int) and 0 < lf_hf_ratio < math.inf
             and _sinus_fast()):
-        plan = _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params)
+        plan = _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params)
         if plan is not None:
             return _table(plan) if table else plan
 
@@ -459,7 +461,7 @@ def _sinus_params_template(patient, params):
     return tmpl
 
 
-def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params):
+def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params):
     """``_plan``'s plan (``table=False``) of a sinus record (SR, SB, STACH) whose heart
     rate, its SD, the breathing rate and the respiratory modulation are all drawn: the
     same draws and numbers as ``_plan`` -> ``beat_schedule`` -> ``rhythm._sinus_rr`` make
@@ -469,10 +471,13 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
     inverse FFT, ``RR^(1/3)``; the series' mean and power and ``sin`` too where the
     kernels' forms of them were not confirmed here): about 12 calls where ``_plan`` made
     ~60 (≈ 25 µs of a 10-s record). None (nothing drawn) if ``rng``'s
-    bit generator has no ``ctypes`` interface."""
+    bit generator has no ``ctypes`` interface. The plan carries ``render``: the arguments
+    of ``_plan_kernels.sinus_render_kernel`` and the number of annotated beats of a record
+    of ``n = round(duration fs)`` samples (``_render_finish``)."""
     bg = bitgen_pointers(rng)
     if bg is None:
         return None
+    n_rec = int(round(duration * fs))
     duration = float(duration)
     lf_hf_ratio = float(lf_hf_ratio)
     hr_lo, hr_hi = _HR_RANGE[rhythm]
@@ -508,15 +513,15 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
             # the series' mean, power and the respiratory sine in the kernel (NumPy's
             # summation, OpenBLAS's dot and the C library's sin, as checked)
             resp = np.empty(n_beats)
-            status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
+            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
                 bg, x, 0.0, rr_mean, duration, breathing_rate, codes, np.empty(n_beats), r_times, z, rows, rr_std,
-                resp)
+                resp, float(fs), n_rec)
         else:
             x -= np.add.reduce(x) / n
             sd = math.sqrt(float(np.dot(x, x)) / n)
-            status, nb, inside, resp_phase, resp_depth = _plan_kernels.sinus_schedule_kernel(
+            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
                 bg, x, (rr_std / sd if sd > 0 else 0.0), rr_mean, duration, breathing_rate, codes,
-                np.empty(n_beats), r_times, z, rows)
+                np.empty(n_beats), r_times, z, rows, 0.0, None, float(fs), n_rec)
             resp = None
     if status == 1:
         raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
@@ -544,8 +549,22 @@ def _plan_sinus(duration, rng, rhythm, morphology, patient, lf_hf_ratio, beat_ji
     fid = _fiducials(patient)
     table_args = (r_times, f_repol, resp, resp_depth, z, float(beat_jitter), codes, patient.tau, patient.sigma,
                   patient.amp, patient.tau, patient.sigma, patient.amp, _REPOL_MASK, fid, fid, duration)
+    render = (r_times, f_repol, resp, resp_depth, z, float(beat_jitter), codes, _render_template(patient), duration,
+              m_ann, n_rec, fs)
     return _Plan(r_times, codes.view("<U1")[:nb], None, None, None, None, None, None, params,
-                 (rhythm, morphology), table_args=table_args)
+                 (rhythm, morphology), table_args=table_args, render=render)
+
+
+def _render_template(p: Patient) -> np.ndarray:
+    """``sinus_render_kernel``'s packed template of a patient (tau, sigma, amp, the ST-T
+    mask as 0/1, the fiducials), cached on the (immutable) patient."""
+    cached = p.__dict__.get("_render_tmpl")
+    if cached is None:
+        cached = np.concatenate([p.tau.ravel(), p.sigma.ravel(), p.amp.ravel(), _REPOL_MASK.astype(np.float64),
+                                 _fiducials(p)])
+        cached.flags.writeable = False
+        object.__setattr__(p, "_render_tmpl", cached)
+    return cached
 
 
 def _table(plan):
@@ -680,7 +699,17 @@ def _render_finish(plan, n, fs, flat):
     zeros): the beat table, its rendering (as :func:`_render`) and the annotations in one
     kernel call; a table with an invalid Gaussian renders nothing there and goes through
     :func:`_render` (its error)."""
-    *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), float(DEFAULT_CUTOFF), flat, n,
+    rd = plan.render
+    if rd and rd[10] == n and rd[11] == fs:
+        # one template: its packed form, the annotations into arrays sized here (no arrays
+        # returned from the kernel, no beat-type lookup)
+        m = rd[9]
+        s, rr, bt = np.empty((len(ANNOTATION_KEYS), m), np.int64), np.empty(m), np.empty(m, np.uint32)
+        if _plan_kernels.sinus_render_kernel(*rd[:9], float(fs), _CUTOFF, flat, n, _kernels.exp_table(), s, rr, bt):
+            return _beats(flat[:3 * n].reshape(3, n), float(fs), rr, dict(zip(ANNOTATION_KEYS, s)), plan.labels,
+                          plan.params, bt.view("<U1"))
+        return _finish(_table(plan), _render(plan, n, fs, "numba"), fs)
+    *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), _CUTOFF, flat, n,
                                                 _kernels.exp_table())
     if ok:
         return _finish(plan, flat[:3 * n].reshape(3, n), fs, ann)
