@@ -54,11 +54,11 @@ checked form, :func:`spectrum_form`).
 A sinus record's plan with its draws (``synth._plan_sinus``; the draws from the bit
 generator ``bg`` of :mod:`._rng_kernels`, the same numbers ``rhythm.uniform3``,
 ``Generator.random`` and ``Generator.standard_normal`` give; twin: ``synth._plan``'s
-general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e) -> (hr, hr_std,
-breathing_rate, n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
-``sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec)``; ``sinus_schedule_kernel(bg,
-x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows) -> (status, nb,
-n_in_window, resp_phase, resp_depth)`` (with ``rr_std, resp``: the series centred and scaled by
+general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap) -> (hr, hr_std, breathing_rate,
+n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
+``sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec)``; ``sinus_schedule_kernel(bg,
+x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, fs, n) ->
+(status, nb, n_in_window, resp_phase, resp_depth, m)`` (with ``series_here``: the series centred and scaled by
 ``series_scale_kernel(x, rr_std) -> scale`` and ``resp = sin`` by ``sin_kernel(x, out)``, NumPy's
 pairwise sum, this machine's OpenBLAS ``ddot`` and the C library's ``sin`` written out, used
 where ``series_forms_match()`` confirmed them, once per process; twin ``series_scale_numpy``);
@@ -572,13 +572,15 @@ def sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e):
 
 
 @njit(cache=True, nogil=True)
-def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e):
+def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap):
     """``synth._plan``'s first draws of a sinus record and ``rhythm._sinus_rr``'s spectrum
     draws: heart rate (``hr_lo``-``hr_hi``), its SD (0.5-2.5 bpm) and the breathing rate
     (10-20 /min) as ``rhythm.uniform3`` forms them, the schedule's beat count, the RR
     series' rfft length ``n`` and, where ``rhythm._fft_length`` takes it from the binary
-    exponent and the work arrays hold its bins, :func:`sinus_spectrum_draw_kernel` (else
-    ``n = 0`` and the caller finds ``n`` and calls it). Returns (heart_rate, heart_rate_std, breathing_rate, n_beats, n, m)."""
+    exponent and the work array holds its bins, :func:`sinus_spectrum_draw_kernel` (else
+    ``n = 0`` and the caller finds ``n`` and calls it) on ``f, u, e = w[:cap], w[cap:2 cap],
+    w[2 cap:4 cap]``. Returns (heart_rate, heart_rate_std, breathing_rate, n_beats, n, m)."""
+    f, u, e = w[:cap], w[cap:2 * cap], w[2 * cap:4 * cap]
     u0 = next_double(bg)
     u1 = next_double(bg)
     u2 = next_double(bg)
@@ -600,11 +602,12 @@ def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, f, u, e):
 
 
 @njit(cache=True, nogil=True)
-def sinus_spectrum_kernel(e, m, exp_here, lf_hf_ratio, u, spec):
-    """``rhythm.spectrum_u``'s spectrum from :func:`sinus_spectrum_draw_kernel`'s
-    exponents ``e`` (``exp`` taken here with the C library's when ``exp_here``, as
-    :func:`spectrum_u_kernel` takes them, else already NumPy's) into ``spec`` (``n // 2 +
-    1`` bins)."""
+def sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec):
+    """``rhythm.spectrum_u``'s spectrum from :func:`sinus_spectrum_draw_kernel`'s draws
+    ``u = w[cap:2 cap]`` and exponents ``e = w[2 cap:4 cap]`` (``exp`` taken here with the
+    C library's when ``exp_here``, as :func:`spectrum_u_kernel` takes them, else already
+    NumPy's) into ``spec`` (``n // 2 + 1`` bins)."""
+    u, e = w[cap:2 * cap], w[2 * cap:4 * cap]
     if exp_here:
         for k in range(2 * m):
             e[k] = math.exp(e[k])
@@ -763,20 +766,26 @@ def series_forms_match() -> bool:
 
 
 @njit(cache=True, nogil=True)
-def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, rr, r_times, z, rows,
-                          rr_std=0.0, resp=None, fs=1.0, n=0):
+def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, fs,
+                          n):
     """The rest of a sinus record's plan, draws included, as ``synth._plan`` makes it:
     ``rr`` = :func:`tachogram_kernel` of the McSharry series ``x`` (stop, status 1, if its
     shortest RR is <= 0.2 s), the start, respiratory phase and depth (``uniform3``), the R
     times (:func:`times_kernel`, status 2 if they end inside the window), the normal beat
     types in ``codes``, ``z[:nb]`` = ``rng.standard_normal((nb, NW))`` and
     :func:`beat_inputs_kernel`'s two rows in ``rows[:nb]``, ``rows[nb:2 nb]`` (``rows``
-    flat, as the (2, nb) array it replaces). With ``resp`` (where
-    :func:`series_forms_match`): ``x`` not yet centred (:func:`series_scale_kernel` with
-    ``rr_std`` gives ``scale``) and ``resp[:nb] = sin(rows[nb:2 nb])``. Returns (status, nb,
-    n_in_window, resp_phase, resp_depth, m), ``m`` the beats of a record of ``n`` samples at
-    ``fs`` that :func:`annotations_kernel` keeps."""
-    if resp is not None:
+    flat, as the (2, nb) array it replaces). One float buffer ``fb`` (``5 N + 1``, ``N``
+    the schedule's beats) holds ``rows`` (``fb[:2 N]``, at its start as the array it
+    replaces), ``r_times`` (``fb[2 N:3 N + 1]``), ``rr`` and ``resp``
+    (``fb[4 N + 1:5 N + 1]``). With ``series_here`` (where :func:`series_forms_match`): ``x``
+    not yet centred (:func:`series_scale_kernel` with ``rr_std`` gives ``scale``) and
+    ``resp[:nb] = sin(rows[nb:2 nb])``. Returns (status, nb, n_in_window, resp_phase,
+    resp_depth, m), ``m`` the beats of a record of ``n`` samples at ``fs`` that
+    :func:`annotations_kernel` keeps."""
+    nbs = codes.shape[0]
+    rows, r_times = fb[:2 * nbs], fb[2 * nbs:3 * nbs + 1]
+    rr, resp = fb[3 * nbs + 1:4 * nbs + 1], fb[4 * nbs + 1:5 * nbs + 1]
+    if series_here:
         scale = series_scale_kernel(x, rr_std)
     if tachogram_kernel(x, scale, rr_mean, 4.0, rr) <= 0.2:
         return 1, 0, 0, 0.0, 0.0, 0
@@ -798,7 +807,7 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
             z[b, i] = standard_normal(bg)
     inside = beat_inputs_kernel(r_times, nb, 2 * math.pi * breathing_rate / 60.0, resp_phase, duration,
                                 rows[:2 * nb].reshape(2, nb))
-    if resp is not None:
+    if series_here:
         sin_kernel(rows[nb:2 * nb], resp)
     m = 0
     for b in range(nb):

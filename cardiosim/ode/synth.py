@@ -484,54 +484,50 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
     # work space of the spectrum: rfft bins f, draws u, exponents e (2 per bin); room for
     # the longest series a drawn heart rate gives (nb <= 9.6 (duration + 5) + 160)
     cap = int(9.6 * duration + 220.0)
-    w = np.empty(4 * cap)
-    f, u, e = w[:cap], w[cap:2 * cap], w[2 * cap:]
+    w = np.empty(4 * cap)  # rfft bins, draws, exponents: w[:cap], w[cap:2 cap], w[2 cap:]
     form = _plan_kernels.spectrum_u_form()
     # (NumPy's own draws take the bit generator's lock: so do these)
     with rng.bit_generator.lock:
         heart_rate, heart_rate_std, breathing_rate, n_beats, n, m = _plan_kernels.sinus_draw_kernel(
-            bg, hr_lo, hr_hi, duration, f, u, e)
+            bg, hr_lo, hr_hi, duration, w, cap)
         if n == 0:  # an rfft length rhythm._fft_length finds the slow way
             n = _fft_length(max(((n_beats + 4) * 60.0 / heart_rate * 1.5 + 16) * 4.0, 64))
             if n // 2 + 1 > cap:
-                f, u, e = np.empty(n // 2 + 1), np.empty(n // 2 + 1), np.empty(2 * (n // 2 + 1))
-            m = _plan_kernels.sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, f, u, e)
+                cap = n // 2 + 1
+                w = np.empty(4 * cap)
+            m = _plan_kernels.sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, w[:cap], w[cap:2 * cap],
+                                                         w[2 * cap:])
         if form != "kernel":
-            v = e[:2 * m]
-            np.exp(v, out=v)
+            v = w[2 * cap:2 * cap + 2 * m]
+            np.exp(v, v)
         spec = np.empty(n // 2 + 1, np.complex128)
-        _plan_kernels.sinus_spectrum_kernel(e, m, form == "kernel", lf_hf_ratio, u, spec)
+        _plan_kernels.sinus_spectrum_kernel(w, cap, m, form == "kernel", lf_hf_ratio, spec)
         x = np.empty(n)
-        _irfft_direct()(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), out=x)
+        _irfft_direct()(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), x)
         rr_mean = 60.0 / heart_rate
         rr_std = 60.0 * heart_rate_std / heart_rate ** 2
         codes = np.empty(n_beats, np.uint32)
-        r_times = np.empty(n_beats + 1)
         z = np.empty((n_beats, NW))
-        rows = np.empty(2 * n_beats)
-        if n in _SERIES_LENGTHS and _plan_kernels.series_forms_match():
-            # the series' mean, power and the respiratory sine in the kernel (NumPy's
-            # summation, OpenBLAS's dot and the C library's sin, as checked)
-            resp = np.empty(n_beats)
-            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
-                bg, x, 0.0, rr_mean, duration, breathing_rate, codes, np.empty(n_beats), r_times, z, rows, rr_std,
-                resp, float(fs), n_rec)
+        fb = np.empty(5 * n_beats + 1)  # rows, r_times, rr, resp (sinus_schedule_kernel)
+        # the series' mean, power and the respiratory sine in the kernel where its forms of
+        # them (NumPy's summation, OpenBLAS's dot, the C library's sin) were confirmed
+        series_here = n in _SERIES_LENGTHS and _plan_kernels.series_forms_match()
+        if series_here:
+            scale = 0.0
         else:
             x -= np.add.reduce(x) / n
             sd = math.sqrt(float(np.dot(x, x)) / n)
-            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
-                bg, x, (rr_std / sd if sd > 0 else 0.0), rr_mean, duration, breathing_rate, codes,
-                np.empty(n_beats), r_times, z, rows, 0.0, None, float(fs), n_rec)
-            resp = None
+            scale = rr_std / sd if sd > 0 else 0.0
+        status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
+            bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, float(fs), n_rec)
     if status == 1:
         raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
                           f"{heart_rate} bpm: RR intervals below 0.2 s")
     if status:
         raise ConfigError("internal: beat schedule too short")  # pragma: no cover
-    r_times = r_times[:nb + 1]
-    f_repol = rows[:nb] ** (1.0 / 3.0)
-    if resp is None:
-        resp = np.sin(rows[nb:2 * nb])
+    r_times = fb[2 * n_beats:2 * n_beats + nb + 1]
+    f_repol = fb[:nb] ** (1.0 / 3.0)
+    resp = fb[4 * n_beats + 1:5 * n_beats + 1] if series_here else np.sin(fb[nb:2 * nb])
     # the params in _plan's key order from the patient's template (a copy and eight
     # stores: updating a new dict with the patient's 99 values cost ~2.5 µs a record)
     tmpl = _sinus_params_template(patient, params)
