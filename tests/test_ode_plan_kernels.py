@@ -437,3 +437,21 @@ def test_sinus_render_kernel_is_beat_render_kernel(fs):
         assert K.sinus_render_kernel(*rd[:9], fs, DEFAULT_CUTOFF, got, n, _kernels.exp_table(), s, rr, bt)
         assert _same(got, want) and _same(s, s_want) and _same(rr, rr_want)
         assert list(bt.view("<U1")) == list(plan.types[idx])
+
+
+@pytest.mark.parametrize("n", [64, 256, 512, 1024, 4096])
+def test_sinus_spectrum_draw_kernel_finds_the_full_scans_m(n):
+    """The spectrum's draw kernel starts its search for the last bin above exp's underflow
+    past both peaks; the same ``m`` and exponents as ``spectrum_u_arg_kernel`` over the
+    whole grid, and the draws ``rng.random`` gives."""
+    from cardiosim.ode._rng_kernels import bitgen_pointers
+
+    rng = np.random.default_rng(n)
+    for hf in [*rng.uniform(10 / 60, 20 / 60, 30), 1 / 6, 1 / 3, 0.4999]:
+        a, b = np.random.default_rng(7), np.random.default_rng(7)
+        nb = n // 2 + 1
+        f, u, e = np.empty(nb), np.empty(nb), np.empty(2 * nb)
+        m = K.sinus_spectrum_draw_kernel(bitgen_pointers(a), n, float(hf), f, u, e)
+        want = np.empty(2 * nb)
+        m_want = K.spectrum_u_arg_kernel(np.fft.rfftfreq(n, 0.25), 0.1, float(hf), 0.01, 0.01, want)
+        assert m == m_want and _same(e[:2 * m], want[:2 * m]) and _same(u, b.random(nb))
