@@ -528,7 +528,6 @@ def _rows_run3(typingctx, flat, seg_i, seg_f, starts, sents):
         c = lambda v: ir.Constant(ity, v)  # noqa: E731
         zero_v = ir.Constant(vty, [0.0] * 4)
         lane_idx = ir.Constant(ir.VectorType(ity, 4), [0, 1, 2, 3])
-        all_lanes = ir.Constant(ir.VectorType(ir.IntType(1), 4), [1, 1, 1, 1])
 
         def load_segment(k):
             pi = builder.gep(idata, [builder.mul(k, c(3))])
@@ -570,16 +569,21 @@ def _rows_run3(typingctx, flat, seg_i, seg_f, starts, sents):
         for s in range(3):
             k, pos, left, tail, e, r, qv = phis[s]
             last = builder.icmp_signed("==", left, c(1))
-            e_add = builder.select(builder.select(last, tail, all_lanes), e, zero_v)
             ptr = builder.bitcast(builder.gep(fdata, [pos]), vty.as_pointer())
-            builder.store(builder.fadd(builder.load(ptr, align=8), e_add), ptr, align=8)
+            # a segment's groups before its last add all four lanes (no mask on the common
+            # path); its last one adds the lanes of its tail, then the next segment loads
+            body = builder.append_basic_block(f"rows3.body{s}")
+            nxt = builder.append_basic_block(f"rows3.next{s}")
+            merge = builder.append_basic_block(f"rows3.merge{s}")
+            builder.cbranch(last, nxt, body)
+            builder.position_at_end(body)
+            builder.store(builder.fadd(builder.load(ptr, align=8), e), ptr, align=8)
             cont = [k, builder.add(pos, c(4)), builder.sub(left, c(1)), tail, builder.fmul(e, r),
                     builder.fmul(r, qv), qv]
             here = builder.block
-            nxt = builder.append_basic_block(f"rows3.next{s}")
-            merge = builder.append_basic_block(f"rows3.merge{s}")
-            builder.cbranch(last, nxt, merge)
+            builder.branch(merge)
             builder.position_at_end(nxt)
+            builder.store(builder.fadd(builder.load(ptr, align=8), builder.select(tail, e, zero_v)), ptr, align=8)
             k_next = builder.select(builder.icmp_signed("<", k, sents[s]), builder.add(k, c(1)), k)
             loaded = load_segment(k_next)
             nxt_end = builder.block
