@@ -23,7 +23,9 @@ aVF and V1, RR intervals whole multiples of the atrial cycle.
 
 :data:`FEATURES` are the scalar features compared between real and synthetic records
 (:func:`compare`). :func:`real_records` reads the shared real 12-lead records with their
-classes; :data:`HELD_OUT` names the records the shipped prior was not fitted to.
+classes; :data:`HELD_OUT` names the records the validation prior
+(``prior.VALIDATION_PRIOR_PATH``) was not fitted to, on which :func:`realism_table` reports
+(the shipped default prior is fitted on them too, so it is never compared with them).
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ ABNORMAL_BEAT = {"164873001", "55827005", "59118001", "713426002", "59931005", "
                  "55930002", "428750005", "111975006", "698252002", "164909002", "164931005",
                  "429622005", "164865005"}
 
-# Records NOT used to fit the shipped priors: every feature table and realism test reports
-# on these only. Chosen before fitting, by alternating over the sorted record names within
-# each group of normal-beat records, so both sources (Georgia, PTB-XL, Ningbo) are in both.
+# Records NOT used to fit the validation prior (prior.VALIDATION_PRIOR_PATH) nor the rhythm
+# prior: every feature table and realism test reports on these only, with the validation
+# prior (the shipped default NORM prior is fitted on them as well). Chosen before fitting, by
+# alternating over the sorted record names within each group of normal-beat records, so both
+# sources (Georgia, PTB-XL, Ningbo) are in both.
 HELD_OUT = ("E07503", "E07511", "E07512", "HR06003", "JS20008", "cpsc2021/data_21_7",
             "cpsc2021/data_84_1", "cpsc2021/data_92_4")
 
@@ -534,38 +538,76 @@ def markdown_table(rows, title=""):
 TABLE_CLASSES = ("NORM", "LVH", "RBBB", "TINV")
 
 
-def _synthetic_features(morphology, rhythms, n, fs, rng):
+def _synthetic_features(morphology, rhythms, n, fs, rng, prior):
+    """``n`` noiseless 10-s records of ``morphology`` drawn from ``prior`` (passed explicitly:
+    the realism table must not fall back on the default, which saw the held-out records)."""
     from .synth import synthesize
 
     M = lead_matrix()
     out = []
     for k in range(n):
         rhythm = rhythms[k % len(rhythms)]
-        b = synthesize(10.0, fs, rng, rhythm=rhythm, morphology=morphology)
+        b = synthesize(10.0, fs, rng, rhythm=rhythm, morphology=morphology, prior=prior)
         out.append(measure(M @ b.vcg, fs))
     return out
 
 
-def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES):
+def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES, prior=None,
+                  norm_records=None, class_prior=None):
     """Real against synthetic 12-lead features per class (:func:`compare`), and Markdown.
 
-    Real records: NORM — the held-out normal-beat records (:data:`HELD_OUT`, never fitted);
-    LVH, RBBB, TINV — every record of the class (the class morphologies are not fitted to
-    records, and their NORM base prior excludes them). Synthetic: ``n_synth`` noiseless
-    10-s records per class, rhythms cycling through the real records' sinus rhythms.
+    Real records: NORM — the held-out normal-beat records (:data:`HELD_OUT`, never fitted),
+    or the records named in ``norm_records``; LVH, RBBB, TINV — every record of the class
+    (the class morphologies are not fitted to records, and no NORM prior sees them).
+    Synthetic: ``n_synth`` noiseless 10-s records per class, rhythms cycling through the
+    real records' sinus rhythms; NORM drawn from ``prior``, the other classes from
+    ``class_prior`` plus the class morphology.
+
+    Parameters
+    ----------
+    prior : Prior, optional — the NORM rows' prior; default the validation prior
+        (``prior.validation_prior``, fitted on the fit-set records only), NOT the shipped
+        default, which was fitted on the held-out records too
+    class_prior : Prior, optional — the NORM prior under the hand-built LVH, RBBB, TINV;
+        default the shipped default (``prior.default_prior``: no record of those classes is
+        in any NORM prior's fit, so the shipped generator is what is compared)
+    norm_records : sequence of str, optional — record names to report NORM on (default the
+        held-out normal-beat records). A NORM record the prior was fitted on raises
+        ConfigError: a prior is not judged on its own fit records.
 
     Returns
     -------
     (dict class -> list of compare rows, str Markdown)
     """
+    from .prior import default_prior, validation_prior
+
+    prior = validation_prior() if prior is None else prior
+    class_prior = default_prior() if class_prior is None else class_prior
+    fitted = {s.split("/")[-1] for s in prior.sources}
     recs = real_records(data_dir)
     rng = np.random.default_rng(seed)
     tables, md = {}, []
     for cls in classes:
         if cls == "NORM":
-            real = [r for r in recs if r["held_out"] and "NORM" in r["morphology"]]
+            if norm_records is None:
+                real = [r for r in recs if r["held_out"] and "NORM" in r["morphology"]]
+            else:
+                want = set(norm_records)
+                real = [r for r in recs if r["name"] in want]
+                if len(real) != len(want):
+                    raise ConfigError(f"norm_records not among the shared records: "
+                                      f"{sorted(want - {r['name'] for r in real})}")
+            seen_in_fit = sorted(r["name"] for r in real if r["name"] in fitted)
+            if seen_in_fit:
+                raise ConfigError(f"the prior was fitted on {', '.join(seen_in_fit)}: it cannot be judged on "
+                                  "them (use prior.validation_prior() for the held-out records)")
         else:
             real = [r for r in recs if cls in r["morphology"]]
+            class_fitted = {s.split("/")[-1] for s in class_prior.sources}
+            seen_in_fit = sorted(r["name"] for r in real if r["name"] in class_fitted)
+            if seen_in_fit:
+                raise ConfigError(f"class_prior was fitted on {', '.join(seen_in_fit)} ({cls}): it cannot be "
+                                  "judged on them")
         # identical records (E07509 and E07510 carry the same signal) count once
         uniq, seen = [], set()
         for r in real:
@@ -578,7 +620,7 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES)
         rhythms = [sorted(r["rhythm"] & {"SR", "SB", "STACH"})[0] if r["rhythm"] & {"SR", "SB", "STACH"} else "SR"
                    for r in uniq]
         feats = [measure(r["leads"], r["fs"]) for r in uniq]
-        syn = _synthetic_features(cls, rhythms, n_synth, 500.0, rng)
+        syn = _synthetic_features(cls, rhythms, n_synth, 500.0, rng, prior if cls == "NORM" else class_prior)
         rows = compare(feats, syn)
         tables[cls] = rows
         names = ", ".join(r["name"] for r in uniq)
