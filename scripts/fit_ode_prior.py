@@ -1,6 +1,5 @@
-"""Fit the shipped priors: ``cardiosim/ode/data/normal_prior.json`` (the NORM beat, the
-default), ``cardiosim/ode/data/normal_prior_fitset.json`` (the validation prior) and
-``cardiosim/ode/data/rhythm_prior.json`` (AF rate and RR irregularity, ectopic coupling).
+"""Fit the shipped NORM beat priors: ``cardiosim/ode/data/normal_prior.json`` (the default) and
+``cardiosim/ode/data/normal_prior_fitset.json`` (the validation prior).
 
 Beat prior — sources: the PhysioNet/CinC 2021 12-lead records of ../shared/data/cinc2021
 whose SNOMED CT codes leave the beat normal (no conduction, ST-T, hypertrophy or QT code:
@@ -49,8 +48,7 @@ qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5 --out /tmp/p13/prior_new.json`` (it
 refitted by ``--proposal-only``; it shipped as the default until the all-records fit) --
 ``--records fit`` with today's defaults is that procedure (same seeds, not re-run). The
 default (``normal_prior.json``) was made by ``python scripts/fit_ode_prior.py --data
-/work/shared/data --records all --out /tmp/p48/prior_all.json`` and copied (``meta["command"]``;
-writing to the default path directly also refits the rhythm prior).
+/work/shared/data --records all --out /tmp/p48/prior_all.json`` and copied (``meta["command"]``).
 
 2-fold check of the procedure (``--cross-validate --mirror-prior PATH``): fold A, the
 validation prior against the held-out records (what the tests and README report); fold B,
@@ -60,8 +58,9 @@ a prior fitted on the held-out records only (``--records held-out --proposal-dra
 Prints ``realism.compare`` per fold (40 synthetic records, the realism table's seed) and the
 count of features meeting both criteria.
 
-Rhythm prior: ``cardiosim.ode.rhythm_prior.fit_rhythm_prior`` on cpsc2021 and mitdb/100,
-patients 21 and 84 of CPSC 2021 held out (refitted only when ``--out`` is the default path).
+The rhythm prior (``rhythm_prior.json``) is fitted on its own (``cardiosim.ode.rhythm_prior``),
+no longer here: this script refitted it whenever ``--out`` was the default path, which
+``--records all`` now is, and would overwrite it with a fit of its own choosing.
 
 Usage: ``python scripts/fit_ode_prior.py [--data DIR] [--records all|fit|held-out] [--out PATH]``;
 ``--proposal-only`` refits only the proposal of the prior already at ``--out``;
@@ -95,7 +94,6 @@ from cardiosim.ode.prior import (  # noqa: E402
     write_prior,
 )
 from cardiosim.ode.realism import HELD_OUT, lead_matrix, measure, real_records  # noqa: E402
-from cardiosim.ode.rhythm_prior import DEFAULT_RHYTHM_PRIOR_PATH, fit_rhythm_prior, write_rhythm_prior  # noqa: E402
 
 RECORD_SETS = ("all", "fit", "held-out")
 
@@ -190,8 +188,6 @@ def main(argv=None):
         write_prior(prior, args.out)
     else:
         write_with_proposal(prior, args)
-    if args.out == DEFAULT_PRIOR_PATH:
-        write_rhythm_prior(fit_rhythm_prior(args.data), DEFAULT_RHYTHM_PRIOR_PATH)
 
 
 def fitted_features(prior, data, names=MATCH_FEATURES):
