@@ -1,10 +1,10 @@
 """Print the README's table: 12-lead features of real records against synthetic ones
 (``cardiosim.ode.realism.realism_table``), and draw the NORM median-beat overlay.
 
-NORM is drawn from the validation prior (``cardiosim/ode/data/normal_prior_fitset.json``,
-fitted on the fit-set records only) and reported on the held-out records; the shipped default
-prior was fitted on those too and is never compared with them. LVH, RBBB and TINV are the
-hand-built classes on the shipped default prior, against every record of the class (no NORM
+NORM is drawn from the validation prior (``prior.VALIDATION_PRIOR_PATH``, fitted on the fit-set
+records only; today the shipped default itself) and reported on the held-out records
+(``realism_table`` refuses a prior fitted on the records it reports on). LVH, RBBB and TINV are
+the hand-built classes on the shipped default prior, against every record of the class (no NORM
 prior is fitted on them).
 
 Usage: ``python scripts/ode_realism_table.py [--data DIR] [--n-synth 40] [--png PATH]``

@@ -355,3 +355,18 @@ def test_proposal_fits_run_and_move_toward_their_targets():
     for n in MATCH_FEATURES:
         goal = targets[n].mean()
         assert abs(after[n].mean() - goal) < abs(before[n].mean() - goal), (n, before[n].mean(), after[n].mean(), goal)
+
+
+def test_validation_prior_is_the_fit_set_prior_and_realism_table_refuses_its_fit_records(data_dir):
+    """The shipped NORM prior is fitted on the fit set only, so it is the validation prior;
+    asked to report on a record it was fitted on, realism_table refuses (a prior is not
+    judged on its own fit records)."""
+    from cardiosim.errors import ConfigError
+    from cardiosim.ode.prior import validation_prior
+    from cardiosim.ode.realism import HELD_OUT, realism_table
+
+    prior = validation_prior()
+    assert prior is default_prior()
+    assert not {s.split("/")[1] for s in prior.sources} & set(HELD_OUT)
+    with pytest.raises(ConfigError, match="E07500"):
+        realism_table(data_dir, n_synth=2, classes=("NORM",), norm_records=["E07500", "E07503"])

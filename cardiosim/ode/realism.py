@@ -24,8 +24,8 @@ aVF and V1, RR intervals whole multiples of the atrial cycle.
 :data:`FEATURES` are the scalar features compared between real and synthetic records
 (:func:`compare`). :func:`real_records` reads the shared real 12-lead records with their
 classes; :data:`HELD_OUT` names the records the validation prior
-(``prior.VALIDATION_PRIOR_PATH``) was not fitted to, on which :func:`realism_table` reports
-(the shipped default prior is fitted on them too, so it is never compared with them).
+(``prior.VALIDATION_PRIOR_PATH``, today the shipped default itself) was not fitted to, on
+which :func:`realism_table` reports (it refuses a prior fitted on the records it reports on).
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ ABNORMAL_BEAT = {"164873001", "55827005", "59118001", "713426002", "59931005", "
                  "55930002", "428750005", "111975006", "698252002", "164909002", "164931005",
                  "429622005", "164865005"}
 
-# Records NOT used to fit the validation prior (prior.VALIDATION_PRIOR_PATH) nor the rhythm
-# prior: every feature table and realism test reports on these only, with the validation
-# prior (the shipped default NORM prior is fitted on them as well). Chosen before fitting, by
+# Records NOT used to fit the validation prior (prior.VALIDATION_PRIOR_PATH, the shipped NORM
+# prior) nor the validation rhythm prior: every feature table and realism test reports on these
+# only. Chosen before fitting, by
 # alternating over the sorted record names within each group of normal-beat records, so both
 # sources (Georgia, PTB-XL, Ningbo) are in both.
 HELD_OUT = ("E07503", "E07511", "E07512", "HR06003", "JS20008", "cpsc2021/data_21_7",
@@ -566,8 +566,8 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES,
     Parameters
     ----------
     prior : Prior, optional — the NORM rows' prior; default the validation prior
-        (``prior.validation_prior``, fitted on the fit-set records only), NOT the shipped
-        default, which was fitted on the held-out records too
+        (``prior.validation_prior``, fitted on the fit-set records only; today the shipped
+        default itself)
     class_prior : Prior, optional — the NORM prior under the hand-built LVH, RBBB, TINV;
         default the shipped default (``prior.default_prior``: no record of those classes is
         in any NORM prior's fit, so the shipped generator is what is compared)
