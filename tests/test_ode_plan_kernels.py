@@ -455,3 +455,28 @@ def test_sinus_spectrum_draw_kernel_finds_the_full_scans_m(n):
         want = np.empty(2 * nb)
         m_want = K.spectrum_u_arg_kernel(np.fft.rfftfreq(n, 0.25), 0.1, float(hf), 0.01, 0.01, want)
         assert m == m_want and _same(e[:2 * m], want[:2 * m]) and _same(u, b.random(nb))
+
+
+def test_threads_with_their_own_generators_draw_their_own_streams():
+    """Sinus records planned by the kernels that draw from the bit generator directly
+    (``_rng_kernels.bitgen_pointers`` caches the last generator's pointers): two threads, each
+    with its own generator, make the records each makes alone, in the same order."""
+    import threading
+
+    from cardiosim.ode import synthesize
+
+    def run(seed, out):
+        rng = np.random.default_rng(seed)
+        for _ in range(150):
+            out.append(synthesize(10.0, 250.0, rng, rhythm="SR").vcg.tobytes())
+
+    alone = {s: [] for s in (1, 2)}
+    for s in alone:
+        run(s, alone[s])
+    together = {s: [] for s in (1, 2)}
+    threads = [threading.Thread(target=run, args=(s, together[s])) for s in together]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone

@@ -132,16 +132,20 @@ def fill_normal_kernel(bg, out):
         out[i] = standard_normal(bg)
 
 
-_LAST = [None, None]  # the last bit generator seen and its pointers (kept alive with them)
+# the last bit generator seen and its pointers (kept alive with them), as one tuple replaced
+# whole: a thread reading it never pairs one generator with another's pointers
+_LAST = (None, None)
 
 
 def bitgen_pointers(rng):
     """``uint64[3]``: the state address and the ``next_double`` / ``next_uint64`` function
     addresses of ``rng.bit_generator`` (cached for the last bit generator: its state lives
     inside it, which the cache keeps alive); None if it has no ``ctypes`` interface."""
+    global _LAST
     bg = rng.bit_generator
-    if bg is _LAST[0]:
-        return _LAST[1]
+    last = _LAST
+    if bg is last[0]:
+        return last[1]
     try:
         ct = bg.ctypes
         ptrs = np.array([ct.state.value, ctypes.cast(ct.next_double, ctypes.c_void_p).value,
@@ -149,7 +153,7 @@ def bitgen_pointers(rng):
     except Exception:  # pragma: no cover - a bit generator without the ctypes interface
         return None
     ptrs.flags.writeable = False
-    _LAST[0], _LAST[1] = bg, ptrs
+    _LAST = (bg, ptrs)
     return ptrs
 
 
