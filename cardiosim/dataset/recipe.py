@@ -471,6 +471,7 @@ _COMMENTS = {
     "splits": "fractions of source records in each split (variants of a record share its split)",
     "source": "cardiac sources: kind = ode | ptbxl | wfdb | sph",
     "source.classes": "ODE class mix, RHYTHM+MORPHOLOGY = weight",
+    "source.rhythm_prior": "AF rate/irregularity and ectopic coupling prior ('' = the shipped one; yours: cardiosim prior rhythm)",
     "body": "population of torsos: body 0 is the reference torso, others vary shape and heart position; or a user's mesh (mesh, units) and electrode file",
     "simulation": "per-record physics: garment fit, heart orientation, motion, noise",
     "simulation.garment": "garment fit SDs: slip (m), rotation (deg), stretch (fraction), jitter (m)",
