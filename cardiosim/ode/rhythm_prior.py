@@ -88,6 +88,30 @@ def fit_rhythm_prior(data_dir, held_out=HELD_OUT_PATIENTS) -> dict:
     return out
 
 
+def af_leave_one_patient_out(data_dir, n_draws: int = 4000, seed: int = 3) -> dict:
+    """Leave one AF patient out: for each CPSC 2021 patient with ``(AFIB`` episodes, the prior
+    fitted on every other record (:func:`fit_rhythm_prior` with that patient held out) against
+    the patient's own 10-s AF windows: the share of them inside the 2.5-97.5 % range of the
+    prior's (rate, RR CV) draws, as ``{patient: (n_windows, share)}`` -- how the shipped
+    default, fitted on all of them, should cover an AF patient it has not seen."""
+    data_dir = Path(data_dir)
+    found = {}
+    for hea in sorted((data_dir / "cpsc2021").glob("*.hea")):
+        t, _, st = _annotated(hea.with_suffix(""))
+        w = af_windows(np.diff(t), st[:-1] == "(AFIB")
+        if w:
+            found.setdefault(hea.stem.split("_")[1], []).extend(w)
+    out = {}
+    for patient, windows in sorted(found.items()):
+        prior = json.loads(json.dumps(fit_rhythm_prior(data_dir, held_out=(patient,))))
+        rng = np.random.default_rng(seed)
+        draws = np.array([draw_af(rng, prior) for _ in range(n_draws)])
+        lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+        real = np.array(windows)
+        out[patient] = (len(real), float(np.all((real >= lo) & (real <= hi), axis=1).mean()))
+    return out
+
+
 def rhythm_prior_from_records(records, annotator: str = "atr") -> dict:
     """The rhythm prior (module docstring) of annotated WFDB ``records`` (paths without
     extension; beat annotations ``<record>.<annotator>`` with rhythm changes such as
