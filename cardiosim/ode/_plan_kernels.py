@@ -73,6 +73,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .._pairwise_kernels import pairwise_sum_flat
 from ._kernels import _fma, gaussian_time_rows_kernel
 from ._rng_kernels import next_double, standard_normal
 
@@ -630,80 +631,6 @@ def sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec):
 
 
 @njit(cache=True, nogil=True)
-def _pairwise_block(a, lo, n):
-    """NumPy's pairwise summation of ``a[lo:lo + n]`` for ``n <= 128``: eight accumulators
-    (``n >= 8``), combined ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the
-    rest in order; below 8 one running sum from 0."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True, nogil=True)
-def _pairwise_sum(a, lo, n):
-    """NumPy's pairwise summation of ``a[lo:lo + n]`` (``np.add.reduce`` of a contiguous
-    float64 array is ``0.0 +`` it): blocks of <= 128 (:func:`_pairwise_block`), above that
-    ``sum(first n2) + sum(rest)`` with ``n2 = n // 2`` rounded down to a multiple of 8, the
-    recursion written as a loop over an explicit stack (numba's cache and recursion)."""
-    if n <= 128:
-        return _pairwise_block(a, lo, n)
-    s_lo = np.empty(64, np.int64)  # pending nodes: start, length, left half's sum if done
-    s_n = np.empty(64, np.int64)
-    s_left = np.empty(64)
-    s_done = np.zeros(64, np.bool_)
-    top = 0
-    s_lo[0] = lo
-    s_n[0] = n
-    while True:
-        nn = s_n[top]
-        if nn > 128:  # descend into the left half
-            n2 = nn // 2
-            n2 -= n2 % 8
-            top += 1
-            s_lo[top] = s_lo[top - 1]
-            s_n[top] = n2
-            s_done[top] = False
-            continue
-        v = _pairwise_block(a, s_lo[top], nn)
-        top -= 1
-        while top >= 0 and s_done[top]:  # right halves done: combine upwards
-            v = s_left[top] + v
-            top -= 1
-        if top < 0:
-            return v
-        # a left half done: keep it, descend into the right half
-        s_left[top] = v
-        s_done[top] = True
-        n2 = s_n[top] // 2
-        n2 -= n2 % 8
-        top += 1
-        s_lo[top] = s_lo[top - 1] + n2
-        s_n[top] = s_n[top - 1] - n2
-        s_done[top] = False
-
-
-@njit(cache=True, nogil=True)
 def _dot_self(x):
     """``np.dot(x, x)`` as this machine's OpenBLAS computes it for ``len(x)`` a multiple of
     32 (its AVX-512 ``ddot`` kernel: four 8-lane FMA accumulators over blocks of 32, folded
@@ -728,10 +655,10 @@ def _dot_self(x):
 @njit(cache=True, nogil=True)
 def series_scale_kernel(x, rr_std):
     """``rhythm._sinus_rr``'s ``x -= np.add.reduce(x) / n`` (in place) and ``rr_std / sd``,
-    ``sd = sqrt(np.dot(x, x) / n)`` (0.0 if ``sd == 0``), in :func:`_pairwise_sum` /
+    ``sd = sqrt(np.dot(x, x) / n)`` (0.0 if ``sd == 0``), in :func:`~cardiosim._pairwise_kernels.pairwise_sum_flat` /
     :func:`_dot_self`'s forms."""
     n = x.shape[0]
-    mean = (0.0 + _pairwise_sum(x, 0, n)) / n
+    mean = (0.0 + pairwise_sum_flat(x, 0, n)) / n
     for i in range(n):
         x[i] = x[i] - mean
     sd = math.sqrt(_dot_self(x) / n)
