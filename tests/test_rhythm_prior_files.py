@@ -119,3 +119,16 @@ def test_af_prior_covers_an_af_patient_it_has_not_seen(data_dir):
     n = sum(k for k, _ in res.values())
     assert sum(k * share for k, share in res.values()) / n >= 0.9, res
     assert all(share >= 0.9 for k, share in res.values() if k >= 20), res
+
+
+def test_a_rhythm_prior_refitted_in_place_is_read_again(tmp_path):
+    import os
+
+    path = tmp_path / "r.json"
+    d = json.loads(DEFAULT_RHYTHM_PRIOR_PATH.read_text())
+    path.write_text(json.dumps(d))
+    first = read_rhythm_prior_cached(str(path))
+    d["af"]["log_hr_cv_mean"][0] += 0.1
+    path.write_text(json.dumps(d) + " ")
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10_000_000))
+    assert read_rhythm_prior_cached(str(path))["af"]["log_hr_cv_mean"][0] == first["af"]["log_hr_cv_mean"][0] + 0.1

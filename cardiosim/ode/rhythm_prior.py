@@ -24,6 +24,7 @@ every ODE recipe of the sim-to-real benchmark, via ``[source] rhythm_prior``). R
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -196,11 +197,20 @@ def validation_rhythm_prior() -> dict:
     return read_rhythm_prior_cached(str(VALIDATION_RHYTHM_PRIOR_PATH))
 
 
-@lru_cache(maxsize=8)
 def read_rhythm_prior_cached(path: str) -> dict:
-    """:func:`read_rhythm_prior`, once per process and path (a prior file is read-only data).
-    Raises DataFormatError naming the file if it is missing or not a rhythm prior, or lacks
-    the ``af`` / ``coupling`` parts the generator draws from."""
+    """:func:`read_rhythm_prior`, once per process and file version (path, modification time,
+    size: a prior refitted in place in the same session is read again). Raises
+    DataFormatError naming the file if it is missing or not a rhythm prior, or lacks the
+    ``af`` / ``coupling`` parts the generator draws from."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise DataFormatError(f"rhythm prior file not found: {path}") from None
+    return _read_rhythm_prior_version(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_rhythm_prior_version(path: str, mtime_ns: int, size: int) -> dict:
     d = read_rhythm_prior(path)
     for part, keys in (("af", ("log_hr_cv_mean", "log_hr_cv_cov", "bounds")), ("coupling", ("PVC", "PAC"))):
         missing = [k for k in keys if k not in d.get(part, {})]
