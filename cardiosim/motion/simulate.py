@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._pcg64_kernels import standard_normal  # rng.standard_normal, the same numbers, 3.5x faster
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, GeometryError
 from ._kernels import (accel_finish_kernel, add_outer_kernel, breathing_kernel, interpolation_table, ou_kernel,
@@ -94,7 +95,7 @@ def ornstein_uhlenbeck(rng, n_rows, n, fs, tau_s, sd=1.0):
     """Stationary Ornstein-Uhlenbeck process ``[n_rows, n]`` (exact AR(1) discretisation),
     started in its stationary distribution; draws ``rng.standard_normal((n_rows, n))``."""
     a, c = _ou_coefficients(fs, tau_s)
-    e = rng.standard_normal((n_rows, n))
+    e = standard_normal(rng, (n_rows, n))
     ou_kernel(e, a, c, float(sd), e)  # in place
     return e
 
@@ -111,7 +112,7 @@ def slow_ou(rng, n_rows, n, fs, tau_s, sd=1.0, out=None, coef=None, basis=None):
     overwritten), in one call of :func:`~cardiosim.motion._kernels.slow_ou_affine_kernel`.
     Draws ``rng.standard_normal((n_rows, m))`` with ``m`` the slow-grid length."""
     m, ratio, a, c = _slow_grid(n, fs, tau_s)
-    e = rng.standard_normal((n_rows, m))
+    e = standard_normal(rng, (n_rows, m))
     fill = out is None or coef is not None
     if out is None:
         out = np.empty((n_rows, n))
@@ -152,7 +153,7 @@ def _slow_ou_sampled(rng, n_rows, n, fs, tau_s, sd, coef, basis, at):
     numpy.add.reduce(y, axis=1))`` of its ``[n_rows, n]`` result ``y``, bit for bit, without
     making ``y`` (:func:`~cardiosim.motion._kernels.slow_ou_affine_sampled_kernel`)."""
     m, ratio, a, c = _slow_grid(n, fs, tau_s)
-    e = rng.standard_normal((n_rows, m))
+    e = standard_normal(rng, (n_rows, m))
     idx, w0, w1 = _interpolation_table(n, float(ratio))
     coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)
     basis = np.ascontiguousarray(basis, dtype=np.float64)
@@ -412,7 +413,7 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         acc[0] += 0.4 * a * np.sin(0.5 * ph)                        # mediolateral sway at the stride rate
     elif a > 0:
         acc += slow_ou(rng, 3, n, fs, 0.3, 0.3 * a) * np.maximum(muscle, 0)[None, :]
-    noise = rng.standard_normal((3, n))
+    noise = standard_normal(rng, (3, n))
     # + 0.02 * noise (sensor noise, white, m/s^2) and the float32 cast in one pass
     accelerometer = np.empty((3, n), dtype=np.float32)
     accel_finish_kernel(acc, noise, 0.02, accelerometer)

@@ -1,0 +1,199 @@
+"""``Generator.standard_normal`` bit for bit, faster: PCG64 stepped inline in a numba kernel.
+
+Every record draws its randomness from its own ``numpy.random.Generator`` (PCG64, seeded by
+record: :func:`cardiosim.dataset.plan.record_rng`). The motion and activity-noise stages take
+~40,000 standard normals a record from it; NumPy's ziggurat costs ~9 ns a number on this
+project's machine (the bit generator is reached through a function pointer, the sign by a
+branch that mispredicts half the time). Here the same PCG64 stream is stepped in the kernel
+itself -- the 128-bit LCG step and XSL-RR output of ``numpy/random/src/pcg64/pcg64.h``
+(O'Neill 2014; multiplier ``PCG_DEFAULT_MULTIPLIER_128``), on the generator's own state,
+read and written back through its ``ctypes`` interface -- and NumPy's ziggurat
+(``random_standard_normal`` of ``numpy/random/src/distributions/distributions.c``, its tables
+as numba ships them) runs on it: the same numbers, in the same order, leaving the stream
+where ``Generator.standard_normal`` leaves it.
+
+:func:`pcg64_draws_match` checks that on this machine once per process (10^5 normals from
+two seeds: the ziggurat's wedge and tail branches included, and the stream's position
+after them); :func:`standard_normal` uses the kernel only then and only for a PCG64 bit
+generator, and calls NumPy otherwise. It holds the bit generator's lock while it draws, as
+NumPy's method does.
+
+API: ``standard_normal(rng, shape) -> float64 ndarray`` (= ``rng.standard_normal(shape)``),
+``pcg64_draws_match() -> bool``; in kernels ``pcg64_load`` / ``pcg64_store`` /
+``pcg64_step`` and ``ziggurat_normal``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from functools import lru_cache
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
+
+try:  # NumPy's ziggurat tables, as numba ships them (numba.np.random)
+    from numba.np.random._constants import (fi_double as _FI, ki_double as _KI, wi_double as _WI,
+                                            ziggurat_nor_inv_r as _NOR_INV_R, ziggurat_nor_r as _NOR_R)
+except Exception:  # pragma: no cover - another numba layout: the draws do not match, NumPy draws
+    _KI = np.zeros(256, np.uint64)
+    _WI = _FI = np.zeros(256)
+    _NOR_R = _NOR_INV_R = 0.0
+KI = np.ascontiguousarray(_KI, dtype=np.uint64)
+WI = np.ascontiguousarray(_WI, dtype=np.float64)
+FI = np.ascontiguousarray(_FI, dtype=np.float64)
+NOR_R = float(_NOR_R)
+NOR_INV_R = float(_NOR_INV_R)
+
+# PCG_DEFAULT_MULTIPLIER_128 (pcg64.h): high and low 64 bits
+_MULT = (2549297995355413924 << 64) | 4865540595714422341
+_U64x4 = types.UniTuple(types.uint64, 4)
+
+
+@intrinsic
+def pcg64_load(typingctx, addr):
+    """``(state_lo, state_hi, inc_lo, inc_hi)`` of the ``pcg64_random_t`` at ``addr``."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        p = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        vals = [builder.load(builder.gep(p, [ir.Constant(ir.IntType(64), k)]), align=8) for k in range(4)]
+        return context.make_tuple(builder, _U64x4, vals)
+
+    return _U64x4(addr), codegen
+
+
+@intrinsic
+def pcg64_store(typingctx, addr, lo, hi):
+    """Write the state ``(lo, hi)`` back to the ``pcg64_random_t`` at ``addr``."""
+    if not all(isinstance(a, types.Integer) for a in (addr, lo, hi)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        p = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        builder.store(args[1], p, align=8)
+        builder.store(args[2], builder.gep(p, [ir.Constant(ir.IntType(64), 1)]), align=8)
+        return context.get_dummy_value()
+
+    return types.none(addr, lo, hi), codegen
+
+
+_U64x3 = types.UniTuple(types.uint64, 3)
+
+
+@intrinsic
+def pcg64_step(typingctx, lo, hi, inc_lo, inc_hi):
+    """One PCG64 draw: ``state = state * MULT + inc`` (mod 2^128), then the XSL-RR output
+    ``rotr64(hi ^ lo, hi >> 58)`` of the new state. Returns ``(new_lo, new_hi, output)``."""
+    if not all(isinstance(a, types.Integer) for a in (lo, hi, inc_lo, inc_hi)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, i128 = ir.IntType(64), ir.IntType(128)
+        s_lo, s_hi, c_lo, c_hi = args
+
+        def wide(a, b):
+            return builder.or_(builder.zext(a, i128), builder.shl(builder.zext(b, i128), ir.Constant(i128, 64)))
+
+        new = builder.add(builder.mul(wide(s_lo, s_hi), ir.Constant(i128, _MULT)), wide(c_lo, c_hi))
+        n_lo = builder.trunc(new, i64)
+        n_hi = builder.trunc(builder.lshr(new, ir.Constant(i128, 64)), i64)
+        x = builder.xor(n_hi, n_lo)
+        rot = builder.lshr(n_hi, ir.Constant(i64, 58))
+        left = builder.and_(builder.neg(rot), ir.Constant(i64, 63))
+        out = builder.or_(builder.lshr(x, rot), builder.shl(x, left))
+        return context.make_tuple(builder, _U64x3, [n_lo, n_hi, out])
+
+    return _U64x3(lo, hi, inc_lo, inc_hi), codegen
+
+
+@njit(nogil=True, inline="always")
+def _to_double(u):
+    """NumPy's ``next_double`` of a PCG64: the top 53 bits scaled to [0, 1)."""
+    return float(u >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def fill_normal_pcg64_kernel(addr, out):
+    """``out[:] = rng.standard_normal(out.size)`` (1-D float64) for the PCG64 whose
+    ``pcg64_random_t`` is at ``addr``: NumPy's ziggurat step for step on the inline stream;
+    the state is written back at the end."""
+    lo, hi, ilo, ihi = pcg64_load(addr)
+    for i in range(out.shape[0]):
+        while True:
+            lo, hi, r = pcg64_step(lo, hi, ilo, ihi)
+            idx = np.intp(r & np.uint64(0xFF))
+            r = r >> np.uint64(8)
+            sign = r & np.uint64(1)
+            rabs = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+            x = float(rabs) * WI[idx]
+            if sign:
+                x = -x
+            if rabs < KI[idx]:
+                break  # 99.3 % of the draws
+            if idx == 0:
+                while True:  # the tail (1 - U: no log(0))
+                    lo, hi, u1 = pcg64_step(lo, hi, ilo, ihi)
+                    lo, hi, u2 = pcg64_step(lo, hi, ilo, ihi)
+                    xx = -NOR_INV_R * math.log1p(-_to_double(u1))
+                    yy = -math.log1p(-_to_double(u2))
+                    if yy + yy > xx * xx:
+                        x = -(NOR_R + xx) if (rabs >> np.uint64(8)) & np.uint64(1) else NOR_R + xx
+                        break
+                break
+            lo, hi, u = pcg64_step(lo, hi, ilo, ihi)
+            if (FI[idx - 1] - FI[idx]) * _to_double(u) + FI[idx] < math.exp(-0.5 * x * x):
+                break
+        out[i] = x
+    pcg64_store(addr, lo, hi)
+
+
+def _pcg64_address(rng) -> int | None:
+    """Address of the ``pcg64_random_t`` behind ``rng`` (a ``Generator`` on ``PCG64``), else None."""
+    bg = getattr(rng, "bit_generator", None)
+    if type(bg) is not np.random.PCG64:
+        return None
+    try:
+        # bit_generator.ctypes.state -> pcg64_state {pcg64_random_t *pcg_state; ...}
+        return ctypes.c_uint64.from_address(bg.ctypes.state.value).value or None
+    except Exception:  # pragma: no cover - no ctypes interface
+        return None
+
+
+@lru_cache(maxsize=1)
+def pcg64_draws_match() -> bool:
+    """Whether :func:`fill_normal_pcg64_kernel` draws what ``Generator.standard_normal``
+    draws and leaves the stream where it does (two seeds, runs of 1, 3, 1,000 and 10^5
+    normals: ~1,000 wedge and ~30 tail draws); once per process."""
+    try:
+        for seed in (20261206, 7):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            addr = _pcg64_address(a)
+            if addr is None:
+                return False
+            for n in (1, 3, 1000, 100_000):
+                got = np.empty(n)
+                fill_normal_pcg64_kernel(addr, got)
+                if got.tobytes() != b.standard_normal(n).tobytes():
+                    return False
+            if a.random() != b.random() or a.integers(1 << 62) != b.integers(1 << 62):
+                return False
+        return True
+    except Exception:  # pragma: no cover - a numba failure: NumPy draws
+        return False
+
+
+def standard_normal(rng, shape) -> np.ndarray:
+    """``rng.standard_normal(shape)`` (float64, C order), the same numbers; through
+    :func:`fill_normal_pcg64_kernel` when ``rng`` is a ``Generator`` on ``PCG64`` and
+    :func:`pcg64_draws_match` holds, through NumPy otherwise."""
+    addr = _pcg64_address(rng)
+    if addr is None or not pcg64_draws_match():
+        return rng.standard_normal(shape)
+    out = np.empty(shape)
+    with rng.bit_generator.lock:
+        fill_normal_pcg64_kernel(addr, out.reshape(-1))
+    return out
