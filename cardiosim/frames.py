@@ -13,6 +13,8 @@ back (the axes of the Dower, inverse-Dower and Kors matrices, PHYSICS.md section
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .errors import ConfigError
@@ -37,11 +39,29 @@ def lps_to_frank(vec: np.ndarray) -> np.ndarray:
 def rotation_matrix(axis: str | np.ndarray, angle: float) -> np.ndarray:
     """Right-handed rotation by ``angle`` radians about ``axis`` ('x', 'y', 'z' or a 3-vector)."""
     if isinstance(axis, str):
-        try:
-            axis = {"x": np.array([1.0, 0, 0]), "y": np.array([0, 1.0, 0]), "z": np.array([0, 0, 1.0])}[axis]
-        except KeyError:
-            raise ConfigError(f"unknown rotation axis {axis!r}; expected 'x', 'y', 'z' or a 3-vector") from None
+        if axis not in _AXES:
+            raise ConfigError(f"unknown rotation axis {axis!r}; expected 'x', 'y', 'z' or a 3-vector")
+        k, kk = _axis_terms(axis)   # every record rotates about named axes: made once
+    else:
+        k = _cross_matrix(axis)
+        kk = k @ k
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * kk
+
+
+_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+def _cross_matrix(axis) -> np.ndarray:
+    """The cross-product matrix of the unit vector along ``axis``."""
     axis = np.asarray(axis, dtype=float)
     axis = axis / np.linalg.norm(axis)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    return np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+
+
+@lru_cache(maxsize=3)
+def _axis_terms(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, K @ K)`` of a named axis (read-only; the same numbers as for its 3-vector)."""
+    k = _cross_matrix(_AXES[name])
+    kk = k @ k
+    k.flags.writeable = kk.flags.writeable = False
+    return k, kk

@@ -143,6 +143,18 @@ def _plain(v):
     return v.item() if v.ndim == 0 else v.tolist()
 
 
+@lru_cache(maxsize=32)
+def _activity_cdf(items: tuple) -> tuple[tuple, np.ndarray]:
+    """``(names, cdf)`` of ``(name, weight)`` pairs as ``Generator.choice(n, p=w / w.sum())``
+    forms them (``cdf = p.cumsum(); cdf /= cdf[-1]``; read-only)."""
+    names = tuple(n for n, _ in items)
+    w = np.array([float(v) for _, v in items], dtype=float)
+    cdf = (w / w.sum()).cumsum()
+    cdf /= cdf[-1]
+    cdf.flags.writeable = False
+    return names, cdf
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Everything per record that is not the source, the body or the device.
@@ -190,10 +202,11 @@ class SimulationConfig:
             _config.check_range(f"activities.{name}", w, 0.0)
 
     def draw_activity(self, rng: np.random.Generator) -> str:
-        """Draw one activity state from :attr:`activities`."""
-        names = sorted(self.activities)
-        w = np.array([self.activities[n] for n in names], dtype=float)
-        return names[int(rng.choice(len(names), p=w / w.sum()))]
+        """Draw one activity state from :attr:`activities`: ``rng.choice(len(names), p=w / w.sum())``
+        over the sorted names, the same draw (one ``rng.random()`` against ``choice``'s
+        normalised cumulative weights, made once per weighting)."""
+        names, cdf = _activity_cdf(tuple(sorted(self.activities.items())))
+        return names[int(cdf.searchsorted(rng.random(), side="right"))]
 
     @classmethod
     def from_dict(cls, data) -> "SimulationConfig":

@@ -6,6 +6,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -196,6 +197,19 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
 def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
     """``(up, down)`` with ``fs_out / fs_in = up / down``, both <= 1000: the one rate check of
     every resampling in cardiosim (sources, device). :class:`SamplingRateError` otherwise."""
+    if type(fs_in) is float and type(fs_out) is float:
+        return _resample_ratio_cached(fs_in, fs_out)   # every record asks again (~40 us a time)
+    return _resample_ratio(fs_in, fs_out)
+
+
+@lru_cache(maxsize=64)
+def _resample_ratio_cached(fs_in: float, fs_out: float) -> tuple[int, int]:
+    """:func:`_resample_ratio` of two floats (errors are not cached: they raise every time)."""
+    return _resample_ratio(fs_in, fs_out)
+
+
+def _resample_ratio(fs_in, fs_out) -> tuple[int, int]:
+    """:func:`resample_ratio`, uncached."""
     for name, f in (("fs_in", fs_in), ("fs_out", fs_out)):
         _check_rate(f, name)
     ratio = Fraction(float(fs_out) / float(fs_in)).limit_denominator(1000)
