@@ -19,6 +19,12 @@ from .errors import CardiosimError
 _log = logging.getLogger("cardiosim")
 
 
+
+def _shipped_devices() -> list[str]:
+    """Names of the shipped device profiles (their TOML files; read without importing the
+    device package, so that ``--help`` stays fast)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "device" / "profiles").glob("*.toml"))
+
 def _configure_logging(args) -> None:
     """--verbose: DEBUG records of every cardiosim logger on stderr; --quiet: errors only."""
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.ERROR if args.quiet else logging.WARNING
@@ -115,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=_positive_float, help="seconds per record")
     g.add_argument("--fs", "--sampling-rate", dest="fs", type=_positive_float,
                    help="output sampling rate in Hz (default: the device's)")
-    g.add_argument("--device", help="device profile: shirt12_500hz, shirt3_250hz, patch_128hz or a TOML path")
+    g.add_argument("--device", help=f"device profile: {', '.join(_shipped_devices())} or a TOML path")
     g.add_argument("--seed", type=_nonneg_int, help="master seed")
     g.add_argument("--source", help="cardiac sources: 'ode' (default), 'ptbxl:PATH', 'wfdb:PATH' or 'sph:PATH'")
     g.add_argument("--variants", type=_positive_int, help="shirt variants per source record")

@@ -58,6 +58,18 @@ def test_bad_arguments_give_one_line_and_no_file(tmp_path, args, needle):
     assert not any(p.suffix in (".nc", ".tmp") for p in tmp_path.rglob("*")), list(tmp_path.rglob("*"))
 
 
+def test_help_and_recipe_comment_name_every_shipped_device(tmp_path):
+    from cardiosim.device.profile import device_names
+
+    names = device_names()
+    assert len(names) >= 7 and "handheld_300hz" in names and "mobile12_500hz" in names
+    helptext = " ".join(run("generate", "--help", cwd=tmp_path).stdout.split())
+    assert run("recipe", "init", "r.toml", cwd=tmp_path).returncode == 0
+    comment = (tmp_path / "r.toml").read_text()
+    for name in names:
+        assert name in helptext and name in comment, name
+
+
 def test_python_dash_m_shows_help(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0 and "generate" in out.stdout

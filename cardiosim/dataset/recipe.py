@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import config as _config
+from ..device.profile import device_names
 from ..errors import ConfigError, DataFormatError
 from ..simulate import FORWARD_MODELS, SimulationConfig
 
@@ -461,7 +462,7 @@ _COMMENTS = {
     "seed": "master seed: record i uses numpy.random.SeedSequence([seed, i])",
     "records": "number of records for ODE sources (real sources: source records x variants)",
     "duration": "seconds per record",
-    "device": "device profile: shirt12_500hz, shirt3_250hz, patch_128hz or a TOML path",
+    "device": f"device profile: {', '.join(device_names())} or a TOML path",
     "layout": "electrode layout overriding the device's ('' keeps it), e.g. standard12",
     "sampling_rate": "output sampling rate in Hz; 0 keeps the device's own",
     "source_fs": "rate (Hz) at which sources are synthesised before the device stage",
