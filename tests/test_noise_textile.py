@@ -369,20 +369,62 @@ def test_generated_ode_records_carry_their_activity_and_its_heart_rate():
     assert rec.params["activity"] == "run"
 
 
-def test_source_activity_keeps_the_rhythm_and_the_static_wearer():
-    """Rates stay inside the rhythm's class (a running SR patient is capped at 100 bpm, not
-    turned into a sinus tachycardia); AF keeps the ODE's own rate; without motion the
-    wearer is at rest."""
+def test_source_activity_names_a_sinus_rhythm_by_its_rate():
+    """A running SR wearer's rate is not held at the resting class's limit: above 100 bpm the
+    record is a sinus tachycardia (STACH, rate 2 % inside its 100-150 bpm), otherwise SR
+    (61.2-98 bpm); no pile-up at a cap. Ectopic rhythms keep their class and the SR limits;
+    AF keeps the ODE's own rate; without motion the wearer is at rest."""
     from cardiosim.ode import CLASSES
 
     rng = np.random.default_rng(8)
-    sr = [textile.draw_source_activity(rng, {"run": 1.0}, "SR")[1] for _ in range(50)]
+    draws = [textile.draw_source_activity(rng, {"run": 1.0}, "SR") for _ in range(400)]
+    rates = {r: np.array([h for a, h, rr in draws if rr == r]) for r in ("SB", "SR", "STACH")}
+    assert all(a == "run" for a, _, _ in draws)
+    assert 0.2 < len(rates["STACH"]) / len(draws) < 0.8, {k: len(v) for k, v in rates.items()}
+    assert rates["STACH"].min() >= 102.0 and rates["STACH"].max() <= 150.0 / 1.02
+    assert rates["SR"].min() >= 60.0 * 1.02 and rates["SR"].max() <= 100.0 / 1.02
+    # at most a few draws at a clipping edge (the old cap put ~half of them at 100 bpm)
+    at_edge = np.isin(np.concatenate([rates["SR"], rates["STACH"]]), [61.2, 100.0 / 1.02, 102.0, 150.0 / 1.02])
+    assert at_edge.mean() < 0.15, at_edge.mean()
+    # the same draws as before for the rate: rest rate, then the activity ratio
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    act, bpm, rhythm = textile.draw_source_activity(a, {"walk": 1.0}, "SB")
+    b.choice(1, p=[1.0])
+    want = textile.activity_heart_rate(b, "walk", float(b.uniform(42.0, 57.0)), (20.0, 250.0))
+    assert rhythm == ("SB" if want < 60 else "SR")
+    assert bpm == pytest.approx(np.clip(want, 40.8, 58.8) if want < 60 else np.clip(want, 61.2, 100.0 / 1.02))
+    pvc = [textile.draw_source_activity(rng, {"run": 1.0}, "PVC") for _ in range(50)]
     lo, hi = CLASSES["SR"].limits["hr"]
-    assert all(lo <= h <= hi for h in sr) and np.median(sr) > 90.0
-    assert textile.draw_source_activity(rng, {"run": 1.0}, "AF") == ("run", None)
-    assert textile.draw_source_activity(rng, {"run": 1.0}, "SR", motion=False) == ("rest", None)
+    assert all(rr == "PVC" and lo <= h <= hi for _, h, rr in pvc)
+    assert textile.draw_source_activity(rng, {"run": 1.0}, "AF") == ("run", None, "AF")
+    assert textile.draw_source_activity(rng, {"run": 1.0}, "SR", motion=False) == ("rest", None, "SR")
+    assert textile.draw_source_activity(rng, {"rest": 1.0}, "SR") == ("rest", None, "SR")
     with pytest.raises(ConfigError, match="activity"):
         textile.activity_heart_rate(rng, "swimming", 70.0)
+
+
+def test_running_sr_records_are_labelled_by_their_rate():
+    """Through a recipe: SR sources of running wearers beat like the textile subjects ran
+    (median of those subjects 134 bpm, rest 98), are labelled STACH above 100 bpm and keep the
+    class the recipe drew in ``rhythm_at_rest``; resting ones stay SR."""
+    from cardiosim.dataset import Recipe
+    from cardiosim.dataset.plan import make_plan
+    from cardiosim.simulate import make_context
+
+    ctx = make_context("chest_strap_500hz")
+    out = {}
+    for act in ("rest", "run"):
+        r = Recipe.from_dict({"duration": 10.0, "seed": 11, "records": 24,
+                              "source": {"kind": "ode", "classes": {"SR+NORM": 1.0}},
+                              "simulation": {"activities": {act: 1.0}}})
+        plan = make_plan(r)
+        out[act] = [plan.source(i, ctx) for i in range(24)]
+    assert all(s.metadata["rhythm_at_rest"] == "SR" for v in out.values() for s in v)
+    assert all(s.metadata["ode_class"] == "SR+NORM" and s.heart_rate <= 100.0 for s in out["rest"])
+    stach = [s for s in out["run"] if s.metadata["ode_class"] == "STACH+NORM"]
+    assert len(stach) >= 6 and all(s.heart_rate > 100.0 for s in stach)
+    assert all(s.heart_rate <= 100.0 for s in out["run"] if s.metadata["ode_class"] == "SR+NORM")
+    assert np.median([s.heart_rate for s in out["run"]]) > np.median([s.heart_rate for s in out["rest"]]) * 1.2
 
 
 def test_segment_average_scale_matches_a_simulated_ou(rng):

@@ -198,10 +198,11 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     rhythm, morphology = combos[bisect.bisect_right(cdf, rng.random())]
     # the wearer's activity is drawn per source (its own stream) and sets the heart rate
     from ..noise.textile import draw_source_activity
-    activity, heart_rate = draw_source_activity(np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])),
-                                                recipe.simulation.activities, rhythm,
-                                                motion=recipe.simulation.motion,
-                                                fit=recipe.simulation.noise.textile_fit or None)
+    # (exercise may take a sinus rhythm into another rate class: the record is labelled by its rate)
+    drawn_rhythm = rhythm
+    activity, heart_rate, rhythm = draw_source_activity(
+        np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])), recipe.simulation.activities, rhythm,
+        motion=recipe.simulation.motion, fit=recipe.simulation.noise.textile_fit or None)
     prior, provenance = read_prior_cached(recipe.source.prior) if recipe.source.prior else None, {}
     if morphology in recipe.source.class_priors:
         # the class's own prior (fitted to real records of the class): traceable per record
@@ -222,7 +223,8 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     # 5,000-sample dipole again: it was checked when synthetic_source built it)
     out = copy.copy(source)
     object.__setattr__(out, "labels", labels)
-    object.__setattr__(out, "metadata", {**source.metadata, **provenance, "activity": activity})
+    object.__setattr__(out, "metadata", {**source.metadata, **provenance, "activity": activity,
+                                         "rhythm_at_rest": drawn_rhythm})
     return out
 
 
