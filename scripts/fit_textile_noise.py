@@ -10,7 +10,7 @@ noise-to-QRS ratios into mV, and calibrates each cell's level by simulation.
 
     python scripts/fit_textile_noise.py [DATA_DIR]                                   # the default fit
     python scripts/fit_textile_noise.py --subjects 01,02,03 --output cardiosim/noise/data/textile_fit_subjects_01-03.json
-    python scripts/fit_textile_noise.py --compare [--records N] [DATA_DIR]   # 01-03 fit vs held-out 04-05
+    python scripts/fit_textile_noise.py --compare [--records N] [--fit FILE] [DATA_DIR]   # 01-03 fit vs held-out 04-05
     python scripts/fit_textile_noise.py --cross-validate [--records N] [DATA_DIR]   # leave one subject out
     python scripts/fit_textile_noise.py --splits [DATA_DIR]   # what real subjects allow (no simulation)
 
@@ -19,6 +19,12 @@ criterion: for every way of splitting the subjects into 3 "fit" and 2 "held-out"
 5), in how many electrode x activity cells the fit subjects' own pooled median noise-to-QRS is
 within 25 % of the held-out subjects' -- a model that reproduced the fit subjects exactly would
 score that, and leave-one-subject-out the same for one unseen subject.
+
+The held-out subjects of ``--compare`` are those of ``DATA_DIR/textile`` the fit (``--fit``,
+default the 01-03 validation fit) was not fitted on: 04-05 in the shared folder, every subject in
+a folder of new subjects (``--fit cardiosim/noise/data/textile_fit.json`` compares the default fit,
+made from all five shared subjects, with them). Every mode reads the subjects from the folder's
+file names, never a fixed list.
 
 ``--cross-validate`` runs the whole procedure (fit, QRS reference, calibration by simulation)
 once per subject on the other subjects, and compares its simulated records with the left-out
@@ -170,7 +176,9 @@ def make_fit(root: Path, subjects, path: Path) -> dict:
 
 
 def _subjects_in(root: Path) -> tuple[str, ...]:
-    return tuple(sorted({p.name.split("_")[0] for p in (root / "textile").glob("*.hea")}))
+    from cardiosim.noise import textile
+
+    return textile.subjects_in(Path(root) / "textile")
 
 
 def main(argv=None) -> None:
@@ -247,26 +255,40 @@ IQR_SPREAD, KURTOSIS_SPREAD = 1.75, 2.75
 def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_subjects: bool = False,
                      fit_path: Path | None = None, held_out=None, fitted_on=None) -> list[dict]:
     """Simulated chest-strap records of the fit ``fit_path`` (default: the validation fit
-    :data:`~cardiosim.noise.textile.HELD_OUT_FIT_FILE`, subjects ``fitted_on`` = 01-03) vs the
-    real subjects ``held_out`` (default 04, 05), which that fit never saw, per electrode
+    :data:`~cardiosim.noise.textile.HELD_OUT_FIT_FILE`, subjects ``fitted_on``, default the
+    fit's own ``fit_subjects``: 01-03) vs the real subjects ``held_out`` (default every subject
+    of ``data_dir/textile`` the fit was not fitted on: 04, 05 in the shared folder), per electrode
     type x activity: medians, IQRs and kurtosis of the noise-to-QRS ratio, log-spectral
     distance of the residual (1-40 Hz), grade fractions (the fitted rule on the simulated
     ratios vs the graders' labels), rail and contact-loss fractions. The fit subjects'
     median is listed beside, as the real between-subject spread. The spread of the segment
     ratios also like for like (see :func:`spread_table`); ``fit_subjects`` adds the fit
     subjects' within-record spread beside it (measures their records too)."""
+    from cardiosim.errors import ConfigError
     from cardiosim.noise import textile
 
     root = Path(data_dir) / "textile"
     fit_path = Path(textile.HELD_OUT_FIT_FILE if fit_path is None else fit_path)
-    held_out = tuple(textile.HELD_OUT_SUBJECTS if held_out is None else held_out)
-    fitted_on = tuple(textile.FIT_SUBJECTS if fitted_on is None else fitted_on)
-    held = textile.measure_real(root, held_out)
-    fit_real = textile.measure_real(root, fitted_on) if fit_subjects else None
     fitted = textile.load_fit(fit_path)
-    if sorted(fitted["fit_subjects"]) != sorted(fitted_on) or set(fitted_on) & set(held_out):
-        raise ValueError(f"{fit_path} was fitted on subjects {fitted['fit_subjects']}, not {list(fitted_on)}, "
-                         f"or they overlap the held-out {list(held_out)}: the comparison would not be held out")
+    # The subjects are the folder's, not a fixed 04-05: the fit's own subjects are what it was
+    # fitted on, every other subject in the folder is held out (04-05 in the shared folder,
+    # all of them in a folder of new subjects).
+    fitted_on = tuple(fitted["fit_subjects"] if fitted_on is None else fitted_on)
+    if held_out is None:
+        held_out = tuple(s for s in textile.subjects_in(root) if s not in fitted_on)
+    held_out = tuple(held_out)
+    if sorted(fitted["fit_subjects"]) != sorted(fitted_on) or set(fitted_on) & set(held_out) or not held_out:
+        raise ConfigError(f"{fit_path} was fitted on subjects {fitted['fit_subjects']}, not {list(fitted_on)}, "
+                          f"or they overlap the held-out {list(held_out)} (subjects in {root}: "
+                          f"{', '.join(textile.subjects_in(root))}): the comparison would not be held out")
+    if n_records < 2:
+        raise ConfigError(f"the comparison needs at least 2 simulated records a cell (pairs of records), "
+                          f"got n_records={n_records}")
+    held = textile.measure_real(root, held_out)
+    # the fit subjects' within-record spread is listed beside where their records are in the
+    # folder (a folder of new subjects has none of them: the column is then NaN)
+    present = [s for s in fitted_on if s in textile.subjects_in(root)]
+    fit_real = textile.measure_real(root, present) if fit_subjects and present else None
     thr = fitted["grading_rule"]["thresholds_noise_to_qrs"]
     rows = []
     for e in textile.ELECTRODES:
@@ -324,12 +346,13 @@ def subject_splits(data_dir, n_fit: int = 3, tolerance: float = 0.25) -> dict:
     """
     import itertools
 
+    from cardiosim.errors import ConfigError
     from cardiosim.noise import textile
 
     folder = Path(data_dir) / "textile"
-    subjects = sorted({p.name.split("_")[0] for p in folder.glob("*.hea")})
+    subjects = list(textile.subjects_in(folder))
     if len(subjects) <= n_fit:
-        raise ValueError(f"need more than {n_fit} subjects in {folder}, found {subjects}")
+        raise ConfigError(f"need more than {n_fit} subjects in {folder}, found {subjects}")
     per = {s: textile.measure_real(folder, (s,)) for s in subjects}
     cells = sorted(per[subjects[0]])
 
@@ -356,10 +379,12 @@ def cross_validate(data_dir, n_records: int = 20, out_dir: Path | None = None, r
     scores (their own pooled real median against the left-out subject's)."""
     import tempfile
 
+    from cardiosim.errors import ConfigError
+
     root = Path(data_dir)
     subjects = _subjects_in(root)
     if len(subjects) < 3:
-        raise ValueError(f"cross-validation needs >= 3 subjects in {root / 'textile'}, found {list(subjects)}")
+        raise ConfigError(f"cross-validation needs >= 3 subjects in {root / 'textile'}, found {list(subjects)}")
     out_dir = Path(tempfile.mkdtemp(prefix="textile_cv_") if out_dir is None else out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folds = []
@@ -463,7 +488,7 @@ def markdown_table(rows) -> str:
 if __name__ == "__main__":
     if "--splits" in sys.argv:
         sys.argv.remove("--splits")
-        root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
         res = subject_splits(root)
         for fit, held, n in res["splits"]:
             print(f"fit {', '.join(fit)} / held out {', '.join(held)}: fit median within 25 % of held-out "
@@ -495,13 +520,17 @@ if __name__ == "__main__":
                 indent=1) + "\n")
     elif "--compare" in sys.argv:
         sys.argv.remove("--compare")
-        n_rec = 10
+        n_rec, fit_file = 10, None
         if "--records" in sys.argv:         # simulated records a cell (the simulated side's own sampling error)
             i = sys.argv.index("--records")
             n_rec = int(sys.argv[i + 1])
             del sys.argv[i:i + 2]
-        root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-        rows = compare_held_out(root, n_records=n_rec, fit_subjects=True)
+        if "--fit" in sys.argv:             # another fit (e.g. the default, against subjects it never saw)
+            i = sys.argv.index("--fit")
+            fit_file = Path(sys.argv[i + 1])
+            del sys.argv[i:i + 2]
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
+        rows = compare_held_out(root, n_records=n_rec, fit_subjects=True, fit_path=fit_file)
         print(markdown_table(rows))
         print(spread_table(rows))
     else:

@@ -332,8 +332,59 @@ def read_textile_record(folder, subject: str, electrode: str, activity: str):
 REAL_RAILS = (0.0, 4095.0)  # 12-bit ADC of the real sensor
 
 
+def subjects_in(folder) -> tuple[str, ...]:
+    """Subjects of a folder of textile records, from the file names ``SS_ELECTRODE_ACTIVITY.hea``
+    (sorted): what a fit or a comparison runs on when no subject list is given, so that a folder
+    of other subjects (not 01-05) is read as it is.
+
+    Raises
+    ------
+    DataFormatError
+        The folder does not exist or holds no ``*.hea`` record.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataFormatError(f"no textile folder {folder}")
+    found = tuple(sorted({p.name.split("_")[0] for p in folder.glob("*.hea")}))
+    if not found:
+        raise DataFormatError(f"no textile record (SS_ELECTRODE_ACTIVITY.hea) in {folder}")
+    return found
+
+
+def held_out_subjects(folder, fit: str | Path | None = HELD_OUT_FIT_FILE) -> tuple[str, ...]:
+    """The subjects of ``folder`` (:func:`subjects_in`) that the fit ``fit`` (default the
+    validation fit :data:`HELD_OUT_FIT_FILE`; ``None``: the shipped default) was not fitted on:
+    04 and 05 in the shared folder, every subject in a folder of new ones.
+
+    Raises
+    ------
+    ConfigError
+        Every subject of the folder is one the fit was fitted on (nothing is held out).
+    """
+    fitted = set(load_fit(fit)["fit_subjects"])
+    found = subjects_in(folder)
+    held = tuple(s for s in found if s not in fitted)
+    if not held:
+        raise ConfigError(f"every subject in {folder} ({', '.join(found)}) is one the fit "
+                          f"{fit or FIT_FILE} was fitted on: no held-out subject to compare with")
+    return held
+
+
+def _check_subjects(folder, subjects) -> None:
+    """A :class:`DataFormatError` naming the requested subjects that have no record in ``folder``
+    (before minutes of measuring stop at the first missing file)."""
+    found = subjects_in(folder)
+    missing = [s for s in subjects if s not in found]
+    if missing:
+        raise DataFormatError(f"subject(s) {', '.join(missing)} have no record in {folder} "
+                              f"(subjects found: {', '.join(found)})")
+
+
 def measure_real(folder, subjects) -> dict:
-    """``{(electrode, activity): {'measures': [RecordMeasures], 'grades': [ndarray]}}``."""
+    """``{(electrode, activity): {'measures': [RecordMeasures], 'grades': [ndarray]}}`` of the
+    records of ``subjects`` in ``folder`` (a :class:`DataFormatError` names subjects without
+    records and the subjects found)."""
+    _check_subjects(folder, subjects)
     out = {}
     for e in ELECTRODES:
         for a in ACTIVITIES:
@@ -624,9 +675,23 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
 
     Returns the JSON-ready dict written to :data:`FIT_FILE` (every subject) or
     :data:`HELD_OUT_FIT_FILE` (:data:`FIT_SUBJECTS`) by :func:`write_fit`.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than 2 subjects.
+    DataFormatError
+        A subject has no record in ``folder`` (named, with the subjects found), or a record of
+        a subject cannot be read.
     """
     subjects = tuple(subjects)
-    found = sorted({p.name.split("_")[0] for p in Path(folder).glob("*.hea")})
+    # one record per electrode x activity cell and subject: the between-record spread is a
+    # pooled variance over the cells, which one subject cannot give (it divided by zero)
+    if len(set(subjects)) < 2:
+        raise ConfigError(f"a textile noise fit needs at least 2 subjects (the spread between records), "
+                          f"got {list(subjects)}")
+    _check_subjects(folder, subjects)
+    found = subjects_in(folder)
     held = [s for s in found if s not in subjects]
     real = measure_real(folder, subjects)
     all_r = np.concatenate([np.concatenate([m.noise_to_qrs[: g.size] for m, g in zip(v["measures"], v["grades"])])
