@@ -195,6 +195,11 @@ def fitted_features(prior, data, names=MATCH_FEATURES):
     measured as the realism table measures every record (``realism.measure``): the proposal's
     targets."""
     used = {f"cinc2021/{r['name']}": r for r in real_records(data)}
+    missing = [s for s in prior.sources if s not in used]
+    if missing:  # e.g. --proposal-only on a folder of other records than the prior's
+        from cardiosim.errors import DataFormatError
+        raise DataFormatError(f"the prior was fitted on {', '.join(missing)}, which {data}/cinc2021 does not hold: "
+                              "the proposal's targets are measured on the prior's own records")
     ms = [measure(used[s]["leads"], used[s]["fs"]) for s in prior.sources]
     return {f: [m[f] for m in ms] for f in names}
 

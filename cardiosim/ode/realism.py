@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, SignalError
+from ..errors import ConfigError, DataFormatError, SignalError
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LI = {n: i for i, n in enumerate(LEADS)}
@@ -475,12 +475,40 @@ def real_records(data_dir):
     recs = []
     for hea in sorted(folder.glob("*.hea")):
         r = wfdb.rdrecord(str(hea.with_suffix("")))
-        idx = [list(r.sig_name).index(n) for n in LEADS]
+        # lead names matched without case: CinC 2021's sources spell aVR / AVR alike
+        names = [str(n).strip().lower() for n in r.sig_name]
+        missing = [n for n in LEADS if n.lower() not in names]
+        if missing:
+            raise DataFormatError(f"{hea}: record lacks the standard lead(s) {', '.join(missing)} "
+                                  f"(has {', '.join(map(str, r.sig_name))})")
+        idx = [names.index(n.lower()) for n in LEADS]
         dx = next((c.split(":", 1)[1].strip().split(",") for c in r.comments if c.startswith("Dx")), [])
         rh, mo = record_classes(dx)
         recs.append({"name": hea.stem, "leads": r.p_signal.T[idx], "fs": float(r.fs), "dx": dx,
                      "rhythm": rh, "morphology": mo, "held_out": hea.stem in HELD_OUT})
     return recs
+
+
+def norm_held_out(recs, prior) -> list:
+    """The real NORM records a NORM ``prior`` is judged on by default: the normal-beat records
+    (not AF) that are in :data:`HELD_OUT`, or that the prior's fitting procedure never looked at
+    (neither one of its ``sources`` nor a record its ``meta["records"]`` report lists as used or
+    excluded). On the shared folder that is the HELD_OUT records; in a folder of other CinC 2021
+    records, every normal-beat record of it -- none of them was fitted, and names fixed to
+    today's records would select nothing there.
+
+    Parameters
+    ----------
+    recs : list of dicts from :func:`real_records`
+    prior : Prior
+
+    Returns
+    -------
+    list of the selected dicts of ``recs``, in their order
+    """
+    looked_at = {str(s).split("/")[-1] for s in list(prior.sources) + list((prior.meta or {}).get("records", {}))}
+    return [r for r in recs if "NORM" in r["morphology"] and "AF" not in r["rhythm"]
+            and (r["held_out"] or r["name"] not in looked_at)]
 
 
 # --- distributions ---------------------------------------------------------------------
@@ -556,8 +584,9 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES,
                   norm_records=None, class_prior=None):
     """Real against synthetic 12-lead features per class (:func:`compare`), and Markdown.
 
-    Real records: NORM — the held-out normal-beat records (:data:`HELD_OUT`, never fitted),
-    or the records named in ``norm_records``; LVH, RBBB, TINV — every record of the class
+    Real records: NORM — the held-out normal-beat records (:func:`norm_held_out`: :data:`HELD_OUT`
+    and any record the prior's fit never looked at, e.g. every one of a folder of other CinC 2021
+    records), or the records named in ``norm_records``; LVH, RBBB, TINV — every record of the class
     (the class morphologies are not fitted to records, and no NORM prior sees them).
     Synthetic: ``n_synth`` noiseless 10-s records per class, rhythms cycling through the
     real records' sinus rhythms; NORM drawn from ``prior``, the other classes from
@@ -578,6 +607,16 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES,
     Returns
     -------
     (dict class -> list of compare rows, str Markdown)
+
+    A class with fewer than 2 distinct measurable real records in the folder is not compared
+    (no range from one record): a warning names it and what was found. A real record the
+    measure cannot read (:class:`SignalError`) is left out with a warning naming it.
+
+    Raises
+    ------
+    ConfigError
+        No class of ``classes`` has 2 distinct measurable real records in the folder; or a
+        NORM record the prior was fitted on is to be reported on.
     """
     from .prior import default_prior, validation_prior
 
@@ -590,7 +629,7 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES,
     for cls in classes:
         if cls == "NORM":
             if norm_records is None:
-                real = [r for r in recs if r["held_out"] and "NORM" in r["morphology"]]
+                real = norm_held_out(recs, prior)
             else:
                 want = set(norm_records)
                 real = [r for r in recs if r["name"] in want]
@@ -615,14 +654,29 @@ def realism_table(data_dir, *, n_synth=40, seed=20261205, classes=TABLE_CLASSES,
             if key not in seen:
                 seen.add(key)
                 uniq.append(r)
-        if len(uniq) < 2:  # no range from one record
+        # a record of another folder the measure cannot read (too few beats, ...) is named and
+        # left out, not allowed to stop the whole table
+        feats, kept = [], []
+        for r in uniq:
+            try:
+                feats.append(measure(r["leads"], r["fs"]))
+                kept.append(r)
+            except SignalError as exc:
+                warnings.warn(f"realism_table: {cls} record {r['name']} not measurable ({exc}); left out",
+                              stacklevel=2)
+        uniq = kept
+        if len(uniq) < 2:  # no range from one record: said, not silently dropped
+            warnings.warn(f"realism_table: {cls} not compared: {len(uniq)} distinct measurable real record(s) "
+                          f"in {data_dir} ({', '.join(r['name'] for r in real) or 'none'}); need 2", stacklevel=2)
             continue
         rhythms = [sorted(r["rhythm"] & {"SR", "SB", "STACH"})[0] if r["rhythm"] & {"SR", "SB", "STACH"} else "SR"
                    for r in uniq]
-        feats = [measure(r["leads"], r["fs"]) for r in uniq]
         syn = _synthetic_features(cls, rhythms, n_synth, 500.0, rng, prior if cls == "NORM" else class_prior)
         rows = compare(feats, syn)
         tables[cls] = rows
         names = ", ".join(r["name"] for r in uniq)
         md.append(markdown_table(rows, f"{cls}: {len(uniq)} real records ({names}) against {n_synth} synthetic"))
+    if not tables:
+        raise ConfigError(f"no class of {', '.join(classes)} has 2 distinct measurable real records in "
+                          f"{Path(data_dir) / 'cinc2021'}: nothing to compare")
     return tables, "\n\n".join(md)
