@@ -12,7 +12,8 @@ ectopic coupling intervals.
   MIN_COUPLINGS annotated beats of a kind (outside AF), uniform over its bounds.
 
 Two fits ship. The default, ``data/rhythm_prior.json`` (:data:`DEFAULT_RHYTHM_PRIOR_PATH`),
-uses every annotated record (CPSC 2021 patients 8, 21, 35, 84, 92, 101 and MIT-BIH 100):
+uses every annotated record (CPSC 2021 patients 8, 21, 35, 84, 92, 101 and MIT-BIH 100; in another
+folder, its CPSC 2021 and annotated MIT-BIH records):
 what generated datasets draw from. The validation fit, ``data/rhythm_prior_validation.json``
 (:data:`VALIDATION_RHYTHM_PRIOR_PATH`), leaves out the records of the patients in
 HELD_OUT_PATIENTS, and everything that reports on those patients uses it (the realism tests,
@@ -74,16 +75,60 @@ def _annotated(path, annotator="atr"):
     return np.array(a.sample)[beat] / h.fs, sym[beat], np.array(states, dtype=object)[beat]
 
 
+def cpsc_patient(record) -> str:
+    """CPSC 2021 patient of a record named ``data_<patient>_<n>`` (the challenge's naming).
+
+    Raises
+    ------
+    DataFormatError
+        The name is not ``data_<patient>_<n>`` (the patient, hence leave-one-patient-out, could
+        not be told).
+    """
+    parts = Path(str(record)).name.split("_")
+    if len(parts) != 3 or parts[0] != "data" or not parts[1]:
+        raise DataFormatError(f"CPSC 2021 record {record!r} is not named data_<patient>_<n>: its patient is unknown")
+    return parts[1]
+
+
+def fitted_cpsc_patients(prior=None) -> frozenset:
+    """CPSC 2021 patients whose records a rhythm prior (default the validation prior,
+    :data:`VALIDATION_RHYTHM_PRIOR_PATH`) was fitted on, read from its ``sources``: every other
+    patient of a CPSC 2021 folder is held out from it (21 and 84 in the shared folder, every
+    patient of a folder of other patients)."""
+    prior = validation_rhythm_prior() if prior is None else prior
+    return frozenset(cpsc_patient(s) for s in prior["sources"] if str(s).startswith("cpsc2021/"))
+
+
+def _mitdb_records(data_dir: Path) -> list:
+    """The annotated MIT-BIH records (``.hea`` with ``.atr``) of ``data_dir/mitdb``, sorted: 100 in
+    the shared folder, whichever are there in another."""
+    return sorted(h for h in (data_dir / "mitdb").glob("*.hea") if h.with_suffix(".atr").is_file())
+
+
 def fit_rhythm_prior(data_dir, held_out=HELD_OUT_PATIENTS) -> dict:
-    """Fit the rhythm prior (see module docstring) from ``data_dir/cpsc2021`` and
-    ``data_dir/mitdb/100``, leaving out the CPSC 2021 patients ``held_out``; returns the
-    JSON-ready dict."""
+    """Fit the rhythm prior (see module docstring) from ``data_dir/cpsc2021`` and the annotated
+    records of ``data_dir/mitdb`` (100 in the shared folder), leaving out the CPSC 2021 patients
+    ``held_out``; returns the JSON-ready dict.
+
+    Raises
+    ------
+    ConfigError
+        No record in either folder; or a patient of ``held_out`` has no record in
+        ``data_dir/cpsc2021`` (it would be "held out" of a fit that never had it: in a folder of
+        other patients, say which to leave out, ``()`` for none).
+    """
     data_dir = Path(data_dir)
-    recs = sorted((data_dir / "cpsc2021").glob("*.hea")) + [data_dir / "mitdb" / "100.hea"]
-    recs = [r for r in recs if r.is_file()]
+    cpsc = sorted((data_dir / "cpsc2021").glob("*.hea"))
+    recs = cpsc + _mitdb_records(data_dir)
     if not recs:
         raise ConfigError(f"no cpsc2021 or mitdb records in {data_dir}")
-    recs = [r for r in recs if not (r.parent.name == "cpsc2021" and r.stem.split("_")[1] in held_out)]
+    patients = sorted({cpsc_patient(r.stem) for r in cpsc})
+    absent = [p for p in held_out if p not in patients]
+    if absent:
+        raise ConfigError(f"held-out patient(s) {', '.join(absent)} have no record in {data_dir / 'cpsc2021'} "
+                          f"(patients there: {', '.join(patients) or 'none'}); pass held_out= the patients to "
+                          "leave out, () for none")
+    recs = [r for r in recs if not (r.parent.name == "cpsc2021" and cpsc_patient(r.stem) in held_out)]
     out = rhythm_prior_from_records([r.with_suffix("") for r in recs])
     out["held_out_patients"] = list(held_out)
     return out
@@ -94,14 +139,24 @@ def af_leave_one_patient_out(data_dir, n_draws: int = 4000, seed: int = 3) -> di
     fitted on every other record (:func:`fit_rhythm_prior` with that patient held out) against
     the patient's own 10-s AF windows: the share of them inside the 2.5-97.5 % range of the
     prior's (rate, RR CV) draws, as ``{patient: (n_windows, share)}`` -- how the shipped
-    default, fitted on all of them, should cover an AF patient it has not seen."""
+    default, fitted on all of them, should cover an AF patient it has not seen.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than 2 patients with AF windows in ``data_dir/cpsc2021`` (the patients found are
+        named): there is no other AF patient to fit on, and an empty result would say nothing.
+    """
     data_dir = Path(data_dir)
     found = {}
     for hea in sorted((data_dir / "cpsc2021").glob("*.hea")):
         t, _, st = _annotated(hea.with_suffix(""))
         w = af_windows(np.diff(t), st[:-1] == "(AFIB")
         if w:
-            found.setdefault(hea.stem.split("_")[1], []).extend(w)
+            found.setdefault(cpsc_patient(hea.stem), []).extend(w)
+    if len(found) < 2:
+        raise ConfigError(f"leave-one-AF-patient-out needs 10-s AF windows ('(AFIB' episodes) of at least 2 "
+                          f"patients in {data_dir / 'cpsc2021'}; found them for {', '.join(sorted(found)) or 'none'}")
     out = {}
     for patient, windows in sorted(found.items()):
         prior = json.loads(json.dumps(fit_rhythm_prior(data_dir, held_out=(patient,))))
