@@ -194,9 +194,10 @@ def clean_recipes(task: str, budget, seed: int, data_dir=None) -> list:
            "heart": {"rotation_sd_deg": 5.0, "respiration": False}, "motion": False, "add_noise": False}
     n_real = 0
     out = []
-    if task == "af" and data_dir is not None and budget.real_variants:
-        # Real hospital 12-lead sources (CinC 2021, no AF among them) as extra non-AF records.
-        n_src = len(list((data_dir / "cinc2021").glob("*.hea")))
+    # Real hospital 12-lead sources (CinC 2021, no AF among them in the shared folder) as extra
+    # records; a folder without CinC 2021 records has none to add (a 0-record source was an error)
+    n_src = len(list((data_dir / "cinc2021").glob("*.hea"))) if task == "af" and data_dir is not None else 0
+    if budget.real_variants and n_src:
         real = _base_recipe(task, budget, seed, n=n_src * budget.real_variants, device=setup["clean_device"], layout="standard12",
                             simulation=sim, source={"kind": "wfdb", "path": str(data_dir / "cinc2021"),
                                                     "variants": budget.real_variants})

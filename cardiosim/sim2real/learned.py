@@ -62,11 +62,20 @@ def load_unlabeled(task: str, budget, data_dir) -> np.ndarray:
     n = int(round(setup["duration"] * fs))
     root = _tasks.resolve_data_dir(data_dir)
     if task == "af":
-        rec = wfdb.rdrecord(str(root / "mitdb" / "100"))
-        x = _tasks.resample(rec.p_signal.T.astype(np.float64), float(rec.fs), fs)
-        w = _windows(x, n)
+        # the MIT-BIH records of the folder (100 in the shared one), both channels
+        ws = []
+        for name in _tasks.mitdb_records(root, annotated=False):
+            rec = wfdb.rdrecord(str(root / "mitdb" / name))
+            ws.append(_windows(_tasks.resample(rec.p_signal.T.astype(np.float64), float(rec.fs), fs), n))
+        w = np.concatenate(ws)
     elif task in ("quality", "beats"):
-        recs = _tasks.read_textile(root, fs, subjects=UNLABELED_TEXTILE_SUBJECTS, electrodes=budget.textile_electrodes)
+        # the noise model's fit subjects that the folder holds (01-03 in the shared one); a folder
+        # of new subjects only has none that is not a test subject
+        subjects = [s for s in UNLABELED_TEXTILE_SUBJECTS if s in _tasks.textile_subjects(root)[0]]
+        if not subjects:
+            raise _cond.NotApplicable(f"no textile record of subjects {', '.join(UNLABELED_TEXTILE_SUBJECTS)} "
+                                      f"(unlabeled device data, never tested on) in {root / 'textile'}")
+        recs = _tasks.read_textile(root, fs, subjects=subjects, electrodes=budget.textile_electrodes)
         w = np.concatenate([_windows(r.x[None], n) for r in recs])
         w = np.repeat(w, len(setup["leads"]), axis=1) if len(setup["leads"]) > 1 else w
     else:

@@ -20,6 +20,7 @@ TASKS = ("af", "quality", "beats")
 #: the train-on-real condition trains on; the textile test sets hold only the others.
 TEXTILE_TRAIN_SUBJECTS = ("01", "02", "03")
 TEXTILE_TEST_SUBJECTS = ("04", "05")
+# (the subjects of the shared folder; :func:`cardiosim.sim2real.tasks.textile_subjects` reads them from any folder)
 
 
 def _log(progress, msg):
@@ -28,14 +29,34 @@ def _log(progress, msg):
 
 
 # --------------------------------------------------------------------------- test sets
-def cpsc_held_out() -> tuple:
+def cpsc_held_out(groups=None) -> tuple:
     """CPSC 2021 patients no part of cardiosim was fitted on (the ODE's AF rhythm prior is
-    fitted to the other patients' AF episodes, :mod:`cardiosim.ode.rhythm_prior`)."""
+    fitted to the other patients' AF episodes, :mod:`cardiosim.ode.rhythm_prior`).
+
+    Parameters
+    ----------
+    groups : iterable of str, optional
+        The patients of a test set. Given, the result is those of them the validation rhythm
+        prior was not fitted on (its ``sources``): 21 and 84 in the shared folder, every
+        patient of a folder of other patients. Without, the shared folder's
+        :data:`~cardiosim.ode.rhythm_prior.HELD_OUT_PATIENTS`.
+    """
     try:
-        from ..ode.rhythm_prior import HELD_OUT_PATIENTS
+        from ..ode.rhythm_prior import HELD_OUT_PATIENTS, fitted_cpsc_patients
     except ImportError:  # pragma: no cover - before the rhythm prior existed nothing was fitted
         return ()
-    return tuple(HELD_OUT_PATIENTS)
+    if groups is None:
+        return tuple(HELD_OUT_PATIENTS)
+    fitted = fitted_cpsc_patients()
+    return tuple(sorted({str(g) for g in groups} - fitted))
+
+
+def _textile_test_subjects(data_dir) -> tuple:
+    test = _tasks.textile_subjects(data_dir)[1]
+    if not test:
+        raise ConfigError(f"every textile subject in {Path(data_dir) / 'textile'} is one the noise model was "
+                          "fitted on: no held-out subject to test on")
+    return test
 
 
 def load_test_sets(task: str, budget, data_dir) -> dict:
@@ -43,17 +64,17 @@ def load_test_sets(task: str, budget, data_dir) -> dict:
     fs = budget.fs
     if task == "af":
         s = _tasks.load_af(data_dir, fs, records=budget.af_records)
-        held = np.isin(s.groups, cpsc_held_out())
+        held = np.isin(s.groups, cpsc_held_out(s.groups))
         return {"cpsc2021": s, "cpsc2021_heldout": s.subset(np.flatnonzero(held))}
     if task == "quality":
-        return {"textile": _tasks.load_textile_segments(data_dir, fs, subjects=TEXTILE_TEST_SUBJECTS,
+        return {"textile": _tasks.load_textile_segments(data_dir, fs, subjects=_textile_test_subjects(data_dir),
                                                         electrodes=budget.textile_electrodes),
                 "cinc2011": _tasks.load_cinc2011(data_dir, fs, limit=budget.cinc2011_limit),
                 "cpsc2021": _tasks.load_af(data_dir, fs, records=budget.af_records)}
     if task == "beats":
         return {"mitdb_nstdb": _tasks.load_mitdb_noisy(data_dir, fs, snrs_db=budget.mitdb_snrs,
                                                        seconds=budget.mitdb_seconds),
-                "textile": _tasks.load_textile_beats(data_dir, fs, subjects=TEXTILE_TEST_SUBJECTS,
+                "textile": _tasks.load_textile_beats(data_dir, fs, subjects=_textile_test_subjects(data_dir),
                                                      electrodes=budget.textile_electrodes)}
     raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
 
@@ -69,15 +90,21 @@ def describe_test_sets(task: str, sets: dict) -> dict:
         if s.peaks is not None:
             d["n_reference_beats"] = int(sum(int(np.sum(m[p])) for p, m in zip(s.peaks, s.mask)))
         out[name] = d
+    # the subjects and patients of the sets themselves (the shared folder's 04-05 and 21/84, or
+    # those of another folder)
+    cpsc = sets.get("cpsc2021")
+    held = cpsc_held_out(cpsc.groups) if cpsc is not None else cpsc_held_out()
+    subj = sorted(set(map(str, sets["textile"].groups))) if "textile" in sets else list(TEXTILE_TEST_SUBJECTS)
+    mit = sorted(set(map(str, sets["mitdb_nstdb"].groups))) if "mitdb_nstdb" in sets else ["100"]
     notes = {"af": "10-s windows labelled from the (AFIB/(N rhythm annotations, mixed windows dropped; "
                    f"too noisy = beat-agreement SQI < {_tasks.BSQI_NOISY} (annotated beats vs cardiosim.qrs); "
                    f"the ODE's AF rhythm prior was fitted on the AF episodes of the other patients, so "
-                   f"'held out' = patients {', '.join(cpsc_held_out()) or 'all'} only",
-             "quality": f"textile: subjects {', '.join(TEXTILE_TEST_SUBJECTS)} only (01-03 fit the noise model), "
+                   f"'held out' = patients {', '.join(held) or 'all'} only",
+             "quality": f"textile: subjects {', '.join(subj)} only (01-03 fit the noise model), "
                         f"2-s segments, unacceptable = grade >= {_tasks.UNACCEPTABLE_GRADE}; CinC 2011 set-a "
                         "record score = max over leads and 2-s windows",
-             "beats": "MIT-BIH 100 MLII + NSTDB bw/ma noise at known SNRs (annotated beats); textile "
-                      f"walk/run/squats of subjects {', '.join(TEXTILE_TEST_SUBJECTS)}: the recordings carry NO beat "
+             "beats": f"MIT-BIH {', '.join(mit)} MLII + NSTDB bw/ma noise at known SNRs (annotated beats); textile "
+                      f"walk/run/squats of subjects {', '.join(subj)}: the recordings carry NO beat "
                       "annotations, the reference is the consensus of wfdb XQRS and NeuroKit2 (within 50 ms) "
                       "in segments graded 1 (running has no grade-1 segment)"}
     out["how"] = notes[task]
@@ -107,7 +134,7 @@ def score_classifier(task: str, model, sets: dict, trained_unreadable: bool, dev
         p = _train.predict(model, s.x, device)
         score, called, gated = _af_scores(p, trained_unreadable)
         out["cpsc2021"] = {"score": score, "called": called}
-        held = np.isin(s.groups, cpsc_held_out())
+        held = np.isin(s.groups, cpsc_held_out(s.groups))
         out["cpsc2021_heldout"] = {"score": score[held], "called": called[held]}
         noisy = s.meta["noisy"].astype(bool)
         out["cpsc2021_noisy"] = {"called_af": gated[noisy]}
@@ -153,9 +180,14 @@ def score_beats(detector, sets: dict, fs: float) -> dict:
     noisy = [k for k in range(len(m)) if m.meta["noise"][k] != "none"]
     counts = {k: _chunk_counts(m.peaks[k], detector(m.x[k]), m.mask[k], fs) for k in range(len(m))}
     out["mitdb_nstdb"] = {"counts": np.concatenate([counts[k] for k in noisy])}
-    out["mitdb_clean"] = {"counts": counts[[k for k in range(len(m)) if k not in noisy][0]]}
+    # every MIT-BIH record's chunks pooled per condition (one record, 100, in the shared folder;
+    # taking the first clean entry alone dropped the others of another folder)
+    out["mitdb_clean"] = {"counts": np.concatenate([counts[k] for k in range(len(m)) if k not in noisy])}
+    per = {}
     for k in noisy:
-        out[f"mitdb_{m.meta['noise'][k]}_{m.meta['snr_db'][k]:g}dB"] = {"counts": counts[k]}
+        per.setdefault(f"mitdb_{m.meta['noise'][k]}_{m.meta['snr_db'][k]:g}dB", []).append(counts[k])
+    for key, c in per.items():
+        out[key] = {"counts": np.concatenate(c)}
     t = sets["textile"]
     tc, rates = [], []
     for k in range(len(t)):
@@ -193,21 +225,25 @@ def _train_real_cv(task, budget, seed, sets, data_dir, device):
             probs[f == k] = _train.predict(model, s.x[f == k], device)
         score, called, gated = _af_scores(probs, False)
         noisy = s.meta["noisy"].astype(bool)
-        held = np.isin(s.groups, cpsc_held_out())
+        held = np.isin(s.groups, cpsc_held_out(s.groups))
         return {"cpsc2021": {"score": score, "called": called},
                 "cpsc2021_heldout": {"score": score[held], "called": called[held]},
                 "cpsc2021_noisy": {"called_af": gated[noisy]}}, \
             {"folds": {str(p): int(k) for p, k in fold.items()}}
+    train = _tasks.textile_subjects(data_dir)[0]
+    if not train:  # a folder of new subjects only: nothing of the noise model's subjects to train on
+        raise _cond.NotApplicable(f"no textile record of the noise model's fit subjects "
+                                  f"({', '.join(TEXTILE_TRAIN_SUBJECTS)}) in {Path(data_dir) / 'textile'} to train on")
     if task == "quality":
-        tr = _tasks.load_textile_segments(data_dir, budget.fs, subjects=TEXTILE_TRAIN_SUBJECTS,
+        tr = _tasks.load_textile_segments(data_dir, budget.fs, subjects=train,
                                           electrodes=budget.textile_electrodes)
         model = _train.make_model(task, 1, 1, budget, seed)
         _train.fit(model, tr.x, tr.y[:, None].astype(np.float32), budget, seed, device)
         sc = score_classifier(task, model, sets, False, device)
         sc.pop("cinc2011")  # trained on textile, not a cross-validation of CinC 2011
-        return sc, {"train_subjects": list(TEXTILE_TRAIN_SUBJECTS), "n": len(tr)}
+        return sc, {"train_subjects": list(train), "n": len(tr)}
     # beats: 10-s windows of subjects 01-03 whose five 2-s segments are all graded 1
-    tr = _tasks.load_textile_beats(data_dir, budget.fs, subjects=TEXTILE_TRAIN_SUBJECTS,
+    tr = _tasks.load_textile_beats(data_dir, budget.fs, subjects=train,
                                    electrodes=budget.textile_electrodes,
                                    activities=budget.textile_train_activities or _tasks.TEXTILE_ACTIVITIES)
     win = int(round(10.0 * budget.fs))
@@ -225,7 +261,7 @@ def _train_real_cv(task, budget, seed, sets, data_dir, device):
     sc = score_beats(lambda x: _train.detect_beats(model, x, budget.fs, device), sets, budget.fs)
     for k in [k for k in sc if k.startswith("mitdb")]:
         sc.pop(k)  # one record: no cross-validation possible
-    return sc, {"train_subjects": list(TEXTILE_TRAIN_SUBJECTS), "n_windows": len(xs)}
+    return sc, {"train_subjects": list(train), "n_windows": len(xs)}
 
 
 def _train_simulated(task, cond, budget, seed, sets, data_dir, device, cache: dict):

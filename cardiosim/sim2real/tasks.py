@@ -13,7 +13,7 @@ benchmark rate (``fs``, 100 Hz by default) with ``scipy.signal.resample_poly``.
 * ``quality``: textile/dry/Ag-AgCl wearable recordings graded by hand in 2-s segments
   (1 = little or no artefact .. 4 = severe); unacceptable = grade >= 3. CinC 2011 set-a
   12-lead mobile-phone ECGs graded acceptable / unacceptable.
-* ``beats``: MIT-BIH 100 (MLII) with NSTDB ``bw`` and ``ma`` noise added at known SNRs
+* ``beats``: MIT-BIH 100 (MLII; every annotated record of ``mitdb/`` in another folder) with NSTDB ``bw`` and ``ma`` noise added at known SNRs
   (NSTDB definition, :mod:`cardiosim.noise.snr`); textile walking/running/squats records,
   which carry **no beat annotations**: their reference R peaks are the consensus of
   wfdb's XQRS and NeuroKit2 (both within 50 ms) in segments graded 1.
@@ -211,10 +211,20 @@ def _load_af(data_dir: str, fs: float, window_s: float, records) -> RealSet:
 
     from ..qrs import detect_r_peaks
 
+    from ..ode.rhythm_prior import cpsc_patient
+
     root = resolve_data_dir(data_dir) / "cpsc2021"
-    names = sorted(p.stem for p in root.glob("*.hea")) if records is None else list(records)
+    found = sorted(p.stem for p in root.glob("*.hea"))
+    names = found if records is None else list(records)
     if not names:
         raise DataFormatError(f"no CPSC 2021 records in {root}")
+    # a record list names records of one folder (the quick budget's are the shared folder's):
+    # in another folder they are named as missing, not left to a FileNotFoundError
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise DataFormatError(f"CPSC 2021 record(s) {', '.join(missing)} not in {root} ({len(found)} records there); "
+                              "a budget's af_records names records of the shared folder: use af_records=None "
+                              "(every record) for another folder")
     xs, ys, groups, meta = [], [], [], {"record": [], "start": [], "bsqi": [], "noisy": []}
     for name in names:
         rec = wfdb.rdrecord(str(root / name))
@@ -234,11 +244,14 @@ def _load_af(data_dir: str, fs: float, window_s: float, records) -> RealSet:
             q = bsqi(ref, detect_r_peaks(seg, fs0), fs0)
             xs.append(resample(seg, fs0, fs))
             ys.append(float(lab))
-            groups.append(name.split("_")[1])  # data_<patient>_<n>
+            groups.append(cpsc_patient(name))  # data_<patient>_<n>
             meta["record"].append(name)
             meta["start"].append(a)
             meta["bsqi"].append(q)
             meta["noisy"].append(q < BSQI_NOISY)
+    if not xs:
+        raise DataFormatError(f"no {window_s:g}-s window of {', '.join(names)} lies wholly inside or outside AF: "
+                              "nothing to test on")
     return RealSet("cpsc2021", np.stack(xs), np.array(ys), np.array(groups),
                    {k: np.array(v) for k, v in meta.items()}, fs=fs)
 
@@ -299,6 +312,19 @@ def read_textile(data_dir=None, fs: float = 100.0, *, activities=None, subjects=
     return out
 
 
+def textile_subjects(data_dir) -> tuple[tuple, tuple]:
+    """``(train, test)`` textile subjects of ``data_dir/textile``: test, every subject the
+    validation noise fit (:data:`~cardiosim.noise.textile.HELD_OUT_FIT_FILE`) was not fitted on
+    (04, 05 in the shared folder; every subject of a folder of new ones); train, its fit
+    subjects that are in the folder (01-03; none in a folder of new subjects)."""
+    from ..noise import textile
+
+    root = Path(data_dir) / "textile"
+    found = textile.subjects_in(root)
+    fitted = set(textile.load_fit(textile.HELD_OUT_FIT_FILE)["fit_subjects"])
+    return tuple(s for s in found if s in fitted), tuple(s for s in found if s not in fitted)
+
+
 def load_textile_segments(data_dir=None, fs: float = 100.0, **select) -> RealSet:
     """Every graded 2-s segment; ``y`` = 1 when unacceptable (grade >= 3)."""
     xs, ys, groups = [], [], []
@@ -319,13 +345,63 @@ def load_textile_segments(data_dir=None, fs: float = 100.0, **select) -> RealSet
                    {k: np.array(v) for k, v in meta.items()}, fs=fs)
 
 
+CINC2011_QUALITY = ("acceptable", "unacceptable")
+
+
+def cinc2011_reference(root):
+    """The graded records of a CinC 2011 folder as a table with columns ``record`` and
+    ``quality`` (``acceptable`` / ``unacceptable``), from the first of: ``REFERENCE.csv`` (the
+    shared folder's), the challenge's own ``RECORDS-acceptable`` / ``RECORDS-unacceptable``
+    lists, or each header's ``# quality: ...`` comment -- so that a folder of other set-a
+    records, as PhysioNet distributes them, is read too.
+
+    Raises
+    ------
+    DataFormatError
+        No grading is found, a grade is neither acceptable nor unacceptable, or a graded
+        record has no header in the folder (named).
+    """
+    import pandas as pd
+
+    root = Path(root)
+    if (root / "REFERENCE.csv").is_file():
+        ref = pd.read_csv(root / "REFERENCE.csv", dtype={"record": str})
+        how = "REFERENCE.csv"
+    elif any((root / f"RECORDS-{q}").is_file() for q in CINC2011_QUALITY):
+        rows = [(line.strip(), q) for q in CINC2011_QUALITY if (root / f"RECORDS-{q}").is_file()
+                for line in (root / f"RECORDS-{q}").read_text().splitlines() if line.strip()]
+        ref = pd.DataFrame(rows, columns=["record", "quality"])
+        how = "RECORDS-acceptable/-unacceptable"
+    else:
+        rows = []
+        for hea in sorted(root.glob("*.hea")):
+            for line in hea.read_text(errors="replace").splitlines():
+                if line.startswith("#") and line[1:].strip().lower().startswith("quality:"):
+                    rows.append((hea.stem, line.split(":", 1)[1].strip().lower()))
+                    break
+        ref = pd.DataFrame(rows, columns=["record", "quality"])
+        how = "'# quality:' header comments"
+    if not len(ref) or not {"record", "quality"} <= set(ref.columns):
+        raise DataFormatError(f"no CinC 2011 grading in {root}: expected REFERENCE.csv (record,quality), "
+                              "RECORDS-acceptable / RECORDS-unacceptable, or '# quality: ...' header comments")
+    bad = sorted(set(ref["quality"]) - set(CINC2011_QUALITY))
+    if bad:
+        raise DataFormatError(f"{root} ({how}): quality must be acceptable or unacceptable, got {bad}")
+    missing = [r for r in ref["record"] if not (root / f"{r}.hea").is_file()]
+    if missing:
+        raise DataFormatError(f"{root} ({how}) grades {len(missing)} record(s) without a header there: "
+                              f"{', '.join(missing[:10])}")
+    return ref
+
+
 def load_cinc2011(data_dir=None, fs: float = 100.0, limit: int | None = None) -> RealSet:
-    """CinC 2011 set-a 12-lead records; ``y`` = 1 when graded unacceptable."""
+    """CinC 2011 set-a 12-lead records (graded as :func:`cinc2011_reference` reads them);
+    ``y`` = 1 when graded unacceptable."""
     import pandas as pd
     import wfdb
 
     root = resolve_data_dir(data_dir) / "cinc2011"
-    ref = pd.read_csv(root / "REFERENCE.csv", dtype={"record": str})
+    ref = cinc2011_reference(root)
     if limit is not None:  # keep both classes: the first `limit` of each
         ref = pd.concat([g.head(limit) for _, g in ref.groupby("quality")])
     xs, ys = [], []
@@ -397,41 +473,78 @@ def load_textile_beats(data_dir=None, fs: float = 100.0, *, activities=("walk", 
                    {k: np.asarray(v) for k, v in meta.items()}, peaks, masks, fs)
 
 
-def load_mitdb_noisy(data_dir=None, fs: float = 100.0, snrs_db=(12.0, 6.0, 0.0), seconds: float | None = None,
-                     noises=("bw", "ma")) -> RealSet:
-    """MIT-BIH 100 (MLII) plus NSTDB noise at each SNR (NSTDB definition, per lead).
+def mitdb_records(data_dir=None, annotated: bool = True) -> list[str]:
+    """The MIT-BIH records of ``data_dir/mitdb`` (sorted; with ``annotated``, those with beat
+    annotations ``.atr``): 100 in the shared folder, whichever are there in another.
 
-    One entry per (noise, SNR) and the clean record; ``meta`` has ``noise`` and ``snr_db``.
-    The noise gain follows Moody et al. (1984): signal power from the annotated normal beats'
-    QRS amplitudes, noise power from 1-s RMS chunks (:mod:`cardiosim.noise.snr`).
+    Raises
+    ------
+    DataFormatError
+        No such record in the folder.
+    """
+    root = resolve_data_dir(data_dir) / "mitdb"
+    names = sorted(h.stem for h in root.glob("*.hea") if not annotated or h.with_suffix(".atr").is_file())
+    if not names:
+        raise DataFormatError(f"no {'annotated ' if annotated else ''}MIT-BIH record (.hea"
+                              f"{' with .atr' if annotated else ''}) in {root}")
+    return names
+
+
+def _mlii(rec) -> int:
+    """Channel of a MIT-BIH record to test on: MLII where the record has it (channel 0 in most
+    records, not in 102 and 104), else channel 0."""
+    names = [str(n).strip().upper() for n in rec.sig_name]
+    return names.index("MLII") if "MLII" in names else 0
+
+
+def load_mitdb_noisy(data_dir=None, fs: float = 100.0, snrs_db=(12.0, 6.0, 0.0), seconds: float | None = None,
+                     noises=("bw", "ma"), records=None) -> RealSet:
+    """MIT-BIH records (MLII; default every annotated record of ``mitdb/``: 100 in the shared
+    folder) plus NSTDB noise at each SNR (NSTDB definition, per lead).
+
+    Per record, the clean record and one entry per (noise, SNR); ``meta`` has ``noise``,
+    ``snr_db`` and ``record``. The noise gain follows Moody et al. (1984): signal power from
+    the annotated normal beats' QRS amplitudes, noise power from 1-s RMS chunks
+    (:mod:`cardiosim.noise.snr`).
     """
     import wfdb
 
     from ..noise import read_nstdb_noise, snr_gain
 
     root = resolve_data_dir(data_dir)
-    rec = wfdb.rdrecord(str(root / "mitdb" / "100"), channels=[0])
-    ann = wfdb.rdann(str(root / "mitdb" / "100"), "atr")
-    fs0 = float(rec.fs)
-    x = rec.p_signal[:, 0].astype(np.float64)
-    n = x.size if seconds is None else int(round(seconds * fs0))
-    x = x[:n]
-    beats = np.array([s for s, sym in zip(ann.sample, ann.symbol) if sym in BEAT_SYMBOLS and s < n], dtype=np.int64)
-    normal = np.array([s for s, sym in zip(ann.sample, ann.symbol) if sym == "N" and s < n], dtype=np.int64)
-    ref = np.round(beats * fs / fs0).astype(np.int64)
-    xs, meta = [resample(x, fs0, fs)[None]], {"noise": ["none"], "snr_db": [np.inf]}
-    for kind in noises:
-        noise, fsn = read_nstdb_noise(kind, root)
-        if fsn != fs0:
-            raise DataFormatError(f"NSTDB {kind} is at {fsn} Hz, MIT-BIH 100 at {fs0} Hz")
-        nz = noise[0, :n]
-        for snr in snrs_db:
-            g = float(np.squeeze(snr_gain(nz[None], x[None], snr, fs=fs0, r_peaks=normal)))
-            xs.append(resample(x + g * nz, fs0, fs)[None])
+    names = mitdb_records(root) if records is None else list(records)
+    noise_of = {kind: read_nstdb_noise(kind, root) for kind in noises}
+    xs, refs, groups, meta = [], [], [], {"noise": [], "snr_db": [], "record": []}
+    for name in names:
+        head = wfdb.rdheader(str(root / "mitdb" / name))
+        rec = wfdb.rdrecord(str(root / "mitdb" / name), channels=[_mlii(head)])
+        ann = wfdb.rdann(str(root / "mitdb" / name), "atr")
+        fs0 = float(rec.fs)
+        x = rec.p_signal[:, 0].astype(np.float64)
+        n = x.size if seconds is None else int(round(seconds * fs0))
+        x = x[:n]
+        beats = np.array([s for s, sym in zip(ann.sample, ann.symbol) if sym in BEAT_SYMBOLS and s < n],
+                         dtype=np.int64)
+        normal = np.array([s for s, sym in zip(ann.sample, ann.symbol) if sym == "N" and s < n], dtype=np.int64)
+        ref = np.round(beats * fs / fs0).astype(np.int64)
+        entries = [(resample(x, fs0, fs)[None], "none", np.inf)]
+        for kind in noises:
+            noise, fsn = noise_of[kind]
+            if fsn != fs0:
+                raise DataFormatError(f"NSTDB {kind} is at {fsn} Hz, MIT-BIH {name} at {fs0} Hz")
+            nz = noise[0, :n]
+            for snr in snrs_db:
+                g = float(np.squeeze(snr_gain(nz[None], x[None], snr, fs=fs0, r_peaks=normal)))
+                entries.append((resample(x + g * nz, fs0, fs)[None], kind, float(snr)))
+        for v, kind, snr in entries:
+            xs.append(v)
+            refs.append(ref)
+            groups.append(name)
             meta["noise"].append(kind)
-            meta["snr_db"].append(float(snr))
+            meta["snr_db"].append(snr)
+            meta["record"].append(name)
     m = len(xs)
     n_out = min(len(v[0]) for v in xs)
-    return RealSet("mitdb100+nstdb", np.stack([v[:, :n_out] for v in xs]), np.full(m, np.nan),
-                   np.array(["100"] * m), {k: np.array(v) for k, v in meta.items()},
-                   [ref[ref < n_out]] * m, [np.ones(n_out, dtype=bool)] * m, fs)
+    return RealSet("mitdb" + "+".join(names) + "+nstdb", np.stack([v[:, :n_out] for v in xs]), np.full(m, np.nan),
+                   np.array(groups), {k: np.array(v) for k, v in meta.items()},
+                   [r[r < n_out] for r in refs], [np.ones(n_out, dtype=bool)] * m, fs)
