@@ -51,24 +51,31 @@ def real_sets(data_dir: Path) -> dict:
     """``{name: [record measures]}`` of the real references."""
     import wfdb
     from cardiosim.noise import textile
-    from cardiosim.ode.rhythm_prior import HELD_OUT_PATIENTS
+    from cardiosim.ode.rhythm_prior import cpsc_patient, fitted_cpsc_patients
+    from cardiosim.sim2real.tasks import cinc2011_reference, textile_subjects
 
+    # patients, subjects and graded records are the folder's (the shared folder: held-out
+    # patients 21 and 84, fit subjects 01-03, held-out 04-05), never a fixed list
+    fitted = fitted_cpsc_patients()
     out = {"cpsc2021 train": [], "cpsc2021 held-out": [], "cinc2011 acceptable": []}
     for hea in sorted((data_dir / "cpsc2021").glob("*.hea")):
         rec = wfdb.rdrecord(str(hea.with_suffix("")))
-        patient = hea.stem.split("_")[1]
-        key = "cpsc2021 held-out" if patient in HELD_OUT_PATIENTS else "cpsc2021 train"
+        key = "cpsc2021 train" if cpsc_patient(hea.stem) in fitted else "cpsc2021 held-out"
         out[key].append(_record(rec.p_signal.T, rec.fs))
-    ref = dict(line.strip().split(",") for line in (data_dir / "cinc2011" / "REFERENCE.csv").read_text().splitlines()[1:])
-    for name, q in sorted(ref.items()):
+    ref = cinc2011_reference(data_dir / "cinc2011")
+    for name, q in sorted(zip(ref["record"], ref["quality"])):
         if q == "acceptable":
             rec = wfdb.rdrecord(str(data_dir / "cinc2011" / name))
             out["cinc2011 acceptable"].append(_record(rec.p_signal.T, rec.fs))
-    for part, subjects in (("fit 01-03", textile.FIT_SUBJECTS), ("held-out 04-05", textile.HELD_OUT_SUBJECTS)):
+    fit_s, held_s = textile_subjects(data_dir)
+    for part, subjects in (("fit", fit_s), ("held-out", held_s)):
+        if not subjects:
+            continue
+        span = subjects[0] if len(subjects) == 1 else f"{subjects[0]}-{subjects[-1]}"
         for e in ("gel", "textile"):
             for a in ("rest", "walk"):
-                key = f"textile {e} {a} {part}"
-                out[key] = [_record(textile.read_textile_record(data_dir / "textile", s, e, a)[0], 500.0)
+                key = f"textile {e} {a} {part} {span}"
+                out[key] = [_record(*textile.read_textile_record(data_dir / "textile", s, e, a)[:2])
                             for s in subjects]
     return out
 
