@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -50,7 +51,7 @@ def _row(name, values):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("CARDIOSIM_DATA", ROOT.parent / "shared" / "data")))
     ap.add_argument("--records", type=int, default=40)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -58,17 +59,21 @@ def main(argv=None):
     import cardiosim.ode as ode
     from cardiosim.dataset import Recipe
     from cardiosim.dataset.generate import simulate_block
-    from cardiosim.noise.textile import FIT_SUBJECTS, read_textile_record
+    from cardiosim.noise.textile import read_textile_record
+    from cardiosim.sim2real.tasks import textile_subjects
     from cardiosim.ode.realism import LI, lead_matrix, real_records
 
     print("| records | n | QRS max slope / peak-to-peak (1/ms), median | floor (median noise-to-QRS) "
           "10 / 25 / 50 / 75 / 90 % |")
     print("| --- | --- | --- | --- |")
     if (args.data / "textile").is_dir():
+        # the noise fit's subjects (01-03 in the shared folder); a folder of new subjects: all of them
+        fit_s, new_s = textile_subjects(args.data)
+        subjects = fit_s or new_s
         for e in ("gel", "dry", "textile"):
-            _row(f"real chest strap at rest, {e}, subjects {', '.join(FIT_SUBJECTS)}",
+            _row(f"real chest strap at rest, {e}, subjects {', '.join(subjects)}",
                  [_slope_and_floor(*read_textile_record(args.data / "textile", s, e, "rest")[:2])
-                  for s in FIT_SUBJECTS])
+                  for s in subjects])
     if (args.data / "cinc2021").is_dir():
         _row("real CinC 2021 NORM+SR, lead II (noise included)",
              [_slope_and_floor(r["leads"][LI["II"]], r["fs"]) for r in real_records(args.data)

@@ -55,6 +55,10 @@ def folds(recs, cls):
     """[(fold name, fit records, held-out records)] of class ``cls``: alternate over the
     sorted names (A fits positions 0, 2, ...; B fits 1, 3, ...)."""
     names = sorted(r["name"] for r in recs if cls in r["morphology"])
+    if len(names) < 2:  # another folder may hold fewer: no fold could fit and report
+        from cardiosim.errors import ConfigError
+        raise ConfigError(f"a 2-fold check of {cls} needs at least 2 records of the class; the folder has "
+                          f"{len(names)} ({', '.join(names) or 'none'})")
     even, odd = tuple(names[0::2]), tuple(names[1::2])
     return [("A", even, odd), ("B", odd, even)]
 
