@@ -369,7 +369,7 @@ def test_benchmark_names_what_another_folder_lacks(data_dir, bench_folder, tmp_p
 
     run = _run_mod()
     tasks = importlib.import_module("cardiosim.sim2real.tasks")
-    with pytest.raises(DataFormatError, match="data_21_7, data_84_3 not in .*af_records=None"):
+    with pytest.raises(DataFormatError, match="data_21_7, data_84_3 not in .*af_records=None.*--budget full"):
         run.load_test_sets("af", get_budget("quick"), bench_folder)
     # only new subjects: nothing of the fit subjects to train on or to learn from unlabeled
     only_new = _textile_as(data_dir, tmp_path / "new", {"04": "07", "05": "08"})
@@ -387,3 +387,25 @@ def test_benchmark_names_what_another_folder_lacks(data_dir, bench_folder, tmp_p
     (tmp_path / "c" / "cinc2011" / "RECORDS-acceptable").write_text("y1\ny2\n")
     with pytest.raises(DataFormatError, match="without a header there: y2"):
         tasks.cinc2011_reference(tmp_path / "c" / "cinc2011")
+
+
+# -- a user's own WFDB records under any name --------------------------------------------------------
+
+def test_measure_and_noise_model_of_a_record_under_any_name(data_dir, tmp_path, capsys):
+    """``cardiosim measure`` and a recorded noise model read a record by its path, whatever its
+    name: a textile record and an NSTDB noise record renamed give the same measures and fit."""
+    from cardiosim.cli import main
+    from cardiosim.noise.fit import nstdb_noise_model, recorded_noise_model
+
+    _need(data_dir, "textile", "nstdb")
+    link_record(data_dir / "textile", "04_textile_walk", tmp_path, "patient9_walk")
+    link_record(data_dir / "nstdb", "ma", tmp_path, "my_muscle_noise")
+    outs = []
+    for path in (tmp_path / "patient9_walk", data_dir / "textile" / "04_textile_walk"):
+        assert main(["measure", str(path), "--json", str(tmp_path / "m.json")]) == 0
+        outs.append(json.loads((tmp_path / "m.json").read_text())["leads"])
+    assert outs[0] == outs[1]
+    mine = recorded_noise_model(f"wfdb:{tmp_path / 'my_muscle_noise'}")
+    ref = nstdb_noise_model("ma", data_dir)
+    assert np.array_equal(mine.freqs, ref.freqs) and np.array_equal(mine.psd, ref.psd)
+    assert mine.bursts == ref.bursts

@@ -223,8 +223,9 @@ def _load_af(data_dir: str, fs: float, window_s: float, records) -> RealSet:
     missing = [n for n in names if n not in found]
     if missing:
         raise DataFormatError(f"CPSC 2021 record(s) {', '.join(missing)} not in {root} ({len(found)} records there); "
-                              "a budget's af_records names records of the shared folder: use af_records=None "
-                              "(every record) for another folder")
+                              "a budget's af_records names records of the shared folder (the quick budget's do): "
+                              "use af_records=None, every record, for another folder (cardiosim sim2real "
+                              "--budget full)")
     xs, ys, groups, meta = [], [], [], {"record": [], "start": [], "bsqi": [], "noisy": []}
     for name in names:
         rec = wfdb.rdrecord(str(root / name))
