@@ -98,6 +98,24 @@ def _int_at_least(minimum: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _weights(text: str) -> dict:
+    """``'walk'`` or ``'rest=0.5,walk=0.3'`` -> ``{name: weight}`` (an argparse type: a bad
+    item is one line naming it)."""
+    out = {}
+    for item in text.split(","):
+        name, eq, w = item.strip().partition("=")
+        if not name:
+            raise argparse.ArgumentTypeError(f"empty activity in {text!r}")
+        try:
+            weight = float(w) if eq else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name!r} is not a number: {w!r}") from None
+        if not (weight >= 0.0 and weight < float("inf")):
+            raise argparse.ArgumentTypeError(f"weight of {name!r} must be a finite number >= 0, got {w!r}")
+        out[name] = weight
+    return out
 _nonneg_int = _int_at_least(0)
 
 
@@ -129,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", "-j", type=_positive_int, default=1, help="local worker processes")
     g.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
     g.add_argument("--forward", choices=FORWARD_MODELS, help="volume conductor model")
+    g.add_argument("--activities", type=_weights, metavar="NAME[=W],...",
+                   help="what the wearer does, one activity drawn per record by weight: rest, arms, walk, run, "
+                        "squats (e.g. 'walk' or 'rest=0.5,walk=0.3,run=0.2'; default rest)")
+    g.add_argument("--electrode", choices=("gel", "dry", "textile"),
+                   help="electrode type, whose fitted noise per activity the record carries (default textile)")
     g.add_argument("--mesh", help="your torso mesh (OBJ, PLY, STL, VTK; LPS frame) instead of the parametric torso")
     g.add_argument("--mesh-units", choices=("m", "cm", "mm"), help="unit of --mesh coordinates (required with it)")
     g.add_argument("--electrodes", help="electrode coordinates (CSV name,x,y,z or TOML) replacing the device layout")
@@ -320,6 +343,10 @@ def _recipe_from_args(args):
         data["source"]["variants"] = args.variants
     if args.shard_size is not None:
         data["output"]["shard_size"] = args.shard_size
+    if args.activities is not None:
+        data["simulation"]["activities"] = args.activities
+    if args.electrode is not None:
+        data["simulation"]["noise"]["electrode"] = args.electrode
     for key, attr in (("mesh", "mesh"), ("units", "mesh_units"), ("electrodes", "electrodes"),
                       ("electrode_units", "electrode_units")):
         value = getattr(args, attr)

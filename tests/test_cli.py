@@ -31,6 +31,25 @@ def test_generate_then_info(tmp_path):
     assert bad.returncode == 2 and "out of range" in bad.stderr
 
 
+def test_generate_with_activities_and_electrode(tmp_path):
+    """--activities and --electrode set what the wearer does and wears, stored per record."""
+    import xarray as xr
+
+    out = run("generate", "--records", "4", "--duration", "4", "--activities", "run=1,walk=0", "--electrode", "dry",
+              "--device", "chest_strap_500hz", "--output", "s.nc", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert set(ds["param_activity"].values.tolist()) == {"run"}
+        assert set(ds["param_noise_activity_noise_electrode"].values.tolist()) == {"dry"}
+    for bad, needle in ((["--activities", "walk=fast"], "walk"), (["--activities", "swim"], "swim"),
+                        (["--activities", "walk=-1"], "walk"), (["--electrode", "wet"], "wet")):
+        res = run("generate", "--records", "1", "--duration", "1", "--no-progress", "--output", "x.nc", *bad,
+                  cwd=tmp_path)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+        assert not (tmp_path / "x.nc").exists()
+
+
 def test_recipe_init_and_check(tmp_path):
     assert run("recipe", "init", "r.toml", cwd=tmp_path).returncode == 0
     text = (tmp_path / "r.toml").read_text()
