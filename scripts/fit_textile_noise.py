@@ -486,7 +486,9 @@ def markdown_table(rows) -> str:
 
 
 if __name__ == "__main__":
-    if "--splits" in sys.argv:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+    elif "--splits" in sys.argv:
         sys.argv.remove("--splits")
         root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
         res = subject_splits(root)
