@@ -558,7 +558,8 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     contact_lost = None
     if cfg.add_noise:
         from . import noise as _noise
-        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, cfg.noise, motion=motion)
+        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, noise_for_device(cfg.noise, ctx.device),
+                                             motion=motion)
         if ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
             contact_lost = np.asarray(en.contact) < 0.5
         # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
@@ -632,6 +633,38 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                                                                                              dtype=np.float32))
 
 
+
+
+_NOISE_FOR_DEVICE: dict = {}
+
+
+def device_electrode(noise: NoiseConfig, device) -> str:
+    """The electrode type ``noise`` simulates on ``device``: its own, or with ``'device'``
+    (the default) the device profile's (``DeviceProfile.electrode``; textile when the profile
+    names none)."""
+    if noise.electrode != "device":
+        return noise.electrode
+    return getattr(device, "electrode", "") or "textile"
+
+
+def noise_for_device(noise: NoiseConfig, device) -> NoiseConfig:
+    """``noise`` with its electrode type resolved for ``device`` (:func:`device_electrode`);
+    ``noise`` itself when it names a type. Made once per configuration and device type, not
+    once per record."""
+    if noise.electrode != "device":
+        return noise
+    etype = device_electrode(noise, device)
+    key = (id(noise), etype)
+    hit = _NOISE_FOR_DEVICE.get(key)
+    if hit is not None and hit[0] is noise:      # the cached config (kept alive with its key's id)
+        return hit[1]
+    import dataclasses
+
+    resolved = dataclasses.replace(noise, electrode=etype)
+    if len(_NOISE_FOR_DEVICE) >= 64:
+        _NOISE_FOR_DEVICE.clear()
+    _NOISE_FOR_DEVICE[key] = (noise, resolved)
+    return resolved
 
 
 def _leads_into(montage, phi: np.ndarray, rows: np.ndarray, row0: int) -> np.ndarray:

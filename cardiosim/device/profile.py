@@ -23,6 +23,8 @@ from ..errors import ConfigError, DataFormatError
 from ..leads import make_montage, montage_names
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+#: Electrode types a profile may name (those of the noise model, cardiosim.noise.config), '' for none.
+DEVICE_ELECTRODES = ("", "textile", "dry", "gel")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class DeviceProfile:
         What a measured channel reads when one of its electrodes (or the ground) is off:
         the negative or positive full-scale code (lead-off detection pulls the input to a
         rail), or 0.
+    electrode : {'', 'textile', 'dry', 'gel'}
+        The electrode type the device is worn with (a shirt's textile, a patch's or Holter's
+        adhesive gel, a handheld's metal): the noise model's type when the simulation's
+        ``noise.electrode`` is ``'device'`` (its default); '' = textile.
     """
 
     name: str
@@ -72,8 +78,12 @@ class DeviceProfile:
     coupling: str = "ac"
     measured_leads: tuple[str, ...] = ()
     lead_off_code: str = "negative"
+    electrode: str = ""
 
     def __post_init__(self):
+        if self.electrode not in DEVICE_ELECTRODES:
+            raise ConfigError(f"electrode must be one of {', '.join(repr(e) for e in DEVICE_ELECTRODES)}, "
+                              f"got {self.electrode!r}")
         if self.montage not in montage_names():
             raise ConfigError(f"montage: unknown montage {self.montage!r}; known: {', '.join(montage_names())}")
         check_range("fs", self.fs, 0.0, lo_open=True)

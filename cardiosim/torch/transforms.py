@@ -90,7 +90,10 @@ class _BatchEngine:
             raise ConfigError("ShirtTransform(mode='batch') does not model " + "; ".join(refused) +
                               f": use mode='full', or a config without them (default_batch_config(); batch "
                               f"noise kinds: {', '.join(BATCH_NOISE_KINDS)})")
-        assert cfg.noise.electrode in ELECTRODE_TYPES
+        from ..simulate import device_electrode
+
+        self.electrode = device_electrode(cfg.noise, dev)   # 'device' -> the device profile's type
+        assert self.electrode in ELECTRODE_TYPES
         self.context = context
         self._buffers: dict = {}
         montage = context.montage
@@ -103,7 +106,7 @@ class _BatchEngine:
         self.montage = np.asarray(montage.matrix, dtype=np.float64)
         self.leads = tuple(montage.leads)
         nz = cfg.noise
-        z0, zinf = _kernels.IMPEDANCE_OHM[nz.electrode]
+        z0, zinf = _kernels.IMPEDANCE_OHM[self.electrode]
         hydrates = zinf is not None
         zinf = zinf if hydrates else z0   # drawn and unused: one stream layout for every type
         self.spec = _Spec(
