@@ -321,3 +321,37 @@ def test_filter_adc_out_kernel_rows_past_the_codes_get_only_their_mv():
     np.testing.assert_array_equal(codes, ref_codes[:n])
     np.testing.assert_array_equal(raw, ref_raw[:n])
     np.testing.assert_array_equal(sat, ref_sat[:n])
+
+
+def test_each_device_is_worn_with_its_electrode_type():
+    """noise.electrode = 'device' (the default) takes the profile's type: a handheld's dry metal,
+    a Holter's and a patch's gel, a shirt's textile; a recipe's explicit type wins, a direct
+    noise call without a device is textile, and a profile naming an unknown type is refused."""
+    import numpy as np
+
+    from cardiosim.device import load_device
+    from cardiosim.device.profile import DeviceProfile
+    from cardiosim.errors import ConfigError
+    from cardiosim.noise import NoiseConfig, simulate_electrode_noise
+    from cardiosim.simulate import SimulationConfig, make_context, simulate_record
+    from cardiosim.sources import synthetic_source
+
+    want = {"handheld_300hz": "dry", "holter3_200hz": "gel", "patch_128hz": "gel", "mobile12_500hz": "gel",
+            "shirt12_500hz": "textile", "shirt3_250hz": "textile", "chest_strap_500hz": "textile"}
+    for name, etype in want.items():
+        assert load_device(name).electrode == etype, name
+    assert NoiseConfig().electrode == "device"
+    for name, cfg, etype in (("handheld_300hz", SimulationConfig(), "dry"),
+                             ("holter3_200hz", SimulationConfig(), "gel"),
+                             ("shirt12_500hz", SimulationConfig(), "textile"),
+                             ("handheld_300hz", SimulationConfig(noise=NoiseConfig(electrode="gel")), "gel")):
+        ctx = make_context(name)
+        src = synthetic_source(4.0, 500.0, np.random.default_rng(1), ctx.forward, ctx.frank_layout)
+        rec = simulate_record(src, np.random.default_rng(2), context=ctx, config=cfg)
+        assert rec.params["noise_activity_noise_electrode"] == etype, (name, rec.params["noise_activity_noise_electrode"])
+    en = simulate_electrode_noise(3, 1000, 500.0, np.random.default_rng(0), NoiseConfig())
+    assert en.params["activity_noise_electrode"] == "textile"
+    with pytest.raises(ConfigError, match="electrode"):
+        DeviceProfile.from_dict({**load_device("patch_128hz").to_dict(), "electrode": "copper"})
+    with pytest.raises(ConfigError, match="electrode"):
+        NoiseConfig(electrode="copper")

@@ -63,8 +63,10 @@ class NoiseConfig:
         amplitude, so the noise follows the activity, electrode type and body.
     snr_definition : {'nstdb', 'power'}
         See :mod:`cardiosim.noise.snr`.
-    electrode : {'textile', 'dry', 'gel'}
-        Electrode type. Skin-electrode impedance (PHYSICS.md section 6): textile 93-350 kOhm
+    electrode : {'device', 'textile', 'dry', 'gel'}
+        Electrode type; ``'device'`` (default): the type the device profile is worn with
+        (``DeviceProfile.electrode``: a shirt's textile, a patch's, Holter's or 12-lead's gel, a
+        handheld's dry metal; textile where no device or none is named). Skin-electrode impedance (PHYSICS.md section 6): textile 93-350 kOhm
         when donned, falling to 20-56 kOhm after an hour of wear; dry metal (chrome-nickel)
         200-1000 kOhm falling to 50-150 kOhm; gel Ag/AgCl 0.3-1 kOhm, no drift. The
         ``activity`` kind's level and spectrum per electrode type and activity come from the
@@ -135,7 +137,7 @@ class NoiseConfig:
     kinds: tuple[str, ...] = DEFAULT_KINDS
     snr_db: dict[str, tuple[float, float]] = field(default_factory=_default_snr)
     snr_definition: str = "nstdb"
-    electrode: str = "textile"
+    electrode: str = "device"
     hydration_tau_s: float = 1200.0
     wear_time_s: tuple[float, float] = (0.0, 3600.0)
     powerline_hz: int = 50
@@ -182,8 +184,9 @@ class NoiseConfig:
         object.__setattr__(self, "snr_db", snr)
         if self.snr_definition not in ("nstdb", "power"):
             raise ConfigError(f"snr_definition must be 'nstdb' or 'power', got {self.snr_definition!r}")
-        if self.electrode not in ELECTRODE_TYPES:
-            raise ConfigError(f"electrode must be one of {', '.join(ELECTRODE_TYPES)}, got {self.electrode!r}")
+        if self.electrode not in ELECTRODE_TYPES + ("device",):
+            raise ConfigError(f"electrode must be 'device' or one of {', '.join(ELECTRODE_TYPES)}, "
+                              f"got {self.electrode!r}")
         check_range("activity_level_scale", self.activity_level_scale, 0.0)
         if self.textile_fit_sha256 and not self.textile_fit:
             raise ConfigError("textile_fit_sha256 needs textile_fit")

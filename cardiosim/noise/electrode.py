@@ -34,6 +34,7 @@ an in-kernel xoshiro256++ stream seeded from the caller's Generator, one seed pe
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import statistics
@@ -295,7 +296,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
         raise ConfigError(f"fs must be a positive number of Hz, got {fs!r}")
     n_e, n, fs = int(n_electrodes), int(n_samples), float(fs)
     motion = _check_motion(motion, n_e, n, fs)
-    cfg = config
+    cfg = config if config.electrode != "device" else _on_textile(config)
     t = _time_axis(n, fs)
     params: dict[str, Any] = {"fs": fs, "n_electrodes": n_e, "_snr_definition": cfg.snr_definition}
 
@@ -569,3 +570,19 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
                                 mask[e], offsets[e])
         params[f"contact_lost_fraction.e{e}"] = float(np.count_nonzero(mask[e] == 0)) / n
     return offsets, mask
+
+
+_ON_TEXTILE: tuple = (None, None)
+
+
+def _on_textile(config: NoiseConfig) -> NoiseConfig:
+    """A config whose electrode is ``'device'`` without a device (a direct call): a shirt's
+    textile electrodes (``simulate_record`` resolves it for its device first); the last one
+    made is kept, so that a loop over records with one config does not remake it."""
+    global _ON_TEXTILE
+    last = _ON_TEXTILE
+    if last[0] is config:
+        return last[1]
+    resolved = dataclasses.replace(config, electrode="textile")
+    _ON_TEXTILE = (config, resolved)
+    return resolved
