@@ -131,6 +131,15 @@ class ElectrodeNoise:
                                      definition=definition, targeting=targeting)
 
 
+def _new_electrode_noise(by_kind, contact, impedance, fs, params, snr_targets) -> ElectrodeNoise:
+    """``ElectrodeNoise(by_kind=..., ...)`` without the frozen dataclass's per-field
+    ``object.__setattr__`` calls (the same instance state: the six fields in ``__dict__``)."""
+    obj = object.__new__(ElectrodeNoise)
+    obj.__dict__.update(by_kind=by_kind, contact=contact, impedance=impedance, fs=fs, params=params,
+                        snr_targets=snr_targets)
+    return obj
+
+
 def _check_motion(motion, n_electrodes, n_samples, fs):
     if motion is None:
         return None
@@ -401,8 +410,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             _per_electrode(params, "recorded_channel", chans.astype(float))
     if contact is None:
         contact = _constant(1.0, n_e, n)
-    return ElectrodeNoise(by_kind=by_kind, contact=contact, impedance=z, fs=fs, params=params,
-                          snr_targets=targets)
+    return _new_electrode_noise(by_kind, contact, z, fs, params, targets)
 
 
 _DEFAULT_CONFIG = NoiseConfig()
@@ -537,9 +545,11 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
     # losses then pops per electrode, from one call (an array of rates draws element by
     # element in order: the numbers two calls of n_e draws give)
-    k = rng.poisson(np.repeat([cfg.contact_loss_rate_per_min * scale, cfg.pop_rate_per_min * scale], n_e))
-    k_loss, k_pop = k[:n_e], k[n_e:]
-    params["contact_events"] = int(k.sum())
+    # (two calls of n_e draws at one rate each: the same numbers, without the array-rate
+    # call's broadcasting and checks)
+    k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
+    k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
+    params["contact_events"] = int(k_loss.sum()) + int(k_pop.sum())
     if params["contact_events"] == 0:
         # nothing happened: read-only broadcast views cost no memory or time
         params.update(_no_contact_params(n_e))

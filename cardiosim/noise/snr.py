@@ -26,6 +26,7 @@ per-lead SNR it reached.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -35,6 +36,7 @@ from .. import qrs as _qrs
 from . import _kernels
 from ..config import check_fs
 from ..errors import ConfigError, SignalError
+from .electrode import ElectrodeNoise, _new_electrode_noise
 
 DEFINITIONS = ("nstdb", "power")
 TARGETING = ("per_lead", "pooled")
@@ -523,8 +525,6 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     is zero in every lead keeps gain 1 and SNR ``inf``. Without QRS complexes in
     ``clean_leads`` the SNR is undefined: NaN, unless a target asks for it (SignalError).
     """
-    import dataclasses
-
     definition = definition or noise.params.get("_snr_definition", "nstdb")
     _check_def(definition)
     if targeting not in TARGETING:
@@ -575,12 +575,22 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     if measured:           # physical amplitude kept: measured only
         if p is None:
             p = _measured_lead_power([by_kind[k] for k in measured], matrix, definition, noise.fs, trim)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
+        if s.min() > 0.0 and p.min() > 0.0:
+            # the common case (no zero or NaN power: nothing to mask, no warning to silence):
+            # the same values without the errstate context and np.where's copy
+            snr_lead = 10 * np.log10(s / p)                               # [n_kinds, n_leads]
             pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
-        for kind, row, pk in zip(measured, snr_lead, pooled):
-            params[f"snr_db.{kind}"] = float(pk)
-            params.update(zip(_lead_keys(kind, tuple(leads)), row.tolist()))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
+                pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
+        lead_names = tuple(leads)
+        for kind, row, pk in zip(measured, snr_lead.tolist(), pooled.tolist()):
+            params[f"snr_db.{kind}"] = pk
+            params.update(zip(_lead_keys(kind, lead_names), row))
+    if type(noise) is ElectrodeNoise:
+        # dataclasses.replace's values without its per-call field walk
+        return _new_electrode_noise(by_kind, noise.contact, noise.impedance, noise.fs, params, noise.snr_targets)
     return dataclasses.replace(noise, by_kind=by_kind, params=params)
 
 
