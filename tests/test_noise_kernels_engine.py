@@ -127,3 +127,23 @@ def test_sosfiltfilt_diff_equals_the_stacked_rows_path(rng, dtype, order):
         assert got.tobytes() == ref(sos, rec, cl).tobytes()
     else:
         np.testing.assert_allclose(got, ref(sos, rec, cl), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows, cols", [(4, 7), (5, 1), (3, 201), (2, 2049), (9, 2)])
+def test_seeded_normal_rows_continue_the_stream(rng, rows, cols):
+    """The draw-as-you-map ziggurat kernel gives its oracle's values bit for bit for any row
+    length (a row that ends on the low half of an output: the next row starts with its high
+    half), into float32 and float64 rows, contiguous or strided (the complex spectrum view the
+    activity noise fills), leaving the columns beyond the scale untouched."""
+    kern, ref = KERNELS["seeded_normal"]
+    from cardiosim.noise._kernels import ZIG256_FI, ZIG256_KI, ZIG256_WI
+    for seed in (1, 2**63 + 12345, 987654321):
+        rs = rng.uniform(0.1, 3.0, rows)
+        cs = rng.uniform(0.1, 3.0, cols)
+        want = ref(seed, rs, cs, dtype=np.float64)
+        for dtype in (np.float32, np.float64):
+            full = np.full((rows, 2 * cols + 6), 9.0, dtype=dtype)
+            out = full[:, :cols + 3]                         # rows strided (not C-contiguous)
+            kern(np.uint64(seed), rs, cs, out, ZIG256_KI, ZIG256_WI, ZIG256_FI)
+            np.testing.assert_array_equal(out[:, :cols], want.astype(dtype))
+            assert np.all(full[:, cols:] == 9.0)

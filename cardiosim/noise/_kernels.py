@@ -267,8 +267,8 @@ def ziggurat_ref(u, n):
 # each 32-bit value of the first stream (the low then the high half of each output) into one
 # number; the 0.7 % that fall outside their layer's rectangle finish the ziggurat's slow path
 # (wedge test, Marsaglia's 1964 tail beyond R) with values of the second stream (the high
-# half of each output), in the order of the samples. Blocks of 2,048 values are drawn and
-# mapped in a branch-light pass; the rejected ones are finished afterwards.
+# half of each output), in the order of the samples. The values are mapped as they are drawn
+# (the state in registers); the rejected ones of a row are finished after it.
 
 ZIG256_R = 3.6541528853610088
 # 23-bit magnitude
@@ -349,51 +349,90 @@ def _zig256_slow(v, st2, ki, wi, fi):  # pragma: no cover - compiled
         v = _xoshiro_hi32(st2)                          # rejected: a new candidate
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _zig256_fast(v, wi):  # pragma: no cover - compiled
+    """The ziggurat's fast-path value of the candidate ``v`` (uint32), float64: the layer's
+    rectangle value (valid when ``v``'s magnitude is below ``ki`` of its layer)."""
+    idx = v & np.uint32(0xFF)
+    rabs = np.int64(v >> np.uint32(9))
+    # the sign without a branch (a random one mispredicts half the time)
+    sgn = 1.0 - 2.0 * np.float64((v >> np.uint32(8)) & np.uint32(1))
+    return sgn * (rabs * wi[idx])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _zig256_reject(v, ki):  # pragma: no cover - compiled
+    """Whether the candidate ``v`` (uint32) falls outside its layer's rectangle."""
+    return np.int64(v >> np.uint32(9)) >= ki[v & np.uint32(0xFF)]
+
+
 @njit(cache=True, nogil=True)
 def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma: no cover - compiled
     """``out[r, c] = row_scale[r] * col_scale[c] * z`` for ``c < col_scale.size``: standard
     normals ``z`` from the seed (uint64) as described above, row by row (the scaling in
     float64, rounded once to ``out``'s precision; columns beyond ``col_scale.size`` are not
-    written). ``ki, wi, fi``: :data:`ZIG256_KI`, :data:`ZIG256_WI`, :data:`ZIG256_FI`."""
+    written). ``ki, wi, fi``: :data:`ZIG256_KI`, :data:`ZIG256_WI`, :data:`ZIG256_FI`.
+
+    The first stream's outputs are mapped as they are drawn, two samples (the low, then the
+    high half) per step with the state in registers; a row that ends on a low half leaves
+    the high half for the next row's first sample, so samples take the stream's 32-bit
+    values in row-major order. A row's rejected candidates are noted (a well-predicted
+    branch) and finished after the row, in sample order, from the second stream: the values
+    of the earlier block-wise kernel (2,048 values drawn, then mapped) bit for bit."""
     rows = out.shape[0]
     ncol = col_scale.shape[0]
     st = np.empty(4, dtype=np.uint64)
     _splitmix64_state(seed, st)
     st2 = np.empty(4, dtype=np.uint64)
     _splitmix64_state(np.uint64(seed) ^ np.uint64(_SECOND_STREAM), st2)
-    u = np.empty(_BLOCK, dtype=np.uint32)
-    rej = np.empty(_BLOCK, dtype=np.int64)
-    nb = 0
-    j = 0
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+    lo_mask = np.uint64(0xFFFFFFFF)
+    rej_c = np.empty(ncol + 1, dtype=np.int64)      # a row's rejected samples: column, value
+    rej_v = np.empty(ncol + 1, dtype=np.uint32)
+    have = False                                    # the high half of the last output is unused
+    pend = np.uint32(0)
     for r in range(rows):
         rs = np.float64(row_scale[r])
         orow = out[r]
+        nr = 0
         c = 0
-        while c < ncol:
-            if j >= nb:
-                _xoshiro_fill(st, u)
-                nb = u.shape[0]
-                j = 0
-            lim = min(ncol - c, nb - j)
-            ub = u[j:j + lim]
-            ob = orow[c:c + lim]
-            cb = col_scale[c:c + lim]
-            nr = 0
-            for k in range(lim):                       # fast path for all, rejects noted
-                v = ub[k]
-                idx = v & np.uint32(0xFF)
-                rabs = np.int64(v >> np.uint32(9))
-                # the sign without a branch (a random one mispredicts half the time)
-                sgn = 1.0 - 2.0 * np.float64((v >> np.uint32(8)) & np.uint32(1))
-                ob[k] = (sgn * (rabs * wi[idx])) * (rs * cb[k])
-                if rabs >= ki[idx]:
-                    rej[nr] = k
-                    nr += 1
-            for q in range(nr):                        # slow path, in sample order
-                k = rej[q]
-                ob[k] = _zig256_slow(ub[k], st2, ki, wi, fi) * (rs * cb[k])
-            c += lim
-            j += lim
+        if have and ncol > 0:
+            v = pend
+            have = False
+            orow[0] = _zig256_fast(v, wi) * (rs * col_scale[0])
+            if _zig256_reject(v, ki):
+                rej_c[nr] = 0
+                rej_v[nr] = v
+                nr += 1
+            c = 1
+        while c + 1 < ncol:
+            x, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
+            v = np.uint32(x & lo_mask)
+            orow[c] = _zig256_fast(v, wi) * (rs * col_scale[c])
+            if _zig256_reject(v, ki):
+                rej_c[nr] = c
+                rej_v[nr] = v
+                nr += 1
+            v = np.uint32(x >> np.uint64(32))
+            orow[c + 1] = _zig256_fast(v, wi) * (rs * col_scale[c + 1])
+            if _zig256_reject(v, ki):
+                rej_c[nr] = c + 1
+                rej_v[nr] = v
+                nr += 1
+            c += 2
+        if c < ncol:                                # one sample left: a low half
+            x, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
+            v = np.uint32(x & lo_mask)
+            pend = np.uint32(x >> np.uint64(32))
+            have = True
+            orow[c] = _zig256_fast(v, wi) * (rs * col_scale[c])
+            if _zig256_reject(v, ki):
+                rej_c[nr] = c
+                rej_v[nr] = v
+                nr += 1
+        for q in range(nr):                         # slow path, in sample order
+            c = rej_c[q]
+            orow[c] = _zig256_slow(rej_v[q], st2, ki, wi, fi) * (rs * col_scale[c])
 
 
 class _XoshiroRef:
@@ -464,8 +503,8 @@ def seeded_normal_ref(seed, row_scale, col_scale, dtype=np.float32):
                 return -x if sign else x
             v = second32()
 
-    # the kernel draws the first stream in blocks of _BLOCK values: a row ends mid-block
-    # and the next row continues in it, so the sample order is simply row-major
+    # the kernel takes the first stream's values in row-major sample order (a row may end
+    # on the low half of an output; the next row starts with its high half)
     z = np.array([[sample() for _ in range(col_scale.size)] for _ in range(row_scale.size)])
     return (z * (row_scale[:, None] * col_scale[None, :])).astype(dtype)
 
