@@ -158,10 +158,17 @@ def _loguniform(rng, lo, hi, size=None):
     return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
 
 
+@functools.lru_cache(maxsize=64)
+def _log_range(lo, hi) -> tuple:
+    """``(log(lo), log(hi) - log(lo))`` as NumPy computes them (cached per range)."""
+    a, b = np.log(lo), np.log(hi)
+    return a, b - a
+
+
 def _loguniform_from(u, lo, hi):
     """:func:`_loguniform`'s values from the uniform ``random()`` numbers ``u`` it would have drawn."""
-    a, b = np.log(lo), np.log(hi)
-    return np.exp(a + (b - a) * u)
+    a, d = _log_range(lo, hi)
+    return np.exp(a + d * u)
 
 
 #: Skin-electrode impedance ranges (Ohm, log-uniform; PHYSICS.md section 6) per electrode
