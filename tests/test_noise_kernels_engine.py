@@ -134,16 +134,17 @@ def test_seeded_normal_rows_continue_the_stream(rng, rows, cols):
     """The draw-as-you-map ziggurat kernel gives its oracle's values bit for bit for any row
     length (a row that ends on the low half of an output: the next row starts with its high
     half), into float32 and float64 rows, contiguous or strided (the complex spectrum view the
-    activity noise fills), leaving the columns beyond the scale untouched."""
+    activity noise fills), with a column scale or ones, leaving the columns beyond the scale
+    untouched."""
     kern, ref = KERNELS["seeded_normal"]
     from cardiosim.noise._kernels import ZIG256_FI, ZIG256_KI, ZIG256_WI
     for seed in (1, 2**63 + 12345, 987654321):
         rs = rng.uniform(0.1, 3.0, rows)
-        cs = rng.uniform(0.1, 3.0, cols)
-        want = ref(seed, rs, cs, dtype=np.float64)
-        for dtype in (np.float32, np.float64):
-            full = np.full((rows, 2 * cols + 6), 9.0, dtype=dtype)
-            out = full[:, :cols + 3]                         # rows strided (not C-contiguous)
-            kern(np.uint64(seed), rs, cs, out, ZIG256_KI, ZIG256_WI, ZIG256_FI)
-            np.testing.assert_array_equal(out[:, :cols], want.astype(dtype))
-            assert np.all(full[:, cols:] == 9.0)
+        for cs in (rng.uniform(0.1, 3.0, cols), np.ones(cols)):   # the kernel skips a unit scale
+            want = ref(seed, rs, cs, dtype=np.float64)
+            for dtype in (np.float32, np.float64):
+                full = np.full((rows, 2 * cols + 6), 9.0, dtype=dtype)
+                out = full[:, :cols + 3]                         # rows strided (not C-contiguous)
+                kern(np.uint64(seed), rs, cs, out, ZIG256_KI, ZIG256_WI, ZIG256_FI)
+                np.testing.assert_array_equal(out[:, :cols], want.astype(dtype))
+                assert np.all(full[:, cols:] == 9.0)

@@ -355,9 +355,10 @@ def _zig256_fast(v, wi):  # pragma: no cover - compiled
     rectangle value (valid when ``v``'s magnitude is below ``ki`` of its layer)."""
     idx = v & np.uint32(0xFF)
     rabs = np.int64(v >> np.uint32(9))
-    # the sign without a branch (a random one mispredicts half the time)
-    sgn = 1.0 - 2.0 * np.float64((v >> np.uint32(8)) & np.uint32(1))
-    return sgn * (rabs * wi[idx])
+    x = rabs * wi[idx]
+    # the sign by a select, not a branch (a random one mispredicts half the time): -x is
+    # (1.0 - 2.0 * sign bit) * x exactly, -0.0 included
+    return -x if (v >> np.uint32(8)) & np.uint32(1) else x
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -391,6 +392,11 @@ def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma
     rej_v = np.empty(ncol + 1, dtype=np.uint32)
     have = False                                    # the high half of the last output is unused
     pend = np.uint32(0)
+    unit = True                 # a column scale of ones: x * rs, the values of x * (rs * 1.0)
+    for c in range(ncol):
+        if col_scale[c] != 1.0:
+            unit = False
+            break
     for r in range(rows):
         rs = np.float64(row_scale[r])
         orow = out[r]
@@ -399,7 +405,7 @@ def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma
         if have and ncol > 0:
             v = pend
             have = False
-            orow[0] = _zig256_fast(v, wi) * (rs * col_scale[0])
+            orow[0] = _zig256_fast(v, wi) * (rs if unit else rs * col_scale[0])
             if _zig256_reject(v, ki):
                 rej_c[nr] = 0
                 rej_v[nr] = v
@@ -408,13 +414,13 @@ def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma
         while c + 1 < ncol:
             x, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
             v = np.uint32(x & lo_mask)
-            orow[c] = _zig256_fast(v, wi) * (rs * col_scale[c])
+            orow[c] = _zig256_fast(v, wi) * (rs if unit else rs * col_scale[c])
             if _zig256_reject(v, ki):
                 rej_c[nr] = c
                 rej_v[nr] = v
                 nr += 1
             v = np.uint32(x >> np.uint64(32))
-            orow[c + 1] = _zig256_fast(v, wi) * (rs * col_scale[c + 1])
+            orow[c + 1] = _zig256_fast(v, wi) * (rs if unit else rs * col_scale[c + 1])
             if _zig256_reject(v, ki):
                 rej_c[nr] = c + 1
                 rej_v[nr] = v
@@ -425,14 +431,14 @@ def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma
             v = np.uint32(x & lo_mask)
             pend = np.uint32(x >> np.uint64(32))
             have = True
-            orow[c] = _zig256_fast(v, wi) * (rs * col_scale[c])
+            orow[c] = _zig256_fast(v, wi) * (rs if unit else rs * col_scale[c])
             if _zig256_reject(v, ki):
                 rej_c[nr] = c
                 rej_v[nr] = v
                 nr += 1
         for q in range(nr):                         # slow path, in sample order
             c = rej_c[q]
-            orow[c] = _zig256_slow(rej_v[q], st2, ki, wi, fi) * (rs * col_scale[c])
+            orow[c] = _zig256_slow(rej_v[q], st2, ki, wi, fi) * (rs if unit else rs * col_scale[c])
 
 
 class _XoshiroRef:
