@@ -164,6 +164,16 @@ def _lead_keys(kind: str, leads: tuple) -> tuple:
     return tuple(f"snr_lead_db.{kind}.{name}" for name in leads)
 
 
+@functools.lru_cache(maxsize=64)
+def _snr_keys(kinds: tuple, leads: tuple) -> tuple:
+    """``snr_db.<kind>`` then :func:`_lead_keys` of each kind, in order (cached per layout)."""
+    keys = []
+    for kind in kinds:
+        keys.append(f"snr_db.{kind}")
+        keys += _lead_keys(kind, leads)
+    return tuple(keys)
+
+
 def _noise_power(n, definition, fs, trim=0.05):
     """:func:`noise_power` on ``[..., n_leads, T]`` without validation -> ``[..., n_leads]``."""
     if definition == "power":
@@ -224,10 +234,13 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     c = int(round(fs))
     n_l, n_e = matrix.shape
     xs = tuple(arrays)
-    if (r.size == 0 or x.shape[0] != n_l or x.shape[1] == 0 or c < 1
-            or any(type(a) is not np.ndarray or a.dtype != xs[0].dtype or a.dtype not in _FLOATS
-                   or a.shape != (n_e, x.shape[1]) or not a.flags.c_contiguous for a in xs)):
+    if r.size == 0 or x.shape[0] != n_l or x.shape[1] == 0 or c < 1:
         return None
+    shape = (n_e, x.shape[1])
+    for a in xs:
+        if (type(a) is not np.ndarray or a.dtype != xs[0].dtype or a.dtype not in _FLOATS
+                or a.shape != shape or not a.flags.c_contiguous):
+            return None
     k = x.shape[1] // c
     cut_s, cut_p = int(trim * r.size), int(trim * k)
     if k == 0 or 2 * cut_s >= r.size or 2 * cut_p >= k:
@@ -585,9 +598,17 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
                 snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
                 pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
         lead_names = tuple(leads)
-        for kind, row, pk in zip(measured, snr_lead.tolist(), pooled.tolist()):
-            params[f"snr_db.{kind}"] = pk
-            params.update(zip(_lead_keys(kind, lead_names), row))
+        if len(lead_names) == snr_lead.shape[1]:
+            # every kind's keys in one update, in the order of the loop below
+            vals = []
+            for pk, row in zip(pooled.tolist(), snr_lead.tolist()):
+                vals.append(pk)
+                vals += row
+            params.update(zip(_snr_keys(tuple(measured), lead_names), vals))
+        else:
+            for kind, row, pk in zip(measured, snr_lead.tolist(), pooled.tolist()):
+                params[f"snr_db.{kind}"] = pk
+                params.update(zip(_lead_keys(kind, lead_names), row))
     if type(noise) is ElectrodeNoise:
         # dataclasses.replace's values without its per-call field walk
         return _new_electrode_noise(by_kind, noise.contact, noise.impedance, noise.fs, params, noise.snr_targets)
