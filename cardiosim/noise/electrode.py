@@ -183,17 +183,29 @@ _IMPEDANCE_RANGES = {
 _F32 = np.float32
 
 
+@functools.lru_cache(maxsize=16)
+def _impedance_log_ranges(electrode: str, n_e: int) -> tuple:
+    """:func:`_log_range` of the donned (then hydrated) impedance range, repeated per
+    electrode: ``(log lo, log hi - log lo)`` [n_e or 2 n_e] (read-only, cached)."""
+    ranges = [r for r in _IMPEDANCE_RANGES[electrode] if r is not None]
+    a = np.array([_log_range(*r)[0] for r in ranges for _ in range(n_e)])
+    d = np.array([_log_range(*r)[1] for r in ranges for _ in range(n_e)])
+    a.setflags(write=False)
+    d.setflags(write=False)
+    return a, d
+
+
 def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     """Impedance [n_e, T] Ohm (float32), and the drawn parameters (PHYSICS.md section 6)."""
     # the draws of z0, zinf and the wear time from one call (Generator.uniform(lo, hi, size)
     # is lo + (hi - lo) * random(size): the values of one call per draw, in order)
-    (lo0, hi0), hydrated = _IMPEDANCE_RANGES[cfg.electrode]
+    hydrated = _IMPEDANCE_RANGES[cfg.electrode][1]
     u = rng.random(n_e * (2 if hydrated else 1) + 1)
-    z0 = _loguniform_from(u[:n_e], lo0, hi0)
-    if hydrated:
-        zinf = _loguniform_from(u[n_e:2 * n_e], *hydrated)
-    else:
-        zinf = z0.copy()
+    # z0 (and zinf) by _loguniform_from in one pass: log(lo) + (log(hi) - log(lo)) * u per value
+    a, d = _impedance_log_ranges(cfg.electrode, n_e)
+    zz = np.exp(a + d * u[:-1])
+    z0 = zz[:n_e]
+    zinf = zz[n_e:] if hydrated else z0.copy()
     lo, hi = cfg.wear_time_s
     wear = lo + (hi - lo) * float(u[-1])
     # z_inf + (z0 - z_inf) * (decay at the start * decay over the record), float32, one pass
@@ -233,9 +245,17 @@ def _constant(value: float, n_e: int, n: int) -> np.ndarray:
     return np.broadcast_to(_F32(value), (n_e, n))
 
 
+@functools.lru_cache(maxsize=16)
+def _rest_tone(n: int) -> np.ndarray:
+    """``np.full(n, 0.1, dtype=float32)`` (read-only, cached: copied per record)."""
+    a = np.full(n, 0.1, dtype=_F32)
+    a.setflags(write=False)
+    return a
+
+
 def _envelope_without_motion(rng, n, fs):
     """Muscle envelope at rest without a motion model: a low tone plus a few random bursts."""
-    env = np.full(n, 0.1, dtype=_F32)
+    env = _rest_tone(n).copy()
     n_burst = rng.poisson(n / fs / 10.0)
     # each burst's centre, width and height (uniform draws, all from one call: the values
     # Generator.uniform(lo, hi) = lo + (hi - lo) * random() gives one call per draw)
