@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -91,6 +92,7 @@ def _resolve(name, aliases, kind):
     if type(name) is str:
         key = _RESOLVED.get((name, kind))
         if key is not None:
+            _remember(name, kind, key)
             return key
     key = aliases.get(str(name).lower(), str(name).upper())
     if key not in CLASSES or CLASSES[key].kind != kind:
@@ -98,7 +100,20 @@ def _resolve(name, aliases, kind):
                           f"{[n for n, c in CLASSES.items() if c.kind == kind]} or {sorted(aliases)}")
     if type(name) is str and len(_RESOLVED) < 256:
         _RESOLVED[(name, kind)] = key
+        _remember(name, kind, key)
     return key
+
+
+def _remember(name, kind, key):
+    """``name`` (a str in ``_RESOLVED``) into ``_plan``'s look-up of its kind."""
+    if kind == "rhythm":
+        _RESOLVED_RHYTHM[name] = key
+    elif kind == "morphology":
+        _RESOLVED_MORPHOLOGY[name] = key
+
+
+_RESOLVED_RHYTHM = {}  # str name -> rhythm class, for names already resolved (_plan's look-up)
+_RESOLVED_MORPHOLOGY = {}  # the same for morphologies
 
 
 @dataclass
@@ -217,8 +232,11 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         raise ConfigError(f"fs must be positive, got {fs!r}")
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    rhythm = _resolve(rhythm, RHYTHM_ALIASES, "rhythm")
-    morphology = _resolve(morphology, MORPHOLOGY_ALIASES, "morphology")
+    # (names resolved before: one dict look-up each)
+    key = _RESOLVED_RHYTHM.get(rhythm) if type(rhythm) is str else None
+    rhythm = key if key is not None else _resolve(rhythm, RHYTHM_ALIASES, "rhythm")
+    key = _RESOLVED_MORPHOLOGY.get(morphology) if type(morphology) is str else None
+    morphology = key if key is not None else _resolve(morphology, MORPHOLOGY_ALIASES, "morphology")
     params = {"rhythm": rhythm, "morphology": morphology}
 
     if patient is None:
@@ -484,8 +502,12 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
     # work space of the spectrum: rfft bins f, draws u, exponents e (2 per bin); room for
     # the longest series a drawn heart rate gives (nb <= 9.6 (duration + 5) + 160)
     cap = int(9.6 * duration + 220.0)
-    w = np.empty(4 * cap)  # rfft bins, draws, exponents: w[:cap], w[cap:2 cap], w[2 cap:]
-    form = _plan_kernels.spectrum_u_form()
+    # (the thread's work arrays w, spec, x: none of them leaves this function)
+    work = getattr(_WORK, "sinus", None)
+    if work is None or work[0] != cap:
+        work = _WORK.sinus = (cap, np.empty(4 * cap), {})
+    w = work[1]  # rfft bins, draws, exponents: w[:cap], w[cap:2 cap], w[2 cap:]
+    form, irfft = _SINUS_FORMS[0] if _SINUS_FORMS else _sinus_forms()
     # (NumPy's own draws take the bit generator's lock: so do these)
     with rng.bit_generator.lock:
         heart_rate, heart_rate_std, breathing_rate, n_beats, n, m = _plan_kernels.sinus_draw_kernel(
@@ -494,16 +516,18 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
             n = _fft_length(max(((n_beats + 4) * 60.0 / heart_rate * 1.5 + 16) * 4.0, 64))
             if n // 2 + 1 > cap:
                 cap = n // 2 + 1
-                w = np.empty(4 * cap)
+                w = np.empty(4 * cap)  # (not the thread's: cap no longer its size)
             m = _plan_kernels.sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, w[:cap], w[cap:2 * cap],
                                                          w[2 * cap:])
         if form != "kernel":
             v = w[2 * cap:2 * cap + 2 * m]
             np.exp(v, v)
-        spec = np.empty(n // 2 + 1, np.complex128)
+        sx = work[2].get(n)
+        if sx is None:
+            sx = work[2][n] = (np.empty(n // 2 + 1, np.complex128), np.empty(n), n in _SERIES_LENGTHS)
+        spec, x, series_here = sx
         _plan_kernels.sinus_spectrum_kernel(w, cap, m, form == "kernel", lf_hf_ratio, spec)
-        x = np.empty(n)
-        _irfft_direct()(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), x)
+        irfft(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), x)
         rr_mean = 60.0 / heart_rate
         rr_std = 60.0 * heart_rate_std / heart_rate ** 2
         codes = np.empty(n_beats, np.uint32)
@@ -511,7 +535,7 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
         fb = np.empty(5 * n_beats + 1)  # rows, r_times, rr, resp (sinus_schedule_kernel)
         # the series' mean, power and the respiratory sine in the kernel where its forms of
         # them (NumPy's summation, OpenBLAS's dot, the C library's sin) were confirmed
-        series_here = n in _SERIES_LENGTHS and _plan_kernels.series_forms_match()
+        series_here = series_here and _SERIES_FORMS_MATCH[0]
         if series_here:
             scale = 0.0
         else:
@@ -537,18 +561,49 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
     out["heart_rate_std_bpm"] = heart_rate_std
     out["breathing_rate_per_min"] = breathing_rate
     out["lf_hf_ratio"] = lf_hf_ratio
-    out["beat_jitter"] = float(beat_jitter)
+    beat_jitter = float(beat_jitter)
+    out["beat_jitter"] = beat_jitter
     out["respiration_phase_rad"] = resp_phase
     out["respiration_amp_modulation"] = resp_depth
     out["n_beats"] = inside
-    params = out
-    fid = _fiducials(patient)
-    table_args = (r_times, f_repol, resp, resp_depth, z, float(beat_jitter), codes, patient.tau, patient.sigma,
-                  patient.amp, patient.tau, patient.sigma, patient.amp, _REPOL_MASK, fid, fid, duration)
-    render = (r_times, f_repol, resp, resp_depth, z, float(beat_jitter), codes, _render_template(patient), duration,
-              m_ann, n_rec, fs)
-    return _Plan(r_times, codes.view("<U1")[:nb], None, None, None, None, None, None, params,
-                 (rhythm, morphology), table_args=table_args, render=render)
+    head = (r_times, f_repol, resp, resp_depth, z, beat_jitter, codes)
+    table_tail, render_tmpl = _sinus_static(patient)
+    # the _Plan as its __init__ fills it (field by field, in order) without its call
+    plan = object.__new__(_Plan)
+    object.__setattr__(plan, "__dict__", {
+        "r_times": r_times, "types": codes.view(_U1)[:nb], "centres": None, "widths": None, "amps": None,
+        "chans": None, "fid": None, "atrial": None, "params": out, "labels": (rhythm, morphology), "valid": True,
+        "table_args": head + table_tail + (duration,),
+        "render": head + (render_tmpl, duration, m_ann, n_rec, fs)})
+    return plan
+
+
+_U1 = np.dtype("<U1")
+_WORK = threading.local()  # per thread: _plan_sinus's work arrays
+_SINUS_FORMS = []  # (spectrum_u_form, the irfft ufunc) once _sinus_fast() held
+_SERIES_FORMS_MATCH = []  # [_plan_kernels.series_forms_match()], filled with _SINUS_FORMS
+
+
+def _sinus_forms():
+    """``(_plan_kernels.spectrum_u_form(), _irfft_direct())``, kept after the first call
+    (both checked once per process; :func:`_plan_sinus` runs only after they passed), and
+    ``series_forms_match()`` into ``_SERIES_FORMS_MATCH``."""
+    if not _SINUS_FORMS:
+        _SERIES_FORMS_MATCH.append(bool(_plan_kernels.series_forms_match()))
+        _SINUS_FORMS.append((_plan_kernels.spectrum_u_form(), _irfft_direct()))
+    return _SINUS_FORMS[0]
+
+
+def _sinus_static(p: Patient):
+    """A sinus plan's per-patient arguments: the tail of ``beat_table_kernel``'s (before
+    ``duration``) and ``sinus_render_kernel``'s packed template, cached on the (immutable)
+    patient."""
+    cached = p.__dict__.get("_sinus_static")
+    if cached is None:
+        fid = _fiducials(p)
+        cached = ((p.tau, p.sigma, p.amp, p.tau, p.sigma, p.amp, _REPOL_MASK, fid, fid), _render_template(p))
+        object.__setattr__(p, "_sinus_static", cached)
+    return cached
 
 
 def _render_template(p: Patient) -> np.ndarray:
@@ -676,7 +731,7 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     """
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
                  breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False,
-                 rhythm_prior=_rhythm_prior(rhythm_prior))
+                 rhythm_prior=rhythm_prior if rhythm_prior is None else _rhythm_prior(rhythm_prior))
     n = int(round(duration * fs))
     if backend == "numba" and n <= 100_000:
         return _render_finish(plan, n, fs, np.zeros(3 * n + 8))
@@ -703,7 +758,7 @@ def _render_finish(plan, n, fs, flat):
         s, rr, bt = np.empty((len(ANNOTATION_KEYS), m), np.int64), np.empty(m), np.empty(m, np.uint32)
         if _plan_kernels.sinus_render_kernel(*rd[:9], float(fs), _CUTOFF, flat, n, _kernels.exp_table(), s, rr, bt):
             return _beats(flat[:3 * n].reshape(3, n), float(fs), rr, dict(zip(ANNOTATION_KEYS, s)), plan.labels,
-                          plan.params, bt.view("<U1"))
+                          plan.params, bt.view(_U1))
         return _finish(_table(plan), _render(plan, n, fs, "numba"), fs)
     *ann, ok = _plan_kernels.beat_render_kernel(*plan.table_args, float(fs), _CUTOFF, flat, n,
                                                 _kernels.exp_table())
