@@ -480,3 +480,60 @@ def test_threads_with_their_own_generators_draw_their_own_streams():
     for t in threads:
         t.join()
     assert together == alone
+
+
+def test_ufunc_loops_are_numpys_exp_and_cube_root():
+    """Where the ufunc tables were read (:func:`ufunc_loops`), NumPy's ``exp`` and
+    ``power`` loops called from kernels give ``np.exp`` and ``x ** (1/3)`` bit for bit on
+    other numbers and lengths than the check's; the spectrum and schedule kernels that
+    call them give what the NumPy calls between the kernels give."""
+    loops = K.ufunc_loops()
+    if loops is None:
+        pytest.skip("NumPy's ufunc tables are not read here")
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 8, 9, 15, 16, 17, 33, 170, 1000):
+        x = rng.uniform(-760.0, 5.0, n)
+        got = x.copy()
+        K.exp_loop_kernel(loops, got)
+        with np.errstate(all="ignore"):
+            assert _same(got, np.exp(x))
+        x = rng.uniform(0.25, 3.0, n)
+        got = x.copy()
+        K.cbrt_loop_kernel(loops, got, K.THIRD)
+        assert _same(got, x ** (1.0 / 3.0))
+    for seed in range(8):
+        cap, m = 300, int(rng.integers(1, 150))
+        w = rng.uniform(0.0, 1.0, 4 * cap)
+        w[2 * cap:] = rng.uniform(-800.0, 0.0, 2 * cap)
+        want_w = w.copy()
+        v = want_w[2 * cap:2 * cap + 2 * m]
+        with np.errstate(all="ignore"):
+            np.exp(v, v)
+        want, got = np.empty(257, np.complex128), np.empty(257, np.complex128)
+        K.sinus_spectrum_kernel(want_w, cap, m, False, 0.5, want)
+        K.sinus_spectrum_loop_kernel(w, cap, m, loops, 0.5, got)
+        assert _same(got, want) and _same(w, want_w)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sinus_schedule_cbrt_kernel_is_the_schedule_and_numpys_power(seed):
+    """:func:`sinus_schedule_cbrt_kernel` draws what :func:`sinus_schedule_kernel` draws and
+    leaves ``fb[:nb] ** (1/3)`` (NumPy's) where that leaves the RRs to the next beat."""
+    from cardiosim.ode._rng_kernels import bitgen_pointers
+
+    loops = K.ufunc_loops()
+    if loops is None:
+        pytest.skip("NumPy's ufunc tables are not read here")
+    x = np.random.default_rng(seed).standard_normal(512)
+    x -= x.mean()
+    outs = []
+    for kernel, extra in ((K.sinus_schedule_kernel, ()), (K.sinus_schedule_cbrt_kernel, (loops, K.THIRD))):
+        rng = np.random.default_rng([seed, 1])
+        codes, z, fb = np.empty(40, np.uint32), np.zeros((40, NW)), np.zeros(5 * 40 + 1)
+        res = kernel(bitgen_pointers(rng), x.copy(), 0.01, 0.8, 10.0, 15.0, codes, z, fb, False, 0.05, 500.0, 5000,
+                     *extra)
+        outs.append((res, codes, z, fb, rng.random()))
+    (r0, c0, z0, fb0, u0), (r1, c1, z1, fb1, u1) = outs
+    nb = r0[1]
+    assert r0 == r1 and r0[0] == 0 and u0 == u1 and _same(c0, c1) and _same(z0, z1)
+    assert _same(fb1[:nb], fb0[:nb] ** (1.0 / 3.0)) and _same(fb1[nb:], fb0[nb:])

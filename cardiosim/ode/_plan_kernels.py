@@ -63,15 +63,27 @@ x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, 
 pairwise sum, this machine's OpenBLAS ``ddot`` and the C library's ``sin`` written out, used
 where ``series_forms_match()`` confirmed them, once per process; twin ``series_scale_numpy``);
 ``rfft_freqs_into(n, d, out)``.
+
+NumPy's own ``exp`` and ``power`` loops called from kernels (where :func:`ufunc_loops` read
+them from the ufuncs' tables and they reproduced the ufuncs, once per process):
+``ufunc_loops() -> uint64[4] | None``; ``sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio,
+spec)`` (:func:`sinus_spectrum_kernel` with NumPy's ``exp`` of the exponents taken inside);
+``sinus_schedule_cbrt_kernel(<sinus_schedule_kernel's arguments>, loops, THIRD)`` (and then
+``fb[:nb] **= 1/3`` by NumPy's power loop); ``exp_loop_kernel(loops, v)``,
+``cbrt_loop_kernel(loops, x, THIRD)`` (in place; the check's entries).
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
 
 from .._pairwise_kernels import pairwise_sum_flat
 from ._kernels import _fma, gaussian_time_rows_kernel
@@ -908,3 +920,159 @@ def spectrum_form():
     on :func:`spectrum_cases`, checked once per process (≈ 1 ms after compilation); None if
     neither (then the NumPy code runs)."""
     return _first_matching_form(spectrum_cases, spectrum_matches)
+
+
+# --- NumPy's own ufunc loops, called from kernels --------------------------------------
+# np.exp of the spectrum's exponents and RR^(1/3) are NumPy's SIMD loops (not the C
+# library's functions) on this kind of machine, so the kernels cannot compute them; a
+# ufunc call costs ~0.6 µs of dispatch for a few dozen numbers. The loops themselves are
+# plain C functions ``loop(char **args, npy_intp *dims, npy_intp *steps, void *data)`` in
+# the ufunc's table (``PyUFuncObject.functions`` / ``.data``, the variant NumPy's CPU
+# dispatch chose at import): called here with the arguments NumPy's iterator passes for
+# 1-D contiguous operands (a scalar operand with step 0), the same function on the same
+# numbers, so the same bits. Used only where :func:`ufunc_loops` read the table and the
+# calls reproduced the ufuncs bit for bit (once per process).
+@intrinsic
+def _ufunc_loop(typingctx, fn, data, a0, a1, a2, n, s0, s1, s2):
+    """Call the ufunc loop at address ``fn`` on one 1-D run of ``n`` elements: operands at
+    addresses ``a0, a1, a2`` with byte steps ``s0, s1, s2`` (a 1-in-1-out loop reads only
+    the first two), its ``data`` (an address, may be 0)."""
+    if not all(isinstance(v, types.Integer) for v in (fn, data, a0, a1, a2, n, s0, s1, s2)):
+        return None
+    sig = types.void(fn, data, a0, a1, a2, n, s0, s1, s2)
+
+    def codegen(context, builder, signature, args):
+        vp = ir.IntType(8).as_pointer()
+        i64 = ir.IntType(64)
+        fn_v, data_v, p0, p1, p2, n_v, t0, t1, t2 = args
+        ptrs = cgutils.alloca_once(builder, vp, size=3)
+        steps = cgutils.alloca_once(builder, i64, size=3)
+        dims = cgutils.alloca_once(builder, i64, size=1)
+        for k, (p, st) in enumerate(((p0, t0), (p1, t1), (p2, t2))):
+            builder.store(builder.inttoptr(p, vp), builder.gep(ptrs, [ir.Constant(i64, k)]))
+            builder.store(builder.sext(st, i64) if st.type.width < 64 else st,
+                          builder.gep(steps, [ir.Constant(i64, k)]))
+        builder.store(builder.sext(n_v, i64) if n_v.type.width < 64 else n_v, dims)
+        fnty = ir.FunctionType(ir.VoidType(), (vp.as_pointer(), i64.as_pointer(), i64.as_pointer(), vp))
+        builder.call(builder.inttoptr(fn_v, fnty.as_pointer()), (ptrs, dims, steps, builder.inttoptr(data_v, vp)))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(nogil=True, inline="always")
+def exp_loop_inplace(loops, v, m):
+    """``np.exp(v[:m], out=v[:m])`` by NumPy's loop (``loops`` from :func:`ufunc_loops`)."""
+    if m > 0:
+        _ufunc_loop(loops[0], loops[1], v.ctypes.data, v.ctypes.data, 0, m, 8, 8, 0)
+
+
+@njit(nogil=True, inline="always")
+def cbrt_loop_inplace(loops, x, third):
+    """``x[:] = x ** (1.0 / 3.0)`` (NumPy's power loop; ``third``: a 1-element array
+    holding ``1.0 / 3.0``; ``x`` contiguous)."""
+    if x.shape[0] > 0:
+        _ufunc_loop(loops[2], loops[3], x.ctypes.data, third.ctypes.data, x.ctypes.data, x.shape[0], 8, 0, 8)
+
+
+@njit(cache=True, nogil=True)
+def exp_loop_kernel(loops, v):
+    """``np.exp(v, out=v)`` (1-D contiguous) by NumPy's loop (the check's entry)."""
+    exp_loop_inplace(loops, v, v.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def cbrt_loop_kernel(loops, x, third):
+    """``x ** (1.0 / 3.0)`` into ``x`` (1-D contiguous) by NumPy's loop (the check's entry)."""
+    cbrt_loop_inplace(loops, x, third)
+
+
+def _ufunc_table_loop(ufunc, signature):
+    """(function, data) addresses of ``ufunc``'s loop for ``signature`` (e.g. ``"d->d"``)
+    from its ``PyUFuncObject`` (NumPy 2's layout: ``nin, nout, nargs, identity`` after the
+    object header, then ``functions``, ``data``, ``ntypes``, ``reserved1``, ``name``),
+    after checking the fields it can against the ufunc's attributes; None otherwise."""
+    addr = id(ufunc)
+    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+    nin, nout, nargs, _ = (ctypes.c_int * 4).from_address(addr + head)
+    if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, ufunc.nargs):
+        return None
+    functions = ctypes.c_void_p.from_address(addr + head + 16).value
+    data = ctypes.c_void_p.from_address(addr + head + 24).value
+    ntypes = ctypes.c_int.from_address(addr + head + 32).value
+    name = ctypes.c_char_p.from_address(addr + head + 40).value
+    if ntypes != ufunc.ntypes or name != ufunc.__name__.encode() or not functions or signature not in ufunc.types:
+        return None
+    k = ufunc.types.index(signature)
+    fn = ctypes.c_void_p.from_address(functions + k * ctypes.sizeof(ctypes.c_void_p)).value
+    d = ctypes.c_void_p.from_address(data + k * ctypes.sizeof(ctypes.c_void_p)).value if data else 0
+    return (fn, d or 0) if fn else None
+
+
+THIRD = np.array([1.0 / 3.0])  # the exponent of RR^(1/3), as NumPy receives the Python float
+THIRD.flags.writeable = False
+
+
+@lru_cache(maxsize=1)
+def ufunc_loops():
+    """``uint64[4]``: NumPy's ``exp`` (``d->d``) and ``power`` (``dd->d``) loops and their
+    data (function, data, function, data), if read from the ufuncs' tables and they gave
+    ``np.exp`` and ``x ** (1.0 / 3.0)`` bit for bit here on the planner's ranges and far
+    beyond, lengths 1-300 (every SIMD tail) included, once per process; else None."""
+    try:
+        e = _ufunc_table_loop(np.exp, "d->d")
+        p = _ufunc_table_loop(np.power, "dd->d")
+        if e is None or p is None:
+            return None
+        loops = np.array([e[0], e[1], p[0], p[1]], np.uint64)
+        loops.flags.writeable = False
+        rng = np.random.default_rng(20261206)
+        xe = np.concatenate([rng.uniform(-760.0, 0.0, 50_000), rng.uniform(-800.0, 710.0, 20_000),
+                             np.array([0.0, -0.0, -745.13, -745.14, -750.0, 709.78, 710.0, np.inf, -np.inf,
+                                       np.nan])])
+        xp = np.concatenate([rng.uniform(0.2, 3.5, 50_000), rng.uniform(0.0, 1e3, 10_000),
+                             np.array([0.0, 1.0, 0.125, 8.0, 27.0, 1e-300, 5e-324, np.inf, np.nan])])
+        with np.errstate(all="ignore"):
+            for x, loop, want in ((xe, exp_loop_kernel, np.exp(xe)), (xp, cbrt_loop_kernel, xp ** (1.0 / 3.0))):
+                got = x.copy()
+                if loop is exp_loop_kernel:
+                    loop(loops, got)
+                else:
+                    loop(loops, got, THIRD)
+                if got.tobytes() != want.tobytes():
+                    return None
+                for n in range(1, 300):
+                    a = x[n:2 * n].copy()
+                    if loop is exp_loop_kernel:
+                        loop(loops, a)
+                        ok = a.tobytes() == np.exp(x[n:2 * n]).tobytes()
+                    else:
+                        loop(loops, a, THIRD)
+                        ok = a.tobytes() == (x[n:2 * n] ** (1.0 / 3.0)).tobytes()
+                    if not ok:
+                        return None
+        return loops
+    except Exception:  # pragma: no cover - another NumPy layout, or numba: NumPy's calls it is
+        return None
+
+
+@njit(cache=True, nogil=True)
+def sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec):
+    """:func:`sinus_spectrum_kernel` with NumPy's ``exp`` (its loop, :func:`ufunc_loops`)
+    taken here on the exponents ``w[2 cap:2 cap + 2 m]``, in place as ``np.exp(v, v)``."""
+    u, e = w[cap:2 * cap], w[2 * cap:4 * cap]
+    exp_loop_inplace(loops, e, 2 * m)
+    spectrum_u_finish_kernel(e, m, 0.01, 0.01, lf_hf_ratio, u, spec)
+
+
+@njit(cache=True, nogil=True)
+def sinus_schedule_cbrt_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std,
+                               fs, n, loops, third):
+    """:func:`sinus_schedule_kernel`, then (status 0) ``fb[:nb] = fb[:nb] ** (1.0 / 3.0)``
+    by NumPy's power loop (:func:`ufunc_loops`; ``third``: :data:`THIRD`): the RRs to the
+    next beat become the ST-T scale factors ``RR^(1/3)`` in place."""
+    res = sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std,
+                                fs, n)
+    if res[0] == 0:
+        cbrt_loop_inplace(loops, fb[:res[1]], third)
+    return res

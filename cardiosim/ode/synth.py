@@ -507,7 +507,7 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
     if work is None or work[0] != cap:
         work = _WORK.sinus = (cap, np.empty(4 * cap), {})
     w = work[1]  # rfft bins, draws, exponents: w[:cap], w[cap:2 cap], w[2 cap:]
-    form, irfft = _SINUS_FORMS[0] if _SINUS_FORMS else _sinus_forms()
+    form, irfft, loops = _SINUS_FORMS[0] if _SINUS_FORMS else _sinus_forms()
     # (NumPy's own draws take the bit generator's lock: so do these)
     with rng.bit_generator.lock:
         heart_rate, heart_rate_std, breathing_rate, n_beats, n, m = _plan_kernels.sinus_draw_kernel(
@@ -519,14 +519,17 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
                 w = np.empty(4 * cap)  # (not the thread's: cap no longer its size)
             m = _plan_kernels.sinus_spectrum_draw_kernel(bg, n, breathing_rate / 60.0, w[:cap], w[cap:2 * cap],
                                                          w[2 * cap:])
-        if form != "kernel":
-            v = w[2 * cap:2 * cap + 2 * m]
-            np.exp(v, v)
         sx = work[2].get(n)
         if sx is None:
             sx = work[2][n] = (np.empty(n // 2 + 1, np.complex128), np.empty(n), n in _SERIES_LENGTHS)
         spec, x, series_here = sx
-        _plan_kernels.sinus_spectrum_kernel(w, cap, m, form == "kernel", lf_hf_ratio, spec)
+        if form == "kernel" or loops is None:
+            if form != "kernel":
+                v = w[2 * cap:2 * cap + 2 * m]
+                np.exp(v, v)
+            _plan_kernels.sinus_spectrum_kernel(w, cap, m, form == "kernel", lf_hf_ratio, spec)
+        else:  # NumPy's exp loop in the kernel (the same function on the same numbers)
+            _plan_kernels.sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec)
         irfft(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), x)
         rr_mean = 60.0 / heart_rate
         rr_std = 60.0 * heart_rate_std / heart_rate ** 2
@@ -542,15 +545,20 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
             x -= np.add.reduce(x) / n
             sd = math.sqrt(float(np.dot(x, x)) / n)
             scale = rr_std / sd if sd > 0 else 0.0
-        status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
-            bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, float(fs), n_rec)
+        if loops is None:
+            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_kernel(
+                bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, float(fs), n_rec)
+        else:  # and RR^(1/3) by NumPy's power loop, into fb[:nb]
+            status, nb, inside, resp_phase, resp_depth, m_ann = _plan_kernels.sinus_schedule_cbrt_kernel(
+                bg, x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, float(fs), n_rec,
+                loops, _plan_kernels.THIRD)
     if status == 1:
         raise ConfigError(f"heart_rate_std={heart_rate_std} bpm is too large for heart_rate="
                           f"{heart_rate} bpm: RR intervals below 0.2 s")
     if status:
         raise ConfigError("internal: beat schedule too short")  # pragma: no cover
     r_times = fb[2 * n_beats:2 * n_beats + nb + 1]
-    f_repol = fb[:nb] ** (1.0 / 3.0)
+    f_repol = fb[:nb] if loops is not None else fb[:nb] ** (1.0 / 3.0)
     resp = fb[4 * n_beats + 1:5 * n_beats + 1] if series_here else np.sin(fb[nb:2 * nb])
     # the params in _plan's key order from the patient's template (a copy and eight
     # stores: updating a new dict with the patient's 99 values cost ~2.5 µs a record)
@@ -580,17 +588,17 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
 
 _U1 = np.dtype("<U1")
 _WORK = threading.local()  # per thread: _plan_sinus's work arrays
-_SINUS_FORMS = []  # (spectrum_u_form, the irfft ufunc) once _sinus_fast() held
+_SINUS_FORMS = []  # (spectrum_u_form, the irfft ufunc, ufunc_loops) once _sinus_fast() held
 _SERIES_FORMS_MATCH = []  # [_plan_kernels.series_forms_match()], filled with _SINUS_FORMS
 
 
 def _sinus_forms():
-    """``(_plan_kernels.spectrum_u_form(), _irfft_direct())``, kept after the first call
-    (both checked once per process; :func:`_plan_sinus` runs only after they passed), and
-    ``series_forms_match()`` into ``_SERIES_FORMS_MATCH``."""
+    """``(_plan_kernels.spectrum_u_form(), _irfft_direct(), _plan_kernels.ufunc_loops())``,
+    kept after the first call (each checked once per process; :func:`_plan_sinus` runs only
+    after the first two passed), and ``series_forms_match()`` into ``_SERIES_FORMS_MATCH``."""
     if not _SINUS_FORMS:
         _SERIES_FORMS_MATCH.append(bool(_plan_kernels.series_forms_match()))
-        _SINUS_FORMS.append((_plan_kernels.spectrum_u_form(), _irfft_direct()))
+        _SINUS_FORMS.append((_plan_kernels.spectrum_u_form(), _irfft_direct(), _plan_kernels.ufunc_loops()))
     return _SINUS_FORMS[0]
 
 
