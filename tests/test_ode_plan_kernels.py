@@ -537,3 +537,26 @@ def test_sinus_schedule_cbrt_kernel_is_the_schedule_and_numpys_power(seed):
     nb = r0[1]
     assert r0 == r1 and r0[0] == 0 and u0 == u1 and _same(c0, c1) and _same(z0, z1)
     assert _same(fb1[:nb], fb0[:nb] ** (1.0 / 3.0)) and _same(fb1[nb:], fb0[nb:])
+
+
+def test_irfft_loop_is_numpys_irfft():
+    """NumPy's irfft loop called from a kernel (:func:`ufunc_loops`) gives ``np.fft.irfft``
+    bit for bit, and :func:`sinus_series_loop_kernel` the spectrum and series that
+    :func:`sinus_spectrum_loop_kernel` and ``np.fft.irfft`` give."""
+    loops = K.ufunc_loops()
+    if loops is None:
+        pytest.skip("NumPy's ufunc tables are not read here")
+    rng = np.random.default_rng(9)
+    for n in (64, 128, 200, 256, 512, 1024, 2048, 4096):
+        spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+        got = np.empty(n)
+        K.irfft_loop_kernel(loops, spec, np.array([np.reciprocal(n, dtype=np.float64)]), got)
+        assert _same(got, np.fft.irfft(spec, n))
+        cap, m = n // 2 + 1, int(rng.integers(1, n // 4))
+        w = rng.uniform(0.0, 1.0, 4 * cap)
+        w[2 * cap:] = rng.uniform(-800.0, 0.0, 2 * cap)
+        want_w, want_spec = w.copy(), np.empty(cap, np.complex128)
+        K.sinus_spectrum_loop_kernel(want_w, cap, m, loops, 0.5, want_spec)
+        spec, x = np.empty(cap, np.complex128), np.empty(n)
+        K.sinus_series_loop_kernel(w, cap, m, loops, 0.5, spec, np.array([1.0 / n]), x)
+        assert _same(spec, want_spec) and _same(x, np.fft.irfft(want_spec, n))

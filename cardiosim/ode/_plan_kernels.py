@@ -69,8 +69,11 @@ them from the ufuncs' tables and they reproduced the ufuncs, once per process):
 ``ufunc_loops() -> uint64[4] | None``; ``sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio,
 spec)`` (:func:`sinus_spectrum_kernel` with NumPy's ``exp`` of the exponents taken inside);
 ``sinus_schedule_cbrt_kernel(<sinus_schedule_kernel's arguments>, loops, THIRD)`` (and then
-``fb[:nb] **= 1/3`` by NumPy's power loop); ``exp_loop_kernel(loops, v)``,
-``cbrt_loop_kernel(loops, x, THIRD)`` (in place; the check's entries).
+``fb[:nb] **= 1/3`` by NumPy's power loop); ``sinus_series_loop_kernel(w, cap, m, loops,
+lf_hf_ratio, spec, fct, x)`` (the spectrum as ``sinus_spectrum_loop_kernel``, then ``x`` its
+``np.fft.irfft`` by NumPy's loop, ``fct = [1 / n]``); ``exp_loop_kernel(loops, v)``,
+``cbrt_loop_kernel(loops, x, THIRD)``, ``irfft_loop_kernel(loops, spec, fct, x)`` (the
+check's entries).
 """
 
 from __future__ import annotations
@@ -960,6 +963,49 @@ def _ufunc_loop(typingctx, fn, data, a0, a1, a2, n, s0, s1, s2):
     return sig, codegen
 
 
+@intrinsic
+def _gufunc_loop(typingctx, fn, data, a0, a1, a2, m, n):
+    """Call the gufunc loop at address ``fn`` (signature ``(m),()->(n)``, as NumPy's
+    ``irfft``) once (outer count 1) on contiguous operands at addresses ``a0`` (complex128,
+    ``m``), ``a1`` (a double) and ``a2`` (float64, ``n``): dimensions ``(1, m, n)``, steps
+    ``(0, 0, 0, 16, 8)``."""
+    if not all(isinstance(v, types.Integer) for v in (fn, data, a0, a1, a2, m, n)):
+        return None
+    sig = types.void(fn, data, a0, a1, a2, m, n)
+
+    def codegen(context, builder, signature, args):
+        vp = ir.IntType(8).as_pointer()
+        i64 = ir.IntType(64)
+        fn_v, data_v, p0, p1, p2, m_v, n_v = args
+        ptrs = cgutils.alloca_once(builder, vp, size=3)
+        steps = cgutils.alloca_once(builder, i64, size=5)
+        dims = cgutils.alloca_once(builder, i64, size=3)
+        for k, p in enumerate((p0, p1, p2)):
+            builder.store(builder.inttoptr(p, vp), builder.gep(ptrs, [ir.Constant(i64, k)]))
+        for k, st in enumerate((0, 0, 0, 16, 8)):
+            builder.store(ir.Constant(i64, st), builder.gep(steps, [ir.Constant(i64, k)]))
+        for k, d in enumerate((ir.Constant(i64, 1), m_v, n_v)):
+            builder.store(builder.sext(d, i64) if d.type.width < 64 else d, builder.gep(dims, [ir.Constant(i64, k)]))
+        fnty = ir.FunctionType(ir.VoidType(), (vp.as_pointer(), i64.as_pointer(), i64.as_pointer(), vp))
+        builder.call(builder.inttoptr(fn_v, fnty.as_pointer()), (ptrs, dims, steps, builder.inttoptr(data_v, vp)))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(nogil=True, inline="always")
+def irfft_loop_into(loops, spec, fct, x):
+    """``irfft(spec, fct[0], out=x)`` (NumPy's ``_pocketfft_umath.irfft`` for 1-D
+    contiguous operands: ``np.fft.irfft(spec, n)`` with ``fct = 1 / n``) by its loop."""
+    _gufunc_loop(loops[4], loops[5], spec.ctypes.data, fct.ctypes.data, x.ctypes.data, spec.shape[0], x.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def irfft_loop_kernel(loops, spec, fct, x):
+    """:func:`irfft_loop_into` (the check's entry)."""
+    irfft_loop_into(loops, spec, fct, x)
+
+
 @njit(nogil=True, inline="always")
 def exp_loop_inplace(loops, v, m):
     """``np.exp(v[:m], out=v[:m])`` by NumPy's loop (``loops`` from :func:`ufunc_loops`)."""
@@ -1015,16 +1061,20 @@ THIRD.flags.writeable = False
 
 @lru_cache(maxsize=1)
 def ufunc_loops():
-    """``uint64[4]``: NumPy's ``exp`` (``d->d``) and ``power`` (``dd->d``) loops and their
-    data (function, data, function, data), if read from the ufuncs' tables and they gave
-    ``np.exp`` and ``x ** (1.0 / 3.0)`` bit for bit here on the planner's ranges and far
-    beyond, lengths 1-300 (every SIMD tail) included, once per process; else None."""
+    """``uint64[6]``: NumPy's ``exp`` (``d->d``), ``power`` (``dd->d``) and irfft
+    (``_pocketfft_umath.irfft``, ``Dd->d``) loops and their data (function, data, ...), if
+    read from the ufuncs' tables and they gave ``np.exp``, ``x ** (1.0 / 3.0)`` and
+    ``np.fft.irfft`` bit for bit here (the planner's ranges and far beyond, lengths 1-300:
+    every SIMD tail; the series' rfft lengths and others), once per process; else None."""
     try:
+        from numpy.fft import _pocketfft_umath as pfu
+
         e = _ufunc_table_loop(np.exp, "d->d")
         p = _ufunc_table_loop(np.power, "dd->d")
-        if e is None or p is None:
+        f = _ufunc_table_loop(pfu.irfft, "Dd->d")
+        if e is None or p is None or f is None or pfu.irfft.signature != "(m),()->(n)":
             return None
-        loops = np.array([e[0], e[1], p[0], p[1]], np.uint64)
+        loops = np.array([e[0], e[1], p[0], p[1], f[0], f[1]], np.uint64)
         loops.flags.writeable = False
         rng = np.random.default_rng(20261206)
         xe = np.concatenate([rng.uniform(-760.0, 0.0, 50_000), rng.uniform(-800.0, 710.0, 20_000),
@@ -1051,6 +1101,15 @@ def ufunc_loops():
                         ok = a.tobytes() == (x[n:2 * n] ** (1.0 / 3.0)).tobytes()
                     if not ok:
                         return None
+        for n in SERIES_LENGTHS + (8, 96, 100, 480, 1000, 8192):
+            for k in range(3):
+                spec = rng.standard_normal(n // 2 + 1) * 10.0 ** rng.uniform(-3, 3) + 1j * rng.standard_normal(n // 2 + 1)
+                spec[rng.random(n // 2 + 1) < 0.5] = 0.0
+                fct = np.array([np.reciprocal(n, dtype=np.float64)])
+                got = np.empty(n)
+                irfft_loop_kernel(loops, spec, fct, got)
+                if got.tobytes() != np.fft.irfft(spec, n).tobytes():
+                    return None
         return loops
     except Exception:  # pragma: no cover - another NumPy layout, or numba: NumPy's calls it is
         return None
@@ -1076,3 +1135,11 @@ def sinus_schedule_cbrt_kernel(bg, x, scale, rr_mean, duration, breathing_rate, 
     if res[0] == 0:
         cbrt_loop_inplace(loops, fb[:res[1]], third)
     return res
+
+
+@njit(cache=True, nogil=True)
+def sinus_series_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec, fct, x):
+    """:func:`sinus_spectrum_loop_kernel`, then the series ``x = np.fft.irfft(spec, n)``
+    (``fct = [1 / n]``, as NumPy forms it) by NumPy's irfft loop."""
+    sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec)
+    irfft_loop_into(loops, spec, fct, x)

@@ -521,16 +521,17 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
                                                          w[2 * cap:])
         sx = work[2].get(n)
         if sx is None:
-            sx = work[2][n] = (np.empty(n // 2 + 1, np.complex128), np.empty(n), n in _SERIES_LENGTHS)
-        spec, x, series_here = sx
+            sx = work[2][n] = (np.empty(n // 2 + 1, np.complex128), np.empty(n), n in _SERIES_LENGTHS,
+                               np.array([_IRFFT_SCALE.get(n) or _irfft_scale(n)]))
+        spec, x, series_here, fct = sx
         if form == "kernel" or loops is None:
             if form != "kernel":
                 v = w[2 * cap:2 * cap + 2 * m]
                 np.exp(v, v)
             _plan_kernels.sinus_spectrum_kernel(w, cap, m, form == "kernel", lf_hf_ratio, spec)
-        else:  # NumPy's exp loop in the kernel (the same function on the same numbers)
-            _plan_kernels.sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec)
-        irfft(spec, _IRFFT_SCALE.get(n) or _irfft_scale(n), x)
+            irfft(spec, fct[0], x)
+        else:  # NumPy's exp and irfft loops in the kernel (the same functions on the same numbers)
+            _plan_kernels.sinus_series_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec, fct, x)
         rr_mean = 60.0 / heart_rate
         rr_std = 60.0 * heart_rate_std / heart_rate ** 2
         codes = np.empty(n_beats, np.uint32)
