@@ -19,11 +19,11 @@ from .errors import CardiosimError
 _log = logging.getLogger("cardiosim")
 
 
-
 def _shipped_devices() -> list[str]:
     """Names of the shipped device profiles (their TOML files; read without importing the
     device package, so that ``--help`` stays fast)."""
     return sorted(p.stem for p in (Path(__file__).parent / "device" / "profiles").glob("*.toml"))
+
 
 def _configure_logging(args) -> None:
     """--verbose: DEBUG records of every cardiosim logger on stderr; --quiet: errors only."""
@@ -116,6 +116,8 @@ def _weights(text: str) -> dict:
             raise argparse.ArgumentTypeError(f"weight of {name!r} must be a finite number >= 0, got {w!r}")
         out[name] = weight
     return out
+
+
 _nonneg_int = _int_at_least(0)
 
 
@@ -150,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--activities", type=_weights, metavar="NAME[=W],...",
                    help="what the wearer does, one activity drawn per record by weight: rest, arms, walk, run, "
                         "squats (e.g. 'walk' or 'rest=0.5,walk=0.3,run=0.2'; default rest)")
-    g.add_argument("--electrode", choices=("gel", "dry", "textile"),
-                   help="electrode type, whose fitted noise per activity the record carries (default textile)")
+    g.add_argument("--electrode", choices=("device", "gel", "dry", "textile"),
+                   help="electrode type, whose fitted noise per activity the record carries (default 'device': "
+                        "the device's own -- textile for shirts and the strap, gel for patch, Holter and 12-lead, "
+                        "dry for the handheld)")
     g.add_argument("--mesh", help="your torso mesh (OBJ, PLY, STL, VTK; LPS frame) instead of the parametric torso")
     g.add_argument("--mesh-units", choices=("m", "cm", "mm"), help="unit of --mesh coordinates (required with it)")
     g.add_argument("--electrodes", help="electrode coordinates (CSV name,x,y,z or TOML) replacing the device layout")
