@@ -39,18 +39,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
 
-try:  # NumPy's ziggurat tables, as numba ships them (numba.np.random)
-    from numba.np.random._constants import (fi_double as _FI, ki_double as _KI, wi_double as _WI,
-                                            ziggurat_nor_inv_r as _NOR_INV_R, ziggurat_nor_r as _NOR_R)
-except Exception:  # pragma: no cover - another numba layout: draws_match() is False
-    _KI = np.zeros(256, np.uint64)
-    _WI = _FI = np.zeros(256)
-    _NOR_R = _NOR_INV_R = 0.0
-KI = np.ascontiguousarray(_KI, dtype=np.uint64)
-WI = np.ascontiguousarray(_WI, dtype=np.float64)
-FI = np.ascontiguousarray(_FI, dtype=np.float64)
-NOR_R = float(_NOR_R)
-NOR_INV_R = float(_NOR_INV_R)
+# NumPy's ziggurat tables (as numba ships them), shared with the inline-PCG64 draws
+from .._pcg64_kernels import FI, KI, NOR_INV_R, NOR_R, WI  # noqa: E402,F401
 
 
 def _bitgen_call(ret):
