@@ -36,8 +36,9 @@ def test_mismatched_shapes_are_refused():
 
 @pytest.mark.parametrize("n_j", [3, 7])
 def test_rotated_pass_equals_rotating_the_dipole_first(n_j):
-    """``angles=`` turns the dipole rows inside the pass: bit for bit the rotation done first
-    (rotate_small_numpy), and the NumPy twin on the rotated source; extra rows do not turn."""
+    """``angles=`` turns the dipole rows inside the pass: the rotation done first
+    (rotate_small_numpy, NumPy's cos and sin; the kernel's series agree to a few ulps), and the
+    NumPy twin on the rotated source; extra rows do not turn."""
     from cardiosim.forward._kernels import rotate_small_numpy
 
     rng = np.random.default_rng(1)
@@ -49,7 +50,11 @@ def test_rotated_pass_equals_rotating_the_dipole_first(n_j):
     got = potentials_along_trajectory(lf, times, src, ang)
     turned = src.copy()
     turned[:3] = rotate_small_numpy(src[:3], ang)
-    np.testing.assert_array_equal(got, potentials_along_trajectory(lf, times, turned))
+    series = src.copy()
+    series[:3] = rotate_small_numpy(src[:3], ang, series=True)
+    np.testing.assert_array_equal(got, potentials_along_trajectory(lf, times, series))
+    scale = np.abs(lf).max() * np.abs(src).max()
+    np.testing.assert_allclose(got, potentials_along_trajectory(lf, times, turned), rtol=0, atol=1e-14 * scale)
     np.testing.assert_allclose(got, potentials_along_trajectory_numpy(lf, times, turned), rtol=1e-12, atol=1e-12)
     # independent check of the rotation: a quarter turn about z takes x to y
     q = rotate_small_numpy(np.array([[1.0], [0.0], [0.0]]), np.array([[0.0], [0.0], [np.pi / 2]]))
@@ -90,5 +95,23 @@ def test_segment_runs_equal_sample_by_sample_sums(n_j):
 
     np.testing.assert_array_equal(potentials_along_trajectory(lf, times, src), by_sample(src))
     turned = src.copy()
-    turned[:3] = rotate_small_numpy(src[:3], ang)
+    turned[:3] = rotate_small_numpy(src[:3], ang, series=True)   # the kernel's cosines and sines
     np.testing.assert_array_equal(potentials_along_trajectory(lf, times, src, ang), by_sample(turned))
+
+
+def test_small_angle_cos_sin_agree_with_numpy():
+    """The trajectory kernel's cosines and sines (Taylor series below 0.5 rad, ``math``
+    beyond) against NumPy's: within 2 ulps of 1 for the cosine and of the angle for the
+    sine over the respiratory range and its boundary, equal beyond it."""
+    from cardiosim.forward._kernels import cos_sin_small_kernel
+
+    x = np.concatenate([np.linspace(-0.5, 0.5, 100_001), [0.0, -0.0, 1e-300, 0.4999999999999999],
+                        np.linspace(0.5, 3.0, 11), -np.linspace(0.5, 3.0, 11)])
+    cs = np.empty((2, x.size))
+    cos_sin_small_kernel(x[None, :], cs)
+    small = np.abs(x) < 0.5
+    c, s = np.cos(x[small]), np.sin(x[small])
+    assert np.all(np.abs(cs[0, small] - c) <= 2 * np.spacing(c))
+    assert np.all(np.abs(cs[1, small] - s) <= 2 * np.spacing(np.abs(s)))
+    np.testing.assert_array_equal(cs[:, ~small], np.stack([np.cos(x[~small]), np.sin(x[~small])]))
+    assert np.signbit(cs[1, 100_002]) and np.signbit(np.sin(x[100_002]))   # sin(-0.0) = -0.0
