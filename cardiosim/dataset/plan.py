@@ -216,7 +216,7 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
                               rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
                               patient_sampler=recipe.source.patient_sampler, prior=prior,
-                              rhythm_prior=_rhythm_prior(recipe))
+                              rhythm_prior=_rhythm_prior(recipe), resp_scale=_ode_resp_scale(recipe))
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
     labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
     # a copy with the two fields set (``dataclasses.replace`` would validate the source's
@@ -226,6 +226,17 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     object.__setattr__(out, "metadata", {**source.metadata, **provenance, "activity": activity,
                                          "rhythm_at_rest": drawn_rhythm})
     return out
+
+
+def _ode_resp_scale(recipe: Recipe) -> float:
+    """The ODE's respiratory amplitude modulation is a stand-in for what breathing does to the
+    projected beat; where the simulation makes that happen on the torso -- the heart turning
+    with respiration, the chest and the electrodes moving (``[simulation] motion`` with
+    ``heart.respiration``) -- it is off (0), so that breathing is not counted twice. Measured
+    (``tests/test_amplitude_variation.py``): the beat-to-beat R-amplitude variation of a
+    resting wearer then reads like real resting records instead of 1.6x theirs."""
+    sim = recipe.simulation
+    return 0.0 if sim.motion and sim.heart.respiration else 1.0
 
 
 def _real_source(recipe: Recipe, records, src: int, context) -> CardiacSource:

@@ -224,7 +224,7 @@ def _ventricular_refractory(patient):
 
 def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
           breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler="auto", table=True,
-          rhythm_prior=None):
+          rhythm_prior=None, resp_scale=1.0):
     # (comparisons: NaN and inf fail them, as np.isfinite, without its ~0.4 µs a call)
     if not (0 < duration < math.inf):
         raise ConfigError(f"duration must be positive, got {duration!r}")
@@ -232,6 +232,10 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         raise ConfigError(f"fs must be positive, got {fs!r}")
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if resp_scale != 1.0:
+        if not (isinstance(resp_scale, (int, float)) and 0.0 <= resp_scale < math.inf):
+            raise ConfigError(f"resp_scale must be a finite number >= 0, got {resp_scale!r}")
+        resp_scale = float(resp_scale)
     # (names resolved before: one dict look-up each)
     key = _RESOLVED_RHYTHM.get(rhythm) if type(rhythm) is str else None
     rhythm = key if key is not None else _resolve(rhythm, RHYTHM_ALIASES, "rhythm")
@@ -253,7 +257,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if (rhythm in _SINUS_FAST and heart_rate is None and heart_rate_std is None and breathing_rate is None
             and resp_modulation is None and type(duration) in (float, int) and 0 < lf_hf_ratio < math.inf
             and _sinus_fast()):
-        plan = _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params)
+        plan = _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params,
+                           resp_scale)
         if plan is not None:
             return _table(plan) if table else plan
 
@@ -389,6 +394,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     if resp_modulation is not None:
         resp_phase = uniform(rng, 0, 2 * np.pi)
         resp_depth = float(resp_modulation)
+    # (scaled after the draws: the record's other numbers do not depend on the scale)
+    resp_depth = float(resp_depth) * resp_scale
     params.update(respiration_phase_rad=float(resp_phase), respiration_amp_modulation=float(resp_depth))
     z = rng.standard_normal((nb, NW))  # amplitude jitter 1 + beat_jitter z per beat and wave
     ect = patient if ectopic is None else ectopic
@@ -479,7 +486,7 @@ def _sinus_params_template(patient, params):
     return tmpl
 
 
-def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params):
+def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, beat_jitter, params, resp_scale=1.0):
     """``_plan``'s plan (``table=False``) of a sinus record (SR, SB, STACH) whose heart
     rate, its SD, the breathing rate and the respiratory modulation are all drawn: the
     same draws and numbers as ``_plan`` -> ``beat_schedule`` -> ``rhythm._sinus_rr`` make
@@ -558,6 +565,7 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
                           f"{heart_rate} bpm: RR intervals below 0.2 s")
     if status:
         raise ConfigError("internal: beat schedule too short")  # pragma: no cover
+    resp_depth = resp_depth * resp_scale
     r_times = fb[2 * n_beats:2 * n_beats + nb + 1]
     f_repol = fb[:nb] if loops is not None else fb[:nb] ** (1.0 / 3.0)
     resp = fb[4 * n_beats + 1:5 * n_beats + 1] if series_here else np.sin(fb[nb:2 * nb])
@@ -706,7 +714,7 @@ def _beats(vcg, fs, rr, annotations, labels, params, beat_types):
 def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology="normal",
                patient=None, prior=None, heart_rate_std=None, breathing_rate=None,
                lf_hf_ratio=0.5, beat_jitter=0.03, resp_modulation=None, patient_sampler="auto",
-               backend="numba", rhythm_prior=None) -> Beats:
+               backend="numba", rhythm_prior=None, resp_scale=1.0) -> Beats:
     """Synthesize a labeled dipole (VCG) record of one patient.
 
     Parameters
@@ -727,6 +735,12 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     beat_jitter : float — relative beat-to-beat amplitude variability per wave
     resp_modulation : float, optional — relative amplitude modulation by breathing
         (drawn 0.02-0.08 when None)
+    resp_scale : float — multiplies that modulation after it is drawn (the record's other
+        numbers stay the same; stored as ``respiration_amp_modulation``). The modulation
+        stands in for what breathing does to the projected beat -- the heart turning, the
+        chest and its electrodes moving -- so a caller that simulates that geometrically
+        (a dataset whose simulation has motion with the heart turning with respiration,
+        :mod:`cardiosim.dataset.plan`) passes 0 rather than count breathing twice.
     patient_sampler : {"auto", "proposal", "rejection"} — how a patient is drawn from the
         prior (``prior.sample_patient``'s ``method``; stored as ``patient_sampler``)
     backend : "numba" or "numpy"
@@ -740,7 +754,8 @@ def synthesize(duration, fs, rng, *, heart_rate=None, rhythm="sinus", morphology
     """
     plan = _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, heart_rate_std,
                  breathing_rate, lf_hf_ratio, beat_jitter, resp_modulation, patient_sampler, table=False,
-                 rhythm_prior=rhythm_prior if rhythm_prior is None else _rhythm_prior(rhythm_prior))
+                 rhythm_prior=rhythm_prior if rhythm_prior is None else _rhythm_prior(rhythm_prior),
+                 resp_scale=resp_scale)
     n = int(round(duration * fs))
     if backend == "numba" and n <= 100_000:
         return _render_finish(plan, n, fs, np.zeros(3 * n + 8))
@@ -792,7 +807,7 @@ def synthesize_batch(n_records, duration, fs, rng, **kwargs) -> list[Beats]:
         raise ConfigError(f"n_records must be a positive integer, got {n_records!r}")
     kw = dict(heart_rate=None, rhythm="sinus", morphology="normal", patient=None, prior=None,
               heart_rate_std=None, breathing_rate=None, lf_hf_ratio=0.5, beat_jitter=0.03,
-              resp_modulation=None, patient_sampler="auto", rhythm_prior=None)
+              resp_modulation=None, patient_sampler="auto", rhythm_prior=None, resp_scale=1.0)
     unknown = set(kwargs) - set(kw)
     if unknown:
         raise ConfigError(f"unknown synthesize_batch option(s) {sorted(unknown)}")
