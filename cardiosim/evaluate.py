@@ -5,6 +5,7 @@
   150 ms moving-window integration, adaptive threshold with a 200 ms refractory period
   and search-back (the same detector the NSTDB SNR definition uses).
 * :func:`heart_rates` -- mean heart rate per record from the detected RR intervals.
+* :func:`rmssd` -- short-term heart-rate variability of one window (RMSSD of its NN intervals).
 * :func:`beat_amplitudes` / :func:`amplitude_variation` -- each beat's R amplitude against its
   own PR baseline, and their beat-to-beat coefficient of variation in a window (respiration
   turning the heart's axis and moving the electrodes, the body's motion).
@@ -87,6 +88,20 @@ def heart_rates(ecg, fs: float, *, lead: int = 1) -> np.ndarray:
         if peaks.size >= 2:
             out[i] = 60.0 * fs / np.median(np.diff(peaks))
     return out
+
+
+def rmssd(r_peaks, fs: float, *, edit: float = 0.2) -> float:
+    """RMSSD (ms) of the RR intervals between successive R peaks of one window.
+
+    ``edit``: the usual NN editing of short-term HRV -- a window with an interval more than
+    this fraction away from the window's median interval (a missed or extra beat, an unmarked
+    ectopic) is not read (NaN), as is a window of fewer than 5 intervals.
+    """
+    check_fs(fs)
+    rr = np.diff(np.asarray(r_peaks, dtype=np.float64)) / fs * 1000.0
+    if rr.size < 5 or np.any(np.abs(rr / np.median(rr) - 1.0) > edit):
+        return float("nan")
+    return float(np.sqrt(np.mean(np.diff(rr) ** 2)))
 
 
 # --------------------------------------------------------------------------- beat amplitudes

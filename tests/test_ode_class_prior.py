@@ -35,7 +35,7 @@ def _records_of(patient, heart_rates, seed):
     out = []
     for k, hr in enumerate(heart_rates):
         b = synthesize(10.0, FS, np.random.default_rng([seed, k]), rhythm="SR", morphology="LVH", patient=patient,
-                       heart_rate=hr)
+                       heart_rate=hr, heart_rate_std=1.0)   # (a fixed RR SD: the test is about the beat)
         out.append((f"known{k}", lead_matrix() @ b.vcg, FS))
     return out
 
@@ -69,7 +69,7 @@ def test_class_prior_reproduces_the_records_class_features(known_lvh):
     _, real, prior = known_lvh
     rng = np.random.default_rng(3)
     syn = [measure(lead_matrix() @ synthesize(10.0, FS, rng, rhythm="SR", morphology="LVH", prior=prior,
-                                              heart_rate=70.0).vcg, FS) for _ in range(8)]
+                                              heart_rate=70.0, heart_rate_std=1.0).vcg, FS) for _ in range(8)]
     for f, tol in (("qrs", 0.012), ("axis", 15.0)):
         a, s = np.median([m[f] for m in real]), np.median([m[f] for m in syn])
         assert abs(s - a) <= tol, (f, a, s)

@@ -379,7 +379,7 @@ def test_sinus_plan_slow_fft_length_branch(monkeypatch):
     patient = default_patient()
     want = _record_bytes(synthesize(10.0, 500.0, np.random.default_rng(9), patient=patient))
     real = K.sinus_draw_kernel
-    monkeypatch.setattr(K, "sinus_draw_kernel", lambda bg, lo, hi, d, w, cap: real(bg, lo, hi, d, w[:3], 0))
+    monkeypatch.setattr(K, "sinus_draw_kernel", lambda bg, lo, hi, d, w, cap, *sd: real(bg, lo, hi, d, w[:3], 0, *sd))
     assert _record_bytes(synthesize(10.0, 500.0, np.random.default_rng(9), patient=patient)) == want
 
 

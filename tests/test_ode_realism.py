@@ -412,6 +412,10 @@ def test_compare_flags_a_shifted_distribution():
 # --match-features qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5), never on these held-out ones.
 NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06 after the V2-V3 ST limits (e3897aa)
     "hr": "65 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 64.1-92.1",
+    # PR's real median sits on the synthetic lower quartile at the 2-ms sampling grain (0.144 s
+    # against 0.144-0.145 s over 40 and 120 records since the fitted sinus RR SD of 2026-12-06):
+    # it meets or misses the criterion with the draws
+    "pr": "97 % inside the real 130-206 ms, real median 144 on the synthetic lower quartile 144-145",
     "qrs": "75 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 64-76",
     "qtc": "88 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 381-416",
     "R_II": "60 % inside the real 0.155-1.09 mV, real median 0.877 inside the synthetic IQR 0.805-1.19",
@@ -427,7 +431,8 @@ NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06 after the V2-V3 ST limits (e38
     "T_II": "92 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.293-0.434",
     "T_V5": "28 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.512-0.628",
 }
-NORM_DIST_MIN_MET = 7  # of 22: PR, axis, S in V1, S in V2, R in V5, R in V6, T in V2 (5 before 1f7b422: R in V5 and T in V2 joined)
+NORM_DIST_MIN_MET = 6  # of 22: axis, S in V1, S in V2, R in V5, R in V6, T in V2 (5 before 1f7b422: R in V5 and T in V2
+# joined; PR, on the boundary at the sampling grain, counted 7 until the fitted sinus RR SD of 2026-12-06 changed the draws)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ checked form, :func:`spectrum_form`).
 A sinus record's plan with its draws (``synth._plan_sinus``; the draws from the bit
 generator ``bg`` of :mod:`._rng_kernels`, the same numbers ``rhythm.uniform3``,
 ``Generator.random`` and ``Generator.standard_normal`` give; twin: ``synth._plan``'s
-general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap) -> (hr, hr_std, breathing_rate,
+general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap, sd_lo, sd_hi) -> (hr, hr_std, breathing_rate,
 n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
 ``sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec)``; ``sinus_schedule_kernel(bg,
 x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, fs, n) ->
@@ -603,7 +603,7 @@ def sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e):
 
 
 @njit(cache=True, nogil=True)
-def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap):
+def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap, sd_lo, sd_hi):
     """``synth._plan``'s first draws of a sinus record and ``rhythm._sinus_rr``'s spectrum
     draws: heart rate (``hr_lo``-``hr_hi``), its SD (0.5-2.5 bpm) and the breathing rate
     (10-20 /min) as ``rhythm.uniform3`` forms them, the schedule's beat count, the RR
@@ -616,7 +616,7 @@ def sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap):
     u1 = next_double(bg)
     u2 = next_double(bg)
     heart_rate = hr_lo + (hr_hi - hr_lo) * u0
-    heart_rate_std = 0.5 + (2.5 - 0.5) * u1
+    heart_rate_std = sd_lo + (sd_hi - sd_lo) * u1
     breathing_rate = 10.0 + (20.0 - 10.0) * u2
     pad = 1.5
     n_beats = math.ceil((duration + 2 * pad + 2) * heart_rate / 60.0 * 1.6) + 6

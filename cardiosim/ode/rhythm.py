@@ -19,6 +19,15 @@ from . import _kernels, _plan_kernels, _reference
 # beat type codes (MIT-BIH letters) of a schedule
 NORMAL, VENTRICULAR, ATRIAL = "N", "V", "A"
 
+#: Range (bpm) the sinus rhythms draw McSharry's RR standard deviation from, uniformly, when a
+#: record does not set it. Fitted to annotated real sinus rhythm by
+#: ``scripts/fit_sinus_hrv.py``: the validation rhythm prior's records (CPSC 2021 without
+#: patients 21 and 84, MIT-BIH 100), 10-s windows of normal beats, median over records of
+#: their median RMSSD 21.6 ms, against 11.2 ms from McSharry's ECGSYN default of 1 bpm spread
+#: as 0.5-2.5 (cardiosim's range until 2026-12-06): that range times 1.94. Reported on
+#: records the fit did not see in ``tests/test_sinus_hrv.py``.
+SINUS_HR_STD_BPM = (0.95, 4.85)
+
 
 def _backend(name):
     if name not in ("numba", "numpy"):

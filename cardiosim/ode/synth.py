@@ -25,7 +25,7 @@ from .model import (
 )
 from .prior import default_prior, sample_patient
 from ._rng_kernels import bitgen_pointers, draws_match
-from .rhythm import (_IRFFT_SCALE, NORMAL, _fft_length, _irfft_direct, _irfft_scale, _uniform_matches,
+from .rhythm import (_IRFFT_SCALE, NORMAL, SINUS_HR_STD_BPM, _fft_length, _irfft_direct, _irfft_scale, _uniform_matches,
                      beat_schedule, uniform, uniform3)
 from .rhythm_prior import draw_af, draw_coupling, read_rhythm_prior_cached
 
@@ -304,8 +304,8 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         rhythm_params["af_rr_cv"] = cv
     elif heart_rate is None and heart_rate_std is None and breathing_rate is None:
         # the three draws below in one call (the same numbers)
-        heart_rate, heart_rate_std, breathing_rate = map(float, uniform3(rng, _HR_RANGE[rhythm], (0.5, 2.5),
-                                                                         (10.0, 20.0)))
+        heart_rate, heart_rate_std, breathing_rate = map(float, uniform3(rng, _HR_RANGE[rhythm],
+                                                                         SINUS_HR_STD_BPM, (10.0, 20.0)))
     elif heart_rate is None:
         heart_rate = float(uniform(rng, *_HR_RANGE[rhythm]))
     else:
@@ -316,7 +316,7 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
         if rhythm == "AF":  # a given rate: the irregularity still from the prior
             rhythm_params["af_rr_cv"] = draw_af(rng, rhythm_prior)[1]
     if heart_rate_std is None:
-        heart_rate_std = float(uniform(rng, 0.5, 2.5))
+        heart_rate_std = float(uniform(rng, *SINUS_HR_STD_BPM))
     if breathing_rate is None:
         breathing_rate = float(uniform(rng, 10.0, 20.0))
     params.update(heart_rate_bpm=float(heart_rate), heart_rate_std_bpm=float(heart_rate_std),
@@ -518,7 +518,7 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
     # (NumPy's own draws take the bit generator's lock: so do these)
     with rng.bit_generator.lock:
         heart_rate, heart_rate_std, breathing_rate, n_beats, n, m = _plan_kernels.sinus_draw_kernel(
-            bg, hr_lo, hr_hi, duration, w, cap)
+            bg, hr_lo, hr_hi, duration, w, cap, SINUS_HR_STD_BPM[0], SINUS_HR_STD_BPM[1])
         if n == 0:  # an rfft length rhythm._fft_length finds the slow way
             n = _fft_length(max(((n_beats + 4) * 60.0 / heart_rate * 1.5 + 16) * 4.0, 64))
             if n // 2 + 1 > cap:
