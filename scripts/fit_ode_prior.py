@@ -90,6 +90,8 @@ from cardiosim.ode.prior import (  # noqa: E402
     VALIDATION_PRIOR_PATH,
     fit_adaptive_proposal,
     MATCH_FEATURES,
+    PUBLISHED_T_MEANS,
+    PUBLISHED_T_SOURCES,
     match_proposal_features,
     read_prior,
     write_prior,
@@ -143,6 +145,10 @@ def main(argv=None):
     ap.add_argument("--match-draws", type=int, default=20_000, help="draws per matching round")
     ap.add_argument("--match-features", default=",".join(MATCH_FEATURES),
                     help="comma-separated features of prior.TEMPLATE_FEATURES to match (default: MATCH_FEATURES)")
+    ap.add_argument("--published-t", action="store_true",
+                    help="match T in V5, I and II to published healthy-population means (prior.PUBLISHED_T_MEANS: "
+                         "Haarmark et al. 2010, Gambill et al. 1995) instead of the fitted records' means; the "
+                         "spread stays the records'")
     ap.add_argument("--no-proposal", action="store_true", help="write the prior without a proposal")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -212,10 +218,17 @@ def write_with_proposal(prior, args):
         prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 2]), rounds=args.refine_rounds,
                                       round_draws=args.refine_draws, inflation=1.1, start="proposal")
     if args.match_rounds:
+        names = args.match_features.split(",")
+        # --published-t: the T targets' means from large healthy populations, not the four
+        # fitted records (taller T than those populations); never from the held-out records
+        pub = {n: v for n, v in PUBLISHED_T_MEANS.items() if n in names} if args.published_t else {}
+        if args.published_t and not pub:
+            raise ConfigError(f"--published-t needs one of {', '.join(PUBLISHED_T_MEANS)} in --match-features")
         prior = match_proposal_features(prior, np.random.default_rng([args.seed, 3]),
-                                        fitted_features(prior, args.data, args.match_features.split(",")),
+                                        fitted_features(prior, args.data, names),
                                         rounds=args.match_rounds,
-                                        round_draws=args.match_draws)
+                                        round_draws=args.match_draws, target_means=pub,
+                                        target_sources={n: PUBLISHED_T_SOURCES[n] for n in pub})
     prior.meta["proposal"]["command"] = " ".join(["python scripts/fit_ode_prior.py", *args.argv])
     print(f"proposal [{time.time() - t0:.0f} s]: {json.dumps(prior.meta['proposal'])}")
     write_prior(prior, args.out)

@@ -682,6 +682,28 @@ def fit_adaptive_proposal(prior, rng, *, rounds=6, round_draws=60_000, inflation
 TEMPLATE_FEATURES = ("qrs", "axis", "R_aVL", "R_V2", "ST_V5", "T_I", "T_II", "T_V2", "T_V5")
 MATCH_FEATURES = TEMPLATE_FEATURES
 
+# Published healthy-population T amplitudes (mV), the matching targets' means for T in V5, I
+# and II when the proposal is matched with them (``scripts/fit_ode_prior.py --published-t``;
+# issue 13: the four fitted
+# records have taller T than healthy populations, and the generator followed them).
+# - V5: Haarmark et al., J Electrocardiol 2010;43:31-39 (1,081 healthy subjects, 83 % men),
+#   lead V5 T amplitude 444 uV in men, 317 uV in women. The prior has no sex, so the target
+#   is a population of both sexes in equal shares: (0.444 + 0.317) / 2 = 0.3805 mV (their
+#   cohort's own 83/17 mix would give 0.422 mV).
+# - I and II: Gambill et al., J Electrocardiol 1995;28:191-197 (1,935 normal subjects):
+#   normal T amplitude is about two times greater in the precordial than in the limb leads;
+#   the abstract gives no per-lead means, so both limb leads get half the V5 target. A ratio,
+#   not a per-lead measurement: the coarser of the three targets.
+# Neither paper's abstract gives an SD, so the spread the weights aim at stays the fitted
+# records' own (``match_proposal_features(..., target_means=)`` replaces means only).
+PUBLISHED_T_V5 = 0.5 * (0.444 + 0.317)  # mV, Haarmark et al. 2010, equal sex mix
+PUBLISHED_T_MEANS = {"T_V5": PUBLISHED_T_V5, "T_I": PUBLISHED_T_V5 / 2.0, "T_II": PUBLISHED_T_V5 / 2.0}
+PUBLISHED_T_SOURCES = {
+    "T_V5": "Haarmark et al., J Electrocardiol 2010;43:31-39: V5 T 444 uV men, 317 uV women; equal-sex mean",
+    "T_I": "Gambill et al., J Electrocardiol 1995;28:191-197: precordial T ~2x limb-lead T; half the V5 target",
+    "T_II": "Gambill et al., J Electrocardiol 1995;28:191-197: precordial T ~2x limb-lead T; half the V5 target",
+}
+
 
 def template_features(tau, sigma, amp, rr=1.0):
     """:data:`TEMPLATE_FEATURES` of beat templates (B, 3, 11) on the 12 standard leads, read
@@ -748,7 +770,7 @@ def _template_st(tau, sigma, amp, f, M, row):
 
 
 def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_000, inflation=1.1,
-                            shrinkage=0.05) -> Prior:
+                            shrinkage=0.05, target_means=None, target_sources=None) -> Prior:
     """The prior's proposal re-weighted so its accepted patients' summary features follow
     the fitted records' own.
 
@@ -773,6 +795,11 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
         shipped prior: :data:`MATCH_FEATURES`) measured by ``realism.measure`` on the fitted
         records (>= 2 each; s, deg, mV)
     rounds, round_draws, inflation, shrinkage : as :func:`fit_adaptive_proposal`
+    target_means : dict feature -> float, optional — means that replace the records' for those
+        features of ``targets`` (the spread stays the records'): e.g. :data:`PUBLISHED_T_MEANS`,
+        published healthy-population values where a handful of records is a poor estimate
+    target_sources : dict feature -> str, optional — where each replaced mean comes from
+        (stored in ``meta["proposal"]["feature_matching"]``)
     """
     from scipy.stats import gaussian_kde
 
@@ -784,7 +811,10 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
     tv = {n: np.asarray(targets[n], float) for n in names}
     if any(v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)) for v in tv.values()):
         raise ConfigError("every target needs >= 2 finite values")
-    mu = np.array([tv[n].mean() for n in names])
+    target_means = dict(target_means or {})
+    if any(n not in names for n in target_means) or not all(np.isfinite(float(v)) for v in target_means.values()):
+        raise ConfigError(f"target_means must give finite means of matched features {names}, got {target_means}")
+    mu = np.array([float(target_means[n]) if n in target_means else tv[n].mean() for n in names])
     sd = np.array([tv[n].std(ddof=1) for n in names])
     mean, cov = prior.proposal_mean.copy(), prior.proposal_cov.copy()
     log = []
@@ -814,6 +844,9 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
                             feature_matching={"method": "match_proposal_features", "features": names,
                                               "targets": {n: tv[n].tolist() for n in names},
                                               "target_mean": mu.tolist(), "target_sd": sd.tolist(),
+                                              # means not the records' (published values), and their source
+                                              "target_mean_from": {n: (target_sources or {}).get(n, "given")
+                                                                   for n in target_means},
                                               "rounds": int(rounds), "round_draws": int(round_draws),
                                               "inflation": float(inflation), "per_round": log})
     return replace(prior, proposal_mean=mean, proposal_cov=cov, meta=meta)
