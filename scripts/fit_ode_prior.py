@@ -145,10 +145,14 @@ def main(argv=None):
     ap.add_argument("--match-draws", type=int, default=20_000, help="draws per matching round")
     ap.add_argument("--match-features", default=",".join(MATCH_FEATURES),
                     help="comma-separated features of prior.TEMPLATE_FEATURES to match (default: MATCH_FEATURES)")
-    ap.add_argument("--published-t", action="store_true",
-                    help="match T in V5, I and II to published healthy-population means (prior.PUBLISHED_T_MEANS: "
-                         "Haarmark et al. 2010, Gambill et al. 1995) instead of the fitted records' means; the "
-                         "spread stays the records'")
+    ap.add_argument("--published-t", nargs="?", const=",".join(PUBLISHED_T_MEANS), default="", metavar="FEATURES",
+                    help="match these T features (default without a value: all of prior.PUBLISHED_T_MEANS, T in V5, "
+                         "I and II) to published healthy-population means (Haarmark et al. 2010, Gambill et al. "
+                         "1995) instead of the fitted records' means; the spread stays the records'")
+    ap.add_argument("--limb-t", choices=("gambill", "scaled"), default="gambill",
+                    help="--published-t's targets for T in I and II: gambill (half the V5 target: precordial T "
+                         "~2x limb-lead T, Gambill et al. 1995) or scaled (the fit records' own means times the "
+                         "published/fit-record ratio of T in V5: their T axis kept, the amplitude corrected)")
     ap.add_argument("--no-proposal", action="store_true", help="write the prior without a proposal")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -221,14 +225,26 @@ def write_with_proposal(prior, args):
         names = args.match_features.split(",")
         # --published-t: the T targets' means from large healthy populations, not the four
         # fitted records (taller T than those populations); never from the held-out records
-        pub = {n: v for n, v in PUBLISHED_T_MEANS.items() if n in names} if args.published_t else {}
-        if args.published_t and not pub:
-            raise ConfigError(f"--published-t needs one of {', '.join(PUBLISHED_T_MEANS)} in --match-features")
-        prior = match_proposal_features(prior, np.random.default_rng([args.seed, 3]),
-                                        fitted_features(prior, args.data, names),
+        want = [n for n in args.published_t.split(",") if n]
+        if any(n not in PUBLISHED_T_MEANS or n not in names for n in want):
+            raise ConfigError(f"--published-t takes features of {', '.join(PUBLISHED_T_MEANS)} that --match-features "
+                              f"matches, got {args.published_t!r}")
+        pub = {n: PUBLISHED_T_MEANS[n] for n in want}
+        src = {n: PUBLISHED_T_SOURCES[n] for n in pub}
+        targets = fitted_features(prior, args.data, names)
+        if args.limb_t == "scaled" and pub:
+            if "T_V5" not in pub:
+                raise ConfigError("--limb-t scaled scales by the published T in V5: --published-t needs T_V5")
+            # one published amplitude (V5), the lead ratios (the T axis) of the fit records
+            k = PUBLISHED_T_MEANS["T_V5"] / float(np.mean(targets["T_V5"]))
+            for n in ("T_I", "T_II"):
+                if n in pub:
+                    pub[n] = k * float(np.mean(targets[n]))
+                    src[n] = (f"fit records' mean x {k:.3f} (Haarmark et al. 2010 V5 T, equal-sex mean, over "
+                              "the fit records' mean T in V5)")
+        prior = match_proposal_features(prior, np.random.default_rng([args.seed, 3]), targets,
                                         rounds=args.match_rounds,
-                                        round_draws=args.match_draws, target_means=pub,
-                                        target_sources={n: PUBLISHED_T_SOURCES[n] for n in pub})
+                                        round_draws=args.match_draws, target_means=pub, target_sources=src)
     prior.meta["proposal"]["command"] = " ".join(["python scripts/fit_ode_prior.py", *args.argv])
     print(f"proposal [{time.time() - t0:.0f} s]: {json.dumps(prior.meta['proposal'])}")
     write_prior(prior, args.out)

@@ -524,8 +524,8 @@ def compare(real, synth, features=FEATURES):
 
     Returns
     -------
-    list of dicts (feature, n_real, n_synth, real_lo, real_med, real_hi, syn_q1, syn_q3,
-    inside (0-1), median_in_iqr (bool))
+    list of dicts (feature, n_real, n_synth, real_lo, real_med, real_hi, syn_q1, syn_med,
+    syn_q3, inside (0-1), median_in_iqr (bool))
     """
     rows = []
     for f in features:
@@ -535,9 +535,9 @@ def compare(real, synth, features=FEATURES):
         if a.size < 2 or s.size < 4:
             continue
         lo, med, hi = np.percentile(a, [2.5, 50, 97.5])
-        q1, q3 = np.percentile(s, [25, 75])
+        q1, smed, q3 = np.percentile(s, [25, 50, 75])
         rows.append({"feature": f, "n_real": int(a.size), "n_synth": int(s.size), "real_lo": lo,
-                     "real_med": med, "real_hi": hi, "syn_q1": q1, "syn_q3": q3,
+                     "real_med": med, "real_hi": hi, "syn_q1": q1, "syn_med": smed, "syn_q3": q3,
                      "inside": float(np.mean((s >= lo) & (s <= hi))),
                      "median_in_iqr": bool(q1 <= med <= q3)})
     return rows
