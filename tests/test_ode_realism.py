@@ -213,7 +213,9 @@ BELOW_TARGET = {
     "AFL": "0.85 of 20 (0.87 of 30) with the 0.5-40 Hz flutter check (within-RR repetition in both windows, "
            "no isoelectric TQ baseline) since the 9-feature NORM prior (0.80 of 20 before: other patients, "
            "not a fix): the misses are three 3:1 flutters at 96-110 bpm (and, of 30, one 2:1 at 133 bpm), "
-           "all in the inter-QRS window, where a 0.29-0.51 mV lead-II T wave outweighs the F waves riding on it",
+           "all in the inter-QRS window, where a 0.29-0.51 mV lead-II T wave outweighs the F waves riding on it; "
+           "0.85 of 20 again with the published-T NORM prior (2026-12-06, lead II's T kept at the fit records'): "
+           "three 3:1 flutters at 96-110 bpm again, other records",
 }
 
 
@@ -332,7 +334,9 @@ def test_flutter_check_rejects_real_non_flutter_records(data_dir):
 @pytest.mark.parametrize("name", ["SR", "SB", "AF", "PAC", "PVC", "IAVB", pytest.param("STACH", marks=pytest.mark.xfail(
     strict=False, reason="since the NORM screen's upright V2 T and lead-synchronous T peak (2026-12-06): 2 of these "
     "20 STACH records (138-139 bpm) and 4 of 80 fresh ones (126-143 bpm; 0 of 80 before) taken -- the sinus-"
-    "tachycardia-as-2:1-flutter blind spot pinned below, reached from 126 bpm by the new T waves"))])
+    "tachycardia-as-2:1-flutter blind spot pinned below, reached from 126 bpm by the new T waves; with the "
+    "published-T NORM prior (2026-12-06) 0 of these 20 (XPASS) and 1 of 80 fresh seeds (k 20-99, 144 bpm; the "
+    "previous prior: 2 of 20, 1 of the same 80): the blind spot is still there"))])
 def test_flutter_check_rejects_synthetic_non_flutter_rhythms(name):
     """The AFL check on the other rhythm classes (20 noiseless records each): >= 95 %
     rejected (measured: none of any class taken). Sinus tachycardia is the 2:1-flutter
@@ -407,32 +411,36 @@ def test_compare_flags_a_shifted_distribution():
 # feature), and 5 of these 40 synthetic records taken as the "real" ones against the other 35 meet
 # them on 0.9 of 22. What is measured is pinned: the features that meet both pass, the others are
 # xfail with their numbers (the shipped prior, scripts/ode_realism_table.py, as in the README), and
-# NORM_DIST_MIN_MET is a floor on the count. The prior's proposal is matched to 9 features measured
-# on the 4 fit-set records (E07500, E07506, E07508, HR06004; scripts/fit_ode_prior.py
-# --match-features qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5), never on these held-out ones.
-NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06 after the V2-V3 ST limits (e3897aa)
-    "hr": "65 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 64.1-92.1",
-    # PR's real median sits on the synthetic lower quartile at the 2-ms sampling grain (0.144 s
-    # against 0.144-0.145 s over 40 and 120 records since the fitted sinus RR SD of 2026-12-06):
-    # it meets or misses the criterion with the draws
-    "pr": "97 % inside the real 130-206 ms, real median 144 on the synthetic lower quartile 144-145",
-    "qrs": "75 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 64-76",
-    "qtc": "88 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 381-416",
-    "R_II": "60 % inside the real 0.155-1.09 mV, real median 0.877 inside the synthetic IQR 0.805-1.19",
-    "S_II": "22 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0621",
-    "R_V1": "68 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.00225-0.234",
-    "R_V2": "72 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.0259-0.269",
-    "S_V5": "62 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0216-0.153",
-    "R_aVL": "57 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.206-0.528",
-    "ST_II": "100 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00597-0.0212",
-    "ST_V2": "40 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00761-0.0144",
-    "ST_V5": "95 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00501-0.0255",
-    "T_I": "15 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.314-0.376",
-    "T_II": "92 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.293-0.434",
-    "T_V5": "28 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.512-0.628",
+# NORM_DIST_MIN_MET is a floor on the count. The prior's proposal is matched to 9 features: 7 measured
+# on the 4 fit-set records (E07500, E07506, E07508, HR06004) and T in V5 and I set from published
+# healthy populations (prior.PUBLISHED_T_MEANS; scripts/fit_ode_prior.py --published-t T_V5,T_I),
+# never on these held-out ones.
+NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06 with the published-T proposal (fit_ode_prior.py --published-t T_V5,T_I)
+    "hr": "72 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 64.8-92.3",
+    "pr": "98 % inside the real 130-206 ms, real median 144 outside the synthetic IQR 148-164",
+    "qrs": "72 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 63.5-74",
+    "qtc": "91 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 388-413: both criteria "
+           "met, but the T end is found in only 35 of the 40 synthetic records (34 with the previous proposal)",
+    "axis": "100 % inside the real -6.26-86.4 deg, real median 54 outside the synthetic IQR 55.6-69.4",
+    "R_II": "57 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.88-1.24",
+    "S_II": "35 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0817",
+    "R_V1": "80 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0582-0.195",
+    "R_V2": "78 % inside the real 0.0257-0.571 mV, real median 0.386 inside the synthetic IQR 0.0939-0.441",
+    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.908-1.14",
+    "S_V5": "65 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0261-0.102",
+    "R_aVL": "70 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.221-0.472",
+    "ST_II": "95 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00287-0.0164",
+    "ST_V2": "65 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00231-0.0446",
+    "ST_V5": "88 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00747-0.0226",
+    "T_I": "82 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.188-0.283",
+    "T_II": "98 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.314-0.448",
+    "T_V5": "60 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.439-0.541",
 }
-NORM_DIST_MIN_MET = 6  # of 22: axis, S in V1, S in V2, R in V5, R in V6, T in V2 (5 before 1f7b422: R in V5 and T in V2
-# joined; PR, on the boundary at the sampling grain, counted 7 until the fitted sinus RR SD of 2026-12-06 changed the draws)
+# of 22: QTc (xfail above all the same: measurable in 35 of 40), S in V1, S in V2, R in V6, T in V2. 7 with the proposal before the published T
+# targets (PR, axis and R in V5 instead of QTc; all three now miss by a hair: real median 144 ms
+# vs IQR 148-164, 54 deg vs 55.6-69.4, 0.885 vs 0.908-1.14 mV); a refit of that proposal with
+# its own record targets (same seeds, today's code) met 5 as well, and lost PR and R in V5 too.
+NORM_DIST_MIN_MET = 5
 
 
 @pytest.fixture(scope="module")
@@ -455,6 +463,19 @@ def test_norm_distribution_against_held_out_records(norm_rows, feature):
     r = norm_rows[feature]
     assert r["n_real"] == 5 and r["n_synth"] >= 38, r
     assert r["inside"] >= 0.9 and r["median_in_iqr"], r
+
+
+def test_norm_t_in_v5_near_the_published_population(norm_rows):
+    """The synthetic median T in V5 (realism.measure on realism_table's 40 NORM records) lies
+    within 30 % of an independent reference: the published healthy-population mean, 0.444 mV in
+    men and 0.317 mV in women (Haarmark et al., J Electrocardiol 2010;43:31-39; 1,081 subjects),
+    0.38 mV for both sexes in equal shares. Measured 0.475 mV (+25 %: near the men's mean); the
+    proposal matched to the four fit records' T had 0.553 mV (+45 %)."""
+    from cardiosim.ode.prior import PUBLISHED_T_V5
+
+    assert abs(PUBLISHED_T_V5 - 0.5 * (0.444 + 0.317)) < 1e-12
+    med = norm_rows["T_V5"]["syn_med"]
+    assert abs(med / PUBLISHED_T_V5 - 1.0) <= 0.30, med
 
 
 def test_norm_distributions_count(norm_rows):
