@@ -697,7 +697,7 @@ MATCH_FEATURES = TEMPLATE_FEATURES
 # own (``match_proposal_features(..., target_means=)`` replaces means only). The shipped
 # prior takes T_V5 and T_I from here and T_II from its records: with T_II at half the V5
 # target too, lead II's T (where realism.measure reads the T end) fell to ~0.22 mV and the
-# NORM QTc criterion failed in 13 of 120 records (docs/VALIDATION.md).
+# NORM criteria failed in 13 of 120 fresh records, 11 on QTc (docs/VALIDATION.md).
 PUBLISHED_T_V5 = 0.5 * (0.444 + 0.317)  # mV, Haarmark et al. 2010, equal sex mix
 PUBLISHED_T_MEANS = {"T_V5": PUBLISHED_T_V5, "T_I": PUBLISHED_T_V5 / 2.0, "T_II": PUBLISHED_T_V5 / 2.0}
 PUBLISHED_T_SOURCES = {
@@ -813,8 +813,11 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
     tv = {n: np.asarray(targets[n], float) for n in names}
     if any(v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)) for v in tv.values()):
         raise ConfigError("every target needs >= 2 finite values")
-    target_means = dict(target_means or {})
-    if any(n not in names for n in target_means) or not all(np.isfinite(float(v)) for v in target_means.values()):
+    try:
+        target_means = {n: float(v) for n, v in dict(target_means or {}).items()}
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"target_means must map features to numbers, got {target_means!r}") from e
+    if any(n not in names for n in target_means) or not all(np.isfinite(v) for v in target_means.values()):
         raise ConfigError(f"target_means must give finite means of matched features {names}, got {target_means}")
     mu = np.array([float(target_means[n]) if n in target_means else tv[n].mean() for n in names])
     sd = np.array([tv[n].std(ddof=1) for n in names])
