@@ -86,7 +86,12 @@ def test_flutter_beats_locked_to_flutter_waves():
         cl = 60.0 / b.params["flutter_rate_per_min"]
         assert 0.171 <= cl <= 0.240  # 250-350 /min
         n = np.diff(r_peaks(clean(lead_matrix() @ b.vcg, b.fs), b.fs)) / b.fs / cl
-        np.testing.assert_allclose(n, np.round(n), atol=0.15)  # whole cycles (+-30 ms)
+        # whole cycles, +-0.3 cycle: the detector takes either of a 2:1 QRS's two spatial-velocity
+        # peaks in some beats (-22 to +17 ms off the true R, seeds 22-23 with the published-T NORM
+        # prior: an RR off by up to ~40 ms, 0.2 cycle), which 0.15 (30 ms) no longer covered; 0.3
+        # still tells whole multiples apart (0.5 would not), and the true R times are locked
+        # exactly (below)
+        np.testing.assert_allclose(n, np.round(n), atol=0.3)
         ratios = set(np.round(n).astype(int))
         pattern = b.params["conduction"]
         seen.add(pattern)
