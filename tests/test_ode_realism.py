@@ -420,31 +420,30 @@ def test_compare_flags_a_shifted_distribution():
 # on the 4 fit-set records (E07500, E07506, E07508, HR06004) and T in V5 and I set from published
 # healthy populations (prior.PUBLISHED_T_MEANS; scripts/fit_ode_prior.py --published-t T_V5,T_I),
 # never on these held-out ones.
-NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06 with the published-T proposal (fit_ode_prior.py --published-t T_V5,T_I)
-    "hr": "72 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 64.8-92.3",
-    "pr": "98 % inside the real 130-206 ms, real median 144 outside the synthetic IQR 148-164",
-    "qrs": "72 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 63.5-74",
-    "qtc": "91 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 388-413: both criteria "
-           "met, but the T end is found in only 35 of the 40 synthetic records (34 with the previous proposal)",
-    "axis": "100 % inside the real -6.26-86.4 deg, real median 54 outside the synthetic IQR 55.6-69.4",
-    "R_II": "57 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.88-1.24",
-    "S_II": "35 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0817",
-    "R_V1": "80 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0582-0.195",
-    "R_V2": "78 % inside the real 0.0257-0.571 mV, real median 0.386 inside the synthetic IQR 0.0939-0.441",
-    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.908-1.14",
-    "S_V5": "65 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0261-0.102",
-    "R_aVL": "70 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.221-0.472",
-    "ST_II": "95 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00287-0.0164",
-    "ST_V2": "65 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR -0.00231-0.0446",
-    "ST_V5": "88 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00747-0.0226",
-    "T_I": "82 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.188-0.283",
-    "T_II": "98 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.314-0.448",
-    "T_V5": "60 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.439-0.541",
+NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06: published-T proposal (fit_ode_prior.py --published-t T_V5,T_I)
+    # and the fitted sinus RR SD (rhythm.SINUS_HR_STD_BPM)
+    "hr": "68 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 63.4-92.2",
+    "pr": "97 % inside the real 130-206 ms, real median 144 outside the synthetic IQR 148-168",
+    "qrs": "62 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 62-70.5",
+    "qtc": "88 % inside the real 334-430 ms, real median 392 inside the synthetic IQR 388-417",
+    "R_II": "50 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.889-1.35",
+    "S_II": "35 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0831",
+    "R_V1": "75 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0266-0.18",
+    "R_V2": "78 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.0693-0.338",
+    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.919-1.24",
+    "S_V5": "62 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0115-0.102",
+    "R_aVL": "68 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.205-0.474",
+    "ST_II": "98 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00306-0.0162",
+    "ST_V2": "70 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR 0.00251-0.0456",
+    "ST_V5": "80 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00507-0.0241",
+    "T_I": "70 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.202-0.294",
+    "T_II": "100 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.302-0.402",
+    "T_V5": "65 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.432-0.531",
 }
-# of 22: QTc (xfail above all the same: measurable in 35 of 40), S in V1, S in V2, R in V6, T in V2. 7 with the proposal before the published T
-# targets (PR, axis and R in V5 instead of QTc; all three now miss by a hair: real median 144 ms
-# vs IQR 148-164, 54 deg vs 55.6-69.4, 0.885 vs 0.908-1.14 mV); a refit of that proposal with
-# its own record targets (same seeds, today's code) met 5 as well, and lost PR and R in V5 too.
+# of 22: axis, S in V1, S in V2, R in V6, T in V2 (QTc: real median inside the IQR, 88-91 % inside the real
+# range, read in 34-36 of the 40). 7 with the proposal before the published T targets (PR, axis and R in V5 then; PR and R in V5 now
+# miss by a hair: real median 144 ms vs IQR 148-168, 0.885 vs 0.919-1.24 mV); a refit of that proposal with
+# its own record targets (same seeds) met 5 as well, and lost PR and R in V5 too.
 NORM_DIST_MIN_MET = 5
 
 
