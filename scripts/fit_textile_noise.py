@@ -13,6 +13,7 @@ noise-to-QRS ratios into mV, and calibrates each cell's level by simulation.
     python scripts/fit_textile_noise.py --compare [--records N] [--fit FILE] [DATA_DIR]   # 01-03 fit vs held-out 04-05
     python scripts/fit_textile_noise.py --cross-validate [--records N] [DATA_DIR]   # leave one subject out
     python scripts/fit_textile_noise.py --splits [DATA_DIR]   # what real subjects allow (no simulation)
+    python scripts/fit_textile_noise.py --floor [DATA_DIR]    # leave-one-out perfect-model floor, every criterion
 
 ``--splits`` asks how close a perfect model could come to issue 14's "median within 25 %"
 criterion: for every way of splitting the subjects into 3 "fit" and 2 "held-out" (10 splits of
@@ -25,6 +26,12 @@ default the 01-03 validation fit) was not fitted on: 04-05 in the shared folder,
 a folder of new subjects (``--fit cardiosim/noise/data/textile_fit.json`` compares the default fit,
 made from all five shared subjects, with them). Every mode reads the subjects from the folder's
 file names, never a fixed list.
+
+``--floor`` does that for every criterion of the cross-validation (median, IQR, kurtosis,
+spectrum), leave-one-subject-out, in seconds: the four fit subjects' real records (pooled
+segments, median record kurtosis, mean log-spectrum) against the fifth's, by the functions and
+thresholds the simulation is judged by. ``--cross-validate`` reports the same floor beside the
+simulation, fold by fold.
 
 ``--cross-validate`` runs the whole procedure (fit, QRS reference, calibration by simulation)
 once per subject on the other subjects, and compares its simulated records with the left-out
@@ -253,7 +260,8 @@ IQR_SPREAD, KURTOSIS_SPREAD = 1.75, 2.75
 
 
 def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_subjects: bool = False,
-                     fit_path: Path | None = None, held_out=None, fitted_on=None) -> list[dict]:
+                     fit_path: Path | None = None, held_out=None, fitted_on=None,
+                     real_by_subject: dict | None = None) -> list[dict]:
     """Simulated chest-strap records of the fit ``fit_path`` (default: the validation fit
     :data:`~cardiosim.noise.textile.HELD_OUT_FIT_FILE`, subjects ``fitted_on``, default the
     fit's own ``fit_subjects``: 01-03) vs the real subjects ``held_out`` (default every subject
@@ -263,7 +271,13 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
     ratios vs the graders' labels), rail and contact-loss fractions. The fit subjects'
     median is listed beside, as the real between-subject spread. The spread of the segment
     ratios also like for like (see :func:`spread_table`); ``fit_subjects`` adds the fit
-    subjects' within-record spread beside it (measures their records too)."""
+    subjects' within-record spread beside it and the perfect-model floor of every criterion
+    (measures their records too: ``fit_iqr``, ``fit_kurtosis``, ``fit_lsd_db`` are their pooled
+    real records against the held-out ones by :func:`cardiosim.noise.textile.compare_summaries`,
+    the function the simulated side is judged by; NaN without ``fit_subjects`` or when the fit
+    subjects' records are not in the folder). ``real_by_subject``: ``{subject:
+    textile.measure_real(folder, (subject,))}`` already measured (the cross-validation measures
+    each subject once, not once per fold)."""
     from cardiosim.errors import ConfigError
     from cardiosim.noise import textile
 
@@ -284,11 +298,11 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
     if n_records < 2:
         raise ConfigError(f"the comparison needs at least 2 simulated records a cell (pairs of records), "
                           f"got n_records={n_records}")
-    held = textile.measure_real(root, held_out)
-    # the fit subjects' within-record spread is listed beside where their records are in the
-    # folder (a folder of new subjects has none of them: the column is then NaN)
+    held = _measure_group(root, held_out, real_by_subject)
+    # the fit subjects' within-record spread and perfect-model floor are listed beside where
+    # their records are in the folder (a folder of new subjects has none of them: NaN)
     present = [s for s in fitted_on if s in textile.subjects_in(root)]
-    fit_real = textile.measure_real(root, present) if fit_subjects and present else None
+    fit_real = _measure_group(root, present, real_by_subject) if fit_subjects and present else None
     thr = fitted["grading_rule"]["thresholds_noise_to_qrs"]
     rows = []
     for e in textile.ELECTRODES:
@@ -296,8 +310,16 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
             sim_m = simulate_measures(e, a, n_records=n_records, duration=duration, fit_path=fit_path)
             sim = textile.summarize(sim_m)
             real = textile.summarize(held[(e, a)]["measures"])
-            band = (sim["f"] >= textile.BAND_HZ[0]) & (sim["f"] <= textile.BAND_HZ[1])
-            lsd = float(np.sqrt(np.mean((10 * np.log10(sim["psd"][band] / real["psd"][band])) ** 2)))
+            d_sim = textile.compare_summaries(sim, real)
+            lsd = d_sim["lsd_db"]
+            # the perfect model: the fit subjects' own records, judged by the same function
+            nan_list = [float("nan")] * d_sim["f_band"].size
+            if fit_real:
+                perfect = perfect_model(fit_real[(e, a)]["measures"], held[(e, a)]["measures"])
+                del perfect["fit_median"]       # the fit table's, below: the same pooled median
+            else:
+                perfect = {"fit_iqr": float("nan"), "fit_kurtosis": float("nan"), "fit_lsd_db": float("nan"),
+                           "fit_psd_diff_db": nan_list}
             sim_g = textile.grade_fractions(textile.grade(np.concatenate([m.noise_to_qrs for m in sim_m]), thr))
             real_g = textile.grade_fractions(np.concatenate(held[(e, a)]["grades"]))
             # the held-out cell has only two records (two subjects), so its pooled IQR is
@@ -330,8 +352,66 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
                          "sim_kurtosis": sim["kurtosis"], "real_kurtosis": real["kurtosis"], "lsd_db": lsd,
                          "sim_grades": sim_g, "real_grades": real_g,
                          "sim_rail": sim["rail_fraction"], "real_rail": real["rail_fraction"],
-                         "sim_contact": sim["contact_fraction"], "real_contact": real["contact_fraction"]})
+                         "sim_contact": sim["contact_fraction"], "real_contact": real["contact_fraction"],
+                         "psd_f_hz": [float(v) for v in d_sim["f_band"]],
+                         "sim_psd_diff_db": [float(v) for v in d_sim["psd_diff_db"]], **perfect})
     return rows
+
+
+def perfect_model(fit_measures, held_measures) -> dict:
+    """A perfect model of the fit subjects in one electrode x activity cell: their own real
+    records (``fit_measures``, :class:`~cardiosim.noise.textile.RecordMeasures`) read against the
+    held-out ones as the simulated records are (:func:`cardiosim.noise.textile.summarize`, then
+    :func:`cardiosim.noise.textile.compare_summaries`): pooled segment median and IQR, kurtosis
+    (median over records), mean log-spectrum. Returns ``fit_median``, ``fit_iqr``,
+    ``fit_kurtosis``, ``fit_lsd_db`` and ``fit_psd_diff_db`` (per frequency of 1-40 Hz, list)."""
+    from cardiosim.noise import textile
+
+    fsum = textile.summarize(fit_measures)
+    d = textile.compare_summaries(fsum, textile.summarize(held_measures))
+    return {"fit_median": fsum["median"], "fit_iqr": fsum["iqr"], "fit_kurtosis": fsum["kurtosis"],
+            "fit_lsd_db": d["lsd_db"], "fit_psd_diff_db": [float(v) for v in d["psd_diff_db"]]}
+
+
+def perfect_model_floor(real_by_subject: dict) -> dict:
+    """Leave one subject out with a perfect model and no simulation: for each subject, the
+    other subjects' pooled real records (:func:`perfect_model`) against its own, counted by
+    :func:`criteria_counts` (the ``*_fit_subjects_real`` counts are the floor; the model's own
+    columns are the same records). ``real_by_subject``: ``{subject: {cell: {"measures": [...],
+    ...}}}`` as :func:`cardiosim.noise.textile.measure_real` of one subject gives. Returns
+    ``{subject: counts}``."""
+    from cardiosim.noise import textile
+
+    out = {}
+    for s in real_by_subject:
+        others = [o for o in real_by_subject if o != s]
+        rows = []
+        for cell, held in real_by_subject[s].items():
+            fit_m = [m for o in others for m in real_by_subject[o][cell]["measures"]]
+            p = perfect_model(fit_m, held["measures"])
+            real = textile.summarize(held["measures"])
+            rows.append({"cell": cell, "real_median": real["median"], "real_iqr": real["iqr"],
+                         "real_kurtosis": real["kurtosis"], "sim_median": p["fit_median"], "sim_iqr": p["fit_iqr"],
+                         "sim_kurtosis": p["fit_kurtosis"], "lsd_db": p["fit_lsd_db"], **p})
+        out[s] = criteria_counts(rows) | {"fit_subjects": others, "rows": rows}
+    return out
+
+
+def _measure_group(root: Path, subjects, real_by_subject: dict | None) -> dict:
+    """:func:`cardiosim.noise.textile.measure_real` of ``subjects`` (records in subject order per
+    cell), from ``real_by_subject`` where a subject is there, measured otherwise."""
+    from cardiosim.noise import textile
+
+    if real_by_subject is None:
+        return textile.measure_real(root, tuple(subjects))
+    for s in subjects:
+        if s not in real_by_subject:
+            real_by_subject[s] = textile.measure_real(root, (s,))
+    out = {}
+    for cell in real_by_subject[subjects[0]]:
+        out[cell] = {"measures": [m for s in subjects for m in real_by_subject[s][cell]["measures"]],
+                     "grades": [g for s in subjects for g in real_by_subject[s][cell]["grades"]]}
+    return out
 
 
 def subject_splits(data_dir, n_fit: int = 3, tolerance: float = 0.25) -> dict:
@@ -376,7 +456,8 @@ def cross_validate(data_dir, n_records: int = 20, out_dir: Path | None = None, r
     file exists is not refitted), then :func:`compare_held_out` of that fit against the left-out
     subject. Returns one dict per fold: ``subject``, ``rows`` (the comparison) and the counts
     of cells meeting issue 14's criteria, beside what a perfect model of the fit subjects
-    scores (their own pooled real median against the left-out subject's)."""
+    scores on each (their own pooled real records against the left-out subject's, by the same
+    functions and thresholds: :func:`criteria_counts`)."""
     import tempfile
 
     from cardiosim.errors import ConfigError
@@ -388,13 +469,15 @@ def cross_validate(data_dir, n_records: int = 20, out_dir: Path | None = None, r
     out_dir = Path(tempfile.mkdtemp(prefix="textile_cv_") if out_dir is None else out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folds = []
+    real_by_subject = {}        # each subject's records measured once for all folds
     for s in subjects:
         others = tuple(o for o in subjects if o != s)
         path = out_dir / f"textile_fit_without_{s}.json"
         if not (reuse and path.exists()):
             print(f"fold {s}: fitting on {', '.join(others)}", flush=True)
             make_fit(root, others, path)
-        rows = compare_held_out(root, n_records=n_records, fit_path=path, held_out=(s,), fitted_on=others)
+        rows = compare_held_out(root, n_records=n_records, fit_path=path, held_out=(s,), fitted_on=others,
+                                fit_subjects=True, real_by_subject=real_by_subject)
         folds.append({"subject": s, "fit_subjects": list(others), "fit_file": str(path), "rows": rows,
                       **criteria_counts(rows)})
     return folds
@@ -404,9 +487,14 @@ def criteria_counts(rows) -> dict:
     """Cells (of ``len(rows)``) meeting issue 14's per-cell criteria against the held-out real
     records: simulated median within 25 %; pooled IQR within :data:`IQR_SPREAD`; residual
     kurtosis (3 + excess) within :data:`KURTOSIS_SPREAD`; residual spectrum within 3 dB; and,
-    as the reference, the fit subjects' own real median within 25 % (a perfect model of them)."""
+    as the reference, the same for a perfect model of the fit subjects: their own pooled real
+    records (``fit_median``, ``fit_iqr``, ``fit_kurtosis``, ``fit_lsd_db`` of the rows; a row
+    without them, or NaN, counts as not met) -- the floor set by how much subjects differ."""
     def ratio_within(a, b, f):
-        return abs(np.log(a / b)) <= np.log(f)
+        return bool(abs(np.log(a / b)) <= np.log(f))
+
+    def perfect(key, test):
+        return int(sum(test(r) for r in rows if np.isfinite(r.get(key, float("nan")))))
     return {"cells": len(rows),
             "median_25": int(sum(abs(r["sim_median"] / r["real_median"] - 1) <= 0.25 for r in rows)),
             "median_25_fit_subjects_real": int(sum(abs(r["fit_median"] / r["real_median"] - 1) <= 0.25 for r in rows)),
@@ -414,26 +502,45 @@ def criteria_counts(rows) -> dict:
             "median_abs_log_ratio_fit_subjects_real": float(np.median([abs(np.log(r["fit_median"] / r["real_median"]))
                                                                        for r in rows])),
             "iqr_175": int(sum(ratio_within(r["sim_iqr"], r["real_iqr"], IQR_SPREAD) for r in rows)),
+            "iqr_175_fit_subjects_real": perfect("fit_iqr", lambda r: ratio_within(r["fit_iqr"], r["real_iqr"],
+                                                                                  IQR_SPREAD)),
             "kurtosis_275": int(sum(ratio_within(3 + r["sim_kurtosis"], 3 + r["real_kurtosis"], KURTOSIS_SPREAD)
                                     for r in rows)),
-            "spectrum_3db": int(sum(r["lsd_db"] <= 3.0 for r in rows))}
+            "kurtosis_275_fit_subjects_real": perfect("fit_kurtosis", lambda r: ratio_within(
+                3 + r["fit_kurtosis"], 3 + r["real_kurtosis"], KURTOSIS_SPREAD)),
+            "spectrum_3db": int(sum(r["lsd_db"] <= 3.0 for r in rows)),
+            "spectrum_3db_fit_subjects_real": perfect("fit_lsd_db", lambda r: r["fit_lsd_db"] <= 3.0),
+            "median_lsd_db": float(np.median([r["lsd_db"] for r in rows])),
+            "median_lsd_db_fit_subjects_real": float(np.median([r.get("fit_lsd_db", float("nan")) for r in rows]))}
+
+
+#: Counts of :func:`criteria_counts` in the cross-validation table: (simulation, perfect model).
+_TABLE_COUNTS = (("median_25", "median_25_fit_subjects_real"), ("iqr_175", "iqr_175_fit_subjects_real"),
+                 ("kurtosis_275", "kurtosis_275_fit_subjects_real"), ("spectrum_3db", "spectrum_3db_fit_subjects_real"))
 
 
 def cross_validation_table(folds) -> str:
+    """Markdown table of :func:`cross_validate`'s folds: per criterion, cells met by the
+    simulation and by a perfect model of the fit subjects (their own real records), a row per
+    fold and the sum over folds."""
     head = ("| left-out subject | fitted on | median within 25 % (sim) | median within 25 % (fit subjects' real "
-            "median: a perfect model) | median abs log ratio sim / perfect | IQR within 1.75x | kurtosis within 2.75x | "
-            "spectrum within 3 dB |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
-    lines = [f"| {f['subject']} | {', '.join(f['fit_subjects'])} | {f['median_25']}/{f['cells']} | "
-             f"{f['median_25_fit_subjects_real']}/{f['cells']} | {f['median_abs_log_ratio']:.2f} / "
-             f"{f['median_abs_log_ratio_fit_subjects_real']:.2f} | {f['iqr_175']}/{f['cells']} | "
-             f"{f['kurtosis_275']}/{f['cells']} | {f['spectrum_3db']}/{f['cells']} |" for f in folds]
-    tot = {k: sum(f[k] for f in folds) for k in ("median_25", "median_25_fit_subjects_real", "iqr_175",
-                                                  "kurtosis_275", "spectrum_3db", "cells")}
-    lines.append(f"| all folds | | {tot['median_25']}/{tot['cells']} | {tot['median_25_fit_subjects_real']}/{tot['cells']} "
-                 f"| {np.median([f['median_abs_log_ratio'] for f in folds]):.2f} / "
-                 f"{np.median([f['median_abs_log_ratio_fit_subjects_real'] for f in folds]):.2f} | "
-                 f"{tot['iqr_175']}/{tot['cells']} | {tot['kurtosis_275']}/{tot['cells']} | "
-                 f"{tot['spectrum_3db']}/{tot['cells']} |")
+            "records: a perfect model) | median abs log ratio sim / perfect | IQR within 1.75x sim | perfect | "
+            "kurtosis within 2.75x sim | perfect | spectrum within 3 dB sim | perfect | median spectrum distance dB "
+            "sim / perfect |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+
+    def line(name, fitted_on, c, n, log_sim, log_perfect, lsd_sim, lsd_perfect):
+        (m, mp), *rest = [(c[a], c[b]) for a, b in _TABLE_COUNTS]
+        return (f"| {name} | {fitted_on} | {m}/{n} | {mp}/{n} | {log_sim:.2f} / {log_perfect:.2f} | "
+                + " | ".join(f"{x}/{n} | {y}/{n}" for x, y in rest) + f" | {lsd_sim:.1f} / {lsd_perfect:.1f} |")
+    nan = float("nan")
+    lines = [line(f["subject"], ", ".join(f["fit_subjects"]), {k: f.get(k, 0) for pair in _TABLE_COUNTS for k in pair},
+                  f["cells"], f["median_abs_log_ratio"], f["median_abs_log_ratio_fit_subjects_real"],
+                  f.get("median_lsd_db", nan), f.get("median_lsd_db_fit_subjects_real", nan)) for f in folds]
+    tot = {k: sum(f.get(k, 0) for f in folds) for pair in _TABLE_COUNTS for k in pair}
+    lines.append(line("all folds", "", tot, sum(f["cells"] for f in folds),
+                      *[float(np.median([f.get(k, nan) for f in folds]))
+                        for k in ("median_abs_log_ratio", "median_abs_log_ratio_fit_subjects_real",
+                                  "median_lsd_db", "median_lsd_db_fit_subjects_real")]))
     return head + "\n".join(lines) + "\n"
 
 
@@ -498,6 +605,13 @@ if __name__ == "__main__":
         ns = [n for *_, n in res["splits"]]
         print(f"over the {len(ns)} splits: mean {np.mean(ns):.1f}, range {min(ns)}-{max(ns)} of {res['cells']}; "
               f"leave-one-subject-out: {res['leave_one_out']}")
+    elif "--floor" in sys.argv:
+        from cardiosim.noise import textile as _tx
+        sys.argv.remove("--floor")
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
+        folder = root / "textile"
+        res = perfect_model_floor({s: _tx.measure_real(folder, (s,)) for s in _tx.subjects_in(folder)})
+        print(cross_validation_table([{"subject": s, **c} for s, c in res.items()]))
     elif "--cross-validate" in sys.argv:
         sys.argv.remove("--cross-validate")
         n_rec, out, reuse = 20, None, "--reuse" in sys.argv
@@ -520,6 +634,9 @@ if __name__ == "__main__":
                                                                           if not isinstance(v, list)}
                                                                          for r in f["rows"]]} for f in folds],
                 indent=1) + "\n")
+            # every row whole (per-frequency spectrum differences, record medians): where a
+            # criterion is missed, by how much and at which frequencies
+            (out / "cross_validation_rows.json").write_text(json.dumps(folds) + "\n")
     elif "--compare" in sys.argv:
         sys.argv.remove("--compare")
         n_rec, fit_file = 10, None

@@ -149,6 +149,51 @@ def test_cross_validation_counts_each_criterion_from_its_definition():
     assert "| 09 | 01 | 2/3 | 2/3 |" in _script().cross_validation_table(folds)
 
 
+def test_perfect_model_floor_on_a_hand_computed_case():
+    """The leave-one-subject-out perfect-model floor (the other subjects' pooled real records read
+    as the simulation is) on three one-record subjects whose numbers are worked out by hand:
+
+    ======= ============ ======== ============ ==========================
+    subject segments     kurtosis PSD (1-40 Hz) (left out) fit pooled
+    ======= ============ ======== ============ ==========================
+    A       1, 2, 3, 4   0        1            B+C: 2 4 5 6 6 7 8 8
+    B       5, 6, 7, 8   9        4            A+C: 1 2 2 3 4 4 6 8
+    C       2, 4, 6, 8   1        2 x 10^0.35  A+B: 1 ... 8
+    ======= ============ ======== ============ ==========================
+
+    Percentiles by linear interpolation. Left out A: median 6 vs 2.5 (x2.4, out), IQR
+    7.25 - 4.75 = 2.5 vs 1.5 (x1.67, in), kurtosis median(9, 1) = 5: 8 / 3 = 2.67 (in), spectrum
+    mean log of 4 and 2 x 10^0.35 = 6.27 dB vs 0 dB (out). Left out B: median 3.5 vs 6.5 (out),
+    IQR 4.5 - 2 = 2.5 vs 1.5 (in), kurtosis 0.5: 12 / 3.5 = 3.43 (out), spectrum 3.26 vs
+    6.02 dB: 2.77 dB (in). Left out C: median 4.5 vs 5 (0.9, in), IQR 3.5 vs 3 (in), kurtosis 4.5:
+    7.5 / 4 (in), spectrum 3.01 vs 6.51 dB: 3.5 dB (out)."""
+    f = np.array([1.0, 2.0, 10.0, 40.0])
+
+    def rec(segments, kurt, psd):
+        n = len(segments)
+        return textile.RecordMeasures(np.asarray(segments, dtype=float), 1.0, kurt, f, np.full(f.size, psd),
+                                      np.zeros(n, bool), np.zeros(n, bool), 30)
+    cell = ("gel", "rest")
+    subjects = {"A": rec([1, 2, 3, 4], 0.0, 1.0), "B": rec([5, 6, 7, 8], 9.0, 4.0),
+                "C": rec([2, 4, 6, 8], 1.0, 2 * 10 ** 0.35)}
+    res = _script().perfect_model_floor({s: {cell: {"measures": [m]}} for s, m in subjects.items()})
+    got = {s: res[s]["rows"][0] for s in subjects}
+    assert [got[s]["fit_median"] for s in "ABC"] == pytest.approx([6.0, 3.5, 4.5])
+    assert [got[s]["fit_iqr"] for s in "ABC"] == pytest.approx([2.5, 2.5, 3.5])
+    assert [got[s]["real_iqr"] for s in "ABC"] == pytest.approx([1.5, 1.5, 3.0])
+    assert [got[s]["fit_kurtosis"] for s in "ABC"] == pytest.approx([5.0, 0.5, 4.5])
+    lsd = [0.5 * (10 * np.log10(4) + 10 * np.log10(2) + 3.5),
+           6.0206 - 0.5 * (10 * np.log10(2) + 3.5), 3.5]
+    assert [got[s]["fit_lsd_db"] for s in "ABC"] == pytest.approx(lsd, abs=1e-3)
+    want = {"A": (0, 1, 1, 0), "B": (0, 1, 0, 1), "C": (1, 1, 1, 0)}
+    for s, (med, iqr, kurt, spec) in want.items():
+        c = res[s]
+        assert (c["median_25_fit_subjects_real"], c["iqr_175_fit_subjects_real"],
+                c["kurtosis_275_fit_subjects_real"], c["spectrum_3db_fit_subjects_real"]) == (med, iqr, kurt, spec), s
+    table = _script().cross_validation_table([{"subject": s, **c} for s, c in res.items()])
+    assert "| all folds |  | 1/3 | 1/3 | " in table and "| 3/3 | 3/3 | 2/3 | 2/3 | 1/3 | 1/3 |" in table
+
+
 def test_held_out_comparison_refuses_a_fit_that_saw_the_held_out_subjects(data_dir, textile_dir):
     """The default fit used subjects 04-05: comparing it with them is refused, not reported."""
     with pytest.raises(ValueError, match="not be held out"):

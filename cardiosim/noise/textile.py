@@ -414,6 +414,41 @@ def summarize(measures) -> dict:
             "f": f, "psd": psd, "n_segments": int(r.size)}
 
 
+def compare_summaries(model: dict, real: dict) -> dict:
+    """How a model's pooled summary reads against real records' (both :func:`summarize`
+    dicts of one electrode x activity cell): the quantities issue 14's per-cell criteria are
+    thresholds on.
+
+    The model may be simulated records or other real records (the fit subjects' own, a
+    perfect model of them: the floor set by how much subjects differ), so that both are
+    judged by the same arithmetic.
+
+    Parameters
+    ----------
+    model, real : dict
+        :func:`summarize` of the model's and of the real records.
+
+    Returns
+    -------
+    dict
+        ``median_ratio`` and ``iqr_ratio`` (model / real, pooled 2-s segment ratios);
+        ``kurtosis_ratio``: ``(3 + k_model) / (3 + k_real)`` of the excess kurtoses (the
+        median over each side's records), i.e. of the kurtoses themselves; ``lsd_db``: RMS over
+        1-40 Hz of ``10 log10(psd_model / psd_real)``, each side's PSD its records' mean
+        log-spectrum (the real one read on the model's frequency grid); ``psd_diff_db``:
+        that difference per frequency of ``f_band``.
+    """
+    f = np.asarray(model["f"])
+    band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    real_psd = np.interp(f[band], np.asarray(real["f"]), np.asarray(real["psd"]))
+    diff = 10 * np.log10(np.asarray(model["psd"])[band] / real_psd)
+    return {"median_ratio": float(model["median"] / real["median"]),
+            "iqr_ratio": float(model["iqr"] / real["iqr"]),
+            "kurtosis_ratio": float((3 + model["kurtosis"]) / (3 + real["kurtosis"])),
+            "lsd_db": float(np.sqrt(np.mean(diff ** 2))),
+            "f_band": f[band], "psd_diff_db": diff}
+
+
 def fit_grading_rule(ratios: np.ndarray, grades: np.ndarray) -> np.ndarray:
     """Thresholds ``t1 < t2 < t3`` on ``noise_to_qrs`` (grade = 1 + #thresholds exceeded)
     that maximise agreement with the graders' labels (each threshold in turn, on the
