@@ -76,8 +76,31 @@ def _pooled_median(measures) -> float:
     return float(np.median(np.concatenate([m.noise_to_qrs for m in measures])))
 
 
+#: Largest spectral-shape correction (dB) the calibration applies at any frequency.
+SHAPE_LIMIT_DB = 6.0
+
+
+def spectrum_correction(measures, target_db, f_out, previous_db) -> np.ndarray:
+    """The next spectral-shape correction (dB on ``f_out``) of one cell: the previous one plus
+    how far the simulated records' mean log-spectrum (``measures``, read by the same measure as
+    the real records) falls below the fit subjects' (``target_db``), smoothed over neighbouring
+    frequencies (1-2-1 on the log-spaced grid: the panel's own sampling wiggles are not chased)
+    and kept within :data:`SHAPE_LIMIT_DB`.
+
+    Both spectra are normalised to unit power over 1-40 Hz, so the correction is of shape only
+    (the level is the level calibration's). Where the cardiac floor dominates (rest), the step
+    under-corrects rather than overshoots: the floor's own spectrum does not move with it."""
+    from cardiosim.noise import textile
+
+    sm = textile.summarize(measures)
+    d = np.asarray(target_db, dtype=np.float64) - 10 * np.log10(np.interp(f_out, sm["f"], sm["psd"]))
+    dp = np.concatenate([d[:1], d, d[-1:]])
+    d = 0.25 * dp[:-2] + 0.5 * dp[1:-1] + 0.25 * dp[2:]
+    return np.clip(np.asarray(previous_db, dtype=np.float64) + d, -SHAPE_LIMIT_DB, SHAPE_LIMIT_DB)
+
+
 def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, seed: int = 11,
-                     refinements: int = 2, path: Path | None = None) -> dict:
+                     refinements: int = 2, path: Path | None = None, spectrum_passes: int = 2) -> dict:
     """Per electrode x activity, the log-level correction that makes simulated chest-strap
     records, measured by the same function as the real ones, read the fit subjects' pooled
     median noise-to-QRS (indirect inference; the held-out subjects play no part).
@@ -99,7 +122,16 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     sizes spread 0.25 in log, and a 16-patient panel's median QRS was 1.3x a 30-patient
     panel's, which moved every cell's level by that factor. ``path``: the file the fit is
     written to while calibrating (default: the shipped :data:`~cardiosim.noise.textile.FIT_FILE`).
-    Mutates and returns ``fit``.
+
+    The spectral shape is calibrated the same way, in the first ``spectrum_passes`` refinement
+    passes (:func:`spectrum_correction`, stored per cell as ``psd_db_calibration``): the fitted
+    spectrum is what the measure read on the real sensor's records, and the simulated noise passes
+    the simulated device and the measure a second time (probably chiefly the measure's baseline
+    through the PR segments, which takes out part of 1-2 Hz; not measured separately), and the
+    cardiac floor and the envelope add their own shapes: uncorrected, the simulated records read
+    1.5-4 dB low at 1-1.4 Hz in every cell and up to 3 dB high at 8-30 Hz against the fit
+    subjects' own spectrum (RMS 0.8-2.3 dB, median 1.5, all five subjects' fit). Mutates and
+    returns ``fit``.
     """
     from cardiosim.noise import textile
 
@@ -138,14 +170,22 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     nominal = {c: float(np.exp(fit["table"][f"{c[0]}/{c[1]}"]["log_level_mean"])) for c in cells}
     ks = [np.sqrt(read[c] ** 2 - floor[c] ** 2) / nominal[c] for c in cells if read[c] > 1.5 * floor[c]]
     k = float(np.median(ks))
+    f_out = np.asarray(fit["psd_f_hz"], dtype=np.float64)
     for c in cells:
         row = fit["table"][f"{c[0]}/{c[1]}"]
         target, f = row["noise_to_qrs_median"], floor[c]
         want = np.sqrt(max(target ** 2 - f ** 2, (0.5 * target) ** 2))
         s = float(want / (k * nominal[c]))
-        for _ in range(refinements):
-            m = _pooled_median(simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path))
+        shape = np.zeros(f_out.size)
+        for i in range(refinements):
+            ms = simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path)
+            m = _pooled_median(ms)
             s *= float(want / np.sqrt(max(m * m - f * f, (0.05 * m) ** 2)))
+            if i < spectrum_passes:
+                shape = spectrum_correction(ms, row["psd_db"], f_out, shape)
+                row["psd_db_calibration"] = [round(float(v), 2) for v in shape]
+                textile.write_fit(fit, path)
+                textile.clear_caches()
         row["log_level_calibration"] = round(float(np.log(s)), 4)
         row["calibration_floor_noise_to_qrs"] = round(f, 5)
         row["calibration_floor_limited"] = bool(f > 0.87 * target)
@@ -160,7 +200,9 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
                               "level) read the fit subjects' pooled median noise-to-QRS through "
                               "noise.textile.measure_record; one conversion k for all cells, "
                               f"the floor per cell, then {refinements} per-cell refinements on the same panel; "
-                              "see scripts/fit_textile_noise.calibrate_levels")
+                              f"psd_db_calibration: in the first {spectrum_passes} of those passes, the panel's mean "
+                              "log-spectrum brought to the fit subjects' (1-2-1 smoothed steps, within "
+                              f"+-{SHAPE_LIMIT_DB:g} dB); see scripts/fit_textile_noise.calibrate_levels")
     return fit
 
 

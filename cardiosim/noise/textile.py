@@ -890,6 +890,9 @@ def check_fit(fit: dict, name: str = "fit") -> None:
             if len(row["psd_db"]) != n_f:
                 raise DataFormatError(f"{name}: cell {e}/{a} has {len(row['psd_db'])} spectrum values for "
                                       f"{n_f} frequencies")
+            if len(row.get("psd_db_calibration", row["psd_db"])) != n_f:
+                raise DataFormatError(f"{name}: cell {e}/{a} has {len(row['psd_db_calibration'])} spectrum "
+                                      f"calibration values for {n_f} frequencies")
             if "log_level_within_quantiles" in row and \
                     len(row["log_level_within_quantiles"]) != len(fit["within_quantile_p"]):
                 raise DataFormatError(f"{name}: cell {e}/{a} has {len(row['log_level_within_quantiles'])} "
@@ -936,8 +939,8 @@ def _ou_len(n: int, fs: float, rate: float) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _spectrum(electrode: str, activity: str, n: int, fs: float, key=None):
-    """Amplitude spectrum [n // 2 + 1] on the rfft grid of the fitted residual (the
-    measurement band-pass divided out; flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope
+    """Amplitude spectrum [n // 2 + 1] on the rfft grid of the fitted residual (plus the
+    fit's ``psd_db_calibration`` where it has one; the measurement band-pass divided out; flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope
     continued above 40 Hz but no shallower than f^-4), scaled so the 1-40 Hz band-passed
     noise has unit variance.
 
@@ -949,7 +952,10 @@ def _spectrum(electrode: str, activity: str, n: int, fs: float, key=None):
     fitted = _load_fit(key)
     row = fitted["table"][f"{electrode}/{activity}"]
     fk = np.asarray(fitted["psd_f_hz"])
-    pk = 10 ** (np.asarray(row["psd_db"]) / 10)
+    # the measured spectrum is what the measure reads after the real sensor and the measure's
+    # own baseline removal; the simulated noise passes a simulated device and the same measure
+    # again, so the fit's shape calibration (scripts/fit_textile_noise.py) is added to it
+    pk = 10 ** ((np.asarray(row["psd_db"]) + np.asarray(row.get("psd_db_calibration", 0.0))) / 10)
     _, h = _signal.sosfreqz(_band(fs), worN=fk, fs=fs)
     src = pk / np.maximum(np.abs(h) ** 2, 1e-3)          # zero-phase filter: |H|^2
     f = np.fft.rfftfreq(n, 1 / fs)
