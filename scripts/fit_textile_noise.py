@@ -616,7 +616,19 @@ def spread_table(rows) -> str:
             f"{expect:.1f}/{len(rows)}); kurtosis (3 + excess) within {KURTOSIS_SPREAD}x {n_kurt}/{len(rows)}\n"
             f"held-out IQR inside the simulated 10-90 % range: {n_in} of {len(rows)} cells; "
             f"between-record spread (pooled sd of log record medians) sim {pooled_sd('sim_record_log_medians'):.2f}, "
-            f"held-out {pooled_sd('real_record_log_medians'):.2f}\n")
+            f"held-out {pooled_sd('real_record_log_medians'):.2f}\n" + _perfect_line(rows))
+
+
+def _perfect_line(rows) -> str:
+    """The simulation's and the perfect model's counts (:func:`criteria_counts`) in one line,
+    when the rows carry the fit subjects' own records (``fit_subjects=True``)."""
+    if not all(np.isfinite(r.get("fit_lsd_db", float("nan"))) for r in rows):
+        return ""
+    c, n = criteria_counts(rows), len(rows)
+    return ("criteria met, sim / perfect model (the fit subjects' own real records): "
+            + ", ".join(f"{name} {c[a]}/{n} / {c[b]}/{n}" for name, (a, b) in
+                        zip(("median within 25 %", f"IQR within {IQR_SPREAD}x", f"kurtosis within {KURTOSIS_SPREAD}x",
+                             "spectrum within 3 dB"), _TABLE_COUNTS)) + "\n")
 
 
 def markdown_table(rows) -> str:
