@@ -940,8 +940,9 @@ def _ou_len(n: int, fs: float, rate: float) -> int:
 @functools.lru_cache(maxsize=64)
 def _spectrum(electrode: str, activity: str, n: int, fs: float, key=None):
     """Amplitude spectrum [n // 2 + 1] on the rfft grid of the fitted residual (plus the
-    fit's ``psd_db_calibration`` where it has one; the measurement band-pass divided out; flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope
-    continued above 40 Hz but no shallower than f^-4), scaled so the 1-40 Hz band-passed
+    fit's ``psd_db_calibration`` where it has one; the measurement band-pass divided out;
+    flat from 0.3 to 1 Hz, the 20-40 Hz log-log slope continued above 40 Hz but no shallower
+    than f^-4), scaled so the 1-40 Hz band-passed
     noise has unit variance.
 
     Above 40 Hz nothing was measured. Since the spectrum is fitted between beats (issue 14),
