@@ -665,6 +665,7 @@ if __name__ == "__main__":
         root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
         folder = root / "textile"
         res = perfect_model_floor({s: _tx.measure_real(folder, (s,)) for s in _tx.subjects_in(folder)})
+        print("leave-one-subject-out perfect-model floor (no simulation: the 'sim' columns repeat the perfect model)")
         print(cross_validation_table([{"subject": s, **c} for s, c in res.items()]))
     elif "--cross-validate" in sys.argv:
         sys.argv.remove("--cross-validate")
