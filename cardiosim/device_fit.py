@@ -133,7 +133,7 @@ def _pooled_median(measures) -> float:
 
 def calibrate_cell(fit: dict, electrode: str, activity: str, *, device: str = "chest_strap_500hz", lead: int = 0,
                    n_records: int = 24, duration: float = 30.0, seed: int = 0, refinements: int = 3,
-                   progress=None) -> dict:
+                   progress=None, spectrum_passes: int = 2) -> dict:
     """Calibrate the level of one cell of ``fit`` (mutated and returned) by simulation.
 
     Simulated records through ``device`` (its lead ``lead``), measured by the same function as
@@ -145,7 +145,12 @@ def calibrate_cell(fit: dict, electrode: str, activity: str, *, device: str = "c
     median is not also the sampling error of its level draws). The between-record spread of
     the level is then what the recordings' ratio spread leaves after the simulated patients'
     own QRS spread. Where the floor alone reaches the target the cell is marked
-    ``calibration_floor_limited`` (no noise level can match it: the excess is cardiac)."""
+    ``calibration_floor_limited`` (no noise level can match it: the excess is cardiac).
+
+    The spectral shape is calibrated in the first ``spectrum_passes`` passes as the shipped fits'
+    are (:func:`cardiosim.noise.textile.spectrum_correction`, stored as ``psd_db_calibration``):
+    the simulated records' mean log-spectrum, read by the same measure, is brought to the
+    recordings' (the measure otherwise acts twice on simulated noise)."""
     _check_cell(electrode, activity)
     say = progress or (lambda msg: None)
     key = f"{electrode}/{activity}"
@@ -167,11 +172,18 @@ def calibrate_cell(fit: dict, electrode: str, activity: str, *, device: str = "c
         sd_qrs = float(np.std(np.log([m.qrs_pp for m in panel0]), ddof=1)) if len(panel0) > 1 else 0.0
         want = float(np.sqrt(max(target ** 2 - floor ** 2, (0.5 * target) ** 2)))
         s = 1.0
+        f_out = np.asarray(fit["psd_f_hz"], dtype=np.float64)
+        shape = np.zeros(f_out.size)
+        row.pop("psd_db_calibration", None)
         for k in range(refinements + 1):
-            m = _pooled_median(measure(s))
+            panel = measure(s)
+            m = _pooled_median(panel)
             say(f"{key}: pass {k + 1}: level scale {s:.3f} reads {m:.4f} (target {target:.4f}, floor {floor:.4f})")
             if k < refinements:
                 s *= float(want / np.sqrt(max(m * m - floor * floor, (0.05 * m) ** 2)))
+                if k < spectrum_passes:
+                    shape = textile.spectrum_correction(panel, row["psd_db"], f_out, shape)
+                    row["psd_db_calibration"] = [round(float(v), 2) for v in shape]
         textile.clear_caches()
     sd_ratio = float(row.get("log_ratio_sd_between_records", spread))
     row["log_level_sd_between_records"] = round(float(np.sqrt(max(sd_ratio ** 2 - sd_qrs ** 2,

@@ -76,27 +76,8 @@ def _pooled_median(measures) -> float:
     return float(np.median(np.concatenate([m.noise_to_qrs for m in measures])))
 
 
-#: Largest spectral-shape correction (dB) the calibration applies at any frequency.
-SHAPE_LIMIT_DB = 6.0
-
-
-def spectrum_correction(measures, target_db, f_out, previous_db) -> np.ndarray:
-    """The next spectral-shape correction (dB on ``f_out``) of one cell: the previous one plus
-    how far the simulated records' mean log-spectrum (``measures``, read by the same measure as
-    the real records) falls below the fit subjects' (``target_db``), smoothed over neighbouring
-    frequencies (1-2-1 on the log-spaced grid: the panel's own sampling wiggles are not chased)
-    and kept within :data:`SHAPE_LIMIT_DB`.
-
-    Both spectra are normalised to unit power over 1-40 Hz, so the correction is of shape only
-    (the level is the level calibration's). Where the cardiac floor dominates (rest), the step
-    under-corrects rather than overshoots: the floor's own spectrum does not move with it."""
-    from cardiosim.noise import textile
-
-    sm = textile.summarize(measures)
-    d = np.asarray(target_db, dtype=np.float64) - 10 * np.log10(np.interp(f_out, sm["f"], sm["psd"]))
-    dp = np.concatenate([d[:1], d, d[-1:]])
-    d = 0.25 * dp[:-2] + 0.5 * dp[1:-1] + 0.25 * dp[2:]
-    return np.clip(np.asarray(previous_db, dtype=np.float64) + d, -SHAPE_LIMIT_DB, SHAPE_LIMIT_DB)
+# the spectral-shape step and its limit, shared with device_fit (a user's own cell)
+from cardiosim.noise.textile import SHAPE_LIMIT_DB, spectrum_correction  # noqa: E402
 
 
 def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, seed: int = 11,

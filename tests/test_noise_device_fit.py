@@ -91,6 +91,10 @@ def test_fitted_cell_reads_the_recordings_and_keeps_the_rest(fitted, device_reco
         if cell != "gel/walk":
             assert fit["table"][cell] == other, cell
     assert fit["grading_rule"] == shipped["grading_rule"] and fit["heart_rate"] == shipped["heart_rate"]
+    # the spectral shape calibrated by simulation as the shipped cells' are (within the step's limit)
+    cal = np.asarray(row["psd_db_calibration"])
+    assert cal.shape == np.asarray(row["psd_db"]).shape and np.abs(cal).max() <= textile.SHAPE_LIMIT_DB
+    assert np.abs(cal).max() > 0
     prov = fit["user_cells"]["gel/walk"]
     assert len(prov["recordings"]) == 8 and all(len(r["header_sha256"]) == 64 for r in prov["recordings"])
     assert prov["device"] == "chest_strap_500hz"

@@ -123,8 +123,10 @@ def test_default_wearer_at_rest_is_clean_between_beats_as_real_devices(real_floo
     Measured 2026-12-05 (scripts/interbeat_floor.py, 6 records): mains share 0.27 with the
     fixed 20-200 mV common-mode voltage of before, 0.020 with the ground-electrode
     displacement current; 30-40 Hz share 0.035 before, 0.018 with the activity noise's
-    spectrum fitted between beats (real 0.072 and 0.048)."""
-    sim = _simulated_floor("shirt12_500hz")
+    spectrum fitted between beats (real 0.072 and 0.048). The median is over 16 records: over 4 it
+    read a mains share of 0.028 or 0.048 as the textile spectrum's calibration (2026-12-06) changed
+    the draws, where 16 read 0.020 and 0.022 (30-40 Hz 0.014 and 0.011) before and after it."""
+    sim = _simulated_floor("shirt12_500hz", n=16)
     for name, real in real_floor.items():
         assert sim["share_mains"] <= real["share_mains_q75"], (name, sim, real)
         assert sim["share_30_40"] <= 1.5 * real["share_30_40"], (name, sim, real)

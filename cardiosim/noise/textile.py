@@ -780,6 +780,29 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     }
 
 
+#: The largest spectral-shape correction (dB) the calibration by simulation applies at any
+#: frequency (:func:`spectrum_correction`): it corrects the measure acting twice on simulated
+#: noise, not a spectrum the fit did not see.
+SHAPE_LIMIT_DB = 6.0
+
+
+def spectrum_correction(measures, target_db, f_out, previous_db) -> np.ndarray:
+    """The next spectral-shape correction (dB on ``f_out``) of one cell: the previous one plus
+    how far the simulated records' mean log-spectrum (``measures``, read by the same measure as
+    the real records) falls below the fit subjects' (``target_db``), smoothed over neighbouring
+    frequencies (1-2-1 on the log-spaced grid: the panel's own sampling wiggles are not chased)
+    and kept within :data:`SHAPE_LIMIT_DB`.
+
+    Both spectra are normalised to unit power over 1-40 Hz, so the correction is of shape only
+    (the level is the level calibration's). Where the cardiac floor dominates (rest), the step
+    under-corrects rather than overshoots: the floor's own spectrum does not move with it."""
+    sm = summarize(measures)
+    d = np.asarray(target_db, dtype=np.float64) - 10 * np.log10(np.interp(f_out, sm["f"], sm["psd"]))
+    dp = np.concatenate([d[:1], d, d[-1:]])
+    d = 0.25 * dp[:-2] + 0.5 * dp[1:-1] + 0.25 * dp[2:]
+    return np.clip(np.asarray(previous_db, dtype=np.float64) + d, -SHAPE_LIMIT_DB, SHAPE_LIMIT_DB)
+
+
 def cell_row(measures, q_typ: float, f_out, sd_between: float, sd_between_ratio: float,
              fractions: list[float]) -> dict:
     """One electrode x activity row of a fit table from the cell's record measures
