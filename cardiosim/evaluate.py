@@ -98,7 +98,10 @@ def rmssd(r_peaks, fs: float, *, edit: float = 0.2) -> float:
     ectopic) is not read (NaN), as is a window of fewer than 5 intervals.
     """
     check_fs(fs)
-    rr = np.diff(np.asarray(r_peaks, dtype=np.float64)) / fs * 1000.0
+    r = np.asarray(r_peaks, dtype=np.float64)
+    if r.ndim != 1 or not np.all(np.isfinite(r)) or np.any(np.diff(r) <= 0):
+        raise SignalError(f"r_peaks must be finite, increasing sample positions (1-D), got shape {r.shape}")
+    rr = np.diff(r) / fs * 1000.0
     if rr.size < 5 or np.any(np.abs(rr / np.median(rr) - 1.0) > edit):
         return float("nan")
     return float(np.sqrt(np.mean(np.diff(rr) ** 2)))

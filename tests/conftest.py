@@ -97,3 +97,28 @@ def ptbxl_folder(data_dir, tmp_path_factory):
         _write_ptbxl_record(root, row.filename_hr, sig, 500)
         _write_ptbxl_record(root, row.filename_lr, resample(sig, 500, 100), 100)
     return root
+
+
+#: CinC 2021 diagnoses of a sinus rhythm with nothing else coded (SR, SB, STACH)
+SINUS_ONLY_SNOMED = {"426783006", "426177001", "427084000"}
+
+
+@pytest.fixture(scope="session")
+def resting_sinus_records(data_dir):
+    """The CinC 2021 records of the data folder coded sinus rhythm only (resting 12-lead, 10 s), as
+    wfdb records; skips with the reason when the folder has fewer than 3."""
+    import wfdb
+
+    folder = data_dir / "cinc2021"
+    if not folder.is_dir():
+        pytest.skip(f"no cinc2021 folder in {data_dir}")
+    out = []
+    for hea in sorted(folder.glob("*.hea")):
+        head = wfdb.rdheader(str(hea.with_suffix("")))
+        dx = [c.split(":", 1)[1] for c in head.comments if c.startswith("Dx")]
+        codes = {c.strip() for c in dx[0].split(",")} if dx else set()
+        if codes and codes <= SINUS_ONLY_SNOMED:
+            out.append(wfdb.rdrecord(str(hea.with_suffix(""))))
+    if len(out) < 3:
+        pytest.skip(f"fewer than 3 sinus-only CinC 2021 records in {folder}")
+    return out

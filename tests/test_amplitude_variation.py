@@ -18,10 +18,6 @@ from cardiosim.errors import CardiosimError
 from cardiosim.evaluate import amplitude_variation, beat_amplitudes
 from cardiosim.ode import synthesize
 
-#: CinC 2021 diagnoses of a sinus rhythm with nothing else coded (SR, SB, STACH)
-SINUS_ONLY = {"426783006", "426177001", "427084000"}
-
-
 def _beats(fs, amps, rr=0.85, wander=0.3):
     """Gaussian QRS complexes (sigma 12 ms) of the given heights, one every ``rr`` s, on a
     0.25-Hz baseline wander and a little white noise."""
@@ -86,24 +82,6 @@ def test_resp_scale_removes_only_the_odes_respiratory_modulation(rhythm, kw):
         synthesize(10.0, 500.0, np.random.default_rng(3), rhythm=rhythm, resp_scale=float("nan"), **kw)
 
 
-def _resting_cinc_records(data_dir):
-    import wfdb
-
-    folder = data_dir / "cinc2021"
-    if not folder.is_dir():
-        pytest.skip(f"no cinc2021 folder in {data_dir}")
-    out = []
-    for hea in sorted(folder.glob("*.hea")):
-        head = wfdb.rdheader(str(hea.with_suffix("")))
-        dx = [c.split(":", 1)[1] for c in head.comments if c.startswith("Dx")]
-        codes = {c.strip() for c in dx[0].split(",")} if dx else set()
-        if codes and codes <= SINUS_ONLY:
-            out.append(wfdb.rdrecord(str(hea.with_suffix(""))))
-    if len(out) < 3:
-        pytest.skip(f"fewer than 3 sinus-only CinC 2021 records in {folder}")
-    return out
-
-
 def _mitdb_normal_windows(data_dir):
     import wfdb
 
@@ -122,7 +100,7 @@ def _mitdb_normal_windows(data_dir):
     return np.array(cvs)
 
 
-def test_resting_wearer_varies_like_real_resting_records(data_dir):
+def test_resting_wearer_varies_like_real_resting_records(data_dir, resting_sinus_records):
     """A wearer at rest in the 12-lead shirt (ODE sinus rhythm, normal beats, motion and the
     heart turning with respiration): the median beat-to-beat R-amplitude variation in II and V5
     within 1.4x of real resting 12-lead records' (CinC 2021 sinus-only records: 0.033 and 0.037
@@ -133,7 +111,7 @@ def test_resting_wearer_varies_like_real_resting_records(data_dir):
     from cardiosim.dataset.generate import PreparedRecipe, simulate_block
 
     real = {}
-    for rec in _resting_cinc_records(data_dir):
+    for rec in resting_sinus_records:
         for lead in ("II", "V5"):
             real.setdefault(lead, []).append(amplitude_variation(rec.p_signal[:, rec.sig_name.index(lead)],
                                                                  float(rec.fs)))

@@ -15,9 +15,6 @@ from cardiosim.evaluate import detect_r_peaks, rmssd
 from cardiosim.ode import synthesize
 from cardiosim.ode.rhythm import SINUS_HR_STD_BPM
 
-SINUS_ONLY = {"426783006", "426177001", "427084000"}
-
-
 def test_rmssd_of_known_intervals_and_editing():
     fs = 250.0
     rr = np.array([0.80, 0.84, 0.80, 0.84, 0.80, 0.84, 0.80])          # s: successive differences 40 ms
@@ -28,6 +25,10 @@ def test_rmssd_of_known_intervals_and_editing():
     assert np.isnan(rmssd(peaks[:5], fs))                             # 4 intervals: too few
     with pytest.raises(Exception, match="sampling rate"):
         rmssd(peaks, 0.0)
+    with pytest.raises(Exception, match="increasing"):
+        rmssd(np.array([0.0, 200.0, np.nan, 600.0, 800.0, 1000.0]), fs)
+    with pytest.raises(Exception, match="increasing"):
+        rmssd(peaks[::-1], fs)
 
 
 @pytest.mark.parametrize("rhythm", ["SR", "SB", "STACH", "PAC", "IAVB"])
@@ -40,28 +41,20 @@ def test_sinus_rhythms_draw_their_rr_sd_from_the_fitted_range(rhythm):
     assert max(sd) > 3.0 and min(sd) < 2.0
 
 
-def _cinc_resting_rmssd(data_dir):
-    import wfdb
-
-    folder = data_dir / "cinc2021"
-    if not folder.is_dir():
-        pytest.skip(f"no cinc2021 folder in {data_dir}")
+def _resting_rmssd(records):
+    """The records' RMSSD (R peaks detected in lead II), NaN windows left out."""
     out = []
-    for hea in sorted(folder.glob("*.hea")):
-        head = wfdb.rdheader(str(hea.with_suffix("")))
-        dx = [c.split(":", 1)[1] for c in head.comments if c.startswith("Dx")]
-        if dx and {c.strip() for c in dx[0].split(",")} <= SINUS_ONLY:
-            rec = wfdb.rdrecord(str(hea.with_suffix("")))
-            x = rec.p_signal[:, rec.sig_name.index("II")]
-            out.append(rmssd(detect_r_peaks(x, float(rec.fs)), float(rec.fs)))
+    for rec in records:
+        x = rec.p_signal[:, rec.sig_name.index("II")]
+        out.append(rmssd(detect_r_peaks(x, float(rec.fs)), float(rec.fs)))
     out = np.array(out)
     out = out[np.isfinite(out)]
     if out.size < 3:
-        pytest.skip(f"fewer than 3 readable sinus-only CinC 2021 records in {folder}")
+        pytest.skip("fewer than 3 readable sinus-only CinC 2021 records")
     return out
 
 
-def test_resting_wearer_hrv_against_resting_records(data_dir):
+def test_resting_wearer_hrv_against_resting_records(resting_sinus_records):
     """Simulated shirt wearers at rest (ODE sinus rhythm, normal beats; R peaks detected in
     lead II, as in the real records): the real resting records' median RMSSD inside the
     simulated interquartile range. With the old 0.5-2.5 bpm range the simulated IQR was
@@ -69,7 +62,7 @@ def test_resting_wearer_hrv_against_resting_records(data_dir):
     from cardiosim.dataset import Recipe
     from cardiosim.dataset.generate import PreparedRecipe, simulate_block
 
-    real = _cinc_resting_rmssd(data_dir)
+    real = _resting_rmssd(resting_sinus_records)
     n = 60
     recipe = Recipe.from_dict({"records": n, "duration": 10.0, "seed": 5, "device": "shirt12_500hz",
                                "source": {"kind": "ode", "classes": {"SR+NORM": 1.0}},
