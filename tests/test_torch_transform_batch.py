@@ -214,7 +214,7 @@ def test_gel_electrodes_keep_their_start_impedance_as_per_record(context):
 
 
 def test_refusals_name_what_is_wrong(context, sources):
-    with pytest.raises(ConfigError, match=r"motion = true.*noise kinds \['activity', 'contact'\]"):
+    with pytest.raises(ConfigError, match=r"motion = true.*noise kinds \['activity', 'contact', 'drift'\]"):
         ShirtTransform(0, context=context, mode="batch", config=SimulationConfig())
     with pytest.raises(ConfigError, match="output='record' needs mode='full'"):
         ShirtTransform(0, context=context, mode="batch", output="record")

@@ -1434,3 +1434,32 @@ def positive_finite_ref(x):
 
 
 KERNELS["positive_finite"] = (positive_finite_kernel, positive_finite_ref)
+
+
+
+@njit(cache=True, nogil=True)
+def drift_kernel(y, step, scale, out):  # pragma: no cover - compiled
+    """Add ``scale[r]`` times the slow-grid drift ``y[r]`` (float64 ``[rows, m]``), linearly
+    interpolated at ``t * step`` (slow samples per output sample), to ``out[r, t]`` (float32
+    ``[rows, n]``; ``(n - 1) * step + 1 < m``) (:mod:`cardiosim.noise.drift`)."""
+    rows = y.shape[0]
+    n = out.shape[1]
+    for r in range(rows):
+        s = scale[r]
+        for t in range(n):
+            p = t * step
+            i = int(p)
+            w = p - i
+            out[r, t] += np.float32(s * (y[r, i] * (1.0 - w) + y[r, i + 1] * w))
+
+
+def drift_ref(y, step, scale, n):
+    """NumPy twin of :func:`drift_kernel`: the drift ``[rows, n]`` float32 it adds to zeros."""
+    p = np.arange(n) * step
+    i = p.astype(np.intp)
+    w = p - i
+    x = y[:, i] * (1.0 - w) + y[:, i + 1] * w
+    return (np.asarray(scale, dtype=np.float64)[:, None] * x).astype(np.float32)
+
+
+KERNELS["drift"] = (drift_kernel, drift_ref)

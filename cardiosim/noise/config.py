@@ -14,18 +14,22 @@ from ..errors import ConfigError
 #: interference, ``contact`` contact loss and pops, ``recorded`` noise synthesised from a
 #: model fitted to a real noise recording (NSTDB or the user's own), ``activity`` the
 #: noise of a worn device fitted per electrode type x activity to real single-lead chest
-#: recordings (:mod:`cardiosim.noise.textile`).
-NOISE_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "contact", "recorded", "activity")
+#: recordings (:mod:`cardiosim.noise.textile`), ``drift`` the slow (< 0.5 Hz) electrode wander an
+#: ambulatory recorder with a 0.05 Hz front end sees, fitted to Holter records
+#: (:mod:`cardiosim.noise.drift`).
+NOISE_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "contact", "recorded", "activity",
+                                "drift")
 
 #: Kinds enabled by default: the fitted activity noise (its level follows the activity,
 #: the electrode type and, through the QRS size, the body), the amplifier floor, mains by
-#: impedance mismatch and rare contact events. The NSTDB-shaped ``bw``, ``em``, ``emg``
-#: and ``recorded`` stay available.
-DEFAULT_KINDS: tuple[str, ...] = ("white", "activity", "powerline", "contact")
+#: impedance mismatch, rare contact events and the electrodes' slow drift (below 0.5 Hz, which
+#: the activity fit does not cover). The NSTDB-shaped ``bw``, ``em``, ``emg`` and ``recorded``
+#: stay available.
+DEFAULT_KINDS: tuple[str, ...] = ("white", "activity", "powerline", "contact", "drift")
 
 #: Kinds whose amplitude may be set by a target SNR (the others are physical only:
 #: powerline follows the impedance mismatch, contact events are rail-size by nature).
-SNR_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "recorded", "activity")
+SNR_KINDS: tuple[str, ...] = ("white", "bw", "em", "emg", "powerline", "recorded", "activity", "drift")
 
 #: Electrode types (:attr:`NoiseConfig.electrode`).
 ELECTRODE_TYPES: tuple[str, ...] = ("gel", "dry", "textile")
@@ -132,6 +136,15 @@ class NoiseConfig:
         recipe the path is relative to the recipe file and generation pins it by SHA-256.
     textile_fit_sha256 : str
         SHA-256 of ``textile_fit`` (filled in by generation; a changed file is refused).
+    drift_ratio, drift_log_sd : float
+        The ``drift`` kind's RMS per electrode: one log-normal level per record, whose median is
+        ``drift_ratio`` times the ``activity`` noise's typical RMS for the record's electrode type
+        and activity (skin-stretch potentials grow with movement, as the fitted 1-40 Hz residual
+        does), and the standard deviation of its log. Fitted to CPSC 2021 Holter records of
+        patients 8, 35, 92 and 101 (``scripts/fit_holter_drift.py``; :mod:`cardiosim.noise.drift`);
+        ``drift_ratio = 0`` turns it off with the same random draws.
+    drift_exponent : float
+        Exponent ``beta`` of the drift's power-law spectrum ``f^-beta`` (0.02-0.7 Hz), fitted likewise.
     """
 
     kinds: tuple[str, ...] = DEFAULT_KINDS
@@ -164,6 +177,11 @@ class NoiseConfig:
     activity_level_scale: float = 1.0
     textile_fit: str = ""
     textile_fit_sha256: str = ""
+    # scripts/fit_holter_drift.py, 2026-12-06: CPSC 2021 patients 8, 35, 92, 101 (Holter day) and the
+    # first, third, ... CinC 2021 records (resting 12-lead); 300 + 150 simulated records, seed 5
+    drift_ratio: float = 6.43
+    drift_log_sd: float = 0.23
+    drift_exponent: float = 1.33
 
     def __post_init__(self):
         kinds = tuple(self.kinds)
@@ -188,6 +206,9 @@ class NoiseConfig:
             raise ConfigError(f"electrode must be 'device' or one of {', '.join(ELECTRODE_TYPES)}, "
                               f"got {self.electrode!r}")
         check_range("activity_level_scale", self.activity_level_scale, 0.0)
+        check_range("drift_ratio", self.drift_ratio, 0.0)
+        check_range("drift_log_sd", self.drift_log_sd, 0.0, 5.0)
+        check_range("drift_exponent", self.drift_exponent, 0.0, 4.0)
         if self.textile_fit_sha256 and not self.textile_fit:
             raise ConfigError("textile_fit_sha256 needs textile_fit")
         if self.powerline_hz not in (50, 60):

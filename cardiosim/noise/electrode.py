@@ -435,6 +435,14 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             by_kind[kind] = (x * (amp[:, None] / np.where(sd > 0, sd, 1.0))).astype(_F32)
             _per_electrode(params, "recorded_rms_mv", amp)
             _per_electrode(params, "recorded_channel", chans.astype(float))
+        elif kind == "drift":
+            from .drift import simulate_drift
+            from .textile import typical_activity_rms_mv
+            noise_activity = _activity_noise()[0]
+            act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
+            typical = typical_activity_rms_mv(cfg.electrode, noise_activity[act], fit=cfg.textile_fit or None)
+            by_kind[kind] = simulate_drift(rng, n_e, n, fs, median_mv=cfg.drift_ratio * typical,
+                                           log_sd=cfg.drift_log_sd, exponent=cfg.drift_exponent, params=params)
     if contact is None:
         contact = _constant(1.0, n_e, n)
     return _new_electrode_noise(by_kind, contact, z, fs, params, targets)

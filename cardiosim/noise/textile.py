@@ -1056,6 +1056,19 @@ def reference_qrs_pp_mv(fit: str | None = None) -> float:
     return float(load_fit(fit)["qrs_pp_reference_mv"])
 
 
+def typical_activity_rms_mv(electrode: str, activity: str, fit: str | None = None) -> float:
+    """RMS per electrode (mV) of the ``activity`` noise of a typical record (the median
+    record level, no SNR scaling) for ``electrode`` x ``activity``: what
+    :func:`simulate_activity_noise` gives at its between-record deviate 0. The ``drift``
+    kind's level is a multiple of it (:mod:`cardiosim.noise.drift`)."""
+    if electrode not in ELECTRODES:
+        raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)}, got {electrode!r}")
+    if activity not in ACTIVITIES:
+        raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)}, got {activity!r}")
+    c = _activity_constants(electrode, activity, _fit_key(fit))
+    return float(np.exp(c.log_level) * c.qrs_pp_mv / np.sqrt(2.0))
+
+
 @functools.lru_cache(maxsize=1)
 def _pocketfft_c2r():
     """scipy's pocketfft ``c2r`` (``(a, axes, lastsize, forward, inorm, out, nthreads)``), the

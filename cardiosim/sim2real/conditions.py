@@ -167,6 +167,31 @@ HOLTER_PLACEMENT = {"slip_sd": 0.01, "rotation_sd_deg": 0.0, "stretch_sd": 0.0, 
 #: Fixed a priori; not :data:`cardiosim.device.failures.CINC2011_RATES`, which are fitted to
 #: the CinC 2011 test set itself. Such a record is unacceptable whatever its noise.
 QUALITY_FAILURES = {"electrode_off": 0.05}
+def holter_day_recipe(records: int, seed: int, noise: dict | None = None):
+    """Recipe of ``records`` 10-s records of the AF task's ambulatory wearer (``holter3_200hz``,
+    gel electrodes, :data:`HOLTER_DAY` activities, :data:`HOLTER_PLACEMENT`, default ODE
+    sources), with ``noise`` merged into ``[simulation.noise]``: what the drift fit
+    (``scripts/fit_holter_drift.py``) and its tests compare with real Holter records."""
+    from ..dataset import Recipe
+
+    return Recipe.from_dict({"records": int(records), "duration": 10.0, "seed": int(seed), "device": "holter3_200hz",
+                             "simulation": {"garment": dict(HOLTER_PLACEMENT), "activities": dict(HOLTER_DAY),
+                                            "noise": {"electrode": "gel", **(noise or {})}}})
+
+
+def resting_12lead_recipe(records: int, seed: int, noise: dict | None = None):
+    """Recipe of ``records`` 10-s resting 12-lead records (``shirt12_500hz``'s 0.05 Hz front end
+    on the standard electrode positions, gel electrodes placed by hand as
+    :data:`HOLTER_PLACEMENT`, the wearer at rest), ``noise`` merged into ``[simulation.noise]``:
+    the resting anchor of the drift fit (``scripts/fit_holter_drift.py``)."""
+    from ..dataset import Recipe
+
+    return Recipe.from_dict({"records": int(records), "duration": 10.0, "seed": int(seed), "device": "shirt12_500hz",
+                             "layout": "standard12",
+                             "simulation": {"garment": dict(HOLTER_PLACEMENT), "activities": {"rest": 1.0},
+                                            "noise": {"electrode": "gel", **(noise or {})}}})
+
+
 _WEARABLE_ACTIVITIES = {"rest": 2.0, "sitting": 1.0, "walking": 2.0, "running": 1.0, "arm_movement": 1.0,
                         "posture_change": 1.0}
 

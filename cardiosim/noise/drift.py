@@ -1,0 +1,199 @@
+"""Electrode drift: the slow baseline wander an ambulatory recorder sees, fitted to Holter records.
+
+Below about 0.5 Hz an electrode's potential wanders: the half-cell potential and the skin's
+own potential change as the skin stretches with breathing and movement and as the gel or
+sweat layer settles (Tam & Webster 1977; Webster, *Medical Instrumentation*, ch. 5). A monitor
+or a chest strap high-passes at 0.5 Hz and hides it; a Holter, a diagnostic 12-lead or a shirt
+recorded through a 0.05 Hz front end (Kligfield et al. 2007) records it. The ``activity`` kind
+cannot supply it: it is fitted to chest-strap recordings whose sensor removes everything below
+about 1 Hz, and it is zero below 0.3 Hz.
+
+Model (the ``drift`` noise kind): every electrode carries an independent Gaussian process with
+the power-law spectrum of the real records, ``S(f) ~ max(f, F_LO)^-beta / (1 + (f / F_HI)^4)``
+(exponent ``beta`` fitted; flat below :data:`F_LO`, where a 10-s record holds no information;
+rolled off above :data:`F_HI`, where the heart's own harmonics make the real spectrum
+unmeasurable and the ``activity`` fit owns the 1-40 Hz band), synthesised by inverse FFT on a
+10 Hz grid over :data:`SYNTH_S` seconds (so the slowest components are not forced periodic over
+the record) and linearly interpolated to the record's rate; its RMS is one per-record level, log-normal with log standard deviation
+``drift_log_sd`` and median ``drift_ratio`` times the ``activity`` noise's typical RMS for the
+record's electrode type and activity (:func:`cardiosim.noise.textile.typical_activity_rms_mv`:
+skin-stretch potentials grow with movement as the fitted 1-40 Hz residual does), the same for
+every electrode of the record.
+
+Fitted (``scripts/fit_holter_drift.py``) to CPSC 2021's 2-lead ambulatory records of the
+patients the rest of cardiosim is fitted on (8, 35, 92, 101) and reported on the held-out
+patients 21 and 84 (:data:`HELD_OUT_PATIENTS`) and on MIT-BIH 100 (``tests/test_noise_drift.py``):
+the measure is :func:`wander_ratio_db`, the 0.1-0.3 Hz power of a 10-s window over its 5-15 Hz
+power (mostly QRS), on both leads. The simulated side is the AF task's Holter wearer
+(``holter3_200hz``, gel electrodes, a day's activities). The same level is used for every
+electrode type relative to its 1-40 Hz noise: the textile and dry-electrode recordings here carry
+no information below 1 Hz.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy import signal as _signal
+
+from .._pcg64_kernels import standard_normal
+from ..errors import ConfigError, SignalError
+from . import _kernels
+
+#: Rate of the slow grid the drift is drawn on (Hz): its spectrum is > 50 dB down at 5 Hz, so
+#: linear interpolation to the record's rate adds nothing visible.
+DRIFT_FS = 10.0
+#: Below this frequency (Hz) the spectrum is flat; above :data:`F_HI` it falls as f^-(beta + 4).
+F_LO = 0.02
+F_HI = 0.7
+#: Shortest synthesis span (s): longer than a record so its slowest components are not periodic.
+SYNTH_S = 100.0
+#: CPSC 2021 patients the drift is NOT fitted on (the project's held-out AF patients).
+HELD_OUT_PATIENTS = ("21", "84")
+#: CPSC 2021 patients it is fitted on.
+FIT_PATIENTS = ("8", "35", "92", "101")
+#: The measure's bands (Hz): wander and the QRS reference.
+WANDER_BAND = (0.1, 0.3)
+QRS_BAND = (5.0, 15.0)
+WINDOW_S = 10.0
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(n: int, fs: float, exponent: float) -> tuple:
+    """``(m_fft, amplitude [m_fft // 2 + 1] read-only, step)`` for ``n`` samples at ``fs``: the
+    synthesis length on the slow grid, the per-bin amplitude giving a unit-variance output
+    (DC left out), and slow samples per output sample."""
+    step = DRIFT_FS / fs
+    need = int(math.ceil((n - 1) * step)) + 2
+    m = 1 << max(need, int(SYNTH_S * DRIFT_FS)).bit_length()     # a power of two >= both
+    f = np.fft.rfftfreq(m, 1.0 / DRIFT_FS)
+    s = drift_psd(f, exponent)
+    s[0] = 0.0
+    amp = np.sqrt(s)
+    # irfft of A_k (a_k + i b_k), a, b ~ N(0, 1): variance (4 sum_{0<k<m/2} A_k^2 + A_{m/2}^2) / m^2
+    var = (4.0 * float(np.sum(s[1:-1])) + float(s[-1])) / m ** 2
+    amp /= math.sqrt(var)
+    amp.setflags(write=False)
+    return m, amp, step
+
+
+def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: float, *, median_mv: float,
+                   log_sd: float, exponent: float, params: dict | None = None) -> np.ndarray:
+    """Drift at each electrode, ``[n_electrodes, n]`` float32 mV.
+
+    Draws one standard normal (the record's level, ``median_mv * exp(log_sd * z)``), then
+    ``rng.standard_normal((n_electrodes, 2 (m // 2 + 1)))`` for the spectrum (real and
+    imaginary parts). ``params`` receives ``drift_rms_mv`` (the level).
+    """
+    if not (median_mv >= 0 and math.isfinite(median_mv)):
+        raise ConfigError(f"drift median must be a finite level >= 0 mV, got {median_mv!r}")
+    if not (log_sd >= 0 and math.isfinite(log_sd)):
+        raise ConfigError(f"drift log_sd must be finite and >= 0, got {log_sd!r}")
+    if not (0 <= exponent <= 4):
+        raise ConfigError(f"drift exponent must be in [0, 4], got {exponent!r}")
+    n_e, n = int(n_electrodes), int(n)
+    level = float(median_mv * math.exp(log_sd * float(rng.standard_normal())))
+    m, amp, step = _plan(n, float(fs), float(exponent))
+    z = standard_normal(rng, (n_e, 2 * amp.size)).view(np.complex128)
+    z *= amp
+    y = np.fft.irfft(z, m, axis=1)
+    out = np.zeros((n_e, n), dtype=np.float32)
+    _kernels.drift_kernel(y, step, np.full(n_e, level), out)
+    if params is not None:
+        params["drift_rms_mv"] = level
+    return out
+
+
+def drift_psd(f, exponent: float) -> np.ndarray:
+    """The drift's spectral shape ``max(f, F_LO)^-exponent / (1 + (f / F_HI)^4)`` (not normalised)."""
+    f = np.asarray(f, dtype=np.float64)
+    return np.maximum(f, F_LO) ** -float(exponent) / (1.0 + (f / F_HI) ** 4)
+
+
+def band_mask(f, band) -> np.ndarray:
+    """Bins of ``f`` inside ``band`` (edges included, to a relative 1e-9: ``rfftfreq``'s 0.3 Hz
+    may read 0.30000000000000004)."""
+    lo, hi = band
+    return (f >= lo * (1 - 1e-9)) & (f <= hi * (1 + 1e-9))
+
+
+def wander_ratio_db(x: np.ndarray, fs: float, *, window_s: float = WINDOW_S) -> np.ndarray:
+    """Baseline wander of each whole ``window_s`` window of ``x`` (1-D, mV or any unit):
+    ``10 log10(P[0.1-0.3 Hz] / P[5-15 Hz])`` of its Hann-windowed periodogram (mean removed).
+
+    Raises
+    ------
+    SignalError
+        For non-finite samples, a signal shorter than one window, or a rate that cannot
+        resolve the 5-15 Hz band.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise SignalError(f"wander_ratio_db takes one lead (1-D), got shape {x.shape}")
+    if fs <= 2 * QRS_BAND[1]:
+        raise SignalError(f"fs = {fs} Hz cannot resolve the {QRS_BAND[0]:g}-{QRS_BAND[1]:g} Hz reference band")
+    w = int(round(window_s * fs))
+    if x.size < w:
+        raise SignalError(f"signal of {x.size / fs:.2f} s is shorter than one {window_s:g}-s window")
+    if not np.all(np.isfinite(x)):
+        raise SignalError("wander_ratio_db: the signal has non-finite samples")
+    segs = x[: (x.size // w) * w].reshape(-1, w)
+    segs = segs - segs.mean(axis=1, keepdims=True)
+    f, p = _signal.periodogram(segs * _signal.windows.hann(w)[None, :], fs, axis=1, scaling="spectrum")
+    lo = p[:, band_mask(f, WANDER_BAND)].sum(axis=1)
+    hi = p[:, band_mask(f, QRS_BAND)].sum(axis=1)
+    return 10.0 * np.log10(np.maximum(lo, 1e-30) / np.maximum(hi, 1e-30))
+
+
+def resting_split(data_dir) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(fit, held_out)`` names of the CinC 2021 resting 12-lead records under
+    ``data_dir/cinc2021``: sorted, every other record (the first, third, ... are fitted on)."""
+    from pathlib import Path
+
+    names = sorted(p.stem for p in (Path(data_dir) / "cinc2021").glob("*.hea"))
+    if len(names) < 2:
+        raise ConfigError(f"need at least two CinC 2021 records under {data_dir}/cinc2021, found {len(names)}")
+    return tuple(names[0::2]), tuple(names[1::2])
+
+
+def resting_wander(data_dir, names, leads=("I", "II")) -> np.ndarray:
+    """Wander ratios dB (:func:`wander_ratio_db`, one 10-s window per record and lead) of the
+    CinC 2021 records ``names`` under ``data_dir/cinc2021``, leads ``leads``."""
+    from pathlib import Path
+
+    import wfdb
+
+    out = []
+    for name in names:
+        rec = wfdb.rdrecord(str(Path(data_dir) / "cinc2021" / name))
+        for lead in leads:
+            if lead not in rec.sig_name:
+                raise SignalError(f"CinC 2021 record {name} has no lead {lead!r}")
+            out.append(wander_ratio_db(rec.p_signal[:, rec.sig_name.index(lead)], float(rec.fs)))
+    return np.concatenate(out)
+
+
+def cpsc_wander(data_dir, patients, *, channels=(0, 1)) -> dict:
+    """``{patient: wander ratios dB of every 10-s window of every record and channel}`` of the
+    CPSC 2021 records of ``patients`` under ``data_dir/cpsc2021``, read with wfdb."""
+    from pathlib import Path
+
+    import wfdb
+
+    folder = Path(data_dir) / "cpsc2021"
+    if not folder.is_dir():
+        raise ConfigError(f"no cpsc2021 folder under {data_dir}")
+    out = {}
+    for p in patients:
+        heads = sorted(folder.glob(f"data_{p}_*.hea"))
+        if not heads:
+            raise ConfigError(f"no CPSC 2021 records of patient {p!r} in {folder}")
+        vals = []
+        for h in heads:
+            rec = wfdb.rdrecord(str(h.with_suffix("")))
+            for ch in channels:
+                vals.append(wander_ratio_db(rec.p_signal[:, ch], float(rec.fs)))
+        out[str(p)] = np.concatenate(vals)
+    return out

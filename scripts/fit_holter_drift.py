@@ -1,0 +1,171 @@
+"""Fit the ``drift`` noise kind (cardiosim.noise.drift) to real ambulatory (Holter) records.
+
+    python scripts/fit_holter_drift.py [--data DIR] [--records 400] [--seed 5]
+
+Fitted on the CPSC 2021 patients the rest of cardiosim is fitted on (``drift.FIT_PATIENTS``:
+8, 35, 92, 101), both leads, every 10-s window; reported on the held-out patients 21 and 84
+and on MIT-BIH 100 (printed here; asserted in ``tests/test_noise_drift.py``).
+
+1. The exponent: the fit patients' mean log-spectrum (Welch, 60-s segments, records >= 60 s)
+   from 0.05 to 0.5 Hz relative to its value at 0.1 Hz, against the drift's shape
+   (``drift.drift_psd``) through the Holter's 0.05 Hz second-order high-pass, least squares in dB.
+   Above 0.5 Hz the spectrum of a real record holds the heart's own harmonics.
+2. The level: the distribution of ``drift.wander_ratio_db`` over the fit patients' windows
+   (10, 25, 50, 75 and 90th percentiles) against simulated Holter windows (``holter3_200hz``,
+   gel electrodes, the sim-to-real AF task's day of activities and placement), by simulation:
+   each simulated record is made twice with the same draws, drift off and at ``drift_ratio`` 1
+   with no spread (the level then is the activity noise's typical RMS of the record's
+   activity), so its wander ratio at any multiple ``L`` is ``(P0 + L^2 D) / P5-15``; the
+   record-level log-normal (median ratio, log SD) is chosen by least squares on the five
+   percentiles with fixed normal deviates, then checked by simulating with the fitted values
+   (a fresh seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize, signal
+
+from cardiosim.noise import drift
+
+Q = (10, 25, 50, 75, 90)
+
+
+def real_shape(data_dir, patients, f_grid):
+    import wfdb
+
+    rows = []
+    for p in patients:
+        for h in sorted((Path(data_dir) / "cpsc2021").glob(f"data_{p}_*.hea")):
+            rec = wfdb.rdrecord(str(h.with_suffix("")))
+            if rec.p_signal.shape[0] < 60 * rec.fs:
+                continue
+            for ch in range(rec.p_signal.shape[1]):
+                f, pxx = signal.welch(rec.p_signal[:, ch], rec.fs, nperseg=int(60 * rec.fs), detrend="constant")
+                rows.append(10 * np.log10(np.interp(f_grid, f, pxx)))
+    db = np.mean(rows, axis=0)
+    return db - np.interp(0.1, f_grid, db)
+
+
+def fit_exponent(data_dir, patients=drift.FIT_PATIENTS, device_hp=0.05, fs=200.0):
+    f = np.geomspace(0.05, 0.5, 12)
+    target = real_shape(data_dir, patients, f)
+    sos = signal.butter(2, device_hp, "highpass", fs=fs, output="sos")
+    _, h = signal.sosfreqz(sos, worN=np.concatenate([f, [0.1]]), fs=fs)
+    g = 20 * np.log10(np.abs(h))
+
+    def model(beta):
+        s = 10 * np.log10(drift.drift_psd(np.concatenate([f, [0.1]]), beta)) + g
+        return s[:-1] - s[-1]
+
+    res = optimize.minimize_scalar(lambda beta: np.sum((model(beta) - target) ** 2), bounds=(0.0, 4.0),
+                                   method="bounded")
+    return float(res.x), f, target, model(res.x)
+
+
+def simulate_windows(recipe_fn, records, seed, noise):
+    """Leads I and II ``[records, 2, T]`` of the records ``recipe_fn(records, seed, noise)`` makes
+    (``holter_day_recipe`` or ``resting_12lead_recipe``) and their rate."""
+    from cardiosim.dataset.generate import PreparedRecipe, simulate_block
+
+    ds = simulate_block(PreparedRecipe.of(recipe_fn(records, seed, noise)), 0, records)
+    leads = [str(v) for v in ds["lead"].values]
+    return ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64), float(ds.attrs["sampling_rate"])
+
+
+def band_powers(x, fs):
+    """(P 0.1-0.3 Hz, P 5-15 Hz) per row of [k, T] 10-s windows (the wander ratio's two terms)."""
+    w = x.shape[-1]
+    x = x - x.mean(axis=-1, keepdims=True)
+    f, p = signal.periodogram(x * signal.windows.hann(w), fs, axis=-1, scaling="spectrum")
+    lo = p[..., drift.band_mask(f, drift.WANDER_BAND)].sum(-1)
+    hi = p[..., drift.band_mask(f, drift.QRS_BAND)].sum(-1)
+    return lo, hi
+
+
+def drift_terms(recipe_fn, records, seed, exponent):
+    """``(P0, D, H)`` per record and lead: the wander-band power with the drift off, the drift's
+    own wander-band power at ``drift_ratio`` 1 without spread, and the 5-15 Hz power."""
+    x0, fs = simulate_windows(recipe_fn, records, seed, {"drift_ratio": 0.0, "drift_exponent": exponent})
+    x1, _ = simulate_windows(recipe_fn, records, seed, {"drift_ratio": 1.0, "drift_log_sd": 0.0,
+                                                        "drift_exponent": exponent})
+    p0, h0 = band_powers(x0, fs)
+    p1, _ = band_powers(x1, fs)
+    return p0, np.maximum(p1 - p0, 0.0), h0
+
+
+def fit_level(sets, seed):
+    """``(drift_ratio, log_sd)`` minimising the summed squared differences of the percentiles
+    :data:`Q` between each set's real windows and its simulated ones; ``sets`` is a list of
+    ``(real_q, (P0, D, H))``. The record deviates are fixed (common random numbers)."""
+    zs = [np.random.default_rng([seed, 1000, k]).standard_normal(t[0].shape[0])[:, None] for k, (_, t) in enumerate(sets)]
+
+    def loss(theta):
+        mu, log_sigma = theta
+        total = 0.0
+        for (real_q, (p0, d, h0)), z in zip(sets, zs):
+            lvl = np.exp(mu + np.exp(log_sigma) * z)
+            r = 10 * np.log10((p0 + lvl ** 2 * d) / h0).ravel()
+            total += float(np.sum((np.percentile(r, Q) - real_q) ** 2))
+        return total
+
+    best = min((optimize.minimize(loss, [m0, np.log(s0)], method="Nelder-Mead") for m0 in (-2.0, 0.0, 1.0, 2.5)
+                for s0 in (0.3, 1.0, 2.0)), key=lambda r: r.fun)
+    mu, log_sigma = best.x
+    return float(np.exp(mu)), float(np.exp(log_sigma)), best.fun
+
+
+def report(name, real, sim):
+    lo, hi = np.percentile(sim, [2.5, 97.5])
+    inside = np.mean((real >= lo) & (real <= hi))
+    print(f"  {name:<34} real {np.round(np.percentile(real, Q), 1)}  sim {np.round(np.percentile(sim, Q), 1)}  "
+          f"real inside sim 2.5-97.5 %: {inside:.2f} ({real.size} windows)")
+
+
+def main(argv=None):
+    from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.environ.get("CARDIOSIM_DATA", "../shared/data"))
+    ap.add_argument("--records", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    exponent, f, target, fitted = fit_exponent(args.data)
+    print(f"exponent {exponent:.3f}; shape dB re 0.1 Hz (f: real / model):")
+    print("  " + "  ".join(f"{a:.2f}: {b:+.1f}/{c:+.1f}" for a, b, c in zip(f, target, fitted)))
+    holter_fit = np.concatenate(list(drift.cpsc_wander(args.data, drift.FIT_PATIENTS).values()))
+    rest_fit_names, rest_held_names = drift.resting_split(args.data)
+    rest_fit = drift.resting_wander(args.data, rest_fit_names)
+    sets = [(np.percentile(holter_fit, Q), drift_terms(holter_day_recipe, args.records, args.seed, exponent)),
+            (np.percentile(rest_fit, Q), drift_terms(resting_12lead_recipe, args.records // 2, args.seed, exponent))]
+    ratio, log_sd, loss = fit_level(sets, args.seed)
+    print(f"level: drift_ratio {ratio:.3f} (x the activity noise's typical RMS), log SD {log_sd:.3f} (loss {loss:.1f})")
+    fitted_noise = {"drift_ratio": ratio, "drift_log_sd": log_sd, "drift_exponent": exponent}
+    out = {}
+    for key, fn, n in (("holter", holter_day_recipe, args.records), ("rest", resting_12lead_recipe, args.records // 2)):
+        for label, noise in (("off", {"drift_ratio": 0.0}), ("fitted", fitted_noise)):
+            x, fs = simulate_windows(fn, n, args.seed + 1, noise)          # a fresh seed
+            out[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
+    print("wander ratio dB, percentiles", Q, "(simulated: a fresh seed; drift off / fitted)")
+    held = drift.cpsc_wander(args.data, drift.HELD_OUT_PATIENTS)
+    import wfdb
+
+    rec = wfdb.rdrecord(str(Path(args.data) / "mitdb" / "100"))
+    held["MIT-BIH 100"] = np.concatenate([drift.wander_ratio_db(rec.p_signal[:, c], float(rec.fs)) for c in range(2)])
+    for label in ("off", "fitted"):
+        print(f" drift {label}:")
+        report(f"CPSC fit patients {','.join(drift.FIT_PATIENTS)} (fit)", holter_fit, out["holter", label])
+        for p, v in held.items():
+            report(f"held out: {p if p.startswith('MIT') else 'CPSC patient ' + p}", v, out["holter", label])
+        report("CinC 2021 resting, fit half", rest_fit, out["rest", label])
+        report("held out: CinC 2021 resting, other half", drift.resting_wander(args.data, rest_held_names),
+               out["rest", label])
+
+
+if __name__ == "__main__":
+    main()
