@@ -140,8 +140,9 @@ def test_real_global_qt_agrees_with_lead_ii_wavelet(real_normal):
 def test_real_normal_qtc(real_normal):
     """Real normal-beat records read a plausible QTc (Fridericia) by the global T end: every
     record within 320-470 ms and their median inside the NORM criterion's 350-460 ms. (When
-    measured, 3 of the 10 read 339-347 ms, under the criterion's 350: the tangent method
-    reads QT shorter than threshold methods, Postema et al. 2008.)"""
+    measured, 3 of the 10 read 339-347 ms, under the criterion's 350: a tangent reads QT
+    shorter than a threshold reading, by up to 10 ms in 96 of 100 ECGs, Panicker et al.,
+    J Electrocardiol 2009;42:348.)"""
     qtc = {n: m["qtc"] * 1e3 for n, _, m in real_normal}
     v = np.array(list(qtc.values()))
     assert np.all((v >= 320) & (v <= 470)) and 350 <= np.median(v) <= 460, qtc
