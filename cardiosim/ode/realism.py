@@ -16,7 +16,7 @@ Measures (one record, 12 standard leads, mV):
   Rhythm 2008;5:1015) on the spatial magnitude of the 12 median leads taken from their
   T-P level. NeuroKit2's lead-II T end, used before (kept as ``qt_ii``), lands on the T
   peak of some beats: on one synthetic patient it read QT 0.27-0.36 s as only the RR
-  variability changed, where the global T end moves by <= 9 ms; on the real normal-beat
+  variability changed, where the global T end moves by < 10 ms; on the real normal-beat
   CinC 2021 records the two agree within 35 ms on 9 of 10 (JS20005: lead II 69 ms short);
 - per lead: R (largest positive QRS deflection) and S (largest negative) amplitude, ST
   level at J + 60 ms, T amplitude (largest deflection between J + 80 ms and the T end),
