@@ -1,6 +1,7 @@
 """Fit the ``drift`` noise kind (cardiosim.noise.drift) to real ambulatory (Holter) records.
 
-    python scripts/fit_holter_drift.py [--data DIR] [--records 400] [--seed 5]
+    python scripts/fit_holter_drift.py [--data DIR] [--records 300] [--seed 5]
+    python scripts/fit_holter_drift.py --report DIR      # the shipped drift on DIR's records only
 
 Fitted on the CPSC 2021 patients the rest of cardiosim is fitted on (``drift.FIT_PATIENTS``:
 8, 35, 92, 101), both leads, every 10-s window; reported on the held-out patients 21 and 84
@@ -126,6 +127,39 @@ def report(name, real, sim):
           f"real inside sim 2.5-97.5 %: {inside:.2f} ({real.size} windows)")
 
 
+def report_folder(folder, records, seed):
+    """The shipped drift against every CPSC 2021 patient, MIT-BIH 100 and the CinC 2021 records
+    under ``folder`` (whichever it has), with and without the drift."""
+    import wfdb
+
+    from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
+
+    sims = {}
+    for key, fn, n in (("holter", holter_day_recipe, records), ("rest", resting_12lead_recipe, records // 2)):
+        for label, noise in (("off", {"drift_ratio": 0.0}), ("shipped", {})):
+            x, fs = simulate_windows(fn, n, seed, noise)
+            sims[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
+    real = []
+    if (Path(folder) / "cpsc2021").is_dir():
+        for p, v in drift.cpsc_wander(folder, drift.cpsc_patients(folder)).items():
+            fitted = " (fitted on)" if p in drift.FIT_PATIENTS else ""
+            real.append((f"CPSC 2021 patient {p}{fitted}", v, "holter"))
+    if (Path(folder) / "mitdb" / "100.hea").is_file():
+        rec = wfdb.rdrecord(str(Path(folder) / "mitdb" / "100"))
+        real.append(("MIT-BIH 100", np.concatenate([drift.wander_ratio_db(rec.p_signal[:, c], float(rec.fs))
+                                                    for c in range(2)]), "holter"))
+    if (Path(folder) / "cinc2021").is_dir():
+        names = sorted(p.stem for p in (Path(folder) / "cinc2021").glob("*.hea"))
+        real.append(("CinC 2021 resting records", drift.resting_wander(folder, names), "rest"))
+    if not real:
+        raise SystemExit(f"no cpsc2021, mitdb/100 or cinc2021 records under {folder}")
+    print("wander ratio dB, percentiles", Q)
+    for label in ("off", "shipped"):
+        print(f" drift {label}:")
+        for name, v, key in real:
+            report(name, v, sims[key, label])
+
+
 def main(argv=None):
     from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
 
@@ -133,7 +167,11 @@ def main(argv=None):
     ap.add_argument("--data", default=os.environ.get("CARDIOSIM_DATA", "../shared/data"))
     ap.add_argument("--records", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--report", metavar="DIR", help="no fit: the shipped drift (NoiseConfig defaults) against "
+                    "every CPSC 2021 patient, MIT-BIH 100 and every CinC 2021 record under DIR")
     args = ap.parse_args(argv)
+    if args.report:
+        return report_folder(args.report, args.records, args.seed + 1)
 
     exponent, f, target, fitted = fit_exponent(args.data)
     print(f"exponent {exponent:.3f}; shape dB re 0.1 Hz (f: real / model):")

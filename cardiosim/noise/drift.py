@@ -175,6 +175,17 @@ def resting_wander(data_dir, names, leads=("I", "II")) -> np.ndarray:
     return np.concatenate(out)
 
 
+def cpsc_patients(data_dir) -> tuple[str, ...]:
+    """Patients of the CPSC 2021 records (``data_<patient>_<n>.hea``) under ``data_dir/cpsc2021``."""
+    from pathlib import Path
+
+    folder = Path(data_dir) / "cpsc2021"
+    pats = sorted({h.stem.split("_")[1] for h in folder.glob("data_*_*.hea")}, key=lambda p: (len(p), p))
+    if not pats:
+        raise ConfigError(f"no CPSC 2021 records (data_<patient>_<n>.hea) under {folder}")
+    return tuple(pats)
+
+
 def cpsc_wander(data_dir, patients, *, channels=(0, 1)) -> dict:
     """``{patient: wander ratios dB of every 10-s window of every record and channel}`` of the
     CPSC 2021 records of ``patients`` under ``data_dir/cpsc2021``, read with wfdb."""
