@@ -128,8 +128,8 @@ def report(name, real, sim):
 
 
 def report_folder(folder, records, seed):
-    """The shipped drift against every CPSC 2021 patient, MIT-BIH 100 and the CinC 2021 records
-    under ``folder`` (whichever it has), with and without the drift."""
+    """The shipped drift against every CPSC 2021 patient, every MIT-BIH record and the CinC 2021
+    records under ``folder`` (whichever it has), with and without the drift."""
     import wfdb
 
     from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
@@ -144,15 +144,15 @@ def report_folder(folder, records, seed):
         for p, v in drift.cpsc_wander(folder, drift.cpsc_patients(folder)).items():
             fitted = " (fitted on)" if p in drift.FIT_PATIENTS else ""
             real.append((f"CPSC 2021 patient {p}{fitted}", v, "holter"))
-    if (Path(folder) / "mitdb" / "100.hea").is_file():
-        rec = wfdb.rdrecord(str(Path(folder) / "mitdb" / "100"))
-        real.append(("MIT-BIH 100", np.concatenate([drift.wander_ratio_db(rec.p_signal[:, c], float(rec.fs))
-                                                    for c in range(2)]), "holter"))
+    for hea in sorted((Path(folder) / "mitdb").glob("*.hea")):
+        rec = wfdb.rdrecord(str(hea.with_suffix("")))
+        real.append((f"MIT-BIH {hea.stem}", np.concatenate([drift.wander_ratio_db(rec.p_signal[:, c], float(rec.fs))
+                                                            for c in range(rec.p_signal.shape[1])]), "holter"))
     if (Path(folder) / "cinc2021").is_dir():
         names = sorted(p.stem for p in (Path(folder) / "cinc2021").glob("*.hea"))
         real.append(("CinC 2021 resting records", drift.resting_wander(folder, names), "rest"))
     if not real:
-        raise SystemExit(f"no cpsc2021, mitdb/100 or cinc2021 records under {folder}")
+        raise SystemExit(f"no cpsc2021, mitdb or cinc2021 records under {folder}")
     print("wander ratio dB, percentiles", Q)
     for label in ("off", "shipped"):
         print(f" drift {label}:")
@@ -168,7 +168,7 @@ def main(argv=None):
     ap.add_argument("--records", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--report", metavar="DIR", help="no fit: the shipped drift (NoiseConfig defaults) against "
-                    "every CPSC 2021 patient, MIT-BIH 100 and every CinC 2021 record under DIR")
+                    "every CPSC 2021 patient, MIT-BIH record and CinC 2021 record under DIR")
     args = ap.parse_args(argv)
     if args.report:
         return report_folder(args.report, args.records, args.seed + 1)

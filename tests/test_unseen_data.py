@@ -224,6 +224,18 @@ def cpsc_renamed(data_dir, tmp_path_factory):
     return base
 
 
+def test_drift_wander_reads_renamed_patients(data_dir, cpsc_renamed):
+    """The drift's real-record measure (scripts/fit_holter_drift.py --report) finds the folder's
+    own patients and reads a renamed patient's records as the original's; an absent one is named."""
+    from cardiosim.noise import drift
+
+    assert set(drift.cpsc_patients(cpsc_renamed)) == set(PATIENTS.values())
+    np.testing.assert_array_equal(drift.cpsc_wander(cpsc_renamed, ["121"])["121"],
+                                  drift.cpsc_wander(data_dir, ["21"])["21"])
+    with pytest.raises(ConfigError, match="patient '21'"):
+        drift.cpsc_wander(cpsc_renamed, ["21"])
+
+
 def _without_names(prior: dict) -> dict:
     return {k: v for k, v in prior.items() if k not in ("sources", "held_out_patients")}
 
