@@ -439,6 +439,40 @@ def _velocity_trough(p: Patient) -> float:
     return float(vel[pk[0]:pk[-1] + 1].min() / top)
 
 
+def _rotation(u, v):
+    """The rotation (3, 3) turning unit vector ``u`` onto unit vector ``v`` about their
+    common normal (Rodrigues' formula; a half turn about an axis normal to ``u`` when
+    ``v = -u``)."""
+    c = float(u @ v)
+    w = np.cross(u, v)
+    s = float(np.linalg.norm(w))
+    if s < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        n = _unit(np.cross(u, np.eye(3)[int(np.argmin(np.abs(u)))]))
+        return 2.0 * np.outer(n, n) - np.eye(3)
+    k = w / s
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + s * K + (1.0 - c) * (K @ K)
+
+
+def _t_end12(p: Patient, rr=1.0, fs=2000.0) -> float:
+    """End (s from R) of the repolarisation (ST + T slots) at interval ``rr`` on the 12
+    standard leads: the tangent method (as :meth:`Patient.t_end`) on their spatial
+    magnitude, the global T end a 12-lead reading takes (the VCG's magnitude weighs the
+    axes otherwise)."""
+    from .realism import lead_matrix
+
+    t, v = p.track(REPOL, rr, fs)
+    m = np.linalg.norm(lead_matrix() @ v, axis=0)
+    above = np.flatnonzero(m >= 0.001 * m.max())
+    t, m = t[above[0]:above[-1]], m[above[0]:above[-1]]
+    k = int(np.argmax(m))
+    d = np.gradient(m, 1.0 / fs)
+    j = k + int(np.argmin(d[k:]))
+    return float(t[j] + m[j] / -d[j]) if d[j] < 0 else float(t[-1])
+
+
 def _set_waves(tau, sigma, amp, slots, taus, sigmas, vectors):
     """Put shared-timing dipole waves (vector (3,) each) into ``slots``."""
     for s, t_, s_, v in zip(slots, taus, sigmas, vectors):
@@ -633,11 +667,12 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         return p.replace(amp=amp, tau=tau, sigma=sigma), prm
     if morphology == "TINV":
         axis = p.qrs_axis()
+        t_pk = p.peak_vector(T_WAVES)
         # the T vector turned away from where the patient's normal T points (so T inverts
         # in the leads where it was upright: I, II, V3-V6), kept >= 125 deg from the QRS
         # axis (a primary T inversion, QRS-T angle > 120 deg)
         t_amp = rng.uniform(0.2, 0.5)
-        d = _unit(-_unit(p.peak_vector(T_WAVES)) + 0.2 * rng.normal(size=3))
+        d = _unit(-_unit(t_pk) + 0.2 * rng.normal(size=3))
         for lam in np.linspace(0.0, 4.0, 17):
             dd = _unit(d - lam * axis)
             if dd @ axis <= np.cos(np.radians(125.0)):
@@ -646,11 +681,23 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         # large enough to read <= -0.13 mV in the contiguous lead pair that sees it best
         # (T inversion is a per-lead criterion: <= -0.1 mV in two contiguous leads)
         t_amp = max(t_amp, min(_contiguous_st_scale(-d, 0.13), 0.8))
-        t1 = float(np.mean(tau[:, 9]))
-        _set_waves(tau, sigma, amp, [8, 9, 10], [0.1, t1, t1 + 0.06], [0.04, 0.055, 0.035],
-                   [0.0 * d, 0.6 * t_amp * d, 0.6 * t_amp * d])
+        # The direction of repolarisation changes, not its time course (in primary T
+        # inversion the QT stays normal or near it): the patient's own ST-T waves (slots
+        # 8-10, their centres and widths on every axis) are inverted, turned from -T onto
+        # ``d`` (the smallest turn) and scaled to a ``t_amp`` peak. The template's fixed T
+        # used before (centres t1 and t1 + 60 ms, widths 55 and 35 ms) ended 36-68 ms
+        # (median 47, 16 patients by ``realism.measure``) after the patient's own T: the
+        # class's QTc IQR of 437-458 ms. (Turning T onto ``d`` directly, a near-half turn,
+        # mixes the axes' own waves more: -37...+11 ms.)
+        rot = -_rotation(-_unit(t_pk), d) * (t_amp / float(np.linalg.norm(t_pk)))
+        amp[:, list(REPOL)] = rot @ amp[:, list(REPOL)]
+        q = p.replace(amp=amp)
+        # each axis keeps its own centres and widths, so the turn reweights them and moves
+        # the loop's end (-14...+9 ms in 40 patients): the turned repolarisation is moved in
+        # time to end on the 12 leads where the patient's does (at RR 1 s; both scale alike)
+        tau[:, list(REPOL)] += _t_end12(p) - _t_end12(q)
         prm.update(t_mV=t_amp)
-        return p.replace(amp=amp, tau=tau, sigma=sigma), prm
+        return q.replace(tau=tau), prm
     if morphology == "LVH":
         # peak >= 3.0 mV in the template: > 2.5 mV in every beat despite respiratory (up to
         # -8 %) and beat-to-beat (3 % per wave) amplitude modulation
