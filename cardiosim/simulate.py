@@ -602,10 +602,12 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
         clean_recorded = clean_ref.astype(np.float32, copy=False)
     if cfg.add_noise:
         # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
-        # graders of real chest-strap records (noise.textile.artefact_grades)
+        # graders of real chest-strap records (noise.textile.artefact_grades); the graders also
+        # grade by activity, so the rule takes the record's (rest without motion, as the noise does)
         from .noise.textile import artefact_grades
-        seg_grades, params["artefact_grade"], _ = artefact_grades(recorded, clean_ref, fs_out,
-                                                                  fit=cfg.noise.textile_fit or None)
+        seg_grades, params["artefact_grade"], _ = artefact_grades(
+            recorded, clean_ref, fs_out, fit=cfg.noise.textile_fit or None,
+            activity=params.get("activity", "rest"), electrode=device_electrode(cfg.noise, ctx.device))
         params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
     annotations, beat_types = _annotations_at(source, clean_leads, fs, fs_out, recorded.shape[1])
     if cfg.augment.enabled:

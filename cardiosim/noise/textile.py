@@ -475,6 +475,155 @@ def fit_grading_rule(ratios: np.ndarray, grades: np.ndarray) -> np.ndarray:
     return np.exp(t)
 
 
+#: L2 penalty on the centred activity offsets of :func:`fit_activity_grading_rule`. The graders
+#: graded every rest segment 1 (458 of 458, noise-to-QRS up to 0.17) and no running segment 1: the
+#: unpenalised rest offset runs off to infinity (quasi-complete separation) and a simulated rest
+#: record that lost its contact would still be graded 1. With this penalty the fit subjects' rest
+#: thresholds are about 0.2 / 1.1 / 1.9, and the held-out accuracy and rank correlation move by
+#: less than 0.01 from the unpenalised fit's (``scripts/grading_rule_study.py``).
+GRADING_OFFSET_PENALTY = 1.0
+
+
+def fit_activity_grading_rule(ratios, grades, activities, penalty: float = GRADING_OFFSET_PENALTY) -> dict:
+    """Artefact-grading rule with one offset per activity: a cumulative-logit (ordinal logistic)
+    model ``P(grade <= k) = sigmoid(c_k - (slope * log(noise_to_qrs) + offset[activity]))`` fitted
+    by maximum likelihood (L2 ``penalty`` on the offsets about their mean), graded by the median
+    of the fitted distribution: ``grade = 1 + #{k: score > c_k}``, i.e. per activity three
+    thresholds on ``noise_to_qrs``. The graders grade by activity as well as by noise (the same
+    noise is grade 1 at rest and grade 3 while running); slope and cut points are shared, so the
+    rule has 4 parameters more than three global thresholds, not 15 x 3.
+
+    Parameters
+    ----------
+    ratios : array (n,) -- noise-to-QRS per graded segment (:func:`measure_record`)
+    grades : array (n,) int -- the graders' grades 1-4
+    activities : array (n,) str -- the segment's activity, one of :data:`ACTIVITIES`
+    penalty : float -- see :data:`GRADING_OFFSET_PENALTY`
+
+    Returns
+    -------
+    dict
+        ``slope``, ``cut_points`` (3), ``activity_offsets`` ({activity: offset}) and
+        ``activity_thresholds_noise_to_qrs`` ({activity: [t1, t2, t3]}, increasing).
+
+    Raises
+    ------
+    ConfigError
+        An unknown activity, a grade outside 1-4, or inputs of different lengths.
+    """
+    from scipy import optimize
+    from scipy.special import expit
+
+    lr = np.log(np.asarray(ratios, dtype=np.float64))
+    y = np.asarray(grades).astype(np.int64)
+    act = np.asarray(activities)
+    if not (lr.shape == y.shape == act.shape) or lr.ndim != 1 or lr.size == 0:
+        raise ConfigError(f"ratios, grades and activities must be 1-D of one length, got {lr.shape}, {y.shape}, {act.shape}")
+    if np.any((y < 1) | (y > 4)):
+        raise ConfigError(f"grades must be 1-4, got {sorted(set(y.tolist()) - {1, 2, 3, 4})}")
+    unknown = sorted(set(act.tolist()) - set(ACTIVITIES))
+    if unknown:
+        raise ConfigError(f"activity must be one of {', '.join(ACTIVITIES)}, got {unknown}")
+    ai = np.array([ACTIVITIES.index(a) for a in act.tolist()], dtype=np.int64)
+    n_a = len(ACTIVITIES)
+    rows = np.arange(y.size)
+
+    def unpack(th):
+        off = th[1:1 + n_a] - th[1:1 + n_a].mean()        # centred: the cut points carry the level
+        return th[0], off, np.cumsum(np.concatenate([th[1 + n_a:2 + n_a], np.exp(th[2 + n_a:])]))
+
+    def nll(th):
+        b, off, c = unpack(th)
+        eta = b * lr + off[ai]
+        cum = np.ones((y.size, 5))
+        cum[:, 0] = 0.0
+        cum[:, 1:4] = expit(c[None, :] - eta[:, None])
+        p = cum[rows, y] - cum[rows, y - 1]
+        return -np.sum(np.log(np.maximum(p, 1e-300))) + penalty * np.sum(off ** 2)
+
+    th0 = np.zeros(n_a + 4)
+    th0[0], th0[1 + n_a] = 1.0, float(np.median(lr))
+    res = optimize.minimize(nll, th0, method="L-BFGS-B")
+    b, off, c = unpack(res.x)
+    if not b > 0:
+        raise ConfigError(f"the grades do not rise with noise-to-QRS (fitted slope {b:.3g})")
+    thr = {a: [float(np.exp((ck - off[i]) / b)) for ck in c] for i, a in enumerate(ACTIVITIES)}
+    return {"slope": float(b), "cut_points": [float(v) for v in c],
+            "activity_offsets": {a: float(off[i]) for i, a in enumerate(ACTIVITIES)},
+            "activity_thresholds_noise_to_qrs": thr}
+
+
+def grading_rule(ratios, grades, activities) -> dict:
+    """The ``grading_rule`` entry of a fit, from the fit subjects' graded segments: the global
+    thresholds (:func:`fit_grading_rule`, what grades a record whose activity is unknown) and the
+    per-activity rule (:func:`fit_activity_grading_rule`, what grades one whose activity is
+    known), each with its accuracy and Spearman rank correlation on the segments it was fitted on."""
+    r = np.asarray(ratios, dtype=np.float64)
+    g = np.asarray(grades)
+    act = np.asarray(activities)
+    thr = fit_grading_rule(r, g)
+    by_act = fit_activity_grading_rule(r, g, act)
+    t_seg = np.array([by_act["activity_thresholds_noise_to_qrs"][a] for a in act])
+    g_act = 1 + (r[:, None] > t_seg).sum(axis=1)
+    return {"thresholds_noise_to_qrs": [float(t) for t in thr],
+            "accuracy_fit": float(np.mean(grade(r, thr) == g)),
+            "spearman_fit": float(_stats.spearmanr(r, g).statistic),
+            **by_act,
+            "activity_accuracy_fit": float(np.mean(g_act == g)),
+            "activity_spearman_fit": float(_stats.spearmanr(g_act, g).statistic),
+            "activity_penalty": GRADING_OFFSET_PENALTY,
+            "about": ("thresholds_noise_to_qrs: 3 global thresholds on noise-to-QRS (maximum accuracy), for "
+                      "a record whose activity is unknown; activity_thresholds_noise_to_qrs: per activity, "
+                      "from an ordinal-logistic model on log noise-to-QRS with one offset per activity "
+                      "(noise.textile.fit_activity_grading_rule), for a record whose activity is known. "
+                      "*_fit: on the fit subjects' own graded segments; held-out numbers: "
+                      "scripts/grading_rule_study.py")}
+
+
+def graded_segments(real: dict):
+    """``(ratios, grades, activities)`` of every graded segment of :func:`measure_real`'s output
+    (segments the graders left unlabelled, grade 0, left out)."""
+    r, g, a = [], [], []
+    for (_, act), v in real.items():
+        for m, gg in zip(v["measures"], v["grades"]):
+            keep = gg >= 1
+            r.append(m.noise_to_qrs[: gg.size][keep])
+            g.append(gg[keep])
+            a.append(np.full(int(keep.sum()), act))
+    return np.concatenate(r), np.concatenate(g), np.concatenate(a)
+
+
+def grading_thresholds(activity: str | None = None, electrode: str | None = None, fit=None) -> np.ndarray:
+    """The three noise-to-QRS thresholds that grade a record of ``activity`` on ``electrode``
+    electrodes by the fit ``fit`` (:func:`load_fit`; default the shipped fit): the activity's
+    (:func:`fit_activity_grading_rule`) when the activity is known and the fit has them, the
+    global ones otherwise (``activity=None``, or a fit made before the per-activity rule: graded
+    as before). The simulator's activity names (``walking``, ``arm_movement``...) read as the
+    recorded activity they simulate (``motion.config.NOISE_ACTIVITY``). The electrode type is
+    checked but does not move the thresholds: offsets per electrode x activity graded held-out
+    subjects no better than per activity (``scripts/grading_rule_study.py``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown activity or electrode type.
+    """
+    return _thresholds(_fit_key(fit), _grading_activity(activity, electrode))
+
+
+def _grading_activity(activity, electrode):
+    """The recorded activity (:data:`ACTIVITIES`) whose thresholds grade ``activity``, or None."""
+    from ..motion.config import NOISE_ACTIVITY
+
+    if electrode is not None and electrode not in ELECTRODES:
+        raise ConfigError(f"electrode must be one of {', '.join(ELECTRODES)} (or None), got {electrode!r}")
+    if activity is None:
+        return None
+    if activity not in NOISE_ACTIVITY:
+        raise ConfigError(f"activity must be one of {', '.join(NOISE_ACTIVITY)} (or None), got {activity!r}")
+    return NOISE_ACTIVITY[activity]
+
+
 def grade(noise_to_qrs, thresholds) -> np.ndarray:
     """Artefact grade 1-4 from noise-to-QRS ratios and the rule's thresholds (int8)."""
     r = np.asarray(noise_to_qrs, dtype=np.float64)
@@ -519,7 +668,8 @@ def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] 
             "noise_to_qrs": [round(float(v), 6) for v in m.noise_to_qrs], "grades": [int(v) for v in g]}
 
 
-def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str | None = None):
+def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str | None = None, *,
+                    activity: str | None = None, electrode: str | None = None):
     """Artefact grade (1-4, the rule fitted to the graders' labels) of a simulated record,
     per 2-s segment and for the whole record.
 
@@ -535,13 +685,27 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str
     fs : float, Hz
     fit : str, optional
         Fit file whose grading rule grades (:func:`load_fit`; default the shipped fit).
+    activity : str, optional
+        The wearer's activity during the record (a simulator activity, ``motion.config.
+        NOISE_ACTIVITY``): graded by that activity's thresholds (:func:`grading_thresholds`);
+        ``None``: by the global thresholds, as before the per-activity rule.
+    electrode : str, optional
+        The electrode type (:data:`ELECTRODES`), checked; the rule does not depend on it.
 
     Returns
     -------
     grades : ndarray [n_segments] int8 (empty for records shorter than one segment)
     record_grade : int
     ratio : ndarray [n_segments] float64 -- noise-to-QRS per segment
+
+    Raises
+    ------
+    ConfigError
+        An unknown activity or electrode type.
+    SignalError
+        Recorded and clean leads of different shapes, or a record too short for the band-pass.
     """
+    thr = grading_thresholds(activity, electrode, fit)
     rec = np.atleast_2d(np.asarray(recorded))
     cl = np.atleast_2d(np.asarray(clean))
     if rec.dtype != np.float32 or cl.dtype != np.float32:       # float32 device output stays float32
@@ -571,14 +735,19 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str
     # (_kernels.artefact_ratio_kernel; its twin is the NumPy code it replaced)
     ratio = np.empty(n_seg)
     g = np.empty(n_seg, dtype=np.int8)
-    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, _thresholds(_fit_key(fit)), ratio, g)
+    # (an activity's rule is three thresholds like the global one: the same kernel grades both)
+    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, g)
     return g, int(record_grade), ratio
 
 
-@functools.lru_cache(maxsize=8)
-def _thresholds(key=None) -> np.ndarray:
-    """The grading rule's thresholds (float64, read-only) from the fit of ``key`` (:func:`_fit_key`)."""
-    thr = np.asarray(_load_fit(key)["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
+@functools.lru_cache(maxsize=64)
+def _thresholds(key=None, activity: str | None = None) -> np.ndarray:
+    """The grading rule's thresholds (float64, read-only) from the fit of ``key`` (:func:`_fit_key`):
+    ``activity``'s (a recorded activity) where the fit has per-activity thresholds, else the global ones."""
+    rule = _load_fit(key)["grading_rule"]
+    by_act = rule.get("activity_thresholds_noise_to_qrs")
+    chosen = by_act[activity] if activity is not None and by_act else rule["thresholds_noise_to_qrs"]
+    thr = np.asarray(chosen, dtype=np.float64)
     thr.setflags(write=False)
     return thr
 
@@ -729,11 +898,7 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
     found = subjects_in(folder)
     held = [s for s in found if s not in subjects]
     real = measure_real(folder, subjects)
-    all_r = np.concatenate([np.concatenate([m.noise_to_qrs[: g.size] for m, g in zip(v["measures"], v["grades"])])
-                            for v in real.values()])
-    all_g = np.concatenate([np.concatenate(v["grades"]) for v in real.values()])
-    thr = fit_grading_rule(all_r, all_g)
-    rho = float(_stats.spearmanr(all_r, all_g).statistic)
+    rule = grading_rule(*graded_segments(real))
     table = {}
     f_out = np.round(np.geomspace(BAND_HZ[0], BAND_HZ[1], 24), 3)
     # Noise is fitted in units of the typical QRS of all fit records (one sensor, one gain),
@@ -769,9 +934,7 @@ def fit_textile(folder, subjects=FIT_SUBJECTS) -> dict:
         "fit_subjects": list(subjects),
         "segment_s": SEGMENT_S,
         "band_hz": list(BAND_HZ),
-        "grading_rule": {"thresholds_noise_to_qrs": [float(t) for t in thr],
-                         "accuracy_fit": float(np.mean(grade(all_r, thr) == all_g)),
-                         "spearman_fit": rho},
+        "grading_rule": rule,
         "psd_f_hz": [float(f) for f in f_out],
         "within_quantile_p": [float(v) for v in WITHIN_P],
         "qrs_pp_typical_counts": q_typ,
@@ -922,6 +1085,13 @@ def check_fit(fit: dict, name: str = "fit") -> None:
                                       f"within-record quantiles for {len(fit['within_quantile_p'])} probabilities")
     if "thresholds_noise_to_qrs" not in fit["grading_rule"] or len(fit["grading_rule"]["thresholds_noise_to_qrs"]) != 3:
         raise DataFormatError(f"{name}: the grading rule needs 3 thresholds_noise_to_qrs")
+    by_act = fit["grading_rule"].get("activity_thresholds_noise_to_qrs")
+    if by_act is not None:          # optional: a fit without it grades by the global thresholds
+        for a in ACTIVITIES:
+            t = by_act.get(a) if isinstance(by_act, dict) else None
+            if t is None or len(t) != 3 or list(t) != sorted(t):
+                raise DataFormatError(f"{name}: the grading rule needs 3 increasing "
+                                      f"activity_thresholds_noise_to_qrs for {a!r}, got {t!r}")
     from ..motion.config import NOISE_ACTIVITY
     for a in sorted(set(NOISE_ACTIVITY.values())):
         if a not in fit["heart_rate"]:
