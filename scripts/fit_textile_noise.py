@@ -14,6 +14,11 @@ noise-to-QRS ratios into mV, and calibrates each cell's level by simulation.
     python scripts/fit_textile_noise.py --cross-validate [--records N] [DATA_DIR]   # leave one subject out
     python scripts/fit_textile_noise.py --splits [DATA_DIR]   # what real subjects allow (no simulation)
     python scripts/fit_textile_noise.py --floor [DATA_DIR]    # leave-one-out perfect-model floor, every criterion
+    python scripts/fit_textile_noise.py --grading-rule [--fit FILE] [DATA_DIR]   # only the grading rule (both shipped fits)
+
+``--grading-rule`` recomputes only the ``grading_rule`` entry of the shipped fits (or ``--fit
+FILE``) from the graded segments of each fit's own subjects, leaving every noise level, spectrum
+and calibration as it is (the rule is fitted to the graders, not calibrated by simulation).
 
 ``--splits`` asks how close a perfect model could come to issue 14's "median within 25 %"
 criterion: for every way of splitting the subjects into 3 "fit" and 2 "held-out" (10 splits of
@@ -326,7 +331,6 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
     # their records are in the folder (a folder of new subjects has none of them: NaN)
     present = [s for s in fitted_on if s in textile.subjects_in(root)]
     fit_real = _measure_group(root, present, real_by_subject) if fit_subjects and present else None
-    thr = fitted["grading_rule"]["thresholds_noise_to_qrs"]
     rows = []
     for e in textile.ELECTRODES:
         for a in textile.ACTIVITIES:
@@ -343,6 +347,8 @@ def compare_held_out(data_dir, n_records: int = 10, duration: float = 30.0, fit_
             else:
                 perfect = {"fit_iqr": float("nan"), "fit_kurtosis": float("nan"), "fit_lsd_db": float("nan"),
                            "fit_psd_diff_db": nan_list}
+            # the simulated records' activity is known: graded as artefact_grades grades them
+            thr = textile.grading_thresholds(a, e, fit_path)
             sim_g = textile.grade_fractions(textile.grade(np.concatenate([m.noise_to_qrs for m in sim_m]), thr))
             real_g = textile.grade_fractions(np.concatenate(held[(e, a)]["grades"]))
             # the held-out cell has only two records (two subjects), so its pooled IQR is
@@ -627,9 +633,38 @@ def markdown_table(rows) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def refit_grading_rule(data_dir, fit_path: Path) -> dict:
+    """Recompute only the ``grading_rule`` of the fit file ``fit_path`` from the graded real
+    segments of the fit's own subjects (``fit_subjects``) in ``data_dir/textile``
+    (:func:`cardiosim.noise.textile.grading_rule`) and rewrite the file with every other entry
+    unchanged: no noise level, spectrum or calibration is refitted. Returns the new rule."""
+    from cardiosim.noise import textile
+
+    fit_path = Path(fit_path)
+    fit = json.loads(fit_path.read_text())
+    real = textile.measure_real(Path(data_dir) / "textile", tuple(fit["fit_subjects"]))
+    fit["grading_rule"] = textile.grading_rule(*textile.graded_segments(real))
+    textile.write_fit(fit, fit_path)
+    textile.clear_caches()
+    return fit["grading_rule"]
+
+
 if __name__ == "__main__":
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(__doc__)
+    elif "--grading-rule" in sys.argv:      # only the grading rule of the fit file(s), from their own subjects
+        sys.argv.remove("--grading-rule")
+        # this checkout's files (not those of whichever cardiosim is installed)
+        data = Path(__file__).resolve().parents[1] / "cardiosim" / "noise" / "data"
+        files = [data / "textile_fit.json", data / "textile_fit_subjects_01-03.json"]
+        if "--fit" in sys.argv:
+            i = sys.argv.index("--fit")
+            files = [Path(sys.argv[i + 1])]
+            del sys.argv[i:i + 2]
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
+        for f in files:
+            rule = refit_grading_rule(root, f)
+            print(f"{f.name}: {json.dumps({k: v for k, v in rule.items() if k != 'about'})}")
     elif "--splits" in sys.argv:
         sys.argv.remove("--splits")
         root = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_root()
