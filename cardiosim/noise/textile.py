@@ -16,7 +16,9 @@ unknown, everything is a ratio to the record's own QRS or a spectral *shape*:
   smoothed edges: the template misfit there is cardiac), normalised to unit power over 1-40 Hz.
 * ``rail``: fraction of segments touching an ADC rail; ``contact``: fraction of segments
   with >= 0.1 s at a rail or flat (a lost contact).
-* a grading rule: thresholds on ``log(noise_to_qrs)`` fitted to the graders' 1-4 labels.
+* a grading rule: thresholds on ``log(noise_to_qrs)`` fitted to the graders' 1-4 labels, three
+  per activity (the graders grade by activity too: :func:`fit_activity_grading_rule`) and three
+  global ones for records of unknown activity (:func:`fit_grading_rule`).
 
 Two fits of the same procedure ship: :data:`HELD_OUT_FIT_FILE`, fitted on subjects 01-03 only
 (:data:`FIT_SUBJECTS`), which every comparison with real records runs against subjects 04-05
