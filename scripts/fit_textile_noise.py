@@ -14,7 +14,7 @@ noise-to-QRS ratios into mV, and calibrates each cell's level by simulation.
     python scripts/fit_textile_noise.py --cross-validate [--records N] [DATA_DIR]   # leave one subject out
     python scripts/fit_textile_noise.py --splits [DATA_DIR]   # what real subjects allow (no simulation)
     python scripts/fit_textile_noise.py --floor [DATA_DIR]    # leave-one-out perfect-model floor, every criterion
-    python scripts/fit_textile_noise.py --grading-rule [--fit FILE] [DATA_DIR]   # only the grading rule (both shipped fits)
+    python scripts/fit_textile_noise.py --grading-rule [--fit FILE] [DATA_DIR]   # only the grading rules
 
 ``--grading-rule`` recomputes only the ``grading_rule`` entry of the shipped fits (or ``--fit
 FILE``) from the graded segments of each fit's own subjects, leaving every noise level, spectrum

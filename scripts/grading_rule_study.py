@@ -169,7 +169,8 @@ def make_rule(name: str, d, train):
         off, thr = fit_acc_offsets(d["lr"][train], d["activity"][train], y)
         return lambda m: (grade_from_score(d["lr"][m] + off[d["activity"][m]], thr), d["lr"][m] + off[d["activity"][m]])
     if name == "per-activity (shipped)":
-        rule = textile.fit_activity_grading_rule(np.exp(d["lr"][train]), y, np.asarray(textile.ACTIVITIES)[d["activity"][train]])
+        acts = np.asarray(textile.ACTIVITIES)[d["activity"][train]]
+        rule = textile.fit_activity_grading_rule(np.exp(d["lr"][train]), y, acts)
         thr = np.log([rule["activity_thresholds_noise_to_qrs"][a] for a in textile.ACTIVITIES])
         off = np.array([rule["activity_offsets"][a] for a in textile.ACTIVITIES]) / rule["slope"]
         return lambda m: ((1 + (d["lr"][m][:, None] > thr[d["activity"][m]]).sum(axis=1)),

@@ -36,7 +36,8 @@ def test_activity_rule_grades_held_out_subjects_better(held_out_segments):
     0.29). Asserted a little below the measured values."""
     r, g, act = held_out_segments
     fit = textile.HELD_OUT_FIT_FILE
-    new = np.concatenate([textile.grade(r[act == a], textile.grading_thresholds(a, fit=fit)) for a in textile.ACTIVITIES])
+    new = np.concatenate([textile.grade(r[act == a], textile.grading_thresholds(a, fit=fit))
+                          for a in textile.ACTIVITIES])
     g_new = np.concatenate([g[act == a] for a in textile.ACTIVITIES])
     old = textile.grade(r, textile.grading_thresholds(None, fit=fit))
     assert np.mean(new == g_new) >= 0.70

@@ -520,7 +520,8 @@ def fit_activity_grading_rule(ratios, grades, activities, penalty: float = GRADI
     y = np.asarray(grades).astype(np.int64)
     act = np.asarray(activities)
     if not (lr.shape == y.shape == act.shape) or lr.ndim != 1 or lr.size == 0:
-        raise ConfigError(f"ratios, grades and activities must be 1-D of one length, got {lr.shape}, {y.shape}, {act.shape}")
+        raise ConfigError(f"ratios, grades and activities must be 1-D of one length, "
+                          f"got {lr.shape}, {y.shape}, {act.shape}")
     if np.any((y < 1) | (y > 4)):
         raise ConfigError(f"grades must be 1-4, got {sorted(set(y.tolist()) - {1, 2, 3, 4})}")
     unknown = sorted(set(act.tolist()) - set(ACTIVITIES))
