@@ -227,6 +227,31 @@ def test_quality_physics_records_left_flat_by_a_lost_electrode_are_unacceptable(
     assert 0 < ts.y[~flat, 0].mean() < 1               # noise still decides the others
 
 
+def test_quality_labels_grade_each_record_by_its_activity():
+    """The quality task labels its physics records as the graders grade (by activity, the package's
+    rule): the same noise (band-limited, 0.1 of the QRS) reads grade 1 in a resting textile record
+    and 3 in a running one (measured 2026-12-06; activity-free thresholds 2); a record without an
+    activity (condition (b)) keeps the activity-free thresholds."""
+    import pandas as pd
+    from scipy import signal
+
+    fs = 500.0
+    t = np.arange(int(10 * fs)) / fs
+    clean = sum(np.exp(-0.5 * ((t - r) / 0.012) ** 2) for r in np.arange(0.3, 10, 0.8))
+    noise = signal.sosfiltfilt(signal.butter(2, [2, 20], "bandpass", fs=fs, output="sos"),
+                               np.random.default_rng(0).standard_normal(t.size))
+    noisy = (clean + 0.1 * noise / noise.std()).astype(np.float32)[None, None]
+    noisy = np.repeat(noisy, 3, axis=0)
+    cl = np.repeat(clean.astype(np.float32)[None, None], 3, axis=0)
+    grades = [C.artefact_grade(noisy[0, 0][None], cl[0, 0][None], fs, a, e)
+              for a, e in (("rest", "textile"), ("running", "textile"), (None, None))]
+    assert grades[0] < grades[1] and grades[0] <= grades[2], grades
+    sim = {"fs": fs, "x": noisy, "params": pd.DataFrame({"activity": ["rest", "running", None],
+                                                         "noise_activity_noise_electrode": ["textile"] * 3})}
+    flags = C.unacceptable_flags(sim, noisy[:, 0], cl[:, 0])
+    assert flags.tolist() == [g >= C.UNACCEPTABLE_GRADE for g in grades]
+
+
 def test_holter_electrodes_are_misplaced_as_technicians_misplace_them():
     """The AF task's recorder places its adhesive electrodes with the misplacement measured for
     technicians (Wenger & Kligfield, J Electrocardiol 1996: 2.9 cm on average): the mean distance

@@ -361,22 +361,40 @@ def _failed(sim: dict, n: int) -> np.ndarray:
     return np.zeros(n, bool) if f is None else np.asarray(f, bool)
 
 
-def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float) -> int:
+def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float, activity: str | None = None,
+                   electrode: str | None = None) -> int:
     """Worst 2-s artefact grade (1-4) of a simulated record whose noiseless twin is known: the
     package's grading rule (:func:`cardiosim.noise.textile.artefact_grades`, fitted to human
-    graders of textile subjects 01-03 only); 0 when the package has no grading rule."""
+    graders of textile subjects 01-03 only; by the record's ``activity`` and ``electrode`` type
+    where known, as the graders grade, else the rule's activity-free thresholds); 0 when the
+    package has no grading rule."""
     try:
         from ..noise.textile import artefact_grades
     except ImportError:  # pragma: no cover - older package without a grading rule
         return 0
-    grades, record_grade, _ = artefact_grades(recorded, clean, fs, fit=_noise_fit())
+    grades, record_grade, _ = artefact_grades(recorded, clean, fs, fit=_noise_fit(), activity=activity,
+                                              electrode=electrode)
     return int(max(grades.max(initial=0), record_grade))
 
 
+def _activities(sim: dict, n: int) -> tuple[list, list]:
+    """Each record's activity and noise electrode type from its parameters (``None`` where a
+    record has none: no motion, e.g. condition (b))."""
+    df = sim.get("params")
+    acts, elecs = [None] * n, [None] * n
+    if df is not None and "activity" in df.columns and "noise_activity_noise_electrode" in df.columns:
+        for i, (a, e) in enumerate(zip(df["activity"], df["noise_activity_noise_electrode"])):
+            if isinstance(a, str) and isinstance(e, str):
+                acts[i], elecs[i] = a, e
+    return acts, elecs
+
+
 def unacceptable_flags(sim: dict, noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    """Quality label: artefact grade >= 3 (from the known noise) or lost contact; falls back to
-    :func:`unreadable_flags` (SNR) where the package has no grading rule."""
-    grades = np.array([artefact_grade(noisy[i], clean[i], sim["fs"]) for i in range(len(noisy))])
+    """Quality label: artefact grade >= 3 (from the known noise, by the record's activity where it
+    has one) or lost contact; falls back to :func:`unreadable_flags` (SNR) where the package has
+    no grading rule."""
+    acts, elecs = _activities(sim, len(noisy))
+    grades = np.array([artefact_grade(noisy[i], clean[i], sim["fs"], acts[i], elecs[i]) for i in range(len(noisy))])
     if np.all(grades == 0):
         return unreadable_flags(sim)
     lost = sim.get("contact_lost")
