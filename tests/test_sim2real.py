@@ -250,6 +250,9 @@ def test_quality_labels_grade_each_record_by_its_activity():
                                                          "noise_activity_noise_electrode": ["textile"] * 3})}
     flags = C.unacceptable_flags(sim, noisy[:, 0], cl[:, 0])
     assert flags.tolist() == [g >= C.UNACCEPTABLE_GRADE for g in grades]
+    # as simulate() hands them over (the dataset's activity and electrode variables)
+    sim = {"fs": fs, "x": noisy, "activity": ["rest", "running", ""], "electrode": ["textile", "textile", ""]}
+    assert C.unacceptable_flags(sim, noisy[:, 0], cl[:, 0]).tolist() == flags.tolist()
 
 
 def test_holter_electrodes_are_misplaced_as_technicians_misplace_them():

@@ -378,8 +378,14 @@ def artefact_grade(recorded: np.ndarray, clean: np.ndarray, fs: float, activity:
 
 
 def _activities(sim: dict, n: int) -> tuple[list, list]:
-    """Each record's activity and noise electrode type from its parameters (``None`` where a
-    record has none: no motion, e.g. condition (b))."""
+    """Each record's activity and noise electrode type (:func:`simulate`'s ``activity`` and
+    ``electrode``, else its parameters; ``None`` where a record has none: no motion or no
+    activity noise, e.g. condition (b))."""
+    if sim.get("activity") is not None and sim.get("electrode") is not None:
+        ok = [a not in ("", "nan", "None") and e not in ("", "nan", "None")
+              for a, e in zip(sim["activity"], sim["electrode"])]
+        return ([a if k else None for a, k in zip(sim["activity"], ok)],
+                [e if k else None for e, k in zip(sim["electrode"], ok)])
     df = sim.get("params")
     acts, elecs = [None] * n, [None] * n
     if df is not None and "activity" in df.columns and "noise_activity_noise_electrode" in df.columns:
@@ -427,6 +433,9 @@ def simulate(recipe, leads) -> dict:
         n = x.shape[0]  # a variable may carry an electrode axis besides the record axis
         out["contact_lost"] = np.concatenate([np.nan_to_num(ds[v].values.astype(float)).reshape(n, -1) > 0
                                               for v in lost], axis=1).any(axis=1)
+    if "param_activity" in ds and "param_noise_activity_noise_electrode" in ds:   # what the graders grade by
+        out["activity"] = [str(v) for v in ds["param_activity"].values]
+        out["electrode"] = [str(v) for v in ds["param_noise_activity_noise_electrode"].values]
     if recipe.simulation.add_noise and ("clean_ecg" not in ds or not lost):  # older schema: JSON parameters
         out["params"] = _params(ds)
     if "param_failure" in ds:
