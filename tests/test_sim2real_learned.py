@@ -27,6 +27,18 @@ def test_conditions_e_and_f_are_registered():
     assert CONDITIONS["f"].fit is learned.fit_pretrained
 
 
+def test_conditions_e_and_f_learn_condition_c_labels():
+    """(e) and (f) are condition (c)'s data refined / pre-trained on: the same quality labels
+    (artefact grade >= 3 or lost contact), not the SNR flags they were trained on until 2026-12-06."""
+    from cardiosim.sim2real import conditions as C
+
+    b = train.get_budget("quick").for_task("quality")
+    ts, _, _ = learned._physics_set("quality", b, 0, None)
+    ref = C.build_physics("quality", b, seed=0)
+    np.testing.assert_array_equal(ts.y, ref.y)
+    np.testing.assert_array_equal(ts.x, ref.x)
+
+
 def test_unlabeled_data_never_comes_from_test_subjects(data, monkeypatch):
     seen = []
     real_read = tasks.read_textile

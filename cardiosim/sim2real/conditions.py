@@ -503,14 +503,19 @@ def build_clean(task, budget, seed, data_dir=None) -> TrainingSet:
     return _assemble(task, recipes, sims, None)
 
 
+def physics_flags(task: str, sims: list) -> list:
+    """The second output's labels of condition (c)'s simulated sets (and of the conditions built
+    on them): for ``quality`` the artefact grade (:func:`unacceptable_flags`) where the clean
+    twins are stored, else :func:`unreadable_flags`."""
+    if task == "quality" and all("clean" in s for s in sims):
+        return [unacceptable_flags(s, s["x"], s["clean"]) for s in sims]
+    return [unreadable_flags(s) for s in sims]
+
+
 def build_physics(task, budget, seed, data_dir=None) -> TrainingSet:
     recipes = physics_recipes(task, budget, seed, data_dir)
     sims = [simulate(r, TASK_SETUP[task]["leads"]) for r in recipes]
-    if task == "quality" and all("clean" in s for s in sims):
-        flags = [unacceptable_flags(s, s["x"], s["clean"]) for s in sims]
-    else:
-        flags = [unreadable_flags(s) for s in sims]
-    return _assemble(task, recipes, sims, flags)
+    return _assemble(task, recipes, sims, physics_flags(task, sims))
 
 
 # --------------------------------------------------------------------------- classic noise

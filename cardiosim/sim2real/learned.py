@@ -91,7 +91,9 @@ def _physics_set(task, budget, seed, data_dir) -> tuple[_cond.TrainingSet, np.nd
 
     recipes = _cond.physics_recipes(task, budget, seed, data_dir)
     sims = [_cond.simulate(r, _cond.TASK_SETUP[task]["leads"]) for r in recipes]
-    ts = _cond._assemble(task, recipes, sims, [_cond.unreadable_flags(s) for s in sims])
+    # the same labels as condition (c) (until 2026-12-06 the quality task's (e) and (f) were
+    # trained on the SNR flags instead of (c)'s artefact grades)
+    ts = _cond._assemble(task, recipes, sims, _cond.physics_flags(task, sims))
     if any("clean" not in s for s in sims):
         raise ConfigError("the refiner's physics term needs the clean records (store_clean) of condition (c)")
     clean = np.concatenate([s["clean"] for s in sims])
