@@ -180,3 +180,67 @@ def test_contact_lost_during_the_record_sits_at_the_rail_and_returns():
     others = [k for k in range(12) if k != v2]
     assert not (np.abs(y[others]) >= 79.9).any()
     assert FrontEndFailure(contact_lost=lost).label == "none"    # a whole-record label only
+
+
+LOW_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)   # Hz: the low-frequency shape, dB re 0.1 Hz
+
+
+def _low_shape(signals, fs):
+    """Median over signals of the Hann periodogram at LOW_F (dB re 0.1 Hz), and the median wander
+    ratio (noise.drift.wander_ratio_db)."""
+    from scipy import signal as sp
+
+    from cardiosim.noise.drift import wander_ratio_db
+
+    rows, w = [], []
+    for v in signals:
+        v = np.asarray(v, dtype=np.float64)
+        w.append(wander_ratio_db(v, fs)[0])
+        v = v - v.mean()
+        f, p = sp.periodogram(v * sp.windows.hann(v.size), fs)
+        rows.append(10 * np.log10(np.interp(LOW_F, f, p) + 1e-20))
+    m = np.median(rows, axis=0)
+    return m - m[0], float(np.median(w))
+
+
+def _simulated_resting(device, n=60):
+    from cardiosim.dataset import Recipe
+    from cardiosim.dataset.generate import PreparedRecipe, simulate_block
+    from cardiosim.sim2real.conditions import HOLTER_PLACEMENT
+
+    rc = Recipe.from_dict({"records": n, "duration": 10.0, "seed": 3, "device": device,
+                           "simulation": {"garment": dict(HOLTER_PLACEMENT), "activities": {"rest": 1.0}}})
+    ds = simulate_block(PreparedRecipe.of(rc), 0, n)
+    leads = [str(v) for v in ds["lead"].values]
+    return [ds["ecg"].values[k, leads.index(ld)] for k in range(n) for ld in ("I", "II")]
+
+
+def test_mobile_band_follows_the_held_out_records_low_frequencies(data_dir, tmp_path):
+    """The mobile 12-lead's 0.3 Hz digital high-pass (fitted on every other acceptable CinC 2011
+    record) against the other acceptable records, leads I and II: their power rises from 0.1 to
+    0.5 Hz, and so does the simulated resting wearer's; with the 0.05 Hz corner used before it fell.
+    Measured 2026-12-06 (60 records, seed 3): held-out shape 0 / 1.3 / 3.4 / 4.6 / 5.1 / 4.8 dB at
+    0.1-0.7 Hz, wander ratio median -20.3 dB; simulated 0.3 Hz 0 / 5.1 / 6.3 / 5.6 / 5.7 / 4.6, -21.5 dB;
+    0.05 Hz 0 / -3.5 / -7.0 / -10.0 / -10.6 / -12.1, -12.3 dB."""
+    import wfdb
+
+    folder = data_dir / "cinc2011"
+    if not folder.is_dir():
+        pytest.skip(f"CinC 2011 records not found at {folder}")
+    with open(folder / "REFERENCE.csv") as fh:
+        acceptable = sorted(r["record"] for r in csv.DictReader(fh) if r["quality"] == "acceptable")
+    held = []
+    for name in acceptable[1::2]:
+        x = wfdb.rdrecord(str(folder / name)).p_signal
+        held += [x[:, c] for c in (0, 1) if np.all(np.isfinite(x[:, c])) and np.std(x[:, c]) > 0]
+    real, real_w = _low_shape(held, 500.0)
+    sim, sim_w = _low_shape(_simulated_resting("mobile12_500hz"), 500.0)
+    assert np.max(np.abs(sim - real)) < 4.0, (sim, real)
+    assert abs(sim_w - real_w) < 3.0, (sim_w, real_w)
+    path = tmp_path / "mobile12_old.toml"
+    from importlib import resources
+    text = resources.files("cardiosim.device").joinpath("profiles/mobile12_500hz.toml").read_text()
+    path.write_text(text.replace("band_hz = [0.3, 100.0]", "band_hz = [0.05, 100.0]")
+                    .replace('name = "mobile12_500hz"', 'name = "mobile12_old"'))
+    old_shape, old_w = _low_shape(_simulated_resting(str(path)), 500.0)
+    assert old_shape[4] < real[4] - 8.0 and old_w > real_w + 5.0, (old_shape, old_w)
