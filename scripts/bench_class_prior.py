@@ -32,7 +32,8 @@ def best_ms(fn, n=300, rounds=5):
 
 def main():
     rows = [("NORM (shipped NORM prior)", lambda rng: sample_patient(rng, "NORM")),
-            ("LVH hand-built (NORM prior + apply_morphology)", lambda rng: sample_patient(rng, "LVH"))]
+            ("LVH hand-built (NORM prior + apply_morphology)", lambda rng: sample_patient(rng, "LVH")),
+            ("TINV hand-built (NORM prior + apply_morphology)", lambda rng: sample_patient(rng, "TINV"))]
     for cls in ("LVH", "TINV"):
         prior = read_prior(ROOT / "cardiosim" / "ode" / "data" / f"{cls.lower()}_prior.json")
         rows.append((f"{cls} class prior (proposal acceptance {prior.meta['proposal']['proposal_acceptance']:.2f})",
