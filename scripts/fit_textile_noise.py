@@ -119,7 +119,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     subjects' own spectrum (RMS 0.8-2.3 dB, median 1.5, all five subjects' fit). Mutates and
     returns ``fit``.
     """
-    from cardiosim.noise import textile
+    from cardiosim.noise import NoiseConfig, textile
 
     path = Path(textile.FIT_FILE if path is None else path)
 
@@ -128,7 +128,15 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     # ``log_ratio_sd_between_records`` (log units); the simulated ratio's spread is that of
     # the drawn noise level and of the simulated patients' own QRS (independent in the
     # simulation): the level's spread is what is left after the patients' QRS spread.
-    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path)]
+    # The drift kind's level is drift_ratio times the activity noise's typical level *with* the
+    # cell's log_level_calibration (noise.textile.typical_activity_rms_mv), which
+    # activity_level_scale does not scale: while calibrating (no log_level_calibration in the
+    # file yet) the panels scale the drift with the level (drift_scale = level_scale), so that it
+    # is the drift generation adds once log(scale) is stored, and the floor is noise-free.
+    for c in cells:
+        fit["table"][f"{c[0]}/{c[1]}"].pop("log_level_calibration", None)
+    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path,
+                                               drift_scale=0.0)]
     sd_qrs = float(np.std(np.log(qrs), ddof=1))
     for e, a in cells:
         row = fit["table"][f"{e}/{a}"]
@@ -150,7 +158,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     floor, read = {}, {}
     for e, a in cells:
         floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0,
-                                                         fit_path=path))
+                                                         fit_path=path, drift_scale=0.0))
         read[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=1.0,
                                                         fit_path=path))
     nominal = {c: float(np.exp(fit["table"][f"{c[0]}/{c[1]}"]["log_level_mean"])) for c in cells}
@@ -164,7 +172,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
         s = float(want / (k * nominal[c]))
         shape = np.zeros(f_out.size)
         for i in range(refinements):
-            ms = simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path)
+            ms = simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path, drift_scale=s)
             m = _pooled_median(ms)
             s *= float(want / np.sqrt(max(m * m - f * f, (0.05 * m) ** 2)))
             if i < spectrum_passes:
@@ -183,7 +191,9 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     fit["calibration_k"] = round(k, 4)
     fit["calibration_how"] = (f"log_level_calibration: {n_records} simulated {duration:.0f}-s chest-strap records per "
                               f"cell (same patients in every cell, seed {seed}, every record at the cell's median "
-                              "level) read the fit subjects' pooled median noise-to-QRS through "
+                              "level, the default noise kinds including the drift, "
+                              f"drift_ratio {NoiseConfig().drift_ratio:g} scaled with the level; the floor noise-free) "
+                              "read the fit subjects' pooled median noise-to-QRS through "
                               "noise.textile.measure_record; one conversion k for all cells, "
                               f"the floor per cell, then {refinements} per-cell refinements on the same panel; "
                               f"psd_db_calibration: in the first {spectrum_passes} of those passes, the panel's mean "
@@ -241,10 +251,12 @@ def _default_root() -> Path:
 
 
 def simulate_measures(electrode: str, activity: str, n_records: int = 4, duration: float = 30.0, seed: int = 7,
-                      level_scale: float = 1.0, fit_path: Path | None = None):
+                      level_scale: float = 1.0, fit_path: Path | None = None, drift_scale: float = 1.0):
     """Measures (:func:`cardiosim.noise.textile.measure_record`) of ``n_records`` simulated
     chest-strap records with the noise of the fit ``fit_path`` (default: the shipped one) for
-    ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`)."""
+    ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`;
+    ``drift_scale``: the ``drift`` kind's :attr:`NoiseConfig.drift_ratio` times this, the same
+    random draws -- the calibration scales it with the level, below)."""
     from cardiosim.errors import SignalError
     from cardiosim.noise import NoiseConfig, textile
     from cardiosim.simulate import SimulationConfig, simulate_record
@@ -253,6 +265,7 @@ def simulate_measures(electrode: str, activity: str, n_records: int = 4, duratio
     ctx = _strap_context()
     cfg = SimulationConfig(activities={activity: 1.0},
                            noise=NoiseConfig(electrode=electrode, activity_level_scale=level_scale,
+                                             drift_ratio=NoiseConfig().drift_ratio * drift_scale,
                                              textile_fit="" if fit_path is None else str(fit_path)))
     rails = (-ctx.device.input_range_mv, ctx.device.input_range_mv - ctx.device.lsb_mv)
     out = []
