@@ -15,8 +15,8 @@ and on MIT-BIH 100 (printed here; asserted in ``tests/test_noise_drift.py``).
    (10, 25, 50, 75 and 90th percentiles) against simulated Holter windows (``holter3_200hz``,
    gel electrodes, the sim-to-real AF task's day of activities and placement), by simulation:
    each simulated record is made twice with the same draws, drift off and at ``drift_ratio`` 1
-   with no spread (the level then is the activity noise's typical RMS of the record's
-   activity), so its wander ratio at any multiple ``L`` is ``(P0 + L^2 D) / P5-15``; the
+   with no spread (the level then is the record's own activity-noise RMS), so its wander
+   ratio at any multiple ``L`` is ``(P0 + L^2 D) / P5-15``; the
    record-level log-normal (median ratio, log SD) is chosen by least squares on the five
    percentiles with fixed normal deviates, then checked by simulating with the fitted values
    (a fresh seed).
@@ -182,7 +182,7 @@ def main(argv=None):
     sets = [(np.percentile(holter_fit, Q), drift_terms(holter_day_recipe, args.records, args.seed, exponent)),
             (np.percentile(rest_fit, Q), drift_terms(resting_12lead_recipe, args.records // 2, args.seed, exponent))]
     ratio, log_sd, loss = fit_level(sets, args.seed)
-    print(f"level: drift_ratio {ratio:.3f} (x the activity noise's typical RMS), log SD {log_sd:.3f} (loss {loss:.1f})")
+    print(f"level: drift_ratio {ratio:.3f} (x the record's activity-noise RMS), log SD {log_sd:.3f} (loss {loss:.1f})")
     fitted_noise = {"drift_ratio": ratio, "drift_log_sd": log_sd, "drift_exponent": exponent}
     out = {}
     for key, fn, n in (("holter", holter_day_recipe, args.records), ("rest", resting_12lead_recipe, args.records // 2)):

@@ -128,11 +128,9 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     # ``log_ratio_sd_between_records`` (log units); the simulated ratio's spread is that of
     # the drawn noise level and of the simulated patients' own QRS (independent in the
     # simulation): the level's spread is what is left after the patients' QRS spread.
-    # The drift kind's level is drift_ratio times the activity noise's typical level *with* the
-    # cell's log_level_calibration (noise.textile.typical_activity_rms_mv), which
-    # activity_level_scale does not scale: while calibrating (no log_level_calibration in the
-    # file yet) the panels scale the drift with the level (drift_scale = level_scale), so that it
-    # is the drift generation adds once log(scale) is stored, and the floor is noise-free.
+    # The drift kind's level is drift_ratio times the record's own activity-noise RMS, which the
+    # level scale scales: while calibrating (no log_level_calibration in the file yet) the panels
+    # carry the drift generation adds once log(scale) is stored, and the floor (scale 0) has none.
     for c in cells:
         fit["table"][f"{c[0]}/{c[1]}"].pop("log_level_calibration", None)
     qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path,
@@ -172,7 +170,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
         s = float(want / (k * nominal[c]))
         shape = np.zeros(f_out.size)
         for i in range(refinements):
-            ms = simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path, drift_scale=s)
+            ms = simulate_measures(c[0], c[1], n_records, duration, seed, level_scale=s, fit_path=path)
             m = _pooled_median(ms)
             s *= float(want / np.sqrt(max(m * m - f * f, (0.05 * m) ** 2)))
             if i < spectrum_passes:
@@ -192,7 +190,8 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     fit["calibration_how"] = (f"log_level_calibration: {n_records} simulated {duration:.0f}-s chest-strap records per "
                               f"cell (same patients in every cell, seed {seed}, every record at the cell's median "
                               "level, the default noise kinds including the drift, "
-                              f"drift_ratio {NoiseConfig().drift_ratio:g} scaled with the level; the floor noise-free) "
+                              f"drift_ratio {NoiseConfig().drift_ratio:g} times the record's activity-noise RMS; "
+                              "the floor noise-free) "
                               "read the fit subjects' pooled median noise-to-QRS through "
                               "noise.textile.measure_record; one conversion k for all cells, "
                               f"the floor per cell, then {refinements} per-cell refinements on the same panel; "
@@ -256,7 +255,7 @@ def simulate_measures(electrode: str, activity: str, n_records: int = 4, duratio
     chest-strap records with the noise of the fit ``fit_path`` (default: the shipped one) for
     ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`;
     ``drift_scale``: the ``drift`` kind's :attr:`NoiseConfig.drift_ratio` times this, the same
-    random draws -- the calibration scales it with the level, below)."""
+    random draws; the drift follows the record's activity-noise level, so ``level_scale`` scales it too)."""
     from cardiosim.errors import SignalError
     from cardiosim.noise import NoiseConfig, textile
     from cardiosim.simulate import SimulationConfig, simulate_record

@@ -138,9 +138,10 @@ class NoiseConfig:
         SHA-256 of ``textile_fit`` (filled in by generation; a changed file is refused).
     drift_ratio, drift_log_sd : float
         The ``drift`` kind's RMS per electrode: one log-normal level per record, whose median is
-        ``drift_ratio`` times the ``activity`` noise's typical RMS for the record's electrode type
-        and activity (skin-stretch potentials grow with movement, as the fitted 1-40 Hz residual
-        does), and the standard deviation of its log. Fitted to CPSC 2021 Holter records of
+        ``drift_ratio`` times the record's own ``activity`` noise RMS per electrode (its drawn
+        level for the electrode type and activity, times ``activity_level_scale``; skin-stretch
+        potentials grow with movement, as the fitted 1-40 Hz residual does; the cell's typical
+        RMS when the record has no activity noise), and the standard deviation of its log. Fitted to CPSC 2021 Holter records of
         patients 8, 35, 92 and 101 (``scripts/fit_holter_drift.py``; :mod:`cardiosim.noise.drift`);
         ``drift_ratio = 0`` turns it off with the same random draws.
     drift_exponent : float
@@ -179,8 +180,8 @@ class NoiseConfig:
     textile_fit_sha256: str = ""
     # scripts/fit_holter_drift.py, 2026-12-06: CPSC 2021 patients 8, 35, 92, 101 (Holter day) and the
     # first, third, ... CinC 2021 records (resting 12-lead); 300 + 150 simulated records, seed 5
-    drift_ratio: float = 6.43
-    drift_log_sd: float = 0.23
+    drift_ratio: float = 6.23
+    drift_log_sd: float = 0.27
     drift_exponent: float = 1.33
 
     def __post_init__(self):

@@ -15,10 +15,11 @@ rolled off above :data:`F_HI`, where the heart's own harmonics make the real spe
 unmeasurable and the ``activity`` fit owns the 1-40 Hz band), synthesised by inverse FFT on a
 10 Hz grid over :data:`SYNTH_S` seconds (so the slowest components are not forced periodic over
 the record) and linearly interpolated to the record's rate; its RMS is one per-record level, log-normal with log standard deviation
-``drift_log_sd`` and median ``drift_ratio`` times the ``activity`` noise's typical RMS for the
-record's electrode type and activity (:func:`cardiosim.noise.textile.typical_activity_rms_mv`:
-skin-stretch potentials grow with movement as the fitted 1-40 Hz residual does), the same for
-every electrode of the record.
+``drift_log_sd`` and median ``drift_ratio`` times the record's own ``activity`` noise RMS per
+electrode (its drawn level for the electrode type and activity: skin-stretch potentials grow
+with movement as the fitted 1-40 Hz residual does, and a wearer who moves more drifts more;
+:func:`cardiosim.noise.textile.typical_activity_rms_mv` where the record has no activity noise),
+the same for every electrode of the record.
 
 Fitted (``scripts/fit_holter_drift.py``) to CPSC 2021's 2-lead ambulatory records of the
 patients the rest of cardiosim is fitted on (8, 35, 92, 101) and reported on the held-out

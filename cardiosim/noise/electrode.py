@@ -437,11 +437,17 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             _per_electrode(params, "recorded_channel", chans.astype(float))
         elif kind == "drift":
             from .drift import simulate_drift
-            from .textile import typical_activity_rms_mv
-            noise_activity = _activity_noise()[0]
-            act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
-            typical = typical_activity_rms_mv(cfg.electrode, noise_activity[act], fit=cfg.textile_fit or None)
-            by_kind[kind] = simulate_drift(rng, n_e, n, fs, median_mv=cfg.drift_ratio * typical,
+            # the drift follows this record's movement noise: its drawn activity-noise RMS (the
+            # record's level, the fit's calibration and activity_level_scale) where that kind ran
+            # first, else the cell's typical RMS
+            ref = params.get("activity_noise_rms_mv")
+            if ref is None:
+                from .textile import typical_activity_rms_mv
+                noise_activity = _activity_noise()[0]
+                act = "rest" if motion is None else str(motion.params.get("activity", "rest"))
+                ref = cfg.activity_level_scale * typical_activity_rms_mv(cfg.electrode, noise_activity[act],
+                                                                         fit=cfg.textile_fit or None)
+            by_kind[kind] = simulate_drift(rng, n_e, n, fs, median_mv=cfg.drift_ratio * float(ref),
                                            log_sd=cfg.drift_log_sd, exponent=cfg.drift_exponent, params=params)
     if contact is None:
         contact = _constant(1.0, n_e, n)
