@@ -15,13 +15,18 @@ from cardiosim.noise import drift
 from cardiosim.noise._kernels import drift_kernel, drift_ref
 
 
-def test_kernel_matches_numpy_twin():
+@pytest.mark.parametrize("n,step", [(350, 0.1), (5000, 10.0 / 500.0), (1280, 10.0 / 128.0), (3000, 10.0 / 300.0),
+                                    (2000, 10.0 / 200.0), (7, 0.37)])
+def test_kernel_matches_numpy_twin(n, step):
+    from cardiosim.noise._kernels import drift_table
+
+    m = int(np.ceil((n - 1) * step)) + 2
     rng = np.random.default_rng(0)
-    y = rng.standard_normal((3, 40))
+    y = rng.standard_normal((3, m + 5))
     scale = np.array([1.0, 0.3, 2.5])
-    out = np.zeros((3, 350), dtype=np.float32)
-    drift_kernel(y, 0.1, scale, out)
-    np.testing.assert_array_equal(out, drift_ref(y, 0.1, scale, 350))
+    out = np.full((3, n), np.nan, dtype=np.float32)     # every sample written
+    drift_kernel(y, *drift_table(n, step, m), scale, out)
+    np.testing.assert_array_equal(out, drift_ref(y, step, scale, n))
 
 
 def test_spectrum_and_rms_follow_the_model():

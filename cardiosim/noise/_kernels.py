@@ -1438,23 +1438,43 @@ KERNELS["positive_finite"] = (positive_finite_kernel, positive_finite_ref)
 
 
 @njit(cache=True, nogil=True)
-def drift_kernel(y, step, scale, out):  # pragma: no cover - compiled
-    """Add ``scale[r]`` times the slow-grid drift ``y[r]`` (float64 ``[rows, m]``), linearly
-    interpolated at ``t * step`` (slow samples per output sample), to ``out[r, t]`` (float32
-    ``[rows, n]``; ``(n - 1) * step + 1 < m``) (:mod:`cardiosim.noise.drift`)."""
+def drift_kernel(y, starts, w0, w1, scale, out):  # pragma: no cover - compiled
+    """Write ``scale[r]`` times the slow-grid drift ``y[r]`` (float64 ``[rows, m]``), linearly
+    interpolated, into ``out[r, t]`` (float32 ``[rows, n]``) (:mod:`cardiosim.noise.drift`): output
+    sample ``t`` of slow interval ``k`` (``starts[k] <= t < starts[k + 1]``) is
+    ``y[k] w0[t] + y[k + 1] w1[t]`` (:func:`drift_table`: ``p = t * step``, ``w1 = p - int(p)``,
+    ``w0 = 1 - w1``). Walking one slow interval at a time over precomputed weights leaves the
+    inner loop without a gather or a conversion, so it vectorises."""
     rows = y.shape[0]
     n = out.shape[1]
+    m = starts.size
     for r in range(rows):
         s = scale[r]
-        for t in range(n):
-            p = t * step
-            i = int(p)
-            w = p - i
-            out[r, t] += np.float32(s * (y[r, i] * (1.0 - w) + y[r, i + 1] * w))
+        for k in range(m - 1):
+            t0 = starts[k]
+            t1 = min(starts[k + 1], n)
+            if t0 >= n:
+                break
+            a = y[r, k]
+            b = y[r, k + 1]
+            for t in range(t0, t1):
+                out[r, t] = np.float32(s * (a * w0[t] + b * w1[t]))
+
+
+def drift_table(n: int, step: float, m: int) -> tuple:
+    """``(starts, w0, w1)`` of :func:`drift_kernel` for ``n`` output samples at ``step`` slow
+    samples each and ``m`` slow samples: ``starts[k]`` the first ``t`` with ``int(t * step) >= k``
+    (``n`` where there is none), ``w1 = t * step - int(t * step)``, ``w0 = 1 - w1``."""
+    p = np.arange(n) * step
+    i = p.astype(np.intp)
+    w1 = p - i
+    starts = np.searchsorted(i, np.arange(m), side="left").astype(np.int64)
+    return starts, 1.0 - w1, w1
 
 
 def drift_ref(y, step, scale, n):
-    """NumPy twin of :func:`drift_kernel`: the drift ``[rows, n]`` float32 it adds to zeros."""
+    """NumPy twin of :func:`drift_kernel` (with :func:`drift_table`'s weights): the drift
+    ``[rows, n]`` float32 it writes."""
     p = np.arange(n) * step
     i = p.astype(np.intp)
     w = p - i

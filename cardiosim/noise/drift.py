@@ -63,9 +63,10 @@ WINDOW_S = 10.0
 
 @functools.lru_cache(maxsize=64)
 def _plan(n: int, fs: float, exponent: float) -> tuple:
-    """``(m_fft, amplitude [m_fft // 2 + 1] read-only, step)`` for ``n`` samples at ``fs``: the
-    synthesis length on the slow grid, the per-bin amplitude giving a unit-variance output
-    (DC left out), and slow samples per output sample."""
+    """``(m_fft, amplitude [m_fft // 2 + 1] read-only, step, table)`` for ``n`` samples at ``fs``:
+    the synthesis length on the slow grid, the per-bin amplitude giving a unit-variance output
+    (DC left out), slow samples per output sample, and the interpolation table
+    (:func:`cardiosim.noise._kernels.drift_table`)."""
     step = DRIFT_FS / fs
     need = int(math.ceil((n - 1) * step)) + 2
     m = 1 << max(need, int(SYNTH_S * DRIFT_FS)).bit_length()     # a power of two >= both
@@ -77,7 +78,10 @@ def _plan(n: int, fs: float, exponent: float) -> tuple:
     var = (4.0 * float(np.sum(s[1:-1])) + float(s[-1])) / m ** 2
     amp /= math.sqrt(var)
     amp.setflags(write=False)
-    return m, amp, step
+    table = _kernels.drift_table(n, step, need)
+    for arr in table:
+        arr.setflags(write=False)
+    return m, amp, step, table
 
 
 def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: float, *, median_mv: float,
@@ -96,12 +100,12 @@ def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: floa
         raise ConfigError(f"drift exponent must be in [0, 4], got {exponent!r}")
     n_e, n = int(n_electrodes), int(n)
     level = float(median_mv * math.exp(log_sd * float(rng.standard_normal())))
-    m, amp, step = _plan(n, float(fs), float(exponent))
+    m, amp, step, (starts, w0, w1) = _plan(n, float(fs), float(exponent))
     z = standard_normal(rng, (n_e, 2 * amp.size)).view(np.complex128)
     z *= amp
     y = np.fft.irfft(z, m, axis=1)
-    out = np.zeros((n_e, n), dtype=np.float32)
-    _kernels.drift_kernel(y, step, np.full(n_e, level), out)
+    out = np.empty((n_e, n), dtype=np.float32)      # every sample written
+    _kernels.drift_kernel(y, starts, w0, w1, np.full(n_e, level), out)
     if params is not None:
         params["drift_rms_mv"] = level
     return out
