@@ -133,8 +133,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     # carry the drift generation adds once log(scale) is stored, and the floor (scale 0) has none.
     for c in cells:
         fit["table"][f"{c[0]}/{c[1]}"].pop("log_level_calibration", None)
-    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path,
-                                               drift_scale=0.0)]
+    qrs = [m.qrs_pp for m in simulate_measures(*cells[0], n_records, duration, seed, level_scale=0.0, fit_path=path)]
     sd_qrs = float(np.std(np.log(qrs), ddof=1))
     for e, a in cells:
         row = fit["table"][f"{e}/{a}"]
@@ -156,7 +155,7 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     floor, read = {}, {}
     for e, a in cells:
         floor[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=0.0,
-                                                         fit_path=path, drift_scale=0.0))
+                                                         fit_path=path))
         read[(e, a)] = _pooled_median(simulate_measures(e, a, n_records, duration, seed, level_scale=1.0,
                                                         fit_path=path))
     nominal = {c: float(np.exp(fit["table"][f"{c[0]}/{c[1]}"]["log_level_mean"])) for c in cells}
@@ -250,12 +249,11 @@ def _default_root() -> Path:
 
 
 def simulate_measures(electrode: str, activity: str, n_records: int = 4, duration: float = 30.0, seed: int = 7,
-                      level_scale: float = 1.0, fit_path: Path | None = None, drift_scale: float = 1.0):
+                      level_scale: float = 1.0, fit_path: Path | None = None):
     """Measures (:func:`cardiosim.noise.textile.measure_record`) of ``n_records`` simulated
     chest-strap records with the noise of the fit ``fit_path`` (default: the shipped one) for
-    ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`;
-    ``drift_scale``: the ``drift`` kind's :attr:`NoiseConfig.drift_ratio` times this, the same
-    random draws; the drift follows the record's activity-noise level, so ``level_scale`` scales it too)."""
+    ``electrode`` x ``activity`` (``level_scale``: :attr:`NoiseConfig.activity_level_scale`, which
+    scales the ``drift`` kind too: it follows the record's activity-noise level)."""
     from cardiosim.errors import SignalError
     from cardiosim.noise import NoiseConfig, textile
     from cardiosim.simulate import SimulationConfig, simulate_record
@@ -264,7 +262,6 @@ def simulate_measures(electrode: str, activity: str, n_records: int = 4, duratio
     ctx = _strap_context()
     cfg = SimulationConfig(activities={activity: 1.0},
                            noise=NoiseConfig(electrode=electrode, activity_level_scale=level_scale,
-                                             drift_ratio=NoiseConfig().drift_ratio * drift_scale,
                                              textile_fit="" if fit_path is None else str(fit_path)))
     rails = (-ctx.device.input_range_mv, ctx.device.input_range_mv - ctx.device.lsb_mv)
     out = []
