@@ -13,8 +13,9 @@ the power-law spectrum of the real records, ``S(f) ~ max(f, F_LO)^-beta / (1 + (
 (exponent ``beta`` fitted; flat below :data:`F_LO`, where a 10-s record holds no information;
 rolled off above :data:`F_HI`, where the heart's own harmonics make the real spectrum
 unmeasurable and the ``activity`` fit owns the 1-40 Hz band), synthesised by inverse FFT on a
-10 Hz grid over :data:`SYNTH_S` seconds (so the slowest components are not forced periodic over
-the record) and linearly interpolated to the record's rate; its RMS is one per-record level, log-normal with log standard deviation
+5 Hz grid over :data:`SYNTH_S` seconds (so the slowest components are not forced periodic over
+the record), from the bins below the frequency that leaves out :data:`TAIL` of its variance,
+and linearly interpolated to the record's rate; its RMS is one per-record level, log-normal with log standard deviation
 ``drift_log_sd`` and median ``drift_ratio`` times the record's own ``activity`` noise RMS per
 electrode (its drawn level for the electrode type and activity: skin-stretch potentials grow
 with movement as the fitted 1-40 Hz residual does, and a wearer who moves more drifts more;
@@ -43,9 +44,14 @@ from .._pcg64_kernels import standard_normal
 from ..errors import ConfigError, SignalError
 from . import _kernels
 
-#: Rate of the slow grid the drift is drawn on (Hz): its spectrum is > 50 dB down at 5 Hz, so
-#: linear interpolation to the record's rate adds nothing visible.
-DRIFT_FS = 10.0
+#: Rate of the slow grid the drift is drawn on (Hz): at its 2.5 Hz Nyquist frequency the spectrum
+#: is 50 dB below its low-frequency plateau, and linear interpolation to the record's rate keeps
+#: the 0.1-0.7 Hz band within 0.3 dB (sinc^2(f / 5)).
+DRIFT_FS = 5.0
+#: Share of the drift's variance left out by drawing only the bins below the frequency that
+#: holds the rest (2.1 Hz at the fitted exponent): the spectrum falls as f^-5.3 there, and
+#: the normals are most of the kind's cost.
+TAIL = 1e-4
 #: Below this frequency (Hz) the spectrum is flat; above :data:`F_HI` it falls as f^-(beta + 4).
 F_LO = 0.02
 F_HI = 0.7
@@ -63,20 +69,22 @@ WINDOW_S = 10.0
 
 @functools.lru_cache(maxsize=64)
 def _plan(n: int, fs: float, exponent: float) -> tuple:
-    """``(m_fft, amplitude [m_fft // 2 + 1] read-only, step, table)`` for ``n`` samples at ``fs``:
-    the synthesis length on the slow grid, the per-bin amplitude giving a unit-variance output
-    (DC left out), slow samples per output sample, and the interpolation table
-    (:func:`cardiosim.noise._kernels.drift_table`)."""
+    """``(m_fft, amplitude [k_max] read-only, step, table)`` for ``n`` samples at ``fs``: the
+    synthesis length on the slow grid; the amplitude of bins ``1 .. k_max`` (the bins holding all
+    but :data:`TAIL` of the variance; DC left out), giving a unit-variance output; slow samples
+    per output sample; and the interpolation table (:func:`cardiosim.noise._kernels.drift_table`)."""
     step = DRIFT_FS / fs
     need = int(math.ceil((n - 1) * step)) + 2
     m = 1 << max(need, int(SYNTH_S * DRIFT_FS)).bit_length()     # a power of two >= both
     f = np.fft.rfftfreq(m, 1.0 / DRIFT_FS)
     s = drift_psd(f, exponent)
     s[0] = 0.0
-    amp = np.sqrt(s)
-    # irfft of A_k (a_k + i b_k), a, b ~ N(0, 1): variance (4 sum_{0<k<m/2} A_k^2 + A_{m/2}^2) / m^2
-    var = (4.0 * float(np.sum(s[1:-1])) + float(s[-1])) / m ** 2
-    amp /= math.sqrt(var)
+    s[-1] = 0.0                                  # Nyquist: 50 dB down, and real-valued in irfft
+    # irfft of A_k (a_k + i b_k), a, b ~ N(0, 1), 0 < k < m/2: variance 4 sum A_k^2 / m^2
+    tail = np.cumsum(s[::-1])[::-1]             # tail[k] = sum of s[k:]
+    k_max = int(np.argmax(tail <= TAIL * tail[0])) - 1
+    s = s[1:k_max + 1]
+    amp = np.sqrt(s / (4.0 * float(np.sum(s)) / m ** 2))
     amp.setflags(write=False)
     table = _kernels.drift_table(n, step, need)
     for arr in table:
@@ -89,8 +97,8 @@ def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: floa
     """Drift at each electrode, ``[n_electrodes, n]`` float32 mV.
 
     Draws one standard normal (the record's level, ``median_mv * exp(log_sd * z)``), then
-    ``rng.standard_normal((n_electrodes, 2 (m // 2 + 1)))`` for the spectrum (real and
-    imaginary parts). ``params`` receives ``drift_rms_mv`` (the level).
+    ``rng.standard_normal((n_electrodes, 2 k_max))`` for the spectrum's bins ``1 .. k_max``
+    (real and imaginary parts; :func:`_plan`). ``params`` receives ``drift_rms_mv`` (the level).
     """
     if not (median_mv >= 0 and math.isfinite(median_mv)):
         raise ConfigError(f"drift median must be a finite level >= 0 mV, got {median_mv!r}")
@@ -100,12 +108,14 @@ def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: floa
         raise ConfigError(f"drift exponent must be in [0, 4], got {exponent!r}")
     n_e, n = int(n_electrodes), int(n)
     level = float(median_mv * math.exp(log_sd * float(rng.standard_normal())))
-    m, amp, step, (starts, w0, w1) = _plan(n, float(fs), float(exponent))
-    z = standard_normal(rng, (n_e, 2 * amp.size)).view(np.complex128)
-    z *= amp
+    m, amp, step, (starts, w1) = _plan(n, float(fs), float(exponent))
+    k = amp.size
+    z = np.zeros((n_e, m // 2 + 1), dtype=np.complex128)
+    z[:, 1:k + 1] = standard_normal(rng, (n_e, 2 * k)).view(np.complex128)
+    z[:, 1:k + 1] *= amp
     y = np.fft.irfft(z, m, axis=1)
     out = np.empty((n_e, n), dtype=np.float32)      # every sample written
-    _kernels.drift_kernel(y, starts, w0, w1, np.full(n_e, level), out)
+    _kernels.drift_kernel(y, starts, w1, np.full(n_e, level), out)
     if params is not None:
         params["drift_rms_mv"] = level
     return out
