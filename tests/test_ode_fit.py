@@ -264,7 +264,7 @@ def test_template_features_read_what_the_12_lead_measure_reads():
     meas = [measure(lead_matrix() @ synthesize(6.0, 500.0, rng, patient=p, heart_rate=60.0).vcg, 500.0)
             for p in ps]
     scale = {"qrs": 0.004, "axis": 5.0, "R_aVL": 0.05, "R_V2": 0.05, "ST_V5": 0.01, "T_I": 0.04, "T_II": 0.05, "T_V2": 0.05,
-             "T_V5": 0.05}  # s, deg, mV
+             "T_V5": 0.05, "R_II": 0.06, "S_II": 0.02, "S_V5": 0.03}  # s, deg, mV
     for name in TEMPLATE_FEATURES:
         m = np.array([x[name] for x in meas])
         assert np.corrcoef(m, f[name])[0, 1] > 0.8, name
