@@ -41,7 +41,12 @@ duration, frontal axis, R in aVL and V2, ST at J + 60 ms in V5 and T in I, II, V
 ``realism.measure`` on the records that prior is fitted on, and only those: for the
 validation prior E07500, E07506, E07508, HR06004, never the held-out ones).
 ``--match-features`` matches a subset of ``prior.TEMPLATE_FEATURES`` instead (until issue
-13's LBBB fix the shipped proposal matched qrs, axis, R_aVL, T_I, T_V5 only).
+13's LBBB fix the shipped proposal matched qrs, axis, R_aVL, T_I, T_V5 only). R and S in II and S
+in V5 (``prior.QRS_TEMPLATE_FEATURES``, since 2026-12-06) are matchable but not matched by the
+shipped proposal: no published healthy-population medians of them were found, and matching S in
+V5 and II to the fit records' own values (``--match-features
+qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5,S_V5,S_II``) deepened S in V5 but met the held-out
+criteria on no more features than refits without it (docs/VALIDATION.md, "S and R of the QRS").
 
 ``--published-t FEATURES`` (since 2026-12-06; the shipped proposal: ``T_V5,T_I``) replaces the
 means of those T targets by published healthy-population values (``prior.PUBLISHED_T_MEANS``;
