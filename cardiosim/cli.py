@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     nf.add_argument("--channel", default="0", help="channel of the records to read: index or name (default 0)")
     nf.add_argument("--device", default="chest_strap_500hz",
                     help="device profile the calibration simulates (default chest_strap_500hz)")
-    nf.add_argument("--lead", type=_nonneg_int, default=0, help="lead of --device matching the channel (default 0)")
+    nf.add_argument("--lead", default="0",
+                    help="lead of --device matching the channel: index or name, e.g. II (default 0)")
     nf.add_argument("--base", type=Path, help="fit whose other cells are kept (default: the shipped fit)")
     nf.add_argument("--calibration-records", type=_positive_int, default=24,
                     help="simulated records of the calibration panel (default 24)")
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _recipe_from_args(args):
     from .dataset import Recipe
+    from .errors import ConfigError
 
     recipe = Recipe.read(args.recipe) if args.recipe else Recipe()
     data = recipe.to_dict()
@@ -351,6 +353,9 @@ def _recipe_from_args(args):
         data["simulation"]["activities"] = args.activities
     if args.electrode is not None:
         data["simulation"]["noise"]["electrode"] = args.electrode
+    if args.mesh is not None and args.mesh_units is None and not data["body"].get("units"):
+        raise ConfigError(f"--mesh {args.mesh} needs --mesh-units (m, cm or mm): a mesh file does not say "
+                          "its units")
     for key, attr in (("mesh", "mesh"), ("units", "mesh_units"), ("electrodes", "electrodes"),
                       ("electrode_units", "electrode_units")):
         value = getattr(args, attr)
@@ -657,6 +662,43 @@ def _cmd_measure(args) -> int:
     return 0
 
 
+def _device_lead_index(device: str, lead: str) -> int:
+    """The index of ``--lead`` (an index, or a lead name such as ``II``) among the leads of the
+    device profile ``device``.
+
+    Parameters
+    ----------
+    device : str
+        Shipped device profile name or TOML path.
+    lead : str
+        Lead index (digits) or lead name of the device's montage.
+
+    Returns
+    -------
+    int
+        Index of the lead in the device's recording.
+
+    Raises
+    ------
+    LeadError
+        The name is not one of the device's leads, or the index is out of range.
+    """
+    from .device import load_device
+    from .errors import LeadError
+
+    names = tuple(load_device(device).make_montage().leads)
+    if lead.isdigit():
+        index = int(lead)
+        if index >= len(names):
+            raise LeadError(f"--lead {index} is out of range; device {device!r} records {len(names)} lead(s): "
+                            f"{', '.join(names)}")
+        return index
+    if lead not in names:
+        raise LeadError(f"--lead {lead!r} is not a lead of device {device!r}; its leads: {', '.join(names)} "
+                        "(or give an index)")
+    return names.index(lead)
+
+
 def _cmd_noise(args) -> int:
     import math
 
@@ -666,8 +708,9 @@ def _cmd_noise(args) -> int:
     if args.noise_command != "fit":
         raise ConfigError("noise needs an action: fit")
     channel = int(args.channel) if args.channel.isdigit() else args.channel
+    lead = _device_lead_index(args.device, args.lead)
     fit = fit_device_noise(args.recordings, args.electrode, args.activity, args.output, channel=channel,
-                           device=args.device, lead=args.lead, base=args.base, n_records=args.calibration_records,
+                           device=args.device, lead=lead, base=args.base, n_records=args.calibration_records,
                            seed=args.seed, progress=lambda msg: _say(args, f"  {msg}"))
     row = fit["table"][f"{args.electrode}/{args.activity}"]
     _say(args, f"{args.electrode}/{args.activity}: {len(args.recordings)} recording(s), {row['n_segments']} 2-s segments; "

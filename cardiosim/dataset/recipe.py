@@ -395,6 +395,11 @@ class Recipe:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
+            one_line = text.strip()
+            if one_line and "\n" not in one_line and "=" not in one_line:
+                # generate("recipe.toml", ...): a file name where the recipe's text was expected
+                raise ConfigError(f"recipe text {one_line!r} is not TOML but looks like a file name: read the "
+                                  f"file with Recipe.read({one_line!r})") from None
             raise ConfigError(f"recipe is not valid TOML: {exc}") from None
         return cls.from_dict(data)
 

@@ -1,0 +1,98 @@
+"""What a new user's walk through README.md found: the obvious mistakes give one clear line, and
+the README's files and tables agree with the package (all cheap: no dataset is generated)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT
+
+README = (PROJECT_ROOT / "README.md").read_text()
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "cardiosim", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+
+
+def _one_error_line(res):
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def test_mesh_without_units_names_the_flag(tmp_path):
+    line = _one_error_line(run("generate", "--mesh", "body.obj", "--records", "1", "--output", "m.nc", cwd=tmp_path))
+    assert "--mesh-units" in line and "body.obj" in line
+    assert not (tmp_path / "m.nc").exists()
+
+
+def test_noise_fit_lead_by_index_or_name():
+    from cardiosim.cli import _device_lead_index
+    from cardiosim.errors import LeadError
+
+    assert _device_lead_index("holter3_200hz", "II") == 1
+    assert _device_lead_index("shirt12_500hz", "V1") == 6
+    assert _device_lead_index("patch_128hz", "0") == 0
+    with pytest.raises(LeadError, match="V1, V2"):
+        _device_lead_index("shirt12_500hz", "V9")
+    with pytest.raises(LeadError, match="out of range.*ECG"):
+        _device_lead_index("patch_128hz", "3")
+
+
+def test_noise_fit_unknown_lead_is_one_line_before_reading_anything(tmp_path):
+    line = _one_error_line(run("noise", "fit", "walk_01.hea", "--electrode", "textile", "--activity", "walk",
+                               "--device", "shirt12_500hz", "--lead", "V9", "-o", "n.json", cwd=tmp_path))
+    assert "'V9'" in line and "aVF" in line
+    assert not (tmp_path / "n.json").exists()
+
+
+def test_generate_given_a_recipe_file_name_points_to_recipe_read(tmp_path):
+    from cardiosim.dataset import generate
+    from cardiosim.errors import ConfigError
+
+    (tmp_path / "recipe.toml").write_text("records = 1\n")
+    with pytest.raises(ConfigError, match=r"Recipe\.read\('.*recipe\.toml'\)"):
+        generate(str(tmp_path / "recipe.toml"), tmp_path / "out.nc", progress=False)
+    with pytest.raises(ConfigError, match="not valid TOML"):  # a broken recipe text keeps its own message
+        generate("records = \n", tmp_path / "out.nc", progress=False)
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_readme_body_snippet_writes_every_electrode_of_the_shirt(tmp_path, monkeypatch):
+    """The electrode file the README writes is the one its --mesh/--electrodes command line needs."""
+    from cardiosim.device import load_device
+    from cardiosim.geometry import make_layout, make_torso
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "read_electrodes(" in b)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    device = load_device("shirt12_500hz")
+    assert set(ns["electrodes"].electrodes) == set(make_layout(device.layout, make_torso()).electrodes)
+    assert "--mesh body.obj --mesh-units mm --electrodes shirt.csv" in README
+
+
+def test_readme_device_table_lists_every_shipped_device():
+    from cardiosim.device import device_names
+
+    table = README.split("Devices (`--device`, `recipe.device`):", 1)[1].split("\n\n", 2)[1]
+    assert {m.group(1) for m in re.finditer(r"^\| `(\w+)` \|", table, flags=re.M)} == set(device_names())
+
+
+def test_readme_snr_targets_name_a_kind_the_recipe_enables():
+    """A target for a kind that is not in ``kinds`` changes nothing, so the README's examples enable it."""
+    for m in re.finditer(r"snr_db = \{(\w+) = ", README):
+        before = README[max(0, m.start() - 200):m.start()]
+        assert re.search(rf'kinds = \[[^\]]*"{m.group(1)}"', before), README[m.start() - 200:m.end()]
+
+
+@pytest.mark.parametrize("script, words", [("my_device_noise.py", "check that the generated records"),
+                                           ("my_holter_rhythm.py", "check that the generated rhythm")])
+def test_example_help_shows_the_whole_first_paragraph(script, words):
+    res = subprocess.run([sys.executable, str(PROJECT_ROOT / "examples" / script), "--help"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert res.returncode == 0, res.stderr
+    assert words in " ".join(res.stdout.split())
