@@ -58,7 +58,7 @@ def recordings_by_activity(folder: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("recordings", nargs="?", type=Path, help="folder of <activity>_*.hea WFDB recordings")
     ap.add_argument("--demo", action="store_true", help="make stand-in recordings first (no folder needed)")
     ap.add_argument("--electrode", default="gel", choices=("gel", "dry", "textile"))

@@ -75,7 +75,7 @@ def windows_of_dataset(path: Path) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("records", nargs="?", type=Path, help="folder of annotated WFDB records")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--demo", action="store_true", help="write stand-in annotated records first")

@@ -130,7 +130,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="cardiosim dataset to train on (default: generate one)")
     ap.add_argument("--workdir", type=Path, default=Path("train_resnet_se"))
-    ap.add_argument("--small", action="store_true", help="4 classes, 200 records of 5 s, 12 epochs")
+    ap.add_argument("--small", action="store_true",
+                    help="4 ODE classes (labels NORM, AF, LBBB: STACH+NORM is labelled NORM), 200 records of 5 s, "
+                         "12 epochs")
     ap.add_argument("--records", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=3e-3)
