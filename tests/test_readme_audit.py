@@ -96,3 +96,15 @@ def test_example_help_shows_the_whole_first_paragraph(script, words):
                          text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert res.returncode == 0, res.stderr
     assert words in " ".join(res.stdout.split())
+
+
+def test_examples_readme_online_snippet_runs():
+    """examples/README.md's online-augmentation block runs as written and gives labelled 12-lead items."""
+    torch = pytest.importorskip("torch")
+    text = (PROJECT_ROOT / "examples" / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    ns: dict = {}
+    exec(compile(block, "examples/README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    x, y = ns["train"][1]
+    assert tuple(x.shape) == (12, 5000) and y.tolist() == [0.0, 1.0, 1.0, 0.0]  # AF + NORM
+    assert isinstance(ns["loader"], torch.utils.data.DataLoader)
