@@ -366,10 +366,43 @@ def _recipe_from_args(args):
     return Recipe.from_dict(data)
 
 
+def _check_recipe(recipe) -> None:
+    """What generation would only find out later, checked before it starts: an activity name
+    that no record could draw, and an SNR target for a noise kind the recipe leaves off (which
+    changes nothing, so it is a warning).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The parsed recipe.
+
+    Raises
+    ------
+    ConfigError
+        An activity of ``[simulation.activities]`` is not a known activity.
+    """
+    import warnings
+
+    from .errors import ConfigError, ConsistencyWarning
+    from .motion.config import ACTIVITIES
+
+    unknown = sorted(set(recipe.simulation.activities) - set(ACTIVITIES))
+    if unknown:
+        raise ConfigError(f"simulation.activities: unknown activity {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(ACTIVITIES)}")
+    noise = recipe.simulation.noise
+    off = [k for k in noise.snr_db if k not in noise.kinds]
+    if off:
+        warnings.warn(f"simulation.noise.snr_db sets a target for {', '.join(off)}, which simulation.noise.kinds "
+                      f"leaves off ({', '.join(noise.kinds)}): the target changes nothing; add the kind to kinds",
+                      ConsistencyWarning, stacklevel=2)
+
+
 def _cmd_generate(args) -> int:
     from .dataset import generate
 
     recipe = _recipe_from_args(args)
+    _check_recipe(recipe)
     # A progress bar only where someone watches it: not into logs, pipes or CI output.
     progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     _log.info("generating %d records into %s (workers %d, scheduler %s)", recipe.records, args.output,
@@ -422,7 +455,11 @@ def _cmd_recipe(args) -> int:
         _say(args, f"wrote default recipe to {args.path}")
         return 0
     if args.recipe_command == "check":
+        from .device import load_device
+
         recipe = Recipe.read(args.path)
+        load_device(recipe.device)  # an unknown device or a missing TOML fails here, not at generation
+        _check_recipe(recipe)
         _say(args, f"{args.path}: valid recipe ({recipe.source.kind} source, device {recipe.device})")
         return 0
     raise ConfigError("recipe needs an action: init or check")

@@ -108,3 +108,23 @@ def test_examples_readme_online_snippet_runs():
     x, y = ns["train"][1]
     assert tuple(x.shape) == (12, 5000) and y.tolist() == [0.0, 1.0, 1.0, 0.0]  # AF + NORM
     assert isinstance(ns["loader"], torch.utils.data.DataLoader)
+
+
+def test_recipe_check_finds_what_generation_would(tmp_path):
+    """'recipe check' rejects an activity no record can draw and a missing device file, and warns
+    about an SNR target for a kind that is off; 'generate' warns the same before it starts."""
+    (tmp_path / "act.toml").write_text("records = 1\n[simulation.activities]\njogging = 1\n")
+    line = _one_error_line(run("recipe", "check", "act.toml", cwd=tmp_path))
+    assert "'jogging'" in line and "walk" in line
+    (tmp_path / "dev.toml").write_text('device = "my_patch.toml"\n')
+    assert "my_patch.toml" in _one_error_line(run("recipe", "check", "dev.toml", cwd=tmp_path))
+    (tmp_path / "snr.toml").write_text("records = 1\n[simulation.noise]\nsnr_db = {em = [6, 24]}\n")
+    res = run("recipe", "check", "snr.toml", cwd=tmp_path)
+    assert res.returncode == 0 and "valid recipe" in res.stdout
+    assert res.stderr.count("warning") == 1 and "em" in res.stderr and "kinds" in res.stderr
+    (tmp_path / "snr_on.toml").write_text('records = 1\n[simulation.noise]\nkinds = ["white", "em"]\n'
+                                          'snr_db = {em = [6, 24]}\n')
+    res = run("recipe", "check", "snr_on.toml", cwd=tmp_path)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    gen = run("generate", "--activities", "rest=1,jog=0.01", "--records", "1", "--output", "g.nc", cwd=tmp_path)
+    assert "'jog'" in _one_error_line(gen) and not (tmp_path / "g.nc").exists()
