@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--batch", type=_int_at_least(2), default=16, help="records per step (default 16)")
     rt.add_argument("--seed", type=_nonneg_int, default=0)
     rt.add_argument("--no-physics", action="store_true",
-                    help="train without the Euler-loss physics term (needed when the dataset has no clean_ecg)")
+                    help="train without the Euler-loss physics term (without clean_ecg in the dataset it is off "
+                         "anyway, with a warning)")
     rt.add_argument("--free-average-beat", action="store_true",
                     help="do not project refinements onto changes with a zero beat-locked average (by default "
                          "the refined record keeps the simulated average beat, which defines the label, exactly; "
@@ -830,6 +831,14 @@ def _cmd_refine(args) -> int:
                     raise ConfigError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
                 kw[flag] = value
         res = train_refiner_from_files(args.dataset, args.recordings, args.output, **kw)
+        if not args.no_physics and not res.settings.get("lambda_physics"):
+            import warnings
+
+            from .errors import ConsistencyWarning
+
+            warnings.warn(f"dataset {str(args.dataset)!r} stores no clean_ecg (or beat_r_peak), so the refiner was "
+                          "trained without the physics term; generate the dataset with [output] store_clean = true "
+                          "to keep it (or pass --no-physics to say so)", ConsistencyWarning, stacklevel=1)
         h = res.history
         _say(args, f"wrote {args.output}: {res.settings['n_simulated']} simulated records, {res.settings['n_real']} "
                    f"real windows, {args.steps} steps; last step adversarial {h['adversarial'][-1]:.3f}, "

@@ -128,3 +128,24 @@ def test_recipe_check_finds_what_generation_would(tmp_path):
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
     gen = run("generate", "--activities", "rest=1,jog=0.01", "--records", "1", "--output", "g.nc", cwd=tmp_path)
     assert "'jog'" in _one_error_line(gen) and not (tmp_path / "g.nc").exists()
+
+
+def test_refine_train_without_clean_ecg_says_the_physics_term_is_off(tmp_path, data_dir):
+    pytest.importorskip("torch")
+    recordings = tmp_path / "rec"
+    recordings.mkdir()
+    for name in ("HR06000", "HR06001"):
+        for ext in (".hea", ".mat"):
+            src = data_dir / "cinc2021" / (name + ext)
+            if not src.is_file():
+                pytest.skip(f"no {src}")
+            (recordings / src.name).symlink_to(src)
+    assert run("generate", "--records", "2", "--duration", "4", "--output", "d.nc", cwd=tmp_path).returncode == 0
+    res = run("refine", "train", "--dataset", "d.nc", "--recordings", "rec", "--output", "r.pt", "--steps", "1",
+              "--batch", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    warned = [ln for ln in res.stderr.splitlines() if "warning" in ln]
+    assert len(warned) == 1 and "store_clean = true" in warned[0]
+    quiet = run("refine", "train", "--dataset", "d.nc", "--recordings", "rec", "--output", "r2.pt", "--steps", "1",
+                "--batch", "2", "--no-physics", cwd=tmp_path)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
