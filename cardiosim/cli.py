@@ -368,9 +368,9 @@ def _recipe_from_args(args):
 
 
 def _check_recipe(recipe) -> None:
-    """What generation would only find out later, checked before it starts: an activity name
-    that no record could draw, and an SNR target for a noise kind the recipe leaves off (which
-    changes nothing, so it is a warning).
+    """What generation would only find out at its first record, checked before it starts: an
+    activity name that no record could draw. (An SNR target for a noise kind the recipe leaves
+    off is a ``ConsistencyWarning`` of ``NoiseConfig`` itself, raised when the recipe is read.)
 
     Parameters
     ----------
@@ -382,21 +382,13 @@ def _check_recipe(recipe) -> None:
     ConfigError
         An activity of ``[simulation.activities]`` is not a known activity.
     """
-    import warnings
-
-    from .errors import ConfigError, ConsistencyWarning
+    from .errors import ConfigError
     from .motion.config import ACTIVITIES
 
     unknown = sorted(set(recipe.simulation.activities) - set(ACTIVITIES))
     if unknown:
         raise ConfigError(f"simulation.activities: unknown activity {', '.join(map(repr, unknown))}; known: "
                           f"{', '.join(ACTIVITIES)}")
-    noise = recipe.simulation.noise
-    off = [k for k in noise.snr_db if k not in noise.kinds]
-    if off:
-        warnings.warn(f"simulation.noise.snr_db sets a target for {', '.join(off)}, which simulation.noise.kinds "
-                      f"leaves off ({', '.join(noise.kinds)}): the target changes nothing; add the kind to kinds",
-                      ConsistencyWarning, stacklevel=2)
 
 
 def _cmd_generate(args) -> int:

@@ -296,3 +296,15 @@ def test_config_toml_round_trip():
     cfg = NoiseConfig(electrode="gel", powerline_hz=60, snr_db={"em": (0.0, 6.0)}, kinds=("em", "powerline"))
     back = NoiseConfig.from_dict(tomllib.loads(dumps_toml(cfg.to_dict())))
     assert back == cfg
+
+
+def test_snr_target_for_a_kind_that_is_off_is_said():
+    """A target for a noise kind not in ``kinds`` changes nothing: NoiseConfig warns, naming it."""
+    from cardiosim.errors import ConsistencyWarning
+
+    with pytest.warns(ConsistencyWarning, match="em.*kinds leaves off"):
+        NoiseConfig(snr_db={"em": (6.0, 24.0)})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NoiseConfig(kinds=("white", "em"), snr_db={"em": (6.0, 24.0)})

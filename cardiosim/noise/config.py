@@ -202,6 +202,14 @@ class NoiseConfig:
             _range(f"snr_db.{k}", rng, -60.0, 120.0)
             snr[k] = rng
         object.__setattr__(self, "snr_db", snr)
+        off = [k for k in snr if k not in kinds]
+        if off:
+            # a target for a kind that is not simulated changes nothing: said, not silently dropped
+            import warnings
+
+            from ..errors import ConsistencyWarning
+            warnings.warn(f"snr_db sets a target for {', '.join(off)}, which kinds leaves off ({', '.join(kinds)}): "
+                          "the target changes nothing; add the kind to kinds", ConsistencyWarning, stacklevel=3)
         if self.snr_definition not in ("nstdb", "power"):
             raise ConfigError(f"snr_definition must be 'nstdb' or 'power', got {self.snr_definition!r}")
         if self.electrode not in ELECTRODE_TYPES + ("device",):
