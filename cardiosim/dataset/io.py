@@ -8,6 +8,7 @@ only after the rename, so a crash never leaves a partial shard that reads as com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -170,6 +171,38 @@ def _direct_plan(out: xr.Dataset, enc: dict):
     return plan, gattrs
 
 
+@functools.lru_cache(maxsize=1)
+def _nc_def_var_deflate():
+    """netCDF-C's ``nc_def_var_deflate`` as the loaded netCDF4 module links it (ctypes), or None.
+
+    netCDF4-python (1.7.5) drops ``shuffle=True`` when the compression is ``zstd`` (it sets the
+    byte shuffle only together with deflate); on int16 ECG the shuffle makes zstd files ~27 %
+    smaller. Calling the C library's ``nc_def_var_deflate(ncid, varid, shuffle=1, deflate=0, 0)``
+    after ``createVariable`` adds it, ahead of zstd in the HDF5 filter pipeline (readers need
+    nothing new: shuffle is built into HDF5). Resolved through the extension module, so it is the
+    very library that wrote the file, wherever the wheel or conda put it."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(netCDF4._netCDF4.__file__).nc_def_var_deflate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int,) * 5
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _add_shuffle(nc, v) -> bool:
+    """Byte shuffle on variable ``v`` of the open dataset ``nc`` where netCDF4 left it off
+    (:func:`_nc_def_var_deflate`); True when the variable has it afterwards."""
+    if v.filters().get("shuffle"):
+        return True
+    fn = _nc_def_var_deflate()
+    if fn is None or fn(nc._grpid, v._varid, 1, 0, 0) != 0:
+        return False
+    return bool(v.filters().get("shuffle"))
+
+
 def _write_direct(plan, out: xr.Dataset, path) -> None:
     from .storage import pack_int16_like_xarray
 
@@ -187,6 +220,8 @@ def _write_direct(plan, out: xr.Dataset, path) -> None:
         targets = []
         for name, var, datatype, fill, kwargs, attrs, pack in variables:
             v = nc.createVariable(name, datatype, var.dims, fill_value=fill, **kwargs)
+            if kwargs.get("shuffle") and kwargs.get("compression") == "zstd":
+                _add_shuffle(nc, v)   # a file without it is still correct, only larger
             v.set_auto_maskandscale(False)
             if attrs:
                 v.setncatts(attrs)
