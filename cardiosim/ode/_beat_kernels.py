@@ -19,7 +19,10 @@ place, :func:`weighted_sum_kernel` sums the slots in ``np.einsum``'s order. The 
 ``tests/test_ode_beat_kernels.py`` asserts equality.
 
 API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
-repol, out)``, ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol) -> (3, n)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol) -> (lo, hi, max |amp|)``, ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
+repol, out, q=0.0)``, ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q=0.0) ->
+(3, n)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q=0.0) -> (lo, hi,
+max |amp|)`` (``q``: the time, s from R, the scaled ST-T slots' centres are scaled about,
+the patient's QRS onset), ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
 ``first_last_kernel(m, rel) -> (i0, i1)``.
 """
 
@@ -34,10 +37,11 @@ from ._kernels import _first_last
 
 
 @njit(cache=True, nogil=True)
-def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
+def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q=0.0):
     """``out (3, n) = einsum("ai,ait->at", amp[:, idx], exp(-0.5 * ((t - tau_s) / sigma_s) ** 2))``
-    with ``tau_s, sigma_s`` = tau, sigma times ``f_repol`` on the slots where ``repol`` is
-    true (``model.scaled_timing``; other slots times 1.0, exact)."""
+    with ``sigma_s = sigma f`` and ``tau_s = tau f + q (1 - f)`` (the centre scaled about
+    ``q``, the patient's QRS onset, ``model.scaled_timing``), ``f = f_repol`` on the slots
+    where ``repol`` is true, else 1.0 (exact: ``tau * 1.0 + q * 0.0 == tau``)."""
     n = t.shape[0]
     for a in range(3):
         for k in range(n):
@@ -45,7 +49,7 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
         for j in range(idx.shape[0]):
             i = idx[j]
             f = f_repol if repol[i] else 1.0
-            c = tau[a, i] * f
+            c = tau[a, i] * f + q * (1.0 - f)
             s = sigma[a, i] * f
             w = amp[a, i]
             for k in range(n):
@@ -54,7 +58,7 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out):
 
 
 @njit(cache=True, nogil=True)
-def gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, out):
+def gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, out, q=0.0):
     """``out (3, len(idx), n) = -0.5 * ((t - tau_s) / sigma_s) ** 2``: the exponents
     :func:`render_numpy` hands to ``np.exp`` (subtraction, division, square and product
     each rounded once, as NumPy's element-wise ufuncs round them)."""
@@ -63,7 +67,7 @@ def gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, out):
         for j in range(idx.shape[0]):
             i = idx[j]
             f = f_repol if repol[i] else 1.0
-            c = tau[a, i] * f
+            c = tau[a, i] * f + q * (1.0 - f)
             s = sigma[a, i] * f
             for k in range(n):
                 d = (t[k] - c) / s
@@ -84,12 +88,12 @@ def weighted_sum_kernel(amp, idx, g, out):
                 out[a, k] = out[a, k] + w * g[a, j, k]
 
 
-def render_hybrid(t, tau, sigma, amp, idx, f_repol, repol):
+def render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q=0.0):
     """:func:`render_numpy` with its ``exp`` still NumPy's (``np.exp`` in place on the
     exponents of :func:`gauss_arg_kernel`) and the rest in kernels: bit for bit where the
     kernels' arithmetic is NumPy's, whatever ``exp`` NumPy dispatches to."""
     g = np.empty((3, idx.shape[0], t.shape[0]))
-    gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, g)
+    gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, g, q)
     np.exp(g, out=g)
     out = np.empty((3, t.shape[0]))
     weighted_sum_kernel(amp, idx, g, out)
@@ -97,7 +101,7 @@ def render_hybrid(t, tau, sigma, amp, idx, f_repol, repol):
 
 
 @njit(cache=True, nogil=True)
-def bounds_kernel(tau, sigma, amp, idx, f_repol, repol):
+def bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q=0.0):
     """``Patient.track``'s grid bounds and silence test: ``(min(tau_s - 5 sigma_s),
     max(tau_s + 5 sigma_s), max |amp|)`` over the slots ``idx`` (scaled as in
     :func:`render_kernel`)."""
@@ -108,7 +112,7 @@ def bounds_kernel(tau, sigma, amp, idx, f_repol, repol):
         for j in range(idx.shape[0]):
             i = idx[j]
             f = f_repol if repol[i] else 1.0
-            c = tau[a, i] * f
+            c = tau[a, i] * f + q * (1.0 - f)
             s = sigma[a, i] * f
             lo = min(lo, c - 5.0 * s)
             hi = max(hi, c + 5.0 * s)
@@ -155,11 +159,11 @@ def first_last_kernel(m, rel):
 
 
 # --- NumPy twins (the oracle) --------------------------------------------------------
-def render_numpy(t, tau, sigma, amp, idx, f_repol, repol):
+def render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q=0.0):
     """The twin of :func:`render_kernel`: ``Patient.render``'s NumPy code."""
     f = np.ones(repol.shape[0])
     f[repol] = f_repol
-    tau, sigma = tau * f, sigma * f
+    tau, sigma = tau * f + q * (1.0 - f), sigma * f
     idx = list(idx)
     g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
     return np.einsum("ai,ait->at", amp[:, idx], g)
@@ -178,30 +182,33 @@ def first_last_numpy(m, rel):
     return int(above[0]), int(above[-1])
 
 
-def bounds_numpy(tau, sigma, amp, idx, f_repol, repol):
+def bounds_numpy(tau, sigma, amp, idx, f_repol, repol, q=0.0):
     f = np.ones(repol.shape[0])
     f[repol] = f_repol
-    tau, sigma, idx = tau * f, sigma * f, list(idx)
+    tau, sigma, idx = tau * f + q * (1.0 - f), sigma * f, list(idx)
     return ((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
             np.abs(amp[:, idx]).max())
 
 
 def matches_numpy(cases, render="kernel") -> bool:
     """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
-    ``(t, tau, sigma, amp, idx, f_repol, repol, dx)``. ``render``: the form of the render
+    ``(t, tau, sigma, amp, idx, f_repol, repol, dx)`` or ``(..., dx, q)`` (``q`` the pivot of
+    the scaled slots, 0.0 when absent). ``render``: the form of the render
     checked, ``"kernel"`` (:func:`render_kernel`, the C library's ``exp``) or ``"hybrid"``
     (:func:`render_hybrid`, NumPy's ``exp``)."""
-    for t, tau, sigma, amp, idx, f_repol, repol, dx in cases:
-        got_b = bounds_kernel(tau, sigma, amp, idx, f_repol, repol)
-        want_b = bounds_numpy(tau, sigma, amp, idx, f_repol, repol)
+    for case in cases:
+        t, tau, sigma, amp, idx, f_repol, repol, dx = case[:8]
+        q = float(case[8]) if len(case) > 8 else 0.0
+        got_b = bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q)
+        want_b = bounds_numpy(tau, sigma, amp, idx, f_repol, repol, q)
         if np.array(got_b).tobytes() != np.array(want_b, dtype=np.float64).tobytes():
             return False
-        want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol)
+        want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q)
         if render == "hybrid":
-            got = render_hybrid(t, tau, sigma, amp, idx, f_repol, repol)
+            got = render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q)
         else:
             got = np.empty((3, t.shape[0]))
-            render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got)
+            render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got, q)
         if got.tobytes() != want.tobytes():
             return False
         if t.shape[0] >= 2:

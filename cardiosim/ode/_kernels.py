@@ -931,7 +931,7 @@ RR_PREV = 0.8  # s: P is delineable after RR >= 0.8 s (P on T at shorter RR is a
 
 
 @njit(cache=True, nogil=True)
-def _robust(tau, sigma, amp, lims, fs):
+def _robust(tau, sigma, amp, lims, fs, q0):
     """Whole-beat delineation (all 11 slots summed, RR = 1 s) stays inside the bounds
     under perturbed thresholds, so a threshold delineator of the generated record, where
     beat-to-beat amplitude jitter, f-waves and overlapping slow waves move the signal a
@@ -941,8 +941,9 @@ def _robust(tau, sigma, amp, lims, fs):
     ROBUST_AREA of the area under |V| pointing the same way (20°) at either threshold; one
     dominant T peak after the QRS and a T end (tangent method) that does not jump between
     descents, QT from every QRS onset; a P peak >= P_MIN_MV with PR at P-onset thresholds
-    5 % x/÷ P_REL, the previous beat's ST-T (RR = RR_PREV) included. Returns 0 if robust,
-    else 1 (QRS), 2 (T), 3 (P)."""
+    5 % x/÷ P_REL, the previous beat's ST-T (RR = RR_PREV, scaled about the QRS onset
+    ``q0`` s, ``model.scaled_timing``) included. Returns 0 if robust, else 1 (QRS), 2 (T),
+    3 (P)."""
     start, delta, v, _ = _render_group(tau, sigma, amp, 0, 11, fs)
     n = v.shape[1]
     if n < 4:
@@ -1038,8 +1039,8 @@ def _robust(tau, sigma, amp, lims, fs):
     f = RR_PREV ** (1.0 / 3.0)
     for c in range(3):
         for w in range(8, 11):
-            add_gaussian(v[c], amp[c, w], tau[c, w] * f - RR_PREV, sigma[c, w] * f, start, delta,
-                         SCREEN_CUTOFF)
+            add_gaussian(v[c], amp[c, w], (tau[c, w] * f + q0 * (1.0 - f)) - RR_PREV, sigma[c, w] * f, start,
+                         delta, SCREEN_CUTOFF)
     for i in range(n):
         m[i] = _norm3(v, i)
     p0 = max(math.ceil((on_min - 0.28 - start) / delta), 0)
@@ -1126,7 +1127,7 @@ def _screen_rest(tb, sb, ab, lims, fs, q0, vq2, row):
     if rise > lims[13] * m[kp]:
         row[3] = 9.0
         return False
-    rc = _robust(tb, sb, ab, lims, fs)
+    rc = _robust(tb, sb, ab, lims, fs, q0)
     if rc:
         row[3] = 4.0 + rc
         return False
@@ -1292,12 +1293,22 @@ def _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, lims, rrs, qrs_rel, ear
     worst = max(worst, (lims[11] - pr) * 10.0, (pr - lims[12]) * 10.0)
     if early and worst > 0.0:
         return worst
-    f = np.ones(nw)
+    ts = np.empty_like(tb)
+    ss = np.empty_like(sb)
     for r in range(rrs.shape[0]):
         g = rrs[r] ** (1.0 / 3.0)
-        f[nw - 3:] = g  # ST, T1, T2 scale with RR^(1/3)
+        # ST, T1, T2 scale with RR^(1/3), their centres about the QRS onset q0
+        # (model.scaled_timing: tau g + q0 (1 - g), exactly tau at g = 1), the others not
         for a in range(3):
-            x[a] = _gsum(tb, sb, ab, f, a, q1 + 0.06)
+            for i in range(nw):
+                if i >= nw - 3:
+                    ts[a, i] = tb[a, i] * g + q0 * (1.0 - g)
+                    ss[a, i] = sb[a, i] * g
+                else:
+                    ts[a, i] = tb[a, i]
+                    ss[a, i] = sb[a, i]
+        for a in range(3):
+            x[a] = _gsum(ts, ss, ab, one, a, q1 + 0.06)
         # ST at J + 60 ms against the PR baseline, inside each lead's own (low, high)
         for L in range(M.shape[0]):
             st = M[L, 0] * x[0] + M[L, 1] * x[1] + M[L, 2] * x[2] - base[L]
@@ -1305,7 +1316,7 @@ def _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, lims, rrs, qrs_rel, ear
         # T peak: the largest spatial magnitude on a 4-ms grid from J + 80 ms
         n_t = int(math.ceil((0.45 * g - 0.08) / 0.004 - 1e-9))
         vt = np.empty((3, n_t))
-        _grid_sum(tb, sb, ab, 0, nw, f, q1 + 0.08, 0.004, vt)
+        _grid_sum(ts, ss, ab, 0, nw, one, q1 + 0.08, 0.004, vt)
         best, kb = -1.0, 0
         for k in range(n_t):
             m = vt[0, k] * vt[0, k] + vt[1, k] * vt[1, k] + vt[2, k] * vt[2, k]
@@ -1325,7 +1336,7 @@ def _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, lims, rrs, qrs_rel, ear
         if early and worst > 0.0:
             return worst
         # global QRS duration as a band-limited 12-lead delineator sees it
-        worst = max(worst, (_qrs12_band(tb, sb, ab, f, M, qrs_rel, lims[7]) - lims[6]) * 10.0)
+        worst = max(worst, (_qrs12_band(ts, ss, ab, one, M, qrs_rel, lims[7]) - lims[6]) * 10.0)
         if early and worst > 0.0:
             return worst
     return worst

@@ -193,7 +193,8 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
     beats. Beat ``b`` uses the normal template (``*_n``) where ``codes[b] == CODE_N`` (the
     beat types' UCS-4 code points), else the ectopic one; ``f_repol[b] = RR_next^(1/3)``
     scales the repolarisation slots' centres and widths (1.0 elsewhere, exact) and the T
-    peak / T offset fiducials; amplitudes times ``1 + beat_jitter z[b, i]`` and the
+    peak / T offset fiducials, centres and fiducials about the template's QRS onset
+    (``fid[2]``: ``tau f + q (1 - f)``, ``model.scaled_timing``); amplitudes times ``1 + beat_jitter z[b, i]`` and the
     respiratory modulation ``1 + resp_depth resp[b]`` (``resp`` the sine of the phase).
     Gaussians whose template amplitude is ``<= 1e-9`` are left out; order beat, axis, slot
     (``np.flatnonzero`` of the (nb, 3, NW) mask). Returns centres, widths, amps, chans
@@ -221,6 +222,10 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
     ok = True
     g = 0
     inside = 0
+    # the ST/T slots and T fiducials scale about the template's QRS onset (its fiducial 2,
+    # model.scaled_timing): tau f + q (1 - f), exactly tau where f is 1.0
+    q_n = fid_n[2] if math.isfinite(fid_n[2]) else 0.0
+    q_e = fid_e[2] if math.isfinite(fid_e[2]) else 0.0
     for b in range(nb):
         r = r_times[b]
         if r >= 0 and r < duration:
@@ -228,6 +233,7 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
         fr = f_repol[b]
         m = 1.0 + resp_depth * resp[b]
         nrm = codes[b] == CODE_N
+        q = q_n if nrm else q_e
         for a in range(3):
             for i in range(nw):
                 a0 = amp_n[a, i] if nrm else amp_e[a, i]
@@ -236,7 +242,7 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
                 f = fr if repol[i] else 1.0
                 t0 = tau_n[a, i] if nrm else tau_e[a, i]
                 s0 = sig_n[a, i] if nrm else sig_e[a, i]
-                c = r + t0 * f
+                c = r + (t0 * f + q * (1.0 - f))
                 w = s0 * f
                 centres[g] = c
                 widths[g] = w
@@ -247,7 +253,8 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
                 g += 1
         for j in range(nf):
             v = fid_n[j] if nrm else fid_e[j]
-            fid[b, j] = r + v * (fr if j >= 5 else 1.0)
+            fj = fr if j >= 5 else 1.0
+            fid[b, j] = r + (v * fj + q * (1.0 - fj))
     return centres, widths, amps, chans, fid, inside, ok
 
 
@@ -836,7 +843,10 @@ def beat_table_numpy(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, 
     amp0 = np.where(is_n, amp_n, amp_e)
     f = np.ones((nb, 1, nw))
     f[:, :, np.flatnonzero(repol)] = f_repol[:, None, None]
-    tau = tau0 * f
+    q_n = fid_n[2] if np.isfinite(fid_n[2]) else 0.0
+    q_e = fid_e[2] if np.isfinite(fid_e[2]) else 0.0
+    q = np.where(normal, q_n, q_e)  # the pivot of the ST/T scaling, the QRS onset
+    tau = tau0 * f + q[:, None, None] * (1.0 - f)
     a = amp0 * jitter * mod[:, None, None]
     flat = np.flatnonzero(np.abs(amp0) > 1e-9)
     centres = (r_times[:nb, None, None] + tau).ravel()[flat]
@@ -844,7 +854,7 @@ def beat_table_numpy(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes, 
     chans = (flat // nw) % 3
     fid = np.where(normal[:, None], fid_n, fid_e)
     scale_t = np.where(np.arange(fid_n.shape[0]) >= 5, f_repol[:, None], 1.0)
-    fid = r_times[:nb, None] + fid * scale_t
+    fid = r_times[:nb, None] + (fid * scale_t + q[:, None] * (1.0 - scale_t))
     inside = int(np.count_nonzero((r_times[:nb] >= 0) & (r_times[:nb] < duration)))
     ok = bool(np.all(np.isfinite(centres)) and np.all(np.isfinite(a.ravel()[flat]))
               and np.all(np.isfinite(widths)) and (widths.size == 0 or widths.min() > 0))

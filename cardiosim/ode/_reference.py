@@ -125,7 +125,7 @@ def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
         if np.max(after - np.minimum.accumulate(after)) > lims[13] * m.max():
             out[b, 3] = 9.0
             continue
-        rc = _robust(p, lims, fs)
+        rc = _robust(p, lims, fs, q0)
         if rc:
             out[b, 3] = 4.0 + rc
             continue
@@ -138,7 +138,7 @@ def screen_kernel(tau, sigma, amp, lims, fs, first_only, out):
 
 
 
-def _robust(p, lims, fs):
+def _robust(p, lims, fs, q0):
     # whole-beat delineation under perturbed thresholds, vectorised with NumPy
     from ._kernels import (
         P_MIN_MV,
@@ -193,10 +193,12 @@ def _robust(p, lims, fs):
         return 2
     if not (lims[11] <= t_end - max(ons) and t_end - min(ons) <= lims[12]):
         return 2
-    from .model import REPOL
+    from .model import REPOL, Patient, scaled_timing
 
-    # the previous beat's ST-T at RR = RR_PREV under the P wave
-    m = np.linalg.norm(v + p.render(t + RR_PREV, REPOL, rr=RR_PREV), axis=0)
+    # the previous beat's ST-T at RR = RR_PREV under the P wave, scaled about the screen's
+    # QRS onset q0 (on its grid, as the kernel; Patient.render's own pivot is on 2 kHz)
+    prev = Patient(*scaled_timing(p.tau, p.sigma, RR_PREV, q0), p.amp)
+    m = np.linalg.norm(v + prev.render(t + RR_PREV, REPOL), axis=0)
     pw = np.flatnonzero((t >= min(ons) - 0.28 - 0.5 / fs) & (t <= max(ons) - 0.03 + 0.5 / fs))
     kp = pw[np.argmax(m[pw])]
     if m[kp] < P_MIN_MV or kp in (pw[0], pw[-1]):
@@ -235,7 +237,7 @@ def lead_violation_kernel(tau, sigma, amp, M, st_lims, t_leads, lims, rrs, qrs_r
     nw = tau.shape[2]
     q = list(range(2, 8))  # QRS slots
     rep = np.zeros(nw)
-    rep[nw - 3:] = 1.0  # ST, T1, T2 scale with RR^(1/3)
+    rep[nw - 3:] = 1.0  # ST, T1, T2 scale with RR^(1/3), centres about the QRS onset q0
     for s0 in range(0, B, chunk):
         ta, si, am = tau[s0:s0 + chunk], sigma[s0:s0 + chunk], amp[s0:s0 + chunk]
         n = ta.shape[0]
@@ -256,7 +258,7 @@ def lead_violation_kernel(tau, sigma, amp, M, st_lims, t_leads, lims, rrs, qrs_r
         worst = np.maximum(worst, _fragmented(np.einsum("la,bak->blk", M, vb), lims[15]))
         for rr in rrs:
             f = 1.0 + rep * (rr ** (1 / 3) - 1.0)
-            tt, ss = ta * f, si * f
+            tt, ss = ta * f + q0[:, None, None] * (1.0 - f), si * f
             st = (M @ _gauss_sum(tt, ss, am, (q1 + 0.06)[:, None])[..., 0].T) - base  # (12, n)
             worst = np.maximum(worst, (st_lims[:, :1] - st).max(axis=0))  # each lead's own limits
             worst = np.maximum(worst, (st - st_lims[:, 1:]).max(axis=0))

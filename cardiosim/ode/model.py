@@ -7,9 +7,16 @@ wave slots with fixed roles — P1 P2 (atria), QRS1-QRS6 (depolarisation), ST, T
 (repolarisation) — and the parameters are expressed in time at RR = 1 s: centre
 ``tau`` (s from the R-peak fiducial) and width ``sigma`` (s). For a beat of interval
 ``RR`` the phase model's angles are ``θ = 2π tau(RR) / RR`` and widths
-``b = 2π sigma(RR) / RR``; ST/T timing and width scale with ``RR^(1/3)`` (Fridericia's
-QT-RR relation) — the physiological form of ECGSYN's ``√(HR/60)`` width and
-``(HR/60)^¼`` angle factors — while P and QRS timing stay fixed.
+``b = 2π sigma(RR) / RR``; ST/T timing and width scale with ``f = RR^(1/3)``
+(Fridericia's QT-RR relation, QT ∝ RR^(1/3)) — the physiological form of ECGSYN's
+``√(HR/60)`` width and ``(HR/60)^¼`` angle factors — while P and QRS timing stay fixed.
+The ST/T centres scale about the patient's QRS onset ``q`` (:meth:`Patient.qrs_onset`,
+s from R at RR = 1 s): ``tau(RR) = q + (tau - q) f``, computed as ``tau f + q (1 - f)``
+(exactly ``tau`` at RR = 1 s), widths ``sigma f``, so the QT interval (QRS onset to T end)
+itself is ``QT(1 s) RR^(1/3)`` and its Fridericia correction does not depend on the rate.
+(Until 2026-12-06 the centres scaled about the R fiducial, ``tau f``: the QT kept a fixed
+part, ``-q (1 - f)``, and the measured QTc rose by about 19 ms from 70 to 145 bpm,
+docs/VALIDATION.md, "QT and heart rate".)
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ P_WAVES = (0, 1)
 QRS_WAVES = (2, 3, 4, 5, 6, 7)
 ST_WAVES = (8,)
 T_WAVES = (9, 10)
-REPOL = (8, 9, 10)  # timing scales with RR^(1/3)
+REPOL = (8, 9, 10)  # timing scales with RR^(1/3) about the QRS onset
 EDGE = 2.5  # a lone Gaussian starts/ends about EDGE sigma from its centre (4.4 % of its peak)
 AXES = "XYZ"
 QRS_VELOCITY_REL = 0.15  # QRS on/offset: spatial velocity at 15 % of its maximum
@@ -135,16 +142,17 @@ class Patient:
         (``_beat_kernels.render_kernel`` where it was checked to give this NumPy code bit
         for bit, :func:`_fast_kernels`)."""
         t = np.asarray(t, float)
+        q = self._pivot(rr)
         if t.ndim == 1 and _fast_kernels():
             t = np.ascontiguousarray(t)
             idx = _ALL_IDX if waves is None else _index_array(waves)
             f = float(rr) ** (1.0 / 3.0)
             if _render_form() == "hybrid":
-                return _beat_kernels.render_hybrid(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK)
+                return _beat_kernels.render_hybrid(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, q)
             out = np.empty((3, t.shape[0]))
-            _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out)
+            _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q)
             return out
-        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
+        tau, sigma = scaled_timing(self.tau, self.sigma, rr, q)
         idx = list(range(NW)) if waves is None else list(waves)
         g = np.exp(-0.5 * ((t[None, None, :] - tau[:, idx, None]) / sigma[:, idx, None]) ** 2)
         return np.einsum("ai,ait->at", self.amp[:, idx], g)
@@ -153,10 +161,11 @@ class Patient:
         """A wave group rendered on the grid its measures use: ``t = arange(min(tau -
         5 sigma), max(tau + 5 sigma), 1 / fs)`` and the (3, len(t)) mV waveform; None if
         the group is silent."""
+        q = self._pivot(rr)
         if _fast_kernels():
             ia = _index_array(waves)
             lo, hi, amax = _beat_kernels.bounds_kernel(self.tau, self.sigma, self.amp, ia,
-                                                       float(rr) ** (1.0 / 3.0), _REPOL_MASK)
+                                                       float(rr) ** (1.0 / 3.0), _REPOL_MASK, q)
             if amax < 1e-6:
                 return None
             t = np.arange(lo, hi, 1.0 / fs)
@@ -164,7 +173,7 @@ class Patient:
         idx = list(waves)
         if np.abs(self.amp[:, idx]).max() < 1e-6:
             return None
-        tau, sigma = scaled_timing(self.tau, self.sigma, rr)
+        tau, sigma = scaled_timing(self.tau, self.sigma, rr, q)
         t = np.arange((tau[:, idx] - 5 * sigma[:, idx]).min(), (tau[:, idx] + 5 * sigma[:, idx]).max(),
                       1.0 / fs)
         return t, self.render(t, idx, rr)
@@ -210,6 +219,19 @@ class Patient:
                 got = (float(tr[0][i0]), float(tr[0][i1]))
             self._cache[key] = got
         return got
+
+    def qrs_onset(self) -> float:
+        """The QRS onset (s from R) at RR = 1 s: :meth:`span` of the QRS slots (spatial
+        velocity at 15 % of its peak, 2 kHz grid; the ``QRS_onset`` fiducial of
+        ``synth._fiducials``), 0.0 if the QRS is silent. The ST/T slots scale about it
+        (:func:`scaled_timing`). Cached with the spans."""
+        q = self.span(QRS_WAVES)[0]
+        return float(q) if np.isfinite(q) else 0.0
+
+    def _pivot(self, rr) -> float:
+        """:meth:`qrs_onset` where ``rr`` scales the ST/T slots, else 0.0 (RR = 1 s: the
+        pivot does not matter, and the QRS span's own render needs none)."""
+        return 0.0 if float(rr) == 1.0 else self.qrs_onset()
 
     @property
     def _cache(self) -> dict:
@@ -339,20 +361,22 @@ def _check_cases():
         for x in (tau, sigma, amp):
             x.flags.writeable = False
         for waves in (P_WAVES, QRS_WAVES, T_WAVES, REPOL, tuple(range(NW))):
-            for rr in (1.0, 0.6):
+            for rr, q in ((1.0, 0.0), (0.6, 0.0), (0.6, -0.043)):
                 f = float(rr) ** (1.0 / 3.0)
-                ts, ss = scaled_timing(tau, sigma, rr)
+                ts, ss = scaled_timing(tau, sigma, rr, q)
                 idx = list(waves)
                 t = np.arange((ts[:, idx] - 5 * ss[:, idx]).min(), (ts[:, idx] + 5 * ss[:, idx]).max(), 1 / 2000)
-                cases.append((t, tau, sigma, amp, _index_array(waves), f, _REPOL_MASK, 1 / 2000))
+                cases.append((t, tau, sigma, amp, _index_array(waves), f, _REPOL_MASK, 1 / 2000, q))
     return cases
 
 
-def scaled_timing(tau, sigma, rr):
-    """Centres and widths (s) at interval ``rr`` (s): ST/T scale with RR^(1/3)."""
+def scaled_timing(tau, sigma, rr, q=0.0):
+    """Centres and widths (s) at interval ``rr`` (s): ST/T scale with ``f = RR^(1/3)``, their
+    centres about ``q`` (s from R; a patient's :meth:`Patient.qrs_onset`, so the QT scales
+    as Fridericia's RR^(1/3)): ``tau f + q (1 - f)``, ``sigma f``; other slots unchanged."""
     f = np.ones(NW)
     f[list(REPOL)] = float(rr) ** (1.0 / 3.0)
-    return tau * f, sigma * f
+    return tau * f + q * (1.0 - f), sigma * f
 
 
 def default_patient() -> Patient:
@@ -382,8 +406,9 @@ def robust_beat(p: Patient, qrs=None, pr=None) -> bool:
     qrs = crit["qrs"] if qrs is None else qrs
     pr = crit["pr"] if pr is None else pr
     lims = np.array([0, 0, 0, 0, 0, 0, 0, *qrs, *pr, *crit["qtc"]], dtype=np.float64)
+    q0 = p.span(QRS_WAVES, fs=1000.0)[0]  # the screen's QRS onset (its 1-kHz grid)
     return _kernels._robust(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
-                            np.ascontiguousarray(p.amp), lims, 1000.0) == 0
+                            np.ascontiguousarray(p.amp), lims, 1000.0, float(q0) if np.isfinite(q0) else 0.0) == 0
 
 
 def _unit(v):
@@ -542,10 +567,11 @@ def qrs12(p: Patient, rr=1.0) -> float:
     from .prior import BAND_SIGMA
     from .realism import lead_matrix
 
-    f = np.ones(NW)
-    f[list(REPOL)] = float(rr) ** (1.0 / 3.0)
-    return float(_kernels._qrs12_band(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
-                                      np.ascontiguousarray(p.amp), f, np.ascontiguousarray(lead_matrix()),
+    # the ST/T slots scaled about the QRS onset here (scaled_timing), the kernel's own
+    # scale factors all 1.0 (at RR = 1 s the same arrays as the patient's, bit for bit)
+    tau, sigma = scaled_timing(p.tau, p.sigma, rr, p._pivot(rr))
+    return float(_kernels._qrs12_band(np.ascontiguousarray(tau), np.ascontiguousarray(sigma),
+                                      np.ascontiguousarray(p.amp), np.ones(NW), np.ascontiguousarray(lead_matrix()),
                                       QRS_VELOCITY_REL, BAND_SIGMA))
 
 

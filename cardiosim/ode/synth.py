@@ -207,15 +207,15 @@ def _af_rate_inside_class(rr, r_times, start, duration, floor, params):
 
 def _ventricular_refractory(patient):
     """Shortest RR (s) whose next QRS onset comes 80 ms after this beat's T end (tangent
-    method, scaled by RR^(1/3)): the ventricles are refractory until repolarised, and the
-    T's steep descent must not merge with the next QRS onset (a QRS on the T wave would be
-    delineated too wide)."""
+    method; the QT scales by RR^(1/3), ``model.scaled_timing``): the ventricles are
+    refractory until repolarised, and the T's steep descent must not merge with the next
+    QRS onset (a QRS on the T wave would be delineated too wide)."""
     q0 = patient.span(QRS_WAVES)[0]
-    t_hi = patient.t_end()  # at RR = 1 s
+    qt = patient.t_end() - q0  # at RR = 1 s
     lo, hi = 0.2, 3.0
-    for _ in range(40):  # bisection of rr + q0 - 0.08 - t_hi rr^(1/3) = 0 (increasing)
+    for _ in range(40):  # bisection of rr - 0.08 - qt rr^(1/3) = 0 (increasing)
         mid = 0.5 * (lo + hi)
-        if mid + q0 - 0.08 >= t_hi * mid ** (1.0 / 3.0):
+        if mid - 0.08 >= qt * mid ** (1.0 / 3.0):
             hi = mid
         else:
             lo = mid
