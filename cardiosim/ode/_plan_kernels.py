@@ -233,17 +233,20 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
         fr = f_repol[b]
         m = 1.0 + resp_depth * resp[b]
         nrm = codes[b] == CODE_N
-        q = q_n if nrm else q_e
+        qf = (q_n if nrm else q_e) * (1.0 - fr)
         for a in range(3):
             for i in range(nw):
                 a0 = amp_n[a, i] if nrm else amp_e[a, i]
                 if not abs(a0) > 1e-9:
                     continue
-                f = fr if repol[i] else 1.0
                 t0 = tau_n[a, i] if nrm else tau_e[a, i]
                 s0 = sig_n[a, i] if nrm else sig_e[a, i]
-                c = r + (t0 * f + q * (1.0 - f))
-                w = s0 * f
+                if repol[i]:
+                    c = r + (t0 * fr + qf)
+                    w = s0 * fr
+                else:  # f = 1.0: t0 * 1.0 + q * 0.0 is t0, s0 * 1.0 is s0
+                    c = r + t0
+                    w = s0
                 centres[g] = c
                 widths[g] = w
                 amps[g] = (a0 * (1.0 + beat_jitter * z[b, i])) * m
@@ -253,8 +256,7 @@ def beat_table_kernel(r_times, f_repol, resp, resp_depth, z, beat_jitter, codes,
                 g += 1
         for j in range(nf):
             v = fid_n[j] if nrm else fid_e[j]
-            fj = fr if j >= 5 else 1.0
-            fid[b, j] = r + (v * fj + q * (1.0 - fj))
+            fid[b, j] = r + (v * fr + qf) if j >= 5 else r + v
     return centres, widths, amps, chans, fid, inside, ok
 
 

@@ -307,6 +307,7 @@ _REPOL_MASK = np.zeros(NW, dtype=np.bool_)
 _REPOL_MASK[list(REPOL)] = True
 _ALL_IDX.flags.writeable = False  # read-only as the patient's arrays: one numba specialisation
 _REPOL_MASK.flags.writeable = False
+_ONES = np.ones(NW)  # scale factors of slots already scaled (qrs12; the kernel only reads it)
 
 
 _INDEX_ARRAYS = {}
@@ -568,10 +569,10 @@ def qrs12(p: Patient, rr=1.0) -> float:
     from .realism import lead_matrix
 
     # the ST/T slots scaled about the QRS onset here (scaled_timing), the kernel's own
-    # scale factors all 1.0 (at RR = 1 s the same arrays as the patient's, bit for bit)
-    tau, sigma = scaled_timing(p.tau, p.sigma, rr, p._pivot(rr))
+    # scale factors all 1.0 (at RR = 1 s the patient's own arrays: scaled_timing's are equal)
+    tau, sigma = (p.tau, p.sigma) if float(rr) == 1.0 else scaled_timing(p.tau, p.sigma, rr, p.qrs_onset())
     return float(_kernels._qrs12_band(np.ascontiguousarray(tau), np.ascontiguousarray(sigma),
-                                      np.ascontiguousarray(p.amp), np.ones(NW), np.ascontiguousarray(lead_matrix()),
+                                      np.ascontiguousarray(p.amp), _ONES, np.ascontiguousarray(lead_matrix()),
                                       QRS_VELOCITY_REL, BAND_SIGMA))
 
 
