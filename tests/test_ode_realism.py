@@ -421,28 +421,30 @@ def test_compare_flags_a_shifted_distribution():
 # healthy populations (prior.PUBLISHED_T_MEANS; scripts/fit_ode_prior.py --published-t T_V5,T_I),
 # never on these held-out ones.
 NORM_DIST_BELOW_TARGET = {  # measured 2026-12-06: published-T proposal (fit_ode_prior.py --published-t T_V5,T_I)
-    # and the fitted sinus RR SD (rhythm.SINUS_HR_STD_BPM)
+    # and the fitted sinus RR SD (rhythm.SINUS_HR_STD_BPM); re-measured with the ST-T scaled about the QRS onset
+    # (model.scaled_timing, tests/test_ode_qt_rate.py)
     "hr": "68 % inside the real 58.8-122 bpm, real median 92.6 outside the synthetic IQR 63.4-92.2",
-    "pr": "97 % inside the real 130-206 ms, real median 144 outside the synthetic IQR 148-168",
-    "qrs": "62 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 62-70.5",
-    "qtc": "98 % inside the real 340-430 ms, real median 385 outside the synthetic IQR 392-410 (global T end, "
-           "2026-12-06; with NeuroKit2's lead-II T end: 88 % inside 334-430, median 392 inside the IQR 388-417)",
-    "R_II": "50 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.889-1.35",
-    "S_II": "35 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0831",
-    "R_V1": "75 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0266-0.18",
+    "pr": "100 % inside the real 130-206 ms, real median 144 outside the synthetic IQR 148-166",
+    "qrs": "68 % inside the real 62.2-80.4 ms, real median 66 inside the synthetic IQR 62-72",
+    "qtc": "100 % inside the real 340-430 ms, real median 385 outside the synthetic IQR 389-408 (global T end, "
+           "ST-T scaled about the QRS onset, 2026-12-06; scaled about R: 98 %, IQR 392-410; with NeuroKit2's "
+           "lead-II T end: 88 % inside 334-430, median 392 inside the IQR 388-417)",
+    "R_II": "48 % inside the real 0.155-1.09 mV, real median 0.877 outside the synthetic IQR 0.895-1.36",
+    "S_II": "38 % inside the real 0.0642-0.307 mV, real median 0.0935 outside the synthetic IQR 0-0.0839",
+    "R_V1": "75 % inside the real 0.00969-0.607 mV, real median 0.148 inside the synthetic IQR 0.0106-0.177",
     "R_V2": "78 % inside the real 0.0257-0.571 mV, real median 0.386 outside the synthetic IQR 0.0693-0.338",
-    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.919-1.24",
-    "S_V5": "62 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.0115-0.102",
-    "R_aVL": "68 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.205-0.474",
-    "ST_II": "98 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00306-0.0162",
-    "ST_V2": "70 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR 0.00251-0.0456",
-    "ST_V5": "80 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00507-0.0241",
-    "T_I": "70 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.202-0.294",
-    "T_II": "100 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.302-0.402",
-    "T_V5": "65 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.432-0.531",
+    "R_V5": "100 % inside the real 0.325-1.99 mV, real median 0.885 outside the synthetic IQR 0.919-1.22",
+    "S_V5": "57 % inside the real 0.0512-0.617 mV, real median 0.329 outside the synthetic IQR 0.00105-0.11",
+    "R_aVL": "65 % inside the real 0.0356-0.445 mV, real median 0.156 outside the synthetic IQR 0.196-0.488",
+    "ST_II": "100 % inside the real -0.0112-0.0864 mV, real median 9.46e-05 outside the synthetic IQR 0.00273-0.0167",
+    "ST_V2": "75 % inside the real 0.00495-0.115 mV, real median 0.0701 outside the synthetic IQR 0.00468-0.04",
+    "ST_V5": "80 % inside the real -0.00471-0.0695 mV, real median 0.042 outside the synthetic IQR 0.00407-0.0246",
+    "T_I": "70 % inside the real 0.0633-0.293 mV, real median 0.135 outside the synthetic IQR 0.192-0.294",
+    "T_II": "100 % inside the real 0.127-0.507 mV, real median 0.273 outside the synthetic IQR 0.302-0.415",
+    "T_V5": "65 % inside the real 0.105-0.513 mV, real median 0.371 outside the synthetic IQR 0.431-0.53",
 }
-# of 22: axis, S in V1, S in V2, R in V6, T in V2 (QTc by the global T end since 2026-12-06: 98 % inside the
-# real range, the real median 385 ms just under the synthetic IQR 392-410; by lead II's wavelet T end it
+# of 22: axis, S in V1, S in V2, R in V6, T in V2 (QTc by the global T end since 2026-12-06: 100 % inside the
+# real range, the real median 385 ms just under the synthetic IQR 389-408; by lead II's wavelet T end it
 # had the median inside the IQR but 88-91 % inside the range, read in 34-36 of the 40). 7 with the proposal before the published T targets (PR, axis and R in V5 then; PR and R in V5 now
 # miss by a hair: real median 144 ms vs IQR 148-168, 0.885 vs 0.919-1.24 mV); a refit of that proposal with
 # its own record targets (same seeds) met 5 as well, and lost PR and R in V5 too.
