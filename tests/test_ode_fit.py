@@ -380,3 +380,19 @@ def test_validation_prior_is_the_fit_set_prior_and_realism_table_refuses_its_fit
     assert not {s.split("/")[1] for s in prior.sources} & set(HELD_OUT)
     with pytest.raises(ConfigError, match="E07500"):
         realism_table(data_dir, n_synth=2, classes=("NORM",), norm_records=["E07500", "E07503"])
+
+
+@pytest.mark.parametrize("rr", [0.5, 1.3])
+def test_fit_converts_st_t_to_one_second_by_the_models_own_law(rr):
+    """A beat rendered at interval ``rr`` from a known patient, fitted from that patient's
+    timing, gives back its RR = 1 s T centres: the fit undoes the model's scaling about the QRS
+    onset (model.scaled_timing). Before the fit followed it, the T centres came back 7 ms early
+    at RR 0.5 s and 2 ms late at 1.3 s (scaled about R)."""
+    from cardiosim.ode.model import default_patient
+
+    p = default_patient()
+    fs = 500.0
+    t = np.arange(-0.25, min(0.6, rr - 0.25), 1 / fs)
+    r = fit_beat(p.render(t, rr=rr), fs, r_index=int(round(0.25 * fs)), rr=rr, init=p)
+    assert r.residual < 1e-3
+    np.testing.assert_allclose(r.patient.tau[:, 9:], p.tau[:, 9:], atol=1e-3)

@@ -146,7 +146,7 @@ def fit_beat(beat, fs, *, r_index, rr=1.0, lead_vectors=None, init=None, n_resta
     fs : float, Hz
     r_index : int — sample of the R-peak fiducial in ``beat`` (becomes t = 0)
     rr : float, s — the beat's RR interval (ST/T timing is converted to RR = 1 s with the
-        model's RR^(1/3) law)
+        model's RR^(1/3) law about the QRS onset, :func:`cardiosim.ode.model.scaled_timing`)
     lead_vectors : ndarray (C, 3), optional — lead ``c = lead_vectors[c] · dipole``.
         C >= 3 (full column rank): the VCG is recovered by least squares, then fitted.
         C = 1: one Gaussian set is fitted and the dipole is its minimum-norm vector
@@ -222,7 +222,16 @@ def fit_beat(beat, fs, *, r_index, rr=1.0, lead_vectors=None, init=None, n_resta
         o = np.argsort(tau[:, grp], axis=1)
         for arr in (tau, sigma, amp):
             arr[:, grp] = np.take_along_axis(arr[:, grp], o, axis=1)
-    return FitResult(Patient(tau, sigma, amp), res, offs, model, ok)
+    patient = Patient(tau, sigma, amp)
+    if rr != 1.0:
+        # the model scales the ST/T centres about the patient's QRS onset q (model.scaled_timing:
+        # tau f + q (1 - f)); the fit above divided them by f alone, which renders the same beat
+        # at ``rr`` only once they are moved by -q (1 - f) / f (q: the fitted QRS, which no RR moves)
+        f = rr ** (1.0 / 3.0)
+        tau = tau.copy()
+        tau[:, list(REPOL)] -= patient.qrs_onset() * (1.0 - f) / f
+        patient = Patient(tau, sigma, amp)
+    return FitResult(patient, res, offs, model, ok)
 
 
 def beat_window(rr):
