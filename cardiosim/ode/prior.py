@@ -712,7 +712,7 @@ PUBLISHED_T_SOURCES = {
 }
 
 
-def template_features(tau, sigma, amp, rr=1.0):
+def template_features(tau, sigma, amp, rr=1.0, names=None):
     """:data:`TEMPLATE_FEATURES` of beat templates (B, 3, 11) on the 12 standard leads, read
     as ``realism.measure`` reads a 0.5-40 Hz record: QRS = :func:`cardiosim.ode.model.qrs12`;
     every slot widened by the band limit (a Gaussian of width BAND_SIGMA, area kept);
@@ -721,7 +721,9 @@ def template_features(tau, sigma, amp, rr=1.0):
     deflection there (signed); R and S (positive depth) in II and V5 = the whole band-limited
     beat's largest and smallest value inside the global QRS against the 20 ms before it
     (:func:`template_measures`, as ``realism.measure`` reads a median beat). Returns a dict of
-    (B,) arrays."""
+    (B,) arrays; ``names`` (default all of :data:`TEMPLATE_FEATURES`): the R and S features are
+    computed only when named (a whole-beat render per draw: the proposal's rounds skip it when
+    they do not match them)."""
     from .model import REPOL, qrs12
     from .realism import LI, lead_matrix
 
@@ -751,10 +753,13 @@ def template_features(tau, sigma, amp, rr=1.0):
     out["ST_V5"] = _template_st(tau, sigma, amp, f, M, LI["V5"])
     # R and S need the whole beat (P, and T at short RR, can reach the QRS window and its
     # baseline): template_measures on the RR-scaled slots, in chunks (its (B, 3, 11, T) grid)
-    rs = {k: np.empty(tau.shape[0]) for k in QRS_TEMPLATE_FEATURES}
+    wanted = QRS_TEMPLATE_FEATURES if names is None else tuple(k for k in QRS_TEMPLATE_FEATURES if k in names)
+    if not wanted:
+        return out
+    rs = {k: np.empty(tau.shape[0]) for k in wanted}
     for i in range(0, tau.shape[0], 256):
         m = template_measures(tb[i:i + 256], sb[i:i + 256], amp[i:i + 256])
-        for k in QRS_TEMPLATE_FEATURES:
+        for k in wanted:
             wave, lead = k.split("_")
             rs[k][i:i + 256] = m[wave][:, LI[lead]]
     out.update(rs)
@@ -844,7 +849,7 @@ def match_proposal_features(prior, rng, targets, *, rounds=10, round_draws=20_00
         z, (tau, sigma, amp) = _proposal_draws(mean, cov, int(round_draws), rng)
         ok = full_screen(tau, sigma, amp)
         idx = np.flatnonzero(ok)
-        feats = template_features(tau[idx], sigma[idx], amp[idx])
+        feats = template_features(tau[idx], sigma[idx], amp[idx], names=names)
         S = np.stack([feats[n] for n in names], axis=1)
         log.append({"acceptance": float(ok.mean()), "mean": S.mean(0).tolist(), "sd": S.std(0).tolist()})
         if r == int(rounds):
