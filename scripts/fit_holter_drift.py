@@ -4,8 +4,17 @@
     python scripts/fit_holter_drift.py --report DIR      # the shipped drift on DIR's records only
 
 Fitted on the CPSC 2021 patients the rest of cardiosim is fitted on (``drift.FIT_PATIENTS``:
-8, 35, 92, 101), both leads, every 10-s window; reported on the held-out patients 21 and 84
-and on MIT-BIH 100 (printed here; asserted in ``tests/test_noise_drift.py``).
+8, 35, 92, 101), both leads, every 10-s window, and on every other CinC 2021 resting record
+(``drift.resting_split``, leads I and II); reported on the held-out patients 21 and 84, MIT-BIH 100
+and the other CinC half (printed here; asserted in ``tests/test_noise_drift.py``).
+
+0. The resting recorders: a CinC 2021 source (record-name prefix) whose fit-half records' median
+   power *rises* from 0.1 to 0.5 Hz was high-passed above the drift band by its recorder (no
+   electrode drift rises); its corner is the ``CORNER_GRID`` value whose simulated resting
+   records have the nearest 0.1-0.7 Hz shape (``recorder_corners``, as the mobile 12-lead's was
+   fitted). The other sources keep the diagnostic 0.05 Hz. The shape depends on the drift's level
+   too, so corners and level (step 2) alternate until the corners repeat. Ship the result in
+   ``drift.RESTING_CORNER_HZ`` (2026-12-07: Ningbo ``JS`` 0.25 Hz; Georgia and PTB-XL fall).
 
 1. The exponent: the fit patients' mean log-spectrum (Welch, 60-s segments, records >= 60 s)
    from 0.05 to 0.5 Hz relative to its value at 0.1 Hz, against the drift's shape
@@ -19,7 +28,8 @@ and on MIT-BIH 100 (printed here; asserted in ``tests/test_noise_drift.py``).
    ratio at any multiple ``L`` is ``(P0 + L^2 D) / P5-15``; the
    record-level log-normal (median ratio, log SD) is chosen by least squares on the five
    percentiles with fixed normal deviates, then checked by simulating with the fitted values
-   (a fresh seed).
+   (a fresh seed). The resting half enters as one set per recorder (its records simulated
+   through that recorder's front end, ``drift.recorder_profile``), each weighing as the Holter.
 """
 
 from __future__ import annotations
@@ -68,14 +78,81 @@ def fit_exponent(data_dir, patients=drift.FIT_PATIENTS, device_hp=0.05, fs=200.0
     return float(res.x), f, target, model(res.x)
 
 
-def simulate_windows(recipe_fn, records, seed, noise):
-    """Leads I and II ``[records, 2, T]`` of the records ``recipe_fn(records, seed, noise)`` makes
-    (``holter_day_recipe`` or ``resting_12lead_recipe``) and their rate."""
+def simulate_windows(recipe_fn, records, seed, noise, **kw):
+    """Leads I and II ``[records, 2, T]`` of the records ``recipe_fn(records, seed, noise, **kw)``
+    makes (``holter_day_recipe`` or ``resting_12lead_recipe``) and their rate."""
     from cardiosim.dataset.generate import PreparedRecipe, simulate_block
 
-    ds = simulate_block(PreparedRecipe.of(recipe_fn(records, seed, noise)), 0, records)
+    ds = simulate_block(PreparedRecipe.of(recipe_fn(records, seed, noise, **kw)), 0, records)
     leads = [str(v) for v in ds["lead"].values]
     return ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64), float(ds.attrs["sampling_rate"])
+
+
+#: Low-frequency shape of a resting recorder (dB re 0.1 Hz at these Hz; the median over signals),
+#: as the mobile 12-lead's corner was fitted (``tests/test_device_frontend.py``).
+LOW_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
+#: Candidate high-pass corners (Hz) of a CinC 2021 source whose spectrum rises below 0.5 Hz.
+CORNER_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+
+
+def low_shape(signals, fs):
+    """Median over ``signals`` (1-D, 10 s) of the Hann periodogram at :data:`LOW_F`, dB re 0.1 Hz."""
+    rows = []
+    for v in signals:
+        v = np.asarray(v, dtype=np.float64)
+        v = v - v.mean()
+        f, p = signal.periodogram(v * signal.windows.hann(v.size), fs)
+        rows.append(10 * np.log10(np.interp(LOW_F, f, p) + 1e-30))
+    m = np.median(rows, axis=0)
+    return m - m[0]
+
+
+def resting_signals(data_dir, names, leads=("I", "II")):
+    import wfdb
+
+    out = []
+    for n in names:
+        rec = wfdb.rdrecord(str(Path(data_dir) / "cinc2021" / n))
+        fs = float(rec.fs)
+        out += [(rec.p_signal[: int(round(drift.WINDOW_S * fs)), rec.sig_name.index(ld)], fs) for ld in leads]
+    return out
+
+
+def recorder_corners(data_dir, names, seed, records=120, noise=None):
+    """``{source: corner Hz}`` of the CinC 2021 sources among ``names`` whose median power rises
+    from 0.1 to 0.5 Hz (``low_shape`` at 0.5 Hz > 0 dB: high-passed above the drift band): the
+    :data:`CORNER_GRID` corner whose simulated resting records have the
+    nearest shape, RMS dB over 0.2-0.7 Hz, simulated with ``noise`` (``[simulation.noise]``
+    overrides; default the shipped drift). Sources whose power falls are left out (they keep
+    ``drift.DIAGNOSTIC_CORNER_HZ``). Prints each source's shape and the grid's distances."""
+    import tempfile
+
+    from cardiosim.sim2real.conditions import resting_12lead_recipe
+
+    by_source: dict = {}
+    for n in names:
+        by_source.setdefault(drift.resting_source(n), []).append(n)
+    sims, out = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for src, sel in sorted(by_source.items()):
+            sigs = resting_signals(data_dir, sel)
+            shape = low_shape([v for v, _ in sigs], sigs[0][1])
+            rising = shape[LOW_F.index(0.5)] > 0.0
+            print(f"  source {src} ({len(sel)} records): shape dB re 0.1 Hz at {LOW_F} Hz "
+                  f"{np.round(shape, 1).tolist()} -> {'rising: fit a corner' if rising else 'falling: 0.05 Hz'}")
+            if not rising:
+                continue
+            dist = {}
+            for c in CORNER_GRID:
+                if c not in sims:
+                    x, fs = simulate_windows(resting_12lead_recipe, records, seed, dict(noise or {}),
+                                             device=drift.recorder_profile(c, tmp))
+                    sims[c] = low_shape(x.reshape(-1, x.shape[-1]), fs)
+                dist[c] = float(np.sqrt(np.mean((sims[c][1:] - shape[1:]) ** 2)))
+            out[src] = min(dist, key=dist.get)
+            print("    RMS dB by corner: " + ", ".join(f"{c:g}: {d:.1f}" for c, d in dist.items())
+                  + f" -> {out[src]:g} Hz")
+    return out
 
 
 def band_powers(x, fs):
@@ -88,12 +165,12 @@ def band_powers(x, fs):
     return lo, hi
 
 
-def drift_terms(recipe_fn, records, seed, exponent):
+def drift_terms(recipe_fn, records, seed, exponent, **kw):
     """``(P0, D, H)`` per record and lead: the wander-band power with the drift off, the drift's
     own wander-band power at ``drift_ratio`` 1 without spread, and the 5-15 Hz power."""
-    x0, fs = simulate_windows(recipe_fn, records, seed, {"drift_ratio": 0.0, "drift_exponent": exponent})
+    x0, fs = simulate_windows(recipe_fn, records, seed, {"drift_ratio": 0.0, "drift_exponent": exponent}, **kw)
     x1, _ = simulate_windows(recipe_fn, records, seed, {"drift_ratio": 1.0, "drift_log_sd": 0.0,
-                                                        "drift_exponent": exponent})
+                                                        "drift_exponent": exponent}, **kw)
     p0, h0 = band_powers(x0, fs)
     p1, _ = band_powers(x1, fs)
     return p0, np.maximum(p1 - p0, 0.0), h0
@@ -129,16 +206,14 @@ def report(name, real, sim):
 
 def report_folder(folder, records, seed):
     """The shipped drift against every CPSC 2021 patient, every MIT-BIH record and the CinC 2021
-    records under ``folder`` (whichever it has), with and without the drift."""
+    records under ``folder`` (whichever it has; each CinC source through its recorder,
+    ``drift.resting_corner``), with and without the drift."""
+    import tempfile
+
     import wfdb
 
     from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
 
-    sims = {}
-    for key, fn, n in (("holter", holter_day_recipe, records), ("rest", resting_12lead_recipe, records // 2)):
-        for label, noise in (("off", {"drift_ratio": 0.0}), ("shipped", {})):
-            x, fs = simulate_windows(fn, n, seed, noise)
-            sims[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
     real = []
     if (Path(folder) / "cpsc2021").is_dir():
         for p, v in drift.cpsc_wander(folder, drift.cpsc_patients(folder)).items():
@@ -150,9 +225,20 @@ def report_folder(folder, records, seed):
                                                             for c in range(rec.p_signal.shape[1])]), "holter"))
     if (Path(folder) / "cinc2021").is_dir():
         names = sorted(p.stem for p in (Path(folder) / "cinc2021").glob("*.hea"))
-        real.append(("CinC 2021 resting records", drift.resting_wander(folder, names), "rest"))
+        for c, sel in drift.by_recorder(names).items():
+            real.append((f"CinC 2021 resting records, {c:g} Hz recorder ({len(sel)})",
+                         drift.resting_wander(folder, sel), c))
     if not real:
         raise SystemExit(f"no cpsc2021, mitdb or cinc2021 records under {folder}")
+    sims = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [("holter", holter_day_recipe, records, {})] + \
+            [(key, resting_12lead_recipe, records // 2, {"device": drift.recorder_profile(key, tmp)})
+             for key in sorted({k for _, _, k in real if k != "holter"})]
+        for key, fn, n, kw in runs:
+            for label, noise in (("off", {"drift_ratio": 0.0}), ("shipped", {})):
+                x, fs = simulate_windows(fn, n, seed, noise, **kw)
+                sims[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
     print("wander ratio dB, percentiles", Q)
     for label in ("off", "shipped"):
         print(f" drift {label}:")
@@ -161,6 +247,8 @@ def report_folder(folder, records, seed):
 
 
 def main(argv=None):
+    import tempfile
+
     from cardiosim.sim2real.conditions import holter_day_recipe, resting_12lead_recipe
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,19 +264,46 @@ def main(argv=None):
     exponent, f, target, fitted = fit_exponent(args.data)
     print(f"exponent {exponent:.3f}; shape dB re 0.1 Hz (f: real / model):")
     print("  " + "  ".join(f"{a:.2f}: {b:+.1f}/{c:+.1f}" for a, b, c in zip(f, target, fitted)))
-    holter_fit = np.concatenate(list(drift.cpsc_wander(args.data, drift.FIT_PATIENTS).values()))
     rest_fit_names, rest_held_names = drift.resting_split(args.data)
-    rest_fit = drift.resting_wander(args.data, rest_fit_names)
-    sets = [(np.percentile(holter_fit, Q), drift_terms(holter_day_recipe, args.records, args.seed, exponent)),
-            (np.percentile(rest_fit, Q), drift_terms(resting_12lead_recipe, args.records // 2, args.seed, exponent))]
-    ratio, log_sd, loss = fit_level(sets, args.seed)
-    print(f"level: drift_ratio {ratio:.3f} (x the record's activity-noise RMS), log SD {log_sd:.3f} (loss {loss:.1f})")
-    fitted_noise = {"drift_ratio": ratio, "drift_log_sd": log_sd, "drift_exponent": exponent}
-    out = {}
-    for key, fn, n in (("holter", holter_day_recipe, args.records), ("rest", resting_12lead_recipe, args.records // 2)):
-        for label, noise in (("off", {"drift_ratio": 0.0}), ("fitted", fitted_noise)):
-            x, fs = simulate_windows(fn, n, args.seed + 1, noise)          # a fresh seed
-            out[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
+    holter_fit = np.concatenate(list(drift.cpsc_wander(args.data, drift.FIT_PATIENTS).values()))
+    holter_terms = drift_terms(holter_day_recipe, args.records, args.seed, exponent)
+    # The corners are read from the low-frequency shape, which the drift's level also tilts, and
+    # the level from windows through the corners: alternate until the corners repeat.
+    noise, seen = {"drift_exponent": exponent}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for it in range(4):
+            print(f"resting recorders (CinC 2021 fit half, by source), round {it + 1}, drift {noise}:")
+            corners = recorder_corners(args.data, rest_fit_names, args.seed, noise=noise)
+            if corners in seen:
+                break
+            seen.append(corners)
+            devices = {c: drift.recorder_profile(c, tmp)
+                       for c in {drift.resting_corner(n, corners) for n in rest_fit_names + rest_held_names}}
+            sets = [(np.percentile(holter_fit, Q), holter_terms)]
+            for c, names in drift.by_recorder(rest_fit_names, corners).items():
+                # each recorder group's records simulated through its own front end; the group
+                # weighs as the Holter does (its five percentiles), whatever its size
+                sets.append((np.percentile(drift.resting_wander(args.data, names), Q),
+                             drift_terms(resting_12lead_recipe, args.records // 2, args.seed, exponent,
+                                         device=devices[c])))
+            ratio, log_sd, loss = fit_level(sets, args.seed)
+            print(f"level: drift_ratio {ratio:.3f} (x the record's activity-noise RMS), log SD {log_sd:.3f} "
+                  f"(loss {loss:.1f})")
+            noise = {"drift_ratio": ratio, "drift_log_sd": log_sd, "drift_exponent": exponent}
+        if corners != seen[-1]:
+            print(f"  NOTE: the corners alternate between {seen[-1]} and {corners}: the last level is fitted "
+                  f"with {seen[-1]}")
+            corners = seen[-1]
+        if corners != drift.RESTING_CORNER_HZ:
+            print(f"  NOTE: fitted corners {corners}, shipped drift.RESTING_CORNER_HZ {drift.RESTING_CORNER_HZ}")
+        fitted_noise = noise
+        out = {}
+        runs = [("holter", holter_day_recipe, args.records, {})] + \
+            [(c, resting_12lead_recipe, args.records // 2, {"device": d}) for c, d in devices.items()]
+        for key, fn, n, kw in runs:
+            for label, noise in (("off", {"drift_ratio": 0.0}), ("fitted", fitted_noise)):
+                x, fs = simulate_windows(fn, n, args.seed + 1, noise, **kw)          # a fresh seed
+                out[key, label] = np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
     print("wander ratio dB, percentiles", Q, "(simulated: a fresh seed; drift off / fitted)")
     held = drift.cpsc_wander(args.data, drift.HELD_OUT_PATIENTS)
     import wfdb
@@ -200,9 +315,9 @@ def main(argv=None):
         report(f"CPSC fit patients {','.join(drift.FIT_PATIENTS)} (fit)", holter_fit, out["holter", label])
         for p, v in held.items():
             report(f"held out: {p if p.startswith('MIT') else 'CPSC patient ' + p}", v, out["holter", label])
-        report("CinC 2021 resting, fit half", rest_fit, out["rest", label])
-        report("held out: CinC 2021 resting, other half", drift.resting_wander(args.data, rest_held_names),
-               out["rest", label])
+        for half, names in (("fit half", rest_fit_names), ("held out: other half", rest_held_names)):
+            for c, sel in drift.by_recorder(names, corners).items():
+                report(f"CinC 2021 {half}, {c:g} Hz ({len(sel)})", drift.resting_wander(args.data, sel), out[c, label])
 
 
 if __name__ == "__main__":

@@ -179,14 +179,15 @@ def holter_day_recipe(records: int, seed: int, noise: dict | None = None):
                                             "noise": {"electrode": "gel", **(noise or {})}}})
 
 
-def resting_12lead_recipe(records: int, seed: int, noise: dict | None = None):
+def resting_12lead_recipe(records: int, seed: int, noise: dict | None = None, device: str = "shirt12_500hz"):
     """Recipe of ``records`` 10-s resting 12-lead records (``shirt12_500hz``'s 0.05 Hz front end
     on the standard electrode positions, gel electrodes placed by hand as
     :data:`HOLTER_PLACEMENT`, the wearer at rest), ``noise`` merged into ``[simulation.noise]``:
-    the resting anchor of the drift fit (``scripts/fit_holter_drift.py``)."""
+    the resting anchor of the drift fit (``scripts/fit_holter_drift.py``). ``device``: another
+    front end, e.g. a CinC 2021 source's recorder (``noise.drift.recorder_profile``)."""
     from ..dataset import Recipe
 
-    return Recipe.from_dict({"records": int(records), "duration": 10.0, "seed": int(seed), "device": "shirt12_500hz",
+    return Recipe.from_dict({"records": int(records), "duration": 10.0, "seed": int(seed), "device": str(device),
                              "layout": "standard12",
                              "simulation": {"garment": dict(HOLTER_PLACEMENT), "activities": {"rest": 1.0},
                                             "noise": {"electrode": "gel", **(noise or {})}}})
