@@ -10,12 +10,13 @@ and the other CinC half (printed here; asserted in ``tests/test_noise_drift.py``
 
 0. The resting recorders: a CinC 2021 source (record-name prefix) whose fit-half records' median
    power *rises* from 0.1 to 0.5 Hz was high-passed above the drift band by its recorder (no
-   electrode drift rises); its corner is the ``CORNER_GRID`` value whose simulated resting
-   records have the nearest 0.1-0.7 Hz shape (``recorder_corners``, as the mobile 12-lead's was
-   fitted). The other sources keep the diagnostic 0.05 Hz. The shape depends on the drift's level
-   too, so corners and level (step 2) alternate until the corners repeat. Ship the result in
-   ``drift.RESTING_CORNER_HZ`` (2026-12-07: Ningbo ``JS`` 0.25 Hz; Georgia and PTB-XL fall).
-
+   electrode drift rises: ``cardiosim.recorder_fit.rising_sources``); its corner is the
+   ``recorder_fit.CORNER_GRID`` value through which simulated resting records, at the current
+   drift level, read the source's own wander percentiles (``recorder_fit.corner_by_wander``).
+   The other sources keep the diagnostic 0.05 Hz. The level (step 2) depends on the corners and
+   the corners on the level, so they alternate, starting from the shipped level, until the
+   corners repeat. Ship the result in ``drift.RESTING_CORNER_HZ`` (2026-12-07: Ningbo ``JS``
+   0.2 Hz; Georgia and PTB-XL fall).
 1. The exponent: the fit patients' mean log-spectrum (Welch, 60-s segments, records >= 60 s)
    from 0.05 to 0.5 Hz relative to its value at 0.1 Hz, against the drift's shape
    (``drift.drift_psd``) through the Holter's 0.05 Hz second-order high-pass, least squares in dB.
@@ -42,6 +43,7 @@ import numpy as np
 from scipy import optimize, signal
 
 from cardiosim.noise import drift
+from cardiosim.recorder_fit import fit_recorder_corners
 
 Q = (10, 25, 50, 75, 90)
 
@@ -86,73 +88,6 @@ def simulate_windows(recipe_fn, records, seed, noise, **kw):
     ds = simulate_block(PreparedRecipe.of(recipe_fn(records, seed, noise, **kw)), 0, records)
     leads = [str(v) for v in ds["lead"].values]
     return ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64), float(ds.attrs["sampling_rate"])
-
-
-#: Low-frequency shape of a resting recorder (dB re 0.1 Hz at these Hz; the median over signals),
-#: as the mobile 12-lead's corner was fitted (``tests/test_device_frontend.py``).
-LOW_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
-#: Candidate high-pass corners (Hz) of a CinC 2021 source whose spectrum rises below 0.5 Hz.
-CORNER_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
-
-
-def low_shape(signals, fs):
-    """Median over ``signals`` (1-D, 10 s) of the Hann periodogram at :data:`LOW_F`, dB re 0.1 Hz."""
-    rows = []
-    for v in signals:
-        v = np.asarray(v, dtype=np.float64)
-        v = v - v.mean()
-        f, p = signal.periodogram(v * signal.windows.hann(v.size), fs)
-        rows.append(10 * np.log10(np.interp(LOW_F, f, p) + 1e-30))
-    m = np.median(rows, axis=0)
-    return m - m[0]
-
-
-def resting_signals(data_dir, names, leads=("I", "II")):
-    import wfdb
-
-    out = []
-    for n in names:
-        rec = wfdb.rdrecord(str(Path(data_dir) / "cinc2021" / n))
-        fs = float(rec.fs)
-        out += [(rec.p_signal[: int(round(drift.WINDOW_S * fs)), rec.sig_name.index(ld)], fs) for ld in leads]
-    return out
-
-
-def recorder_corners(data_dir, names, seed, records=120, noise=None):
-    """``{source: corner Hz}`` of the CinC 2021 sources among ``names`` whose median power rises
-    from 0.1 to 0.5 Hz (``low_shape`` at 0.5 Hz > 0 dB: high-passed above the drift band): the
-    :data:`CORNER_GRID` corner whose simulated resting records have the
-    nearest shape, RMS dB over 0.2-0.7 Hz, simulated with ``noise`` (``[simulation.noise]``
-    overrides; default the shipped drift). Sources whose power falls are left out (they keep
-    ``drift.DIAGNOSTIC_CORNER_HZ``). Prints each source's shape and the grid's distances."""
-    import tempfile
-
-    from cardiosim.sim2real.conditions import resting_12lead_recipe
-
-    by_source: dict = {}
-    for n in names:
-        by_source.setdefault(drift.resting_source(n), []).append(n)
-    sims, out = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for src, sel in sorted(by_source.items()):
-            sigs = resting_signals(data_dir, sel)
-            shape = low_shape([v for v, _ in sigs], sigs[0][1])
-            rising = shape[LOW_F.index(0.5)] > 0.0
-            print(f"  source {src} ({len(sel)} records): shape dB re 0.1 Hz at {LOW_F} Hz "
-                  f"{np.round(shape, 1).tolist()} -> {'rising: fit a corner' if rising else 'falling: 0.05 Hz'}")
-            if not rising:
-                continue
-            dist = {}
-            for c in CORNER_GRID:
-                if c not in sims:
-                    x, fs = simulate_windows(resting_12lead_recipe, records, seed, dict(noise or {}),
-                                             device=drift.recorder_profile(c, tmp))
-                    sims[c] = low_shape(x.reshape(-1, x.shape[-1]), fs)
-                dist[c] = float(np.sqrt(np.mean((sims[c][1:] - shape[1:]) ** 2)))
-            out[src] = min(dist, key=dist.get)
-            print("    RMS dB by corner: " + ", ".join(f"{c:g}: {d:.1f}" for c, d in dist.items())
-                  + f" -> {out[src]:g} Hz")
-    return out
 
 
 def band_powers(x, fs):
@@ -273,7 +208,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for it in range(4):
             print(f"resting recorders (CinC 2021 fit half, by source), round {it + 1}, drift {noise}:")
-            corners = recorder_corners(args.data, rest_fit_names, args.seed, noise=noise)
+            corners = fit_recorder_corners(args.data, rest_fit_names, args.seed, records=120, noise=noise, log=print)
             if corners in seen:
                 break
             seen.append(corners)

@@ -144,7 +144,7 @@ class NoiseConfig:
         RMS when the record has no activity noise), and the standard deviation of its log. Fitted to CPSC 2021 Holter records of
         patients 8, 35, 92 and 101 and half the CinC 2021 resting records, each simulated through its
         source's recorder (``noise.drift.RESTING_CORNER_HZ``; ``scripts/fit_holter_drift.py``, 2026-12-07:
-        7.892, 0.037 -- the between-record spread is then carried by the activity levels; 6.602, 0.249
+        7.510, 0.035 -- the between-record spread is then carried by the activity levels; 6.602, 0.249
         when every resting record was taken as recorded through 0.05 Hz; :mod:`cardiosim.noise.drift`);
         ``drift_ratio = 0`` turns it off with the same random draws.
     drift_exponent : float
@@ -183,8 +183,8 @@ class NoiseConfig:
     textile_fit_sha256: str = ""
     # scripts/fit_holter_drift.py, 2026-12-06: CPSC 2021 patients 8, 35, 92, 101 (Holter day) and the
     # first, third, ... CinC 2021 records (resting 12-lead); 300 + 150 simulated records, seed 5
-    drift_ratio: float = 7.89
-    drift_log_sd: float = 0.04
+    drift_ratio: float = 7.51
+    drift_log_sd: float = 0.035
     drift_exponent: float = 1.33
 
     def __post_init__(self):

@@ -170,18 +170,17 @@ def wander_ratio_db(x: np.ndarray, fs: float, *, window_s: float = WINDOW_S) -> 
 DIAGNOSTIC_CORNER_HZ = 0.05
 #: CinC 2021 sources (record-name prefixes) whose records were high-passed above the drift band
 #: by their recorder or its export, and the corner (Hz, second-order Butterworth as the device
-#: profiles') fitted to them. The Ningbo records (``JS``) are the only source whose median power
-#: *rises* from 0.1 to 0.5 Hz (+5 dB, against -5 to -11 dB in the Georgia ``E`` and PTB-XL ``HR``
-#: records): no electrode's drift has a rising spectrum, a high-pass makes one. Fitted by
-#: ``scripts/fit_holter_drift.py`` (``recorder_corners``) on the fit half of the records
-#: (:func:`resting_split`: JS20000, JS20004, JS20006, JS20008, JS20010) by the 0.1-0.7 Hz spectral
-#: shape, as the mobile phones' 0.3 Hz was (``device/profiles/mobile12_500hz.toml``), alternating
-#: with the level fit until the corner repeats (2026-12-07: 0.25 and 0.3 Hz within 0.05 dB of
-#: each other, 3.6 dB RMS; 0.2 Hz 5.1, 0.35 Hz 4.2); reported on the other half in
-#: ``tests/test_noise_drift.py``. The Georgia and PTB-XL records fall, as a
-#: 0.05 Hz recorder's do, and keep :data:`DIAGNOSTIC_CORNER_HZ` (the Georgia fit half alone would
-#: read 0.15 Hz by shape and its other half 0.05: within the scatter between records).
-RESTING_CORNER_HZ = {"JS": 0.25}
+#: profiles') fitted to them. The JS records (Ningbo here; the Chapman-Shaoxing records share the
+#: prefix) are the only source whose median power *rises* from 0.1 to 0.5 Hz (+5 dB, against -5
+#: and -11 dB in the Georgia ``E`` and PTB-XL ``HR`` records): no electrode's drift has a rising
+#: spectrum, a high-pass makes one. Fitted by ``scripts/fit_holter_drift.py``
+#: (:mod:`cardiosim.recorder_fit`) on the fit half of the records (:func:`resting_split`: JS20000,
+#: JS20004, JS20006, JS20008, JS20010): the corner through which simulated resting records, at the
+#: drift level fitted to the Holter and 0.05 Hz records, read their wander ratios (percentiles, RMS
+#: 1.5 dB at 0.2 Hz; 0.15 Hz 2.8, 0.25 Hz 2.2, 0.3 Hz 3.8), alternating with the level fit until
+#: the corner repeats; reported on the other half in ``tests/test_noise_drift.py``. The Georgia and
+#: PTB-XL records fall, as a 0.05 Hz recorder's do, and keep :data:`DIAGNOSTIC_CORNER_HZ`.
+RESTING_CORNER_HZ = {"JS": 0.20}
 
 
 def resting_source(name: str) -> str:
