@@ -66,10 +66,12 @@ scripts/fit_ode_prior.py --data /work/shared/data --match-features
 qrs,axis,R_aVL,R_V2,ST_V5,T_I,T_II,T_V2,T_V5 --out /tmp/p13/prior_new.json`` (its proposal
 refitted by ``--proposal-only``, last on 2026-12-06 by ``python scripts/fit_ode_prior.py
 --proposal-only --published-t T_V5,T_I --data /work/shared/data --out
-cardiosim/ode/data/normal_prior.json``) -- ``--records fit`` with today's defaults is that procedure
-(same seeds; re-run on 2026-12-06 it gave the same beat prior within 2.4e-7 and another
-proposal, which met both distribution criteria on 5 of 22 held-out features against the
-shipped one's 7).
+cardiosim/ode/data/normal_prior.json``) -- ``--records fit --published-t T_V5,T_I`` with today's
+defaults is that procedure (same seeds; before the published T targets, re-run on 2026-12-06 it gave
+the same beat prior within 2.4e-7 and another proposal, which met both distribution criteria on 5
+of 22 held-out features against the shipped one's 7). Re-run on 2026-12-07 under the ST/T rate law
+(docs/VALIDATION.md, "The NORM prior refitted under the ST/T rate law"): not shipped; note that
+``fit_beat`` still converts the sub-median fits' ``init`` to the record's RR by the old law.
 
 2-fold check of the procedure (``--cross-validate --mirror-prior PATH``): fold A, the
 validation prior against the held-out records (what the tests and README report); fold B,
