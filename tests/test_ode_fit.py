@@ -396,3 +396,24 @@ def test_fit_converts_st_t_to_one_second_by_the_models_own_law(rr):
     r = fit_beat(p.render(t, rr=rr), fs, r_index=int(round(0.25 * fs)), rr=rr, init=p)
     assert r.residual < 1e-3
     np.testing.assert_allclose(r.patient.tau[:, 9:], p.tau[:, 9:], atol=1e-3)
+
+
+@pytest.mark.parametrize("rr", [0.53, 1.0, 1.4])
+def test_fit_starts_from_a_patient_where_the_model_renders_it(rr):
+    """A starting patient (timing at RR = 1 s) enters the fit's frame -- whose centres times
+    RR^(1/3) are what is fitted at ``rr`` -- exactly where the model renders it at ``rr``
+    (model.scaled_timing about its QRS onset); started at a beat's own patient, the fit stays
+    there. Before 2026-12-07 starts were scaled about R (the bug the NORM refit found)."""
+    from cardiosim.ode.fit import _start_at
+    from cardiosim.ode.model import REPOL, default_patient, scaled_timing
+
+    p = default_patient()
+    f = np.ones(p.tau.shape[1])
+    f[list(REPOL)] = rr ** (1.0 / 3.0)
+    want, _ = scaled_timing(p.tau, p.sigma, rr, p.qrs_onset())
+    np.testing.assert_allclose(_start_at(p, rr).tau * f, want, rtol=0, atol=1e-12)
+    fs = 500.0
+    t = np.arange(-0.25, min(0.6, rr - 0.25), 1 / fs)
+    r = fit_beat(p.render(t, rr=rr), fs, r_index=int(round(0.25 * fs)), rr=rr, init=p, n_restarts=0)
+    assert r.residual < 2e-4          # the render's own precision (1e-4 at RR = 1 s as well)
+    np.testing.assert_allclose(r.patient.tau, p.tau, atol=2e-4)

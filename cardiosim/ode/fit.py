@@ -117,6 +117,21 @@ def _data_init(t, vcg, scale):
     return Patient(tau / scale, sigma / scale, p.amp)
 
 
+def _start_at(p, rr):
+    """``p`` (timing at RR = 1 s) in :func:`fit_beat`'s frame at interval ``rr``: timing that the
+    fit's division by ``f = RR^(1/3)`` maps to the centres the model renders at ``rr``
+    (:func:`cardiosim.ode.model.scaled_timing`, ``tau f + q (1 - f)`` about the QRS onset ``q``):
+    the ST/T centres moved by ``q (1 - f) / f``. Before 2026-12-07 starts were taken as scaled about
+    R, up to 7 ms off at 114 bpm, and sub-median fits started from their median's fit settled
+    elsewhere (docs/VALIDATION.md)."""
+    if rr == 1.0:
+        return p
+    f = rr ** (1.0 / 3.0)
+    tau = np.array(p.tau, np.float64)
+    tau[:, list(REPOL)] += p.qrs_onset() * (1.0 - f) / f
+    return Patient(tau, p.sigma, p.amp)
+
+
 def _extrema_start(t, y, x0):
     """Start with each role's slots on the channel's largest local extrema in the role's
     window (peak picking, as Sameni et al. initialise their Gaussian fits)."""
@@ -182,7 +197,8 @@ def fit_beat(beat, fs, *, r_index, rr=1.0, lead_vectors=None, init=None, n_resta
     t = (np.arange(n) - r_index) / fs
     scale = np.ones(NW)
     scale[list(REPOL)] = rr ** (1.0 / 3.0)
-    inits = [_data_init(t, vcg, scale), default_patient()] if init is None else [init]
+    # starting patients are at RR = 1 s (the law of this function's output): into the fit's frame
+    inits = [_data_init(t, vcg, scale), _start_at(default_patient(), rr)] if init is None else [_start_at(init, rr)]
     lo = np.concatenate([TAU_BOUNDS[:, 0] * scale, np.log(SIGMA_BOUNDS[:, 0] * scale)])
     hi = np.concatenate([TAU_BOUNDS[:, 1] * scale, np.log(SIGMA_BOUNDS[:, 1] * scale)])
     ynorm = np.linalg.norm(vcg - vcg.mean(axis=1, keepdims=True))
