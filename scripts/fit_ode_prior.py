@@ -70,8 +70,8 @@ cardiosim/ode/data/normal_prior.json``) -- ``--records fit --published-t T_V5,T_
 defaults is that procedure (same seeds; before the published T targets, re-run on 2026-12-06 it gave
 the same beat prior within 2.4e-7 and another proposal, which met both distribution criteria on 5
 of 22 held-out features against the shipped one's 7). Re-run on 2026-12-07 under the ST/T rate law
-(docs/VALIDATION.md, "The NORM prior refitted under the ST/T rate law"): not shipped; note that
-``fit_beat`` still converts the sub-median fits' ``init`` to the record's RR by the old law.
+(docs/VALIDATION.md, "The NORM prior refitted under the ST/T rate law"): not shipped. That run's
+``fit_beat`` converted the sub-median fits' ``init`` by the old law (fixed since: ``fit._start_at``).
 
 2-fold check of the procedure (``--cross-validate --mirror-prior PATH``): fold A, the
 validation prior against the held-out records (what the tests and README report); fold B,
