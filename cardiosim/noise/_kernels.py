@@ -355,10 +355,11 @@ def _zig256_fast(v, wi):  # pragma: no cover - compiled
     rectangle value (valid when ``v``'s magnitude is below ``ki`` of its layer)."""
     idx = v & np.uint32(0xFF)
     rabs = np.int64(v >> np.uint32(9))
-    x = rabs * wi[idx]
-    # the sign by a select, not a branch (a random one mispredicts half the time): -x is
-    # (1.0 - 2.0 * sign bit) * x exactly, -0.0 included
-    return -x if (v >> np.uint32(8)) & np.uint32(1) else x
+    # the sign as a product, not a select: x86 LLVM turned ``-x if sign else x`` into a
+    # branch that mispredicts half the time (4.3 -> 1.4 ns a number measured, 2026-12-06);
+    # (1.0 - 2.0 * sign bit) * x is -x exactly, -0.0 included, and negation commutes with
+    # the caller's scaling (IEEE rounding is symmetric), so the values are the same bit for bit
+    return (rabs * wi[idx]) * (1.0 - 2.0 * np.float64((v >> np.uint32(8)) & np.uint32(1)))
 
 
 @njit(cache=True, nogil=True, inline="always")

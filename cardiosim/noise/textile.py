@@ -48,7 +48,7 @@ from scipy import fft as _fft
 from scipy import signal as _signal
 from scipy import stats as _stats
 
-from .._pcg64_kernels import standard_normal  # rng.standard_normal, the same numbers, faster
+from .._pcg64_kernels import standard_normal_into  # rng.standard_normal's numbers, faster
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, DataFormatError, SignalError
 from . import _kernels
@@ -1329,7 +1329,7 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     # the record's level, then the two envelope processes' innovations, from one call (the
     # numbers one call per draw gives: Generator.standard_normal draws element by element)
     m_s = _ou_len(n, fs, _SLOW_RATE_HZ)
-    w = standard_normal(rng, 1 + m_s + (_ou_len(n, fs, _FAST_RATE_HZ) if sd_f > 0 else 0))
+    w = standard_normal_into(rng, np.empty(1 + m_s + (_ou_len(n, fs, _FAST_RATE_HZ) if sd_f > 0 else 0)))
     level = np.exp(c.log_level + c.sd_between * float(w[0]))
     rms = level * c.qrs_pp_mv * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
