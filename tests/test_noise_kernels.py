@@ -246,13 +246,37 @@ def test_add3_twin_bit_identical(rng):
     np.testing.assert_array_equal(out, ref(p, a, b, c))
 
 
+def test_add4_twin_bit_identical(rng):
+    kern, ref = KERNELS["add4"]
+    p, a, b, c, d = (rng.standard_normal((9, 3000)).astype(np.float32) * s for s in (1.0, 1e-3, 0.3, 1e4, 3e-2))
+    out = np.empty_like(p)
+    kern(p, a, b, c, d, out)
+    np.testing.assert_array_equal(out, ref(p, a, b, c, d))
+
+
+def test_scale_bins_twin_bit_identical(rng):
+    """The drift's bins scaled by a real amplitude as NumPy's complex product gives them,
+    signed zeros included (a zero part keeps the sign NumPy's ``(x a - y 0, x 0 + y a)`` gives)."""
+    kern, ref = KERNELS["scale_bins"]
+    z = rng.standard_normal((9, 2 * 300)).view(np.complex128)
+    z.real[:, :8] = [0.0, -0.0, 0.0, -0.0, 1.0, -1.0, 0.0, -0.0]
+    z.imag[:, :8] = [0.0, 0.0, -0.0, -0.0, -0.0, 0.0, 2.0, -2.0]
+    amp = rng.uniform(0.0, 2.0, 250)
+    amp[:3] = [0.0, 1.0, 0.5]
+    for first in (0, 1, 3):
+        got = z.copy()
+        kern(got, amp, first)
+        assert got.tobytes() == ref(z, amp, first).tobytes()
+
+
 def test_electrode_noise_apply_matches_numpy_sum(rng):
     """ElectrodeNoise.apply (fused for three kinds) equals contact * potentials plus the kinds
     summed one after another in float32, for 2, 3 and 4 kinds and a partial contact."""
     from cardiosim.noise import ElectrodeNoise
     phi = rng.standard_normal((9, 2000)).astype(np.float32)
-    kinds = {k: (rng.standard_normal((9, 2000)) * 0.1).astype(np.float32) for k in ("white", "activity", "powerline", "em")}
-    for n_k in (2, 3, 4):
+    kinds = {k: (rng.standard_normal((9, 2000)) * 0.1).astype(np.float32) for k in ("white", "activity", "powerline", "em",
+                                                                                         "drift")}
+    for n_k in (2, 3, 4, 5):
         for contact in (np.broadcast_to(np.float32(1.0), (9, 2000)), rng.uniform(0, 1, (9, 2000)).astype(np.float32)):
             by = dict(list(kinds.items())[:n_k])
             by["contact"] = np.broadcast_to(np.float32(0.0), (9, 2000))

@@ -1389,6 +1389,50 @@ def add3_ref(p, a, b, c):
 KERNELS["add3"] = (add3_kernel, add3_ref)
 
 
+@njit(cache=True, nogil=True)
+def add4_kernel(p, a, b, c, d, out):  # pragma: no cover - compiled
+    """``out = (((p + a) + b) + c) + d`` elementwise in the arrays' precision (NumPy's order of
+    ``out = p.copy(); out += a; ... out += d``), one pass instead of five: the default kinds
+    (white, activity, powerline, drift) in one. All ``[n_e, T]``."""
+    n_e, n = out.shape
+    for e in range(n_e):
+        for t in range(n):
+            out[e, t] = (((p[e, t] + a[e, t]) + b[e, t]) + c[e, t]) + d[e, t]
+
+
+def add4_ref(p, a, b, c, d):
+    """NumPy twin of :func:`add4_kernel`."""
+    out = add3_ref(p, a, b, c)
+    out += d
+    return out
+
+
+KERNELS["add4"] = (add4_kernel, add4_ref)
+
+
+@njit(cache=True, nogil=True)
+def scale_bins_kernel(z, amp, first):  # pragma: no cover - compiled
+    """``z[:, first:first + amp.size] *= amp`` for complex ``z`` [rows, m] and real ``amp``,
+    with NumPy's arithmetic: the real factor is taken as ``amp + 0j`` and multiplied as a
+    complex number, ``(x + iy)(a + i0) = (x a - y 0) + i (x 0 + y a)`` (the products by zero
+    kept: they fix the sign of a zero part as NumPy's loop does, fused or not)."""
+    for r in range(z.shape[0]):
+        for j in range(amp.shape[0]):
+            w = z[r, first + j]
+            a = amp[j]
+            z[r, first + j] = complex(w.real * a - w.imag * 0.0, w.real * 0.0 + w.imag * a)
+
+
+def scale_bins_ref(z, amp, first):
+    """NumPy twin of :func:`scale_bins_kernel` (returns the scaled copy)."""
+    z = z.copy()
+    z[:, first:first + amp.size] *= amp
+    return z
+
+
+KERNELS["scale_bins"] = (scale_bins_kernel, scale_bins_ref)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def impedance_pressure_kernel(z0, z_inf, d0, shape, pressure, out):  # pragma: no cover - compiled
     """:func:`impedance_decay_kernel` divided by the contact pressure's square root in the

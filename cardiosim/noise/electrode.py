@@ -105,7 +105,13 @@ class ElectrodeNoise:
             trivial = c.strides == (0, 0) and c.size and c.flat[0] == 1
             # an event-free contact kind (a broadcast zero) adds nothing
             add = [v for v in self.by_kind.values() if not (v.strides == (0, 0) and v.size and v.flat[0] == 0)]
-            if p.ndim == 2 and len(add) >= 3 and all(v.dtype == np.float32 and v.flags.c_contiguous for v in add[:3]):
+            if p.ndim == 2 and len(add) >= 4 and all(v.dtype == np.float32 and v.flags.c_contiguous for v in add[:4]):
+                # the first four kinds in one numba pass (the same float32 sums in the same order)
+                out = np.empty(p.shape, dtype=np.float32)
+                _kernels.add4_kernel(np.ascontiguousarray(p if trivial else p * c), add[0], add[1], add[2], add[3],
+                                     out)
+                add = add[4:]
+            elif p.ndim == 2 and len(add) >= 3 and all(v.dtype == np.float32 and v.flags.c_contiguous for v in add[:3]):
                 # the first three kinds in one numba pass (the same float32 sums in the same order)
                 out = np.empty(p.shape, dtype=np.float32)
                 _kernels.add3_kernel(np.ascontiguousarray(p if trivial else p * c), add[0], add[1], add[2], out)
