@@ -149,6 +149,29 @@ def test_activity_envelope_twin(rng, with_fast, with_table):
     np.testing.assert_allclose(out, ref(*args, n), rtol=1e-10)
 
 
+@pytest.mark.parametrize("with_fast", [True, False])
+@pytest.mark.parametrize("with_table", [True, False])
+@pytest.mark.parametrize("n,fs", [(7001, 500.0), (5000, 500.0), (2500, 250.0), (3600, 360.0), (1280, 128.0),
+                                  (999, 97.3)])
+def test_activity_envelope_runs_bit_identical(rng, with_fast, with_table, n, fs):
+    """The interval-by-interval envelope equals the per-sample kernel's bit for bit (float32
+    and float64 outputs), at rates whose sample times are not exact in binary."""
+    from cardiosim.noise._kernels import (activity_envelope_kernel, activity_envelope_runs_kernel,
+                                          activity_envelope_starts)
+    w_s = rng.standard_normal(int(np.ceil(n / fs * 10)) + 2)
+    w_f = rng.standard_normal(int(np.ceil(n / fs * 50)) + 2) if with_fast else np.zeros(0)
+    z = np.array([-1.96, -1.0, 0.0, 0.5, 1.64]) if with_table else np.zeros(0)
+    q = np.array([-0.5, -0.2, 0.0, 0.3, 1.5]) if with_table else np.zeros(0)
+    args = (w_s, 0.95, 10.0, 0.3, w_f, 0.87, 50.0, 0.4, fs, 0.02, z, q)
+    starts = activity_envelope_starts(n, fs, 10.0, 50.0, w_s.size, w_f.size)
+    assert starts[0] == 0 and starts[-1] == n and np.all(np.diff(starts) > 0)
+    for dtype in (np.float32, np.float64):
+        want, got = np.empty(n, dtype=dtype), np.empty(n, dtype=dtype)
+        activity_envelope_kernel(*args, want)
+        activity_envelope_runs_kernel(*args, starts, got)
+        assert got.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("order,band", [(2, (1.0, 40.0)), (4, (0.5, 40.0)), (2, 0.5)])
 def test_sosfiltfilt_twin(rng, order, band):
     from scipy import signal

@@ -703,6 +703,102 @@ def activity_envelope_ref(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, ra
 KERNELS["activity_envelope"] = (activity_envelope_kernel, activity_envelope_ref)
 
 
+@njit(cache=True, nogil=True)
+def activity_envelope_starts_kernel(n, fs, rate_slow, rate_fast, m_s, m_f, out):  # pragma: no cover - compiled
+    """The samples at which :func:`activity_envelope_kernel` starts a new interval (the knot
+    interval of either process changes; sample 0 first), found with that kernel's own
+    expressions, into ``out`` (int64, at least ``n + 1``), then ``n``; returns their number."""
+    i_s_prev = -1
+    i_f_prev = -1
+    k = 0
+    for t in range(n):
+        u_s = t / fs * rate_slow
+        i_s = min(int(u_s), m_s - 2)
+        i_f = 0
+        if m_f > 0:
+            u_f = t / fs * rate_fast
+            i_f = min(int(u_f), m_f - 2)
+        if i_s != i_s_prev or i_f != i_f_prev:
+            out[k] = t
+            k += 1
+            i_s_prev = i_s
+            i_f_prev = i_f
+    out[k] = n
+    return k
+
+
+@functools.lru_cache(maxsize=32)
+def activity_envelope_starts(n: int, fs: float, rate_slow: float, rate_fast: float, m_s: int, m_f: int) -> np.ndarray:
+    """:func:`activity_envelope_starts_kernel`'s interval starts and ``n`` (read-only, cached per
+    layout: the same every record of a length and rate)."""
+    out = np.empty(n + 1, dtype=np.int64)
+    k = activity_envelope_starts_kernel(n, fs, rate_slow, rate_fast, m_s, m_f, out)
+    starts = out[:k + 1].copy()
+    starts.setflags(write=False)
+    return starts
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def activity_envelope_runs_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs,
+                                  scale, z_knots, q_knots, starts, out):  # pragma: no cover - compiled
+    """:func:`activity_envelope_kernel`'s envelope bit for bit, walked interval by interval
+    over the starts of :func:`activity_envelope_starts` (``out.shape[0] == starts[-1]``):
+    the same processes, the same ``exp`` at each interval's first sample and the same
+    running product within it, without the per-sample divisions, integer conversions and
+    interval test (24.6 -> 16.9 us for 5,000 samples, measured 2026-12-06; what is left is the
+    running product, one dependent multiply a sample)."""
+    m_s = w_slow.shape[0]
+    m_f = w_fast.shape[0]
+    n_q = z_knots.shape[0]
+    y_s = np.empty(m_s)
+    y_s[0] = w_slow[0]
+    c_s = np.sqrt(1.0 - a_slow * a_slow)
+    for k in range(1, m_s):
+        y_s[k] = a_slow * y_s[k - 1] + c_s * w_slow[k]
+    if n_q > 0:
+        for k in range(m_s):
+            z = y_s[k]
+            if z <= z_knots[0]:
+                y_s[k] = q_knots[0]
+            elif z >= z_knots[n_q - 1]:
+                y_s[k] = q_knots[n_q - 1]
+            else:
+                j = np.searchsorted(z_knots, z) - 1
+                y_s[k] = q_knots[j] + (z - z_knots[j]) / (z_knots[j + 1] - z_knots[j]) * (q_knots[j + 1] - q_knots[j])
+    y_f = np.zeros(max(m_f, 1))
+    if m_f > 0:
+        y_f[0] = w_fast[0]
+        c_f = np.sqrt(1.0 - a_fast * a_fast)
+        for k in range(1, m_f):
+            y_f[k] = a_fast * y_f[k - 1] + c_f * w_fast[k]
+    shift = sd_fast * sd_fast if m_f > 0 else 0.0
+    if n_q == 0:
+        for k in range(m_s):
+            y_s[k] *= sd_slow
+    for q in range(starts.shape[0] - 1):
+        t = starts[q]
+        u_s = t / fs * rate_slow
+        i_s = min(int(u_s), m_s - 2)
+        i_f = 0
+        u_f = 0.0
+        if m_f > 0:
+            u_f = t / fs * rate_fast
+            i_f = min(int(u_f), m_f - 2)
+        d_s = y_s[i_s + 1] - y_s[i_s]
+        env = y_s[i_s] + (u_s - i_s) * d_s
+        slope = d_s * rate_slow
+        if m_f > 0:
+            d_f = sd_fast * (y_f[i_f + 1] - y_f[i_f])
+            env += sd_fast * y_f[i_f] + (u_f - i_f) * d_f - shift
+            slope += d_f * rate_fast
+        e = scale * np.exp(env)
+        step = np.exp(slope / fs)
+        out[t] = e
+        for tt in range(t + 1, starts[q + 1]):
+            e *= step
+            out[tt] = e
+
+
 # --- zero-phase second-order-section filtering (scipy.signal.sosfiltfilt, odd padding) -------
 
 @njit(cache=True, nogil=True)

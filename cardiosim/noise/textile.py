@@ -1336,8 +1336,10 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     w_s = w[1:1 + m_s]
     w_f = w[1 + m_s:] if sd_f > 0 else np.zeros(0)
     env = np.empty(n, dtype=np.float32)        # computed in float64, stored in the noise's precision
-    _kernels.activity_envelope_kernel(w_s, c.a_slow, _SLOW_RATE_HZ, c.sd_within, w_f, c.a_fast, _FAST_RATE_HZ, sd_f,
-                                      float(fs), rms, c.z_knots, c.q_knots, env)
+    # interval by interval over cached interval starts (the per-sample kernel's values)
+    starts = _kernels.activity_envelope_starts(n, float(fs), _SLOW_RATE_HZ, _FAST_RATE_HZ, m_s, w_f.shape[0])
+    _kernels.activity_envelope_runs_kernel(w_s, c.a_slow, _SLOW_RATE_HZ, c.sd_within, w_f, c.a_fast, _FAST_RATE_HZ,
+                                           sd_f, float(fs), rms, c.z_knots, c.q_knots, starts, env)
     # Gaussian noise of the fitted spectrum: complex normals on the rfft grid, drawn already
     # scaled by the amplitude spectrum straight into the complex64 buffer (its float32 view:
     # real and imaginary parts share their bin's amplitude), one single-precision inverse FFT
