@@ -120,7 +120,9 @@ def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: floa
     c2r = _c2r_matching_irfft(m, n_e)
     y = c2r(z, (1,), m, False, 2, None, 1) if c2r is not None else np.fft.irfft(z, m, axis=1)
     out = np.empty((n_e, n), dtype=np.float32)      # every sample written
-    _kernels.drift_kernel(y, starts, w1, np.full(n_e, level), out)
+    scale = np.empty(n_e)
+    scale.fill(level)                               # np.full's values without its Python wrapper
+    _kernels.drift_kernel(y, starts, w1, scale, out)
     if params is not None:
         params["drift_rms_mv"] = level
     return out

@@ -442,7 +442,7 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
             _per_electrode(params, "recorded_rms_mv", amp)
             _per_electrode(params, "recorded_channel", chans.astype(float))
         elif kind == "drift":
-            from .drift import simulate_drift
+            simulate_drift = _simulate_drift()
             # the drift follows this record's movement noise: its drawn activity-noise RMS (the
             # record's level, the fit's calibration and activity_level_scale) where that kind ran
             # first, else the cell's typical RMS
@@ -470,6 +470,14 @@ def _activity_noise():
     from ..motion.config import NOISE_ACTIVITY
     from .textile import simulate_activity_noise
     return NOISE_ACTIVITY, simulate_activity_noise
+
+
+@functools.lru_cache(maxsize=1)
+def _simulate_drift():
+    """:func:`cardiosim.noise.drift.simulate_drift`, imported on first use (once: a relative
+    import statement run per record costs a few microseconds of import machinery)."""
+    from .drift import simulate_drift
+    return simulate_drift
 
 
 @functools.lru_cache(maxsize=32)
