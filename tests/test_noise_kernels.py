@@ -468,3 +468,23 @@ def test_artefact_ratio_kernel_loads_from_numbas_cache(tmp_path):
             for _ in range(2)]
     assert all(o.returncode == 0 for o in outs), [o.stderr[-500:] for o in outs]
     assert outs[0].stdout == outs[1].stdout and any(tmp_path.rglob("*.nbi"))
+
+
+@pytest.mark.parametrize("n_k,n_l", [(4, 12), (1, 1), (3, 7), (2, 8), (5, 15), (1, 200)])
+def test_snr_db_twin_bit_identical(rng, n_k, n_l):
+    """The realised SNRs in one kernel call are the NumPy expressions' bit for bit (pairwise
+    sums of 1-200 leads, C-library log10), and nothing is written when a power is zero or NaN."""
+    from cardiosim.noise.snr import _snr_db_kernel_matches
+    kern, ref = KERNELS["snr_db"]
+    assert _snr_db_kernel_matches()
+    for _ in range(10):
+        s = 10.0 ** rng.uniform(-8, 2, n_l)
+        p = 10.0 ** rng.uniform(-12, 3, (n_k, n_l))
+        out = np.empty(n_k * (1 + n_l))
+        assert kern(s, p, out)
+        assert out.tobytes() == ref(s, p).tobytes()
+    for bad in (0.0, np.nan, -1.0):
+        p2 = p.copy()
+        p2[-1, -1] = bad
+        out = np.full(n_k * (1 + n_l), 7.0)
+        assert not kern(s, p2, out) and ref(s, p2) is None and np.all(out == 7.0)

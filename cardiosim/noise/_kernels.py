@@ -1323,6 +1323,49 @@ KERNELS["nstdb_powers"] = (nstdb_powers_kernel, nstdb_powers_ref)
 
 
 @njit(cache=True, nogil=True)
+def snr_db_kernel(s, p, out):  # pragma: no cover - compiled
+    """The realised SNRs of :func:`cardiosim.noise.snr.scale_electrode_noise`'s measured kinds
+    from the signal powers ``s`` [n_leads] and noise powers ``p`` [n_kinds, n_leads] (float64,
+    C order), in its order of keys: for each kind the pooled ``10 log10(sum s / sum p_k)``,
+    then ``10 log10(s / p_k)`` of every lead, into ``out`` [n_kinds (1 + n_leads)]. NumPy's
+    operations: its pairwise sums (:func:`~cardiosim._pairwise_kernels.pairwise_sum_flat`,
+    added to 0.0), IEEE division and ``log10`` (the C library's, as NumPy's float64 ``log10``
+    without AVX-512; :func:`cardiosim.noise.snr._snr_db_kernel_matches` checks it once per
+    process). Returns False, with nothing written, unless every power is positive (the caller
+    then takes the NumPy path, which masks zero and NaN powers)."""
+    n_k, n_l = p.shape
+    for l in range(n_l):
+        if not s[l] > 0.0:
+            return False
+    for i in range(n_k):
+        for l in range(n_l):
+            if not p[i, l] > 0.0:
+                return False
+    s_sum = 0.0 + pairwise_sum_flat(s, 0, n_l)
+    q = 0
+    for i in range(n_k):
+        out[q] = 10.0 * np.log10(s_sum / (0.0 + pairwise_sum_flat(p[i], 0, n_l)))
+        q += 1
+        for l in range(n_l):
+            out[q] = 10.0 * np.log10(s[l] / p[i, l])
+            q += 1
+    return True
+
+
+def snr_db_ref(s, p):
+    """NumPy twin of :func:`snr_db_kernel` (the expressions of ``scale_electrode_noise``):
+    the flat values, or ``None`` unless every power is positive."""
+    if not (s.min() > 0.0 and p.min() > 0.0):
+        return None
+    snr_lead = 10 * np.log10(s / p)
+    pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
+    return np.concatenate([pooled[:, None], snr_lead], axis=1).ravel()
+
+
+KERNELS["snr_db"] = (snr_db_kernel, snr_db_ref)
+
+
+@njit(cache=True, nogil=True)
 def qrs_pp_kernel(x, r, h, out):  # pragma: no cover - compiled
     """Peak-to-peak of each lead of ``x`` [n_leads, T] in ``[r - h, r + h]`` (both ends
     included, cut to the record) around every beat ``r`` (int64 samples, inside the

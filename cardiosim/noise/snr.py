@@ -252,6 +252,27 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     return (s, p) if status == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
+def _snr_db_kernel_matches() -> bool:
+    """Whether :func:`~cardiosim.noise._kernels.snr_db_kernel` gives the NumPy expressions of
+    :func:`scale_electrode_noise` bit for bit on this machine (its ``log10`` is the C
+    library's; NumPy's may be another, e.g. SVML's on AVX-512): powers over 14 decades and
+    1-15 leads, checked once per process; else the NumPy lines are used."""
+    try:
+        g = np.random.default_rng(20261207)
+        for n_k, n_l in ((4, 12), (1, 1), (3, 3), (5, 8), (2, 15), (6, 9)):
+            for _ in range(20):
+                s = 10.0 ** g.uniform(-8, 2, n_l)
+                p = 10.0 ** g.uniform(-12, 2, (n_k, n_l))
+                out = np.empty(n_k * (1 + n_l))
+                want = _kernels.snr_db_ref(s, p)
+                if not _kernels.snr_db_kernel(s, p, out) or out.tobytes() != want.tobytes():
+                    return False
+        return True
+    except Exception:        # noqa: BLE001 - any failure: the NumPy lines
+        return False
+
+
 def trimmed_mean(a, trim: float = 0.05) -> np.ndarray:
     """Mean along the last axis after cutting ``int(trim * n)`` values at each end (as
     ``sigamp``'s ``n / 20`` for ``trim = 0.05`` and ``scipy.stats.trim_mean``, without
@@ -588,27 +609,38 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     if measured:           # physical amplitude kept: measured only
         if p is None:
             p = _measured_lead_power([by_kind[k] for k in measured], matrix, definition, noise.fs, trim)
-        if s.min() > 0.0 and p.min() > 0.0:
-            # the common case (no zero or NaN power: nothing to mask, no warning to silence):
-            # the same values without the errstate context and np.where's copy
-            snr_lead = 10 * np.log10(s / p)                               # [n_kinds, n_leads]
-            pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
-                pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
         lead_names = tuple(leads)
-        if len(lead_names) == snr_lead.shape[1]:
-            # every kind's keys in one update, in the order of the loop below
-            vals = []
-            for pk, row in zip(pooled.tolist(), snr_lead.tolist()):
-                vals.append(pk)
-                vals += row
-            params.update(zip(_snr_keys(tuple(measured), lead_names), vals))
+        flat = None
+        if (fast is not None and len(lead_names) == s.shape[0] and p.shape == (len(measured), s.shape[0])
+                and _snr_db_kernel_matches()):
+            # the common case in one numba call: the values of the NumPy lines below, flat in
+            # the order of the keys (None when a power is not positive: NumPy path, masked)
+            flat = np.empty(p.shape[0] * (1 + p.shape[1]))
+            if not _kernels.snr_db_kernel(s, p, flat):
+                flat = None
+        if flat is not None:
+            params.update(zip(_snr_keys(tuple(measured), lead_names), flat.tolist()))
         else:
-            for kind, row, pk in zip(measured, snr_lead.tolist(), pooled.tolist()):
-                params[f"snr_db.{kind}"] = pk
-                params.update(zip(_lead_keys(kind, lead_names), row))
+            if s.min() > 0.0 and p.min() > 0.0:
+                # no zero or NaN power: nothing to mask, no warning to silence (the same
+                # values without the errstate context and np.where's copy)
+                snr_lead = 10 * np.log10(s / p)                               # [n_kinds, n_leads]
+                pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    snr_lead = np.where(s > 0, 10 * np.log10(s / p), np.nan)    # [n_kinds, n_leads]
+                    pooled = 10 * np.log10(s.sum() / p.sum(axis=1))
+            if len(lead_names) == snr_lead.shape[1]:
+                # every kind's keys in one update, in the order of the loop below
+                vals = []
+                for pk, row in zip(pooled.tolist(), snr_lead.tolist()):
+                    vals.append(pk)
+                    vals += row
+                params.update(zip(_snr_keys(tuple(measured), lead_names), vals))
+            else:
+                for kind, row, pk in zip(measured, snr_lead.tolist(), pooled.tolist()):
+                    params[f"snr_db.{kind}"] = pk
+                    params.update(zip(_lead_keys(kind, lead_names), row))
     if type(noise) is ElectrodeNoise:
         # dataclasses.replace's values without its per-call field walk
         return _new_electrode_noise(by_kind, noise.contact, noise.impedance, noise.fs, params, noise.snr_targets)
