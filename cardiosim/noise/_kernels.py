@@ -1550,6 +1550,42 @@ KERNELS["add4"] = (add4_kernel, add4_ref)
 
 
 @njit(cache=True, nogil=True)
+def burst_arg_kernel(lo, c, half_w, out):  # pragma: no cover - compiled
+    """``out[i] = -0.5 * ((float32(lo + i) - c) / half_w) ** 2`` in float32 (``c``, ``half_w``
+    float32), each operation rounded as NumPy's float32 passes round it (subtract, divide,
+    square, multiply): the exponent of a muscle burst (:mod:`cardiosim.noise.electrode`)."""
+    m = np.float32(-0.5)
+    for i in range(out.shape[0]):
+        d = (np.float32(lo + i) - c) / half_w
+        out[i] = m * (d * d)
+
+
+def burst_arg_ref(lo, c, half_w, n):
+    """NumPy twin of :func:`burst_arg_kernel`."""
+    return -0.5 * ((np.arange(lo, lo + n, dtype=np.float32) - c) / half_w) ** 2
+
+
+KERNELS["burst_arg"] = (burst_arg_kernel, burst_arg_ref)
+
+
+@njit(cache=True, nogil=True)
+def add_scaled_kernel(env, lo, h, x):  # pragma: no cover - compiled
+    """``env[lo:lo + x.size] += h * x`` in the arrays' precision (product, then sum, each rounded)."""
+    for i in range(x.shape[0]):
+        env[lo + i] = env[lo + i] + h * x[i]
+
+
+def add_scaled_ref(env, lo, h, x):
+    """NumPy twin of :func:`add_scaled_kernel` (returns the updated copy)."""
+    env = env.copy()
+    env[lo:lo + x.size] += h * x
+    return env
+
+
+KERNELS["add_scaled"] = (add_scaled_kernel, add_scaled_ref)
+
+
+@njit(cache=True, nogil=True)
 def scale_bins_kernel(z, amp, first):  # pragma: no cover - compiled
     """``z[:, first:first + amp.size] *= amp`` for complex ``z`` [rows, m] and real ``amp``,
     with NumPy's arithmetic: the real factor is taken as ``amp + 0j`` and multiplied as a

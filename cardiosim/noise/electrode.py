@@ -270,6 +270,27 @@ def _envelope_without_motion(rng, n, fs):
         c = 0.0 + (n - 0.0) * u[3 * b]
         w = (0.2 + (1.0 - 0.2) * u[3 * b + 1]) * fs
         lo, hi = max(0, int(c - 3 * w)), min(n, int(c + 3 * w) + 1)
+        if hi <= lo:
+            continue
+        # env[lo:hi] += h * exp(-0.5 * ((arange(lo, hi) - c) / (w / 2)) ** 2) in float32 (the
+        # Python scalars cast to float32, as NumPy does): the exponent's four passes in one
+        # kernel, NumPy's own exp, the scaled add in another (_envelope_without_motion_ref)
+        arg = np.empty(hi - lo, dtype=_F32)
+        _kernels.burst_arg_kernel(lo, _F32(c), _F32(w / 2), arg)
+        np.exp(arg, out=arg)
+        _kernels.add_scaled_kernel(env, lo, _F32(0.3 + (1.0 - 0.3) * u[3 * b + 2]), arg)
+    return env
+
+
+def _envelope_without_motion_ref(rng, n, fs):
+    """The NumPy twin of :func:`_envelope_without_motion` (each burst as NumPy passes)."""
+    env = _rest_tone(n).copy()
+    n_burst = rng.poisson(n / fs / 10.0)
+    u = rng.random(3 * n_burst).tolist() if n_burst else ()
+    for b in range(n_burst):
+        c = 0.0 + (n - 0.0) * u[3 * b]
+        w = (0.2 + (1.0 - 0.2) * u[3 * b + 1]) * fs
+        lo, hi = max(0, int(c - 3 * w)), min(n, int(c + 3 * w) + 1)
         idx = np.arange(lo, hi, dtype=_F32)
         env[lo:hi] += (0.3 + (1.0 - 0.3) * u[3 * b + 2]) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
     return env
