@@ -269,13 +269,31 @@ def pcg64_rows_draws_match() -> bool:
         return False
 
 
+_LAST_ADDRESS: tuple = (None, None)
+
+
+def _pcg64_address_last(rng) -> int | None:
+    """:func:`_pcg64_address`, remembered for the last bit generator asked about (its
+    ``pcg64_random_t`` stays where it is for the generator's life; the ``ctypes`` walk costs
+    about a microsecond, and a record draws from one generator several times)."""
+    global _LAST_ADDRESS
+    bg = getattr(rng, "bit_generator", None)
+    last = _LAST_ADDRESS
+    if bg is not None and last[0] is bg:
+        return last[1]
+    addr = _pcg64_address(rng)
+    if addr is not None:
+        _LAST_ADDRESS = (bg, addr)
+    return addr
+
+
 def standard_normal_into(rng, out) -> np.ndarray:
     """``out[...] = rng.standard_normal(out.shape)`` (``out`` float64, 1-D or 2-D, any strides:
     e.g. the real and imaginary parts of a slice of a complex spectrum, filled in place), the
     same numbers as :func:`standard_normal`; through :func:`fill_normal_pcg64_rows_kernel` when
     ``rng`` is a ``Generator`` on ``PCG64`` and :func:`pcg64_rows_draws_match` holds, through
     NumPy otherwise. Returns ``out``."""
-    addr = _pcg64_address(rng)
+    addr = _pcg64_address_last(rng)
     if addr is None or out.dtype != np.float64 or out.ndim not in (1, 2) or not pcg64_rows_draws_match():
         out[...] = rng.standard_normal(out.shape)
         return out

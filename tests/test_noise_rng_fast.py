@@ -78,3 +78,19 @@ def test_drift_c2r_is_numpys_irfft():
         z = np.random.default_rng(m + rows).standard_normal((rows, 2 * (m // 2 + 1))).view(np.complex128)
         z[:, 0] = 0.0
         assert c2r(z, (1,), m, False, 2, None, 1).tobytes() == np.fft.irfft(z, m, axis=1).tobytes()
+
+
+def test_standard_normal_into_remembered_address_follows_the_generator():
+    """The remembered address is the last generator's: fresh generators (their memory reused),
+    two generators alternating and a state reset all draw NumPy's numbers."""
+    for i in range(300):
+        a, b = np.random.default_rng(i), np.random.default_rng(i)
+        assert P.standard_normal_into(a, np.empty(5)).tobytes() == b.standard_normal(5).tobytes()
+        del a, b
+    a1, b1 = np.random.default_rng(1), np.random.default_rng(1)
+    a2, b2 = np.random.default_rng(2), np.random.default_rng(2)
+    for _ in range(3):
+        assert P.standard_normal_into(a1, np.empty(3)).tobytes() == b1.standard_normal(3).tobytes()
+        assert P.standard_normal_into(a2, np.empty(3)).tobytes() == b2.standard_normal(3).tobytes()
+    a1.bit_generator.state = b2.bit_generator.state
+    assert P.standard_normal_into(a1, np.empty(4)).tobytes() == b2.standard_normal(4).tobytes()
