@@ -517,3 +517,12 @@ def test_envelope_without_motion_matches_numpy_passes():
             assert a.random() == b.random()
             bursts += int(np.any(got != np.float32(0.1)))
     assert bursts > 200
+
+
+def test_sum_f32_as_f64_twin_bit_identical(rng):
+    """NumPy's float64 sum of float32 values (one cast buffer up to 8,192 values): the muscle
+    envelope's mean in the contact kind."""
+    kern, ref = KERNELS["sum_f32_as_f64"]
+    for n in list(range(1, 140)) + [255, 256, 257, 1280, 2500, 3600, 5000, 8191, 8192]:
+        x = (rng.uniform(0.0, 2.0, n) ** 3).astype(np.float32)
+        assert np.float64(kern(x)).tobytes() == np.float64(ref(x)).tobytes(), n

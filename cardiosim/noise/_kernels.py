@@ -1586,6 +1586,26 @@ KERNELS["add_scaled"] = (add_scaled_kernel, add_scaled_ref)
 
 
 @njit(cache=True, nogil=True)
+def sum_f32_as_f64_kernel(x):  # pragma: no cover - compiled
+    """``np.add.reduce(x, dtype=np.float64)`` of a 1-D float32 ``x`` of at most 8,192 values
+    (NumPy casts them into one buffer, then adds pairwise): the float64 values summed in
+    NumPy's pairwise order, added to 0.0 (a Python float)."""
+    n = x.shape[0]
+    buf = np.empty(n)
+    for i in range(n):
+        buf[i] = np.float64(x[i])
+    return 0.0 + pairwise_sum_flat(buf, 0, n)
+
+
+def sum_f32_as_f64_ref(x):
+    """NumPy twin of :func:`sum_f32_as_f64_kernel`."""
+    return float(np.add.reduce(x, dtype=np.float64))
+
+
+KERNELS["sum_f32_as_f64"] = (sum_f32_as_f64_kernel, sum_f32_as_f64_ref)
+
+
+@njit(cache=True, nogil=True)
 def scale_bins_kernel(z, amp, first):  # pragma: no cover - compiled
     """``z[:, first:first + amp.size] *= amp`` for complex ``z`` [rows, m] and real ``amp``,
     with NumPy's arithmetic: the real factor is taken as ``amp + 0j`` and multiplied as a

@@ -617,7 +617,12 @@ def _no_contact_params(n_e: int) -> dict:
 def _contact(rng, cfg, n_e, n, fs, muscle, params):
     """Contact-loss and pop offsets [n_e, T] mV and the contact mask [n_e, T] (float32)."""
     dur_s = n / fs
-    activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
+    if muscle.dtype == _F32 and muscle.ndim == 1 and muscle.flags.c_contiguous and 0 < muscle.size <= 8192:
+        # np.add.reduce(muscle, dtype=float64)'s value in one numba call (one cast buffer of
+        # NumPy's: its pairwise sum of the float64 values, tests/test_noise_kernels.py)
+        activity = _kernels.sum_f32_as_f64_kernel(muscle) / muscle.size
+    else:
+        activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
     # losses then pops per electrode, from one call (an array of rates draws element by
     # element in order: the numbers two calls of n_e draws give)
@@ -625,7 +630,7 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
     # call's broadcasting and checks)
     k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
     k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
-    params["contact_events"] = int(k_loss.sum()) + int(k_pop.sum())
+    params["contact_events"] = sum(k_loss.tolist()) + sum(k_pop.tolist())     # Python ints, as int(.sum())
     if params["contact_events"] == 0:
         # nothing happened: read-only broadcast views cost no memory or time
         params.update(_no_contact_params(n_e))
