@@ -293,12 +293,12 @@ def test_scale_bins_twin_bit_identical(rng):
 
 
 def test_electrode_noise_apply_matches_numpy_sum(rng):
-    """ElectrodeNoise.apply (fused for three kinds) equals contact * potentials plus the kinds
-    summed one after another in float32, for 2, 3 and 4 kinds and a partial contact."""
+    """ElectrodeNoise.apply (fused for three and for four kinds) equals contact * potentials plus
+    the kinds summed one after another in float32, for 2 to 5 kinds and a partial contact."""
     from cardiosim.noise import ElectrodeNoise
     phi = rng.standard_normal((9, 2000)).astype(np.float32)
-    kinds = {k: (rng.standard_normal((9, 2000)) * 0.1).astype(np.float32) for k in ("white", "activity", "powerline", "em",
-                                                                                         "drift")}
+    names = ("white", "activity", "powerline", "em", "drift")
+    kinds = {k: (rng.standard_normal((9, 2000)) * 0.1).astype(np.float32) for k in names}
     for n_k in (2, 3, 4, 5):
         for contact in (np.broadcast_to(np.float32(1.0), (9, 2000)), rng.uniform(0, 1, (9, 2000)).astype(np.float32)):
             by = dict(list(kinds.items())[:n_k])
