@@ -187,16 +187,15 @@ def pcg64_draws_match() -> bool:
 
 
 def standard_normal(rng, shape) -> np.ndarray:
-    """``rng.standard_normal(shape)`` (float64, C order), the same numbers; through
-    :func:`fill_normal_pcg64_kernel` when ``rng`` is a ``Generator`` on ``PCG64`` and
-    :func:`pcg64_draws_match` holds, through NumPy otherwise."""
-    addr = _pcg64_address(rng)
-    if addr is None or not pcg64_draws_match():
-        return rng.standard_normal(shape)
+    """``rng.standard_normal(shape)`` (float64, C order), the same numbers; through the
+    branch-free :func:`standard_normal_into` (its rows kernel, checked against NumPy once per
+    process; about half the cost of :func:`fill_normal_pcg64_kernel`'s sign branch, which stays
+    the reference) when ``rng`` is a ``Generator`` on ``PCG64``, through NumPy otherwise."""
     out = np.empty(shape)
-    with rng.bit_generator.lock:
-        fill_normal_pcg64_kernel(addr, out.reshape(-1))
-    return out
+    if out.size == 0:
+        return rng.standard_normal(shape)
+    return standard_normal_into(rng, out.reshape(-1, out.shape[-1]) if out.ndim >= 2 else out.reshape(-1)) \
+        .reshape(out.shape)
 
 
 # --- the same draws without the sign's branch ---------------------------------------------
