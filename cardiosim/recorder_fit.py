@@ -109,19 +109,31 @@ def rising_sources(data_dir, names, skip=(), log=None) -> dict:
     return out
 
 
-def simulated_resting_wander(corner_hz: float, records: int, seed: int, noise: dict | None = None) -> np.ndarray:
-    """Wander ratios (:func:`cardiosim.noise.drift.wander_ratio_db`, leads I and II) of ``records``
-    resting 12-lead records through a ``corner_hz`` high-pass (as :func:`simulated_resting_shape`)."""
+def simulated_wander(recipe) -> np.ndarray:
+    """Wander ratios (:func:`cardiosim.noise.drift.wander_ratio_db`, every window of leads I and
+    II) of the records ``recipe`` (a :class:`cardiosim.dataset.Recipe`) makes, simulated in
+    memory."""
     from .dataset.generate import PreparedRecipe, simulate_block
-    from .sim2real.conditions import resting_12lead_recipe
 
-    with tempfile.TemporaryDirectory() as tmp:
-        rc = resting_12lead_recipe(records, seed, dict(noise or {}), device=drift.recorder_profile(corner_hz, tmp))
-        ds = simulate_block(PreparedRecipe.of(rc), 0, records)
+    ds = simulate_block(PreparedRecipe.of(recipe), 0, recipe.records)
     leads = [str(v) for v in ds["lead"].values]
+    for ld in ("I", "II"):
+        if ld not in leads:
+            raise ConfigError(f"the recipe's device records no lead {ld!r} (leads {leads})")
     x = ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64)
     fs = float(ds.attrs["sampling_rate"])
     return np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
+
+
+def simulated_resting_wander(corner_hz: float, records: int, seed: int, noise: dict | None = None) -> np.ndarray:
+    """:func:`simulated_wander` of ``records`` resting 12-lead records
+    (``sim2real.conditions.resting_12lead_recipe``, ``noise`` merged into ``[simulation.noise]``)
+    through a front end with its high-pass at ``corner_hz`` (:func:`cardiosim.noise.drift.recorder_profile`)."""
+    from .sim2real.conditions import resting_12lead_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return simulated_wander(resting_12lead_recipe(records, seed, dict(noise or {}),
+                                                      device=drift.recorder_profile(corner_hz, tmp)))
 
 
 def corner_by_wander(real_ratios, records: int, seed: int, noise: dict | None = None, grid=CORNER_GRID,
@@ -133,7 +145,11 @@ def corner_by_wander(real_ratios, records: int, seed: int, noise: dict | None = 
     With the drift's level known, how much of it a record keeps in 0.1-0.3 Hz is a steep function
     of the corner (simulated, 0.1 to 0.6 Hz: about 20 dB), where the 0.1-0.7 Hz *shape* of a few
     records hardly tells 0.25 from 0.6 Hz (``tests/test_noise_drift.py``)."""
-    real_q = np.percentile(np.asarray(real_ratios, dtype=np.float64), WANDER_Q)
+    real = np.asarray(real_ratios, dtype=np.float64).ravel()
+    if real.size == 0 or not np.all(np.isfinite(real)):
+        raise SignalError(f"corner_by_wander needs finite wander ratios of the source's records, got {real.size} "
+                          f"values{'' if real.size == 0 else ' with non-finite ones'}")
+    real_q = np.percentile(real, WANDER_Q)
     dist = {}
     for c in grid:
         sim_q = np.percentile(simulated_resting_wander(c, records, seed, noise), WANDER_Q)

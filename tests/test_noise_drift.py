@@ -13,7 +13,8 @@ from cardiosim.errors import ConfigError, SignalError
 from cardiosim.noise import NoiseConfig, simulate_electrode_noise
 from cardiosim.noise import drift
 from cardiosim.noise._kernels import drift_kernel, drift_ref
-from cardiosim.recorder_fit import CORNER_GRID, fit_recorder_corners, low_shape, rising_sources
+from cardiosim.recorder_fit import (CORNER_GRID, corner_by_wander, fit_recorder_corners, low_shape, rising_sources,
+                                    simulated_wander)
 
 
 @pytest.mark.parametrize("n,step", [(350, 0.1), (5000, 10.0 / 500.0), (1280, 10.0 / 128.0), (3000, 10.0 / 300.0),
@@ -93,13 +94,7 @@ def test_drift_is_a_default_kind_and_off_at_zero_level():
 
 
 def _simulated_ratios(recipe_fn, records, seed, noise, **kw):
-    from cardiosim.dataset.generate import PreparedRecipe, simulate_block
-
-    ds = simulate_block(PreparedRecipe.of(recipe_fn(records, seed, noise, **kw)), 0, records)
-    leads = [str(v) for v in ds["lead"].values]
-    x = ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64)
-    fs = float(ds.attrs["sampling_rate"])
-    return np.concatenate([drift.wander_ratio_db(r, fs) for r in x.reshape(-1, x.shape[-1])])
+    return simulated_wander(recipe_fn(records, seed, noise, **kw))
 
 
 def _corner_key(c):
@@ -257,6 +252,12 @@ def test_low_shape_tells_a_high_passed_recorder_from_drift():
     assert rising[4] > 3.0, rising
     with pytest.raises(SignalError, match="no signals"):
         low_shape([], fs)
+    with pytest.raises(SignalError, match="non-finite"):
+        low_shape([np.r_[sigs[0][:-1], np.nan]], fs)
+    with pytest.raises(SignalError, match="finite wander ratios"):
+        corner_by_wander([], 4, 0)
+    with pytest.raises(SignalError, match="non-finite"):
+        corner_by_wander([-10.0, np.nan], 4, 0)
 
 
 def test_recorder_corner_recovered_from_simulated_records(tmp_path):

@@ -67,7 +67,7 @@ def test_standard_normal_into_other_bit_generators_and_dtypes_use_numpy():
     a, b = np.random.default_rng(2), np.random.default_rng(2)
     out = P.standard_normal_into(a, np.empty(11, dtype=np.float32))
     np.testing.assert_array_equal(out, b.standard_normal(11).astype(np.float32))
-    assert P.pcg64_rows_draws_match()
+    assert P.pcg64_draws_match()
 
 
 def test_drift_c2r_is_numpys_irfft():

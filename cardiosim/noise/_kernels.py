@@ -608,16 +608,10 @@ KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_k
 # --- envelope of the fitted activity noise (noise.textile) ------------------------------
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
-                             z_knots, q_knots, out):  # pragma: no cover - compiled
-    """``out[t] = scale * exp(s(t) + sd_fast * y_f(t) - sd_fast**2)``: two unit-variance
-    AR(1) (sampled Ornstein-Uhlenbeck) series ``y[0] = w[0]``, ``y[k] = a y[k-1] +
-    sqrt(1 - a^2) w[k]`` at ``rate_slow`` / ``rate_fast`` Hz, linearly interpolated to the
-    samples ``t / fs``. The slow log-level ``s`` is ``sd_slow * y_s`` when ``z_knots`` is
-    empty; otherwise each slow value is first mapped through the piecewise-linear ``q(z)``
-    through ``(z_knots, q_knots)`` (increasing ``z_knots``, held flat outside them) -- a
-    Gaussian copula: the OU's time correlation with the marginal of the table -- and the
-    mapped series is interpolated. ``w_fast`` may be empty (no fast part)."""
+def _envelope_processes(w_slow, a_slow, sd_slow, w_fast, a_fast, sd_fast, z_knots, q_knots):  # pragma: no cover
+    """The envelope kernels' two processes at their own rates: ``(s, y_f, shift)`` -- the slow
+    log-level (``sd_slow * y_s``, or ``y_s`` mapped through the copula knots), the fast unit
+    AR(1) series (one zero when there is none) and the mean correction ``sd_fast**2`` (0 then)."""
     m_s = w_slow.shape[0]
     m_f = w_fast.shape[0]
     n_q = z_knots.shape[0]
@@ -646,6 +640,23 @@ def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast,
     if n_q == 0:
         for k in range(m_s):
             y_s[k] *= sd_slow
+    return y_s, y_f, shift
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def activity_envelope_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_fast, rate_fast, sd_fast, fs, scale,
+                             z_knots, q_knots, out):  # pragma: no cover - compiled
+    """``out[t] = scale * exp(s(t) + sd_fast * y_f(t) - sd_fast**2)``: two unit-variance
+    AR(1) (sampled Ornstein-Uhlenbeck) series ``y[0] = w[0]``, ``y[k] = a y[k-1] +
+    sqrt(1 - a^2) w[k]`` at ``rate_slow`` / ``rate_fast`` Hz, linearly interpolated to the
+    samples ``t / fs``. The slow log-level ``s`` is ``sd_slow * y_s`` when ``z_knots`` is
+    empty; otherwise each slow value is first mapped through the piecewise-linear ``q(z)``
+    through ``(z_knots, q_knots)`` (increasing ``z_knots``, held flat outside them) -- a
+    Gaussian copula: the OU's time correlation with the marginal of the table -- and the
+    mapped series is interpolated. ``w_fast`` may be empty (no fast part)."""
+    m_s = w_slow.shape[0]
+    m_f = w_fast.shape[0]
+    y_s, y_f, shift = _envelope_processes(w_slow, a_slow, sd_slow, w_fast, a_fast, sd_fast, z_knots, q_knots)
     # the log-envelope is linear between knots of either process, so its exponential is
     # geometric there: one exp at each interval's first sample and one for the interval's
     # per-sample ratio, products in between (equal to an exp per sample within ~1e-15)
@@ -749,32 +760,7 @@ def activity_envelope_runs_kernel(w_slow, a_slow, rate_slow, sd_slow, w_fast, a_
     running product, one dependent multiply a sample)."""
     m_s = w_slow.shape[0]
     m_f = w_fast.shape[0]
-    n_q = z_knots.shape[0]
-    y_s = np.empty(m_s)
-    y_s[0] = w_slow[0]
-    c_s = np.sqrt(1.0 - a_slow * a_slow)
-    for k in range(1, m_s):
-        y_s[k] = a_slow * y_s[k - 1] + c_s * w_slow[k]
-    if n_q > 0:
-        for k in range(m_s):
-            z = y_s[k]
-            if z <= z_knots[0]:
-                y_s[k] = q_knots[0]
-            elif z >= z_knots[n_q - 1]:
-                y_s[k] = q_knots[n_q - 1]
-            else:
-                j = np.searchsorted(z_knots, z) - 1
-                y_s[k] = q_knots[j] + (z - z_knots[j]) / (z_knots[j + 1] - z_knots[j]) * (q_knots[j + 1] - q_knots[j])
-    y_f = np.zeros(max(m_f, 1))
-    if m_f > 0:
-        y_f[0] = w_fast[0]
-        c_f = np.sqrt(1.0 - a_fast * a_fast)
-        for k in range(1, m_f):
-            y_f[k] = a_fast * y_f[k - 1] + c_f * w_fast[k]
-    shift = sd_fast * sd_fast if m_f > 0 else 0.0
-    if n_q == 0:
-        for k in range(m_s):
-            y_s[k] *= sd_slow
+    y_s, y_f, shift = _envelope_processes(w_slow, a_slow, sd_slow, w_fast, a_fast, sd_fast, z_knots, q_knots)
     for q in range(starts.shape[0] - 1):
         t = starts[q]
         u_s = t / fs * rate_slow
