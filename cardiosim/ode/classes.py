@@ -107,7 +107,8 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "from the prior fitted to CPSC 2021 AF episodes (rhythm_prior.py)",
               ("164889003",), "AFIB", {"hr": (50.0, 170.0), **_NORMAL_QRS}),
     ClassInfo("AFL", "rhythm", "atrial flutter",
-              "no P waves; saw-tooth flutter waves at 250-350 /min, 0.05-0.15 mV (dipole), "
+              "no P waves; saw-tooth flutter waves at 250-350 /min, 0.06-0.27 mV (dipole; lead II's "
+              "negative F-wave component, 0.161 +- 0.052 mV published, Liu et al. 2021), "
               "negative in the inferior leads; every QRS a conducted flutter wave (its nadir "
               "0.20-0.32 s before the R): fixed 2:1, 3:1 or 4:1 conduction (regular RR) or variable "
               "2:1/4:1 (RR of 2 or 4 atrial cycles)",

@@ -29,7 +29,7 @@ from .rhythm import (_IRFFT_SCALE, NORMAL, SINUS_HR_STD_BPM, _fft_length, _irfft
                      beat_schedule, uniform, uniform3)
 from .rhythm_prior import draw_af, draw_coupling, read_rhythm_prior_cached
 
-ATRIAL_SLOPE_REL = 0.035  # f / flutter wave peak slope vs QRS peak spatial velocity
+ATRIAL_SLOPE_REL = 0.035  # AF f-wave peak slope vs QRS peak spatial velocity
 # typical atrial flutter: atrial rate 250-350 /min; AV conduction patterns and how often
 # each is drawn (2:1 the commonest untreated response, 4:1 with AV-nodal drugs or disease,
 # odd ratios rare, variable conduction alternating 2:1 and 4:1)
@@ -38,6 +38,16 @@ CONDUCTION_RATIOS = {"2:1": (2,), "3:1": (3,), "4:1": (4,), "2:1/4:1": (2, 4)}
 CONDUCTION_PATTERNS = tuple(CONDUCTION_RATIOS)
 CONDUCTION_WEIGHTS = {"2:1": 0.35, "3:1": 0.10, "4:1": 0.30, "2:1/4:1": 0.25}
 FLUTTER_FR = (0.20, 0.32)  # s: flutter-wave nadir (inferior leads) to the R of its conducted QRS
+# flutter-wave amplitude a0 (mV): the saw-tooth's nadir below its mean along the atrial
+# direction, whose lead-II gain is ~1.0 (d ~ +Y; Dower II row 0.235, 1.066, -0.132), so a0
+# is lead II's negative F-wave component: 0.168 +- 0.051 mV in 136 and 0.118 +- 0.034 mV in
+# 22 patients with typical counter-clockwise flutter (Liu et al., Front Cardiovasc Med
+# 2021;8:739350), pooled 0.161 +- 0.052 mV, drawn as that normal truncated to +-2 SD
+# (0.057-0.265 mV, lead II 0.11-0.53 mV peak to peak; a flutter-wave cut-off of 0.35 mV in
+# lead II splits 70 patients in PMID 15851316). The saw-tooth's 70 % descent: the F-wave
+# downslope is 73 +- 9 % of the flutter cycle (Sau et al., J Cardiovasc Electrophysiol
+# 2017, doi 10.1111/jce.13323)
+FLUTTER_AMP = (0.161, 0.052)
 
 _REPOL_MASK = np.isin(np.arange(NW), REPOL)
 _REPOL_MASK.flags.writeable = False
@@ -422,13 +432,12 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     params.update(n_beats=int(inside), cutoff_widths=DEFAULT_CUTOFF)
 
     atrial = None
-    # atrial waves stay slow next to the QRS: their peak slope at most ATRIAL_SLOPE_REL of
-    # the QRS's peak spatial velocity, else they add to the QRS's own slope around its
-    # onset and end and a velocity-threshold delineator measures a wider QRS (the cap only
-    # binds for small, slow QRS complexes: >= 0.058 mV for every patient of the prior)
-    if rhythm in ("AF", "AFL"):
-        vq = patient.max_velocity(QRS_WAVES)
     if rhythm == "AF":
+        # AF's f waves stay slow next to the QRS: their peak slope at most ATRIAL_SLOPE_REL
+        # of the QRS's peak spatial velocity, else they add to the QRS's own slope around
+        # its onset and end and a velocity-threshold delineator measures a wider QRS (the cap
+        # only binds for small, slow QRS complexes: >= 0.058 mV for every patient of the prior)
+        vq = patient.max_velocity(QRS_WAVES)
         f0 = uniform(rng, 4.5, 8.0)
         a0 = uniform(rng, 0.03, float(np.clip(ATRIAL_SLOPE_REL * vq / (2 * np.pi * f0), 0.03, 0.12)))
         d = rng.normal([-0.3, 0.4, -0.85], 0.2)
@@ -436,9 +445,13 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
                   rng.standard_normal(int(np.ceil(duration)) + 3), rng.standard_normal(int(np.ceil(duration)) + 3))
         params.update(fwave_hz=float(f0), fwave_mV=float(a0))
     elif rhythm == "AFL":
-        # saw-tooth upstroke (30 % of the cycle): slope 2 a0 f / 0.3
+        # the published amplitude (FLUTTER_AMP), no slope cap: it held 69 % of the prior's
+        # patients below 0.15 mV (median 0.13), while Liu's 0.161 mV over Sau's upslope (27 %
+        # of a 200-ms cycle) is ~6 mV/s, 4-5 % of the prior's median QRS peak spatial
+        # velocity (126 mV/s) against the cap's 3.5 % (the class test's QRS widths moved by
+        # <= 2 ms over 300 records)
         f_fl = rhythm_params["flutter_rate"] / 60.0
-        a0 = uniform(rng, 0.05, float(np.clip(ATRIAL_SLOPE_REL * vq * 0.3 / (2 * f_fl), 0.05, 0.15)))
+        a0 = _flutter_amplitude(uniform(rng, 0.0, 1.0))
         d = rng.normal([0.1, 1.0, 0.2], 0.1)
         # phase-locked: the F-wave nadir comes ``fr`` s before every R (the R times are
         # whole atrial cycles apart), so each conducted F wave keeps its place before its QRS
@@ -452,6 +465,22 @@ def _plan(duration, fs, rng, heart_rate, rhythm, morphology, patient, prior, hea
     plan = _Plan(r_times, types, None, None, None, None, None, atrial, params, (rhythm, morphology),
                  table_args=table_args)
     return _table(plan) if table else plan
+
+
+def _flutter_amplitude(u):
+    """Flutter-wave amplitude a0 (mV) from one uniform draw ``u`` in [0, 1): the inverse CDF
+    of :data:`FLUTTER_AMP`'s normal truncated to +-2 SD (one draw, as the uniform it replaces)."""
+    nd, lo, hi = _flutter_amplitude_law()
+    return nd.inv_cdf(lo + (hi - lo) * u)
+
+
+@lru_cache(maxsize=1)
+def _flutter_amplitude_law():
+    """(NormalDist of :data:`FLUTTER_AMP`, its CDF at -2 SD and at +2 SD)."""
+    from statistics import NormalDist
+
+    nd = NormalDist(*FLUTTER_AMP)
+    return nd, nd.cdf(FLUTTER_AMP[0] - 2 * FLUTTER_AMP[1]), nd.cdf(FLUTTER_AMP[0] + 2 * FLUTTER_AMP[1])
 
 
 _SINUS_FAST = ("SR", "SB", "STACH")  # rhythms of _plan_sinus
