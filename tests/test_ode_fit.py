@@ -417,3 +417,39 @@ def test_fit_starts_from_a_patient_where_the_model_renders_it(rr):
     r = fit_beat(p.render(t, rr=rr), fs, r_index=int(round(0.25 * fs)), rr=rr, init=p, n_restarts=0)
     assert r.residual < 2e-4          # the render's own precision (1e-4 at RR = 1 s as well)
     np.testing.assert_allclose(r.patient.tau, p.tau, atol=2e-4)
+
+
+@pytest.mark.parametrize("rr", [1.0, 0.75])
+def test_fixed_timing_fit_is_the_linear_least_squares_amplitudes(rr):
+    """``fit_beat(fixed_timing=True)`` keeps the start's centres and widths and solves only the
+    amplitudes: a beat rendered from a known patient, started at that patient with its
+    amplitudes turned over and scaled (-1.5x: the same QRS onset, about which the model scales the
+    ST/T at ``rr``), gives back its amplitudes (the problem is linear, one solution) and its
+    timing untouched; and the fit is linear in the beat: the fit of the mean of two beats is the
+    mean of their fits (what makes a prior's mean on a common basis render the mean beat)."""
+    from cardiosim.ode.model import Patient, default_patient
+
+    p = default_patient()
+    fs = 500.0
+    t = np.arange(-0.25, min(0.6, rr - 0.25), 1 / fs)
+    r_index = int(round(0.25 * fs))
+    start = Patient(p.tau, p.sigma, -1.5 * p.amp)
+    r = fit_beat(p.render(t, rr=rr), fs, r_index=r_index, rr=rr, init=start, fixed_timing=True)
+    np.testing.assert_array_equal(r.patient.tau, p.tau)
+    np.testing.assert_allclose(r.patient.sigma, p.sigma, rtol=1e-12)
+    np.testing.assert_allclose(r.patient.amp, p.amp, atol=1e-3)   # 0.1 % of the R wave: the ridge (RIDGE), the render
+    q = Patient(p.tau, p.sigma, 0.5 * p.amp + 0.05)
+    a, b = (fit_beat(x.render(t, rr=rr), fs, r_index=r_index, rr=rr, init=p, fixed_timing=True) for x in (p, q))
+    m = fit_beat(0.5 * (p.render(t, rr=rr) + q.render(t, rr=rr)), fs, r_index=r_index, rr=rr, init=p,
+                 fixed_timing=True)
+    np.testing.assert_allclose(m.patient.amp, 0.5 * (a.patient.amp + b.patient.amp), atol=1e-9)
+
+
+def test_fixed_timing_and_basis_inputs():
+    from cardiosim.ode.fit import fit_records_prior
+    from cardiosim.ode.realism import lead_matrix
+
+    with pytest.raises(ConfigError, match="fixed_timing needs an init patient"):
+        fit_beat(np.ones((3, 200)), 500.0, r_index=100, fixed_timing=True)
+    with pytest.raises(ConfigError, match="basis must be 'common' or 'own', got 'shared'"):
+        fit_records_prior([], lead_matrix(), np.random.default_rng(0), basis="shared")
