@@ -153,6 +153,9 @@ def main(argv=None):
     ap.add_argument("--group", type=int, default=4, help="beats per sub-median")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shrinkage", type=float, default=0.05, help="weight of the diagonal target")
+    ap.add_argument("--basis", choices=("own", "common"), default="own",
+                    help="each record on its own Gaussian basis (the shipped prior's procedure) or all on one "
+                         "common basis (fit.fit_records_prior; the class priors' default since 2026-12-07)")
     ap.add_argument("--proposal-only", action="store_true",
                     help="keep the prior at --out, refit only its sampling proposal")
     ap.add_argument("--proposal-draws", type=int, default=60_000,
@@ -205,6 +208,7 @@ def main(argv=None):
             continue
         records.append((name, leads, fs))
     prior = fit_records_prior(records, lead_matrix(), rng, group=args.group, shrinkage=args.shrinkage, log=print,
+                              basis=args.basis,
                               meta={"script": "scripts/fit_ode_prior.py",
                                     "command": " ".join(["python scripts/fit_ode_prior.py", *args.argv]),
                                     "record_set": args.records,
