@@ -268,16 +268,17 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="re-measured 2026-12-06, sixth session: drift on the 5 Hz grid (fe88609, "
-                   "drift_ratio 6.23), --compare --records 60: 15 of 15 cells within the criterion, textile arms 0.059 "
-                   "against the limit 1.33x of 0.045, at the edge; with drift_ratio 6.60 and 24 records it misses there "
-                   "(0.062; the fit subjects' own 0.048). "
-                   "Before: measured 2026-12-06 (refit with the electrode drift following each "
-                   "record's level; scripts/fit_textile_noise.py --compare --records 60): 14 of 15 cells within the "
-                   "criterion, 6 within 25 %; the miss textile arms 0.061 vs 0.045 held-out (fit subjects 0.048), at the "
-                   "edge; before the drift refits 13 of 15, misses dry arms and textile squats, "
-                   "where the held-out subjects are 2-3x quieter than the fit subjects. "
-                   "6-record medians move by tens of % between runs (a between-record spread of 0.7 in log)")
+@pytest.mark.xfail(strict=False, reason="re-measured 2026-12-07 after both fits were recalibrated on the current "
+                   "code (drift_ratio 7.51; the simulated strap's QRS 5.5 % larger since d6088d6; the calibration panel "
+                   "now reads the fit subjects' medians within 0.5 % in every cell not floor-limited): the criterion "
+                   "holds in 14 of 15 cells on this test's 6-record panel (textile walk 0.025 against 0.036 held-out, "
+                   "limit 1.26x), 14 with --compare --records 60 (textile arms 0.063 against 0.045, limit 1.34x; "
+                   "fit subjects 0.048) and with 24 records (textile arms 0.071), 14 on a 60-record panel of seed 3 "
+                   "(gel run 1.47x against 1.45x), 15 on seeds 5 and 13 (worst at 0.98 and 0.90 of the limit). The "
+                   "misses move with the simulated panel, not the fit: a 60-record median's own sampling error is "
+                   "about 0.1 in log (between-record level SD 0.64); seed 7's 60 textile-arms records drew a median "
+                   "level deviate of +0.45 SD, and on seeds 3, 5, 13 that cell reads 0.94-1.03x the fit subjects. "
+                   "Before the recalibration: 14 of 15 on the same panels (seed 7, 60 records: textile arms 0.061)")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
     from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
@@ -310,7 +311,7 @@ def test_median_within_25_percent_is_out_of_reach_of_any_fit_to_real_subjects(da
 def test_noise_level_follows_activity_and_stays_within_6x_of_held_out_subjects(comparison):
     """No cell off by more than 6x from the held-out subjects, rest the quietest activity for
     every electrode, running the noisiest for gel, and for textile noisier than rest and
-    walking (the fit subjects' textile squats, 0.100, were as noisy as their running, 0.096;
+    walking (the fit subjects' textile squats, 0.087, were nearly as noisy as their running, 0.094;
     dry electrodes' fit subjects walked as noisily as they ran)."""
     ratios = [r["sim_median"] / r["real_median"] for r in comparison.values()]
     assert max(abs(np.log(ratios))) < np.log(6.0), ratios
