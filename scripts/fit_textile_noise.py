@@ -110,8 +110,8 @@ def calibrate_levels(fit: dict, n_records: int = 40, duration: float = 30.0, see
     shipped level and shape were never read together). After the last refinement the panel is
     read once more and its ratio to the target printed per cell (``check``, not used: 2026-12-07,
     0.998-1.005 in every cell not floor-limited in the validation fit, 0.993-1.004 in the default).
-    Forty patients: the simulated patients' QRS sizes spread 0.25 in log, and a 16-patient panel's median QRS was 1.3x a 30-patient
-    panel's, which moved every cell's level by that factor. ``path``: the file the fit is
+    Forty patients: the simulated patients' QRS sizes spread 0.25 in log, and a 16-patient
+    panel's median QRS was 1.3x a 30-patient panel's, which moved every cell's level by that factor. ``path``: the file the fit is
     written to while calibrating (default: the shipped :data:`~cardiosim.noise.textile.FIT_FILE`).
 
     The spectral shape is calibrated the same way, in the first ``spectrum_passes`` refinement
