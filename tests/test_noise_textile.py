@@ -11,6 +11,7 @@ them here (its expected error on unseen subjects: ``scripts/fit_textile_noise.py
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -534,3 +535,22 @@ def test_artefact_grades_reusing_its_buffers_equals_fresh_numpy(rng, dtype):
         assert record_grade == record_ref
         again = artefact_grades(rec, clean, 500.0)                      # the same bits the second time
         np.testing.assert_array_equal(again[2], ratio)
+
+
+def test_shipped_textile_fits_are_calibrated_against_todays_simulation():
+    """Both shipped fits convert noise-to-QRS ratios into mV by the simulated chest strap's typical
+    QRS (``qrs_pp_reference_mv``) and were calibrated with the electrode drift at
+    ``NoiseConfig.drift_ratio``: a change of the simulation that moves either makes them stale
+    (``d6088d6`` moved the QRS reference +5.5 % and the drift refits moved the drift 6.23 -> 7.51
+    before the 2026-12-07 recalibration). Measured here with the script's own function, not read
+    back: no data needed. When this fails, refit both fits as ``scripts/fit_textile_noise.py``
+    documents."""
+    import re
+
+    ref = _script().reference_qrs_pp_mv()
+    drift = NoiseConfig().drift_ratio
+    for path in (textile.FIT_FILE, textile.HELD_OUT_FIT_FILE):
+        fit = json.loads(path.read_text())
+        assert fit["qrs_pp_reference_mv"] == pytest.approx(ref, rel=0.005), (path.name, ref)
+        m = re.search(r"drift_ratio ([0-9.]+)", fit["calibration_how"])
+        assert m and float(m.group(1)) == pytest.approx(drift, abs=0.005), (path.name, drift, fit["calibration_how"])
