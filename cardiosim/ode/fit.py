@@ -12,7 +12,6 @@ Pereyra 1973); only the 22 timing parameters per axis go to
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -358,6 +357,24 @@ def _r_peaks(vcg, fs):
 ALIGN_TOLERANCE = 0.01
 
 
+@dataclass
+class _RecordFit:
+    """One record of :func:`fit_records_prior` between its passes: its prepared leads ``x``, R
+    peaks ``pk``, beat window, median beat (R at ``r_index``, interval ``rr``), current fit and
+    report entry."""
+
+    name: str
+    x: np.ndarray
+    pk: np.ndarray
+    before: float
+    after: float
+    beat: np.ndarray
+    r_index: int
+    rr: float
+    fit: FitResult
+    entry: dict
+
+
 def _align_decompositions(fitted, lead_vectors, rng, log=None):
     """Refit every record's median beat starting from one reference decomposition, in place.
 
@@ -369,23 +386,21 @@ def _align_decompositions(fitted, lead_vectors, rng, log=None):
     from it (with a few jittered restarts) and the aligned fit replaces its free fit unless its
     residual is more than :data:`ALIGN_TOLERANCE` above it. ``entry["aligned"]`` says which.
     """
-    ref = min(range(len(fitted)), key=lambda k: fitted[k][8].residual)
-    ref_patient = fitted[ref][8].patient
-    for k, item in enumerate(fitted):
-        name, beat, ri, rr, res, entry = item[0], item[5], item[6], item[7], item[8], item[9]
-        if k == ref:
-            entry["aligned"] = "reference"
+    ref = min(fitted, key=lambda r: r.fit.residual)
+    for r in fitted:
+        if r is ref:
+            r.entry["aligned"] = "reference"
             continue
-        al = fit_beat(beat, FS_FIT, r_index=ri, rr=rr, lead_vectors=lead_vectors, init=ref_patient, rng=rng,
-                      n_restarts=2)
-        keep = al.residual <= res.residual + ALIGN_TOLERANCE
-        entry["aligned"] = bool(keep)
-        entry["aligned_residual"] = al.residual
-        if keep:
-            item[8] = al
+        al = fit_beat(r.beat, FS_FIT, r_index=r.r_index, rr=r.rr, lead_vectors=lead_vectors, init=ref.fit.patient,
+                      rng=rng, n_restarts=2)
+        keep = al.residual <= r.fit.residual + ALIGN_TOLERANCE
         if log:
-            log(f"{name}: refitted from {fitted[ref][0]}'s decomposition, residual {al.residual:.3f} "
-                f"(free {res.residual:.3f}){'' if keep else ': kept the free fit'}")
+            log(f"{r.name}: refitted from {ref.name}'s decomposition, residual {al.residual:.3f} "
+                f"(free {r.fit.residual:.3f}){'' if keep else ': kept the free fit'}")
+        r.entry["aligned"] = bool(keep)
+        r.entry["aligned_residual"] = al.residual
+        if keep:
+            r.fit = al
 
 
 def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, log=None, meta=None,
@@ -403,11 +418,11 @@ def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, lo
     renders the records' average beat projected on that basis, and the timing spread is the
     aligned fits' between-record spread (:func:`_with_timing_spread`). With ``basis="own"``
     each record keeps its own fit and its sub-medians refit the timing (the procedure of
-    the shipped NORM prior, ``data/normal_prior.json``). Why: records of one known LVH patient
-    fitted the old way gave a prior whose mean rendered R in V5 at 1.8 mV against the records'
-    2.4, and whose class-screened draws measured like the records in 2 of 10 patients (seeds
-    11-20); on the common basis 7 of 10 (``tests/test_ode_class_prior.py``). The model lies in the range of ``lead_vectors``, so the fit's
-    normalised residual splits exactly into a non-dipolar part (what no dipole through
+    the shipped NORM prior, ``data/normal_prior.json``). Why: fitted the old way, three records
+    of one known LVH patient gave a prior whose mean rendered R in V5 at 1.8 mV against the
+    records' 2.4; over known patients 11-20 the mean rendered like the records for 4 of 10,
+    on the common basis for 10 of 10 (``tests/test_ode_class_prior.py``, docs/CLASS_PRIORS.md).
+    The model lies in the range of ``lead_vectors``, so the fit's normalised residual splits exactly into a non-dipolar part (what no dipole through
     this torso explains) and the fit's own; records whose own part is >= MAX_FIT_RESIDUAL
     are left out. :func:`fit_prior` pools the fits (each record weighs the same).
 
@@ -468,13 +483,15 @@ def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, lo
         if own >= MAX_FIT_RESIDUAL:
             report[name] = dict(entry, used=False, reason=f"fit residual >= {MAX_FIT_RESIDUAL}")
             continue
-        fitted.append([name, x, pk, before, after, beat, ri, rr, res, entry])
+        fitted.append(_RecordFit(name, x, pk, before, after, beat, ri, rr, res, entry))
     common = None
     if basis == "common" and fitted:
         if len(fitted) > 1:
             _align_decompositions(fitted, M, rng, log)
-        common = _common_basis([item[8].patient for item in fitted])
-    for name, x, pk, before, after, beat, ri, rr, res, entry in fitted:
+        common = _common_basis([r.fit.patient for r in fitted])
+    for r in fitted:
+        name, x, pk, before, after, beat, ri, rr, res, entry = (r.name, r.x, r.pk, r.before, r.after, r.beat,
+                                                                r.r_index, r.rr, r.fit, r.entry)
         if common is not None:
             free = res
             res = fit_beat(beat, FS_FIT, r_index=ri, rr=rr, lead_vectors=M, init=common, fixed_timing=True)
@@ -503,7 +520,7 @@ def fit_records_prior(records, lead_vectors, rng, *, group=4, shrinkage=0.05, lo
                       meta=dict(meta or {}, fs_fit_hz=FS_FIT, band_hz=list(FIT_BAND_HZ), records=report,
                                 basis=basis))
     if common is not None and len(fitted) > 1:
-        prior = _with_timing_spread(prior, [item[8].patient for item in fitted], shrinkage)
+        prior = _with_timing_spread(prior, [r.fit.patient for r in fitted], shrinkage)
     return prior
 
 
