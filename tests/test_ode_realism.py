@@ -214,15 +214,14 @@ def test_lead_matrix_is_the_projects_lead_field():
 # T end (realism.spatial_t_end): 1.00 of these 20 (0.80 with NeuroKit2's lead-II T end, every
 # miss a QTc below 350 ms read at the T peak), 0.983 of 120 and 0.9875 of 240 other records
 # (seeds k 1000-1119 and 2000-2239; misses: PR in 2, ST in 3, no QTc).
-BELOW_TARGET = {
-    "AFL": "0.90 of 20 with the F waves at their published amplitude (2026-12-07, synth.FLUTTER_AMP: lead II's "
-           "negative F-wave component 0.161 +- 0.052 mV, Liu et al. 2021; before, 0.05-0.15 mV under a slope cap): "
-           "the same two misses, a 2:1 flutter at 161 bpm (k 5, a0 0.066 mV) and a 3:1 at 96.5 bpm (k 14); 0.93 of "
-           "100 held-out seeds k 100-199 (0.72 before) and 0.933 of the development seeds k 20-79 (0.80 before). "
-           "Left: T waves outweighing published-size F waves in the inter-QRS window (2:1 at 150-164 bpm, 3:1 at "
-           "90-96 bpm), and the check's 0.5-s edge, inside its band-pass's ~1.5-s end transient (with edge=1.0 k 14 "
-           "and 3 of the 7 held-out misses pass: 0.95 and 0.96) (docs/VALIDATION.md)",
-}
+BELOW_TARGET: dict[str, str] = {}
+# AFL left this list on 2026-12-07 (second session): 0.90 -> 0.95 of these 20 (k 5 left: 2:1 at 161
+# bpm, a0 0.066 mV), 0.933 -> 0.983 of the development seeds k 20-79, 0.93 -> 0.96 of the held-out
+# k 100-199, when the flutter check's band-pass stopped reading its own end transient as a
+# beat-to-beat offset (realism.clean's mirror padding, chosen on MIT-BIH 100 windows, not on
+# flutter: test_clean_padding_follows_the_long_record_at_the_ends). No other rhythm class, and
+# none of the 25 real records, is taken for flutter with it (80 fresh records of each of SR, SB,
+# STACH, AF, PAC, PVC, IAVB: 0 taken, as without it).
 
 
 def _params(names):
@@ -559,3 +558,59 @@ def test_flutter_evidence_refuses_bad_input():
         flutter_evidence(x[:3], 500.0)
     with pytest.raises(ConfigError, match="no flutter lead"):
         flutter_evidence(x[:1], 500.0, names=["I"])
+
+
+# -- realism.clean's ends ---------------------------------------------------------------------------
+
+def _edge_errors(x, fs, pad_s, n_windows, seed):
+    """RMS error over the first and last 0.5 s of 10-s windows cleaned alone, against the same
+    samples of the whole record cleaned at once (the reference: a filter that saw the data on
+    both sides), as a fraction of the window's RMS; medians over ``n_windows`` windows."""
+    from cardiosim.ode.realism import clean
+
+    full = clean(x, fs)  # the long record's own ends lie outside every window
+    n, k = int(10 * fs), int(0.5 * fs)
+    starts = np.random.default_rng(seed).integers(int(3 * fs), x.shape[-1] - n - int(3 * fs), n_windows)
+    first, last = [], []
+    for s in starts:
+        ref = full[:, s:s + n]
+        err = clean(x[:, s:s + n], fs, pad_s=pad_s) - ref
+        rms = np.sqrt(np.mean(ref ** 2))
+        first.append(np.sqrt(np.mean(err[:, :k] ** 2)) / rms)
+        last.append(np.sqrt(np.mean(err[:, -k:] ** 2)) / rms)
+    return np.median(first), np.median(last)
+
+
+def test_clean_padding_follows_the_long_record_at_the_ends():
+    """A 10-s window cleaned alone against the same samples cleaned inside a 60-s synthetic
+    record: with the mirror padding (``pad_s = CLEAN_PAD_S``) the first and last 0.5 s are
+    nearer the long record's than with scipy's default padding, at both ends (measured: 9.5 % /
+    10.2 % of the RMS padded against 12.9 % / 14.7 %; a noiseless record has no wander, so
+    less to gain than a real one)."""
+    from cardiosim.ode.realism import CLEAN_PAD_S
+
+    b = synthesize(60.0, FS, np.random.default_rng(5), rhythm="SR", morphology="NORM")
+    x = lead_matrix()[[LEADS.index("II"), LEADS.index("V2")]] @ b.vcg
+    pad = _edge_errors(x, FS, CLEAN_PAD_S, 30, 1)
+    default = _edge_errors(x, FS, None, 30, 1)
+    assert pad[0] < default[0] and pad[1] < default[1], (pad, default)
+
+
+def test_clean_padding_on_a_real_record(data_dir):
+    """The same on MIT-BIH 100 (both leads, 30 min, real baseline wander), the record the padding
+    was chosen on: measured 14 % / 16 % of the RMS over the first / last 0.5 s by default,
+    7.3 % / 7.7 % padded (200 windows, seed 0); here (60 windows, seed 1) 12.6 % / 18.3 % against
+    7.8 % / 9.5 %."""
+    import wfdb
+
+    from cardiosim.ode.realism import CLEAN_PAD_S
+
+    path = data_dir / "mitdb" / "100"
+    if not path.with_suffix(".hea").exists():
+        pytest.skip(f"no MIT-BIH record 100 in {data_dir / 'mitdb'}")
+    r = wfdb.rdrecord(str(path))
+    x = r.p_signal.T.astype(np.float64)
+    pad = _edge_errors(x, r.fs, CLEAN_PAD_S, 60, 1)
+    default = _edge_errors(x, r.fs, None, 60, 1)
+    assert max(pad) < 0.12, pad
+    assert pad[0] < 0.75 * default[0] and pad[1] < 0.75 * default[1], (pad, default)
