@@ -272,3 +272,28 @@ def test_block_packed_record_by_record_equals_packing_the_block():
         quantise_signals(xr.Dataset({"ecg": (("record", "lead", "time"), np.stack([r.ecg for r in recs]))}), full)
     assert str(got.value) == str(ref.value) and "reaches" in str(got.value)
     assert np.shares_memory(kept[0].ecg, arrays.arrays["ecg"])
+
+
+def test_a_record_with_more_beats_than_the_beat_axis_is_named():
+    """A source annotating more beats than MAX_BEAT_RATE allows gets a SignalError naming the
+    record and the count (the message used to reference an undefined name: a NameError)."""
+    import dataclasses
+    import importlib
+
+    from cardiosim.dataset.schema import _annotation_variables, beat_capacity
+    from cardiosim.errors import SignalError
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    captured = []
+    real = gen.records_to_dataset
+    try:
+        gen.records_to_dataset = lambda records, **kw: captured.append(records) or real(records, **kw)
+        simulate_block(Recipe.from_dict({"records": 2, "duration": 2.0, "seed": 3}), 0, 2)
+    finally:
+        gen.records_to_dataset = real
+    r = captured[0][1]
+    n_t = r.ecg.shape[1]
+    cap = beat_capacity(n_t, r.fs)
+    many = dataclasses.replace(r, beat_types=["N"] * (cap + 1), annotations={})
+    with pytest.raises(SignalError, match=rf"{r.source_id!r} has {cap + 1} beats, more than the {cap}"):
+        _annotation_variables([captured[0][0], many], n_t, r.fs)

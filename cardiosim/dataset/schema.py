@@ -286,8 +286,8 @@ def _fill_annotations(records, n_t: int, cap: int, arrays: dict, types) -> None:
         ann = r.annotations or {}
         n_beats = len(r.beat_types)
         if n_beats > cap:
-            raise SignalError(f"record {r.source_id!r} has {n_beats} beats, more than the {cap} a "
-                              f"{n_t / fs:g}-s record holds at {MAX_BEAT_RATE:g} beats/min")
+            raise SignalError(f"record {r.source_id!r} has {n_beats} beats, more than the {cap} its "
+                              f"{n_t} samples hold at {MAX_BEAT_RATE:g} beats/min")
         types[i, :n_beats] = [str(t) for t in r.beat_types]
         for k in ANNOTATION_KEYS:
             if k in ann:

@@ -12,7 +12,6 @@ import math
 import llvmlite.ir as ir
 import numpy as np
 from numba import njit, prange, types
-from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 TWO_PI = 2.0 * math.pi
@@ -1579,19 +1578,6 @@ def fiducials_kernel(tau, sigma, amp, fs, out):
         if g == 2:  # T offset: tangent method on the samples [j0, j1) above 0.1 %
             j0, j1 = _first_last(mag, 0.001 * mag.max())
             out[6] = _tangent_end(mag, j0, j1, fs, start, delta)
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once (LLVM's ``llvm.fma.f64``: the FMA instruction, or an exact
-    software fallback where the CPU has none)."""
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()] * 3)
-        return builder.call(cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.f64"), args)
-
-    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
