@@ -336,13 +336,11 @@ def test_flutter_check_rejects_real_non_flutter_records(data_dir):
     assert fp[True] <= 0.02 * n[True] and fp[False] <= 0.02 * n[False], (fp, n)
 
 
-@pytest.mark.parametrize("name", ["SR", "SB", "AF", "PAC", "PVC", "IAVB", pytest.param("STACH", marks=pytest.mark.xfail(
-    strict=False, reason="since the NORM screen's upright V2 T and lead-synchronous T peak (2026-12-06): 2 of these "
-    "20 STACH records (138-139 bpm) and 4 of 80 fresh ones (126-143 bpm; 0 of 80 before) taken -- the sinus-"
-    "tachycardia-as-2:1-flutter blind spot pinned below, reached from 126 bpm by the new T waves; with the "
-    "published-T NORM prior (2026-12-06) 0 of these 20 (XPASS) and 1 of 80 fresh seeds (k 20-99, 144 bpm; the "
-    "previous prior: 2 of 20, 1 of the same 80): the blind spot is still there; 0 of 20 and 0 of the 80 since the ST/T "
-    "slots scale about the QRS onset (re-measured 2026-12-07)"))])
+# STACH was an xfail from 2026-12-06 (the NORM screen's new T waves: 2 of these 20, 138-139 bpm, and 4 of
+# 80 fresh, 126-143 bpm, taken) until 2026-12-07: 0 of these 20 and 0 of 80 fresh (k 20-99) since the ST/T
+# slots scale about the QRS onset, again 0 and 0 with the check's mirror-padded band-pass. The blind
+# spot itself stays pinned by test_flutter_check_sinus_tachycardia_at_2to1_flutter_rates.
+@pytest.mark.parametrize("name", ["SR", "SB", "AF", "PAC", "PVC", "IAVB", "STACH"])
 def test_flutter_check_rejects_synthetic_non_flutter_rhythms(name):
     """The AFL check on the other rhythm classes (20 noiseless records each): >= 95 %
     rejected (measured: none of any class taken). Sinus tachycardia is the 2:1-flutter
