@@ -150,6 +150,31 @@ def test_cross_validation_counts_each_criterion_from_its_definition():
     assert "| 09 | 01 | 2/3 | 2/3 |" in _script().cross_validation_table(folds)
 
 
+def test_pair_iqrs_are_every_pair_of_records(rng):
+    """The vectorised pooled IQR of every pair of records (records of unequal segment counts
+    grouped by length) is the pairwise loop's, value for value."""
+    recs = [rng.lognormal(-3.0, 0.5, n) for n in rng.choice([13, 15, 15, 15], 25)]
+    loop = [np.subtract(*np.percentile(np.concatenate([recs[i], recs[j]]), [75, 25]))
+            for i in range(len(recs)) for j in range(i + 1, len(recs))]
+    np.testing.assert_array_equal(np.sort(_script().pair_iqrs(recs)), np.sort(loop))
+
+
+def test_panel_median_standard_error_matches_repeated_panels():
+    """The script's standard error of a simulated panel's pooled median (bootstrap over
+    records, ``panel_median_log_se``) against the spread of that median over 300 independent
+    panels: records of 15 log-normal segments (within-record SD 0.4) whose levels spread with
+    SD 0.64 between records, as the simulated cells do; 60 and 200 records a panel."""
+    rng = np.random.default_rng(12)
+
+    def panel(n):
+        return [np.exp(m + 0.4 * rng.standard_normal(15)) for m in rng.normal(np.log(0.05), 0.64, n)]
+    for n in (60, 200):
+        truth = np.std([np.log(np.median(np.concatenate(panel(n)))) for _ in range(300)], ddof=1)
+        se = np.mean([_script().panel_median_log_se(panel(n)) for _ in range(4)])
+        assert se == pytest.approx(truth, rel=0.2), (n, se, truth)
+    assert np.isnan(_script().panel_median_log_se([np.ones(15)]))
+
+
 def test_perfect_model_floor_on_a_hand_computed_case():
     """The leave-one-subject-out perfect-model floor (the other subjects' pooled real records read
     as the simulation is) on three one-record subjects whose numbers are worked out by hand:
