@@ -36,9 +36,17 @@ def textile_dir(data_dir):
     return path
 
 
+#: Simulated records a cell in the held-out comparison (seed 7, compare_held_out's default). The
+#: panel's median noise-to-QRS is uncertain by 0.03-0.07 in log at 200 records (bootstrap over
+#: records: their levels spread with SD 0.64), 0.05-0.13 at 60 and up to ~0.5 at 6, against
+#: margins of 0.16-0.27 between the model's median and the level criterion's limit: at 200 the
+#: criterion is the model's, not the panel's draw (test_noise_level_matches_held_out_subjects).
+PANEL_RECORDS = 200
+
+
 @pytest.fixture(scope="module")
 def comparison(data_dir, textile_dir):
-    return {(r["electrode"], r["activity"]): r for r in _script().compare_held_out(data_dir, n_records=6)}
+    return {(r["electrode"], r["activity"]): r for r in _script().compare_held_out(data_dir, n_records=PANEL_RECORDS)}
 
 
 # -- the measure itself --------------------------------------------------------------------------
@@ -294,20 +302,21 @@ def test_residual_spectrum_matches_held_out_subjects(comparison):
     assert lsd.max() <= 5.0, lsd
 
 
-@pytest.mark.xfail(strict=False, reason="re-measured 2026-12-07 after both fits were recalibrated on the current "
-                   "code (drift_ratio 7.51; the simulated strap's QRS 5.5 % larger since d6088d6; the calibration panel "
-                   "now reads the fit subjects' medians within 0.5 % in every cell not floor-limited): the criterion "
-                   "holds in 14 of 15 cells on this test's 6-record panel (textile walk 0.025 against 0.036 held-out, "
-                   "limit 1.26x), 14 with --compare --records 60 (textile arms 0.063 against 0.045, limit 1.34x; "
-                   "fit subjects 0.048) and with 24 records (textile arms 0.071), 14 on a 60-record panel of seed 3 "
-                   "(gel run 1.47x against 1.45x), 15 on seeds 5 and 13 (worst at 0.98 and 0.90 of the limit). The "
-                   "misses move with the simulated panel, not the fit: a 60-record median's own sampling error is "
-                   "about 0.1 in log (between-record level SD 0.64); seed 7's 60 textile-arms records drew a median "
-                   "level deviate of +0.45 SD, and on seeds 3, 5, 13 that cell reads 0.94-1.03x the fit subjects. "
-                   "Before the recalibration: 14 of 15 on the same panels (seed 7, 60 records: textile arms 0.061)")
 def test_noise_level_matches_held_out_subjects(comparison):
     """Median noise-to-QRS ratio per cell vs held-out subjects: within 25 %, or no further
-    from the held-out subjects than the fit subjects are (x 1.25), in every cell."""
+    from the held-out subjects than the fit subjects are (x 1.25), in every cell. Fitted on
+    subjects 01-03 (validation fit), reported on 04-05.
+
+    On :data:`PANEL_RECORDS` = 200 simulated records a cell, not 6: measured 2026-12-07 on
+    seeds 7 (the test's, fixed beforehand), 101, 102 and 103 (every seed run is listed), cells
+    meeting the criterion were 14 / 12 / 12 / 11 of 15 with 6 records a cell (seed 7: textile
+    walk 0.69x the held-out median against a limit of 1.26x), 14 / 15 / 15 / 15 with 60 (seed 7:
+    textile arms 1.385x against 1.336x) and 15 / 15 / 15 / 15 with 200 and with 400. The misses moved with the panel, not the fit: the 1,600 records of the four seeds
+    pooled read 0.98-1.05x the fit subjects' median in every cell but the floor-limited gel
+    rest (1.43x), which puts every cell's expected median 0.16-0.27 (log) inside its limit,
+    2.6 (gel run) to 7.2 standard errors of a 200-record panel's median (0.026-0.073), 1.4-4.0
+    of a 60-record one's. ``scripts/fit_textile_noise.py --compare`` prints these margins
+    and standard errors per cell (``level_table``)."""
     ok, ratios = [], []
     for r in comparison.values():
         q = r["sim_median"] / r["real_median"]
@@ -379,8 +388,9 @@ def test_between_record_spread_matches_held_out_subjects(comparison):
 
 def test_rails_and_contact_loss_as_rare_as_real(comparison):
     """Real chest-strap records almost never hit a rail (<= 1.3 % of segments, issue 14):
-    over all cells the simulated fraction stays below that; a single cell (90 segments, one
-    contact event spans one or two of them) stays below 6 %."""
+    over all cells the simulated fraction stays below that; a single cell stays below 6 % (a
+    bound set when the panel was 6 records, 90 segments a cell, where one contact event spans
+    one or two of them; now 200 records)."""
     for r in comparison.values():
         assert max(r["sim_rail"], r["sim_contact"]) <= 0.06, r
     assert np.mean([max(r["sim_rail"], r["sim_contact"]) for r in comparison.values()]) <= 0.013
