@@ -29,6 +29,7 @@ from .noise import NoiseConfig
 from .sources.base import CardiacSource
 
 __all__ = ["ClassicAugmentConfig", "GarmentConfig", "HeartConfig", "SimulationConfig", "SimulationContext", "SimulatedRecord",
+           "simulate_records",
            "make_context", "simulate_record", "sample_garment_offsets"]
 
 
@@ -486,90 +487,223 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
     Returns
     -------
     SimulatedRecord
-    """
-    from . import device as _device
-    from . import geometry as _geometry
 
+    Notes
+    -----
+    The record runs through the stages of :data:`STAGES` one after another; it is the oracle
+    of :func:`simulate_records`, which runs each stage over several records before the next.
+    """
+    r = _start_record(source, rng, context, config, device_stage, clean, 0)
+    for _, stage in STAGES:
+        stage(r)
+    return _finish_record(r)
+
+
+def simulate_records(sources, rngs, *, contexts=None, config: SimulationConfig | None = None,
+                     device_stage: bool = True, clean: bool = False, block: int = 8,
+                     timings: dict | None = None) -> list:
+    """Simulate several records stage by stage: :func:`simulate_record` of each, bit for bit.
+
+    The records run in sub-blocks of ``block``: each stage of :data:`STAGES` runs over every
+    record of the sub-block before the next stage starts. Every record draws from its own
+    generator in the same order as :func:`simulate_record`, so the records, and the
+    generators' states afterwards, are the same for any ``block``.
+
+    Parameters
+    ----------
+    sources : sequence of CardiacSource
+    rngs : sequence of numpy.random.Generator
+        One per source, each the only source of randomness of its record.
+    contexts : SimulationContext or sequence of SimulationContext, optional
+        One for all records or one per record (default: :func:`make_context` ()).
+    config : SimulationConfig, optional
+    device_stage, clean : bool
+        As in :func:`simulate_record`.
+    block : int
+        Records in flight at once (each holds ~3 MB between stages, and one per-thread
+        leads buffer per position in the sub-block).
+    timings : dict, optional
+        Receives the process CPU seconds spent in each stage (added to ``timings[name]``;
+        names of :data:`STAGES`, plus ``'start'`` and ``'finish'``).
+
+    Returns
+    -------
+    list of SimulatedRecord
+        In the order of ``sources``.
+    """
+    sources = list(sources)
+    rngs = list(rngs)
+    if len(rngs) != len(sources):
+        raise ConfigError(f"simulate_records needs one generator per source: {len(sources)} sources, "
+                          f"{len(rngs)} generators")
+    if isinstance(contexts, SimulationContext) or contexts is None:
+        contexts = [contexts] * len(sources)
+    else:
+        contexts = list(contexts)
+        if len(contexts) != len(sources):
+            raise ConfigError(f"simulate_records needs one context per source (or one for all): {len(sources)} "
+                              f"sources, {len(contexts)} contexts")
+    block = int(block)
+    if block < 1:
+        raise ConfigError(f"block must be at least 1, got {block}")
+    clock = None
+    if timings is not None:
+        import time
+        clock = time.process_time
+    out = []
+    for lo in range(0, len(sources), block):
+        hi = min(lo + block, len(sources))
+        t0 = clock() if clock else 0.0
+        runs = [_start_record(sources[j], rngs[j], contexts[j], config, device_stage, clean, j - lo)
+                for j in range(lo, hi)]
+        if clock:
+            t1 = clock()
+            timings["start"] = timings.get("start", 0.0) + t1 - t0
+        for name, stage in STAGES:
+            for r in runs:
+                stage(r)
+            if clock:
+                t0, t1 = t1, clock()
+                timings[name] = timings.get(name, 0.0) + t1 - t0
+        out.extend(_finish_record(r) for r in runs)
+        if clock:
+            timings["finish"] = timings.get("finish", 0.0) + clock() - t1
+    return out
+
+
+class _Record:
+    """One record in flight between the stages of :func:`simulate_record`: its inputs, what
+    each stage leaves for the later ones, and ``slot`` (its position in a sub-block of
+    :func:`simulate_records`, which picks its per-thread leads buffer)."""
+
+    __slots__ = ("source", "rng", "ctx", "cfg", "device_stage", "clean", "slot", "fs", "n_t", "montage",
+                 "electrodes", "base", "params", "center", "fitted", "motion", "heart_angles", "dipole",
+                 "times_idx", "traj", "positions_t", "location", "displacement", "phi", "rows", "clean_leads",
+                 "leads", "snr_db", "contact_lost", "recorded", "fs_out", "clean_ref", "clean_recorded",
+                 "annotations", "beat_types")
+
+
+def _start_record(source: CardiacSource, rng: np.random.Generator, context, config, device_stage: bool,
+                  clean: bool, slot: int) -> _Record:
+    """A record's inputs and what its stages share (no draws)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    ctx = default_context() if context is None else context
-    cfg = SimulationConfig() if config is None else config
-    fs = float(source.fs)
-    n_t = source.n_samples
-    montage = ctx.montage
+    r = _Record()
+    r.source, r.rng, r.slot = source, rng, slot
+    r.ctx = ctx = default_context() if context is None else context
+    r.cfg = SimulationConfig() if config is None else config
+    r.device_stage, r.clean = device_stage, clean
+    r.fs = fs = float(source.fs)
+    r.n_t = n_t = source.n_samples
+    r.montage = montage = ctx.montage
     layout = ctx.layout
-    electrodes = tuple(montage.electrodes)
-    base = layout.positions[[layout.electrodes.index(e) for e in electrodes]]
-    params: dict = {"source_fs": fs, "n_samples_source": n_t}
+    r.electrodes = electrodes = tuple(montage.electrodes)
+    r.base = layout.positions[[layout.electrodes.index(e) for e in electrodes]]
+    r.params = {"source_fs": fs, "n_samples_source": n_t}
+    r.motion = r.heart_angles = r.location = None
+    r.contact_lost = r.clean_recorded = None
+    r.snr_db = {}
+    return r
 
-    # Garment fit (static for the record) -> positions on the surface.
-    # Garment rotation and stretch act about the body's long axis (a landmark of the torso).
-    center = np.asarray(ctx.torso.landmarks["body_axis"], dtype=float) if "body_axis" in ctx.torso.landmarks else \
-        np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
-    offsets, p = sample_garment_offsets(base, center, cfg.garment, rng)
-    params.update(p)
-    fitted = _geometry.displace_on_surface(ctx.torso, base, offsets) if np.any(offsets) else base
 
-    # Motion: electrode trajectories, heart rotation with breath, accelerometer.
-    motion = None
-    heart_angles = None
-    # The source dipole is expressed in the LPS frame of the reference body; the per-record
-    # heart orientation change is a rotation about the heart's centre.
-    rot, p = _heart_rotation(cfg.heart, rng)
-    params.update(p)
-    dipole = rot @ source.dipole
-    if cfg.motion:
-        from . import motion as _motion
-        activity = cfg.draw_activity(rng)
-        # a source made for an activity (its heart rate follows it, dataset.plan) keeps it
-        activity = source.metadata.get("activity", activity)
-        params["activity"] = activity
-        # The chest breathes at the rate that modulates the heart (RSA) when the source knows it.
-        breathing_rate = source.breathing_rate if np.isfinite(source.breathing_rate) else None
-        step = max(1, int(round(fs / cfg.leadfield_rate)))
-        times_idx = np.arange(0, n_t, step)
-        if times_idx[-1] != n_t - 1:
-            times_idx = np.append(times_idx, n_t - 1)
-        # the offsets only where the lead field is evaluated (the full-rate ones are read
-        # nowhere else; the same values and mean offset)
-        motion = _motion.simulate_motion(n_t / fs, fs, rng, activity=activity, n_electrodes=len(electrodes),
-                                         positions=fitted - center, breathing_rate=breathing_rate,
-                                         offsets_at=times_idx)
-        params.update({f"motion_{k}": v for k, v in motion.params.items()})
-        if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
-            heart_angles = motion.heart_rotation
-        traj = np.moveaxis(motion.offsets, 2, 0)  # [K, n_e, 3], contiguous
-        positions_t, tri_t, bary_t = _geometry.displace_on_surface(ctx.torso, fitted, traj, return_location=True)
-        location = (tri_t, bary_t)
-    else:
-        times_idx = np.array([0])
-        positions_t = fitted[None]
-        location = None
-    phi = _electrode_potentials(ctx, positions_t, times_idx, dipole, getattr(source, "surface", None), heart_angles,
-                                location=location)
-    displacement = (positions_t.mean(axis=0) - base).astype(np.float32)
+def _stage_garment(r: _Record) -> None:
+    """Garment fit (static for the record) -> positions on the surface. Rotation and stretch
+    act about the body's long axis (a landmark of the torso)."""
+    from . import geometry as _geometry
 
+    ctx = r.ctx
+    r.center = np.asarray(ctx.torso.landmarks["body_axis"], dtype=float) if "body_axis" in ctx.torso.landmarks \
+        else np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
+    offsets, p = sample_garment_offsets(r.base, r.center, r.cfg.garment, r.rng)
+    r.params.update(p)
+    r.fitted = _geometry.displace_on_surface(ctx.torso, r.base, offsets) if np.any(offsets) else r.base
+
+
+def _stage_heart(r: _Record) -> None:
+    """The per-record heart orientation change, a rotation about the heart's centre of the
+    source dipole (expressed in the LPS frame of the reference body)."""
+    rot, p = _heart_rotation(r.cfg.heart, r.rng)
+    r.params.update(p)
+    r.dipole = rot @ r.source.dipole
+
+
+def _stage_motion(r: _Record) -> None:
+    """Motion: activity, electrode offsets where the lead field is evaluated, heart rotation
+    with breath, accelerometer."""
+    cfg, source, fs, n_t = r.cfg, r.source, r.fs, r.n_t
+    if not cfg.motion:
+        r.times_idx = np.array([0])
+        r.traj = None
+        return
+    from . import motion as _motion
+
+    activity = cfg.draw_activity(r.rng)
+    # a source made for an activity (its heart rate follows it, dataset.plan) keeps it
+    activity = source.metadata.get("activity", activity)
+    r.params["activity"] = activity
+    # The chest breathes at the rate that modulates the heart (RSA) when the source knows it.
+    breathing_rate = source.breathing_rate if np.isfinite(source.breathing_rate) else None
+    step = max(1, int(round(fs / cfg.leadfield_rate)))
+    times_idx = np.arange(0, n_t, step)
+    if times_idx[-1] != n_t - 1:
+        times_idx = np.append(times_idx, n_t - 1)
+    # the offsets only where the lead field is evaluated (the full-rate ones are read
+    # nowhere else; the same values and mean offset)
+    motion = _motion.simulate_motion(n_t / fs, fs, r.rng, activity=activity, n_electrodes=len(r.electrodes),
+                                     positions=r.fitted - r.center, breathing_rate=breathing_rate,
+                                     offsets_at=times_idx)
+    r.params.update({f"motion_{k}": v for k, v in motion.params.items()})
+    if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
+        r.heart_angles = motion.heart_rotation
+    r.motion = motion
+    r.times_idx = times_idx
+    r.traj = np.moveaxis(motion.offsets, 2, 0)  # [K, n_e, 3], contiguous
+
+
+def _stage_walk(r: _Record) -> None:
+    """The electrodes' trajectories landed on the torso surface (no draws)."""
+    if r.traj is None:
+        r.positions_t = r.fitted[None]
+        return
+    from . import geometry as _geometry
+
+    r.positions_t, tri_t, bary_t = _geometry.displace_on_surface(r.ctx.torso, r.fitted, r.traj,
+                                                                 return_location=True)
+    r.location = (tri_t, bary_t)
+    r.traj = None
+
+
+def _stage_potentials(r: _Record) -> None:
+    """Electrode potentials along the trajectory and the mean displacement (no draws)."""
+    r.phi = _electrode_potentials(r.ctx, r.positions_t, r.times_idx, r.dipole, getattr(r.source, "surface", None),
+                                  r.heart_angles, location=r.location)
+    r.displacement = (r.positions_t.mean(axis=0) - r.base).astype(np.float32)
+    r.dipole = r.positions_t = r.location = None
+
+
+def _stage_noise(r: _Record) -> None:
+    """Leads: clean, and with electrode noise brought to its drawn SNR; the source's residual."""
+    montage, phi, source = r.montage, r.phi, r.source
     # Noisy (first half) and clean (second half) leads go into one array, which the device
-    # filters in one call without stacking them (device.apply_device); a per-thread buffer:
-    # only the device's outputs outlive the record.
-    rows = _scratch("simulate.leads", (2 * len(montage.leads), n_t), np.float64)
+    # filters in one call without stacking them (device.apply_device); a per-thread buffer per
+    # position in the sub-block: only the device's outputs outlive the record.
+    rows = _scratch("simulate.leads" if r.slot == 0 else f"simulate.leads.{r.slot}",
+                    (2 * len(montage.leads), r.n_t), np.float64)
     clean_leads = _leads_into(montage, phi, rows, len(montage.leads))
-    snr_db: dict = {}
-    contact_lost = None
-    if cfg.add_noise:
+    if r.cfg.add_noise:
         from . import noise as _noise
-        en = _noise.simulate_electrode_noise(len(electrodes), n_t, fs, rng, noise_for_device(cfg.noise, ctx.device),
-                                             motion=motion)
-        if ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
-            contact_lost = np.asarray(en.contact) < 0.5
+        en = _noise.simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng,
+                                             noise_for_device(r.cfg.noise, r.ctx.device), motion=r.motion)
+        if r.ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
+            r.contact_lost = np.asarray(en.contact) < 0.5
         # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
         # kind to its drawn target SNR in every lead the montage allows; the realised SNR of
         # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
-        r_peaks = _snr_r_peaks(source, clean_leads, fs)  # once, not once per noise kind
+        r_peaks = _snr_r_peaks(source, clean_leads, r.fs)  # once, not once per noise kind
         en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
         leads = _noisy_leads_into(montage, en, phi, rows)
-        snr_db, noise_params = _noise_params(en.params)
-        params.update(noise_params)
+        r.snr_db, noise_params = _noise_params(en.params)
+        r.params.update(noise_params)
     else:
         leads = _leads_into(montage, phi, rows, 0)
     if source.residual is not None:
@@ -579,62 +713,92 @@ def simulate_record(source: CardiacSource, rng: np.random.Generator, *, context:
                 clean_leads[montage.leads.index(name)] += source.residual[row]
     if not _all_finite(leads):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
+    r.rows, r.leads, r.clean_leads = rows, leads, clean_leads
+    r.phi = None
 
-    clean_recorded = None
-    if device_stage:
-        failure = cfg.failures.draw(rng, electrodes, ctx.device.measured_leads or montage.leads)
-        params["failure"] = failure.label
-        if contact_lost is not None and contact_lost.any():
+
+def _stage_device(r: _Record) -> None:
+    """Front-end failure, then the device (filter, resampling, gain, ADC) on the noisy leads
+    and their noiseless twin."""
+    if r.device_stage:
+        from . import device as _device
+
+        cfg, ctx = r.cfg, r.ctx
+        failure = cfg.failures.draw(r.rng, r.electrodes, ctx.device.measured_leads or r.montage.leads)
+        r.params["failure"] = failure.label
+        if r.contact_lost is not None and r.contact_lost.any():
             import dataclasses
-            failure = dataclasses.replace(failure, contact_lost=contact_lost)
+            failure = dataclasses.replace(failure, contact_lost=r.contact_lost)
         # The noiseless twin (stored, and the artefact grades' reference) goes through the
         # same device in the same call, on the stacked rows (bit-identical to a second call).
-        twin = clean_leads if (clean or cfg.add_noise) else None
-        recorded, info = _device.apply_device(ctx.device, leads, fs, failure=failure if failure.any else None,
+        twin = r.clean_leads if (r.clean or cfg.add_noise) else None
+        recorded, info = _device.apply_device(ctx.device, r.leads, r.fs, failure=failure if failure.any else None,
                                               clean=twin)
-        params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
-        fs_out = float(info.get("fs", ctx.device.fs))
-        clean_ref = info.get("clean")
+        r.params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
+        r.recorded = recorded
+        r.fs_out = float(info.get("fs", ctx.device.fs))
+        r.clean_ref = info.get("clean")
     else:
-        recorded, fs_out = leads.astype(np.float32), fs
-        clean_ref = clean_leads
-    if clean:
-        clean_recorded = clean_ref.astype(np.float32, copy=False)
-    if cfg.add_noise:
+        r.recorded, r.fs_out = r.leads.astype(np.float32), r.fs
+        r.clean_ref = r.clean_leads
+    if r.clean:
+        r.clean_recorded = r.clean_ref.astype(np.float32, copy=False)
+    r.leads = None
+
+
+def _stage_grades(r: _Record) -> None:
+    """Artefact grades of the recording against its noiseless twin; the annotations moved
+    to the output's time base (no draws)."""
+    if r.cfg.add_noise:
         # artefact grade 1-4 per 2-s segment and per record, by the rule fitted to the
         # graders of real chest-strap records (noise.textile.artefact_grades); the graders also
         # grade by activity, so the rule takes the record's (rest without motion, as the noise does)
         from .noise.textile import artefact_grades
+        params = r.params
         seg_grades, params["artefact_grade"], _ = artefact_grades(
-            recorded, clean_ref, fs_out, fit=cfg.noise.textile_fit or None,
-            activity=params.get("activity", "rest"), electrode=device_electrode(cfg.noise, ctx.device))
+            r.recorded, r.clean_ref, r.fs_out, fit=r.cfg.noise.textile_fit or None,
+            activity=params.get("activity", "rest"), electrode=device_electrode(r.cfg.noise, r.ctx.device))
         params["artefact_grade_segments"] = "".join(str(int(g)) for g in seg_grades)   # one digit per 2 s
-    annotations, beat_types = _annotations_at(source, clean_leads, fs, fs_out, recorded.shape[1])
+    r.annotations, r.beat_types = _annotations_at(r.source, r.clean_leads, r.fs, r.fs_out, r.recorded.shape[1])
+    r.clean_ref = r.clean_leads = r.rows = None
+
+
+def _finish_record(r: _Record) -> SimulatedRecord:
+    """Classic augmentation (draws), the accelerometer at the output rate, the record."""
+    cfg, params, recorded = r.cfg, r.params, r.recorded
     if cfg.augment.enabled:
-        recorded, p = cfg.augment.apply(recorded, rng)
+        recorded, p = cfg.augment.apply(recorded, r.rng)
         params.update(p)
     accel = None
+    motion = r.motion
     if motion is not None and getattr(motion, "accelerometer", None) is not None:
         from .sources import resample
         from .sources.recording import resample_ratio
         acc_in = np.asarray(motion.accelerometer)
-        up, down = resample_ratio(fs, fs_out)
+        up, down = resample_ratio(r.fs, r.fs_out)
         if up == down and acc_in.dtype in (np.float32, np.float64):
             # the resampling is a copy: float32 -> float64 -> float32 gives back the same values
             accel = acc_in[:, :recorded.shape[1]].astype(np.float32)
         else:
-            accel = resample(np.asarray(acc_in, dtype=np.float64), fs, fs_out)
+            accel = resample(np.asarray(acc_in, dtype=np.float64), r.fs, r.fs_out)
             accel = accel[:, :recorded.shape[1]].astype(np.float32)
+    source = r.source
     params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
-    return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=fs_out,
-                           leads=tuple(montage.leads), electrodes=electrodes, displacement=displacement,
-                           snr_db=snr_db, heart_rate=float(source.heart_rate), labels=tuple(source.labels),
+    clean_recorded = r.clean_recorded
+    return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=r.fs_out,
+                           leads=tuple(r.montage.leads), electrodes=r.electrodes, displacement=r.displacement,
+                           snr_db=r.snr_db, heart_rate=float(source.heart_rate), labels=tuple(source.labels),
                            source_id=source.source_id, accelerometer=accel, params=params,
-                           annotations=annotations, beat_types=beat_types,
+                           annotations=r.annotations, beat_types=r.beat_types,
                            clean_ecg=None if clean_recorded is None else np.ascontiguousarray(clean_recorded,
                                                                                              dtype=np.float32))
 
 
+#: The stages of a record, in order, as ``(name, function of a _Record)``: each draws from the
+#: record's generator (or not, as its docstring says) and leaves its results on the record.
+STAGES = (("garment", _stage_garment), ("heart", _stage_heart), ("motion", _stage_motion), ("walk", _stage_walk),
+          ("potentials", _stage_potentials), ("noise", _stage_noise), ("device", _stage_device),
+          ("grades", _stage_grades))
 
 
 _NOISE_FOR_DEVICE: dict = {}
