@@ -394,7 +394,7 @@ def _rotate_small(p: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times_idx: np.ndarray,
                           dipole: np.ndarray, surface=None, heart_angles: np.ndarray | None = None,
-                          location=None) -> np.ndarray:
+                          location=None, lf: np.ndarray | None = None) -> np.ndarray:
     """phi [n_e, T] in mV for electrode positions sampled at ``times_idx`` ([K, n_e, 3]).
 
     ``surface`` (a real source's fitted non-dipolar field, ``CardiacSource.surface``) adds
@@ -404,11 +404,15 @@ def _electrode_potentials(ctx: SimulationContext, positions_t: np.ndarray, times
     ``location`` (``(tri [K, n_e], bary [K, n_e, 3])`` on the context's torso, from the
     surface walk that produced ``positions_t``) lets a BEM lead field be read without
     searching for the points again (equal to rounding: the search finds the same points).
+    ``lf`` ([K, n_e, 3] mV/(A m), without ``surface``): that lead field, read already (the
+    block path reads it for the records of a sub-block in one call, :func:`_block_potentials`).
     """
     k, n_e, _ = positions_t.shape
     points = positions_t.reshape(-1, 3)
     src = dipole
-    if surface is None and location is not None and _reads_walk_locations(ctx):
+    if surface is None and lf is not None:
+        pass
+    elif surface is None and location is not None and _reads_walk_locations(ctx):
         lf = 1e3 * ctx.forward.lead_field_at(location[0].reshape(-1), location[1].reshape(-1, 3)).reshape(k, n_e, 3)
     elif surface is None:
         lf = 1e3 * ctx.forward.lead_field(points).reshape(k, n_e, 3)  # mV/(A m)
@@ -505,7 +509,8 @@ def simulate_records(sources, rngs, *, contexts=None, config: SimulationConfig |
     """Simulate several records stage by stage: :func:`simulate_record` of each, bit for bit.
 
     The records run in sub-blocks of ``block``: each stage of :data:`STAGES` runs over every
-    record of the sub-block before the next stage starts. Every record draws from its own
+    record of the sub-block before the next stage starts (those of :data:`BLOCK_STAGES` in
+    one call for the sub-block). Every record draws from its own
     generator in the same order as :func:`simulate_record`, so the records, and the
     generators' states afterwards, are the same for any ``block``.
 
@@ -560,8 +565,12 @@ def simulate_records(sources, rngs, *, contexts=None, config: SimulationConfig |
             t1 = clock()
             timings["start"] = timings.get("start", 0.0) + t1 - t0
         for name, stage in STAGES:
-            for r in runs:
-                stage(r)
+            batched = BLOCK_STAGES.get(name) if len(runs) > 1 else None
+            if batched is not None:
+                batched(runs)
+            else:
+                for r in runs:
+                    stage(r)
             if clock:
                 t0, t1 = t1, clock()
                 timings[name] = timings.get(name, 0.0) + t1 - t0
@@ -611,12 +620,18 @@ def _stage_garment(r: _Record) -> None:
     act about the body's long axis (a landmark of the torso)."""
     from . import geometry as _geometry
 
+    offsets = _garment_offsets(r)
+    r.fitted = _geometry.displace_on_surface(r.ctx.torso, r.base, offsets) if np.any(offsets) else r.base
+
+
+def _garment_offsets(r: _Record) -> np.ndarray:
+    """The garment's draws: its offsets ``[n_e, 3]`` before landing on the surface."""
     ctx = r.ctx
     r.center = np.asarray(ctx.torso.landmarks["body_axis"], dtype=float) if "body_axis" in ctx.torso.landmarks \
         else np.array([ctx.torso.vertices[:, 0].mean(), ctx.torso.vertices[:, 1].mean(), 0.0])
     offsets, p = sample_garment_offsets(r.base, r.center, r.cfg.garment, r.rng)
     r.params.update(p)
-    r.fitted = _geometry.displace_on_surface(ctx.torso, r.base, offsets) if np.any(offsets) else r.base
+    return offsets
 
 
 def _stage_heart(r: _Record) -> None:
@@ -673,10 +688,11 @@ def _stage_walk(r: _Record) -> None:
     r.traj = None
 
 
-def _stage_potentials(r: _Record) -> None:
-    """Electrode potentials along the trajectory and the mean displacement (no draws)."""
+def _stage_potentials(r: _Record, lf: np.ndarray | None = None) -> None:
+    """Electrode potentials along the trajectory and the mean displacement (no draws);
+    ``lf``: the lead field at the walked points, read already (:func:`_electrode_potentials`)."""
     r.phi = _electrode_potentials(r.ctx, r.positions_t, r.times_idx, r.dipole, getattr(r.source, "surface", None),
-                                  r.heart_angles, location=r.location)
+                                  r.heart_angles, location=r.location, lf=lf)
     r.displacement = (r.positions_t.mean(axis=0) - r.base).astype(np.float32)
     r.dipole = r.positions_t = r.location = None
 
@@ -799,6 +815,99 @@ def _finish_record(r: _Record) -> SimulatedRecord:
 STAGES = (("garment", _stage_garment), ("heart", _stage_heart), ("motion", _stage_motion), ("walk", _stage_walk),
           ("potentials", _stage_potentials), ("noise", _stage_noise), ("device", _stage_device),
           ("grades", _stage_grades))
+
+
+def _same_body_groups(runs, key) -> list:
+    """``runs`` grouped by their context (the same torso, layout and lead field) and ``key(r)``
+    (records for which ``key`` returns None are left out), in order of first appearance."""
+    groups: dict = {}
+    for r in runs:
+        k = key(r)
+        if k is not None:
+            groups.setdefault((id(r.ctx), k), []).append(r)
+    return list(groups.values())
+
+
+def _block_garment(runs) -> None:
+    """:func:`_stage_garment` over a sub-block: each record's draws, then the garments of the
+    records of one body landed on the surface in one walk (the layout positions are the same,
+    the offsets stacked on the walk's leading axis; every offset is walked on its own, so the
+    points are :func:`_stage_garment`'s)."""
+    from . import geometry as _geometry
+
+    moved = []
+    for r in runs:
+        offsets = _garment_offsets(r)
+        if np.any(offsets):
+            moved.append((r, offsets))
+        else:
+            r.fitted = r.base
+    by_run = {id(r): o for r, o in moved}
+    for group in _same_body_groups([r for r, _ in moved], lambda r: r.base.shape):
+        if len(group) == 1:
+            r = group[0]
+            r.fitted = _geometry.displace_on_surface(r.ctx.torso, r.base, by_run[id(r)])
+            continue
+        out = _geometry.displace_on_surface(group[0].ctx.torso, group[0].base,
+                                            np.stack([by_run[id(r)] for r in group]))
+        for j, r in enumerate(group):
+            r.fitted = out[j]
+
+
+def _block_walk(runs) -> None:
+    """:func:`_stage_walk` over a sub-block: the trajectories of the records of one body (and
+    one trajectory length) walked in one call, the records' electrodes side by side (each
+    point is walked on its own from its own start, so the points and their locations are
+    :func:`_stage_walk`'s)."""
+    from . import geometry as _geometry
+
+    for r in runs:
+        if r.traj is None:
+            r.positions_t = r.fitted[None]
+    for group in _same_body_groups(runs, lambda r: None if r.traj is None else r.traj.shape):
+        if len(group) == 1:
+            _stage_walk(group[0])
+            continue
+        n_e = group[0].traj.shape[1]
+        pos, tri, bary = _geometry.displace_on_surface(
+            group[0].ctx.torso, np.concatenate([r.fitted for r in group]),
+            np.concatenate([r.traj for r in group], axis=1), return_location=True)
+        for j, r in enumerate(group):
+            cols = slice(j * n_e, (j + 1) * n_e)
+            r.positions_t = np.ascontiguousarray(pos[:, cols])
+            r.location = (np.ascontiguousarray(tri[:, cols]), np.ascontiguousarray(bary[:, cols]))
+            r.traj = None
+
+
+def _block_potentials(runs) -> None:
+    """:func:`_stage_potentials` over a sub-block: the BEM lead field at the walked points of
+    the records of one body read in one call (point by point, the values
+    :func:`_electrode_potentials` reads), then each record's potentials."""
+    def key(r):
+        if r.location is None or getattr(r.source, "surface", None) is not None or not _reads_walk_locations(r.ctx):
+            return None
+        return r.location[0].shape
+
+    grouped = set()
+    for group in _same_body_groups(runs, key):
+        if len(group) == 1:
+            continue
+        grouped.update(map(id, group))
+        tri = np.concatenate([r.location[0] for r in group], axis=1)
+        bary = np.concatenate([r.location[1] for r in group], axis=1)
+        k, m = tri.shape
+        lf = 1e3 * group[0].ctx.forward.lead_field_at(tri.reshape(-1), bary.reshape(-1, 3)).reshape(k, m, 3)
+        n_e = m // len(group)
+        for j, r in enumerate(group):
+            _stage_potentials(r, lf=np.ascontiguousarray(lf[:, j * n_e:(j + 1) * n_e]))
+    for r in runs:
+        if id(r) not in grouped:
+            _stage_potentials(r)
+
+
+#: Stages that :func:`simulate_records` runs over a whole sub-block at once (a function of the
+#: list of its records; each equals its per-record stage of :data:`STAGES`, run record by record).
+BLOCK_STAGES = {"garment": _block_garment, "walk": _block_walk, "potentials": _block_potentials}
 
 
 _NOISE_FOR_DEVICE: dict = {}
