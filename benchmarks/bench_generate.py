@@ -20,11 +20,12 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
   and a dask ``LocalCluster`` run whose shards must be byte-identical to the 1-worker run.
 
     python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV [--rounds 5]]
+    python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 5 --paired-only
 
 ``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
 committed tree of a git revision in the same run (before/after on the same machine load); with
 ``--rounds R`` both are paired R times in fresh processes (the first tree alternating) and the
-median and range of the paired CPU speed-ups are reported.
+median and range of the paired CPU speed-ups are reported; ``--paired-only`` runs just those pairs.
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="with --baseline: alternate 'simulate only' on the baseline tree and on this one this many "
                          "times and report the median paired CPU ratio (one pair is within this machine's noise)")
+    ap.add_argument("--paired-only", action="store_true",
+                    help="with --baseline: only the paired before/after rounds (no peer, encodings, workers or dask)")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -219,19 +222,22 @@ def main():
 
     # Numba's on-disk cache of this tree: filled (or checked) once before any timing.
     run("ours", "simulate", min(n, 16), 1, "zstd", 1)
+    if args.paired_only and not args.baseline:
+        raise SystemExit("--paired-only needs --baseline")
     # the peer at its faster torch thread setting and batch (records augmented and written
     # together: its tensors of 256 records leave the caches, 64 is ~20 % faster here)
     peer = {}
-    for batch in sorted({_shard(n), min(PEER_SMALL_BATCH, n)}):
+    for batch in (() if args.paired_only else sorted({_shard(n), min(PEER_SMALL_BATCH, n)})):
         for threads in (1, 0):
             res = run("peer", n, threads, "zlib", batch)
             peer[(threads, batch)] = res
             add(f"peer zlib float32 (torch {res['torch_threads']} thread{'s' if res['torch_threads'] > 1 else ''}, "
                 f"batches of {batch})", res)
-    best_threads, best_batch = min(peer, key=lambda k: peer[k]["seconds"])
-    res = run("peer", n, best_threads or 0, "zstd", best_batch)
-    add(f"peer int16+zstd (cardiosim's encoding, torch {res['torch_threads']}, batches of {best_batch})", res)
-    peer_zstd = res
+    if not args.paired_only:
+        best_threads, best_batch = min(peer, key=lambda k: peer[k]["seconds"])
+        res = run("peer", n, best_threads or 0, "zstd", best_batch)
+        add(f"peer int16+zstd (cardiosim's encoding, torch {res['torch_threads']}, batches of {best_batch})", res)
+        peer_zstd = res
     now_res = run("ours", "simulate", n, 1, "zstd", 1)
     add("cardiosim simulate only (no I/O), 1 process", now_res)
     simulate_now = rows[-1]["seconds"]
@@ -268,12 +274,18 @@ def main():
                           "simulate_cpu_speedup_range": [min(ratios), max(ratios)],
                           "generate_cpu_ms_per_record_pairs": [[1e3 * b / n, 1e3 * a / n] for b, a in gen_pairs],
                           "generate_cpu_speedup_median": float(statistics.median(gen_ratios)),
-                          "generate_cpu_speedup_range": [min(gen_ratios), max(gen_ratios)]}
+                          "generate_cpu_speedup_range": [min(gen_ratios), max(gen_ratios)],
+                          "generate_seconds_now": gen_now["seconds"]}
         for what, prs, rts in (("simulate only", pairs, ratios), ("generate, 1 worker", gen_pairs, gen_ratios)):
             print(f"  {what}, CPU ms a record, {rev} / now over {len(prs)} round(s): "
                   + ", ".join(f"{1e3 * b / n:.2f}/{1e3 * a / n:.2f}" for b, a in prs)
                   + f" -> median speed-up {statistics.median(rts):.2f}x (range {min(rts):.2f}-{max(rts):.2f})",
                   flush=True)
+    if args.paired_only:
+        for b in baselines.values():
+            b["generate_speedup_now_vs_rev"] = b.pop("generate_seconds") / b.pop("generate_seconds_now")
+        print(json.dumps({"simulate_only_vs_baselines": baselines}, indent=1))
+        return
     ours = {}
     for workers, comp, pack in ((1, "zstd", 1), (1, "zlib", 0), (2, "zstd", 1)):
         res = run("ours", "generate", n, workers, comp, pack)
@@ -285,6 +297,7 @@ def main():
     add("cardiosim generate int16+zstd, 2 workers, spawned (not forked)", spawned)
     for rev, b in baselines.items():   # end to end, before/after on the same load
         b["generate_speedup_now_vs_rev"] = b.pop("generate_seconds") / ours[(1, "zstd")]["seconds"]
+        b.pop("generate_seconds_now")
     peer_best = peer[(best_threads, best_batch)]["seconds"]
     summary = {
         "ours_1w_vs_peer_zlib": peer_best / ours[(1, "zstd")]["seconds"],
