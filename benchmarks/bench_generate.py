@@ -79,6 +79,12 @@ def child_ours(mode: str, records: int, workers: int, compression: str, pack: bo
     _block_state(prepared)  # the lead field (cached on disk) before timing
     # JIT warm-up on a few records (kernels of code paths record 0 does not take load lazily)
     simulate_block(prepared, 0, min(records, 8))
+    import importlib
+
+    gen_module = importlib.import_module("cardiosim.dataset.generate")   # (`generate` is also a function)
+    stages = None
+    if os.environ.get("CARDIOSIM_BENCH_STAGES") and hasattr(gen_module, "_STAGE_TIMES"):
+        stages = gen_module._STAGE_TIMES = {}   # CPU seconds by stage (simulate.simulate_records)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     if mode == "simulate":
         size = _shard(records)
@@ -88,7 +94,10 @@ def child_ours(mode: str, records: int, workers: int, compression: str, pack: bo
     else:
         summary = generate(prepared.recipe, out, workers=workers, progress=False)
         nbytes = summary.bytes_written
-    return {"seconds": time.perf_counter() - t0, "bytes": nbytes, "cpu_seconds": _cpu_seconds() - c0}
+    res = {"seconds": time.perf_counter() - t0, "bytes": nbytes, "cpu_seconds": _cpu_seconds() - c0}
+    if stages is not None:
+        res["stage_cpu_ms_per_record"] = {k: 1e3 * v / records for k, v in sorted(stages.items(), key=lambda kv: -kv[1])}
+    return res
 
 
 def child_peer(records: int, threads: int, encoding: str, batch: int, out: str) -> dict:
@@ -204,6 +213,8 @@ def main():
                          "times and report the median paired CPU ratio (one pair is within this machine's noise)")
     ap.add_argument("--paired-only", action="store_true",
                     help="with --baseline: only the paired before/after rounds (no peer, encodings, workers or dask)")
+    ap.add_argument("--stages", action="store_true",
+                    help="also run 'simulate only' once with per-stage CPU timers (a tree with the stage-wise engine)")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -241,6 +252,11 @@ def main():
     now_res = run("ours", "simulate", n, 1, "zstd", 1)
     add("cardiosim simulate only (no I/O), 1 process", now_res)
     simulate_now = rows[-1]["seconds"]
+    if args.stages:
+        res = run("ours", "simulate", n, 1, "zstd", 1, env={"CARDIOSIM_BENCH_STAGES": "1"})
+        stage_ms = res.get("stage_cpu_ms_per_record", {})
+        print(f"  stages, CPU ms a record ({1e3 * res['cpu_seconds'] / n:.2f} in all): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in stage_ms.items()), flush=True)
     baselines = {}
     if args.rounds < 1:
         raise SystemExit("--rounds must be >= 1")

@@ -244,7 +244,9 @@ def simulate_block(recipe, start: int, stop: int, failures: list | None = None, 
 _SUB_BLOCK = 8
 
 #: When a dict (benchmarks, profiling): receives the CPU seconds of each stage of the blocks this
-#: process simulates (``simulate_records(timings=...)``); None (the default) times nothing.
+#: process simulates (``simulate_records(timings=...)``), of making their sources (``'source'``)
+#: and of copying and packing their records into the block (``'keep'``); None (the default)
+#: times nothing.
 _STAGE_TIMES: dict | None = None
 
 
@@ -272,7 +274,10 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
         # Stage-wise over sub-blocks (simulate.simulate_records): each stage runs over a
         # sub-block's records before the next, every record drawing from its own generator in
         # simulate_record's order, so the records are the same for any sub-block size.
+        times = _STAGE_TIMES
+        clock = time.process_time
         for lo in range(start, stop, _SUB_BLOCK):
+            t0 = clock() if times is not None else 0.0
             todo = []   # (index, source, body, src, variant) of the sub-block's records
             for i in range(lo, min(lo + _SUB_BLOCK, stop)):
                 src, variant = plan.locate(i)
@@ -289,11 +294,14 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
                     failures.append((i, f"{recipe.source.kind}:{src}", cached[2]))
                     continue
                 todo.append((i, source, plan.body(src), src, variant))
+            if times is not None:
+                times["source"] = times.get("source", 0.0) + clock() - t0
             if not todo:
                 continue
             recs = simulate_records([t[1] for t in todo], [record_rng(recipe.seed, t[0]) for t in todo],
                                     contexts=[st.context(t[2]) for t in todo], config=recipe.simulation,
-                                    clean=recipe.output.store_clean, block=_SUB_BLOCK, timings=_STAGE_TIMES)
+                                    clean=recipe.output.store_clean, block=_SUB_BLOCK, timings=times)
+            t0 = clock() if times is not None else 0.0
             for (i, source, body, src, variant), rec in zip(todo, recs):
                 rec.params["body_index"] = body
                 rec.params.update(st.body_params(body))
@@ -303,6 +311,8 @@ def _simulate_block(recipe, start: int, stop: int, failures: list | None = None,
                 folds.append(int(source.metadata.get("strat_fold", -1)))
                 variants.append(variant)
             del recs
+            if times is not None:
+                times["keep"] = times.get("keep", 0.0) + clock() - t0
     if not records:
         return None, []
     st.warm = True
