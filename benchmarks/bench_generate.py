@@ -21,11 +21,15 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
 
     python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV [--rounds 5]]
     python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 5 --paired-only
+    python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 80 --interleaved 32
 
 ``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
 committed tree of a git revision in the same run (before/after on the same machine load); with
 ``--rounds R`` both are paired R times in fresh processes (the first tree alternating) and the
 median and range of the paired CPU speed-ups are reported; ``--paired-only`` runs just those pairs.
+``--interleaved CHUNK`` instead keeps one process per tree and alternates "simulate only" of
+CHUNK records between them ``--rounds`` times (the pairs seconds apart, not minutes: on a
+shared machine the only before/after figure tight enough for a few-percent change).
 """
 
 from __future__ import annotations
@@ -158,8 +162,64 @@ def child_dask(records: int, out: str) -> dict:
     return {"seconds": t2 - t1, "seconds_w1": t1 - t0, "identical": same}
 
 
+def child_chunks(chunk: int, records: int) -> None:
+    """A persistent 'simulate only' process for ``--interleaved``: warms up, prints ``ready``,
+    then for each start index read from stdin simulates ``chunk`` records from there (a
+    block as ``write_block`` simulates it, without the write) and prints their CPU ms a record."""
+    sys.path.insert(0, str(ROOT))
+    import importlib
+
+    from cardiosim.dataset.generate import PreparedRecipe, _block_state
+
+    gen_module = importlib.import_module("cardiosim.dataset.generate")
+    prepared = PreparedRecipe.of(_recipe(records, "zstd", True))
+    _block_state(prepared)
+    gen_module._simulate_block(prepared, 0, min(records, 16), reuse_buffers=True)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        a = int(line)
+        t0 = time.process_time()
+        gen_module._simulate_block(prepared, a, a + chunk, reuse_buffers=True)
+        print(json.dumps(1e3 * (time.process_time() - t0) / chunk), flush=True)
+
+
+def interleaved(root_before: Path, rounds: int, chunk: int, records: int) -> dict:
+    """CPU ms a record of the tree at ``root_before`` and of this one, measured in two persistent
+    processes on the same chunks of ``chunk`` records, alternated chunk by chunk (which tree goes
+    first alternating too): a drifting load shifts both sides of a pair alike, so the paired
+    ratios are tighter than those of fresh processes minutes apart."""
+    procs = {}
+    for side, root in (("before", root_before), ("now", ROOT)):
+        procs[side] = subprocess.Popen([sys.executable, __file__, "--child", "chunks", str(chunk), str(records)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env={**os.environ, "PYTHONPATH": str(root), "CARDIOSIM_BENCH_ROOT": str(root)})
+    try:
+        for side, p in procs.items():
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the {side} tree's chunk process did not start")
+        ms = {"before": [], "now": []}
+        for k in range(rounds):
+            a = (k * chunk) % max(1, records - chunk + 1)
+            for side in (("before", "now") if k % 2 == 0 else ("now", "before")):
+                procs[side].stdin.write(f"{a}\n")
+                procs[side].stdin.flush()
+                ms[side].append(json.loads(procs[side].stdout.readline()))
+    finally:
+        for p in procs.values():
+            p.stdin.close()
+            p.wait()
+    ratios = [b / a for b, a in zip(ms["before"], ms["now"])]
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return {"chunk": chunk, "rounds": rounds, "before_ms_median": statistics.median(ms["before"]),
+            "now_ms_median": statistics.median(ms["now"]), "speedup_median": statistics.median(ratios),
+            "speedup_iqr": [q[0], q[2]], "speedup_range": [min(ratios), max(ratios)]}
+
+
 def _child(args) -> None:
     kind, rest = args[0], args[1:]
+    if kind == "chunks":
+        child_chunks(int(rest[0]), int(rest[1]))
+        return
     if kind == "ours":
         mode, records, workers, compression, pack, out = rest
         res = child_ours(mode, int(records), int(workers), compression, pack == "1", out)
@@ -213,6 +273,9 @@ def main():
                          "times and report the median paired CPU ratio (one pair is within this machine's noise)")
     ap.add_argument("--paired-only", action="store_true",
                     help="with --baseline: only the paired before/after rounds (no peer, encodings, workers or dask)")
+    ap.add_argument("--interleaved", metavar="CHUNK", type=int, default=0,
+                    help="with --baseline: instead of fresh processes, one persistent process per tree, 'simulate "
+                         "only' of CHUNK records alternated between them --rounds times (tighter pairs on a busy machine)")
     ap.add_argument("--stages", action="store_true",
                     help="also run 'simulate only' once with per-stage CPU timers (a tree with the stage-wise engine)")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
@@ -233,8 +296,20 @@ def main():
 
     # Numba's on-disk cache of this tree: filled (or checked) once before any timing.
     run("ours", "simulate", min(n, 16), 1, "zstd", 1)
-    if args.paired_only and not args.baseline:
-        raise SystemExit("--paired-only needs --baseline")
+    if (args.paired_only or args.interleaved) and not args.baseline:
+        raise SystemExit("--paired-only and --interleaved need --baseline")
+    if args.interleaved:
+        out = {}
+        for rev in args.baseline:
+            with _tree_at(rev) as (root, commit):
+                run("ours", "simulate", min(n, 16), 1, "zstd", 1, root=root)  # compiles its kernels into its cache
+                res = out[rev] = {"commit": commit, **interleaved(root, args.rounds, args.interleaved, n)}
+            print(f"  simulate only, interleaved chunks of {res['chunk']} x {res['rounds']}: CPU ms a record {rev} "
+                  f"{res['before_ms_median']:.2f} / now {res['now_ms_median']:.2f} (medians) -> paired speed-up median "
+                  f"{res['speedup_median']:.3f}x (IQR {res['speedup_iqr'][0]:.3f}-{res['speedup_iqr'][1]:.3f}, range "
+                  f"{res['speedup_range'][0]:.2f}-{res['speedup_range'][1]:.2f})", flush=True)
+        print(json.dumps({"interleaved_vs_baselines": out}, indent=1))
+        return
     # the peer at its faster torch thread setting and batch (records augmented and written
     # together: its tensors of 256 records leave the caches, 64 is ~20 % faster here)
     peer = {}
