@@ -614,3 +614,12 @@ def test_clean_padding_on_a_real_record(data_dir):
     default = _edge_errors(x, r.fs, None, 60, 1)
     assert max(pad) < 0.12, pad
     assert pad[0] < 0.75 * default[0] and pad[1] < 0.75 * default[1], (pad, default)
+
+
+@pytest.mark.parametrize("pad_s", [0.0, -1.0, float("nan")])
+def test_clean_refuses_a_padding_that_is_not_a_positive_duration(pad_s):
+    from cardiosim.errors import ConfigError
+    from cardiosim.ode.realism import clean
+
+    with pytest.raises(ConfigError, match="pad_s must be a positive number of seconds"):
+        clean(np.zeros((2, 1000)), 500.0, pad_s=pad_s)
