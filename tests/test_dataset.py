@@ -112,6 +112,22 @@ def test_open_dataset_reports_corrupt_and_missing_files(tmp_path):
         open_dataset(tmp_path / "nothing.nc")
 
 
+def _captured_block(records: int, seed: int):
+    """The records (and keyword arguments) ``simulate_block`` hands to ``records_to_dataset``
+    for a default recipe of ``records`` 2-s records."""
+    import importlib
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    captured = []
+    real = gen.records_to_dataset
+    try:
+        gen.records_to_dataset = lambda recs, **kw: captured.append((recs, kw)) or real(recs, **kw)
+        simulate_block(Recipe.from_dict({"records": records, "duration": 2.0, "seed": seed}), 0, records)
+    finally:
+        gen.records_to_dataset = real
+    return captured[0]
+
+
 def test_block_assembly_fast_paths_equal_the_record_by_record_paths():
     """records_to_dataset transposes the records' parameters with zip (per key set) and writes
     the beats with one masked assignment per wave; both equal the record-by-record loops they
@@ -121,16 +137,7 @@ def test_block_assembly_fast_paths_equal_the_record_by_record_paths():
     from cardiosim.dataset.schema import (ANNOTATION_KEYS, _fill_annotations, _fill_annotations_at_once,
                                           _flat_params, _parameter_columns, beat_capacity)
 
-    captured = []
-    import importlib
-    gen = importlib.import_module("cardiosim.dataset.generate")
-    real = gen.records_to_dataset
-    try:
-        gen.records_to_dataset = lambda records, **kw: captured.append(records) or real(records, **kw)
-        simulate_block(Recipe.from_dict({"records": 4, "duration": 2.0, "seed": 3}), 0, 4)
-    finally:
-        gen.records_to_dataset = real
-    records = copy.deepcopy(captured[0])
+    records = copy.deepcopy(_captured_block(4, 3)[0])
     del records[1].params["garment_slip_m"]
     records[2].params["extra_flag"] = True
     records[3].params["garment_slip_m"] = 3          # an int where the others are floats
@@ -278,22 +285,14 @@ def test_a_record_with_more_beats_than_the_beat_axis_is_named():
     """A source annotating more beats than MAX_BEAT_RATE allows gets a SignalError naming the
     record and the count (the message used to reference an undefined name: a NameError)."""
     import dataclasses
-    import importlib
 
     from cardiosim.dataset.schema import _annotation_variables, beat_capacity
     from cardiosim.errors import SignalError
 
-    gen = importlib.import_module("cardiosim.dataset.generate")
-    captured = []
-    real = gen.records_to_dataset
-    try:
-        gen.records_to_dataset = lambda records, **kw: captured.append(records) or real(records, **kw)
-        simulate_block(Recipe.from_dict({"records": 2, "duration": 2.0, "seed": 3}), 0, 2)
-    finally:
-        gen.records_to_dataset = real
-    r = captured[0][1]
+    block = _captured_block(2, 3)[0]
+    r = block[1]
     n_t = r.ecg.shape[1]
     cap = beat_capacity(n_t, r.fs)
     many = dataclasses.replace(r, beat_types=["N"] * (cap + 1), annotations={})
     with pytest.raises(SignalError, match=rf"{r.source_id!r} has {cap + 1} beats, more than the {cap}"):
-        _annotation_variables([captured[0][0], many], n_t, r.fs)
+        _annotation_variables([block[0], many], n_t, r.fs)
