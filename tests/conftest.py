@@ -47,6 +47,41 @@ def _data_dir() -> Path:
     return Path(os.environ.get("CARDIOSIM_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
 
 
+#: The CinC 2021 PTB-XL records the ``ptbxl_folder`` fixture builds its PTB-XL layout from (tests using
+#: it carry ``@pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)``).
+PTBXL_FIXTURE_RECORDS = tuple(f"cinc2021/HR0600{i}" for i in range(5))
+
+
+def missing_shared_records(folder: Path, names) -> list[str]:
+    """The records of ``names`` that ``folder`` does not hold: each a path below it with or
+    without its extension ("cinc2021/HR06000", "cinc2011/REFERENCE.csv") or a glob pattern
+    ("cpsc2021/data_21_*.hea": some record of CPSC 2021 patient 21)."""
+    def present(n: str) -> bool:
+        if any(c in n for c in "*?["):
+            return any(folder.glob(n))
+        return (folder / n).exists() or any((folder / n).parent.glob(Path(n).name + ".*"))
+
+    return [n for n in names if not present(n)]
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.shared_records(...)``: a test pinned to named records of the shared folder
+    (a reader's fixture file, a measurement documented on one record) skips, naming them, when
+    ``$CARDIOSIM_DATA`` is another folder of recordings of the same kinds without them. Tests
+    that read whatever records a folder holds (its held-out subjects, patients and records)
+    carry no such mark and run on any folder."""
+    mark = item.get_closest_marker("shared_records")
+    if mark is None or "data_dir" not in item.fixturenames:
+        return
+    folder = _data_dir()
+    if not folder.is_dir():
+        return  # the data_dir fixture skips with its own reason
+    missing = missing_shared_records(folder, mark.args)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        pytest.skip(f"pinned to record(s) {', '.join(missing[:3])}{more} of the shared data folder, not in {folder}")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Folder of real PhysioNet recordings (CARDIOSIM_DATA, default ../shared/data); skip if absent."""

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from cardiosim.errors import ConfigError, DataFormatError
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, missing_shared_records
 
 LINKED = (".dat", ".mat", ".atr", ".artifact.csv")
 
@@ -207,6 +207,14 @@ def test_real_records_read_lead_names_without_case_and_name_a_missing_lead(data_
 
 # new patient names that keep the records' sorted order (the prior pools the records in it)
 PATIENTS = {"101": "1101", "21": "121", "35": "135", "84": "184", "8": "18", "92": "192"}
+
+# Every folder here is built from named records of the shared folder: with another folder of the
+# same kinds in $CARDIOSIM_DATA (which these tests stand in for) they skip, naming what is missing.
+pytestmark = pytest.mark.shared_records(
+    *(f"textile/{s}_{e}_{a}" for s in ("01", "02", "03", "04", "05") for e in ("AgAgCl", "textile")
+      for a in ("rest", "walk")),
+    *(f"cinc2021/{n}" for n in (*NORM_RENAMED, "E07500", "E07509", "E07510", "E07511")),
+    *(f"cpsc2021/data_{q}_*.hea" for q in PATIENTS), "mitdb/100", "nstdb/ma", "cinc2011/REFERENCE.csv")
 
 
 @pytest.fixture(scope="module")
@@ -421,3 +429,14 @@ def test_measure_and_noise_model_of_a_record_under_any_name(data_dir, tmp_path, 
     ref = nstdb_noise_model("ma", data_dir)
     assert np.array_equal(mine.freqs, ref.freqs) and np.array_equal(mine.psd, ref.psd)
     assert mine.bursts == ref.bursts
+
+
+def test_pinned_records_are_looked_up_by_name_extension_or_pattern(tmp_path):
+    """``@pytest.mark.shared_records`` names a record with or without its extension, or by a glob
+    pattern; what the folder lacks is returned in the given order (the skip reason names it)."""
+    (tmp_path / "cinc2021").mkdir()
+    (tmp_path / "cinc2021" / "HR06000.hea").write_text("")
+    (tmp_path / "cinc2021" / "HR06000.mat").write_text("")
+    names = ["cinc2021/HR06000", "cinc2021/HR06000.hea", "cinc2021/HR0600*.hea", "cinc2021/HR06001",
+             "cpsc2021/data_21_*.hea", "cinc2021/HR0600"]
+    assert missing_shared_records(tmp_path, names) == ["cinc2021/HR06001", "cpsc2021/data_21_*.hea", "cinc2021/HR0600"]
