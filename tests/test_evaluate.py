@@ -34,6 +34,7 @@ def ecg_set(hrs, fs, duration, rng, noise=0.02, n_leads=2):
     return out
 
 
+@pytest.mark.shared_records("mitdb/100")
 def test_r_peaks_match_mitdb_100_annotations(data_dir):
     wfdb = pytest.importorskip("wfdb")
     rec = wfdb.rdrecord(str(data_dir / "mitdb" / "100"), sampto=360 * 600)

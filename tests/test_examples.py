@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, PTBXL_FIXTURE_RECORDS
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
@@ -110,6 +110,7 @@ def test_distributed_matches_single_process(tmp_path):
     assert "identical to the single-process run: True" in out
 
 
+@pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)
 def test_ptbxl_to_shirt(ptbxl_folder, tmp_path):
     import pandas as pd
 

@@ -17,7 +17,7 @@ import cardiosim
 from cardiosim.dataset import Recipe, generate, open_dataset
 from cardiosim.dataset.io import read_manifest, sha256_file
 from cardiosim.errors import CardiosimError, ConfigError, DataFormatError
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, PTBXL_FIXTURE_RECORDS
 
 BASE = {"records": 10, "duration": 2.0, "seed": 21, "output": {"shard_size": 4}}
 
@@ -217,6 +217,7 @@ def test_malformed_toml_is_a_config_error():
 
 # --- real sources ------------------------------------------------------------------------
 
+@pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)
 def test_ptbxl_source_keeps_labels_folds_and_splits(ptbxl_folder, tmp_path):
     import pandas as pd
 
@@ -246,6 +247,7 @@ def test_ptbxl_source_keeps_labels_folds_and_splits(ptbxl_folder, tmp_path):
     assert not np.array_equal(ds["ecg"].values[0], ds["ecg"].values[1])
 
 
+@pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)
 def test_failed_source_records_are_skipped_and_reported(ptbxl_folder, tmp_path):
     import shutil
 

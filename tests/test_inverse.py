@@ -120,6 +120,7 @@ def setup():
 
 @pytest.mark.parametrize("method,model", [("lstsq", "surface"), ("lstsq", "dipole"), ("inverse_dower", "dipole"),
                                           ("kors", "dipole")])
+@pytest.mark.shared_records("cinc2021/HR06000", "cinc2021/JS20000")
 def test_zero_displacement_identity_on_a_real_record(data_dir, setup, method, model):
     """Real record -> source + residual -> re-projected at the same standard positions = input (1e-5 rel).
 
@@ -180,6 +181,7 @@ def test_dipolar_fraction_of_real_records(data_dir, setup):
     assert np.median(fracs) < 0.45 and worst < 0.85
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_frank_from_12_leads_on_ptbdb_s0010(data_dir, setup):
     """PTB s0010_re: measured Frank X, Y, Z vs Kors, inverse Dower and the torso model.
 
@@ -268,6 +270,7 @@ def test_projection_plus_residual_is_the_input_for_any_fit_subset(seed, n_fit):
     np.testing.assert_allclose(out, ecg, rtol=0, atol=1e-5 * np.abs(ecg).max())
 
 
+@pytest.mark.shared_records("cinc2021/HR06003", "ptbdb/s0010_re")
 def test_recording_to_source_carries_labels_metadata_and_heart_rate(data_dir):
     import neurokit2 as nk
 

@@ -77,6 +77,7 @@ def test_unknown_codes_are_warned_and_returned():
         tm.map_codes(["x"], "icd")
 
 
+@pytest.mark.shared_records("cinc2021/HR06000")
 def test_user_toml_file_drives_a_reader(data_dir, tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('name = "mine"\nclasses = ["ABNORMAL_T", "SINUS"]\n\n'

@@ -70,6 +70,7 @@ def test_single_lead_fit_gives_min_norm_dipole():
     np.testing.assert_allclose(lead @ res.patient.render(t), y, atol=0.03 * np.abs(y).max())
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_fit_real_ptb_vcg_residual_below_5_percent(data_dir):
     wfdb = pytest.importorskip("wfdb")
     nk = pytest.importorskip("neurokit2")

@@ -2,9 +2,12 @@
 
 import re
 
+import pytest
+
 from conftest import PROJECT_ROOT
 
 
+@pytest.mark.shared_records("cinc2021/HR06000")
 def test_readme_python_blocks_run(tmp_path, data_dir, monkeypatch):
     text = (PROJECT_ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

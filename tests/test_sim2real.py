@@ -23,6 +23,7 @@ from cardiosim.sim2real import conditions as C  # noqa: E402
 from cardiosim.sim2real import tasks as T  # noqa: E402
 
 
+@pytest.mark.shared_records("cpsc2021/data_101_6", "cpsc2021/data_84_1")
 def test_af_window_labels_match_a_hand_count(data_dir):
     """data_101_6 (22,355 samples at 200 Hz): AF from 3132-5639, 8468-9100, 11121-16050 and
     21303-22355. Counted by hand over 2000-sample windows: N, mixed, mixed, N, mixed, mixed, AF,
@@ -98,6 +99,7 @@ def quick_report(tmp_path_factory, data_dir):
     return out, run_all(out, budget="quick", conditions="abcd", data_dir=data_dir, progress=False)
 
 
+@pytest.mark.shared_records("cpsc2021/data_101_6", "cpsc2021/data_8_4", "cpsc2021/data_21_7", "cpsc2021/data_84_3")
 def test_quick_run_writes_tables_figures_json_and_recipes(quick_report):
     from cardiosim.dataset import Recipe
 
@@ -129,6 +131,7 @@ def test_quick_run_writes_tables_figures_json_and_recipes(quick_report):
     assert results["quality"]["conditions"]["a"]["status"] == "n/a"
 
 
+@pytest.mark.shared_records("cpsc2021/data_101_6", "cpsc2021/data_8_4", "cpsc2021/data_21_7", "cpsc2021/data_84_3")
 def test_quick_run_real_beats_model_beats_chance(quick_report):
     """Trained on consensus beats of subjects 01-03, tested on 04-05: random detections at
     the same rate would match a reference beat only within +-150 ms of one (PPV ~ 0.3-0.5)."""

@@ -39,6 +39,7 @@ def test_conditions_e_and_f_learn_condition_c_labels():
     np.testing.assert_array_equal(ts.x, ref.x)
 
 
+@pytest.mark.shared_records("textile/01_textile_rest", "textile/02_textile_rest", "textile/03_textile_rest")
 def test_unlabeled_data_never_comes_from_test_subjects(data, monkeypatch):
     seen = []
     real_read = tasks.read_textile
@@ -58,6 +59,7 @@ def test_unlabeled_data_never_comes_from_test_subjects(data, monkeypatch):
     assert af.shape[1:] == (2, int(10.0 * b.fs))
 
 
+@pytest.mark.shared_records("textile/01_textile_rest", "textile/02_textile_rest", "textile/03_textile_rest")
 def test_refined_training_set_is_stored_with_its_settings_and_copies_no_real_record(data):
     b = train.get_budget("quick").for_task("quality")
     train.set_threads()
@@ -73,6 +75,7 @@ def test_refined_training_set_is_stored_with_its_settings_and_copies_no_real_rec
     assert np.median(d_ref) >= 0.9 * np.median(d_real)
 
 
+@pytest.mark.shared_records("textile/01_textile_rest", "textile/02_textile_rest", "textile/03_textile_rest")
 def test_masked_pretraining_condition_trains_a_working_model(data):
     b = train.get_budget("quick").for_task("quality")
     train.set_threads()

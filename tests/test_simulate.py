@@ -27,6 +27,7 @@ def _real_source(data_dir, ctx, name="HR06000"):
     return rec, recording_to_source(rec, ctx.forward, ctx.layout)
 
 
+@pytest.mark.shared_records("cinc2021/HR06000", "cinc2021/JS20000")
 @pytest.mark.parametrize("name", ["HR06000", "JS20000"])
 def test_shirt_at_standard_positions_reproduces_the_real_ecg(data_dir, standard_context, name):
     rec, source = _real_source(data_dir, standard_context, name)
@@ -38,6 +39,7 @@ def test_shirt_at_standard_positions_reproduces_the_real_ecg(data_dir, standard_
     assert out.fs == rec.fs
 
 
+@pytest.mark.shared_records("cinc2021/HR06000")
 def test_moved_electrodes_change_what_the_dipole_part_records(data_dir, standard_context, shirt_context):
     rec, source = _real_source(data_dir, standard_context)
     a = simulate_record(source, np.random.default_rng(0), context=standard_context,
@@ -125,6 +127,7 @@ def test_synthetic_source_reproduces_the_ode_vcg_through_the_frank_network(shirt
     assert 30 < src.heart_rate < 200 and np.isfinite(src.breathing_rate)
 
 
+@pytest.mark.shared_records("cinc2021/HR06000")
 def test_surface_source_takes_one_closest_point_search_with_the_same_field(data_dir, shirt_context, monkeypatch):
     """A real record's surface source is evaluated along the moving electrodes with
     SurfaceSource.split_transfer (one search for the dipole and the non-dipolar part): the

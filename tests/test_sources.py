@@ -19,7 +19,13 @@ from cardiosim.leads import STANDARD_LEADS
 from cardiosim.sources import (Recording, from_array, open_source, read_ptbxl, read_sph, read_wfdb,
                                resample)
 
+from conftest import PTBXL_FIXTURE_RECORDS
+
 CINC = ("E07500", "HR06000", "HR06001", "HR06002", "HR06003", "HR06004", "JS20000")
+# the reader tests read these fixture files of the shared folder and skip without them
+# (conftest.pytest_runtest_setup); PTB-XL and SPH layouts are built from HR06000-HR06004
+ALL_CINC = pytest.mark.shared_records(*(f"cinc2021/{n}" for n in CINC))
+PTBXL_FIXTURE = pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)
 PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]  # PTB-XL header spelling
 
 
@@ -31,6 +37,7 @@ def _quiet_read(path, **kw):
 
 # --- WFDB on the real files ----------------------------------------------------------------
 
+@ALL_CINC
 def test_cinc2021_mat_matches_an_independent_matlab_read(data_dir):
     """Signals equal scipy.io.loadmat('val') / gain (1000 per mV); leads and fs from the header."""
     for name in CINC:
@@ -41,6 +48,7 @@ def test_cinc2021_mat_matches_an_independent_matlab_read(data_dir):
         assert rec.metadata["age"] and rec.metadata["sex"]
 
 
+@pytest.mark.shared_records("cinc2021/HR06000", "cinc2021/E07500")
 def test_cinc2021_dx_codes_become_labels(data_dir):
     rec = read_wfdb(data_dir / "cinc2021" / "HR06000")
     assert rec.codes == ("164934002", "426783006")
@@ -50,6 +58,7 @@ def test_cinc2021_dx_codes_become_labels(data_dir):
     assert rec.labels == () and "67741000119109" in rec.codes  # kept, reported, not dropped
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_ptbdb_dat_and_xyz_match_raw_int16(data_dir):
     """s0010_re: 12 leads in .dat and Frank vx, vy, vz in .xyz; format 16, gain 2000/mV."""
     rec = read_wfdb(data_dir / "ptbdb" / "s0010_re.hea")
@@ -59,6 +68,7 @@ def test_ptbdb_dat_and_xyz_match_raw_int16(data_dir):
     np.testing.assert_allclose(rec.signal, np.vstack([dat, xyz]) / 2000.0, atol=1e-6)
 
 
+@pytest.mark.shared_records("mitdb/100")
 def test_mitdb_mlii_is_normalised_to_lead_ii(data_dir):
     rec = read_wfdb(data_dir / "mitdb" / "100", expected_fs=360)
     assert rec.leads == ("II", "V5") and rec.signal.shape == (2, 650000)
@@ -73,6 +83,8 @@ def test_unknown_channel_names_need_explicit_leads(data_dir):
     assert rec.leads == ("V1", "V2", "V3", "V4")
 
 
+@ALL_CINC
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_real_records_are_limb_consistent(data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConsistencyWarning)
@@ -82,6 +94,7 @@ def test_real_records_are_limb_consistent(data_dir):
         read_wfdb(data_dir / "ptbdb" / "s0010_re")
 
 
+@pytest.mark.shared_records("cinc2021/E07500", "cinc2021/JS20000")
 def test_wfdb_folder_source_is_lazy_and_reports_unmapped(data_dir):
     names = sorted(p.stem for p in (data_dir / "cinc2021").glob("*.hea"))  # the shared folder grows
     assert set(CINC) <= set(names)
@@ -101,6 +114,7 @@ def test_wfdb_folder_source_is_lazy_and_reports_unmapped(data_dir):
 
 # --- fixtures in native layouts built from real signals -------------------------------------
 
+@PTBXL_FIXTURE
 def test_ptbxl_reader_on_native_layout(ptbxl_folder, data_dir):
     db = pd.read_csv(ptbxl_folder / "ptbxl_database.csv", index_col="ecg_id")
     seq = open_source(f"ptbxl:{ptbxl_folder}")
@@ -121,6 +135,7 @@ def test_ptbxl_reader_on_native_layout(ptbxl_folder, data_dir):
     assert recs[0].labels == ("NORM",) and recs[0].metadata["superclasses"] == "NORM"
 
 
+@PTBXL_FIXTURE
 def test_ptbxl_superclasses_match_wagner_aggregation(ptbxl_folder):
     """Labels under the shipped superclass map = the aggregation of Wagner et al.'s example code."""
     stm = pd.read_csv(ptbxl_folder / "scp_statements.csv", index_col=0)
@@ -133,6 +148,7 @@ def test_ptbxl_superclasses_match_wagner_aggregation(ptbxl_folder):
         assert seq.unmapped == {}  # non-diagnostic codes are in the map's [ignore] list
 
 
+@PTBXL_FIXTURE
 def test_ptbxl_100hz_records(ptbxl_folder):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LabelMappingWarning)
@@ -140,6 +156,7 @@ def test_ptbxl_100hz_records(ptbxl_folder):
     assert rec.fs == 100 and rec.signal.shape == (12, 1000)
 
 
+@PTBXL_FIXTURE
 def test_ptbxl_unexpected_sampling_rate(ptbxl_folder, tmp_path):
     bad = tmp_path / "ptbxl"
     shutil.copytree(ptbxl_folder, bad)
@@ -168,6 +185,7 @@ def sph_folder(data_dir, tmp_path_factory):
     return root
 
 
+@PTBXL_FIXTURE
 def test_sph_reader_on_native_layout(sph_folder, data_dir):
     seq = open_source(f"sph:{sph_folder}")
     assert len(seq) == 5
@@ -183,6 +201,7 @@ def test_sph_reader_on_native_layout(sph_folder, data_dir):
     assert r3.metadata["patient_id"] == "P00003" and r3.metadata["age"] == 43.0
 
 
+@PTBXL_FIXTURE
 def test_sph_shape_mismatch_is_a_format_error(sph_folder, tmp_path):
     bad = tmp_path / "sph"
     shutil.copytree(sph_folder, bad)
@@ -213,6 +232,7 @@ def _copy_record(data_dir, tmp_path, folder, name, exts):
     return tmp_path / name
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re", "cinc2021/HR06001")
 def test_truncated_dat_and_mat(data_dir, tmp_path):
     base = _copy_record(data_dir, tmp_path, "ptbdb", "s0010_re", (".hea", ".dat", ".xyz"))
     with open(tmp_path / "s0010_re.dat", "r+b") as f:
@@ -226,6 +246,7 @@ def test_truncated_dat_and_mat(data_dir, tmp_path):
         read_wfdb(base)
 
 
+@pytest.mark.shared_records("cinc2021/HR06002")
 def test_header_with_fewer_leads(data_dir, tmp_path):
     # a header line removed: the file holds more channels than the header describes
     base = _copy_record(data_dir, tmp_path, "cinc2021", "HR06002", (".hea", ".mat"))
@@ -244,6 +265,7 @@ def test_header_with_fewer_leads(data_dir, tmp_path):
     assert read_wfdb(tmp_path / "short").leads == STANDARD_LEADS[:11]
 
 
+@pytest.mark.shared_records("cinc2021/HR06003")
 def test_nan_samples(data_dir, tmp_path):
     sig = _quiet_read(data_dir / "cinc2021" / "HR06003").signal.astype(np.float64)
     sig[4, 1000:1010] = np.nan  # written as WFDB's missing-sample value, read back as NaN
@@ -255,6 +277,7 @@ def test_nan_samples(data_dir, tmp_path):
         from_array(sig, 500, STANDARD_LEADS)
 
 
+@pytest.mark.shared_records("cinc2021/HR06004")
 def test_unexpected_sampling_rate(data_dir):
     with pytest.raises(SamplingRateError, match=r"HR06004.*500.*expected 250"):
         read_wfdb(data_dir / "cinc2021" / "HR06004", expected_fs=250)
@@ -262,6 +285,7 @@ def test_unexpected_sampling_rate(data_dir):
         from_array(np.zeros((12, 10)), 500, STANDARD_LEADS, expected_fs=1000)
 
 
+@pytest.mark.shared_records("cinc2021/HR06000")
 def test_swapped_limb_electrodes_warn_naming_the_record(data_dir):
     rec = _quiet_read(data_dir / "cinc2021" / "HR06000")
     sig = rec.signal.copy()
@@ -311,6 +335,7 @@ def test_resample_has_an_anti_aliasing_filter():
         resample(y, 0, 100)
 
 
+@pytest.mark.shared_records("cinc2021/HR06000", "cinc2021/HR06001")
 def test_iter_records_reports_failures_and_skips_them(data_dir, tmp_path):
     for name in ("HR06000", "HR06001"):
         _copy_record(data_dir, tmp_path, "cinc2021", name, (".hea", ".mat"))
@@ -324,6 +349,7 @@ def test_iter_records_reports_failures_and_skips_them(data_dir, tmp_path):
     assert list(seq.failed) == [str(tmp_path / "HR06001")] and "truncated" in seq.failed[str(tmp_path / "HR06001")]
 
 
+@PTBXL_FIXTURE
 def test_ptbxl_selection_and_likelihood_threshold(ptbxl_folder):
     db = pd.read_csv(ptbxl_folder / "ptbxl_database.csv", index_col="ecg_id")
     ids = list(db.index[[3, 1]])
@@ -336,6 +362,7 @@ def test_ptbxl_selection_and_likelihood_threshold(ptbxl_folder):
     assert rec.labels == () and rec.codes == tuple(eval(db.iloc[0].scp_codes))  # noqa: S307
 
 
+@pytest.mark.shared_records("cinc2021/HR06004")
 def test_recording_resampled_keeps_the_ecg(data_dir):
     """500 -> 250 Hz of a real record: same duration, same waveform at the common samples."""
     rec = _quiet_read(data_dir / "cinc2021" / "HR06004")
@@ -347,6 +374,7 @@ def test_recording_resampled_keeps_the_ecg(data_dir):
     assert rec.resampled(500) is rec
 
 
+@pytest.mark.shared_records("cinc2021/HR06004", "mitdb/100")
 def test_units_and_channel_selection(data_dir, tmp_path):
     """A record stored in uV is returned in mV; unknown units are a format error; channels= selects."""
     sig = _quiet_read(data_dir / "cinc2021" / "HR06004").signal[:2].astype(np.float64)

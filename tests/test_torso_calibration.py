@@ -116,6 +116,7 @@ def test_electrodes_follow_the_measured_torso(model):
     assert max(diffs[e] for e in ("RA", "LA", "LL")) < 40.0, diffs
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_model_frank_reconstruction_on_ptb_s0010(data_dir, model):
     """Model-based 12-lead -> Frank VCG (torso dipole, torso Frank network) vs the measured VCG."""
     _, std, frank, fwd = model
