@@ -44,6 +44,8 @@ import pytest
 from cardiosim.ode import synthesize
 from cardiosim.ode.realism import CONTIGUOUS, LEADS, LI, flutter_evidence, is_flutter, lead_matrix, measure
 
+from conftest import PTBXL_FIXTURE_RECORDS
+
 FS = 500.0
 DUR = 10.0
 # 20 records per class keep CI fast (one may fail: >= 95 % of 20); the README's
@@ -470,7 +472,8 @@ def _dist_params():
 @pytest.mark.parametrize("feature", _dist_params())
 def test_norm_distribution_against_held_out_records(norm_rows, feature):
     r = norm_rows[feature]
-    assert r["n_real"] == 5 and r["n_synth"] >= 38, r
+    # the folder's NORM records no prior was fitted on: 5 in the shared folder (realism.HELD_OUT)
+    assert r["n_real"] >= 3 and r["n_synth"] >= 38, r
     assert r["inside"] >= 0.9 and r["median_in_iqr"], r
 
 
@@ -493,6 +496,7 @@ def test_norm_distributions_count(norm_rows):
     assert len(norm_rows) == 22 and len(met) >= NORM_DIST_MIN_MET, met
 
 
+@pytest.mark.shared_records("cinc2021/E07509", "cinc2021/HR06004", "cinc2021/HR06001")
 def test_real_record_classes_from_snomed(data_dir):
     from cardiosim.ode.realism import HELD_OUT, real_records
 
@@ -508,13 +512,17 @@ def test_af_rhythm_prior_covers_held_out_patients(data_dir):
     shipped default also uses them) against patient 84's real 10-s AF windows: >= 90 % of
     them inside the synthetic 2.5-97.5 % range of rate and RR coefficient of variation; slow
     regular AF (CV <= 0.12) and fast AF (> 110 bpm) are both drawn."""
-    from cardiosim.ode.rhythm_prior import (HELD_OUT_PATIENTS, _annotated, af_windows, draw_af,
+    from cardiosim.ode.rhythm_prior import (HELD_OUT_PATIENTS, _annotated, af_windows, cpsc_patient, draw_af,
                                             validation_rhythm_prior)
 
     prior = validation_rhythm_prior()
     assert not any(s.split("_")[1] in HELD_OUT_PATIENTS for s in prior["sources"] if s.startswith("cpsc"))
+    # the folder's patients the validation prior was not fitted on (21 and 84 here: only 84 has AF)
+    fitted = {cpsc_patient(s.split("/")[-1]) for s in prior["sources"] if s.startswith("cpsc")}
     real = []
-    for hea in sorted((data_dir / "cpsc2021").glob("data_84_*.hea")):
+    for hea in sorted((data_dir / "cpsc2021").glob("data_*.hea")):
+        if cpsc_patient(hea.stem) in fitted:
+            continue
         t, _, st = _annotated(hea.with_suffix(""))
         real += af_windows(np.diff(t), st[:-1] == "(AFIB")
     real = np.array(real)
@@ -527,6 +535,7 @@ def test_af_rhythm_prior_covers_held_out_patients(data_dir):
     assert np.mean(syn[:, 1] <= 0.12) > 0.03 and np.mean(syn[:, 0] > 110) > 0.2
 
 
+@pytest.mark.shared_records(*PTBXL_FIXTURE_RECORDS)
 def test_prior_fit_cli_on_a_ptbxl_folder(ptbxl_folder, tmp_path):
     """``cardiosim prior fit --source ptbxl:PATH`` fits the NORM-only records and writes a
     prior a recipe can name (``[source] prior``)."""

@@ -333,8 +333,9 @@ def _records(data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         recs = [read_wfdb(h.with_suffix("")) for h in sorted((data_dir / "cinc2021").glob("*.hea"))]
-        recs.append(read_wfdb(data_dir / "ptbdb" / "s0010_re").select(
-            ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")))
+        recs += [read_wfdb(h.with_suffix("")).select(("I", "II", "III", "aVR", "aVL", "aVF",
+                                                       "V1", "V2", "V3", "V4", "V5", "V6"))
+                 for h in sorted((data_dir / "ptbdb").glob("*.hea"))]
     return recs
 
 
@@ -419,6 +420,7 @@ def test_fixed_part_of_real_records_is_below_10_percent(data_dir, body):
     assert worst <= 0.10
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_frank_from_12_leads_with_the_surface_source(data_dir, body):
     """PTB s0010_re: Frank X, Y, Z from the 12 leads through the surface source read at the
     torso's Frank electrodes, against the measured Frank leads (band 0.5-40 Hz).
@@ -452,6 +454,7 @@ def test_frank_from_12_leads_with_the_surface_source(data_dir, body):
     assert min(r["surface"][:2]) > 0.9
 
 
+@pytest.mark.shared_records("ptbdb/s0010_re")
 def test_frank_from_12_leads_reaches_kors(data_dir, body):
     """Issue 12: model-based Frank reconstruction on s0010_re at least as good as Kors (mean r).
 
