@@ -103,6 +103,17 @@ def _corner_key(c):
     return f"{c:g}Hz"
 
 
+def _record_medians(recipe) -> np.ndarray:
+    """Median wander ratio (dB, every window of leads I and II) of each record ``recipe`` makes."""
+    from cardiosim.dataset.generate import PreparedRecipe, simulate_block
+
+    ds = simulate_block(PreparedRecipe.of(recipe), 0, recipe.records)
+    leads = [str(v) for v in ds["lead"].values]
+    x = ds["ecg"].values[:, [leads.index("I"), leads.index("II")]].astype(np.float64)
+    fs = float(ds.attrs["sampling_rate"])
+    return np.array([np.median(np.concatenate([drift.wander_ratio_db(r, fs) for r in rec])) for rec in x])
+
+
 @pytest.fixture(scope="module")
 def wander(data_dir, tmp_path_factory):
     """Real wander ratios (fit and held-out sets; the CinC 2021 halves by their sources' recorder,
@@ -138,6 +149,9 @@ def wander(data_dir, tmp_path_factory):
     for key, fn, n, kw in runs:
         sim[key] = _simulated_ratios(fn, n, 77, {}, **kw)
         sim[key + "_off"] = _simulated_ratios(fn, n, 77, {"drift_ratio": 0.0}, **kw)
+    # one wearer a record, 60 s each: the spread of wearers' own medians, to hold one real
+    # patient against (a patient's median is one wearer's, not the population's)
+    sim["holter_wearers"] = _record_medians(holter_day_recipe(60, 77, {}, duration=60.0))
     return real, sim
 
 
@@ -202,23 +216,40 @@ def _held_out_holters() -> list[str]:
 HELD_OUT = dict.fromkeys(_held_out_holters(), "holter")
 HELD_OUT_MISS = {  # measured 2026-12-07, seed 77
     "cpsc21": "CPSC patient 21's Holter is cleaner than every fit patient (median -24.8 dB; the fit "
-              "patients' 2.5th percentile -23.6): simulated median -9.4 dB (-17.1 without the drift)"}
+              "patients' 2.5th percentile -23.6) and than 97.5 % of simulated wearers (-23.2 dB)"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=HELD_OUT_MISS[n], strict=False))
                                   if n in HELD_OUT_MISS else n for n in HELD_OUT])
 def test_wander_on_held_out_records(wander, name):
     """Held out (never fitted): the folder's CPSC patients but the fit ones (84 and 21 here) and its
-    MIT-BIH records (100) against the Holter day.
-    The set's median within 3 dB of the simulated median, and nearer to it than without the drift.
-    Measured 2026-12-07 (seed 77, drift_ratio 7.51), real / simulated / without the drift: 84
-    -8.7 / -9.4 / -17.1; MIT-BIH 100 -9.5 / -9.4 / -17.1; 21 -24.8 / -9.4 / -17.1 (before the
-    recorders, drift_ratio 6.60, the simulated Holter read -10.0)."""
+    MIT-BIH records (100), each one wearer: its median inside the 2.5-97.5 % range of simulated
+    wearers' medians (60 Holter wearers of 60 s, seed 77).
+
+    Until 2026-12-07 each was held within 3 dB of the simulated *population's* median. Run on the
+    shared CPSC patients under new names (all six held out), that failed 4 of 6. Real patients'
+    medians spread with SD 10.6 dB between records (CPSC 2021, 18 records, -24.8 to +8.4 dB by
+    patient), and so do the simulated wearers' (10.7 dB, 60-s records; drift and activity level
+    drawn per wearer). A single patient is one draw of that spread, not the population's median
+    (that is the pooled test below). Measured 2026-12-07 (seed 77): simulated wearers -23.2 to 11.6
+    dB (without the drift -29.8 to -12.6); real 84 -8.7, MIT-BIH 100 -9.5, 21 -24.8 (outside), and
+    as new patients 8 +8.4, 35 -0.1, 92 -14.4, 101 -10.5 (inside)."""
     real, sim = wander
-    s = HELD_OUT[name]
-    miss = abs(np.median(real[name]) - np.median(sim[s]))
-    assert miss <= 3.0, (name, np.median(real[name]), np.median(sim[s]))
-    assert miss < abs(np.median(real[name]) - np.median(sim[s + "_off"]))
+    lo, hi = np.percentile(sim["holter_wearers"], [2.5, 97.5])
+    assert lo <= np.median(real[name]) <= hi, (name, np.median(real[name]), lo, hi)
+
+
+def test_wander_on_held_out_holters_pooled(wander):
+    """The windows of every held-out Holter record pooled (the population the drift is fitted to
+    represent): median within 3 dB of the simulated Holter day's, and nearer to it than without
+    the drift. Measured 2026-12-07 (seed 77): held-out 21 + 84 + MIT-BIH 100 -11.2 dB (792
+    windows), simulated -9.4, without the drift -17.1; all six CPSC patients and MIT-BIH 100 as
+    new names -10.3. Each patient alone: 84 -8.7, MIT-BIH 100 -9.5, 21 -24.8."""
+    real, sim = wander
+    pooled = np.concatenate([real[n] for n in HELD_OUT])
+    miss = abs(np.median(pooled) - np.median(sim["holter"]))
+    assert miss <= 3.0, (np.median(pooled), np.median(sim["holter"]))
+    assert miss < abs(np.median(pooled) - np.median(sim["holter_off"]))
 
 
 def test_wander_on_held_out_resting_records(wander):

@@ -167,14 +167,15 @@ HOLTER_PLACEMENT = {"slip_sd": 0.01, "rotation_sd_deg": 0.0, "stretch_sd": 0.0, 
 #: Fixed a priori; not :data:`cardiosim.device.failures.CINC2011_RATES`, which are fitted to
 #: the CinC 2011 test set itself. Such a record is unacceptable whatever its noise.
 QUALITY_FAILURES = {"electrode_off": 0.05}
-def holter_day_recipe(records: int, seed: int, noise: dict | None = None):
-    """Recipe of ``records`` 10-s records of the AF task's ambulatory wearer (``holter3_200hz``,
-    gel electrodes, :data:`HOLTER_DAY` activities, :data:`HOLTER_PLACEMENT`, default ODE
-    sources), with ``noise`` merged into ``[simulation.noise]``: what the drift fit
+def holter_day_recipe(records: int, seed: int, noise: dict | None = None, *, duration: float = 10.0):
+    """Recipe of ``records`` ``duration``-s records (default 10) of the AF task's ambulatory wearer
+    (``holter3_200hz``, gel electrodes, :data:`HOLTER_DAY` activities, :data:`HOLTER_PLACEMENT`,
+    default ODE sources), with ``noise`` merged into ``[simulation.noise]``: what the drift fit
     (``scripts/fit_holter_drift.py``) and its tests compare with real Holter records."""
     from ..dataset import Recipe
 
-    return Recipe.from_dict({"records": int(records), "duration": 10.0, "seed": int(seed), "device": "holter3_200hz",
+    return Recipe.from_dict({"records": int(records), "duration": float(duration), "seed": int(seed),
+                             "device": "holter3_200hz",
                              "simulation": {"garment": dict(HOLTER_PLACEMENT), "activities": dict(HOLTER_DAY),
                                             "noise": {"electrode": "gel", **(noise or {})}}})
 
