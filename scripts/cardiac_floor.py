@@ -82,6 +82,8 @@ def main(argv=None):
     original = ode.synthesize
     variants = (("default", {}, {}), ("per-wave jitter off", {"beat_jitter": 0.0}, {}),
                 ("respiration off (ODE and heart)", {"resp_modulation": 0.0}, {"heart": {"respiration": False}}),
+                ("respiration off in the ODE only", {"resp_modulation": 0.0}, {}),
+                ("the heart's respiratory rotation off only", {}, {"heart": {"respiration": False}}),
                 ("motion off", {}, {"motion": False}),
                 ("all of these off", {"beat_jitter": 0.0, "resp_modulation": 0.0},
                  {"motion": False, "heart": {"respiration": False}}))
