@@ -64,9 +64,10 @@ def test_breathing_rate_depth_and_heart_rotation(rng):
     assert f[np.argmax(p)] == pytest.approx(0.25, abs=0.01)
     depth = m.params["breathing_depth"]
     assert m.breathing.min() >= 0 and m.breathing.max() == pytest.approx(depth, rel=1e-3)
-    # heart rotation follows respiration with the PHYSICS.md section 2 amplitudes
+    # heart rotation follows respiration with the configured amplitudes (a quarter of PHYSICS.md
+    # section 2's, fitted to real resting 12-leads: motion.config.BreathingConfig)
     amp = np.abs(m.heart_rotation).max(axis=1)
-    np.testing.assert_allclose(amp, np.array([0.10, 0.08, 0.07]) * depth, rtol=1e-3)
+    np.testing.assert_allclose(amp, np.array([0.025, 0.02, 0.0175]) * depth, rtol=1e-3)
     assert np.corrcoef(m.heart_rotation[0], m.breathing)[0, 1] > 0.999
 
 
@@ -253,3 +254,27 @@ def test_slow_ou_affine_kernel_is_the_pass_by_pass_sum_bit_for_bit(rng):
             slow_ou_affine_kernel(np.ascontiguousarray(coef[:, :k]), np.ascontiguousarray(basis[:k]), e, a, c,
                                   0.2, idx, w0, w1, fill, got)
             assert got.tobytes() == want.tobytes(), (ratio, fill, k)
+
+
+def test_respiratory_rotation_turns_the_qrs_as_much_as_real_resting_records(data_dir):
+    """The heart's respiratory rotation against real resting 12-leads, by the beat-to-beat change of
+    the QRS direction (``scripts/respiratory_axis.py``: RMS angle of each beat's peak QRS vector, Kors
+    VCG). Fitted on the CinC 2021 sinus records not held out (median 1.97 deg; the simulated wearer at
+    rest, 40 noiseless records, reads 1.97 at a quarter of the published rotation, 4.70 at the
+    published one). Reported on the held-out records (3.00 deg; noise included, so an upper bound):
+    the simulation no larger, and at least half of it. PTB s0010_re's measured Frank leads read 2.36."""
+    import importlib.util
+
+    from conftest import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("respiratory_axis", PROJECT_ROOT / "scripts" / "respiratory_axis.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    if not (data_dir / "cinc2021").is_dir():
+        pytest.skip(f"cinc2021/ not found under {data_dir}")
+    held = [v for v in script.real_resting_sinus(data_dir)["held_out"] if np.isfinite(v)]
+    if len(held) < 3:
+        pytest.skip(f"fewer than 3 held-out CinC 2021 sinus records in {data_dir}")
+    real = float(np.median(held))
+    sim = float(np.nanmedian(script.simulated_at_rest(40, 11)))
+    assert 0.5 * real <= sim <= real, (sim, real)
