@@ -238,3 +238,130 @@ def standard_normal_into(rng, out) -> np.ndarray:
     with rng.bit_generator.lock:
         fill_normal_pcg64_rows_kernel(addr, out if out.ndim == 2 else out[None, :])   # a view, never a copy
     return out
+
+
+# --- several generators' draws in one call (the block engine's scalar and bulk draws) -------
+
+#: Draw kinds of a :func:`draw_program`: ``Generator.random()`` (53 bits of one word, NumPy's
+#: ``next_double``) and ``Generator.standard_normal()`` (the ziggurat).
+RANDOM, NORMAL = 0, 1
+
+
+@njit(cache=True, nogil=True)
+def draw_program_kernel(addrs, kinds, counts, u_out, z_out):  # pragma: no cover - compiled
+    """For each generator ``b`` (its ``pcg64_random_t`` at ``addrs[b]``), the draws of the
+    program ``(kinds[k], counts[k])`` in order: ``counts[k]`` ``random()`` values appended
+    to ``u_out[b]`` (kind :data:`RANDOM`) or standard normals appended to ``z_out[b]``
+    (:data:`NORMAL`); each state written back after its draws. One call for a sub-block:
+    the records' streams are independent, so record after record is each one's own order."""
+    for b in range(addrs.shape[0]):
+        lo, hi, ilo, ihi = pcg64_load(addrs[b])
+        ju = 0
+        jz = 0
+        zb = z_out[b]
+        ub = u_out[b]
+        for k in range(kinds.shape[0]):
+            c = counts[k]
+            if kinds[k] == 0:
+                for _ in range(c):
+                    lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+                    ub[ju] = _to_double(w)
+                    ju += 1
+            else:
+                for _ in range(c):
+                    lo, hi, zb[jz] = ziggurat_normal(lo, hi, ilo, ihi)
+                    jz += 1
+        pcg64_store(addrs[b], lo, hi)
+
+
+def _program_arrays(program) -> tuple[np.ndarray, np.ndarray, int, int]:
+    kinds = np.array([k for k, _ in program], dtype=np.int64)
+    counts = np.array([int(c) for _, c in program], dtype=np.int64)
+    if kinds.size and (kinds.min() < RANDOM or kinds.max() > NORMAL or counts.min() < 0):
+        from .errors import ConfigError
+        raise ConfigError(f"a draw program is (kind, count) pairs with kind RANDOM or NORMAL and count >= 0, "
+                          f"got {list(program)!r}")
+    n_u = int(counts[kinds == RANDOM].sum())
+    return kinds, counts, n_u, int(counts.sum()) - n_u
+
+
+def draw_program_ref(rngs, program) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy twin of :func:`draw_program`: ``rng.random(count)`` / ``rng.standard_normal(count)``
+    per step of ``program``, generator after generator."""
+    kinds, counts, n_u, n_z = _program_arrays(program)
+    u = np.empty((len(rngs), n_u))
+    z = np.empty((len(rngs), n_z))
+    for b, rng in enumerate(rngs):
+        ju = jz = 0
+        for k, c in zip(kinds.tolist(), counts.tolist()):
+            if k == RANDOM:
+                u[b, ju:ju + c] = rng.random(c)
+                ju += c
+            else:
+                z[b, jz:jz + c] = rng.standard_normal(c)
+                jz += c
+    return u, z
+
+
+@lru_cache(maxsize=1)
+def draw_program_matches() -> bool:
+    """Whether :func:`draw_program_kernel` draws what NumPy draws (three generators, a program
+    mixing ``random()`` runs and normal runs, twice, then each stream's next words); once
+    per process."""
+    try:
+        if not pcg64_draws_match():
+            return False
+        program = ((RANDOM, 3), (NORMAL, 1), (RANDOM, 1), (NORMAL, 20_000), (RANDOM, 17), (NORMAL, 5))
+        kinds, counts, n_u, n_z = _program_arrays(program)
+        for seeds in ((1, 2, 3), (20261207, 0, 99)):
+            mine = [np.random.default_rng(s) for s in seeds]
+            ref = [np.random.default_rng(s) for s in seeds]
+            addrs = np.array([_pcg64_address(g) for g in mine], dtype=np.uint64)
+            for _ in range(2):
+                u, z = np.empty((3, n_u)), np.empty((3, n_z))
+                draw_program_kernel(addrs, kinds, counts, u, z)
+                ur, zr = draw_program_ref(ref, program)
+                if u.tobytes() != ur.tobytes() or z.tobytes() != zr.tobytes():
+                    return False
+            if any(a.integers(1 << 62) != b.integers(1 << 62) for a, b in zip(mine, ref)):
+                return False
+        return True
+    except Exception:  # pragma: no cover - a numba failure: NumPy draws
+        return False
+
+
+def draw_program(rngs, program) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of ``program`` from each generator of ``rngs``, in one kernel call.
+
+    Parameters
+    ----------
+    rngs : sequence of numpy.random.Generator
+        One per record; each draws the whole program, in order, from its own stream.
+    program : sequence of (kind, count)
+        ``(RANDOM, c)``: ``rng.random(c)``; ``(NORMAL, c)``: ``rng.standard_normal(c)``.
+
+    Returns
+    -------
+    u : ndarray (len(rngs), total RANDOM count) float64
+        Each generator's ``random()`` values, in program order.
+    z : ndarray (len(rngs), total NORMAL count) float64
+        Its standard normals, in program order.
+
+    The same numbers as :func:`draw_program_ref` (NumPy), leaving every stream where NumPy
+    leaves it; through :func:`draw_program_kernel` when every generator is a ``Generator``
+    on ``PCG64`` and :func:`draw_program_matches` holds (each generator's lock held while
+    drawing), through NumPy otherwise.
+    """
+    kinds, counts, n_u, n_z = _program_arrays(program)
+    addrs = [_pcg64_address(g) for g in rngs]
+    if not rngs or any(a is None for a in addrs) or not draw_program_matches():
+        return draw_program_ref(rngs, program)
+    u = np.empty((len(rngs), n_u))
+    z = np.empty((len(rngs), n_z))
+    from contextlib import ExitStack
+
+    with ExitStack() as locks:
+        for g in {id(g): g for g in rngs}.values():
+            locks.enter_context(g.bit_generator.lock)
+        draw_program_kernel(np.array(addrs, dtype=np.uint64), kinds, counts, u, z)
+    return u, z

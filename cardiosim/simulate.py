@@ -645,13 +645,25 @@ def _stage_heart(r: _Record) -> None:
 def _stage_motion(r: _Record) -> None:
     """Motion: activity, electrode offsets where the lead field is evaluated, heart rotation
     with breath, accelerometer."""
-    cfg, source, fs, n_t = r.cfg, r.source, r.fs, r.n_t
-    if not cfg.motion:
+    if not r.cfg.motion:
         r.times_idx = np.array([0])
         r.traj = None
         return
     from . import motion as _motion
 
+    activity, breathing_rate, times_idx = _motion_inputs(r)
+    # the offsets only where the lead field is evaluated (the full-rate ones are read
+    # nowhere else; the same values and mean offset)
+    motion = _motion.simulate_motion(r.n_t / r.fs, r.fs, r.rng, activity=activity, n_electrodes=len(r.electrodes),
+                                     positions=r.fitted - r.center, breathing_rate=breathing_rate,
+                                     offsets_at=times_idx)
+    _motion_done(r, motion, times_idx)
+
+
+def _motion_inputs(r: _Record) -> tuple:
+    """The activity (drawn, unless the source was made for one), the breathing rate (the
+    source's, else None: drawn by the motion) and the samples where the lead field is read."""
+    cfg, source, fs, n_t = r.cfg, r.source, r.fs, r.n_t
     activity = cfg.draw_activity(r.rng)
     # a source made for an activity (its heart rate follows it, dataset.plan) keeps it
     activity = source.metadata.get("activity", activity)
@@ -662,13 +674,13 @@ def _stage_motion(r: _Record) -> None:
     times_idx = np.arange(0, n_t, step)
     if times_idx[-1] != n_t - 1:
         times_idx = np.append(times_idx, n_t - 1)
-    # the offsets only where the lead field is evaluated (the full-rate ones are read
-    # nowhere else; the same values and mean offset)
-    motion = _motion.simulate_motion(n_t / fs, fs, r.rng, activity=activity, n_electrodes=len(r.electrodes),
-                                     positions=r.fitted - r.center, breathing_rate=breathing_rate,
-                                     offsets_at=times_idx)
+    return activity, breathing_rate, times_idx
+
+
+def _motion_done(r: _Record, motion, times_idx: np.ndarray) -> None:
+    """What the later stages read of a record's motion."""
     r.params.update({f"motion_{k}": v for k, v in motion.params.items()})
-    if cfg.heart.respiration:   # applied to the dipole in the potentials' pass
+    if r.cfg.heart.respiration:   # applied to the dipole in the potentials' pass
         r.heart_angles = motion.heart_rotation
     r.motion = motion
     r.times_idx = times_idx
@@ -905,9 +917,52 @@ def _block_potentials(runs) -> None:
             _stage_potentials(r)
 
 
+def _block_motion(runs) -> None:
+    """:func:`_stage_motion` over a sub-block: each record's activity drawn, then the records
+    whose motion :mod:`cardiosim.motion._batch` makes (the same activity, length, electrode
+    count and breathing; e.g. the default dataset's resting records) in one
+    :func:`~cardiosim.motion._batch.simulate_motion_batch` call -- their draws in one kernel
+    call stepping each record's own stream, their arrays computed over ``[B, ...]`` -- and the
+    others one by one, as :func:`_stage_motion`."""
+    from .motion import simulate_motion
+    from .motion._batch import batch_key, simulate_motion_batch
+    from .motion.simulate import _DEFAULT_BREATHING, _preset_activity
+
+    groups: dict = {}
+    for r in runs:
+        if not r.cfg.motion:
+            _stage_motion(r)
+            continue
+        activity, rate, times_idx = _motion_inputs(r)
+        act = _preset_activity(activity) if isinstance(activity, str) else None
+        key = None if act is None else batch_key(act, len(r.electrodes), r.n_t, r.fs, _DEFAULT_BREATHING,
+                                                 rate is not None)
+        if key is None:
+            motion = simulate_motion(r.n_t / r.fs, r.fs, r.rng, activity=activity, n_electrodes=len(r.electrodes),
+                                     positions=r.fitted - r.center, breathing_rate=rate, offsets_at=times_idx)
+            _motion_done(r, motion, times_idx)
+            continue
+        groups.setdefault((key, times_idx.tobytes()), []).append((r, rate, times_idx))
+    for (key, _), items in groups.items():
+        if len(items) == 1:
+            r, rate, times_idx = items[0]
+            motion = simulate_motion(r.n_t / r.fs, r.fs, r.rng, activity=key[0], n_electrodes=len(r.electrodes),
+                                     positions=r.fitted - r.center, breathing_rate=rate, offsets_at=times_idx)
+            _motion_done(r, motion, times_idx)
+            continue
+        r0 = items[0][0]
+        motions = simulate_motion_batch(r0.n_t / r0.fs, r0.fs, [r.rng for r, _, _ in items], activity=key[0],
+                                        positions=np.stack([r.fitted - r.center for r, _, _ in items]),
+                                        offsets_at=items[0][2],
+                                        breathing_rates=[rate for _, rate, _ in items] if key[5] else None)
+        for (r, _, times_idx), motion in zip(items, motions):
+            _motion_done(r, motion, times_idx)
+
+
 #: Stages that :func:`simulate_records` runs over a whole sub-block at once (a function of the
 #: list of its records; each equals its per-record stage of :data:`STAGES`, run record by record).
-BLOCK_STAGES = {"garment": _block_garment, "walk": _block_walk, "potentials": _block_potentials}
+BLOCK_STAGES = {"garment": _block_garment, "motion": _block_motion, "walk": _block_walk,
+                "potentials": _block_potentials}
 
 
 _NOISE_FOR_DEVICE: dict = {}

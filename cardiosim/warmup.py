@@ -69,7 +69,8 @@ def _warm_transform() -> None:
 
 def _warm_records() -> None:
     """A fixed patient (no prior screen) through every rhythm's planner and renderer, the
-    shirt physics of ``simulate_record`` (motion, lead fields, noise, device), the real-record
+    shirt physics of ``simulate_record`` (motion, lead fields, noise, device), the block engine's
+    draws of several records at once (``_pcg64_kernels.draw_program``), the real-record
     path (surface source fit) on the simulated 12 leads, the R-peak detector and ECGSYN."""
     from .ode.ecgsyn import ecgsyn
     from .ode.classes import RHYTHMS
@@ -88,6 +89,9 @@ def _warm_records() -> None:
                                   patient=patient, source_id=f"warmup:{rhythm}")
         if record is None:
             record = simulate_record(source, rng, context=ctx, clean=True)
+    # the block engine's draws of several records in one kernel call (motion's batched stage)
+    from ._pcg64_kernels import draw_program_matches
+    draw_program_matches()
     detect_r_peaks(record.ecg, record.fs)
     real = from_array(record.clean_ecg.astype(np.float64), record.fs, record.leads, source_id="warmup")
     recording_to_source(real, ctx.forward, make_layout("standard12", ctx.torso))

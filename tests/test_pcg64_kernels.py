@@ -58,3 +58,65 @@ def test_generator_shared_by_threads_gives_numpys_multiset():
     want = np.random.default_rng(3).standard_normal(4 * calls * n).reshape(-1, n)
     got = np.array(sorted(chunks, key=lambda c: c[0]))
     assert np.array_equal(got, want[np.argsort(want[:, 0])])
+
+
+# --- draw_program: several generators' draws in one kernel call ------------------------------
+
+PROGRAMS = [((K.RANDOM, 2), (K.NORMAL, 502), (K.RANDOM, 2), (K.NORMAL, 13554), (K.RANDOM, 9), (K.NORMAL, 15000)),
+            ((K.NORMAL, 1),), ((K.RANDOM, 1),), ((K.RANDOM, 0), (K.NORMAL, 0), (K.RANDOM, 5)), ()]
+
+
+def test_draw_program_matches_numpy_on_this_machine():
+    assert K.draw_program_matches()
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_draw_program_equals_numpy_draws_and_stream_positions(program):
+    """Kernel against its NumPy twin (``rng.random(c)`` / ``rng.standard_normal(c)`` in program
+    order, generator after generator): the same bits, and every stream left where NumPy leaves
+    it (checked by the next draws of other kinds, ``integers`` and ``uniform`` included)."""
+    seeds = [0, 1, 7, 123456789, 2**63 + 5, 42, 99, 2026]
+    mine = [np.random.default_rng(s) for s in seeds]
+    ref = [np.random.default_rng(s) for s in seeds]
+    for _ in range(2):
+        u, z = K.draw_program(mine, program)
+        ur, zr = K.draw_program_ref(ref, program)
+        assert u.shape == ur.shape and z.shape == zr.shape
+        assert u.tobytes() == ur.tobytes() and z.tobytes() == zr.tobytes()
+    for a, b in zip(mine, ref):
+        assert a.bit_generator.state == b.bit_generator.state
+        assert a.integers(5, 1000) == b.integers(5, 1000) and a.uniform(0.2, 0.9) == b.uniform(0.2, 0.9)
+
+
+def test_draw_program_tail_and_wedge_paths_and_uniform_values():
+    """Long normal runs reach the ziggurat's slow paths; a ``random()`` value turned into
+    ``Generator.uniform(lo, hi)`` as ``lo + (hi - lo) * u`` is NumPy's ``uniform`` value."""
+    a, b = [np.random.default_rng(5)], [np.random.default_rng(5)]
+    u, z = K.draw_program(a, ((K.NORMAL, 300_000), (K.RANDOM, 1000)))
+    assert np.sum(np.abs(z) > K.NOR_R) > 10
+    assert z.tobytes() == b[0].standard_normal((1, 300_000)).tobytes()
+    lo, hi = 0.7, 1.3
+    assert (lo + (hi - lo) * u[0]).tobytes() == b[0].uniform(lo, hi, 1000).tobytes()
+
+
+def test_draw_program_one_generator_twice_and_other_bit_generators():
+    """The same generator twice draws its program twice in a row, as NumPy would; generators
+    on other bit generators draw through NumPy (the same numbers)."""
+    g, h = np.random.default_rng(3), np.random.default_rng(3)
+    u, z = K.draw_program([g, g], ((K.RANDOM, 3), (K.NORMAL, 4)))
+    ur, zr = K.draw_program_ref([h, h], ((K.RANDOM, 3), (K.NORMAL, 4)))
+    assert u.tobytes() == ur.tobytes() and z.tobytes() == zr.tobytes()
+    for bg in (np.random.Philox, np.random.MT19937):
+        a, b = np.random.Generator(bg(5)), np.random.Generator(bg(5))
+        u, z = K.draw_program([a], ((K.NORMAL, 10), (K.RANDOM, 2)))
+        assert z.tobytes() == b.standard_normal((1, 10)).tobytes() and u.tobytes() == b.random((1, 2)).tobytes()
+    assert [a.shape for a in K.draw_program([], ((K.RANDOM, 2),))] == [(0, 2), (0, 0)]
+
+
+def test_draw_program_rejects_a_bad_program():
+    from cardiosim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="draw program"):
+        K.draw_program([np.random.default_rng(0)], ((2, 3),))
+    with pytest.raises(ConfigError, match="draw program"):
+        K.draw_program([np.random.default_rng(0)], ((K.RANDOM, -1),))

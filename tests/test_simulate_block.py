@@ -67,6 +67,8 @@ CONFIGS = {
                          augment=ClassicAugmentConfig(amplitude_scale=(0.8, 1.2), lead_dropout=0.2),
                          failures=FailureConfig(electrode_off=0.3, channel_flat=0.2)), {"clean": True}),
     "noiseless, static": (SimulationConfig.noiseless(), {"clean": True}),
+    "rest and sitting, failures": (
+        SimulationConfig(activities={"rest": 1.0, "sitting": 2.0}, failures=FailureConfig(electrode_off=0.2)), {}),
     "no device": (SimulationConfig(), {"device_stage": False, "clean": True}),
 }
 
@@ -94,6 +96,24 @@ def test_stage_wise_block_equals_record_by_record_for_any_sub_block(name, source
             assert rngs[j].bit_generator.state == states[j], (name, block, j)
         assert set(timings) == {n for n, _ in STAGES} | {"start", "finish"}
         assert all(t >= 0 for t in timings.values())
+
+
+def test_batched_motion_mixing_three_devices(sources, shirt_context, strap_context):
+    """The batched motion stage (records grouped by activity, electrode count and whether the
+    source gives the breathing rate) with the 3-lead 250-Hz shirt, the 12-lead shirt and the
+    chest strap mixed in one sub-block: every record equals ``simulate_record``'s."""
+    shirt3 = make_context("shirt3_250hz")
+    cfg = SimulationConfig(activities={"rest": 3.0, "sitting": 1.0, "walk": 1.0})
+    contexts = [(shirt3, shirt_context, strap_context)[j % 3] for j in range(len(sources))] * 2
+    srcs = list(sources) * 2
+    seeds = [7 * j + 1 for j in range(len(srcs))]
+    oracle = [simulate_record(s, np.random.default_rng(k), context=c, config=cfg) for s, c, k in
+              zip(srcs, contexts, seeds)]
+    for block in (3, 8, 16):
+        got = simulate_records(srcs, [np.random.default_rng(k) for k in seeds], contexts=contexts, config=cfg,
+                               block=block)
+        for j, (a, b) in enumerate(zip(oracle, got)):
+            _assert_same(a, b, f"block {block}, record {j}")
 
 
 def test_records_of_a_sub_block_do_not_share_memory(sources, shirt_context):
