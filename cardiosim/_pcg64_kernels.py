@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -243,85 +244,148 @@ def standard_normal_into(rng, out) -> np.ndarray:
 # --- several generators' draws in one call (the block engine's scalar and bulk draws) -------
 
 #: Draw kinds of a :func:`draw_program`: ``Generator.random()`` (53 bits of one word, NumPy's
-#: ``next_double``) and ``Generator.standard_normal()`` (the ziggurat).
-RANDOM, NORMAL = 0, 1
+#: ``next_double``), ``Generator.standard_normal()`` (the ziggurat), ``bit_generator.random_raw()``
+#: (one 64-bit word) and ``Generator.poisson(lam)`` for ``lam < 10`` (NumPy's multiplication
+#: method, ``random_poisson_mult``; the record's ``lam`` of that step from ``lams``).
+RANDOM, NORMAL, RAW, POISSON = 0, 1, 2, 3
+_POISSON_MULT_MAX = 10.0      # NumPy's random_poisson switches to PTRS at lam >= 10
+
+
+class Draws(NamedTuple):
+    """What :func:`draw_program` drew, ``[records, ...]`` per kind, each in program order."""
+
+    u: np.ndarray     #: float64 ``random()`` values
+    z: np.ndarray     #: float64 standard normals
+    raw: np.ndarray   #: uint64 raw words
+    k: np.ndarray     #: int64 Poisson counts
 
 
 @njit(cache=True, nogil=True)
-def draw_program_kernel(addrs, kinds, counts, u_out, z_out):  # pragma: no cover - compiled
+def draw_program_kernel(addrs, kinds, counts, lams, u_out, z_out, r_out, k_out):  # pragma: no cover - compiled
     """For each generator ``b`` (its ``pcg64_random_t`` at ``addrs[b]``), the draws of the
-    program ``(kinds[k], counts[k])`` in order: ``counts[k]`` ``random()`` values appended
-    to ``u_out[b]`` (kind :data:`RANDOM`) or standard normals appended to ``z_out[b]``
-    (:data:`NORMAL`); each state written back after its draws. One call for a sub-block:
-    the records' streams are independent, so record after record is each one's own order."""
+    program ``(kinds[k], counts[k])`` in order, appended per kind to ``u_out[b]`` (:data:`RANDOM`),
+    ``z_out[b]`` (:data:`NORMAL`), ``r_out[b]`` (:data:`RAW`) or ``k_out[b]`` (:data:`POISSON`,
+    the ``j``-th Poisson step at ``lams[b, j]``, which must be in ``[0, 10)``); each state is
+    written back after its draws. One call for a sub-block: the records' streams are
+    independent, so record after record is each one's own order."""
     for b in range(addrs.shape[0]):
         lo, hi, ilo, ihi = pcg64_load(addrs[b])
         ju = 0
         jz = 0
+        jr = 0
+        jk = 0
+        jp = 0
         zb = z_out[b]
         ub = u_out[b]
         for k in range(kinds.shape[0]):
             c = counts[k]
-            if kinds[k] == 0:
+            kind = kinds[k]
+            if kind == 0:
                 for _ in range(c):
                     lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
                     ub[ju] = _to_double(w)
                     ju += 1
-            else:
+            elif kind == 1:
                 for _ in range(c):
                     lo, hi, zb[jz] = ziggurat_normal(lo, hi, ilo, ihi)
                     jz += 1
+            elif kind == 2:
+                for _ in range(c):
+                    lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+                    r_out[b, jr] = w
+                    jr += 1
+            else:
+                lam = lams[b, jp]
+                jp += 1
+                # random_poisson: 0 without a draw at lam == 0, else random_poisson_mult
+                enlam = math.exp(-lam)
+                for _ in range(c):
+                    x = 0
+                    if lam != 0.0:
+                        prod = 1.0
+                        while True:
+                            lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+                            prod *= _to_double(w)
+                            if prod > enlam:
+                                x += 1
+                            else:
+                                break
+                    k_out[b, jk] = x
+                    jk += 1
         pcg64_store(addrs[b], lo, hi)
 
 
-def _program_arrays(program) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _program_arrays(program) -> tuple:
+    """``(kinds, counts, totals per kind [4], Poisson steps)`` of a program (checked)."""
     kinds = np.array([k for k, _ in program], dtype=np.int64)
     counts = np.array([int(c) for _, c in program], dtype=np.int64)
-    if kinds.size and (kinds.min() < RANDOM or kinds.max() > NORMAL or counts.min() < 0):
+    if kinds.size and (kinds.min() < RANDOM or kinds.max() > POISSON or counts.min() < 0):
         from .errors import ConfigError
-        raise ConfigError(f"a draw program is (kind, count) pairs with kind RANDOM or NORMAL and count >= 0, "
-                          f"got {list(program)!r}")
-    n_u = int(counts[kinds == RANDOM].sum())
-    return kinds, counts, n_u, int(counts.sum()) - n_u
+        raise ConfigError(f"a draw program is (kind, count) pairs with kind RANDOM, NORMAL, RAW or POISSON and "
+                          f"count >= 0, got {list(program)!r}")
+    totals = [int(counts[kinds == kind].sum()) for kind in (RANDOM, NORMAL, RAW, POISSON)]
+    return kinds, counts, totals, int(np.count_nonzero(kinds == POISSON))
 
 
-def draw_program_ref(rngs, program) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy twin of :func:`draw_program`: ``rng.random(count)`` / ``rng.standard_normal(count)``
-    per step of ``program``, generator after generator."""
-    kinds, counts, n_u, n_z = _program_arrays(program)
-    u = np.empty((len(rngs), n_u))
-    z = np.empty((len(rngs), n_z))
+def _checked_lams(lams, n_rec: int, n_p: int) -> np.ndarray:
+    out = np.zeros((n_rec, n_p)) if lams is None and n_p == 0 else np.asarray(lams, dtype=np.float64)
+    if out.shape != (n_rec, n_p):
+        from .errors import ConfigError
+        raise ConfigError(f"lams must be [records, Poisson steps] = ({n_rec}, {n_p}), got {out.shape}")
+    return np.ascontiguousarray(out)
+
+
+def _empty_draws(n_rec: int, totals) -> Draws:
+    return Draws(np.empty((n_rec, totals[0])), np.empty((n_rec, totals[1])),
+                 np.empty((n_rec, totals[2]), dtype=np.uint64), np.empty((n_rec, totals[3]), dtype=np.int64))
+
+
+def draw_program_ref(rngs, program, lams=None) -> Draws:
+    """NumPy twin of :func:`draw_program`: ``rng.random(c)``, ``rng.standard_normal(c)``,
+    ``rng.bit_generator.random_raw(c)`` or ``rng.poisson(lam, c)`` per step of ``program``,
+    generator after generator."""
+    kinds, counts, totals, n_p = _program_arrays(program)
+    lams = _checked_lams(lams, len(rngs), n_p)
+    out = _empty_draws(len(rngs), totals)
     for b, rng in enumerate(rngs):
-        ju = jz = 0
+        at = [0, 0, 0, 0]
+        jp = 0
         for k, c in zip(kinds.tolist(), counts.tolist()):
+            j = at[k]
             if k == RANDOM:
-                u[b, ju:ju + c] = rng.random(c)
-                ju += c
+                out.u[b, j:j + c] = rng.random(c)
+            elif k == NORMAL:
+                out.z[b, j:j + c] = rng.standard_normal(c)
+            elif k == RAW:
+                out.raw[b, j:j + c] = rng.bit_generator.random_raw(c)
             else:
-                z[b, jz:jz + c] = rng.standard_normal(c)
-                jz += c
-    return u, z
+                out.k[b, j:j + c] = rng.poisson(float(lams[b, jp]), c)
+                jp += 1
+            at[k] = j + c
+    return out
 
 
 @lru_cache(maxsize=1)
 def draw_program_matches() -> bool:
     """Whether :func:`draw_program_kernel` draws what NumPy draws (three generators, a program
-    mixing ``random()`` runs and normal runs, twice, then each stream's next words); once
-    per process."""
+    mixing every kind, Poisson rates from 0 to 9.9, twice, then each stream's next words);
+    once per process."""
     try:
         if not pcg64_draws_match():
             return False
-        program = ((RANDOM, 3), (NORMAL, 1), (RANDOM, 1), (NORMAL, 20_000), (RANDOM, 17), (NORMAL, 5))
-        kinds, counts, n_u, n_z = _program_arrays(program)
+        program = ((RANDOM, 3), (NORMAL, 1), (RAW, 2), (POISSON, 40), (RANDOM, 1), (NORMAL, 20_000), (POISSON, 7),
+                   (RANDOM, 17), (POISSON, 0), (NORMAL, 5), (POISSON, 300))
+        lams = np.array([[0.0, 9.9, 2.5, 0.03], [0.4, 0.0, 1e-6, 7.0], [3.0, 5.0, 0.0, 0.0]])
+        kinds, counts, totals, _ = _program_arrays(program)
         for seeds in ((1, 2, 3), (20261207, 0, 99)):
             mine = [np.random.default_rng(s) for s in seeds]
             ref = [np.random.default_rng(s) for s in seeds]
             addrs = np.array([_pcg64_address(g) for g in mine], dtype=np.uint64)
             for _ in range(2):
-                u, z = np.empty((3, n_u)), np.empty((3, n_z))
-                draw_program_kernel(addrs, kinds, counts, u, z)
-                ur, zr = draw_program_ref(ref, program)
-                if u.tobytes() != ur.tobytes() or z.tobytes() != zr.tobytes():
+                got = _empty_draws(3, totals)
+                draw_program_kernel(addrs, kinds, counts, lams, *got)
+                want = draw_program_ref(ref, program, lams)
+                if any(a.tobytes() != b.tobytes() for a, b in zip(got, want)):
                     return False
             if any(a.integers(1 << 62) != b.integers(1 << 62) for a, b in zip(mine, ref)):
                 return False
@@ -330,7 +394,7 @@ def draw_program_matches() -> bool:
         return False
 
 
-def draw_program(rngs, program) -> tuple[np.ndarray, np.ndarray]:
+def draw_program(rngs, program, lams=None) -> Draws:
     """The draws of ``program`` from each generator of ``rngs``, in one kernel call.
 
     Parameters
@@ -338,30 +402,34 @@ def draw_program(rngs, program) -> tuple[np.ndarray, np.ndarray]:
     rngs : sequence of numpy.random.Generator
         One per record; each draws the whole program, in order, from its own stream.
     program : sequence of (kind, count)
-        ``(RANDOM, c)``: ``rng.random(c)``; ``(NORMAL, c)``: ``rng.standard_normal(c)``.
+        ``(RANDOM, c)``: ``rng.random(c)``; ``(NORMAL, c)``: ``rng.standard_normal(c)``;
+        ``(RAW, c)``: ``rng.bit_generator.random_raw(c)``; ``(POISSON, c)``:
+        ``rng.poisson(lam, c)``.
+    lams : array_like (len(rngs), number of POISSON steps), optional
+        Each record's rate of each Poisson step.
 
     Returns
     -------
-    u : ndarray (len(rngs), total RANDOM count) float64
-        Each generator's ``random()`` values, in program order.
-    z : ndarray (len(rngs), total NORMAL count) float64
-        Its standard normals, in program order.
+    Draws
+        ``u``, ``z``, ``raw``, ``k``: ``[len(rngs), total count of the kind]`` each.
 
     The same numbers as :func:`draw_program_ref` (NumPy), leaving every stream where NumPy
     leaves it; through :func:`draw_program_kernel` when every generator is a ``Generator``
-    on ``PCG64`` and :func:`draw_program_matches` holds (each generator's lock held while
-    drawing), through NumPy otherwise.
+    on ``PCG64``, every Poisson rate is in ``[0, 10)`` (above, NumPy's PTRS method) and
+    :func:`draw_program_matches` holds (each generator's lock held while drawing), through
+    NumPy otherwise.
     """
-    kinds, counts, n_u, n_z = _program_arrays(program)
+    kinds, counts, totals, n_p = _program_arrays(program)
+    lams = _checked_lams(lams, len(rngs), n_p)
     addrs = [_pcg64_address(g) for g in rngs]
-    if not rngs or any(a is None for a in addrs) or not draw_program_matches():
-        return draw_program_ref(rngs, program)
-    u = np.empty((len(rngs), n_u))
-    z = np.empty((len(rngs), n_z))
+    if (not rngs or any(a is None for a in addrs) or not (np.all(lams >= 0) and np.all(lams < _POISSON_MULT_MAX))
+            or not draw_program_matches()):
+        return draw_program_ref(rngs, program, lams)
+    out = _empty_draws(len(rngs), totals)
     from contextlib import ExitStack
 
     with ExitStack() as locks:
         for g in {id(g): g for g in rngs}.values():
             locks.enter_context(g.bit_generator.lock)
-        draw_program_kernel(np.array(addrs, dtype=np.uint64), kinds, counts, u, z)
-    return u, z
+        draw_program_kernel(np.array(addrs, dtype=np.uint64), kinds, counts, lams, *out)
+    return out

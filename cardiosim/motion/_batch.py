@@ -102,7 +102,8 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
         if rates.shape != (bsz,) or not np.all(np.isfinite(rates) & (rates > 0) & (rates <= 80)):
             raise ConfigError(f"breathing_rates must be one rate in (0, 80] breaths/min a record, got {breathing_rates!r}")
     m, ratio, _, _ = _slow_grid(n, fs, 1.0)
-    u, z = draw_program(rngs, _program(n, m, n_e, given))
+    drawn = draw_program(rngs, _program(n, m, n_e, given))
+    u, z = drawn.u, drawn.z
     # --- breathing (per record: the rate sets the OU's pole) -------------------------------
     lo, hi = br.rate_bpm
     iu = 0
