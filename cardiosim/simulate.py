@@ -711,17 +711,32 @@ def _stage_potentials(r: _Record, lf: np.ndarray | None = None) -> None:
 
 def _stage_noise(r: _Record) -> None:
     """Leads: clean, and with electrode noise brought to its drawn SNR; the source's residual."""
-    montage, phi, source = r.montage, r.phi, r.source
-    # Noisy (first half) and clean (second half) leads go into one array, which the device
-    # filters in one call without stacking them (device.apply_device); a per-thread buffer per
-    # position in the sub-block: only the device's outputs outlive the record.
-    rows = _scratch("simulate.leads" if r.slot == 0 else f"simulate.leads.{r.slot}",
-                    (2 * len(montage.leads), r.n_t), np.float64)
-    clean_leads = _leads_into(montage, phi, rows, len(montage.leads))
+    _noise_clean_leads(r)
+    en = None
     if r.cfg.add_noise:
         from . import noise as _noise
         en = _noise.simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng,
                                              noise_for_device(r.cfg.noise, r.ctx.device), motion=r.motion)
+    _noise_done(r, en)
+
+
+def _noise_clean_leads(r: _Record) -> None:
+    """The noiseless leads, into the record's per-thread leads buffer (no draws)."""
+    montage = r.montage
+    # Noisy (first half) and clean (second half) leads go into one array, which the device
+    # filters in one call without stacking them (device.apply_device); a per-thread buffer per
+    # position in the sub-block: only the device's outputs outlive the record.
+    r.rows = rows = _scratch("simulate.leads" if r.slot == 0 else f"simulate.leads.{r.slot}",
+                             (2 * len(montage.leads), r.n_t), np.float64)
+    r.clean_leads = _leads_into(montage, r.phi, rows, len(montage.leads))
+
+
+def _noise_done(r: _Record, en) -> None:
+    """The record's electrode noise ``en`` (None without noise) scaled to its SNR targets and
+    added to the leads; the source's residual; the finiteness check."""
+    montage, phi, source, rows, clean_leads = r.montage, r.phi, r.source, r.rows, r.clean_leads
+    if en is not None:
+        from . import noise as _noise
         if r.ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
             r.contact_lost = np.asarray(en.contact) < 0.5
         # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
@@ -741,7 +756,7 @@ def _stage_noise(r: _Record) -> None:
                 clean_leads[montage.leads.index(name)] += source.residual[row]
     if not _all_finite(leads):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
-    r.rows, r.leads, r.clean_leads = rows, leads, clean_leads
+    r.leads = leads
     r.phi = None
 
 
@@ -959,10 +974,46 @@ def _block_motion(runs) -> None:
             _motion_done(r, motion, times_idx)
 
 
+def _block_noise(runs) -> None:
+    """:func:`_stage_noise` over a sub-block: each record's clean leads, then the electrode
+    noise of the records that :mod:`cardiosim.noise._batch` makes (with a motion, the default
+    noise kinds, one config and fitted activity) in one
+    :func:`~cardiosim.noise._batch.simulate_electrode_noise_batch` call per group -- their
+    draws in kernel calls stepping each record's own stream -- the others' one by one; then
+    each record's SNR scaling and noisy leads, as :func:`_stage_noise`."""
+    from .noise import simulate_electrode_noise
+    from .noise._batch import batch_key, simulate_electrode_noise_batch
+
+    groups: dict = {}
+    noise = {}
+    for r in runs:
+        _noise_clean_leads(r)
+        if not r.cfg.add_noise:
+            continue
+        cfg = noise_for_device(r.cfg.noise, r.ctx.device)
+        key = batch_key(cfg, len(r.electrodes), r.n_t, r.fs, r.motion)
+        if key is None:
+            noise[id(r)] = simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng, cfg, motion=r.motion)
+        else:
+            groups.setdefault(key, (cfg, []))[1].append(r)
+    for cfg, group in groups.values():
+        if len(group) == 1:
+            r = group[0]
+            noise[id(r)] = simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng, cfg, motion=r.motion)
+            continue
+        r0 = group[0]
+        made = simulate_electrode_noise_batch(len(r0.electrodes), r0.n_t, r0.fs, [r.rng for r in group], cfg,
+                                              [r.motion for r in group])
+        for r, en in zip(group, made):
+            noise[id(r)] = en
+    for r in runs:
+        _noise_done(r, noise.get(id(r)))
+
+
 #: Stages that :func:`simulate_records` runs over a whole sub-block at once (a function of the
 #: list of its records; each equals its per-record stage of :data:`STAGES`, run record by record).
 BLOCK_STAGES = {"garment": _block_garment, "motion": _block_motion, "walk": _block_walk,
-                "potentials": _block_potentials}
+                "potentials": _block_potentials, "noise": _block_noise}
 
 
 _NOISE_FOR_DEVICE: dict = {}

@@ -616,6 +616,19 @@ def _no_contact_params(n_e: int) -> dict:
 
 def _contact(rng, cfg, n_e, n, fs, muscle, params):
     """Contact-loss and pop offsets [n_e, T] mV and the contact mask [n_e, T] (float32)."""
+    lam_loss, lam_pop = _contact_rates(cfg, n, fs, muscle)
+    # losses then pops per electrode, from one call (an array of rates draws element by
+    # element in order: the numbers two calls of n_e draws give)
+    # (two calls of n_e draws at one rate each: the same numbers, without the array-rate
+    # call's broadcasting and checks)
+    k_loss = rng.poisson(lam_loss, n_e)
+    k_pop = rng.poisson(lam_pop, n_e)
+    return _contact_events(rng, cfg, n_e, n, fs, k_loss, k_pop, params)
+
+
+def _contact_rates(cfg, n, fs, muscle) -> tuple:
+    """The Poisson rates ``(losses, pops)`` per electrode over the record: the configured rates
+    per minute, more when the muscle envelope says the wearer moves."""
     dur_s = n / fs
     if muscle.dtype == _F32 and muscle.ndim == 1 and muscle.flags.c_contiguous and 0 < muscle.size <= 8192:
         # np.add.reduce(muscle, dtype=float64)'s value in one numba call (one cast buffer of
@@ -624,12 +637,12 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
     else:
         activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
-    # losses then pops per electrode, from one call (an array of rates draws element by
-    # element in order: the numbers two calls of n_e draws give)
-    # (two calls of n_e draws at one rate each: the same numbers, without the array-rate
-    # call's broadcasting and checks)
-    k_loss = rng.poisson(cfg.contact_loss_rate_per_min * scale, n_e)
-    k_pop = rng.poisson(cfg.pop_rate_per_min * scale, n_e)
+    return cfg.contact_loss_rate_per_min * scale, cfg.pop_rate_per_min * scale
+
+
+def _contact_events(rng, cfg, n_e, n, fs, k_loss, k_pop, params):
+    """:func:`_contact` after its Poisson counts ``k_loss``, ``k_pop`` [n_e]: each event's
+    draws (none without events), the offsets and the mask."""
     params["contact_events"] = sum(k_loss.tolist()) + sum(k_pop.tolist())     # Python ints, as int(.sum())
     if params["contact_events"] == 0:
         # nothing happened: read-only broadcast views cost no memory or time
