@@ -98,10 +98,27 @@ def test_stage_wise_block_equals_record_by_record_for_any_sub_block(name, source
         assert all(t >= 0 for t in timings.values())
 
 
-def test_batched_motion_mixing_three_devices(sources, shirt_context, strap_context):
-    """The batched motion stage (records grouped by activity, electrode count and whether the
-    source gives the breathing rate) with the 3-lead 250-Hz shirt, the 12-lead shirt and the
-    chest strap mixed in one sub-block: every record equals ``simulate_record``'s."""
+def test_batched_motion_mixing_three_devices(sources, shirt_context, strap_context, monkeypatch):
+    """The batched motion and noise stages (records grouped by activity, electrode count and
+    whether the source gives the breathing rate; by noise config and fitted activity) with the
+    3-lead 250-Hz shirt, the 12-lead shirt and the chest strap mixed in one sub-block: every
+    record equals ``simulate_record``'s, and the batched functions did make records."""
+    import cardiosim.motion._batch as motion_batch
+    import cardiosim.noise._batch as noise_batch
+
+    made = {"motion": 0, "noise": 0}
+
+    def spy(module, name, key):
+        real = getattr(module, name)
+
+        def wrapped(*a, **kw):
+            out = real(*a, **kw)
+            made[key] += len(out)
+            return out
+        monkeypatch.setattr(module, name, wrapped)
+
+    spy(motion_batch, "simulate_motion_batch", "motion")
+    spy(noise_batch, "simulate_electrode_noise_batch", "noise")
     shirt3 = make_context("shirt3_250hz")
     cfg = SimulationConfig(activities={"rest": 3.0, "sitting": 1.0, "walk": 1.0})
     contexts = [(shirt3, shirt_context, strap_context)[j % 3] for j in range(len(sources))] * 2
@@ -114,6 +131,7 @@ def test_batched_motion_mixing_three_devices(sources, shirt_context, strap_conte
                                block=block)
         for j, (a, b) in enumerate(zip(oracle, got)):
             _assert_same(a, b, f"block {block}, record {j}")
+    assert made["motion"] >= 6 and made["noise"] >= 6, made
 
 
 def test_records_of_a_sub_block_do_not_share_memory(sources, shirt_context):
@@ -164,3 +182,36 @@ def test_dataset_blocks_equal_for_any_sub_block(sub_block, monkeypatch):
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
         else:
             assert a.tolist() == b.tolist(), name
+
+
+@pytest.mark.parametrize("name", ["strap, two bodies, activities, failures, clean", "3-lead shirt at 250 Hz, dry, SNR"])
+def test_dataset_blocks_of_other_recipes_equal_record_by_record(name, monkeypatch):
+    """Recipes off the default path (the chest strap, two bodies, four activities of which two
+    batched, failures, stored clean leads in float32; the 3-lead 250-Hz shirt with dry
+    electrodes and an SNR target): sub-blocks of 8 (the batched stages) equal sub-blocks of 1
+    (every stage record by record), variable by variable."""
+    import importlib
+
+    from cardiosim.dataset import Recipe
+
+    gen = importlib.import_module("cardiosim.dataset.generate")
+    recipe = Recipe.from_dict({
+        "strap, two bodies, activities, failures, clean": {
+            "records": 12, "seed": 5, "duration": 4.0, "device": "chest_strap_500hz", "body": {"bodies": 2},
+            "simulation": {"activities": {"rest": 2, "walk": 1, "run": 1, "sitting": 1},
+                           "failures": {"electrode_off": 0.2}},
+            "output": {"store_clean": True, "pack_int16": False}},
+        "3-lead shirt at 250 Hz, dry, SNR": {
+            "records": 10, "seed": 9, "duration": 3.0, "device": "shirt3_250hz",
+            "simulation": {"noise": {"electrode": "dry", "snr_db": {"white": [20, 30]}}}},
+    }[name])
+    want = gen.simulate_block(recipe, 0, recipe.records)
+    monkeypatch.setattr(gen, "_SUB_BLOCK", 1)
+    got = gen.simulate_block(recipe, 0, recipe.records)
+    assert set(got.variables) == set(want.variables)
+    for var in want.variables:
+        a, b = want[var].values, got[var].values
+        if a.dtype.kind in "biuf":
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), var
+        else:
+            assert a.tolist() == b.tolist(), var
