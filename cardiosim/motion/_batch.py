@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._pcg64_kernels import NORMAL, RANDOM, draw_program
-from .._scratch import scratch as _scratch
 from ..errors import ConfigError
 from ._kernels import accel_finish_kernel, slow_ou_affine_kernel, slow_ou_affine_sampled_kernel, breathing_kernel
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
@@ -81,7 +80,10 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     Returns
     -------
     list of Motion
-        Their arrays are rows of the sub-block's arrays (new arrays, not scratch buffers).
+        Their arrays are rows of the sub-block's arrays (new arrays: per-thread scratch
+        buffers for them measured slower, 2026-12-07 -- kept apart from the other stages'
+        memory, they pushed those stages' data out of the caches, while freed arrays are
+        reused by the next stage's allocations still cached).
     """
     br = _DEFAULT_BREATHING if breathing is None else breathing
     act = activity
@@ -100,7 +102,8 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     if given:
         rates = np.array([float(v) for v in breathing_rates], dtype=np.float64)
         if rates.shape != (bsz,) or not np.all(np.isfinite(rates) & (rates > 0) & (rates <= 80)):
-            raise ConfigError(f"breathing_rates must be one rate in (0, 80] breaths/min a record, got {breathing_rates!r}")
+            raise ConfigError(f"breathing_rates must be one rate in (0, 80] breaths/min a record, "
+                              f"got {breathing_rates!r}")
     m, ratio, _, _ = _slow_grid(n, fs, 1.0)
     drawn = draw_program(rngs, _program(n, m, n_e, given))
     u, z = drawn.u, drawn.z
@@ -117,7 +120,7 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     rates_l = rates.tolist()
     idx, w0, w1 = _interpolation_table(n, float(ratio))
     b01 = np.empty((bsz, n))
-    cyc = np.empty(n)
+    cyc = np.empty((n,))
     rv = np.empty((1, n))
     ti = float(br.inspiration_fraction)
     for b in range(bsz):
@@ -126,11 +129,15 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, :m].reshape(1, m), a, c, float(br.rate_variability),
                               idx, w0, w1, True, rv)
         breathing_kernel(rv[0], float(rate_hz), float(fs), float(phase0[b]), ti, b01[b], cyc)
-    breath = depth[:, None] * b01
-    bc = breath - breath.mean(axis=1, keepdims=True)
-    heart = (np.asarray(br.heart_rotation_rad)[None, :] * depth[:, None])[:, :, None] * (2 * b01[:, None, :] - 1)
+    breath = np.multiply(depth[:, None], b01, out=np.empty((bsz, n)))
+    bc = np.subtract(breath, breath.mean(axis=1, keepdims=True), out=np.empty((bsz, n)))
+    # rot_amp (3,) times (2 b01 - 1), one product per sample and axis as simulate_motion
+    two_b = np.multiply(2, b01, out=np.empty((bsz, n)))
+    two_b -= 1
+    heart = np.multiply((np.asarray(br.heart_rotation_rad)[None, :] * depth[:, None])[:, :, None], two_b[:, None, :],
+                        out=np.empty((bsz, 3, n)))
     # --- garment slip and rotation, electrode offsets ---------------------------------------
-    basis = _scratch("motion.basis.block", (bsz, 3, n))
+    basis = np.empty((bsz, 3, n))
     basis[:, 0] = 0.0
     basis[:, 2] = 0.0
     _, _, a_s, c_s = _slow_grid(n, fs, act.slip_tau_s)
@@ -139,7 +146,8 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
                               idx, w0, w1, False, basis[b, 2:3])
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, 2 * m:3 * m].reshape(1, m), a_s, c_s,
                               float(act.rotation_sd_rad), idx, w0, w1, False, basis[b, 0:1])
-    muscle = np.full((bsz, n), act.intensity)
+    muscle = np.empty((bsz, n))
+    muscle.fill(act.intensity)
     coef = np.zeros((bsz, n_e, 3, 3))
     coef[:, :, 0, 0] = -positions[:, :, 1]
     coef[:, :, 1, 0] = positions[:, :, 0]
@@ -149,7 +157,7 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     coef[:, :, 0, 1] = positions[:, :, 0]
     coef[:, :, 1, 1] = positions[:, :, 1]
     coef[:, :, 2, 2] = 1.0
-    basis[:, 2] += br.rise_m * breath
+    basis[:, 2] += np.multiply(br.rise_m, breath, out=two_b)
     rows = 3 * n_e
     _, _, a_j, c_j = _slow_grid(n, fs, 0.5)
     plan = _pairwise_plan(n)
@@ -181,7 +189,7 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     # --- accelerometer: gravity and sensor noise -----------------------------------------------
     acc = np.zeros((3, n))
     acc[2] = G
-    accelerometer = np.empty((bsz, 3, n), dtype=np.float32)
+    accelerometer = np.empty((bsz, 3, n), np.float32)
     z_a = z[:, z.shape[1] - 3 * n:]
     for b in range(bsz):
         accel_finish_kernel(acc, z_a[b].reshape(3, n), 0.02, accelerometer[b])

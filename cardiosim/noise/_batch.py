@@ -35,7 +35,7 @@ from . import _kernels
 from .config import NOISE_KINDS, NoiseConfig
 from .electrode import (_F32, _IMPEDANCE_RANGES, _activity_noise, _check_motion, _constant, _contact_events,
                         _contact_rates, _decay_shape, _impedance_log_ranges, _mains_tables, _new_electrode_noise,
-                        _no_contact_params, _on_textile, _per_electrode, _time_axis, powerline_from_impedance)
+                        _on_textile, _per_electrode, _time_axis)
 
 #: Noise kinds :func:`simulate_electrode_noise_batch` makes (the others: record by record).
 BATCH_KINDS = frozenset({"white", "activity", "powerline", "contact", "drift"})
@@ -146,6 +146,7 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
         pressures.append(pressure)
         muscles.append(np.asarray(m.muscle, dtype=_F32))
     before, after = _programs(cfg, n_e, n, fs, act)
+
     lams = None
     if "contact" in cfg.kinds:
         lams = np.array([[r for r in _contact_rates(cfg, n, fs, mu)] for mu in muscles])
@@ -176,7 +177,7 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
     wear = lo + (hi - lo) * u[:, -1]
     d0 = np.exp(-wear / cfg.hydration_tau_s).astype(_F32)
     shape = _decay_shape(n, fs, float(cfg.hydration_tau_s))
-    imp = np.empty((bsz, n_e, n), dtype=_F32)
+    imp = np.empty((bsz, n_e, n), _F32)
     z0c, zinfc = np.ascontiguousarray(z0), np.ascontiguousarray(zinf)
     for b in range(bsz):
         _kernels.impedance_pressure_kernel(z0c[b], zinfc[b], d0[b], shape, pressures[b], imp[b])
@@ -195,7 +196,7 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
             ju += n_e
             seeds = d.raw[:, jr]
             jr += 1
-            x = np.empty((bsz, n_e, n), dtype=_F32)
+            x = np.empty((bsz, n_e, n), _F32)
             ones = _kernels.ones(n)
             for b in range(bsz):
                 _kernels.seeded_normal_kernel(np.uint64(seeds[b]), amp[b], ones, x[b], _kernels.ZIG256_KI,
@@ -212,7 +213,8 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
                 # each record's event draws (none without events) from its own generator, here
                 off, contact[b] = _contact_events(rngs[b], cfg, n_e, n, fs, k[b, :n_e], k[b, n_e:], params[b])
                 by_kind[b][kind] = off
-            d, ju, jz, jr = draw_program(rngs, after), 0, 0, 0
+            d = draw_program(rngs, after)
+            ju, jz, jr = 0, 0, 0
         elif kind == "drift":
             jz = _drift(cfg, act, n_e, n, fs, d, jz, params, by_kind)
     out = []
@@ -243,15 +245,15 @@ def _activity(cfg, act, n_e, n, fs, d, jz, jr, params, by_kind) -> tuple:
     level = np.exp(c.log_level + c.sd_between * w[:, 0])
     rms = level * c.qrs_pp_mv * scale / np.sqrt(2.0)
     starts = _kernels.activity_envelope_starts(n, float(fs), _t._SLOW_RATE_HZ, _t._FAST_RATE_HZ, m_s, m_f)
-    env = np.empty((bsz, n), dtype=np.float32)
+    env = np.empty((bsz, n), np.float32)
     no_fast = np.zeros(0)
     cols = _t._spectrum_cols(cfg.electrode, act, n, float(fs), key)
-    spec = np.empty((bsz, n_e, n // 2 + 1), dtype=np.complex64)
+    spec = np.empty((bsz, n_e, n // 2 + 1), np.complex64)
     specf = spec.view(np.float32)
     specf[:, :, cols.size:] = 0.0
     ones = _kernels.ones(n_e)
     c2r = _t._pocketfft_c2r()
-    x = np.empty((bsz, n_e, n), dtype=np.float32)
+    x = np.empty((bsz, n_e, n), np.float32)
     rms_l, level_l = rms.tolist(), level.tolist()
     for b in range(bsz):
         wb = w[b]
@@ -263,7 +265,7 @@ def _activity(cfg, act, n_e, n, fs, d, jz, jr, params, by_kind) -> tuple:
         # record by record, as the per-record code: pocketfft transforms several rows at once in
         # SIMD lanes, so another row count could group a row differently
         if c2r is not None:
-            x[b] = c2r(spec[b], (1,), n, False, 2, None, 1)
+            c2r(spec[b], (1,), n, False, 2, x[b], 1)          # written into the record's rows
         else:
             from scipy import fft as _fft
             x[b] = _fft.irfft(spec[b], n=n, axis=1, overwrite_x=True, workers=1)
@@ -329,15 +331,18 @@ def _powerline(cfg, n_e, n, fs, t, d, ju, imp, params, by_kind) -> int:
         depths.append(depth)
         amps.append(ab)
     # the modulation sin(2 pi fm t + phase) of every record in one float32 pass each
-    mod_sin = np.multiply(t[None, :], fms.astype(_F32)[:, None])
+    mod_sin = np.multiply(t[None, :], fms.astype(_F32)[:, None], out=np.empty((bsz, t.size), _F32))
     mod_sin += mod_phase.astype(_F32)[:, None]
     np.sin(mod_sin, out=mod_sin)
     tab = _mains_tables(t.size, float(fs), tuple(freqs))
     nc = 2 * len(freqs)
+    v = np.empty((t.size,), _F32)
+    out = np.empty((bsz, n_e, t.size), _F32)
     for b in range(bsz):
-        v = np.empty(t.shape, dtype=_F32)
         _kernels.mains_sum_kernel(coefs[b, :nc].copy(), tab, mod_sin[b], _F32(depths[b]), _F32(amps[b]), v)
-        by_kind[b]["powerline"] = powerline_from_impedance(v, imp[b], cfg.input_impedance_ohm)
+        # powerline_from_impedance's kernel on its common case (float32, C-contiguous), into the rows
+        _kernels.powerline_kernel(v, imp[b], _F32(cfg.input_impedance_ohm), out[b])
+        by_kind[b]["powerline"] = out[b]
     return ju + 5 + 2 * (h_n - 1)
 
 
@@ -364,16 +369,22 @@ def _drift(cfg, act, n_e, n, fs, d, jz, params, by_kind) -> int:
     m, amp, step, (starts, w1) = _plan(n, float(fs), exponent)
     k = amp.size
     zs = d.z[:, jz].tolist()
-    spec = np.zeros((bsz, n_e, m // 2 + 1), dtype=np.complex128)
+    spec = np.empty((bsz, n_e, m // 2 + 1), np.complex128)
+    spec[:, :, 0] = 0.0
+    spec[:, :, k + 1:] = 0.0
     spec.view(np.float64)[:, :, 2:2 * k + 2] = d.z[:, jz + 1:jz + 1 + n_e * 2 * k].reshape(bsz, n_e, 2 * k)
     _kernels.scale_bins_kernel(spec.reshape(bsz * n_e, m // 2 + 1), amp, 1)
     c2r = _c2r_matching_irfft(m, n_e)
-    out = np.empty((bsz, n_e, n), dtype=np.float32)
+    out = np.empty((bsz, n_e, n), np.float32)
+    y = np.empty((n_e, m))
     scale = np.empty(n_e)
     for b in range(bsz):
         level = float(median[b] * math.exp(log_sd * float(zs[b])))
         # record by record, as simulate_drift (the c2r checked for its row count)
-        y = c2r(spec[b], (1,), m, False, 2, None, 1) if c2r is not None else np.fft.irfft(spec[b], m, axis=1)
+        if c2r is not None:
+            c2r(spec[b], (1,), m, False, 2, y, 1)
+        else:
+            y = np.fft.irfft(spec[b], m, axis=1)
         scale.fill(level)
         _kernels.drift_kernel(y, starts, w1, scale, out[b])
         by_kind[b]["drift"] = out[b]
