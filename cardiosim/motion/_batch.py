@@ -80,10 +80,10 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     Returns
     -------
     list of Motion
-        Their arrays are rows of the sub-block's arrays (new arrays: per-thread scratch
-        buffers for them measured slower, 2026-12-07 -- kept apart from the other stages'
-        memory, they pushed those stages' data out of the caches, while freed arrays are
-        reused by the next stage's allocations still cached).
+        New arrays of a record's size each (as ``simulate_motion`` makes them; measured
+        2026-12-07: a sub-block's worth in one allocation, freed at once, had glibc return the
+        memory and fault it in again, ~150 page faults a record in ``generate``; per-thread
+        scratch buffers instead kept the other stages' data out of the caches).
     """
     br = _DEFAULT_BREATHING if breathing is None else breathing
     act = activity
@@ -134,8 +134,10 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     # rot_amp (3,) times (2 b01 - 1), one product per sample and axis as simulate_motion
     two_b = np.multiply(2, b01, out=np.empty((bsz, n)))
     two_b -= 1
-    heart = np.multiply((np.asarray(br.heart_rotation_rad)[None, :] * depth[:, None])[:, :, None], two_b[:, None, :],
-                        out=np.empty((bsz, 3, n)))
+    rot_amp = np.asarray(br.heart_rotation_rad)[None, :] * depth[:, None]
+    # record by record (new arrays of a record's size, as simulate_motion makes them: a sub-block's
+    # worth in one allocation, freed at once, had glibc return the memory and fault it in again)
+    heart = [rot_amp[b][:, None] * two_b[b][None, :] for b in range(bsz)]
     # --- garment slip and rotation, electrode offsets ---------------------------------------
     basis = np.empty((bsz, 3, n))
     basis[:, 0] = 0.0
@@ -146,8 +148,6 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
                               idx, w0, w1, False, basis[b, 2:3])
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, 2 * m:3 * m].reshape(1, m), a_s, c_s,
                               float(act.rotation_sd_rad), idx, w0, w1, False, basis[b, 0:1])
-    muscle = np.empty((bsz, n))
-    muscle.fill(act.intensity)
     coef = np.zeros((bsz, n_e, 3, 3))
     coef[:, :, 0, 0] = -positions[:, :, 1]
     coef[:, :, 1, 0] = positions[:, :, 0]
@@ -177,19 +177,20 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
             sums[b] = np.add.reduce(y, axis=1)
     mean_offset = np.linalg.norm((sums / n).reshape(bsz, n_e, 3), axis=2).mean(axis=1)
     # --- contact pressure ------------------------------------------------------------------
-    logp = np.empty((bsz, n_e, n))
     _, _, a_p, c_p = _slow_grid(n, fs, 0.3)
     gcoef = (0.1 * g_b)[:, :, None]
     z_p = z[:, 3 * m + rows * m:3 * m + rows * m + n_e * m]
+    pressure = []
     for b in range(bsz):
+        logp = np.empty((n_e, n))
         slow_ou_affine_kernel(gcoef[b], bc[b][None, :], z_p[b].reshape(n_e, m), a_p, c_p, float(act.pressure_sd),
-                              idx, w0, w1, True, logp[b])
-    logp -= logp.mean(axis=2, keepdims=True)
-    pressure = np.exp(logp, out=logp)
+                              idx, w0, w1, True, logp)
+        logp -= logp.mean(axis=1, keepdims=True)
+        pressure.append(np.exp(logp, out=logp))
     # --- accelerometer: gravity and sensor noise -----------------------------------------------
     acc = np.zeros((3, n))
     acc[2] = G
-    accelerometer = np.empty((bsz, 3, n), np.float32)
+    accelerometer = [np.empty((3, n), np.float32) for _ in range(bsz)]
     z_a = z[:, z.shape[1] - 3 * n:]
     for b in range(bsz):
         accel_finish_kernel(acc, z_a[b].reshape(3, n), 0.02, accelerometer[b])
@@ -206,6 +207,6 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
         p.update(tail2)
         p["mean_offset_m"] = mo
         out.append(Motion(offsets=offsets[b], heart_rotation=heart[b], breathing=breath[b],
-                          contact_pressure=pressure[b], muscle=muscle[b], accelerometer=accelerometer[b],
+                          contact_pressure=pressure[b], muscle=np.full(n, act.intensity), accelerometer=accelerometer[b],
                           fs=float(fs), params=p, offsets_at=at))
     return out

@@ -177,7 +177,10 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
     wear = lo + (hi - lo) * u[:, -1]
     d0 = np.exp(-wear / cfg.hydration_tau_s).astype(_F32)
     shape = _decay_shape(n, fs, float(cfg.hydration_tau_s))
-    imp = np.empty((bsz, n_e, n), _F32)
+    # new arrays of a record's size, as the per-record code makes them (a sub-block's worth in one
+    # allocation, freed at once, had glibc return the memory and fault it in again: measured
+    # ~150 page faults a record in generate, 2026-12-07)
+    imp = [np.empty((n_e, n), _F32) for _ in range(bsz)]
     z0c, zinfc = np.ascontiguousarray(z0), np.ascontiguousarray(zinf)
     for b in range(bsz):
         _kernels.impedance_pressure_kernel(z0c[b], zinfc[b], d0[b], shape, pressures[b], imp[b])
@@ -196,12 +199,12 @@ def simulate_electrode_noise_batch(n_electrodes: int, n_samples: int, fs: float,
             ju += n_e
             seeds = d.raw[:, jr]
             jr += 1
-            x = np.empty((bsz, n_e, n), _F32)
             ones = _kernels.ones(n)
             for b in range(bsz):
-                _kernels.seeded_normal_kernel(np.uint64(seeds[b]), amp[b], ones, x[b], _kernels.ZIG256_KI,
+                x = np.empty((n_e, n), _F32)
+                _kernels.seeded_normal_kernel(np.uint64(seeds[b]), amp[b], ones, x, _kernels.ZIG256_KI,
                                               _kernels.ZIG256_WI, _kernels.ZIG256_FI)
-                by_kind[b][kind] = x[b]
+                by_kind[b][kind] = x
                 _per_electrode(params[b], "white_rms_mv", amp[b])
         elif kind == "activity":
             jz, jr = _activity(cfg, act, n_e, n, fs, d, jz, jr, params, by_kind)
@@ -248,30 +251,28 @@ def _activity(cfg, act, n_e, n, fs, d, jz, jr, params, by_kind) -> tuple:
     env = np.empty((bsz, n), np.float32)
     no_fast = np.zeros(0)
     cols = _t._spectrum_cols(cfg.electrode, act, n, float(fs), key)
-    spec = np.empty((bsz, n_e, n // 2 + 1), np.complex64)
-    specf = spec.view(np.float32)
-    specf[:, :, cols.size:] = 0.0
     ones = _kernels.ones(n_e)
     c2r = _t._pocketfft_c2r()
-    x = np.empty((bsz, n_e, n), np.float32)
     rms_l, level_l = rms.tolist(), level.tolist()
     for b in range(bsz):
         wb = w[b]
         _kernels.activity_envelope_runs_kernel(wb[1:1 + m_s], c.a_slow, _t._SLOW_RATE_HZ, c.sd_within,
                                                wb[1 + m_s:] if sd_f > 0 else no_fast, c.a_fast, _t._FAST_RATE_HZ,
                                                sd_f, float(fs), rms[b], c.z_knots, c.q_knots, starts, env[b])
-        _kernels.seeded_normal_kernel(np.uint64(d.raw[b, jr]), ones, cols, specf[b], _kernels.ZIG256_KI,
+        spec = np.empty((n_e, n // 2 + 1), dtype=np.complex64)
+        specf = spec.view(np.float32)
+        specf[:, cols.size:] = 0.0
+        _kernels.seeded_normal_kernel(np.uint64(d.raw[b, jr]), ones, cols, specf, _kernels.ZIG256_KI,
                                       _kernels.ZIG256_WI, _kernels.ZIG256_FI)
         # record by record, as the per-record code: pocketfft transforms several rows at once in
         # SIMD lanes, so another row count could group a row differently
         if c2r is not None:
-            c2r(spec[b], (1,), n, False, 2, x[b], 1)          # written into the record's rows
+            x = c2r(spec, (1,), n, False, 2, None, 1)
         else:
             from scipy import fft as _fft
-            x[b] = _fft.irfft(spec[b], n=n, axis=1, overwrite_x=True, workers=1)
-    x *= env[:, None, :]
-    for b in range(bsz):
-        by_kind[b]["activity"] = x[b]
+            x = _fft.irfft(spec, n=n, axis=1, overwrite_x=True, workers=1)
+        x *= env[b]
+        by_kind[b]["activity"] = x
         params[b].update({"activity_noise_electrode": cfg.electrode, "activity_noise_activity": act,
                           "activity_noise_to_qrs": float(level_l[b] * scale), "activity_noise_rms_mv": float(rms_l[b]),
                           "activity_noise_burst_sd": sd_f})
@@ -301,7 +302,7 @@ def _powerline(cfg, n_e, n, fs, t, d, ju, imp, params, by_kind) -> int:
         if ground:
             # the reference electrode's impedance at the record's start, as statistics.median
             p["displacement_current_ua"] = float(ab)
-            ab = ab * 1e-6 * float(statistics.median(imp[b, :, 0].tolist())) * 1e3
+            ab = ab * 1e-6 * float(statistics.median(imp[b][:, 0].tolist())) * 1e3
         p["cm_voltage_mv"] = float(ab)
         ph0 = two_pi * ub[1]
         coef = []
@@ -337,12 +338,12 @@ def _powerline(cfg, n_e, n, fs, t, d, ju, imp, params, by_kind) -> int:
     tab = _mains_tables(t.size, float(fs), tuple(freqs))
     nc = 2 * len(freqs)
     v = np.empty((t.size,), _F32)
-    out = np.empty((bsz, n_e, t.size), _F32)
     for b in range(bsz):
         _kernels.mains_sum_kernel(coefs[b, :nc].copy(), tab, mod_sin[b], _F32(depths[b]), _F32(amps[b]), v)
         # powerline_from_impedance's kernel on its common case (float32, C-contiguous), into the rows
-        _kernels.powerline_kernel(v, imp[b], _F32(cfg.input_impedance_ohm), out[b])
-        by_kind[b]["powerline"] = out[b]
+        out = np.empty((n_e, t.size), _F32)
+        _kernels.powerline_kernel(v, imp[b], _F32(cfg.input_impedance_ohm), out)
+        by_kind[b]["powerline"] = out
     return ju + 5 + 2 * (h_n - 1)
 
 
@@ -375,7 +376,6 @@ def _drift(cfg, act, n_e, n, fs, d, jz, params, by_kind) -> int:
     spec.view(np.float64)[:, :, 2:2 * k + 2] = d.z[:, jz + 1:jz + 1 + n_e * 2 * k].reshape(bsz, n_e, 2 * k)
     _kernels.scale_bins_kernel(spec.reshape(bsz * n_e, m // 2 + 1), amp, 1)
     c2r = _c2r_matching_irfft(m, n_e)
-    out = np.empty((bsz, n_e, n), np.float32)
     y = np.empty((n_e, m))
     scale = np.empty(n_e)
     for b in range(bsz):
@@ -386,7 +386,8 @@ def _drift(cfg, act, n_e, n, fs, d, jz, params, by_kind) -> int:
         else:
             y = np.fft.irfft(spec[b], m, axis=1)
         scale.fill(level)
-        _kernels.drift_kernel(y, starts, w1, scale, out[b])
-        by_kind[b]["drift"] = out[b]
+        out = np.empty((n_e, n), dtype=np.float32)
+        _kernels.drift_kernel(y, starts, w1, scale, out)
+        by_kind[b]["drift"] = out
         params[b]["drift_rms_mv"] = level
     return jz + 1 + n_e * 2 * k
