@@ -967,6 +967,7 @@ def _block_motion(runs) -> None:
             continue
         r0 = items[0][0]
         motions = simulate_motion_batch(r0.n_t / r0.fs, r0.fs, [r.rng for r, _, _ in items], activity=key[0],
+                                        breathing=_DEFAULT_BREATHING,
                                         positions=np.stack([r.fitted - r.center for r, _, _ in items]),
                                         offsets_at=items[0][2],
                                         breathing_rates=[rate for _, rate, _ in items] if key[5] else None)
@@ -974,46 +975,10 @@ def _block_motion(runs) -> None:
             _motion_done(r, motion, times_idx)
 
 
-def _block_noise(runs) -> None:
-    """:func:`_stage_noise` over a sub-block: each record's clean leads, then the electrode
-    noise of the records that :mod:`cardiosim.noise._batch` makes (with a motion, the default
-    noise kinds, one config and fitted activity) in one
-    :func:`~cardiosim.noise._batch.simulate_electrode_noise_batch` call per group -- their
-    draws in kernel calls stepping each record's own stream -- the others' one by one; then
-    each record's SNR scaling and noisy leads, as :func:`_stage_noise`."""
-    from .noise import simulate_electrode_noise
-    from .noise._batch import batch_key, simulate_electrode_noise_batch
-
-    groups: dict = {}
-    noise = {}
-    for r in runs:
-        _noise_clean_leads(r)
-        if not r.cfg.add_noise:
-            continue
-        cfg = noise_for_device(r.cfg.noise, r.ctx.device)
-        key = batch_key(cfg, len(r.electrodes), r.n_t, r.fs, r.motion)
-        if key is None:
-            noise[id(r)] = simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng, cfg, motion=r.motion)
-        else:
-            groups.setdefault(key, (cfg, []))[1].append(r)
-    for cfg, group in groups.values():
-        if len(group) == 1:
-            r = group[0]
-            noise[id(r)] = simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng, cfg, motion=r.motion)
-            continue
-        r0 = group[0]
-        made = simulate_electrode_noise_batch(len(r0.electrodes), r0.n_t, r0.fs, [r.rng for r in group], cfg,
-                                              [r.motion for r in group])
-        for r, en in zip(group, made):
-            noise[id(r)] = en
-    for r in runs:
-        _noise_done(r, noise.get(id(r)))
-
-
 #: Stages that :func:`simulate_records` runs over a whole sub-block at once (a function of the
 #: list of its records; each equals its per-record stage of :data:`STAGES`, run record by record).
 BLOCK_STAGES = {"garment": _block_garment, "motion": _block_motion, "walk": _block_walk,
-                "potentials": _block_potentials, "noise": _block_noise}
+                "potentials": _block_potentials}
 
 
 _NOISE_FOR_DEVICE: dict = {}
