@@ -130,21 +130,61 @@ _LAST = (None, None)
 def bitgen_pointers(rng):
     """``uint64[3]``: the state address and the ``next_double`` / ``next_uint64`` function
     addresses of ``rng.bit_generator`` (cached for the last bit generator: its state lives
-    inside it, which the cache keeps alive); None if it has no ``ctypes`` interface."""
+    inside it, which the cache keeps alive); None if it has no ``ctypes`` interface.
+
+    Read from the ``bitgen_t`` behind the bit generator's ``capsule``
+    (:func:`_capsule_pointers`, ~5 µs) where that gave the ``ctypes`` interface's three
+    addresses for the first bit generator of its type (checked once per type); else from
+    the ``ctypes`` interface, whose first use builds five ``ctypes`` objects (~24 µs, every
+    record: each record's generator is new)."""
     global _LAST
     bg = rng.bit_generator
     last = _LAST
     if bg is last[0]:
         return last[1]
-    try:
-        ct = bg.ctypes
-        ptrs = np.array([ct.state.value, ctypes.cast(ct.next_double, ctypes.c_void_p).value,
-                         ctypes.cast(ct.next_uint64, ctypes.c_void_p).value], np.uint64)
-    except Exception:  # pragma: no cover - a bit generator without the ctypes interface
-        return None
+    ok = _CAPSULE_OK.get(type(bg))
+    ptrs = None
+    if ok:
+        try:
+            ptrs = _capsule_pointers(bg)
+        except Exception:  # pragma: no cover - a capsule of another kind: the ctypes interface
+            ptrs = None
+    if ptrs is None:
+        try:
+            ptrs = _ctypes_pointers(bg)
+        except Exception:  # pragma: no cover - a bit generator without the ctypes interface
+            return None
+        if ok is None:  # the first of its type: may the capsule be read instead?
+            try:
+                _CAPSULE_OK[type(bg)] = _capsule_pointers(bg).tobytes() == ptrs.tobytes()
+            except Exception:  # pragma: no cover - no capsule, or not a bitgen_t
+                _CAPSULE_OK[type(bg)] = False
     ptrs.flags.writeable = False
     _LAST = (bg, ptrs)
     return ptrs
+
+
+#: bit generator type -> whether :func:`_capsule_pointers` gave :func:`_ctypes_pointers`'s addresses
+_CAPSULE_OK: dict = {}
+# (a prototype of its own: setting restype / argtypes on ``ctypes.pythonapi``'s shared function
+# would change them for every other user of it in the process)
+_CAPSULE_GET = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
+def _ctypes_pointers(bg) -> np.ndarray:
+    """(state, next_double, next_uint64) addresses from ``bg.ctypes``."""
+    ct = bg.ctypes
+    return np.array([ct.state.value, ctypes.cast(ct.next_double, ctypes.c_void_p).value,
+                     ctypes.cast(ct.next_uint64, ctypes.c_void_p).value], np.uint64)
+
+
+def _capsule_pointers(bg) -> np.ndarray:
+    """(state, next_double, next_uint64) addresses read from the ``bitgen_t`` of ``bg.capsule``
+    (NumPy's ``numpy/random/bitgen.h``: ``state, next_uint64, next_uint32, next_double,
+    next_raw``, five pointers), the struct ``bg.ctypes`` reads them from."""
+    v = (ctypes.c_uint64 * 5).from_address(_CAPSULE_GET(bg.capsule, b"BitGenerator"))
+    return np.array([v[0], v[3], v[1]], np.uint64)
 
 
 @lru_cache(maxsize=1)
