@@ -200,9 +200,10 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..noise.textile import draw_source_activity
     # (exercise may take a sinus rhythm into another rate class: the record is labelled by its rate)
     drawn_rhythm = rhythm
+    # (its generator built only if a draw can change the result: not for resting wearers)
     activity, heart_rate, rhythm = draw_source_activity(
-        np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])), recipe.simulation.activities, rhythm,
-        motion=recipe.simulation.motion, fit=recipe.simulation.noise.textile_fit or None)
+        lambda: np.random.default_rng(np.random.SeedSequence([recipe.seed, src, 2])), recipe.simulation.activities,
+        rhythm, motion=recipe.simulation.motion, fit=recipe.simulation.noise.textile_fit or None)
     prior, provenance = read_prior_cached(recipe.source.prior) if recipe.source.prior else None, {}
     if morphology in recipe.source.class_priors:
         # the class's own prior (fitted to real records of the class): traceable per record

@@ -36,6 +36,7 @@ each activity's heart rate relative to rest (:func:`fit_heart_rate`), which :fun
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import math
@@ -824,7 +825,7 @@ def activity_heart_rate(rng: np.random.Generator, activity: str, rest_bpm: float
     return float(np.clip(rest_bpm * ratio, *limits))
 
 
-def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str, *, motion: bool = True,
+def draw_source_activity(rng, activities: dict, rhythm: str, *, motion: bool = True,
                          fit: str | None = None):
     """Activity of an ODE source's wearer, drawn from the recipe's weights, the heart rate it
     implies and the rhythm class that rate makes: ``(activity, bpm or None, rhythm)``.
@@ -843,19 +844,54 @@ def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str
     ectopy or a long PR on a sinus node (PVC, PAC, IAVB) keep their class and the
     sinus-rhythm rate limits (one rhythm class per record: "sinus tachycardia with PVCs" has
     none).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator, or a callable with no arguments that returns one
+        The draws' generator. A callable is called only when a draw can change the result:
+        with one activity and a resting or non-sinus wearer nothing is drawn, and a
+        source's own generator need not be built (``SeedSequence`` and ``PCG64``: ~18 µs).
+        Where it is built, it draws what a Generator passed directly draws.
+    activities : dict of str to float
+        Weights of the activities (non-negative, positive sum).
+    rhythm : str
+        The resting rhythm class.
+    motion : bool
+    fit : str, optional
+        Another textile fit file (:func:`load_fit`).
+
+    Returns
+    -------
+    tuple
+        ``(activity, bpm or None, rhythm)``.
     """
     from ..ode import CLASSES
     from ..ode import synth as _synth
 
     if not motion:
         return "rest", None, rhythm
-    names = sorted(activities)
-    w = np.array([activities[n] for n in names], dtype=float)
-    activity = names[int(rng.choice(len(names), p=w / w.sum()))]
+    lazy = not isinstance(rng, np.random.Generator)
+    names, cdf = _activity_cdf(tuple(activities.items()))
+    pending = False  # the activity's draw not made yet (one activity, rng not built)
+    if cdf is None:  # weights Generator.choice rejects: its own error
+        rng = rng() if lazy else rng
+        w = np.array([activities[n] for n in names], dtype=float)
+        activity = names[int(rng.choice(len(names), p=w / w.sum()))]
+    elif len(names) == 1 and lazy:
+        activity, pending = names[0], True
+    else:
+        rng = rng() if lazy else rng
+        # ``rng.choice(len(names), p=w / w.sum())``: one ``random()`` against choice's
+        # normalised cumulative weights (``searchsorted(side="right")``), without its
+        # argument checks (~19 µs a call)
+        activity = names[bisect.bisect_right(cdf, rng.random())]
     ranges = getattr(_synth, "_HR_RANGE", {})
     rest_range = ranges.get(rhythm)
     if rhythm not in CLASSES or rest_range is None or rhythm in ("AF", "AFL") or activity in ("rest", "sitting"):
         return activity, None, rhythm
+    if pending:  # the generator now draws: first the activity's draw, as choice made it
+        rng = rng()
+        rng.random()
     rest = float(rng.uniform(*rest_range))
     if rhythm in _SINUS_BY_RATE and all(r in ranges for r in _SINUS_BY_RATE):
         bpm = activity_heart_rate(rng, activity, rest, (20.0, 250.0), fit=fit)
@@ -866,6 +902,23 @@ def draw_source_activity(rng: np.random.Generator, activities: dict, rhythm: str
     # sinus-rhythm range: above it the record would be a sinus tachycardia
     limits = CLASSES[rhythm].limits.get("hr") or CLASSES["SR"].limits["hr"]
     return activity, activity_heart_rate(rng, activity, rest, limits, fit=fit), rhythm
+
+
+@functools.lru_cache(maxsize=16)
+def _activity_cdf(items: tuple) -> tuple[list, list | None]:
+    """Sorted activity names of ``(name, weight)`` pairs and the cumulative distribution
+    ``Generator.choice(len(names), p=w / w.sum())`` draws from (``cdf = p.cumsum();
+    cdf /= cdf[-1]``, as a list), made once per weighting; the cdf is None for weights
+    ``choice`` would reject (negative, non-finite, zero sum), which then go through it."""
+    weights = dict(items)
+    names = sorted(weights)
+    w = np.array([weights[n] for n in names], dtype=float)
+    total = w.sum()
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and total > 0):
+        return names, None
+    cdf = (w / total).cumsum()
+    cdf /= cdf[-1]
+    return names, cdf.tolist()
 
 
 #: The sinus rhythm classes, named by the rate (:func:`draw_source_activity`).
