@@ -115,7 +115,8 @@ def main() -> None:
     from cardiosim.qrs import detect_r_peaks
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("CARDIOSIM_DATA", ROOT.parent / "shared" / "data")))
+    ap.add_argument("--data", type=Path,
+                    default=Path(os.environ.get("CARDIOSIM_DATA", ROOT.parent / "shared" / "data")))
     ap.add_argument("--records", type=int, default=40)
     ap.add_argument("--scales", default="1")
     args = ap.parse_args()

@@ -440,3 +440,21 @@ def test_pinned_records_are_looked_up_by_name_extension_or_pattern(tmp_path):
     names = ["cinc2021/HR06000", "cinc2021/HR06000.hea", "cinc2021/HR0600*.hea", "cinc2021/HR06001",
              "cpsc2021/data_21_*.hea", "cinc2021/HR0600"]
     assert missing_shared_records(tmp_path, names) == ["cinc2021/HR06001", "cpsc2021/data_21_*.hea", "cinc2021/HR0600"]
+
+
+def test_renamed_copy_holds_the_same_recordings_under_new_names(data_dir, tmp_path):
+    """``scripts/renamed_data_copy.py``: every subject, patient and record under a new name, the
+    signals the same bytes; the textile fit's held-out subjects are then all five renamed ones."""
+    import wfdb
+
+    from cardiosim.noise import textile
+
+    _need(data_dir, "textile", "cinc2021", "cpsc2021")
+    dst = tmp_path / "copy"
+    _script("renamed_data_copy").make_copy(data_dir, dst)
+    assert textile.held_out_subjects(dst / "textile") == ("11", "12", "13", "14", "15")
+    new, old = ({p.stem for p in (d / "cinc2021").glob("*.hea")} for d in (dst, data_dir))
+    assert len(new) == len(old) and not new & old
+    a = wfdb.rdrecord(str(data_dir / "cpsc2021" / "data_84_1"))
+    b = wfdb.rdrecord(str(dst / "cpsc2021" / "data_284_1"))
+    assert np.array_equal(a.p_signal, b.p_signal) and b.record_name == "data_284_1"
