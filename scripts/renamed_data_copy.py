@@ -9,7 +9,7 @@ is a measurement (README, "The test suite on another folder").
 Renames: textile subject SS -> SS + 10 (its header's ``# subject`` line too); CinC 2021 E075.. ->
 E085.., HR06.. -> HR07.., JS20.. -> JS30..; CPSC 2021 patient P -> P + 200; CinC 2011 record R ->
 9R (``REFERENCE.csv`` and ``RECORDS`` rewritten); MIT-BIH 100 -> 119; PTB s0010_re -> s0020_re.
-Folders named by their database (``nstdb``, ``macecgdb``, ``tank``, ``ptbxl-metadata``) are linked
+A record of another name in those folders keeps it. Folders named by their database (``nstdb``, ``macecgdb``, ``tank``, ``ptbxl-metadata``) are linked
 as they are.
 
     python scripts/renamed_data_copy.py SRC DST
@@ -26,9 +26,11 @@ from pathlib import Path
 LINKED_AS_IS = ("nstdb", "macecgdb", "tank", "ptbxl-metadata")
 
 
-def link_record(src_dir: Path, src: str, dst_dir: Path, dst: str) -> None:
+def link_record(src_dir: Path, src: str, dst_dir: Path, dst: str, lead_names: dict | None = None) -> None:
     """Record ``src`` of ``src_dir`` as ``dst`` of ``dst_dir``: the header rewritten with the new
-    record and file names, every other file of the record a symbolic link."""
+    record and file names (``lead_names`` renames signals), every other file of the record a
+    symbolic link."""
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     dst_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for i, line in enumerate((src_dir / f"{src}.hea").read_text().splitlines()):
@@ -37,7 +39,11 @@ def link_record(src_dir: Path, src: str, dst_dir: Path, dst: str) -> None:
         elif i == 0:
             out.append(re.sub(rf"^{re.escape(src)}\b", dst, line))
         else:
-            out.append(re.sub(rf"^{re.escape(src)}\.", f"{dst}.", line))
+            line = re.sub(rf"^{re.escape(src)}\.", f"{dst}.", line)
+            if lead_names:
+                head, _, name = line.rpartition(" ")
+                line = f"{head} {lead_names.get(name, name)}"
+            out.append(line)
     (dst_dir / f"{dst}.hea").write_text("\n".join(out) + "\n")
     for f in src_dir.glob(f"{src}.*"):
         if f.suffix != ".hea":

@@ -173,13 +173,7 @@ def test_dataset_blocks_equal_for_any_sub_block(sub_block, monkeypatch):
     want = gen.simulate_block(recipe, 0, 10)
     monkeypatch.setattr(gen, "_SUB_BLOCK", sub_block)
     got = gen.simulate_block(recipe, 0, 10)
-    assert set(got.variables) == set(want.variables)
-    for name in want.variables:
-        a, b = want[name].values, got[name].values
-        if a.dtype.kind in "biuf":
-            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
-        else:
-            assert a.tolist() == b.tolist(), name
+    _assert_same_dataset(want, got)
 
 
 @pytest.mark.parametrize("name", ["strap, two bodies, activities, failures, clean", "3-lead shirt at 250 Hz, dry, SNR"])
@@ -206,10 +200,15 @@ def test_dataset_blocks_of_other_recipes_equal_record_by_record(name, monkeypatc
     want = gen.simulate_block(recipe, 0, recipe.records)
     monkeypatch.setattr(gen, "_SUB_BLOCK", 1)
     got = gen.simulate_block(recipe, 0, recipe.records)
+    _assert_same_dataset(want, got)
+
+
+def _assert_same_dataset(want, got) -> None:
+    """Every variable of ``got`` equals ``want``'s: numbers bit for bit (dtype too), the rest by value."""
     assert set(got.variables) == set(want.variables)
-    for var in want.variables:
-        a, b = want[var].values, got[var].values
+    for name in want.variables:
+        a, b = want[name].values, got[name].values
         if a.dtype.kind in "biuf":
-            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), var
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
         else:
-            assert a.tolist() == b.tolist(), var
+            assert a.tolist() == b.tolist(), name

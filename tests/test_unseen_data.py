@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -26,30 +25,15 @@ import pytest
 from cardiosim.errors import ConfigError, DataFormatError
 from conftest import PROJECT_ROOT, missing_shared_records
 
-LINKED = (".dat", ".mat", ".atr", ".artifact.csv")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def link_record(src_dir: Path, src: str, dst_dir: Path, dst: str, lead_names: dict | None = None) -> None:
-    """Record ``src`` of ``src_dir`` as record ``dst`` of ``dst_dir``: the header rewritten with
-    the new record and file name (``lead_names`` renames signals), every other file a symlink."""
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i, line in enumerate((src_dir / f"{src}.hea").read_text().splitlines()):
-        if line.startswith("#") or not line.strip():
-            out.append(line)
-        elif i == 0:
-            out.append(re.sub(rf"^{re.escape(src)}\b", dst, line))
-        else:
-            line = re.sub(rf"^{re.escape(src)}\.", f"{dst}.", line)
-            if lead_names:
-                head, _, name = line.rpartition(" ")
-                line = f"{head} {lead_names.get(name, name)}"
-            out.append(line)
-    (dst_dir / f"{dst}.hea").write_text("\n".join(out) + "\n")
-    for ext in LINKED:
-        if (src_dir / f"{src}{ext}").exists():
-            os.symlink(src_dir / f"{src}{ext}", dst_dir / f"{dst}{ext}")
+# a record under a new name: header rewritten, its other files symbolic links (the script's own)
+link_record = _script("renamed_data_copy").link_record
 
 
 def _need(data_dir: Path, *subdirs: str) -> None:
@@ -58,11 +42,6 @@ def _need(data_dir: Path, *subdirs: str) -> None:
             pytest.skip(f"{sub}/ not found in {data_dir} (set CARDIOSIM_DATA to the shared data folder)")
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _textile_as(data_dir: Path, folder: Path, subjects: dict) -> Path:
