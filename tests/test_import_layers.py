@@ -8,7 +8,7 @@ from conftest import PROJECT_ROOT
 
 # Rank of each top-level module of cardiosim (DESIGN.md module map, lowest first).
 RANKS = {
-    "_version": 0, "_resources": 0, "_atomic": 0, "_scratch": 0, "_pairwise_kernels": 0, "_pcg64_kernels": 0, "errors": 0, "frames": 0, "units": 0, "leads": 0, "config": 0, "qrs": 0,
+    "_version": 0, "_resources": 0, "_atomic": 0, "_scratch": 0, "_pairwise_kernels": 0, "_pcg64_kernels": 0, "_exp_kernels": 0, "errors": 0, "frames": 0, "units": 0, "leads": 0, "config": 0, "qrs": 0,
     "geometry": 1, "forward": 2, "inverse": 3, "ode": 3, "sources": 4,
     "motion": 5, "noise": 5, "device": 5, "simulate": 6, "dataset": 7,
     "device_fit": 7, "torch": 8, "plot": 8, "evaluate": 8, "sim2real": 9, "recorder_fit": 9, "warmup": 9, "cli": 9, "__main__": 9,

@@ -1,0 +1,35 @@
+"""glibc's exp inline (cardiosim._exp_kernels) against the functions it stands in for."""
+
+import numpy as np
+import pytest
+
+from cardiosim._exp_kernels import exp_check_args, exp_rows_inplace_kernel, exp_table, exp_table_values, np_exp_table
+
+
+def test_np_exp_table_is_the_checked_table_or_empty():
+    """The table for np.exp's replacements is math.exp's checked table where np.exp agrees with
+    it, and empty (the kernels then call math.exp, not the inline algorithm) otherwise."""
+    tab = np_exp_table()
+    assert not tab.flags.writeable
+    if tab.shape[0]:
+        assert tab is exp_table() and tab.tobytes() == exp_table_values().tobytes()
+
+
+@pytest.mark.parametrize("tab_kind", ["checked", "empty"])
+def test_exp_rows_inplace_is_numpy_exp_bit_for_bit(tab_kind):
+    """Both branches of the kernel (inline table, math.exp) against np.exp: log contact
+    pressures (rows of an OU process, mean removed), the check's arguments and the edges
+    the inline path leaves to math.exp (|x| < 2^-54, |x| >= 512, inf, nan, underflow)."""
+    tab = np_exp_table() if tab_kind == "checked" else np.empty(0, np.uint64)
+    if tab_kind == "checked" and tab.shape[0] == 0:
+        pytest.skip("glibc's algorithm does not reproduce np.exp on this machine: the kernels call math.exp")
+    rng = np.random.default_rng(5)
+    logp = np.cumsum(rng.normal(0.0, 0.02, (9, 5000)), axis=1)
+    logp -= logp.mean(axis=1, keepdims=True)
+    edges = np.array([0.0, -0.0, 2.0 ** -54, -(2.0 ** -55), 511.9, 512.0, -512.0, -745.13, -750.0, 709.78, 710.0,
+                      np.inf, -np.inf, np.nan, 1e-300, -1e-300])
+    for x in (logp, exp_check_args(rng).reshape(-1, 1)[:, [0, 0]], edges.reshape(2, -1)):
+        got = np.ascontiguousarray(x, dtype=np.float64).copy()
+        exp_rows_inplace_kernel(got, tab)
+        want = np.exp(x)
+        assert got.tobytes() == want.tobytes()
