@@ -50,3 +50,43 @@ def test_patient_measures_same_with_and_without_kernels(rng, monkeypatch):
     monkeypatch.setattr(M, "_fast_kernels", lambda: False)
     slow = [measures(p) for p in pats]
     assert fast == slow
+
+
+def test_render_exp_kernel_equals_render_kernel_bit_for_bit(rng):
+    """``render_exp_kernel`` (glibc's exp inline, two passes a slot) against ``render_kernel``
+    (``math.exp`` a sample) and, where NumPy's exp is the C library's, the NumPy twin: drawn
+    patients of every class, every group, three RR, plus grids far past the slots (exponents
+    below -512 and below the underflow edge), samples on a centre (exponent 0) and a
+    NaN-free narrow slot."""
+    from cardiosim.ode._kernels import exp_table
+
+    tab = exp_table()
+    if tab.shape[0] == 0:
+        import pytest
+
+        pytest.skip("the C library's exp is not glibc's algorithm here: render_exp_kernel is not used")
+    cases = []
+    for i in range(21):
+        p = sample_patient(rng, morphology=["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"][i % 7])
+        for waves in (M.P_WAVES, M.QRS_WAVES, M.REPOL, tuple(range(M.NW))):
+            for rr, q in ((1.0, 0.0), (0.55, -0.04), (1.4, -0.05)):
+                ts, ss = M.scaled_timing(p.tau, p.sigma, rr, q)
+                idx = list(waves)
+                t = np.arange((ts[:, idx] - 5 * ss[:, idx]).min(), (ts[:, idx] + 5 * ss[:, idx]).max(), 1 / 2000)
+                cases.append((t, p.tau, p.sigma, p.amp, np.asarray(waves, np.int64), rr ** (1 / 3), q))
+        # a long grid (exponents down past -746) and one through every slot's centre
+        cases.append((np.linspace(-2.0, 2.5, 4001), p.tau, p.sigma, p.amp, M._ALL_IDX, 1.0, 0.0))
+        cases.append((np.sort(p.tau.ravel()), p.tau, p.sigma, p.amp, M._ALL_IDX, 1.0, 0.0))
+    tau = np.full((3, M.NW), 0.01)
+    sigma = np.full((3, M.NW), 1e-4)  # narrow: most exponents far below -746
+    cases.append((np.arange(-0.1, 0.1, 5e-4), tau, sigma, np.ones((3, M.NW)), M._ALL_IDX, 0.8, 0.0))
+    for t, tau, sigma, amp, idx, f, q in cases:
+        want = np.empty((3, t.shape[0]))
+        got = np.full((3, t.shape[0]), np.nan)
+        K.render_kernel(t, tau, sigma, amp, idx, f, M._REPOL_MASK, want, q)
+        K.render_exp_kernel(t, tau, sigma, amp, idx, f, M._REPOL_MASK, got, q, tab)
+        assert got.tobytes() == want.tobytes()
+    if M._render_form() == "kernel":
+        checked = [(t, tau, sigma, amp, idx, f, M._REPOL_MASK, 1 / 2000, q) for t, tau, sigma, amp, idx, f, q in cases]
+        assert K.matches_numpy(checked, render="exp")
+        assert M._render_exp_table() is tab

@@ -19,7 +19,8 @@ place, :func:`weighted_sum_kernel` sums the slots in ``np.einsum``'s order. The 
 ``tests/test_ode_beat_kernels.py`` asserts equality.
 
 API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
-repol, out, q=0.0)``, ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q=0.0) ->
+repol, out, q=0.0)``, ``render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q,
+tab)`` (the same with glibc's ``exp`` inline, :func:`render_exp_kernel`), ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q=0.0) ->
 (3, n)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q=0.0) -> (lo, hi,
 max |amp|)`` (``q``: the time, s from R, the scaled ST-T slots' centres are scaled about,
 the patient's QRS onset), ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
@@ -33,7 +34,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ._kernels import _first_last
+from ._kernels import (EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_NEG_LN2_HI_N, EXP_NEG_LN2_LO_N,
+                       EXP_SHIFT, _f2u, _fma, _first_last, _u2f, exp_table)
 
 
 @njit(cache=True, nogil=True)
@@ -55,6 +57,66 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q=0.0):
             for k in range(n):
                 d = (t[k] - c) / s
                 out[a, k] = out[a, k] + w * math.exp(-0.5 * (d * d))
+
+
+@njit(nogil=True, inline="always")
+def _exp_main(x, tab):
+    """``_kernels._exp``'s inline path (glibc's ``exp`` on ``tab``) without its range test:
+    ``math.exp(x)`` bit for bit for ``2^-54 <= |x| < 512`` when ``tab`` is
+    ``_kernels.exp_table()`` (non-empty); any other ``x`` gives a finite value to discard
+    (the table index is masked, so it never reads outside ``tab``)."""
+    kd = _fma(x, EXP_INV_LN2_N, EXP_SHIFT)
+    ki = _f2u(kd)
+    kd = kd - EXP_SHIFT
+    r = _fma(kd, EXP_NEG_LN2_HI_N, x)
+    r = _fma(kd, EXP_NEG_LN2_LO_N, r)
+    idx = np.intp((ki & np.uint64(0x7F)) << np.uint64(1))
+    tail = _u2f(tab[idx])
+    scale = _u2f(tab[idx + 1] + (ki << np.uint64(45)))
+    r2 = r * r
+    tmp = _fma(_fma(r, EXP_C3, EXP_C2), r2, r + tail)
+    tmp = _fma(r2 * r2, _fma(r, EXP_C5, EXP_C4), tmp)
+    return _fma(scale, tmp, scale)
+
+
+EXP_TINY = 2.0 ** -54  # below this magnitude (and from 512 up) _kernels._exp calls math.exp
+EXP_ZERO = -746.0  # math.exp is +0.0 below -745.14: adding w * 0.0 leaves a sum unchanged
+
+
+@njit(cache=True, nogil=True)
+def render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab):
+    """:func:`render_kernel` bit for bit with ``math.exp`` as glibc computes it, inline
+    (``tab``: ``_kernels.exp_table()``, which is non-empty only where that algorithm gave
+    ``math.exp`` bit for bit here; callers pass it only then). Per slot the exponents go
+    into a buffer, the table path of every sample runs branch-free (LLVM vectorises it),
+    and a second pass takes ``math.exp`` where the exponent is outside the table's range
+    and skips exponents whose ``exp`` is +0.0 (the sum starts at +0.0, so it is never
+    -0.0 and adding a zero leaves it as it is): the same products and sums in the same
+    order as :func:`render_kernel`."""
+    n = t.shape[0]
+    xs = np.empty(n)
+    g = np.empty(n)
+    for a in range(3):
+        for k in range(n):
+            out[a, k] = 0.0
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            f = f_repol if repol[i] else 1.0
+            c = tau[a, i] * f + q * (1.0 - f)
+            s = sigma[a, i] * f
+            w = amp[a, i]
+            for k in range(n):
+                d = (t[k] - c) / s
+                xs[k] = -0.5 * (d * d)
+            for k in range(n):
+                g[k] = _exp_main(xs[k], tab)
+            for k in range(n):
+                x = xs[k]
+                if not (-512.0 < x <= -EXP_TINY):  # (a NaN exponent lands here too: math.exp)
+                    if x < EXP_ZERO:
+                        continue
+                    g[k] = math.exp(x)
+                out[a, k] = out[a, k] + w * g[k]
 
 
 @njit(cache=True, nogil=True)
@@ -194,7 +256,8 @@ def matches_numpy(cases, render="kernel") -> bool:
     """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
     ``(t, tau, sigma, amp, idx, f_repol, repol, dx)`` or ``(..., dx, q)`` (``q`` the pivot of
     the scaled slots, 0.0 when absent). ``render``: the form of the render
-    checked, ``"kernel"`` (:func:`render_kernel`, the C library's ``exp``) or ``"hybrid"``
+    checked, ``"kernel"`` (:func:`render_kernel`, the C library's ``exp``), ``"exp"``
+    (:func:`render_exp_kernel`, that ``exp`` inline; False without its table) or ``"hybrid"``
     (:func:`render_hybrid`, NumPy's ``exp``)."""
     for case in cases:
         t, tau, sigma, amp, idx, f_repol, repol, dx = case[:8]
@@ -206,6 +269,12 @@ def matches_numpy(cases, render="kernel") -> bool:
         want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q)
         if render == "hybrid":
             got = render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q)
+        elif render == "exp":
+            tab = exp_table()
+            if tab.shape[0] == 0:
+                return False
+            got = np.empty((3, t.shape[0]))
+            render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, got, q, tab)
         else:
             got = np.empty((3, t.shape[0]))
             render_kernel(t, tau, sigma, amp, idx, f_repol, repol, got, q)

@@ -150,7 +150,11 @@ class Patient:
             if _render_form() == "hybrid":
                 return _beat_kernels.render_hybrid(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, q)
             out = np.empty((3, t.shape[0]))
-            _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q)
+            tab = _render_exp_table()
+            if tab is not None:  # the C library's exp inline: 1.6-2.2x the kernel calling it
+                _beat_kernels.render_exp_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q, tab)
+            else:
+                _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q)
             return out
         tau, sigma = scaled_timing(self.tau, self.sigma, rr, q)
         idx = list(range(NW)) if waves is None else list(waves)
@@ -347,6 +351,18 @@ def _render_form():
         if _beat_kernels.matches_numpy(cases, render=form):
             return form
     return None
+
+
+@lru_cache(maxsize=1)
+def _render_exp_table():
+    """``_kernels.exp_table()`` where :func:`_beat_kernels.render_exp_kernel` on it gives
+    ``render_kernel``'s and NumPy's results bit for bit on :func:`_render_form`'s cases
+    (checked once per process, in the ``"kernel"`` form only), else None."""
+    if _render_form() != "kernel" or not _beat_kernels.matches_numpy(_check_cases(), render="exp"):
+        return None
+    from ._kernels import exp_table
+
+    return exp_table()
 
 
 def _check_cases():
