@@ -39,6 +39,7 @@ def test_patient_measures_same_with_and_without_kernels(rng, monkeypatch):
     def measures(p):
         q = M.Patient(p.tau, p.sigma, p.amp)  # fresh: no cached measures
         out = [q.span(M.QRS_WAVES), q.span(M.P_WAVES), q.span(M.REPOL, rr=0.7, rel=0.02), q.t_end(),
+               q.t_end(rr=0.6), q.max_velocity(M.QRS_WAVES), q.max_velocity(M.P_WAVES), q.max_velocity(M.REPOL),
                q.peak_vector(M.QRS_WAVES).tobytes(), q.peak_vector(M.T_WAVES).tobytes(), q.qrs_axis().tobytes()]
         for morph in ("LBBB", "RBBB", "STE", "LVH"):
             r, prm = M.apply_morphology(q, morph, np.random.default_rng(7))
@@ -90,3 +91,61 @@ def test_render_exp_kernel_equals_render_kernel_bit_for_bit(rng):
         checked = [(t, tau, sigma, amp, idx, f, M._REPOL_MASK, 1 / 2000, q) for t, tau, sigma, amp, idx, f, q in cases]
         assert K.matches_numpy(checked, render="exp")
         assert M._render_exp_table() is tab
+
+
+def test_tangent_end_kernel_equals_numpy_twin_bit_for_bit(rng):
+    """``tangent_end_kernel`` against ``Patient.t_end``'s NumPy code on repolarisation
+    tracks of drawn patients (three RR, the 0.1 % window and others: two samples, the whole
+    track, windows ending before the peak, a flat and a rising one)."""
+    cases = []
+    for i in range(14):
+        p = sample_patient(rng, morphology=["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"][i % 7])
+        for rr in (1.0, 0.6, 1.3):
+            t, v = p.track(M.REPOL, rr)
+            i0, i1 = M.Patient.span_of(t, v, M.REPOL, 0.001)
+            n = t.shape[0]
+            cases += [(t, v, i0, i1), (t, v, 0, n), (t, v, i0, i0 + 2), (t, v, 0, n // 3), (t, v, n // 2, n)]
+    t = np.arange(0.0, 0.1, 1 / 2000)
+    cases += [(t, np.zeros((3, t.shape[0])), 0, t.shape[0]), (t, np.vstack([t, t, t]), 3, 40)]
+    for t, v, i0, i1 in cases:
+        v = np.ascontiguousarray(v)
+        got = K.tangent_end_kernel(t, v, i0, i1, 1 / 2000)
+        want = K.tangent_end_numpy(t, v, i0, i1, 1 / 2000)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()
+
+
+def test_span_kernel_equals_track_and_span_of(rng):
+    """``span_kernel`` (grid, render, measure and threshold in one call) against
+    ``Patient.track`` + ``Patient.span_of`` (their NumPy forms: ``np.arange``, ``render_numpy``,
+    ``np.gradient`` / ``np.linalg.norm``, ``np.flatnonzero``) on drawn patients of every
+    class, every group, three RR and pivots, two thresholds and grids, and a silent group."""
+    from cardiosim.ode._kernels import exp_table
+
+    tab = exp_table()
+    if tab.shape[0] == 0 or M._render_form() != "kernel":
+        import pytest
+
+        pytest.skip("span_kernel renders with the C library's exp, which NumPy's is not here")
+    pats = [sample_patient(rng, morphology=["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"][i % 7])
+            for i in range(14)]
+    silent = M.Patient(pats[0].tau, pats[0].sigma, np.where(np.arange(M.NW) < 2, 0.0, pats[0].amp))
+    for p in pats + [silent]:
+        for waves in (M.P_WAVES, M.QRS_WAVES, M.T_WAVES, M.REPOL, tuple(range(M.NW))):
+            qrs = waves == M.QRS_WAVES
+            for rr, q in ((1.0, 0.0), (0.6, -0.045), (1.3, -0.03)):
+                f = rr ** (1 / 3)
+                for rel, fs in ((0.05, 2000.0), (0.02, 1000.0)):
+                    rel = M.QRS_VELOCITY_REL if qrs else rel
+                    st, a, b = K.span_kernel(p.tau, p.sigma, p.amp, np.asarray(waves, np.int64), f,
+                                             M._REPOL_MASK, q, fs, rel, qrs, tab)
+                    lo, hi, amax = K.bounds_numpy(p.tau, p.sigma, p.amp, waves, f, M._REPOL_MASK, q)
+                    if amax < 1e-6:
+                        assert st == 1
+                        continue
+                    t = np.arange(lo, hi, 1.0 / fs)
+                    v = K.render_numpy(t, p.tau, p.sigma, p.amp, waves, f, M._REPOL_MASK, q)
+                    m = K.speed_numpy(v, 1.0 / fs) if qrs else K.magnitude_numpy(v)
+                    i0, i1 = K.first_last_numpy(m, rel)
+                    assert st == 0
+                    assert np.float64(a).tobytes() == t[i0].tobytes()
+                    assert np.float64(b).tobytes() == t[i1].tobytes()

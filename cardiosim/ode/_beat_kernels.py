@@ -83,19 +83,10 @@ EXP_TINY = 2.0 ** -54  # below this magnitude (and from 512 up) _kernels._exp ca
 EXP_ZERO = -746.0  # math.exp is +0.0 below -745.14: adding w * 0.0 leaves a sum unchanged
 
 
-@njit(cache=True, nogil=True)
-def render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab):
-    """:func:`render_kernel` bit for bit with ``math.exp`` as glibc computes it, inline
-    (``tab``: ``_kernels.exp_table()``, which is non-empty only where that algorithm gave
-    ``math.exp`` bit for bit here; callers pass it only then). Per slot the exponents go
-    into a buffer, the table path of every sample runs branch-free (LLVM vectorises it),
-    and a second pass takes ``math.exp`` where the exponent is outside the table's range
-    and skips exponents whose ``exp`` is +0.0 (the sum starts at +0.0, so it is never
-    -0.0 and adding a zero leaves it as it is): the same products and sums in the same
-    order as :func:`render_kernel`."""
+@njit(nogil=True, inline="always")
+def _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, xs, g):
+    """:func:`render_exp_kernel`'s body (``xs``, ``g``: work arrays of ``len(t)``)."""
     n = t.shape[0]
-    xs = np.empty(n)
-    g = np.empty(n)
     for a in range(3):
         for k in range(n):
             out[a, k] = 0.0
@@ -117,6 +108,57 @@ def render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab):
                         continue
                     g[k] = math.exp(x)
                 out[a, k] = out[a, k] + w * g[k]
+
+
+@njit(cache=True, nogil=True)
+def render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab):
+    """:func:`render_kernel` bit for bit with ``math.exp`` as glibc computes it, inline
+    (``tab``: ``_kernels.exp_table()``, which is non-empty only where that algorithm gave
+    ``math.exp`` bit for bit here; callers pass it only then). Per slot the exponents go
+    into a buffer, the table path of every sample runs branch-free, and a second pass
+    takes ``math.exp`` where the exponent is outside the table's range and skips
+    exponents whose ``exp`` is +0.0 (the sum starts at +0.0, so it is never -0.0 and
+    adding a zero leaves it as it is): the same products and sums in the same order as
+    :func:`render_kernel`."""
+    n = t.shape[0]
+    _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, np.empty(n), np.empty(n))
+
+
+@njit(cache=True, nogil=True)
+def span_kernel(tau, sigma, amp, idx, f_repol, repol, q, fs, rel, qrs, tab):
+    """``Patient.span`` of the slots ``idx`` in one call: its ``Patient.track`` (bounds as
+    :func:`bounds_kernel`, the grid as ``np.arange(lo, hi, 1 / fs)`` fills it: ``lo``,
+    ``lo + step``, then ``lo + i (t[1] - t[0])``), the render as :func:`render_exp_kernel`
+    (``tab`` as there), and ``Patient.span_of``: the spatial velocity (``qrs``,
+    :func:`speed_kernel`) or magnitude (:func:`magnitude_kernel`) and the first and last
+    samples at ``rel`` of its peak (:func:`first_last_kernel`).
+
+    Returns ``(status, start s, end s)``: status 0, the span; 1, a silent group (max |amp|
+    below 1e-6 mV: ``Patient.span``'s (nan, nan)); 2, a grid of fewer than 2 samples (the
+    caller's NumPy path decides)."""
+    lo, hi, amax = bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q)
+    if amax < 1e-6:
+        return 1, np.nan, np.nan
+    step = 1.0 / fs
+    span = (hi - lo) / step
+    if not span > 1.0:  # (NumPy's length is ceil(span): fewer than 2 samples, or NaN)
+        return 2, np.nan, np.nan
+    n = int(math.ceil(span))
+    t = np.empty(n)
+    t[0] = lo
+    t[1] = lo + step
+    delta = t[1] - t[0]
+    for i in range(2, n):
+        t[i] = lo + i * delta
+    v = np.empty((3, n))
+    _render_exp(t, tau, sigma, amp, idx, f_repol, repol, v, q, tab, np.empty(n), np.empty(n))
+    m = np.empty(n)
+    if qrs:
+        speed_kernel(v, step, m)
+    else:
+        magnitude_kernel(v, m)
+    i0, i1 = first_last_kernel(m, rel)
+    return 0, t[i0], t[i1]
 
 
 @njit(cache=True, nogil=True)
@@ -220,6 +262,38 @@ def first_last_kernel(m, rel):
     return _first_last(m, rel * top)
 
 
+@njit(cache=True, nogil=True)
+def tangent_end_kernel(t, v, i0, i1, dx):
+    """``Patient.t_end``'s tangent method on the samples ``[i0, i1)`` (``i1 - i0 >= 2``) of a
+    (3, n) track on the grid ``t``: the magnitude ``m`` as ``np.linalg.norm(axis=0)``, its
+    ``np.gradient(m, dx)`` ``d``, ``k`` the first maximum of ``m``, ``j`` the first minimum
+    of ``d`` from ``k``; ``t[j] + m[j] / -d[j]`` if ``d[j] < 0``, else the last time
+    (NumPy twin: :func:`tangent_end_numpy`)."""
+    n = i1 - i0
+    m = np.empty(n)
+    for k in range(n):
+        a = i0 + k
+        m[k] = math.sqrt((v[0, a] * v[0, a] + v[1, a] * v[1, a]) + v[2, a] * v[2, a])
+    k = 0
+    for i in range(1, n):
+        if m[i] > m[k]:
+            k = i
+    two = 2.0 * dx
+    j = -1
+    dj = 0.0
+    for i in range(k, n):
+        if i == 0:
+            d = (m[1] - m[0]) / dx
+        elif i == n - 1:
+            d = (m[i] - m[i - 1]) / dx
+        else:
+            d = (m[i + 1] - m[i - 1]) / two
+        if j < 0 or d < dj:  # (the first minimum, as np.argmin; the differences are finite)
+            j = i
+            dj = d
+    return t[i0 + j] + m[j] / -dj if dj < 0 else t[i1 - 1]
+
+
 # --- NumPy twins (the oracle) --------------------------------------------------------
 def render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q=0.0):
     """The twin of :func:`render_kernel`: ``Patient.render``'s NumPy code."""
@@ -293,3 +367,12 @@ def matches_numpy(cases, render="kernel") -> bool:
         if m.tobytes() != magnitude_numpy(want).tobytes():
             return False
     return True
+
+
+def tangent_end_numpy(t, v, i0, i1, dx):
+    """The twin of :func:`tangent_end_kernel`: ``Patient.t_end``'s NumPy code."""
+    t, m = t[i0:i1], np.linalg.norm(v[:, i0:i1], axis=0)
+    k = int(np.argmax(m))
+    d = np.gradient(m, dx)
+    j = k + int(np.argmin(d[k:]))
+    return float(t[j] + m[j] / -d[j]) if d[j] < 0 else float(t[-1])

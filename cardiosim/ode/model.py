@@ -212,8 +212,18 @@ class Patient:
         |dV/dt| exceeds 15 % of its maximum, the usual VCG criterion, which also holds
         in the full signal where ST-T overlaps the QRS end.
         """
-        key = ("span", tuple(waves), float(rr), float(rel), float(fs))
+        waves = tuple(waves)
+        key = ("span", waves, float(rr), float(rel), float(fs))
         got = self._cache.get(key)
+        if got is None and _fast_kernels():
+            tab = _render_exp_table()
+            if tab is not None:  # track, render and span_of in one kernel call (the same numbers)
+                qrs = waves == QRS_WAVES
+                st, a, b = _beat_kernels.span_kernel(self.tau, self.sigma, self.amp, _index_array(waves),
+                                                     float(rr) ** (1.0 / 3.0), _REPOL_MASK, self._pivot(rr),
+                                                     float(fs), QRS_VELOCITY_REL if qrs else float(rel), qrs, tab)
+                if st < 2:
+                    got = self._cache[key] = (float(a), float(b))
         if got is None:
             tr = self.track(waves, rr, fs)
             if tr is None:
@@ -248,6 +258,14 @@ class Patient:
 
     def max_velocity(self, waves, fs=1000.0) -> float:
         """Peak spatial velocity |dV/dt| (mV/s) of a wave group at RR = 1 s."""
+        if _fast_kernels():
+            # the same grid and render as Patient.track at RR = 1 s (bounds_kernel's are
+            # these NumPy bounds), np.gradient and norm in speed_kernel
+            tr = self.track(waves, 1.0, fs)
+            if tr is not None and tr[0].shape[0] >= 2:
+                m = np.empty(tr[0].shape[0])
+                _beat_kernels.speed_kernel(tr[1], 1.0 / fs, m)
+                return float(m.max())
         idx = list(waves)
         t = np.arange((self.tau[:, idx] - 5 * self.sigma[:, idx]).min(),
                       (self.tau[:, idx] + 5 * self.sigma[:, idx]).max(), 1.0 / fs)
@@ -264,6 +282,8 @@ class Patient:
             return np.nan
         t, v = tr
         i0, i1 = self.span_of(t, v, REPOL, 0.001, fs)
+        if i1 - i0 >= 2 and _fast_kernels():  # (twin: _beat_kernels.tangent_end_numpy, this code)
+            return float(_beat_kernels.tangent_end_kernel(t, np.ascontiguousarray(v), i0, i1, 1.0 / fs))
         # the samples from the 0.1 % onset up to (not including) the 0.1 % end
         t, m = t[i0:i1], np.linalg.norm(v[:, i0:i1], axis=0)
         k = int(np.argmax(m))
