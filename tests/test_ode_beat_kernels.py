@@ -149,3 +149,24 @@ def test_span_kernel_equals_track_and_span_of(rng):
                     assert st == 0
                     assert np.float64(a).tobytes() == t[i0].tobytes()
                     assert np.float64(b).tobytes() == t[i1].tobytes()
+
+
+def test_exp_lanes_equal_math_exp_bit_for_bit():
+    """The four-lane inline exp (``_exp_main_run``, glibc's algorithm as LLVM vector
+    operations) against ``math.exp`` on ``_kernels.exp_table``'s check arguments (every table
+    slot and its edges, the underflow edge, tiny and huge arguments, inf, nan), in every
+    alignment of the lanes."""
+    from cardiosim.ode import _kernels as KK
+
+    tab = KK.exp_table()
+    if tab.shape[0] == 0:
+        import pytest
+
+        pytest.skip("the C library's exp is not glibc's algorithm here")
+    x = KK.exp_check_args(np.random.default_rng(4))
+    want = np.empty_like(x)
+    KK.math_exp_kernel(x, want)
+    for shift in range(4):
+        got = np.full(x.shape[0] - shift, np.nan)
+        K.exp_lanes_kernel(x[shift:], tab, got)
+        assert got.tobytes() == want[shift:].tobytes()
