@@ -233,6 +233,60 @@ def test_lead_screen_equals_numpy_twin():
     assert np.any((a <= 0) & (an > 1e-9)) and np.all(an >= a - 1e-12)
 
 
+def _draw_screen_leads_before(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims, t_leads,
+                              llims, rrs, qrs_rel, x, out):
+    """``draw_screen_leads_kernel`` as it was before the 12-lead limits moved ahead of the
+    whole-beat stages (its own numba pieces, called from Python in the old order)."""
+    tb, sb, ab = np.empty((3, 11)), np.empty((3, 11)), np.empty((3, 11))
+    out[:, :3] = np.nan
+    out[:, 3] = -1.0
+    for b in range(z.shape[0]):
+        _kernels._affine(z[b], mean, sqrt_cov, qrs_idx, x)
+        _kernels._unpack(x, qrs_idx, tau_b, sig_b, tb, sb, ab)
+        ok, q0, vq2 = _kernels._screen_qrs(tb, sb, ab, lims, fs, out[b])
+        if not ok:
+            continue
+        _kernels._affine(z[b], mean, sqrt_cov, rest_idx, x)
+        _kernels._unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
+        if _kernels._p_ok(_kernels._p_lead(tb, sb, ab, M, int(llims[5])), llims) > 0.0:
+            out[b, 3] = 8.0
+            continue
+        if _kernels._screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
+            if _kernels._lead_violation_one(tb, sb, ab, M, st_lims, t_leads, llims, rrs, qrs_rel, True) <= 0.0:
+                return b
+            out[b, 3] = 8.0
+    return -1
+
+
+def test_draw_screen_leads_order_keeps_the_accepted_draw():
+    """The 12-lead limits checked before the whole-beat stages: the same accepted index and
+    vector as the previous order on 60 batches of proposal draws (the one-at-a-time rejection
+    sampler's result), the same code for every draw not rejected by the 12-lead limits, and
+    code 8 only where the previous order rejected the draw too."""
+    from cardiosim.ode.model import SIGMA_BOUNDS, TAU_BOUNDS
+    from cardiosim.ode.prior import _QRS_IDX, _REST_IDX, SCREEN_FS, _lead_args, _screen_limits, default_prior
+
+    prior = default_prior()
+    args = (prior.proposal_mean, prior._proposal_sqrt_cov, TAU_BOUNDS, SIGMA_BOUNDS, _QRS_IDX, _REST_IDX,
+            _screen_limits(), SCREEN_FS, *_lead_args())
+    rng = np.random.default_rng(11)
+    found = 0
+    for _ in range(60):
+        z = rng.standard_normal((16, 99), dtype=np.float32).astype(np.float64)
+        x1, x2 = np.zeros(99), np.zeros(99)
+        o1, o2 = np.empty((16, 4)), np.empty((16, 4))
+        i1 = _kernels.draw_screen_leads_kernel(z, *args, x1, o1)
+        i2 = _draw_screen_leads_before(z, *args, x2, o2)
+        assert i1 == i2
+        if i1 >= 0:
+            found += 1
+            assert x1.tobytes() == x2.tobytes()
+        c1, c2 = o1[:, 3], o2[:, 3]
+        assert np.array_equal(c1[c1 != 8], c2[c1 != 8])
+        assert np.all(c2[c1 == 8] > 0)
+    assert found > 30
+
+
 def test_lead_screen_st_limits_per_lead():
     """An ST of +0.12 mV at J + 60 ms passes the screen in V2 and V3 (normal there up to
     0.15 mV, LEAD_ST_LIMITS_V2V3: Rautaharju et al. 2009) and fails it in V5 (LEAD_ST_LIMITS,

@@ -1356,7 +1356,9 @@ def draw_screen_leads_kernel(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx,
                              t_leads, llims, rrs, qrs_rel, x, out):
     """:func:`draw_screen_kernel` whose accepted draws must also meet the 12-lead normal
     limits (:func:`lead_violation_kernel` with ``M, st_lims, t_leads, llims, rrs,
-    qrs_rel``); a draw failing them gets code 8 in ``out[b, 3]``."""
+    qrs_rel``); a draw failing them gets code 8 in ``out[b, 3]`` (checked after the QRS
+    stage and before the others: a draw failing both has code 8). The accepted index and
+    ``x`` are those of the NumPy twin (``_reference.draw_screen_leads_kernel``)."""
     return _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M, st_lims, t_leads,
                         llims, rrs, qrs_rel, True, x, out)
 
@@ -1381,16 +1383,15 @@ def _draw_screen(z, mean, sqrt_cov, tau_b, sig_b, qrs_idx, rest_idx, lims, fs, M
             continue
         _affine(zb, mean, sqrt_cov, rest_idx, x)
         _unpack(x, rest_idx, tau_b, sig_b, tb, sb, ab)
-        # the lead-II P limits are cheap and reject often: checked before the whole-beat
-        # stages (and again, with the rest, in _lead_violation_one)
-        if use_leads and _p_ok(_p_lead(tb, sb, ab, M, int(llims[5])), llims) > 0.0:
+        # the 12-lead limits (their early exit: the lead-II P first) before the whole-beat
+        # stages: they reject about twice as many of the draws that reach them and cost less
+        # than _screen_rest's delineation. A draw is accepted when both pass, so the order
+        # decides only a rejected draw's code (8 where both would fail), not the index.
+        if use_leads and _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, llims, rrs, qrs_rel, True) > 0.0:
             out[b, 3] = 8.0
             continue
         if _screen_rest(tb, sb, ab, lims, fs, q0, vq2, out[b]):
-            if not use_leads or _lead_violation_one(tb, sb, ab, M, st_lims, t_leads, llims, rrs, qrs_rel,
-                                                    True) <= 0.0:
-                return b
-            out[b, 3] = 8.0
+            return b
     return -1
 
 
