@@ -1487,3 +1487,16 @@ def lu3_solve_fma_kernel(lu, perm, v, out):
         out[0, t] = _fma(-u01, x1, y0 - u02 * x2) * i00
         out[1, t] = x1
         out[2, t] = x2
+
+
+@njit(cache=True, nogil=True)
+def all_finite_kernel(v):
+    """``bool(np.all(np.isfinite(v)))`` of a 2-D float64 array: no exponent field all ones
+    (inf, nan) -- an integer OR over the bits, which LLVM vectorises (NumPy's twin allocates a
+    boolean array first; ≈ 7 -> 1.7 µs for a 3 x 5,000 record)."""
+    m = np.uint64(0x7FF0000000000000)
+    bad = np.int64(0)
+    for a in range(v.shape[0]):
+        for i in range(v.shape[1]):
+            bad |= np.int64((_f2u(v[a, i]) & m) == m)
+    return bad == 0

@@ -129,7 +129,11 @@ class Patient:
     def to_params(self, prefix="patient") -> dict:
         """Flat ``{name: float}`` dict to store with a record (axis-major, then wave,
         then tau_s / sigma_s / amp_mV)."""
-        values = np.stack([self.tau, self.sigma, self.amp], axis=-1).ravel().tolist()
+        v = np.empty((3, NW, 3))  # (np.stack's values, without its ~3 µs of Python)
+        v[..., 0] = self.tau
+        v[..., 1] = self.sigma
+        v[..., 2] = self.amp
+        values = v.ravel().tolist()
         return dict(zip(_param_names(prefix), values))
 
     def replace(self, tau=None, sigma=None, amp=None) -> Patient:
