@@ -391,6 +391,29 @@ def tangent_end_kernel(t, v, i0, i1, dx):
     return t[i0 + j] + m[j] / -dj if dj < 0 else t[i1 - 1]
 
 
+@njit(cache=True, nogil=True)
+def _finite2(arr):
+    for a in range(arr.shape[0]):
+        for w in range(arr.shape[1]):
+            if not math.isfinite(arr[a, w]):
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def patient_check_kernel(tau, sigma, amp):
+    """``Patient``'s value checks on its (3, 11) arrays: 0 if every value is finite and every
+    width positive, 1 if a value is not finite, 2 if a width is <= 0 (the caller's NumPy
+    checks then raise with their messages)."""
+    if not (_finite2(tau) and _finite2(sigma) and _finite2(amp)):
+        return 1
+    for a in range(sigma.shape[0]):
+        for w in range(sigma.shape[1]):
+            if sigma[a, w] <= 0.0:
+                return 2
+    return 0
+
+
 # --- NumPy twins (the oracle) --------------------------------------------------------
 def render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q=0.0):
     """The twin of :func:`render_kernel`: ``Patient.render``'s NumPy code."""

@@ -1500,3 +1500,22 @@ def all_finite_kernel(v):
         for i in range(v.shape[1]):
             bad |= np.int64((_f2u(v[a, i]) & m) == m)
     return bad == 0
+
+
+@njit(cache=True, nogil=True)
+def unpack_patient_kernel(x, e, tau_b, sig_b, tau, sigma, amp):
+    """One prior vector ``x`` (99,) as a patient's (3, 11) arrays, timing projected onto the
+    slots' support as ``prior._unpacked`` does (``np.clip``: ``min(max(v, lo), hi)`` with
+    NumPy's comparisons): ``tau`` from ``x[:33]``, ``sigma`` from ``e = np.exp(x[33:66])``
+    (NumPy's exp, computed by the caller), ``amp`` = ``x[66:]`` (NumPy twin:
+    ``prior._unpacked(x[None])``; finite ``x``, as a screened draw is)."""
+    for a in range(3):
+        for w in range(11):
+            k = 11 * a + w
+            v = x[k]
+            v = v if v > tau_b[w, 0] else tau_b[w, 0]
+            tau[a, w] = v if v < tau_b[w, 1] else tau_b[w, 1]
+            v = e[k]
+            v = v if v > sig_b[w, 0] else sig_b[w, 0]
+            sigma[a, w] = v if v < sig_b[w, 1] else sig_b[w, 1]
+            amp[a, w] = x[66 + k]

@@ -84,6 +84,12 @@ class Patient:
             if v.shape != (3, NW):
                 raise ConfigError(f"patient {name} must have shape (3, {NW}), got {v.shape}")
             arrs[name] = v
+        # the checks below in one kernel call; they run (and raise) only if it finds a fault
+        if _beat_kernels.patient_check_kernel(arrs["tau"], arrs["sigma"], arrs["amp"]) == 0:
+            for name, v in arrs.items():
+                v.flags.writeable = False
+                object.__setattr__(self, name, v)
+            return
         if not np.isfinite(arrs["tau"].sum() + arrs["sigma"].sum() + arrs["amp"].sum()):
             # (one check for the common case: a finite sum means all three are finite)
             for name, v in arrs.items():

@@ -387,7 +387,10 @@ def sample_patient(rng, morphology="NORM", prior=None, max_tries=None, method="a
         i = _kernels.draw_screen_leads_kernel(z, mean, sqrt_cov, TAU_BOUNDS, SIGMA_BOUNDS, _QRS_IDX, _REST_IDX,
                                               lims, SCREEN_FS, *_lead_args(), x, np.empty((n, 4)))
         if i >= 0:
-            p = Patient._trusted(*(a[0] for a in _unpacked(x[None])))  # timing projected as screened
+            # timing projected as screened (_unpacked(x[None]) in one kernel call, NumPy's exp)
+            tau, sigma, amp = np.empty((3, NW)), np.empty((3, NW)), np.empty((3, NW))
+            _kernels.unpack_patient_kernel(x, np.exp(x[3 * NW:6 * NW]), TAU_BOUNDS, SIGMA_BOUNDS, tau, sigma, amp)
+            p = Patient._trusted(tau, sigma, amp)
         tried += n
     if p is None:
         raise ConfigError(f"no plausible normal patient in {max_tries} draws from the prior "
