@@ -170,3 +170,32 @@ def test_exp_lanes_equal_math_exp_bit_for_bit():
         got = np.full(x.shape[0] - shift, np.nan)
         K.exp_lanes_kernel(x[shift:], tab, got)
         assert got.tobytes() == want[shift:].tobytes()
+
+
+def test_peak_kernel_equals_peak_vector_numpy(rng):
+    """``peak_kernel`` against ``Patient.peak_vector``'s NumPy code (``np.arange``,
+    ``render_numpy``, ``np.linalg.norm``, ``np.argmax``) over the groups of drawn patients of
+    every class, at two grid rates, and a grid too short for it."""
+    from cardiosim.ode._kernels import exp_table
+
+    tab = exp_table()
+    if tab.shape[0] == 0 or M._render_form() != "kernel":
+        import pytest
+
+        pytest.skip("peak_kernel renders with the C library's exp, which NumPy's is not here")
+    for i in range(21):
+        p = sample_patient(rng, morphology=["NORM", "LBBB", "RBBB", "STE", "STD", "TINV", "LVH"][i % 7])
+        for waves in (M.P_WAVES, M.QRS_WAVES, M.T_WAVES, M.REPOL):
+            lo, hi = M.Patient(p.tau, p.sigma, p.amp).span(waves)
+            for fs in (2000.0, 1000.0):
+                t = np.arange(lo, hi + 0.5 / fs, 1.0 / fs)
+                v = K.render_numpy(t, p.tau, p.sigma, p.amp, waves, 1.0, M._REPOL_MASK)
+                want = v[:, np.argmax(np.linalg.norm(v, axis=0))]
+                got = np.full(3, np.nan)
+                assert K.peak_kernel(p.tau, p.sigma, p.amp, np.asarray(waves, np.int64), M._REPOL_MASK, lo,
+                                     hi + 0.5 / fs, 1.0 / fs, tab, got)
+                assert got.tobytes() == np.ascontiguousarray(want).tobytes()
+    got = np.full(3, np.nan)
+    assert not K.peak_kernel(p.tau, p.sigma, p.amp, M._ALL_IDX, M._REPOL_MASK, 0.0, 0.0004, 1 / 2000, tab, got)
+    assert not K.peak_kernel(p.tau, p.sigma, p.amp, M._ALL_IDX, M._REPOL_MASK, np.nan, np.nan, 1 / 2000, tab, got)
+    assert np.isnan(got).all()

@@ -259,6 +259,38 @@ def span_kernel(tau, sigma, amp, idx, f_repol, repol, q, fs, rel, qrs, tab):
 
 
 @njit(cache=True, nogil=True)
+def peak_kernel(tau, sigma, amp, idx, repol, lo, stop, step, tab, out):
+    """``Patient.peak_vector``'s render and pick in one call: the slots ``idx`` at RR = 1 s
+    on ``np.arange(lo, stop, step)`` (filled as :func:`span_kernel` fills it), rendered as
+    :func:`render_exp_kernel`, and into ``out`` (3,) the sample where the magnitude
+    (:func:`magnitude_kernel`) first reaches its largest value (``np.argmax``). Returns
+    False (``out`` untouched) where the grid has fewer than 2 samples or no length (the
+    caller's NumPy path decides)."""
+    span = (stop - lo) / step
+    if not span > 1.0:
+        return False
+    n = int(math.ceil(span))
+    t = np.empty(n)
+    t[0] = lo
+    t[1] = lo + step
+    delta = t[1] - t[0]
+    for i in range(2, n):
+        t[i] = lo + i * delta
+    v = np.empty((3, n))
+    _render_exp(t, tau, sigma, amp, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
+    k = 0
+    best = -1.0
+    for i in range(n):
+        m = math.sqrt((v[0, i] * v[0, i] + v[1, i] * v[1, i]) + v[2, i] * v[2, i])
+        if m > best:
+            best = m
+            k = i
+    for a in range(3):
+        out[a] = v[a, k]
+    return True
+
+
+@njit(cache=True, nogil=True)
 def gauss_arg_kernel(t, tau, sigma, idx, f_repol, repol, out, q=0.0):
     """``out (3, len(idx), n) = -0.5 * ((t - tau_s) / sigma_s) ** 2``: the exponents
     :func:`render_numpy` hands to ``np.exp`` (subtraction, division, square and product

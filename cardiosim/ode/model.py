@@ -314,6 +314,14 @@ class Patient:
         """Spatial vector (3,) mV of a wave group at its maximum magnitude."""
         key = ("peak", tuple(waves), float(fs))
         got = self._cache.get(key)
+        if got is None and _fast_kernels() and _render_exp_table() is not None:
+            # grid, render, magnitude and argmax in one kernel call (the same numbers)
+            lo, hi = self.span(waves)
+            v = np.empty(3)
+            if _beat_kernels.peak_kernel(self.tau, self.sigma, self.amp, _index_array(waves), _REPOL_MASK, lo,
+                                         hi + 0.5 / fs, 1.0 / fs, _render_exp_table(), v):
+                got = self._cache[key] = v
+                got.flags.writeable = False
         if got is None:
             lo, hi = self.span(waves)
             t = np.arange(lo, hi + 0.5 / fs, 1.0 / fs)
