@@ -43,20 +43,6 @@ def test_record_and_source_rng_unchanged():
         assert a.tobytes() == b.tobytes()
 
 
-def test_all_finite_kernel_equals_numpy():
-    rng = np.random.default_rng(3)
-    v = rng.standard_normal((3, 5000)) * 10.0 ** rng.uniform(-300, 300, (3, 5000))
-    assert _kernels.all_finite_kernel(v) is bool(np.all(np.isfinite(v))) is True
-    for bad in (np.inf, -np.inf, np.nan, -np.nan):
-        for pos in ((0, 0), (2, 4999), (1, 2500)):
-            w = v.copy()
-            w[pos] = bad
-            assert _kernels.all_finite_kernel(w) is bool(np.all(np.isfinite(w))) is False
-    edge = np.array([[np.finfo(float).max, -np.finfo(float).max, 5e-324, -0.0]])
-    assert _kernels.all_finite_kernel(edge) is True
-    assert _kernels.all_finite_kernel(np.empty((3, 0))) is True
-
-
 def test_to_params_equals_stacked_values(rng):
     for morph in ("NORM", "LBBB", "TINV"):
         p = sample_patient(rng, morphology=morph)

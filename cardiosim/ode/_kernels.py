@@ -1490,19 +1490,6 @@ def lu3_solve_fma_kernel(lu, perm, v, out):
 
 
 @njit(cache=True, nogil=True)
-def all_finite_kernel(v):
-    """``bool(np.all(np.isfinite(v)))`` of a 2-D float64 array: no exponent field all ones
-    (inf, nan) -- an integer OR over the bits, which LLVM vectorises (NumPy's twin allocates a
-    boolean array first; ≈ 7 -> 1.7 µs for a 3 x 5,000 record)."""
-    m = np.uint64(0x7FF0000000000000)
-    bad = np.int64(0)
-    for a in range(v.shape[0]):
-        for i in range(v.shape[1]):
-            bad |= np.int64((_f2u(v[a, i]) & m) == m)
-    return bad == 0
-
-
-@njit(cache=True, nogil=True)
 def unpack_patient_kernel(x, e, tau_b, sig_b, tau, sigma, amp):
     """One prior vector ``x`` (99,) as a patient's (3, 11) arrays, timing projected onto the
     slots' support as ``prior._unpacked`` does (``np.clip``: ``min(max(v, lo), hi)`` with

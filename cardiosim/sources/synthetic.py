@@ -90,10 +90,7 @@ def _dipole_from_vcg(vcg_mV, forward, frank_layout) -> np.ndarray:
     v = np.asarray(vcg_mV, dtype=np.float64)
     if v.ndim != 2 or v.shape[0] != 3:
         raise SignalError(f"vcg must have shape (3, T), got {v.shape}")
-    from ..ode._kernels import all_finite_kernel
-
-    # (the kernel: np.all(np.isfinite(v)) without its boolean temporary)
-    if not (all_finite_kernel(v) if v.flags.c_contiguous else np.all(np.isfinite(v))):
+    if not np.all(np.isfinite(v)):
         raise SignalError("vcg contains NaN or infinite samples")
     g = _frank_matrix(forward, frank_layout)
     fast = _fast_solver(g)
