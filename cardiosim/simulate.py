@@ -775,8 +775,10 @@ def _stage_device(r: _Record) -> None:
         # The noiseless twin (stored, and the artefact grades' reference) goes through the
         # same device in the same call, on the stacked rows (bit-identical to a second call).
         twin = r.clean_leads if (r.clean or cfg.add_noise) else None
+        # only the recording and the scalars are kept: the per-sample arrays (codes, raw output,
+        # saturation flags) are not formed
         recorded, info = _device.apply_device(ctx.device, r.leads, r.fs, failure=failure if failure.any else None,
-                                              clean=twin)
+                                              clean=twin, arrays=False)
         r.params.update({f"device_{k}": v for k, v in info.items() if isinstance(v, (int, float, str, bool))})
         r.recorded = recorded
         r.fs_out = float(info.get("fs", ctx.device.fs))

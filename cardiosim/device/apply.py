@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -9,7 +10,7 @@ from scipy import signal as _signal
 
 from ..errors import SamplingRateError, SignalError
 from ..sources.recording import resample, resample_ratio
-from ._kernels import all_finite_kernel, filter_adc_out_kernel, row_counts_kernel
+from ._kernels import all_finite_kernel, filter_adc_lanes_kernel, halves_kernel, row_counts_kernel
 from .profile import DeviceProfile, load_device
 
 
@@ -84,13 +85,55 @@ def _halves_of(x: np.ndarray, clean: np.ndarray):
             or base.ndim != 2 or not base.flags.c_contiguous or base.shape[0] != 2 * x.shape[0]
             or base.shape[1] != x.shape[1] or not x.flags.c_contiguous or not clean.flags.c_contiguous):
         return None
-    start = base.__array_interface__["data"][0]
-    if x.__array_interface__["data"][0] != start or clean.__array_interface__["data"][0] != start + x.nbytes:
+    # the data addresses compared in numba (__array_interface__ costs 1.5 us an array)
+    return base if halves_kernel(base, x, clean) else None
+
+
+def _check_leads(profile: DeviceProfile, x: np.ndarray, fs_in, clean):
+    """:func:`apply_device`'s checks of its input in their order (raises; returns ``clean``
+    as float64 or None)."""
+    if not all_finite_kernel(x):       # one pass, without isfinite's temporary boolean array
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise SignalError(f"leads_mV has a non-finite sample at lead {bad[0]}, sample {bad[1]}")
+    if not (np.isfinite(fs_in) and fs_in > 0):
+        raise SamplingRateError(f"fs_in must be a positive number of Hz, got {fs_in!r}")
+    n_leads_expected = _n_leads(profile.montage)
+    if x.shape[0] != n_leads_expected:
+        raise SignalError(f"device {profile.name!r} ({profile.montage}) records {n_leads_expected} leads, "
+                          f"got {x.shape[0]}")
+    if clean is not None:
+        clean = np.asarray(clean, dtype=np.float64)
+        if clean.shape != x.shape:
+            raise SignalError(f"clean leads have shape {clean.shape}, the leads {x.shape}")
+        if not all_finite_kernel(clean):
+            bad = np.argwhere(~np.isfinite(clean))[0]
+            raise SignalError(f"clean leads have a non-finite sample at lead {bad[0]}, sample {bad[1]}")
+    return clean
+
+
+def _fused_ratio(profile: DeviceProfile, x: np.ndarray, fs_in, clean):
+    """``(up, down)`` when :func:`apply_device` takes its fused kernel path (an AC device at the
+    input rate) and every check but the finiteness passes (the kernel checks finiteness in
+    its own pass; on a non-finite sample the caller runs :func:`_check_leads`, which raises
+    as before), else None (the caller runs :func:`_check_leads` first, as before)."""
+    if (profile.coupling == "dc" or not isinstance(fs_in, (int, float)) or not (math.isfinite(fs_in) and fs_in > 0)
+            or x.shape[0] != _n_leads(profile.montage)):
         return None
-    return base
+    if clean is not None and (not isinstance(clean, np.ndarray) or clean.dtype != np.float64 or clean.shape != x.shape):
+        return None
+    try:
+        up, down = _resample_ratio(float(fs_in), profile.fs)
+    except Exception:   # raised again, in its place, on the checked path
+        return None
+    return (up, down) if up == down else None
 
 
-def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None, clean=None):
+#: ``codes``, ``sat`` and ``raw`` of no rows, for a kernel call that wants none of them.
+_NO_ROWS = (np.empty((0, 0), dtype=np.int64), np.empty((0, 0), dtype=bool), np.empty((0, 0), dtype=np.float32))
+
+
+def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None, clean=None,
+                 arrays: bool = True):
     """Record ``leads_mV`` [n_leads, T] (mV, at ``fs_in`` Hz) with ``profile``.
 
     ``clean`` (optional, the same shape): a twin of the leads -- e.g. without electrode
@@ -102,6 +145,10 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     ``failure`` (:class:`cardiosim.device.FrontEndFailure`, optional): electrodes, ground,
     channels or the whole device failed for the whole record; the channels concerned read
     the profile's lead-off code (or 0), as the device records them.
+
+    ``arrays=False``: ``info`` without its per-sample arrays (``raw``, ``codes``, ``saturated``,
+    ``saturated_fraction``), which an AC device at the input rate then does not form (the
+    simulation keeps only the recording and the scalars); everything else is the same.
 
     A ``coupling = 'dc'`` profile goes through :func:`cardiosim.device.frontend.apply_dc_frontend`
     (clipping at the input range before digital filtering, derived leads after the ADC).
@@ -123,24 +170,12 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     x = np.asarray(leads_mV, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise SignalError(f"leads_mV must have shape [n_leads, T] with T >= 2, got {x.shape}")
-    if not all_finite_kernel(x):       # one pass, without isfinite's temporary boolean array
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise SignalError(f"leads_mV has a non-finite sample at lead {bad[0]}, sample {bad[1]}")
-    if not (np.isfinite(fs_in) and fs_in > 0):
-        raise SamplingRateError(f"fs_in must be a positive number of Hz, got {fs_in!r}")
-    n_leads_expected = _n_leads(profile.montage)
-    if x.shape[0] != n_leads_expected:
-        raise SignalError(f"device {profile.name!r} ({profile.montage}) records {n_leads_expected} leads, "
-                          f"got {x.shape[0]}")
-    if clean is not None:
-        clean = np.asarray(clean, dtype=np.float64)
-        if clean.shape != x.shape:
-            raise SignalError(f"clean leads have shape {clean.shape}, the leads {x.shape}")
-        if not all_finite_kernel(clean):
-            bad = np.argwhere(~np.isfinite(clean))[0]
-            raise SignalError(f"clean leads have a non-finite sample at lead {bad[0]}, sample {bad[1]}")
+    ratio = _fused_ratio(profile, x, fs_in, clean)
+    if ratio is None:
+        clean = _check_leads(profile, x, fs_in, clean)
     extra = {}
     clean_codes = None
+    n_sat = None    # saturated samples per lead, when the kernel counted them
     fused = None  # (recorded, raw, clean) float32 from the kernel, while the codes are its own
     if profile.coupling == "dc":
         from .frontend import apply_dc_frontend
@@ -156,30 +191,40 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
             rows = np.concatenate([x, clean])
         up, down = _resample_ratio(float(fs_in), profile.fs)
         if up == down:
-            # band-pass, gain, ADC and the float32 outputs in one numba pass (device._kernels;
-            # SciPy/NumPy twin as oracle)
+            # band-pass, gain, ADC and the float32 outputs in one numba pass, the rows side by
+            # side (device._kernels; SciPy/NumPy twin as oracle), which also counts the
+            # saturated samples and checks finiteness
             sos, zi = _analog_design(profile, float(fs_in))
             half = 2 ** (profile.adc_bits - 1)
+            failed = failure is not None and failure.any
             # codes, saturation and raw output of the leads only: of the clean twin only its mV
             # are returned (also when a failure replaces the leads' codes)
-            out_shape = (n_rows, rows.shape[1])
-            codes = np.empty(out_shape, dtype=np.int64)
-            sat = np.empty(out_shape, dtype=bool)
+            if arrays or failed:
+                out_shape = (n_rows, rows.shape[1])
+                codes = np.empty(out_shape, dtype=np.int64)
+                sat = np.empty(out_shape, dtype=bool)
+                raw_rows = np.empty(out_shape, dtype=np.float32)
+            else:
+                codes, sat, raw_rows = _NO_ROWS
             rec_rows = np.empty(rows.shape, dtype=np.float32)
-            raw_rows = np.empty(out_shape, dtype=np.float32)
-            filter_adc_out_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
-                                  2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half), float(half - 1),
-                                  codes, sat, rec_rows, raw_rows)
-            fused = (rec_rows[:n_rows], raw_rows[:n_rows], rec_rows[n_rows:] if clean is not None else None)
+            n_sat = np.empty(rows.shape[0], dtype=np.int64)
+            n_bad = filter_adc_lanes_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
+                                            2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half),
+                                            float(half - 1), rec_rows, n_sat, codes, sat, raw_rows)
+            if n_bad:   # a non-finite sample (or an overflow on finite input: then no error)
+                _check_leads(profile, x, fs_in, clean)    # raises, naming the first non-finite sample
+            n_sat = n_sat[:n_rows]
+            fused = (rec_rows[:n_rows], raw_rows, rec_rows[n_rows:] if clean is not None else None)
         else:
             y = analog_filter(profile, rows, float(fs_in))
             y = resample(y, float(fs_in), profile.fs)
             y *= profile.gain
             codes, sat = quantize(y, profile.adc_bits, profile.adc_range_mv)
-        if clean is not None:
-            codes, clean_codes, sat = codes[:n_rows], codes[n_rows:], sat[:n_rows]
+            if clean is not None:
+                codes, clean_codes, sat = codes[:n_rows], codes[n_rows:], sat[:n_rows]
         if failure is not None and failure.any:
             codes, sat, extra = _ac_failure(profile, codes, sat, failure)
+            n_sat = None
             if fused is not None:   # the leads' codes changed; the clean twin's did not
                 fused = (None, None, fused[2])
     lsb = 2.0 * profile.adc_range_mv / 2 ** profile.adc_bits
@@ -192,18 +237,20 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     else:
         raw = codes * lsb
         recorded, raw32 = (raw / profile.gain).astype(np.float32), raw.astype(np.float32)
-    n_sat = None
-    if sat.ndim == 2:
+    if n_sat is None and sat.ndim == 2:
         n_sat = np.empty(sat.shape[0], dtype=np.intp)      # count_nonzero(sat, axis=1)'s values
         row_counts_kernel(sat, n_sat)
-    info = {
-        "device": profile.name, "fs": float(profile.fs), "up": up, "down": down,
-        "raw": raw32, "codes": codes, "saturated": sat,
-        # per-row counts divided as mean() divides its exact float64 sums (bit-identical, 5x faster on bool)
-        "saturated_fraction": n_sat / sat.shape[1] if sat.ndim == 2 else sat.mean(axis=1),
-        "n_saturated": int(n_sat.sum()) if sat.ndim == 2 else int(sat.sum()),
+    info = {"device": profile.name, "fs": float(profile.fs), "up": up, "down": down}
+    if arrays:
+        info.update({
+            "raw": raw32, "codes": codes, "saturated": sat,
+            # per-row counts divided as mean() divides its exact float64 sums (bit-identical, 5x
+            # faster on bool)
+            "saturated_fraction": n_sat / sat.shape[1] if n_sat is not None else sat.mean(axis=1)})
+    info.update({
+        "n_saturated": sum(n_sat.tolist()) if n_sat is not None else int(sat.sum()),
         "lsb_mv": profile.lsb_mv, "input_range_mv": profile.input_range_mv,
-    }
+    })
     info.update(extra)
     return recorded, info
 
