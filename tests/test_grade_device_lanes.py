@@ -139,3 +139,119 @@ def test_apply_device_without_arrays_is_the_same_recording(name, fail):
     assert not {"raw", "codes", "saturated", "saturated_fraction"} & set(info_b)
     assert info_a["n_saturated"] == int(info_a["saturated"].sum())
     np.testing.assert_array_equal(info_a["saturated_fraction"], info_a["saturated"].mean(axis=1))
+
+
+def _old_grades(sos, zi, rec, cl, padlen, n_seg, seg, thr):
+    """The two kernels the fused one replaced: band-pass back to rows, then the statistics."""
+    from cardiosim.noise._kernels import artefact_ratio_kernel, sosfiltfilt_diff_kernel
+
+    n_l, n = rec.shape
+    filt, ext = np.empty((2 * n_l, n)), np.empty((n + 2 * padlen, 2 * n_l))
+    sosfiltfilt_diff_kernel(sos, zi, rec, cl, padlen, filt, ext)
+    ratio, g = np.empty(n_seg), np.empty(n_seg, np.int8)
+    return ratio, g, artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, g)
+
+
+def _thr():
+    from cardiosim.noise.textile import load_fit
+
+    return np.asarray(load_fit()["grading_rule"]["thresholds_noise_to_qrs"], dtype=np.float64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_artefact_grades_kernel_equals_the_row_kernels(seed):
+    """The band-pass and statistics in one kernel, read from the time-major buffer, equal the
+    row-by-row kernels bit for bit (and the SciPy/NumPy twin for the two-section band-pass
+    of the grades): float32 and float64 leads, odd and even numbers of leads,
+    segments of 1-1,300 samples (pairwise sums of one leaf and of many), silent leads, ties,
+    two- and four-section band-passes, a scratch buffer holding garbage."""
+    from scipy import signal
+
+    from cardiosim.noise._kernels import KERNELS, sosfiltfilt_padlen
+
+    kern, ref = KERNELS["artefact_grades"]
+    rng = np.random.default_rng(seed)
+    thr0 = _thr()
+    for trial in range(40):
+        n_l, seg, n_seg = int(rng.integers(1, 14)), int(rng.integers(1, 1300)), int(rng.integers(1, 6))
+        fs = float(rng.choice([128.0, 250.0, 500.0]))
+        order = int(rng.choice([2, 2, 4]))
+        sos = signal.butter(order, (1.0, 40.0), "bandpass", fs=fs, output="sos")
+        zi, padlen = signal.sosfilt_zi(sos), sosfiltfilt_padlen(sos)
+        n = max(n_seg * seg + int(rng.integers(0, 60)), padlen + 2)
+        dtype = np.float32 if trial % 2 else np.float64
+        cl = (np.cumsum(rng.standard_normal((n_l, n)), axis=1) * 10 ** rng.uniform(-3, 1)).astype(dtype)
+        rec = (cl + rng.standard_normal((n_l, n)) * 10 ** rng.uniform(-4, 0)).astype(dtype)
+        if trial % 5 == 0:
+            cl[int(rng.integers(0, n_l))] = 0.0
+        if trial % 7 == 0:
+            rec, cl = np.round(rec, 1), np.round(cl, 1)
+        thr = thr0 if trial % 3 else np.sort(rng.uniform(0.0, 1.0, 3))
+        ext = rng.standard_normal((n + 2 * padlen, 2 * n_l))
+        ratio, g = np.full(n_seg, np.nan), np.zeros(n_seg, np.int8)
+        got = kern(sos, zi, rec, cl, padlen, ext, n_seg, seg, thr, ratio, g)
+        want_ratio, want_g, want = _old_grades(sos, zi, rec, cl, padlen, n_seg, seg, thr)
+        assert got == want and ratio.tobytes() == want_ratio.tobytes() and g.tobytes() == want_g.tobytes()
+        if order == 2:     # the measurement band-pass: scipy's sosfiltfilt and NumPy's statistics, bit for bit
+            twin_ratio, twin_g, twin = ref(sos, rec, cl, n_seg, seg, thr)
+            assert got == twin and ratio.tobytes() == twin_ratio.tobytes() and g.tobytes() == twin_g.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_artefact_ratio_lanes_kernel_equals_the_row_kernel(seed):
+    """The statistics read from the time-major buffer equal those of its rows, bit for bit --
+    also with signed zeros in a clean lead, overflowing squares and non-finite values (the
+    comparisons' path, which passes over NaN as the row kernel does); and the NumPy twin on
+    finite values."""
+    from cardiosim.noise._kernels import KERNELS, artefact_ratio_kernel
+
+    kern, ref = KERNELS["artefact_ratio_lanes"]
+    thr = _thr()
+    rng = np.random.default_rng(seed)
+    for trial in range(300):
+        n_l, seg, n_seg, t0 = (int(rng.integers(1, 14)), int(rng.integers(1, 700)), int(rng.integers(1, 7)),
+                               int(rng.integers(0, 20)))
+        ext = rng.standard_normal((t0 + n_seg * seg + int(rng.integers(0, 40)), 2 * n_l)) * 10 ** rng.uniform(-3, 1)
+        ext[:, :n_l] *= 10 ** rng.uniform(-3, 1)
+        kind = trial % 8
+        if kind == 0:
+            ext[:, n_l + int(rng.integers(0, n_l))] = 0.0
+        elif kind == 1:
+            ext = np.round(ext, 1)
+        elif kind == 2:
+            ext[:, n_l + int(rng.integers(0, n_l))] = np.where(rng.random(ext.shape[0]) < 0.5, -0.0, 0.0)
+        elif kind in (3, 4):
+            for _ in range(int(rng.integers(1, 5))):
+                ext[int(rng.integers(0, ext.shape[0])), int(rng.integers(0, 2 * n_l))] = \
+                    rng.choice([np.nan, np.inf, -np.inf])
+        elif kind == 5:
+            ext *= 1e160
+        ratio, g = np.empty(n_seg), np.empty(n_seg, np.int8)
+        got = kern(ext, t0, n_l, n_seg, seg, thr, ratio, g)
+        want_ratio, want_g = np.empty(n_seg), np.empty(n_seg, np.int8)
+        with np.errstate(all="ignore"):
+            want = artefact_ratio_kernel(np.ascontiguousarray(ext[t0:].T), n_l, n_seg, seg, thr, want_ratio, want_g)
+        assert got == want and ratio.tobytes() == want_ratio.tobytes() and g.tobytes() == want_g.tobytes()
+        if kind in (0, 1, 6, 7):
+            twin_ratio, twin_g, twin = ref(ext, t0, n_l, n_seg, seg, thr)
+            assert got == twin and ratio.tobytes() == twin_ratio.tobytes() and g.tobytes() == twin_g.tobytes()
+
+
+def test_artefact_grades_of_a_device_recording_are_the_row_kernels():
+    """artefact_grades on what the device records (float32 halves of one array, as the
+    simulation passes them) gives the row kernels' grades and ratios."""
+    from cardiosim.noise.textile import _band_filtfilt, artefact_grades, grading_thresholds
+
+    prof = load_device("shirt12_500hz")
+    rng = np.random.default_rng(2)
+    base = np.empty((24, 5000))
+    base[12:] = np.cumsum(rng.standard_normal((12, 5000)), axis=1) * 0.01
+    base[:12] = base[12:] + rng.standard_normal((12, 5000)) * 0.05
+    recorded, info = apply_device(prof, base[:12], 500.0, clean=base[12:], arrays=False)
+    clean = info["clean"]
+    assert recorded.base is clean.base
+    g, record_grade, ratio = artefact_grades(recorded, clean, 500.0, activity="walk", electrode="textile")
+    sos, zi, padlen = _band_filtfilt(500.0)
+    thr = grading_thresholds("walk", "textile")
+    want_ratio, want_g, want = _old_grades(sos, zi, recorded, clean, padlen, 5, 1000, thr)
+    assert record_grade == want and g.tobytes() == want_g.tobytes() and ratio.tobytes() == want_ratio.tobytes()

@@ -1233,6 +1233,215 @@ def artefact_ratio_ref(filt, n_l, n_seg, seg, thr):
 KERNELS["artefact_ratio"] = (artefact_ratio_kernel, artefact_ratio_ref)
 
 
+# --- the artefact grades from the time-major band-pass buffer (noise.textile.artefact_grades) ----
+
+@njit(cache=True, nogil=True)
+def _sq_leaf_rows(flat, w, a, n, acc, res):  # pragma: no cover - compiled
+    """``res[l]`` (``l < w``) = :func:`~cardiosim._pairwise_kernels.pairwise_leaf` of the squares of
+    lane ``l`` of the rows ``a .. a + n - 1`` of ``flat`` (a C-contiguous ``[rows, w]`` array
+    raveled): per lane the leaf's additions in its order (eight accumulators, then
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest one by one). The
+    accumulators of all lanes of eight rows are the eight rows themselves, so each step is one
+    contiguous loop over ``8 w`` values that vectorises. ``acc`` [8 w] scratch."""
+    if n < 8:
+        for l in range(w):
+            res[l] = 0.0
+        for i in range(n):
+            row = flat[(a + i) * w:(a + i + 1) * w]
+            for l in range(w):
+                v = row[l]
+                res[l] += v * v
+        return
+    b = 8 * w
+    blk = flat[a * w:a * w + b]
+    for q in range(b):
+        v = blk[q]
+        acc[q] = v * v
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        blk = flat[(a + i) * w:(a + i) * w + b]
+        for q in range(b):
+            v = blk[q]
+            acc[q] += v * v
+        i += 8
+    for l in range(w):
+        res[l] = (((acc[l] + acc[w + l]) + (acc[2 * w + l] + acc[3 * w + l]))
+                  + ((acc[4 * w + l] + acc[5 * w + l]) + (acc[6 * w + l] + acc[7 * w + l])))
+    while i < n:
+        row = flat[(a + i) * w:(a + i + 1) * w]
+        for l in range(w):
+            v = row[l]
+            res[l] += v * v
+        i += 1
+
+
+@njit(cache=True, nogil=True)
+def _sq_sum_rows(flat, w, a, n, acc, vals, res):  # pragma: no cover - compiled
+    """``res[l]`` = NumPy's pairwise sum of the squares of lane ``l`` of the rows ``a .. a + n - 1``
+    (see :func:`_sq_leaf_rows`): the tree of :func:`~cardiosim._pairwise_kernels.pairwise_sum_flat`
+    walked once for all lanes (blocks of at most 128 rows, halves rounded to multiples of 8,
+    each join ``left + right``). ``acc`` [8 w] and ``vals`` [128, w] scratch."""
+    if n <= 128:
+        _sq_leaf_rows(flat, w, a, n, acc, res)
+        return
+    task_lo = np.empty(128, dtype=np.int64)
+    task_n = np.empty(128, dtype=np.int64)
+    task_join = np.empty(128, dtype=np.bool_)
+    nt, nv = 1, 0
+    task_lo[0], task_n[0], task_join[0] = a, n, False
+    while nt > 0:
+        nt -= 1
+        tl, tn, join = task_lo[nt], task_n[nt], task_join[nt]
+        if join:
+            left, right = vals[nv - 2], vals[nv - 1]
+            for l in range(w):
+                left[l] = left[l] + right[l]
+            nv -= 1
+        elif tn <= 128:
+            _sq_leaf_rows(flat, w, tl, tn, acc, vals[nv])
+            nv += 1
+        else:
+            n2 = tn // 2
+            n2 -= n2 % 8
+            task_lo[nt], task_n[nt], task_join[nt] = tl, tn, True
+            task_lo[nt + 1], task_n[nt + 1], task_join[nt + 1] = tl + n2, tn - n2, False
+            task_lo[nt + 2], task_n[nt + 2], task_join[nt + 2] = tl, n2, False
+            nt += 3
+    for l in range(w):
+        res[l] = vals[0, l]
+
+
+@njit(cache=True, nogil=True)
+def artefact_ratio_lanes_kernel(ext, t0, n_l, n_seg, seg, thr, ratio, grades):  # pragma: no cover - compiled
+    """:func:`artefact_ratio_kernel` of the time-major ``ext`` [t0 + T + ..., 2 n_l] (C-contiguous):
+    column ``l`` from row ``t0`` on is the band-passed noise of lead ``l`` (``l < n_l``) or the
+    clean lead ``l - n_l`` -- the buffer the zero-phase band-pass leaves, read where it is
+    instead of copied back to rows. Per segment, the pairwise sums of squares of every column
+    (:func:`_sq_sum_rows`: each column's additions in NumPy's order) and the clean leads'
+    peak-to-peak are taken for all leads side by side; the rest is ``artefact_ratio_kernel``'s
+    arithmetic on those numbers. Writes ``ratio`` and ``grades`` [n_seg], returns the record's
+    grade; requires ``n_seg >= 1``, ``n_l >= 1``.
+
+    The peak-to-peak: when every sum of squares is finite (every value is), with
+    ``np.minimum``/``np.maximum`` (they vectorise); the extremes of finite values are
+    ``artefact_ratio_kernel``'s, but for the sign of a zero, and a peak-to-peak of zero of
+    either sign grades the same (``qrs == 0``: unreadable). Otherwise with its comparisons
+    (which pass over NaN), so that non-finite input gives its numbers too."""
+    m, w = ext.shape
+    flat = ext.reshape(m * w)
+    ptp = np.empty((n_seg, n_l))
+    ssq = np.empty((n_seg, w))
+    lo_ = np.empty(n_l)
+    hi_ = np.empty(n_l)
+    acc = np.empty(8 * w)
+    vals = np.empty((128, w))
+    finite = True
+    for k in range(n_seg):
+        _sq_sum_rows(flat, w, t0 + k * seg, seg, acc, vals, ssq[k])
+        for l in range(w):
+            finite = finite and np.isfinite(ssq[k, l])
+    for k in range(n_seg):
+        a = t0 + k * seg
+        e = ext[a][n_l:2 * n_l]
+        for l in range(n_l):
+            lo_[l] = e[l]
+            hi_[l] = e[l]
+        if finite:
+            for t in range(a + 1, a + seg):
+                e = ext[t][n_l:2 * n_l]
+                for l in range(n_l):
+                    x = e[l]
+                    lo_[l] = np.minimum(lo_[l], x)
+                    hi_[l] = np.maximum(hi_[l], x)
+        else:
+            for t in range(a + 1, a + seg):
+                e = ext[t][n_l:2 * n_l]
+                for l in range(n_l):
+                    x = e[l]
+                    if x < lo_[l]:
+                        lo_[l] = x
+                    if x > hi_[l]:
+                        hi_[l] = x
+        p = ptp[k]
+        for l in range(n_l):
+            p[l] = hi_[l] - lo_[l]
+    qrs = np.empty(n_l)
+    col = np.empty(max(n_l, n_seg))
+    buf = np.empty(max(n_l, n_seg))
+    for l in range(n_l):
+        for k in range(n_seg):
+            col[k] = ptp[k, l]
+        qrs[l] = _median_of(col, n_seg, buf)
+    for k in range(n_seg):
+        for l in range(n_l):
+            rms = np.sqrt((0.0 + ssq[k, l]) / seg)
+            # NumPy's rms / 0 is inf or NaN, both read as inf (unreadable)
+            r = rms / qrs[l] if qrs[l] != 0.0 else np.inf
+            col[l] = r if np.isfinite(r) else np.inf
+        ratio[k] = _median_of(col, n_l, buf)
+    for k in range(n_seg):
+        g = 1
+        for j in range(thr.shape[0]):
+            if ratio[k] > thr[j]:
+                g += 1
+        grades[k] = g
+    for k in range(n_seg):
+        col[k] = ratio[k]
+    med = _median_of(col, n_seg, buf)
+    g = 1
+    for j in range(thr.shape[0]):
+        if med > thr[j]:
+            g += 1
+    return g
+
+
+def artefact_ratio_lanes_ref(ext, t0, n_l, n_seg, seg, thr):
+    """NumPy twin of :func:`artefact_ratio_lanes_kernel`: :func:`artefact_ratio_ref` of the rows
+    ``ext[t0:, :2 n_l].T``."""
+    return artefact_ratio_ref(np.ascontiguousarray(ext[t0:, :2 * n_l].T), n_l, n_seg, seg, thr)
+
+
+KERNELS["artefact_ratio_lanes"] = (artefact_ratio_lanes_kernel, artefact_ratio_lanes_ref)
+
+
+@njit(cache=True, nogil=True)
+def artefact_grades_kernel(sos, zi, rec, cl, padlen, ext, n_seg, seg, thr, ratio, grades):  # pragma: no cover - compiled
+    """The whole of ``noise.textile.artefact_grades`` after its checks: the zero-phase band-pass
+    of the rows ``[rec - cl; cl]`` into the time-major ``ext`` [T + 2 padlen, 2 n_l] exactly as
+    :func:`sosfiltfilt_diff_kernel` forms and filters them, then the statistics read from
+    ``ext`` itself (:func:`artefact_ratio_lanes_kernel`), without the copy back to rows.
+    Writes ``ratio`` and ``grades`` [n_seg], returns the record's grade."""
+    n_l, n = rec.shape
+    rows = 2 * n_l
+    m = n + 2 * padlen
+    for i in range(n):
+        e = ext[padlen + i]
+        for r in range(n_l):
+            e[r] = rec[r, i] - cl[r, i]
+            e[n_l + r] = cl[r, i]
+    for r in range(rows):
+        x0 = ext[padlen, r]
+        x1 = ext[padlen + n - 1, r]
+        for i in range(padlen):
+            ext[i, r] = 2.0 * x0 - ext[2 * padlen - i, r]
+            ext[padlen + n + i, r] = 2.0 * x1 - ext[padlen + n - 2 - i, r]
+    if sos.shape[0] == 2:
+        _filtfilt_two_sections(sos, zi, ext, m, rows)
+    else:
+        _filtfilt_sections(sos, zi, ext, m, rows)
+    return artefact_ratio_lanes_kernel(ext, padlen, n_l, n_seg, seg, thr, ratio, grades)
+
+
+def artefact_grades_ref(sos, rec, cl, n_seg, seg, thr):
+    """NumPy/SciPy twin of :func:`artefact_grades_kernel`: :func:`sosfiltfilt_diff_ref` then
+    :func:`artefact_ratio_ref` (``(ratio, grades, record_grade)``)."""
+    return artefact_ratio_ref(sosfiltfilt_diff_ref(sos, rec, cl), rec.shape[0], n_seg, seg, thr)
+
+
+KERNELS["artefact_grades"] = (artefact_grades_kernel, artefact_grades_ref)
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
 def all_finite_kernel(x):  # pragma: no cover - compiled
     """``numpy.isfinite(x).all()`` of a 2-D float array: the sum of ``x * 0`` (0 for a finite

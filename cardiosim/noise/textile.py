@@ -726,21 +726,21 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str
     if rec.shape[1] <= padlen:
         raise SignalError(f"record of {rec.shape[1]} samples is too short for the {BAND_HZ} Hz band-pass")
     n_l, n_t = rec.shape
-    # Every record of a dataset passes here with the same shapes: its ~1-MB temporaries come
-    # from buffers kept per thread (fresh ones cost their page faults anew on every record,
-    # 0.4 ms a default record). Each is fully overwritten before it is read. The rows
-    # [rec - cl; cl] are formed inside the kernel, straight into its time-major buffer.
-    filt = _scratch("textile.filt", (2 * n_l, n_t), np.float64)
-    _kernels.sosfiltfilt_diff_kernel(sos, zi, rec, cl, padlen, filt,
-                                     _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64))
-    # per lead the clean QRS size (median over segments of the peak-to-peak), per segment the
-    # median over leads of noise RMS / QRS (inf for a lead with no QRS at all: unreadable),
-    # graded by the thresholds: one numba pass with NumPy's operations and order
-    # (_kernels.artefact_ratio_kernel; its twin is the NumPy code it replaced)
+    # One numba pass (_kernels.artefact_grades_kernel): the rows [rec - cl; cl] formed straight
+    # into a time-major buffer, band-passed there (scipy.signal.sosfiltfilt exactly;
+    # tests/test_noise_kernels.py), then per lead the clean QRS size (median over segments of
+    # the peak-to-peak), per segment the median over leads of noise RMS / QRS (inf for a lead
+    # with no QRS at all: unreadable), graded by the thresholds -- NumPy's operations and order
+    # (its twin is the NumPy code it replaced), read from that buffer with the leads side by
+    # side. Every record of a dataset passes here with the same shapes: the ~1-MB buffer is
+    # kept per thread (a fresh one costs its page faults anew on every record, 0.4 ms a
+    # default record) and fully overwritten before it is read. An activity's rule is three
+    # thresholds like the global one: the same kernel grades both.
     ratio = np.empty(n_seg)
     g = np.empty(n_seg, dtype=np.int8)
-    # (an activity's rule is three thresholds like the global one: the same kernel grades both)
-    record_grade = _kernels.artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, g)
+    record_grade = _kernels.artefact_grades_kernel(
+        sos, zi, rec, cl, padlen, _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64),
+        n_seg, seg, thr, ratio, g)
     return g, int(record_grade), ratio
 
 
