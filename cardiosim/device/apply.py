@@ -170,8 +170,7 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     x = np.asarray(leads_mV, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise SignalError(f"leads_mV must have shape [n_leads, T] with T >= 2, got {x.shape}")
-    ratio = _fused_ratio(profile, x, fs_in, clean)
-    if ratio is None:
+    if _fused_ratio(profile, x, fs_in, clean) is None:   # else the kernel checks finiteness itself
         clean = _check_leads(profile, x, fs_in, clean)
     extra = {}
     clean_codes = None
