@@ -711,13 +711,15 @@ def _stage_potentials(r: _Record, lf: np.ndarray | None = None) -> None:
 
 def _stage_noise(r: _Record) -> None:
     """Leads: clean, and with electrode noise brought to its drawn SNR; the source's residual."""
-    _noise_clean_leads(r)
-    en = None
-    if r.cfg.add_noise:
-        from . import noise as _noise
-        en = _noise.simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng,
-                                             noise_for_device(r.cfg.noise, r.ctx.device), motion=r.motion)
-    _noise_done(r, en)
+    if not r.cfg.add_noise:
+        _noise_clean_leads(r)
+        _noise_done(r, None)
+        return
+    from . import noise as _noise
+    # the noiseless leads are formed with the noisy ones (_noise_done: no draws between)
+    en = _noise.simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng,
+                                         noise_for_device(r.cfg.noise, r.ctx.device), motion=r.motion)
+    _noise_done(r, en, _noise)
 
 
 def _noise_clean_leads(r: _Record) -> None:
@@ -731,30 +733,57 @@ def _noise_clean_leads(r: _Record) -> None:
     r.clean_leads = _leads_into(montage, r.phi, rows, len(montage.leads))
 
 
-def _noise_done(r: _Record, en) -> None:
-    """The record's electrode noise ``en`` (None without noise) scaled to its SNR targets and
-    added to the leads; the source's residual; the finiteness check."""
-    montage, phi, source, rows, clean_leads = r.montage, r.phi, r.source, r.rows, r.clean_leads
+def _noise_done(r: _Record, en, _noise=None) -> None:
+    """The record's electrode noise ``en`` (None without noise: the clean leads are formed
+    already) scaled to its SNR targets and added to the leads, the noiseless leads with them;
+    the source's residual; the finiteness check. ``_noise``: the :mod:`cardiosim.noise` package
+    (imported once per record, by the caller)."""
+    montage, phi, source = r.montage, r.phi, r.source
+    finite = False
     if en is not None:
-        from . import noise as _noise
+        if _noise is None:
+            from . import noise as _noise
         if r.ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
             r.contact_lost = np.asarray(en.contact) < 0.5
+        # Without SNR targets the scaling leaves every kind as it is, so the noisy leads can be
+        # formed before it, with the noiseless ones, in one call that also tells whether all
+        # of them are finite (noise.electrode._stage_leads_into: the values of the two calls
+        # below, bit for bit); else the noiseless leads first, the noisy ones after the scaling.
+        leads = None
+        kinds = None
+        if not en.snr_targets and phi.dtype == np.float64 and phi.ndim == 2 \
+                and phi.shape[0] == len(montage.electrodes):
+            kinds = _noise_kinds(en.by_kind, phi.shape)
+        if kinds is not None:
+            n_l = len(montage.leads)
+            r.rows = rows = _scratch("simulate.leads" if r.slot == 0 else f"simulate.leads.{r.slot}",
+                                     (2 * n_l, r.n_t), np.float64)
+            if _noise.electrode._stage_leads_into(montage.matrix, phi, en, kinds, rows):
+                r.clean_leads = rows[n_l:]
+                leads = rows[:n_l]
+                finite = True
+        if leads is None:
+            _noise_clean_leads(r)
+        rows, clean_leads = r.rows, r.clean_leads
         # Gains applied at the electrodes (so every lead keeps its electrodes' noise) bring each
         # kind to its drawn target SNR in every lead the montage allows; the realised SNR of
         # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
         r_peaks = _snr_r_peaks(source, clean_leads, r.fs)  # once, not once per noise kind
         en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
-        leads = _noisy_leads_into(montage, en, phi, rows)
+        if leads is None:
+            leads = _noisy_leads_into(montage, en, phi, rows)
         r.snr_db, noise_params = _noise_params(en.params)
         r.params.update(noise_params)
     else:
+        rows, clean_leads = r.rows, r.clean_leads
         leads = _leads_into(montage, phi, rows, 0)
     if source.residual is not None:
+        finite = False
         for row, name in enumerate(source.residual_leads):
             if name in montage.leads:
                 leads[montage.leads.index(name)] += source.residual[row]
                 clean_leads[montage.leads.index(name)] += source.residual[row]
-    if not _all_finite(leads):
+    if not finite and not _all_finite(leads):
         raise SignalError(f"source {source.source_id!r}: simulation produced non-finite samples")
     r.leads = leads
     r.phi = None

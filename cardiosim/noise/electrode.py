@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import signal as _signal
 
+from .._scratch import scratch as _scratch
 from ..errors import ConfigError, SignalError, SamplingRateError
 from . import _kernels
 from .config import NOISE_KINDS, NoiseConfig
@@ -220,9 +221,13 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     if pressure is None:
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
     elif pressure.dtype == np.float64 and pressure.shape == z.shape:
-        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit)
-        _kernels.impedance_pressure_kernel(z0, zinf, d0, shape, pressure, z)
+        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit),
+        # and the pressure's check (positive, finite) in it too: the pressure is read once
+        if not _kernels.impedance_pressure_checked_kernel(z0, zinf, d0, shape, pressure, z):
+            raise SignalError("motion.contact_pressure must be positive and finite")
     else:
+        if not _kernels.positive_finite_ref(np.asarray(pressure)):
+            raise SignalError("motion.contact_pressure must be positive and finite")
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
@@ -374,9 +379,9 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
 
     if motion is not None:
         pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
-        # [n_e, T] (_check_motion): positive and finite checked in one pass, no temporaries
-        if not _kernels.positive_finite_kernel(pressure):
-            raise SignalError("motion.contact_pressure must be positive and finite")
+        # [n_e, T] (_check_motion): checked positive and finite by _draw_impedance, in the pass
+        # that divides the impedance by its square root (after the impedance's uniform draws:
+        # a record that raises here leaves its generator a few numbers further on)
         breathing = np.asarray(motion.breathing, dtype=_F32)
         muscle = np.asarray(motion.muscle, dtype=_F32)
     else:
@@ -603,6 +608,28 @@ def powerline_from_impedance(v_cm: np.ndarray, impedance: np.ndarray, input_impe
         raise SignalError(f"impedance has {z.shape[1]} samples, v_cm {v.shape[0]}")
     _kernels.powerline_kernel(np.ascontiguousarray(v), np.ascontiguousarray(z), z.dtype.type(input_impedance_ohm), out)
     return out
+
+
+def _stage_leads_into(matrix, phi: np.ndarray, en: ElectrodeNoise, kinds, rows: np.ndarray) -> bool:
+    """The simulation's noisy leads ``montage.apply(en.apply(phi))`` into ``rows[:n_leads]`` and
+    its noiseless leads ``montage.apply(phi)`` into ``rows[n_leads:2 n_leads]`` in one call
+    (:func:`cardiosim.noise._kernels.stage_leads_kernel`: the device kernels' values bit for
+    bit). ``kinds``: ``en.by_kind`` as ``cardiosim.simulate._noise_kinds`` gives them. Returns
+    True when both are written and every value of both is finite; False (rows undefined) for
+    any input it does not cover, then the caller forms them as before (and checks them)."""
+    contact = en.contact
+    n_e, n = phi.shape
+    n_l = matrix.shape[0]
+    if not (type(contact) is np.ndarray and contact.shape == (n_e, n) and contact.dtype.kind == "f"
+            and rows.shape[0] >= 2 * n_l and rows.shape[1] == n and rows.dtype == np.float64):
+        return False
+    unit = contact.strides == (0, 0) and contact.size > 0 and contact.flat[0] == 1
+    # the noisy electrode values are staged where the noiseless leads go next, or (fewer leads
+    # than electrodes) in a buffer of this thread's
+    stage = rows[n_l:n_l + n_e] if n_l >= n_e else _scratch("noise.stage_leads", (n_e, n), np.float64)
+    arrays, which, consts = kinds
+    return _kernels.stage_leads_kernel(matrix, phi, contact, unit, arrays, which, consts,
+                                       _kernels.leads_limit(matrix), rows, stage) == 0
 
 
 @functools.lru_cache(maxsize=16)
