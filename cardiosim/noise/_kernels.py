@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import functools
 
-import llvmlite.ir as ir
 import numpy as np
-from numba import njit, types
-from numba.core.extending import intrinsic
+from numba import njit
 from scipy import signal as _signal
 
 from .._pairwise_kernels import pairwise_sum, pairwise_sum_flat  # noqa: F401 - re-exported
@@ -446,7 +444,7 @@ def seeded_normal_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma
 
 @njit(cache=True, nogil=True)
 def seeded_normal_split_kernel(seed, row_scale, col_scale, out, ki, wi, fi):  # pragma: no cover - compiled
-    """:func:`seeded_normal_kernel`'s values bit for bit, faster (1.7 against 2.4 ns a number
+    """:func:`seeded_normal_kernel`'s values bit for bit, faster (2.1 against 2.4 ns a number
     for 9 x 5,000, measured 2026-12-07): row by row, a scalar loop steps the first stream
     (the state in registers), keeps each 32-bit candidate, looks up its layer's width
     ``wi[v & 255]`` and notes the candidates outside their layer's rectangle; then a branch-free
@@ -696,7 +694,8 @@ def upsample_cubic_ref(x, factor, n=None):
 KERNELS = {"ar_filter": (ar_filter_kernel, ar_filter_ref), "contact": (contact_kernel, contact_ref),
            "ziggurat": (ziggurat_kernel, ziggurat_ref),
            "seeded_normal": (seeded_normal_kernel, seeded_normal_ref),
-           "seeded_normal_split": (seeded_normal_split_kernel, seeded_normal_ref), "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}
+           "seeded_normal_split": (seeded_normal_split_kernel, seeded_normal_ref),
+           "upsample_cubic": (upsample_cubic_kernel, upsample_cubic_ref)}
 
 
 # --- envelope of the fitted activity noise (noise.textile) ------------------------------
@@ -1158,107 +1157,6 @@ def lead_chunk_var_multi_kernel(term_e, term_w, n_terms, start, save, xs, c, out
         _planned_chunk_var(term_e, term_w, n_terms, start, save, xs[i], c, out[i], v, pre)
 
 
-@intrinsic
-def _fma_f64(typingctx, a, b, c):
-    """``a * b + c`` rounded once (``llvm.fma``, float64): the operation LLVM contracts
-    ``v += w * x`` into under ``fastmath`` (its 'contract' flag), written out so that a loop
-    forming a lead from several terms in one pass rounds as the pass-per-term loops do."""
-    if not all(isinstance(v, types.Float) for v in (a, b, c)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, [builder.fpext(v, d) if v.type != d else v for v in args])
-
-    return types.float64(types.float64, types.float64, types.float64), codegen
-
-
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def _planned_chunk_var_fused(term_e, term_w, n_terms, start, save, x, c, out, v, pre):  # pragma: no cover - compiled
-    """:func:`_planned_chunk_var` bit for bit, each lead of two to four terms formed in one
-    pass over the chunk instead of one pass per term: there, under ``fastmath``, the first
-    term's pass stores ``w0 x0`` and each further term's pass ``v += w x`` is contracted by
-    LLVM into ``fma(w, x, v)``; here the same ``fma`` chain is written out
-    (:func:`_fma_f64`), e.g. ``fma(w2, x2, fma(w1, x1, w0 x0))``, and a lead that saves its
-    partial sum for the next ones (the precordial leads' Wilson terminal) stores it in that
-    pass too. Leads of another shape (one term, a save elsewhere) take
-    :func:`_planned_chunk_var`'s loops; the variance is the same inlined
-    :func:`_two_pass_var` (``tests/test_noise_stage_fast.py``)."""
-    n_l = term_e.shape[0]
-    k = out.shape[1]
-    for j in range(k):                    # chunk by chunk: the chunk's samples stay in cache
-        base = j * c
-        for l in range(n_l):
-            nt = n_terms[l]
-            if nt == 0:
-                out[l, j] = 0.0
-                continue
-            q0 = start[l]
-            m = nt - q0                   # the terms summed here
-            sv = save[l]
-            w0 = term_w[l, q0]
-            x0 = x[term_e[l, q0], base:base + c]
-            if q0 > 0 and m == 1 and sv != q0 + 1:
-                for t in range(c):
-                    v[t] = pre[t] + w0 * x0[t]
-            elif q0 == 0 and 2 <= m <= 4 and (sv == 0 or (m == 4 and sv == 3)):
-                w1 = term_w[l, 1]
-                x1 = x[term_e[l, 1], base:base + c]
-                if m == 2:
-                    for t in range(c):
-                        v[t] = _fma_f64(w1, np.float64(x1[t]), w0 * np.float64(x0[t]))
-                else:
-                    w2 = term_w[l, 2]
-                    x2 = x[term_e[l, 2], base:base + c]
-                    if m == 3:
-                        for t in range(c):
-                            v[t] = _fma_f64(w2, np.float64(x2[t]),
-                                            _fma_f64(w1, np.float64(x1[t]), w0 * np.float64(x0[t])))
-                    else:
-                        w3 = term_w[l, 3]
-                        x3 = x[term_e[l, 3], base:base + c]
-                        if sv == 3:
-                            for t in range(c):
-                                q = _fma_f64(w2, np.float64(x2[t]),
-                                             _fma_f64(w1, np.float64(x1[t]), w0 * np.float64(x0[t])))
-                                pre[t] = q
-                                v[t] = _fma_f64(w3, np.float64(x3[t]), q)
-                        else:
-                            for t in range(c):
-                                v[t] = _fma_f64(w3, np.float64(x3[t]), _fma_f64(
-                                    w2, np.float64(x2[t]), _fma_f64(w1, np.float64(x1[t]), w0 * np.float64(x0[t]))))
-            else:                         # _planned_chunk_var's loops
-                if q0 > 0:
-                    for t in range(c):
-                        v[t] = pre[t] + w0 * x0[t]
-                else:
-                    for t in range(c):
-                        v[t] = w0 * x0[t]
-                if sv == q0 + 1:
-                    for t in range(c):
-                        pre[t] = v[t]
-                for q in range(q0 + 1, nt):
-                    w = term_w[l, q]
-                    xe = x[term_e[l, q], base:base + c]
-                    for t in range(c):
-                        v[t] += w * xe[t]
-                    if sv == q + 1:
-                        for t in range(c):
-                            pre[t] = v[t]
-            out[l, j] = _two_pass_var(v, c)
-
-
-@njit(cache=True, nogil=True)
-def lead_chunk_var_fused_kernel(term_e, term_w, n_terms, start, save, xs, c, out):  # pragma: no cover - compiled
-    """:func:`lead_chunk_var_multi_kernel`'s values bit for bit, by
-    :func:`_planned_chunk_var_fused` (its leads formed in one pass each)."""
-    v = np.empty(c)
-    pre = np.empty(c)
-    for i in range(len(xs)):
-        _planned_chunk_var_fused(term_e, term_w, n_terms, start, save, xs[i], c, out[i], v, pre)
-
-
 @functools.lru_cache(maxsize=16)
 def _lead_plan_cached(key: bytes, shape: tuple) -> tuple:
     m = np.frombuffer(key, dtype=np.float64).reshape(shape)
@@ -1306,7 +1204,6 @@ def lead_chunk_var_multi_ref(matrix, xs, c):
 
 
 KERNELS["lead_chunk_var_multi"] = (lead_chunk_var_multi_kernel, lead_chunk_var_multi_ref)
-KERNELS["lead_chunk_var_fused"] = (lead_chunk_var_fused_kernel, lead_chunk_var_multi_ref)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1714,45 +1611,6 @@ KERNELS["nstdb_powers"] = (nstdb_powers_kernel, nstdb_powers_ref)
 
 
 @njit(cache=True, nogil=True)
-def nstdb_powers_fused_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
-                              s_out, p_out):  # pragma: no cover - compiled
-    """:func:`nstdb_powers_kernel` (same arguments, returns and values bit for bit) with the
-    chunk variances of :func:`_planned_chunk_var_fused` (each lead formed in one pass)."""
-    n_l, n = clean.shape
-    if not all_finite_kernel(clean):
-        return 1
-    nb = r.shape[0]
-    for b in range(nb):
-        if r[b] < 0 or r[b] >= n:
-            return 2
-    pp = np.empty((n_l, nb))
-    qrs_pp_kernel(clean, r, h, pp)
-    buf = np.empty(32)
-    for l in range(n_l):
-        s_out[l] = _trimmed_mean_sq(pp[l], cut_s, buf) / 8.0
-    k = p_out.shape[0]
-    n_chunks = xs[0].shape[1] // c
-    var = np.empty((k, n_l, n_chunks))
-    v = np.empty(c)
-    pre = np.empty(c)
-    for i in range(k):
-        _planned_chunk_var_fused(term_e, term_w, n_terms, start, save, xs[i], c, var[i], v, pre)
-    rms = np.empty(n_chunks)
-    for i in range(k):
-        for l in range(n_l):
-            for j in range(n_chunks):
-                w = var[i, l, j]
-                if not (w - w == 0):
-                    return 3
-                rms[j] = np.sqrt(w)
-            p_out[i, l] = _trimmed_mean_sq(rms, cut_p, buf)
-    return 0
-
-
-KERNELS["nstdb_powers_fused"] = (nstdb_powers_fused_kernel, nstdb_powers_ref)
-
-
-@njit(cache=True, nogil=True)
 def snr_db_kernel(s, p, out):  # pragma: no cover - compiled
     """The realised SNRs of :func:`cardiosim.noise.snr.scale_electrode_noise`'s measured kinds
     from the signal powers ``s`` [n_leads] and noise powers ``p`` [n_kinds, n_leads] (float64,
@@ -2085,30 +1943,6 @@ def impedance_pressure_ref(z0, z_inf, d0, shape, pressure):
 KERNELS["impedance_pressure"] = (impedance_pressure_kernel, impedance_pressure_ref)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def impedance_pressure_checked_kernel(z0, z_inf, d0, shape, pressure, out):  # pragma: no cover - compiled
-    """:func:`impedance_pressure_kernel` and :func:`positive_finite_kernel` of ``pressure`` in
-    one pass (the pressure read once): writes the same ``out`` and returns whether every
-    pressure is positive and finite (``out`` is then meaningless where it is not)."""
-    n_e, n = out.shape
-    good = 0
-    for e in range(n_e):
-        a = np.float32(z_inf[e])
-        b = np.float32(z0[e] - z_inf[e])
-        for t in range(n):
-            p = pressure[e, t]
-            good += np.int64(p > 0.0) & np.int64(p < np.inf)
-            out[e, t] = (a + b * (d0 * shape[t])) / np.sqrt(np.float32(p))
-    return good == n_e * n
-
-
-def impedance_pressure_checked_ref(z0, z_inf, d0, shape, pressure):
-    """NumPy twin of :func:`impedance_pressure_checked_kernel`: ``(impedance, positive and finite)``."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = impedance_pressure_ref(z0, z_inf, d0, shape, pressure)
-    return z, positive_finite_ref(pressure)
-
-
 @njit(cache=True, nogil=True)
 def positive_finite_kernel(x):  # pragma: no cover - compiled
     """Whether every sample of a 2-D float array is positive and finite (``0 < x < inf``;
@@ -2128,7 +1962,6 @@ def positive_finite_ref(x):
 
 
 KERNELS["positive_finite"] = (positive_finite_kernel, positive_finite_ref)
-KERNELS["impedance_pressure_checked"] = (impedance_pressure_checked_kernel, impedance_pressure_checked_ref)
 
 
 
@@ -2252,10 +2085,11 @@ def stage_leads_kernel(matrix, phi, contact, unit_contact, kinds, which, consts,
     values ``phi * contact + noise`` (float64, ``ElectrodeNoise.apply``'s operations) are
     staged in ``stage`` [n_e, T] (which may be ``rows[n_k:n_k + n_e]``: the noiseless leads
     are written after the noisy ones), then each set of leads is formed over the whole record
-    in one pass per lead (a lead pass over 512-sample chunks ran at a third of the speed). Returns the number of electrode values (``phi`` and the noisy ones) that
-    are not finite or exceed ``limit`` in magnitude: when it is 0 every lead of both sets is
-    finite (``limit`` from :func:`leads_limit`: no sum of the matrix's terms can overflow), so
-    the caller checks neither; otherwise the caller takes the device kernels' path."""
+    in one pass per lead (a lead pass over 512-sample chunks ran at a third of the speed).
+    Returns the number of electrode values (``phi`` and the noisy ones) that are not finite or
+    exceed ``limit`` in magnitude: when it is 0 every lead of both sets is finite (``limit``
+    from :func:`leads_limit`: no sum of the matrix's terms can overflow), so the caller checks
+    neither; otherwise the caller takes the device kernels' path."""
     n_e, n = phi.shape
     n_k = matrix.shape[0]
     n_kinds = which.shape[0]

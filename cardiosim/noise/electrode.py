@@ -221,13 +221,9 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     if pressure is None:
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
     elif pressure.dtype == np.float64 and pressure.shape == z.shape:
-        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit),
-        # and the pressure's check (positive, finite) in it too: the pressure is read once
-        if not _kernels.impedance_pressure_checked_kernel(z0, zinf, d0, shape, pressure, z):
-            raise SignalError("motion.contact_pressure must be positive and finite")
+        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit)
+        _kernels.impedance_pressure_kernel(z0, zinf, d0, shape, pressure, z)
     else:
-        if not _kernels.positive_finite_ref(np.asarray(pressure)):
-            raise SignalError("motion.contact_pressure must be positive and finite")
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
@@ -379,9 +375,9 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
 
     if motion is not None:
         pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
-        # [n_e, T] (_check_motion): checked positive and finite by _draw_impedance, in the pass
-        # that divides the impedance by its square root (after the impedance's uniform draws:
-        # a record that raises here leaves its generator a few numbers further on)
+        # [n_e, T] (_check_motion): positive and finite checked in one pass, no temporaries
+        if not _kernels.positive_finite_kernel(pressure):
+            raise SignalError("motion.contact_pressure must be positive and finite")
         breathing = np.asarray(motion.breathing, dtype=_F32)
         muscle = np.asarray(motion.muscle, dtype=_F32)
     else:

@@ -185,8 +185,8 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
     """Noise power ``[n_kinds, n_leads]`` of the leads ``matrix @ x`` of each electrode
     noise ``x`` [n_e, T] in ``arrays``, without forming the leads for 'nstdb': the chunk
     variances of all kinds come from one call of
-    :func:`~cardiosim.noise._kernels.lead_chunk_var_fused_kernel` (``lead_chunk_var_multi_kernel``'s
-    values: leads summed from their non-zero weights in float64, the Wilson terminal once per chunk; the values of
+    :func:`~cardiosim.noise._kernels.lead_chunk_var_multi_kernel` (leads summed from their
+    non-zero weights in float64, the Wilson terminal once per chunk; the values of
     :func:`~cardiosim.noise._kernels.lead_chunk_var_kernel` bit for bit), then one trimmed
     mean for all kinds."""
     if definition == "power":
@@ -206,13 +206,13 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
         xs.append(None if x.strides[-1] == 0 else np.ascontiguousarray(x))   # None: a broadcast constant
     if all(x is not None for x in xs) and len({x.dtype for x in xs}) == 1:
         # every kind in one call (leads summed once per chunk where they share terms)
-        _kernels.lead_chunk_var_fused_kernel(*plan, tuple(xs), c, var)
+        _kernels.lead_chunk_var_multi_kernel(*plan, tuple(xs), c, var)
     else:
         for i, x in enumerate(xs):
             if x is None:                  # a broadcast constant: no variance in any chunk
                 var[i] = 0.0
             else:
-                _kernels.lead_chunk_var_fused_kernel(*plan, (x,), c, var[i:i + 1])
+                _kernels.lead_chunk_var_multi_kernel(*plan, (x,), c, var[i:i + 1])
     return trimmed_mean(np.sqrt(var), trim) ** 2
 
 
@@ -221,9 +221,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     """``(signal_power(clean_leads), _measured_lead_power(arrays))`` for the 'nstdb'
-    definition in one numba call (:func:`~cardiosim.noise._kernels.nstdb_powers_fused_kernel`,
-    :func:`~cardiosim.noise._kernels.nstdb_powers_kernel`'s values: the same operations in the
-    same order, so the same values bit for bit), or ``None``
+    definition in one numba call (:func:`~cardiosim.noise._kernels.nstdb_powers_kernel`:
+    the same operations in the same order, so the same values bit for bit), or ``None``
     when the inputs are not the plain case it covers (given beats, float leads and noise of
     the montage's shapes, finite values, a valid trim): the caller then takes the NumPy
     path, which validates, raises and measures as before."""
@@ -249,7 +248,7 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     x = np.ascontiguousarray(x)
     h = max(1, int(round(2 * QRS_HALF_WINDOW_S * fs / 2)))
     s, p = np.empty(n_l), np.empty((len(xs), n_l))
-    status = _kernels.nstdb_powers_fused_kernel(x, r, h, cut_s, *_kernels.lead_plan(matrix), xs, c, cut_p, s, p)
+    status = _kernels.nstdb_powers_kernel(x, r, h, cut_s, *_kernels.lead_plan(matrix), xs, c, cut_p, s, p)
     return (s, p) if status == 0 else None
 
 
