@@ -75,12 +75,11 @@ def _fma(typingctx, a, b, c):
 
 
 @njit(nogil=True, inline="always")
-def _exp(x, tab):
-    """``math.exp(x)``; inline (glibc's algorithm on ``tab``, :func:`exp_table`) when
-    ``tab`` is not empty and ``2^-54 <= |x| < 512``."""
-    ux = _f2u(x)
-    if tab.shape[0] == 0 or ((ux >> np.uint64(52)) & np.uint64(0x7FF)) - np.uint64(0x3C9) > np.uint64(0x3E):
-        return math.exp(x)
+def _exp_main(x, tab):
+    """:func:`_exp`'s inline path (glibc's ``exp`` on ``tab``) without its range test:
+    ``math.exp(x)`` bit for bit for ``2^-54 <= |x| < 512`` when ``tab`` is :func:`exp_table`
+    (non-empty); any other ``x`` gives a finite value to discard (the table index is masked,
+    so it never reads outside ``tab``). The ODE renderer's vector lanes run the same steps."""
     kd = _fma(x, EXP_INV_LN2_N, EXP_SHIFT)  # k = round(x 128 / ln 2), in kd's low bits
     ki = _f2u(kd)
     kd = kd - EXP_SHIFT
@@ -93,6 +92,16 @@ def _exp(x, tab):
     tmp = _fma(_fma(r, EXP_C3, EXP_C2), r2, r + tail)
     tmp = _fma(r2 * r2, _fma(r, EXP_C5, EXP_C4), tmp)
     return _fma(scale, tmp, scale)
+
+
+@njit(nogil=True, inline="always")
+def _exp(x, tab):
+    """``math.exp(x)``; inline (:func:`_exp_main`) when ``tab`` is not empty and
+    ``2^-54 <= |x| < 512``."""
+    ux = _f2u(x)
+    if tab.shape[0] == 0 or ((ux >> np.uint64(52)) & np.uint64(0x7FF)) - np.uint64(0x3C9) > np.uint64(0x3E):
+        return math.exp(x)
+    return _exp_main(x, tab)
 
 
 @njit(cache=True, nogil=True)

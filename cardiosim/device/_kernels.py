@@ -34,6 +34,9 @@ from scipy import signal as _signal
 
 # one finiteness pass for noise and device alike (re-exported for device.apply)
 from ..noise._kernels import all_finite_kernel  # noqa: F401
+# a lead's weighted sum of electrode rows (leads of 1-4 electrodes written out so each loop
+# over time vectorises): one definition, in the noise kernels, which this module imports
+from ..noise._kernels import _lead_rows_from as _lead_rows
 
 
 def filter_adc_ref(x, sos, zi, gain, lsb, lo, hi):
@@ -178,52 +181,6 @@ def filter_adc_out_ref(x, sos, zi, gain, lsb, lo, hi):
 
 
 _MONTAGE_CHUNK = 512   # samples per pass of the noisy leads: every electrode's chunk stays in L1
-
-
-@njit(cache=True, nogil=True)
-def _lead_rows(matrix, x, x0, a, b, out, row0):  # pragma: no cover - compiled
-    """``out[row0 + k, a:b] = sum_e matrix[k, e] * x[e, x0 + t - a]`` over the non-zero
-    weights, ``e`` ascending, summed from +0.0 in a register (leads of 1-4 electrodes
-    written out, so each loop over time vectorises)."""
-    n_k, n_e = matrix.shape
-    nz = np.empty(n_e, dtype=np.int64)
-    cs = np.empty(n_e)
-    d = x0 - a
-    for k in range(n_k):
-        m = 0
-        for e in range(n_e):
-            if matrix[k, e] != 0.0:
-                nz[m] = e
-                cs[m] = matrix[k, e]
-                m += 1
-        o = out[row0 + k]
-        if m == 0:
-            for t in range(a, b):
-                o[t] = 0.0
-        elif m == 1:
-            c0, p0 = cs[0], x[nz[0]]
-            for t in range(a, b):
-                o[t] = 0.0 + c0 * p0[t + d]
-        elif m == 2:
-            c0, c1, p0, p1 = cs[0], cs[1], x[nz[0]], x[nz[1]]
-            for t in range(a, b):
-                o[t] = (0.0 + c0 * p0[t + d]) + c1 * p1[t + d]
-        elif m == 3:
-            c0, c1, c2 = cs[0], cs[1], cs[2]
-            p0, p1, p2 = x[nz[0]], x[nz[1]], x[nz[2]]
-            for t in range(a, b):
-                o[t] = ((0.0 + c0 * p0[t + d]) + c1 * p1[t + d]) + c2 * p2[t + d]
-        elif m == 4:
-            c0, c1, c2, c3 = cs[0], cs[1], cs[2], cs[3]
-            p0, p1, p2, p3 = x[nz[0]], x[nz[1]], x[nz[2]], x[nz[3]]
-            for t in range(a, b):
-                o[t] = (((0.0 + c0 * p0[t + d]) + c1 * p1[t + d]) + c2 * p2[t + d]) + c3 * p3[t + d]
-        else:
-            for t in range(a, b):
-                acc = 0.0
-                for j in range(m):
-                    acc += cs[j] * x[nz[j], t + d]
-                o[t] = acc
 
 
 @njit(cache=True, nogil=True)

@@ -1250,6 +1250,27 @@ def _median_of(v, n, buf):  # pragma: no cover - compiled
     return ((0.0 + buf[h - 1]) + buf[h]) / 2.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _grades_from_ratio(ratio, n_seg, thr, grades, col, buf):  # pragma: no cover - compiled
+    """Grade 1 + the number of thresholds ``thr`` each segment's noise-to-QRS ``ratio``
+    exceeds, into ``grades``; returns the record's grade, that of the segments' median
+    (``col``, ``buf``: work arrays of at least ``n_seg``)."""
+    for k in range(n_seg):
+        g = 1
+        for j in range(thr.shape[0]):
+            if ratio[k] > thr[j]:
+                g += 1
+        grades[k] = g
+    for k in range(n_seg):
+        col[k] = ratio[k]
+    med = _median_of(col, n_seg, buf)
+    g = 1
+    for j in range(thr.shape[0]):
+        if med > thr[j]:
+            g += 1
+    return g
+
+
 @njit(cache=True, nogil=True)
 def artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, grades):  # pragma: no cover - compiled
     """The statistics of ``noise.textile.artefact_grades`` after its band-pass, in one pass:
@@ -1290,20 +1311,7 @@ def artefact_ratio_kernel(filt, n_l, n_seg, seg, thr, ratio, grades):  # pragma:
             r = rms / qrs[l] if qrs[l] != 0.0 else np.inf
             col[l] = r if np.isfinite(r) else np.inf
         ratio[k] = _median_of(col, n_l, buf)
-    for k in range(n_seg):
-        g = 1
-        for j in range(thr.shape[0]):
-            if ratio[k] > thr[j]:
-                g += 1
-        grades[k] = g
-    for k in range(n_seg):
-        col[k] = ratio[k]
-    med = _median_of(col, n_seg, buf)
-    g = 1
-    for j in range(thr.shape[0]):
-        if med > thr[j]:
-            g += 1
-    return g
+    return _grades_from_ratio(ratio, n_seg, thr, grades, col, buf)
 
 
 def artefact_ratio_ref(filt, n_l, n_seg, seg, thr):
@@ -1473,20 +1481,7 @@ def artefact_ratio_lanes_kernel(ext, t0, n_l, n_seg, seg, thr, ratio, grades):  
             r = rms / qrs[l] if qrs[l] != 0.0 else np.inf
             col[l] = r if np.isfinite(r) else np.inf
         ratio[k] = _median_of(col, n_l, buf)
-    for k in range(n_seg):
-        g = 1
-        for j in range(thr.shape[0]):
-            if ratio[k] > thr[j]:
-                g += 1
-        grades[k] = g
-    for k in range(n_seg):
-        col[k] = ratio[k]
-    med = _median_of(col, n_seg, buf)
-    g = 1
-    for j in range(thr.shape[0]):
-        if med > thr[j]:
-            g += 1
-    return g
+    return _grades_from_ratio(ratio, n_seg, thr, grades, col, buf)
 
 
 def artefact_ratio_lanes_ref(ext, t0, n_l, n_seg, seg, thr):
@@ -2028,9 +2023,9 @@ _LEADS_CHUNK = 512     # samples per pass of the kind sums: every kind's chunk s
 @njit(cache=True, nogil=True)
 def _lead_rows_from(matrix, x, x0, a, b, out, row0):  # pragma: no cover - compiled
     """``out[row0 + k, a:b] = sum_e matrix[k, e] * x[e, x0 + t - a]`` over the non-zero
-    weights, ``e`` ascending, summed from +0.0: the operations of
-    ``cardiosim.device._kernels._lead_rows`` (``Montage.apply``'s ``einsum`` sums on finite
-    values; here so that this module need not import the device's kernels, which import it)."""
+    weights, ``e`` ascending, summed from +0.0 in a register (``Montage.apply``'s ``einsum``
+    sums on finite values; leads of 1-4 electrodes written out so each loop over time
+    vectorises). The device's kernels use it too (they import this module, not the reverse)."""
     n_k, n_e = matrix.shape
     nz = np.empty(n_e, dtype=np.int64)
     cs = np.empty(n_e)

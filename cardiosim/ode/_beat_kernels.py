@@ -38,7 +38,8 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from ._kernels import (EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_NEG_LN2_HI_N, EXP_NEG_LN2_LO_N,
-                       EXP_SHIFT, _f2u, _fma, _first_last, _u2f, exp_table)
+                       EXP_SHIFT, _first_last, exp_table)
+from .._exp_kernels import _exp_main
 
 
 @njit(cache=True, nogil=True)
@@ -60,26 +61,6 @@ def render_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q=0.0):
             for k in range(n):
                 d = (t[k] - c) / s
                 out[a, k] = out[a, k] + w * math.exp(-0.5 * (d * d))
-
-
-@njit(nogil=True, inline="always")
-def _exp_main(x, tab):
-    """``_kernels._exp``'s inline path (glibc's ``exp`` on ``tab``) without its range test:
-    ``math.exp(x)`` bit for bit for ``2^-54 <= |x| < 512`` when ``tab`` is
-    ``_kernels.exp_table()`` (non-empty); any other ``x`` gives a finite value to discard
-    (the table index is masked, so it never reads outside ``tab``)."""
-    kd = _fma(x, EXP_INV_LN2_N, EXP_SHIFT)
-    ki = _f2u(kd)
-    kd = kd - EXP_SHIFT
-    r = _fma(kd, EXP_NEG_LN2_HI_N, x)
-    r = _fma(kd, EXP_NEG_LN2_LO_N, r)
-    idx = np.intp((ki & np.uint64(0x7F)) << np.uint64(1))
-    tail = _u2f(tab[idx])
-    scale = _u2f(tab[idx + 1] + (ki << np.uint64(45)))
-    r2 = r * r
-    tmp = _fma(_fma(r, EXP_C3, EXP_C2), r2, r + tail)
-    tmp = _fma(r2 * r2, _fma(r, EXP_C5, EXP_C4), tmp)
-    return _fma(scale, tmp, scale)
 
 
 EXP_LANES = 4
