@@ -255,3 +255,14 @@ def test_artefact_grades_of_a_device_recording_are_the_row_kernels():
     thr = grading_thresholds("walk", "textile")
     want_ratio, want_g, want = _old_grades(sos, zi, recorded, clean, padlen, 5, 1000, thr)
     assert record_grade == want and g.tobytes() == want_g.tobytes() and ratio.tobytes() == want_ratio.tobytes()
+
+
+def test_device_filter_overflow_on_finite_input_is_an_error():
+    """Finite input so large that the band-pass overflows is refused by name, not recorded as NaN."""
+    x = np.zeros((12, 1000))
+    x[3, 10] = 1e308
+    with pytest.raises(SignalError, match="overflowed on finite input"):
+        apply_device("shirt12_500hz", x, 500.0)
+    x[3, 10] = np.nan
+    with pytest.raises(SignalError, match="non-finite sample at lead 3, sample 10"):
+        apply_device("shirt12_500hz", x, 500.0)

@@ -210,8 +210,10 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
             n_bad = filter_adc_lanes_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
                                             2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half),
                                             float(half - 1), rec_rows, n_sat, codes, sat, raw_rows)
-            if n_bad:   # a non-finite sample (or an overflow on finite input: then no error)
+            if n_bad:   # a non-finite sample, or the filter overflowed on finite input
                 _check_leads(profile, x, fs_in, clean)    # raises, naming the first non-finite sample
+                raise SignalError(f"device {profile.name!r}: the band-pass overflowed on finite input "
+                                  f"(largest |sample| {float(np.abs(rows).max()):.3g} mV)")
             n_sat = n_sat[:n_rows]
             fused = (rec_rows[:n_rows], raw_rows, rec_rows[n_rows:] if clean is not None else None)
         else:
