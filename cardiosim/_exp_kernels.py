@@ -189,7 +189,9 @@ def np_exp_table():
             x = np.concatenate([exp_check_args(rng), rng.normal(0.0, 0.5, 100_000)])
             got = np.empty_like(x)
             exp_kernel(x, tab, got)
-            if got.tobytes() != np.exp(x).tobytes():
+            with np.errstate(over="ignore", under="ignore"):   # the check's edge arguments overflow on purpose
+                want = np.exp(x)
+            if got.tobytes() != want.tobytes():
                 tab = np.empty(0, np.uint64)
                 tab.flags.writeable = False
         _NP_EXP_TABLE.append(tab)
