@@ -294,3 +294,21 @@ def test_budget_seeds_per_task_and_bad_budgets():
         full.for_task("ecg")
     with pytest.raises(ConfigError, match="no seeds for task 'af'"):
         dataclasses.replace(full, seeds=()).for_task("af")
+
+
+def test_figure_of_the_shipped_results(tmp_path):
+    """docs/sim2real/sim2real.png is drawn from the committed results: one panel per headline
+    metric of the three tasks, written atomically (no temporary file left)."""
+    from pathlib import Path
+
+    from matplotlib.image import imread
+
+    from cardiosim.sim2real import report
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "sim2real"
+    results = [json.loads((root / t / "results.json").read_text()) for t in ("af", "quality", "beats")]
+    out = report.figure(results, tmp_path / "s.png")
+    img = imread(out)
+    rows = -(-sum(len(report.HEADLINE[r["task"]]) for r in results) // 4)   # four panels a row
+    assert img.shape[1] > 1000 and img.shape[0] > 250 * rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]

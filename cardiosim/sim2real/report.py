@@ -207,6 +207,7 @@ def figure(results: list, path: Path) -> Path:
     ncol = min(4, n)
     nrow = -(-n // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    names: dict = {}
     for ax, (r, test, metric, title) in zip(axes.flat, panels):
         keys = list(r["conditions"])
         for j, k in enumerate(keys):
@@ -219,14 +220,19 @@ def figure(results: list, path: Path) -> Path:
                             color=f"C{j % 10}")
             else:
                 ax.text(j, 0.5, "n/a", ha="center", va="center", transform=ax.get_xaxis_transform(), fontsize=8)
-        ax.set_xticks(range(len(keys)), [f"({k})\n{r['conditions'][k]['name']}" for k in keys], fontsize=7)
+        # letters only under the points (the names overlap at this size); the names in one key below
+        ax.set_xticks(range(len(keys)), [f"({k})" for k in keys], fontsize=7)
+        names.update({k: r["conditions"][k]["name"] for k in keys})
         ax.set_xlim(-0.5, len(keys) - 0.5)
         ax.set_title(f"{r['task']}: {title}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    key = "   ".join(f"({k}) {v}" for k, v in names.items())
+    fig.tight_layout(rect=(0, 0.04 if key else 0, 1, 1))
+    if key:
+        fig.text(0.5, 0.01, key, ha="center", va="bottom", fontsize=8)
     tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
