@@ -25,6 +25,7 @@ from ._scratch import scratch as _scratch
 from .errors import ConfigError, SignalError
 from .frames import rotation_matrix
 from .device.failures import FailureConfig
+from . import noise as _noise_pkg      # loaded by the line below anyway; bound once, not per record
 from .noise import NoiseConfig
 from .sources.base import CardiacSource
 
@@ -715,7 +716,7 @@ def _stage_noise(r: _Record) -> None:
         _noise_clean_leads(r)
         _noise_done(r, None)
         return
-    from . import noise as _noise
+    _noise = _noise_pkg
     # the noiseless leads are formed with the noisy ones (_noise_done: no draws between)
     en = _noise.simulate_electrode_noise(len(r.electrodes), r.n_t, r.fs, r.rng,
                                          noise_for_device(r.cfg.noise, r.ctx.device), motion=r.motion)
@@ -737,12 +738,12 @@ def _noise_done(r: _Record, en, _noise=None) -> None:
     """The record's electrode noise ``en`` (None without noise: the clean leads are formed
     already) scaled to its SNR targets and added to the leads, the noiseless leads with them;
     the source's residual; the finiteness check. ``_noise``: the :mod:`cardiosim.noise` package
-    (imported once per record, by the caller)."""
+    (the caller's; this module binds it once)."""
     montage, phi, source = r.montage, r.phi, r.source
     finite = False
     if en is not None:
         if _noise is None:
-            from . import noise as _noise
+            _noise = _noise_pkg
         if r.ctx.device.coupling == "dc":   # its lead-off detection sees contact lost during the record
             r.contact_lost = np.asarray(en.contact) < 0.5
         # Without SNR targets the scaling leaves every kind as it is, so the noisy leads can be
@@ -1109,7 +1110,14 @@ def _noise_kinds(by_kind: dict, shape: tuple):
             return None
     if not arrays:
         return None
-    return tuple(arrays), np.array(which, dtype=np.int64), np.array(consts, dtype=np.float32)
+    return (tuple(arrays),) + _kinds_layout(tuple(which), tuple(consts))
+
+
+@lru_cache(maxsize=64)
+def _kinds_layout(which: tuple, consts: tuple) -> tuple:
+    """``(which, consts)`` of :func:`_noise_kinds` as int64 and float32 arrays, made once per
+    layout (a record's kinds are laid out as the record's before it; the kernels only read them)."""
+    return np.array(which, dtype=np.int64), np.array(consts, dtype=np.float32)
 
 
 def _noisy_leads_into(montage, en, phi: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -1145,6 +1153,8 @@ def _snr_r_peaks(source: CardiacSource, clean_leads: np.ndarray, fs: float) -> n
         from .noise import detect_r_peaks
         return detect_r_peaks(clean_leads, fs)
     r = np.asarray(r, dtype=np.int64)
+    if r.ndim == 1:
+        return _noise_pkg._kernels.in_range_kernel(r, clean_leads.shape[1])   # the line below's values
     return r[(r >= 0) & (r < clean_leads.shape[1])]
 
 

@@ -2189,3 +2189,75 @@ def leads_limit(matrix) -> float:
 
 
 KERNELS["stage_leads"] = (stage_leads_kernel, stage_leads_ref)
+
+
+# --- small passes of the noise stage's per-record Python (issue 16) ------------------------------
+
+@njit(cache=True, nogil=True)
+def affine_f32_kernel(t, a, b, out):  # pragma: no cover - compiled
+    """``out = t * a + b`` of a float32 ``t`` [T] and float32 scalars, multiply then add, each
+    rounded to float32: what ``np.multiply(t, a)`` then ``+= b`` give, in one pass without
+    their two ufunc calls (the common-mode voltage's modulation phase)."""
+    for i in range(t.shape[0]):
+        out[i] = t[i] * a + b
+
+
+def affine_f32_ref(t, a, b):
+    """NumPy twin of :func:`affine_f32_kernel` (the two passes it replaces)."""
+    out = np.multiply(t, np.float32(a))
+    out += np.float32(b)
+    return out
+
+
+KERNELS["affine_f32"] = (affine_f32_kernel, affine_f32_ref)
+
+
+@njit(cache=True, nogil=True)
+def in_range_kernel(r, n):  # pragma: no cover - compiled
+    """The values of the 1-D int64 ``r`` in ``[0, n)``, in order, as a new array:
+    ``r[(r >= 0) & (r < n)]`` (the beats inside the record) without NumPy's four passes."""
+    k = 0
+    for i in range(r.shape[0]):
+        if 0 <= r[i] < n:
+            k += 1
+    out = np.empty(k, dtype=np.int64)
+    k = 0
+    for i in range(r.shape[0]):
+        if 0 <= r[i] < n:
+            out[k] = r[i]
+            k += 1
+    return out
+
+
+def in_range_ref(r, n):
+    """NumPy twin of :func:`in_range_kernel`."""
+    return r[(r >= 0) & (r < n)]
+
+
+KERNELS["in_range"] = (in_range_kernel, in_range_ref)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def impedance_pressure_checked_kernel(z0, z_inf, d0, shape, pressure, out):  # pragma: no cover - compiled
+    """:func:`impedance_pressure_kernel`'s values, and :func:`positive_finite_kernel` of
+    ``pressure`` from the same pass (one read of the pressure, not two): returns whether every
+    pressure sample is positive and finite (when not, ``out`` holds whatever the division
+    gave; the caller raises)."""
+    n_e, n = out.shape
+    good = 0
+    for e in range(n_e):
+        a = np.float32(z_inf[e])
+        b = np.float32(z0[e] - z_inf[e])
+        for t in range(n):
+            p = pressure[e, t]
+            good += np.int64(p > 0.0) & np.int64(p < np.inf)
+            out[e, t] = (a + b * (d0 * shape[t])) / np.sqrt(np.float32(p))
+    return good == n_e * n
+
+
+def impedance_pressure_checked_ref(z0, z_inf, d0, shape, pressure):
+    """NumPy twin of :func:`impedance_pressure_checked_kernel`: ``(impedance, all positive and finite)``."""
+    return impedance_pressure_ref(z0, z_inf, d0, shape, pressure), positive_finite_ref(pressure)
+
+
+KERNELS["impedance_pressure_checked"] = (impedance_pressure_checked_kernel, impedance_pressure_checked_ref)

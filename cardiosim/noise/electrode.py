@@ -221,9 +221,13 @@ def _draw_impedance(rng, cfg: NoiseConfig, n_e, n, fs, pressure):
     if pressure is None:
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
     elif pressure.dtype == np.float64 and pressure.shape == z.shape:
-        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit)
-        _kernels.impedance_pressure_kernel(z0, zinf, d0, shape, pressure, z)
+        # Z ~ pressure^-1/2 in the same pass (z /= np.sqrt(pressure, dtype=float32), bit for bit),
+        # which also checks the pressure
+        if not _kernels.impedance_pressure_checked_kernel(z0, zinf, d0, shape, pressure, z):
+            raise SignalError("motion.contact_pressure must be positive and finite")
     else:
+        if not _kernels.positive_finite_kernel(np.asarray(pressure, dtype=np.float64)):
+            raise SignalError("motion.contact_pressure must be positive and finite")
         _kernels.impedance_decay_kernel(z0, zinf, d0, shape, z)
         z /= np.sqrt(pressure, dtype=_F32)                                   # Z ~ pressure^-1/2
     return z, z0, zinf, wear
@@ -374,11 +378,11 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
                 params[f"snr_target_db.{kind}"] = float(v)
 
     if motion is not None:
+        # [n_e, T] (_check_motion); positive and finite: checked by _draw_impedance in its pass
+        # over it (after the impedance's uniform draws, before any other)
         pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
-        # [n_e, T] (_check_motion): positive and finite checked in one pass, no temporaries
-        if not _kernels.positive_finite_kernel(pressure):
-            raise SignalError("motion.contact_pressure must be positive and finite")
-        breathing = np.asarray(motion.breathing, dtype=_F32)
+        # only the bw kind reads the breathing signal: the others skip its float32 copy
+        breathing = np.asarray(motion.breathing, dtype=_F32) if "bw" in cfg.kinds else None
         muscle = np.asarray(motion.muscle, dtype=_F32)
     else:
         pressure = None
@@ -571,8 +575,13 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
     fm = 0.05 + (0.3 - 0.05) * next(u)
     depth = 0.0 + (0.3 - 0.0) * next(u)
     params["cm_modulation_hz"], params["cm_modulation_depth"] = float(fm), float(depth)
-    mod_sin = np.multiply(t, _F32(2 * np.pi * fm))
-    mod_sin += _F32(two_pi * next(u))
+    if type(t) is np.ndarray and t.dtype == _F32 and t.ndim == 1:
+        # the two lines below in one pass: t * float32(2 pi fm), then + float32(phase), each rounded
+        mod_sin = np.empty(t.shape, dtype=_F32)
+        _kernels.affine_f32_kernel(t, _F32(2 * np.pi * fm), _F32(two_pi * next(u)), mod_sin)
+    else:
+        mod_sin = np.multiply(t, _F32(2 * np.pi * fm))
+        mod_sin += _F32(two_pi * next(u))
     np.sin(mod_sin, out=mod_sin)
     # sum of the harmonics times a (1 + depth sin) modulation, one float32 pass (numba),
     # the same operations in the same order as the NumPy passes it replaces

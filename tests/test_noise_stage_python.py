@@ -1,0 +1,94 @@
+"""The small kernels that replaced per-record NumPy passes of the noise stage (issue 16) give
+the values of those passes bit for bit (each against its NumPy twin in ``KERNELS``), and the
+stage's contract around them holds (a bad contact pressure is still a SignalError)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cardiosim.errors import SignalError
+from cardiosim.noise import simulate_electrode_noise
+from cardiosim.noise._kernels import KERNELS
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000])
+def test_affine_f32_twin(rng, n):
+    """``t * a + b`` in float32, each operation rounded: NumPy's multiply then in-place add,
+    over the common-mode phase's range and beyond (large products, negative offsets)."""
+    kern, ref = KERNELS["affine_f32"]
+    t = (np.arange(n, dtype=np.float32) / np.float32(500.0)) * np.float32(rng.uniform(0.5, 300.0))
+    for a, b in ((0.314159, 5.5), (1.8849556, 0.0), (-7.25, -3.0), (1e-7, 6.283)):
+        out = np.empty(n, dtype=np.float32)
+        kern(t, np.float32(a), np.float32(b), out)
+        assert out.tobytes() == ref(t, a, b).tobytes()
+
+
+def test_in_range_twin(rng):
+    """The beats inside ``[0, n)`` in order: none, all, and some on either side and at the ends."""
+    kern, ref = KERNELS["in_range"]
+    cases = [np.zeros(0, dtype=np.int64), np.array([-1, -1], dtype=np.int64),
+             np.array([0, 4999, 5000, -1, 12, 5001, 2500], dtype=np.int64),
+             rng.integers(-100, 5100, 300).astype(np.int64), np.arange(0, 5000, 400, dtype=np.int64)]
+    for r in cases:
+        got = kern(r, 5000)
+        want = ref(r, 5000)
+        assert got.dtype == want.dtype == np.int64
+        assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("spread", [0.05, 1.0, 8.0])
+def test_impedance_pressure_checked_twin(rng, spread):
+    """The checked kernel writes the unchecked kernel's impedances and says whether every
+    pressure is positive and finite, as ``positive_finite`` does (a zero, a negative value,
+    NaN and inf each make it False)."""
+    kern, ref = KERNELS["impedance_pressure_checked"]
+    plain, _ = KERNELS["impedance_pressure"]
+    n = 3001
+    z0 = np.exp(rng.uniform(np.log(93e3), np.log(350e3), 9))
+    zinf = np.exp(rng.uniform(np.log(20e3), np.log(56e3), 9))
+    shape = np.exp(np.arange(n, dtype=np.float32) * np.float32(-1 / 1200 / 500))
+    d0 = np.float32(np.exp(-1234.5 / 1200.0))
+    pressure = np.exp(rng.normal(0.0, spread, (9, n)))
+    out = np.empty((9, n), dtype=np.float32)
+    want = np.empty_like(out)
+    assert kern(z0, zinf, d0, shape, pressure, out)
+    plain(z0, zinf, d0, shape, pressure, want)
+    z_ref, ok_ref = ref(z0, zinf, d0, shape, pressure)
+    assert ok_ref and out.tobytes() == want.tobytes() == z_ref.tobytes()
+    for bad in (0.0, -1e-3, np.nan, np.inf):
+        p = pressure.copy()
+        p[4, 1234] = bad
+        with np.errstate(all="ignore"):
+            assert not kern(z0, zinf, d0, shape, p, out)
+            assert not ref(z0, zinf, d0, shape, p)[1]
+
+
+def test_bad_contact_pressure_still_raises(rng):
+    """With the check folded into the impedance pass, a motion whose contact pressure is not
+    positive and finite still stops the simulation with a SignalError naming it."""
+    from cardiosim.motion import simulate_motion
+    m = simulate_motion(1.0, 500.0, rng, n_electrodes=3)
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        p = np.array(m.contact_pressure, dtype=np.float64, copy=True)
+        p[1, 17] = bad
+        with pytest.raises(SignalError, match="contact_pressure"):
+            simulate_electrode_noise(3, 500, 500.0, np.random.default_rng(1),
+                                     motion=dataclasses.replace(m, contact_pressure=p))
+
+
+def test_noise_kinds_layout_cached():
+    """``_noise_kinds`` gives the same (which, consts) arrays for the same layout (made once),
+    with the values and dtypes the kernels take."""
+    from cardiosim.simulate import _noise_kinds
+    a = np.zeros((3, 10), dtype=np.float32)
+    b = np.ones((3, 10), dtype=np.float32)
+    c = np.broadcast_to(np.float32(0.5), (3, 10))
+    k1 = _noise_kinds({"x": a, "y": c, "z": b}, (3, 10))
+    k2 = _noise_kinds({"x": b, "y": c, "z": a}, (3, 10))
+    assert k1[0][0] is a and k2[0][0] is b
+    assert k1[1] is k2[1] and k1[2] is k2[2]
+    assert k1[1].dtype == np.int64 and k1[1].tolist() == [0, -1, 1]
+    assert k1[2].dtype == np.float32 and k1[2].tolist() == [0.0, 0.5, 0.0]
