@@ -92,3 +92,15 @@ def test_noise_kinds_layout_cached():
     assert k1[1] is k2[1] and k1[2] is k2[2]
     assert k1[1].dtype == np.int64 and k1[1].tolist() == [0, -1, 1]
     assert k1[2].dtype == np.float32 and k1[2].tolist() == [0.0, 0.5, 0.0]
+
+
+@pytest.mark.parametrize("n", [1, 7, 128, 129, 5000, 8192])
+def test_sum_as_f32_f64_twin(rng, n):
+    """The float64 envelope's sum read as float32 values equals the float32 copy's sum (what the
+    contact rates summed before) and NumPy's, for constant envelopes (a motion's) and varied ones."""
+    kern, ref = KERNELS["sum_as_f32_f64"]
+    f32_kern, _ = KERNELS["sum_f32_as_f64"]
+    for x in (np.full(n, 0.3), np.full(n, 1.0 / 3.0), rng.uniform(0.0, 2.0, n), np.exp(rng.normal(0.0, 3.0, n))):
+        got = kern(x)
+        assert got == ref(x) == f32_kern(x.astype(np.float32))
+        assert kern(x.astype(np.float32)) == got

@@ -2261,3 +2261,23 @@ def impedance_pressure_checked_ref(z0, z_inf, d0, shape, pressure):
 
 
 KERNELS["impedance_pressure_checked"] = (impedance_pressure_checked_kernel, impedance_pressure_checked_ref)
+
+
+@njit(cache=True, nogil=True)
+def sum_as_f32_f64_kernel(x):  # pragma: no cover - compiled
+    """:func:`sum_f32_as_f64_kernel` of ``x`` rounded to float32 first (1-D float32 or float64,
+    at most 8,192 values): ``np.add.reduce(x.astype(np.float32), dtype=np.float64)`` without
+    the float32 copy (the same buffer of float64 values, summed in NumPy's pairwise order)."""
+    n = x.shape[0]
+    buf = np.empty(n)
+    for i in range(n):
+        buf[i] = np.float64(np.float32(x[i]))
+    return 0.0 + pairwise_sum_flat(buf, 0, n)
+
+
+def sum_as_f32_f64_ref(x):
+    """NumPy twin of :func:`sum_as_f32_f64_kernel`."""
+    return float(np.add.reduce(np.asarray(x, dtype=np.float32), dtype=np.float64))
+
+
+KERNELS["sum_as_f32_f64"] = (sum_as_f32_f64_kernel, sum_as_f32_f64_ref)

@@ -383,7 +383,9 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
         pressure = np.asarray(motion.contact_pressure, dtype=np.float64)
         # only the bw kind reads the breathing signal: the others skip its float32 copy
         breathing = np.asarray(motion.breathing, dtype=_F32) if "bw" in cfg.kinds else None
-        muscle = np.asarray(motion.muscle, dtype=_F32)
+        # float32 for the emg kind; the contact rates read the float64 envelope as float32
+        # values in their one pass over it (_contact_rates), without this copy
+        muscle = np.asarray(motion.muscle, dtype=_F32) if "emg" in cfg.kinds else np.asarray(motion.muscle)
     else:
         pressure = None
         # only the kinds that use them pay for the at-rest breathing and muscle signals
@@ -666,8 +668,12 @@ def _contact_rates(cfg, n, fs, muscle) -> tuple:
         # np.add.reduce(muscle, dtype=float64)'s value in one numba call (one cast buffer of
         # NumPy's: its pairwise sum of the float64 values, tests/test_noise_kernels.py)
         activity = _kernels.sum_f32_as_f64_kernel(muscle) / muscle.size
+    elif muscle.dtype == np.float64 and muscle.ndim == 1 and muscle.flags.c_contiguous and 0 < muscle.size <= 8192:
+        # a motion's float64 envelope: the float32 envelope's sum (the values rounded to float32
+        # first), the line above's value without the float32 copy
+        activity = _kernels.sum_as_f32_f64_kernel(muscle) / muscle.size
     else:
-        activity = float(np.add.reduce(muscle, dtype=np.float64)) / muscle.size
+        activity = float(np.add.reduce(np.asarray(muscle, dtype=_F32), dtype=np.float64)) / muscle.size
     scale = dur_s / 60.0 * (1.0 + 4.0 * activity)          # more events when moving
     return cfg.contact_loss_rate_per_min * scale, cfg.pop_rate_per_min * scale
 
