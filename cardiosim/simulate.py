@@ -770,7 +770,7 @@ def _noise_done(r: _Record, en, _noise=None) -> None:
         # kind to its drawn target SNR in every lead the montage allows; the realised SNR of
         # every kind, per lead and pooled, goes into params (noise.snr.scale_electrode_noise).
         r_peaks = _snr_r_peaks(source, clean_leads, r.fs)  # once, not once per noise kind
-        en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks)
+        en = _noise.scale_electrode_noise(en, montage, clean_leads, r_peaks=r_peaks, _finite_leads=finite)
         if leads is None:
             leads = _noisy_leads_into(montage, en, phi, rows)
         r.snr_db, noise_params = _noise_params(en.params)

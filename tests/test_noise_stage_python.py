@@ -104,3 +104,33 @@ def test_sum_as_f32_f64_twin(rng, n):
         got = kern(x)
         assert got == ref(x) == f32_kern(x.astype(np.float32))
         assert kern(x.astype(np.float32)) == got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,trim", [(5000, 0.05), (20000, 0.2), (3001, 0.0)])
+def test_nstdb_powers_finite_equals_the_checking_kernel(rng, dtype, n, trim):
+    """For finite clean leads the kernel that skips the finiteness pass writes the checking
+    kernel's powers bit for bit (and the NumPy twin's signal powers), and reports a beat
+    outside the record as it does."""
+    from cardiosim.leads import make_montage
+    from cardiosim.noise._kernels import lead_plan
+    kern, ref = KERNELS["nstdb_powers_finite"]
+    checking, _ = KERNELS["nstdb_powers"]
+    m = np.ascontiguousarray(make_montage("standard12").matrix, dtype=np.float64)
+    clean = (rng.standard_normal((12, n)) * 0.05).astype(dtype)
+    r = np.arange(150, n - 60, 380, dtype=np.int64)
+    clean[:, r] += rng.uniform(0.2, 2.0, (12, 1)).astype(dtype)
+    xs = tuple((rng.standard_normal((9, n)) * rng.uniform(1e-3, 1.0, (9, 1))
+                * np.exp(rng.standard_normal(n) * 0.5)).astype(dtype) for _ in range(4))
+    c, h = 500, 25
+    cut_s, cut_p = int(trim * r.size), int(trim * (n // c))
+    s, p = np.empty(12), np.empty((4, 12))
+    s2, p2 = np.empty(12), np.empty((4, 12))
+    assert kern(clean, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 0
+    assert checking(clean, r, h, cut_s, *lead_plan(m), xs, c, cut_p, s2, p2) == 0
+    assert s.tobytes() == s2.tobytes() and p.tobytes() == p2.tobytes()
+    s_ref, p_ref = ref(clean, r, h, trim, m, xs, c)
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12)       # the twin's chunk variance is np.var
+    late = np.append(r, n).astype(np.int64)
+    assert kern(clean, late, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 2

@@ -1563,9 +1563,19 @@ def nstdb_powers_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save
     order. Returns 0, or 1 when ``clean`` is not finite (:func:`all_finite_kernel`), 2 when
     a beat is outside the record, 3 when a chunk variance is not finite (the caller then
     takes the NumPy path, which raises or measures as it does)."""
-    n_l, n = clean.shape
     if not all_finite_kernel(clean):
         return 1
+    return nstdb_powers_finite_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
+                                      s_out, p_out)
+
+
+@njit(cache=True, nogil=True)
+def nstdb_powers_finite_kernel(clean, r, h, cut_s, term_e, term_w, n_terms, start, save, xs, c, cut_p,
+                               s_out, p_out):  # pragma: no cover - compiled
+    """:func:`nstdb_powers_kernel` for clean leads known to be finite (the noise stage's, formed
+    by :func:`stage_leads_kernel`, which checked them): everything but its pass over ``clean``
+    that checks it. Returns 0, 2 or 3 as that kernel does."""
+    n_l, n = clean.shape
     nb = r.shape[0]
     for b in range(nb):
         if r[b] < 0 or r[b] >= n:
@@ -1603,6 +1613,7 @@ def nstdb_powers_ref(clean, r, h, trim, matrix, xs, c):
 
 
 KERNELS["nstdb_powers"] = (nstdb_powers_kernel, nstdb_powers_ref)
+KERNELS["nstdb_powers_finite"] = (nstdb_powers_finite_kernel, nstdb_powers_ref)
 
 
 @njit(cache=True, nogil=True)

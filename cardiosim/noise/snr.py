@@ -219,7 +219,7 @@ def _measured_lead_power(arrays, matrix, definition, fs, trim):
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
+def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim, finite=False):
     """``(signal_power(clean_leads), _measured_lead_power(arrays))`` for the 'nstdb'
     definition in one numba call (:func:`~cardiosim.noise._kernels.nstdb_powers_kernel`:
     the same operations in the same order, so the same values bit for bit), or ``None``
@@ -248,7 +248,10 @@ def _nstdb_powers_fast(clean_leads, arrays, matrix, fs, r_peaks, trim):
     x = np.ascontiguousarray(x)
     h = max(1, int(round(2 * QRS_HALF_WINDOW_S * fs / 2)))
     s, p = np.empty(n_l), np.empty((len(xs), n_l))
-    status = _kernels.nstdb_powers_kernel(x, r, h, cut_s, *_kernels.lead_plan(matrix), xs, c, cut_p, s, p)
+    # clean leads known to be finite (``finite``: the noise stage checked them as it formed
+    # them) skip the kernel's pass that checks them
+    kern = _kernels.nstdb_powers_finite_kernel if finite else _kernels.nstdb_powers_kernel
+    status = kern(x, r, h, cut_s, *_kernels.lead_plan(matrix), xs, c, cut_p, s, p)
     return (s, p) if status == 0 else None
 
 
@@ -529,7 +532,7 @@ def electrode_gains(matrix, noise_e, signal_lead, snr_db: float, *, fs: float, d
 
 
 def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=None, definition: str | None = None,
-                          targeting: str = "per_lead", trim: float = 0.05):
+                          targeting: str = "per_lead", trim: float = 0.05, _finite_leads: bool = False):
     """Scale each kind of an :class:`~cardiosim.noise.ElectrodeNoise` to its target SNR in the
     leads, and measure the realised SNR of every kind, per lead and pooled.
 
@@ -546,6 +549,9 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     snr_db : mapping kind -> dB (default the record's draws ``noise.snr_targets``)
     definition : 'nstdb' or 'power' (default the noise config's)
     targeting : 'per_lead' (default; NSTDB sets one gain per channel) or 'pooled'
+    _finite_leads : bool, private
+        True when the caller knows every value of ``clean_leads`` is finite (the noise stage,
+        which checked them as it formed them): the measure skips its own check.
 
     Returns
     -------
@@ -578,7 +584,8 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
     kinds = [k for k in by_kind if k != "contact" or k in targets]   # lead-off offsets have no SNR
     fast = None
     if definition == "nstdb" and not targets and kinds:
-        fast = _nstdb_powers_fast(clean_leads, [by_kind[k] for k in kinds], matrix, noise.fs, r_peaks, trim)
+        fast = _nstdb_powers_fast(clean_leads, [by_kind[k] for k in kinds], matrix, noise.fs, r_peaks, trim,
+                                  finite=_finite_leads)
     if fast is not None:
         s, p = fast        # the values of the NumPy path below, in one numba call
     else:
