@@ -134,3 +134,76 @@ def test_nstdb_powers_finite_equals_the_checking_kernel(rng, dtype, n, trim):
     np.testing.assert_allclose(p, p_ref, rtol=1e-12)       # the twin's chunk variance is np.var
     late = np.append(r, n).astype(np.int64)
     assert kern(clean, late, h, cut_s, *lead_plan(m), xs, c, cut_p, s, p) == 2
+
+
+def _pcg64_pair(seed):
+    from cardiosim._pcg64_kernels import _pcg64_address
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    return a, _pcg64_address(a), b
+
+
+@pytest.mark.parametrize("rows, m, k", [(9, 257, 40), (1, 5, 4), (3, 17, 0), (2, 9, 8), (12, 1025, 600)])
+def test_drift_spectrum_pcg64_twin(rows, m, k):
+    """The drift's level normal, zeros, bin normals and their scaling from one kernel call equal
+    NumPy's calls (``standard_normal()``, ``np.zeros``, ``standard_normal((rows, 2 k))`` into the
+    bins, the complex product by ``amp``) bit for bit, and leave the stream where they do."""
+    kern, ref = KERNELS["drift_spectrum_pcg64"]
+    for seed in (0, 1, 20261207):
+        mine, addr, numpy_rng = _pcg64_pair(seed)
+        amp = np.exp(np.random.default_rng(seed + 1).normal(0.0, 2.0, k))
+        z = np.full((rows, m), 7.0 + 7.0j)
+        level = kern(addr, amp, z)
+        want_level, want = ref(numpy_rng, amp, rows, m)
+        assert level == want_level
+        assert z.tobytes() == want.tobytes()
+        assert mine.random() == numpy_rng.random()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 605, 20_000])
+def test_normals_then_raw_pcg64_twin(size):
+    """The activity noise's innovations and the next raw word from one kernel call equal
+    ``standard_normal(size)`` then ``bit_generator.random_raw()``, and leave the stream there."""
+    kern, ref = KERNELS["normals_then_raw_pcg64"]
+    for seed in (0, 7, 20261207):
+        mine, addr, numpy_rng = _pcg64_pair(seed)
+        out = np.full(size, 9.0)
+        raw = kern(addr, out)
+        want, want_raw = ref(numpy_rng, size)
+        assert out.tobytes() == want.tobytes()
+        assert np.uint64(raw) == want_raw
+        assert mine.random() == numpy_rng.random()
+
+
+def test_drift_and_activity_fall_back_without_pcg64():
+    """A generator on another bit generator draws through NumPy (the kernels need PCG64's
+    state): the drift and activity kinds give the same noise from a Philox generator as they
+    did, record after record (the draws of the fallback path are NumPy's own)."""
+    from cardiosim.noise.drift import simulate_drift
+    from cardiosim.noise.textile import simulate_activity_noise
+    a = np.random.Generator(np.random.Philox(5))
+    b = np.random.Generator(np.random.Philox(5))
+    x = simulate_drift(a, 3, 1000, 500.0, median_mv=0.1, log_sd=0.5, exponent=1.5)
+    y = simulate_drift(b, 3, 1000, 500.0, median_mv=0.1, log_sd=0.5, exponent=1.5)
+    assert x.tobytes() == y.tobytes() and np.isfinite(x).all()
+    x = simulate_activity_noise(a, 3, 1000, 500.0, electrode="textile", activity="rest")
+    y = simulate_activity_noise(b, 3, 1000, 500.0, electrode="textile", activity="rest")
+    assert x.tobytes() == y.tobytes() and np.isfinite(x).all()
+
+
+def test_drift_and_activity_equal_their_numpy_draws(monkeypatch):
+    """With PCG64 the fused draws give the noise the NumPy-drawn path gives (the kernels'
+    numbers are the Generator's): each kind once through the kernels, once with them off."""
+    import cardiosim.noise.drift as drift
+    import cardiosim.noise.textile as textile
+    got_d = drift.simulate_drift(np.random.default_rng(3), 9, 5000, 500.0, median_mv=0.1, log_sd=0.5,
+                                 exponent=1.5)
+    got_a = textile.simulate_activity_noise(np.random.default_rng(4), 9, 5000, 500.0, electrode="textile",
+                                            activity="walk")
+    monkeypatch.setattr(drift, "_pcg64_address_last", lambda rng: None)
+    monkeypatch.setattr(textile, "_pcg64_address_last", lambda rng: None)
+    want_d = drift.simulate_drift(np.random.default_rng(3), 9, 5000, 500.0, median_mv=0.1, log_sd=0.5,
+                                  exponent=1.5)
+    want_a = textile.simulate_activity_noise(np.random.default_rng(4), 9, 5000, 500.0, electrode="textile",
+                                             activity="walk")
+    assert got_d.tobytes() == want_d.tobytes()
+    assert got_a.tobytes() == want_a.tobytes()

@@ -2292,3 +2292,73 @@ def sum_as_f32_f64_ref(x):
 
 
 KERNELS["sum_as_f32_f64"] = (sum_as_f32_f64_kernel, sum_as_f32_f64_ref)
+
+
+# --- the drift's spectrum drawn in one call (cardiosim.noise.drift) -----------------------------
+
+from .._pcg64_kernels import pcg64_load, pcg64_step, pcg64_store, ziggurat_normal  # noqa: E402 - with its kernels
+
+
+@njit(cache=True, nogil=True)
+def drift_spectrum_pcg64_kernel(addr, amp, z):  # pragma: no cover - compiled
+    """The draws and spectrum of :func:`cardiosim.noise.drift.simulate_drift` from the PCG64
+    whose ``pcg64_random_t`` is at ``addr``, in one call: returns the level's standard normal
+    (``rng.standard_normal()``), then fills the complex128 ``z`` [rows, m] with zeros and its
+    bins ``1 .. k`` (``k = amp.size``) with ``rng.standard_normal((rows, 2 k))`` (real and
+    imaginary parts, row by row) times ``amp`` as :func:`scale_bins_kernel` multiplies them
+    (NumPy's complex product by ``amp + 0j``). The same numbers in the same order as the
+    calls it replaces (``standard_normal_into`` and ``np.zeros``), the stream left where they
+    leave it; the caller holds the generator's lock."""
+    lo, hi, ilo, ihi = pcg64_load(addr)
+    lo, hi, level = ziggurat_normal(lo, hi, ilo, ihi)
+    rows, m = z.shape
+    k = amp.shape[0]
+    for r in range(rows):
+        z[r, 0] = 0.0
+        for j in range(k):
+            lo, hi, x = ziggurat_normal(lo, hi, ilo, ihi)
+            lo, hi, y = ziggurat_normal(lo, hi, ilo, ihi)
+            a = amp[j]
+            z[r, 1 + j] = complex(x * a - y * 0.0, x * 0.0 + y * a)
+        for j in range(k + 1, m):
+            z[r, j] = 0.0
+    pcg64_store(addr, lo, hi)
+    return level
+
+
+def drift_spectrum_pcg64_ref(rng, amp, rows, m):
+    """NumPy twin of :func:`drift_spectrum_pcg64_kernel`: ``(level normal, z)`` as
+    ``simulate_drift`` drew and scaled them before (``rng`` a numpy Generator)."""
+    level = float(rng.standard_normal())
+    k = amp.size
+    z = np.zeros((rows, m), dtype=np.complex128)
+    z.view(np.float64)[:, 2:2 * k + 2] = rng.standard_normal((rows, 2 * k))
+    z[:, 1:k + 1] *= amp
+    return level, z
+
+
+KERNELS["drift_spectrum_pcg64"] = (drift_spectrum_pcg64_kernel, drift_spectrum_pcg64_ref)
+
+
+@njit(cache=True, nogil=True)
+def normals_then_raw_pcg64_kernel(addr, out):  # pragma: no cover - compiled
+    """``out[:] = rng.standard_normal(out.size)`` then ``rng.bit_generator.random_raw()``
+    (returned: the next draw's seed, :func:`draw_seed`) from the PCG64 whose ``pcg64_random_t``
+    is at ``addr``, in one call: the activity noise's envelope innovations and the seed of its
+    spectrum's normals, the numbers of the two calls it replaces, the stream left where they
+    leave it; the caller holds the generator's lock."""
+    lo, hi, ilo, ihi = pcg64_load(addr)
+    for i in range(out.shape[0]):
+        lo, hi, out[i] = ziggurat_normal(lo, hi, ilo, ihi)
+    lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+    pcg64_store(addr, lo, hi)
+    return w
+
+
+def normals_then_raw_pcg64_ref(rng, size):
+    """NumPy twin of :func:`normals_then_raw_pcg64_kernel`: ``(normals, raw word)``."""
+    z = rng.standard_normal(size)
+    return z, np.uint64(rng.bit_generator.random_raw())
+
+
+KERNELS["normals_then_raw_pcg64"] = (normals_then_raw_pcg64_kernel, normals_then_raw_pcg64_ref)

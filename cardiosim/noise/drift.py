@@ -42,7 +42,7 @@ import math
 import numpy as np
 from scipy import signal as _signal
 
-from .._pcg64_kernels import standard_normal_into
+from .._pcg64_kernels import _pcg64_address_last, pcg64_draws_match, standard_normal_into
 from ..errors import ConfigError, SignalError
 from . import _kernels
 
@@ -109,14 +109,23 @@ def simulate_drift(rng: np.random.Generator, n_electrodes: int, n: int, fs: floa
     if not (0 <= exponent <= 4):
         raise ConfigError(f"drift exponent must be in [0, 4], got {exponent!r}")
     n_e, n = int(n_electrodes), int(n)
-    level = float(median_mv * math.exp(log_sd * float(rng.standard_normal())))
     m, amp, step, (starts, w1) = _plan(n, float(fs), float(exponent))
     k = amp.size
-    z = np.zeros((n_e, m // 2 + 1), dtype=np.complex128)
-    # the normals of rng.standard_normal((n_e, 2 k)) written straight into bins 1 .. k (their
-    # real and imaginary parts, in that order): no temporary, the same numbers
-    standard_normal_into(rng, z.view(np.float64)[:, 2:2 * k + 2])
-    _kernels.scale_bins_kernel(z, amp, 1)          # z[:, 1:k + 1] *= amp, NumPy's complex product
+    addr = _pcg64_address_last(rng)
+    if addr is not None and pcg64_draws_match():
+        # the level's normal, the zeros, the bins' normals and their scaling in one kernel call
+        # (the numbers and order of the lines below)
+        z = np.empty((n_e, m // 2 + 1), dtype=np.complex128)
+        with rng.bit_generator.lock:
+            z0 = _kernels.drift_spectrum_pcg64_kernel(addr, amp, z)
+        level = float(median_mv * math.exp(log_sd * z0))
+    else:
+        level = float(median_mv * math.exp(log_sd * float(rng.standard_normal())))
+        z = np.zeros((n_e, m // 2 + 1), dtype=np.complex128)
+        # the normals of rng.standard_normal((n_e, 2 k)) written straight into bins 1 .. k (their
+        # real and imaginary parts, in that order): no temporary, the same numbers
+        standard_normal_into(rng, z.view(np.float64)[:, 2:2 * k + 2])
+        _kernels.scale_bins_kernel(z, amp, 1)          # z[:, 1:k + 1] *= amp, NumPy's complex product
     c2r = _c2r_matching_irfft(m, n_e)
     y = c2r(z, (1,), m, False, 2, None, 1) if c2r is not None else np.fft.irfft(z, m, axis=1)
     out = np.empty((n_e, n), dtype=np.float32)      # every sample written

@@ -49,6 +49,7 @@ from scipy import fft as _fft
 from scipy import signal as _signal
 from scipy import stats as _stats
 
+from .._pcg64_kernels import _pcg64_address_last, pcg64_draws_match
 from .._pcg64_kernels import standard_normal_into  # rng.standard_normal's numbers, faster
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, DataFormatError, SignalError
@@ -1382,7 +1383,15 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     # the record's level, then the two envelope processes' innovations, from one call (the
     # numbers one call per draw gives: Generator.standard_normal draws element by element)
     m_s = _ou_len(n, fs, _SLOW_RATE_HZ)
-    w = standard_normal_into(rng, np.empty(1 + m_s + (_ou_len(n, fs, _FAST_RATE_HZ) if sd_f > 0 else 0)))
+    w = np.empty(1 + m_s + (_ou_len(n, fs, _FAST_RATE_HZ) if sd_f > 0 else 0))
+    addr = _pcg64_address_last(rng)
+    seed = None
+    if addr is not None and pcg64_draws_match():
+        # and the seed of the spectrum's normals below (the next draw), in the same kernel call
+        with rng.bit_generator.lock:
+            seed = np.uint64(_kernels.normals_then_raw_pcg64_kernel(addr, w))
+    else:
+        standard_normal_into(rng, w)
     level = np.exp(c.log_level + c.sd_between * float(w[0]))
     rms = level * c.qrs_pp_mv * scale / np.sqrt(2.0)   # per electrode of a bipolar pair
     # envelope: 2-s scale level changes and short bursts (two OU processes, one numba pass)
@@ -1400,7 +1409,11 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     z = np.empty((n_electrodes, n // 2 + 1), dtype=np.complex64)
     zf = z.view(np.float32)
     zf[:, cols.size:] = 0.0
-    _kernels.normals_scaled(rng, _kernels.ones(n_electrodes), cols, zf)
+    if seed is None:
+        _kernels.normals_scaled(rng, _kernels.ones(n_electrodes), cols, zf)
+    else:            # normals_scaled with the seed drawn above
+        _kernels.seeded_normal_split_kernel(seed, _kernels.ones(n_electrodes), cols, zf, _kernels.ZIG256_KI,
+                                            _kernels.ZIG256_WI, _kernels.ZIG256_FI)
     c2r = _pocketfft_c2r()
     x = c2r(z, (1,), n, False, 2, None, 1) if c2r is not None else _fft.irfft(z, n=n, axis=1, overwrite_x=True,
                                                                                 workers=1)
