@@ -207,3 +207,56 @@ def test_drift_and_activity_equal_their_numpy_draws(monkeypatch):
                                              activity="walk")
     assert got_d.tobytes() == want_d.tobytes()
     assert got_a.tobytes() == want_a.tobytes()
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_uniform_then_raw_pcg64_twin(size):
+    """The white kind's amplitudes (``uniform(low, high, size) * scale``) and the next raw word
+    from one kernel call equal NumPy's two calls bit for bit, over ranges and scales."""
+    kern, ref = KERNELS["uniform_then_raw_pcg64"]
+    for seed in (0, 3, 20261207):
+        for low, high, scale in ((2.0, 10.0, 1e-3), (0.0, 1.0, 1.0), (-3.5, 7.25, 0.1), (5.0, 5.0, 2.0)):
+            mine, addr, numpy_rng = _pcg64_pair(seed)
+            out = np.full(size, 9.0)
+            raw = kern(addr, low, high, scale, out)
+            want, want_raw = ref(numpy_rng, low, high, scale, size)
+            assert out.tobytes() == want.tobytes()
+            assert np.uint64(raw) == want_raw
+            assert mine.random() == numpy_rng.random()
+
+
+@pytest.mark.parametrize("lam_a, lam_b", [(0.0, 0.0), (1e-4, 0.003), (0.7, 2.5), (9.99, 0.0), (4.0, 9.5)])
+def test_poisson_pair_pcg64_twin(lam_a, lam_b):
+    """Two Poisson draws of rates below 10 from one kernel call equal ``rng.poisson`` twice (NumPy's
+    multiplication method, zero rates drawing nothing), and leave the stream where it does."""
+    kern, ref = KERNELS["poisson_pair_pcg64"]
+    for seed in (0, 11, 20261207):
+        for size in (1, 9, 500):
+            mine, addr, numpy_rng = _pcg64_pair(seed)
+            a = np.empty(size, dtype=np.int64)
+            b = np.empty(size, dtype=np.int64)
+            kern(addr, lam_a, lam_b, a, b)
+            wa, wb = ref(numpy_rng, lam_a, lam_b, size)
+            assert a.tolist() == wa.tolist() and b.tolist() == wb.tolist()
+            assert mine.random() == numpy_rng.random()
+
+
+def test_white_and_contact_equal_their_numpy_draws(monkeypatch):
+    """With PCG64 the white kind's fused draws and the contact counts' kernel give the noise the
+    NumPy-drawn path gives: records with contact events (high rates, a moving wearer) and
+    without, once through the kernels, once with them off."""
+    import cardiosim.noise.electrode as electrode
+    from cardiosim.motion import simulate_motion
+    from cardiosim.noise import NoiseConfig
+    cfg = NoiseConfig(electrode="textile", contact_loss_rate_per_min=30.0, pop_rate_per_min=60.0)
+    motion = simulate_motion(10.0, 500.0, np.random.default_rng(8), activity="walking", n_electrodes=9)
+
+    def run(config, seed):
+        en = simulate_electrode_noise(9, 5000, 500.0, np.random.default_rng(seed), config, motion=motion)
+        return [v.tobytes() for v in en.by_kind.values()], repr(en.params), np.asarray(en.contact).tobytes()
+
+    got = [run(c, s) for c in (cfg, None) for s in (1, 2)]
+    assert any(p[1].count("contact_losses.e") and "'contact_events': 0" not in p[1] for p in got[:2])
+    monkeypatch.setattr(electrode, "_pcg64_address_last", lambda rng: None)
+    want = [run(c, s) for c in (cfg, None) for s in (1, 2)]
+    assert got == want

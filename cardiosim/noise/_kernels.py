@@ -8,6 +8,7 @@ benchmarks share one table.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import njit
@@ -2296,7 +2297,7 @@ KERNELS["sum_as_f32_f64"] = (sum_as_f32_f64_kernel, sum_as_f32_f64_ref)
 
 # --- the drift's spectrum drawn in one call (cardiosim.noise.drift) -----------------------------
 
-from .._pcg64_kernels import pcg64_load, pcg64_step, pcg64_store, ziggurat_normal  # noqa: E402 - with its kernels
+from .._pcg64_kernels import _to_double, pcg64_load, pcg64_step, pcg64_store, ziggurat_normal  # noqa: E402
 
 
 @njit(cache=True, nogil=True)
@@ -2362,3 +2363,71 @@ def normals_then_raw_pcg64_ref(rng, size):
 
 
 KERNELS["normals_then_raw_pcg64"] = (normals_then_raw_pcg64_kernel, normals_then_raw_pcg64_ref)
+
+
+@njit(cache=True, nogil=True)
+def uniform_then_raw_pcg64_kernel(addr, low, high, scale, out):  # pragma: no cover - compiled
+    """``out[:] = rng.uniform(low, high, out.size) * scale`` then ``rng.bit_generator.random_raw()``
+    (returned) from the PCG64 whose ``pcg64_random_t`` is at ``addr``: NumPy's uniform is
+    ``low + (high - low) * next_double`` (53 bits of one word), then the product by ``scale``
+    as NumPy's multiply makes it; the white kind's amplitudes and its normals' seed in one
+    call, the stream left where the two calls leave it; the caller holds the lock."""
+    lo, hi, ilo, ihi = pcg64_load(addr)
+    rng_range = high - low
+    for i in range(out.shape[0]):
+        lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+        out[i] = (low + rng_range * _to_double(w)) * scale
+    lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+    pcg64_store(addr, lo, hi)
+    return w
+
+
+def uniform_then_raw_pcg64_ref(rng, low, high, scale, size):
+    """NumPy twin of :func:`uniform_then_raw_pcg64_kernel`: ``(values, raw word)``."""
+    u = rng.uniform(low, high, size) * scale
+    return u, np.uint64(rng.bit_generator.random_raw())
+
+
+KERNELS["uniform_then_raw_pcg64"] = (uniform_then_raw_pcg64_kernel, uniform_then_raw_pcg64_ref)
+
+
+@njit(nogil=True, inline="always")
+def _poisson_mult(lo, hi, ilo, ihi, lam, enlam):  # pragma: no cover - compiled
+    """NumPy's ``random_poisson`` for ``0 <= lam < 10``: 0 without a draw at ``lam == 0``,
+    else ``random_poisson_mult`` (multiply uniforms until the product is at most
+    ``enlam = exp(-lam)``); returns ``(lo, hi, count)``."""
+    x = 0
+    if lam != 0.0:
+        prod = 1.0
+        while True:
+            lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+            prod *= _to_double(w)
+            if prod > enlam:
+                x += 1
+            else:
+                break
+    return lo, hi, x
+
+
+@njit(cache=True, nogil=True)
+def poisson_pair_pcg64_kernel(addr, lam_a, lam_b, out_a, out_b):  # pragma: no cover - compiled
+    """``out_a[:] = rng.poisson(lam_a, out_a.size)`` then ``out_b[:] = rng.poisson(lam_b,
+    out_b.size)`` (int64) from the PCG64 at ``addr``, both rates in ``[0, 10)`` (NumPy's
+    multiplication method; the caller checks the range, and ``draw_program_matches`` the
+    method): the contact kind's loss and pop counts in one call; the caller holds the lock."""
+    lo, hi, ilo, ihi = pcg64_load(addr)
+    enlam = math.exp(-lam_a)
+    for i in range(out_a.shape[0]):
+        lo, hi, out_a[i] = _poisson_mult(lo, hi, ilo, ihi, lam_a, enlam)
+    enlam = math.exp(-lam_b)
+    for i in range(out_b.shape[0]):
+        lo, hi, out_b[i] = _poisson_mult(lo, hi, ilo, ihi, lam_b, enlam)
+    pcg64_store(addr, lo, hi)
+
+
+def poisson_pair_pcg64_ref(rng, lam_a, lam_b, size):
+    """NumPy twin of :func:`poisson_pair_pcg64_kernel`: ``(counts a, counts b)``."""
+    return rng.poisson(lam_a, size), rng.poisson(lam_b, size)
+
+
+KERNELS["poisson_pair_pcg64"] = (poisson_pair_pcg64_kernel, poisson_pair_pcg64_ref)

@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import signal as _signal
 
+from .._pcg64_kernels import _pcg64_address_last, draw_program_matches, pcg64_draws_match
 from .._scratch import scratch as _scratch
 from ..errors import ConfigError, SignalError, SamplingRateError
 from . import _kernels
@@ -403,9 +404,21 @@ def simulate_electrode_noise(n_electrodes: int, n_samples: int, fs: float, rng: 
     shaped = dict(zip(shaped_kinds, shaped_noise_multi(shaped_kinds, n_e, n, fs, rng))) if shaped_kinds else {}
     for kind in cfg.kinds:
         if kind == "white":
-            amp = rng.uniform(*cfg.white_uv, n_e) * 1e-3
-            # Gaussian numbers drawn already scaled (one numba pass, seeded from rng)
-            by_kind[kind] = _kernels.normals_scaled(rng, amp, _kernels.ones(n), np.empty((n_e, n), dtype=_F32))
+            x = np.empty((n_e, n), dtype=_F32)
+            addr = _pcg64_address_last(rng)
+            if addr is not None and pcg64_draws_match():
+                # the amplitudes and the normals' seed in one kernel call (the two calls below)
+                amp = np.empty(n_e)
+                lo, hi = cfg.white_uv
+                with rng.bit_generator.lock:
+                    seed = np.uint64(_kernels.uniform_then_raw_pcg64_kernel(addr, float(lo), float(hi), 1e-3, amp))
+                _kernels.seeded_normal_split_kernel(seed, amp, _kernels.ones(n), x, _kernels.ZIG256_KI,
+                                                    _kernels.ZIG256_WI, _kernels.ZIG256_FI)
+            else:
+                amp = rng.uniform(*cfg.white_uv, n_e) * 1e-3
+                # Gaussian numbers drawn already scaled (one numba pass, seeded from rng)
+                _kernels.normals_scaled(rng, amp, _kernels.ones(n), x)
+            by_kind[kind] = x
             _per_electrode(params, "white_rms_mv", amp)
         elif kind == "bw":
             amp = rng.uniform(*cfg.bw_mv, n_e)
@@ -655,8 +668,16 @@ def _contact(rng, cfg, n_e, n, fs, muscle, params):
     # element in order: the numbers two calls of n_e draws give)
     # (two calls of n_e draws at one rate each: the same numbers, without the array-rate
     # call's broadcasting and checks)
-    k_loss = rng.poisson(lam_loss, n_e)
-    k_pop = rng.poisson(lam_pop, n_e)
+    addr = _pcg64_address_last(rng)
+    if addr is not None and 0.0 <= lam_loss < 10.0 and 0.0 <= lam_pop < 10.0 and draw_program_matches():
+        # both calls below in one kernel call (NumPy's method below a rate of 10)
+        k_loss = np.empty(n_e, dtype=np.int64)
+        k_pop = np.empty(n_e, dtype=np.int64)
+        with rng.bit_generator.lock:
+            _kernels.poisson_pair_pcg64_kernel(addr, float(lam_loss), float(lam_pop), k_loss, k_pop)
+    else:
+        k_loss = rng.poisson(lam_loss, n_e)
+        k_pop = rng.poisson(lam_pop, n_e)
     return _contact_events(rng, cfg, n_e, n, fs, k_loss, k_pop, params)
 
 
