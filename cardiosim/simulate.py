@@ -1154,7 +1154,8 @@ def _snr_r_peaks(source: CardiacSource, clean_leads: np.ndarray, fs: float) -> n
         return detect_r_peaks(clean_leads, fs)
     r = np.asarray(r, dtype=np.int64)
     if r.ndim == 1:
-        return _noise_pkg._kernels.in_range_kernel(r, clean_leads.shape[1])   # the line below's values
+        out = np.empty(r.shape[0], dtype=np.int64)              # the line below's values, one pass
+        return out[:_noise_pkg._kernels.in_range_kernel(r, clean_leads.shape[1], out)]
     return r[(r >= 0) & (r < clean_leads.shape[1])]
 
 

@@ -2207,11 +2207,15 @@ KERNELS["stage_leads"] = (stage_leads_kernel, stage_leads_ref)
 
 @njit(cache=True, nogil=True)
 def affine_f32_kernel(t, a, b, out):  # pragma: no cover - compiled
-    """``out = t * a + b`` of a float32 ``t`` [T] and float32 scalars, multiply then add, each
-    rounded to float32: what ``np.multiply(t, a)`` then ``+= b`` give, in one pass without
-    their two ufunc calls (the common-mode voltage's modulation phase)."""
+    """``out = t * float32(a) + float32(b)`` of a float32 ``t`` [T], multiply then add, each
+    rounded to float32: what ``np.multiply(t, float32(a))`` then ``+= float32(b)`` give, in one
+    pass without their two ufunc calls (the common-mode voltage's modulation phase). ``a``,
+    ``b`` may be Python floats (rounded to float32 here, as ``np.float32`` rounds them: a
+    Python float is typed faster than a NumPy scalar when the kernel is called)."""
+    a32 = np.float32(a)
+    b32 = np.float32(b)
     for i in range(t.shape[0]):
-        out[i] = t[i] * a + b
+        out[i] = t[i] * a32 + b32
 
 
 def affine_f32_ref(t, a, b):
@@ -2225,24 +2229,21 @@ KERNELS["affine_f32"] = (affine_f32_kernel, affine_f32_ref)
 
 
 @njit(cache=True, nogil=True)
-def in_range_kernel(r, n):  # pragma: no cover - compiled
-    """The values of the 1-D int64 ``r`` in ``[0, n)``, in order, as a new array:
-    ``r[(r >= 0) & (r < n)]`` (the beats inside the record) without NumPy's four passes."""
-    k = 0
-    for i in range(r.shape[0]):
-        if 0 <= r[i] < n:
-            k += 1
-    out = np.empty(k, dtype=np.int64)
+def in_range_kernel(r, n, out):  # pragma: no cover - compiled
+    """The values of the 1-D int64 ``r`` in ``[0, n)``, in order, into ``out[:k]`` (``out`` at
+    least as long as ``r``); returns ``k``: ``out[:k]`` is ``r[(r >= 0) & (r < n)]`` (the beats
+    inside the record) without NumPy's four passes. (Written into the caller's array: an array
+    returned by a kernel costs numba's boxing of a new array, ~10 us in the stage.)"""
     k = 0
     for i in range(r.shape[0]):
         if 0 <= r[i] < n:
             out[k] = r[i]
             k += 1
-    return out
+    return k
 
 
 def in_range_ref(r, n):
-    """NumPy twin of :func:`in_range_kernel`."""
+    """NumPy twin of :func:`in_range_kernel` (what ``out[:k]`` holds)."""
     return r[(r >= 0) & (r < n)]
 
 

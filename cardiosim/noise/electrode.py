@@ -593,7 +593,7 @@ def common_mode_voltage(rng, cfg: NoiseConfig, t: np.ndarray, fs: float, params:
     if type(t) is np.ndarray and t.dtype == _F32 and t.ndim == 1:
         # the two lines below in one pass: t * float32(2 pi fm), then + float32(phase), each rounded
         mod_sin = np.empty(t.shape, dtype=_F32)
-        _kernels.affine_f32_kernel(t, _F32(2 * np.pi * fm), _F32(two_pi * next(u)), mod_sin)
+        _kernels.affine_f32_kernel(t, 2 * np.pi * fm, two_pi * next(u), mod_sin)   # float32 inside
     else:
         mod_sin = np.multiply(t, _F32(2 * np.pi * fm))
         mod_sin += _F32(two_pi * next(u))
