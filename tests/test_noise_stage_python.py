@@ -262,3 +262,15 @@ def test_white_and_contact_equal_their_numpy_draws(monkeypatch):
     monkeypatch.setattr(electrode, "_pcg64_address_last", lambda rng: None)
     want = [run(c, s) for c in (cfg, None) for s in (1, 2)]
     assert got == want
+
+
+def test_mul_rows_twin(rng):
+    """Rows times a vector in place equals NumPy's broadcast product, float32 and float64."""
+    kern, ref = KERNELS["mul_rows"]
+    for dtype in (np.float32, np.float64):
+        x = (rng.standard_normal((9, 5000)) * 10.0 ** rng.uniform(-30, 30, (9, 1))).astype(dtype)
+        v = (rng.standard_normal(5000) * 10.0 ** rng.uniform(-8, 8, 5000)).astype(dtype)
+        want = ref(x, v)
+        with np.errstate(all="ignore"):
+            kern(x, v)
+        assert x.tobytes() == want.tobytes()

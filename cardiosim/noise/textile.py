@@ -1417,7 +1417,10 @@ def simulate_activity_noise(rng: np.random.Generator, n_electrodes: int, n: int,
     c2r = _pocketfft_c2r()
     x = c2r(z, (1,), n, False, 2, None, 1) if c2r is not None else _fft.irfft(z, n=n, axis=1, overwrite_x=True,
                                                                                 workers=1)
-    x *= env
+    if x.dtype == np.float32 and x.ndim == 2 and x.flags.c_contiguous and x.shape[1] == env.shape[0]:
+        _kernels.mul_rows_kernel(x, env)          # x *= env, one pass
+    else:
+        x *= env
     if params is not None:
         params.update({"activity_noise_electrode": electrode, "activity_noise_activity": activity,
                        "activity_noise_to_qrs": float(level * scale), "activity_noise_rms_mv": float(rms),
