@@ -368,3 +368,7 @@ def fiducials_kernel(tau, sigma, amp, fs, out):
             out[pk_i] = t[i0 + int(np.argmax(np.linalg.norm(v[:, i0:i1], axis=0)))]
         if grp == REPOL:
             out[6] = p.t_end(fs=fs, track=tr)
+
+
+def all_finite_kernel(x):
+    return bool(np.all(np.isfinite(x)))
