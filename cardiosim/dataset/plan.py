@@ -41,8 +41,57 @@ def _seed_sequence(*words) -> np.random.SeedSequence:
     return np.random.SeedSequence(list(words))
 
 
+class _SeedWords(np.random.bit_generator.ISpawnableSeedSequence):
+    """``SeedSequence(entropy)`` for a uint32 ``entropy`` array whose PCG64 state words
+    (``generate_state(4, np.uint64)``, all ``PCG64`` asks of it) were computed by
+    :func:`cardiosim.ode._rng_kernels.seed_state_kernel` (the same integer hash in one
+    call: a ``SeedSequence`` and its ``generate_state`` cost ~12 µs a generator); anything
+    else (other state sizes, ``spawn``, ``entropy``, ``pool``, ...) from the ``SeedSequence``
+    itself, made when first asked and kept (so spawning counts its children as it would)."""
+
+    def __init__(self, entropy, state):
+        self._entropy = entropy
+        self._state = state
+        self._seq = None
+
+    def _sequence(self) -> np.random.SeedSequence:
+        if self._seq is None:
+            self._seq = np.random.SeedSequence(self._entropy)
+        return self._seq
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        if n_words == 4 and dtype is np.uint64 and self._state is not None:
+            state, self._state = self._state, None  # (handed out once: the caller owns it)
+            return state
+        return self._sequence().generate_state(n_words, dtype)
+
+    def spawn(self, n_children):
+        return self._sequence().spawn(n_children)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sequence(), name)
+
+    def __repr__(self):
+        return repr(self._sequence())
+
+
+_SEED_STATE = []  # [seed_state_kernel], imported on first use
+
+
 def _generator(*words) -> np.random.Generator:
-    """``np.random.default_rng(SeedSequence(list(words)))`` (:func:`_seed_sequence`)."""
+    """``np.random.default_rng(SeedSequence(list(words)))`` (:func:`_seed_sequence`): the
+    same state and draws; where every word fits in uint32, its PCG64 state from
+    :func:`cardiosim.ode._rng_kernels.seed_state_kernel` (:class:`_SeedWords`)."""
+    if all(type(w) is int and 0 <= w < _U32 for w in words):
+        if not _SEED_STATE:
+            from ..ode._rng_kernels import seed_state_kernel
+            _SEED_STATE.append(seed_state_kernel)
+        entropy = np.array(words, dtype=np.uint32)
+        state = np.empty(4, np.uint64)
+        _SEED_STATE[0](entropy, state)
+        return np.random.Generator(np.random.PCG64(_SeedWords(entropy, state)))
     return np.random.Generator(np.random.PCG64(_seed_sequence(*words)))
 
 

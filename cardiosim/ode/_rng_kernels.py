@@ -211,3 +211,74 @@ def draws_match() -> bool:
         return True
     except Exception:  # pragma: no cover - a numba failure: the NumPy draws it is
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy.random.SeedSequence's hash (numpy/random/bit_generator.pyx), its constants
+_SS_INIT_A = 0x43B0D7E5
+_SS_MULT_A = 0x931E8875
+_SS_INIT_B = 0x8B51F9DD
+_SS_MULT_B = 0x58F38DED
+_SS_MIX_L = 0xCA01F9DD
+_SS_MIX_R = 0x4973F715
+
+
+@njit(cache=True, nogil=True)
+def _ss_hashmix(value, hc):
+    """SeedSequence's ``hashmix``: (hashed value, next hash constant), uint32 in uint64."""
+    m32 = np.uint64(0xFFFFFFFF)
+    value = value ^ hc
+    hc = (hc * np.uint64(_SS_MULT_A)) & m32
+    value = (value * hc) & m32
+    return value ^ (value >> np.uint64(16)), hc
+
+
+@njit(cache=True, nogil=True)
+def _ss_mix(x, y):
+    m32 = np.uint64(0xFFFFFFFF)
+    r = (((np.uint64(_SS_MIX_L) * x) & m32) - ((np.uint64(_SS_MIX_R) * y) & m32)) & m32
+    return r ^ (r >> np.uint64(16))
+
+
+@njit(cache=True, nogil=True)
+def seed_state_kernel(entropy, out):
+    """``SeedSequence(entropy).generate_state(out.shape[0], np.uint64)`` into ``out`` (uint64)
+    for ``entropy`` a uint32 array (no spawn key, pool of 4 words): the pool mixed as
+    ``SeedSequence.mix_entropy`` mixes it and the state words drawn from it as
+    ``generate_state`` draws them, pairs of uint32 read little-endian as uint64 (32-bit
+    integer arithmetic, exact; twin: :func:`seed_state_numpy`, NumPy's ``SeedSequence``)."""
+    m32 = np.uint64(0xFFFFFFFF)
+    pool = np.empty(4, np.uint64)
+    hc = np.uint64(_SS_INIT_A)
+    n = entropy.shape[0]
+    for i in range(4):
+        v, hc = _ss_hashmix(np.uint64(entropy[i]) if i < n else np.uint64(0), hc)
+        pool[i] = v
+    for i_src in range(4):
+        for i_dst in range(4):
+            if i_src != i_dst:
+                h, hc = _ss_hashmix(pool[i_src], hc)
+                pool[i_dst] = _ss_mix(pool[i_dst], h)
+    for i_src in range(4, n):
+        for i_dst in range(4):
+            h, hc = _ss_hashmix(np.uint64(entropy[i_src]), hc)
+            pool[i_dst] = _ss_mix(pool[i_dst], h)
+    hc = np.uint64(_SS_INIT_B)
+    lo = np.uint64(0)
+    for i in range(2 * out.shape[0]):
+        d = pool[i % 4] ^ hc
+        hc = (hc * np.uint64(_SS_MULT_B)) & m32
+        d = (d * hc) & m32
+        d = d ^ (d >> np.uint64(16))
+        if i % 2 == 0:
+            lo = d
+        else:
+            out[i // 2] = lo | (d << np.uint64(32))
+
+
+def seed_state_numpy(entropy, out):
+    """Twin of :func:`seed_state_kernel`: NumPy's ``SeedSequence`` itself."""
+    out[:] = np.random.SeedSequence(entropy).generate_state(out.shape[0], np.uint64)
+
+
+KERNELS = {"seed_state": (seed_state_kernel, seed_state_numpy)}
