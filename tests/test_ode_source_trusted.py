@@ -104,3 +104,47 @@ def test_trusted_source_falls_back_to_the_dataclass():
     a, b = _fields(s), _fields(want)
     assert a.pop("dipole").tobytes() == b.pop("dipole").tobytes()
     assert repr(a) == repr(b)
+
+
+def test_plan_ode_source_equals_synthetic_source_relabelled():
+    """``plan._ode_source`` (the source built once from ``synthetic._synthetic_fields``) is
+    ``synthetic_source``'s source with the dataset's labels and metadata set: every field, the
+    metadata in its order, over sources of every default class."""
+    import bisect
+
+    from cardiosim.dataset import plan as P
+    from cardiosim.dataset.generate import PreparedRecipe, _block_state
+    from cardiosim.dataset.recipe import Recipe
+    from cardiosim.noise.textile import draw_source_activity
+
+    st = _block_state(PreparedRecipe.of(Recipe.from_dict({"records": 400, "duration": 3.0, "seed": 5})))
+    recipe, lm = st.plan.recipe, st.plan.label_map
+    seen = set()
+    for src in range(40):
+        got = st.plan.source(src, st.ref)
+        rng = P.source_rng(recipe.seed, src)
+        combos, cdf = P._class_cdf(tuple(recipe.source.classes.items()))
+        rhythm, morph = combos[bisect.bisect_right(cdf, rng.random())]
+        drawn = rhythm
+        activity, hr, rhythm = draw_source_activity(lambda: P._generator(recipe.seed, src, 2),
+                                                    recipe.simulation.activities, rhythm,
+                                                    motion=recipe.simulation.motion,
+                                                    fit=recipe.simulation.noise.textile_fit or None)
+        ref = synthetic.synthetic_source(recipe.duration, recipe.source_fs, rng, st.ref.forward,
+                                         st.ref.frank_layout, rhythm=rhythm, morphology=morph,
+                                         source_id=f"ode:{src}", heart_rate=hr,
+                                         patient_sampler=recipe.source.patient_sampler, prior=None,
+                                         rhythm_prior=None, resp_scale=P._ode_resp_scale(recipe))
+        seen.add((drawn, morph))
+        want_meta = {**ref.metadata, "activity": activity, "rhythm_at_rest": drawn}
+        assert list(got.metadata.items()) == list(want_meta.items())
+        assert got.labels == lm.map_codes(ref.labels, "ode").labels
+        assert got.dipole.tobytes() == ref.dipole.tobytes()
+        assert list(got.__dict__) == list(ref.__dict__)
+        for name in ("fs", "source_id", "residual", "residual_leads", "surface", "beat_types"):
+            assert getattr(got, name) == getattr(ref, name), name
+        for name in ("heart_rate", "breathing_rate"):
+            assert np.float64(getattr(got, name)).tobytes() == np.float64(getattr(ref, name)).tobytes()
+        assert list(got.annotations) == list(ref.annotations)
+        assert all(got.annotations[k].tobytes() == ref.annotations[k].tobytes() for k in ref.annotations)
+    assert len(seen) >= 10

@@ -254,7 +254,7 @@ def _rhythm_prior(recipe: Recipe):
 
 def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     from ..ode.prior import read_prior_cached
-    from ..sources import synthetic_source
+    from ..sources.synthetic import _source, _synthetic_fields
 
     rng = source_rng(recipe.seed, src)
     combos, cdf = _class_cdf(tuple(recipe.source.classes.items()))
@@ -280,19 +280,47 @@ def _ode_source(recipe: Recipe, src: int, context, label_map) -> CardiacSource:
     if recipe.source.rhythm_prior:  # traceable per record, as a class prior
         provenance = {**provenance, "ode_rhythm_prior": str(Path(recipe.source.rhythm_prior).resolve()),
                       "ode_rhythm_prior_sha256": _sha256_cached(str(recipe.source.rhythm_prior))}
-    source = synthetic_source(recipe.duration, recipe.source_fs, rng, context.forward, context.frank_layout,
-                              rhythm=rhythm, morphology=morphology, source_id=f"ode:{src}", heart_rate=heart_rate,
-                              patient_sampler=recipe.source.patient_sampler, prior=prior,
-                              rhythm_prior=_rhythm_prior(recipe), resp_scale=_ode_resp_scale(recipe))
+    # synthetic_source's fields, the source built once with the dataset's labels and metadata
+    # (as synthetic_source's source copied with those two fields set)
+    fields, checked = _synthetic_fields(recipe.duration, recipe.source_fs, rng, context.forward,
+                                        context.frank_layout, rhythm=rhythm, morphology=morphology,
+                                        source_id=f"ode:{src}", heart_rate=heart_rate,
+                                        patient_sampler=recipe.source.patient_sampler, prior=prior,
+                                        rhythm_prior=_rhythm_prior(recipe), resp_scale=_ode_resp_scale(recipe))
     # The raw ODE classes stay in the parameters (source_ode_class); labels use the dataset vocabulary.
-    labels = label_map.map_codes(source.labels, "ode", source_id=source.source_id).labels
+    labels = _ode_labels(label_map, fields["labels"], fields["source_id"])
+    if checked:
+        fields["labels"] = labels
+        fields["metadata"] = {**fields["metadata"], **provenance, "activity": activity,
+                              "rhythm_at_rest": drawn_rhythm}
+        return _source(**fields)
+    source = CardiacSource(**fields)  # the dataclass's checks (and errors), as synthetic_source's
     # a copy with the two fields set (``dataclasses.replace`` would validate the source's
-    # 5,000-sample dipole again: it was checked when synthetic_source built it)
+    # 5,000-sample dipole again: it was checked when it was built)
     out = copy.copy(source)
     object.__setattr__(out, "labels", labels)
     object.__setattr__(out, "metadata", {**source.metadata, **provenance, "activity": activity,
                                          "rhythm_at_rest": drawn_rhythm})
     return out
+
+
+def _ode_labels(label_map, codes: tuple, source_id: str) -> tuple:
+    """``label_map.map_codes(codes, "ode", source_id=source_id).labels``, kept per label map
+    and codes when every code was mapped or ignored (no warning to repeat): a source's two
+    ODE classes map the same way record after record."""
+    key = (id(label_map), codes)
+    hit = _ODE_LABELS.get(key)
+    if hit is not None and hit[0] is label_map:
+        return hit[1]
+    res = label_map.map_codes(codes, "ode", source_id=source_id)
+    if not res.unmapped:
+        if len(_ODE_LABELS) >= 256:
+            _ODE_LABELS.clear()
+        _ODE_LABELS[key] = (label_map, res.labels)
+    return res.labels
+
+
+_ODE_LABELS: dict = {}  # (id(label map), codes) -> (label map, labels)
 
 
 def _ode_resp_scale(recipe: Recipe) -> float:

@@ -172,19 +172,45 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
         Labels (rhythm, morphology), heart rate from the RR series, the breathing rate that
         modulates the rhythm, and every ODE parameter in ``metadata`` (prefixed ``ode_``).
     """
+    fields, checked = _synthetic_fields(duration, fs, rng, forward, frank_layout, rhythm=rhythm,
+                                        morphology=morphology, source_id=source_id, **synthesize_kwargs)
+    return _source(**fields) if checked else CardiacSource(**fields)
+
+
+#: the parameter value types that go into a source's metadata exactly (``isinstance`` of
+#: ``_META_TYPES`` holds for them)
+_META_EXACT = frozenset((int, float, str, bool))
+
+
+def _synthetic_fields(duration, fs, rng, forward, frank_layout, *, rhythm, morphology, source_id,
+                      **synthesize_kwargs):
+    """:func:`synthetic_source`'s work: ``(fields, checked)``, the ``CardiacSource`` fields as
+    keywords and whether its dipole was checked (:func:`_solve_dipole`: then
+    :func:`_source` builds it without the dataclass's checks). The dataset plan builds its
+    sources from these directly, with its own labels and metadata."""
     from ..ode import synthesize
 
     beats = synthesize(duration, fs, rng, rhythm=rhythm, morphology=morphology, **synthesize_kwargs)
     dipole, checked = _solve_dipole(beats.vcg, forward, frank_layout)
     rr = np.asarray(beats.rr, dtype=float)
-    hr = float(60.0 / rr.mean()) if rr.size else float("nan")
+    if rr.ndim == 1 and rr.size and rr.flags.c_contiguous:
+        # np.mean's sum (NumPy's pairwise order) and division in one kernel call
+        from .._pairwise_kernels import pairwise_sum_flat
+        hr = float(60.0 / (pairwise_sum_flat(rr, 0, rr.shape[0]) / rr.shape[0]))
+    else:
+        hr = float(60.0 / rr.mean()) if rr.size else float("nan")
     meta = {"ode_class": f"{rhythm}+{morphology}"}
     keys = _META_KEYS
     params = beats.params
     if not keys.keys() >= params.keys():  # the ~110 parameter names repeat record after record: built once
         keys.update((k, f"ode_{k}") for k in params if k not in keys)
-    # (one comprehension: the loop with a look-up and a store per name cost ~10 µs more)
-    meta.update({keys[k]: v for k, v in params.items() if isinstance(v, _META_TYPES)})
+    values = params.values()
+    if _META_EXACT.issuperset(map(type, values)):
+        # every value kept (the common case): names and values zipped, no per-value isinstance
+        meta.update(zip(map(keys.__getitem__, params), values))
+    else:
+        # (one comprehension: the loop with a look-up and a store per name cost ~10 µs more)
+        meta.update({keys[k]: v for k, v in params.items() if isinstance(v, _META_TYPES)})
     bt = beats.beat_types
     fields = dict(dipole=dipole, fs=float(beats.fs), source_id=source_id, labels=tuple(beats.labels),
                   heart_rate=hr, breathing_rate=float(params.get("breathing_rate_per_min", np.nan)),
@@ -192,4 +218,4 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
                   # (a str array's tolist() gives the same str values as str() of each)
                   beat_types=tuple(bt.tolist() if isinstance(bt, np.ndarray) and bt.dtype.kind == "U"
                                    else (str(t) for t in bt)))
-    return _source(**fields) if checked else CardiacSource(**fields)
+    return fields, checked
