@@ -260,6 +260,24 @@ class Draws(NamedTuple):
     k: np.ndarray     #: int64 Poisson counts
 
 
+@njit(nogil=True, inline="always")
+def _poisson_mult(lo, hi, ilo, ihi, lam, enlam):  # pragma: no cover - compiled
+    """NumPy's ``random_poisson`` for ``0 <= lam < 10``: 0 without a draw at ``lam == 0``,
+    else ``random_poisson_mult`` (multiply uniforms until the product is at most
+    ``enlam = exp(-lam)``); returns ``(lo, hi, count)``."""
+    x = 0
+    if lam != 0.0:
+        prod = 1.0
+        while True:
+            lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
+            prod *= _to_double(w)
+            if prod > enlam:
+                x += 1
+            else:
+                break
+    return lo, hi, x
+
+
 @njit(cache=True, nogil=True)
 def draw_program_kernel(addrs, kinds, counts, lams, u_out, z_out, r_out, k_out):  # pragma: no cover - compiled
     """For each generator ``b`` (its ``pcg64_random_t`` at ``addrs[b]``), the draws of the
@@ -300,17 +318,7 @@ def draw_program_kernel(addrs, kinds, counts, lams, u_out, z_out, r_out, k_out):
                 # random_poisson: 0 without a draw at lam == 0, else random_poisson_mult
                 enlam = math.exp(-lam)
                 for _ in range(c):
-                    x = 0
-                    if lam != 0.0:
-                        prod = 1.0
-                        while True:
-                            lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
-                            prod *= _to_double(w)
-                            if prod > enlam:
-                                x += 1
-                            else:
-                                break
-                    k_out[b, jk] = x
+                    lo, hi, k_out[b, jk] = _poisson_mult(lo, hi, ilo, ihi, lam, enlam)
                     jk += 1
         pcg64_store(addrs[b], lo, hi)
 

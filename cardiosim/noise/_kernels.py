@@ -2298,7 +2298,7 @@ KERNELS["sum_as_f32_f64"] = (sum_as_f32_f64_kernel, sum_as_f32_f64_ref)
 
 # --- the drift's spectrum drawn in one call (cardiosim.noise.drift) -----------------------------
 
-from .._pcg64_kernels import _to_double, pcg64_load, pcg64_step, pcg64_store, ziggurat_normal  # noqa: E402
+from .._pcg64_kernels import _poisson_mult, _to_double, pcg64_load, pcg64_step, pcg64_store, ziggurat_normal  # noqa: E402
 
 
 @njit(cache=True, nogil=True)
@@ -2390,24 +2390,6 @@ def uniform_then_raw_pcg64_ref(rng, low, high, scale, size):
 
 
 KERNELS["uniform_then_raw_pcg64"] = (uniform_then_raw_pcg64_kernel, uniform_then_raw_pcg64_ref)
-
-
-@njit(nogil=True, inline="always")
-def _poisson_mult(lo, hi, ilo, ihi, lam, enlam):  # pragma: no cover - compiled
-    """NumPy's ``random_poisson`` for ``0 <= lam < 10``: 0 without a draw at ``lam == 0``,
-    else ``random_poisson_mult`` (multiply uniforms until the product is at most
-    ``enlam = exp(-lam)``); returns ``(lo, hi, count)``."""
-    x = 0
-    if lam != 0.0:
-        prod = 1.0
-        while True:
-            lo, hi, w = pcg64_step(lo, hi, ilo, ihi)
-            prod *= _to_double(w)
-            if prod > enlam:
-                x += 1
-            else:
-                break
-    return lo, hi, x
 
 
 @njit(cache=True, nogil=True)
