@@ -74,3 +74,25 @@ def test_two_forked_workers_match_one_and_restore_blas(tmp_path):
     one, two = read_manifest(tmp_path / "one")["shards"], read_manifest(tmp_path / "two")["shards"]
     assert len(one) == 3 and {k: v["sha256"] for k, v in one.items()} == {k: v["sha256"] for k, v in two.items()}
     assert not gen._BLAS_HELD and _blas_threads() == before
+
+
+def test_one_blas_thread_limits_and_restores_through_the_kept_controller(monkeypatch):
+    """Inside a block every BLAS library threadpoolctl sees runs one thread, as with
+    ``threadpool_limits``; the counts are restored after; the controller is kept between
+    blocks and made again once a module was imported since (it may have loaded a BLAS)."""
+    before = _blas_threads()
+    if not before:
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    monkeypatch.setattr(gen, "_BLAS_HELD", False)
+    monkeypatch.setattr(gen, "_BLAS_CONTROLLER", None)
+    with gen._one_blas_thread():
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
+    first = gen._blas_controller()
+    assert gen._blas_controller() is first          # kept while no module is imported
+    monkeypatch.setitem(sys.modules, "cardiosim_test_new_module", type(sys)("cardiosim_test_new_module"))
+    again = gen._blas_controller()
+    assert again is not first
+    with gen._one_blas_thread():
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
