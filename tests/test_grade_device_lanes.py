@@ -266,3 +266,67 @@ def test_device_filter_overflow_on_finite_input_is_an_error():
     x[3, 10] = np.nan
     with pytest.raises(SignalError, match="non-finite sample at lead 3, sample 10"):
         apply_device("shirt12_500hz", x, 500.0)
+
+
+@pytest.mark.parametrize("name", ["shirt12_500hz", "chest_strap_500hz", "patch_128hz"])
+@pytest.mark.parametrize("n_l,n,lane0", [(12, 5000, 15), (1, 2, 0), (3, LANE_CHUNK, 7), (5, LANE_CHUNK + 1, 1),
+                                         (6, 3 * LANE_CHUNK - 1, 0)])
+def test_filter_adc_grade_lanes_kernel_writes_the_grade_rows(name, n_l, n, lane0):
+    """The grade lanes the device kernel writes from its tiles are the rows ``[rec - cl; cl]``
+    of its own recording, time-major (the float32 difference as NumPy forms it), at row
+    ``lane0`` on; rows outside are left alone, and every other output is the lane-free kernel's."""
+    from cardiosim.device._kernels import filter_adc_grade_lanes_kernel
+
+    prof = load_device(name)
+    args = _adc_args(prof)
+    x = _leads(np.random.default_rng(n_l * 11 + n), 2 * n_l, n)
+    x[n_l:] = x[:n_l] * 0.5 + 0.01 * x[n_l:]
+    x[n_l] = x[0]                                              # a noise-free lead: difference 0
+    rec, n_sat = np.empty((2 * n_l, n), np.float32), np.empty(2 * n_l, np.int64)
+    lanes = np.full((lane0 + n + 3, 2 * n_l), 7.5)
+    assert filter_adc_grade_lanes_kernel(x, *args, rec, n_sat, *_NO_ROWS, lanes, lane0) == 0
+    want_rec, want_sat = np.empty_like(rec), np.empty_like(n_sat)
+    assert filter_adc_lanes_kernel(x, *args, want_rec, want_sat, *_NO_ROWS) == 0
+    assert rec.tobytes() == want_rec.tobytes() and n_sat.tobytes() == want_sat.tobytes()
+    want = np.concatenate([np.subtract(rec[:n_l], rec[n_l:]), rec[n_l:]]).T.astype(np.float64)
+    assert lanes[lane0:lane0 + n].tobytes() == np.ascontiguousarray(want).tobytes()
+    assert (lanes[:lane0] == 7.5).all() and (lanes[lane0 + n:] == 7.5).all()
+
+
+def test_artefact_grades_from_the_device_lanes_are_those_from_the_rows():
+    """``apply_device(grade_lanes=...)`` fills the buffer ``artefact_grades(lanes=...)`` reads, and
+    the grades and ratios are those from the recorded rows, bit for bit; with a failure, a
+    wrong shape or no clean twin the buffer is not filled (and not reported)."""
+    from cardiosim.device import FrontEndFailure
+    from cardiosim.noise.textile import artefact_grades, grade_lanes_shape
+
+    prof = load_device("shirt12_500hz")
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        base = np.empty((24, 5000))
+        base[12:] = np.cumsum(rng.standard_normal((12, 5000)), axis=1) * 0.01
+        base[:12] = base[12:] + rng.standard_normal((12, 5000)) * 10 ** rng.uniform(-3, 0)
+        if seed == 1:
+            base[12 + 4] = 0.0                                   # a silent clean lead
+        shape, padlen = grade_lanes_shape(12, 5000, 500.0)
+        buf = rng.standard_normal(shape)
+        recorded, info = apply_device(prof, base[:12], 500.0, clean=base[12:], arrays=False,
+                                      grade_lanes=buf[padlen:padlen + 5000])
+        assert info["grade_lanes"] is not None
+        want_rec, want_info = apply_device(prof, base[:12], 500.0, clean=base[12:], arrays=False)
+        assert recorded.tobytes() == want_rec.tobytes() and info["clean"].tobytes() == want_info["clean"].tobytes()
+        for act in (None, "walk"):
+            got = artefact_grades(recorded, info["clean"], 500.0, activity=act, lanes=buf)
+            want = artefact_grades(recorded, info["clean"], 500.0, activity=act)
+            assert got[1] == want[1] and got[0].tobytes() == want[0].tobytes() and got[2].tobytes() == want[2].tobytes()
+            buf[padlen:padlen + 5000] = np.concatenate([np.subtract(recorded, info["clean"]), info["clean"]]).T
+    x = np.cumsum(np.random.default_rng(9).standard_normal((24, 2000)), axis=1) * 0.01
+    buf = np.full((2000, 24), 3.0)
+    failure = FrontEndFailure(ground_off=True)
+    for kw in ({"failure": failure}, {"clean": None}):
+        _, info = apply_device(prof, x[:12], 500.0, **{"clean": x[12:], **kw}, grade_lanes=buf)
+        assert "grade_lanes" not in info and (buf == 3.0).all()
+    _, info = apply_device(prof, x[:12], 500.0, clean=x[12:], grade_lanes=buf[:1999])
+    assert "grade_lanes" not in info
+    with pytest.raises(SignalError, match="lanes must be"):
+        artefact_grades(x[:12], x[12:], 500.0, lanes=np.zeros((3, 3)))

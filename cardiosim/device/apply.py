@@ -10,7 +10,7 @@ from scipy import signal as _signal
 
 from ..errors import SamplingRateError, SignalError
 from ..sources.recording import resample, resample_ratio
-from ._kernels import all_finite_kernel, filter_adc_lanes_kernel, halves_kernel, row_counts_kernel
+from ._kernels import all_finite_kernel, filter_adc_grade_lanes_kernel, halves_kernel, row_counts_kernel
 from .profile import DeviceProfile, load_device
 
 
@@ -130,10 +130,21 @@ def _fused_ratio(profile: DeviceProfile, x: np.ndarray, fs_in, clean):
 
 #: ``codes``, ``sat`` and ``raw`` of no rows, for a kernel call that wants none of them.
 _NO_ROWS = (np.empty((0, 0), dtype=np.int64), np.empty((0, 0), dtype=bool), np.empty((0, 0), dtype=np.float32))
+#: ``lanes`` of no rows: a kernel call that writes no grade lanes.
+_NO_LANES = np.empty((0, 0))
+
+
+def _grade_lanes(lanes, clean, failed: bool, shape: tuple):
+    """``lanes`` when :func:`apply_device` fills them (see there): a C-contiguous float64
+    ``[T, 2 n_leads]`` array, a clean twin, no failure; else None."""
+    if (lanes is None or clean is None or failed or not isinstance(lanes, np.ndarray) or lanes.dtype != np.float64
+            or not lanes.flags.c_contiguous or lanes.shape != (shape[1], shape[0])):
+        return None
+    return lanes
 
 
 def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: float, *, failure=None, clean=None,
-                 arrays: bool = True):
+                 arrays: bool = True, grade_lanes: np.ndarray | None = None):
     """Record ``leads_mV`` [n_leads, T] (mV, at ``fs_in`` Hz) with ``profile``.
 
     ``clean`` (optional, the same shape): a twin of the leads -- e.g. without electrode
@@ -149,6 +160,13 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
     ``arrays=False``: ``info`` without its per-sample arrays (``raw``, ``codes``, ``saturated``,
     ``saturated_fraction``), which an AC device at the input rate then does not form (the
     simulation keeps only the recording and the scalars); everything else is the same.
+
+    ``grade_lanes`` (optional, C-contiguous float64 ``[T, 2 n_leads]``, with ``clean``): where an
+    AC device at the input rate records and no ``failure`` changes the leads, filled in the
+    same pass with what :func:`cardiosim.noise.textile.artefact_grades` reads (``lanes``, from
+    its row ``padlen`` on): row ``t`` holds ``recorded[:, t] - info['clean'][:, t]`` (float32
+    differences) then ``info['clean'][:, t]``; ``info['grade_lanes']`` is then that array
+    (absent when it was not filled). The outputs are the same either way.
 
     A ``coupling = 'dc'`` profile goes through :func:`cardiosim.device.frontend.apply_dc_frontend`
     (clipping at the input range before digital filtering, derived leads after the ADC).
@@ -207,15 +225,19 @@ def apply_device(profile: DeviceProfile | str, leads_mV: np.ndarray, fs_in: floa
                 codes, sat, raw_rows = _NO_ROWS
             rec_rows = np.empty(rows.shape, dtype=np.float32)
             n_sat = np.empty(rows.shape[0], dtype=np.int64)
-            n_bad = filter_adc_lanes_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
-                                            2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half),
-                                            float(half - 1), rec_rows, n_sat, codes, sat, raw_rows)
+            lanes = _grade_lanes(grade_lanes, clean, failed, rows.shape)
+            n_bad = filter_adc_grade_lanes_kernel(np.ascontiguousarray(rows), sos, zi, float(profile.gain),
+                                                  2.0 * profile.adc_range_mv / 2 ** profile.adc_bits, float(-half),
+                                                  float(half - 1), rec_rows, n_sat, codes, sat, raw_rows,
+                                                  _NO_LANES if lanes is None else lanes, 0)
             if n_bad:   # a non-finite sample, or the filter overflowed on finite input
                 _check_leads(profile, x, fs_in, clean)    # raises, naming the first non-finite sample
                 raise SignalError(f"device {profile.name!r}: the band-pass overflowed on finite input "
                                   f"(largest |sample| {float(np.abs(rows).max()):.3g} mV)")
             n_sat = n_sat[:n_rows]
             fused = (rec_rows[:n_rows], raw_rows, rec_rows[n_rows:] if clean is not None else None)
+            if lanes is not None:
+                extra["grade_lanes"] = lanes
         else:
             y = analog_filter(profile, rows, float(fs_in))
             y = resample(y, float(fs_in), profile.fs)

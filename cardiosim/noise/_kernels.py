@@ -1502,13 +1502,21 @@ def artefact_grades_kernel(sos, zi, rec, cl, padlen, ext, n_seg, seg, thr, ratio
     ``ext`` itself (:func:`artefact_ratio_lanes_kernel`), without the copy back to rows.
     Writes ``ratio`` and ``grades`` [n_seg], returns the record's grade."""
     n_l, n = rec.shape
-    rows = 2 * n_l
-    m = n + 2 * padlen
     for i in range(n):
         e = ext[padlen + i]
         for r in range(n_l):
             e[r] = rec[r, i] - cl[r, i]
             e[n_l + r] = cl[r, i]
+    return artefact_grades_lanes_kernel(sos, zi, ext, n_l, n, padlen, n_seg, seg, thr, ratio, grades)
+
+
+@njit(cache=True, nogil=True)
+def artefact_grades_lanes_kernel(sos, zi, ext, n_l, n, padlen, n_seg, seg, thr, ratio, grades):  # pragma: no cover - compiled
+    """:func:`artefact_grades_kernel` whose rows ``ext[padlen:padlen + n]`` already hold
+    ``[rec - cl, cl]`` time-major (as ``device._kernels.filter_adc_grade_lanes_kernel`` writes
+    them while it records): the odd extension, the band-pass and the statistics."""
+    rows = 2 * n_l
+    m = n + 2 * padlen
     for r in range(rows):
         x0 = ext[padlen, r]
         x1 = ext[padlen + n - 1, r]

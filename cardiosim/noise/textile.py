@@ -673,8 +673,17 @@ def summarize_recording(x: np.ndarray, fs: float, *, rails: tuple[float, float] 
             "noise_to_qrs": [round(float(v), 6) for v in m.noise_to_qrs], "grades": [int(v) for v in g]}
 
 
+def grade_lanes_shape(n_l: int, n_t: int, fs: float) -> tuple[tuple[int, int], int]:
+    """``(shape, padlen)`` of the time-major float64 buffer in which :func:`artefact_grades`
+    band-passes a record of ``n_l`` leads of ``n_t`` samples at ``fs`` Hz:
+    ``[n_t + 2 padlen, 2 n_l]``, the record's noise and clean lanes in rows ``padlen`` to
+    ``padlen + n_t - 1`` (see ``lanes`` of :func:`artefact_grades`)."""
+    padlen = _band_filtfilt(float(fs))[2]
+    return (int(n_t) + 2 * padlen, 2 * int(n_l)), padlen
+
+
 def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str | None = None, *,
-                    activity: str | None = None, electrode: str | None = None):
+                    activity: str | None = None, electrode: str | None = None, lanes: np.ndarray | None = None):
     """Artefact grade (1-4, the rule fitted to the graders' labels) of a simulated record,
     per 2-s segment and for the whole record.
 
@@ -696,6 +705,13 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str
         ``None``: by the global thresholds, as before the per-activity rule.
     electrode : str, optional
         The electrode type (:data:`ELECTRODES`), checked; the rule does not depend on it.
+    lanes : ndarray, optional
+        A C-contiguous float64 buffer of :func:`grade_lanes_shape` whose rows ``padlen`` to
+        ``padlen + T - 1`` already hold, time-major, ``recorded[l] - clean[l]`` (the difference
+        in the leads' dtype) in column ``l`` and ``clean[l]`` in column ``n_leads + l`` -- as
+        :func:`cardiosim.device.apply_device` writes them (``grade_lanes``) while it records:
+        they are then not formed from the rows again. The caller vouches that they are
+        these values; the buffer is overwritten. Without it a per-thread buffer is used.
 
     Returns
     -------
@@ -739,9 +755,17 @@ def artefact_grades(recorded: np.ndarray, clean: np.ndarray, fs: float, fit: str
     # thresholds like the global one: the same kernel grades both.
     ratio = np.empty(n_seg)
     g = np.empty(n_seg, dtype=np.int8)
-    record_grade = _kernels.artefact_grades_kernel(
-        sos, zi, rec, cl, padlen, _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64),
-        n_seg, seg, thr, ratio, g)
+    if lanes is not None:
+        if (not isinstance(lanes, np.ndarray) or lanes.dtype != np.float64 or not lanes.flags.c_contiguous
+                or lanes.shape != (n_t + 2 * padlen, 2 * n_l)):
+            raise SignalError(f"lanes must be a C-contiguous float64 array of shape {(n_t + 2 * padlen, 2 * n_l)}, "
+                              f"got {getattr(lanes, 'shape', None)}")
+        record_grade = _kernels.artefact_grades_lanes_kernel(sos, zi, lanes, n_l, n_t, padlen, n_seg, seg, thr,
+                                                             ratio, g)
+    else:
+        record_grade = _kernels.artefact_grades_kernel(
+            sos, zi, rec, cl, padlen, _scratch("textile.ext", (n_t + 2 * padlen, 2 * n_l), np.float64),
+            n_seg, seg, thr, ratio, g)
     return g, int(record_grade), ratio
 
 
