@@ -851,6 +851,10 @@ def _stage_grades(r: _Record) -> None:
     r.clean_ref = r.clean_leads = r.rows = None
 
 
+#: metadata key -> its params name ``f"source_{key}"`` (:func:`_finish_record`).
+_SOURCE_KEYS: dict = {}
+
+
 def _finish_record(r: _Record) -> SimulatedRecord:
     """Classic augmentation (draws), the accelerometer at the output rate, the record."""
     cfg, params, recorded = r.cfg, r.params, r.recorded
@@ -871,7 +875,17 @@ def _finish_record(r: _Record) -> SimulatedRecord:
             accel = resample(np.asarray(acc_in, dtype=np.float64), r.fs, r.fs_out)
             accel = accel[:, :recorded.shape[1]].astype(np.float32)
     source = r.source
-    params.update({f"source_{k}": v for k, v in source.metadata.items() if isinstance(v, (int, float, str, bool))})
+    # an ODE source's ~120 scalar metadata as params "source_<key>": the prefixed names taken
+    # from a cache (forming and hashing ~120 new strings a record was two thirds of the work)
+    names = _SOURCE_KEYS
+    if len(names) > 4096:       # bounded: the keys of a dataset's sources are a few hundred
+        names.clear()
+    for k, v in source.metadata.items():
+        if isinstance(v, (int, float, str, bool)):
+            name = names.get(k) if type(k) is str else f"source_{k}"   # (1 == True: str keys only)
+            if name is None:
+                name = names[k] = f"source_{k}"
+            params[name] = v
     clean_recorded = r.clean_recorded
     return SimulatedRecord(ecg=np.ascontiguousarray(recorded, dtype=np.float32), fs=r.fs_out,
                            leads=tuple(r.montage.leads), electrodes=r.electrodes, displacement=r.displacement,
@@ -1190,9 +1204,21 @@ def _annotations_at(source: CardiacSource, clean_leads: np.ndarray, fs: float, f
         types = ("Q",) * len(ann["R_peak"])
     out = {}
     ratio = fs_out / fs
-    for key, idx in ann.items():
-        idx = np.asarray(idx, dtype=np.int64)
-        # at an unchanged rate round(i * 1.0) is i (sample indices are far below 2**53)
+    idxs = [np.asarray(idx, dtype=np.int64) for idx in ann.values()]
+    if len(idxs) > 1 and all(idx.ndim == 1 for idx in idxs):
+        # every key's indices in one pass (an ODE source's 7 short arrays: the per-call cost of
+        # NumPy's operations was the work), each key's result a slice of it: an index <0 stays
+        # -1, one moved past the output is -1 (n_out >= 0: the two steps below in one); at an
+        # unchanged rate round(i * 1.0) is i (sample indices are far below 2**53)
+        cat = np.concatenate(idxs)
+        at = cat if ratio == 1.0 else np.round(cat * ratio).astype(np.int64)
+        moved = np.where((cat >= 0) & (at < n_out), at, -1)
+        a = 0
+        for key, idx in zip(ann, idxs):
+            out[key] = moved[a:a + idx.shape[0]]
+            a += idx.shape[0]
+        return out, types
+    for key, idx in zip(ann, idxs):
         at = idx if ratio == 1.0 else np.round(idx * ratio).astype(np.int64)
         moved = np.where(idx >= 0, at, -1)
         out[key] = np.where(moved < n_out, moved, -1)
