@@ -123,8 +123,9 @@ def filter_adc_grade_lanes_kernel(x, sos, zi, gain, lsb, lo, hi, recorded, n_sat
     time-major ``lanes`` [>= lane0 + T, 2 n_l] (float64, C-contiguous) gets
     ``recorded[l, t] - recorded[n_l + l, t]`` (float32 difference) in column ``l`` and
     ``recorded[n_l + l, t]`` in column ``n_l + l`` -- the values ``artefact_grades`` formed from
-    the recorded rows again, here taken from the time-major tile while it is in cache (the
-    grades' own transposition of the rows cost 0.17 ms a default record)."""
+    the recorded rows again, here taken from the time-major tile while it is in cache (this
+    kernel and the grades' 0.75 -> 0.72 ms for a default record measured alone; the stages,
+    the grades taken right after the device, 1.07 -> 0.99 ms)."""
     rows, n = x.shape
     ns = sos.shape[0]
     n_c = codes.shape[0]
