@@ -815,7 +815,7 @@ def _stage_device(r: _Record) -> None:
             from .noise.textile import grade_lanes_shape
             try:
                 shape, padlen = grade_lanes_shape(r.leads.shape[0], r.leads.shape[1], r.fs)
-            except Exception:   # a rate the band-pass cannot take: the grades raise it below, as before
+            except ValueError:   # scipy: a rate the band-pass cannot take; the grades raise it below, as before
                 shape = None
             if shape is not None:
                 buf = _scratch("simulate.grade_lanes", shape)
