@@ -39,7 +39,7 @@ from numba.core.extending import intrinsic
 
 from ._kernels import (EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_NEG_LN2_HI_N, EXP_NEG_LN2_LO_N,
                        EXP_SHIFT, _first_last, exp_table)
-from .._exp_kernels import _exp_main
+from .._exp_kernels import _exp_main, _fma
 
 
 @njit(cache=True, nogil=True)
@@ -402,6 +402,110 @@ def tangent_end_kernel(t, v, i0, i1, dx):
             j = i
             dj = d
     return t[i0 + j] + m[j] / -dj if dj < 0 else t[i1 - 1]
+
+
+@njit(nogil=True, inline="always")
+def _lead_sq(M, v, k):
+    """``sum_i (M @ v)[i, k] ** 2`` as ``np.linalg.norm(M @ v, axis=0) ** 2`` sums it: each
+    lead as OpenBLAS's ``dgemm`` rounds a three-term product (``fma(m2, v2, fma(m1, v1,
+    m0 v0))``), the squares added lead by lead (``add.reduce`` over the outer axis)."""
+    s = 0.0
+    for i in range(M.shape[0]):
+        x = _fma(M[i, 2], v[2, k], _fma(M[i, 1], v[1, k], M[i, 0] * v[0, k]))
+        s = s + x * x
+    return s
+
+
+@njit(cache=True, nogil=True)
+def lead_magnitude_kernel(M, v, out):
+    """``out = np.linalg.norm(M @ v, axis=0)`` for ``M (L, 3)``, ``v (3, n >= 2)`` in
+    OpenBLAS's ``dgemm`` rounding (:func:`_lead_sq`); callers check it against NumPy on this
+    machine first (``model._lead_kernels``)."""
+    for k in range(v.shape[1]):
+        out[k] = math.sqrt(_lead_sq(M, v, k))
+
+
+@njit(cache=True, nogil=True)
+def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
+    """``model._t_end12`` at RR = 1 s in one call: ``Patient.track`` of the slots ``idx``
+    (the grid and render of :func:`span_kernel`), the 12-lead magnitude ``np.linalg.norm(M @
+    v, axis=0)`` (:func:`lead_magnitude_kernel`), its samples from the first to before the
+    last at 0.1 % of its peak, and the tangent method on them (as
+    :func:`tangent_end_kernel`). Returns ``(status, end s)``: status 0, the end; else
+    (a silent group, a grid or run of fewer than 2 samples) the caller's NumPy code decides."""
+    lo, hi, amax = bounds_kernel(tau, sigma, amp, idx, 1.0, repol, 0.0)
+    if amax < 1e-6:
+        return 1, np.nan
+    dx = 1.0 / fs
+    span = (hi - lo) / dx
+    if not span > 1.0:
+        return 2, np.nan
+    n = int(math.ceil(span))
+    t = np.empty(n)
+    t[0] = lo
+    t[1] = lo + dx
+    delta = t[1] - t[0]
+    for i in range(2, n):
+        t[i] = lo + i * delta
+    v = np.empty((3, n))
+    _render_exp(t, tau, sigma, amp, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
+    m = np.empty(n)
+    for k in range(n):
+        m[k] = math.sqrt(_lead_sq(M, v, k))
+    i0, i1 = first_last_kernel(m, 0.001)
+    if i1 - i0 < 2:
+        return 3, np.nan
+    # the tangent on m[i0:i1] (tangent_end_kernel's steps on the magnitude already made)
+    nn = i1 - i0
+    k = 0
+    for i in range(1, nn):
+        if m[i0 + i] > m[i0 + k]:
+            k = i
+    two = 2.0 * dx
+    j = -1
+    dj = 0.0
+    for i in range(k, nn):
+        if i == 0:
+            d = (m[i0 + 1] - m[i0]) / dx
+        elif i == nn - 1:
+            d = (m[i0 + i] - m[i0 + i - 1]) / dx
+        else:
+            d = (m[i0 + i + 1] - m[i0 + i - 1]) / two
+        if j < 0 or d < dj:
+            j = i
+            dj = d
+    return 0, (t[i0 + j] + m[i0 + j] / -dj if dj < 0 else t[i1 - 1])
+
+
+@njit(cache=True, nogil=True)
+def velocity_trough_kernel(tau, sigma, amp, band2, idx, repol, t, M, tab, vel):
+    """``model._velocity_trough``'s velocity in one call: the slots ``idx`` with widths
+    ``se = sqrt(sigma^2 + band2)`` and amplitudes ``amp sigma / se`` (``band2``: the band's
+    sigma squared) rendered at RR = 1 s on ``t`` (as :func:`render_exp_kernel`), and into
+    ``vel (len(t) - 1)`` the 12-lead velocity ``np.linalg.norm(np.diff(M @ v, axis=1),
+    axis=0)`` (``M @ v`` as :func:`lead_magnitude_kernel` rounds it)."""
+    se = np.empty((3, tau.shape[1]))
+    ab = np.empty((3, tau.shape[1]))
+    for a in range(3):
+        for i in range(tau.shape[1]):
+            s = sigma[a, i]
+            e = math.sqrt(s * s + band2)
+            se[a, i] = e
+            ab[a, i] = amp[a, i] * s / e
+    n = t.shape[0]
+    v = np.empty((3, n))
+    _render_exp(t, tau, se, ab, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
+    prev = np.empty(M.shape[0])
+    for i in range(M.shape[0]):
+        prev[i] = _fma(M[i, 2], v[2, 0], _fma(M[i, 1], v[1, 0], M[i, 0] * v[0, 0]))
+    for k in range(1, n):
+        s = 0.0
+        for i in range(M.shape[0]):
+            x = _fma(M[i, 2], v[2, k], _fma(M[i, 1], v[1, k], M[i, 0] * v[0, k]))
+            d = x - prev[i]
+            prev[i] = x
+            s = s + d * d
+        vel[k - 1] = math.sqrt(s)
 
 
 @njit(cache=True, nogil=True)

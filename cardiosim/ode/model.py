@@ -505,13 +505,7 @@ def _velocity_trough(p: Patient) -> float:
     above QRS_VELOCITY_REL: those two edge samples sit at QRS_VELOCITY_REL of the peak by
     construction, so a minimum taken over them never exceeds ~0.15 and no beat could
     reach LBBB_MIN_TROUGH (0 of 300 LBBB draws did before this was fixed)."""
-    from .prior import BAND_SIGMA
-    from .realism import lead_matrix
-
-    se = np.sqrt(p.sigma ** 2 + BAND_SIGMA ** 2)
-    b = Patient(p.tau, se, p.amp * p.sigma / se)
-    t = np.arange(-0.15, 0.25, 1e-3)
-    vel = np.linalg.norm(np.diff(lead_matrix() @ b.render(t, QRS_WAVES), axis=1), axis=0)
+    vel = _trough_velocity_fast(p) if _lead_kernels() else _trough_velocity_numpy(p)
     top = vel.max()
     pk = np.flatnonzero((vel[1:-1] > vel[:-2]) & (vel[1:-1] >= vel[2:]) & (vel[1:-1] >= QRS_VELOCITY_REL * top)) + 1
     if pk.size < 2:
@@ -519,12 +513,86 @@ def _velocity_trough(p: Patient) -> float:
     return float(vel[pk[0]:pk[-1] + 1].min() / top)
 
 
+_TROUGH_T = np.arange(-0.15, 0.25, 1e-3)  # _velocity_trough's grid
+_TROUGH_T.flags.writeable = False
+
+
+def _trough_velocity_numpy(p: Patient) -> np.ndarray:
+    """:func:`_velocity_trough`'s 12-lead velocity of the band-limited QRS (the NumPy twin of
+    :func:`_trough_velocity_fast`)."""
+    from .prior import BAND_SIGMA
+    from .realism import lead_matrix
+
+    se = np.sqrt(p.sigma ** 2 + BAND_SIGMA ** 2)
+    b = Patient(p.tau, se, p.amp * p.sigma / se)
+    return np.linalg.norm(np.diff(lead_matrix() @ b.render(_TROUGH_T, QRS_WAVES), axis=1), axis=0)
+
+
+def _trough_velocity_fast(p: Patient) -> np.ndarray:
+    """:func:`_trough_velocity_numpy` in one kernel call (``_beat_kernels.velocity_trough_kernel``;
+    only where :func:`_lead_kernels` holds)."""
+    from .prior import BAND_SIGMA
+
+    vel = np.empty(_TROUGH_T.shape[0] - 1)
+    _beat_kernels.velocity_trough_kernel(p.tau, p.sigma, p.amp, BAND_SIGMA ** 2, _index_array(QRS_WAVES),
+                                         _REPOL_MASK, _TROUGH_T, _lead_matrix_c(), _render_exp_table(), vel)
+    return vel
+
+
+@lru_cache(maxsize=1)
+def _lead_matrix_c() -> np.ndarray:
+    """``realism.lead_matrix()`` as the kernels take it (C-contiguous, read-only)."""
+    from .realism import lead_matrix
+
+    m = np.ascontiguousarray(lead_matrix(), dtype=np.float64)
+    m.flags.writeable = False
+    return m
+
+
+@lru_cache(maxsize=1)
+def _lead_kernels() -> bool:
+    """Whether the 12-lead measure kernels (``_beat_kernels.t_end12_kernel``,
+    ``velocity_trough_kernel``) give :func:`_t_end12` and :func:`_velocity_trough`'s NumPy
+    code bit for bit here: the render's inline ``exp`` is checked (:func:`_render_exp_table`),
+    ``M @ v``'s rounding is OpenBLAS's ``dgemm`` FMA chain (``lead_magnitude_kernel`` against
+    ``np.linalg.norm(M @ v, axis=0)`` on grids of 2-1,000 samples whose magnitudes span
+    eight decades), and both measures on :func:`_check_cases`' two beats and ten jittered
+    ones; checked once per process."""
+    if _render_exp_table() is None:
+        return False
+    M = _lead_matrix_c()
+    rng = np.random.default_rng(20261207)
+    for n in (2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 399, 1000):
+        v = rng.standard_normal((3, n)) * 10.0 ** rng.uniform(-6.0, 2.0, (1, n))
+        got = np.empty(n)
+        _beat_kernels.lead_magnitude_kernel(M, v, got)
+        if got.tobytes() != np.linalg.norm(M @ v, axis=0).tobytes():
+            return False
+    base = default_patient()
+    beats = [base]
+    for _ in range(10):
+        beats.append(Patient(base.tau + rng.normal(0.0, 0.004, base.tau.shape),
+                             base.sigma * np.exp(rng.normal(0.0, 0.2, base.sigma.shape)),
+                             base.amp + rng.normal(0.0, 0.1, base.amp.shape)))
+    for b in beats:
+        got = _t_end12_fast(b)
+        if got is None or got != _t_end12_numpy(b):
+            return False
+        if _trough_velocity_fast(b).tobytes() != _trough_velocity_numpy(b).tobytes():
+            return False
+    return True
+
+
 def _rotation(u, v):
     """The rotation (3, 3) turning unit vector ``u`` onto unit vector ``v`` about their
     common normal (Rodrigues' formula; a half turn about an axis normal to ``u`` when
     ``v = -u``)."""
     c = float(u @ v)
-    w = np.cross(u, v)
+    # np.cross(u, v) of two 3-vectors: its products and differences in its order, on floats
+    # (np.cross costs ~20 us of NumPy calls)
+    u0, u1, u2 = float(u[0]), float(u[1]), float(u[2])
+    v0, v1, v2 = float(v[0]), float(v[1]), float(v[2])
+    w = np.array([u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0])
     s = float(np.linalg.norm(w))
     if s < 1e-12:
         if c > 0:
@@ -540,7 +608,25 @@ def _t_end12(p: Patient, rr=1.0, fs=2000.0) -> float:
     """End (s from R) of the repolarisation (ST + T slots) at interval ``rr`` on the 12
     standard leads: the tangent method (as :meth:`Patient.t_end`) on their spatial
     magnitude, the global T end a 12-lead reading takes (the VCG's magnitude weighs the
-    axes otherwise)."""
+    axes otherwise). At RR = 1 s and 2 kHz in one kernel call where :func:`_lead_kernels`
+    holds (twin: :func:`_t_end12_numpy`)."""
+    if float(rr) == 1.0 and float(fs) == 2000.0 and _lead_kernels():
+        got = _t_end12_fast(p)
+        if got is not None:
+            return got
+    return _t_end12_numpy(p, rr, fs)
+
+
+def _t_end12_fast(p: Patient):
+    """:func:`_t_end12` at RR = 1 s, 2 kHz by ``_beat_kernels.t_end12_kernel``; None where
+    the kernel leaves the case to the NumPy code (a silent group, fewer than 2 samples)."""
+    st, end = _beat_kernels.t_end12_kernel(p.tau, p.sigma, p.amp, _index_array(REPOL), _REPOL_MASK, 2000.0,
+                                           _lead_matrix_c(), _render_exp_table())
+    return float(end) if st == 0 else None
+
+
+def _t_end12_numpy(p: Patient, rr=1.0, fs=2000.0) -> float:
+    """:func:`_t_end12`'s NumPy code (the oracle of ``t_end12_kernel``)."""
     from .realism import lead_matrix
 
     t, v = p.track(REPOL, rr, fs)
