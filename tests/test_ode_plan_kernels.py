@@ -216,6 +216,42 @@ def test_flutter_kernel_matches_scipy_sawtooth(seed):
                  zero + synth._atrial_signal(("AFL", f0, a0, d, ph, None, None), vcg.shape[1], fs))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_af_wave_kernel_matches_atrial_signal(seed):
+    """AF's f-waves added in place by the kernel equal ``vcg + _atrial_signal(...)`` bit for
+    bit, where the process's check holds (its ``sin`` is NumPy's); knot-aligned samples,
+    clipped amplitudes and records shorter than a second included."""
+    from cardiosim.ode import synth
+
+    if not synth._af_kernel_matches():
+        pytest.skip("the C library's sin is not NumPy's here: the NumPy code runs")
+    rng = np.random.default_rng(seed)
+    fs = float(rng.choice([100.0, 250.0, 500.0, 1000.0]))
+    duration = float([10.0, 0.7, 4.0, 30.0, 12.5][seed])
+    n = int(round(duration * fs))
+    m = int(np.ceil(duration)) + 3
+    d = rng.normal([-0.3, 0.4, -0.85], 0.2)
+    scale = 4.0 if seed % 2 else 1.0  # (x4: 1 + 0.3 interp below 0.2, the clip)
+    atrial = ("AF", float(rng.uniform(4.5, 8.0)), float(rng.uniform(0.03, 0.12)), d / np.linalg.norm(d),
+              float(rng.uniform(0, 2 * np.pi)), rng.standard_normal(m) * scale, rng.standard_normal(m) * scale)
+    vcg = rng.normal(0.0, 0.3, (3, n))
+    want = vcg + synth._atrial_signal(atrial, n, fs)
+    _, f0, a0, d, ph, fm, am = atrial
+    K.af_wave_kernel(vcg, fs, f0, a0, d, ph, synth._af_knots(m), fm, am)
+    assert _same(vcg, want)
+    # the interpolation's edge rules (NumPy's np.interp): one segment, samples on knots and
+    # past the last one, a non-finite knot value (the NaN retry from the right end)
+    for xp, fp, xs in ((np.array([-1.0, 0.0]), np.array([2.0, 3.0]), [0.0, 0.5, 7.0]),
+                       (np.array([-1.0, 0.0, 1.0, 2.0]), np.array([1.0, np.inf, 1.0, -2.0]),
+                        [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5]),
+                       (np.array([-1.0, 0.0, 1.0]), np.array([0.5, np.nan, 0.5]), [0.0, 0.1, 0.9])):
+        x = np.array(xs)
+        got = np.empty_like(x)
+        with np.errstate(invalid="ignore"):
+            K._interp_rising.py_func(x, xp, fp, got)
+            assert _same(got, np.interp(x, xp, fp))
+
+
 def test_af_draws_through_the_cached_factor_equal_multivariate_normal():
     from cardiosim.ode import rhythm_prior
 
@@ -248,8 +284,12 @@ def test_truncated_gamma_scale_pairs_gammaincc_calls():
                 lo = mid
         return 0.5 * (lo + hi)
 
-    for cv, mean, floor in ((0.15, 0.8, 0.3), (0.3, 0.6, 0.45), (0.45, 0.5, 0.25), (0.2, 1.0, 1.2)):
-        assert rhythm._truncated_gamma_scale(1.0 / cv ** 2, mean, floor) == reference(1.0 / cv ** 2, mean, floor)
+    cases = [(0.15, 0.8, 0.3), (0.3, 0.6, 0.45), (0.45, 0.5, 0.25), (0.2, 1.0, 1.2), (1.0, 0.5, 0.4999)]
+    rng = np.random.default_rng(3)
+    cases += [(rng.uniform(0.08, 0.5), 60.0 / rng.uniform(60, 130), rng.uniform(0.25, 0.6)) for _ in range(40)]
+    for cv, mean, floor in cases:
+        got = rhythm._truncated_gamma_scale(1.0 / cv ** 2, mean, floor)
+        assert type(got) is float and got == reference(1.0 / cv ** 2, mean, floor)
 
 
 def test_uniform_helper_is_generator_uniform():

@@ -365,6 +365,79 @@ def flutter_kernel(vcg, fs, f0, ph, a0, d):
             vcg[a, k] = vcg[a, k] + d[a] * s
 
 
+@njit(nogil=True, inline="always")
+def _interp_rising(t, xp, fp, out):
+    """``out = np.interp(t, xp, fp)`` as NumPy's compiled loop computes it, for ``t`` rising
+    (not NaN) from ``t[0] >= xp[0]``: ``fp[-1]`` from the last knot on, ``fp[j]`` on a knot,
+    else ``slope_j (t - xp[j]) + fp[j]`` with ``slope_j = (fp[j + 1] - fp[j]) / (xp[j + 1] -
+    xp[j])`` (NaN: from the segment's right end)."""
+    last = xp.shape[0] - 1
+    j = 0
+    k = 0
+    n = t.shape[0]
+    while k < n:
+        while j < last and xp[j + 1] <= t[k]:
+            j += 1
+        if j == last:
+            for i in range(k, n):
+                out[i] = fp[last]
+            return
+        # the samples of segment j: [xp[j], xp[j + 1])
+        stop = k
+        while stop < n and t[stop] < xp[j + 1]:
+            stop += 1
+        x0, y0 = xp[j], fp[j]
+        slope = (fp[j + 1] - y0) / (xp[j + 1] - x0)
+        for i in range(k, stop):
+            out[i] = slope * (t[i] - x0) + y0
+        for i in range(k, stop):
+            if t[i] == x0:
+                out[i] = y0
+            elif math.isnan(out[i]):
+                y = slope * (t[i] - xp[j + 1]) + fp[j + 1]
+                if math.isnan(y) and y0 == fp[j + 1]:
+                    y = y0
+                out[i] = y
+        k = stop
+
+
+@njit(cache=True, nogil=True)
+def af_wave_kernel(vcg, fs, f0, a0, d, ph, knots, fm, am):
+    """Add ``synth._atrial_signal``'s AF f-waves to ``vcg`` (3, n) in place: at ``t = k /
+    fs``, ``f = f0 (1 + 0.08 interp(t, knots, fm))``, the phase ``ph + 2π cumsum(f) / fs``
+    (a running sum, as ``np.cumsum``), ``a = a0 max(1 + 0.3 interp(t, knots, am), 0.2)`` and
+    ``d a sin(phase)`` added per axis, each step rounded as NumPy's element-wise code rounds
+    it, with the C library's ``sin`` (callers check it gives the NumPy twin bit for bit:
+    ``synth._af_kernel_matches``). ``knots`` rising, ``knots[0] <= 0``. In passes over work
+    rows (the divisions and interpolations vectorise; only the sum and ``sin`` run serially)."""
+    n = vcg.shape[1]
+    t = np.empty(n)
+    yf = np.empty(n)
+    ya = np.empty(n)
+    for k in range(n):
+        t[k] = k / fs
+    _interp_rising(t, knots, fm, yf)
+    _interp_rising(t, knots, am, ya)
+    acc = 0.0
+    for k in range(n):
+        acc = acc + f0 * (1.0 + 0.08 * yf[k])
+        yf[k] = acc
+    two_pi = 2 * math.pi
+    for k in range(n):
+        yf[k] = ph + two_pi * yf[k] / fs
+    for k in range(n):
+        yf[k] = math.sin(yf[k])
+    for k in range(n):
+        g = 1.0 + 0.3 * ya[k]
+        if g < 0.2:  # np.clip(g, 0.2, None)
+            g = 0.2
+        ya[k] = (a0 * g) * yf[k]
+    for a in range(3):
+        da = d[a]
+        for k in range(n):
+            vcg[a, k] = vcg[a, k] + da * ya[k]
+
+
 # --- guarded kernel (exp, cos, sin: C library vs NumPy) -----------------------------
 @njit(cache=True, nogil=True)
 def spectrum_kernel(f, lf_hz, hf_hz, lf_width_hz, hf_width_hz, lf_hf_ratio, phases, spec):

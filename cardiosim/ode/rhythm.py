@@ -295,9 +295,12 @@ def _truncated_gamma_scale(shape, mean, floor):
         return hi
     lo = 1e-9
     ks = np.array([shape, shape + 1])
+    out = np.empty(2)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        q, q1 = gammaincc(ks, floor / mid)  # the two in one call (elementwise, same values)
+        # the two in one call (elementwise, same values) into one buffer, read as Python
+        # floats: the same numbers as NumPy scalars, whose arithmetic cost ~1 us a step more
+        q, q1 = gammaincc(ks, floor / mid, out).tolist()
         m = shape * mid * q1 / q if q > 0 else floor
         if m > mean:
             hi = mid
