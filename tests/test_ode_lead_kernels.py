@@ -79,3 +79,21 @@ def test_rotation_cross_product_equals_numpy(rng):
         b = M._unit(rng.standard_normal(3))
         np.testing.assert_allclose(M._rotation(a, b) @ a, b, atol=1e-12)
     np.testing.assert_allclose(M._rotation(a, -a) @ a, -a, atol=1e-12)
+
+
+def test_corrcoef01_is_numpy_corrcoef(rng):
+    """``ectopic_ventricular``'s correlation: ``np.corrcoef(x, y)[0, 1]`` bit for bit,
+    including near-collinear pairs, constant rows (NumPy's own NaN) and short vectors."""
+    for n in (2, 3, 17, 960):
+        X = np.empty((2, n))
+        for k in range(200):
+            x = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 2)
+            y = rng.standard_normal(n) + rng.uniform(-5, 5)
+            if k % 5 == 0:
+                y = x * rng.uniform(-2, 2) + 1e-13 * rng.standard_normal(n)
+            want = np.corrcoef(x, y)[0, 1]
+            assert np.float64(M._corrcoef01(X, x, y)).tobytes() == np.float64(want).tobytes()
+    x = rng.standard_normal(960)
+    with pytest.warns(RuntimeWarning):
+        got = M._corrcoef01(np.empty((2, 960)), x, np.full(960, 0.5))
+    assert np.isnan(got)

@@ -21,6 +21,7 @@ docs/VALIDATION.md, "QT and heart rate".)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -902,6 +903,25 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     raise ConfigError(f"unknown morphology {morphology!r}")
 
 
+def _corrcoef01(X, x, y) -> float:
+    """``np.corrcoef(x, y)[0, 1]`` of two float64 vectors of one length ``n >= 2`` by the
+    same NumPy operations in its order (``np.cov``: the two rows stacked into ``X`` (2, n),
+    their means subtracted, ``np.dot`` of ``X`` and ``X.T``, times ``1 / (n - 1)``; then
+    divided by the two deviations in turn and clipped to [-1, 1]) without its argument
+    handling (~4x faster); ``np.corrcoef`` itself where a deviation is not positive."""
+    X[0] = x
+    X[1] = y
+    n = X.shape[1]
+    X -= (np.add.reduce(X, axis=1) / n)[:, None]
+    c = np.dot(X, X.T)
+    inv = 1.0 / (n - 1)
+    c00, c01, c11 = float(c[0, 0]) * inv, float(c[0, 1]) * inv, float(c[1, 1]) * inv
+    if not (c00 > 0.0 and c11 > 0.0):  # (a zero or NaN deviation: NumPy's own warnings and values)
+        return float(np.corrcoef(x, y)[0, 1])
+    r = c01 / math.sqrt(c00) / math.sqrt(c11)
+    return min(max(r, -1.0), 1.0)
+
+
 def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
     """A premature ventricular beat of the same heart: no P, wide QRS, discordant T.
 
@@ -916,6 +936,7 @@ def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
     M = lead_matrix()
     t = np.arange(-0.06, 0.10, 0.002)
     ref = (M @ p.render(t)).ravel()
+    X = np.empty((2, ref.shape[0]))  # _corrcoef01's work rows
     for _ in range(20):
         qrs = rng.uniform(0.14, 0.17)
         mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES))) * rng.uniform(1.2, 1.8)
@@ -929,7 +950,7 @@ def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
                     0.4 * mag * _unit(d + 0.3 * rng.normal(size=3))])
         _set_waves(tau, sigma, amp, [9, 10], [0.26, 0.32], [0.06, 0.04], [-0.35 * mag * d, -0.15 * mag * d])
         e = _stretch(Patient(tau, sigma, amp), QRS_WAVES, qrs)
-        if np.corrcoef((M @ e.render(t)).ravel(), ref)[0, 1] < PVC_MAX_CORR:
+        if _corrcoef01(X, (M @ e.render(t)).ravel(), ref) < PVC_MAX_CORR:
             break
     return e, {"pvc_qrs_s": qrs, "pvc_r_mV": mag}
 
