@@ -557,8 +557,8 @@ def _lead_kernels() -> bool:
     code bit for bit here: the render's inline ``exp`` is checked (:func:`_render_exp_table`),
     ``M @ v``'s rounding is OpenBLAS's ``dgemm`` FMA chain (``lead_magnitude_kernel`` against
     ``np.linalg.norm(M @ v, axis=0)`` on grids of 2-1,000 samples whose magnitudes span
-    eight decades), and both measures on :func:`_check_cases`' two beats and ten jittered
-    ones; checked once per process."""
+    eight decades), and both measures on the default beat and ten jittered ones; checked
+    once per process."""
     if _render_exp_table() is None:
         return False
     M = _lead_matrix_c()
