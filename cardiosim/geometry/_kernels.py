@@ -525,6 +525,20 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
     o_tri = np.empty(1, dtype=np.int64)
     o_bary = np.empty((1, 3))
     o_d2 = np.empty(1)
+    # The unit normal at each start point, once: every offset of a point (one a trajectory
+    # sample) measures its length there and takes its first step there (the same
+    # operations on the same values; most walks of a record are one step long, so this
+    # was two of their three normals).
+    start_n = np.empty((n, 3))
+    for i in range(n):
+        t = start_t[i]
+        u, v, w = start_b[i, 0], start_b[i, 1], start_b[i, 2]
+        a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+        nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
+        ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
+        nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
+        inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
+        start_n[i, 0], start_n[i, 1], start_n[i, 2] = nx * inv, ny * inv, nzz * inv
     for k in range(n_t):
         for i in range(n):
             ox, oy, oz = offsets[k, i, 0], offsets[k, i, 1], offsets[k, i, 2]
@@ -543,24 +557,20 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
             t = start_t[i]
             u, v, w = start_b[i, 0], start_b[i, 1], start_b[i, 2]
             # Walked length = tangential length at the start, in equal steps <= step.
-            a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-            nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-            ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-            nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-            inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-            nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+            nx, ny, nzz = start_n[i, 0], start_n[i, 1], start_n[i, 2]
             on = ox * nx + oy * ny + oz * nzz
             length = np.sqrt((ox - on * nx) ** 2 + (oy - on * ny) ** 2 + (oz - on * nzz) ** 2)
             if length > 0.0:
                 n_steps = max(1, int(np.ceil(length / step)))
                 h = length / n_steps
                 for _s in range(n_steps):
-                    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-                    nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-                    ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-                    nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-                    inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-                    nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+                    if _s > 0:   # the first step starts at the start point: its normal is start_n
+                        a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+                        nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
+                        ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
+                        nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
+                        inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
+                        nx, ny, nzz = nx * inv, ny * inv, nzz * inv
                     on = ox * nx + oy * ny + oz * nzz
                     dx, dy, dz = ox - on * nx, oy - on * ny, oz - on * nzz
                     dn = np.sqrt(dx * dx + dy * dy + dz * dz)
