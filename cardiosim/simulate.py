@@ -706,7 +706,9 @@ def _stage_potentials(r: _Record, lf: np.ndarray | None = None) -> None:
     ``lf``: the lead field at the walked points, read already (:func:`_electrode_potentials`)."""
     r.phi = _electrode_potentials(r.ctx, r.positions_t, r.times_idx, r.dipole, getattr(r.source, "surface", None),
                                   r.heart_angles, location=r.location, lf=lf)
-    r.displacement = (r.positions_t.mean(axis=0) - r.base).astype(np.float32)
+    from .geometry._kernels import trajectory_mean   # positions_t.mean(axis=0), bit for bit
+
+    r.displacement = (trajectory_mean(r.positions_t) - r.base).astype(np.float32)
     r.dipole = r.positions_t = r.location = None
 
 

@@ -266,3 +266,24 @@ def test_start_locations_are_remembered_per_torso_and_positions(torso, sphere):
         assert x.tobytes() == y.tobytes()
     with pytest.raises(GeometryError):
         su._start_on_surface(torso, pos + [0.0, 0.5, 0.0])                    # off the torso: raises, not kept
+
+
+# ------------------------------------------------------------------ mean along a trajectory
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value encountered")
+@pytest.mark.parametrize("shape", [(251, 9, 3), (1, 9, 3), (2, 1, 3), (5000, 4, 3), (7, 3), (3,), (0, 9, 3)])
+def test_trajectory_mean_is_numpys_mean_bit_for_bit(shape):
+    from cardiosim.geometry._kernels import trajectory_mean
+
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    x = rng.standard_normal(shape) * np.exp(rng.uniform(-30, 30, shape))   # the order of additions shows
+    if x.size:
+        x.reshape(shape[0], -1)[:, 0] = -0.0          # a column of -0.0: NumPy's sum starts at 0.0
+        x.flat[-1] = np.inf if x.size > 3 else x.flat[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = x.mean(axis=0)
+        got = trajectory_mean(x)
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes() and np.shape(got) == np.shape(want)
+        strided = np.asarray(x)[::-1] if x.ndim > 1 else x
+        assert np.asarray(trajectory_mean(strided)).tobytes() == np.asarray(strided.mean(axis=0)).tobytes()
+        x32 = x.astype(np.float32)
+        assert np.asarray(trajectory_mean(x32)).tobytes() == np.asarray(x32.mean(axis=0)).tobytes()

@@ -16,6 +16,8 @@
   triangle (the walk's own warm start) plus a flood fill of the small ball that any closer
   triangle must meet, so a step costs a few triangle tests instead of a grid-cell scan;
   the grid is only a fallback.
+* :func:`trajectory_mean` -- ``points.mean(axis=0)`` of walked trajectories ``[K, n, 3]``
+  (the electrodes' mean displacement), NumPy's additions in NumPy's order.
 """
 
 from __future__ import annotations
@@ -850,3 +852,33 @@ def edges_through_triangles_numpy(vertices: np.ndarray, faces: np.ndarray, edges
         any_hit = hit.any(axis=1)
         out[s:s + chunk][any_hit] = np.argmax(hit[any_hit], axis=1)
     return out
+
+
+# ----------------------------------------------------------------------------- trajectory mean
+@njit(cache=True, nogil=True)
+def _mean_rows_kernel(x, out):  # pragma: no cover - compiled
+    """``out = numpy.add.reduce(x, axis=0) / K`` for a C-contiguous ``x [K, m]``: NumPy sums
+    over the outer axis row after row into an output that starts at 0.0 (its identity), then
+    divides by the count."""
+    k, m = x.shape
+    for j in range(m):
+        out[j] = 0.0
+    for i in range(k):
+        for j in range(m):
+            out[j] += x[i, j]
+    for j in range(m):
+        out[j] /= k
+
+
+def trajectory_mean(points: np.ndarray) -> np.ndarray:
+    """``points.mean(axis=0)`` of float64 points ``[K, ...]`` (K >= 1), bit for bit, in one
+    small kernel: NumPy's reduction over the outer axis of a ``[251, 9, 3]`` trajectory calls
+    its inner loop once per row, ~20 us a record against ~3 us here. Other dtypes (and K = 0)
+    go to NumPy."""
+    pts = np.asarray(points)
+    if pts.dtype != np.float64 or pts.ndim < 1 or pts.shape[0] == 0:
+        return pts.mean(axis=0)
+    x = np.ascontiguousarray(pts).reshape(pts.shape[0], -1)
+    out = np.empty(x.shape[1])
+    _mean_rows_kernel(x, out)
+    return out.reshape(pts.shape[1:])
