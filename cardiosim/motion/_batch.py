@@ -26,7 +26,8 @@ import numpy as np
 from .._exp_kernels import exp_rows_inplace_kernel, np_exp_table
 from .._pcg64_kernels import NORMAL, RANDOM, draw_program
 from ..errors import ConfigError
-from ._kernels import accel_finish_kernel, slow_ou_affine_kernel, slow_ou_affine_sampled_kernel, breathing_kernel
+from ._kernels import (accel_finish_kernel, breathing_finish_kernel, breathing_kernel, slow_ou_affine_kernel,
+                       slow_ou_affine_sampled_kernel)
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
 from .simulate import (_DEFAULT_BREATHING, _NO_BASIS, _NO_COEF, G, Motion, _checked_inputs, _interpolation_table,
                        _pairwise_plan, _slow_grid)
@@ -130,35 +131,35 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, :m].reshape(1, m), a, c, float(br.rate_variability),
                               idx, w0, w1, True, rv)
         breathing_kernel(rv[0], float(rate_hz), float(fs), float(phase0[b]), ti, b01[b], cyc)
-    breath = np.multiply(depth[:, None], b01, out=np.empty((bsz, n)))
-    bc = np.subtract(breath, breath.mean(axis=1, keepdims=True), out=np.empty((bsz, n)))
-    # rot_amp (3,) times (2 b01 - 1), one product per sample and axis as simulate_motion
-    two_b = np.multiply(2, b01, out=np.empty((bsz, n)))
-    two_b -= 1
     rot_amp = np.asarray(br.heart_rotation_rad)[None, :] * depth[:, None]
-    # record by record (new arrays of a record's size, as simulate_motion makes them: a sub-block's
-    # worth in one allocation, freed at once, had glibc return the memory and fault it in again)
-    heart = [rot_amp[b][:, None] * two_b[b][None, :] for b in range(bsz)]
     # --- garment slip and rotation, electrode offsets ---------------------------------------
     basis = np.empty((bsz, 3, n))
-    basis[:, 0] = 0.0
-    basis[:, 2] = 0.0
     _, _, a_s, c_s = _slow_grid(n, fs, act.slip_tau_s)
-    for b in range(bsz):
+    for b in range(bsz):   # (fill: each row from 0.0, as simulate_motion's zeroed rows)
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, m:2 * m].reshape(1, m), a_s, c_s, float(act.slip_sd_m),
-                              idx, w0, w1, False, basis[b, 2:3])
+                              idx, w0, w1, True, basis[b, 2:3])
         slow_ou_affine_kernel(_NO_COEF, _NO_BASIS, z[b, 2 * m:3 * m].reshape(1, m), a_s, c_s,
-                              float(act.rotation_sd_rad), idx, w0, w1, False, basis[b, 0:1])
+                              float(act.rotation_sd_rad), idx, w0, w1, True, basis[b, 0:1])
+    # the chest expansion, its centred copy, the heart's angles (rot_amp (3,) times 2 b01 - 1),
+    # the breathing strain (basis row 1) and rise (added to the slip, row 2): simulate_motion's
+    # NumPy passes, two passes a record (_kernels.breathing_finish_kernel)
+    breath = np.empty((bsz, n))
+    bc = np.empty((bsz, n))
+    depth_l = depth.tolist()
+    strain, rise = float(br.strain), float(br.rise_m)
+    heart = []
+    for b in range(bsz):
+        # new arrays of a record's size, as simulate_motion makes them: a sub-block's worth in
+        # one allocation, freed at once, had glibc return the memory and fault it in again
+        h = np.empty((3, n))
+        breathing_finish_kernel(b01[b], depth_l[b], rot_amp[b], strain, rise, breath[b], bc[b], h, basis[b])
+        heart.append(h)
     coef = np.zeros((bsz, n_e, 3, 3))
     coef[:, :, 0, 0] = -positions[:, :, 1]
     coef[:, :, 1, 0] = positions[:, :, 0]
-    eps = basis[:, 1]
-    np.subtract(breath, breath.min(axis=1, keepdims=True), out=eps)
-    eps *= br.strain
     coef[:, :, 0, 1] = positions[:, :, 0]
     coef[:, :, 1, 1] = positions[:, :, 1]
     coef[:, :, 2, 2] = 1.0
-    basis[:, 2] += np.multiply(br.rise_m, breath, out=two_b)
     rows = 3 * n_e
     _, _, a_j, c_j = _slow_grid(n, fs, 0.5)
     plan = _pairwise_plan(n)

@@ -17,6 +17,8 @@ Kernels (name -> (kernel, twin) in :data:`KERNELS`):
   interpolated to the output rate, one output row at a time so it stays in cache: the
   electrode offsets, contact pressure and every slow process in one kernel call each;
 * ``breathing`` -- the breathing waveform from the rate-variability process;
+* ``breathing_finish`` -- what the batched motion makes of that waveform (chest expansion,
+  its centred copy, heart rotation angles, breathing strain and rise), two passes;
 * ``slow_ou_affine_sampled`` -- ``slow_ou_affine`` keeping only chosen samples and the row
   sums (the electrode offsets where the lead field is evaluated, and their mean);
 * ``add_outer`` -- the log contact pressure's step term, one pass;
@@ -28,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 from scipy import signal as _signal
+
+from .._pairwise_kernels import pairwise_sum_flat
 
 
 # --- Ornstein-Uhlenbeck recursion ----------------------------------------------------------
@@ -398,6 +402,59 @@ def accel_finish_ref(acc, noise, scale):
 
 
 # --- breathing waveform ------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def breathing_finish_kernel(b01, depth, rot_amp, strain, rise, breath, bc, heart, basis):  # pragma: no cover - compiled
+    """One record's arrays made from its breathing waveform ``b01 [n]`` in two passes (the
+    batched motion's nine NumPy passes over ``[records, n]`` arrays, and its two reductions)::
+
+        breath = depth * b01
+        bc = breath - breath.mean()                  # NumPy's pairwise sum, / n
+        heart[i] = rot_amp[i] * ((2.0 * b01) - 1.0)  # i = 0, 1, 2
+        basis[1] = (breath - breath.min()) * strain  # min: NaN if any value is NaN
+        basis[2] = basis[2] + rise * breath
+
+    ``breath``, ``bc`` ``[n]``, ``heart [3, n]`` and ``basis [3, n]`` (row 2 read) are written."""
+    n = b01.shape[0]
+    mn = depth * b01[0]
+    nan = False
+    for t in range(n):
+        v = depth * b01[t]
+        breath[t] = v
+        if v < mn:
+            mn = v
+        elif v != v:
+            nan = True
+    if nan:
+        mn = np.nan
+    mean = (0.0 + pairwise_sum_flat(breath, 0, n)) / n
+    r0, r1, r2 = rot_amp[0], rot_amp[1], rot_amp[2]
+    for t in range(n):
+        v = breath[t]
+        bc[t] = v - mean
+        tb = 2.0 * b01[t] - 1.0
+        heart[0, t] = r0 * tb
+        heart[1, t] = r1 * tb
+        heart[2, t] = r2 * tb
+        basis[1, t] = (v - mn) * strain
+        basis[2, t] = basis[2, t] + rise * v
+
+
+def breathing_finish_ref(b01, depth, rot_amp, strain, rise, basis):
+    """NumPy twin of :func:`breathing_finish_kernel` (the batched motion's passes, on one
+    record's ``[1, n]`` rows): returns ``(breath, bc, heart, basis)``, ``basis`` a new array."""
+    b01 = np.asarray(b01, dtype=np.float64)[None, :]
+    breath = np.multiply(np.array([depth])[:, None], b01)
+    bc = breath - breath.mean(axis=1, keepdims=True)
+    two_b = np.multiply(2, b01)
+    two_b -= 1
+    heart = np.asarray(rot_amp)[:, None] * two_b[0][None, :]
+    basis = np.array(basis, dtype=np.float64)
+    basis[1] = (breath - breath.min(axis=1, keepdims=True))[0]
+    basis[1] *= strain
+    basis[2] += np.multiply(rise, breath)[0]
+    return breath[0], bc[0], heart, basis
+
+
 
 @njit(cache=True, nogil=True)
 def breathing_kernel(rv, rate_hz, fs, phase0, ti, b, cyc):  # pragma: no cover - compiled
@@ -433,4 +490,5 @@ KERNELS = {
     "slow_ou_affine_sampled": (slow_ou_affine_sampled_kernel, slow_ou_affine_sampled_ref),
     "add_outer": (add_outer_kernel, add_outer_ref),
     "accel_finish": (accel_finish_kernel, accel_finish_ref),
+    "breathing_finish": (breathing_finish_kernel, breathing_finish_ref),
 }

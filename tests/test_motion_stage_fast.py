@@ -1,0 +1,41 @@
+"""Fused kernels of the batched motion stage (cardiosim.motion._batch) against their NumPy
+twins, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cardiosim.motion._kernels import KERNELS, breathing_kernel
+
+
+def _waveform(rng, n):
+    """A breathing waveform as the batch makes it (breathing_kernel on a rate-variability row)."""
+    b01, cyc = np.empty(n), np.empty(n)
+    breathing_kernel(rng.normal(0.0, 0.15, n), 0.25, 500.0, rng.uniform(), 0.4, b01, cyc)
+    return b01
+
+
+@pytest.mark.parametrize("n", [2, 7, 8, 129, 1000, 5000, 7681])
+@pytest.mark.parametrize("case", ["waveform", "wide", "zeros", "nan"])
+def test_breathing_finish_kernel_is_its_numpy_twin(n, case):
+    kern, ref = KERNELS["breathing_finish"]
+    rng = np.random.default_rng(n)
+    b01 = _waveform(rng, n)
+    if case == "wide":      # values of every size: the order of the mean's additions shows
+        b01 = rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))
+    elif case == "zeros":
+        b01[::3] = 0.0
+        b01[1::5] = 1.0
+    elif case == "nan":
+        b01[n // 2] = np.nan
+    depth, strain, rise = rng.uniform(0.5, 1.5), 0.02, 0.004
+    rot_amp = np.array([0.05, -0.03, 0.08]) * depth
+    basis = rng.standard_normal((3, n)) * 0.01
+    breath, bc, heart = np.empty(n), np.empty(n), np.empty((3, n))
+    got_basis = basis.copy()
+    kern(b01, depth, rot_amp, strain, rise, breath, bc, heart, got_basis)
+    want = ref(b01, depth, rot_amp, strain, rise, basis)
+    for got, exp in zip((breath, bc, heart, got_basis), want):
+        assert got.shape == exp.shape and got.tobytes() == exp.tobytes()
+    assert got_basis[0].tobytes() == basis[0].tobytes()     # row 0 is not touched
