@@ -685,7 +685,7 @@ def _motion_done(r: _Record, motion, times_idx: np.ndarray) -> None:
         r.heart_angles = motion.heart_rotation
     r.motion = motion
     r.times_idx = times_idx
-    r.traj = np.moveaxis(motion.offsets, 2, 0)  # [K, n_e, 3], contiguous
+    r.traj = motion.offsets.transpose(2, 0, 1)  # [K, n_e, 3], contiguous (np.moveaxis's view)
 
 
 def _stage_walk(r: _Record) -> None:

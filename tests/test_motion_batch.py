@@ -81,3 +81,28 @@ def test_batch_checks_its_inputs_as_simulate_motion_does():
     with pytest.raises(ConfigError, match="offsets_at"):
         simulate_motion_batch(2.0, 500.0, [np.random.default_rng(0)], activity=act, positions=_positions(1, 9, 0),
                               offsets_at=np.array([5, 2]))
+
+
+def test_batch_raises_the_first_failing_records_error():
+    """The shared inputs are checked once when every record's own inputs pass; otherwise
+    record by record, so the error is the first failing record's, as simulate_motion's."""
+    from cardiosim.errors import GeometryError
+
+    act = ActivityConfig(kind="rest")
+    at = np.array([0, 999])
+    good = [np.random.default_rng(i) for i in range(3)]
+    pos = _positions(3, 9, 0)
+    bad = pos.copy()
+    bad[1, 4, 2] = np.nan
+    with pytest.raises(GeometryError, match="finite"):
+        simulate_motion_batch(2.0, 500.0, good, activity=act, positions=bad, offsets_at=at)
+    with pytest.raises(ConfigError, match="duration"):        # record 0's error comes first
+        simulate_motion_batch(-1.0, 500.0, good, activity=act, positions=bad, offsets_at=at)
+    with pytest.raises(ConfigError, match="rng"):
+        simulate_motion_batch(2.0, 500.0, good[:2] + [0], activity=act, positions=pos, offsets_at=at)
+    with pytest.raises(ConfigError, match="fs"):
+        simulate_motion_batch(2.0, -5.0, good, activity=act, positions=pos, offsets_at=at)
+    far = pos.copy()
+    far[2, 0, 0] = 3.0
+    with pytest.raises(GeometryError, match="millimetres"):
+        simulate_motion_batch(2.0, 500.0, good, activity=act, positions=far, offsets_at=at)

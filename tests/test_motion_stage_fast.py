@@ -39,3 +39,28 @@ def test_breathing_finish_kernel_is_its_numpy_twin(n, case):
     for got, exp in zip((breath, bc, heart, got_basis), want):
         assert got.shape == exp.shape and got.tobytes() == exp.tobytes()
     assert got_basis[0].tobytes() == basis[0].tobytes()     # row 0 is not touched
+
+
+@pytest.mark.parametrize("tab_kind", ["np", "empty"])
+def test_exp_centred_rows_kernel_is_exp_of_the_centred_rows(tab_kind):
+    """One pass of ``exp(x - mean)``: the subtraction and ``exp_rows_inplace_kernel`` (what the
+    batch ran before) bit for bit, and ``np.exp`` where the table is NumPy's."""
+    from cardiosim._exp_kernels import exp_rows_inplace_kernel, np_exp_table
+
+    kern, ref = KERNELS["exp_centred_rows"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 5003)) * 0.2
+    x[0, :6] = [0.0, -0.0, 1e-300, 800.0, -800.0, np.nan]       # tiny, overflowing, underflowing, NaN
+    x[1, 10] = np.inf
+    mean = x[:, 11:].mean(axis=1)
+    mean[2] = 0.0
+    tab = np_exp_table() if tab_kind == "np" else np.empty(0, np.uint64)
+    got = x.copy()
+    kern(got, mean, tab)
+    with np.errstate(invalid="ignore"):          # inf - inf
+        two_pass = x - mean[:, None]
+    exp_rows_inplace_kernel(two_pass, tab)
+    assert got.tobytes() == two_pass.tobytes()
+    if tab.size:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            assert got.tobytes() == ref(x, mean).tobytes()

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._exp_kernels import exp_rows_inplace_kernel, np_exp_table
+from .._exp_kernels import np_exp_table
 from .._pcg64_kernels import NORMAL, RANDOM, draw_program
 from ..errors import ConfigError
-from ._kernels import (accel_finish_kernel, breathing_finish_kernel, breathing_kernel, slow_ou_affine_kernel,
-                       slow_ou_affine_sampled_kernel)
+from ._kernels import (accel_finish_kernel, breathing_finish_kernel, breathing_kernel, exp_centred_rows_kernel,
+                       slow_ou_affine_kernel, slow_ou_affine_sampled_kernel)
 from .config import ARM_ACTIVITIES, ActivityConfig, BreathingConfig
 from .simulate import (_DEFAULT_BREATHING, _NO_BASIS, _NO_COEF, G, Motion, _checked_inputs, _interpolation_table,
                        _pairwise_plan, _slow_grid)
@@ -96,8 +96,14 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     given = breathing_rates is not None
     if batch_key(act, n_e, 2, fs, br, given) is None:
         raise ConfigError(f"activity {act.kind!r} is not one simulate_motion_batch makes")
-    for b in range(bsz):      # the per-record checks (and their errors) of simulate_motion
-        act_b, br_b, _, n, _ = _checked_inputs(duration, fs, rngs[b], act, br, n_e, positions[b])
+    if bsz and all(isinstance(g, np.random.Generator) for g in rngs) and np.all(np.isfinite(positions)) \
+            and not np.max(np.abs(positions), initial=0.0) > 2.0:
+        # every record's own inputs pass simulate_motion's checks: its checks of the shared
+        # inputs once, not once a record
+        _, _, _, n, _ = _checked_inputs(duration, fs, rngs[0], act, br, n_e, positions[0])
+    else:
+        for b in range(bsz):      # the per-record checks (and their errors) of simulate_motion
+            _, _, _, n, _ = _checked_inputs(duration, fs, rngs[b], act, br, n_e, positions[b])
     from .simulate import _checked_offsets_at
 
     at = _checked_offsets_at(offsets_at, n)
@@ -188,8 +194,8 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
         logp = np.empty((n_e, n))
         slow_ou_affine_kernel(gcoef[b], bc[b][None, :], z_p[b].reshape(n_e, m), a_p, c_p, float(act.pressure_sd),
                               idx, w0, w1, True, logp)
-        logp -= logp.mean(axis=1, keepdims=True)
-        exp_rows_inplace_kernel(logp, exp_tab)
+        # exp(logp - its row means) in one pass (NumPy's means; no subtraction pass)
+        exp_centred_rows_kernel(logp, logp.mean(axis=1), exp_tab)
         pressure.append(logp)
     # --- accelerometer: gravity and sensor noise -----------------------------------------------
     acc = np.zeros((3, n))

@@ -22,7 +22,8 @@ Kernels (name -> (kernel, twin) in :data:`KERNELS`):
 * ``slow_ou_affine_sampled`` -- ``slow_ou_affine`` keeping only chosen samples and the row
   sums (the electrode offsets where the lead field is evaluated, and their mean);
 * ``add_outer`` -- the log contact pressure's step term, one pass;
-* ``accel_finish`` -- the accelerometer's sensor noise added and the float32 cast, one pass.
+* ``accel_finish`` -- the accelerometer's sensor noise added and the float32 cast, one pass;
+* ``exp_centred_rows`` -- ``exp`` of rows less their means (the contact pressure), one pass.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from numba import njit
 from scipy import signal as _signal
 
+from .._exp_kernels import _exp
 from .._pairwise_kernels import pairwise_sum_flat
 
 
@@ -401,6 +403,25 @@ def accel_finish_ref(acc, noise, scale):
     return (acc + noise * scale).astype(np.float32)
 
 
+@njit(cache=True, nogil=True)
+def exp_centred_rows_kernel(x, mean, tab):  # pragma: no cover - compiled
+    """``x[r] = exp(x[r] - mean[r])`` in place, one pass (``x -= mean[:, None]; np.exp(x, out=x)``
+    without the subtraction's pass), by :func:`cardiosim._exp_kernels._exp` on ``tab``
+    (:func:`~cardiosim._exp_kernels.np_exp_table`; empty: ``math.exp``): the contact
+    pressure from its log."""
+    rows, n = x.shape
+    for r in range(rows):
+        m = mean[r]
+        for t in range(n):
+            x[r, t] = _exp(x[r, t] - m, tab)
+
+
+def exp_centred_rows_ref(x, mean, tab=None):
+    """NumPy twin of :func:`exp_centred_rows_kernel` (returns the new array; ``tab`` unused)."""
+    y = x - np.asarray(mean)[:, None]
+    return np.exp(y, out=y)
+
+
 # --- breathing waveform ------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def breathing_finish_kernel(b01, depth, rot_amp, strain, rise, breath, bc, heart, basis):  # pragma: no cover - compiled
@@ -491,4 +512,5 @@ KERNELS = {
     "add_outer": (add_outer_kernel, add_outer_ref),
     "accel_finish": (accel_finish_kernel, accel_finish_ref),
     "breathing_finish": (breathing_finish_kernel, breathing_finish_ref),
+    "exp_centred_rows": (exp_centred_rows_kernel, exp_centred_rows_ref),
 }
