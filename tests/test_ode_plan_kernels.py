@@ -436,22 +436,41 @@ def test_series_scale_and_sin_kernels_where_checked(monkeypatch):
     code where ``series_forms_match`` holds; the sinus records are the same either way."""
     from cardiosim.ode import synth
 
-    if not K.series_forms_match():
-        pytest.skip("OpenBLAS's dot or the C library's sin differ here: the NumPy code runs")
+    form = K.series_forms_match()
+    if not form:
+        pytest.skip("neither OpenBLAS ddot form (AVX-512, Haswell) nor the C library's sin is NumPy's here: "
+                    "the NumPy code runs")
+    assert form in (K.DOT_AVX512, K.DOT_HASWELL)
     rng = np.random.default_rng(4)
     for n in K.SERIES_LENGTHS:
         x = rng.standard_normal(n) * 0.01
         a, b = x.copy(), x.copy()
-        assert K.series_scale_kernel(a, 0.03) == K.series_scale_numpy(b, 0.03) and _same(a, b)
+        assert K.series_scale_kernel(a, 0.03, form) == K.series_scale_numpy(b, 0.03) and _same(a, b)
     ph = rng.uniform(-5.0, 60.0, 1000)
     got = np.empty_like(ph)
     K.sin_kernel(ph, got)
     assert _same(got, np.sin(ph))
     patient = default_patient()
     want = [_record_bytes(synthesize(d, 500.0, np.random.default_rng(6), patient=patient)) for d in (10.0, 30.0)]
-    monkeypatch.setattr(K, "series_forms_match", lambda: False)
+    synth._sinus_forms()   # the forms found once per process, then the NumPy code forced
+    monkeypatch.setattr(synth, "_SERIES_FORMS_MATCH", [0])
     assert want == [_record_bytes(synthesize(d, 500.0, np.random.default_rng(6), patient=patient))
                     for d in (10.0, 30.0)]
+
+
+def test_dot_form_is_numpys_dot_at_every_length():
+    """The ``np.dot(x, x)`` form the machine's check selected equals NumPy's on lengths beyond
+    the series' (multiples of the block and tails, where the form covers them), magnitudes over
+    twelve decades."""
+    form = K.series_forms_match()
+    if not form:
+        pytest.skip("neither OpenBLAS ddot form (AVX-512, Haswell) is NumPy's here: the NumPy code runs")
+    rng = np.random.default_rng(11)
+    lengths = [32, 64, 96, 160, 4096, 8192] + ([1, 15, 16, 17, 33, 100, 1000] if form == K.DOT_HASWELL else [])
+    for n in lengths:
+        for _ in range(20):
+            x = rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6)
+            assert K._dot_self(x, form) == float(np.dot(x, x)), (form, n)
 
 
 @pytest.mark.parametrize("fs", [500.0, 250.0, 1000.0])

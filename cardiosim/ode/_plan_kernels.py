@@ -58,8 +58,8 @@ general path): ``sinus_draw_kernel(bg, hr_lo, hr_hi, duration, w, cap, sd_lo, sd
 n_beats, n, m)``; ``sinus_spectrum_draw_kernel(bg, n, hf_hz, f, u, e) -> m``;
 ``sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec)``; ``sinus_schedule_kernel(bg,
 x, scale, rr_mean, duration, breathing_rate, codes, z, fb, series_here, rr_std, fs, n) ->
-(status, nb, n_in_window, resp_phase, resp_depth, m)`` (with ``series_here``: the series centred and scaled by
-``series_scale_kernel(x, rr_std) -> scale`` and ``resp = sin`` by ``sin_kernel(x, out)``, NumPy's
+(status, nb, n_in_window, resp_phase, resp_depth, m)`` (with ``series_here``, the dot form, not 0: the series centred and scaled by
+``series_scale_kernel(x, rr_std, form) -> scale`` and ``resp = sin`` by ``sin_kernel(x, out)``, NumPy's
 pairwise sum, this machine's OpenBLAS ``ddot`` and the C library's ``sin`` written out, used
 where ``series_forms_match()`` confirmed them, once per process; twin ``series_scale_numpy``);
 ``rfft_freqs_into(n, d, out)``.
@@ -727,13 +727,41 @@ def sinus_spectrum_kernel(w, cap, m, exp_here, lf_hf_ratio, spec):
     spectrum_u_finish_kernel(e, m, 0.01, 0.01, lf_hf_ratio, u, spec)
 
 
+#: ``np.dot(x, x)`` forms of :func:`_dot_self`, by the OpenBLAS ``ddot`` kernel they reproduce
+#: (0: neither, the NumPy code runs): AVX-512 CPUs, and AVX2 ones (OpenBLAS's Haswell and Zen targets).
+DOT_AVX512, DOT_HASWELL = 1, 2
+
+
 @njit(cache=True, nogil=True)
-def _dot_self(x):
-    """``np.dot(x, x)`` as this machine's OpenBLAS computes it for ``len(x)`` a multiple of
-    32 (its AVX-512 ``ddot`` kernel: four 8-lane FMA accumulators over blocks of 32, folded
-    to 4 lanes, summed ``((a0 + a1) + a2) + a3``, then lanes ``(l0 + l2) + (l1 + l3)``);
-    used only where :func:`series_forms_match` confirmed it."""
+def _dot_self(x, form):
+    """``np.dot(x, x)`` as this machine's OpenBLAS computes it; used only where
+    :func:`series_forms_match` confirmed ``form``:
+
+    * :data:`DOT_AVX512` (for ``len(x)`` a multiple of 32): the AVX-512 ``ddot`` kernel, four
+      8-lane FMA accumulators over blocks of 32, folded to 4 lanes, summed ``((a0 + a1) + a2) +
+      a3``, then lanes ``(l0 + l2) + (l1 + l3)``;
+    * :data:`DOT_HASWELL`: the AVX2 ``ddot`` kernel (``ddot_microk_haswell-2.c``), four 4-lane FMA
+      accumulators over blocks of 16, each folded high half onto low half, ``(a0 + a1) + (a2 +
+      a3)``, the two lanes added, then the tail ``dot += x[i] * x[i]`` (``ddot.c``)."""
     n = x.shape[0]
+    if form == DOT_HASWELL:
+        acc = np.zeros(16)
+        n1 = n - n % 16
+        for i in range(0, n1, 16):
+            for k in range(16):
+                v = x[i + k]
+                acc[k] = _fma(v, v, acc[k])
+        lanes = np.empty(2)
+        for lane in range(2):
+            h0 = acc[lane] + acc[2 + lane]
+            h1 = acc[4 + lane] + acc[6 + lane]
+            h2 = acc[8 + lane] + acc[10 + lane]
+            h3 = acc[12 + lane] + acc[14 + lane]
+            lanes[lane] = (h0 + h1) + (h2 + h3)
+        d = lanes[0] + lanes[1]
+        for i in range(n1, n):
+            d += x[i] * x[i]
+        return d
     acc = np.zeros(32)
     for i in range(0, n - n % 32, 32):
         for k in range(32):
@@ -750,15 +778,15 @@ def _dot_self(x):
 
 
 @njit(cache=True, nogil=True)
-def series_scale_kernel(x, rr_std):
+def series_scale_kernel(x, rr_std, form):
     """``rhythm._sinus_rr``'s ``x -= np.add.reduce(x) / n`` (in place) and ``rr_std / sd``,
     ``sd = sqrt(np.dot(x, x) / n)`` (0.0 if ``sd == 0``), in :func:`~cardiosim._pairwise_kernels.pairwise_sum_flat` /
-    :func:`_dot_self`'s forms."""
+    :func:`_dot_self`'s ``form`` (:data:`DOT_AVX512` or :data:`DOT_HASWELL`)."""
     n = x.shape[0]
     mean = (0.0 + pairwise_sum_flat(x, 0, n)) / n
     for i in range(n):
         x[i] = x[i] - mean
-    sd = math.sqrt(_dot_self(x) / n)
+    sd = math.sqrt(_dot_self(x, form) / n)
     return rr_std / sd if sd > 0 else 0.0
 
 
@@ -782,26 +810,36 @@ SERIES_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)  # rfft lengths the kerne
 
 
 @lru_cache(maxsize=1)
-def series_forms_match() -> bool:
-    """Whether :func:`series_scale_kernel` gives :func:`series_scale_numpy`'s series and
-    scale bit for bit on McSharry-like series of every length in ``SERIES_LENGTHS`` (and
-    ``np.sin`` is the C library's ``sin`` on phases of the respiratory range and beyond),
-    checked once per process."""
+def series_forms_match() -> int:
+    """The form of :func:`_dot_self` (:data:`DOT_AVX512` or :data:`DOT_HASWELL`) with which
+    :func:`series_scale_kernel` gives :func:`series_scale_numpy`'s series and scale bit for bit
+    on McSharry-like series of every length in ``SERIES_LENGTHS``, where ``np.sin`` is also the C
+    library's ``sin`` on phases of the respiratory range and beyond; 0 (the NumPy code runs)
+    where neither form does or the sines differ. Checked once per process."""
     try:
-        rng = np.random.default_rng(20261206)
-        for n in SERIES_LENGTHS:
-            for k in range(12):
-                x = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 2) + rng.uniform(-1e-3, 1e-3)
-                a, b = x.copy(), x.copy()
-                if series_scale_kernel(a, 0.05) != series_scale_numpy(b, 0.05) or a.tobytes() != b.tobytes():
-                    return False
-        ph = np.concatenate([rng.uniform(-10.0, 80.0, 20_000), rng.uniform(-1e4, 1e4, 2_000),
-                             np.arange(-8, 40) * (math.pi / 2)])
-        got = np.empty_like(ph)
-        sin_kernel(ph, got)
-        return got.tobytes() == np.sin(ph).tobytes()
+        ph = None
+        for form in (DOT_AVX512, DOT_HASWELL):
+            rng = np.random.default_rng(20261206)
+            ok = True
+            for n in SERIES_LENGTHS:
+                for k in range(12):
+                    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 2) + rng.uniform(-1e-3, 1e-3)
+                    a, b = x.copy(), x.copy()
+                    if series_scale_kernel(a, 0.05, form) != series_scale_numpy(b, 0.05) or a.tobytes() != b.tobytes():
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if not ok:
+                continue
+            ph = np.concatenate([rng.uniform(-10.0, 80.0, 20_000), rng.uniform(-1e4, 1e4, 2_000),
+                                 np.arange(-8, 40) * (math.pi / 2)])
+            got = np.empty_like(ph)
+            sin_kernel(ph, got)
+            return form if got.tobytes() == np.sin(ph).tobytes() else 0
+        return 0
     except Exception:  # pragma: no cover - a numba failure: the NumPy code it is
-        return False
+        return 0
 
 
 @njit(cache=True, nogil=True)
@@ -816,7 +854,7 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
     flat, as the (2, nb) array it replaces). One float buffer ``fb`` (``5 N + 1``, ``N``
     the schedule's beats) holds ``rows`` (``fb[:2 N]``, at its start as the array it
     replaces), ``r_times`` (``fb[2 N:3 N + 1]``), ``rr`` and ``resp``
-    (``fb[4 N + 1:5 N + 1]``). With ``series_here`` (where :func:`series_forms_match`): ``x``
+    (``fb[4 N + 1:5 N + 1]``). With ``series_here`` (the form :func:`series_forms_match` found, not 0): ``x``
     not yet centred (:func:`series_scale_kernel` with ``rr_std`` gives ``scale``) and
     ``resp[:nb] = sin(rows[nb:2 nb])``. Returns (status, nb, n_in_window, resp_phase,
     resp_depth, m), ``m`` the beats of a record of ``n`` samples at ``fs`` that
@@ -825,7 +863,7 @@ def sinus_schedule_kernel(bg, x, scale, rr_mean, duration, breathing_rate, codes
     rows, r_times = fb[:2 * nbs], fb[2 * nbs:3 * nbs + 1]
     rr, resp = fb[3 * nbs + 1:4 * nbs + 1], fb[4 * nbs + 1:5 * nbs + 1]
     if series_here:
-        scale = series_scale_kernel(x, rr_std)
+        scale = series_scale_kernel(x, rr_std, series_here)
     if tachogram_kernel(x, scale, rr_mean, 4.0, rr) <= 0.2:
         return 1, 0, 0, 0.0, 0.0, 0
     pad = 1.5

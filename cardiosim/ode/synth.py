@@ -575,7 +575,8 @@ def _plan_sinus(duration, fs, rng, rhythm, morphology, patient, lf_hf_ratio, bea
         fb = np.empty(5 * n_beats + 1)  # rows, r_times, rr, resp (sinus_schedule_kernel)
         # the series' mean, power and the respiratory sine in the kernel where its forms of
         # them (NumPy's summation, OpenBLAS's dot, the C library's sin) were confirmed
-        series_here = series_here and _SERIES_FORMS_MATCH[0]
+        # (an int: the dot form, 0 for none -- one type for the kernels whichever it is)
+        series_here = _SERIES_FORMS_MATCH[0] if series_here else 0
         if series_here:
             scale = 0.0
         else:
@@ -635,7 +636,7 @@ def _sinus_forms():
     kept after the first call (each checked once per process; :func:`_plan_sinus` runs only
     after the first two passed), and ``series_forms_match()`` into ``_SERIES_FORMS_MATCH``."""
     if not _SINUS_FORMS:
-        _SERIES_FORMS_MATCH.append(bool(_plan_kernels.series_forms_match()))
+        _SERIES_FORMS_MATCH.append(int(_plan_kernels.series_forms_match()))
         _SINUS_FORMS.append((_plan_kernels.spectrum_u_form(), _irfft_direct(), _plan_kernels.ufunc_loops()))
     return _SINUS_FORMS[0]
 
