@@ -437,6 +437,18 @@ def _locate_local(tri, faces, adjacent, ring_start, ring_items, altitude, stack,
     return t, u, v, w, d2, False
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _unit_normal(faces, vnormals, t, u, v, w):  # pragma: no cover - compiled
+    """The unit surface normal at barycentric ``(u, v, w)`` of triangle ``t``: the vertex
+    normals interpolated, then scaled by one over their length (every walk kernel's normal)."""
+    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
+    nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
+    ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
+    nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
+    inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
+    return nx * inv, ny * inv, nzz * inv
+
+
 @njit(cache=True)
 def _surface_walk_calls_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items, altitude,
                          g_origin, g_cell, g_shape, g_start, g_items,
@@ -469,24 +481,14 @@ def _surface_walk_calls_kernel(tri, faces, vnormals, adjacent, ring_start, ring_
             t = start_t[i]
             u, v, w = start_b[i, 0], start_b[i, 1], start_b[i, 2]
             # Walked length = tangential length at the start, in equal steps <= step.
-            a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-            nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-            ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-            nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-            inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-            nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+            nx, ny, nzz = _unit_normal(faces, vnormals, t, u, v, w)
             on = ox * nx + oy * ny + oz * nzz
             length = np.sqrt((ox - on * nx) ** 2 + (oy - on * ny) ** 2 + (oz - on * nzz) ** 2)
             if length > 0.0:
                 n_steps = max(1, int(np.ceil(length / step)))
                 h = length / n_steps
                 for _s in range(n_steps):
-                    a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-                    nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-                    ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-                    nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-                    inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-                    nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+                    nx, ny, nzz = _unit_normal(faces, vnormals, t, u, v, w)
                     on = ox * nx + oy * ny + oz * nzz
                     dx, dy, dz = ox - on * nx, oy - on * ny, oz - on * nzz
                     dn = np.sqrt(dx * dx + dy * dy + dz * dz)
@@ -535,12 +537,7 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
     for i in range(n):
         t = start_t[i]
         u, v, w = start_b[i, 0], start_b[i, 1], start_b[i, 2]
-        a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-        nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-        ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-        nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-        inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-        start_n[i, 0], start_n[i, 1], start_n[i, 2] = nx * inv, ny * inv, nzz * inv
+        start_n[i, 0], start_n[i, 1], start_n[i, 2] = _unit_normal(faces, vnormals, t, u, v, w)
     for k in range(n_t):
         for i in range(n):
             ox, oy, oz = offsets[k, i, 0], offsets[k, i, 1], offsets[k, i, 2]
@@ -567,12 +564,7 @@ def _surface_walk_kernel(tri, faces, vnormals, adjacent, ring_start, ring_items,
                 h = length / n_steps
                 for _s in range(n_steps):
                     if _s > 0:   # the first step starts at the start point: its normal is start_n
-                        a, b, c = faces[t, 0], faces[t, 1], faces[t, 2]
-                        nx = u * vnormals[a, 0] + v * vnormals[b, 0] + w * vnormals[c, 0]
-                        ny = u * vnormals[a, 1] + v * vnormals[b, 1] + w * vnormals[c, 1]
-                        nzz = u * vnormals[a, 2] + v * vnormals[b, 2] + w * vnormals[c, 2]
-                        inv = 1.0 / np.sqrt(nx * nx + ny * ny + nzz * nzz)
-                        nx, ny, nzz = nx * inv, ny * inv, nzz * inv
+                        nx, ny, nzz = _unit_normal(faces, vnormals, t, u, v, w)
                     on = ox * nx + oy * ny + oz * nzz
                     dx, dy, dz = ox - on * nx, oy - on * ny, oz - on * nzz
                     dn = np.sqrt(dx * dx + dy * dy + dz * dz)

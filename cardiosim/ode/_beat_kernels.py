@@ -202,6 +202,19 @@ def render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab):
     _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, np.empty(n), np.empty(n))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _grid(lo, step, n):
+    """``np.arange(lo, lo + n step, step)``'s ``n >= 2`` samples as NumPy fills them
+    (``lo + i * (t[1] - t[0])`` with ``t[1] = lo + step``)."""
+    t = np.empty(n)
+    t[0] = lo
+    t[1] = lo + step
+    delta = t[1] - t[0]
+    for i in range(2, n):
+        t[i] = lo + i * delta
+    return t
+
+
 @njit(cache=True, nogil=True)
 def span_kernel(tau, sigma, amp, idx, f_repol, repol, q, fs, rel, qrs, tab):
     """``Patient.span`` of the slots ``idx`` in one call: its ``Patient.track`` (bounds as
@@ -222,12 +235,7 @@ def span_kernel(tau, sigma, amp, idx, f_repol, repol, q, fs, rel, qrs, tab):
     if not span > 1.0:  # (NumPy's length is ceil(span): fewer than 2 samples, or NaN)
         return 2, np.nan, np.nan
     n = int(math.ceil(span))
-    t = np.empty(n)
-    t[0] = lo
-    t[1] = lo + step
-    delta = t[1] - t[0]
-    for i in range(2, n):
-        t[i] = lo + i * delta
+    t = _grid(lo, step, n)
     v = np.empty((3, n))
     _render_exp(t, tau, sigma, amp, idx, f_repol, repol, v, q, tab, np.empty(n), np.empty(n))
     m = np.empty(n)
@@ -251,12 +259,7 @@ def peak_kernel(tau, sigma, amp, idx, repol, lo, stop, step, tab, out):
     if not span > 1.0:
         return False
     n = int(math.ceil(span))
-    t = np.empty(n)
-    t[0] = lo
-    t[1] = lo + step
-    delta = t[1] - t[0]
-    for i in range(2, n):
-        t[i] = lo + i * delta
+    t = _grid(lo, step, n)
     v = np.empty((3, n))
     _render_exp(t, tau, sigma, amp, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
     k = 0
@@ -441,12 +444,7 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
     if not span > 1.0:
         return 2, np.nan
     n = int(math.ceil(span))
-    t = np.empty(n)
-    t[0] = lo
-    t[1] = lo + dx
-    delta = t[1] - t[0]
-    for i in range(2, n):
-        t[i] = lo + i * delta
+    t = _grid(lo, dx, n)
     v = np.empty((3, n))
     _render_exp(t, tau, sigma, amp, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
     m = np.empty(n)
