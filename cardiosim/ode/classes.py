@@ -149,10 +149,10 @@ CLASSES: dict[str, ClassInfo] = {c.name: c for c in [
               "where needed for >= 0.08 mV depression in two contiguous standard leads", ("429622005",),
               "STD_", {**_NORMAL_QRS, "st": (None, -0.10)}),
     ClassInfo("TINV", "morphology", "T-wave inversion",
-              "T vector within 30 deg of the reversed QRS axis (QRS-T angle > 120 deg), T "
-              "amplitude 0.2-0.5 mV "
+              "T inverted (-0.13...-0.45 mV) in two contiguous leads of one territory (inferior, "
+              "anterior or lateral), the patient's own T moved away from it, upright elsewhere "
               "(CinC 2021 scores 'T wave abnormal' 164934002 as a separate class)",
-              ("59931005",), "INVT", {**_NORMAL_QRS, "qrs_t_angle": (120.0, None)}),
+              ("59931005",), "INVT", dict(_NORMAL_QRS)),
     ClassInfo("LVH", "morphology", "left ventricular hypertrophy",
               "leftward and posterior QRS forces x1.8-2.6 of normal, inferior ones kept (max spatial "
               "QRS vector > 2.5 mV), "

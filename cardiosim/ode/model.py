@@ -731,6 +731,97 @@ def _keep_pr(normal: Patient, blocked: Patient) -> Patient:
     return blocked.replace(tau=tau)
 
 
+#: The lead groups a T-wave inversion is reported in (Rautaharju et al., AHA/ACCF/HRS
+#: recommendations part IV, Circulation 2009;119:e241: T inversion judged per lead, in two
+#: contiguous leads of an anatomic group; the groups as in Thygesen et al., Fourth Universal
+#: Definition of MI, Circulation 2018;138:e618): each territory's contiguous lead pairs.
+TINV_TERRITORIES = {
+    "inferior": (("II", "aVF"), ("aVF", "III"), ("II", "III")),
+    # (not V1-V2 alone: T is normally negative or flat in V1, Rautaharju 2009)
+    "anterior": (("V2", "V3"), ("V3", "V4")),
+    "lateral": (("aVL", "I"), ("V4", "V5"), ("V5", "V6")),
+}
+#: Depth (mV) of the inverted T in the weaker lead of the territory's pair: from the
+#: criterion's -0.10 mV with a margin for respiratory (up to -8 %) and beat-to-beat
+#: amplitude modulation, to the start of "deep" inversion (-0.5 mV, Rautaharju 2009).
+TINV_DEPTH_MV = (0.13, 0.45)
+
+
+@lru_cache(maxsize=None)
+def _tinv_pairs(territory: str):
+    """A territory's contiguous pairs (names), their two lead rows of the 12-lead matrix
+    (pairs, 2, 3), each pair's unit mean lead direction (pairs, 3) and what its two leads
+    read of it (pairs, 2)."""
+    from .realism import LI, lead_matrix
+
+    M = lead_matrix()
+    pairs = TINV_TERRITORIES[territory]
+    rows = np.array([[M[LI[a]], M[LI[b]]] for a, b in pairs])
+    units = np.array([_unit(_unit(r[0]) + _unit(r[1])) for r in rows])
+    lu = np.einsum("pkj,pj->pk", rows, units)
+    rows.flags.writeable = units.flags.writeable = lu.flags.writeable = False
+    return pairs, rows, units, lu
+
+
+def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, dict]:
+    """T inverted in one anatomic territory (:data:`TINV_TERRITORIES`), the other leads'
+    T kept as the patient's own: a regional repolarisation change adds a T force pointing
+    away from the region, so the T vector is moved from the patient's ``t`` to ``t - a u``
+    (``u``: the unit mean direction of the territory's contiguous pair that the smallest
+    ``a`` inverts; ``a``: both leads of that pair at -depth).
+
+    Until 2026-12-07 every TINV beat turned its T against the QRS axis (QRS-T angle
+    >= 125 deg), inverting T in I, II and V2-V6 at once. The shared real T-inversion
+    records (CinC 2021 JS20007, JS20010) invert it in a few leads (V3; V6 with III, aVF)
+    and keep T upright in I, II, V2 and V5, where the global turn read -0.11...-0.42 mV.
+    """
+    t_pk = p.peak_vector(T_WAVES)
+    names = tuple(TINV_TERRITORIES)
+    territory = names[int(rng.integers(len(names)))]
+    depth = rng.uniform(*TINV_DEPTH_MV)
+    pairs, rows_all, units, lu = _tinv_pairs(territory)
+    # per pair, both leads at <= -depth: a >= (l . t + depth) / (l . u) for each lead l (l . u > 0:
+    # two contiguous leads' mean direction sees both); the pair the smallest change inverts
+    lt = rows_all @ t_pk                                   # (pairs, 2)
+    needs = np.maximum(((lt + depth) / lu).max(axis=1), 0.0)
+    k = int(np.argmin(needs))
+    need, u, pair, rows, rows_u = float(needs[k]), units[k], pairs[k], rows_all[k], lu[k]
+    _, q1 = p.span(QRS_WAVES)
+    repol = amp[:, list(REPOL)].copy()
+    for _ in range(6):
+        t_new = t_pk - need * u
+        # The direction and size of repolarisation change, not its time course (in primary T
+        # inversion the QT stays normal or near it): the patient's own ST-T waves (slots 8-10,
+        # their centres and widths on every axis) are turned from t onto t_new by the smallest
+        # turn and scaled to its size (the template's fixed T used before 2026-12-06 ended
+        # 36-68 ms after the patient's own T).
+        rot = _rotation(_unit(t_pk), _unit(t_new)) * (float(np.linalg.norm(t_new)) / float(np.linalg.norm(t_pk)))
+        amp[:, list(REPOL)] = rot @ repol
+        # Each axis has its own T timing, so a lead near the new T's null can read a biphasic
+        # T whose larger lobe is upright although the peak vector projects negative: the pair's
+        # T as a reader takes it (the largest deflection from 80 ms after the QRS end) must
+        # reach -depth, else the change grows by the shortfall.
+        tr = p.replace(amp=amp).track(REPOL, fs=500.0)
+        if tr is None:
+            break
+        w = rows @ tr[1][:, tr[0] >= q1 + 0.08]
+        if w.shape[1] == 0:
+            break
+        ext = w[np.arange(2), np.argmax(np.abs(w), axis=1)]
+        short = float(np.max((ext + depth) / rows_u))
+        if short <= 0.0:
+            break
+        need += short
+    q = p.replace(amp=amp)
+    # each axis keeps its own centres and widths, so the turn reweights them and moves the
+    # loop's end: the turned repolarisation is moved in time to end on the 12 leads where
+    # the patient's does (at RR 1 s; both scale alike)
+    tau[:, list(REPOL)] += _t_end12(p) - _t_end12(q)
+    prm.update(t_mV=float(np.linalg.norm(t_new)), t_inversion_mV=float(depth),
+               t_territory=territory, t_pair="-".join(pair))
+    return q.replace(tau=tau), prm
+
+
 def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     """Turn a normal patient into one of class ``morphology`` (see ``classes.CLASSES``).
 
@@ -834,38 +925,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         prm.update(st_mV=st)
         return p.replace(amp=amp, tau=tau, sigma=sigma), prm
     if morphology == "TINV":
-        axis = p.qrs_axis()
-        t_pk = p.peak_vector(T_WAVES)
-        # the T vector turned away from where the patient's normal T points (so T inverts
-        # in the leads where it was upright: I, II, V3-V6), kept >= 125 deg from the QRS
-        # axis (a primary T inversion, QRS-T angle > 120 deg)
-        t_amp = rng.uniform(0.2, 0.5)
-        d = _unit(-_unit(t_pk) + 0.2 * rng.normal(size=3))
-        for lam in np.linspace(0.0, 4.0, 17):
-            dd = _unit(d - lam * axis)
-            if dd @ axis <= np.cos(np.radians(125.0)):
-                break
-        d = dd
-        # large enough to read <= -0.13 mV in the contiguous lead pair that sees it best
-        # (T inversion is a per-lead criterion: <= -0.1 mV in two contiguous leads)
-        t_amp = max(t_amp, min(_contiguous_st_scale(-d, 0.13), 0.8))
-        # The direction of repolarisation changes, not its time course (in primary T
-        # inversion the QT stays normal or near it): the patient's own ST-T waves (slots
-        # 8-10, their centres and widths on every axis) are inverted, turned from -T onto
-        # ``d`` (the smallest turn) and scaled to a ``t_amp`` peak. The template's fixed T
-        # used before (centres t1 and t1 + 60 ms, widths 55 and 35 ms) ended 36-68 ms
-        # (median 47, 16 patients by ``realism.measure``) after the patient's own T: the
-        # class's QTc IQR of 437-458 ms. (Turning T onto ``d`` directly, a near-half turn,
-        # mixes the axes' own waves more: -37...+11 ms.)
-        rot = -_rotation(-_unit(t_pk), d) * (t_amp / float(np.linalg.norm(t_pk)))
-        amp[:, list(REPOL)] = rot @ amp[:, list(REPOL)]
-        q = p.replace(amp=amp)
-        # each axis keeps its own centres and widths, so the turn reweights them and moves
-        # the loop's end (-14...+9 ms in 40 patients): the turned repolarisation is moved in
-        # time to end on the 12 leads where the patient's does (at RR 1 s; both scale alike)
-        tau[:, list(REPOL)] += _t_end12(p) - _t_end12(q)
-        prm.update(t_mV=t_amp)
-        return q.replace(tau=tau), prm
+        return _territorial_t_inversion(p, rng, amp, tau, prm)
     if morphology == "LVH":
         # peak >= 3.0 mV in the template: > 2.5 mV in every beat despite respiratory (up to
         # -8 %) and beat-to-beat (3 % per wave) amplitude modulation
