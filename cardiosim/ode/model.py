@@ -801,7 +801,7 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
         # T whose larger lobe is upright although the peak vector projects negative: the pair's
         # T as a reader takes it (the largest deflection from 80 ms after the QRS end) must
         # reach -depth, else the change grows by the shortfall.
-        tr = p.replace(amp=amp).track(REPOL, fs=500.0)
+        tr = Patient._trusted(p.tau, p.sigma, amp.copy()).track(REPOL, fs=500.0)  # (a turn of finite values)
         if tr is None:
             break
         w = rows @ tr[1][:, tr[0] >= q1 + 0.08]
