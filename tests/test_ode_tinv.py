@@ -81,7 +81,7 @@ def test_real_t_inversion_records_median_t_inside_the_synthetic_iqr(data_dir):
     interquartile range (80 records of ``realism_table``) in at least 3 of the 4. Nothing was
     fitted to these records. Measured: T in I, V2 and V5 inside; T in II, where the real records'
     T is flattened (0.08 and 0.19 mV), just below it in this draw (synthetic IQR 0.20-0.50 mV;
-    inside in three other draws of 80). With the global inversion used until 2026-12-07 none of
+    inside in two other draws of 80). With the global inversion used until 2026-12-07 none of
     the four was (synthetic IQR of T in I -0.24...-0.11 mV against the real median +0.09)."""
     from cardiosim.ode.realism import realism_table
 
