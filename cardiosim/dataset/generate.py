@@ -24,6 +24,7 @@ import threading
 
 import numpy as np
 
+from .._scratch import empty_without_huge_pages
 from .._version import __version__
 from ..errors import CardiosimError, ConfigError, DataFormatError
 from . import io as _io
@@ -373,7 +374,8 @@ def _block_buffer(name: str, shape: tuple, dtype=np.int16) -> np.ndarray:
     key = (name, np.dtype(dtype).str)
     buf = bufs.get(key)
     if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
-        buf = bufs[key] = np.empty(shape, dtype=dtype)
+        # 4-KiB pages: no wait for huge-page compaction at a worker's first block (_scratch)
+        buf = bufs[key] = empty_without_huge_pages(shape, dtype)
     return buf[:shape[0]]
 
 
@@ -428,7 +430,7 @@ class _BlockArrays:
             if arr is None:
                 shape = (self.capacity,) + part.shape
                 arr = self.arrays[name] = _block_buffer(name, shape, np.float32) if self.reuse else \
-                    np.empty(shape, dtype=np.float32)
+                    empty_without_huge_pages(shape, np.float32)
             if part.shape != arr.shape[1:]:
                 self.off.add(name)
                 continue
