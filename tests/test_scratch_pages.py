@@ -75,9 +75,9 @@ def test_memory_is_not_advised_for_huge_pages():
 
 def test_block_buffers_use_it(monkeypatch):
     """The dataset's per-thread block buffers are allocated through it."""
-    from cardiosim.dataset import generate as _  # noqa: F401
     import importlib
 
+    # (the module: ``cardiosim.dataset.generate`` as an attribute is the function of that name)
     gen = importlib.import_module("cardiosim.dataset.generate")
     calls = []
     monkeypatch.setattr(gen, "empty_without_huge_pages",
