@@ -56,8 +56,8 @@ def test_leads_looking_away_from_the_territory_keep_an_upright_t(drawn):
     M = lead_matrix()
     kept = total = 0
     for p, q, prm in drawn:
-        u = model._tinv_pairs(prm["t_territory"])[2][[pr for pr in TINV_TERRITORIES[prm["t_territory"]]]
-                                                     .index(tuple(prm["t_pair"].split("-")))]
+        pairs, _, units, _ = model._tinv_pairs(prm["t_territory"])
+        u = units[pairs.index(tuple(prm["t_pair"].split("-")))]
         before, after = _lead_t(p), _lead_t(q)
         cos = (M @ u) / np.linalg.norm(M, axis=1)
         away = (cos < -0.3) & (before >= 0.1)

@@ -387,24 +387,32 @@ def tangent_end_kernel(t, v, i0, i1, dx):
     for k in range(n):
         a = i0 + k
         m[k] = math.sqrt((v[0, a] * v[0, a] + v[1, a] * v[1, a]) + v[2, a] * v[2, a])
+    return _tangent(t, i0, m, 0, n, dx, t[i1 - 1])
+
+
+@njit(nogil=True, inline="always")
+def _tangent(t, t0, m, m0, n, dx, t_last):
+    """The tangent method on ``n >= 2`` magnitude samples ``m[m0:m0 + n]`` at times ``t[t0:t0 +
+    n]``: ``k`` the first maximum, ``d`` as ``np.gradient(m, dx)``, ``j`` its first minimum
+    from ``k``; ``t[t0 + j] + m[m0 + j] / -d[j]`` if ``d[j] < 0``, else ``t_last``."""
     k = 0
     for i in range(1, n):
-        if m[i] > m[k]:
+        if m[m0 + i] > m[m0 + k]:
             k = i
     two = 2.0 * dx
     j = -1
     dj = 0.0
     for i in range(k, n):
         if i == 0:
-            d = (m[1] - m[0]) / dx
+            d = (m[m0 + 1] - m[m0]) / dx
         elif i == n - 1:
-            d = (m[i] - m[i - 1]) / dx
+            d = (m[m0 + i] - m[m0 + i - 1]) / dx
         else:
-            d = (m[i + 1] - m[i - 1]) / two
+            d = (m[m0 + i + 1] - m[m0 + i - 1]) / two
         if j < 0 or d < dj:  # (the first minimum, as np.argmin; the differences are finite)
             j = i
             dj = d
-    return t[i0 + j] + m[j] / -dj if dj < 0 else t[i1 - 1]
+    return t[t0 + j] + m[m0 + j] / -dj if dj < 0 else t_last
 
 
 @njit(nogil=True, inline="always")
@@ -454,25 +462,7 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
     if i1 - i0 < 2:
         return 3, np.nan
     # the tangent on m[i0:i1] (tangent_end_kernel's steps on the magnitude already made)
-    nn = i1 - i0
-    k = 0
-    for i in range(1, nn):
-        if m[i0 + i] > m[i0 + k]:
-            k = i
-    two = 2.0 * dx
-    j = -1
-    dj = 0.0
-    for i in range(k, nn):
-        if i == 0:
-            d = (m[i0 + 1] - m[i0]) / dx
-        elif i == nn - 1:
-            d = (m[i0 + i] - m[i0 + i - 1]) / dx
-        else:
-            d = (m[i0 + i + 1] - m[i0 + i - 1]) / two
-        if j < 0 or d < dj:
-            j = i
-            dj = d
-    return 0, (t[i0 + j] + m[i0 + j] / -dj if dj < 0 else t[i1 - 1])
+    return 0, _tangent(t, i0, m, i0, i1 - i0, dx, t[i1 - 1])
 
 
 @njit(cache=True, nogil=True)
