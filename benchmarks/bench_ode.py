@@ -10,7 +10,9 @@
 3. Drawing one patient (ms): ``sample_patient`` (exact rejection from the prior, and the
    screened proposal) against the previous per-draw sampler (kept here as the baseline);
    over the default recipe's class mix with the beat template's measures in numba kernels
-   and in their NumPy twins, interleaved.
+   and in their NumPy twins, interleaved; and per morphology class (CPU ms per draw, the
+   median of rounds of draws from fixed seeds, the classes interleaved in each round),
+   against issue 13's limit of 0.6 ms (``--draws`` runs only these rows).
 
 NeuroKit2 is timed at 10 s and at 600 s; each cardiosim row is compared with the
 NeuroKit2 row of the same record length.
@@ -24,7 +26,7 @@ NeuroKit2 row of the same record length.
    fixed-patient row above, best wall over best wall, is the comparable ratio).
    ``--quick``: only NeuroKit2 at 10 s, the 10-s rows and the baseline comparison.
 
-Run: ``python benchmarks/bench_ode.py [--quick] [--baseline REV [--rounds 5]]`` (writes
+Run: ``python benchmarks/bench_ode.py [--quick | --draws] [--baseline REV [--rounds 5]]`` (writes
 benchmarks/results/ode.json).
 """
 
@@ -170,6 +172,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="only NeuroKit2 at 10 s, the 10-s rows and --baseline")
     ap.add_argument("--baseline", metavar="REV", help="also time the per-record 10-s costs on this git revision's tree")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of --baseline")
+    ap.add_argument("--draws", action="store_true", help="only the per-class patient draw rows")
     ap.add_argument("--child-10s", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_10s:
@@ -179,6 +182,11 @@ def main():
     import neurokit2 as nk
     import numba
 
+    if args.draws:
+        import numba
+
+        _report(_class_draw_rows(), [], None, numba)
+        return
     rows = []
     # warm up the numba kernels (compiled once, cached)
     synthesize_batch(2, 2.0, FS, np.random.default_rng(0))
@@ -255,6 +263,7 @@ def main():
         rows.append({"generator": f"sample_patient, default class mix, template measures in {mode}",
                      "what": "8 of 14 NORM; LBBB RBBB STE STD TINV LVH", "ms_per_patient": 1e3 * mix[mode],
                      "ratio_vs_v1": t_old / mix[mode]})
+    rows.extend(_class_draw_rows())
 
     # ---- 12-lead samples per second vs ecg-augmentations' closed form -----------------
     try:
@@ -290,6 +299,36 @@ def main():
     if args.baseline:
         _add_baseline(rows, args, t_nk)
     _report(rows, rows12, torch, numba)
+
+
+DRAW_LIMIT_MS = 0.6   # issue 13: drawing a patient stays <= 0.6 ms
+
+
+def _class_draw_rows(n_draws=50, rounds=7):
+    """Per morphology class, CPU ms of one ``sample_patient`` draw: in each round every class
+    draws ``n_draws`` patients from the seeds 0..n_draws-1 (the same work each round), the
+    classes in turn, so that a change of the machine's load falls on all of them; the median
+    over rounds and its range."""
+    from cardiosim.ode import MORPHOLOGIES
+
+    for m in MORPHOLOGIES:   # warm: kernels compiled or loaded, per-class tables built
+        sample_patient(np.random.default_rng(0), m)
+    per = {m: [] for m in MORPHOLOGIES}
+    for _ in range(rounds):
+        for m in MORPHOLOGIES:
+            t0 = time.process_time()
+            for i in range(n_draws):
+                sample_patient(np.random.default_rng(i), m)
+            per[m].append(1e3 * (time.process_time() - t0) / n_draws)
+    rows = []
+    for m in MORPHOLOGIES:
+        ms = float(np.median(per[m]))
+        rows.append({"generator": f"sample_patient, class {m}",
+                     "what": (f"CPU ms a draw, median of {rounds} x {n_draws} (range {min(per[m]):.2f}-"
+                              f"{max(per[m]):.2f}); limit {DRAW_LIMIT_MS} ms: "
+                              f"{'met' if ms <= DRAW_LIMIT_MS else 'NOT met'}"),
+                     "ms_per_patient": ms})
+    return rows
 
 
 def _ten_second_rows(rows, nk_rate, n_rec=64):
