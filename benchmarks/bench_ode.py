@@ -183,8 +183,6 @@ def main():
     import numba
 
     if args.draws:
-        import numba
-
         _report(_class_draw_rows(), [], None, numba)
         return
     rows = []
