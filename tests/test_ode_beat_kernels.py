@@ -199,3 +199,77 @@ def test_peak_kernel_equals_peak_vector_numpy(rng):
     assert not K.peak_kernel(p.tau, p.sigma, p.amp, M._ALL_IDX, M._REPOL_MASK, 0.0, 0.0004, 1 / 2000, tab, got)
     assert not K.peak_kernel(p.tau, p.sigma, p.amp, M._ALL_IDX, M._REPOL_MASK, np.nan, np.nan, 1 / 2000, tab, got)
     assert np.isnan(got).all()
+
+
+def test_tinv_shortfall_kernel_equals_numpy_twin_bit_for_bit(rng):
+    """The T-inversion turn's shortfall from kept Gaussians (``slot_exps_kernel``,
+    ``tinv_shortfall_kernel``) against ``_tinv_shortfall_numpy`` (``Patient.track``, ``rows @
+    v``) on drawn beats of several classes, every territory pair, random turns (also silent
+    and sign-flipped repolarisations and a grid start past the T), and ``slot_sum_kernel``
+    against ``Patient.render``."""
+    import pytest
+
+    if not M._tinv_kernels():
+        pytest.skip("the shortfall kernels do not give NumPy's results on this machine")
+    pats = [sample_patient(rng, morphology=m) for m in ("NORM", "LBBB", "RBBB", "TINV", "LVH", "STE")]
+    n_cmp = 0
+    for p in pats:
+        q1 = p.span(M.QRS_WAVES)[1]
+        for terr in M.TINV_TERRITORIES:
+            _, rows_all, _, lu = M._tinv_pairs(terr)
+            for rows, rows_u in zip(rows_all, lu):
+                for shift in (0.0, 0.1, 0.3, 5.0):
+                    depth = rng.uniform(*M.TINV_DEPTH_MV)
+                    short_of = M._tinv_shortfall_fast(p, q1 + shift, rows, rows_u, depth)
+                    if short_of is None:  # (< 2 samples after q1 + shift: the NumPy code decides)
+                        assert shift == 5.0
+                        continue
+                    for turn in range(4):
+                        amp = np.array(p.amp)
+                        if turn == 3:
+                            amp[:, list(M.REPOL)] = 0.0  # silent: None as Patient.track's None
+                        else:
+                            amp[:, list(M.REPOL)] = rng.normal(0.0, 0.5, (3, 3)) @ amp[:, list(M.REPOL)]
+                        want = M._tinv_shortfall_numpy(p, amp, q1 + shift, rows, rows_u, depth)
+                        got = short_of(amp)
+                        assert (got is None) == (want is None)
+                        if want is not None:
+                            assert np.float64(got).tobytes() == np.float64(want).tobytes()
+                            n_cmp += 1
+    assert n_cmp > 100
+    # the weighted sum of kept Gaussians is the render itself
+    p = pats[0]
+    ia = M._index_array(M.REPOL)
+    t = np.arange(-0.1, 0.6, 1 / 500)
+    xs, g = np.empty((3, 3, t.shape[0])), np.empty((3, 3, t.shape[0]))
+    K.slot_exps_kernel(t, p.tau, p.sigma, ia, M._render_exp_table(), xs, g)
+    out = np.empty((3, t.shape[0]))
+    K.slot_sum_kernel(xs, g, p.amp, ia, out)
+    np.testing.assert_array_equal(out, K.render_numpy(t, p.tau, p.sigma, p.amp, list(M.REPOL), 1.0, M._REPOL_MASK))
+
+
+def test_t_end12_pair_kernel_equals_numpy_twin_bit_for_bit(rng):
+    """Two beats of one timing (a turn of the repolarisation's amplitudes) in one call
+    (``t_end12_pair_kernel``) against ``_t_end12_numpy`` of each, and a silent second beat
+    left to the NumPy code (status 1)."""
+    import pytest
+
+    if not (M._lead_kernels() and M._tinv_kernels()):
+        pytest.skip("the 12-lead kernels do not give NumPy's results on this machine")
+    n_cmp = 0
+    for i in range(30):
+        p = sample_patient(rng, morphology=["NORM", "TINV", "LBBB", "STE", "LVH"][i % 5])
+        amp = np.array(p.amp)
+        amp[:, list(M.REPOL)] = rng.normal(0.0, 0.5, (3, 3)) @ amp[:, list(M.REPOL)]
+        q = M.Patient(p.tau, p.sigma, amp)
+        out = np.empty(2)
+        st = K.t_end12_pair_kernel(p.tau, p.sigma, p.amp, q.amp, M._index_array(M.REPOL), M._REPOL_MASK, 2000.0,
+                                   M._lead_matrix_c(), M._render_exp_table(), out)
+        assert st == 0
+        assert (float(out[0]), float(out[1])) == (M._t_end12_numpy(p), M._t_end12_numpy(q))
+        assert M._t_end12_pair(p, q) == (M._t_end12_numpy(p), M._t_end12_numpy(q))
+        n_cmp += 1
+    amp = np.array(p.amp)
+    amp[:, list(M.REPOL)] = 0.0
+    assert K.t_end12_pair_kernel(p.tau, p.sigma, p.amp, amp, M._index_array(M.REPOL), M._REPOL_MASK, 2000.0,
+                                 M._lead_matrix_c(), M._render_exp_table(), np.empty(2)) == 1

@@ -465,6 +465,157 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
     return 0, _tangent(t, i0, m, i0, i1 - i0, dx, t[i1 - 1])
 
 
+@njit(nogil=True, inline="always")
+def _slot_exps(t, tau, sigma, idx, tab, xs, g):
+    """:func:`slot_exps_kernel`'s body."""
+    n = t.shape[0]
+    n4 = n // EXP_LANES
+    for a in range(3):
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            c = tau[a, i] * 1.0 + 0.0 * (1.0 - 1.0)  # (render_kernel's centre at f = 1, q = 0)
+            s = sigma[a, i] * 1.0
+            x = xs[a, j]
+            y = g[a, j]
+            for k in range(n):
+                d = (t[k] - c) / s
+                x[k] = -0.5 * (d * d)
+            _exp_main_run(x, y, n4, tab)
+            for k in range(n4 * EXP_LANES, n):
+                y[k] = _exp_main(x[k], tab)
+            for k in range(n):
+                xk = x[k]
+                if not (-512.0 < xk <= -EXP_TINY):
+                    y[k] = 0.0 if xk < EXP_ZERO else math.exp(xk)
+
+
+@njit(cache=True, nogil=True)
+def slot_exps_kernel(t, tau, sigma, idx, tab, xs, g):
+    """The Gaussians of :func:`render_exp_kernel` at RR = 1 s, kept: into ``xs (3, len(idx),
+    n)`` the exponents ``-0.5 ((t - tau) / sigma) ** 2`` and into ``g`` their ``exp`` exactly
+    as the render takes it (``tab`` as there; where the render skips a sample, exponent
+    below EXP_ZERO, ``g`` is left 0.0 and :func:`slot_sum_kernel` skips it too). Renders of
+    the same slots with other amplitudes then cost a weighted sum."""
+    _slot_exps(t, tau, sigma, idx, tab, xs, g)
+
+
+@njit(nogil=True, inline="always")
+def _slot_sum(xs, g, amp, idx, out):
+    """``out (3, n)``: the render of :func:`render_exp_kernel` from :func:`slot_exps_kernel`'s
+    ``xs``, ``g`` with amplitudes ``amp``: ``0 + w_0 g_0 + w_1 g_1 + ...`` in slot order,
+    samples whose exponent is below EXP_ZERO skipped."""
+    n = xs.shape[2]
+    for a in range(3):
+        for k in range(n):
+            out[a, k] = 0.0
+        for j in range(idx.shape[0]):
+            w = amp[a, idx[j]]
+            for k in range(n):
+                if xs[a, j, k] < EXP_ZERO:
+                    continue
+                out[a, k] = out[a, k] + w * g[a, j, k]
+
+
+@njit(cache=True, nogil=True)
+def slot_sum_kernel(xs, g, amp, idx, out):
+    """:func:`_slot_sum` (the render of the slots ``idx`` with amplitudes ``amp`` from the
+    Gaussians :func:`slot_exps_kernel` kept)."""
+    _slot_sum(xs, g, amp, idx, out)
+
+
+@njit(nogil=True, inline="always")
+def _pair_lead(rows, i, v, k):
+    """``(rows @ v)[i, k]`` of ``rows (L, 3)`` as OpenBLAS's ``dgemm`` rounds a three-term
+    product (as :func:`_lead_sq`)."""
+    return _fma(rows[i, 2], v[2, k], _fma(rows[i, 1], v[1, k], rows[i, 0] * v[0, k]))
+
+
+@njit(cache=True, nogil=True)
+def pair_leads_kernel(rows, v, out):
+    """``out = rows @ v`` (``rows (L, 3)``, ``v (3, n)``) in :func:`_pair_lead`'s rounding
+    (what ``model._tinv_kernels`` checks against NumPy)."""
+    for i in range(rows.shape[0]):
+        for k in range(v.shape[1]):
+            out[i, k] = _pair_lead(rows, i, v, k)
+
+
+@njit(cache=True, nogil=True)
+def tinv_shortfall_kernel(xs, g, amp, idx, rows, rows_u, depth, v):
+    """``model._tinv_shortfall_numpy`` from kept Gaussians: the slots ``idx`` with amplitudes
+    ``amp`` rendered on the samples :func:`slot_exps_kernel` took (``v`` (3, n >= 2) work
+    array), the two leads ``rows (2, 3)`` of them as OpenBLAS's ``dgemm`` rounds ``rows @ v``
+    (``fma(r2, v2, fma(r1, v1, r0 v0))``), each lead's largest deflection (the first sample of
+    largest ``|w|``, as ``np.argmax``), and ``max((ext + depth) / rows_u)`` (NaN if either
+    is NaN, as ``np.max``). Returns ``(status, shortfall)``: status 1 where the slots are
+    silent (largest ``|amp|`` below 1e-6 mV: ``Patient.track`` gives None)."""
+    amax = 0.0
+    for a in range(3):
+        for j in range(idx.shape[0]):
+            amax = max(amax, abs(amp[a, idx[j]]))
+    if amax < 1e-6:
+        return 1, np.nan
+    _slot_sum(xs, g, amp, idx, v)
+    n = v.shape[1]
+    res = np.empty(2)
+    for i in range(2):
+        best = -1.0
+        ext = 0.0
+        for k in range(n):
+            w = _pair_lead(rows, i, v, k)
+            aw = abs(w)
+            if aw != aw:  # (np.argmax stops at the first NaN)
+                ext = w
+                break
+            if aw > best:
+                best = aw
+                ext = w
+        res[i] = (ext + depth) / rows_u[i]
+    if res[0] != res[0] or res[1] != res[1]:
+        return 0, np.nan
+    return 0, max(res[0], res[1])
+
+
+@njit(cache=True, nogil=True)
+def t_end12_pair_kernel(tau, sigma, amp, amp2, idx, repol, fs, M, tab, out):
+    """:func:`t_end12_kernel` of two beats that differ only in their amplitudes ``amp``,
+    ``amp2`` (the same grid; its Gaussians computed once, :func:`_slot_exps`, each render a
+    weighted sum, :func:`_slot_sum`). Into ``out`` (2,) the two ends; returns the two
+    statuses as :func:`t_end12_kernel`'s (``10 * status + status2``)."""
+    lo, hi, amax = bounds_kernel(tau, sigma, amp, idx, 1.0, repol, 0.0)
+    _, _, amax2 = bounds_kernel(tau, sigma, amp2, idx, 1.0, repol, 0.0)
+    out[0] = np.nan
+    out[1] = np.nan
+    dx = 1.0 / fs
+    span = (hi - lo) / dx
+    if not span > 1.0:
+        return 22
+    n = int(math.ceil(span))
+    t = _grid(lo, dx, n)
+    ns = idx.shape[0]
+    xs = np.empty((3, ns, n))
+    g = np.empty((3, ns, n))
+    _slot_exps(t, tau, sigma, idx, tab, xs, g)
+    v = np.empty((3, n))
+    m = np.empty(n)
+    status = 0
+    for b in range(2):
+        a_b = amp if b == 0 else amp2
+        if (amax if b == 0 else amax2) < 1e-6:
+            st = 1
+        else:
+            _slot_sum(xs, g, a_b, idx, v)
+            for k in range(n):
+                m[k] = math.sqrt(_lead_sq(M, v, k))
+            i0, i1 = first_last_kernel(m, 0.001)
+            if i1 - i0 < 2:
+                st = 3
+            else:
+                st = 0
+                out[b] = _tangent(t, i0, m, i0, i1 - i0, dx, t[i1 - 1])
+        status = status * 10 + st
+    return status
+
+
 @njit(cache=True, nogil=True)
 def velocity_trough_kernel(tau, sigma, amp, band2, idx, repol, t, M, tab, vel):
     """``model._velocity_trough``'s velocity in one call: the slots ``idx`` with widths

@@ -626,6 +626,18 @@ def _t_end12_fast(p: Patient):
     return float(end) if st == 0 else None
 
 
+def _t_end12_pair(p: Patient, q: Patient) -> tuple[float, float]:
+    """``(_t_end12(p), _t_end12(q))`` of two beats whose timing is equal (``q`` a turn of
+    ``p``'s amplitudes): in one kernel call sharing the Gaussians where :func:`_tinv_kernels`
+    holds and both ends are found there (``_beat_kernels.t_end12_pair_kernel``)."""
+    if _lead_kernels() and _tinv_kernels():
+        out = np.empty(2)
+        if _beat_kernels.t_end12_pair_kernel(p.tau, p.sigma, p.amp, q.amp, _index_array(REPOL), _REPOL_MASK,
+                                             2000.0, _lead_matrix_c(), _render_exp_table(), out) == 0:
+            return float(out[0]), float(out[1])
+    return _t_end12(p), _t_end12(q)
+
+
 def _t_end12_numpy(p: Patient, rr=1.0, fs=2000.0) -> float:
     """:func:`_t_end12`'s NumPy code (the oracle of ``t_end12_kernel``)."""
     from .realism import lead_matrix
@@ -763,6 +775,89 @@ def _tinv_pairs(territory: str):
     return pairs, rows, units, lu
 
 
+def _tinv_shortfall_numpy(p: Patient, amp, q1, rows, rows_u, depth):
+    """How far (mV, along the pair's own reading ``rows_u``) the pair of lead rows ``rows``
+    (2, 3) of ``p`` with amplitudes ``amp`` is from a T at ``-depth`` mV: each lead's largest
+    deflection from ``q1 + 80 ms`` (the repolarisation's :meth:`Patient.track` at 500 Hz),
+    the larger of the two; None where the repolarisation is silent or has no such sample
+    (the twin of :func:`_tinv_shortfall_fast`)."""
+    tr = Patient._trusted(p.tau, p.sigma, amp.copy()).track(REPOL, fs=500.0)  # (a turn of finite values)
+    if tr is None:
+        return None
+    w = rows @ tr[1][:, tr[0] >= q1 + 0.08]
+    if w.shape[1] == 0:
+        return None
+    ext = w[np.arange(2), np.argmax(np.abs(w), axis=1)]
+    return float(np.max((ext + depth) / rows_u))
+
+
+def _tinv_shortfall_fast(p: Patient, q1, rows, rows_u, depth):
+    """:func:`_tinv_shortfall_numpy` of ``p``'s timing as a function of the amplitudes: the
+    grid and its Gaussians from ``q1 + 80 ms`` computed once (``_beat_kernels.slot_exps_kernel``),
+    each call one ``tinv_shortfall_kernel``. None (the NumPy code runs) where fewer than 2
+    samples lie there (``rows @ v`` of one column is a ``gemv``, rounded otherwise)."""
+    ia = _index_array(REPOL)
+    lo, hi, _ = _beat_kernels.bounds_kernel(p.tau, p.sigma, p.amp, ia, 1.0, _REPOL_MASK, 0.0)
+    t = np.arange(lo, hi, 1.0 / 500.0)
+    t = np.ascontiguousarray(t[t >= q1 + 0.08])
+    n = t.shape[0]
+    if n < 2:
+        return None
+    xs, g = np.empty((3, ia.shape[0], n)), np.empty((3, ia.shape[0], n))
+    _beat_kernels.slot_exps_kernel(t, p.tau, p.sigma, ia, _render_exp_table(), xs, g)
+    rows, rows_u, v = np.ascontiguousarray(rows), np.ascontiguousarray(rows_u), np.empty((3, n))
+    depth = float(depth)
+
+    def short_of(amp):
+        st, short = _beat_kernels.tinv_shortfall_kernel(xs, g, amp, ia, rows, rows_u, depth, v)
+        return None if st else float(short)
+
+    return short_of
+
+
+@lru_cache(maxsize=1)
+def _tinv_kernels() -> bool:
+    """Whether :func:`_tinv_shortfall_fast` gives :func:`_tinv_shortfall_numpy` bit for bit
+    here: the render's inline ``exp`` is checked (:func:`_render_exp_table`), ``rows @ v``'s
+    rounding is OpenBLAS's ``dgemm`` FMA chain (every territory pair's rows on 2-400 samples
+    whose values span eight decades), and the shortfall of the default beat and ten jittered
+    ones, each turned at random; checked once per process."""
+    if _render_exp_table() is None:
+        return False
+    rng = np.random.default_rng(20261207)
+    pairs = [r for terr in TINV_TERRITORIES for r in _tinv_pairs(terr)[1]]
+    for n in (2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 400):
+        for rows in pairs:
+            v = rng.standard_normal((3, n)) * 10.0 ** rng.uniform(-6.0, 2.0, (1, n))
+            got = np.empty((2, n))
+            _beat_kernels.pair_leads_kernel(np.ascontiguousarray(rows), v, got)
+            if got.tobytes() != (rows @ v).tobytes():
+                return False
+    base = default_patient()
+    for k in range(11):
+        p = base if k == 0 else Patient(base.tau + rng.normal(0.0, 0.004, base.tau.shape),
+                                        base.sigma * np.exp(rng.normal(0.0, 0.2, base.sigma.shape)),
+                                        base.amp + rng.normal(0.0, 0.1, base.amp.shape))
+        for terr in TINV_TERRITORIES:
+            _, rows_all, _, lu = _tinv_pairs(terr)
+            for rows, rows_u in zip(rows_all, lu):
+                q1 = p.span(QRS_WAVES)[1]
+                depth = rng.uniform(*TINV_DEPTH_MV)
+                short_of = _tinv_shortfall_fast(p, q1, rows, rows_u, depth)
+                amp = p.amp.copy()
+                amp[:, list(REPOL)] = rng.normal(0.0, 0.3, (3, 3)) @ amp[:, list(REPOL)]
+                want = _tinv_shortfall_numpy(p, amp, q1, rows, rows_u, depth)
+                if short_of is None or short_of(amp) != want:
+                    return False
+        turned = Patient(p.tau, p.sigma, amp)
+        out = np.empty(2)
+        if (_beat_kernels.t_end12_pair_kernel(p.tau, p.sigma, p.amp, turned.amp, _index_array(REPOL), _REPOL_MASK,
+                                              2000.0, _lead_matrix_c(), _render_exp_table(), out) != 0
+                or (float(out[0]), float(out[1])) != (_t_end12_numpy(p), _t_end12_numpy(turned))):
+            return False
+    return True
+
+
 def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, dict]:
     """T inverted in one anatomic territory (:data:`TINV_TERRITORIES`), the other leads'
     T kept as the patient's own: a regional repolarisation change adds a T force pointing
@@ -788,6 +883,10 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
     need, u, pair, rows, rows_u = float(needs[k]), units[k], pairs[k], rows_all[k], lu[k]
     _, q1 = p.span(QRS_WAVES)
     repol = amp[:, list(REPOL)].copy()
+    # the shortfall below as one kernel call per turn where _tinv_kernels holds (the turns
+    # change only amplitudes: the Gaussians are computed once)
+    short_of = _tinv_shortfall_fast(p, q1, rows, rows_u, depth) if _tinv_kernels() else None
+    u_pk, n_pk = _unit(t_pk), float(np.linalg.norm(t_pk))
     for _ in range(6):
         t_new = t_pk - need * u
         # The direction and size of repolarisation change, not its time course (in primary T
@@ -795,28 +894,22 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
         # their centres and widths on every axis) are turned from t onto t_new by the smallest
         # turn and scaled to its size (the template's fixed T used before 2026-12-06 ended
         # 36-68 ms after the patient's own T).
-        rot = _rotation(_unit(t_pk), _unit(t_new)) * (float(np.linalg.norm(t_new)) / float(np.linalg.norm(t_pk)))
+        rot = _rotation(u_pk, _unit(t_new)) * (float(np.linalg.norm(t_new)) / n_pk)
         amp[:, list(REPOL)] = rot @ repol
         # Each axis has its own T timing, so a lead near the new T's null can read a biphasic
         # T whose larger lobe is upright although the peak vector projects negative: the pair's
         # T as a reader takes it (the largest deflection from 80 ms after the QRS end) must
         # reach -depth, else the change grows by the shortfall.
-        tr = Patient._trusted(p.tau, p.sigma, amp.copy()).track(REPOL, fs=500.0)  # (a turn of finite values)
-        if tr is None:
-            break
-        w = rows @ tr[1][:, tr[0] >= q1 + 0.08]
-        if w.shape[1] == 0:
-            break
-        ext = w[np.arange(2), np.argmax(np.abs(w), axis=1)]
-        short = float(np.max((ext + depth) / rows_u))
-        if short <= 0.0:
+        short = short_of(amp) if short_of is not None else _tinv_shortfall_numpy(p, amp, q1, rows, rows_u, depth)
+        if short is None or short <= 0.0:
             break
         need += short
     q = p.replace(amp=amp)
     # each axis keeps its own centres and widths, so the turn reweights them and moves the
     # loop's end: the turned repolarisation is moved in time to end on the 12 leads where
     # the patient's does (at RR 1 s; both scale alike)
-    tau[:, list(REPOL)] += _t_end12(p) - _t_end12(q)
+    e_p, e_q = _t_end12_pair(p, q)
+    tau[:, list(REPOL)] += e_p - e_q
     prm.update(t_mV=float(np.linalg.norm(t_new)), t_inversion_mV=float(depth),
                t_territory=territory, t_pair="-".join(pair))
     return q.replace(tau=tau), prm
