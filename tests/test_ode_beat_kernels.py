@@ -81,6 +81,31 @@ def test_render_exp_kernel_equals_render_kernel_bit_for_bit(rng):
     tau = np.full((3, M.NW), 0.01)
     sigma = np.full((3, M.NW), 1e-4)  # narrow: most exponents far below -746
     cases.append((np.arange(-0.1, 0.1, 5e-4), tau, sigma, np.ones((3, M.NW)), M._ALL_IDX, 0.8, 0.0))
+    # slots silent on some axes (+0.0 and -0.0: render_exp_kernel skips them), among them a
+    # NaN sample, an infinite sample and an infinite centre (not skipped where a NaN would
+    # reach the sum); against the NumPy twin too where NumPy's exp is the C library's
+    silent = []
+    for k in range(8):
+        p = sample_patient(rng, morphology=["LBBB", "RBBB", "NORM", "TINV"][k % 4])
+        amp = np.array(p.amp)
+        amp[rng.random(amp.shape) < 0.5] = 0.0
+        amp[rng.random(amp.shape) < 0.2] = -0.0
+        tau = np.array(p.tau)
+        t = np.arange(-0.3, 0.6, 1 / 2000)
+        if k == 5:
+            t[[3, 700]] = [np.nan, np.inf]
+        if k == 6:
+            tau[1, 4] = np.inf
+            t[10] = np.inf
+        silent.append((t, tau, p.sigma, amp, M._ALL_IDX, 0.9, -0.03))
+    for t, tau, sigma, amp, idx, f, q in silent:
+        got = np.full((3, t.shape[0]), np.nan)
+        K.render_exp_kernel(t, tau, sigma, amp, idx, f, M._REPOL_MASK, got, q, tab)
+        if M._render_form() == "kernel":
+            with np.errstate(invalid="ignore", over="ignore"):
+                want = K.render_numpy(t, tau, sigma, amp, idx, f, M._REPOL_MASK, q)
+            assert got.tobytes() == want.tobytes()
+        cases.append((t, tau, sigma, amp, idx, f, q))
     for t, tau, sigma, amp, idx, f, q in cases:
         want = np.empty((3, t.shape[0]))
         got = np.full((3, t.shape[0]), np.nan)
@@ -88,7 +113,8 @@ def test_render_exp_kernel_equals_render_kernel_bit_for_bit(rng):
         K.render_exp_kernel(t, tau, sigma, amp, idx, f, M._REPOL_MASK, got, q, tab)
         assert got.tobytes() == want.tobytes()
     if M._render_form() == "kernel":
-        checked = [(t, tau, sigma, amp, idx, f, M._REPOL_MASK, 1 / 2000, q) for t, tau, sigma, amp, idx, f, q in cases]
+        checked = [(t, tau, sigma, amp, idx, f, M._REPOL_MASK, 1 / 2000, q) for t, tau, sigma, amp, idx, f, q in cases
+                   if np.all(np.isfinite(t)) and np.all(np.isfinite(tau))]
         assert K.matches_numpy(checked, render="exp")
         assert M._render_exp_table() is tab
 
@@ -273,3 +299,21 @@ def test_t_end12_pair_kernel_equals_numpy_twin_bit_for_bit(rng):
     amp[:, list(M.REPOL)] = 0.0
     assert K.t_end12_pair_kernel(p.tau, p.sigma, p.amp, amp, M._index_array(M.REPOL), M._REPOL_MASK, 2000.0,
                                  M._lead_matrix_c(), M._render_exp_table(), np.empty(2)) == 1
+
+
+def test_trough_rel_kernel_equals_numpy_twin_bit_for_bit(rng):
+    """The LBBB mid-QRS dip (``trough_rel_kernel``) against ``model._trough_rel_numpy`` on
+    drawn beats' velocities, random and plateaued ones, one or no maxima, flat and NaN."""
+    vels = []
+    for i in range(12):
+        p = sample_patient(rng, morphology=["LBBB", "RBBB", "NORM"][i % 3])
+        vels.append(M._trough_velocity_numpy(p))
+    for n in (3, 4, 5, 10, 399):
+        vels.append(rng.random(n))
+        vels.append(np.round(rng.random(n) * 4) / 4)  # ties: plateaus and equal maxima
+    vels += [np.zeros(399), np.linspace(0.0, 1.0, 399), np.sin(np.linspace(0, 3, 399)) ** 2 + 0.0,
+             np.where(np.arange(399) == 200, np.nan, 1.0 + np.sin(np.arange(399) * 0.1))]
+    for vel in vels:
+        want = M._trough_rel_numpy(vel)
+        got = float(K.trough_rel_kernel(np.ascontiguousarray(vel, dtype=np.float64), M.QRS_VELOCITY_REL))
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()

@@ -161,8 +161,18 @@ EXP_ZERO = -746.0  # math.exp is +0.0 below -745.14: adding w * 0.0 leaves a sum
 
 @njit(nogil=True, inline="always")
 def _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, xs, g):
-    """:func:`render_exp_kernel`'s body (``xs``, ``g``: work arrays of ``len(t)``)."""
+    """:func:`render_exp_kernel`'s body (``xs``, ``g``: work arrays of ``len(t)``).
+
+    A slot whose amplitude is zero on an axis is skipped there when its Gaussian is finite
+    on every sample (no NaN time, a finite centre, a positive width: ``g`` in [0, 1]): it
+    would add ``±0.0`` to sums that are never ``-0.0``, leaving them as they are (the
+    bundle-branch blocks and ectopic beats silence half their slots)."""
     n = t.shape[0]
+    t_ok = True
+    for k in range(n):
+        if t[k] != t[k]:
+            t_ok = False
+            break
     for a in range(3):
         for k in range(n):
             out[a, k] = 0.0
@@ -172,6 +182,8 @@ def _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, xs, g):
             c = tau[a, i] * f + q * (1.0 - f)
             s = sigma[a, i] * f
             w = amp[a, i]
+            if w == 0.0 and t_ok and s > 0.0 and -math.inf < c < math.inf:
+                continue
             for k in range(n):
                 d = (t[k] - c) / s
                 xs[k] = -0.5 * (d * d)
@@ -614,6 +626,37 @@ def t_end12_pair_kernel(tau, sigma, amp, amp2, idx, repol, fs, M, tab, out):
                 out[b] = _tangent(t, i0, m, i0, i1 - i0, dx, t[i1 - 1])
         status = status * 10 + st
     return status
+
+
+@njit(cache=True, nogil=True)
+def trough_rel_kernel(vel, rel):
+    """``model._trough_rel_numpy``: the lowest ``vel`` between its first and last local
+    maxima (``vel[k - 1] < vel[k] >= vel[k + 1]``) that reach ``rel`` of its peak, relative to
+    the peak; 1.0 with fewer than two such maxima (also where ``vel`` holds a NaN: NumPy's
+    peak is NaN and no sample compares)."""
+    n = vel.shape[0]
+    top = -math.inf
+    for k in range(n):
+        x = vel[k]
+        if x != x:
+            return 1.0
+        if x > top:
+            top = x
+    thr = rel * top
+    first = -1
+    last = -1
+    for k in range(1, n - 1):
+        if vel[k] > vel[k - 1] and vel[k] >= vel[k + 1] and vel[k] >= thr:
+            if first < 0:
+                first = k
+            last = k
+    if first < 0 or last == first:
+        return 1.0
+    low = vel[first]
+    for k in range(first + 1, last + 1):
+        if vel[k] < low:
+            low = vel[k]
+    return low / top
 
 
 @njit(cache=True, nogil=True)

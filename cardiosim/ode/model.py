@@ -456,15 +456,21 @@ def default_patient() -> Patient:
 def robust_beat(p: Patient, qrs=None, pr=None) -> bool:
     """Whole-beat robust delineation (``_kernels._robust``) inside QRS limits ``qrs``, PR
     limits ``pr`` (s; default: the normal criteria) and the normal QTc criteria."""
-    from . import _kernels
-
     crit = CLASSES["NORM"].limits
     qrs = crit["qrs"] if qrs is None else qrs
     pr = crit["pr"] if pr is None else pr
     lims = np.array([0, 0, 0, 0, 0, 0, 0, *qrs, *pr, *crit["qtc"]], dtype=np.float64)
     q0 = p.span(QRS_WAVES, fs=1000.0)[0]  # the screen's QRS onset (its 1-kHz grid)
-    return _kernels._robust(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
+    return _robust_kernel()(np.ascontiguousarray(p.tau), np.ascontiguousarray(p.sigma),
                             np.ascontiguousarray(p.amp), lims, 1000.0, float(q0) if np.isfinite(q0) else 0.0) == 0
+
+
+@lru_cache(maxsize=1)
+def _robust_kernel():
+    """``_kernels._robust`` (imported once)."""
+    from . import _kernels
+
+    return _kernels._robust
 
 
 def _unit(v):
@@ -506,7 +512,14 @@ def _velocity_trough(p: Patient) -> float:
     above QRS_VELOCITY_REL: those two edge samples sit at QRS_VELOCITY_REL of the peak by
     construction, so a minimum taken over them never exceeds ~0.15 and no beat could
     reach LBBB_MIN_TROUGH (0 of 300 LBBB draws did before this was fixed)."""
-    vel = _trough_velocity_fast(p) if _lead_kernels() else _trough_velocity_numpy(p)
+    if _lead_kernels():
+        return float(_beat_kernels.trough_rel_kernel(_trough_velocity_fast(p), QRS_VELOCITY_REL))
+    return _trough_rel_numpy(_trough_velocity_numpy(p))
+
+
+def _trough_rel_numpy(vel) -> float:
+    """:func:`_velocity_trough`'s dip of a velocity ``vel`` (the twin of
+    ``_beat_kernels.trough_rel_kernel``)."""
     top = vel.max()
     pk = np.flatnonzero((vel[1:-1] > vel[:-2]) & (vel[1:-1] >= vel[2:]) & (vel[1:-1] >= QRS_VELOCITY_REL * top)) + 1
     if pk.size < 2:
@@ -717,16 +730,22 @@ def qrs12(p: Patient, rr=1.0) -> float:
     """Global QRS duration (s) of the whole beat on the 12 standard leads as a 0.5-40 Hz
     delineator sees it (``_kernels._qrs12_band``: the connected run of the band-limited
     12-lead spatial velocity above QRS_VELOCITY_REL of its peak)."""
-    from . import _kernels
-    from .prior import BAND_SIGMA
-    from .realism import lead_matrix
-
+    qrs12_band, M, band = _qrs12_args()
     # the ST/T slots scaled about the QRS onset here (scaled_timing), the kernel's own
     # scale factors all 1.0 (at RR = 1 s the patient's own arrays: scaled_timing's are equal)
     tau, sigma = (p.tau, p.sigma) if float(rr) == 1.0 else scaled_timing(p.tau, p.sigma, rr, p.qrs_onset())
-    return float(_kernels._qrs12_band(np.ascontiguousarray(tau), np.ascontiguousarray(sigma),
-                                      np.ascontiguousarray(p.amp), _ONES, np.ascontiguousarray(lead_matrix()),
-                                      QRS_VELOCITY_REL, BAND_SIGMA))
+    return float(qrs12_band(np.ascontiguousarray(tau), np.ascontiguousarray(sigma), np.ascontiguousarray(p.amp),
+                            _ONES, M, QRS_VELOCITY_REL, band))
+
+
+@lru_cache(maxsize=1)
+def _qrs12_args():
+    """:func:`qrs12`'s kernel, the 12-lead matrix as it takes it and ``prior.BAND_SIGMA``
+    (imported once: prior imports this module)."""
+    from . import _kernels
+    from .prior import BAND_SIGMA
+
+    return _kernels._qrs12_band, _lead_matrix_c(), BAND_SIGMA
 
 
 def _keep_pr(normal: Patient, blocked: Patient) -> Patient:
