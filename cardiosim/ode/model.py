@@ -340,7 +340,7 @@ class Patient:
         if got is None:
             lo, hi = self.span(QRS_WAVES)
             v = self.render(np.arange(lo, hi, 1.0 / fs), QRS_WAVES).sum(axis=1)
-            got = self._cache[key] = v / np.linalg.norm(v)
+            got = self._cache[key] = v / _norm(v)
             got.flags.writeable = False
         return got.copy()
 
@@ -358,6 +358,10 @@ _INDEX_ARRAYS = {}
 
 def _index_array(waves) -> np.ndarray:
     """Slot indices as the kernels take them (int64 array), cached per group."""
+    if type(waves) is tuple:  # (a group already seen: one look-up; an equal tuple has the same ints)
+        a = _INDEX_ARRAYS.get(waves)
+        if a is not None:
+            return a
     if isinstance(waves, np.ndarray) and waves.dtype == np.int64:
         return waves
     key = tuple(int(w) for w in waves)
@@ -473,8 +477,18 @@ def _robust_kernel():
     return _kernels._robust
 
 
+def _norm(v) -> float:
+    """``np.linalg.norm(v)`` of a float64 vector as a float: NumPy's own fast path
+    (``sqrt(x.dot(x))`` on ``v.ravel(order="K")``; its ``sqrt`` and ``math.sqrt`` are both
+    correctly rounded) without its ~3 us of argument handling."""
+    if type(v) is not np.ndarray or v.dtype != np.float64:
+        return float(np.linalg.norm(v))
+    x = v.ravel(order="K")
+    return math.sqrt(x.dot(x))
+
+
 def _unit(v):
-    return v / np.linalg.norm(v)
+    return v / _norm(v)
 
 
 def _stretch(p: Patient, waves, target: float) -> Patient:
@@ -482,7 +496,8 @@ def _stretch(p: Patient, waves, target: float) -> Patient:
     lo, hi = p.span(waves)
     f = target / (hi - lo)
     tau, sigma = p.tau.copy(), p.sigma.copy()
-    idx = list(waves)
+    # (the QRS slots are contiguous: a slice, the same products as a fancy index, 3x cheaper)
+    idx = slice(QRS_WAVES[0], QRS_WAVES[-1] + 1) if tuple(waves) == QRS_WAVES else list(waves)
     tau[:, idx] *= f
     sigma[:, idx] *= f
     return p.replace(tau=tau, sigma=sigma)
@@ -607,7 +622,7 @@ def _rotation(u, v):
     u0, u1, u2 = float(u[0]), float(u[1]), float(u[2])
     v0, v1, v2 = float(v[0]), float(v[1]), float(v[2])
     w = np.array([u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0])
-    s = float(np.linalg.norm(w))
+    s = _norm(w)
     if s < 1e-12:
         if c > 0:
             return np.eye(3)
@@ -905,7 +920,7 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
     # the shortfall below as one kernel call per turn where _tinv_kernels holds (the turns
     # change only amplitudes: the Gaussians are computed once)
     short_of = _tinv_shortfall_fast(p, q1, rows, rows_u, depth) if _tinv_kernels() else None
-    u_pk, n_pk = _unit(t_pk), float(np.linalg.norm(t_pk))
+    u_pk, n_pk = _unit(t_pk), _norm(t_pk)
     for _ in range(6):
         t_new = t_pk - need * u
         # The direction and size of repolarisation change, not its time course (in primary T
@@ -913,7 +928,7 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
         # their centres and widths on every axis) are turned from t onto t_new by the smallest
         # turn and scaled to its size (the template's fixed T used before 2026-12-06 ended
         # 36-68 ms after the patient's own T).
-        rot = _rotation(u_pk, _unit(t_new)) * (float(np.linalg.norm(t_new)) / n_pk)
+        rot = _rotation(u_pk, _unit(t_new)) * (_norm(t_new) / n_pk)
         amp[:, list(REPOL)] = rot @ repol
         # Each axis has its own T timing, so a lead near the new T's null can read a biphasic
         # T whose larger lobe is upright although the peak vector projects negative: the pair's
@@ -929,7 +944,7 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
     # the patient's does (at RR 1 s; both scale alike)
     e_p, e_q = _t_end12_pair(p, q)
     tau[:, list(REPOL)] += e_p - e_q
-    prm.update(t_mV=float(np.linalg.norm(t_new)), t_inversion_mV=float(depth),
+    prm.update(t_mV=_norm(t_new), t_inversion_mV=float(depth),
                t_territory=territory, t_pair="-".join(pair))
     return q.replace(tau=tau), prm
 
@@ -947,8 +962,8 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
     # use them (each costs a render of the template)
     q_slots = list(QRS_WAVES)
     if morphology == "LBBB":
-        r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
-        t_mag = float(np.linalg.norm(p.peak_vector(T_WAVES)))
+        r_mag = _norm(p.peak_vector(QRS_WAVES))
+        t_mag = _norm(p.peak_vector(T_WAVES))
         # Activation without the left bundle (Surawicz et al., AHA/ACCF/HRS part III,
         # Circulation 2009;119:e235; the LBBB spatial VCG, Chou's Electrocardiography in
         # Clinical Practice ch. 5): the septum is activated from the right bundle, right to
@@ -985,7 +1000,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         return q, prm
     if morphology == "RBBB":
         axis = p.qrs_axis()
-        r_mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
+        r_mag = _norm(p.peak_vector(QRS_WAVES))
         qrs = rng.uniform(0.125, 0.15)
         # normal initial forces (septal, main left-inferior), then late slow terminal forces
         # to the right and anterior (Frank -X, -Z) that widen the QRS
@@ -997,7 +1012,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
                    [0.15 * r_mag * _unit(np.array([-0.4, -0.2, -0.9])), r_mag * axis, term])
         q = _stretch_12lead(_stretch(p.replace(amp=amp, tau=tau, sigma=sigma), QRS_WAVES, qrs), qrs)
         q = _keep_pr(p, q)
-        prm.update(qrs_s=qrs, terminal_mV=float(np.linalg.norm(term)))
+        prm.update(qrs_s=qrs, terminal_mV=_norm(term))
         return q, prm
     if morphology in ("STE", "STD"):
         axis = p.qrs_axis()
@@ -1049,7 +1064,7 @@ def apply_morphology(p: Patient, morphology: str, rng) -> tuple[Patient, dict]:
         amp[0, q_slots] *= f
         amp[2, q_slots] *= f
         p = p.replace(amp=amp)
-        peak = float(np.linalg.norm(p.peak_vector(QRS_WAVES)))
+        peak = _norm(p.peak_vector(QRS_WAVES))
         if peak < 3.0:  # the spatial peak still >= 3.0 mV: scale all three axes up to it
             amp[:, q_slots] *= 3.0 / max(peak, 1e-6)
             f *= 3.0 / max(peak, 1e-6)
@@ -1111,7 +1126,7 @@ def ectopic_ventricular(p: Patient, rng) -> tuple[Patient, dict]:
     X = np.empty((2, ref.shape[0]))  # _corrcoef01's work rows
     for _ in range(20):
         qrs = rng.uniform(0.14, 0.17)
-        mag = float(np.linalg.norm(p.peak_vector(QRS_WAVES))) * rng.uniform(1.2, 1.8)
+        mag = _norm(p.peak_vector(QRS_WAVES)) * rng.uniform(1.2, 1.8)
         d = _unit(rng.normal(size=3))
         amp = np.zeros((3, NW))
         tau, sigma = p.tau.copy(), p.sigma.copy()
