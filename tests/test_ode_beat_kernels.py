@@ -257,7 +257,7 @@ def test_tinv_shortfall_kernel_equals_numpy_twin_bit_for_bit(rng):
                         else:
                             amp[:, list(M.REPOL)] = rng.normal(0.0, 0.5, (3, 3)) @ amp[:, list(M.REPOL)]
                         want = M._tinv_shortfall_numpy(p, amp, q1 + shift, rows, rows_u, depth)
-                        got = short_of(amp)
+                        got = short_of.short_of(amp)
                         assert (got is None) == (want is None)
                         if want is not None:
                             assert np.float64(got).tobytes() == np.float64(want).tobytes()
@@ -317,3 +317,45 @@ def test_trough_rel_kernel_equals_numpy_twin_bit_for_bit(rng):
         want = M._trough_rel_numpy(vel)
         got = float(K.trough_rel_kernel(np.ascontiguousarray(vel, dtype=np.float64), M.QRS_VELOCITY_REL))
         assert np.float64(got).tobytes() == np.float64(want).tobytes()
+
+
+def test_tinv_turn_kernel_equals_numpy_twin_bit_for_bit(rng):
+    """A whole T-inversion turn (``tinv_turn_kernel``: ``t_new``, ``_rotation``, ``rot @ repol``
+    and the shortfall) against the NumPy code of ``_territorial_t_inversion`` on drawn beats,
+    every territory pair, random directions and sizes (also no change: ``need = 0``, and a
+    parallel turn left to the NumPy code, status 2); and ``_dot3`` against NumPy's products."""
+    import pytest
+
+    if not M._tinv_kernels():
+        pytest.skip("the T-inversion kernels do not give NumPy's results on this machine")
+    for _ in range(500):
+        a, b = rng.standard_normal(3) * 10.0 ** rng.uniform(-4, 2), rng.standard_normal(3)
+        assert K.dot3_kernel(a, b) == float(a @ b) and K.dot3_kernel(a, a) == float(a.dot(a))
+    n_cmp = 0
+    for i in range(8):
+        p = sample_patient(rng, morphology=["NORM", "LVH", "STE", "RBBB"][i % 4])
+        q1 = p.span(M.QRS_WAVES)[1]
+        t_pk = p.peak_vector(M.T_WAVES)
+        u_pk, n_pk = M._unit(t_pk), M._norm(t_pk)
+        repol = np.array(p.amp[:, M._REPOL_S])
+        for terr in M.TINV_TERRITORIES:
+            _, rows_all, units, lu = M._tinv_pairs(terr)
+            for rows, u, rows_u in zip(rows_all, units, lu):
+                depth = rng.uniform(*M.TINV_DEPTH_MV)
+                fast = M._tinv_shortfall_fast(p, q1, rows, rows_u, depth)
+                for need in (0.0, rng.uniform(0.0, 0.3), rng.uniform(0.3, 2.0)):
+                    a_fast, a_np = np.array(p.amp), np.array(p.amp)
+                    st = fast.turn(t_pk, u, need, u_pk, n_pk, repol, a_fast)
+                    t_new = t_pk - need * u
+                    if st == 2:  # (parallel: _rotation's own branch)
+                        assert need == 0.0
+                        continue
+                    a_np[:, M._REPOL_S] = (M._rotation(u_pk, M._unit(t_new)) * (M._norm(t_new) / n_pk)) @ repol
+                    want = M._tinv_shortfall_numpy(p, a_np, q1, rows, rows_u, depth)
+                    assert a_fast.tobytes() == a_np.tobytes()
+                    assert (st == 1) == (want is None)
+                    assert float(fast.res[1]) == M._norm(t_new)
+                    if want is not None:
+                        assert np.float64(fast.res[0]).tobytes() == np.float64(want).tobytes()
+                        n_cmp += 1
+    assert n_cmp > 100

@@ -551,6 +551,67 @@ def pair_leads_kernel(rows, v, out):
             out[i, k] = _pair_lead(rows, i, v, k)
 
 
+@njit(nogil=True, inline="always")
+def _dot3(u, v):
+    """``u @ v`` (``u.dot(v)``) of two 3-vectors as OpenBLAS's ``ddot`` rounds it: ``(u0 v0 +
+    u1 v1) + u2 v2``, no FMA (``model._tinv_kernels`` checks it here)."""
+    return (u[0] * v[0] + u[1] * v[1]) + u[2] * v[2]
+
+
+@njit(cache=True, nogil=True)
+def dot3_kernel(u, v):
+    """:func:`_dot3` (what ``model._tinv_kernels`` checks against NumPy)."""
+    return _dot3(u, v)
+
+
+@njit(cache=True, nogil=True)
+def tinv_turn_kernel(t_pk, u, need, u_pk, n_pk, repol, amp, xs, g, idx, rows, rows_u, depth, v, res):
+    """One turn of ``model._territorial_t_inversion`` and its shortfall in one call: ``t_new =
+    t_pk - need u``, the turn ``model._rotation(u_pk, t_new / |t_new|)`` (Rodrigues' formula
+    in NumPy's order: ``(eye + s K) + (1 - c) (K @ K)``, ``|.|`` and ``@`` of 3-vectors as
+    :func:`_dot3`, ``K @ K`` as :func:`_pair_lead`) scaled by ``|t_new| / n_pk``, the ST-T
+    slots ``idx`` of ``amp`` set to it times ``repol`` (3, 3), and
+    :func:`tinv_shortfall_kernel` of the result. ``res`` = (shortfall, ``|t_new|``).
+    Returns the shortfall kernel's status (0, 1 silent), or 2 (nothing written) where the
+    two directions are parallel (``s < 1e-12``: ``_rotation``'s own branch decides)."""
+    tn = np.empty(3)
+    for i in range(3):
+        tn[i] = t_pk[i] - need * u[i]
+    nt = math.sqrt(_dot3(tn, tn))
+    ut = np.empty(3)
+    for i in range(3):
+        ut[i] = tn[i] / nt
+    c = _dot3(u_pk, ut)
+    u0, u1, u2 = u_pk[0], u_pk[1], u_pk[2]
+    v0, v1, v2 = ut[0], ut[1], ut[2]
+    w = np.empty(3)
+    w[0] = u1 * v2 - u2 * v1
+    w[1] = u2 * v0 - u0 * v2
+    w[2] = u0 * v1 - u1 * v0
+    sw = math.sqrt(_dot3(w, w))
+    if sw < 1e-12:
+        return 2
+    k0, k1, k2 = w[0] / sw, w[1] / sw, w[2] / sw
+    K = np.empty((3, 3))
+    K[0, 0], K[0, 1], K[0, 2] = 0.0, -k2, k1
+    K[1, 0], K[1, 1], K[1, 2] = k2, 0.0, -k0
+    K[2, 0], K[2, 1], K[2, 2] = -k1, k0, 0.0
+    one_c = 1.0 - c
+    scale = nt / n_pk
+    rot = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            e = 1.0 if i == j else 0.0
+            rot[i, j] = ((e + sw * K[i, j]) + one_c * _pair_lead(K, i, K, j)) * scale
+    for i in range(3):
+        for j in range(3):
+            amp[i, idx[j]] = _pair_lead(rot, i, repol, j)
+    st, short = tinv_shortfall_kernel(xs, g, amp, idx, rows, rows_u, depth, v)
+    res[0] = short
+    res[1] = nt
+    return st
+
+
 @njit(cache=True, nogil=True)
 def tinv_shortfall_kernel(xs, g, amp, idx, rows, rows_u, depth, v):
     """``model._tinv_shortfall_numpy`` from kept Gaussians: the slots ``idx`` with amplitudes

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from functools import lru_cache
 
 import numpy as np
@@ -831,8 +832,11 @@ def _tinv_shortfall_numpy(p: Patient, amp, q1, rows, rows_u, depth):
 def _tinv_shortfall_fast(p: Patient, q1, rows, rows_u, depth):
     """:func:`_tinv_shortfall_numpy` of ``p``'s timing as a function of the amplitudes: the
     grid and its Gaussians from ``q1 + 80 ms`` computed once (``_beat_kernels.slot_exps_kernel``),
-    each call one ``tinv_shortfall_kernel``. None (the NumPy code runs) where fewer than 2
-    samples lie there (``rows @ v`` of one column is a ``gemv``, rounded otherwise)."""
+    ``short_of(amp)`` one ``tinv_shortfall_kernel`` call, ``turn(t_pk, u, need, u_pk, n_pk,
+    repol, amp)`` a whole turn of :func:`_territorial_t_inversion` and its shortfall in one
+    ``tinv_turn_kernel`` call (its status; ``res`` = shortfall, ``|t_new|``). None (the NumPy
+    code runs) where fewer than 2 samples lie there (``rows @ v`` of one column is a
+    ``gemv``, rounded otherwise)."""
     ia = _index_array(REPOL)
     lo, hi, _ = _beat_kernels.bounds_kernel(p.tau, p.sigma, p.amp, ia, 1.0, _REPOL_MASK, 0.0)
     t = np.arange(lo, hi, 1.0 / 500.0)
@@ -844,12 +848,17 @@ def _tinv_shortfall_fast(p: Patient, q1, rows, rows_u, depth):
     _beat_kernels.slot_exps_kernel(t, p.tau, p.sigma, ia, _render_exp_table(), xs, g)
     rows, rows_u, v = np.ascontiguousarray(rows), np.ascontiguousarray(rows_u), np.empty((3, n))
     depth = float(depth)
+    res = np.empty(2)
 
     def short_of(amp):
         st, short = _beat_kernels.tinv_shortfall_kernel(xs, g, amp, ia, rows, rows_u, depth, v)
         return None if st else float(short)
 
-    return short_of
+    def turn(t_pk, u, need, u_pk, n_pk, repol, amp):
+        return _beat_kernels.tinv_turn_kernel(t_pk, u, float(need), u_pk, float(n_pk), repol, amp, xs, g, ia,
+                                              rows, rows_u, depth, v, res)
+
+    return SimpleNamespace(short_of=short_of, turn=turn, res=res)
 
 
 @lru_cache(maxsize=1)
@@ -870,6 +879,16 @@ def _tinv_kernels() -> bool:
             _beat_kernels.pair_leads_kernel(np.ascontiguousarray(rows), v, got)
             if got.tobytes() != (rows @ v).tobytes():
                 return False
+    # the turn's products: 3-vector dots as ddot rounds them, 3x3 products as dgemm (and whole
+    # turns against the NumPy code, below)
+    for _ in range(200):
+        a, b = rng.standard_normal(3) * 10.0 ** rng.uniform(-3.0, 1.0), rng.standard_normal(3)
+        A, B = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
+        got = np.empty((3, 3))
+        _beat_kernels.pair_leads_kernel(A, B, got)
+        if (float(a @ b) != _beat_kernels.dot3_kernel(a, b) or float(a.dot(a)) != _beat_kernels.dot3_kernel(a, a)
+                or got.tobytes() != (A @ B).tobytes()):
+            return False
     base = default_patient()
     for k in range(11):
         p = base if k == 0 else Patient(base.tau + rng.normal(0.0, 0.004, base.tau.shape),
@@ -884,7 +903,19 @@ def _tinv_kernels() -> bool:
                 amp = p.amp.copy()
                 amp[:, list(REPOL)] = rng.normal(0.0, 0.3, (3, 3)) @ amp[:, list(REPOL)]
                 want = _tinv_shortfall_numpy(p, amp, q1, rows, rows_u, depth)
-                if short_of is None or short_of(amp) != want:
+                if short_of is None or short_of.short_of(amp) != want:
+                    return False
+                # a whole turn against the NumPy code
+                t_pk = p.peak_vector(T_WAVES)
+                u, need = _unit(rng.standard_normal(3)), float(rng.uniform(0.0, 0.5))
+                repol = p.amp[:, _REPOL_S].copy()
+                a_fast, a_np = p.amp.copy(), p.amp.copy()
+                st = short_of.turn(t_pk, u, need, _unit(t_pk), _norm(t_pk), repol, a_fast)
+                t_new = t_pk - need * u
+                a_np[:, _REPOL_S] = (_rotation(_unit(t_pk), _unit(t_new)) * (_norm(t_new) / _norm(t_pk))) @ repol
+                want = _tinv_shortfall_numpy(p, a_np, q1, rows, rows_u, depth)
+                if (st != 0 or a_fast.tobytes() != a_np.tobytes() or float(short_of.res[0]) != want
+                        or float(short_of.res[1]) != _norm(t_new)):
                     return False
         turned = Patient(p.tau, p.sigma, amp)
         out = np.empty(2)
@@ -922,22 +953,28 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
     repol = amp[:, _REPOL_S].copy()
     # the shortfall below as one kernel call per turn where _tinv_kernels holds (the turns
     # change only amplitudes: the Gaussians are computed once)
-    short_of = _tinv_shortfall_fast(p, q1, rows, rows_u, depth) if _tinv_kernels() else None
+    fast = _tinv_shortfall_fast(p, q1, rows, rows_u, depth) if _tinv_kernels() else None
     u_pk, n_pk = _unit(t_pk), _norm(t_pk)
     for _ in range(6):
-        t_new = t_pk - need * u
-        # The direction and size of repolarisation change, not its time course (in primary T
-        # inversion the QT stays normal or near it): the patient's own ST-T waves (slots 8-10,
-        # their centres and widths on every axis) are turned from t onto t_new by the smallest
-        # turn and scaled to its size (the template's fixed T used before 2026-12-06 ended
-        # 36-68 ms after the patient's own T).
-        rot = _rotation(u_pk, _unit(t_new)) * (_norm(t_new) / n_pk)
-        amp[:, _REPOL_S] = rot @ repol
-        # Each axis has its own T timing, so a lead near the new T's null can read a biphasic
-        # T whose larger lobe is upright although the peak vector projects negative: the pair's
-        # T as a reader takes it (the largest deflection from 80 ms after the QRS end) must
-        # reach -depth, else the change grows by the shortfall.
-        short = short_of(amp) if short_of is not None else _tinv_shortfall_numpy(p, amp, q1, rows, rows_u, depth)
+        # (where the kernels hold, the turn and its shortfall below in one call: fast.turn)
+        st = 2 if fast is None else fast.turn(t_pk, u, need, u_pk, n_pk, repol, amp)
+        if st == 2:
+            t_new = t_pk - need * u
+            # The direction and size of repolarisation change, not its time course (in primary T
+            # inversion the QT stays normal or near it): the patient's own ST-T waves (slots 8-10,
+            # their centres and widths on every axis) are turned from t onto t_new by the smallest
+            # turn and scaled to its size (the template's fixed T used before 2026-12-06 ended
+            # 36-68 ms after the patient's own T).
+            t_mv = _norm(t_new)
+            rot = _rotation(u_pk, _unit(t_new)) * (t_mv / n_pk)
+            amp[:, _REPOL_S] = rot @ repol
+            # Each axis has its own T timing, so a lead near the new T's null can read a biphasic
+            # T whose larger lobe is upright although the peak vector projects negative: the pair's
+            # T as a reader takes it (the largest deflection from 80 ms after the QRS end) must
+            # reach -depth, else the change grows by the shortfall.
+            short = fast.short_of(amp) if fast is not None else _tinv_shortfall_numpy(p, amp, q1, rows, rows_u, depth)
+        else:
+            short, t_mv = (None if st == 1 else float(fast.res[0])), float(fast.res[1])
         if short is None or short <= 0.0:
             break
         need += short
@@ -947,7 +984,7 @@ def _territorial_t_inversion(p: Patient, rng, amp, tau, prm) -> tuple[Patient, d
     # the patient's does (at RR 1 s; both scale alike)
     e_p, e_q = _t_end12_pair(p, q)
     tau[:, _REPOL_S] += e_p - e_q
-    prm.update(t_mV=_norm(t_new), t_inversion_mV=float(depth),
+    prm.update(t_mV=t_mv, t_inversion_mV=float(depth),
                t_territory=territory, t_pair="-".join(pair))
     return q.replace(tau=tau), prm
 
