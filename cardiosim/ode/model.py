@@ -349,6 +349,8 @@ class Patient:
 # the contiguous groups as slices: the same elements as list(group) indexing, without a
 # fancy-index gather / scatter (~3 us each)
 _P_S, _QRS_S, _REPOL_S = (slice(g[0], g[-1] + 1) for g in (P_WAVES, QRS_WAVES, REPOL))
+if any(tuple(g) != tuple(range(g[0], g[-1] + 1)) for g in (P_WAVES, QRS_WAVES, REPOL)):  # pragma: no cover
+    raise ImportError("model: the P, QRS and ST-T slot groups must be contiguous to be indexed by slices")
 _ALL_IDX = np.arange(NW, dtype=np.int64)
 _REPOL_MASK = np.zeros(NW, dtype=np.bool_)
 _REPOL_MASK[list(REPOL)] = True
