@@ -43,6 +43,25 @@ def pytest_configure(config):
                      f"({workers} processes)\n")
 
 
+def run_in_process(capsys, monkeypatch, *args, cwd):
+    """``cardiosim ARGS`` through ``cardiosim.cli.main`` in this test's process (its working
+    directory ``cwd``): (exit status, stdout, stderr). The code path of ``python -m cardiosim
+    ARGS`` but for the interpreter's start-up (~3 s of CPU a call): for a command's error checks
+    and for another command's input. The contract of the real command line (its exit status,
+    its stderr of one line from a new process) stays tested by subprocesses, each command's in
+    tests/test_cli.py at least."""
+    from cardiosim.cli import main
+
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:       # argparse's errors exit, as they do in the real command
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def _data_dir() -> Path:
     return Path(os.environ.get("CARDIOSIM_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
 

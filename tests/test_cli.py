@@ -5,12 +5,13 @@ import sys
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, run_in_process
 
 
 def run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "cardiosim", *args], capture_output=True, text=True, cwd=cwd,
                           env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)})
+
 
 
 def test_generate_then_info(tmp_path):
@@ -31,8 +32,10 @@ def test_generate_then_info(tmp_path):
     assert bad.returncode == 2 and "out of range" in bad.stderr
 
 
-def test_generate_with_activities_and_electrode(tmp_path):
-    """--activities and --electrode set what the wearer does and wears, stored per record."""
+def test_generate_with_activities_and_electrode(tmp_path, capsys, monkeypatch):
+    """--activities and --electrode set what the wearer does and wears, stored per record.
+    The bad values are given to ``main`` in this process (the one-line errors of a new
+    process: test_bad_arguments_give_one_line_and_no_file)."""
     import xarray as xr
 
     out = run("generate", "--records", "4", "--duration", "4", "--activities", "run=1,walk=0", "--electrode", "dry",
@@ -43,10 +46,10 @@ def test_generate_with_activities_and_electrode(tmp_path):
         assert set(ds["param_noise_activity_noise_electrode"].values.tolist()) == {"dry"}
     for bad, needle in ((["--activities", "walk=fast"], "walk"), (["--activities", "swim"], "swim"),
                         (["--activities", "walk=-1"], "walk"), (["--electrode", "wet"], "wet")):
-        res = run("generate", "--records", "1", "--duration", "1", "--no-progress", "--output", "x.nc", *bad,
-                  cwd=tmp_path)
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-        assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+        code, _, err = run_in_process(capsys, monkeypatch, "generate", "--records", "1", "--duration", "1",
+                                      "--no-progress", "--output", "x.nc", *bad, cwd=tmp_path)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
         assert not (tmp_path / "x.nc").exists()
 
 
@@ -145,10 +148,11 @@ def _beat_train(fs, seconds, rng):
     return x, 0.05 * noise / noise.std()
 
 
-def test_measure_reads_a_wfdb_record_and_a_dataset(tmp_path):
+def test_measure_reads_a_wfdb_record_and_a_dataset(tmp_path, capsys, monkeypatch):
     """``cardiosim measure``: a WFDB record (one lead in mV, one in ADC units) with noise of known
     RMS on a beat train reads that RMS over the QRS size; a dataset needs --record; an unknown
-    channel is named; the JSON holds every segment."""
+    channel is named; the JSON holds every segment. Measuring the record and the dataset runs
+    the command line; the errors and the dataset's generation run ``main`` in this process."""
     import json
 
     import numpy as np
@@ -171,14 +175,14 @@ def test_measure_reads_a_wfdb_record_and_a_dataset(tmp_path):
         assert len(m["noise_to_qrs"]) == len(m["grades"]) == 15
     assert res["leads"]["RAW"]["qrs_pp"] == pytest.approx(200.0 * res["leads"]["ECG"]["qrs_pp"], rel=0.01)
     assert "| ECG |" in out.stdout and "| RAW |" in out.stdout
-    bad = run("measure", "rec", "--channel", "V9", cwd=tmp_path)
-    assert bad.returncode == 2 and "unknown channel(s) V9" in bad.stderr and "ECG, RAW" in bad.stderr
+    code, _, err = run_in_process(capsys, monkeypatch, "measure", "rec", "--channel", "V9", cwd=tmp_path)
+    assert code == 2 and "unknown channel(s) V9" in err and "ECG, RAW" in err
 
-    gen = run("generate", "--records", "2", "--duration", "8", "--device", "chest_strap_500hz", "--output", "d.nc",
-              "--no-progress", cwd=tmp_path)
-    assert gen.returncode == 0, gen.stderr
-    need = run("measure", "d.nc", cwd=tmp_path)
-    assert need.returncode == 2 and "--record" in need.stderr
+    code, _, err = run_in_process(capsys, monkeypatch, "generate", "--records", "2", "--duration", "8", "--device",
+                                  "chest_strap_500hz", "--output", "d.nc", "--no-progress", cwd=tmp_path)
+    assert code == 0, err
+    code, _, err = run_in_process(capsys, monkeypatch, "measure", "d.nc", cwd=tmp_path)
+    assert code == 2 and "--record" in err
     one = run("measure", "d.nc", "--record", "1", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert "| ECG |" in one.stdout
