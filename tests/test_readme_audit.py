@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, run_in_process
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
@@ -110,14 +110,21 @@ def test_examples_readme_online_snippet_runs():
     assert isinstance(ns["loader"], torch.utils.data.DataLoader)
 
 
-def test_recipe_check_finds_what_generation_would(tmp_path):
+def test_recipe_check_finds_what_generation_would(tmp_path, capsys, monkeypatch):
     """'recipe check' rejects an activity no record can draw and a missing device file, and warns
-    about an SNR target for a kind that is off; 'generate' warns the same before it starts."""
+    about an SNR target for a kind that is off; 'generate' warns the same before it starts.
+    The two warning checks run the command line (a new process's stderr: its one warning, or
+    nothing); the three errors run ``main`` in this process, the code path of the command but for
+    the interpreter's start-up (the one-line errors of new processes: tests/test_cli.py)."""
+    def in_process(*args):
+        code, out, err = run_in_process(capsys, monkeypatch, *args, cwd=tmp_path)
+        return subprocess.CompletedProcess(args, code, out, err)
+
     (tmp_path / "act.toml").write_text("records = 1\n[simulation.activities]\njogging = 1\n")
-    line = _one_error_line(run("recipe", "check", "act.toml", cwd=tmp_path))
+    line = _one_error_line(in_process("recipe", "check", "act.toml"))
     assert "'jogging'" in line and "walk" in line
     (tmp_path / "dev.toml").write_text('device = "my_patch.toml"\n')
-    assert "my_patch.toml" in _one_error_line(run("recipe", "check", "dev.toml", cwd=tmp_path))
+    assert "my_patch.toml" in _one_error_line(in_process("recipe", "check", "dev.toml"))
     (tmp_path / "snr.toml").write_text("records = 1\n[simulation.noise]\nsnr_db = {em = [6, 24]}\n")
     res = run("recipe", "check", "snr.toml", cwd=tmp_path)
     assert res.returncode == 0 and "valid recipe" in res.stdout
@@ -126,7 +133,7 @@ def test_recipe_check_finds_what_generation_would(tmp_path):
                                           'snr_db = {em = [6, 24]}\n')
     res = run("recipe", "check", "snr_on.toml", cwd=tmp_path)
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
-    gen = run("generate", "--activities", "rest=1,jog=0.01", "--records", "1", "--output", "g.nc", cwd=tmp_path)
+    gen = in_process("generate", "--activities", "rest=1,jog=0.01", "--records", "1", "--output", "g.nc")
     assert "'jog'" in _one_error_line(gen) and not (tmp_path / "g.nc").exists()
 
 
