@@ -64,29 +64,41 @@ def test_recipe_init_and_check(tmp_path):
     assert bad.returncode == 2 and "slipsd" in bad.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--duration", "-3"], "--duration"),
-    (["--frobnicate"], "--frobnicate"),
-    (["--output", "no/such/dir/x.nc"], "does not exist"),
-    (["--records", "zero"], "--records"),
-    (["--device", "toaster_9000"], "toaster_9000"),
+# new_process: the errors argparse raises while it parses (before any command code runs) are
+# given to main in this process, the same code path; those raised by the command itself are
+# also checked from a new process, whose exit could print more (a pool's or a file's clean-up).
+@pytest.mark.parametrize("args,needle,new_process", [
+    (["--duration", "-3"], "--duration", False),
+    (["--frobnicate"], "--frobnicate", False),
+    (["--output", "no/such/dir/x.nc"], "does not exist", True),
+    (["--records", "zero"], "--records", False),
+    (["--device", "toaster_9000"], "toaster_9000", True),
 ])
-def test_bad_arguments_give_one_line_and_no_file(tmp_path, args, needle):
-    out = run("generate", "--records", "2", "--duration", "1", "--no-progress", *args, cwd=tmp_path)
-    assert out.returncode == 2
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, out.stderr
+def test_bad_arguments_give_one_line_and_no_file(tmp_path, capsys, monkeypatch, args, needle, new_process):
+    cli_args = ("generate", "--records", "2", "--duration", "1", "--no-progress", *args)
+    if new_process:
+        out = run(*cli_args, cwd=tmp_path)
+        code, err = out.returncode, out.stderr
+    else:
+        code, _, err = run_in_process(capsys, monkeypatch, *cli_args, cwd=tmp_path)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
     assert needle in lines[0] and "error" in lines[0]
     assert not any(p.suffix in (".nc", ".tmp") for p in tmp_path.rglob("*")), list(tmp_path.rglob("*"))
 
 
-def test_help_and_recipe_comment_name_every_shipped_device(tmp_path):
+def test_help_and_recipe_comment_name_every_shipped_device(tmp_path, capsys, monkeypatch):
+    """(``main`` in this process: ``--help`` and ``recipe init`` from a new process are
+    test_python_dash_m_shows_help and test_recipe_init_and_check.)"""
     from cardiosim.device.profile import device_names
 
     names = device_names()
     assert len(names) >= 7 and "handheld_300hz" in names and "mobile12_500hz" in names
-    helptext = " ".join(run("generate", "--help", cwd=tmp_path).stdout.split())
-    assert run("recipe", "init", "r.toml", cwd=tmp_path).returncode == 0
+    code, out, _ = run_in_process(capsys, monkeypatch, "generate", "--help", cwd=tmp_path)
+    assert code == 0
+    helptext = " ".join(out.split())
+    assert run_in_process(capsys, monkeypatch, "recipe", "init", "r.toml", cwd=tmp_path)[0] == 0
     comment = (tmp_path / "r.toml").read_text()
     for name in names:
         assert name in helptext and name in comment, name

@@ -23,8 +23,11 @@ def _one_error_line(res):
     return lines[0]
 
 
-def test_mesh_without_units_names_the_flag(tmp_path):
-    line = _one_error_line(run("generate", "--mesh", "body.obj", "--records", "1", "--output", "m.nc", cwd=tmp_path))
+def test_mesh_without_units_names_the_flag(tmp_path, capsys, monkeypatch):
+    # main in this process (generate's one-line errors from a new process: tests/test_cli.py)
+    code, out, err = run_in_process(capsys, monkeypatch, "generate", "--mesh", "body.obj", "--records", "1",
+                                    "--output", "m.nc", cwd=tmp_path)
+    line = _one_error_line(subprocess.CompletedProcess((), code, out, err))
     assert "--mesh-units" in line and "body.obj" in line
     assert not (tmp_path / "m.nc").exists()
 
