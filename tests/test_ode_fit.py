@@ -153,9 +153,13 @@ def test_batched_sampling_is_the_first_accepted_draw_of_the_stream(method):
     prior = default_prior()
     if method == "rejection":  # ~2e-5 of the prior's draws pass: blocks until one does
         mean, sqrt_cov, n_block, n_max = prior.mean, prior._sqrt_cov, 50_000, 30
+        # one seed: its first accepted draw is in the third block (two block boundaries crossed);
+        # seed 2's, the same check again, is in the eighth (16 blocks screened, ~10 s of the suite)
+        seeds = (1,)
     else:
         mean, sqrt_cov, n_block, n_max = prior.proposal_mean, prior._proposal_sqrt_cov, 2_000, 1
-    for seed in (1, 2):
+        seeds = (1, 2)
+    for seed in seeds:
         p = sample_patient(np.random.default_rng(seed), method=method)
         stream = np.random.default_rng(seed)
         for block in range(n_max):
