@@ -14,7 +14,7 @@ def run(*args, cwd):
 
 
 
-def test_generate_then_info(tmp_path):
+def test_generate_then_info(tmp_path, capsys, monkeypatch):
     out = run("generate", "--records", "3", "--duration", "2", "--seed", "5", "--output", "d.nc", "--no-progress",
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -28,8 +28,8 @@ def test_generate_then_info(tmp_path):
     assert plot.returncode == 0, plot.stderr
     png = (tmp_path / "r2.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    bad = run("plot", "d.nc", "--record", "3", cwd=tmp_path)
-    assert bad.returncode == 2 and "out of range" in bad.stderr
+    code, _, err = run_in_process(capsys, monkeypatch, "plot", "d.nc", "--record", "3", cwd=tmp_path)
+    assert code == 2 and "out of range" in err     # (main in this process: the code path, no start-up)
 
 
 def test_generate_with_activities_and_electrode(tmp_path, capsys, monkeypatch):
@@ -53,15 +53,15 @@ def test_generate_with_activities_and_electrode(tmp_path, capsys, monkeypatch):
         assert not (tmp_path / "x.nc").exists()
 
 
-def test_recipe_init_and_check(tmp_path):
+def test_recipe_init_and_check(tmp_path, capsys, monkeypatch):
     assert run("recipe", "init", "r.toml", cwd=tmp_path).returncode == 0
     text = (tmp_path / "r.toml").read_text()
     assert text.startswith("# cardiosim recipe") and "[simulation.garment]" in text
     ok = run("recipe", "check", "r.toml", cwd=tmp_path)
     assert ok.returncode == 0 and "valid recipe" in ok.stdout
     (tmp_path / "bad.toml").write_text(text.replace("slip_sd", "slipsd"))
-    bad = run("recipe", "check", "bad.toml", cwd=tmp_path)
-    assert bad.returncode == 2 and "slipsd" in bad.stderr
+    code, _, err = run_in_process(capsys, monkeypatch, "recipe", "check", "bad.toml", cwd=tmp_path)
+    assert code == 2 and "slipsd" in err           # (main in this process: the code path, no start-up)
 
 
 # new_process: the errors argparse raises while it parses (before any command code runs) are

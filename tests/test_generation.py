@@ -17,7 +17,7 @@ import cardiosim
 from cardiosim.dataset import Recipe, generate, open_dataset
 from cardiosim.dataset.io import read_manifest, sha256_file
 from cardiosim.errors import CardiosimError, ConfigError, DataFormatError
-from conftest import PROJECT_ROOT, PTBXL_FIXTURE_RECORDS
+from conftest import PROJECT_ROOT, PTBXL_FIXTURE_RECORDS, run_in_process
 
 BASE = {"records": 10, "duration": 2.0, "seed": 21, "output": {"shard_size": 4}}
 
@@ -107,7 +107,10 @@ def test_dask_local_cluster_gives_byte_identical_shards(reference, tmp_path):
     assert {k: v["sha256"] for k, v in ref.items()} == {k: v["sha256"] for k, v in got.items()}
 
 
-def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path):
+def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    """A generation killed (SIGKILL) after two shards, resumed, equals an uninterrupted one. The
+    killed run is a new process; the resumed and the uninterrupted runs are the same command
+    line through ``main`` in this process (the code path but for the interpreter's start-up)."""
     args = [sys.executable, "-m", "cardiosim", "generate", "--records", "16", "--duration", "10", "--seed", "4",
             "--shard-size", "2", "--no-progress", "--output", str(tmp_path / "killed")]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -138,11 +141,11 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path):
     # Every shard the manifest lists is complete and matches its checksum.
     for name, info in manifest["shards"].items():
         assert sha256_file(tmp_path / "killed" / name) == info["sha256"]
-    resumed = subprocess.run(args, env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "already done" in resumed.stdout
-    clean = subprocess.run(args[:-1] + [str(tmp_path / "clean")], env=env, capture_output=True, text=True)
-    assert clean.returncode == 0, clean.stderr
+    code, out, err = run_in_process(capsys, monkeypatch, *args[3:], cwd=tmp_path)
+    assert code == 0, err
+    assert "already done" in out
+    code, _, err = run_in_process(capsys, monkeypatch, *args[3:-1], str(tmp_path / "clean"), cwd=tmp_path)
+    assert code == 0, err
     a, b = read_manifest(tmp_path / "killed")["shards"], read_manifest(tmp_path / "clean")["shards"]
     assert {k: v["sha256"] for k, v in a.items()} == {k: v["sha256"] for k, v in b.items()}
     assert not list((tmp_path / "killed").glob(".*.tmp")), "temporary files left after resume"
