@@ -50,14 +50,25 @@ def run_in_process(capsys, monkeypatch, *args, cwd):
     and for another command's input. The contract of the real command line (its exit status,
     its stderr of one line from a new process) stays tested by subprocesses, each command's in
     tests/test_cli.py at least."""
+    import logging
+    import warnings
+
     from cardiosim.cli import main
 
     monkeypatch.chdir(cwd)
     capsys.readouterr()
+    # main sets up the "cardiosim" logger (a handler on this test's captured stderr) and, with
+    # --quiet, the warning filters, as a new process needs; the next tests get them back as they were
+    log = logging.getLogger("cardiosim")
+    saved = (log.handlers[:], log.level, log.propagate)
     try:
-        code = main(list(args))
+        with warnings.catch_warnings():
+            code = main(list(args))
     except SystemExit as exc:       # argparse's errors exit, as they do in the real command
         code = exc.code
+    finally:
+        log.handlers[:], log.propagate = saved[0], saved[2]
+        log.setLevel(saved[1])
     out = capsys.readouterr()
     return code, out.out, out.err
 
