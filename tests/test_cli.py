@@ -34,13 +34,15 @@ def test_generate_then_info(tmp_path, capsys, monkeypatch):
 
 def test_generate_with_activities_and_electrode(tmp_path, capsys, monkeypatch):
     """--activities and --electrode set what the wearer does and wears, stored per record.
-    The bad values are given to ``main`` in this process (the one-line errors of a new
-    process: test_bad_arguments_give_one_line_and_no_file)."""
+    Through ``main`` in this process, the code path of the command but for the interpreter's
+    start-up (generate from a new process: test_generate_then_info, and its one-line errors:
+    test_bad_arguments_give_one_line_and_no_file)."""
     import xarray as xr
 
-    out = run("generate", "--records", "4", "--duration", "4", "--activities", "run=1,walk=0", "--electrode", "dry",
-              "--device", "chest_strap_500hz", "--output", "s.nc", "--no-progress", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    code, _, err = run_in_process(capsys, monkeypatch, "generate", "--records", "4", "--duration", "4", "--activities",
+                                  "run=1,walk=0", "--electrode", "dry", "--device", "chest_strap_500hz", "--output",
+                                  "s.nc", "--no-progress", cwd=tmp_path)
+    assert code == 0, err
     with xr.open_dataset(tmp_path / "s.nc") as ds:
         assert set(ds["param_activity"].values.tolist()) == {"run"}
         assert set(ds["param_noise_activity_noise_electrode"].values.tolist()) == {"dry"}
