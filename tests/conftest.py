@@ -73,6 +73,33 @@ def run_in_process(capsys, monkeypatch, *args, cwd):
     return code, out.out, out.err
 
 
+def computed_once_per_run(tmp_path_factory, key: str, compute):
+    """``compute()`` once for the whole test run, shared by pytest-xdist's workers: the first
+    worker to ask computes it (any other waits on a lock) and leaves it pickled in the run's
+    temporary root, where the others load it: the same value, bit for bit. For an expensive,
+    deterministic input tests on different workers need (a module-scoped fixture is computed
+    once per worker that runs one of its tests). Nothing outlives the run's temporary folder."""
+    import pickle
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock (Windows): once per process
+        return compute()
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent          # the run's root, above the workers' own base folders
+    path = root / f"shared-{key}.pickle"
+    with open(root / f"shared-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute()
+        part = path.with_suffix(".part")
+        part.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        part.replace(path)
+        return value
+
+
 def _data_dir() -> Path:
     return Path(os.environ.get("CARDIOSIM_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
 

@@ -52,11 +52,30 @@ def _known_lvh_fit(seed: int):
     return recs, [measure(x, fs) for _, x, fs in recs], prior
 
 
+@pytest.fixture(scope="session")
+def known_lvh_fit(tmp_path_factory):
+    """``_known_lvh_fit`` computed once in the test run (each fit ~9 s): the fixture below and
+    test_class_prior_mean_renders_the_records_it_was_fitted_to both need patient 11's, and
+    pytest-xdist may run them on different workers."""
+    from conftest import computed_once_per_run
+
+    return lambda seed: computed_once_per_run(tmp_path_factory, f"known_lvh_fit_{seed}",
+                                              lambda: _known_lvh_fit(seed))
+
+
 @pytest.fixture(scope="module")
-def known_lvh():
-    """Patient 11's records, features and prior, with the prior's sampling proposal."""
-    recs, real, prior = _known_lvh_fit(11)
-    return recs, real, fit_class_proposal(prior, np.random.default_rng(1), rounds=5, round_draws=3000, n_elite=200)
+def known_lvh(known_lvh_fit, tmp_path_factory):
+    """Patient 11's records, features and prior, with the prior's sampling proposal (computed
+    once in the test run: each pytest-xdist worker running one of its tests set it up again,
+    fit and proposal ~27 s)."""
+    from conftest import computed_once_per_run
+
+    def compute():
+        recs, real, prior = known_lvh_fit(11)
+        return recs, real, fit_class_proposal(prior, np.random.default_rng(1), rounds=5, round_draws=3000,
+                                              n_elite=200)
+
+    return computed_once_per_run(tmp_path_factory, "known_lvh", compute)
 
 
 def test_class_prior_stores_its_class_and_round_trips(known_lvh, tmp_path):
@@ -84,7 +103,7 @@ def _misses_of_the_records(real, synthetic):
     return misses
 
 
-def test_class_prior_mean_renders_the_records_it_was_fitted_to():
+def test_class_prior_mean_renders_the_records_it_was_fitted_to(known_lvh_fit):
     """The prior fitted to three records of one known LVH patient has a mean patient that,
     rendered at the records' rates, measures like the records (``_misses_of_the_records``),
     for each of patients 11-13 (three, for the suite's time: each fit takes ~9 s).
@@ -99,7 +118,7 @@ def test_class_prior_mean_renders_the_records_it_was_fitted_to():
 
     misses = {}
     for seed in range(11, 14):
-        _, real, prior = _known_lvh_fit(seed)
+        _, real, prior = known_lvh_fit(seed)
         mean = Patient.from_vector(prior.mean)
         syn = [measure(lead_matrix() @ synthesize(10.0, FS, np.random.default_rng([9, k]), rhythm="SR",
                                                   morphology="LVH", patient=mean, heart_rate=hr,
