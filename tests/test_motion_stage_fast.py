@@ -64,3 +64,38 @@ def test_exp_centred_rows_kernel_is_exp_of_the_centred_rows(tab_kind):
     if tab.size:
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             assert got.tobytes() == ref(x, mean).tobytes()
+
+
+@pytest.mark.parametrize("kind, batched", [("rest", False), ("walk", False), ("rest", True)])
+def test_contact_pressure_is_numpys_exp_whichever_form_this_machine_takes(monkeypatch, batched, kind):
+    """The contact pressure (and everything else) in the form this machine takes -- glibc's exp
+    inline where ``np_exp_table`` confirmed it is ``np.exp`` here, else ``np.exp`` itself (on
+    AVX-512 NumPy's own SIMD exp: not the C library's ``math.exp``) -- is the NumPy code's
+    (``np.exp`` forced by an empty table) bit for bit, in ``simulate_motion`` and the batch."""
+    from cardiosim.motion import _batch, simulate as sim
+    from cardiosim.motion.config import ActivityConfig
+
+    act = ActivityConfig(kind=kind)   # (activities with steps are not batched)
+    pos = np.random.default_rng(2).uniform(-0.15, 0.15, (3, 9, 3))
+    at = np.arange(0, 2500, 50)
+
+    def run():
+        if batched:
+            rngs = [np.random.default_rng(40 + b) for b in range(3)]
+            return _batch.simulate_motion_batch(5.0, 500.0, rngs, activity=act, positions=pos, offsets_at=at,
+                                                breathing_rates=[11.0, 12.5, 14.0])
+        return [sim.simulate_motion(5.0, 500.0, np.random.default_rng(40 + b), activity=act, n_electrodes=9,
+                                    positions=pos[b], offsets_at=at) for b in range(3)]
+
+    got = run()
+    empty = np.empty(0, np.uint64)
+    monkeypatch.setattr(sim, "np_exp_table", lambda: empty)
+    monkeypatch.setattr(_batch, "np_exp_table", lambda: empty)
+    want = run()
+    for g, w in zip(got, want):
+        for f in ("contact_pressure", "offsets", "accelerometer", "breathing"):
+            x, y = getattr(g, f), getattr(w, f)
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), f
+        assert g.params == w.params
+    # and the pressure of the NumPy code is np.exp of its log (positive, finite)
+    assert all(np.all(g.contact_pressure > 0) and np.all(np.isfinite(g.contact_pressure)) for g in got)

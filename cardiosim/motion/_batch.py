@@ -190,12 +190,17 @@ def simulate_motion_batch(duration: float, fs: float, rngs, *, activity: Activit
     z_p = z[:, 3 * m + rows * m:3 * m + rows * m + n_e * m]
     pressure = []
     exp_tab = np_exp_table()   # np.exp's numbers (simulate_motion's), 2x faster: _exp_kernels
+    inline_exp = exp_tab.shape[0] > 0   # else (AVX-512) NumPy's own exp, as simulate_motion
     for b in range(bsz):
         logp = np.empty((n_e, n))
         slow_ou_affine_kernel(gcoef[b], bc[b][None, :], z_p[b].reshape(n_e, m), a_p, c_p, float(act.pressure_sd),
                               idx, w0, w1, True, logp)
-        # exp(logp - its row means) in one pass (NumPy's means; no subtraction pass)
-        exp_centred_rows_kernel(logp, logp.mean(axis=1), exp_tab)
+        if inline_exp:
+            # exp(logp - its row means) in one pass (NumPy's means; no subtraction pass)
+            exp_centred_rows_kernel(logp, logp.mean(axis=1), exp_tab)
+        else:
+            logp -= logp.mean(axis=1, keepdims=True)
+            np.exp(logp, out=logp)
         pressure.append(logp)
     # --- accelerometer: gravity and sensor noise -----------------------------------------------
     acc = np.zeros((3, n))

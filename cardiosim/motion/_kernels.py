@@ -408,7 +408,8 @@ def exp_centred_rows_kernel(x, mean, tab):  # pragma: no cover - compiled
     """``x[r] = exp(x[r] - mean[r])`` in place, one pass (``x -= mean[:, None]; np.exp(x, out=x)``
     without the subtraction's pass), by :func:`cardiosim._exp_kernels._exp` on ``tab``
     (:func:`~cardiosim._exp_kernels.np_exp_table`; empty: ``math.exp``): the contact
-    pressure from its log."""
+    pressure from its log. ``np.exp``'s numbers only with a non-empty table (the batch then
+    calls it; with an empty one it runs the NumPy twin, as on AVX-512 machines)."""
     rows, n = x.shape
     for r in range(rows):
         m = mean[r]

@@ -394,9 +394,14 @@ def simulate_motion(duration: float, fs: float, rng: np.random.Generator, *,
         # logp += pressure_sd h[:, None] (pulses - mean)[None, :] 2, one pass, no temporaries
         add_outer_kernel(logp, act.pressure_sd * h, pulses - pulses.mean(), 2.0)
     logp -= logp.mean(axis=1, keepdims=True)
-    # in place (no page-faulting temporaries), glibc's exp inline where it is np.exp bit for
-    # bit here (_exp_kernels.np_exp_table): 2x NumPy's call of the C function per element
-    exp_rows_inplace_kernel(logp, np_exp_table())
+    # in place (no page-faulting temporaries): glibc's exp inline where it is np.exp bit for
+    # bit here (_exp_kernels.np_exp_table: 2x NumPy's call of the C function per element),
+    # else np.exp itself (AVX-512: NumPy's own SIMD exp, 4x math.exp per element)
+    exp_tab = np_exp_table()
+    if exp_tab.shape[0]:
+        exp_rows_inplace_kernel(logp, exp_tab)
+    else:
+        np.exp(logp, out=logp)
     pressure = logp
 
     # --- accelerometer (specific force in LPS) -------------------------------------------
