@@ -6,17 +6,28 @@ per element. :func:`_exp` is glibc's algorithm inline; :func:`exp_table` hands k
 table only after a bitwise check against ``math.exp`` in this process, and
 :func:`np_exp_table` only after one against ``np.exp`` (on AVX-512 machines NumPy has its
 own SIMD exp), so a kernel replacing either gives the same numbers or falls back to it.
-Used by the ODE renderer (``cardiosim.ode``) and the motion stage's contact pressure
-(``cardiosim.motion``); rank 0 (imports nothing of cardiosim).
+
+Where NumPy has its own SIMD functions (AVX-512: its exp, SVML's log10), kernels call NumPy's
+loops themselves (:func:`_ufunc_loop` on the addresses :func:`_ufunc_table_loop` reads from
+the ufunc's table): :func:`np_log10_loop` hands NumPy's ``log10`` loop out only after it
+reproduced ``np.log10`` bit for bit in this process (once). (The motion stage's exp of a
+few 10^4 values needs no such loop: where :func:`np_exp_table` is empty it calls ``np.exp``,
+whose dispatch is ~1 % of the work.)
+
+Used by the ODE renderer and planner (``cardiosim.ode``), the motion stage's contact
+pressure (``cardiosim.motion``) and the SNR bookkeeping (``cardiosim.noise.snr``); rank 0
+(imports nothing of cardiosim).
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import llvmlite.ir as ir
 import numpy as np
 from numba import njit, types
+from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 # --- the C library's exp, inline --------------------------------------------------------
@@ -205,3 +216,118 @@ def exp_rows_inplace_kernel(x, tab):
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             x[i, j] = _exp(x[i, j], tab)
+
+
+# --- NumPy's own ufunc loops, called from kernels --------------------------------------
+# Where NumPy's float64 exp / log10 are its own SIMD code (AVX-512: NumPy's exp, SVML's
+# log10), neither glibc's algorithm above nor the C library reproduces them. Their loops
+# are plain C functions ``loop(char **args, npy_intp *dims, npy_intp *steps, void *data)``
+# in the ufunc's table (the variant NumPy's CPU dispatch chose at import): a kernel calls
+# them with the arguments NumPy's iterator passes for 1-D contiguous operands, the same
+# function on the same numbers, so the same bits (used only where the once-per-process
+# checks below confirmed it; ``cardiosim.ode._plan_kernels.ufunc_loops`` does the same for
+# the planner's exp, power and irfft).
+@intrinsic
+def _ufunc_loop(typingctx, fn, data, a0, a1, a2, n, s0, s1, s2):
+    """Call the ufunc loop at address ``fn`` on one 1-D run of ``n`` elements: operands at
+    addresses ``a0, a1, a2`` with byte steps ``s0, s1, s2`` (a 1-in-1-out loop reads only
+    the first two), its ``data`` (an address, may be 0)."""
+    if not all(isinstance(v, types.Integer) for v in (fn, data, a0, a1, a2, n, s0, s1, s2)):
+        return None
+    sig = types.void(fn, data, a0, a1, a2, n, s0, s1, s2)
+
+    def codegen(context, builder, signature, args):
+        vp = ir.IntType(8).as_pointer()
+        i64 = ir.IntType(64)
+        fn_v, data_v, p0, p1, p2, n_v, t0, t1, t2 = args
+        ptrs = cgutils.alloca_once(builder, vp, size=3)
+        steps = cgutils.alloca_once(builder, i64, size=3)
+        dims = cgutils.alloca_once(builder, i64, size=1)
+        for k, (p, st) in enumerate(((p0, t0), (p1, t1), (p2, t2))):
+            builder.store(builder.inttoptr(p, vp), builder.gep(ptrs, [ir.Constant(i64, k)]))
+            builder.store(builder.sext(st, i64) if st.type.width < 64 else st,
+                          builder.gep(steps, [ir.Constant(i64, k)]))
+        builder.store(builder.sext(n_v, i64) if n_v.type.width < 64 else n_v, dims)
+        fnty = ir.FunctionType(ir.VoidType(), (vp.as_pointer(), i64.as_pointer(), i64.as_pointer(), vp))
+        builder.call(builder.inttoptr(fn_v, fnty.as_pointer()), (ptrs, dims, steps, builder.inttoptr(data_v, vp)))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _ufunc_table_loop(ufunc, signature):
+    """(function, data) addresses of ``ufunc``'s loop for ``signature`` (e.g. ``"d->d"``)
+    from its ``PyUFuncObject`` (NumPy 2's layout: ``nin, nout, nargs, identity`` after the
+    object header, then ``functions``, ``data``, ``ntypes``, ``reserved1``, ``name``),
+    after checking the fields it can against the ufunc's attributes; None otherwise."""
+    addr = id(ufunc)
+    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+    nin, nout, nargs, _ = (ctypes.c_int * 4).from_address(addr + head)
+    if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, ufunc.nargs):
+        return None
+    functions = ctypes.c_void_p.from_address(addr + head + 16).value
+    data = ctypes.c_void_p.from_address(addr + head + 24).value
+    ntypes = ctypes.c_int.from_address(addr + head + 32).value
+    name = ctypes.c_char_p.from_address(addr + head + 40).value
+    if ntypes != ufunc.ntypes or name != ufunc.__name__.encode() or not functions or signature not in ufunc.types:
+        return None
+    k = ufunc.types.index(signature)
+    fn = ctypes.c_void_p.from_address(functions + k * ctypes.sizeof(ctypes.c_void_p)).value
+    d = ctypes.c_void_p.from_address(data + k * ctypes.sizeof(ctypes.c_void_p)).value if data else 0
+    return (fn, d or 0) if fn else None
+
+
+@njit(nogil=True, inline="always")
+def unary_loop_inplace(loop, addr, m):
+    """``f(v, out=v)`` for the ``m`` float64 at address ``addr`` (contiguous) by the
+    1-in-1-out loop ``loop`` (``uint64[2]``: function, data; :func:`np_log10_loop`)."""
+    if m > 0:
+        _ufunc_loop(loop[0], loop[1], addr, addr, 0, m, 8, 8, 0)
+
+
+@njit(cache=True, nogil=True)
+def unary_loop_kernel(loop, v):
+    """``f(v, out=v)`` (1-D contiguous float64) by ``loop`` (the checks' and tests' entry)."""
+    unary_loop_inplace(loop, v.ctypes.data, v.shape[0])
+
+
+def _checked_loop(ufunc, args):
+    """``ufunc``'s ``d->d`` loop as ``uint64[2]`` (read-only) if :func:`unary_loop_kernel`
+    with it gives ``ufunc(x)`` bit for bit on ``args`` whole and on every slice
+    ``args[n:2 n]``, ``n < 300`` (every SIMD tail and alignment), else None."""
+    try:
+        fd = _ufunc_table_loop(ufunc, "d->d")
+        if fd is None:
+            return None
+        loop = np.array(fd, np.uint64)
+        loop.flags.writeable = False
+        with np.errstate(all="ignore"):   # the edge arguments overflow / divide by zero on purpose
+            got = args.copy()
+            unary_loop_kernel(loop, got)
+            if got.tobytes() != ufunc(args).tobytes():
+                return None
+            for n in range(1, 300):
+                got = args[n:2 * n].copy()
+                unary_loop_kernel(loop, got)
+                if got.tobytes() != ufunc(args[n:2 * n]).tobytes():
+                    return None
+        return loop
+    except Exception:  # pragma: no cover - another NumPy layout, or numba: NumPy's calls it is
+        return None
+
+
+_NP_LOG10_LOOP = []
+
+
+def np_log10_loop():
+    """NumPy's float64 ``log10`` loop (``uint64[2]``) if called from kernels it reproduced
+    ``np.log10`` bit for bit here (ratios over 40 decades, subnormals, 0, negative, inf, nan
+    and powers of ten), else None. Checked once per process."""
+    if not _NP_LOG10_LOOP:
+        rng = np.random.default_rng(20261208)
+        x = np.concatenate([10.0 ** rng.uniform(-20.0, 20.0, 200_000), rng.uniform(0.0, 2.0, 50_000),
+                            10.0 ** np.arange(-30.0, 31.0), np.nextafter(10.0 ** np.arange(-30.0, 31.0), 0.0),
+                            np.array([0.0, -0.0, -1.0, 5e-324, 1e-310, 1.0, np.nextafter(1.0, 2.0),
+                                      np.nextafter(1.0, 0.0), 1.7e308, np.inf, -np.inf, np.nan])])
+        _NP_LOG10_LOOP.append(_checked_loop(np.log10, x))
+    return _NP_LOG10_LOOP[0]

@@ -68,3 +68,39 @@ def test_np_exp_check_is_silent():
         assert tab.shape[0] in (0, _exp_kernels.exp_table().shape[0])
     finally:
         _exp_kernels._NP_EXP_TABLE[:] = saved
+
+
+def test_np_log10_loop_is_np_log10_bit_for_bit():
+    """NumPy's log10 loop called from a kernel (where the once-per-process check hands it
+    out) is ``np.log10`` bit for bit: SNR-like ratios, every tail length, the edges."""
+    from cardiosim._exp_kernels import np_log10_loop, unary_loop_kernel
+
+    loop = np_log10_loop()
+    if loop is None:
+        pytest.skip("NumPy's log10 loop is not callable from kernels here: the NumPy code runs")
+    assert not loop.flags.writeable and loop.dtype == np.uint64 and loop.shape == (2,)
+    rng = np.random.default_rng(8)
+    x = np.concatenate([10.0 ** rng.uniform(-14, 14, 20_000), rng.uniform(0.5, 2.0, 1000),
+                        np.array([0.0, -0.0, -3.0, 5e-324, np.inf, -np.inf, np.nan, 1.0, 10.0, 100.0])])
+    with np.errstate(all="ignore"):
+        for n in (1, 2, 3, 7, 8, 9, 15, 16, 17, 52, 1000, x.shape[0]):
+            for a in (0, 1, 5):
+                got = x[a:a + n].copy()
+                unary_loop_kernel(loop, got)
+                assert got.tobytes() == np.log10(x[a:a + n]).tobytes(), (n, a)
+
+
+def test_the_ufunc_loops_are_read_from_numpys_tables():
+    """The loop addresses the planner and the SNR kernels call are the ones in NumPy's ufunc
+    tables (read once, checked against the ufunc's own fields), where the layout is NumPy 2's."""
+    from cardiosim._exp_kernels import _ufunc_table_loop, np_log10_loop
+    from cardiosim.ode import _plan_kernels
+
+    assert _plan_kernels._ufunc_table_loop is _ufunc_table_loop   # one reader, shared
+    loops = _plan_kernels.ufunc_loops()
+    if loops is not None:
+        assert tuple(int(v) for v in loops[:2]) == _ufunc_table_loop(np.exp, "d->d")
+    log10 = np_log10_loop()
+    if log10 is not None:
+        assert tuple(int(v) for v in log10) == _ufunc_table_loop(np.log10, "d->d")
+    assert _ufunc_table_loop(np.log10, "no-such-signature") is None

@@ -545,3 +545,59 @@ def test_sum_f32_as_f64_twin_bit_identical(rng):
     for n in list(range(1, 140)) + [255, 256, 257, 1280, 2500, 3600, 5000, 8191, 8192]:
         x = (rng.uniform(0.0, 2.0, n) ** 3).astype(np.float32)
         assert np.float64(kern(x)).tobytes() == np.float64(ref(x)).tobytes(), n
+
+
+@pytest.mark.parametrize("n_k,n_l", [(4, 12), (1, 1), (3, 7), (2, 8), (5, 15), (1, 200), (9, 40)])
+def test_snr_db_loop_twin_bit_identical(rng, n_k, n_l):
+    """The realised SNRs with NumPy's own ``log10`` loop called from the kernel
+    (``snr_db_loop_kernel``; where ``np_log10_loop`` confirmed the loop here) are the NumPy
+    expressions bit for bit on every machine, and nothing is written when a power is zero
+    or NaN."""
+    from cardiosim._exp_kernels import np_log10_loop
+    from cardiosim.noise._kernels import snr_db_loop_kernel, snr_db_ref
+
+    loop = np_log10_loop()
+    if loop is None:
+        pytest.skip("NumPy's log10 loop is not callable from kernels here: the NumPy lines run")
+    for _ in range(10):
+        s = 10.0 ** rng.uniform(-8, 2, n_l)
+        p = 10.0 ** rng.uniform(-12, 3, (n_k, n_l))
+        out = np.empty(n_k * (1 + n_l))
+        assert snr_db_loop_kernel(s, p, out, loop)
+        assert out.tobytes() == snr_db_ref(s, p).tobytes()
+    for bad in (0.0, np.nan, -1.0):
+        p2 = p.copy()
+        p2[-1, -1] = bad
+        out = np.full(n_k * (1 + n_l), 7.0)
+        assert not snr_db_loop_kernel(s, p2, out, loop) and np.all(out == 7.0)
+
+
+def test_snr_db_form_gives_the_numpy_lines_whichever_form_this_machine_takes(rng):
+    """``scale_electrode_noise``'s measured SNRs (the fast path, in the form ``_snr_db_form``
+    chose here: the C library's log10, NumPy's loop, or none) equal the NumPy lines' (the
+    form forced to None) bit for bit, key for key."""
+    from cardiosim.leads import make_montage
+    from cardiosim.noise import NoiseConfig, simulate_electrode_noise
+    from cardiosim.noise import snr as snr_mod
+
+    fs, n = 500.0, 5000
+    m = make_montage("standard12")
+    r = np.arange(200, n - 100, 400)
+    phi = np.zeros((9, n))
+    for q in r:
+        phi[:, q - 10:q + 10] += np.hanning(20) * rng.uniform(0.2, 1.0, (9, 1))
+    clean = m.apply(phi)
+    en = simulate_electrode_noise(9, n, fs, rng, NoiseConfig(kinds=("white", "bw", "em", "emg", "powerline")))
+    form = snr_mod._snr_db_form()
+    got = snr_mod.scale_electrode_noise(en, m, clean, r_peaks=r, snr_db={})   # every kind measured
+    saved = list(snr_mod._SNR_DB_FORM)
+    snr_mod._SNR_DB_FORM[:] = [None]
+    try:
+        want = snr_mod.scale_electrode_noise(en, m, clean, r_peaks=r, snr_db={})
+    finally:
+        snr_mod._SNR_DB_FORM[:] = saved
+    assert list(got.params) == list(want.params)
+    keys = [k for k in want.params if k.startswith(("snr_db.", "snr_lead_db."))]
+    assert len(keys) > 4 * 12
+    assert np.array([got.params[k] for k in keys]).tobytes() == np.array([want.params[k] for k in keys]).tobytes()
+    assert form is None or form[0] in ("kernel", "loop")

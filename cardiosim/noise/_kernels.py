@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 from scipy import signal as _signal
 
+from .._exp_kernels import unary_loop_inplace
 from .._pairwise_kernels import pairwise_sum, pairwise_sum_flat  # noqa: F401 - re-exported
 from ..errors import LeadError
 
@@ -1666,6 +1667,36 @@ def snr_db_ref(s, p):
 
 
 KERNELS["snr_db"] = (snr_db_kernel, snr_db_ref)
+
+
+@njit(cache=True, nogil=True)
+def snr_db_loop_kernel(s, p, out, loop):  # pragma: no cover - compiled
+    """:func:`snr_db_kernel` with NumPy's own ``log10`` loop (``loop``:
+    :func:`cardiosim._exp_kernels.np_log10_loop`; SVML's on AVX-512, where the C library's
+    ``log10`` is not NumPy's): the ratios into ``out`` (C-contiguous), NumPy's loop over them
+    in place, then times 10. The same values as :func:`snr_db_ref` where the loop reproduces
+    ``np.log10`` (:func:`cardiosim.noise.snr._snr_db_form` checks it once per process).
+    Returns False, with nothing written, unless every power is positive."""
+    n_k, n_l = p.shape
+    for l in range(n_l):
+        if not s[l] > 0.0:
+            return False
+    for i in range(n_k):
+        for l in range(n_l):
+            if not p[i, l] > 0.0:
+                return False
+    s_sum = 0.0 + pairwise_sum_flat(s, 0, n_l)
+    q = 0
+    for i in range(n_k):
+        out[q] = s_sum / (0.0 + pairwise_sum_flat(p[i], 0, n_l))
+        q += 1
+        for l in range(n_l):
+            out[q] = s[l] / p[i, l]
+            q += 1
+    unary_loop_inplace(loop, out.ctypes.data, q)
+    for j in range(q):
+        out[j] = 10.0 * out[j]
+    return True
 
 
 @njit(cache=True, nogil=True)

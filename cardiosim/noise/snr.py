@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from .. import qrs as _qrs
+from .._exp_kernels import np_log10_loop
 from . import _kernels
 from ..config import check_fs
 from ..errors import ConfigError, SignalError
@@ -261,6 +262,12 @@ def _snr_db_kernel_matches() -> bool:
     :func:`scale_electrode_noise` bit for bit on this machine (its ``log10`` is the C
     library's; NumPy's may be another, e.g. SVML's on AVX-512): powers over 14 decades and
     1-15 leads, checked once per process; else the NumPy lines are used."""
+    return _snr_db_matches(_kernels.snr_db_kernel)
+
+
+def _snr_db_matches(kernel, *loop) -> bool:
+    """Whether ``kernel(s, p, out, *loop)`` gives ``snr_db_ref(s, p)`` bit for bit on powers
+    over 14 decades and 1-15 leads (the checks of :func:`_snr_db_form`)."""
     try:
         g = np.random.default_rng(20261207)
         for n_k, n_l in ((4, 12), (1, 1), (3, 3), (5, 8), (2, 15), (6, 9)):
@@ -269,11 +276,33 @@ def _snr_db_kernel_matches() -> bool:
                 p = 10.0 ** g.uniform(-12, 2, (n_k, n_l))
                 out = np.empty(n_k * (1 + n_l))
                 want = _kernels.snr_db_ref(s, p)
-                if not _kernels.snr_db_kernel(s, p, out) or out.tobytes() != want.tobytes():
+                if not kernel(s, p, out, *loop) or out.tobytes() != want.tobytes():
                     return False
         return True
     except Exception:        # noqa: BLE001 - any failure: the NumPy lines
         return False
+
+
+_SNR_DB_FORM = []
+
+
+def _snr_db_form():
+    """How :func:`scale_electrode_noise` forms the measured kinds' realised SNRs here:
+    ``("kernel", ())`` (:func:`~cardiosim.noise._kernels.snr_db_kernel`, the C library's
+    ``log10``, where it is NumPy's), ``("loop", (loop,))``
+    (:func:`~cardiosim.noise._kernels.snr_db_loop_kernel`: NumPy's own ``log10`` loop called
+    from the kernel, e.g. SVML's on AVX-512) or None (the NumPy lines): the first form that
+    gives the NumPy lines' values bit for bit (:func:`_snr_db_matches`), once per process."""
+    if not _SNR_DB_FORM:
+        form = None
+        if _snr_db_kernel_matches():
+            form = ("kernel", ())
+        else:
+            loop = np_log10_loop()
+            if loop is not None and _snr_db_matches(_kernels.snr_db_loop_kernel, loop):
+                form = ("loop", (loop,))
+        _SNR_DB_FORM.append(form)
+    return _SNR_DB_FORM[0]
 
 
 def trimmed_mean(a, trim: float = 0.05) -> np.ndarray:
@@ -618,12 +647,13 @@ def scale_electrode_noise(noise, montage, clean_leads, *, r_peaks=None, snr_db=N
             p = _measured_lead_power([by_kind[k] for k in measured], matrix, definition, noise.fs, trim)
         lead_names = tuple(leads)
         flat = None
-        if (fast is not None and len(lead_names) == s.shape[0] and p.shape == (len(measured), s.shape[0])
-                and _snr_db_kernel_matches()):
+        form = _snr_db_form() if fast is not None else None
+        if form is not None and len(lead_names) == s.shape[0] and p.shape == (len(measured), s.shape[0]):
             # the common case in one numba call: the values of the NumPy lines below, flat in
             # the order of the keys (None when a power is not positive: NumPy path, masked)
             flat = np.empty(p.shape[0] * (1 + p.shape[1]))
-            if not _kernels.snr_db_kernel(s, p, flat):
+            kern = _kernels.snr_db_kernel if form[0] == "kernel" else _kernels.snr_db_loop_kernel
+            if not kern(s, p, flat, *form[1]):
                 flat = None
         if flat is not None:
             params.update(zip(_snr_keys(tuple(measured), lead_names), flat.tolist()))

@@ -78,7 +78,6 @@ check's entries).
 
 from __future__ import annotations
 
-import ctypes
 import math
 from functools import lru_cache
 
@@ -88,6 +87,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
+from .._exp_kernels import _ufunc_loop, _ufunc_table_loop  # noqa: F401 - NumPy's loops from kernels (shared)
 from .._pairwise_kernels import pairwise_sum_flat
 from ._kernels import _fma, gaussian_time_rows_kernel
 from ._rng_kernels import next_double, standard_normal
@@ -1057,35 +1057,9 @@ def spectrum_form():
 # dispatch chose at import): called here with the arguments NumPy's iterator passes for
 # 1-D contiguous operands (a scalar operand with step 0), the same function on the same
 # numbers, so the same bits. Used only where :func:`ufunc_loops` read the table and the
-# calls reproduced the ufuncs bit for bit (once per process).
-@intrinsic
-def _ufunc_loop(typingctx, fn, data, a0, a1, a2, n, s0, s1, s2):
-    """Call the ufunc loop at address ``fn`` on one 1-D run of ``n`` elements: operands at
-    addresses ``a0, a1, a2`` with byte steps ``s0, s1, s2`` (a 1-in-1-out loop reads only
-    the first two), its ``data`` (an address, may be 0)."""
-    if not all(isinstance(v, types.Integer) for v in (fn, data, a0, a1, a2, n, s0, s1, s2)):
-        return None
-    sig = types.void(fn, data, a0, a1, a2, n, s0, s1, s2)
-
-    def codegen(context, builder, signature, args):
-        vp = ir.IntType(8).as_pointer()
-        i64 = ir.IntType(64)
-        fn_v, data_v, p0, p1, p2, n_v, t0, t1, t2 = args
-        ptrs = cgutils.alloca_once(builder, vp, size=3)
-        steps = cgutils.alloca_once(builder, i64, size=3)
-        dims = cgutils.alloca_once(builder, i64, size=1)
-        for k, (p, st) in enumerate(((p0, t0), (p1, t1), (p2, t2))):
-            builder.store(builder.inttoptr(p, vp), builder.gep(ptrs, [ir.Constant(i64, k)]))
-            builder.store(builder.sext(st, i64) if st.type.width < 64 else st,
-                          builder.gep(steps, [ir.Constant(i64, k)]))
-        builder.store(builder.sext(n_v, i64) if n_v.type.width < 64 else n_v, dims)
-        fnty = ir.FunctionType(ir.VoidType(), (vp.as_pointer(), i64.as_pointer(), i64.as_pointer(), vp))
-        builder.call(builder.inttoptr(fn_v, fnty.as_pointer()), (ptrs, dims, steps, builder.inttoptr(data_v, vp)))
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
+# calls reproduced the ufuncs bit for bit (once per process). ``_ufunc_loop`` (the call) and
+# ``_ufunc_table_loop`` (the table's read) live in ``cardiosim._exp_kernels`` (the motion and
+# noise stages call NumPy's exp and log10 loops the same way).
 @intrinsic
 def _gufunc_loop(typingctx, fn, data, a0, a1, a2, m, n):
     """Call the gufunc loop at address ``fn`` (signature ``(m),()->(n)``, as NumPy's
@@ -1154,28 +1128,6 @@ def exp_loop_kernel(loops, v):
 def cbrt_loop_kernel(loops, x, third):
     """``x ** (1.0 / 3.0)`` into ``x`` (1-D contiguous) by NumPy's loop (the check's entry)."""
     cbrt_loop_inplace(loops, x, third)
-
-
-def _ufunc_table_loop(ufunc, signature):
-    """(function, data) addresses of ``ufunc``'s loop for ``signature`` (e.g. ``"d->d"``)
-    from its ``PyUFuncObject`` (NumPy 2's layout: ``nin, nout, nargs, identity`` after the
-    object header, then ``functions``, ``data``, ``ntypes``, ``reserved1``, ``name``),
-    after checking the fields it can against the ufunc's attributes; None otherwise."""
-    addr = id(ufunc)
-    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
-    nin, nout, nargs, _ = (ctypes.c_int * 4).from_address(addr + head)
-    if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, ufunc.nargs):
-        return None
-    functions = ctypes.c_void_p.from_address(addr + head + 16).value
-    data = ctypes.c_void_p.from_address(addr + head + 24).value
-    ntypes = ctypes.c_int.from_address(addr + head + 32).value
-    name = ctypes.c_char_p.from_address(addr + head + 40).value
-    if ntypes != ufunc.ntypes or name != ufunc.__name__.encode() or not functions or signature not in ufunc.types:
-        return None
-    k = ufunc.types.index(signature)
-    fn = ctypes.c_void_p.from_address(functions + k * ctypes.sizeof(ctypes.c_void_p)).value
-    d = ctypes.c_void_p.from_address(data + k * ctypes.sizeof(ctypes.c_void_p)).value if data else 0
-    return (fn, d or 0) if fn else None
 
 
 THIRD = np.array([1.0 / 3.0])  # the exponent of RR^(1/3), as NumPy receives the Python float
