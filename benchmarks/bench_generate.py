@@ -21,7 +21,7 @@ warm-up are its own), records of 10 s, 12 leads, 500 Hz, written in shards (256 
 
     python benchmarks/bench_generate.py [--records 256] [--projection-records 2000] [--no-dask] [--baseline REV [--rounds 5]]
     python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 5 --paired-only
-    python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 80 --interleaved 32
+    python benchmarks/bench_generate.py --records 256 --baseline REV --rounds 80 --interleaved 32 [--stages]
 
 ``--baseline REV`` also times "simulate only" and 1-worker ``generate`` (int16 + zstd) on the
 committed tree of a git revision in the same run (before/after on the same machine load); with
@@ -29,7 +29,9 @@ committed tree of a git revision in the same run (before/after on the same machi
 median and range of the paired CPU speed-ups are reported; ``--paired-only`` runs just those pairs.
 ``--interleaved CHUNK`` instead keeps one process per tree and alternates "simulate only" of
 CHUNK records between them ``--rounds`` times (the pairs seconds apart, not minutes: on a
-shared machine the only before/after figure tight enough for a few-percent change).
+shared machine the only before/after figure tight enough for a few-percent change); with
+``--stages`` too, the chunks run with the engine's stage timers and every stage's paired
+speed-up (median, IQR) is reported beside the total.
 """
 
 from __future__ import annotations
@@ -162,10 +164,11 @@ def child_dask(records: int, out: str) -> dict:
     return {"seconds": t2 - t1, "seconds_w1": t1 - t0, "identical": same}
 
 
-def child_chunks(chunk: int, records: int) -> None:
+def child_chunks(chunk: int, records: int, stages: bool = False) -> None:
     """A persistent 'simulate only' process for ``--interleaved``: warms up, prints ``ready``,
     then for each start index read from stdin simulates ``chunk`` records from there (a
-    block as ``write_block`` simulates it, without the write) and prints their CPU ms a record."""
+    block as ``write_block`` simulates it, without the write) and prints their CPU ms a record
+    (with ``stages``: ``[total, {stage: CPU ms a record}]``, the engine's stage timers)."""
     sys.path.insert(0, str(ROOT))
     import importlib
 
@@ -178,19 +181,39 @@ def child_chunks(chunk: int, records: int) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         a = int(line)
+        if stages:
+            gen_module._STAGE_TIMES = {}
         t0 = time.process_time()
         gen_module._simulate_block(prepared, a, a + chunk, reuse_buffers=True)
-        print(json.dumps(1e3 * (time.process_time() - t0) / chunk), flush=True)
+        ms = 1e3 * (time.process_time() - t0) / chunk
+        if stages:
+            st = {k: 1e3 * v / chunk for k, v in gen_module._STAGE_TIMES.items()}
+            gen_module._STAGE_TIMES = None
+            print(json.dumps([ms, st]), flush=True)
+        else:
+            print(json.dumps(ms), flush=True)
 
 
-def interleaved(root_before: Path, rounds: int, chunk: int, records: int) -> dict:
+def _paired(before, now) -> dict:
+    """Median, IQR and range of the paired ratios ``before / now`` (speed-ups)."""
+    ratios = [b / a for b, a in zip(before, now) if a > 0]
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return {"before_ms_median": statistics.median(before), "now_ms_median": statistics.median(now),
+            "speedup_median": statistics.median(ratios), "speedup_iqr": [q[0], q[2]],
+            "speedup_range": [min(ratios), max(ratios)]}
+
+
+def interleaved(root_before: Path, rounds: int, chunk: int, records: int, stages: bool = False) -> dict:
     """CPU ms a record of the tree at ``root_before`` and of this one, measured in two persistent
     processes on the same chunks of ``chunk`` records, alternated chunk by chunk (which tree goes
     first alternating too): a drifting load shifts both sides of a pair alike, so the paired
-    ratios are tighter than those of fresh processes minutes apart."""
+    ratios are tighter than those of fresh processes minutes apart. With ``stages`` the chunks
+    run with the engine's stage timers on, and each stage's paired speed-up is reported too
+    (``"stages"``; the timers' own cost is in both sides)."""
     procs = {}
     for side, root in (("before", root_before), ("now", ROOT)):
-        procs[side] = subprocess.Popen([sys.executable, __file__, "--child", "chunks", str(chunk), str(records)],
+        procs[side] = subprocess.Popen([sys.executable, __file__, "--child", "chunks", str(chunk), str(records),
+                                        "1" if stages else "0"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env={**os.environ, "PYTHONPATH": str(root), "CARDIOSIM_BENCH_ROOT": str(root)})
     try:
@@ -208,17 +231,19 @@ def interleaved(root_before: Path, rounds: int, chunk: int, records: int) -> dic
         for p in procs.values():
             p.stdin.close()
             p.wait()
-    ratios = [b / a for b, a in zip(ms["before"], ms["now"])]
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    return {"chunk": chunk, "rounds": rounds, "before_ms_median": statistics.median(ms["before"]),
-            "now_ms_median": statistics.median(ms["now"]), "speedup_median": statistics.median(ratios),
-            "speedup_iqr": [q[0], q[2]], "speedup_range": [min(ratios), max(ratios)]}
+    if not stages:
+        return {"chunk": chunk, "rounds": rounds, **_paired(ms["before"], ms["now"])}
+    res = {"chunk": chunk, "rounds": rounds, **_paired([m[0] for m in ms["before"]], [m[0] for m in ms["now"]])}
+    names = sorted(set(ms["before"][0][1]) & set(ms["now"][0][1]), key=lambda k: -ms["now"][0][1][k])
+    res["stages"] = {k: _paired([m[1].get(k, 0.0) for m in ms["before"]], [m[1].get(k, 0.0) for m in ms["now"]])
+                     for k in names}
+    return res
 
 
 def _child(args) -> None:
     kind, rest = args[0], args[1:]
     if kind == "chunks":
-        child_chunks(int(rest[0]), int(rest[1]))
+        child_chunks(int(rest[0]), int(rest[1]), len(rest) > 2 and rest[2] == "1")
         return
     if kind == "ours":
         mode, records, workers, compression, pack, out = rest
@@ -277,7 +302,8 @@ def main():
                     help="with --baseline: instead of fresh processes, one persistent process per tree, 'simulate "
                          "only' of CHUNK records alternated between them --rounds times (tighter pairs on a busy machine)")
     ap.add_argument("--stages", action="store_true",
-                    help="also run 'simulate only' once with per-stage CPU timers (a tree with the stage-wise engine)")
+                    help="also run 'simulate only' once with per-stage CPU timers (a tree with the stage-wise engine); "
+                         "with --interleaved: the chunks run with the timers and each stage's paired speed-up is reported")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -303,11 +329,16 @@ def main():
         for rev in args.baseline:
             with _tree_at(rev) as (root, commit):
                 run("ours", "simulate", min(n, 16), 1, "zstd", 1, root=root)  # compiles its kernels into its cache
-                res = out[rev] = {"commit": commit, **interleaved(root, args.rounds, args.interleaved, n)}
+                res = out[rev] = {"commit": commit, **interleaved(root, args.rounds, args.interleaved, n,
+                                                                  stages=args.stages)}
             print(f"  simulate only, interleaved chunks of {res['chunk']} x {res['rounds']}: CPU ms a record {rev} "
                   f"{res['before_ms_median']:.2f} / now {res['now_ms_median']:.2f} (medians) -> paired speed-up median "
                   f"{res['speedup_median']:.3f}x (IQR {res['speedup_iqr'][0]:.3f}-{res['speedup_iqr'][1]:.3f}, range "
                   f"{res['speedup_range'][0]:.2f}-{res['speedup_range'][1]:.2f})", flush=True)
+            for k, v in res.get("stages", {}).items():
+                print(f"    stage {k}: CPU ms a record {v['before_ms_median']:.3f} / now {v['now_ms_median']:.3f} -> "
+                      f"paired speed-up median {v['speedup_median']:.3f}x (IQR {v['speedup_iqr'][0]:.3f}-"
+                      f"{v['speedup_iqr'][1]:.3f})", flush=True)
         print(json.dumps({"interleaved_vs_baselines": out}, indent=1))
         return
     # the peer at its faster torch thread setting and batch (records augmented and written
