@@ -104,3 +104,23 @@ def test_the_ufunc_loops_are_read_from_numpys_tables():
     if log10 is not None:
         assert tuple(int(v) for v in log10) == _ufunc_table_loop(np.log10, "d->d")
     assert _ufunc_table_loop(np.log10, "no-such-signature") is None
+
+
+def test_np_log10_loop_check_is_silent():
+    """The check behind ``np_log10_loop`` takes log10 of 0 and negatives on purpose (NumPy's
+    loop called from a kernel raises the CPU's flags, NumPy clears them before its next
+    checked call): a user sees no RuntimeWarning from it, then or after."""
+    import warnings
+
+    from cardiosim import _exp_kernels
+
+    saved = list(_exp_kernels._NP_LOG10_LOOP)
+    _exp_kernels._NP_LOG10_LOOP.clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loop = _exp_kernels.np_log10_loop()
+            assert np.log10(np.array([2.0, 3.0])).shape == (2,) and float(np.exp(np.float64(1.0))) > 2.7
+        assert loop is None or (loop.dtype == np.uint64 and loop.shape == (2,))
+    finally:
+        _exp_kernels._NP_LOG10_LOOP[:] = saved
