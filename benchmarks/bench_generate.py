@@ -303,7 +303,7 @@ def main():
                          "only' of CHUNK records alternated between them --rounds times (tighter pairs on a busy machine)")
     ap.add_argument("--stages", action="store_true",
                     help="also run 'simulate only' once with per-stage CPU timers (a tree with the stage-wise engine); "
-                         "with --interleaved: the chunks run with the timers and each stage's paired speed-up is reported")
+                         "with --interleaved: the chunks run with the timers, each stage's paired speed-up reported")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
