@@ -35,11 +35,12 @@ import llvmlite.ir as ir
 import numpy as np
 from numba import njit, types
 from numba.core import cgutils
-from numba.core.extending import intrinsic
+from numba.core.extending import intrinsic, overload
 
 from ._kernels import (EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_NEG_LN2_HI_N, EXP_NEG_LN2_LO_N,
                        EXP_SHIFT, _first_last, exp_table)
 from .._exp_kernels import _exp_main, _fma
+from ._plan_kernels import _ufunc_loop
 
 
 @njit(cache=True, nogil=True)
@@ -159,6 +160,69 @@ EXP_TINY = 2.0 ** -54  # below this magnitude (and from 512 up) _kernels._exp ca
 EXP_ZERO = -746.0  # math.exp is +0.0 below -745.14: adding w * 0.0 leaves a sum unchanged
 
 
+# --- the exp source of the fused renders -----------------------------------------------
+# The kernels below that render (``_render_exp``, ``_slot_exps``) take their ``exp`` from
+# ``ex``: either glibc's table (uint64[256], ``_kernels.exp_table()``: the C library's
+# ``exp`` inline, where it is NumPy's) or NumPy's own ``exp`` loop as a tuple ``(function,
+# data)`` of addresses (``_plan_kernels.ufunc_loops()[:2]``: on AVX-512 machines NumPy's
+# ``exp`` is its SIMD loop, not the C library's; the loop is called on each slot's row of
+# exponents, elementwise the same numbers as ``np.exp`` of the whole array). numba compiles
+# one specialisation per source; ``model._render_exp_table`` checks the one it hands out.
+def _exp_add(xs, g, n, ex, out, a, w):  # pragma: no cover - numba overload below
+    """``out[a, :n] += w * exp(xs[:n])`` as the render's NumPy twin sums it (``g``: work)."""
+
+
+@overload(_exp_add, inline="always")
+def _exp_add_ov(xs, g, n, ex, out, a, w):
+    if isinstance(ex, types.BaseTuple):
+        def impl(xs, g, n, ex, out, a, w):
+            if n > 0:
+                _ufunc_loop(ex[0], ex[1], xs.ctypes.data, g.ctypes.data, 0, n, 8, 8, 0)
+            for k in range(n):
+                out[a, k] = out[a, k] + w * g[k]
+        return impl
+
+    def impl_tab(xs, g, n, ex, out, a, w):
+        n4 = n // EXP_LANES
+        _exp_main_run(xs, g, n4, ex)
+        for k in range(n4 * EXP_LANES, n):
+            g[k] = _exp_main(xs[k], ex)
+        for k in range(n):
+            x = xs[k]
+            if not (-512.0 < x <= -EXP_TINY):  # (a NaN exponent lands here too: math.exp)
+                if x < EXP_ZERO:
+                    continue
+                g[k] = math.exp(x)
+            out[a, k] = out[a, k] + w * g[k]
+    return impl_tab
+
+
+def _exp_fill(x, y, n, ex):  # pragma: no cover - numba overload below
+    """``y[:n] = exp(x[:n])``, except that ``y`` is +0.0 where ``x < EXP_ZERO`` (the table
+    form leaves those to ``math.exp``'s +0.0; NumPy's loop gives +0.0 there, which
+    ``model._render_exp_table`` checks before handing the loop out)."""
+
+
+@overload(_exp_fill, inline="always")
+def _exp_fill_ov(x, y, n, ex):
+    if isinstance(ex, types.BaseTuple):
+        def impl(x, y, n, ex):
+            if n > 0:
+                _ufunc_loop(ex[0], ex[1], x.ctypes.data, y.ctypes.data, 0, n, 8, 8, 0)
+        return impl
+
+    def impl_tab(x, y, n, ex):
+        n4 = n // EXP_LANES
+        _exp_main_run(x, y, n4, ex)
+        for k in range(n4 * EXP_LANES, n):
+            y[k] = _exp_main(x[k], ex)
+        for k in range(n):
+            xk = x[k]
+            if not (-512.0 < xk <= -EXP_TINY):
+                y[k] = 0.0 if xk < EXP_ZERO else math.exp(xk)
+    return impl_tab
+
+
 @njit(nogil=True, inline="always")
 def _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, xs, g):
     """:func:`render_exp_kernel`'s body (``xs``, ``g``: work arrays of ``len(t)``).
@@ -187,17 +251,7 @@ def _render_exp(t, tau, sigma, amp, idx, f_repol, repol, out, q, tab, xs, g):
             for k in range(n):
                 d = (t[k] - c) / s
                 xs[k] = -0.5 * (d * d)
-            n4 = n // EXP_LANES
-            _exp_main_run(xs, g, n4, tab)
-            for k in range(n4 * EXP_LANES, n):
-                g[k] = _exp_main(xs[k], tab)
-            for k in range(n):
-                x = xs[k]
-                if not (-512.0 < x <= -EXP_TINY):  # (a NaN exponent lands here too: math.exp)
-                    if x < EXP_ZERO:
-                        continue
-                    g[k] = math.exp(x)
-                out[a, k] = out[a, k] + w * g[k]
+            _exp_add(xs, g, n, tab, out, a, w)
 
 
 @njit(cache=True, nogil=True)
@@ -481,7 +535,6 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
 def _slot_exps(t, tau, sigma, idx, tab, xs, g):
     """:func:`slot_exps_kernel`'s body."""
     n = t.shape[0]
-    n4 = n // EXP_LANES
     for a in range(3):
         for j in range(idx.shape[0]):
             i = idx[j]
@@ -492,13 +545,7 @@ def _slot_exps(t, tau, sigma, idx, tab, xs, g):
             for k in range(n):
                 d = (t[k] - c) / s
                 x[k] = -0.5 * (d * d)
-            _exp_main_run(x, y, n4, tab)
-            for k in range(n4 * EXP_LANES, n):
-                y[k] = _exp_main(x[k], tab)
-            for k in range(n):
-                xk = x[k]
-                if not (-512.0 < xk <= -EXP_TINY):
-                    y[k] = 0.0 if xk < EXP_ZERO else math.exp(xk)
+            _exp_fill(x, y, n, tab)
 
 
 @njit(cache=True, nogil=True)
@@ -551,44 +598,54 @@ def pair_leads_kernel(rows, v, out):
             out[i, k] = _pair_lead(rows, i, v, k)
 
 
+#: ``u @ v`` forms of two 3-vectors (:func:`_dot3`), by the OpenBLAS ``ddot`` they reproduce:
+#: the Haswell/Zen (AVX2) kernel's tail sums plain products, the SkylakeX (AVX-512) one fuses them.
+DOT3_PLAIN, DOT3_FMA = 0, 1
+
+
 @njit(nogil=True, inline="always")
-def _dot3(u, v):
-    """``u @ v`` (``u.dot(v)``) of two 3-vectors as OpenBLAS's ``ddot`` rounds it: ``(u0 v0 +
-    u1 v1) + u2 v2``, no FMA (``model._tinv_kernels`` checks it here)."""
+def _dot3(u, v, form):
+    """``u @ v`` (``u.dot(v)``) of two 3-vectors as OpenBLAS's ``ddot`` rounds it here
+    (``model._dot3_form`` checks which): :data:`DOT3_PLAIN` ``(u0 v0 + u1 v1) + u2 v2``, no
+    FMA; :data:`DOT3_FMA` ``fma(u2, v2, fma(u1, v1, u0 v0))``."""
+    if form == DOT3_FMA:
+        return _fma(u[2], v[2], _fma(u[1], v[1], u[0] * v[0]))
     return (u[0] * v[0] + u[1] * v[1]) + u[2] * v[2]
 
 
 @njit(cache=True, nogil=True)
-def dot3_kernel(u, v):
-    """:func:`_dot3` (what ``model._tinv_kernels`` checks against NumPy)."""
-    return _dot3(u, v)
+def dot3_kernel(u, v, form=DOT3_PLAIN):
+    """:func:`_dot3` (what ``model._dot3_form`` checks against NumPy)."""
+    return _dot3(u, v, form)
 
 
 @njit(cache=True, nogil=True)
-def tinv_turn_kernel(t_pk, u, need, u_pk, n_pk, repol, amp, xs, g, idx, rows, rows_u, depth, v, res):
+def tinv_turn_kernel(t_pk, u, need, u_pk, n_pk, repol, amp, xs, g, idx, rows, rows_u, depth, v, res,
+                     dot=DOT3_PLAIN):
     """One turn of ``model._territorial_t_inversion`` and its shortfall in one call: ``t_new =
     t_pk - need u``, the turn ``model._rotation(u_pk, t_new / |t_new|)`` (Rodrigues' formula
     in NumPy's order: ``(eye + s K) + (1 - c) (K @ K)``, ``|.|`` and ``@`` of 3-vectors as
     :func:`_dot3`, ``K @ K`` as :func:`_pair_lead`) scaled by ``|t_new| / n_pk``, the ST-T
     slots ``idx`` of ``amp`` set to it times ``repol`` (3, 3), and
-    :func:`tinv_shortfall_kernel` of the result. ``res`` = (shortfall, ``|t_new|``).
+    :func:`tinv_shortfall_kernel` of the result. ``res`` = (shortfall, ``|t_new|``); ``dot``:
+    the 3-vector dot's form (:data:`DOT3_PLAIN`, :data:`DOT3_FMA`).
     Returns the shortfall kernel's status (0, 1 silent), or 2 (nothing written) where the
     two directions are parallel (``s < 1e-12``: ``_rotation``'s own branch decides)."""
     tn = np.empty(3)
     for i in range(3):
         tn[i] = t_pk[i] - need * u[i]
-    nt = math.sqrt(_dot3(tn, tn))
+    nt = math.sqrt(_dot3(tn, tn, dot))
     ut = np.empty(3)
     for i in range(3):
         ut[i] = tn[i] / nt
-    c = _dot3(u_pk, ut)
+    c = _dot3(u_pk, ut, dot)
     u0, u1, u2 = u_pk[0], u_pk[1], u_pk[2]
     v0, v1, v2 = ut[0], ut[1], ut[2]
     w = np.empty(3)
     w[0] = u1 * v2 - u2 * v1
     w[1] = u2 * v0 - u0 * v2
     w[2] = u0 * v1 - u1 * v0
-    sw = math.sqrt(_dot3(w, w))
+    sw = math.sqrt(_dot3(w, w, dot))
     if sw < 1e-12:
         return 2
     k0, k1, k2 = w[0] / sw, w[1] / sw, w[2] / sw
@@ -806,13 +863,14 @@ def bounds_numpy(tau, sigma, amp, idx, f_repol, repol, q=0.0):
             np.abs(amp[:, idx]).max())
 
 
-def matches_numpy(cases, render="kernel") -> bool:
+def matches_numpy(cases, render="kernel", ex=None) -> bool:
     """Whether the kernels give the twins' results bit for bit on ``cases``: an iterable of
     ``(t, tau, sigma, amp, idx, f_repol, repol, dx)`` or ``(..., dx, q)`` (``q`` the pivot of
     the scaled slots, 0.0 when absent). ``render``: the form of the render
     checked, ``"kernel"`` (:func:`render_kernel`, the C library's ``exp``), ``"exp"``
-    (:func:`render_exp_kernel`, that ``exp`` inline; False without its table) or ``"hybrid"``
-    (:func:`render_hybrid`, NumPy's ``exp``)."""
+    (:func:`render_exp_kernel`, that ``exp`` inline; False without its table), ``"loop"``
+    (:func:`render_exp_kernel` on the exp source ``ex``, NumPy's ``exp`` loop ``(function,
+    data)``) or ``"hybrid"`` (:func:`render_hybrid`, NumPy's ``exp``)."""
     for case in cases:
         t, tau, sigma, amp, idx, f_repol, repol, dx = case[:8]
         q = float(case[8]) if len(case) > 8 else 0.0
@@ -823,9 +881,9 @@ def matches_numpy(cases, render="kernel") -> bool:
         want = render_numpy(t, tau, sigma, amp, idx, f_repol, repol, q)
         if render == "hybrid":
             got = render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q)
-        elif render == "exp":
-            tab = exp_table()
-            if tab.shape[0] == 0:
+        elif render in ("exp", "loop"):
+            tab = exp_table() if render == "exp" else ex
+            if render == "exp" and tab.shape[0] == 0:
                 return False
             got = np.empty((3, t.shape[0]))
             render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, got, q, tab)

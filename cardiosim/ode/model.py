@@ -159,14 +159,16 @@ class Patient:
             t = np.ascontiguousarray(t)
             idx = _ALL_IDX if waves is None else _index_array(waves)
             f = float(rr) ** (1.0 / 3.0)
+            tab = _render_exp_table()
+            if tab is not None:  # exp inline (the C library's, four lanes at a time: 2.2-3x render_kernel;
+                # or NumPy's loop on each slot's row: one call instead of render_hybrid's three and np.exp)
+                out = np.empty((3, t.shape[0]))
+                _beat_kernels.render_exp_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q, tab)
+                return out
             if _render_form() == "hybrid":
                 return _beat_kernels.render_hybrid(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, q)
             out = np.empty((3, t.shape[0]))
-            tab = _render_exp_table()
-            if tab is not None:  # the C library's exp inline, four lanes at a time: 2.2-3x render_kernel
-                _beat_kernels.render_exp_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q, tab)
-            else:
-                _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q)
+            _beat_kernels.render_kernel(t, self.tau, self.sigma, self.amp, idx, f, _REPOL_MASK, out, q)
             return out
         tau, sigma = scaled_timing(self.tau, self.sigma, rr, q)
         idx = list(range(NW)) if waves is None else list(waves)
@@ -404,14 +406,39 @@ def _render_form():
 
 @lru_cache(maxsize=1)
 def _render_exp_table():
-    """``_kernels.exp_table()`` where :func:`_beat_kernels.render_exp_kernel` on it gives
-    ``render_kernel``'s and NumPy's results bit for bit on :func:`_render_form`'s cases
-    (checked once per process, in the ``"kernel"`` form only), else None."""
-    if _render_form() != "kernel" or not _beat_kernels.matches_numpy(_check_cases(), render="exp"):
-        return None
-    from ._kernels import exp_table
+    """The exp source of the fused render kernels (``_beat_kernels.render_exp_kernel``,
+    ``span_kernel``, ``peak_kernel``, the 12-lead and T-inversion kernels), or None (they
+    are not used): in the ``"kernel"`` form ``_kernels.exp_table()`` (the C library's
+    ``exp`` inline), in the ``"hybrid"`` form (AVX-512 machines) NumPy's own ``exp`` loop
+    as ``(function, data)`` addresses (``_plan_kernels.ufunc_loops``, which checked it
+    against ``np.exp``), where ``render_exp_kernel`` on it gives NumPy's results bit for bit
+    on :func:`_render_form`'s cases and (the loop) ``np.exp`` is +0.0 below
+    ``_beat_kernels.EXP_ZERO`` (the kept-Gaussian sums skip those samples); checked once
+    per process."""
+    form = _render_form()
+    if form == "kernel":
+        if not _beat_kernels.matches_numpy(_check_cases(), render="exp"):
+            return None
+        from ._kernels import exp_table
 
-    return exp_table()
+        return exp_table()
+    if form != "hybrid":
+        return None
+    from ._plan_kernels import ufunc_loops
+
+    loops = ufunc_loops()
+    if loops is None:
+        return None
+    ex = (int(loops[0]), int(loops[1]))
+    below = np.array([_beat_kernels.EXP_ZERO, np.nextafter(_beat_kernels.EXP_ZERO, -np.inf), -750.0, -1e3,
+                      -1e5, -1e300, -np.inf])
+    with np.errstate(all="ignore"):
+        zero = np.exp(below)
+    if zero.tobytes() != np.zeros_like(below).tobytes():
+        return None
+    if not _beat_kernels.matches_numpy(_check_cases(), render="loop", ex=ex):
+        return None
+    return ex
 
 
 def _check_cases():
@@ -851,6 +878,8 @@ def _tinv_shortfall_fast(p: Patient, q1, rows, rows_u, depth):
     rows, rows_u, v = np.ascontiguousarray(rows), np.ascontiguousarray(rows_u), np.empty((3, n))
     depth = float(depth)
     res = np.empty(2)
+    dot = _dot3_form()
+    dot = _beat_kernels.DOT3_PLAIN if dot is None else dot  # (turn is used only where _tinv_kernels holds)
 
     def short_of(amp):
         st, short = _beat_kernels.tinv_shortfall_kernel(xs, g, amp, ia, rows, rows_u, depth, v)
@@ -858,9 +887,24 @@ def _tinv_shortfall_fast(p: Patient, q1, rows, rows_u, depth):
 
     def turn(t_pk, u, need, u_pk, n_pk, repol, amp):
         return _beat_kernels.tinv_turn_kernel(t_pk, u, float(need), u_pk, float(n_pk), repol, amp, xs, g, ia,
-                                              rows, rows_u, depth, v, res)
+                                              rows, rows_u, depth, v, res, dot)
 
     return SimpleNamespace(short_of=short_of, turn=turn, res=res)
+
+
+@lru_cache(maxsize=1)
+def _dot3_form():
+    """The form of ``_beat_kernels._dot3`` that gives NumPy's ``u @ v`` and ``u.dot(u)`` of
+    3-vectors (OpenBLAS's ``ddot``) bit for bit here (``DOT3_PLAIN`` on its Haswell/Zen
+    kernels, ``DOT3_FMA`` on SkylakeX), on 400 random pairs whose sizes span eight decades;
+    None if neither (the NumPy code runs); checked once per process."""
+    rng = np.random.default_rng(20261208)
+    cases = [tuple(rng.standard_normal(3) * 10.0 ** rng.uniform(-4.0, 4.0) for _ in range(2)) for _ in range(400)]
+    for form in (_beat_kernels.DOT3_PLAIN, _beat_kernels.DOT3_FMA):
+        if all(float(a @ b) == _beat_kernels.dot3_kernel(a, b, form)
+               and float(a.dot(a)) == _beat_kernels.dot3_kernel(a, a, form) for a, b in cases):
+            return form
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -869,9 +913,11 @@ def _tinv_kernels() -> bool:
     here: the render's inline ``exp`` is checked (:func:`_render_exp_table`), ``rows @ v``'s
     rounding is OpenBLAS's ``dgemm`` FMA chain (every territory pair's rows on 2-400 samples
     whose values span eight decades), and the shortfall of the default beat and ten jittered
-    ones, each turned at random; checked once per process."""
-    if _render_exp_table() is None:
+    ones, each turned at random; 3-vector dots in :func:`_dot3_form`'s form; checked once per
+    process."""
+    if _render_exp_table() is None or _dot3_form() is None:
         return False
+    dot = _dot3_form()
     rng = np.random.default_rng(20261207)
     pairs = [r for terr in TINV_TERRITORIES for r in _tinv_pairs(terr)[1]]
     for n in (2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 400):
@@ -888,8 +934,8 @@ def _tinv_kernels() -> bool:
         A, B = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
         got = np.empty((3, 3))
         _beat_kernels.pair_leads_kernel(A, B, got)
-        if (float(a @ b) != _beat_kernels.dot3_kernel(a, b) or float(a.dot(a)) != _beat_kernels.dot3_kernel(a, a)
-                or got.tobytes() != (A @ B).tobytes()):
+        if (float(a @ b) != _beat_kernels.dot3_kernel(a, b, dot)
+                or float(a.dot(a)) != _beat_kernels.dot3_kernel(a, a, dot) or got.tobytes() != (A @ B).tobytes()):
             return False
     base = default_patient()
     for k in range(11):
