@@ -493,13 +493,28 @@ def _lead_sq(M, v, k):
     return s
 
 
+@njit(nogil=True, inline="always")
+def _lead_magnitudes(M, v, n, m):
+    """``m[:n] = sqrt(_lead_sq(M, v, k))`` for every sample ``k``: the same operations in the
+    same order per sample, lead by lead over all samples (the sample loop vectorises; the
+    sum over leads stays sequential, as ``add.reduce`` does it)."""
+    for k in range(n):
+        m[k] = 0.0
+    for i in range(M.shape[0]):
+        r0, r1, r2 = M[i, 0], M[i, 1], M[i, 2]
+        for k in range(n):
+            x = _fma(r2, v[2, k], _fma(r1, v[1, k], r0 * v[0, k]))
+            m[k] = m[k] + x * x
+    for k in range(n):
+        m[k] = math.sqrt(m[k])
+
+
 @njit(cache=True, nogil=True)
 def lead_magnitude_kernel(M, v, out):
     """``out = np.linalg.norm(M @ v, axis=0)`` for ``M (L, 3)``, ``v (3, n >= 2)`` in
     OpenBLAS's ``dgemm`` rounding (:func:`_lead_sq`); callers check it against NumPy on this
     machine first (``model._lead_kernels``)."""
-    for k in range(v.shape[1]):
-        out[k] = math.sqrt(_lead_sq(M, v, k))
+    _lead_magnitudes(M, v, v.shape[1], out)
 
 
 @njit(cache=True, nogil=True)
@@ -522,8 +537,7 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
     v = np.empty((3, n))
     _render_exp(t, tau, sigma, amp, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
     m = np.empty(n)
-    for k in range(n):
-        m[k] = math.sqrt(_lead_sq(M, v, k))
+    _lead_magnitudes(M, v, n, m)
     i0, i1 = first_last_kernel(m, 0.001)
     if i1 - i0 < 2:
         return 3, np.nan
@@ -532,20 +546,40 @@ def t_end12_kernel(tau, sigma, amp, idx, repol, fs, M, tab):
 
 
 @njit(nogil=True, inline="always")
+def _axis_exps(t, tau, sigma, idx, tab, a, xs, g):
+    """:func:`_slot_exps` of axis ``a`` into ``xs``, ``g`` (len(idx), n)."""
+    n = t.shape[0]
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        c = tau[a, i] * 1.0 + 0.0 * (1.0 - 1.0)  # (render_kernel's centre at f = 1, q = 0)
+        s = sigma[a, i] * 1.0
+        x = xs[j]
+        y = g[j]
+        for k in range(n):
+            d = (t[k] - c) / s
+            x[k] = -0.5 * (d * d)
+        _exp_fill(x, y, n, tab)
+
+
+@njit(nogil=True, inline="always")
+def _axis_sum(xs, g, amp, idx, a, out):
+    """:func:`_slot_sum` of axis ``a`` from :func:`_axis_exps`' ``xs``, ``g`` into ``out[a]``."""
+    n = xs.shape[1]
+    for k in range(n):
+        out[a, k] = 0.0
+    for j in range(idx.shape[0]):
+        w = amp[a, idx[j]]
+        for k in range(n):
+            if xs[j, k] < EXP_ZERO:
+                continue
+            out[a, k] = out[a, k] + w * g[j, k]
+
+
+@njit(nogil=True, inline="always")
 def _slot_exps(t, tau, sigma, idx, tab, xs, g):
     """:func:`slot_exps_kernel`'s body."""
-    n = t.shape[0]
     for a in range(3):
-        for j in range(idx.shape[0]):
-            i = idx[j]
-            c = tau[a, i] * 1.0 + 0.0 * (1.0 - 1.0)  # (render_kernel's centre at f = 1, q = 0)
-            s = sigma[a, i] * 1.0
-            x = xs[a, j]
-            y = g[a, j]
-            for k in range(n):
-                d = (t[k] - c) / s
-                x[k] = -0.5 * (d * d)
-            _exp_fill(x, y, n, tab)
+        _axis_exps(t, tau, sigma, idx, tab, a, xs[a], g[a])
 
 
 @njit(cache=True, nogil=True)
@@ -721,21 +755,25 @@ def t_end12_pair_kernel(tau, sigma, amp, amp2, idx, repol, fs, M, tab, out):
         return 22
     n = int(math.ceil(span))
     t = _grid(lo, dx, n)
+    # the Gaussians an axis at a time, both renders summed from them (the same operations per
+    # sample as _slot_exps / _slot_sum; the work arrays stay small: a 2-kHz ST-T grid's
+    # (3, slots, n) pair is past malloc's mmap threshold, fresh pages each call)
     ns = idx.shape[0]
-    xs = np.empty((3, ns, n))
-    g = np.empty((3, ns, n))
-    _slot_exps(t, tau, sigma, idx, tab, xs, g)
+    xs = np.empty((ns, n))
+    g = np.empty((ns, n))
     v = np.empty((3, n))
+    v2 = np.empty((3, n))
+    for a in range(3):
+        _axis_exps(t, tau, sigma, idx, tab, a, xs, g)
+        _axis_sum(xs, g, amp, idx, a, v)
+        _axis_sum(xs, g, amp2, idx, a, v2)
     m = np.empty(n)
     status = 0
     for b in range(2):
-        a_b = amp if b == 0 else amp2
         if (amax if b == 0 else amax2) < 1e-6:
             st = 1
         else:
-            _slot_sum(xs, g, a_b, idx, v)
-            for k in range(n):
-                m[k] = math.sqrt(_lead_sq(M, v, k))
+            _lead_magnitudes(M, v if b == 0 else v2, n, m)
             i0, i1 = first_last_kernel(m, 0.001)
             if i1 - i0 < 2:
                 st = 3
@@ -795,17 +833,20 @@ def velocity_trough_kernel(tau, sigma, amp, band2, idx, repol, t, M, tab, vel):
     n = t.shape[0]
     v = np.empty((3, n))
     _render_exp(t, tau, se, ab, idx, 1.0, repol, v, 0.0, tab, np.empty(n), np.empty(n))
-    prev = np.empty(M.shape[0])
+    # per sample the leads' squared differences summed in lead order from 0.0, as the
+    # per-sample loop did; lead by lead over all samples (the sample loops vectorise)
+    x = np.empty(n)
+    for k in range(n - 1):
+        vel[k] = 0.0
     for i in range(M.shape[0]):
-        prev[i] = _fma(M[i, 2], v[2, 0], _fma(M[i, 1], v[1, 0], M[i, 0] * v[0, 0]))
-    for k in range(1, n):
-        s = 0.0
-        for i in range(M.shape[0]):
-            x = _fma(M[i, 2], v[2, k], _fma(M[i, 1], v[1, k], M[i, 0] * v[0, k]))
-            d = x - prev[i]
-            prev[i] = x
-            s = s + d * d
-        vel[k - 1] = math.sqrt(s)
+        r0, r1, r2 = M[i, 0], M[i, 1], M[i, 2]
+        for k in range(n):
+            x[k] = _fma(r2, v[2, k], _fma(r1, v[1, k], r0 * v[0, k]))
+        for k in range(1, n):
+            d = x[k] - x[k - 1]
+            vel[k - 1] = vel[k - 1] + d * d
+    for k in range(n - 1):
+        vel[k] = math.sqrt(vel[k])
 
 
 @njit(cache=True, nogil=True)
