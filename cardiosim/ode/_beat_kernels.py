@@ -20,9 +20,10 @@ place, :func:`weighted_sum_kernel` sums the slots in ``np.einsum``'s order. The 
 
 API (typed, small; callers validate): ``render_kernel(t, tau, sigma, amp, idx, f_repol,
 repol, out, q=0.0)``, ``render_exp_kernel(t, tau, sigma, amp, idx, f_repol, repol, out, q,
-tab)`` (the same with glibc's ``exp`` inline, :func:`render_exp_kernel`), ``render_hybrid(t, tau, sigma, amp, idx, f_repol, repol, q=0.0) ->
-(3, n)``, ``bounds_kernel(tau, sigma, amp, idx, f_repol, repol, q=0.0) -> (lo, hi,
-max |amp|)`` (``q``: the time, s from R, the scaled ST-T slots' centres are scaled about,
+tab)`` (the same with glibc's ``exp`` inline, :func:`render_exp_kernel`; ``tab`` may also be
+NumPy's own ``exp`` loop as ``(function, data)``, see :func:`_exp_add`), ``render_hybrid(t,
+tau, sigma, amp, idx, f_repol, repol, q=0.0) -> (3, n)``, ``bounds_kernel(tau, sigma, amp,
+idx, f_repol, repol, q=0.0) -> (lo, hi, max |amp|)`` (``q``: the time, s from R, the scaled ST-T slots' centres are scaled about,
 the patient's QRS onset), ``speed_kernel(v, dx, out)``, ``magnitude_kernel(v, out)``,
 ``first_last_kernel(m, rel) -> (i0, i1)``.
 """
@@ -482,22 +483,12 @@ def _tangent(t, t0, m, m0, n, dx, t_last):
 
 
 @njit(nogil=True, inline="always")
-def _lead_sq(M, v, k):
-    """``sum_i (M @ v)[i, k] ** 2`` as ``np.linalg.norm(M @ v, axis=0) ** 2`` sums it: each
-    lead as OpenBLAS's ``dgemm`` rounds a three-term product (``fma(m2, v2, fma(m1, v1,
-    m0 v0))``), the squares added lead by lead (``add.reduce`` over the outer axis)."""
-    s = 0.0
-    for i in range(M.shape[0]):
-        x = _fma(M[i, 2], v[2, k], _fma(M[i, 1], v[1, k], M[i, 0] * v[0, k]))
-        s = s + x * x
-    return s
-
-
-@njit(nogil=True, inline="always")
 def _lead_magnitudes(M, v, n, m):
-    """``m[:n] = sqrt(_lead_sq(M, v, k))`` for every sample ``k``: the same operations in the
-    same order per sample, lead by lead over all samples (the sample loop vectorises; the
-    sum over leads stays sequential, as ``add.reduce`` does it)."""
+    """``m[:n] = np.linalg.norm(M @ v, axis=0)`` as NumPy rounds it: each lead as OpenBLAS's
+    ``dgemm`` rounds a three-term product (``fma(m2, v2, fma(m1, v1, m0 v0))``), the squares
+    added lead by lead from 0.0 (``add.reduce`` over the outer axis), the square root.
+    Computed lead by lead over all samples (the sample loop vectorises; per sample the same
+    operations in the same order)."""
     for k in range(n):
         m[k] = 0.0
     for i in range(M.shape[0]):
@@ -512,7 +503,7 @@ def _lead_magnitudes(M, v, n, m):
 @njit(cache=True, nogil=True)
 def lead_magnitude_kernel(M, v, out):
     """``out = np.linalg.norm(M @ v, axis=0)`` for ``M (L, 3)``, ``v (3, n >= 2)`` in
-    OpenBLAS's ``dgemm`` rounding (:func:`_lead_sq`); callers check it against NumPy on this
+    OpenBLAS's ``dgemm`` rounding (:func:`_lead_magnitudes`); callers check it against NumPy on this
     machine first (``model._lead_kernels``)."""
     _lead_magnitudes(M, v, v.shape[1], out)
 
@@ -619,7 +610,7 @@ def slot_sum_kernel(xs, g, amp, idx, out):
 @njit(nogil=True, inline="always")
 def _pair_lead(rows, i, v, k):
     """``(rows @ v)[i, k]`` of ``rows (L, 3)`` as OpenBLAS's ``dgemm`` rounds a three-term
-    product (as :func:`_lead_sq`)."""
+    product (as :func:`_lead_magnitudes`)."""
     return _fma(rows[i, 2], v[2, k], _fma(rows[i, 1], v[1, k], rows[i, 0] * v[0, k]))
 
 
