@@ -40,8 +40,7 @@ from numba.core.extending import intrinsic, overload
 
 from ._kernels import (EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_INV_LN2_N, EXP_NEG_LN2_HI_N, EXP_NEG_LN2_LO_N,
                        EXP_SHIFT, _first_last, exp_table)
-from .._exp_kernels import _exp_main, _fma
-from ._plan_kernels import _ufunc_loop
+from .._exp_kernels import _exp_main, _fma, _ufunc_loop
 
 
 @njit(cache=True, nogil=True)
