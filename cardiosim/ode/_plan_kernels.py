@@ -1218,3 +1218,67 @@ def sinus_series_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec, fct, x):
     (``fct = [1 / n]``, as NumPy forms it) by NumPy's irfft loop."""
     sinus_spectrum_loop_kernel(w, cap, m, loops, lf_hf_ratio, spec)
     irfft_loop_into(loops, spec, fct, x)
+
+
+# --- AF's truncated-gamma scale ------------------------------------------------------------
+@njit(cache=True)
+def truncated_gamma_scale_kernel(shape, mean, floor, loop, buf):
+    """``rhythm._truncated_gamma_scale(shape, mean, floor)`` (its NumPy twin) in one call: the
+    60 bisection steps, each ``gammaincc([k, k + 1], floor / mid)`` by scipy's own ufunc loop
+    (``loop``: its function and data, :func:`gammaincc_loop`) on the same numbers, then the
+    same arithmetic in the same order (the twin's 60 ufunc calls and Python floats cost
+    ~90 µs of an AF record's plan). ``buf``: float64 (5,) work space -- ``k, k + 1``, the
+    argument, the two results. Not ``nogil``: scipy's loop may report a special-function
+    error through Python."""
+    hi = mean / shape
+    if floor >= mean:
+        return hi
+    lo = 1e-9
+    buf[0] = shape
+    buf[1] = shape + 1.0
+    a = buf.ctypes.data
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        buf[2] = floor / mid
+        # (the two values as NumPy's iterator hands them to the loop: k contiguous, the
+        # argument broadcast (step 0), the results contiguous)
+        _ufunc_loop(loop[0], loop[1], a, a + 16, a + 24, 2, 8, 0, 8)
+        q = buf[3]
+        q1 = buf[4]
+        m = shape * mid * q1 / q if q > 0 else floor
+        if m > mean:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+@lru_cache(maxsize=1)
+def gammaincc_loop():
+    """``uint64[2]``: scipy's ``gammaincc`` ``dd->d`` ufunc loop and its data, if read from
+    the ufunc's table and :func:`truncated_gamma_scale_kernel` with it gave
+    ``rhythm._truncated_gamma_scale`` bit for bit here (AF's shapes, mean RRs and floors and
+    beyond, the untruncated case too), once per process; else None."""
+    try:
+        from scipy.special import gammaincc
+
+        from .rhythm import _truncated_gamma_scale
+
+        fd = _ufunc_table_loop(gammaincc, "dd->d")
+        if fd is None:
+            return None
+        loop = np.array(fd, np.uint64)
+        loop.flags.writeable = False
+        rng = np.random.default_rng(20261208)
+        buf = np.empty(5)
+        cases = [(1.0 / cv ** 2, 60.0 / hr, floor) for cv, hr, floor in
+                 zip(rng.uniform(0.03, 0.8, 400), rng.uniform(30.0, 220.0, 400), rng.uniform(0.2, 1.2, 400))]
+        cases += [(11.1, 0.8, 0.25), (44.4, 0.5, 0.5), (25.0, 0.3, 0.31), (2.0, 1.5, 0.2), (400.0, 1.0, 0.99)]
+        with np.errstate(all="ignore"):
+            for shape, mean, floor in cases:
+                got = truncated_gamma_scale_kernel(float(shape), float(mean), float(floor), loop, buf)
+                if np.float64(got).tobytes() != np.float64(_truncated_gamma_scale(shape, mean, floor)).tobytes():
+                    return None
+        return loop
+    except Exception:  # pragma: no cover - another scipy or NumPy layout, or numba: scipy's calls it is
+        return None

@@ -335,7 +335,13 @@ def beat_schedule(rhythm, n_beats, rng, heart_rate, *, heart_rate_std, breathing
         # ventricles' (rhythm_params["rr_floor"], the end of the patient's ST-T); shorter
         # intervals are redrawn (truncated gamma, its scale set so the mean RR stays 60/HR)
         floor = max(0.25, float(rhythm_params.get("rr_floor", 0.25)))
-        scale = _truncated_gamma_scale(shape, 60.0 / heart_rate, floor)
+        loop = _plan_kernels.gammaincc_loop()
+        if loop is not None and isinstance(shape, float) and isinstance(heart_rate, float):
+            # the bisection in one kernel call (scipy's gammaincc loop, checked here)
+            scale = _plan_kernels.truncated_gamma_scale_kernel(float(shape), float(60.0 / heart_rate), floor, loop,
+                                                               np.empty(5))
+        else:
+            scale = _truncated_gamma_scale(shape, 60.0 / heart_rate, floor)
         rr = rng.gamma(shape, scale, n_beats)
         for _ in range(100):
             bad = rr < floor

@@ -106,19 +106,22 @@ def _dipole_from_vcg(vcg_mV, forward, frank_layout) -> np.ndarray:
 
 def _solve_dipole(vcg_mV, forward, frank_layout):
     """``(dipole, checked)``: :func:`_dipole_from_vcg`'s dipole, and whether it went through
-    the fast solve with the VCG and the dipole checked finite there (one pass over each by
-    ``all_finite_kernel``, which is ``np.all(np.isfinite(.))``), so the source built from it
+    the fast solve with the VCG and the dipole checked finite there (one pass over the dipole
+    by ``all_finite_kernel``, which is ``np.all(np.isfinite(.))``), so the source built from it
     needs no checks of its own; else ``_dipole_from_vcg`` itself (its checks, its errors)
     and False."""
-    from ..ode._kernels import all_finite_kernel
-
+    all_finite_kernel = (_ODE_FNS[0] if _ODE_FNS else _ode_fns())[1]
     v = np.asarray(vcg_mV, dtype=np.float64)
-    if v.ndim == 2 and v.shape[0] == 3 and v.flags.c_contiguous and all_finite_kernel(v):
+    if v.ndim == 2 and v.shape[0] == 3 and v.flags.c_contiguous:
         fast = _fast_solver(_frank_matrix(forward, frank_layout))
         if fast is not None:
             kernel, lu, perm = fast
             out = np.empty_like(v)
             kernel(lu, perm, v, out)
+            # one check covers both: a NaN or infinite VCG sample makes every dipole sample
+            # that depends on it NaN or infinite (the substitutions multiply it by nonzero
+            # finite factors: the factors of a finite, nonsingular G), so a finite dipole
+            # means a finite VCG
             if all_finite_kernel(out):
                 return out, True
     return _dipole_from_vcg(vcg_mV, forward, frank_layout), False
@@ -177,6 +180,20 @@ def synthetic_source(duration: float, fs: float, rng: np.random.Generator, forwa
     return _source(**fields) if checked else CardiacSource(**fields)
 
 
+_ODE_FNS = []  # [(ode.synthesize, ode._kernels.all_finite_kernel, _pairwise_kernels.pairwise_sum_flat)]
+
+
+def _ode_fns() -> tuple:
+    """The ODE functions a synthetic source uses, imported (lazily: sources need not load the
+    ODE package) once, not at every source (a function-level import costs ~0.8 µs)."""
+    if not _ODE_FNS:
+        from .._pairwise_kernels import pairwise_sum_flat
+        from ..ode import synthesize
+        from ..ode._kernels import all_finite_kernel
+        _ODE_FNS.append((synthesize, all_finite_kernel, pairwise_sum_flat))
+    return _ODE_FNS[0]
+
+
 #: the parameter value types that go into a source's metadata exactly (``isinstance`` of
 #: ``_META_TYPES`` holds for them)
 _META_EXACT = frozenset((int, float, str, bool))
@@ -188,27 +205,30 @@ def _synthetic_fields(duration, fs, rng, forward, frank_layout, *, rhythm, morph
     keywords and whether its dipole was checked (:func:`_solve_dipole`: then
     :func:`_source` builds it without the dataclass's checks). The dataset plan builds its
     sources from these directly, with its own labels and metadata."""
-    from ..ode import synthesize
-
+    synthesize, _, pairwise_sum_flat = _ODE_FNS[0] if _ODE_FNS else _ode_fns()
     beats = synthesize(duration, fs, rng, rhythm=rhythm, morphology=morphology, **synthesize_kwargs)
     dipole, checked = _solve_dipole(beats.vcg, forward, frank_layout)
     rr = np.asarray(beats.rr, dtype=float)
     if rr.ndim == 1 and rr.size and rr.flags.c_contiguous:
         # np.mean's sum (NumPy's pairwise order) and division in one kernel call
-        from .._pairwise_kernels import pairwise_sum_flat
         hr = float(60.0 / (pairwise_sum_flat(rr, 0, rr.shape[0]) / rr.shape[0]))
     else:
         hr = float(60.0 / rr.mean()) if rr.size else float("nan")
     meta = {"ode_class": f"{rhythm}+{morphology}"}
-    keys = _META_KEYS
+    keys = _META_KEYS  # the ~110 parameter names repeat record after record: their names built once
     params = beats.params
-    if not keys.keys() >= params.keys():  # the ~110 parameter names repeat record after record: built once
-        keys.update((k, f"ode_{k}") for k in params if k not in keys)
     values = params.values()
     if _META_EXACT.issuperset(map(type, values)):
         # every value kept (the common case): names and values zipped, no per-value isinstance
-        meta.update(zip(map(keys.__getitem__, params), values))
+        try:
+            meta.update(zip(map(keys.__getitem__, params), values))
+        except KeyError:  # a name not seen before (rare: no superset check of the names each record)
+            keys.update((k, f"ode_{k}") for k in params if k not in keys)
+            meta = {"ode_class": meta["ode_class"]}
+            meta.update(zip(map(keys.__getitem__, params), values))
     else:
+        if not keys.keys() >= params.keys():
+            keys.update((k, f"ode_{k}") for k in params if k not in keys)
         # (one comprehension: the loop with a look-up and a store per name cost ~10 µs more)
         meta.update({keys[k]: v for k, v in params.items() if isinstance(v, _META_TYPES)})
     bt = beats.beat_types
