@@ -277,6 +277,17 @@ def _ufunc_table_loop(ufunc, signature):
     return (fn, d or 0) if fn else None
 
 
+def ufunc_loop_array(ufunc, signature):
+    """:func:`_ufunc_table_loop` as the read-only ``uint64[2]`` (function, data) the kernels
+    take, or None."""
+    fd = _ufunc_table_loop(ufunc, signature)
+    if fd is None:
+        return None
+    loop = np.array(fd, np.uint64)
+    loop.flags.writeable = False
+    return loop
+
+
 @njit(nogil=True, inline="always")
 def unary_loop_inplace(loop, addr, m):
     """``f(v, out=v)`` for the ``m`` float64 at address ``addr`` (contiguous) by the
@@ -296,11 +307,9 @@ def _checked_loop(ufunc, args):
     with it gives ``ufunc(x)`` bit for bit on ``args`` whole and on every slice
     ``args[n:2 n]``, ``n < 300`` (every SIMD tail and alignment), else None."""
     try:
-        fd = _ufunc_table_loop(ufunc, "d->d")
-        if fd is None:
+        loop = ufunc_loop_array(ufunc, "d->d")
+        if loop is None:
             return None
-        loop = np.array(fd, np.uint64)
-        loop.flags.writeable = False
         with np.errstate(all="ignore"):   # the edge arguments overflow / divide by zero on purpose
             got = args.copy()
             unary_loop_kernel(loop, got)

@@ -1626,17 +1626,11 @@ KERNELS["nstdb_powers"] = (nstdb_powers_kernel, nstdb_powers_ref)
 KERNELS["nstdb_powers_finite"] = (nstdb_powers_finite_kernel, nstdb_powers_ref)
 
 
-@njit(cache=True, nogil=True)
-def snr_db_kernel(s, p, out):  # pragma: no cover - compiled
-    """The realised SNRs of :func:`cardiosim.noise.snr.scale_electrode_noise`'s measured kinds
-    from the signal powers ``s`` [n_leads] and noise powers ``p`` [n_kinds, n_leads] (float64,
-    C order), in its order of keys: for each kind the pooled ``10 log10(sum s / sum p_k)``,
-    then ``10 log10(s / p_k)`` of every lead, into ``out`` [n_kinds (1 + n_leads)]. NumPy's
-    operations: its pairwise sums (:func:`~cardiosim._pairwise_kernels.pairwise_sum_flat`,
-    added to 0.0), IEEE division and ``log10`` (the C library's, as NumPy's float64 ``log10``
-    without AVX-512; :func:`cardiosim.noise.snr._snr_db_kernel_matches` checks it once per
-    process). Returns False, with nothing written, unless every power is positive (the caller
-    then takes the NumPy path, which masks zero and NaN powers)."""
+@njit(nogil=True, inline="always")
+def _snr_ratios(s, p, out):  # pragma: no cover - compiled
+    """The ratios under the logarithms of :func:`snr_db_kernel`, in its order of keys: per kind
+    ``sum s / sum p_k`` (NumPy's pairwise sums, added to 0.0) then ``s / p_k`` of every lead,
+    into ``out``; False, with nothing written, unless every power is positive."""
     n_k, n_l = p.shape
     for l in range(n_l):
         if not s[l] > 0.0:
@@ -1648,11 +1642,29 @@ def snr_db_kernel(s, p, out):  # pragma: no cover - compiled
     s_sum = 0.0 + pairwise_sum_flat(s, 0, n_l)
     q = 0
     for i in range(n_k):
-        out[q] = 10.0 * np.log10(s_sum / (0.0 + pairwise_sum_flat(p[i], 0, n_l)))
+        out[q] = s_sum / (0.0 + pairwise_sum_flat(p[i], 0, n_l))
         q += 1
         for l in range(n_l):
-            out[q] = 10.0 * np.log10(s[l] / p[i, l])
+            out[q] = s[l] / p[i, l]
             q += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def snr_db_kernel(s, p, out):  # pragma: no cover - compiled
+    """The realised SNRs of :func:`cardiosim.noise.snr.scale_electrode_noise`'s measured kinds
+    from the signal powers ``s`` [n_leads] and noise powers ``p`` [n_kinds, n_leads] (float64,
+    C order), in its order of keys: for each kind the pooled ``10 log10(sum s / sum p_k)``,
+    then ``10 log10(s / p_k)`` of every lead, into ``out`` [n_kinds (1 + n_leads)]. NumPy's
+    operations: its pairwise sums (:func:`~cardiosim._pairwise_kernels.pairwise_sum_flat`,
+    added to 0.0), IEEE division and ``log10`` (the C library's, as NumPy's float64 ``log10``
+    without AVX-512; :func:`cardiosim.noise.snr._snr_db_kernel_matches` checks it once per
+    process). Returns False, with nothing written, unless every power is positive (the caller
+    then takes the NumPy path, which masks zero and NaN powers)."""
+    if not _snr_ratios(s, p, out):
+        return False
+    for q in range(p.shape[0] * (1 + p.shape[1])):
+        out[q] = 10.0 * np.log10(out[q])
     return True
 
 
@@ -1677,22 +1689,9 @@ def snr_db_loop_kernel(s, p, out, loop):  # pragma: no cover - compiled
     in place, then times 10. The same values as :func:`snr_db_ref` where the loop reproduces
     ``np.log10`` (:func:`cardiosim.noise.snr._snr_db_form` checks it once per process).
     Returns False, with nothing written, unless every power is positive."""
-    n_k, n_l = p.shape
-    for l in range(n_l):
-        if not s[l] > 0.0:
-            return False
-    for i in range(n_k):
-        for l in range(n_l):
-            if not p[i, l] > 0.0:
-                return False
-    s_sum = 0.0 + pairwise_sum_flat(s, 0, n_l)
-    q = 0
-    for i in range(n_k):
-        out[q] = s_sum / (0.0 + pairwise_sum_flat(p[i], 0, n_l))
-        q += 1
-        for l in range(n_l):
-            out[q] = s[l] / p[i, l]
-            q += 1
+    if not _snr_ratios(s, p, out):
+        return False
+    q = p.shape[0] * (1 + p.shape[1])
     unary_loop_inplace(loop, out.ctypes.data, q)
     for j in range(q):
         out[j] = 10.0 * out[j]

@@ -87,7 +87,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from .._exp_kernels import _ufunc_loop, _ufunc_table_loop  # noqa: F401 - NumPy's loops from kernels (shared)
+from .._exp_kernels import _ufunc_loop, _ufunc_table_loop, ufunc_loop_array  # noqa: F401 - NumPy's loops (shared)
 from .._pairwise_kernels import pairwise_sum_flat
 from ._kernels import _fma, gaussian_time_rows_kernel
 from ._rng_kernels import next_double, standard_normal
@@ -1264,11 +1264,9 @@ def gammaincc_loop():
 
         from .rhythm import _truncated_gamma_scale
 
-        fd = _ufunc_table_loop(gammaincc, "dd->d")
-        if fd is None:
+        loop = ufunc_loop_array(gammaincc, "dd->d")
+        if loop is None:
             return None
-        loop = np.array(fd, np.uint64)
-        loop.flags.writeable = False
         rng = np.random.default_rng(20261208)
         buf = np.empty(5)
         cases = [(1.0 / cv ** 2, 60.0 / hr, floor) for cv, hr, floor in
